@@ -1,0 +1,56 @@
+# Rampart: the two commands a newcomer needs are `make run` and `make test`.
+# `make test` is exactly what CI runs (.ci/run calls it).
+
+CARGO ?= cargo
+BROWSER_DIR := tests/browser
+
+.PHONY: run run-debug test fmt-check clippy unit browser-test browser-deps bench check-config clean
+
+## make run: the server with the shipped configuration on http://localhost:8080
+run:
+	$(CARGO) run --release --bin rampart -- --config server_config.yaml
+
+run-debug:
+	$(CARGO) run --bin rampart -- --config server_config.yaml
+
+## make test: formatting, lints, every unit/property/integration test, then the browser test
+test: fmt-check clippy unit check-config browser-test
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --all-targets -- -D warnings
+
+unit:
+	$(CARGO) test --all-targets
+
+check-config:
+	$(CARGO) run --quiet --bin rampart -- --config server_config.yaml --check
+
+## The browser test needs Debian's chromium and npm's playwright-core; install what is missing.
+browser-deps:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    echo "installing Debian's chromium for the browser test"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "the browser test needs chromium: run 'sudo apt-get install chromium' and retry" >&2; exit 1; \
+	  fi; \
+	fi
+	@command -v npm >/dev/null 2>&1 || { echo "the browser test needs node and npm: run 'sudo apt-get install nodejs npm'" >&2; exit 1; }
+	@if [ ! -d $(BROWSER_DIR)/node_modules/playwright-core ]; then \
+	  cd $(BROWSER_DIR) && npm ci --no-audit --no-fund --loglevel=error; \
+	fi
+
+browser-test: browser-deps
+	$(CARGO) build --quiet --bin rampart
+	bash $(BROWSER_DIR)/run.sh target/debug/rampart
+
+## make bench: criterion benchmarks (not part of make test); figures go in BENCHMARKS.md
+bench:
+	$(CARGO) bench --bench actors
+
+clean:
+	$(CARGO) clean
+	rm -rf $(BROWSER_DIR)/node_modules

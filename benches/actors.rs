@@ -1,0 +1,128 @@
+//! Criterion benches for the supervision hot paths: spawning a game actor and answering
+//! its first message, a move round trip through the actor, and a panic followed by the
+//! restored game answering (immediate policy, snapshot restore included).
+//! Run with `make bench`; figures are recorded in BENCHMARKS.md.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use criterion::{criterion_group, criterion_main, Criterion};
+use rampart::config::{Config, RestartStrategy};
+use rampart::game::{Connect4, Rules, Seat};
+use rampart::ids::{GameId, PlayerToken};
+use rampart::metrics::Metrics;
+use rampart::protocol::{GameStatus, GameSummary, PlayersView};
+use rampart::store::{MemoryStore, SnapshotStore};
+use rampart::supervision::game_actor::{Action, Command, Fault, GameActor, GameEnv, InjectFault, Probe, StartMode, ToSession};
+use rampart::supervision::registry::GameCell;
+use rampart::supervision::snapshot::{SeatRecord, Snapshot};
+
+/// Swallows the frames a game sends, like a socket that reads instantly.
+struct Sink;
+impl Actor for Sink {
+    type Context = Context<Self>;
+}
+impl Handler<ToSession> for Sink {
+    type Result = ();
+    fn handle(&mut self, _: ToSession, _: &mut Context<Self>) {}
+}
+
+fn env() -> Arc<GameEnv> {
+    let mut config = Config::default();
+    config.supervision.default.strategy = RestartStrategy::Immediate;
+    config.supervision.default.max_restarts = 1000;
+    config.supervision.default.within_secs = 1;
+    let store: Arc<dyn SnapshotStore> = Arc::new(MemoryStore::default());
+    Arc::new(GameEnv { policy: config.supervision.policy_for("connect4"), ai: config.ai.clone(), store, metrics: Arc::new(Metrics::default()) })
+}
+
+/// A two-human game actor started on the current arbiter.
+fn start_game(env: &Arc<GameEnv>) -> Addr<GameActor> {
+    let id = GameId::random();
+    let seat = |name: &str| Some(SeatRecord { name: name.to_owned(), token: Some(PlayerToken::random()) });
+    let snapshot = Arc::new(Snapshot { game_id: id.clone(), board: Connect4::new_game(), seats: [seat("a"), seat("b")], created_at: String::new() });
+    let summary = GameSummary { game_id: id.to_string(), kind: "connect4", status: GameStatus::Playing, players: PlayersView { red: None, yellow: None }, moves: 0, restarts: 0, created_at: String::new() };
+    let cell = Arc::new(GameCell::new(id, "connect4", 0, summary));
+    let actor = GameActor::new(cell.clone(), env.clone(), snapshot, StartMode::Fresh);
+    let addr = actix::Supervisor::start(move |_| actor);
+    cell.set_addr(addr.clone());
+    addr
+}
+
+fn in_system<F: std::future::Future<Output = Duration>>(f: impl FnOnce() -> F) -> Duration {
+    System::new().block_on(async move { f().await })
+}
+
+fn benches(c: &mut Criterion) {
+    rampart::supervision::panic_hook::install();
+    let mut group = c.benchmark_group("game_actor");
+    group.measurement_time(Duration::from_secs(4));
+
+    group.bench_function("spawn_and_first_answer", |b| {
+        b.iter_custom(|iters| {
+            in_system(|| async move {
+                let env = env();
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let addr = start_game(&env);
+                    let _ = addr.send(Probe).await;
+                }
+                start.elapsed()
+            })
+        })
+    });
+
+    group.bench_function("move_round_trip", |b| {
+        b.iter_custom(|iters| {
+            in_system(|| async move {
+                let env = env();
+                let sink = Sink.start().recipient();
+                let mut total = Duration::ZERO;
+                let mut done = 0;
+                while done < iters {
+                    let addr = start_game(&env);
+                    // Columns 0..6 filled in pairs: 36 moves without a win.
+                    let columns = [0, 1, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0, 2, 3, 2, 3, 2, 3, 3, 2, 3, 2, 3, 2, 4, 5, 4, 5, 4, 5, 5, 4, 5, 4, 5, 4];
+                    let start = Instant::now();
+                    for (i, column) in columns.iter().enumerate().take((iters - done) as usize) {
+                        let seat = if i % 2 == 0 { Seat::Red } else { Seat::Yellow };
+                        let _ = addr.send(Command { seat, action: Action::Move(*column), reply: sink.clone() }).await;
+                        done += 1;
+                    }
+                    total += start.elapsed();
+                }
+                total
+            })
+        })
+    });
+
+    group.bench_function("panic_to_restored_answer", |b| {
+        b.iter_custom(|iters| {
+            in_system(|| async move {
+                let env = env();
+                let mut total = Duration::ZERO;
+                let mut done = 0;
+                while done < iters {
+                    // A fresh game every 500 restarts keeps each inside its restart budget.
+                    let addr = start_game(&env);
+                    let _ = addr.send(Probe).await;
+                    let batch = (iters - done).min(500);
+                    let start = Instant::now();
+                    for _ in 0..batch {
+                        addr.do_send(InjectFault(Fault::Panic));
+                        let answer = addr.send(Probe).await;
+                        debug_assert!(matches!(answer, Ok(Ok(_))));
+                    }
+                    total += start.elapsed();
+                    done += batch;
+                }
+                total
+            })
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(actor_benches, benches);
+criterion_main!(actor_benches);

@@ -1,0 +1,173 @@
+//! Domain identifiers and clocks: newtypes for game ids, player tokens and connection ids,
+//! so they cannot be swapped, plus the monotonic and wall clocks the server uses.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+/// Fills a buffer from the operating system's secure random source.
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    // getrandom only fails when the OS has no entropy source at all; a server cannot run then.
+    getrandom::fill(&mut bytes).expect("the operating system random source is unavailable");
+    bytes
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
+    out
+}
+
+/// A game's id: 12 random hex characters, safe to show in links and the lobby.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct GameId(String);
+
+impl GameId {
+    /// A fresh random id.
+    pub fn random() -> Self {
+        GameId(hex(&random_bytes::<6>()))
+    }
+    /// Parses an id from a URL path; `None` when it cannot be one of ours.
+    pub fn parse(text: &str) -> Option<Self> {
+        let ok = !text.is_empty() && text.len() <= 64 && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        ok.then(|| GameId(text.to_owned()))
+    }
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for GameId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for GameId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "GameId({})", self.0)
+    }
+}
+
+/// A seat's secret: 32 random bytes as hex. Never logged (Debug prints `***`), compared in
+/// constant time.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PlayerToken(String);
+
+impl PlayerToken {
+    /// A fresh random token.
+    pub fn random() -> Self {
+        PlayerToken(hex(&random_bytes::<32>()))
+    }
+    /// Wraps a token received from a client.
+    pub fn from_client(text: &str) -> Self {
+        PlayerToken(text.to_owned())
+    }
+    /// The secret itself, for the one response that hands it to its owner.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    /// Constant-time comparison.
+    pub fn matches(&self, other: &PlayerToken) -> bool {
+        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
+    }
+}
+
+impl fmt::Debug for PlayerToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PlayerToken(***)")
+    }
+}
+
+/// Identifies one WebSocket connection for the lifetime of the process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConnId(pub u64);
+
+impl ConnId {
+    /// The next connection id.
+    pub fn next() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        ConnId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// A short random id tying a client-visible INTERNAL error to its log line.
+pub fn incident_id() -> String {
+    hex(&random_bytes::<4>())
+}
+
+/// Milliseconds on a monotonic clock since the process started; never 0, so 0 can mean "unset".
+pub fn monotonic_ms() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX) + 1
+}
+
+/// The current wall-clock time as an RFC 3339 UTC string with millisecond precision.
+pub fn now_rfc3339() -> String {
+    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    rfc3339(since.as_secs(), since.subsec_millis())
+}
+
+/// Formats seconds since the Unix epoch as RFC 3339 UTC (civil-from-days, H. Hinnant).
+fn rfc3339(secs: u64, millis: u32) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_known_dates() {
+        assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(951_782_400, 5), "2000-02-29T00:00:00.005Z");
+        assert_eq!(rfc3339(1_795_000_000, 999), "2026-11-18T11:06:40.999Z");
+    }
+
+    #[test]
+    fn tokens_compare_and_hide() {
+        let a = PlayerToken::random();
+        assert_eq!(a.expose().len(), 64);
+        assert!(a.matches(&PlayerToken::from_client(a.expose())));
+        assert!(!a.matches(&PlayerToken::random()));
+        assert!(!a.matches(&PlayerToken::from_client("short")));
+        assert!(!format!("{a:?}").contains(a.expose()));
+    }
+
+    #[test]
+    fn game_ids_parse_only_safe_text() {
+        let id = GameId::random();
+        assert_eq!(GameId::parse(id.as_str()), Some(id));
+        assert_eq!(GameId::parse(""), None);
+        assert_eq!(GameId::parse("../etc"), None);
+    }
+}

@@ -1,0 +1,114 @@
+//! Rampart: a resilient stateful game server on Actix.
+//!
+//! Layout (one module per part of DESIGN.md):
+//! - [`config`]: the typed, validated `server_config.yaml`.
+//! - [`protocol`]: the wire contract of PROTOCOL.md as types.
+//! - [`game`]: pure game rules (no I/O, no Actix) and the AI's search.
+//! - [`supervision`]: game actors, the supervisor, restart policies, snapshots.
+//! - [`admission`]: the gate new games pass through.
+//! - [`store`]: storage traits and their embedded backends.
+//! - [`web`]: HTTP routes, the WebSocket sessions and the browser page.
+//! - [`metrics`]: counters and gauges, rendered for Prometheus.
+//!
+//! [`run`] serves on a listener the caller bound, until the caller's shutdown future
+//! resolves: `main` passes a signal, tests pass their own trigger.
+
+pub mod admission;
+pub mod config;
+pub mod game;
+pub mod ids;
+pub mod metrics;
+pub mod protocol;
+pub mod store;
+pub mod supervision;
+pub mod web;
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_web::{web as aweb, App, HttpServer};
+
+use crate::admission::{AdmissionController, StartDraining};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::store::{MemoryStore, SnapshotStore};
+use crate::supervision::registry::Registry;
+use crate::supervision::supervisor::{GameSupervisor, ShutdownGames};
+use crate::web::session::SessionLimits;
+use crate::web::AppState;
+
+/// Socket limits from the configuration.
+fn session_limits(config: &Config) -> SessionLimits {
+    let s = &config.server;
+    let max = s.max_frame_bytes as usize;
+    SessionLimits {
+        max_frame_bytes: max,
+        hard_frame_bytes: (max * 4).max(64 * 1024),
+        outbound_queue: s.outbound_queue as usize,
+        heartbeat_interval: Duration::from_millis(s.heartbeat_interval_ms),
+        client_timeout: Duration::from_millis(s.client_timeout_ms),
+        join_timeout: Duration::from_millis(s.join_timeout_ms),
+        max_chat_chars: s.max_chat_chars as usize,
+        rate_per_sec: s.rate_limit_frames_per_sec as f64,
+        burst: s.rate_limit_burst as f64,
+    }
+}
+
+/// Serves Rampart on `listener` until `shutdown` resolves, then drains: stops admitting,
+/// tells every player (games are already saved), closes sockets with a reason and waits
+/// up to `server.shutdown_grace_ms` for connections to finish. Must run inside an actix
+/// `System` (`#[actix_web::main]`, `#[actix_rt::test]`).
+pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+    supervision::panic_hook::install();
+    let config = Arc::new(config);
+    let metrics = Arc::new(Metrics::default());
+    let registry = Arc::new(Registry::default());
+    let store: Arc<dyn SnapshotStore> = Arc::new(MemoryStore::default());
+    let supervisor = GameSupervisor::new(config.clone(), registry.clone(), store, metrics.clone()).start();
+    let admission = AdmissionController::new(supervisor.clone()).start();
+    let state = aweb::Data::new(AppState {
+        config: config.clone(),
+        registry,
+        metrics,
+        supervisor: supervisor.clone(),
+        admission: admission.clone(),
+        limits: Arc::new(session_limits(&config)),
+        draining: AtomicBool::new(false),
+        started: Instant::now(),
+    });
+    let local = listener.local_addr()?;
+    let tcp_user_timeout = Duration::from_millis(config.server.tcp_user_timeout_ms);
+    let app_state = state.clone();
+    let server = HttpServer::new(move || App::new().app_data(app_state.clone()).configure(web::routes))
+        .workers(config.server.workers as usize)
+        .disable_signals()
+        .shutdown_timeout(config.server.shutdown_grace_ms.div_ceil(1000))
+        .on_connect(move |conn, _| {
+            // A dead peer must not hold a socket forever (DESIGN.md D10).
+            if let Some(stream) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                if !tcp_user_timeout.is_zero() {
+                    let _ = socket2::SockRef::from(stream).set_tcp_user_timeout(Some(tcp_user_timeout));
+                }
+            }
+        })
+        .listen(listener)?
+        .run();
+    let handle = server.handle();
+    tracing::info!(address = %local, admin = config.secrets.admin_token.is_some(), "rampart is serving");
+    let mut server = std::pin::pin!(server);
+    tokio::select! {
+        result = &mut server => return result,
+        () = shutdown => {}
+    }
+    tracing::info!("shutting down: no new games; telling players; closing sockets");
+    state.draining.store(true, Ordering::Release);
+    let _ = admission.send(StartDraining).await;
+    let _ = supervisor.send(ShutdownGames).await;
+    let (_, result) = futures_util::future::join(handle.stop(true), server).await;
+    tracing::info!("shutdown complete");
+    result
+}

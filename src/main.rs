@@ -1,0 +1,91 @@
+//! The `rampart` binary: parses arguments, loads and validates the configuration,
+//! initialises logging, binds, and hands over to [`rampart::run`].
+//!
+//! `rampart [--config FILE] [--check]`: serve, or with `--check` validate and exit 0, or
+//! print every problem and exit 64 (EX_USAGE).
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use rampart::config::Config;
+
+const USAGE: &str = "usage: rampart [--config FILE] [--check]\n  --config FILE  the YAML configuration (default: the embedded defaults)\n  --check        validate the configuration and exit";
+const EX_USAGE: u8 = 64;
+
+fn main() -> ExitCode {
+    let mut config_path: Option<PathBuf> = None;
+    let mut check = false;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--config" | "-c" => match args.next() {
+                Some(path) => config_path = Some(PathBuf::from(path)),
+                None => return usage("--config needs a file"),
+            },
+            "--check" => check = true,
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            other => return usage(&format!("unknown argument {other:?}")),
+        }
+    }
+    let loaded = match &config_path {
+        Some(path) => Config::load(path),
+        None => Config::from_env_only(),
+    };
+    let config = match loaded {
+        Ok(config) => config,
+        Err(errors) => {
+            let source = config_path.as_ref().map_or_else(|| "the embedded defaults".to_owned(), |p| p.display().to_string());
+            eprintln!("rampart: the configuration in {source} has {} problem(s):", errors.errors.len());
+            eprintln!("{errors}");
+            return ExitCode::from(EX_USAGE);
+        }
+    };
+    if check {
+        println!("configuration OK");
+        return ExitCode::SUCCESS;
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("RAMPART_LOG").unwrap_or_else(|_| "info".into()))
+        .init();
+    let listener = match TcpListener::bind(config.server.bind) {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("rampart: cannot listen on {}: {e}", config.server.bind);
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!("open http://{} in a browser", listener.local_addr().map_or_else(|_| config.server.bind.to_string(), |a| a.to_string()));
+    let system = actix_rt::System::new();
+    match system.block_on(rampart::run(listener, config, shutdown_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rampart: server error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn usage(problem: &str) -> ExitCode {
+    eprintln!("rampart: {problem}\n{USAGE}");
+    ExitCode::from(EX_USAGE)
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,510 @@
+//! The wire contract of PROTOCOL.md as types: error codes and the error shape, client and
+//! server WebSocket frames, REST bodies and the game views. Parsing and validation of client
+//! frames happen here, in one place, and return PROTOCOL.md error codes.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::game::Seat;
+
+/// Every error code a client can see. Stable: add, never rename.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[allow(missing_docs)]
+pub enum ErrorCode {
+    BadRequest,
+    ValidationFailed,
+    UnknownMessageType,
+    PayloadTooLarge,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    GameNotFound,
+    TicketNotFound,
+    GameFull,
+    NotYourTurn,
+    InvalidMove,
+    GameOver,
+    GameRestarting,
+    GameFailed,
+    ServerBusy,
+    RateLimited,
+    Draining,
+    Internal,
+}
+
+impl ErrorCode {
+    /// All codes, for metrics.
+    pub const ALL: [ErrorCode; 19] = [
+        ErrorCode::BadRequest,
+        ErrorCode::ValidationFailed,
+        ErrorCode::UnknownMessageType,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
+        ErrorCode::NotFound,
+        ErrorCode::GameNotFound,
+        ErrorCode::TicketNotFound,
+        ErrorCode::GameFull,
+        ErrorCode::NotYourTurn,
+        ErrorCode::InvalidMove,
+        ErrorCode::GameOver,
+        ErrorCode::GameRestarting,
+        ErrorCode::GameFailed,
+        ErrorCode::ServerBusy,
+        ErrorCode::RateLimited,
+        ErrorCode::Draining,
+        ErrorCode::Internal,
+    ];
+
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "BAD_REQUEST",
+            ErrorCode::ValidationFailed => "VALIDATION_FAILED",
+            ErrorCode::UnknownMessageType => "UNKNOWN_MESSAGE_TYPE",
+            ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            ErrorCode::Unauthorized => "UNAUTHORIZED",
+            ErrorCode::Forbidden => "FORBIDDEN",
+            ErrorCode::NotFound => "NOT_FOUND",
+            ErrorCode::GameNotFound => "GAME_NOT_FOUND",
+            ErrorCode::TicketNotFound => "TICKET_NOT_FOUND",
+            ErrorCode::GameFull => "GAME_FULL",
+            ErrorCode::NotYourTurn => "NOT_YOUR_TURN",
+            ErrorCode::InvalidMove => "INVALID_MOVE",
+            ErrorCode::GameOver => "GAME_OVER",
+            ErrorCode::GameRestarting => "GAME_RESTARTING",
+            ErrorCode::GameFailed => "GAME_FAILED",
+            ErrorCode::ServerBusy => "SERVER_BUSY",
+            ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::Draining => "DRAINING",
+            ErrorCode::Internal => "INTERNAL",
+        }
+    }
+
+    /// The HTTP status of this code on a REST response (WebSocket-only codes map to 409).
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::BadRequest => 400,
+            ErrorCode::ValidationFailed => 422,
+            ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::Unauthorized => 401,
+            ErrorCode::Forbidden => 403,
+            ErrorCode::NotFound | ErrorCode::GameNotFound | ErrorCode::TicketNotFound => 404,
+            ErrorCode::GameFailed => 410,
+            ErrorCode::ServerBusy | ErrorCode::Draining | ErrorCode::GameRestarting => 503,
+            ErrorCode::RateLimited => 429,
+            ErrorCode::Internal => 500,
+            ErrorCode::UnknownMessageType => 400,
+            ErrorCode::GameFull | ErrorCode::NotYourTurn | ErrorCode::InvalidMove | ErrorCode::GameOver => 409,
+        }
+    }
+}
+
+/// The one error shape: `{"code","message","details"}`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ErrorBody {
+    /// Stable machine-readable code.
+    pub code: ErrorCode,
+    /// A sentence for humans; never an internal message.
+    pub message: String,
+    /// Structured extras (`field`, `retry_after_ms`, `incident`, …); may be empty.
+    pub details: Value,
+}
+
+impl ErrorBody {
+    /// An error with empty details.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ErrorBody { code, message: message.into(), details: json!({}) }
+    }
+    /// Adds one detail.
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
+        if let Value::Object(map) = &mut self.details {
+            map.insert(key.to_owned(), value.into());
+        }
+        self
+    }
+    /// VALIDATION_FAILED naming the field.
+    pub fn validation(field: &str, message: impl Into<String>) -> Self {
+        ErrorBody::new(ErrorCode::ValidationFailed, message).with("field", field)
+    }
+    /// The REST envelope `{"error":{…}}`.
+    pub fn envelope(&self) -> Value {
+        json!({ "error": self })
+    }
+}
+
+/// A frame a client sends on a game socket, after parsing and validation.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ClientFrame {
+    /// Attach to a seat (first frame, or a resume).
+    Join {
+        /// The seat's token.
+        token: String,
+    },
+    /// Drop a disc; the column is checked by the rules (INVALID_MOVE when out of range).
+    Move {
+        /// Raw column from the client.
+        column: i64,
+    },
+    /// A chat line, already trimmed and length-checked.
+    Chat {
+        /// The text.
+        text: String,
+    },
+    /// Concede the game.
+    Resign,
+    /// Liveness probe, answered with `pong`.
+    Ping {
+        /// Echoed back.
+        id: Value,
+    },
+}
+
+/// The typed shapes of client frames, checked strictly.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum RawFrame {
+    Join { token: String },
+    Move { column: i64 },
+    Chat { text: String },
+    Resign,
+    Ping { id: Value },
+}
+
+/// The frame types a client may send, for error messages.
+pub const CLIENT_FRAME_TYPES: [&str; 5] = ["join", "move", "chat", "resign", "ping"];
+
+/// A client frame that could not be accepted, with the frame type when it was known.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FrameError {
+    /// The error to send.
+    pub error: ErrorBody,
+    /// The `type` of the offending frame, when it had a known one.
+    pub in_reply_to: Option<&'static str>,
+}
+
+impl ClientFrame {
+    /// The wire name of this frame's type.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ClientFrame::Join { .. } => "join",
+            ClientFrame::Move { .. } => "move",
+            ClientFrame::Chat { .. } => "chat",
+            ClientFrame::Resign => "resign",
+            ClientFrame::Ping { .. } => "ping",
+        }
+    }
+
+    /// Parses and validates one text frame.
+    pub fn parse(text: &str, max_chat_chars: usize) -> Result<ClientFrame, FrameError> {
+        let fail = |error, in_reply_to| FrameError { error, in_reply_to };
+        let value: Value = serde_json::from_str(text)
+            .map_err(|e| fail(ErrorBody::new(ErrorCode::BadRequest, format!("frame is not valid JSON: {e}")), None))?;
+        let Some(kind) = value.get("type").and_then(Value::as_str) else {
+            let msg = "frame must be a JSON object with a string field \"type\"";
+            return Err(fail(ErrorBody::new(ErrorCode::BadRequest, msg), None));
+        };
+        let Some(known) = CLIENT_FRAME_TYPES.iter().copied().find(|t| *t == kind) else {
+            let error = ErrorBody::new(ErrorCode::UnknownMessageType, format!("unknown message type {kind:?}"))
+                .with("type", kind)
+                .with("allowed", CLIENT_FRAME_TYPES.to_vec());
+            return Err(fail(error, None));
+        };
+        let raw: RawFrame = serde_json::from_value(value)
+            .map_err(|e| fail(ErrorBody::new(ErrorCode::BadRequest, format!("bad {known} frame: {e}")), Some(known)))?;
+        Ok(match raw {
+            RawFrame::Join { token } => ClientFrame::Join { token },
+            RawFrame::Move { column } => ClientFrame::Move { column },
+            RawFrame::Chat { text } => {
+                let text = text.trim();
+                if text.is_empty() {
+                    return Err(fail(ErrorBody::validation("text", "chat text is empty"), Some(known)));
+                }
+                let chars = text.chars().count();
+                if chars > max_chat_chars {
+                    let error = ErrorBody::validation("text", format!("chat text has {chars} characters; the limit is {max_chat_chars}"))
+                        .with("max", max_chat_chars);
+                    return Err(fail(error, Some(known)));
+                }
+                ClientFrame::Chat { text: text.chars().filter(|c| !c.is_control()).collect() }
+            }
+            RawFrame::Resign => ClientFrame::Resign,
+            RawFrame::Ping { id } => ClientFrame::Ping { id },
+        })
+    }
+}
+
+/// Who wrote a chat line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChatFrom {
+    /// The red seat.
+    Red,
+    /// The yellow seat.
+    Yellow,
+    /// The AI player.
+    Ai,
+}
+
+impl From<Seat> for ChatFrom {
+    fn from(seat: Seat) -> Self {
+        match seat {
+            Seat::Red => ChatFrom::Red,
+            Seat::Yellow => ChatFrom::Yellow,
+        }
+    }
+}
+
+/// A frame the server sends on a game socket.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// The full game state, after every change.
+    State {
+        /// The state.
+        game: GameView,
+    },
+    /// A chat line.
+    Chat {
+        /// The author.
+        from: ChatFrom,
+        /// The text (rendered as text by clients).
+        text: String,
+        /// When it was said.
+        at: String,
+    },
+    /// An error in reply to a frame.
+    Error {
+        /// The error.
+        error: ErrorBody,
+        /// The frame type it answers, if known.
+        in_reply_to: Option<&'static str>,
+    },
+    /// The game's actor crashed and was restored from its last good state.
+    GameRestarted {
+        /// Restarts so far.
+        restarts: u32,
+        /// Moves in the restored state.
+        restored_moves: u32,
+    },
+    /// The game exceeded its restart limit and is closed.
+    GameFailed {
+        /// Why, in words.
+        reason: String,
+    },
+    /// The answer to a ping.
+    Pong {
+        /// The ping's id.
+        id: Value,
+    },
+}
+
+impl ServerFrame {
+    /// Serialises the frame once; it is then shared between sockets.
+    pub fn to_text(&self) -> std::sync::Arc<str> {
+        // Serialising these plain structs cannot fail.
+        serde_json::to_string(self).unwrap_or_else(|_| String::from("{}")).into()
+    }
+    /// The error code, when this is an error frame.
+    pub fn error_code(&self) -> Option<ErrorCode> {
+        match self {
+            ServerFrame::Error { error, .. } => Some(error.code),
+            _ => None,
+        }
+    }
+}
+
+/// Game status as clients see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GameStatus {
+    /// Waiting for the second human.
+    Waiting,
+    /// In play.
+    Playing,
+    /// Someone won (four in a row or resignation).
+    Won,
+    /// Full board, no winner.
+    Draw,
+    /// Closed after too many restarts.
+    Failed,
+}
+
+/// One seat as clients see it; never holds the token.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PlayerView {
+    /// Display name.
+    pub name: String,
+    /// Whether a socket is attached to the seat (the AI always is).
+    pub connected: bool,
+    /// Whether this seat is the AI.
+    pub ai: bool,
+}
+
+/// Both seats; a free seat is `null`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PlayersView {
+    /// Red seat.
+    pub red: Option<PlayerView>,
+    /// Yellow seat.
+    pub yellow: Option<PlayerView>,
+}
+
+/// The full state of one game (the `game` of a `state` frame).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GameView {
+    /// Game id.
+    pub game_id: String,
+    /// Game kind.
+    pub kind: &'static str,
+    /// Status.
+    pub status: GameStatus,
+    /// Whose turn, or null when not playing.
+    pub turn: Option<Seat>,
+    /// The winner, or null.
+    pub winner: Option<Seat>,
+    /// The seat that resigned, or null.
+    pub resigned: Option<Seat>,
+    /// 7 columns, each bottom to top.
+    pub columns: Vec<Vec<Seat>>,
+    /// Moves played.
+    pub moves: u32,
+    /// Both seats.
+    pub players: PlayersView,
+    /// Restarts so far.
+    pub restarts: u32,
+}
+
+/// One lobby entry (`GET /api/v1/games`); never holds tokens.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GameSummary {
+    /// Game id.
+    pub game_id: String,
+    /// Game kind.
+    pub kind: &'static str,
+    /// Status.
+    pub status: GameStatus,
+    /// Both seats.
+    pub players: PlayersView,
+    /// Moves played.
+    pub moves: u32,
+    /// Restarts so far.
+    pub restarts: u32,
+    /// When the game was created.
+    pub created_at: String,
+}
+
+/// Who the creator plays against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Opponent {
+    /// The AI player.
+    Ai,
+    /// A second human who joins with a link.
+    Human,
+}
+
+/// `POST /api/v1/games`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateGameRequest {
+    /// Game kind; only "connect4" exists.
+    pub kind: String,
+    /// AI or human.
+    pub opponent: Opponent,
+    /// The creator's name.
+    pub player_name: String,
+}
+
+/// `POST /api/v1/games/{id}/join`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinGameRequest {
+    /// The joiner's name.
+    pub player_name: String,
+}
+
+/// The answer to create and join: the seat and its secret token.
+#[derive(Clone, Debug, Serialize)]
+pub struct SeatGrant {
+    /// Game id.
+    pub game_id: String,
+    /// The seat granted.
+    pub seat: Seat,
+    /// The seat's token (shown only to its owner).
+    pub player_token: String,
+}
+
+/// The longest player name accepted.
+pub const MAX_PLAYER_NAME_CHARS: usize = 32;
+
+/// Checks and normalises a player name: trimmed, 1..=32 characters, no control characters.
+pub fn validate_player_name(name: &str) -> Result<String, ErrorBody> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(ErrorBody::validation("player_name", "player_name is empty"));
+    }
+    if name.chars().count() > MAX_PLAYER_NAME_CHARS {
+        return Err(ErrorBody::validation("player_name", format!("player_name is longer than {MAX_PLAYER_NAME_CHARS} characters")));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ErrorBody::validation("player_name", "player_name contains control characters"));
+    }
+    Ok(name.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(text: &str) -> ErrorCode {
+        ClientFrame::parse(text, 280).expect_err("should fail").error.code
+    }
+
+    #[test]
+    fn parses_every_frame() {
+        assert_eq!(ClientFrame::parse(r#"{"type":"join","token":"t"}"#, 280), Ok(ClientFrame::Join { token: "t".into() }));
+        assert_eq!(ClientFrame::parse(r#"{"type":"move","column":3}"#, 280), Ok(ClientFrame::Move { column: 3 }));
+        assert_eq!(ClientFrame::parse(r#"{"type":"move","column":-1}"#, 280), Ok(ClientFrame::Move { column: -1 }));
+        assert_eq!(ClientFrame::parse(r#"{"type":"chat","text":"  hi "}"#, 280), Ok(ClientFrame::Chat { text: "hi".into() }));
+        assert_eq!(ClientFrame::parse(r#"{"type":"resign"}"#, 280), Ok(ClientFrame::Resign));
+        assert_eq!(ClientFrame::parse(r#"{"type":"ping","id":7}"#, 280), Ok(ClientFrame::Ping { id: json!(7) }));
+    }
+
+    #[test]
+    fn rejects_bad_frames_with_their_codes() {
+        assert_eq!(code("not json"), ErrorCode::BadRequest);
+        assert_eq!(code("[1,2]"), ErrorCode::BadRequest);
+        assert_eq!(code(r#"{"type":7}"#), ErrorCode::BadRequest);
+        assert_eq!(code(r#"{"type":"fly"}"#), ErrorCode::UnknownMessageType);
+        assert_eq!(code(r#"{"type":"move","column":"3"}"#), ErrorCode::BadRequest);
+        assert_eq!(code(r#"{"type":"move","column":3.5}"#), ErrorCode::BadRequest);
+        assert_eq!(code(r#"{"type":"move"}"#), ErrorCode::BadRequest);
+        assert_eq!(code(r#"{"type":"move","column":3,"x":1}"#), ErrorCode::BadRequest);
+        assert_eq!(code(r#"{"type":"chat","text":"   "}"#), ErrorCode::ValidationFailed);
+        let long = format!(r#"{{"type":"chat","text":"{}"}}"#, "a".repeat(281));
+        let err = ClientFrame::parse(&long, 280).expect_err("too long");
+        assert_eq!(err.error.code, ErrorCode::ValidationFailed);
+        assert_eq!(err.error.details["field"], "text");
+        assert_eq!(err.in_reply_to, Some("chat"));
+    }
+
+    #[test]
+    fn error_frames_serialise_to_the_contract() {
+        let frame = ServerFrame::Error { error: ErrorBody::validation("text", "too long"), in_reply_to: Some("chat") };
+        let v: Value = serde_json::from_str(&frame.to_text()).expect("json");
+        assert_eq!(v, json!({"type":"error","error":{"code":"VALIDATION_FAILED","message":"too long","details":{"field":"text"}},"in_reply_to":"chat"}));
+        for code in ErrorCode::ALL {
+            assert_eq!(serde_json::to_value(code).expect("json"), json!(code.as_str()));
+        }
+    }
+
+    #[test]
+    fn player_names_are_checked() {
+        assert_eq!(validate_player_name("  ada "), Ok("ada".to_owned()));
+        assert!(validate_player_name("").is_err());
+        assert!(validate_player_name(&"x".repeat(33)).is_err());
+        assert!(validate_player_name("a\u{7}b").is_err());
+    }
+}

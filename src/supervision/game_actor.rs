@@ -1,0 +1,614 @@
+//! GameActor is an actor. It alone owns one game's state; sessions only send it commands.
+//! Every handler and every async result runs inside `catch_unwind`: on a panic the actor
+//! discards its state and stops, and actix's `Supervisor` restarts the same struct, which
+//! restores its last good snapshot under the configured restart policy (DESIGN.md D1–D3).
+
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+
+use crate::config::AiConfig;
+use crate::config::RestartPolicyConfig;
+use crate::game::ai::{self, SearchBudget};
+use crate::game::{Connect4, Outcome, Rules, Seat};
+use crate::ids::{incident_id, monotonic_ms, now_rfc3339, ConnId, PlayerToken};
+use crate::metrics::{Metrics, RestartReason};
+use crate::protocol::{ChatFrom, ErrorBody, ErrorCode, GameStatus, GameSummary, GameView, PlayerView, PlayersView, ServerFrame};
+use crate::store::SnapshotStore;
+use crate::supervision::panic_hook::GameScope;
+use crate::supervision::policy::Decision;
+use crate::supervision::registry::{GameCell, Route, RunState};
+use crate::supervision::snapshot::{seat_index, SeatRecord, Snapshot};
+
+/// Mailbox bound of a game: senders that find it full are told to retry.
+pub const GAME_MAILBOX_CAPACITY: usize = 256;
+
+/// What a game sends to a player's socket.
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "()")]
+pub enum ToSession {
+    /// A serialised server frame, shared between sockets.
+    Frame(Arc<str>),
+    /// Close the socket with this code and reason.
+    Close {
+        /// WebSocket close code.
+        code: u16,
+        /// Short reason.
+        reason: &'static str,
+    },
+}
+
+/// Everything a game needs from the server, shared by all games of one kind.
+pub struct GameEnv {
+    /// The restart policy of this kind.
+    pub policy: RestartPolicyConfig,
+    /// AI player settings.
+    pub ai: AiConfig,
+    /// Where snapshots go.
+    pub store: Arc<dyn SnapshotStore>,
+    /// Server metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+/// How an incarnation begins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartMode {
+    /// A new game.
+    Fresh,
+    /// A healthy game moved off a lost arbiter: tell players the state, count nothing.
+    Moved,
+    /// The game whose handler hung: recover under the restart policy.
+    Hung,
+    /// A closed game moved off a lost arbiter: stays closed.
+    Tombstone,
+}
+
+/// Attach a socket to the seat owning `token`; answers the seat.
+#[derive(Message)]
+#[rtype(result = "Result<Seat, ErrorBody>")]
+pub struct Join {
+    /// The token the client presented.
+    pub token: PlayerToken,
+    /// The socket.
+    pub route: Route,
+}
+
+/// A socket went away.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Leave {
+    /// Its seat.
+    pub seat: Seat,
+    /// The connection.
+    pub conn: ConnId,
+}
+
+/// A player action.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Drop a disc in a column (raw, checked by the rules).
+    Move(i64),
+    /// Say something to the table.
+    Chat(String),
+    /// Concede.
+    Resign,
+}
+
+impl Action {
+    /// The frame type this action came from.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Action::Move(_) => "move",
+            Action::Chat(_) => "chat",
+            Action::Resign => "resign",
+        }
+    }
+}
+
+/// A player's action from a joined socket. Errors go back to `reply`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Command {
+    /// The player's seat.
+    pub seat: Seat,
+    /// What they do.
+    pub action: Action,
+    /// Where an error goes.
+    pub reply: Recipient<ToSession>,
+}
+
+/// Claims the free yellow seat of a human game (REST join).
+#[derive(Message)]
+#[rtype(result = "Result<(Seat, PlayerToken), ErrorBody>")]
+pub struct ClaimSeat {
+    /// The joiner's validated name.
+    pub name: String,
+}
+
+/// An injected fault; takes exactly the paths of a real bug.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Panic inside a handler.
+    Panic,
+    /// Block the game's thread for this long.
+    Hang(Duration),
+}
+
+/// Admin fault injection.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct InjectFault(pub Fault);
+
+/// Answers the move count, or an error while restarting or closed. Used by benchmarks and
+/// tests to observe a game through its mailbox.
+#[derive(Message)]
+#[rtype(result = "Result<u32, ErrorBody>")]
+pub struct Probe;
+
+/// The server is shutting down: close sockets with a reason (state is already saved).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
+/// One game.
+pub struct GameActor {
+    cell: Arc<GameCell>,
+    generation: u64,
+    env: Arc<GameEnv>,
+    state: Snapshot,
+    last_good: Arc<Snapshot>,
+    restarts: u32,
+    failed: bool,
+    mode: StartMode,
+    started_once: bool,
+    pending_failure: Option<RestartReason>,
+    restarting_until: Option<Instant>,
+    ai_in_flight: bool,
+    rng: fastrand::Rng,
+}
+
+impl GameActor {
+    /// An incarnation of the game in `cell`, starting from `snapshot`.
+    pub fn new(cell: Arc<GameCell>, env: Arc<GameEnv>, snapshot: Arc<Snapshot>, mode: StartMode) -> Self {
+        let summary = cell.summary();
+        GameActor {
+            generation: cell.generation.load(Ordering::Acquire),
+            restarts: summary.restarts,
+            failed: mode == StartMode::Tombstone,
+            cell,
+            env,
+            state: (*snapshot).clone(),
+            last_good: snapshot,
+            mode,
+            started_once: false,
+            pending_failure: None,
+            restarting_until: None,
+            ai_in_flight: false,
+            rng: fastrand::Rng::new(),
+        }
+    }
+
+    fn abandoned(&self) -> bool {
+        self.cell.generation.load(Ordering::Acquire) != self.generation
+    }
+
+    /// Runs game code with the panic boundary, the busy stamp for the hang watchdog and the
+    /// quiet panic hook's game id. On a panic: discard state, stop, let the supervisor restart.
+    fn guarded<R>(&mut self, ctx: &mut Context<Self>, f: impl FnOnce(&mut Self, &mut Context<Self>) -> R) -> Result<R, ErrorBody> {
+        if self.abandoned() {
+            return Err(ErrorBody::new(ErrorCode::GameRestarting, "the game moved; retry").with("retry_after_ms", 100));
+        }
+        let scope = GameScope::enter(self.cell.id.as_str());
+        self.cell.busy_since_ms.store(monotonic_ms(), Ordering::Release);
+        let out = panic::catch_unwind(AssertUnwindSafe(|| f(self, ctx)));
+        drop(scope);
+        if self.abandoned() {
+            // The watchdog gave up on this thread while we were busy; a newer incarnation owns
+            // the game now. Stay silent: this arbiter is being stopped.
+            tracing::warn!(game_id = %self.cell.id, "an abandoned game incarnation woke up; it stays silent");
+            return Err(ErrorBody::new(ErrorCode::GameRestarting, "the game moved; retry").with("retry_after_ms", 100));
+        }
+        self.cell.busy_since_ms.store(0, Ordering::Release);
+        out.map_err(|_| {
+            let incident = incident_id();
+            self.crash(ctx, &incident);
+            ErrorBody::new(ErrorCode::Internal, "the game hit a bug; it is being restored from its last good state")
+                .with("incident", incident)
+        })
+    }
+
+    fn crash(&mut self, ctx: &mut Context<Self>, incident: &str) {
+        self.env.metrics.panic_caught();
+        tracing::warn!(game_id = %self.cell.id, %incident, moves = self.last_good.board.moves(), "game actor crashed; discarding its state and restarting it");
+        self.pending_failure = Some(RestartReason::Panic);
+        self.cell.set_run_state(RunState::Restarting);
+        ctx.stop();
+    }
+
+    /// Applies the restart policy after a failure: restore the last good snapshot, then
+    /// answer at once, after a held delay, or after a delay during which commands get
+    /// GAME_RESTARTING; or close the game when its limit is spent.
+    fn recover(&mut self, ctx: &mut Context<Self>, reason: RestartReason) {
+        let decision = {
+            let mut ledger = self.cell.ledger.lock().unwrap_or_else(|e| e.into_inner());
+            ledger.record(&self.env.policy, monotonic_ms(), self.rng.f64())
+        };
+        self.state = (*self.last_good).clone();
+        self.ai_in_flight = false;
+        match decision {
+            Decision::GiveUp { restarts_in_window } => self.close_failed(restarts_in_window),
+            Decision::Restart { attempt, delay } => {
+                self.restarts += 1;
+                self.env.metrics.game_restarted(self.cell.kind, reason);
+                tracing::warn!(
+                    game_id = %self.cell.id, reason = reason.as_str(), restarts = self.restarts, attempt,
+                    delay_ms = delay.as_millis() as u64, restored_moves = self.state.board.moves(),
+                    "restarting game from its last good state"
+                );
+                if delay.is_zero() {
+                    self.finish_recovery(ctx);
+                } else if delay.as_millis() <= u128::from(self.env.policy.hold_messages_max_ms) {
+                    self.cell.set_run_state(RunState::Restarting);
+                    ctx.wait(actix::clock::sleep(delay).into_actor(self).map(|_, act, ctx| act.finish_recovery(ctx)));
+                } else {
+                    self.cell.set_run_state(RunState::Restarting);
+                    self.restarting_until = Some(Instant::now() + delay);
+                    ctx.run_later(delay, |act, ctx| act.finish_recovery(ctx));
+                }
+            }
+        }
+    }
+
+    fn finish_recovery(&mut self, ctx: &mut Context<Self>) {
+        self.restarting_until = None;
+        self.cell.set_run_state(RunState::Running);
+        self.broadcast(&ServerFrame::GameRestarted { restarts: self.restarts, restored_moves: self.state.board.moves() });
+        self.broadcast_state();
+        self.schedule_ai(ctx);
+    }
+
+    fn close_failed(&mut self, restarts_in_window: u32) {
+        self.failed = true;
+        self.cell.set_run_state(RunState::Failed);
+        self.env.metrics.game_failed(self.cell.kind);
+        tracing::error!(
+            game_id = %self.cell.id, restarts = self.restarts, restarts_in_window, within_secs = self.env.policy.within_secs,
+            "game exceeded its restart limit and was closed"
+        );
+        let reason = format!(
+            "the game crashed more than {} times within {} s and was closed",
+            self.env.policy.max_restarts, self.env.policy.within_secs
+        );
+        self.broadcast(&ServerFrame::GameFailed { reason });
+        self.broadcast_state();
+    }
+
+    fn status(&self) -> GameStatus {
+        if self.failed {
+            return GameStatus::Failed;
+        }
+        match self.state.board.outcome() {
+            Outcome::InProgress if self.state.seats.iter().any(Option::is_none) => GameStatus::Waiting,
+            Outcome::InProgress => GameStatus::Playing,
+            Outcome::Won { .. } => GameStatus::Won,
+            Outcome::Draw => GameStatus::Draw,
+        }
+    }
+
+    fn players(&self) -> PlayersView {
+        let routes = self.cell.routes();
+        let view = |seat: Seat| {
+            self.state.seat(seat).map(|r| PlayerView {
+                name: r.name.clone(),
+                connected: r.is_ai() || routes[seat_index(seat)].is_some(),
+                ai: r.is_ai(),
+            })
+        };
+        PlayersView { red: view(Seat::Red), yellow: view(Seat::Yellow) }
+    }
+
+    fn view(&self) -> GameView {
+        let status = self.status();
+        let (winner, resigned) = match self.state.board.outcome() {
+            Outcome::Won { winner, resigned } => (Some(winner), resigned.then(|| winner.other())),
+            _ => (None, None),
+        };
+        GameView {
+            game_id: self.cell.id.to_string(),
+            kind: Connect4::KIND,
+            status,
+            turn: if status == GameStatus::Playing { self.state.board.turn() } else { None },
+            winner,
+            resigned,
+            columns: self.state.board.columns(),
+            moves: self.state.board.moves(),
+            players: self.players(),
+            restarts: self.restarts,
+        }
+    }
+
+    fn broadcast(&self, frame: &ServerFrame) {
+        let text = frame.to_text();
+        for route in self.cell.routes().into_iter().flatten() {
+            route.to.do_send(ToSession::Frame(text.clone()));
+        }
+    }
+
+    /// Sends the state to every socket and refreshes the lobby summary.
+    fn broadcast_state(&self) {
+        let game = self.view();
+        if matches!(game.status, GameStatus::Won | GameStatus::Draw | GameStatus::Failed) {
+            let _ = self.cell.ended_at_ms.compare_exchange(0, monotonic_ms(), Ordering::AcqRel, Ordering::Acquire);
+        }
+        self.cell.set_summary(GameSummary {
+            game_id: game.game_id.clone(),
+            kind: game.kind,
+            status: game.status,
+            players: game.players.clone(),
+            moves: game.moves,
+            restarts: game.restarts,
+            created_at: self.state.created_at.clone(),
+        });
+        self.broadcast(&ServerFrame::State { game });
+    }
+
+    /// Records the current state as the last good one, saves it, and tells everyone.
+    fn commit(&mut self) {
+        let snapshot = Arc::new(self.state.clone());
+        self.last_good = snapshot.clone();
+        self.env.store.save(snapshot);
+        self.broadcast_state();
+    }
+
+    fn send_error(&self, to: &Recipient<ToSession>, error: ErrorBody, in_reply_to: &'static str) {
+        self.env.metrics.error_sent(error.code);
+        to.do_send(ToSession::Frame(ServerFrame::Error { error, in_reply_to: Some(in_reply_to) }.to_text()));
+    }
+
+    fn unavailable(&self) -> Option<ErrorBody> {
+        if self.failed {
+            return Some(ErrorBody::new(ErrorCode::GameFailed, "this game exceeded its restart limit and is closed"));
+        }
+        self.restarting_until.map(|until| {
+            let ms = until.saturating_duration_since(Instant::now()).as_millis() as u64;
+            ErrorBody::new(ErrorCode::GameRestarting, "the game is restarting after a fault; retry shortly").with("retry_after_ms", ms.max(1))
+        })
+    }
+
+    fn act(&mut self, ctx: &mut Context<Self>, seat: Seat, action: Action, reply: &Recipient<ToSession>) {
+        let kind = action.type_name();
+        if let Some(error) = self.unavailable() {
+            return self.send_error(reply, error, kind);
+        }
+        match action {
+            Action::Move(column) => {
+                if self.status() == GameStatus::Waiting {
+                    let error = ErrorBody::new(ErrorCode::NotYourTurn, "waiting for an opponent to join").with("reason", "waiting_for_opponent");
+                    return self.send_error(reply, error, kind);
+                }
+                match self.state.board.play(seat, column) {
+                    Ok(board) => {
+                        self.state.board = board;
+                        self.commit();
+                        self.schedule_ai(ctx);
+                    }
+                    Err(e) => {
+                        let code = match e.code() {
+                            "NOT_YOUR_TURN" => ErrorCode::NotYourTurn,
+                            "GAME_OVER" => ErrorCode::GameOver,
+                            _ => ErrorCode::InvalidMove,
+                        };
+                        self.send_error(reply, ErrorBody::new(code, e.to_string()).with("column", column), kind);
+                    }
+                }
+            }
+            Action::Chat(text) => {
+                self.broadcast(&ServerFrame::Chat { from: ChatFrom::from(seat), text, at: now_rfc3339() });
+            }
+            Action::Resign => match self.state.board.resign(seat) {
+                Ok(board) => {
+                    self.state.board = board;
+                    self.commit();
+                }
+                Err(e) => self.send_error(reply, ErrorBody::new(ErrorCode::GameOver, e.to_string()), kind),
+            },
+        }
+    }
+
+    /// Starts the AI's search off the actor when it is the AI's turn. The result returns as
+    /// an ordinary async result, inside the panic boundary; a stale result is ignored.
+    fn schedule_ai(&mut self, ctx: &mut Context<Self>) {
+        if self.failed || self.ai_in_flight || self.restarting_until.is_some() {
+            return;
+        }
+        let Some(turn) = self.state.board.turn() else { return };
+        if !self.state.seat(turn).is_some_and(SeatRecord::is_ai) {
+            return;
+        }
+        self.ai_in_flight = true;
+        let board = self.state.board.clone();
+        let expected_moves = board.moves();
+        let budget = SearchBudget { max_depth: self.env.ai.search_depth, max_nodes: self.env.ai.max_nodes };
+        let seed = self.rng.u64(..);
+        let think = Duration::from_millis(self.env.ai.think_delay_ms);
+        let game_id = self.cell.id.to_string();
+        let search = async move {
+            if !think.is_zero() {
+                actix::clock::sleep(think).await;
+            }
+            actix_rt::task::spawn_blocking(move || {
+                let _scope = GameScope::enter(&game_id);
+                ai::choose_move_seeded(&board, budget, seed)
+            })
+            .await
+        };
+        ctx.spawn(search.into_actor(self).map(move |result, act, ctx| {
+            act.ai_in_flight = false;
+            let _ = act.guarded(ctx, |act, ctx| {
+                let column = match result {
+                    Ok(column) => column,
+                    // A panic in the search is a bug in game code: re-raise it inside the boundary.
+                    Err(e) if e.is_panic() => panic::resume_unwind(e.into_panic()),
+                    Err(_) => None,
+                };
+                act.apply_ai_move(ctx, expected_moves, column);
+            });
+        }));
+    }
+
+    fn apply_ai_move(&mut self, ctx: &mut Context<Self>, expected_moves: u32, column: Option<u8>) {
+        if self.failed || self.state.board.moves() != expected_moves {
+            return;
+        }
+        let (Some(column), Some(turn)) = (column, self.state.board.turn()) else { return };
+        match self.state.board.play(turn, i64::from(column)) {
+            Ok(board) => {
+                self.state.board = board;
+                self.commit();
+                self.schedule_ai(ctx);
+            }
+            Err(e) => tracing::error!(game_id = %self.cell.id, column, "the AI chose an illegal move: {e}"),
+        }
+    }
+}
+
+impl Actor for GameActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(GAME_MAILBOX_CAPACITY);
+        if self.started_once {
+            return; // a restart: `restarting` already scheduled the recovery
+        }
+        self.started_once = true;
+        match self.mode {
+            StartMode::Fresh => {
+                self.env.metrics.game_started(self.cell.kind);
+                tracing::info!(game_id = %self.cell.id, kind = self.cell.kind, vs_ai = self.state.vs_ai(), "game started");
+                self.broadcast_state();
+                self.schedule_ai(ctx);
+            }
+            StartMode::Moved => {
+                self.broadcast_state();
+                self.schedule_ai(ctx);
+            }
+            StartMode::Hung => self.recover(ctx, RestartReason::Hang),
+            StartMode::Tombstone => self.broadcast_state(),
+        }
+    }
+}
+
+impl actix::Supervised for GameActor {
+    fn restarting(&mut self, ctx: &mut Context<Self>) {
+        // Never call ctx.stop() here: it spins the arbiter (DESIGN.md D1).
+        if self.abandoned() {
+            return;
+        }
+        let reason = self.pending_failure.take().unwrap_or(RestartReason::Panic);
+        self.recover(ctx, reason);
+    }
+}
+
+impl Handler<Join> for GameActor {
+    type Result = Result<Seat, ErrorBody>;
+
+    fn handle(&mut self, msg: Join, ctx: &mut Context<Self>) -> Self::Result {
+        self.guarded(ctx, |act, _| {
+            let seat = Seat::ALL
+                .into_iter()
+                .find(|s| act.state.seat(*s).and_then(|r| r.token.as_ref()).is_some_and(|t| t.matches(&msg.token)))
+                .ok_or_else(|| ErrorBody::new(ErrorCode::Unauthorized, "that token does not hold a seat in this game"))?;
+            if let Some(old) = act.cell.attach(seat, msg.route.clone()) {
+                old.to.do_send(ToSession::Close { code: 4409, reason: "seat opened on another connection" });
+            }
+            if act.failed {
+                let reason = "this game exceeded its restart limit and is closed".to_owned();
+                msg.route.to.do_send(ToSession::Frame(ServerFrame::GameFailed { reason }.to_text()));
+            }
+            act.broadcast_state();
+            Ok(seat)
+        })?
+    }
+}
+
+impl Handler<Leave> for GameActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Leave, ctx: &mut Context<Self>) {
+        let _ = self.guarded(ctx, |act, _| {
+            if act.cell.detach(msg.seat, msg.conn) {
+                act.broadcast_state();
+            }
+        });
+    }
+}
+
+impl Handler<Command> for GameActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Command, ctx: &mut Context<Self>) {
+        let kind = msg.action.type_name();
+        let reply = msg.reply.clone();
+        if let Err(error) = self.guarded(ctx, |act, ctx| act.act(ctx, msg.seat, msg.action, &msg.reply)) {
+            self.send_error(&reply, error, kind);
+        }
+    }
+}
+
+impl Handler<ClaimSeat> for GameActor {
+    type Result = Result<(Seat, PlayerToken), ErrorBody>;
+
+    fn handle(&mut self, msg: ClaimSeat, ctx: &mut Context<Self>) -> Self::Result {
+        self.guarded(ctx, |act, _| {
+            if let Some(error) = act.unavailable() {
+                return Err(error);
+            }
+            let free = Seat::ALL.into_iter().find(|s| act.state.seat(*s).is_none());
+            let Some(seat) = free else {
+                return Err(ErrorBody::new(ErrorCode::GameFull, "both seats are taken"));
+            };
+            let token = PlayerToken::random();
+            act.state.seats[seat_index(seat)] = Some(SeatRecord { name: msg.name, token: Some(token.clone()) });
+            act.commit();
+            tracing::info!(game_id = %act.cell.id, seat = seat.as_str(), "second player joined");
+            Ok((seat, token))
+        })?
+    }
+}
+
+impl Handler<InjectFault> for GameActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: InjectFault, ctx: &mut Context<Self>) {
+        tracing::warn!(game_id = %self.cell.id, fault = ?msg.0, "injecting an admin fault");
+        let _ = self.guarded(ctx, |_, _| match msg.0 {
+            Fault::Panic => panic!("injected fault (admin): panic"),
+            // A real blocking hang: holds this arbiter's thread like a stuck loop would.
+            Fault::Hang(duration) => std::thread::sleep(duration),
+        });
+    }
+}
+
+impl Handler<Probe> for GameActor {
+    type Result = Result<u32, ErrorBody>;
+
+    fn handle(&mut self, _: Probe, ctx: &mut Context<Self>) -> Self::Result {
+        self.guarded(ctx, |act, _| match act.unavailable() {
+            Some(error) => Err(error),
+            None => Ok(act.state.board.moves()),
+        })?
+    }
+}
+
+impl Handler<Shutdown> for GameActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Shutdown, _: &mut Context<Self>) {
+        for route in self.cell.routes().into_iter().flatten() {
+            route.to.do_send(ToSession::Close { code: 1012, reason: "server restarting; your game is saved" });
+        }
+    }
+}

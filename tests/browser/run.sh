@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Starts the built server on a free port with the embedded defaults, runs the headless
+# Chromium test against it, and always stops the server.
+set -euo pipefail
+binary=${1:?usage: run.sh path/to/rampart}
+here=$(cd "$(dirname "$0")" && pwd)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+log=$(mktemp)
+RAMPART_BIND="127.0.0.1:$port" RAMPART__AI__THINK_DELAY_MS=100 "$binary" >"$log" 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -f "$log"' EXIT
+for _ in $(seq 1 200); do
+  if python3 -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$port/health', timeout=1)" 2>/dev/null; then break; fi
+  if ! kill -0 $server 2>/dev/null; then echo "the server exited:"; cat "$log"; exit 1; fi
+  sleep 0.05
+done
+if ! RAMPART_URL="http://127.0.0.1:$port" node "$here/play.mjs"; then
+  echo "--- server log ---"; tail -n 50 "$log"; exit 1
+fi

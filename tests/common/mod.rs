@@ -1,0 +1,354 @@
+//! Test harness: starts the real server in-process on port 0 with its own shutdown
+//! trigger, and drives it with real HTTP and WebSocket clients. Every wait is a condition
+//! polled against a deadline, never a bare sleep.
+#![allow(dead_code, missing_docs)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use awc::ws::{self, Frame};
+use futures_util::{SinkExt as _, StreamExt as _};
+use rampart::config::{Config, RestartStrategy};
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+/// A config for tests: immediate restarts, no AI think pause, small limits.
+pub fn test_config() -> Config {
+    let mut c = Config::default();
+    c.server.workers = 1;
+    c.server.game_arbiters = 2;
+    c.server.heartbeat_interval_ms = 60_000;
+    c.server.client_timeout_ms = 120_000;
+    c.ai.think_delay_ms = 0;
+    c.supervision.default.strategy = RestartStrategy::Immediate;
+    c.supervision.watchdog_interval_ms = 50;
+    c.supervision.default.hang_timeout_ms = 500;
+    c
+}
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    pub client: awc::Client,
+}
+
+impl TestServer {
+    pub async fn start(config: Config) -> TestServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        actix_rt::spawn(async move {
+            rampart::run(listener, config, async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("server ran");
+        });
+        let server = TestServer { addr, shutdown: Some(tx), client: awc::Client::builder().timeout(Duration::from_secs(10)).finish() };
+        let start = Instant::now();
+        loop {
+            if let Ok(resp) = server.client.get(server.url("/health")).send().await {
+                if resp.status().is_success() {
+                    break;
+                }
+            }
+            assert!(start.elapsed() < DEADLINE, "server did not come up");
+            actix_rt::time::sleep(Duration::from_millis(10)).await;
+        }
+        server
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// POST JSON; answers (status, body).
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let mut resp = self.client.post(self.url(path)).send_json(&body).await.expect("post");
+        let bytes = resp.body().limit(1 << 20).await.expect("body");
+        (resp.status().as_u16(), serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    pub async fn post_raw(&self, path: &str, body: &'static str, token: Option<&str>) -> (u16, Value, Option<String>) {
+        let mut req = self.client.post(self.url(path)).insert_header(("content-type", "application/json"));
+        if let Some(t) = token {
+            req = req.insert_header(("authorization", format!("Bearer {t}")));
+        }
+        let mut resp = req.send_body(body).await.expect("post");
+        let retry = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let bytes = resp.body().limit(1 << 20).await.expect("body");
+        (resp.status().as_u16(), serde_json::from_slice(&bytes).unwrap_or(Value::Null), retry)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let mut resp = self.client.get(self.url(path)).send().await.expect("get");
+        let bytes = resp.body().limit(1 << 22).await.expect("body");
+        (resp.status().as_u16(), serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into())))
+    }
+
+    pub async fn metrics(&self) -> String {
+        let mut resp = self.client.get(self.url("/metrics")).send().await.expect("metrics");
+        String::from_utf8(resp.body().limit(1 << 22).await.expect("body").to_vec()).expect("utf8")
+    }
+
+    /// The value of one sample line of /metrics (0 when absent).
+    pub async fn metric(&self, sample: &str) -> f64 {
+        let text = self.metrics().await;
+        text.lines().find_map(|l| l.strip_prefix(sample).and_then(|rest| rest.strip_prefix(' '))).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+    }
+
+    /// Polls /metrics until `sample` reaches at least `value`.
+    pub async fn wait_metric(&self, sample: &str, value: f64) {
+        let start = Instant::now();
+        loop {
+            let now = self.metric(sample).await;
+            if now >= value {
+                return;
+            }
+            assert!(start.elapsed() < DEADLINE, "{sample} stayed at {now}, wanted {value}");
+            actix_rt::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Creates a game; answers the seat grant.
+    pub async fn create(&self, opponent: &str, name: &str) -> Grant {
+        let (status, body) = self.post("/api/v1/games", json!({"kind":"connect4","opponent":opponent,"player_name":name})).await;
+        assert_eq!(status, 201, "{body}");
+        Grant::from(&body)
+    }
+
+    pub async fn join_rest(&self, game_id: &str, name: &str) -> (u16, Value) {
+        self.post(&format!("/api/v1/games/{game_id}/join"), json!({"player_name": name})).await
+    }
+
+    /// Opens a socket to a game without joining.
+    pub async fn socket(&self, game_id: &str) -> Player {
+        let (_, framed) = self.client.ws(format!("ws://{}/ws/games/{game_id}", self.addr)).max_frame_size(1 << 22).connect().await.expect("ws connect");
+        Player { framed, seen: Vec::new(), last_state: Value::Null }
+    }
+
+    /// Opens a socket and joins with the grant's token; waits for the first state.
+    pub async fn player(&self, grant: &Grant) -> Player {
+        let mut p = self.socket(&grant.game_id).await;
+        p.send(json!({"type":"join","token": grant.token})).await;
+        p.recv_type("state").await;
+        p
+    }
+
+    /// Admin fault injection with the token.
+    pub async fn fault(&self, game_id: &str, token: &str, body: Value) -> u16 {
+        let mut resp = self
+            .client
+            .post(self.url(&format!("/api/v1/admin/games/{game_id}/fault")))
+            .insert_header(("authorization", format!("Bearer {token}")))
+            .send_json(&body)
+            .await
+            .expect("fault");
+        let _ = resp.body().await;
+        resp.status().as_u16()
+    }
+
+    /// Polls GET /api/v1/games/{id} until `pred` holds.
+    pub async fn wait_summary(&self, game_id: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        loop {
+            let (_, body) = self.get(&format!("/api/v1/games/{game_id}")).await;
+            if pred(&body) {
+                return body;
+            }
+            assert!(start.elapsed() < DEADLINE, "summary never matched: {body}");
+            actix_rt::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Grant {
+    pub game_id: String,
+    pub seat: String,
+    pub token: String,
+}
+
+impl From<&Value> for Grant {
+    fn from(v: &Value) -> Self {
+        Grant {
+            game_id: v["game_id"].as_str().expect("game_id").to_owned(),
+            seat: v["seat"].as_str().expect("seat").to_owned(),
+            token: v["player_token"].as_str().expect("token").to_owned(),
+        }
+    }
+}
+
+/// What a socket received.
+#[derive(Debug)]
+pub enum Received {
+    Json(Value),
+    Closed(Option<u16>),
+}
+
+pub struct Player {
+    framed: actix_codec::Framed<awc::BoxedSocket, ws::Codec>,
+    /// Every JSON frame received so far, in order.
+    pub seen: Vec<Value>,
+    /// The game of the latest `state` frame received.
+    pub last_state: Value,
+}
+
+impl Player {
+    pub async fn send(&mut self, v: Value) {
+        self.send_text(v.to_string()).await;
+    }
+
+    pub async fn send_text(&mut self, text: String) {
+        self.framed.send(ws::Message::Text(text.into())).await.expect("send");
+    }
+
+    /// The next JSON frame or the close, within the deadline.
+    pub async fn next(&mut self) -> Received {
+        loop {
+            let frame = tokio::time::timeout(DEADLINE, self.framed.next()).await.expect("no frame before the deadline");
+            match frame {
+                Some(Ok(Frame::Text(bytes))) => {
+                    let v: Value = serde_json::from_slice(&bytes).expect("server sent JSON");
+                    if v["type"] == "state" {
+                        self.last_state = v["game"].clone();
+                    }
+                    self.seen.push(v.clone());
+                    return Received::Json(v);
+                }
+                Some(Ok(Frame::Ping(p))) => {
+                    let _ = self.framed.send(ws::Message::Pong(p)).await;
+                }
+                Some(Ok(Frame::Close(reason))) => return Received::Closed(reason.map(|r| u16::from(r.code))),
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return Received::Closed(None),
+            }
+        }
+    }
+
+    /// Reads until a frame matches; panics on close or deadline.
+    pub async fn recv_until(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        loop {
+            assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}; seen {:?}", self.seen);
+            match self.next().await {
+                Received::Json(v) if pred(&v) => return v,
+                Received::Json(_) => {}
+                Received::Closed(code) => panic!("socket closed ({code:?}) while waiting for {what}; seen {:?}", self.seen),
+            }
+        }
+    }
+
+    pub async fn recv_type(&mut self, kind: &str) -> Value {
+        self.recv_until(kind, |v| v["type"] == kind).await
+    }
+
+    /// Waits for an error frame and answers its code.
+    pub async fn recv_error(&mut self) -> Value {
+        self.recv_type("error").await["error"].clone()
+    }
+
+    /// Waits for a state frame satisfying `pred`.
+    pub async fn recv_state(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
+        self.recv_until("state", |v| v["type"] == "state" && pred(&v["game"])).await["game"].clone()
+    }
+
+    /// Reads until the socket closes; answers the close code.
+    pub async fn recv_close(&mut self) -> Option<u16> {
+        loop {
+            if let Received::Closed(code) = self.next().await {
+                return code;
+            }
+        }
+    }
+
+    pub async fn move_to(&mut self, column: i64) {
+        self.send(json!({"type":"move","column":column})).await;
+    }
+}
+
+/// A raw WebSocket client with a tiny receive buffer that can stop reading, to play the
+/// slow client. Frames it sends are masked as RFC 6455 requires.
+pub struct RawClient {
+    stream: TcpStream,
+}
+
+impl RawClient {
+    pub fn connect(addr: SocketAddr, path: &str) -> RawClient {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+        socket.set_recv_buffer_size(4096).expect("rcvbuf");
+        socket.connect(&addr.into()).expect("connect");
+        let mut stream: TcpStream = socket.into();
+        stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).expect("handshake");
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            stream.read_exact(&mut byte).expect("handshake response");
+            head.push(byte[0]);
+        }
+        assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+        RawClient { stream }
+    }
+
+    pub fn send_text(&mut self, text: &str) -> std::io::Result<()> {
+        let payload = text.as_bytes();
+        let mask = [0x12u8, 0x34, 0x56, 0x78];
+        let mut frame = vec![0x81u8];
+        match payload.len() {
+            n if n < 126 => frame.push(0x80 | n as u8),
+            n if n < 65536 => {
+                frame.push(0x80 | 126);
+                frame.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                frame.push(0x80 | 127);
+                frame.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        frame.extend_from_slice(&mask);
+        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        self.stream.write_all(&frame)
+    }
+
+    /// Reads frames until a close frame; answers its code. Text frames are skipped.
+    pub fn read_until_close(&mut self) -> Option<u16> {
+        let start = Instant::now();
+        loop {
+            assert!(start.elapsed() < Duration::from_secs(30), "no close frame");
+            let mut head = [0u8; 2];
+            if self.stream.read_exact(&mut head).is_err() {
+                return None;
+            }
+            let mut len = u64::from(head[1] & 0x7f);
+            if len == 126 {
+                let mut b = [0u8; 2];
+                self.stream.read_exact(&mut b).ok()?;
+                len = u64::from(u16::from_be_bytes(b));
+            } else if len == 127 {
+                let mut b = [0u8; 8];
+                self.stream.read_exact(&mut b).ok()?;
+                len = u64::from_be_bytes(b);
+            }
+            let mut payload = vec![0u8; len as usize];
+            self.stream.read_exact(&mut payload).ok()?;
+            if head[0] & 0x0f == 0x8 {
+                return (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
+            }
+        }
+    }
+}
