@@ -1,44 +1,1555 @@
-//! TEMPORARY stub, replaced by the real config module.
-#![allow(missing_docs)]
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::path::Path;
+//! Configuration (DESIGN.md D9). Loads `server_config.yaml` into typed structs, applies
+//! environment overrides, and validates everything in one pass: every problem is reported
+//! at once with its YAML path, so the server can refuse to start with a full list.
+//! Secrets (the admin token) come only from the environment, never from the file.
+//!
+//! How it works: the YAML is parsed into a generic tree (`serde_json::Value`), `RAMPART__*`
+//! overrides are written into that tree, then a small typed `Reader` walks it section by
+//! section. Each `read_*` function asks for its keys with a default and an allowed range;
+//! the reader records wrong types and out-of-range values, and at the end of each section
+//! reports the keys nobody asked for. The same read functions, run once over an empty tree,
+//! give the set of known keys that environment overrides are checked against.
+//!
+//! Adding a section: one struct with a `Default` impl, one `read_*` function, and one
+//! `r.section("name", read_name)` line in `read_config`.
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RestartStrategy { Immediate, Delayed, Exponential }
-#[derive(Clone, Debug, PartialEq)]
-pub struct RestartPolicyConfig { pub strategy: RestartStrategy, pub initial_delay_ms: u64, pub max_delay_ms: u64, pub multiplier: f64, pub jitter: f64, pub max_restarts: u32, pub within_secs: u64, pub hang_timeout_ms: u64, pub hold_messages_max_ms: u64 }
-#[derive(Clone, Debug, PartialEq)]
-pub struct SupervisionConfig { pub default: RestartPolicyConfig, pub kinds: BTreeMap<String, ()>, pub watchdog_interval_ms: u64 }
-impl SupervisionConfig { pub fn policy_for(&self, _kind: &str) -> RestartPolicyConfig { self.default.clone() } }
-#[derive(Clone, Debug, PartialEq)]
-pub struct ServerConfig { pub bind: SocketAddr, pub workers: u32, pub game_arbiters: u32, pub max_frame_bytes: u64, pub outbound_queue: u64, pub heartbeat_interval_ms: u64, pub client_timeout_ms: u64, pub join_timeout_ms: u64, pub tcp_user_timeout_ms: u64, pub max_chat_chars: u64, pub shutdown_grace_ms: u64, pub finished_game_ttl_secs: u64, pub rate_limit_frames_per_sec: u64, pub rate_limit_burst: u64 }
-#[derive(Clone, Debug, PartialEq)]
-pub struct AiConfig { pub search_depth: u32, pub max_nodes: u64, pub think_delay_ms: u64 }
-#[derive(Clone, PartialEq)]
-pub struct Secret(String);
-impl Secret { pub fn new(s: String) -> Self { Secret(s) } pub fn expose(&self) -> &str { &self.0 } }
-impl std::fmt::Debug for Secret { fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str("***") } }
-#[derive(Clone, Debug, PartialEq, Default)]
-pub struct Secrets { pub admin_token: Option<Secret> }
-#[derive(Clone, Debug, PartialEq)]
-pub struct Config { pub server: ServerConfig, pub supervision: SupervisionConfig, pub ai: AiConfig, pub secrets: Secrets }
-#[derive(Debug)]
-pub struct ConfigError { pub path: String, pub message: String }
-#[derive(Debug)]
-pub struct ConfigErrors { pub errors: Vec<ConfigError> }
-impl std::fmt::Display for ConfigErrors { fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { for e in &self.errors { writeln!(f, "{}: {}", e.path, e.message)?; } Ok(()) } }
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            server: ServerConfig { bind: "127.0.0.1:8080".parse().expect("addr"), workers: 2, game_arbiters: 0, max_frame_bytes: 4096, outbound_queue: 64, heartbeat_interval_ms: 5000, client_timeout_ms: 15000, join_timeout_ms: 5000, tcp_user_timeout_ms: 30000, max_chat_chars: 280, shutdown_grace_ms: 10000, finished_game_ttl_secs: 600, rate_limit_frames_per_sec: 20, rate_limit_burst: 40 },
-            supervision: SupervisionConfig { default: RestartPolicyConfig { strategy: RestartStrategy::Exponential, initial_delay_ms: 100, max_delay_ms: 5000, multiplier: 2.0, jitter: 0.2, max_restarts: 5, within_secs: 60, hang_timeout_ms: 2000, hold_messages_max_ms: 250 }, kinds: BTreeMap::new(), watchdog_interval_ms: 250 },
-            ai: AiConfig { search_depth: 7, max_nodes: 200_000, think_delay_ms: 300 },
-            secrets: Secrets::default(),
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::path::Path;
+use std::str::FromStr;
+
+use serde_json::{Map, Value};
+
+// ---------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------
+
+/// One configuration problem: where it is and what is wrong (and what is allowed).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct ConfigError {
+    /// YAML path such as `supervision.default.max_restarts`, `env RAMPART__FOO` for a bad
+    /// environment override, or the file name for file-level problems (unreadable, syntax).
+    pub path: String,
+    /// What is wrong and what would be accepted.
+    pub message: String,
+}
+
+/// Every problem found while loading the configuration. Never empty when returned as `Err`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigErrors {
+    /// The problems, in the order they were found (file, environment, then values).
+    pub errors: Vec<ConfigError>,
+}
+
+impl ConfigErrors {
+    fn one(path: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigErrors {
+            errors: vec![ConfigError {
+                path: path.into(),
+                message: message.into(),
+            }],
         }
     }
 }
+
+impl fmt::Display for ConfigErrors {
+    /// One problem per line, as `path: message`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+// ---------------------------------------------------------------------------------------
+// Secrets
+// ---------------------------------------------------------------------------------------
+
+/// A secret string. `Debug` and `Display` print `***`; call [`Secret::expose`] to use it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: String) -> Secret {
+        Secret(value)
+    }
+
+    /// The secret value itself. Never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Secrets, read only from the environment (an empty variable counts as unset).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Secrets {
+    /// Token for the admin endpoints, from `RAMPART_ADMIN_TOKEN`. `None`: admin API disabled.
+    pub admin_token: Option<Secret>,
+}
+
+/// Secret names: the key that is refused anywhere in the YAML, and the variable to use.
+/// Adding a secret: one row here, one field in [`Secrets`], one line in `read_secrets`.
+const SECRET_VARS: &[(&str, &str)] = &[("admin_token", "RAMPART_ADMIN_TOKEN")];
+
+const ENV_ADMIN_TOKEN: &str = "RAMPART_ADMIN_TOKEN";
+const ENV_BIND: &str = "RAMPART_BIND";
+const ENV_PATH_PREFIX: &str = "RAMPART__";
+
+fn read_secrets(env: &[(String, String)]) -> Secrets {
+    let get = |name: &str| {
+        env.iter()
+            .rev()
+            .find(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| Secret::new(v.clone()))
+    };
+    Secrets {
+        admin_token: get(ENV_ADMIN_TOKEN),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Schema
+// ---------------------------------------------------------------------------------------
+
+/// The whole server configuration.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Config {
+    /// Listener, connection limits and timeouts (`server:`).
+    pub server: ServerConfig,
+    /// Game restart policies and the hang watchdog (`supervision:`).
+    pub supervision: SupervisionConfig,
+    /// The AI player (`ai:`).
+    pub ai: AiConfig,
+    /// Secrets from the environment; never in the file.
+    pub secrets: Secrets,
+}
+
+/// `server:` section.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServerConfig {
+    /// Address the HTTP/WebSocket listener binds. Default `127.0.0.1:8080`.
+    pub bind: SocketAddr,
+    /// HTTP worker threads, 1..=64. Default 2.
+    pub workers: u32,
+    /// Arbiters (threads) hosting game actors, 0..=256; 0 = one per CPU core. Default 0.
+    pub game_arbiters: u32,
+    /// WebSocket text frames and REST bodies larger than this get PAYLOAD_TOO_LARGE,
+    /// 64..=1048576. Default 4096.
+    pub max_frame_bytes: u64,
+    /// Frames queued per connection before it is a slow client (closed with 1013),
+    /// 1..=65536. Default 64.
+    pub outbound_queue: u64,
+    /// Interval between WebSocket pings, 100..=600000. Default 5000.
+    pub heartbeat_interval_ms: u64,
+    /// A client silent this long is dropped; must be greater than `heartbeat_interval_ms`,
+    /// at most 3600000. Default 15000.
+    pub client_timeout_ms: u64,
+    /// Time a client has to join a game after connecting, 100..=600000. Default 5000.
+    pub join_timeout_ms: u64,
+    /// `TCP_USER_TIMEOUT` on accepted sockets, 0..=3600000; 0 = OS default. Default 30000.
+    pub tcp_user_timeout_ms: u64,
+    /// Longest chat message in characters, 1..=10000. Default 280.
+    pub max_chat_chars: u64,
+    /// Time given to save games and close sockets on shutdown, 0..=600000. Default 10000.
+    pub shutdown_grace_ms: u64,
+    /// How long a finished game stays readable, 1..=604800. Default 600.
+    pub finished_game_ttl_secs: u64,
+    /// Sustained frames per second allowed per connection, 1..=100000. Default 20.
+    pub rate_limit_frames_per_sec: u64,
+    /// Frames a connection may send in a burst, 1..=100000. Default 40.
+    pub rate_limit_burst: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            workers: 2,
+            game_arbiters: 0,
+            max_frame_bytes: 4096,
+            outbound_queue: 64,
+            heartbeat_interval_ms: 5000,
+            client_timeout_ms: 15_000,
+            join_timeout_ms: 5000,
+            tcp_user_timeout_ms: 30_000,
+            max_chat_chars: 280,
+            shutdown_grace_ms: 10_000,
+            finished_game_ttl_secs: 600,
+            rate_limit_frames_per_sec: 20,
+            rate_limit_burst: 40,
+        }
+    }
+}
+
+/// `supervision:` section: how crashed or hung games are restarted (DESIGN.md D1, D3).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SupervisionConfig {
+    /// Policy for every game kind without its own entry in `kinds`.
+    pub default: RestartPolicyConfig,
+    /// Per game kind (names match `[a-z0-9_]+`): only the keys given override `default`.
+    /// Use [`SupervisionConfig::policy_for`] to get the merged policy.
+    pub kinds: BTreeMap<String, PartialRestartPolicy>,
+    /// How often the watchdog pings each game arbiter, 10..=60000. Default 250.
+    pub watchdog_interval_ms: u64,
+}
+
+impl Default for SupervisionConfig {
+    fn default() -> Self {
+        SupervisionConfig {
+            default: RestartPolicyConfig::default(),
+            kinds: BTreeMap::new(),
+            watchdog_interval_ms: 250,
+        }
+    }
+}
+
+impl SupervisionConfig {
+    /// The restart policy for a game kind: its `kinds` entry over `default`, or `default`.
+    pub fn policy_for(&self, kind: &str) -> RestartPolicyConfig {
+        match self.kinds.get(kind) {
+            Some(partial) => partial.apply_to(&self.default),
+            None => self.default.clone(),
+        }
+    }
+}
+
+/// How a game's restart delay is computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RestartStrategy {
+    /// Restart at once.
+    Immediate,
+    /// Wait `initial_delay_ms` before every restart.
+    Delayed,
+    /// Start at `initial_delay_ms`, multiply by `multiplier` each time, cap at
+    /// `max_delay_ms`, with `jitter`.
+    Exponential,
+}
+
+impl RestartStrategy {
+    const CHOICES: &'static [(&'static str, RestartStrategy)] = &[
+        ("immediate", RestartStrategy::Immediate),
+        ("delayed", RestartStrategy::Delayed),
+        ("exponential", RestartStrategy::Exponential),
+    ];
+}
+
+/// A complete restart policy (`supervision.default`, or a kind merged over it).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RestartPolicyConfig {
+    /// immediate | delayed | exponential. Default exponential.
+    pub strategy: RestartStrategy,
+    /// First (or fixed) restart delay, 0..=3600000. Default 100.
+    pub initial_delay_ms: u64,
+    /// Cap on the delay, at most 3600000 and at least `initial_delay_ms`. Default 5000.
+    pub max_delay_ms: u64,
+    /// Growth factor of the exponential delay, 1.0..=10.0. Default 2.0.
+    pub multiplier: f64,
+    /// Random spread applied to each delay as a fraction, 0.0..=1.0. Default 0.2.
+    pub jitter: f64,
+    /// Restarts allowed within `within_secs` before the game is closed, 1..=1000. Default 5.
+    pub max_restarts: u32,
+    /// Sliding window for `max_restarts`, 1..=86400. Default 60.
+    pub within_secs: u64,
+    /// A message (or an arbiter ping) older than this is a hang, 50..=600000. Default 2000.
+    pub hang_timeout_ms: u64,
+    /// Delays up to this hold the mailbox (messages wait); longer ones answer
+    /// GAME_RESTARTING, 0..=60000. Default 250.
+    pub hold_messages_max_ms: u64,
+}
+
+impl Default for RestartPolicyConfig {
+    fn default() -> Self {
+        RestartPolicyConfig {
+            strategy: RestartStrategy::Exponential,
+            initial_delay_ms: 100,
+            max_delay_ms: 5000,
+            multiplier: 2.0,
+            jitter: 0.2,
+            max_restarts: 5,
+            within_secs: 60,
+            hang_timeout_ms: 2000,
+            hold_messages_max_ms: 250,
+        }
+    }
+}
+
+/// A per-kind restart policy: `None` fields take the value of `supervision.default`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PartialRestartPolicy {
+    /// See [`RestartPolicyConfig::strategy`].
+    pub strategy: Option<RestartStrategy>,
+    /// See [`RestartPolicyConfig::initial_delay_ms`].
+    pub initial_delay_ms: Option<u64>,
+    /// See [`RestartPolicyConfig::max_delay_ms`].
+    pub max_delay_ms: Option<u64>,
+    /// See [`RestartPolicyConfig::multiplier`].
+    pub multiplier: Option<f64>,
+    /// See [`RestartPolicyConfig::jitter`].
+    pub jitter: Option<f64>,
+    /// See [`RestartPolicyConfig::max_restarts`].
+    pub max_restarts: Option<u32>,
+    /// See [`RestartPolicyConfig::within_secs`].
+    pub within_secs: Option<u64>,
+    /// See [`RestartPolicyConfig::hang_timeout_ms`].
+    pub hang_timeout_ms: Option<u64>,
+    /// See [`RestartPolicyConfig::hold_messages_max_ms`].
+    pub hold_messages_max_ms: Option<u64>,
+}
+
+impl PartialRestartPolicy {
+    /// The given fields over `base`.
+    pub fn apply_to(&self, base: &RestartPolicyConfig) -> RestartPolicyConfig {
+        RestartPolicyConfig {
+            strategy: self.strategy.unwrap_or(base.strategy),
+            initial_delay_ms: self.initial_delay_ms.unwrap_or(base.initial_delay_ms),
+            max_delay_ms: self.max_delay_ms.unwrap_or(base.max_delay_ms),
+            multiplier: self.multiplier.unwrap_or(base.multiplier),
+            jitter: self.jitter.unwrap_or(base.jitter),
+            max_restarts: self.max_restarts.unwrap_or(base.max_restarts),
+            within_secs: self.within_secs.unwrap_or(base.within_secs),
+            hang_timeout_ms: self.hang_timeout_ms.unwrap_or(base.hang_timeout_ms),
+            hold_messages_max_ms: self
+                .hold_messages_max_ms
+                .unwrap_or(base.hold_messages_max_ms),
+        }
+    }
+}
+
+/// `ai:` section: the computer player.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AiConfig {
+    /// Search depth in plies, 1..=12. Default 7.
+    pub search_depth: u32,
+    /// Node budget per move, 1000..=100000000. Default 200000.
+    pub max_nodes: u64,
+    /// Pause before the AI plays, so it feels human, 0..=10000. Default 300.
+    pub think_delay_ms: u64,
+}
+
+impl Default for AiConfig {
+    fn default() -> Self {
+        AiConfig {
+            search_depth: 7,
+            max_nodes: 200_000,
+            think_delay_ms: 300,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Loading
+// ---------------------------------------------------------------------------------------
+
 impl Config {
-    pub fn load(_path: &Path) -> Result<Config, ConfigErrors> { Ok(Config::default()) }
-    pub fn from_env_only() -> Result<Config, ConfigErrors> { Ok(Config::default()) }
+    /// Parses YAML `text`, applies overrides from `env` (name, value pairs), validates.
+    /// Empty text or `{}` gives the defaults. Returns every problem found.
+    pub fn from_yaml_str(text: &str, env: &[(String, String)]) -> Result<Config, ConfigErrors> {
+        load_from(text, "<yaml>", env)
+    }
+
+    /// Reads the file at `path` and the process environment, then as
+    /// [`Config::from_yaml_str`]. An unreadable file is one error naming the path.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let source = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigErrors::one(&source, format!("cannot read the config file: {e}")))?;
+        load_from(&text, &source, &process_env())
+    }
+
+    /// Defaults with the process environment's overrides; used when no file is given.
+    pub fn from_env_only() -> Result<Config, ConfigErrors> {
+        load_from("", "<defaults>", &process_env())
+    }
+}
+
+/// The process environment, skipping variables that are not valid UTF-8.
+fn process_env() -> Vec<(String, String)> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
+}
+
+fn yaml_options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        strict_booleans: true,
+        with_snippet: false,
+        non_finite_float_policy: serde_saphyr::NonFiniteFloatPolicy::AsString,
+    }
+}
+
+fn load_from(text: &str, source: &str, env: &[(String, String)]) -> Result<Config, ConfigErrors> {
+    let mut errors = Vec::new();
+    let mut tree = match serde_saphyr::from_str_with_options::<Option<Value>>(text, yaml_options())
+    {
+        Ok(None | Some(Value::Null)) => Value::Object(Map::new()),
+        Ok(Some(v @ Value::Object(_))) => v,
+        Ok(Some(other)) => {
+            errors.push(ConfigError {
+                path: source.to_owned(),
+                message: format!(
+                    "the top level must be a mapping of sections (server, supervision, ai), got {}",
+                    describe(&other)
+                ),
+            });
+            Value::Object(Map::new())
+        }
+        Err(e) => {
+            errors.push(ConfigError {
+                path: source.to_owned(),
+                message: format!("invalid YAML: {e}"),
+            });
+            Value::Object(Map::new())
+        }
+    };
+    reject_secrets(&tree, &mut Vec::new(), &mut errors);
+    let origins = apply_env(&mut tree, env, &mut errors);
+
+    let mut r = Reader::new(&tree, &origins, false);
+    let mut config = read_config(&mut r);
+    r.finish();
+    errors.append(&mut r.errors);
+    config.secrets = read_secrets(env);
+
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigErrors { errors })
+    }
+}
+
+/// Reports a secret key anywhere in the file.
+fn reject_secrets(v: &Value, path: &mut Vec<String>, errors: &mut Vec<ConfigError>) {
+    match v {
+        Value::Object(map) => {
+            for (k, child) in map {
+                path.push(k.clone());
+                if let Some((_, var)) = SECRET_VARS.iter().find(|(key, _)| key == k) {
+                    errors.push(ConfigError {
+                        path: path.join("."),
+                        message: format!(
+                            "secrets are not read from the config file; set {var} in the environment"
+                        ),
+                    });
+                }
+                reject_secrets(child, path, errors);
+                path.pop();
+            }
+        }
+        Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                path.push(i.to_string());
+                reject_secrets(child, path, errors);
+                path.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A key the read functions ask for: its path (`*` for a map entry) and whether it is a
+/// section rather than a value.
+type KnownKey = (Vec<String>, bool);
+
+/// Every key the read functions know, found by running them over an empty tree.
+fn known_keys() -> Vec<KnownKey> {
+    let empty = Value::Object(Map::new());
+    let origins = BTreeMap::new();
+    let mut r = Reader::new(&empty, &origins, true);
+    let _ = read_config(&mut r);
+    r.known
+}
+
+/// Writes `RAMPART__*` and `RAMPART_BIND` overrides into the tree. Returns, for each
+/// overridden YAML path, the variable that set it (to name it in value errors).
+fn apply_env(
+    tree: &mut Value,
+    env: &[(String, String)],
+    errors: &mut Vec<ConfigError>,
+) -> BTreeMap<String, String> {
+    let known = known_keys();
+    let mut origins = BTreeMap::new();
+    let mut overrides: Vec<(&str, Vec<String>, &str)> = Vec::new();
+    for (name, value) in env {
+        let Some(rest) = name
+            .get(..ENV_PATH_PREFIX.len())
+            .filter(|p| p.eq_ignore_ascii_case(ENV_PATH_PREFIX))
+            .map(|_| &name[ENV_PATH_PREFIX.len()..])
+        else {
+            continue;
+        };
+        let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+        overrides.push((name, path, value));
+    }
+    // RAMPART_BIND is applied last, so it wins over RAMPART__SERVER__BIND.
+    for (name, value) in env {
+        if name == ENV_BIND {
+            overrides.push((name, vec!["server".into(), "bind".into()], value));
+        }
+    }
+
+    for (name, path, value) in overrides {
+        let dotted = path.join(".");
+        let label = format!("env {name}");
+        let matched = known.iter().find(|(pattern, _)| {
+            pattern.len() == path.len()
+                && pattern
+                    .iter()
+                    .zip(&path)
+                    .all(|(p, s)| p == "*" || (p == s && !s.is_empty()))
+        });
+        match matched {
+            None => {
+                let mut message = format!("unknown key {dotted}");
+                if let Some(last) = path.last() {
+                    if let Some((_, var)) = SECRET_VARS.iter().find(|(k, _)| k == last) {
+                        message.push_str(&format!("; secrets are set with {var}"));
+                    }
+                }
+                errors.push(ConfigError {
+                    path: label,
+                    message,
+                });
+            }
+            Some((_, true)) => errors.push(ConfigError {
+                path: label,
+                message: format!("{dotted} is a section, not a value; set one of its keys"),
+            }),
+            Some((_, false)) => {
+                if insert(tree, &path, parse_env_value(value)) {
+                    origins.insert(dotted, name.to_owned());
+                }
+            }
+        }
+    }
+    origins
+}
+
+/// Sets `path` in the tree, creating sections as needed. Returns false when a section on
+/// the way is not a mapping in the file (the reader reports that).
+fn insert(tree: &mut Value, path: &[String], value: Value) -> bool {
+    let mut node = tree;
+    for key in path {
+        if node.is_null() {
+            *node = Value::Object(Map::new());
+        }
+        let Value::Object(map) = node else {
+            return false;
+        };
+        node = map.entry(key.clone()).or_insert(Value::Null);
+    }
+    *node = value;
+    true
+}
+
+/// An environment value read as a YAML scalar (number, bool, string); anything else,
+/// including an empty value, is kept as a string.
+fn parse_env_value(value: &str) -> Value {
+    match serde_saphyr::from_str_with_options::<Option<Value>>(value, yaml_options()) {
+        Ok(Some(v)) if !v.is_object() && !v.is_array() => v,
+        _ => Value::String(value.to_owned()),
+    }
+}
+
+/// A short description of a YAML value for error messages.
+fn describe(v: &Value) -> String {
+    match v {
+        Value::Null => "no value".into(),
+        Value::Bool(b) => format!("the boolean {b}"),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) if s.parse::<f64>().is_ok() => {
+            format!("the string {s:?} (remove the quotes for a number)")
+        }
+        Value::String(s) => format!("the string {s:?}"),
+        Value::Array(_) => "a list".into(),
+        Value::Object(_) => "a mapping".into(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Typed reader
+// ---------------------------------------------------------------------------------------
+
+/// Reads one section of the tree. Each getter takes a key and what is allowed, records a
+/// problem (and returns the default) when the value is not allowed, and remembers the key
+/// as known; [`Reader::finish`] then reports the keys nobody asked for.
+struct Reader<'a> {
+    path: Vec<String>,
+    map: Option<&'a Map<String, Value>>,
+    /// Keys asked for in this section, in order (the "allowed" list for unknown keys).
+    asked: Vec<String>,
+    /// Keys of this section that had a problem.
+    bad: BTreeSet<String>,
+    errors: Vec<ConfigError>,
+    known: Vec<KnownKey>,
+    /// YAML path -> environment variable that set it.
+    origins: &'a BTreeMap<String, String>,
+    /// Schema discovery over an empty tree: map readers visit one `*` entry.
+    probe: bool,
+}
+
+impl<'a> Reader<'a> {
+    fn new(tree: &'a Value, origins: &'a BTreeMap<String, String>, probe: bool) -> Self {
+        Reader {
+            path: Vec::new(),
+            map: tree.as_object(),
+            asked: Vec::new(),
+            bad: BTreeSet::new(),
+            errors: Vec::new(),
+            known: Vec::new(),
+            origins,
+            probe,
+        }
+    }
+
+    fn child(&self, key: &str, map: Option<&'a Map<String, Value>>) -> Reader<'a> {
+        let mut path = self.path.clone();
+        path.push(key.to_owned());
+        Reader {
+            path,
+            map,
+            asked: Vec::new(),
+            bad: BTreeSet::new(),
+            errors: Vec::new(),
+            known: Vec::new(),
+            origins: self.origins,
+            probe: self.probe,
+        }
+    }
+
+    fn path_of(&self, key: &str) -> String {
+        let mut p = self.path.join(".");
+        if !p.is_empty() {
+            p.push('.');
+        }
+        p.push_str(key);
+        p
+    }
+
+    /// Records a problem with `key` of this section.
+    fn error(&mut self, key: &str, message: impl Into<String>) {
+        let path = self.path_of(key);
+        let mut message = message.into();
+        if let Some(var) = self.origins.get(&path) {
+            message.push_str(&format!(" (set by env {var})"));
+        }
+        self.bad.insert(key.to_owned());
+        self.errors.push(ConfigError { path, message });
+    }
+
+    /// Records a problem with this section as a whole.
+    fn error_here(&mut self, message: impl Into<String>) {
+        self.errors.push(ConfigError {
+            path: self.path.join("."),
+            message: message.into(),
+        });
+    }
+
+    /// True if `key` was read without a problem (guards cross-field rules).
+    fn valid(&self, key: &str) -> bool {
+        !self.bad.contains(key)
+    }
+
+    fn raw(&mut self, key: &str, section: bool) -> Option<&'a Value> {
+        self.asked.push(key.to_owned());
+        let mut path = self.path.clone();
+        path.push(key.to_owned());
+        self.known.push((path, section));
+        self.map.and_then(|m| m.get(key))
+    }
+
+    /// The value of a scalar key, or `None` if absent; a present but empty key is a problem.
+    fn scalar(&mut self, key: &str, expected: &str) -> Option<&'a Value> {
+        match self.raw(key, false)? {
+            Value::Null => {
+                self.error(
+                    key,
+                    format!(
+                        "expected {expected}, got no value (remove the key to use the default)"
+                    ),
+                );
+                None
+            }
+            v => Some(v),
+        }
+    }
+
+    fn opt_u64(&mut self, key: &str, range: RangeInclusive<u64>) -> Option<u64> {
+        let expected = format!("a whole number from {} to {}", range.start(), range.end());
+        let v = self.scalar(key, &expected)?;
+        match v.as_u64() {
+            Some(n) if range.contains(&n) => Some(n),
+            _ => {
+                self.error(key, format!("expected {expected}, got {}", describe(v)));
+                None
+            }
+        }
+    }
+
+    fn u64(&mut self, key: &str, default: u64, range: RangeInclusive<u64>) -> u64 {
+        self.opt_u64(key, range).unwrap_or(default)
+    }
+
+    fn opt_u32(&mut self, key: &str, range: RangeInclusive<u32>) -> Option<u32> {
+        let wide = u64::from(*range.start())..=u64::from(*range.end());
+        self.opt_u64(key, wide).and_then(|n| u32::try_from(n).ok())
+    }
+
+    fn u32(&mut self, key: &str, default: u32, range: RangeInclusive<u32>) -> u32 {
+        self.opt_u32(key, range).unwrap_or(default)
+    }
+
+    fn opt_f64(&mut self, key: &str, range: RangeInclusive<f64>) -> Option<f64> {
+        let expected = format!("a number from {:?} to {:?}", range.start(), range.end());
+        let v = self.scalar(key, &expected)?;
+        match v.as_f64() {
+            Some(x) if range.contains(&x) => Some(x),
+            _ => {
+                self.error(key, format!("expected {expected}, got {}", describe(v)));
+                None
+            }
+        }
+    }
+
+    /// A string parsed with `FromStr`; `expected` says what is accepted.
+    fn opt_parse<T: FromStr>(&mut self, key: &str, expected: &str) -> Option<T> {
+        let v = self.scalar(key, expected)?;
+        match v.as_str().map(str::parse::<T>) {
+            Some(Ok(parsed)) => Some(parsed),
+            _ => {
+                self.error(key, format!("expected {expected}, got {}", describe(v)));
+                None
+            }
+        }
+    }
+
+    fn parse<T: FromStr>(&mut self, key: &str, default: T, expected: &str) -> T {
+        self.opt_parse(key, expected).unwrap_or(default)
+    }
+
+    /// One of a fixed set of names.
+    fn opt_choice<T: Copy>(&mut self, key: &str, choices: &[(&str, T)]) -> Option<T> {
+        let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
+        let expected = format!("one of {}", names.join(", "));
+        let v = self.scalar(key, &expected)?;
+        let found = v
+            .as_str()
+            .and_then(|s| choices.iter().find(|(n, _)| *n == s).map(|(_, t)| *t));
+        if found.is_none() {
+            self.error(key, format!("expected {expected}, got {}", describe(v)));
+        }
+        found
+    }
+
+    /// A nested section read by `f`; absent or empty means all defaults.
+    fn section<T>(&mut self, key: &str, f: impl FnOnce(&mut Reader<'a>) -> T) -> T {
+        let map = self.section_map(key);
+        let mut child = self.child(key, map);
+        let out = f(&mut child);
+        self.absorb(child);
+        out
+    }
+
+    /// A mapping from names (checked by `name_ok`, described by `name_rule`) to
+    /// sections, each read by `f(name, reader)`.
+    fn map<T>(
+        &mut self,
+        key: &str,
+        name_ok: fn(&str) -> bool,
+        name_rule: &str,
+        mut f: impl FnMut(&str, &mut Reader<'a>) -> T,
+    ) -> BTreeMap<String, T> {
+        let mut out = BTreeMap::new();
+        let map = self.section_map(key);
+        let mut entries = self.child(key, None);
+        if self.probe {
+            // Schema discovery: visit one wildcard entry so its keys become known.
+            let _ = entries.section("*", |r| f("*", r));
+        }
+        for (name, value) in map.into_iter().flatten() {
+            entries.asked.push(name.clone());
+            if !name_ok(name) {
+                entries.error(name, format!("invalid name: {name_rule}"));
+                continue;
+            }
+            let section = match value {
+                Value::Null => None,
+                Value::Object(m) => Some(m),
+                other => {
+                    entries.error(
+                        name,
+                        format!("expected a mapping of keys, got {}", describe(other)),
+                    );
+                    continue;
+                }
+            };
+            let mut child = entries.child(name, section);
+            let item = f(name, &mut child);
+            entries.absorb(child);
+            out.insert(name.clone(), item);
+        }
+        self.absorb(entries);
+        out
+    }
+
+    fn section_map(&mut self, key: &str) -> Option<&'a Map<String, Value>> {
+        match self.raw(key, true)? {
+            Value::Null => None,
+            Value::Object(m) => Some(m),
+            other => {
+                self.error(
+                    key,
+                    format!("expected a mapping of keys, got {}", describe(other)),
+                );
+                None
+            }
+        }
+    }
+
+    fn absorb(&mut self, mut child: Reader<'a>) {
+        child.finish();
+        self.errors.append(&mut child.errors);
+        self.known.append(&mut child.known);
+    }
+
+    /// Reports keys of this section that no getter asked for.
+    fn finish(&mut self) {
+        let Some(map) = self.map else { return };
+        let unknown: Vec<&String> = map
+            .keys()
+            .filter(|k| !self.asked.contains(k))
+            // Secret keys are already reported by `reject_secrets`.
+            .filter(|k| !SECRET_VARS.iter().any(|(s, _)| s == k))
+            .collect();
+        for key in unknown {
+            let message = format!("unknown key; allowed here: {}", self.asked.join(", "));
+            self.error(key, message);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Sections
+// ---------------------------------------------------------------------------------------
+
+/// The top level. Secrets are filled in from the environment afterwards.
+fn read_config(r: &mut Reader<'_>) -> Config {
+    Config {
+        server: r.section("server", read_server),
+        supervision: r.section("supervision", read_supervision),
+        ai: r.section("ai", read_ai),
+        secrets: Secrets::default(),
+    }
+}
+
+fn read_server(r: &mut Reader<'_>) -> ServerConfig {
+    let d = ServerConfig::default();
+    let s = ServerConfig {
+        bind: r.parse(
+            "bind",
+            d.bind,
+            "a socket address IP:PORT such as 127.0.0.1:8080 or [::1]:8080",
+        ),
+        workers: r.u32("workers", d.workers, 1..=64),
+        game_arbiters: r.u32("game_arbiters", d.game_arbiters, 0..=256),
+        max_frame_bytes: r.u64("max_frame_bytes", d.max_frame_bytes, 64..=1_048_576),
+        outbound_queue: r.u64("outbound_queue", d.outbound_queue, 1..=65_536),
+        heartbeat_interval_ms: r.u64(
+            "heartbeat_interval_ms",
+            d.heartbeat_interval_ms,
+            100..=600_000,
+        ),
+        client_timeout_ms: r.u64("client_timeout_ms", d.client_timeout_ms, 1..=3_600_000),
+        join_timeout_ms: r.u64("join_timeout_ms", d.join_timeout_ms, 100..=600_000),
+        tcp_user_timeout_ms: r.u64("tcp_user_timeout_ms", d.tcp_user_timeout_ms, 0..=3_600_000),
+        max_chat_chars: r.u64("max_chat_chars", d.max_chat_chars, 1..=10_000),
+        shutdown_grace_ms: r.u64("shutdown_grace_ms", d.shutdown_grace_ms, 0..=600_000),
+        finished_game_ttl_secs: r.u64(
+            "finished_game_ttl_secs",
+            d.finished_game_ttl_secs,
+            1..=604_800,
+        ),
+        rate_limit_frames_per_sec: r.u64(
+            "rate_limit_frames_per_sec",
+            d.rate_limit_frames_per_sec,
+            1..=100_000,
+        ),
+        rate_limit_burst: r.u64("rate_limit_burst", d.rate_limit_burst, 1..=100_000),
+    };
+    if r.valid("heartbeat_interval_ms")
+        && r.valid("client_timeout_ms")
+        && s.client_timeout_ms <= s.heartbeat_interval_ms
+    {
+        r.error(
+            "client_timeout_ms",
+            format!(
+                "must be greater than heartbeat_interval_ms ({}), got {}",
+                s.heartbeat_interval_ms, s.client_timeout_ms
+            ),
+        );
+    }
+    s
+}
+
+fn read_supervision(r: &mut Reader<'_>) -> SupervisionConfig {
+    let d = SupervisionConfig::default();
+    let (default, default_ok) = r.section("default", |r| {
+        let policy = read_policy(r).apply_to(&RestartPolicyConfig::default());
+        let fields_ok = r.valid("initial_delay_ms") && r.valid("max_delay_ms");
+        let rule = policy_rule(&policy);
+        if let (true, Some(message)) = (fields_ok, &rule) {
+            r.error("max_delay_ms", message.clone());
+        }
+        (policy, fields_ok && rule.is_none())
+    });
+    let kinds = r.map(
+        "kinds",
+        |name| {
+            !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        },
+        "game kind names use only lowercase letters, digits and _ ([a-z0-9_]+)",
+        |_, r| {
+            let partial = read_policy(r);
+            let fields_ok = r.valid("initial_delay_ms") && r.valid("max_delay_ms");
+            if default_ok && fields_ok {
+                if let Some(message) = policy_rule(&partial.apply_to(&default)) {
+                    r.error_here(format!("after merging with supervision.default: {message}"));
+                }
+            }
+            partial
+        },
+    );
+    SupervisionConfig {
+        default,
+        kinds,
+        watchdog_interval_ms: r.u64("watchdog_interval_ms", d.watchdog_interval_ms, 10..=60_000),
+    }
+}
+
+/// The restart policy keys; used for `supervision.default` and each kind.
+fn read_policy(r: &mut Reader<'_>) -> PartialRestartPolicy {
+    PartialRestartPolicy {
+        strategy: r.opt_choice("strategy", RestartStrategy::CHOICES),
+        initial_delay_ms: r.opt_u64("initial_delay_ms", 0..=3_600_000),
+        max_delay_ms: r.opt_u64("max_delay_ms", 0..=3_600_000),
+        multiplier: r.opt_f64("multiplier", 1.0..=10.0),
+        jitter: r.opt_f64("jitter", 0.0..=1.0),
+        max_restarts: r.opt_u32("max_restarts", 1..=1000),
+        within_secs: r.opt_u64("within_secs", 1..=86_400),
+        hang_timeout_ms: r.opt_u64("hang_timeout_ms", 50..=600_000),
+        hold_messages_max_ms: r.opt_u64("hold_messages_max_ms", 0..=60_000),
+    }
+}
+
+/// Cross-field rule of a complete policy.
+fn policy_rule(p: &RestartPolicyConfig) -> Option<String> {
+    (p.max_delay_ms < p.initial_delay_ms).then(|| {
+        format!(
+            "max_delay_ms ({}) must be at least initial_delay_ms ({})",
+            p.max_delay_ms, p.initial_delay_ms
+        )
+    })
+}
+
+fn read_ai(r: &mut Reader<'_>) -> AiConfig {
+    let d = AiConfig::default();
+    AiConfig {
+        search_depth: r.u32("search_depth", d.search_depth, 1..=12),
+        max_nodes: r.u64("max_nodes", d.max_nodes, 1000..=100_000_000),
+        think_delay_ms: r.u64("think_delay_ms", d.think_delay_ms, 0..=10_000),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn ok(yaml: &str) -> Config {
+        Config::from_yaml_str(yaml, &[]).unwrap_or_else(|e| panic!("expected Ok, got:\n{e}"))
+    }
+
+    fn errs_env(yaml: &str, vars: &[(&str, &str)]) -> ConfigErrors {
+        match Config::from_yaml_str(yaml, &env(vars)) {
+            Ok(c) => panic!("expected errors for {yaml:?}, got {c:?}"),
+            Err(e) => e,
+        }
+    }
+
+    fn errs(yaml: &str) -> ConfigErrors {
+        errs_env(yaml, &[])
+    }
+
+    /// Asserts that loading `yaml` reports exactly one problem, at `path`; returns its message.
+    fn only_error_at(yaml: &str, path: &str) -> String {
+        let e = errs(yaml);
+        assert_eq!(e.errors.len(), 1, "for {yaml:?}:\n{e}");
+        assert_eq!(e.errors[0].path, path, "for {yaml:?}:\n{e}");
+        e.errors[0].message.clone()
+    }
+
+    #[test]
+    fn defaults_file_is_default() {
+        let c = ok(include_str!("../server_config.yaml"));
+        assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn empty_inputs_are_defaults() {
+        for yaml in [
+            "",
+            "{}",
+            "# nothing\n",
+            "~",
+            "server:\nsupervision:\n  kinds:\nai: {}\n",
+        ] {
+            assert_eq!(ok(yaml), Config::default(), "for {yaml:?}");
+        }
+    }
+
+    #[test]
+    fn values_are_read() {
+        let c = ok("server:\n  bind: \"[::1]:9000\"\n  workers: 8\nsupervision:\n  default:\n    strategy: delayed\n    multiplier: 3\nai:\n  search_depth: 12\n");
+        assert_eq!(
+            c.server.bind,
+            "[::1]:9000".parse::<SocketAddr>().expect("addr")
+        );
+        assert_eq!(c.server.workers, 8);
+        assert_eq!(c.supervision.default.strategy, RestartStrategy::Delayed);
+        assert_eq!(c.supervision.default.multiplier, 3.0);
+        assert_eq!(c.ai.search_depth, 12);
+    }
+
+    #[test]
+    fn unknown_key_top_level() {
+        let m = only_error_at("bogus: 1\n", "bogus");
+        assert!(
+            m.contains("unknown key") && m.contains("server, supervision, ai"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn unknown_key_nested() {
+        let m = only_error_at("server:\n  wrokers: 4\n", "server.wrokers");
+        assert!(m.contains("workers"), "{m}");
+        only_error_at(
+            "supervision:\n  default:\n    bogus: 1\n",
+            "supervision.default.bogus",
+        );
+        only_error_at(
+            "supervision:\n  kinds:\n    connect4:\n      bogus: 1\n",
+            "supervision.kinds.connect4.bogus",
+        );
+    }
+
+    #[test]
+    fn string_where_integer() {
+        let m = only_error_at("server:\n  workers: \"4\"\n", "server.workers");
+        assert!(
+            m.contains("whole number from 1 to 64") && m.contains("\"4\""),
+            "{m}"
+        );
+        only_error_at("server:\n  workers: four\n", "server.workers");
+        only_error_at("server:\n  workers: true\n", "server.workers");
+        only_error_at("server:\n  workers: 2.5\n", "server.workers");
+        only_error_at("server:\n  workers:\n", "server.workers");
+    }
+
+    #[test]
+    fn negative_values() {
+        let m = only_error_at("server:\n  max_frame_bytes: -1\n", "server.max_frame_bytes");
+        assert!(m.contains("got -1"), "{m}");
+        only_error_at(
+            "supervision:\n  default:\n    jitter: -0.1\n",
+            "supervision.default.jitter",
+        );
+    }
+
+    #[test]
+    fn range_bounds() {
+        // (section yaml prefix, key, just below, lowest ok, highest ok, just above)
+        let cases: &[(&str, &str, &str, &str, &str, &str)] = &[
+            ("server", "workers", "0", "1", "64", "65"),
+            (
+                "server",
+                "max_frame_bytes",
+                "63",
+                "64",
+                "1048576",
+                "1048577",
+            ),
+            ("server", "outbound_queue", "0", "1", "65536", "65537"),
+            ("server", "join_timeout_ms", "99", "100", "600000", "600001"),
+            ("server", "max_chat_chars", "0", "1", "10000", "10001"),
+            (
+                "server",
+                "finished_game_ttl_secs",
+                "0",
+                "1",
+                "604800",
+                "604801",
+            ),
+            ("server", "rate_limit_burst", "0", "1", "100000", "100001"),
+            (
+                "supervision.default",
+                "multiplier",
+                "0.99",
+                "1.0",
+                "10.0",
+                "10.01",
+            ),
+            (
+                "supervision.default",
+                "jitter",
+                "-0.01",
+                "0.0",
+                "1.0",
+                "1.01",
+            ),
+            (
+                "supervision.default",
+                "max_restarts",
+                "0",
+                "1",
+                "1000",
+                "1001",
+            ),
+            (
+                "supervision.default",
+                "within_secs",
+                "0",
+                "1",
+                "86400",
+                "86401",
+            ),
+            (
+                "supervision.default",
+                "hang_timeout_ms",
+                "49",
+                "50",
+                "600000",
+                "600001",
+            ),
+            (
+                "supervision",
+                "watchdog_interval_ms",
+                "9",
+                "10",
+                "60000",
+                "60001",
+            ),
+            ("ai", "search_depth", "0", "1", "12", "13"),
+            ("ai", "max_nodes", "999", "1000", "100000000", "100000001"),
+        ];
+        for (section, key, below, low, high, above) in cases {
+            let yaml = |v: &str| {
+                let mut out = String::new();
+                for (depth, part) in section.split('.').enumerate() {
+                    out.push_str(&format!("{}{part}:\n", "  ".repeat(depth)));
+                }
+                let depth = section.split('.').count();
+                out.push_str(&format!("{}{key}: {v}\n", "  ".repeat(depth)));
+                out
+            };
+            let path = format!("{section}.{key}");
+            ok(&yaml(low));
+            ok(&yaml(high));
+            only_error_at(&yaml(below), &path);
+            let m = only_error_at(&yaml(above), &path);
+            assert!(
+                m.contains(low) || m.contains(&format!("{low}.0")),
+                "{path}: {m}"
+            );
+        }
+        // heartbeat_interval_ms: its upper bound needs a longer client_timeout_ms.
+        ok("server:\n  heartbeat_interval_ms: 100\n");
+        ok("server:\n  heartbeat_interval_ms: 600000\n  client_timeout_ms: 3600000\n");
+        only_error_at(
+            "server:\n  heartbeat_interval_ms: 99\n",
+            "server.heartbeat_interval_ms",
+        );
+        only_error_at(
+            "server:\n  heartbeat_interval_ms: 600001\n  client_timeout_ms: 3600000\n",
+            "server.heartbeat_interval_ms",
+        );
+        // Upper-bound-only and zero-allowed fields.
+        only_error_at("server:\n  game_arbiters: 257\n", "server.game_arbiters");
+        only_error_at(
+            "server:\n  tcp_user_timeout_ms: 3600001\n",
+            "server.tcp_user_timeout_ms",
+        );
+        only_error_at(
+            "server:\n  shutdown_grace_ms: 600001\n",
+            "server.shutdown_grace_ms",
+        );
+        only_error_at("ai:\n  think_delay_ms: 10001\n", "ai.think_delay_ms");
+        only_error_at(
+            "supervision:\n  default:\n    hold_messages_max_ms: 60001\n",
+            "supervision.default.hold_messages_max_ms",
+        );
+        only_error_at(
+            "supervision:\n  default:\n    max_delay_ms: 3600001\n",
+            "supervision.default.max_delay_ms",
+        );
+        only_error_at(
+            "server:\n  client_timeout_ms: 3600001\n",
+            "server.client_timeout_ms",
+        );
+        only_error_at(
+            "server:\n  workers: 99999999999999999999999\n",
+            "server.workers",
+        );
+        ok("server:\n  game_arbiters: 0\n  tcp_user_timeout_ms: 0\n  shutdown_grace_ms: 0\n");
+    }
+
+    #[test]
+    fn bad_enum() {
+        let m = only_error_at(
+            "supervision:\n  default:\n    strategy: linear\n",
+            "supervision.default.strategy",
+        );
+        assert!(
+            m.contains("immediate, delayed, exponential") && m.contains("linear"),
+            "{m}"
+        );
+        only_error_at(
+            "supervision:\n  kinds:\n    connect4:\n      strategy: Exponential\n",
+            "supervision.kinds.connect4.strategy",
+        );
+    }
+
+    #[test]
+    fn max_delay_below_initial_delay() {
+        let m = only_error_at(
+            "supervision:\n  default:\n    initial_delay_ms: 600\n    max_delay_ms: 500\n",
+            "supervision.default.max_delay_ms",
+        );
+        assert!(m.contains("initial_delay_ms (600)"), "{m}");
+        // Only after merging with the default (max_delay_ms 5000) is the kind wrong.
+        let m = only_error_at(
+            "supervision:\n  kinds:\n    connect4:\n      initial_delay_ms: 6000\n",
+            "supervision.kinds.connect4",
+        );
+        assert!(m.contains("merging") && m.contains("5000"), "{m}");
+    }
+
+    #[test]
+    fn client_timeout_not_above_heartbeat() {
+        let m = only_error_at(
+            "server:\n  heartbeat_interval_ms: 2000\n  client_timeout_ms: 2000\n",
+            "server.client_timeout_ms",
+        );
+        assert!(
+            m.contains("greater than heartbeat_interval_ms (2000)"),
+            "{m}"
+        );
+        only_error_at(
+            "server:\n  heartbeat_interval_ms: 20000\n",
+            "server.client_timeout_ms",
+        );
+        ok("server:\n  heartbeat_interval_ms: 2000\n  client_timeout_ms: 2001\n");
+    }
+
+    #[test]
+    fn bad_bind() {
+        let m = only_error_at("server:\n  bind: localhost:8080\n", "server.bind");
+        assert!(m.contains("127.0.0.1:8080"), "{m}");
+        only_error_at("server:\n  bind: 8080\n", "server.bind");
+        only_error_at("server:\n  bind: \"127.0.0.1\"\n", "server.bind");
+    }
+
+    #[test]
+    fn admin_token_in_yaml_is_rejected() {
+        let m = only_error_at("admin_token: hunter2\n", "admin_token");
+        assert!(
+            m.contains("RAMPART_ADMIN_TOKEN") && m.contains("environment"),
+            "{m}"
+        );
+        assert!(!m.contains("hunter2"));
+        only_error_at("server:\n  admin_token: hunter2\n", "server.admin_token");
+        only_error_at(
+            "supervision:\n  kinds:\n    connect4:\n      admin_token: x\n",
+            "supervision.kinds.connect4.admin_token",
+        );
+    }
+
+    #[test]
+    fn yaml_syntax_error_is_one_problem() {
+        let m = only_error_at("server:\n  workers: [1,\n", "<yaml>");
+        assert!(m.contains("line"), "{m}");
+        let m = only_error_at("server:\n  workers: 1\n  workers: 2\n", "<yaml>");
+        assert!(m.contains("duplicate"), "{m}");
+    }
+
+    #[test]
+    fn wrong_shapes() {
+        only_error_at("- 1\n- 2\n", "<yaml>");
+        only_error_at("server: 5\n", "server");
+        only_error_at("supervision:\n  kinds: [a]\n", "supervision.kinds");
+        only_error_at(
+            "supervision:\n  kinds:\n    connect4: 3\n",
+            "supervision.kinds.connect4",
+        );
+        let m = only_error_at(
+            "supervision:\n  kinds:\n    Connect-4: {}\n",
+            "supervision.kinds.Connect-4",
+        );
+        assert!(m.contains("[a-z0-9_]+"), "{m}");
+    }
+
+    #[test]
+    fn all_problems_are_reported() {
+        let yaml = "\
+bogus: 1
+server:
+  workers: 0
+  bind: nowhere
+  heartbeat_interval_ms: 1000
+  client_timeout_ms: 500
+  extra: true
+supervision:
+  default:
+    strategy: sometimes
+    jitter: 2
+  kinds:
+    connect4:
+      max_restarts: \"many\"
+ai:
+  search_depth: 99
+  admin_token: x
+";
+        let e = errs(yaml);
+        let paths: Vec<&str> = e.errors.iter().map(|e| e.path.as_str()).collect();
+        for p in [
+            "bogus",
+            "server.workers",
+            "server.bind",
+            "server.client_timeout_ms",
+            "server.extra",
+            "supervision.default.strategy",
+            "supervision.default.jitter",
+            "supervision.kinds.connect4.max_restarts",
+            "ai.search_depth",
+            "ai.admin_token",
+        ] {
+            assert!(paths.contains(&p), "missing {p} in:\n{e}");
+        }
+        assert_eq!(e.errors.len(), 10, "{e}");
+        // Display: one problem per line.
+        let shown = e.to_string();
+        assert_eq!(shown.lines().count(), 10);
+        assert!(
+            shown
+                .lines()
+                .any(|l| l.starts_with("server.workers: expected")),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn env_bind() {
+        let c = Config::from_yaml_str("", &env(&[("RAMPART_BIND", "0.0.0.0:9000")])).expect("ok");
+        assert_eq!(c.server.bind, SocketAddr::from(([0, 0, 0, 0], 9000)));
+        // RAMPART_BIND wins over the file and over RAMPART__SERVER__BIND.
+        let c = Config::from_yaml_str(
+            "server:\n  bind: 127.0.0.1:1\n",
+            &env(&[
+                ("RAMPART_BIND", "0.0.0.0:9000"),
+                ("RAMPART__SERVER__BIND", "0.0.0.0:7"),
+            ]),
+        )
+        .expect("ok");
+        assert_eq!(c.server.bind.port(), 9000);
+        let e = errs_env("", &[("RAMPART_BIND", "nope")]);
+        assert_eq!(e.errors.len(), 1, "{e}");
+        assert_eq!(e.errors[0].path, "server.bind");
+        assert!(e.errors[0].message.contains("env RAMPART_BIND"), "{e}");
+    }
+
+    #[test]
+    fn env_admin_token_is_secret() {
+        let c = Config::from_yaml_str("", &env(&[("RAMPART_ADMIN_TOKEN", "s3cr3t-token")]))
+            .expect("ok");
+        let token = c.secrets.admin_token.as_ref().expect("token set");
+        assert_eq!(token.expose(), "s3cr3t-token");
+        assert_eq!(token.to_string(), "***");
+        let debug = format!("{c:?} {c:#?}");
+        assert!(!debug.contains("s3cr3t"), "{debug}");
+        assert!(debug.contains("***"));
+        let c = Config::from_yaml_str("", &env(&[("RAMPART_ADMIN_TOKEN", "")])).expect("ok");
+        assert_eq!(c.secrets.admin_token, None);
+        assert_eq!(ok("").secrets.admin_token, None);
+    }
+
+    #[test]
+    fn env_path_override() {
+        let vars = env(&[("RAMPART__SUPERVISION__DEFAULT__MAX_RESTARTS", "3")]);
+        let c = Config::from_yaml_str("supervision:\n  default:\n    max_restarts: 9\n", &vars)
+            .expect("ok");
+        assert_eq!(c.supervision.default.max_restarts, 3);
+        // Case-insensitive, YAML scalars.
+        let c = Config::from_yaml_str(
+            "",
+            &env(&[
+                ("rampart__server__bind", "0.0.0.0:9000"),
+                ("Rampart__Supervision__Default__Multiplier", "1.5"),
+                ("RAMPART__SUPERVISION__DEFAULT__STRATEGY", "immediate"),
+            ]),
+        )
+        .expect("ok");
+        assert_eq!(c.server.bind.port(), 9000);
+        assert_eq!(c.supervision.default.multiplier, 1.5);
+        assert_eq!(c.supervision.default.strategy, RestartStrategy::Immediate);
+    }
+
+    #[test]
+    fn env_per_kind_override() {
+        let vars = env(&[("RAMPART__SUPERVISION__KINDS__CONNECT4__MAX_RESTARTS", "2")]);
+        let c = Config::from_yaml_str(
+            "supervision:\n  kinds:\n    connect4:\n      strategy: delayed\n",
+            &vars,
+        )
+        .expect("ok");
+        let p = c.supervision.policy_for("connect4");
+        assert_eq!(p.max_restarts, 2);
+        assert_eq!(p.strategy, RestartStrategy::Delayed);
+        assert_eq!(
+            c.supervision.policy_for("chess"),
+            RestartPolicyConfig::default()
+        );
+        // The kind need not be in the file; names with single underscores work.
+        let vars = env(&[(
+            "RAMPART__SUPERVISION__KINDS__TIC_TAC_TOE__MAX_RESTARTS",
+            "2",
+        )]);
+        let c = Config::from_yaml_str("", &vars).expect("ok");
+        assert_eq!(c.supervision.policy_for("tic_tac_toe").max_restarts, 2);
+    }
+
+    #[test]
+    fn env_unknown_path() {
+        let e = errs_env("", &[("RAMPART__FOO__BAR", "1")]);
+        assert_eq!(e.errors.len(), 1, "{e}");
+        assert_eq!(e.errors[0].path, "env RAMPART__FOO__BAR");
+        assert_eq!(e.errors[0].message, "unknown key foo.bar");
+        let e = errs_env(
+            "",
+            &[
+                ("RAMPART__SERVER__WROKERS", "1"),
+                ("RAMPART__SUPERVISION__KINDS__CONNECT4__BOGUS", "1"),
+                ("RAMPART__SERVER", "1"),
+                ("RAMPART__SERVER__ADMIN_TOKEN", "x"),
+            ],
+        );
+        let paths: Vec<&str> = e.errors.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "env RAMPART__SERVER__WROKERS",
+                "env RAMPART__SUPERVISION__KINDS__CONNECT4__BOGUS",
+                "env RAMPART__SERVER",
+                "env RAMPART__SERVER__ADMIN_TOKEN",
+            ],
+            "{e}"
+        );
+        assert!(e.errors[3].message.contains("RAMPART_ADMIN_TOKEN"), "{e}");
+    }
+
+    #[test]
+    fn env_wrong_type() {
+        let e = errs_env("", &[("RAMPART__SERVER__WORKERS", "lots")]);
+        assert_eq!(e.errors.len(), 1, "{e}");
+        assert_eq!(e.errors[0].path, "server.workers");
+        assert!(
+            e.errors[0].message.contains("env RAMPART__SERVER__WORKERS"),
+            "{e}"
+        );
+        let e = errs_env(
+            "",
+            &[("RAMPART__SUPERVISION__KINDS__CONNECT4__MAX_RESTARTS", "0")],
+        );
+        assert_eq!(
+            e.errors[0].path, "supervision.kinds.connect4.max_restarts",
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn other_env_vars_are_ignored() {
+        let c = Config::from_yaml_str(
+            "",
+            &env(&[
+                ("PATH", "/bin"),
+                ("RAMPART_LOG", "debug"),
+                ("XRAMPART__A", "1"),
+            ]),
+        )
+        .expect("ok");
+        assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn per_kind_merge() {
+        let c = ok("supervision:\n  default:\n    max_restarts: 8\n    within_secs: 30\n  kinds:\n    connect4:\n      max_restarts: 2\n      jitter: 0\n    chess:\n");
+        let p = c.supervision.policy_for("connect4");
+        assert_eq!(p.max_restarts, 2);
+        assert_eq!(p.jitter, 0.0);
+        assert_eq!(p.within_secs, 30);
+        assert_eq!(p.strategy, RestartStrategy::Exponential);
+        assert_eq!(
+            c.supervision.kinds["chess"],
+            PartialRestartPolicy::default()
+        );
+        assert_eq!(c.supervision.policy_for("chess"), c.supervision.default);
+        assert_eq!(c.supervision.policy_for("unknown").max_restarts, 8);
+    }
+
+    #[test]
+    fn load_reads_file_and_reports_unreadable_path() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("server_config.yaml");
+        // The process environment may hold RAMPART vars; compare only the file part.
+        if std::env::vars().all(|(k, _)| !k.to_ascii_uppercase().starts_with("RAMPART")) {
+            assert_eq!(Config::load(&path).expect("loads"), Config::default());
+            assert_eq!(
+                Config::from_env_only().expect("defaults"),
+                Config::default()
+            );
+        }
+        let missing = Path::new("/nonexistent/rampart.yaml");
+        let e = Config::load(missing).expect_err("missing file");
+        assert_eq!(e.errors.len(), 1);
+        assert_eq!(e.errors[0].path, "/nonexistent/rampart.yaml");
+        assert!(e.errors[0].message.contains("cannot read"), "{e}");
+    }
 }

@@ -39,7 +39,9 @@ impl GameId {
     }
     /// Parses an id from a URL path; `None` when it cannot be one of ours.
     pub fn parse(text: &str) -> Option<Self> {
-        let ok = !text.is_empty() && text.len() <= 64 && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        let ok = !text.is_empty()
+            && text.len() <= 64
+            && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
         ok.then(|| GameId(text.to_owned()))
     }
     /// The id as text.
@@ -117,7 +119,9 @@ pub fn monotonic_ms() -> u64 {
 
 /// The current wall-clock time as an RFC 3339 UTC string with millisecond precision.
 pub fn now_rfc3339() -> String {
-    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     rfc3339(since.as_secs(), since.subsec_millis())
 }
 

@@ -138,17 +138,39 @@ impl Metrics {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         };
         let counter = |out: &mut String, name: &str, help: &str, v: u64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+            );
         };
-        let family = |out: &mut String, name: &str, help: &str, keys: &[&str], rows: Vec<(Vec<&'static str>, u64)>| {
+        let family = |out: &mut String,
+                      name: &str,
+                      help: &str,
+                      keys: &[&str],
+                      rows: Vec<(Vec<&'static str>, u64)>| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
             for (values, v) in rows {
-                let labels: Vec<String> = keys.iter().zip(values).map(|(k, val)| format!("{k}=\"{val}\"")).collect();
+                let labels: Vec<String> = keys
+                    .iter()
+                    .zip(values)
+                    .map(|(k, val)| format!("{k}=\"{val}\""))
+                    .collect();
                 let _ = writeln!(out, "{name}{{{}}} {v}", labels.join(","));
             }
         };
-        gauge(&mut out, "rampart_games_active", "Games currently hosted by this server.", self.games_active());
-        family(&mut out, "rampart_games_started_total", "Games started, by kind.", &["kind"], self.games_started.snapshot());
+        gauge(
+            &mut out,
+            "rampart_games_active",
+            "Games currently hosted by this server.",
+            self.games_active(),
+        );
+        family(
+            &mut out,
+            "rampart_games_started_total",
+            "Games started, by kind.",
+            &["kind"],
+            self.games_started.snapshot(),
+        );
         family(
             &mut out,
             "rampart_game_restarts_total",
@@ -156,20 +178,69 @@ impl Metrics {
             &["kind", "reason"],
             self.restarts.snapshot(),
         );
-        family(&mut out, "rampart_games_failed_total", "Games closed after exceeding their restart limit, by kind.", &["kind"], self.games_failed.snapshot());
-        counter(&mut out, "rampart_games_moved_total", "Healthy games moved to a fresh arbiter because theirs stopped answering.", self.games_moved.load(Ordering::Relaxed));
-        counter(&mut out, "rampart_arbiters_lost_total", "Game arbiters abandoned because a hung handler held their thread.", self.arbiters_lost());
-        counter(&mut out, "rampart_game_panics_total", "Panics caught in game code.", self.panics.load(Ordering::Relaxed));
-        gauge(&mut out, "rampart_sockets_open", "Open game WebSocket connections.", self.sockets_open.load(Ordering::Relaxed));
-        counter(&mut out, "rampart_slow_client_disconnects_total", "Connections closed with 1013 because their outbound queue was full.", self.slow_clients());
-        counter(&mut out, "rampart_ws_frames_in_total", "WebSocket frames received from clients.", self.frames_in.load(Ordering::Relaxed));
+        family(
+            &mut out,
+            "rampart_games_failed_total",
+            "Games closed after exceeding their restart limit, by kind.",
+            &["kind"],
+            self.games_failed.snapshot(),
+        );
+        counter(
+            &mut out,
+            "rampart_games_moved_total",
+            "Healthy games moved to a fresh arbiter because theirs stopped answering.",
+            self.games_moved.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "rampart_arbiters_lost_total",
+            "Game arbiters abandoned because a hung handler held their thread.",
+            self.arbiters_lost(),
+        );
+        counter(
+            &mut out,
+            "rampart_game_panics_total",
+            "Panics caught in game code.",
+            self.panics.load(Ordering::Relaxed),
+        );
+        gauge(
+            &mut out,
+            "rampart_sockets_open",
+            "Open game WebSocket connections.",
+            self.sockets_open.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "rampart_slow_client_disconnects_total",
+            "Connections closed with 1013 because their outbound queue was full.",
+            self.slow_clients(),
+        );
+        counter(
+            &mut out,
+            "rampart_ws_frames_in_total",
+            "WebSocket frames received from clients.",
+            self.frames_in.load(Ordering::Relaxed),
+        );
         for (name, help, arr) in [
-            ("rampart_ws_errors_sent_total", "Error frames sent on WebSockets, by code.", &self.errors_sent),
-            ("rampart_http_errors_total", "Error responses sent on REST, by code.", &self.http_errors),
+            (
+                "rampart_ws_errors_sent_total",
+                "Error frames sent on WebSockets, by code.",
+                &self.errors_sent,
+            ),
+            (
+                "rampart_http_errors_total",
+                "Error responses sent on REST, by code.",
+                &self.http_errors,
+            ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
             for code in ErrorCode::ALL {
-                let _ = writeln!(out, "{name}{{code=\"{}\"}} {}", code.as_str(), arr[code as usize].load(Ordering::Relaxed));
+                let _ = writeln!(
+                    out,
+                    "{name}{{code=\"{}\"}} {}",
+                    code.as_str(),
+                    arr[code as usize].load(Ordering::Relaxed)
+                );
             }
         }
         out

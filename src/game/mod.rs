@@ -166,6 +166,7 @@ pub trait Rules: Clone + Send + 'static {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -177,10 +178,7 @@ mod tests {
         assert_eq!(Seat::Yellow.as_str(), "yellow");
         assert_eq!(Seat::ALL, [Seat::Red, Seat::Yellow]);
         assert_eq!(serde_json::to_string(&Seat::Yellow).unwrap(), "\"yellow\"");
-        assert_eq!(
-            serde_json::from_str::<Seat>("\"red\"").unwrap(),
-            Seat::Red
-        );
+        assert_eq!(serde_json::from_str::<Seat>("\"red\"").unwrap(), Seat::Red);
     }
 
     #[test]

@@ -46,7 +46,8 @@ pub fn install() {
     ONCE.call_once(|| {
         let default = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
-            let game = CURRENT_GAME.with(|c| c.borrow().as_ref().filter(|s| !s.is_empty()).cloned());
+            let game =
+                CURRENT_GAME.with(|c| c.borrow().as_ref().filter(|s| !s.is_empty()).cloned());
             match game {
                 Some(game_id) => {
                     let message = info
@@ -55,7 +56,10 @@ pub fn install() {
                         .map(|s| (*s).to_owned())
                         .or_else(|| info.payload().downcast_ref::<String>().cloned())
                         .unwrap_or_else(|| "non-string panic payload".to_owned());
-                    let location = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+                    let location = info
+                        .location()
+                        .map(|l| format!("{}:{}", l.file(), l.line()))
+                        .unwrap_or_default();
                     tracing::error!(game_id = %game_id, %location, "game code panicked: {message}");
                 }
                 None => default(info),

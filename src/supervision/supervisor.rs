@@ -17,7 +17,9 @@ use crate::config::Config;
 use crate::game::{Connect4, Rules, Seat};
 use crate::ids::{monotonic_ms, now_rfc3339, GameId, PlayerToken};
 use crate::metrics::Metrics;
-use crate::protocol::{ErrorBody, GameStatus, GameSummary, Opponent, PlayersView, PlayerView, SeatGrant};
+use crate::protocol::{
+    ErrorBody, GameStatus, GameSummary, Opponent, PlayerView, PlayersView, SeatGrant,
+};
 use crate::store::SnapshotStore;
 use crate::supervision::game_actor::{GameActor, GameEnv, Shutdown, StartMode};
 use crate::supervision::registry::{GameCell, Registry, RunState};
@@ -84,7 +86,12 @@ pub struct GameSupervisor {
 
 impl GameSupervisor {
     /// A supervisor with its arbiters started.
-    pub fn new(config: Arc<Config>, registry: Arc<Registry>, store: Arc<dyn SnapshotStore>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        config: Arc<Config>,
+        registry: Arc<Registry>,
+        store: Arc<dyn SnapshotStore>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let count = match config.server.game_arbiters {
             0 => std::thread::available_parallelism().map_or(2, usize::from),
             n => n as usize,
@@ -95,12 +102,21 @@ impl GameSupervisor {
             store: store.clone(),
             metrics: metrics.clone(),
         });
-        GameSupervisor { config, registry, env, metrics, store, slots: (0..count).map(|_| Slot::new()).collect(), next_slot: 0 }
+        GameSupervisor {
+            config,
+            registry,
+            env,
+            metrics,
+            store,
+            slots: (0..count).map(|_| Slot::new()).collect(),
+            next_slot: 0,
+        }
     }
 
     fn spawn(&self, cell: &Arc<GameCell>, snapshot: Arc<Snapshot>, mode: StartMode, slot: usize) {
         let actor = GameActor::new(cell.clone(), self.env.clone(), snapshot, mode);
-        let addr = actix::Supervisor::start_in_arbiter(&self.slots[slot].arbiter.handle(), move |_| actor);
+        let addr =
+            actix::Supervisor::start_in_arbiter(&self.slots[slot].arbiter.handle(), move |_| actor);
         cell.arbiter.store(slot, Ordering::Release);
         cell.set_addr(addr);
     }
@@ -108,16 +124,42 @@ impl GameSupervisor {
     fn create(&mut self, msg: CreateGame) -> Result<SeatGrant, ErrorBody> {
         let id = GameId::random();
         let token = PlayerToken::random();
-        let human = SeatRecord { name: msg.player_name.clone(), token: Some(token.clone()) };
-        let yellow = (msg.opponent == Opponent::Ai).then(|| SeatRecord { name: AI_NAME.to_owned(), token: None });
-        let snapshot = Arc::new(Snapshot { game_id: id.clone(), board: Connect4::new_game(), seats: [Some(human), yellow], created_at: now_rfc3339() });
+        let human = SeatRecord {
+            name: msg.player_name.clone(),
+            token: Some(token.clone()),
+        };
+        let yellow = (msg.opponent == Opponent::Ai).then(|| SeatRecord {
+            name: AI_NAME.to_owned(),
+            token: None,
+        });
+        let snapshot = Arc::new(Snapshot {
+            game_id: id.clone(),
+            board: Connect4::new_game(),
+            seats: [Some(human), yellow],
+            created_at: now_rfc3339(),
+        });
         self.store.save(snapshot.clone());
-        let player = |name: &str, ai| Some(PlayerView { name: name.to_owned(), connected: ai, ai });
+        let player = |name: &str, ai| {
+            Some(PlayerView {
+                name: name.to_owned(),
+                connected: ai,
+                ai,
+            })
+        };
         let summary = GameSummary {
             game_id: id.to_string(),
             kind: Connect4::KIND,
-            status: if msg.opponent == Opponent::Ai { GameStatus::Playing } else { GameStatus::Waiting },
-            players: PlayersView { red: player(&msg.player_name, false), yellow: (msg.opponent == Opponent::Ai).then(|| player(AI_NAME, true)).flatten() },
+            status: if msg.opponent == Opponent::Ai {
+                GameStatus::Playing
+            } else {
+                GameStatus::Waiting
+            },
+            players: PlayersView {
+                red: player(&msg.player_name, false),
+                yellow: (msg.opponent == Opponent::Ai)
+                    .then(|| player(AI_NAME, true))
+                    .flatten(),
+            },
             moves: 0,
             restarts: 0,
             created_at: snapshot.created_at.clone(),
@@ -127,27 +169,33 @@ impl GameSupervisor {
         let cell = Arc::new(GameCell::new(id.clone(), Connect4::KIND, slot, summary));
         self.registry.insert(cell.clone());
         self.spawn(&cell, snapshot, StartMode::Fresh, slot);
-        Ok(SeatGrant { game_id: id.to_string(), seat: Seat::Red, player_token: token.expose().to_owned() })
+        Ok(SeatGrant {
+            game_id: id.to_string(),
+            seat: Seat::Red,
+            player_token: token.expose().to_owned(),
+        })
     }
 
     fn watchdog(&mut self) {
         let now = monotonic_ms();
+        let hang_timeout_ms = self.env.policy.hang_timeout_ms;
         let interval_ms = self.config.supervision.watchdog_interval_ms;
         let mut lost = BTreeSet::new();
-        let mut hung = BTreeSet::new();
         let cells = self.registry.all();
         for cell in &cells {
             let busy = cell.busy_since_ms.load(Ordering::Acquire);
-            if busy != 0 && now.saturating_sub(busy) > self.env.policy.hang_timeout_ms {
-                tracing::error!(game_id = %cell.id, busy_ms = now - busy, hang_timeout_ms = self.env.policy.hang_timeout_ms, "game handler is hung");
-                hung.insert(cell.id.clone());
+            if busy != 0 && now.saturating_sub(busy) > hang_timeout_ms {
                 lost.insert(cell.arbiter.load(Ordering::Acquire));
             }
         }
         for (i, slot) in self.slots.iter().enumerate() {
             let silent_ms = now.saturating_sub(slot.last_pong_ms.load(Ordering::Acquire));
-            if silent_ms > self.env.policy.hang_timeout_ms + interval_ms {
-                tracing::error!(arbiter = i, silent_ms, "game arbiter stopped answering the watchdog");
+            if silent_ms > hang_timeout_ms + interval_ms {
+                tracing::error!(
+                    arbiter = i,
+                    silent_ms,
+                    "game arbiter stopped answering the watchdog"
+                );
                 lost.insert(i);
             } else if !slot.ping_pending.swap(true, Ordering::AcqRel) {
                 let (pong, pending) = (slot.last_pong_ms.clone(), slot.ping_pending.clone());
@@ -158,20 +206,26 @@ impl GameSupervisor {
             }
         }
         for slot in lost {
-            self.replace_arbiter(slot, &cells, &hung);
+            self.replace_arbiter(slot, &cells, now);
         }
         self.reap(&cells, now);
     }
 
-    fn replace_arbiter(&mut self, slot: usize, cells: &[Arc<GameCell>], hung: &BTreeSet<GameId>) {
+    /// Abandons the thread of arbiter `slot` and resumes its games on a fresh one. A game
+    /// caught inside a handler is the one holding the thread: it recovers under its restart
+    /// policy as hung. The others were only moved.
+    fn replace_arbiter(&mut self, slot: usize, cells: &[Arc<GameCell>], now: u64) {
         let old = std::mem::replace(&mut self.slots[slot], Slot::new());
         // Ask the old event loop to stop once its thread is free again; never join it.
         old.arbiter.stop();
         self.metrics.arbiter_lost();
-        let mut moved = 0;
-        for cell in cells.iter().filter(|c| c.arbiter.load(Ordering::Acquire) == slot) {
+        let (mut moved, mut hung) = (0, 0);
+        for cell in cells
+            .iter()
+            .filter(|c| c.arbiter.load(Ordering::Acquire) == slot)
+        {
+            let busy = cell.busy_since_ms.swap(0, Ordering::AcqRel);
             cell.generation.fetch_add(1, Ordering::AcqRel);
-            cell.busy_since_ms.store(0, Ordering::Release);
             let Some(snapshot) = self.store.load(&cell.id) else {
                 tracing::error!(game_id = %cell.id, "no snapshot to resume a moved game from; removing it");
                 self.remove(cell);
@@ -179,7 +233,9 @@ impl GameSupervisor {
             };
             let mode = if cell.run_state() == RunState::Failed {
                 StartMode::Tombstone
-            } else if hung.contains(&cell.id) {
+            } else if busy != 0 {
+                hung += 1;
+                tracing::error!(game_id = %cell.id, busy_ms = now.saturating_sub(busy), hang_timeout_ms = self.env.policy.hang_timeout_ms, "game handler is hung");
                 StartMode::Hung
             } else {
                 moved += 1;
@@ -188,19 +244,23 @@ impl GameSupervisor {
             };
             self.spawn(cell, snapshot, mode, slot);
         }
-        tracing::error!(arbiter = slot, moved, hung = hung.len(), "abandoned a hung game arbiter's thread and resumed its games on a fresh one; restart the process when convenient");
+        tracing::error!(arbiter = slot, moved, hung, "abandoned a hung game arbiter's thread and resumed its games on a fresh one; restart the process when convenient");
     }
 
     fn remove(&self, cell: &Arc<GameCell>) {
+        self.metrics.game_removed();
         self.registry.remove(&cell.id);
         self.store.remove(&cell.id);
         cell.clear_addr();
-        self.metrics.game_removed();
     }
 
     /// Removes ended games that nobody watches once their time-to-live has passed.
     fn reap(&self, cells: &[Arc<GameCell>], now: u64) {
-        let ttl_ms = self.config.server.finished_game_ttl_secs.saturating_mul(1000);
+        let ttl_ms = self
+            .config
+            .server
+            .finished_game_ttl_secs
+            .saturating_mul(1000);
         for cell in cells {
             let ended = cell.ended_at_ms.load(Ordering::Acquire);
             if ended != 0 && now.saturating_sub(ended) > ttl_ms && !cell.has_routes() {
@@ -245,6 +305,9 @@ impl Handler<GetArbiterHealth> for GameSupervisor {
     type Result = ArbiterHealth;
 
     fn handle(&mut self, _: GetArbiterHealth, _: &mut Context<Self>) -> ArbiterHealth {
-        ArbiterHealth { arbiters: self.slots.len(), lost: self.metrics.arbiters_lost() }
+        ArbiterHealth {
+            arbiters: self.slots.len(),
+            lost: self.metrics.arbiters_lost(),
+        }
     }
 }

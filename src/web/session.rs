@@ -93,13 +93,22 @@ pub struct PlayerSession {
 
 impl PlayerSession {
     /// A session for an upgraded connection to `game_id`.
-    pub fn new(game_id: GameId, ws: actix_ws::Session, registry: Arc<Registry>, metrics: Arc<Metrics>, limits: Arc<SessionLimits>) -> Self {
+    pub fn new(
+        game_id: GameId,
+        ws: actix_ws::Session,
+        registry: Arc<Registry>,
+        metrics: Arc<Metrics>,
+        limits: Arc<SessionLimits>,
+    ) -> Self {
         PlayerSession {
             conn: ConnId::next(),
             game_id,
             registry,
             metrics,
-            bucket: TokenBucket { tokens: limits.burst, last: Instant::now() },
+            bucket: TokenBucket {
+                tokens: limits.burst,
+                last: Instant::now(),
+            },
             limits,
             ws,
             out: None,
@@ -121,7 +130,9 @@ impl PlayerSession {
                 tracing::info!(conn = self.conn.0, game_id = %self.game_id, queue = self.limits.outbound_queue, "closing a slow client: its outbound queue is full");
                 self.close(ctx, 1013, "outbound queue full: client too slow");
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => self.close(ctx, 1011, "connection writer stopped"),
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.close(ctx, 1011, "connection writer stopped")
+            }
         }
     }
 
@@ -132,7 +143,12 @@ impl PlayerSession {
         self.enqueue(ctx, WsOut::Text(frame.to_text()));
     }
 
-    fn send_error(&mut self, ctx: &mut Context<Self>, error: ErrorBody, in_reply_to: Option<&'static str>) {
+    fn send_error(
+        &mut self,
+        ctx: &mut Context<Self>,
+        error: ErrorBody,
+        in_reply_to: Option<&'static str>,
+    ) {
         self.send_frame(ctx, &ServerFrame::Error { error, in_reply_to });
     }
 
@@ -145,8 +161,15 @@ impl PlayerSession {
             return;
         }
         self.closing = true;
-        let close = CloseReason { code: CloseCode::from(code), description: Some(reason.to_owned()) };
-        let queued = self.out.take().map(|out| out.try_send(WsOut::Close(close.clone())).is_ok()).unwrap_or(false);
+        let close = CloseReason {
+            code: CloseCode::from(code),
+            description: Some(reason.to_owned()),
+        };
+        let queued = self
+            .out
+            .take()
+            .map(|out| out.try_send(WsOut::Close(close.clone())).is_ok())
+            .unwrap_or(false);
         let writer = self.writer.take();
         let ws = self.ws.clone();
         actix_rt::spawn(async move {
@@ -170,15 +193,25 @@ impl PlayerSession {
 
     fn join(&mut self, ctx: &mut Context<Self>, token: String) {
         let Some(cell) = self.registry.get(&self.game_id) else {
-            self.send_error(ctx, ErrorBody::new(ErrorCode::GameNotFound, "no such game"), Some("join"));
+            self.send_error(
+                ctx,
+                ErrorBody::new(ErrorCode::GameNotFound, "no such game"),
+                Some("join"),
+            );
             return self.close(ctx, 4404, "no such game");
         };
         let Some(addr) = cell.addr() else {
             return self.send_error(ctx, restarting_error(), Some("join"));
         };
         self.joining = true;
-        let route = Route { conn: self.conn, to: ctx.address().recipient() };
-        let join = addr.send(Join { token: PlayerToken::from_client(&token), route });
+        let route = Route {
+            conn: self.conn,
+            to: ctx.address().recipient(),
+        };
+        let join = addr.send(Join {
+            token: PlayerToken::from_client(&token),
+            route,
+        });
         let deadline = self.limits.join_timeout;
         ctx.spawn(async move { tokio::time::timeout(deadline, join).await }.into_actor(self).map(|result, act, ctx| {
             act.joining = false;
@@ -207,12 +240,23 @@ impl PlayerSession {
 
     fn on_text(&mut self, ctx: &mut Context<Self>, text: &str) {
         if text.len() > self.limits.max_frame_bytes {
-            let error = ErrorBody::new(ErrorCode::PayloadTooLarge, format!("frame is {} bytes; the limit is {}", text.len(), self.limits.max_frame_bytes))
-                .with("max_bytes", self.limits.max_frame_bytes);
+            let error = ErrorBody::new(
+                ErrorCode::PayloadTooLarge,
+                format!(
+                    "frame is {} bytes; the limit is {}",
+                    text.len(),
+                    self.limits.max_frame_bytes
+                ),
+            )
+            .with("max_bytes", self.limits.max_frame_bytes);
             return self.send_error(ctx, error, None);
         }
-        if let Err(wait) = self.bucket.take(self.limits.rate_per_sec, self.limits.burst) {
-            let error = ErrorBody::new(ErrorCode::RateLimited, "too many frames; slow down").with("retry_after_ms", wait.as_millis() as u64 + 1);
+        if let Err(wait) = self
+            .bucket
+            .take(self.limits.rate_per_sec, self.limits.burst)
+        {
+            let error = ErrorBody::new(ErrorCode::RateLimited, "too many frames; slow down")
+                .with("retry_after_ms", wait.as_millis() as u64 + 1);
             return self.send_error(ctx, error, None);
         }
         let frame = match ClientFrame::parse(text, self.limits.max_chat_chars) {
@@ -221,7 +265,8 @@ impl PlayerSession {
         };
         if self.joining && !matches!(frame, ClientFrame::Ping { .. }) {
             if self.held.len() >= MAX_HELD_FRAMES {
-                let error = ErrorBody::new(ErrorCode::RateLimited, "wait for the join to finish").with("retry_after_ms", 100);
+                let error = ErrorBody::new(ErrorCode::RateLimited, "wait for the join to finish")
+                    .with("retry_after_ms", 100);
                 return self.send_error(ctx, error, Some(frame.type_name()));
             }
             return self.held.push(frame);
@@ -234,7 +279,10 @@ impl PlayerSession {
             ClientFrame::Join { token } => self.join(ctx, token),
             ClientFrame::Ping { id } => self.send_frame(ctx, &ServerFrame::Pong { id }),
             _ if self.seat.is_none() => {
-                let error = ErrorBody::new(ErrorCode::Unauthorized, "send a join frame with your token first");
+                let error = ErrorBody::new(
+                    ErrorCode::Unauthorized,
+                    "send a join frame with your token first",
+                );
                 self.send_error(ctx, error, Some(frame.type_name()));
                 if !self.joining {
                     self.close(ctx, 4401, "join first");
@@ -250,17 +298,32 @@ impl PlayerSession {
         let Some(seat) = self.seat else { return };
         let kind = action.type_name();
         let Some(cell) = self.registry.get(&self.game_id) else {
-            return self.send_error(ctx, ErrorBody::new(ErrorCode::GameNotFound, "the game no longer exists"), Some(kind));
+            return self.send_error(
+                ctx,
+                ErrorBody::new(ErrorCode::GameNotFound, "the game no longer exists"),
+                Some(kind),
+            );
         };
-        let command = Command { seat, action, reply: ctx.address().recipient() };
+        let command = Command {
+            seat,
+            action,
+            reply: ctx.address().recipient(),
+        };
         let sent = cell.addr().map(|addr| addr.try_send(command));
         match sent {
             Some(Ok(())) => {}
-            _ if cell.run_state() == RunState::Failed => {
-                self.send_error(ctx, ErrorBody::new(ErrorCode::GameFailed, "this game exceeded its restart limit and is closed"), Some(kind))
-            }
+            _ if cell.run_state() == RunState::Failed => self.send_error(
+                ctx,
+                ErrorBody::new(
+                    ErrorCode::GameFailed,
+                    "this game exceeded its restart limit and is closed",
+                ),
+                Some(kind),
+            ),
             Some(Err(SendError::Full(_))) if cell.run_state() == RunState::Running => {
-                let error = ErrorBody::new(ErrorCode::RateLimited, "the game is busy; retry shortly").with("retry_after_ms", 100);
+                let error =
+                    ErrorBody::new(ErrorCode::RateLimited, "the game is busy; retry shortly")
+                        .with("retry_after_ms", 100);
                 self.send_error(ctx, error, Some(kind));
             }
             _ => self.send_error(ctx, restarting_error(), Some(kind)),
@@ -269,7 +332,11 @@ impl PlayerSession {
 }
 
 fn restarting_error() -> ErrorBody {
-    ErrorBody::new(ErrorCode::GameRestarting, "the game is restarting after a fault; retry shortly").with("retry_after_ms", 250)
+    ErrorBody::new(
+        ErrorCode::GameRestarting,
+        "the game is restarting after a fault; retry shortly",
+    )
+    .with("retry_after_ms", 250)
 }
 
 impl Actor for PlayerSession {
@@ -298,7 +365,10 @@ impl Actor for PlayerSession {
         self.out = Some(tx);
         ctx.run_later(self.limits.join_timeout, |act, ctx| {
             if act.seat.is_none() {
-                tracing::debug!(conn = act.conn.0, "closing a socket that did not join in time");
+                tracing::debug!(
+                    conn = act.conn.0,
+                    "closing a socket that did not join in time"
+                );
                 act.close(ctx, 4401, "join timeout");
             }
         });
@@ -318,7 +388,10 @@ impl Actor for PlayerSession {
         }
         if let (Some(seat), Some(cell)) = (self.seat, self.registry.get(&self.game_id)) {
             if let Some(addr) = cell.addr() {
-                addr.do_send(Leave { seat, conn: self.conn });
+                addr.do_send(Leave {
+                    seat,
+                    conn: self.conn,
+                });
             }
         }
     }
@@ -351,7 +424,14 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for PlayerSession {
             }
             Ok(AggregatedMessage::Binary(_)) => {
                 self.metrics.frame_in();
-                self.send_error(ctx, ErrorBody::new(ErrorCode::BadRequest, "binary frames are not supported; send JSON text"), None);
+                self.send_error(
+                    ctx,
+                    ErrorBody::new(
+                        ErrorCode::BadRequest,
+                        "binary frames are not supported; send JSON text",
+                    ),
+                    None,
+                );
             }
             Ok(AggregatedMessage::Ping(bytes)) => self.enqueue(ctx, WsOut::Pong(bytes)),
             Ok(AggregatedMessage::Pong(_)) => {}
@@ -360,8 +440,11 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for PlayerSession {
                 ctx.stop();
             }
             Err(ProtocolError::Overflow) => {
-                let error = ErrorBody::new(ErrorCode::PayloadTooLarge, format!("frame exceeds {} bytes", self.limits.hard_frame_bytes))
-                    .with("max_bytes", self.limits.max_frame_bytes);
+                let error = ErrorBody::new(
+                    ErrorCode::PayloadTooLarge,
+                    format!("frame exceeds {} bytes", self.limits.hard_frame_bytes),
+                )
+                .with("max_bytes", self.limits.max_frame_bytes);
                 self.send_error(ctx, error, None);
                 self.close(ctx, 1009, "frame too large");
             }
