@@ -14,7 +14,9 @@ use rampart::ids::{GameId, PlayerToken};
 use rampart::metrics::Metrics;
 use rampart::protocol::{GameStatus, GameSummary, PlayersView};
 use rampart::store::{MemoryStore, SnapshotStore};
-use rampart::supervision::game_actor::{Action, Command, Fault, GameActor, GameEnv, InjectFault, Probe, StartMode, ToSession};
+use rampart::supervision::game_actor::{
+    Action, Command, Fault, GameActor, GameEnv, InjectFault, Probe, StartMode, ToSession,
+};
 use rampart::supervision::registry::GameCell;
 use rampart::supervision::snapshot::{SeatRecord, Snapshot};
 
@@ -34,15 +36,41 @@ fn env() -> Arc<GameEnv> {
     config.supervision.default.max_restarts = 1000;
     config.supervision.default.within_secs = 1;
     let store: Arc<dyn SnapshotStore> = Arc::new(MemoryStore::default());
-    Arc::new(GameEnv { policy: config.supervision.policy_for("connect4"), ai: config.ai.clone(), store, metrics: Arc::new(Metrics::default()) })
+    Arc::new(GameEnv {
+        policy: config.supervision.policy_for("connect4"),
+        ai: config.ai.clone(),
+        store,
+        metrics: Arc::new(Metrics::default()),
+    })
 }
 
 /// A two-human game actor started on the current arbiter.
 fn start_game(env: &Arc<GameEnv>) -> Addr<GameActor> {
     let id = GameId::random();
-    let seat = |name: &str| Some(SeatRecord { name: name.to_owned(), token: Some(PlayerToken::random()) });
-    let snapshot = Arc::new(Snapshot { game_id: id.clone(), board: Connect4::new_game(), seats: [seat("a"), seat("b")], created_at: String::new() });
-    let summary = GameSummary { game_id: id.to_string(), kind: "connect4", status: GameStatus::Playing, players: PlayersView { red: None, yellow: None }, moves: 0, restarts: 0, created_at: String::new() };
+    let seat = |name: &str| {
+        Some(SeatRecord {
+            name: name.to_owned(),
+            token: Some(PlayerToken::random()),
+        })
+    };
+    let snapshot = Arc::new(Snapshot {
+        game_id: id.clone(),
+        board: Connect4::new_game(),
+        seats: [seat("a"), seat("b")],
+        created_at: String::new(),
+    });
+    let summary = GameSummary {
+        game_id: id.to_string(),
+        kind: "connect4",
+        status: GameStatus::Playing,
+        players: PlayersView {
+            red: None,
+            yellow: None,
+        },
+        moves: 0,
+        restarts: 0,
+        created_at: String::new(),
+    };
     let cell = Arc::new(GameCell::new(id, "connect4", 0, summary));
     let actor = GameActor::new(cell.clone(), env.clone(), snapshot, StartMode::Fresh);
     let addr = actix::Supervisor::start(move |_| actor);
@@ -83,11 +111,20 @@ fn benches(c: &mut Criterion) {
                 while done < iters {
                     let addr = start_game(&env);
                     // Columns 0..6 filled in pairs: 36 moves without a win.
-                    let columns = [0, 1, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0, 2, 3, 2, 3, 2, 3, 3, 2, 3, 2, 3, 2, 4, 5, 4, 5, 4, 5, 5, 4, 5, 4, 5, 4];
+                    let columns = [
+                        0, 1, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0, 2, 3, 2, 3, 2, 3, 3, 2, 3, 2, 3, 2, 4,
+                        5, 4, 5, 4, 5, 5, 4, 5, 4, 5, 4,
+                    ];
                     let start = Instant::now();
                     for (i, column) in columns.iter().enumerate().take((iters - done) as usize) {
                         let seat = if i % 2 == 0 { Seat::Red } else { Seat::Yellow };
-                        let _ = addr.send(Command { seat, action: Action::Move(*column), reply: sink.clone() }).await;
+                        let _ = addr
+                            .send(Command {
+                                seat,
+                                action: Action::Move(*column),
+                                reply: sink.clone(),
+                            })
+                            .await;
                         done += 1;
                     }
                     total += start.elapsed();

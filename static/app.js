@@ -27,6 +27,8 @@ const el = {
   welcome: $('welcome'),
   joinCard: $('join-card'),
   joinDesc: $('join-desc'),
+  joinTitle: $('join-title'),
+  joinNameField: $('join-name-field'),
   joinForm: $('join-form'),
   joinName: $('join-name'),
   joinBtn: $('join-game'),
@@ -128,7 +130,7 @@ function errorSentence(err, extra = {}) {
   const retryS = extra.retryAfter ? ` Try again in ${extra.retryAfter} s.` : '';
   switch (code) {
     case 'NOT_YOUR_TURN': return "Hold on — it's not your turn yet.";
-    case 'INVALID_MOVE': return "That move isn't allowed — that column is full. Pick another one.";
+    case 'INVALID_MOVE': return "That move isn't allowed — pick a column that still has room.";
     case 'GAME_OVER': return 'This game is already over. Start a new one whenever you like.';
     case 'GAME_RESTARTING': return 'The game is restarting, try again in a moment.';
     case 'GAME_FAILED': return 'This game hit a fault too many times and was closed. Sorry! Start a new one.';
@@ -208,15 +210,20 @@ function notifyApiError(e) {
 const HEALTH_LABEL = { healthy: 'Healthy', degraded: 'Degraded', overloaded: 'Busy', draining: 'Maintenance', offline: 'Offline' };
 async function refreshHealth() {
   let status = 'offline';
+  let checks = {};
   try {
     const res = await fetch('/health', { cache: 'no-store', headers: { Accept: 'application/json' } });
     const data = await res.json().catch(() => null);
     if (data && typeof data.status === 'string') status = data.status;
     else status = res.ok ? 'healthy' : 'degraded';
+    if (data && data.checks && typeof data.checks === 'object') checks = data.checks;
   } catch { status = 'offline'; }
+  const detail = Object.entries(checks)
+    .filter(([, v]) => v && typeof v === 'object' && v.status && v.status !== 'ok')
+    .map(([k, v]) => `${k}: ${v.detail || v.status}`).join('\n');
   el.healthPill.dataset.status = status;
   el.healthPill.querySelector('.pill-text').textContent = `Server: ${HEALTH_LABEL[status] || status}`;
-  el.healthPill.title = `Server status: ${status}`;
+  el.healthPill.title = `Server status: ${status}${detail ? `\n${detail}` : ''}`;
 }
 
 // ---------------------------------------------------------------- lobby
@@ -238,7 +245,8 @@ function renderLobby(games) {
   list.sort((a, b) => (rank[a.status] ?? 9) - (rank[b.status] ?? 9)
     || String(b.created_at || '').localeCompare(String(a.created_at || '')));
   const frag = document.createDocumentFragment();
-  for (const g of list) {
+  const LOBBY_MAX = 50;
+  for (const g of list.slice(0, LOBBY_MAX)) {
     if (!g || typeof g.game_id !== 'string') continue;
     const li = document.createElement('li');
     li.className = 'lobby-item';
@@ -311,6 +319,12 @@ function renderLobby(games) {
     li.append(action);
     frag.append(li);
   }
+  if (list.length > LOBBY_MAX) {
+    const more = document.createElement('li');
+    more.className = 'lobby-more muted small';
+    more.textContent = `and ${list.length - LOBBY_MAX} more ${list.length - LOBBY_MAX === 1 ? 'game' : 'games'}`;
+    frag.append(more);
+  }
   el.lobbyList.replaceChildren(frag);
   el.lobbyEmpty.hidden = list.length > 0;
   el.lobbyUpdated.textContent = `updated ${new Date().toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' })}`;
@@ -327,6 +341,13 @@ async function refreshLobby() {
   } finally {
     lobbyBusy = false;
   }
+}
+
+let lobbySoonTimer = 0;
+/** Refreshes the lobby shortly (coalesced), e.g. after a move in the game on screen. */
+function lobbySoon() {
+  if (lobbySoonTimer || document.visibilityState !== 'visible') return;
+  lobbySoonTimer = setTimeout(() => { lobbySoonTimer = 0; refreshLobby(); }, 400);
 }
 
 function scheduleLobby() {
@@ -453,7 +474,7 @@ async function showInvite(gameId) {
   showView('join');
   el.joinName.value = el.name.value || storedName();
   el.joinDesc.textContent = 'Loading game…';
-  el.joinBtn.disabled = false;
+  setJoinable(true);
   try {
     const g = await api('GET', `/api/v1/games/${encodeURIComponent(gameId)}`);
     if (invite.gameId !== gameId) return;
@@ -463,15 +484,22 @@ async function showInvite(gameId) {
       el.joinName.focus();
     } else {
       el.joinDesc.textContent = g.status === 'playing'
-        ? 'This game already has two players.'
+        ? 'This game already has two players. Start your own from the panel.'
         : `This game is ${g.status === 'failed' ? 'closed' : 'over'}. Start a new one from the panel.`;
-      el.joinBtn.disabled = true;
+      setJoinable(false);
     }
   } catch (e) {
     if (invite.gameId !== gameId) return;
     el.joinDesc.textContent = e.status === 404 ? "This game doesn't exist (any more). Start a new one from the panel." : errorSentence(e.error);
-    el.joinBtn.disabled = e.status === 404;
+    if (e.status === 404) setJoinable(false);
   }
+}
+
+function setJoinable(yes) {
+  el.joinTitle.textContent = yes ? "You're invited to a game" : "This game can't be joined";
+  el.joinNameField.hidden = !yes;
+  el.joinBtn.hidden = !yes;
+  el.joinBtn.disabled = !yes;
 }
 
 function route() {
@@ -566,10 +594,11 @@ function openGame(gameId) {
   el.chatInput.value = '';
   updateChatCount();
   hideResignConfirm();
-  // The board stays hidden until the first state frame arrives.
+  // Show an empty board with a "connecting" line until the first state frame arrives.
+  resetBoard();
   el.welcome.hidden = true;
   el.joinCard.hidden = true;
-  el.game.hidden = true;
+  el.game.hidden = false;
   document.body.dataset.view = 'loading';
   setConn('connecting', 'Connecting…');
   connect();
@@ -577,6 +606,38 @@ function openGame(gameId) {
 }
 
 function refreshLobbyMarks() { refreshLobby(); }
+
+/** Clears the board and the game chrome before a game's first state frame. */
+function resetBoard() {
+  for (let c = 0; c < COLS; c++) {
+    for (let r = 0; r < ROWS; r++) {
+      const cell = cells[c][r];
+      cell.setAttribute('data-seat', '');
+      cell.setAttribute('aria-label', 'empty');
+      cell.classList.remove('drop', 'win', 'next');
+    }
+    colBtns[c].setAttribute('data-disabled', 'true');
+    colBtns[c].setAttribute('aria-label', `Column ${c + 1}`);
+  }
+  el.board.classList.remove('my-turn', 'over');
+  el.board.dataset.status = '';
+  el.board.dataset.turn = '';
+  for (const [nameEl, tagEl, chip] of [[el.redName, el.redTag, el.redChip], [el.yellowName, el.yellowTag, el.yellowChip]]) {
+    nameEl.textContent = '—';
+    tagEl.textContent = '';
+    chip.classList.remove('active', 'offline');
+  }
+  el.seatBadge.textContent = `You are ${game.seat}`;
+  el.seatBadge.className = `seat-badge ${game.seat}`;
+  el.status.textContent = 'Connecting to the game…';
+  el.status.dataset.tone = 'wait';
+  el.share.hidden = true;
+  el.over.hidden = true;
+  el.resignBox.hidden = false;
+  el.hint.hidden = true;
+  el.info.textContent = '';
+  updateControls();
+}
 
 function closeGame() {
   clearTimeout(game.reconnectTimer);
@@ -621,7 +682,9 @@ function connect() {
   }
   game.ws = ws;
   setConn(game.attempt ? 'reconnecting' : 'connecting', game.attempt ? 'Reconnecting…' : 'Connecting…');
+  let opened = false;
   ws.onopen = () => {
+    opened = true;
     ws.send(JSON.stringify({ type: 'join', token: game.token }));
   };
   ws.onmessage = (ev) => {
@@ -637,18 +700,59 @@ function connect() {
     game.joined = false;
     clearInterval(game.pingTimer);
     updateControls();
+    if (!opened && !game.stop) {
+      // The upgrade itself was refused (a browser only sees 1006). Ask REST whether the
+      // game still exists, so a vanished game is reported instead of retried forever.
+      probeGone(game.id).then((gone) => {
+        if (game.ws || game.stop || !game.id) return;
+        if (gone === 'failed') {
+          game.stop = true;
+          setConn('closed', 'Game closed');
+          notify(errorSentence({ code: 'GAME_FAILED' }), 'error', { sticky: true });
+          if (game.state) renderState({ ...game.state, status: 'failed', turn: null });
+          return;
+        }
+        handleClose(gone ? 4404 : ev.code, ev.reason);
+      });
+      return;
+    }
     handleClose(ev.code, ev.reason);
   };
 }
 
+/** 'gone' when the server says the game does not exist, 'failed' when it was closed, else false. */
+async function probeGone(gameId) {
+  try {
+    const g = await api('GET', `/api/v1/games/${encodeURIComponent(gameId)}`);
+    return g && g.status === 'failed' ? 'failed' : false;
+  } catch (e) {
+    if (e.status === 404) return 'gone';
+    if (e.status === 410) return 'failed';
+    return false;
+  }
+}
+
 function handleClose(code) {
+  handleCloseCode(code);
+  if (game.state && game.id) renderState(game.state); // no longer "your turn" while offline
+}
+
+function handleCloseCode(code) {
   const over = game.state && ['won', 'draw', 'failed'].includes(game.state.status);
   switch (code) {
-    case 4401:
+    case 4401: {
       game.stop = true;
       setConn('closed', 'Seat refused');
+      const id = game.id;
+      if (!game.state && id) {
+        // Never got in: this browser's saved seat is useless, so offer the join page instead.
+        forgetSeat(id);
+        showInvite(id);
+        refreshLobby();
+      }
       notify('Your seat token was refused, so this tab can no longer play this game. Start or join another game.', 'error', { sticky: true });
       return;
+    }
     case 4404:
       game.stop = true;
       setConn('closed', 'Not found');
@@ -665,7 +769,7 @@ function handleClose(code) {
       notify('Connection too slow, reconnecting…', 'warn');
       break;
     case 1012:
-      notify("The server is restarting. Your game is saved — we'll reconnect you automatically.", 'warn');
+      notify("The server is restarting — we'll reconnect you as soon as it's back.", 'warn');
       break;
     case 1009:
       notify('A message was too large for the server; reconnecting…', 'warn');
@@ -772,7 +876,16 @@ function handleFrame(msg) {
 function handleErrorFrame(msg) {
   const err = msg.error || {};
   const d = err.details || {};
-  if (err.code === 'GAME_RESTARTING' && msg.in_reply_to === 'move' && game.pendingMove && !game.pendingMove.retried) {
+  if (err.code === 'GAME_RESTARTING' && msg.in_reply_to === 'join' && !game.joined) {
+    // The seat could not be attached because the game is being restarted: ask again shortly.
+    const wait = Math.min(10000, Math.max(100, Number(d.retry_after_ms) || 1000));
+    setConn('reconnecting', 'Game restarting…');
+    const ws = game.ws;
+    setTimeout(() => { if (game.ws === ws && !game.joined) send({ type: 'join', token: game.token }); }, wait);
+    return;
+  }
+  if (err.code === 'GAME_RESTARTING' && (msg.in_reply_to === 'move' || msg.in_reply_to == null)
+      && game.pendingMove && !game.pendingMove.retried) {
     const column = game.pendingMove.column;
     game.pendingMove.retried = true;
     const wait = Math.min(10000, Math.max(100, Number(d.retry_after_ms) || 1000));
@@ -852,11 +965,39 @@ function renderPlayers(state) {
   }
 }
 
-function renderState(state) {
+/** The seat that resigned: the server's `resigned` field, or inferred from a win without four in a row. */
+function resignedSeat(state, grid) {
+  if (state.status !== 'won' || !state.winner) return null;
+  if (state.resigned === 'red' || state.resigned === 'yellow') return state.resigned;
+  if ('resigned' in state) return null;
+  return winningCells(grid, state.winner).size ? null : (state.winner === 'red' ? 'yellow' : 'red');
+}
+
+/** Short notices about the other player arriving, leaving and coming back. */
+function announcePlayers(prev, state) {
+  if (!prev || prev.game_id !== state.game_id) return;
+  const other = game.seat === 'red' ? 'yellow' : 'red';
+  const before = prev.players && prev.players[other];
+  const now = state.players && state.players[other];
+  if (!now || now.ai) return;
+  const name = now.name || SEAT_NAME[other];
+  if (!before) {
+    notify(state.status === 'playing' && state.turn === game.seat
+      ? `${name} joined — your move!` : `${name} joined the game.`, 'success');
+  } else if (!['won', 'draw', 'failed'].includes(state.status)) {
+    if (before.connected !== false && now.connected === false) notify(`${name} lost their connection — they can rejoin any time.`, 'info');
+    else if (before.connected === false && now.connected !== false) notify(`${name} is back.`, 'success');
+  }
+}
+
+function renderState(incoming) {
   const prevGrid = game.grid;
-  const prevStatus = game.state && game.state.status;
+  const prevState = game.state;
+  const prevStatus = prevState && prevState.status;
+  const grid = gridOf(incoming);
+  const state = { ...incoming, resigned: resignedSeat(incoming, grid) };
+  announcePlayers(game.state, state);
   game.state = state;
-  const grid = gridOf(state);
   const over = ['won', 'draw', 'failed'].includes(state.status);
   const myTurn = state.status === 'playing' && state.turn === game.seat && !!game.ws;
   const wins = state.status === 'won' ? winningCells(grid, state.winner) : new Set();
@@ -942,7 +1083,13 @@ function renderState(state) {
   const restarts = Number(state.restarts) || 0;
   el.info.textContent = `${plural(moves, 'move', 'moves')}${restarts ? ` · recovered ${plural(restarts, 'time', 'times')}` : ''}`;
 
-  if (game.pendingMove && (!myTurn || moves !== game.pendingMove.moves)) game.pendingMove = null;
+  if (game.pendingMove && (!myTurn || moves !== game.pendingMove.moves)) {
+    if (game.pendingMove.retried && moves !== game.pendingMove.moves && el.notice.textContent.includes('retrying your move')) {
+      notify('Your move went through.', 'success');
+    }
+    game.pendingMove = null;
+  }
+  if (prevState && (prevState.moves !== state.moves || prevState.status !== state.status)) lobbySoon();
   el.game.hidden = false;
   document.body.dataset.view = 'game';
   updateControls();
@@ -951,6 +1098,9 @@ function renderState(state) {
 function statusText(state) {
   const me = game.seat;
   const other = me === 'red' ? 'yellow' : 'red';
+  if (game.stop && (state.status === 'playing' || state.status === 'waiting')) {
+    return ['You are no longer connected to this game.', 'failed'];
+  }
   switch (state.status) {
     case 'waiting':
       return state.players && state.players[other]
@@ -982,8 +1132,8 @@ function outcomeText(state) {
     case 'won':
       if (state.winner === me) {
         return state.resigned
-          ? ['You won! 🎉', `${them} resigned.`, 'won']
-          : ['You won! 🎉', 'Four in a row — nicely played.', 'won'];
+          ? ['You won!', `${them} resigned.`, 'won']
+          : ['You won!', 'Four in a row — nicely played.', 'won'];
       }
       if (state.resigned === me) return ['You resigned', `${them} takes this one.`, 'lost'];
       return ['You lost', `${them} connected four. Better luck next time!`, 'lost'];
@@ -1008,7 +1158,12 @@ function tryMove(column) {
   if (s.status === 'waiting') { notify('Waiting for your opponent to join before the first move.', 'info'); return; }
   if (s.turn !== game.seat) { notify(errorSentence({ code: 'NOT_YOUR_TURN' }), 'warn'); return; }
   if (game.grid && game.grid[column][ROWS - 1]) { notify(errorSentence({ code: 'INVALID_MOVE' }), 'warn'); return; }
-  if (!game.ws || !game.joined) { notify('Still connecting to the game — try again in a moment.', 'warn'); return; }
+  if (!game.ws || !game.joined) {
+    notify(game.stop
+      ? 'This tab is no longer connected to the game. Reload the page to play here.'
+      : 'Still connecting to the game — try again in a moment.', 'warn');
+    return;
+  }
   game.pendingMove = { column, retried: false, moves: Number(s.moves) || 0 };
   send({ type: 'move', column });
   game.lastMoveAt = Date.now();

@@ -204,6 +204,12 @@ async fn every_bad_frame_gets_its_error_and_the_socket_stays_open() {
     );
     red.send(json!({"type":"ping","id":42})).await;
     assert_eq!(red.recv_type("pong").await["id"], 42);
+    // A frame past the hard limit cannot even be read: the error, then close 1009.
+    red.send_text(json!({"type":"chat","text":"x".repeat(70_000)}).to_string())
+        .await;
+    let err = red.recv_error().await;
+    assert_eq!(err["code"], "PAYLOAD_TOO_LARGE");
+    assert_eq!(red.recv_close().await, Some(1009));
     // Errors are counted by code.
     server
         .wait_metric(
@@ -456,7 +462,7 @@ async fn a_silent_client_is_dropped_by_the_heartbeat() {
 }
 
 #[actix_rt::test]
-async fn shutdown_tells_players_their_game_is_saved() {
+async fn shutdown_closes_sockets_with_1012() {
     let mut server = TestServer::start(test_config()).await;
     let grant = server.create("ai", "ada").await;
     let mut red = server.player(&grant).await;

@@ -138,6 +138,9 @@ pub enum Fault {
     Panic,
     /// Block the game's thread for this long.
     Hang(Duration),
+    /// Panic inside the next player command, so the command itself crashes (its sender
+    /// gets INTERNAL with an incident id, as with a real bug in move handling).
+    PanicOnNextCommand,
 }
 
 /// Admin fault injection.
@@ -151,7 +154,7 @@ pub struct InjectFault(pub Fault);
 #[rtype(result = "Result<u32, ErrorBody>")]
 pub struct Probe;
 
-/// The server is shutting down: close sockets with a reason (state is already saved).
+/// The server is shutting down: close sockets with 1012 (service restart).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Shutdown;
@@ -170,6 +173,7 @@ pub struct GameActor {
     pending_failure: Option<RestartReason>,
     restarting_until: Option<Instant>,
     ai_in_flight: bool,
+    armed_fault: bool,
     rng: fastrand::Rng,
 }
 
@@ -195,6 +199,7 @@ impl GameActor {
             pending_failure: None,
             restarting_until: None,
             ai_in_flight: false,
+            armed_fault: false,
             rng: fastrand::Rng::new(),
         }
     }
@@ -449,6 +454,9 @@ impl GameActor {
         if let Some(error) = self.unavailable() {
             return self.send_error(reply, error, kind);
         }
+        if std::mem::take(&mut self.armed_fault) {
+            panic!("injected fault (admin): panic in a {kind} command");
+        }
         match action {
             Action::Move(column) => {
                 if self.status() == GameStatus::Waiting {
@@ -693,10 +701,11 @@ impl Handler<InjectFault> for GameActor {
 
     fn handle(&mut self, msg: InjectFault, ctx: &mut Context<Self>) {
         tracing::warn!(game_id = %self.cell.id, fault = ?msg.0, "injecting an admin fault");
-        let _ = self.guarded(ctx, |_, _| match msg.0 {
+        let _ = self.guarded(ctx, |act, _| match msg.0 {
             Fault::Panic => panic!("injected fault (admin): panic"),
             // A real blocking hang: holds this arbiter's thread like a stuck loop would.
             Fault::Hang(duration) => std::thread::sleep(duration),
+            Fault::PanicOnNextCommand => act.armed_fault = true,
         });
     }
 }

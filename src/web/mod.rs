@@ -23,7 +23,7 @@ use crate::protocol::{
     validate_player_name, ErrorBody, ErrorCode, JoinGameRequest, Opponent, SeatGrant,
 };
 use crate::supervision::game_actor::{ClaimSeat, Fault, InjectFault};
-use crate::supervision::registry::Registry;
+use crate::supervision::registry::{Registry, RunState};
 use crate::supervision::supervisor::{CreateGame, GameSupervisor, GetArbiterHealth};
 use session::{PlayerSession, SessionLimits};
 
@@ -225,12 +225,21 @@ async fn game_socket(
     path: web::Path<String>,
     body: web::Payload,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let id = match game_id(&path) {
-        Ok(id) if state.registry.get(&id).is_some() => id,
-        Ok(_) | Err(_) => {
-            return Ok(state.error(ErrorBody::new(ErrorCode::GameNotFound, "no such game")))
-        }
+    let known = game_id(&path)
+        .ok()
+        .filter(|id| state.registry.get(id).is_some());
+    let is_upgrade = req
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let Some(id) = known
+        .clone()
+        .or_else(|| is_upgrade.then(|| GameId::parse("unknown")).flatten())
+    else {
+        return Ok(state.error(ErrorBody::new(ErrorCode::GameNotFound, "no such game")));
     };
+    // An unknown game still upgrades, so a browser can read the error frame and close 4404.
     let (response, ws, stream) = actix_ws::handle(&req, body)?;
     let limits = state.limits.clone();
     let stream = stream
@@ -240,7 +249,7 @@ async fn game_socket(
     let (registry, metrics) = (state.registry.clone(), state.metrics.clone());
     PlayerSession::create(move |ctx| {
         ctx.add_stream(stream);
-        PlayerSession::new(id, ws, registry, metrics, limits)
+        PlayerSession::new(id, known.is_some(), ws, registry, metrics, limits)
     });
     Ok(response)
 }
@@ -267,6 +276,7 @@ async fn inject_fault(
         let body: FaultBody = shape(read_json(payload, state.limits.max_frame_bytes).await?)?;
         let fault = match body.kind.as_str() {
             "panic" => Fault::Panic,
+            "panic_on_next_command" => Fault::PanicOnNextCommand,
             "hang" => {
                 let ms = body.duration_ms.unwrap_or(30_000);
                 if ms == 0 || ms > MAX_HANG_MS {
@@ -288,6 +298,12 @@ async fn inject_fault(
             .registry
             .get(&id)
             .ok_or_else(|| ErrorBody::new(ErrorCode::GameNotFound, "no such game"))?;
+        if cell.run_state() == RunState::Failed {
+            return Err(ErrorBody::new(
+                ErrorCode::GameFailed,
+                "this game exceeded its restart limit and is closed",
+            ));
+        }
         cell.addr()
             .ok_or_else(unavailable)?
             .do_send(InjectFault(fault));
@@ -401,8 +417,11 @@ async fn style_css() -> HttpResponse {
 /// Registers every route.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(index))
+        .route("/", web::head().to(index))
         .route("/static/app.js", web::get().to(app_js))
+        .route("/static/app.js", web::head().to(app_js))
         .route("/static/style.css", web::get().to(style_css))
+        .route("/static/style.css", web::head().to(style_css))
         .route("/api/v1/games", web::post().to(create_game))
         .route("/api/v1/games", web::get().to(list_games))
         .route("/api/v1/games/{id}", web::get().to(get_game))

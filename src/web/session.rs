@@ -89,12 +89,14 @@ pub struct PlayerSession {
     last_heard: Instant,
     bucket: TokenBucket,
     closing: bool,
+    game_exists: bool,
 }
 
 impl PlayerSession {
     /// A session for an upgraded connection to `game_id`.
     pub fn new(
         game_id: GameId,
+        game_exists: bool,
         ws: actix_ws::Session,
         registry: Arc<Registry>,
         metrics: Arc<Metrics>,
@@ -118,6 +120,7 @@ impl PlayerSession {
             held: Vec::new(),
             last_heard: Instant::now(),
             closing: false,
+            game_exists,
         }
     }
 
@@ -363,6 +366,14 @@ impl Actor for PlayerSession {
             }
         }));
         self.out = Some(tx);
+        if !self.game_exists {
+            self.send_error(
+                ctx,
+                ErrorBody::new(ErrorCode::GameNotFound, "no such game"),
+                None,
+            );
+            return self.close(ctx, 4404, "no such game");
+        }
         ctx.run_later(self.limits.join_timeout, |act, ctx| {
             if act.seat.is_none() {
                 tracing::debug!(
