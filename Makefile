@@ -13,8 +13,8 @@ run:
 run-debug:
 	$(CARGO) run --bin rampart -- --config server_config.yaml
 
-## make test: formatting, lints, every unit/property/integration test, then the browser test
-test: fmt-check clippy unit check-config browser-test
+## make test: formatting, lints, the config check, the browser test, then every cargo test
+test: fmt-check clippy check-config browser-test unit
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -28,14 +28,18 @@ unit:
 check-config:
 	$(CARGO) run --quiet --bin rampart -- --config server_config.yaml --check
 
-## The browser test needs Debian's chromium and npm's playwright-core; install what is missing.
+## The browser test needs Debian's chromium (and promtool, from Debian's prometheus, to
+## check /metrics) and npm's playwright-core; install what is missing.
 browser-deps:
-	@if ! command -v chromium >/dev/null 2>&1; then \
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = "0" ]; then \
-	    echo "installing Debian's chromium for the browser test"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	    echo "installing Debian packages for the browser test:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	  else \
-	    echo "the browser test needs chromium: run 'sudo apt-get install chromium' and retry" >&2; exit 1; \
+	    echo "the browser test needs:$$missing. Run 'sudo apt-get install$$missing' and retry" >&2; exit 1; \
 	  fi; \
 	fi
 	@command -v npm >/dev/null 2>&1 || { echo "the browser test needs node and npm: run 'sudo apt-get install nodejs npm'" >&2; exit 1; }

@@ -10,14 +10,14 @@ use actix::prelude::*;
 use criterion::{criterion_group, criterion_main, Criterion};
 use rampart::config::{Config, RestartStrategy};
 use rampart::game::{Connect4, Rules, Seat};
-use rampart::ids::{GameId, PlayerToken};
+use rampart::ids::{ConnId, GameId, PlayerToken};
 use rampart::metrics::Metrics;
 use rampart::protocol::{GameStatus, GameSummary, PlayersView};
 use rampart::store::{MemoryStore, SnapshotStore};
 use rampart::supervision::game_actor::{
     Action, Command, Fault, GameActor, GameEnv, InjectFault, Probe, StartMode, ToSession,
 };
-use rampart::supervision::registry::GameCell;
+use rampart::supervision::registry::{GameCell, Route};
 use rampart::supervision::snapshot::{SeatRecord, Snapshot};
 
 /// Swallows the frames a game sends, like a socket that reads instantly.
@@ -44,15 +44,10 @@ fn env() -> Arc<GameEnv> {
     })
 }
 
-/// A two-human game actor started on the current arbiter.
-fn start_game(env: &Arc<GameEnv>) -> Addr<GameActor> {
+/// A new two-human game: its cell and first snapshot, not yet running.
+fn new_game() -> (Arc<GameCell>, Arc<Snapshot>) {
     let id = GameId::random();
-    let seat = |name: &str| {
-        Some(SeatRecord {
-            name: name.to_owned(),
-            token: Some(PlayerToken::random()),
-        })
-    };
+    let seat = |name: &str| Some(SeatRecord { name: name.to_owned(), token: Some(PlayerToken::random()) });
     let snapshot = Arc::new(Snapshot {
         game_id: id.clone(),
         board: Connect4::new_game(),
@@ -63,19 +58,24 @@ fn start_game(env: &Arc<GameEnv>) -> Addr<GameActor> {
         game_id: id.to_string(),
         kind: "connect4",
         status: GameStatus::Playing,
-        players: PlayersView {
-            red: None,
-            yellow: None,
-        },
+        players: PlayersView { red: None, yellow: None },
         moves: 0,
         restarts: 0,
         created_at: String::new(),
     };
-    let cell = Arc::new(GameCell::new(id, "connect4", 0, summary));
+    (Arc::new(GameCell::new(id, "connect4", 0, summary)), snapshot)
+}
+
+/// Starts a game actor under actix's Supervisor on the current arbiter.
+fn spawn(env: &Arc<GameEnv>, (cell, snapshot): (Arc<GameCell>, Arc<Snapshot>)) -> Addr<GameActor> {
     let actor = GameActor::new(cell.clone(), env.clone(), snapshot, StartMode::Fresh);
     let addr = actix::Supervisor::start(move |_| actor);
     cell.set_addr(addr.clone());
     addr
+}
+
+fn start_game(env: &Arc<GameEnv>) -> Addr<GameActor> {
+    spawn(env, new_game())
 }
 
 fn in_system<F: std::future::Future<Output = Duration>>(f: impl FnOnce() -> F) -> Duration {
@@ -91,9 +91,11 @@ fn benches(c: &mut Criterion) {
         b.iter_custom(|iters| {
             in_system(|| async move {
                 let env = env();
+                // Ids and tokens are drawn before the clock starts: this measures the actor.
+                let games: Vec<_> = (0..iters).map(|_| new_game()).collect();
                 let start = Instant::now();
-                for _ in 0..iters {
-                    let addr = start_game(&env);
+                for game in games {
+                    let addr = spawn(&env, game);
                     let _ = addr.send(Probe).await;
                 }
                 start.elapsed()
@@ -112,19 +114,13 @@ fn benches(c: &mut Criterion) {
                     let addr = start_game(&env);
                     // Columns 0..6 filled in pairs: 36 moves without a win.
                     let columns = [
-                        0, 1, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0, 2, 3, 2, 3, 2, 3, 3, 2, 3, 2, 3, 2, 4,
-                        5, 4, 5, 4, 5, 5, 4, 5, 4, 5, 4,
+                        0, 1, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0, 2, 3, 2, 3, 2, 3, 3, 2, 3, 2, 3, 2, 4, 5, 4, 5, 4, 5, 5, 4,
+                        5, 4, 5, 4,
                     ];
                     let start = Instant::now();
                     for (i, column) in columns.iter().enumerate().take((iters - done) as usize) {
                         let seat = if i % 2 == 0 { Seat::Red } else { Seat::Yellow };
-                        let _ = addr
-                            .send(Command {
-                                seat,
-                                action: Action::Move(*column),
-                                reply: sink.clone(),
-                            })
-                            .await;
+                        let _ = addr.send(Command { seat, action: Action::Move(*column), reply: sink.clone() }).await;
                         done += 1;
                     }
                     total += start.elapsed();
@@ -143,6 +139,34 @@ fn benches(c: &mut Criterion) {
                 while done < iters {
                     // A fresh game every 500 restarts keeps each inside its restart budget.
                     let addr = start_game(&env);
+                    let _ = addr.send(Probe).await;
+                    let batch = (iters - done).min(500);
+                    let start = Instant::now();
+                    for _ in 0..batch {
+                        addr.do_send(InjectFault(Fault::Panic));
+                        let answer = addr.send(Probe).await;
+                        debug_assert!(matches!(answer, Ok(Ok(_))));
+                    }
+                    total += start.elapsed();
+                    done += batch;
+                }
+                total
+            })
+        })
+    });
+    group.bench_function("panic_to_restored_answer_with_socket", |b| {
+        b.iter_custom(|iters| {
+            in_system(|| async move {
+                let env = env();
+                let sink = Sink.start().recipient();
+                let mut total = Duration::ZERO;
+                let mut done = 0;
+                while done < iters {
+                    // A fresh game every 500 restarts keeps each inside its restart budget.
+                    // One socket attached: the restart also serialises game_restarted + state.
+                    let (cell, snapshot) = new_game();
+                    cell.attach(Seat::Red, Route { conn: ConnId::next(), to: sink.clone() });
+                    let addr = spawn(&env, (cell, snapshot));
                     let _ = addr.send(Probe).await;
                     let batch = (iters - done).min(500);
                     let start = Instant::now();

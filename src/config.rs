@@ -46,12 +46,7 @@ pub struct ConfigErrors {
 
 impl ConfigErrors {
     fn one(path: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigErrors {
-            errors: vec![ConfigError {
-                path: path.into(),
-                message: message.into(),
-            }],
-        }
+        ConfigErrors { errors: vec![ConfigError { path: path.into(), message: message.into() }] }
     }
 }
 
@@ -118,15 +113,9 @@ const ENV_BIND: &str = "RAMPART_BIND";
 const ENV_PATH_PREFIX: &str = "RAMPART__";
 
 fn read_secrets(env: &[(String, String)]) -> Secrets {
-    let get = |name: &str| {
-        env.iter()
-            .rev()
-            .find(|(k, v)| k == name && !v.is_empty())
-            .map(|(_, v)| Secret::new(v.clone()))
-    };
-    Secrets {
-        admin_token: get(ENV_ADMIN_TOKEN),
-    }
+    let get =
+        |name: &str| env.iter().rev().find(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| Secret::new(v.clone()));
+    Secrets { admin_token: get(ENV_ADMIN_TOKEN) }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -217,11 +206,7 @@ pub struct SupervisionConfig {
 
 impl Default for SupervisionConfig {
     fn default() -> Self {
-        SupervisionConfig {
-            default: RestartPolicyConfig::default(),
-            kinds: BTreeMap::new(),
-            watchdog_interval_ms: 250,
-        }
+        SupervisionConfig { default: RestartPolicyConfig::default(), kinds: BTreeMap::new(), watchdog_interval_ms: 250 }
     }
 }
 
@@ -330,9 +315,7 @@ impl PartialRestartPolicy {
             max_restarts: self.max_restarts.unwrap_or(base.max_restarts),
             within_secs: self.within_secs.unwrap_or(base.within_secs),
             hang_timeout_ms: self.hang_timeout_ms.unwrap_or(base.hang_timeout_ms),
-            hold_messages_max_ms: self
-                .hold_messages_max_ms
-                .unwrap_or(base.hold_messages_max_ms),
+            hold_messages_max_ms: self.hold_messages_max_ms.unwrap_or(base.hold_messages_max_ms),
         }
     }
 }
@@ -350,11 +333,7 @@ pub struct AiConfig {
 
 impl Default for AiConfig {
     fn default() -> Self {
-        AiConfig {
-            search_depth: 7,
-            max_nodes: 200_000,
-            think_delay_ms: 300,
-        }
+        AiConfig { search_depth: 7, max_nodes: 200_000, think_delay_ms: 300 }
     }
 }
 
@@ -386,9 +365,7 @@ impl Config {
 
 /// The process environment, skipping variables that are not valid UTF-8.
 fn process_env() -> Vec<(String, String)> {
-    std::env::vars_os()
-        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-        .collect()
+    std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect()
 }
 
 fn yaml_options() -> serde_saphyr::Options {
@@ -401,8 +378,7 @@ fn yaml_options() -> serde_saphyr::Options {
 
 fn load_from(text: &str, source: &str, env: &[(String, String)]) -> Result<Config, ConfigErrors> {
     let mut errors = Vec::new();
-    let mut tree = match serde_saphyr::from_str_with_options::<Option<Value>>(text, yaml_options())
-    {
+    let mut tree = match serde_saphyr::from_str_with_options::<Option<Value>>(text, yaml_options()) {
         Ok(None | Some(Value::Null)) => Value::Object(Map::new()),
         Ok(Some(v @ Value::Object(_))) => v,
         Ok(Some(other)) => {
@@ -416,10 +392,7 @@ fn load_from(text: &str, source: &str, env: &[(String, String)]) -> Result<Confi
             Value::Object(Map::new())
         }
         Err(e) => {
-            errors.push(ConfigError {
-                path: source.to_owned(),
-                message: format!("invalid YAML: {e}"),
-            });
+            errors.push(ConfigError { path: source.to_owned(), message: format!("invalid YAML: {e}") });
             Value::Object(Map::new())
         }
     };
@@ -448,9 +421,7 @@ fn reject_secrets(v: &Value, path: &mut Vec<String>, errors: &mut Vec<ConfigErro
                 if let Some((_, var)) = SECRET_VARS.iter().find(|(key, _)| key == k) {
                     errors.push(ConfigError {
                         path: path.join("."),
-                        message: format!(
-                            "secrets are not read from the config file; set {var} in the environment"
-                        ),
+                        message: format!("secrets are not read from the config file; set {var} in the environment"),
                     });
                 }
                 reject_secrets(child, path, errors);
@@ -483,11 +454,7 @@ fn known_keys() -> Vec<KnownKey> {
 
 /// Writes `RAMPART__*` and `RAMPART_BIND` overrides into the tree. Returns, for each
 /// overridden YAML path, the variable that set it (to name it in value errors).
-fn apply_env(
-    tree: &mut Value,
-    env: &[(String, String)],
-    errors: &mut Vec<ConfigError>,
-) -> BTreeMap<String, String> {
+fn apply_env(tree: &mut Value, env: &[(String, String)], errors: &mut Vec<ConfigError>) -> BTreeMap<String, String> {
     let known = known_keys();
     let mut origins = BTreeMap::new();
     let mut overrides: Vec<(&str, Vec<String>, &str)> = Vec::new();
@@ -513,11 +480,7 @@ fn apply_env(
         let dotted = path.join(".");
         let label = format!("env {name}");
         let matched = known.iter().find(|(pattern, _)| {
-            pattern.len() == path.len()
-                && pattern
-                    .iter()
-                    .zip(&path)
-                    .all(|(p, s)| p == "*" || (p == s && !s.is_empty()))
+            pattern.len() == path.len() && pattern.iter().zip(&path).all(|(p, s)| p == "*" || (p == s && !s.is_empty()))
         });
         match matched {
             None => {
@@ -527,10 +490,7 @@ fn apply_env(
                         message.push_str(&format!("; secrets are set with {var}"));
                     }
                 }
-                errors.push(ConfigError {
-                    path: label,
-                    message,
-                });
+                errors.push(ConfigError { path: label, message });
             }
             Some((_, true)) => errors.push(ConfigError {
                 path: label,
@@ -660,10 +620,7 @@ impl<'a> Reader<'a> {
 
     /// Records a problem with this section as a whole.
     fn error_here(&mut self, message: impl Into<String>) {
-        self.errors.push(ConfigError {
-            path: self.path.join("."),
-            message: message.into(),
-        });
+        self.errors.push(ConfigError { path: self.path.join("."), message: message.into() });
     }
 
     /// True if `key` was read without a problem (guards cross-field rules).
@@ -683,12 +640,7 @@ impl<'a> Reader<'a> {
     fn scalar(&mut self, key: &str, expected: &str) -> Option<&'a Value> {
         match self.raw(key, false)? {
             Value::Null => {
-                self.error(
-                    key,
-                    format!(
-                        "expected {expected}, got no value (remove the key to use the default)"
-                    ),
-                );
+                self.error(key, format!("expected {expected}, got no value (remove the key to use the default)"));
                 None
             }
             v => Some(v),
@@ -753,9 +705,7 @@ impl<'a> Reader<'a> {
         let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
         let expected = format!("one of {}", names.join(", "));
         let v = self.scalar(key, &expected)?;
-        let found = v
-            .as_str()
-            .and_then(|s| choices.iter().find(|(n, _)| *n == s).map(|(_, t)| *t));
+        let found = v.as_str().and_then(|s| choices.iter().find(|(n, _)| *n == s).map(|(_, t)| *t));
         if found.is_none() {
             self.error(key, format!("expected {expected}, got {}", describe(v)));
         }
@@ -797,10 +747,7 @@ impl<'a> Reader<'a> {
                 Value::Null => None,
                 Value::Object(m) => Some(m),
                 other => {
-                    entries.error(
-                        name,
-                        format!("expected a mapping of keys, got {}", describe(other)),
-                    );
+                    entries.error(name, format!("expected a mapping of keys, got {}", describe(other)));
                     continue;
                 }
             };
@@ -818,10 +765,7 @@ impl<'a> Reader<'a> {
             Value::Null => None,
             Value::Object(m) => Some(m),
             other => {
-                self.error(
-                    key,
-                    format!("expected a mapping of keys, got {}", describe(other)),
-                );
+                self.error(key, format!("expected a mapping of keys, got {}", describe(other)));
                 None
             }
         }
@@ -866,35 +810,19 @@ fn read_config(r: &mut Reader<'_>) -> Config {
 fn read_server(r: &mut Reader<'_>) -> ServerConfig {
     let d = ServerConfig::default();
     let s = ServerConfig {
-        bind: r.parse(
-            "bind",
-            d.bind,
-            "a socket address IP:PORT such as 127.0.0.1:8080 or [::1]:8080",
-        ),
+        bind: r.parse("bind", d.bind, "a socket address IP:PORT such as 127.0.0.1:8080 or [::1]:8080"),
         workers: r.u32("workers", d.workers, 1..=64),
         game_arbiters: r.u32("game_arbiters", d.game_arbiters, 0..=256),
         max_frame_bytes: r.u64("max_frame_bytes", d.max_frame_bytes, 64..=1_048_576),
         outbound_queue: r.u64("outbound_queue", d.outbound_queue, 1..=65_536),
-        heartbeat_interval_ms: r.u64(
-            "heartbeat_interval_ms",
-            d.heartbeat_interval_ms,
-            100..=600_000,
-        ),
+        heartbeat_interval_ms: r.u64("heartbeat_interval_ms", d.heartbeat_interval_ms, 100..=600_000),
         client_timeout_ms: r.u64("client_timeout_ms", d.client_timeout_ms, 1..=3_600_000),
         join_timeout_ms: r.u64("join_timeout_ms", d.join_timeout_ms, 100..=600_000),
         tcp_user_timeout_ms: r.u64("tcp_user_timeout_ms", d.tcp_user_timeout_ms, 0..=3_600_000),
         max_chat_chars: r.u64("max_chat_chars", d.max_chat_chars, 1..=10_000),
         shutdown_grace_ms: r.u64("shutdown_grace_ms", d.shutdown_grace_ms, 0..=600_000),
-        finished_game_ttl_secs: r.u64(
-            "finished_game_ttl_secs",
-            d.finished_game_ttl_secs,
-            1..=604_800,
-        ),
-        rate_limit_frames_per_sec: r.u64(
-            "rate_limit_frames_per_sec",
-            d.rate_limit_frames_per_sec,
-            1..=100_000,
-        ),
+        finished_game_ttl_secs: r.u64("finished_game_ttl_secs", d.finished_game_ttl_secs, 1..=604_800),
+        rate_limit_frames_per_sec: r.u64("rate_limit_frames_per_sec", d.rate_limit_frames_per_sec, 1..=100_000),
         rate_limit_burst: r.u64("rate_limit_burst", d.rate_limit_burst, 1..=100_000),
     };
     if r.valid("heartbeat_interval_ms")
@@ -925,12 +853,7 @@ fn read_supervision(r: &mut Reader<'_>) -> SupervisionConfig {
     });
     let kinds = r.map(
         "kinds",
-        |name| {
-            !name.is_empty()
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-        },
+        |name| !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
         "game kind names use only lowercase letters, digits and _ ([a-z0-9_]+)",
         |_, r| {
             let partial = read_policy(r);
@@ -968,10 +891,7 @@ fn read_policy(r: &mut Reader<'_>) -> PartialRestartPolicy {
 /// Cross-field rule of a complete policy.
 fn policy_rule(p: &RestartPolicyConfig) -> Option<String> {
     (p.max_delay_ms < p.initial_delay_ms).then(|| {
-        format!(
-            "max_delay_ms ({}) must be at least initial_delay_ms ({})",
-            p.max_delay_ms, p.initial_delay_ms
-        )
+        format!("max_delay_ms ({}) must be at least initial_delay_ms ({})", p.max_delay_ms, p.initial_delay_ms)
     })
 }
 
@@ -989,10 +909,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }
 
     fn ok(yaml: &str) -> Config {
@@ -1026,13 +943,7 @@ mod tests {
 
     #[test]
     fn empty_inputs_are_defaults() {
-        for yaml in [
-            "",
-            "{}",
-            "# nothing\n",
-            "~",
-            "server:\nsupervision:\n  kinds:\nai: {}\n",
-        ] {
+        for yaml in ["", "{}", "# nothing\n", "~", "server:\nsupervision:\n  kinds:\nai: {}\n"] {
             assert_eq!(ok(yaml), Config::default(), "for {yaml:?}");
         }
     }
@@ -1040,10 +951,7 @@ mod tests {
     #[test]
     fn values_are_read() {
         let c = ok("server:\n  bind: \"[::1]:9000\"\n  workers: 8\nsupervision:\n  default:\n    strategy: delayed\n    multiplier: 3\nai:\n  search_depth: 12\n");
-        assert_eq!(
-            c.server.bind,
-            "[::1]:9000".parse::<SocketAddr>().expect("addr")
-        );
+        assert_eq!(c.server.bind, "[::1]:9000".parse::<SocketAddr>().expect("addr"));
         assert_eq!(c.server.workers, 8);
         assert_eq!(c.supervision.default.strategy, RestartStrategy::Delayed);
         assert_eq!(c.supervision.default.multiplier, 3.0);
@@ -1053,33 +961,21 @@ mod tests {
     #[test]
     fn unknown_key_top_level() {
         let m = only_error_at("bogus: 1\n", "bogus");
-        assert!(
-            m.contains("unknown key") && m.contains("server, supervision, ai"),
-            "{m}"
-        );
+        assert!(m.contains("unknown key") && m.contains("server, supervision, ai"), "{m}");
     }
 
     #[test]
     fn unknown_key_nested() {
         let m = only_error_at("server:\n  wrokers: 4\n", "server.wrokers");
         assert!(m.contains("workers"), "{m}");
-        only_error_at(
-            "supervision:\n  default:\n    bogus: 1\n",
-            "supervision.default.bogus",
-        );
-        only_error_at(
-            "supervision:\n  kinds:\n    connect4:\n      bogus: 1\n",
-            "supervision.kinds.connect4.bogus",
-        );
+        only_error_at("supervision:\n  default:\n    bogus: 1\n", "supervision.default.bogus");
+        only_error_at("supervision:\n  kinds:\n    connect4:\n      bogus: 1\n", "supervision.kinds.connect4.bogus");
     }
 
     #[test]
     fn string_where_integer() {
         let m = only_error_at("server:\n  workers: \"4\"\n", "server.workers");
-        assert!(
-            m.contains("whole number from 1 to 64") && m.contains("\"4\""),
-            "{m}"
-        );
+        assert!(m.contains("whole number from 1 to 64") && m.contains("\"4\""), "{m}");
         only_error_at("server:\n  workers: four\n", "server.workers");
         only_error_at("server:\n  workers: true\n", "server.workers");
         only_error_at("server:\n  workers: 2.5\n", "server.workers");
@@ -1090,10 +986,7 @@ mod tests {
     fn negative_values() {
         let m = only_error_at("server:\n  max_frame_bytes: -1\n", "server.max_frame_bytes");
         assert!(m.contains("got -1"), "{m}");
-        only_error_at(
-            "supervision:\n  default:\n    jitter: -0.1\n",
-            "supervision.default.jitter",
-        );
+        only_error_at("supervision:\n  default:\n    jitter: -0.1\n", "supervision.default.jitter");
     }
 
     #[test]
@@ -1101,74 +994,18 @@ mod tests {
         // (section yaml prefix, key, just below, lowest ok, highest ok, just above)
         let cases: &[(&str, &str, &str, &str, &str, &str)] = &[
             ("server", "workers", "0", "1", "64", "65"),
-            (
-                "server",
-                "max_frame_bytes",
-                "63",
-                "64",
-                "1048576",
-                "1048577",
-            ),
+            ("server", "max_frame_bytes", "63", "64", "1048576", "1048577"),
             ("server", "outbound_queue", "0", "1", "65536", "65537"),
             ("server", "join_timeout_ms", "99", "100", "600000", "600001"),
             ("server", "max_chat_chars", "0", "1", "10000", "10001"),
-            (
-                "server",
-                "finished_game_ttl_secs",
-                "0",
-                "1",
-                "604800",
-                "604801",
-            ),
+            ("server", "finished_game_ttl_secs", "0", "1", "604800", "604801"),
             ("server", "rate_limit_burst", "0", "1", "100000", "100001"),
-            (
-                "supervision.default",
-                "multiplier",
-                "0.99",
-                "1.0",
-                "10.0",
-                "10.01",
-            ),
-            (
-                "supervision.default",
-                "jitter",
-                "-0.01",
-                "0.0",
-                "1.0",
-                "1.01",
-            ),
-            (
-                "supervision.default",
-                "max_restarts",
-                "0",
-                "1",
-                "1000",
-                "1001",
-            ),
-            (
-                "supervision.default",
-                "within_secs",
-                "0",
-                "1",
-                "86400",
-                "86401",
-            ),
-            (
-                "supervision.default",
-                "hang_timeout_ms",
-                "49",
-                "50",
-                "600000",
-                "600001",
-            ),
-            (
-                "supervision",
-                "watchdog_interval_ms",
-                "9",
-                "10",
-                "60000",
-                "60001",
-            ),
+            ("supervision.default", "multiplier", "0.99", "1.0", "10.0", "10.01"),
+            ("supervision.default", "jitter", "-0.01", "0.0", "1.0", "1.01"),
+            ("supervision.default", "max_restarts", "0", "1", "1000", "1001"),
+            ("supervision.default", "within_secs", "0", "1", "86400", "86401"),
+            ("supervision.default", "hang_timeout_ms", "49", "50", "600000", "600001"),
+            ("supervision", "watchdog_interval_ms", "9", "10", "60000", "60001"),
             ("ai", "search_depth", "0", "1", "12", "13"),
             ("ai", "max_nodes", "999", "1000", "100000000", "100000001"),
         ];
@@ -1187,62 +1024,35 @@ mod tests {
             ok(&yaml(high));
             only_error_at(&yaml(below), &path);
             let m = only_error_at(&yaml(above), &path);
-            assert!(
-                m.contains(low) || m.contains(&format!("{low}.0")),
-                "{path}: {m}"
-            );
+            assert!(m.contains(low) || m.contains(&format!("{low}.0")), "{path}: {m}");
         }
         // heartbeat_interval_ms: its upper bound needs a longer client_timeout_ms.
         ok("server:\n  heartbeat_interval_ms: 100\n");
         ok("server:\n  heartbeat_interval_ms: 600000\n  client_timeout_ms: 3600000\n");
-        only_error_at(
-            "server:\n  heartbeat_interval_ms: 99\n",
-            "server.heartbeat_interval_ms",
-        );
+        only_error_at("server:\n  heartbeat_interval_ms: 99\n", "server.heartbeat_interval_ms");
         only_error_at(
             "server:\n  heartbeat_interval_ms: 600001\n  client_timeout_ms: 3600000\n",
             "server.heartbeat_interval_ms",
         );
         // Upper-bound-only and zero-allowed fields.
         only_error_at("server:\n  game_arbiters: 257\n", "server.game_arbiters");
-        only_error_at(
-            "server:\n  tcp_user_timeout_ms: 3600001\n",
-            "server.tcp_user_timeout_ms",
-        );
-        only_error_at(
-            "server:\n  shutdown_grace_ms: 600001\n",
-            "server.shutdown_grace_ms",
-        );
+        only_error_at("server:\n  tcp_user_timeout_ms: 3600001\n", "server.tcp_user_timeout_ms");
+        only_error_at("server:\n  shutdown_grace_ms: 600001\n", "server.shutdown_grace_ms");
         only_error_at("ai:\n  think_delay_ms: 10001\n", "ai.think_delay_ms");
         only_error_at(
             "supervision:\n  default:\n    hold_messages_max_ms: 60001\n",
             "supervision.default.hold_messages_max_ms",
         );
-        only_error_at(
-            "supervision:\n  default:\n    max_delay_ms: 3600001\n",
-            "supervision.default.max_delay_ms",
-        );
-        only_error_at(
-            "server:\n  client_timeout_ms: 3600001\n",
-            "server.client_timeout_ms",
-        );
-        only_error_at(
-            "server:\n  workers: 99999999999999999999999\n",
-            "server.workers",
-        );
+        only_error_at("supervision:\n  default:\n    max_delay_ms: 3600001\n", "supervision.default.max_delay_ms");
+        only_error_at("server:\n  client_timeout_ms: 3600001\n", "server.client_timeout_ms");
+        only_error_at("server:\n  workers: 99999999999999999999999\n", "server.workers");
         ok("server:\n  game_arbiters: 0\n  tcp_user_timeout_ms: 0\n  shutdown_grace_ms: 0\n");
     }
 
     #[test]
     fn bad_enum() {
-        let m = only_error_at(
-            "supervision:\n  default:\n    strategy: linear\n",
-            "supervision.default.strategy",
-        );
-        assert!(
-            m.contains("immediate, delayed, exponential") && m.contains("linear"),
-            "{m}"
-        );
+        let m = only_error_at("supervision:\n  default:\n    strategy: linear\n", "supervision.default.strategy");
+        assert!(m.contains("immediate, delayed, exponential") && m.contains("linear"), "{m}");
         only_error_at(
             "supervision:\n  kinds:\n    connect4:\n      strategy: Exponential\n",
             "supervision.kinds.connect4.strategy",
@@ -1270,14 +1080,8 @@ mod tests {
             "server:\n  heartbeat_interval_ms: 2000\n  client_timeout_ms: 2000\n",
             "server.client_timeout_ms",
         );
-        assert!(
-            m.contains("greater than heartbeat_interval_ms (2000)"),
-            "{m}"
-        );
-        only_error_at(
-            "server:\n  heartbeat_interval_ms: 20000\n",
-            "server.client_timeout_ms",
-        );
+        assert!(m.contains("greater than heartbeat_interval_ms (2000)"), "{m}");
+        only_error_at("server:\n  heartbeat_interval_ms: 20000\n", "server.client_timeout_ms");
         ok("server:\n  heartbeat_interval_ms: 2000\n  client_timeout_ms: 2001\n");
     }
 
@@ -1292,10 +1096,7 @@ mod tests {
     #[test]
     fn admin_token_in_yaml_is_rejected() {
         let m = only_error_at("admin_token: hunter2\n", "admin_token");
-        assert!(
-            m.contains("RAMPART_ADMIN_TOKEN") && m.contains("environment"),
-            "{m}"
-        );
+        assert!(m.contains("RAMPART_ADMIN_TOKEN") && m.contains("environment"), "{m}");
         assert!(!m.contains("hunter2"));
         only_error_at("server:\n  admin_token: hunter2\n", "server.admin_token");
         only_error_at(
@@ -1317,14 +1118,8 @@ mod tests {
         only_error_at("- 1\n- 2\n", "<yaml>");
         only_error_at("server: 5\n", "server");
         only_error_at("supervision:\n  kinds: [a]\n", "supervision.kinds");
-        only_error_at(
-            "supervision:\n  kinds:\n    connect4: 3\n",
-            "supervision.kinds.connect4",
-        );
-        let m = only_error_at(
-            "supervision:\n  kinds:\n    Connect-4: {}\n",
-            "supervision.kinds.Connect-4",
-        );
+        only_error_at("supervision:\n  kinds:\n    connect4: 3\n", "supervision.kinds.connect4");
+        let m = only_error_at("supervision:\n  kinds:\n    Connect-4: {}\n", "supervision.kinds.Connect-4");
         assert!(m.contains("[a-z0-9_]+"), "{m}");
     }
 
@@ -1369,12 +1164,7 @@ ai:
         // Display: one problem per line.
         let shown = e.to_string();
         assert_eq!(shown.lines().count(), 10);
-        assert!(
-            shown
-                .lines()
-                .any(|l| l.starts_with("server.workers: expected")),
-            "{shown}"
-        );
+        assert!(shown.lines().any(|l| l.starts_with("server.workers: expected")), "{shown}");
     }
 
     #[test]
@@ -1384,10 +1174,7 @@ ai:
         // RAMPART_BIND wins over the file and over RAMPART__SERVER__BIND.
         let c = Config::from_yaml_str(
             "server:\n  bind: 127.0.0.1:1\n",
-            &env(&[
-                ("RAMPART_BIND", "0.0.0.0:9000"),
-                ("RAMPART__SERVER__BIND", "0.0.0.0:7"),
-            ]),
+            &env(&[("RAMPART_BIND", "0.0.0.0:9000"), ("RAMPART__SERVER__BIND", "0.0.0.0:7")]),
         )
         .expect("ok");
         assert_eq!(c.server.bind.port(), 9000);
@@ -1399,8 +1186,7 @@ ai:
 
     #[test]
     fn env_admin_token_is_secret() {
-        let c = Config::from_yaml_str("", &env(&[("RAMPART_ADMIN_TOKEN", "s3cr3t-token")]))
-            .expect("ok");
+        let c = Config::from_yaml_str("", &env(&[("RAMPART_ADMIN_TOKEN", "s3cr3t-token")])).expect("ok");
         let token = c.secrets.admin_token.as_ref().expect("token set");
         assert_eq!(token.expose(), "s3cr3t-token");
         assert_eq!(token.to_string(), "***");
@@ -1415,8 +1201,7 @@ ai:
     #[test]
     fn env_path_override() {
         let vars = env(&[("RAMPART__SUPERVISION__DEFAULT__MAX_RESTARTS", "3")]);
-        let c = Config::from_yaml_str("supervision:\n  default:\n    max_restarts: 9\n", &vars)
-            .expect("ok");
+        let c = Config::from_yaml_str("supervision:\n  default:\n    max_restarts: 9\n", &vars).expect("ok");
         assert_eq!(c.supervision.default.max_restarts, 3);
         // Case-insensitive, YAML scalars.
         let c = Config::from_yaml_str(
@@ -1436,23 +1221,14 @@ ai:
     #[test]
     fn env_per_kind_override() {
         let vars = env(&[("RAMPART__SUPERVISION__KINDS__CONNECT4__MAX_RESTARTS", "2")]);
-        let c = Config::from_yaml_str(
-            "supervision:\n  kinds:\n    connect4:\n      strategy: delayed\n",
-            &vars,
-        )
-        .expect("ok");
+        let c = Config::from_yaml_str("supervision:\n  kinds:\n    connect4:\n      strategy: delayed\n", &vars)
+            .expect("ok");
         let p = c.supervision.policy_for("connect4");
         assert_eq!(p.max_restarts, 2);
         assert_eq!(p.strategy, RestartStrategy::Delayed);
-        assert_eq!(
-            c.supervision.policy_for("chess"),
-            RestartPolicyConfig::default()
-        );
+        assert_eq!(c.supervision.policy_for("chess"), RestartPolicyConfig::default());
         // The kind need not be in the file; names with single underscores work.
-        let vars = env(&[(
-            "RAMPART__SUPERVISION__KINDS__TIC_TAC_TOE__MAX_RESTARTS",
-            "2",
-        )]);
+        let vars = env(&[("RAMPART__SUPERVISION__KINDS__TIC_TAC_TOE__MAX_RESTARTS", "2")]);
         let c = Config::from_yaml_str("", &vars).expect("ok");
         assert_eq!(c.supervision.policy_for("tic_tac_toe").max_restarts, 2);
     }
@@ -1491,31 +1267,15 @@ ai:
         let e = errs_env("", &[("RAMPART__SERVER__WORKERS", "lots")]);
         assert_eq!(e.errors.len(), 1, "{e}");
         assert_eq!(e.errors[0].path, "server.workers");
-        assert!(
-            e.errors[0].message.contains("env RAMPART__SERVER__WORKERS"),
-            "{e}"
-        );
-        let e = errs_env(
-            "",
-            &[("RAMPART__SUPERVISION__KINDS__CONNECT4__MAX_RESTARTS", "0")],
-        );
-        assert_eq!(
-            e.errors[0].path, "supervision.kinds.connect4.max_restarts",
-            "{e}"
-        );
+        assert!(e.errors[0].message.contains("env RAMPART__SERVER__WORKERS"), "{e}");
+        let e = errs_env("", &[("RAMPART__SUPERVISION__KINDS__CONNECT4__MAX_RESTARTS", "0")]);
+        assert_eq!(e.errors[0].path, "supervision.kinds.connect4.max_restarts", "{e}");
     }
 
     #[test]
     fn other_env_vars_are_ignored() {
-        let c = Config::from_yaml_str(
-            "",
-            &env(&[
-                ("PATH", "/bin"),
-                ("RAMPART_LOG", "debug"),
-                ("XRAMPART__A", "1"),
-            ]),
-        )
-        .expect("ok");
+        let c = Config::from_yaml_str("", &env(&[("PATH", "/bin"), ("RAMPART_LOG", "debug"), ("XRAMPART__A", "1")]))
+            .expect("ok");
         assert_eq!(c, Config::default());
     }
 
@@ -1527,10 +1287,7 @@ ai:
         assert_eq!(p.jitter, 0.0);
         assert_eq!(p.within_secs, 30);
         assert_eq!(p.strategy, RestartStrategy::Exponential);
-        assert_eq!(
-            c.supervision.kinds["chess"],
-            PartialRestartPolicy::default()
-        );
+        assert_eq!(c.supervision.kinds["chess"], PartialRestartPolicy::default());
         assert_eq!(c.supervision.policy_for("chess"), c.supervision.default);
         assert_eq!(c.supervision.policy_for("unknown").max_restarts, 8);
     }
@@ -1541,10 +1298,7 @@ ai:
         // The process environment may hold RAMPART vars; compare only the file part.
         if std::env::vars().all(|(k, _)| !k.to_ascii_uppercase().starts_with("RAMPART")) {
             assert_eq!(Config::load(&path).expect("loads"), Config::default());
-            assert_eq!(
-                Config::from_env_only().expect("defaults"),
-                Config::default()
-            );
+            assert_eq!(Config::from_env_only().expect("defaults"), Config::default());
         }
         let missing = Path::new("/nonexistent/rampart.yaml");
         let e = Config::load(missing).expect_err("missing file");

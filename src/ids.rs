@@ -39,9 +39,7 @@ impl GameId {
     }
     /// Parses an id from a URL path; `None` when it cannot be one of ours.
     pub fn parse(text: &str) -> Option<Self> {
-        let ok = !text.is_empty()
-            && text.len() <= 64
-            && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        let ok = !text.is_empty() && text.len() <= 64 && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
         ok.then(|| GameId(text.to_owned()))
     }
     /// The id as text.
@@ -105,9 +103,10 @@ impl ConnId {
     }
 }
 
-/// A short random id tying a client-visible INTERNAL error to its log line.
+/// A short random id tying a client-visible INTERNAL error to its log line. Not a secret,
+/// so it comes from the fast generator rather than a system call.
 pub fn incident_id() -> String {
-    hex(&random_bytes::<4>())
+    hex(&fastrand::u32(..).to_be_bytes())
 }
 
 /// Milliseconds on a monotonic clock since the process started; never 0, so 0 can mean "unset".
@@ -119,9 +118,7 @@ pub fn monotonic_ms() -> u64 {
 
 /// The current wall-clock time as an RFC 3339 UTC string with millisecond precision.
 pub fn now_rfc3339() -> String {
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     rfc3339(since.as_secs(), since.subsec_millis())
 }
 
@@ -138,12 +135,7 @@ fn rfc3339(secs: u64, millis: u32) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 #[cfg(test)]

@@ -53,6 +53,19 @@ fn session_limits(config: &Config) -> SessionLimits {
         client_timeout: Duration::from_millis(s.client_timeout_ms),
         join_timeout: Duration::from_millis(s.join_timeout_ms),
         max_chat_chars: s.max_chat_chars as usize,
+        command_timeout: Duration::from_millis(
+            config.supervision.default.hang_timeout_ms.max(
+                config
+                    .supervision
+                    .kinds
+                    .keys()
+                    .map(|k| config.supervision.policy_for(k).hang_timeout_ms)
+                    .max()
+                    .unwrap_or(0),
+            ) + config.supervision.default.hold_messages_max_ms
+                + config.supervision.watchdog_interval_ms
+                + 1000,
+        ),
         rate_per_sec: s.rate_limit_frames_per_sec as f64,
         burst: s.rate_limit_burst as f64,
     }
@@ -62,18 +75,13 @@ fn session_limits(config: &Config) -> SessionLimits {
 /// tells every player (games are already saved), closes sockets with a reason and waits
 /// up to `server.shutdown_grace_ms` for connections to finish. Must run inside an actix
 /// `System` (`#[actix_web::main]`, `#[actix_rt::test]`).
-pub async fn run(
-    listener: TcpListener,
-    config: Config,
-    shutdown: impl Future<Output = ()>,
-) -> std::io::Result<()> {
+pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
     supervision::panic_hook::install();
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::default());
     let registry = Arc::new(Registry::default());
     let store: Arc<dyn SnapshotStore> = Arc::new(MemoryStore::default());
-    let supervisor =
-        GameSupervisor::new(config.clone(), registry.clone(), store, metrics.clone()).start();
+    let supervisor = GameSupervisor::new(config.clone(), registry.clone(), store, metrics.clone()).start();
     let admission = AdmissionController::new(supervisor.clone()).start();
     let state = aweb::Data::new(AppState {
         config: config.clone(),
@@ -88,24 +96,20 @@ pub async fn run(
     let local = listener.local_addr()?;
     let tcp_user_timeout = Duration::from_millis(config.server.tcp_user_timeout_ms);
     let app_state = state.clone();
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(app_state.clone())
-            .configure(web::routes)
-    })
-    .workers(config.server.workers as usize)
-    .disable_signals()
-    .shutdown_timeout(config.server.shutdown_grace_ms.div_ceil(1000))
-    .on_connect(move |conn, _| {
-        // A dead peer must not hold a socket forever (DESIGN.md D10).
-        if let Some(stream) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
-            if !tcp_user_timeout.is_zero() {
-                let _ = socket2::SockRef::from(stream).set_tcp_user_timeout(Some(tcp_user_timeout));
+    let server = HttpServer::new(move || App::new().app_data(app_state.clone()).configure(web::routes))
+        .workers(config.server.workers as usize)
+        .disable_signals()
+        .shutdown_timeout(config.server.shutdown_grace_ms.div_ceil(1000))
+        .on_connect(move |conn, _| {
+            // A dead peer must not hold a socket forever (DESIGN.md D10).
+            if let Some(stream) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                if !tcp_user_timeout.is_zero() {
+                    let _ = socket2::SockRef::from(stream).set_tcp_user_timeout(Some(tcp_user_timeout));
+                }
             }
-        }
-    })
-    .listen(listener)?
-    .run();
+        })
+        .listen(listener)?
+        .run();
     let handle = server.handle();
     tracing::info!(address = %local, admin = config.secrets.admin_token.is_some(), "rampart is serving");
     let mut server = std::pin::pin!(server);

@@ -38,14 +38,9 @@ fn main() -> ExitCode {
     let config = match loaded {
         Ok(config) => config,
         Err(errors) => {
-            let source = config_path.as_ref().map_or_else(
-                || "the embedded defaults".to_owned(),
-                |p| p.display().to_string(),
-            );
-            eprintln!(
-                "rampart: the configuration in {source} has {} problem(s):",
-                errors.errors.len()
-            );
+            let source =
+                config_path.as_ref().map_or_else(|| "the embedded defaults".to_owned(), |p| p.display().to_string());
+            eprintln!("rampart: the configuration in {source} has {} problem(s):", errors.errors.len());
             eprintln!("{errors}");
             return ExitCode::from(EX_USAGE);
         }
@@ -55,10 +50,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RAMPART_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("RAMPART_LOG").unwrap_or_else(|_| "info".into()))
         .init();
     let listener = match TcpListener::bind(config.server.bind) {
         Ok(listener) => listener,
@@ -69,9 +61,7 @@ fn main() -> ExitCode {
     };
     tracing::info!(
         "open http://{} in a browser",
-        listener
-            .local_addr()
-            .map_or_else(|_| config.server.bind.to_string(), |a| a.to_string())
+        listener.local_addr().map_or_else(|_| config.server.bind.to_string(), |a| a.to_string())
     );
     let system = actix_rt::System::new();
     match system.block_on(rampart::run(listener, config, shutdown_signal())) {

@@ -35,7 +35,12 @@ struct Family(Mutex<BTreeMap<Vec<&'static str>, u64>>);
 impl Family {
     fn inc(&self, labels: &[&'static str]) {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        *map.entry(labels.to_vec()).or_insert(0) += 1;
+        match map.get_mut(labels) {
+            Some(count) => *count += 1,
+            None => {
+                map.insert(labels.to_vec(), 1);
+            }
+        }
     }
     fn get(&self, labels: &[&'static str]) -> u64 {
         let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
@@ -138,32 +143,16 @@ impl Metrics {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         };
         let counter = |out: &mut String, name: &str, help: &str, v: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
-            );
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
         };
-        let family = |out: &mut String,
-                      name: &str,
-                      help: &str,
-                      keys: &[&str],
-                      rows: Vec<(Vec<&'static str>, u64)>| {
+        let family = |out: &mut String, name: &str, help: &str, keys: &[&str], rows: Vec<(Vec<&'static str>, u64)>| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
             for (values, v) in rows {
-                let labels: Vec<String> = keys
-                    .iter()
-                    .zip(values)
-                    .map(|(k, val)| format!("{k}=\"{val}\""))
-                    .collect();
+                let labels: Vec<String> = keys.iter().zip(values).map(|(k, val)| format!("{k}=\"{val}\"")).collect();
                 let _ = writeln!(out, "{name}{{{}}} {v}", labels.join(","));
             }
         };
-        gauge(
-            &mut out,
-            "rampart_games_active",
-            "Games currently hosted by this server.",
-            self.games_active(),
-        );
+        gauge(&mut out, "rampart_games_active", "Games currently hosted by this server.", self.games_active());
         family(
             &mut out,
             "rampart_games_started_total",
@@ -222,16 +211,8 @@ impl Metrics {
             self.frames_in.load(Ordering::Relaxed),
         );
         for (name, help, arr) in [
-            (
-                "rampart_ws_errors_sent_total",
-                "Error frames sent on WebSockets, by code.",
-                &self.errors_sent,
-            ),
-            (
-                "rampart_http_errors_total",
-                "Error responses sent on REST, by code.",
-                &self.http_errors,
-            ),
+            ("rampart_ws_errors_sent_total", "Error frames sent on WebSockets, by code.", &self.errors_sent),
+            ("rampart_http_errors_total", "Error responses sent on REST, by code.", &self.http_errors),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
             for code in ErrorCode::ALL {

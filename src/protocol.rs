@@ -96,10 +96,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => 429,
             ErrorCode::Internal => 500,
             ErrorCode::UnknownMessageType => 400,
-            ErrorCode::GameFull
-            | ErrorCode::NotYourTurn
-            | ErrorCode::InvalidMove
-            | ErrorCode::GameOver => 409,
+            ErrorCode::GameFull | ErrorCode::NotYourTurn | ErrorCode::InvalidMove | ErrorCode::GameOver => 409,
         }
     }
 }
@@ -118,11 +115,7 @@ pub struct ErrorBody {
 impl ErrorBody {
     /// An error with empty details.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ErrorBody {
-            code,
-            message: message.into(),
-            details: json!({}),
-        }
+        ErrorBody { code, message: message.into(), details: json!({}) }
     }
     /// Adds one detail.
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
@@ -206,44 +199,27 @@ impl ClientFrame {
     /// Parses and validates one text frame.
     pub fn parse(text: &str, max_chat_chars: usize) -> Result<ClientFrame, FrameError> {
         let fail = |error, in_reply_to| FrameError { error, in_reply_to };
-        let value: Value = serde_json::from_str(text).map_err(|e| {
-            fail(
-                ErrorBody::new(
-                    ErrorCode::BadRequest,
-                    format!("frame is not valid JSON: {e}"),
-                ),
-                None,
-            )
-        })?;
+        let value: Value = serde_json::from_str(text)
+            .map_err(|e| fail(ErrorBody::new(ErrorCode::BadRequest, format!("frame is not valid JSON: {e}")), None))?;
         let Some(kind) = value.get("type").and_then(Value::as_str) else {
             let msg = "frame must be a JSON object with a string field \"type\"";
             return Err(fail(ErrorBody::new(ErrorCode::BadRequest, msg), None));
         };
         let Some(known) = CLIENT_FRAME_TYPES.iter().copied().find(|t| *t == kind) else {
-            let error = ErrorBody::new(
-                ErrorCode::UnknownMessageType,
-                format!("unknown message type {kind:?}"),
-            )
-            .with("type", kind)
-            .with("allowed", CLIENT_FRAME_TYPES.to_vec());
+            let error = ErrorBody::new(ErrorCode::UnknownMessageType, format!("unknown message type {kind:?}"))
+                .with("type", kind)
+                .with("allowed", CLIENT_FRAME_TYPES.to_vec());
             return Err(fail(error, None));
         };
-        let raw: RawFrame = serde_json::from_value(value).map_err(|e| {
-            fail(
-                ErrorBody::new(ErrorCode::BadRequest, format!("bad {known} frame: {e}")),
-                Some(known),
-            )
-        })?;
+        let raw: RawFrame = serde_json::from_value(value)
+            .map_err(|e| fail(ErrorBody::new(ErrorCode::BadRequest, format!("bad {known} frame: {e}")), Some(known)))?;
         Ok(match raw {
             RawFrame::Join { token } => ClientFrame::Join { token },
             RawFrame::Move { column } => ClientFrame::Move { column },
             RawFrame::Chat { text } => {
                 let text = text.trim();
                 if text.is_empty() {
-                    return Err(fail(
-                        ErrorBody::validation("text", "chat text is empty"),
-                        Some(known),
-                    ));
+                    return Err(fail(ErrorBody::validation("text", "chat text is empty"), Some(known)));
                 }
                 let chars = text.chars().count();
                 if chars > max_chat_chars {
@@ -254,9 +230,7 @@ impl ClientFrame {
                     .with("max", max_chat_chars);
                     return Err(fail(error, Some(known)));
                 }
-                ClientFrame::Chat {
-                    text: text.chars().filter(|c| !c.is_control()).collect(),
-                }
+                ClientFrame::Chat { text: text.chars().filter(|c| !c.is_control()).collect() }
             }
             RawFrame::Resign => ClientFrame::Resign,
             RawFrame::Ping { id } => ClientFrame::Ping { id },
@@ -333,9 +307,7 @@ impl ServerFrame {
     /// Serialises the frame once; it is then shared between sockets.
     pub fn to_text(&self) -> std::sync::Arc<str> {
         // Serialising these plain structs cannot fail.
-        serde_json::to_string(self)
-            .unwrap_or_else(|_| String::from("{}"))
-            .into()
+        serde_json::to_string(self).unwrap_or_else(|_| String::from("{}")).into()
     }
     /// The error code, when this is an error frame.
     pub fn error_code(&self) -> Option<ErrorCode> {
@@ -483,10 +455,7 @@ pub fn validate_player_name(name: &str) -> Result<String, ErrorBody> {
         ));
     }
     if name.chars().any(char::is_control) {
-        return Err(ErrorBody::validation(
-            "player_name",
-            "player_name contains control characters",
-        ));
+        return Err(ErrorBody::validation("player_name", "player_name contains control characters"));
     }
     Ok(name.to_owned())
 }
@@ -496,10 +465,7 @@ mod tests {
     use super::*;
 
     fn code(text: &str) -> ErrorCode {
-        ClientFrame::parse(text, 280)
-            .expect_err("should fail")
-            .error
-            .code
+        ClientFrame::parse(text, 280).expect_err("should fail").error.code
     }
 
     #[test]
@@ -508,26 +474,14 @@ mod tests {
             ClientFrame::parse(r#"{"type":"join","token":"t"}"#, 280),
             Ok(ClientFrame::Join { token: "t".into() })
         );
-        assert_eq!(
-            ClientFrame::parse(r#"{"type":"move","column":3}"#, 280),
-            Ok(ClientFrame::Move { column: 3 })
-        );
-        assert_eq!(
-            ClientFrame::parse(r#"{"type":"move","column":-1}"#, 280),
-            Ok(ClientFrame::Move { column: -1 })
-        );
+        assert_eq!(ClientFrame::parse(r#"{"type":"move","column":3}"#, 280), Ok(ClientFrame::Move { column: 3 }));
+        assert_eq!(ClientFrame::parse(r#"{"type":"move","column":-1}"#, 280), Ok(ClientFrame::Move { column: -1 }));
         assert_eq!(
             ClientFrame::parse(r#"{"type":"chat","text":"  hi "}"#, 280),
             Ok(ClientFrame::Chat { text: "hi".into() })
         );
-        assert_eq!(
-            ClientFrame::parse(r#"{"type":"resign"}"#, 280),
-            Ok(ClientFrame::Resign)
-        );
-        assert_eq!(
-            ClientFrame::parse(r#"{"type":"ping","id":7}"#, 280),
-            Ok(ClientFrame::Ping { id: json!(7) })
-        );
+        assert_eq!(ClientFrame::parse(r#"{"type":"resign"}"#, 280), Ok(ClientFrame::Resign));
+        assert_eq!(ClientFrame::parse(r#"{"type":"ping","id":7}"#, 280), Ok(ClientFrame::Ping { id: json!(7) }));
     }
 
     #[test]
@@ -536,23 +490,11 @@ mod tests {
         assert_eq!(code("[1,2]"), ErrorCode::BadRequest);
         assert_eq!(code(r#"{"type":7}"#), ErrorCode::BadRequest);
         assert_eq!(code(r#"{"type":"fly"}"#), ErrorCode::UnknownMessageType);
-        assert_eq!(
-            code(r#"{"type":"move","column":"3"}"#),
-            ErrorCode::BadRequest
-        );
-        assert_eq!(
-            code(r#"{"type":"move","column":3.5}"#),
-            ErrorCode::BadRequest
-        );
+        assert_eq!(code(r#"{"type":"move","column":"3"}"#), ErrorCode::BadRequest);
+        assert_eq!(code(r#"{"type":"move","column":3.5}"#), ErrorCode::BadRequest);
         assert_eq!(code(r#"{"type":"move"}"#), ErrorCode::BadRequest);
-        assert_eq!(
-            code(r#"{"type":"move","column":3,"x":1}"#),
-            ErrorCode::BadRequest
-        );
-        assert_eq!(
-            code(r#"{"type":"chat","text":"   "}"#),
-            ErrorCode::ValidationFailed
-        );
+        assert_eq!(code(r#"{"type":"move","column":3,"x":1}"#), ErrorCode::BadRequest);
+        assert_eq!(code(r#"{"type":"chat","text":"   "}"#), ErrorCode::ValidationFailed);
         let long = format!(r#"{{"type":"chat","text":"{}"}}"#, "a".repeat(281));
         let err = ClientFrame::parse(&long, 280).expect_err("too long");
         assert_eq!(err.error.code, ErrorCode::ValidationFailed);
@@ -562,20 +504,14 @@ mod tests {
 
     #[test]
     fn error_frames_serialise_to_the_contract() {
-        let frame = ServerFrame::Error {
-            error: ErrorBody::validation("text", "too long"),
-            in_reply_to: Some("chat"),
-        };
+        let frame = ServerFrame::Error { error: ErrorBody::validation("text", "too long"), in_reply_to: Some("chat") };
         let v: Value = serde_json::from_str(&frame.to_text()).expect("json");
         assert_eq!(
             v,
             json!({"type":"error","error":{"code":"VALIDATION_FAILED","message":"too long","details":{"field":"text"}},"in_reply_to":"chat"})
         );
         for code in ErrorCode::ALL {
-            assert_eq!(
-                serde_json::to_value(code).expect("json"),
-                json!(code.as_str())
-            );
+            assert_eq!(serde_json::to_value(code).expect("json"), json!(code.as_str()));
         }
     }
 

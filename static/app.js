@@ -708,7 +708,7 @@ function connect() {
         if (gone === 'failed') {
           game.stop = true;
           setConn('closed', 'Game closed');
-          notify(errorSentence({ code: 'GAME_FAILED' }), 'error', { sticky: true });
+          notify(errorSentence({ code: 'GAME_FAILED' }), 'error'); // the game-over banner stays
           if (game.state) renderState({ ...game.state, status: 'failed', turn: null });
           return;
         }
@@ -865,7 +865,7 @@ function handleFrame(msg) {
     }
     case 'game_failed':
       game.stop = true;
-      notify('This game hit a fault too many times and was closed. Sorry! Start a new one.', 'error', { sticky: true });
+      notify('This game hit a fault too many times and was closed. Sorry! Start a new one.', 'error'); // the banner stays
       if (game.state) renderState({ ...game.state, status: 'failed', turn: null });
       return;
     default:
@@ -896,9 +896,12 @@ function handleErrorFrame(msg) {
     }, wait);
     return;
   }
-  if (err.code === 'GAME_FAILED') game.stop = true;
+  if (err.code === 'GAME_FAILED') {
+    game.stop = true;
+    if (game.state && game.state.status !== 'failed') renderState({ ...game.state, status: 'failed', turn: null });
+  }
   const kind = ['NOT_YOUR_TURN', 'INVALID_MOVE', 'GAME_OVER', 'GAME_RESTARTING', 'RATE_LIMITED'].includes(err.code) ? 'warn' : 'error';
-  notify(errorSentence(err), kind, { sticky: err.code === 'GAME_FAILED' });
+  notify(errorSentence(err), kind);
 }
 
 // ---------------------------------------------------------------- rendering

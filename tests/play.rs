@@ -15,10 +15,7 @@ fn columns(game: &Value) -> Vec<Vec<String>> {
 fn legal_column(game: &Value) -> i64 {
     let cols = columns(game);
     // Prefer the centre so games against the AI stay varied but always legal.
-    [3usize, 2, 4, 1, 5, 0, 6]
-        .into_iter()
-        .find(|c| cols[*c].len() < 6)
-        .expect("a free column") as i64
+    [3usize, 2, 4, 1, 5, 0, 6].into_iter().find(|c| cols[*c].len() < 6).expect("a free column") as i64
 }
 
 #[actix_rt::test]
@@ -29,33 +26,22 @@ async fn a_full_game_against_the_ai_reaches_its_end() {
     let mut red = server.player(&grant).await;
     let mut game = red.last_state.clone();
     while game["status"] == "playing" {
-        assert_eq!(
-            game["turn"], "red",
-            "the human moves only on red's turn: {game}"
-        );
+        assert_eq!(game["turn"], "red", "the human moves only on red's turn: {game}");
         let moves = game["moves"].as_u64().expect("moves");
         red.move_to(legal_column(&game)).await;
         // Our move, then the AI's answer (unless our move ended the game).
         game = red
-            .recv_state(|g| {
-                g["moves"].as_u64() > Some(moves)
-                    && (g["turn"] == "red" || g["status"] != "playing")
-            })
+            .recv_state(|g| g["moves"].as_u64() > Some(moves) && (g["turn"] == "red" || g["status"] != "playing"))
             .await;
     }
-    assert!(
-        game["status"] == "won" || game["status"] == "draw",
-        "{game}"
-    );
+    assert!(game["status"] == "won" || game["status"] == "draw", "{game}");
     let total: usize = columns(&game).iter().map(Vec::len).sum();
     assert_eq!(total as u64, game["moves"].as_u64().expect("moves"));
     assert_eq!(game["players"]["yellow"]["ai"], true);
     // A finished game refuses moves with GAME_OVER.
     red.move_to(0).await;
     assert_eq!(red.recv_error().await["code"], "GAME_OVER");
-    let summary = server
-        .wait_summary(&grant.game_id, |s| s["status"] == game["status"])
-        .await;
+    let summary = server.wait_summary(&grant.game_id, |s| s["status"] == game["status"]).await;
     assert_eq!(summary["moves"], game["moves"]);
     assert!(summary.get("player_token").is_none() && !summary.to_string().contains(&grant.token));
 }
@@ -79,14 +65,10 @@ async fn two_humans_play_to_a_vertical_win() {
     let yellow_grant = Grant::from(&body);
     assert_eq!(yellow_grant.seat, "yellow");
     let (status, body) = server.join_rest(&grant.game_id, "carol").await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (409, Some("GAME_FULL"))
-    );
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("GAME_FULL")));
 
     let mut yellow = server.player(&yellow_grant).await;
-    red.recv_state(|g| g["status"] == "playing" && g["players"]["yellow"]["connected"] == true)
-        .await;
+    red.recv_state(|g| g["status"] == "playing" && g["players"]["yellow"]["connected"] == true).await;
 
     // Yellow may not move first.
     yellow.move_to(0).await;
@@ -105,15 +87,10 @@ async fn two_humans_play_to_a_vertical_win() {
         assert_eq!(columns(&end)[0], vec!["red"; 4]);
     }
     // Chat reaches both seats, with the author.
-    yellow
-        .send(json!({"type":"chat","text":"well played"}))
-        .await;
+    yellow.send(json!({"type":"chat","text":"well played"})).await;
     for p in [&mut red, &mut yellow] {
         let line = p.recv_type("chat").await;
-        assert_eq!(
-            (line["from"].as_str(), line["text"].as_str()),
-            (Some("yellow"), Some("well played"))
-        );
+        assert_eq!((line["from"].as_str(), line["text"].as_str()), (Some("yellow"), Some("well played")));
         assert!(line["at"].as_str().is_some_and(|t| t.ends_with('Z')));
     }
 }
@@ -125,10 +102,7 @@ async fn resign_ends_the_game_for_the_other_seat() {
     let mut red = server.player(&grant).await;
     red.send(json!({"type":"resign"})).await;
     let end = red.recv_state(|g| g["status"] == "won").await;
-    assert_eq!(
-        (end["winner"].as_str(), end["resigned"].as_str()),
-        (Some("yellow"), Some("red"))
-    );
+    assert_eq!((end["winner"].as_str(), end["resigned"].as_str()), (Some("yellow"), Some("red")));
     red.send(json!({"type":"resign"})).await;
     assert_eq!(red.recv_error().await["code"], "GAME_OVER");
 }
@@ -146,45 +120,19 @@ async fn every_bad_frame_gets_its_error_and_the_socket_stays_open() {
     let cases: Vec<(String, &str, Option<&str>)> = vec![
         ("{not json".into(), "BAD_REQUEST", None),
         (r#"{"column":3}"#.into(), "BAD_REQUEST", None),
-        (
-            r#"{"type":"teleport"}"#.into(),
-            "UNKNOWN_MESSAGE_TYPE",
-            None,
-        ),
-        (
-            r#"{"type":"move","column":"3"}"#.into(),
-            "BAD_REQUEST",
-            Some("move"),
-        ),
-        (
-            r#"{"type":"move","column":7}"#.into(),
-            "INVALID_MOVE",
-            Some("move"),
-        ),
-        (
-            r#"{"type":"move","column":-1}"#.into(),
-            "INVALID_MOVE",
-            Some("move"),
-        ),
-        (
-            json!({"type":"chat","text":"x".repeat(281)}).to_string(),
-            "VALIDATION_FAILED",
-            Some("chat"),
-        ),
-        (
-            json!({"type":"chat","text":"x".repeat(600)}).to_string(),
-            "PAYLOAD_TOO_LARGE",
-            None,
-        ),
+        (r#"{"type":"teleport"}"#.into(), "UNKNOWN_MESSAGE_TYPE", None),
+        (r#"{"type":"move","column":"3"}"#.into(), "BAD_REQUEST", Some("move")),
+        (r#"{"type":"move","column":7}"#.into(), "INVALID_MOVE", Some("move")),
+        (r#"{"type":"move","column":-1}"#.into(), "INVALID_MOVE", Some("move")),
+        (json!({"type":"chat","text":"x".repeat(281)}).to_string(), "VALIDATION_FAILED", Some("chat")),
+        (json!({"type":"chat","text":"x".repeat(600)}).to_string(), "PAYLOAD_TOO_LARGE", None),
     ];
     for (frame, code, in_reply_to) in cases {
         red.send_text(frame.clone()).await;
         let reply = red.recv_type("error").await;
         assert_eq!(reply["error"]["code"], code, "frame {frame}");
         assert_eq!(reply["in_reply_to"].as_str(), in_reply_to, "frame {frame}");
-        assert!(reply["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty()));
+        assert!(reply["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
         assert!(reply["error"]["details"].is_object());
     }
     // Still open and still playing: fill column 0 alternately, then it is full.
@@ -198,31 +146,17 @@ async fn every_bad_frame_gets_its_error_and_the_socket_stays_open() {
     }
     red.move_to(0).await;
     let err = red.recv_error().await;
-    assert_eq!(
-        (err["code"].as_str(), err["details"]["column"].as_i64()),
-        (Some("INVALID_MOVE"), Some(0))
-    );
+    assert_eq!((err["code"].as_str(), err["details"]["column"].as_i64()), (Some("INVALID_MOVE"), Some(0)));
     red.send(json!({"type":"ping","id":42})).await;
     assert_eq!(red.recv_type("pong").await["id"], 42);
     // A frame past the hard limit cannot even be read: the error, then close 1009.
-    red.send_text(json!({"type":"chat","text":"x".repeat(70_000)}).to_string())
-        .await;
+    red.send_text(json!({"type":"chat","text":"x".repeat(70_000)}).to_string()).await;
     let err = red.recv_error().await;
     assert_eq!(err["code"], "PAYLOAD_TOO_LARGE");
     assert_eq!(red.recv_close().await, Some(1009));
     // Errors are counted by code.
-    server
-        .wait_metric(
-            "rampart_ws_errors_sent_total{code=\"UNKNOWN_MESSAGE_TYPE\"}",
-            1.0,
-        )
-        .await;
-    server
-        .wait_metric(
-            "rampart_ws_errors_sent_total{code=\"PAYLOAD_TOO_LARGE\"}",
-            1.0,
-        )
-        .await;
+    server.wait_metric("rampart_ws_errors_sent_total{code=\"UNKNOWN_MESSAGE_TYPE\"}", 1.0).await;
+    server.wait_metric("rampart_ws_errors_sent_total{code=\"PAYLOAD_TOO_LARGE\"}", 1.0).await;
 }
 
 #[actix_rt::test]
@@ -238,9 +172,7 @@ async fn flooding_frames_is_rate_limited() {
     }
     let err = red.recv_error().await;
     assert_eq!(err["code"], "RATE_LIMITED");
-    assert!(err["details"]["retry_after_ms"]
-        .as_u64()
-        .is_some_and(|ms| ms >= 1));
+    assert!(err["details"]["retry_after_ms"].as_u64().is_some_and(|ms| ms >= 1));
 }
 
 #[actix_rt::test]
@@ -248,9 +180,7 @@ async fn wrong_token_and_missing_join_close_with_4401() {
     let server = TestServer::start(test_config()).await;
     let grant = server.create("ai", "ada").await;
     let mut stranger = server.socket(&grant.game_id).await;
-    stranger
-        .send(json!({"type":"join","token":"0".repeat(64)}))
-        .await;
+    stranger.send(json!({"type":"join","token":"0".repeat(64)})).await;
     assert_eq!(stranger.recv_error().await["code"], "UNAUTHORIZED");
     assert_eq!(stranger.recv_close().await, Some(4401));
 
@@ -267,10 +197,7 @@ async fn wrong_token_and_missing_join_close_with_4401() {
     assert_eq!(silent.recv_close().await, Some(4401));
 
     let (status, body) = server.get("/ws/games/nosuchgame").await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (404, Some("GAME_NOT_FOUND"))
-    );
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("GAME_NOT_FOUND")));
 }
 
 #[actix_rt::test]
@@ -291,11 +218,7 @@ async fn a_player_reconnects_with_the_same_token_and_resumes_the_seat() {
     second.recv_state(|g| g["moves"] == 4).await;
     // Dropping the socket and reconnecting later works the same way.
     drop(second);
-    server
-        .wait_summary(&grant.game_id, |s| {
-            s["players"]["red"]["connected"] == false
-        })
-        .await;
+    server.wait_summary(&grant.game_id, |s| s["players"]["red"]["connected"] == false).await;
     let third = server.player(&grant).await;
     let state = third.last_state.clone();
     assert_eq!(state["moves"], 4);
@@ -310,69 +233,27 @@ async fn rest_rejects_bad_input_with_structured_errors() {
     let code = |v: &Value| v["error"]["code"].as_str().map(str::to_owned);
     let cases: [(&'static str, u16, &str, Option<&str>); 7] = [
         ("{nope", 400, "BAD_REQUEST", None),
-        (
-            r#"{"kind":"connect4","opponent":"ai"}"#,
-            400,
-            "BAD_REQUEST",
-            None,
-        ),
-        (
-            r#"{"kind":"chess","opponent":"ai","player_name":"a"}"#,
-            422,
-            "VALIDATION_FAILED",
-            Some("kind"),
-        ),
-        (
-            r#"{"kind":"connect4","opponent":"robot","player_name":"a"}"#,
-            422,
-            "VALIDATION_FAILED",
-            Some("opponent"),
-        ),
-        (
-            r#"{"kind":"connect4","opponent":"ai","player_name":"   "}"#,
-            422,
-            "VALIDATION_FAILED",
-            Some("player_name"),
-        ),
-        (
-            r#"{"kind":"connect4","opponent":"ai","player_name":"a","extra":1}"#,
-            400,
-            "BAD_REQUEST",
-            None,
-        ),
+        (r#"{"kind":"connect4","opponent":"ai"}"#, 400, "BAD_REQUEST", None),
+        (r#"{"kind":"chess","opponent":"ai","player_name":"a"}"#, 422, "VALIDATION_FAILED", Some("kind")),
+        (r#"{"kind":"connect4","opponent":"robot","player_name":"a"}"#, 422, "VALIDATION_FAILED", Some("opponent")),
+        (r#"{"kind":"connect4","opponent":"ai","player_name":"   "}"#, 422, "VALIDATION_FAILED", Some("player_name")),
+        (r#"{"kind":"connect4","opponent":"ai","player_name":"a","extra":1}"#, 400, "BAD_REQUEST", None),
         (r#"[1]"#, 400, "BAD_REQUEST", None),
     ];
     for (body, status, expected, field) in cases {
         let (got, reply, _) = server.post_raw("/api/v1/games", body, None).await;
-        assert_eq!(
-            (got, code(&reply).as_deref()),
-            (status, Some(expected)),
-            "{body}: {reply}"
-        );
+        assert_eq!((got, code(&reply).as_deref()), (status, Some(expected)), "{body}: {reply}");
         assert_eq!(reply["error"]["details"]["field"].as_str(), field, "{body}");
     }
     let big: &'static str = Box::leak(
-        format!(
-            r#"{{"kind":"connect4","opponent":"ai","player_name":"{}"}}"#,
-            "a".repeat(300)
-        )
-        .into_boxed_str(),
+        format!(r#"{{"kind":"connect4","opponent":"ai","player_name":"{}"}}"#, "a".repeat(300)).into_boxed_str(),
     );
     let (got, reply, _) = server.post_raw("/api/v1/games", big, None).await;
-    assert_eq!(
-        (got, code(&reply).as_deref()),
-        (413, Some("PAYLOAD_TOO_LARGE"))
-    );
+    assert_eq!((got, code(&reply).as_deref()), (413, Some("PAYLOAD_TOO_LARGE")));
     let (status, reply) = server.get("/api/v1/games/doesnotexist").await;
-    assert_eq!(
-        (status, code(&reply).as_deref()),
-        (404, Some("GAME_NOT_FOUND"))
-    );
+    assert_eq!((status, code(&reply).as_deref()), (404, Some("GAME_NOT_FOUND")));
     let (status, reply) = server.join_rest("doesnotexist", "bob").await;
-    assert_eq!(
-        (status, code(&reply).as_deref()),
-        (404, Some("GAME_NOT_FOUND"))
-    );
+    assert_eq!((status, code(&reply).as_deref()), (404, Some("GAME_NOT_FOUND")));
     let grant = server.create("ai", "ada").await;
     let (status, reply) = server.join_rest(&grant.game_id, "bob").await;
     assert_eq!((status, code(&reply).as_deref()), (409, Some("GAME_FULL")));
@@ -380,13 +261,9 @@ async fn rest_rejects_bad_input_with_structured_errors() {
     assert_eq!((status, code(&reply).as_deref()), (404, Some("NOT_FOUND")));
     let (status, lobby) = server.get("/api/v1/games").await;
     assert_eq!(status, 200);
-    assert!(lobby["games"]
-        .as_array()
-        .is_some_and(|g| g.iter().any(|s| s["game_id"] == grant.game_id.as_str())));
+    assert!(lobby["games"].as_array().is_some_and(|g| g.iter().any(|s| s["game_id"] == grant.game_id.as_str())));
     assert!(!lobby.to_string().contains(&grant.token));
-    server
-        .wait_metric("rampart_http_errors_total{code=\"VALIDATION_FAILED\"}", 3.0)
-        .await;
+    server.wait_metric("rampart_http_errors_total{code=\"VALIDATION_FAILED\"}", 3.0).await;
 }
 
 #[actix_rt::test]
@@ -396,9 +273,7 @@ async fn health_metrics_and_the_page_are_served() {
     assert_eq!((status, health["status"].as_str()), (200, Some("healthy")));
     assert_eq!(health["checks"]["arbiters"]["running"], 2);
     server.create("ai", "ada").await;
-    server
-        .wait_metric("rampart_games_started_total{kind=\"connect4\"}", 1.0)
-        .await;
+    server.wait_metric("rampart_games_started_total{kind=\"connect4\"}", 1.0).await;
     let text = server.metrics().await;
     for name in [
         "rampart_games_active",
@@ -428,11 +303,7 @@ async fn frames_sent_right_behind_the_join_are_not_lost() {
         red.send(json!({"type":"join","token": grant.token})).await;
         red.move_to(3).await;
         red.recv_state(|g| g["moves"] == 2).await;
-        assert!(
-            !red.seen.iter().any(|f| f["type"] == "error"),
-            "{:?}",
-            red.seen
-        );
+        assert!(!red.seen.iter().any(|f| f["type"] == "error"), "{:?}", red.seen);
     }
 }
 
@@ -447,15 +318,9 @@ async fn a_silent_client_is_dropped_by_the_heartbeat() {
     let mut yellow = server.player(&Grant::from(&body)).await; // answers pings
                                                                // Red never answers the server's pings nor sends anything after joining.
     let mut silent = RawClient::connect(server.addr, &format!("/ws/games/{}", grant.game_id));
-    silent
-        .send_text(&json!({"type":"join","token": grant.token}).to_string())
-        .expect("join");
-    yellow
-        .recv_state(|g| g["players"]["red"]["connected"] == true)
-        .await;
-    yellow
-        .recv_state(|g| g["players"]["red"]["connected"] == false)
-        .await;
+    silent.send_text(&json!({"type":"join","token": grant.token}).to_string()).expect("join");
+    yellow.recv_state(|g| g["players"]["red"]["connected"] == true).await;
+    yellow.recv_state(|g| g["players"]["red"]["connected"] == false).await;
     // Yellow, which answers pings, is still connected and served.
     yellow.send(json!({"type":"ping","id":1})).await;
     assert_eq!(yellow.recv_type("pong").await["id"], 1);
@@ -481,9 +346,7 @@ async fn ended_games_nobody_watches_leave_the_lobby_after_their_ttl() {
     red.send(json!({"type":"resign"})).await;
     red.recv_state(|g| g["status"] == "won").await;
     drop(red);
-    server
-        .wait_summary(&ended.game_id, |s| s["error"]["code"] == "GAME_NOT_FOUND")
-        .await;
+    server.wait_summary(&ended.game_id, |s| s["error"]["code"] == "GAME_NOT_FOUND").await;
     // A game still in play is kept, however old.
     let (status, _) = server.get(&format!("/api/v1/games/{}", live.game_id)).await;
     assert_eq!(status, 200);

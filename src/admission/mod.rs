@@ -21,10 +21,7 @@ pub struct AdmissionController {
 impl AdmissionController {
     /// A controller that hands admitted games to `supervisor`.
     pub fn new(supervisor: Addr<GameSupervisor>) -> Self {
-        AdmissionController {
-            supervisor,
-            draining: false,
-        }
+        AdmissionController { supervisor, draining: false }
     }
 }
 
@@ -50,20 +47,15 @@ impl Handler<Admit> for AdmissionController {
     fn handle(&mut self, msg: Admit, _: &mut Context<Self>) -> Self::Result {
         if self.draining {
             return Box::pin(async {
-                Err(ErrorBody::new(
-                    ErrorCode::Draining,
-                    "the server is shutting down; try another server",
-                ))
+                Err(ErrorBody::new(ErrorCode::Draining, "the server is shutting down; try another server"))
             });
         }
         let supervisor = self.supervisor.clone();
         Box::pin(async move {
-            supervisor.send(msg.0).await.unwrap_or_else(|_| {
-                Err(ErrorBody::new(
-                    ErrorCode::Internal,
-                    "the game supervisor is unavailable",
-                ))
-            })
+            supervisor
+                .send(msg.0)
+                .await
+                .unwrap_or_else(|_| Err(ErrorBody::new(ErrorCode::Internal, "the game supervisor is unavailable")))
         })
     }
 }

@@ -8,9 +8,7 @@
 //! open twos/threes and centre control), capped by a node budget. It is pure
 //! and deterministic: the same position, budget and seed give the same move.
 
-use super::connect4::{
-    bottom_mask, can_play, column_mask, drop_bit, has_four, CELLS, COLUMNS, HEIGHT, ROWS,
-};
+use super::connect4::{bottom_mask, can_play, column_mask, drop_bit, has_four, CELLS, COLUMNS, HEIGHT, ROWS};
 use super::{Connect4, Rules};
 
 /// How much work one move decision may do.
@@ -30,10 +28,7 @@ const DEFAULT_MAX_NODES: u64 = 40_000;
 impl Default for SearchBudget {
     /// Depth 7 with a node cap sized to answer in ≲2 ms in a release build.
     fn default() -> Self {
-        SearchBudget {
-            max_depth: 7,
-            max_nodes: DEFAULT_MAX_NODES,
-        }
+        SearchBudget { max_depth: 7, max_nodes: DEFAULT_MAX_NODES }
     }
 }
 
@@ -79,11 +74,7 @@ pub fn choose_move_seeded(state: &Connect4, budget: SearchBudget, seed: u64) -> 
         })
         .unwrap_or(first);
     let mut best = vec![safe];
-    let mut searcher = Searcher {
-        nodes: 0,
-        max_nodes: budget.max_nodes,
-        aborted: false,
-    };
+    let mut searcher = Searcher { nodes: 0, max_nodes: budget.max_nodes, aborted: false };
     let max_depth = budget.max_depth.min(CELLS - moves);
     for depth in 1..=max_depth {
         match searcher.root(cur, mask, moves, depth, &legal) {
@@ -222,12 +213,7 @@ fn window_counts(p: u64, s: u32) -> (u64, u64, u64, u64) {
     let carry = x & y;
     let b1 = c1 ^ c2 ^ carry;
     let b2 = (c1 & c2) | ((c1 ^ c2) & carry);
-    (
-        b0 & !b1 & !b2,
-        !b0 & b1 & !b2,
-        b0 & b1 & !b2,
-        a0 | a1 | a2 | a3,
-    )
+    (b0 & !b1 & !b2, !b0 & b1 & !b2, b0 & b1 & !b2, a0 | a1 | a2 | a3)
 }
 
 /// Negamax state: node accounting against the budget.
@@ -240,14 +226,7 @@ struct Searcher {
 impl Searcher {
     /// Scores every root move at `depth`; returns the equally best moves and
     /// their score, or `None` if the node cap was hit.
-    fn root(
-        &mut self,
-        cur: u64,
-        mask: u64,
-        moves: u32,
-        depth: u32,
-        legal: &[u8],
-    ) -> Option<(Vec<u8>, i32)> {
+    fn root(&mut self, cur: u64, mask: u64, moves: u32, depth: u32, legal: &[u8]) -> Option<(Vec<u8>, i32)> {
         let mut best = -INF;
         let mut ties = Vec::new();
         for &c in legal {
@@ -272,15 +251,7 @@ impl Searcher {
 
     /// Fail-soft negamax with alpha-beta. `cur` are the discs of the side to
     /// move, `mask` all discs, `moves` the number of discs.
-    fn negamax(
-        &mut self,
-        cur: u64,
-        mask: u64,
-        moves: u32,
-        depth: u32,
-        mut alpha: i32,
-        beta: i32,
-    ) -> i32 {
+    fn negamax(&mut self, cur: u64, mask: u64, moves: u32, depth: u32, mut alpha: i32, beta: i32) -> i32 {
         self.nodes += 1;
         if self.nodes > self.max_nodes {
             self.aborted = true;
@@ -474,18 +445,9 @@ mod tests {
     }
 
     const BUDGETS: [SearchBudget; 3] = [
-        SearchBudget {
-            max_depth: 7,
-            max_nodes: DEFAULT_MAX_NODES,
-        },
-        SearchBudget {
-            max_depth: 1,
-            max_nodes: 0,
-        },
-        SearchBudget {
-            max_depth: 0,
-            max_nodes: 0,
-        },
+        SearchBudget { max_depth: 7, max_nodes: DEFAULT_MAX_NODES },
+        SearchBudget { max_depth: 1, max_nodes: 0 },
+        SearchBudget { max_depth: 0, max_nodes: 0 },
     ];
 
     #[test]
@@ -509,10 +471,7 @@ mod tests {
             for seed in 0..4 {
                 for budget in BUDGETS {
                     let c = choose_move_seeded(&g, budget, seed).unwrap();
-                    assert!(
-                        wins.contains(&c),
-                        "{seq}: chose {c}, expected one of {wins:?}"
-                    );
+                    assert!(wins.contains(&c), "{seq}: chose {c}, expected one of {wins:?}");
                     assert!(wins_with(&g, c));
                 }
             }
@@ -530,15 +489,7 @@ mod tests {
             // Red threatens the diagonal at (3,3); yellow must block.
             (
                 Connect4::from_columns(
-                    &[
-                        vec![R, R],
-                        vec![Y, R],
-                        vec![Y, Y, R],
-                        vec![R, Y, Y],
-                        vec![],
-                        vec![R],
-                        vec![],
-                    ],
+                    &[vec![R, R], vec![Y, R], vec![Y, Y, R], vec![R, Y, Y], vec![], vec![R], vec![]],
                     None,
                 )
                 .unwrap(),
@@ -577,10 +528,7 @@ mod tests {
         assert_eq!(a, Some(3));
         for seed in 0..8 {
             let b = SearchBudget::default();
-            assert_eq!(
-                choose_move_seeded(&g, b, seed),
-                choose_move_seeded(&g, b, seed)
-            );
+            assert_eq!(choose_move_seeded(&g, b, seed), choose_move_seeded(&g, b, seed));
         }
     }
 
@@ -588,15 +536,7 @@ mod tests {
     fn avoids_handing_over_a_win() {
         // Yellow holds (0..=2, 1); if red fills (3,0), yellow wins at (3,1).
         use Seat::{Red as R, Yellow as Y};
-        let cols = vec![
-            vec![R, Y],
-            vec![R, Y],
-            vec![Y, Y],
-            vec![],
-            vec![R],
-            vec![R],
-            vec![],
-        ];
+        let cols = vec![vec![R, Y], vec![R, Y], vec![Y, Y], vec![], vec![R], vec![R], vec![]];
         let g = Connect4::from_columns(&cols, None).unwrap();
         assert_eq!(g.turn(), Some(Seat::Red));
         for seed in 0..4 {

@@ -78,10 +78,7 @@ fn find_four(b: u64) -> Option<[(u8, u8); 4]> {
             let cell = |k: u32| {
                 let bit = first + k * u32::from(s);
                 // bit < 49, so both fit in u8.
-                (
-                    (bit / u32::from(HEIGHT)) as u8,
-                    (bit % u32::from(HEIGHT)) as u8,
-                )
+                ((bit / u32::from(HEIGHT)) as u8, (bit % u32::from(HEIGHT)) as u8)
             };
             return Some([cell(0), cell(1), cell(2), cell(3)]);
         }
@@ -124,10 +121,7 @@ impl TryFrom<Connect4Snapshot> for Connect4 {
 
 impl From<Connect4> for Connect4Snapshot {
     fn from(g: Connect4) -> Self {
-        Connect4Snapshot {
-            columns: g.columns(),
-            resigned: g.resigned(),
-        }
+        Connect4Snapshot { columns: g.columns(), resigned: g.resigned() }
     }
 }
 
@@ -176,10 +170,7 @@ impl Connect4 {
         let (mut reds, mut yellows) = (0u32, 0u32);
         for (col, discs) in (0u8..).zip(columns) {
             if discs.len() > usize::from(ROWS) {
-                return Err(format!(
-                    "column {col} has {} discs, at most {ROWS} fit",
-                    discs.len()
-                ));
+                return Err(format!("column {col} has {} discs, at most {ROWS} fit", discs.len()));
             }
             for (row, seat) in (0u8..).zip(discs) {
                 let bit = 1u64 << (col * HEIGHT + row);
@@ -196,9 +187,7 @@ impl Connect4 {
             }
         }
         if reds != yellows && reds != yellows + 1 {
-            return Err(format!(
-                "red has {reds} discs and yellow {yellows}; red moves first and turns alternate"
-            ));
+            return Err(format!("red has {reds} discs and yellow {yellows}; red moves first and turns alternate"));
         }
         let moves = reds + yellows;
         let red_wins = has_four(red);
@@ -216,9 +205,7 @@ impl Connect4 {
                 Seat::Yellow => (yellow, reds == yellows),
             };
             if !last_mover {
-                return Err(format!(
-                    "{w} has four in a row but play continued after the win"
-                ));
+                return Err(format!("{w} has four in a row but play continued after the win"));
             }
             // The winning disc must be the last one played: some top disc of
             // the winner whose removal leaves no four in a row at all.
@@ -231,46 +218,30 @@ impl Connect4 {
                 mine & top != 0 && !has_four(mine & !top)
             });
             if !ended_by_last_move {
-                return Err(format!(
-                    "{w} has four in a row but play continued after the win"
-                ));
+                return Err(format!("{w} has four in a row but play continued after the win"));
             }
             if resigned.is_some() {
                 return Err("a resignation is recorded on a board that is already won".to_owned());
             }
-            Outcome::Won {
-                winner: w,
-                resigned: false,
-            }
+            Outcome::Won { winner: w, resigned: false }
         } else if moves == CELLS {
             if resigned.is_some() {
                 return Err("a resignation is recorded on a board that is already drawn".to_owned());
             }
             Outcome::Draw
         } else if let Some(r) = resigned {
-            Outcome::Won {
-                winner: r.other(),
-                resigned: true,
-            }
+            Outcome::Won { winner: r.other(), resigned: true }
         } else {
             Outcome::InProgress
         };
-        Ok(Connect4 {
-            red,
-            yellow,
-            moves,
-            outcome,
-        })
+        Ok(Connect4 { red, yellow, moves, outcome })
     }
 
     /// The seat that resigned, if the game ended by resignation.
     #[must_use]
     pub fn resigned(&self) -> Option<Seat> {
         match self.outcome {
-            Outcome::Won {
-                winner,
-                resigned: true,
-            } => Some(winner.other()),
+            Outcome::Won { winner, resigned: true } => Some(winner.other()),
             _ => None,
         }
     }
@@ -292,10 +263,7 @@ impl Connect4 {
     #[must_use]
     pub fn winning_line(&self) -> Option<[(u8, u8); 4]> {
         match self.outcome {
-            Outcome::Won {
-                winner,
-                resigned: false,
-            } => find_four(self.discs(winner)),
+            Outcome::Won { winner, resigned: false } => find_four(self.discs(winner)),
             _ => None,
         }
     }
@@ -329,12 +297,7 @@ impl Rules for Connect4 {
     const KIND: &'static str = "connect4";
 
     fn new_game() -> Self {
-        Connect4 {
-            red: 0,
-            yellow: 0,
-            moves: 0,
-            outcome: Outcome::InProgress,
-        }
+        Connect4 { red: 0, yellow: 0, moves: 0, outcome: Outcome::InProgress }
     }
 
     fn turn(&self) -> Option<Seat> {
@@ -359,12 +322,7 @@ impl Rules for Connect4 {
         }
         let col = match u8::try_from(mv) {
             Ok(c) if c < COLUMNS => c,
-            _ => {
-                return Err(MoveError::ColumnOutOfRange {
-                    column: mv,
-                    columns: COLUMNS,
-                })
-            }
+            _ => return Err(MoveError::ColumnOutOfRange { column: mv, columns: COLUMNS }),
         };
         let mask = self.mask();
         if !can_play(mask, col) {
@@ -380,10 +338,7 @@ impl Rules for Connect4 {
         let won = has_four(*mine);
         next.moves += 1;
         next.outcome = if won {
-            Outcome::Won {
-                winner: seat,
-                resigned: false,
-            }
+            Outcome::Won { winner: seat, resigned: false }
         } else if next.moves == CELLS {
             Outcome::Draw
         } else {
@@ -397,10 +352,7 @@ impl Rules for Connect4 {
             return Err(MoveError::GameOver);
         }
         let mut next = self.clone();
-        next.outcome = Outcome::Won {
-            winner: seat.other(),
-            resigned: true,
-        };
+        next.outcome = Outcome::Won { winner: seat.other(), resigned: true };
         Ok(next)
     }
 }
@@ -473,13 +425,7 @@ mod tests {
     fn horizontal_win() {
         // Red 0,1,2,3 on the bottom row; yellow stacks on top.
         let g = play_seq("0011223");
-        assert_eq!(
-            g.outcome(),
-            Outcome::Won {
-                winner: Seat::Red,
-                resigned: false
-            }
-        );
+        assert_eq!(g.outcome(), Outcome::Won { winner: Seat::Red, resigned: false });
         assert_eq!(g.turn(), None);
         assert_eq!(g.winning_line(), Some([(0, 0), (1, 0), (2, 0), (3, 0)]));
     }
@@ -537,28 +483,13 @@ mod tests {
         let g = play_seq("000000");
         assert_eq!(g.turn(), Some(Seat::Red));
         // Wrong seat beats out-of-range and full.
-        assert_eq!(
-            g.play(Seat::Yellow, 99),
-            Err(MoveError::NotYourTurn { turn: Seat::Red })
-        );
-        assert_eq!(
-            g.play(Seat::Yellow, 0),
-            Err(MoveError::NotYourTurn { turn: Seat::Red })
-        );
+        assert_eq!(g.play(Seat::Yellow, 99), Err(MoveError::NotYourTurn { turn: Seat::Red }));
+        assert_eq!(g.play(Seat::Yellow, 0), Err(MoveError::NotYourTurn { turn: Seat::Red }));
         // Range before full.
         for bad in [-1, 7, 99, i64::MIN, i64::MAX, 256] {
-            assert_eq!(
-                g.play(Seat::Red, bad),
-                Err(MoveError::ColumnOutOfRange {
-                    column: bad,
-                    columns: 7
-                })
-            );
+            assert_eq!(g.play(Seat::Red, bad), Err(MoveError::ColumnOutOfRange { column: bad, columns: 7 }));
         }
-        assert_eq!(
-            g.play(Seat::Red, 0),
-            Err(MoveError::ColumnFull { column: 0 })
-        );
+        assert_eq!(g.play(Seat::Red, 0), Err(MoveError::ColumnFull { column: 0 }));
         // Game over beats everything.
         let over = play_seq("0011223");
         for (seat, col) in [(Seat::Red, 0), (Seat::Yellow, 0), (Seat::Yellow, 99)] {
@@ -573,13 +504,7 @@ mod tests {
     fn resign() {
         let g = play_seq("33");
         let r = g.resign(Seat::Yellow).unwrap();
-        assert_eq!(
-            r.outcome(),
-            Outcome::Won {
-                winner: Seat::Red,
-                resigned: true
-            }
-        );
+        assert_eq!(r.outcome(), Outcome::Won { winner: Seat::Red, resigned: true });
         assert_eq!(r.turn(), None);
         assert_eq!(r.resigned(), Some(Seat::Yellow));
         assert_eq!(r.winning_line(), None);
@@ -592,10 +517,7 @@ mod tests {
         // Original is untouched.
         assert_eq!(g.outcome(), Outcome::InProgress);
         // Resigning after a board win is refused.
-        assert_eq!(
-            play_seq("0011223").resign(Seat::Yellow),
-            Err(MoveError::GameOver)
-        );
+        assert_eq!(play_seq("0011223").resign(Seat::Yellow), Err(MoveError::GameOver));
     }
 
     #[test]
@@ -634,9 +556,7 @@ mod tests {
         let mut c = empty();
         c[0] = vec![R, R, R, R];
         c[1] = vec![Y, Y, Y, Y];
-        assert!(Connect4::from_columns(&c, None)
-            .unwrap_err()
-            .contains("both"));
+        assert!(Connect4::from_columns(&c, None).unwrap_err().contains("both"));
         // Red won, then yellow kept playing (counts equal => yellow moved last).
         let mut c = empty();
         c[0] = vec![R, R, R, R];
@@ -668,10 +588,7 @@ mod tests {
     fn serde_round_trip() {
         let g = play_seq("3344");
         let json = serde_json::to_string(&g).unwrap();
-        assert_eq!(
-            json,
-            r#"{"columns":[[],[],[],["red","yellow"],["red","yellow"],[],[]],"resigned":null}"#
-        );
+        assert_eq!(json, r#"{"columns":[[],[],[],["red","yellow"],["red","yellow"],[],[]],"resigned":null}"#);
         let back: Connect4 = serde_json::from_str(&json).unwrap();
         assert_eq!(back, g);
 

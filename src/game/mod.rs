@@ -183,10 +183,7 @@ mod tests {
 
     #[test]
     fn move_error_codes_and_messages() {
-        let e = MoveError::ColumnOutOfRange {
-            column: 9,
-            columns: 7,
-        };
+        let e = MoveError::ColumnOutOfRange { column: 9, columns: 7 };
         assert_eq!(e.code(), "INVALID_MOVE");
         assert_eq!(e.to_string(), "column 9 is out of range 0..=6");
         let e = MoveError::ColumnFull { column: 3 };

@@ -27,25 +27,21 @@ pub struct MemoryStore {
 
 impl Default for MemoryStore {
     fn default() -> Self {
-        MemoryStore {
-            shards: (0..16).map(|_| Mutex::new(HashMap::new())).collect(),
-        }
+        MemoryStore { shards: (0..16).map(|_| Mutex::new(HashMap::new())).collect() }
     }
 }
 
 impl MemoryStore {
     fn shard(&self, id: &GameId) -> std::sync::MutexGuard<'_, HashMap<GameId, Arc<Snapshot>>> {
-        let idx = id.as_str().bytes().fold(0usize, |h, b| {
-            h.wrapping_mul(31).wrapping_add(usize::from(b))
-        }) % self.shards.len();
+        let idx = id.as_str().bytes().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(usize::from(b)))
+            % self.shards.len();
         self.shards[idx].lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 impl SnapshotStore for MemoryStore {
     fn save(&self, snapshot: Arc<Snapshot>) {
-        self.shard(&snapshot.game_id)
-            .insert(snapshot.game_id.clone(), snapshot);
+        self.shard(&snapshot.game_id).insert(snapshot.game_id.clone(), snapshot);
     }
     fn load(&self, id: &GameId) -> Option<Arc<Snapshot>> {
         self.shard(id).get(id).cloned()

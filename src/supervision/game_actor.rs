@@ -17,8 +17,7 @@ use crate::game::{Connect4, Outcome, Rules, Seat};
 use crate::ids::{incident_id, monotonic_ms, now_rfc3339, ConnId, PlayerToken};
 use crate::metrics::{Metrics, RestartReason};
 use crate::protocol::{
-    ChatFrom, ErrorBody, ErrorCode, GameStatus, GameSummary, GameView, PlayerView, PlayersView,
-    ServerFrame,
+    ChatFrom, ErrorBody, ErrorCode, GameStatus, GameSummary, GameView, PlayerView, PlayersView, ServerFrame,
 };
 use crate::store::SnapshotStore;
 use crate::supervision::panic_hook::GameScope;
@@ -179,12 +178,7 @@ pub struct GameActor {
 
 impl GameActor {
     /// An incarnation of the game in `cell`, starting from `snapshot`.
-    pub fn new(
-        cell: Arc<GameCell>,
-        env: Arc<GameEnv>,
-        snapshot: Arc<Snapshot>,
-        mode: StartMode,
-    ) -> Self {
+    pub fn new(cell: Arc<GameCell>, env: Arc<GameEnv>, snapshot: Arc<Snapshot>, mode: StartMode) -> Self {
         let summary = cell.summary();
         GameActor {
             generation: cell.generation.load(Ordering::Acquire),
@@ -216,35 +210,24 @@ impl GameActor {
         f: impl FnOnce(&mut Self, &mut Context<Self>) -> R,
     ) -> Result<R, ErrorBody> {
         if self.abandoned() {
-            return Err(
-                ErrorBody::new(ErrorCode::GameRestarting, "the game moved; retry")
-                    .with("retry_after_ms", 100),
-            );
+            return Err(ErrorBody::new(ErrorCode::GameRestarting, "the game moved; retry").with("retry_after_ms", 100));
         }
         let scope = GameScope::enter(self.cell.id.as_str());
-        self.cell
-            .busy_since_ms
-            .store(monotonic_ms(), Ordering::Release);
+        self.cell.busy_since_ms.store(monotonic_ms(), Ordering::Release);
         let out = panic::catch_unwind(AssertUnwindSafe(|| f(self, ctx)));
         drop(scope);
         if self.abandoned() {
             // The watchdog gave up on this thread while we were busy; a newer incarnation owns
             // the game now. Stay silent: this arbiter is being stopped.
             tracing::warn!(game_id = %self.cell.id, "an abandoned game incarnation woke up; it stays silent");
-            return Err(
-                ErrorBody::new(ErrorCode::GameRestarting, "the game moved; retry")
-                    .with("retry_after_ms", 100),
-            );
+            return Err(ErrorBody::new(ErrorCode::GameRestarting, "the game moved; retry").with("retry_after_ms", 100));
         }
         self.cell.busy_since_ms.store(0, Ordering::Release);
         out.map_err(|_| {
             let incident = incident_id();
             self.crash(ctx, &incident);
-            ErrorBody::new(
-                ErrorCode::Internal,
-                "the game hit a bug; it is being restored from its last good state",
-            )
-            .with("incident", incident)
+            ErrorBody::new(ErrorCode::Internal, "the game hit a bug; it is being restored from its last good state")
+                .with("incident", incident)
         })
     }
 
@@ -280,11 +263,7 @@ impl GameActor {
                     self.finish_recovery(ctx);
                 } else if delay.as_millis() <= u128::from(self.env.policy.hold_messages_max_ms) {
                     self.cell.set_run_state(RunState::Restarting);
-                    ctx.wait(
-                        actix::clock::sleep(delay)
-                            .into_actor(self)
-                            .map(|_, act, ctx| act.finish_recovery(ctx)),
-                    );
+                    ctx.wait(actix::clock::sleep(delay).into_actor(self).map(|_, act, ctx| act.finish_recovery(ctx)));
                 } else {
                     self.cell.set_run_state(RunState::Restarting);
                     self.restarting_until = Some(Instant::now() + delay);
@@ -326,9 +305,7 @@ impl GameActor {
             return GameStatus::Failed;
         }
         match self.state.board.outcome() {
-            Outcome::InProgress if self.state.seats.iter().any(Option::is_none) => {
-                GameStatus::Waiting
-            }
+            Outcome::InProgress if self.state.seats.iter().any(Option::is_none) => GameStatus::Waiting,
             Outcome::InProgress => GameStatus::Playing,
             Outcome::Won { .. } => GameStatus::Won,
             Outcome::Draw => GameStatus::Draw,
@@ -344,10 +321,7 @@ impl GameActor {
                 ai: r.is_ai(),
             })
         };
-        PlayersView {
-            red: view(Seat::Red),
-            yellow: view(Seat::Yellow),
-        }
+        PlayersView { red: view(Seat::Red), yellow: view(Seat::Yellow) }
     }
 
     fn view(&self) -> GameView {
@@ -360,11 +334,7 @@ impl GameActor {
             game_id: self.cell.id.to_string(),
             kind: Connect4::KIND,
             status,
-            turn: if status == GameStatus::Playing {
-                self.state.board.turn()
-            } else {
-                None
-            },
+            turn: if status == GameStatus::Playing { self.state.board.turn() } else { None },
             winner,
             resigned,
             columns: self.state.board.columns(),
@@ -375,8 +345,12 @@ impl GameActor {
     }
 
     fn broadcast(&self, frame: &ServerFrame) {
+        let routes = self.cell.routes();
+        if routes.iter().all(Option::is_none) {
+            return; // nobody is listening: do not serialise
+        }
         let text = frame.to_text();
-        for route in self.cell.routes().into_iter().flatten() {
+        for route in routes.into_iter().flatten() {
             route.to.do_send(ToSession::Frame(text.clone()));
         }
     }
@@ -384,16 +358,8 @@ impl GameActor {
     /// Sends the state to every socket and refreshes the lobby summary.
     fn broadcast_state(&self) {
         let game = self.view();
-        if matches!(
-            game.status,
-            GameStatus::Won | GameStatus::Draw | GameStatus::Failed
-        ) {
-            let _ = self.cell.ended_at_ms.compare_exchange(
-                0,
-                monotonic_ms(),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            );
+        if matches!(game.status, GameStatus::Won | GameStatus::Draw | GameStatus::Failed) {
+            let _ = self.cell.ended_at_ms.compare_exchange(0, monotonic_ms(), Ordering::AcqRel, Ordering::Acquire);
         }
         self.cell.set_summary(GameSummary {
             game_id: game.game_id.clone(),
@@ -417,39 +383,21 @@ impl GameActor {
 
     fn send_error(&self, to: &Recipient<ToSession>, error: ErrorBody, in_reply_to: &'static str) {
         self.env.metrics.error_sent(error.code);
-        to.do_send(ToSession::Frame(
-            ServerFrame::Error {
-                error,
-                in_reply_to: Some(in_reply_to),
-            }
-            .to_text(),
-        ));
+        to.do_send(ToSession::Frame(ServerFrame::Error { error, in_reply_to: Some(in_reply_to) }.to_text()));
     }
 
     fn unavailable(&self) -> Option<ErrorBody> {
         if self.failed {
-            return Some(ErrorBody::new(
-                ErrorCode::GameFailed,
-                "this game exceeded its restart limit and is closed",
-            ));
+            return Some(ErrorBody::new(ErrorCode::GameFailed, "this game exceeded its restart limit and is closed"));
         }
         self.restarting_until.map(|until| {
             let ms = until.saturating_duration_since(Instant::now()).as_millis() as u64;
-            ErrorBody::new(
-                ErrorCode::GameRestarting,
-                "the game is restarting after a fault; retry shortly",
-            )
-            .with("retry_after_ms", ms.max(1))
+            ErrorBody::new(ErrorCode::GameRestarting, "the game is restarting after a fault; retry shortly")
+                .with("retry_after_ms", ms.max(1))
         })
     }
 
-    fn act(
-        &mut self,
-        ctx: &mut Context<Self>,
-        seat: Seat,
-        action: Action,
-        reply: &Recipient<ToSession>,
-    ) {
+    fn act(&mut self, ctx: &mut Context<Self>, seat: Seat, action: Action, reply: &Recipient<ToSession>) {
         let kind = action.type_name();
         if let Some(error) = self.unavailable() {
             return self.send_error(reply, error, kind);
@@ -460,9 +408,8 @@ impl GameActor {
         match action {
             Action::Move(column) => {
                 if self.status() == GameStatus::Waiting {
-                    let error =
-                        ErrorBody::new(ErrorCode::NotYourTurn, "waiting for an opponent to join")
-                            .with("reason", "waiting_for_opponent");
+                    let error = ErrorBody::new(ErrorCode::NotYourTurn, "waiting for an opponent to join")
+                        .with("reason", "waiting_for_opponent");
                     return self.send_error(reply, error, kind);
                 }
                 match self.state.board.play(seat, column) {
@@ -477,31 +424,19 @@ impl GameActor {
                             "GAME_OVER" => ErrorCode::GameOver,
                             _ => ErrorCode::InvalidMove,
                         };
-                        self.send_error(
-                            reply,
-                            ErrorBody::new(code, e.to_string()).with("column", column),
-                            kind,
-                        );
+                        self.send_error(reply, ErrorBody::new(code, e.to_string()).with("column", column), kind);
                     }
                 }
             }
             Action::Chat(text) => {
-                self.broadcast(&ServerFrame::Chat {
-                    from: ChatFrom::from(seat),
-                    text,
-                    at: now_rfc3339(),
-                });
+                self.broadcast(&ServerFrame::Chat { from: ChatFrom::from(seat), text, at: now_rfc3339() });
             }
             Action::Resign => match self.state.board.resign(seat) {
                 Ok(board) => {
                     self.state.board = board;
                     self.commit();
                 }
-                Err(e) => self.send_error(
-                    reply,
-                    ErrorBody::new(ErrorCode::GameOver, e.to_string()),
-                    kind,
-                ),
+                Err(e) => self.send_error(reply, ErrorBody::new(ErrorCode::GameOver, e.to_string()), kind),
             },
         }
     }
@@ -521,10 +456,7 @@ impl GameActor {
         self.ai_in_flight = true;
         let board = self.state.board.clone();
         let expected_moves = board.moves();
-        let budget = SearchBudget {
-            max_depth: self.env.ai.search_depth,
-            max_nodes: self.env.ai.max_nodes,
-        };
+        let budget = SearchBudget { max_depth: self.env.ai.search_depth, max_nodes: self.env.ai.max_nodes };
         let seed = self.rng.u64(..);
         let think = Duration::from_millis(self.env.ai.think_delay_ms);
         let game_id = self.cell.id.to_string();
@@ -616,29 +548,16 @@ impl Handler<Join> for GameActor {
         self.guarded(ctx, |act, _| {
             let seat = Seat::ALL
                 .into_iter()
-                .find(|s| {
-                    act.state
-                        .seat(*s)
-                        .and_then(|r| r.token.as_ref())
-                        .is_some_and(|t| t.matches(&msg.token))
-                })
+                .find(|s| act.state.seat(*s).and_then(|r| r.token.as_ref()).is_some_and(|t| t.matches(&msg.token)))
                 .ok_or_else(|| {
-                    ErrorBody::new(
-                        ErrorCode::Unauthorized,
-                        "that token does not hold a seat in this game",
-                    )
+                    ErrorBody::new(ErrorCode::Unauthorized, "that token does not hold a seat in this game")
                 })?;
             if let Some(old) = act.cell.attach(seat, msg.route.clone()) {
-                old.to.do_send(ToSession::Close {
-                    code: 4409,
-                    reason: "seat opened on another connection",
-                });
+                old.to.do_send(ToSession::Close { code: 4409, reason: "seat opened on another connection" });
             }
             if act.failed {
                 let reason = "this game exceeded its restart limit and is closed".to_owned();
-                msg.route.to.do_send(ToSession::Frame(
-                    ServerFrame::GameFailed { reason }.to_text(),
-                ));
+                msg.route.to.do_send(ToSession::Frame(ServerFrame::GameFailed { reason }.to_text()));
             }
             act.broadcast_state();
             Ok(seat)
@@ -664,10 +583,11 @@ impl Handler<Command> for GameActor {
     fn handle(&mut self, msg: Command, ctx: &mut Context<Self>) {
         let kind = msg.action.type_name();
         let reply = msg.reply.clone();
-        if let Err(error) = self.guarded(ctx, |act, ctx| {
-            act.act(ctx, msg.seat, msg.action, &msg.reply)
-        }) {
-            self.send_error(&reply, error, kind);
+        if let Err(error) = self.guarded(ctx, |act, ctx| act.act(ctx, msg.seat, msg.action, &msg.reply)) {
+            // An abandoned incarnation stays silent: its sender was already told to retry.
+            if !self.abandoned() {
+                self.send_error(&reply, error, kind);
+            }
         }
     }
 }
@@ -685,10 +605,7 @@ impl Handler<ClaimSeat> for GameActor {
                 return Err(ErrorBody::new(ErrorCode::GameFull, "both seats are taken"));
             };
             let token = PlayerToken::random();
-            act.state.seats[seat_index(seat)] = Some(SeatRecord {
-                name: msg.name,
-                token: Some(token.clone()),
-            });
+            act.state.seats[seat_index(seat)] = Some(SeatRecord { name: msg.name, token: Some(token.clone()) });
             act.commit();
             tracing::info!(game_id = %act.cell.id, seat = seat.as_str(), "second player joined");
             Ok((seat, token))
@@ -700,7 +617,6 @@ impl Handler<InjectFault> for GameActor {
     type Result = ();
 
     fn handle(&mut self, msg: InjectFault, ctx: &mut Context<Self>) {
-        tracing::warn!(game_id = %self.cell.id, fault = ?msg.0, "injecting an admin fault");
         let _ = self.guarded(ctx, |act, _| match msg.0 {
             Fault::Panic => panic!("injected fault (admin): panic"),
             // A real blocking hang: holds this arbiter's thread like a stuck loop would.
@@ -726,10 +642,7 @@ impl Handler<Shutdown> for GameActor {
 
     fn handle(&mut self, _: Shutdown, _: &mut Context<Self>) {
         for route in self.cell.routes().into_iter().flatten() {
-            route.to.do_send(ToSession::Close {
-                code: 1012,
-                reason: "server restarting; your game is saved",
-            });
+            route.to.do_send(ToSession::Close { code: 1012, reason: "server restarting; your game is saved" });
         }
     }
 }

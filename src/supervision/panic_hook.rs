@@ -46,23 +46,24 @@ pub fn install() {
     ONCE.call_once(|| {
         let default = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
-            let game =
-                CURRENT_GAME.with(|c| c.borrow().as_ref().filter(|s| !s.is_empty()).cloned());
-            match game {
-                Some(game_id) => {
-                    let message = info
-                        .payload()
-                        .downcast_ref::<&str>()
-                        .map(|s| (*s).to_owned())
-                        .or_else(|| info.payload().downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "non-string panic payload".to_owned());
-                    let location = info
-                        .location()
-                        .map(|l| format!("{}:{}", l.file(), l.line()))
-                        .unwrap_or_default();
-                    tracing::error!(game_id = %game_id, %location, "game code panicked: {message}");
+            let handled = CURRENT_GAME.with(|c| {
+                let game = c.borrow();
+                let Some(game_id) = game.as_deref().filter(|s| !s.is_empty()) else { return false };
+                let payload = info.payload();
+                let message = payload
+                    .downcast_ref::<&str>()
+                    .copied()
+                    .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+                    .unwrap_or("non-string panic payload");
+                // No allocation here: fields are only formatted when the event is enabled.
+                match info.location() {
+                    Some(location) => tracing::error!(game_id, %location, "game code panicked: {message}"),
+                    None => tracing::error!(game_id, "game code panicked: {message}"),
                 }
-                None => default(info),
+                true
+            });
+            if !handled {
+                default(info);
             }
         }));
     });

@@ -32,8 +32,7 @@ pub fn delay_for(policy: &RestartPolicyConfig, attempt: u32, random01: f64) -> D
         RestartStrategy::Delayed => policy.initial_delay_ms as f64,
         RestartStrategy::Exponential => {
             let exp = i32::try_from(attempt.saturating_sub(1)).unwrap_or(i32::MAX);
-            (policy.initial_delay_ms as f64 * policy.multiplier.powi(exp))
-                .min(policy.max_delay_ms as f64)
+            (policy.initial_delay_ms as f64 * policy.multiplier.powi(exp)).min(policy.max_delay_ms as f64)
         }
     };
     let factor = 1.0 - policy.jitter + 2.0 * policy.jitter * random01.clamp(0.0, 1.0);
@@ -51,25 +50,16 @@ impl RestartLedger {
     /// Records a failure at `now_ms` and decides what to do.
     pub fn record(&mut self, policy: &RestartPolicyConfig, now_ms: u64, random01: f64) -> Decision {
         let window_ms = policy.within_secs.saturating_mul(1000);
-        while self
-            .times_ms
-            .front()
-            .is_some_and(|t| now_ms.saturating_sub(*t) >= window_ms)
-        {
+        while self.times_ms.front().is_some_and(|t| now_ms.saturating_sub(*t) >= window_ms) {
             self.times_ms.pop_front();
         }
         let in_window = u32::try_from(self.times_ms.len()).unwrap_or(u32::MAX);
         if in_window >= policy.max_restarts {
-            return Decision::GiveUp {
-                restarts_in_window: in_window,
-            };
+            return Decision::GiveUp { restarts_in_window: in_window };
         }
         self.times_ms.push_back(now_ms);
         let attempt = in_window + 1;
-        Decision::Restart {
-            attempt,
-            delay: delay_for(policy, attempt, random01),
-        }
+        Decision::Restart { attempt, delay: delay_for(policy, attempt, random01) }
     }
 }
 
@@ -99,10 +89,7 @@ mod tests {
         assert_eq!(ms(&policy(RestartStrategy::Delayed), 1), 100);
         assert_eq!(ms(&policy(RestartStrategy::Delayed), 4), 100);
         let exp = policy(RestartStrategy::Exponential);
-        assert_eq!(
-            [1, 2, 3, 4, 5, 9].map(|n| ms(&exp, n)),
-            [100, 200, 400, 800, 1000, 1000]
-        );
+        assert_eq!([1, 2, 3, 4, 5, 9].map(|n| ms(&exp, n)), [100, 200, 400, 800, 1000, 1000]);
     }
 
     #[test]
@@ -110,25 +97,11 @@ mod tests {
         let p = policy(RestartStrategy::Immediate);
         let mut ledger = RestartLedger::default();
         for (i, t) in [0u64, 1000, 2000].into_iter().enumerate() {
-            assert_eq!(
-                ledger.record(&p, t, 0.5),
-                Decision::Restart {
-                    attempt: i as u32 + 1,
-                    delay: Duration::ZERO
-                }
-            );
+            assert_eq!(ledger.record(&p, t, 0.5), Decision::Restart { attempt: i as u32 + 1, delay: Duration::ZERO });
         }
-        assert_eq!(
-            ledger.record(&p, 3000, 0.5),
-            Decision::GiveUp {
-                restarts_in_window: 3
-            }
-        );
+        assert_eq!(ledger.record(&p, 3000, 0.5), Decision::GiveUp { restarts_in_window: 3 });
         // The first restart (t=0) leaves the 10 s window at t=10_000.
-        assert!(matches!(
-            ledger.record(&p, 10_000, 0.5),
-            Decision::Restart { attempt: 3, .. }
-        ));
+        assert!(matches!(ledger.record(&p, 10_000, 0.5), Decision::Restart { attempt: 3, .. }));
     }
 
     proptest! {

@@ -153,34 +153,19 @@ pub struct Registry {
 impl Registry {
     /// Looks a game up.
     pub fn get(&self, id: &GameId) -> Option<Arc<GameCell>> {
-        self.games
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(id)
-            .cloned()
+        self.games.read().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
     }
     /// Adds a game.
     pub fn insert(&self, cell: Arc<GameCell>) {
-        self.games
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(cell.id.clone(), cell);
+        self.games.write().unwrap_or_else(|e| e.into_inner()).insert(cell.id.clone(), cell);
     }
     /// Removes a game.
     pub fn remove(&self, id: &GameId) -> Option<Arc<GameCell>> {
-        self.games
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(id)
+        self.games.write().unwrap_or_else(|e| e.into_inner()).remove(id)
     }
     /// Every game.
     pub fn all(&self) -> Vec<Arc<GameCell>> {
-        self.games
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect()
+        self.games.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
     }
     /// Number of games.
     pub fn len(&self) -> usize {

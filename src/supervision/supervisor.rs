@@ -17,9 +17,7 @@ use crate::config::Config;
 use crate::game::{Connect4, Rules, Seat};
 use crate::ids::{monotonic_ms, now_rfc3339, GameId, PlayerToken};
 use crate::metrics::Metrics;
-use crate::protocol::{
-    ErrorBody, GameStatus, GameSummary, Opponent, PlayerView, PlayersView, SeatGrant,
-};
+use crate::protocol::{ErrorBody, GameStatus, GameSummary, Opponent, PlayerView, PlayersView, SeatGrant};
 use crate::store::SnapshotStore;
 use crate::supervision::game_actor::{GameActor, GameEnv, Shutdown, StartMode};
 use crate::supervision::registry::{GameCell, Registry, RunState};
@@ -115,8 +113,7 @@ impl GameSupervisor {
 
     fn spawn(&self, cell: &Arc<GameCell>, snapshot: Arc<Snapshot>, mode: StartMode, slot: usize) {
         let actor = GameActor::new(cell.clone(), self.env.clone(), snapshot, mode);
-        let addr =
-            actix::Supervisor::start_in_arbiter(&self.slots[slot].arbiter.handle(), move |_| actor);
+        let addr = actix::Supervisor::start_in_arbiter(&self.slots[slot].arbiter.handle(), move |_| actor);
         cell.arbiter.store(slot, Ordering::Release);
         cell.set_addr(addr);
     }
@@ -124,14 +121,8 @@ impl GameSupervisor {
     fn create(&mut self, msg: CreateGame) -> Result<SeatGrant, ErrorBody> {
         let id = GameId::random();
         let token = PlayerToken::random();
-        let human = SeatRecord {
-            name: msg.player_name.clone(),
-            token: Some(token.clone()),
-        };
-        let yellow = (msg.opponent == Opponent::Ai).then(|| SeatRecord {
-            name: AI_NAME.to_owned(),
-            token: None,
-        });
+        let human = SeatRecord { name: msg.player_name.clone(), token: Some(token.clone()) };
+        let yellow = (msg.opponent == Opponent::Ai).then(|| SeatRecord { name: AI_NAME.to_owned(), token: None });
         let snapshot = Arc::new(Snapshot {
             game_id: id.clone(),
             board: Connect4::new_game(),
@@ -139,26 +130,14 @@ impl GameSupervisor {
             created_at: now_rfc3339(),
         });
         self.store.save(snapshot.clone());
-        let player = |name: &str, ai| {
-            Some(PlayerView {
-                name: name.to_owned(),
-                connected: ai,
-                ai,
-            })
-        };
+        let player = |name: &str, ai| Some(PlayerView { name: name.to_owned(), connected: ai, ai });
         let summary = GameSummary {
             game_id: id.to_string(),
             kind: Connect4::KIND,
-            status: if msg.opponent == Opponent::Ai {
-                GameStatus::Playing
-            } else {
-                GameStatus::Waiting
-            },
+            status: if msg.opponent == Opponent::Ai { GameStatus::Playing } else { GameStatus::Waiting },
             players: PlayersView {
                 red: player(&msg.player_name, false),
-                yellow: (msg.opponent == Opponent::Ai)
-                    .then(|| player(AI_NAME, true))
-                    .flatten(),
+                yellow: (msg.opponent == Opponent::Ai).then(|| player(AI_NAME, true)).flatten(),
             },
             moves: 0,
             restarts: 0,
@@ -169,11 +148,7 @@ impl GameSupervisor {
         let cell = Arc::new(GameCell::new(id.clone(), Connect4::KIND, slot, summary));
         self.registry.insert(cell.clone());
         self.spawn(&cell, snapshot, StartMode::Fresh, slot);
-        Ok(SeatGrant {
-            game_id: id.to_string(),
-            seat: Seat::Red,
-            player_token: token.expose().to_owned(),
-        })
+        Ok(SeatGrant { game_id: id.to_string(), seat: Seat::Red, player_token: token.expose().to_owned() })
     }
 
     fn watchdog(&mut self) {
@@ -191,11 +166,7 @@ impl GameSupervisor {
         for (i, slot) in self.slots.iter().enumerate() {
             let silent_ms = now.saturating_sub(slot.last_pong_ms.load(Ordering::Acquire));
             if silent_ms > hang_timeout_ms + interval_ms {
-                tracing::error!(
-                    arbiter = i,
-                    silent_ms,
-                    "game arbiter stopped answering the watchdog"
-                );
+                tracing::error!(arbiter = i, silent_ms, "game arbiter stopped answering the watchdog");
                 lost.insert(i);
             } else if !slot.ping_pending.swap(true, Ordering::AcqRel) {
                 let (pong, pending) = (slot.last_pong_ms.clone(), slot.ping_pending.clone());
@@ -220,10 +191,7 @@ impl GameSupervisor {
         old.arbiter.stop();
         self.metrics.arbiter_lost();
         let (mut moved, mut hung) = (0, 0);
-        for cell in cells
-            .iter()
-            .filter(|c| c.arbiter.load(Ordering::Acquire) == slot)
-        {
+        for cell in cells.iter().filter(|c| c.arbiter.load(Ordering::Acquire) == slot) {
             let busy = cell.busy_since_ms.swap(0, Ordering::AcqRel);
             cell.generation.fetch_add(1, Ordering::AcqRel);
             let Some(snapshot) = self.store.load(&cell.id) else {
@@ -256,11 +224,7 @@ impl GameSupervisor {
 
     /// Removes ended games that nobody watches once their time-to-live has passed.
     fn reap(&self, cells: &[Arc<GameCell>], now: u64) {
-        let ttl_ms = self
-            .config
-            .server
-            .finished_game_ttl_secs
-            .saturating_mul(1000);
+        let ttl_ms = self.config.server.finished_game_ttl_secs.saturating_mul(1000);
         for cell in cells {
             let ended = cell.ended_at_ms.load(Ordering::Acquire);
             if ended != 0 && now.saturating_sub(ended) > ttl_ms && !cell.has_routes() {
@@ -305,9 +269,6 @@ impl Handler<GetArbiterHealth> for GameSupervisor {
     type Result = ArbiterHealth;
 
     fn handle(&mut self, _: GetArbiterHealth, _: &mut Context<Self>) -> ArbiterHealth {
-        ArbiterHealth {
-            arbiters: self.slots.len(),
-            lost: self.metrics.arbiters_lost(),
-        }
+        ArbiterHealth { arbiters: self.slots.len(), lost: self.metrics.arbiters_lost() }
     }
 }

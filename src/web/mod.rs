@@ -19,9 +19,7 @@ use crate::admission::{AdmissionController, Admit};
 use crate::config::Config;
 use crate::ids::GameId;
 use crate::metrics::Metrics;
-use crate::protocol::{
-    validate_player_name, ErrorBody, ErrorCode, JoinGameRequest, Opponent, SeatGrant,
-};
+use crate::protocol::{validate_player_name, ErrorBody, ErrorCode, JoinGameRequest, Opponent, SeatGrant};
 use crate::supervision::game_actor::{ClaimSeat, Fault, InjectFault};
 use crate::supervision::registry::{Registry, RunState};
 use crate::supervision::supervisor::{CreateGame, GameSupervisor, GetArbiterHealth};
@@ -52,8 +50,7 @@ type State = web::Data<AppState>;
 impl AppState {
     fn error(&self, error: ErrorBody) -> HttpResponse {
         self.metrics.http_error(error.code);
-        let status = StatusCode::from_u16(error.code.http_status())
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = StatusCode::from_u16(error.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = HttpResponse::build(status);
         if let Some(ms) = error.details.get("retry_after_ms").and_then(Value::as_u64) {
             response.insert_header((header::RETRY_AFTER, ms.div_ceil(1000).max(1).to_string()));
@@ -65,48 +62,31 @@ impl AppState {
 /// Reads a JSON object body of at most `limit` bytes.
 async fn read_json(mut payload: web::Payload, limit: usize) -> Result<Value, ErrorBody> {
     let too_large = || {
-        ErrorBody::new(
-            ErrorCode::PayloadTooLarge,
-            format!("body is larger than {limit} bytes"),
-        )
-        .with("max_bytes", limit)
+        ErrorBody::new(ErrorCode::PayloadTooLarge, format!("body is larger than {limit} bytes"))
+            .with("max_bytes", limit)
     };
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| match e {
             actix_web::error::PayloadError::Overflow => too_large(),
-            other => ErrorBody::new(
-                ErrorCode::BadRequest,
-                format!("could not read the body: {other}"),
-            ),
+            other => ErrorBody::new(ErrorCode::BadRequest, format!("could not read the body: {other}")),
         })?;
         if body.len() + chunk.len() > limit {
             return Err(too_large());
         }
         body.extend_from_slice(&chunk);
     }
-    let value: Value = serde_json::from_slice(&body).map_err(|e| {
-        ErrorBody::new(
-            ErrorCode::BadRequest,
-            format!("body is not valid JSON: {e}"),
-        )
-    })?;
+    let value: Value = serde_json::from_slice(&body)
+        .map_err(|e| ErrorBody::new(ErrorCode::BadRequest, format!("body is not valid JSON: {e}")))?;
     if !value.is_object() {
-        return Err(ErrorBody::new(
-            ErrorCode::BadRequest,
-            "body must be a JSON object",
-        ));
+        return Err(ErrorBody::new(ErrorCode::BadRequest, "body must be a JSON object"));
     }
     Ok(value)
 }
 
 fn shape<T: for<'de> Deserialize<'de>>(value: Value) -> Result<T, ErrorBody> {
-    serde_json::from_value(value).map_err(|e| {
-        ErrorBody::new(
-            ErrorCode::BadRequest,
-            format!("body does not have the documented shape: {e}"),
-        )
-    })
+    serde_json::from_value(value)
+        .map_err(|e| ErrorBody::new(ErrorCode::BadRequest, format!("body does not have the documented shape: {e}")))
 }
 
 fn game_id(text: &str) -> Result<GameId, ErrorBody> {
@@ -114,11 +94,8 @@ fn game_id(text: &str) -> Result<GameId, ErrorBody> {
 }
 
 fn unavailable() -> ErrorBody {
-    ErrorBody::new(
-        ErrorCode::GameRestarting,
-        "the game is restarting after a fault; retry shortly",
-    )
-    .with("retry_after_ms", 500)
+    ErrorBody::new(ErrorCode::GameRestarting, "the game is restarting after a fault; retry shortly")
+        .with("retry_after_ms", 500)
 }
 
 #[derive(Deserialize)]
@@ -132,34 +109,19 @@ struct CreateBody {
 async fn create_game(state: State, payload: web::Payload) -> HttpResponse {
     let result = async {
         if state.draining.load(Ordering::Acquire) {
-            return Err(ErrorBody::new(
-                ErrorCode::Draining,
-                "the server is shutting down; try another server",
-            ));
+            return Err(ErrorBody::new(ErrorCode::Draining, "the server is shutting down; try another server"));
         }
         let body: CreateBody = shape(read_json(payload, state.limits.max_frame_bytes).await?)?;
         if body.kind.as_str() != Some("connect4") {
-            return Err(ErrorBody::validation("kind", "kind must be \"connect4\"")
-                .with("allowed", json!(["connect4"])));
+            return Err(ErrorBody::validation("kind", "kind must be \"connect4\"").with("allowed", json!(["connect4"])));
         }
         let opponent: Opponent = serde_json::from_value(body.opponent).map_err(|_| {
             ErrorBody::validation("opponent", "opponent must be \"ai\" or \"human\"")
                 .with("allowed", json!(["ai", "human"]))
         })?;
         let player_name = validate_player_name(&body.player_name)?;
-        let admitted = state
-            .admission
-            .send(Admit(CreateGame {
-                opponent,
-                player_name,
-            }))
-            .await;
-        admitted.unwrap_or_else(|_| {
-            Err(ErrorBody::new(
-                ErrorCode::Internal,
-                "admission is unavailable",
-            ))
-        })
+        let admitted = state.admission.send(Admit(CreateGame { opponent, player_name })).await;
+        admitted.unwrap_or_else(|_| Err(ErrorBody::new(ErrorCode::Internal, "admission is unavailable")))
     }
     .await;
     match result {
@@ -173,21 +135,11 @@ async fn join_game(state: State, path: web::Path<String>, payload: web::Payload)
         let id = game_id(&path)?;
         let body: JoinGameRequest = shape(read_json(payload, state.limits.max_frame_bytes).await?)?;
         let name = validate_player_name(&body.player_name)?;
-        let cell = state
-            .registry
-            .get(&id)
-            .ok_or_else(|| ErrorBody::new(ErrorCode::GameNotFound, "no such game"))?;
+        let cell = state.registry.get(&id).ok_or_else(|| ErrorBody::new(ErrorCode::GameNotFound, "no such game"))?;
         let addr = cell.addr().ok_or_else(unavailable)?;
-        let answer =
-            tokio::time::timeout(Duration::from_secs(2), addr.send(ClaimSeat { name })).await;
-        let (seat, token) = answer
-            .map_err(|_| unavailable())?
-            .map_err(|_| unavailable())??;
-        Ok(SeatGrant {
-            game_id: id.to_string(),
-            seat,
-            player_token: token.expose().to_owned(),
-        })
+        let answer = tokio::time::timeout(Duration::from_secs(2), addr.send(ClaimSeat { name })).await;
+        let (seat, token) = answer.map_err(|_| unavailable())?.map_err(|_| unavailable())??;
+        Ok(SeatGrant { game_id: id.to_string(), seat, player_token: token.expose().to_owned() })
     }
     .await;
     match result {
@@ -198,22 +150,15 @@ async fn join_game(state: State, path: web::Path<String>, payload: web::Payload)
 
 async fn list_games(state: State) -> HttpResponse {
     let mut games: Vec<_> = state.registry.all().iter().map(|c| c.summary()).collect();
-    games.sort_by(|a, b| {
-        b.created_at
-            .cmp(&a.created_at)
-            .then_with(|| a.game_id.cmp(&b.game_id))
-    });
+    games.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.game_id.cmp(&b.game_id)));
     games.truncate(200);
     HttpResponse::Ok().json(json!({ "games": games }))
 }
 
 async fn get_game(state: State, path: web::Path<String>) -> HttpResponse {
-    match game_id(&path).and_then(|id| {
-        state
-            .registry
-            .get(&id)
-            .ok_or_else(|| ErrorBody::new(ErrorCode::GameNotFound, "no such game"))
-    }) {
+    match game_id(&path)
+        .and_then(|id| state.registry.get(&id).ok_or_else(|| ErrorBody::new(ErrorCode::GameNotFound, "no such game")))
+    {
         Ok(cell) => HttpResponse::Ok().json(cell.summary()),
         Err(e) => state.error(e),
     }
@@ -225,18 +170,13 @@ async fn game_socket(
     path: web::Path<String>,
     body: web::Payload,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let known = game_id(&path)
-        .ok()
-        .filter(|id| state.registry.get(id).is_some());
+    let known = game_id(&path).ok().filter(|id| state.registry.get(id).is_some());
     let is_upgrade = req
         .headers()
         .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    let Some(id) = known
-        .clone()
-        .or_else(|| is_upgrade.then(|| GameId::parse("unknown")).flatten())
-    else {
+    let Some(id) = known.clone().or_else(|| is_upgrade.then(|| GameId::parse("unknown")).flatten()) else {
         return Ok(state.error(ErrorBody::new(ErrorCode::GameNotFound, "no such game")));
     };
     // An unknown game still upgrades, so a browser can read the error frame and close 4404.
@@ -264,12 +204,7 @@ struct FaultBody {
 /// Longest injected hang.
 const MAX_HANG_MS: u64 = 600_000;
 
-async fn inject_fault(
-    state: State,
-    req: HttpRequest,
-    path: web::Path<String>,
-    payload: web::Payload,
-) -> HttpResponse {
+async fn inject_fault(state: State, req: HttpRequest, path: web::Path<String>, payload: web::Payload) -> HttpResponse {
     let result = async {
         authorize(&state, &req)?;
         let id = game_id(&path)?;
@@ -280,33 +215,20 @@ async fn inject_fault(
             "hang" => {
                 let ms = body.duration_ms.unwrap_or(30_000);
                 if ms == 0 || ms > MAX_HANG_MS {
-                    return Err(ErrorBody::validation(
-                        "duration_ms",
-                        format!("duration_ms must be 1..={MAX_HANG_MS}"),
-                    ));
+                    return Err(ErrorBody::validation("duration_ms", format!("duration_ms must be 1..={MAX_HANG_MS}")));
                 }
                 Fault::Hang(Duration::from_millis(ms))
             }
             _ => {
-                return Err(
-                    ErrorBody::validation("kind", "kind must be \"panic\" or \"hang\"")
-                        .with("allowed", json!(["panic", "hang"])),
-                )
+                return Err(ErrorBody::validation("kind", "kind must be \"panic\" or \"hang\"")
+                    .with("allowed", json!(["panic", "hang"])))
             }
         };
-        let cell = state
-            .registry
-            .get(&id)
-            .ok_or_else(|| ErrorBody::new(ErrorCode::GameNotFound, "no such game"))?;
+        let cell = state.registry.get(&id).ok_or_else(|| ErrorBody::new(ErrorCode::GameNotFound, "no such game"))?;
         if cell.run_state() == RunState::Failed {
-            return Err(ErrorBody::new(
-                ErrorCode::GameFailed,
-                "this game exceeded its restart limit and is closed",
-            ));
+            return Err(ErrorBody::new(ErrorCode::GameFailed, "this game exceeded its restart limit and is closed"));
         }
-        cell.addr()
-            .ok_or_else(unavailable)?
-            .do_send(InjectFault(fault));
+        cell.addr().ok_or_else(unavailable)?.do_send(InjectFault(fault));
         tracing::warn!(game_id = %id, kind = %body.kind, "admin injected a fault");
         Ok(json!({ "game_id": id.to_string(), "fault": body.kind, "accepted": true }))
     }
@@ -321,23 +243,16 @@ fn authorize(state: &AppState, req: &HttpRequest) -> Result<(), ErrorBody> {
     let Some(expected) = state.config.secrets.admin_token.as_ref() else {
         return Err(ErrorBody::new(ErrorCode::NotFound, "no such endpoint"));
     };
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+    let presented =
+        req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     let ok = presented.is_some_and(|p| {
-        crate::ids::PlayerToken::from_client(p)
-            .matches(&crate::ids::PlayerToken::from_client(expected.expose()))
+        crate::ids::PlayerToken::from_client(p).matches(&crate::ids::PlayerToken::from_client(expected.expose()))
     });
     if ok {
         Ok(())
     } else {
         tracing::info!(path = %req.path(), "refused an admin request without the right bearer token");
-        Err(ErrorBody::new(
-            ErrorCode::Unauthorized,
-            "admin endpoints need Authorization: Bearer <admin token>",
-        ))
+        Err(ErrorBody::new(ErrorCode::Unauthorized, "admin endpoints need Authorization: Bearer <admin token>"))
     }
 }
 
@@ -379,9 +294,7 @@ async fn health(state: State) -> HttpResponse {
 }
 
 async fn metrics(state: State) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics.render())
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(state.metrics.render())
 }
 
 async fn not_found(state: State) -> HttpResponse {
@@ -389,29 +302,17 @@ async fn not_found(state: State) -> HttpResponse {
 }
 
 fn asset(body: &'static str, content_type: &'static str) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type(content_type)
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .body(body)
+    HttpResponse::Ok().content_type(content_type).insert_header((header::CACHE_CONTROL, "no-cache")).body(body)
 }
 
 async fn index() -> HttpResponse {
-    asset(
-        include_str!("../../static/index.html"),
-        "text/html; charset=utf-8",
-    )
+    asset(include_str!("../../static/index.html"), "text/html; charset=utf-8")
 }
 async fn app_js() -> HttpResponse {
-    asset(
-        include_str!("../../static/app.js"),
-        "text/javascript; charset=utf-8",
-    )
+    asset(include_str!("../../static/app.js"), "text/javascript; charset=utf-8")
 }
 async fn style_css() -> HttpResponse {
-    asset(
-        include_str!("../../static/style.css"),
-        "text/css; charset=utf-8",
-    )
+    asset(include_str!("../../static/style.css"), "text/css; charset=utf-8")
 }
 
 /// Registers every route.
@@ -426,10 +327,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/v1/games", web::get().to(list_games))
         .route("/api/v1/games/{id}", web::get().to(get_game))
         .route("/api/v1/games/{id}/join", web::post().to(join_game))
-        .route(
-            "/api/v1/admin/games/{id}/fault",
-            web::post().to(inject_fault),
-        )
+        .route("/api/v1/admin/games/{id}/fault", web::post().to(inject_fault))
         .route("/ws/games/{id}", web::get().to(game_socket))
         .route("/health", web::get().to(health))
         .route("/metrics", web::get().to(metrics))

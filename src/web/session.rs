@@ -18,6 +18,9 @@ use crate::protocol::{ClientFrame, ErrorBody, ErrorCode, ServerFrame};
 use crate::supervision::game_actor::{Action, Command, Join, Leave, ToSession};
 use crate::supervision::registry::{Registry, Route, RunState};
 
+/// Commands a connection may have waiting for its game at once.
+const MAX_IN_FLIGHT: usize = 8;
+
 /// Frames held while a join is in flight.
 const MAX_HELD_FRAMES: usize = 16;
 
@@ -38,6 +41,9 @@ pub struct SessionLimits {
     pub join_timeout: Duration,
     /// Longest chat line.
     pub max_chat_chars: usize,
+    /// How long a command may wait for its game before the player is told it was not applied
+    /// (the hang timeout, the longest held restart delay and a watchdog tick, plus a margin).
+    pub command_timeout: Duration,
     /// Sustained frames per second allowed.
     pub rate_per_sec: f64,
     /// Burst of frames allowed.
@@ -90,6 +96,7 @@ pub struct PlayerSession {
     bucket: TokenBucket,
     closing: bool,
     game_exists: bool,
+    in_flight: usize,
 }
 
 impl PlayerSession {
@@ -107,10 +114,7 @@ impl PlayerSession {
             game_id,
             registry,
             metrics,
-            bucket: TokenBucket {
-                tokens: limits.burst,
-                last: Instant::now(),
-            },
+            bucket: TokenBucket { tokens: limits.burst, last: Instant::now() },
             limits,
             ws,
             out: None,
@@ -121,6 +125,7 @@ impl PlayerSession {
             last_heard: Instant::now(),
             closing: false,
             game_exists,
+            in_flight: 0,
         }
     }
 
@@ -133,9 +138,7 @@ impl PlayerSession {
                 tracing::info!(conn = self.conn.0, game_id = %self.game_id, queue = self.limits.outbound_queue, "closing a slow client: its outbound queue is full");
                 self.close(ctx, 1013, "outbound queue full: client too slow");
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                self.close(ctx, 1011, "connection writer stopped")
-            }
+            Err(mpsc::error::TrySendError::Closed(_)) => self.close(ctx, 1011, "connection writer stopped"),
         }
     }
 
@@ -146,12 +149,7 @@ impl PlayerSession {
         self.enqueue(ctx, WsOut::Text(frame.to_text()));
     }
 
-    fn send_error(
-        &mut self,
-        ctx: &mut Context<Self>,
-        error: ErrorBody,
-        in_reply_to: Option<&'static str>,
-    ) {
+    fn send_error(&mut self, ctx: &mut Context<Self>, error: ErrorBody, in_reply_to: Option<&'static str>) {
         self.send_frame(ctx, &ServerFrame::Error { error, in_reply_to });
     }
 
@@ -164,15 +162,8 @@ impl PlayerSession {
             return;
         }
         self.closing = true;
-        let close = CloseReason {
-            code: CloseCode::from(code),
-            description: Some(reason.to_owned()),
-        };
-        let queued = self
-            .out
-            .take()
-            .map(|out| out.try_send(WsOut::Close(close.clone())).is_ok())
-            .unwrap_or(false);
+        let close = CloseReason { code: CloseCode::from(code), description: Some(reason.to_owned()) };
+        let queued = self.out.take().map(|out| out.try_send(WsOut::Close(close.clone())).is_ok()).unwrap_or(false);
         let writer = self.writer.take();
         let ws = self.ws.clone();
         actix_rt::spawn(async move {
@@ -196,25 +187,15 @@ impl PlayerSession {
 
     fn join(&mut self, ctx: &mut Context<Self>, token: String) {
         let Some(cell) = self.registry.get(&self.game_id) else {
-            self.send_error(
-                ctx,
-                ErrorBody::new(ErrorCode::GameNotFound, "no such game"),
-                Some("join"),
-            );
+            self.send_error(ctx, ErrorBody::new(ErrorCode::GameNotFound, "no such game"), Some("join"));
             return self.close(ctx, 4404, "no such game");
         };
         let Some(addr) = cell.addr() else {
             return self.send_error(ctx, restarting_error(), Some("join"));
         };
         self.joining = true;
-        let route = Route {
-            conn: self.conn,
-            to: ctx.address().recipient(),
-        };
-        let join = addr.send(Join {
-            token: PlayerToken::from_client(&token),
-            route,
-        });
+        let route = Route { conn: self.conn, to: ctx.address().recipient() };
+        let join = addr.send(Join { token: PlayerToken::from_client(&token), route });
         let deadline = self.limits.join_timeout;
         ctx.spawn(async move { tokio::time::timeout(deadline, join).await }.into_actor(self).map(|result, act, ctx| {
             act.joining = false;
@@ -245,19 +226,12 @@ impl PlayerSession {
         if text.len() > self.limits.max_frame_bytes {
             let error = ErrorBody::new(
                 ErrorCode::PayloadTooLarge,
-                format!(
-                    "frame is {} bytes; the limit is {}",
-                    text.len(),
-                    self.limits.max_frame_bytes
-                ),
+                format!("frame is {} bytes; the limit is {}", text.len(), self.limits.max_frame_bytes),
             )
             .with("max_bytes", self.limits.max_frame_bytes);
             return self.send_error(ctx, error, None);
         }
-        if let Err(wait) = self
-            .bucket
-            .take(self.limits.rate_per_sec, self.limits.burst)
-        {
+        if let Err(wait) = self.bucket.take(self.limits.rate_per_sec, self.limits.burst) {
             let error = ErrorBody::new(ErrorCode::RateLimited, "too many frames; slow down")
                 .with("retry_after_ms", wait.as_millis() as u64 + 1);
             return self.send_error(ctx, error, None);
@@ -268,8 +242,8 @@ impl PlayerSession {
         };
         if self.joining && !matches!(frame, ClientFrame::Ping { .. }) {
             if self.held.len() >= MAX_HELD_FRAMES {
-                let error = ErrorBody::new(ErrorCode::RateLimited, "wait for the join to finish")
-                    .with("retry_after_ms", 100);
+                let error =
+                    ErrorBody::new(ErrorCode::RateLimited, "wait for the join to finish").with("retry_after_ms", 100);
                 return self.send_error(ctx, error, Some(frame.type_name()));
             }
             return self.held.push(frame);
@@ -282,10 +256,7 @@ impl PlayerSession {
             ClientFrame::Join { token } => self.join(ctx, token),
             ClientFrame::Ping { id } => self.send_frame(ctx, &ServerFrame::Pong { id }),
             _ if self.seat.is_none() => {
-                let error = ErrorBody::new(
-                    ErrorCode::Unauthorized,
-                    "send a join frame with your token first",
-                );
+                let error = ErrorBody::new(ErrorCode::Unauthorized, "send a join frame with your token first");
                 self.send_error(ctx, error, Some(frame.type_name()));
                 if !self.joining {
                     self.close(ctx, 4401, "join first");
@@ -307,39 +278,43 @@ impl PlayerSession {
                 Some(kind),
             );
         };
-        let command = Command {
-            seat,
-            action,
-            reply: ctx.address().recipient(),
-        };
-        let sent = cell.addr().map(|addr| addr.try_send(command));
-        match sent {
-            Some(Ok(())) => {}
-            _ if cell.run_state() == RunState::Failed => self.send_error(
-                ctx,
-                ErrorBody::new(
-                    ErrorCode::GameFailed,
-                    "this game exceeded its restart limit and is closed",
-                ),
-                Some(kind),
-            ),
-            Some(Err(SendError::Full(_))) if cell.run_state() == RunState::Running => {
-                let error =
-                    ErrorBody::new(ErrorCode::RateLimited, "the game is busy; retry shortly")
-                        .with("retry_after_ms", 100);
-                self.send_error(ctx, error, Some(kind));
-            }
-            _ => self.send_error(ctx, restarting_error(), Some(kind)),
+        if cell.run_state() == RunState::Failed {
+            let error = ErrorBody::new(ErrorCode::GameFailed, "this game exceeded its restart limit and is closed");
+            return self.send_error(ctx, error, Some(kind));
         }
+        let Some(addr) = cell.addr() else {
+            return self.send_error(ctx, restarting_error(), Some(kind));
+        };
+        if self.in_flight >= MAX_IN_FLIGHT {
+            let error = ErrorBody::new(ErrorCode::RateLimited, "too many commands waiting for the game; retry shortly")
+                .with("retry_after_ms", 100);
+            return self.send_error(ctx, error, Some(kind));
+        }
+        // A request with a deadline, not a fire-and-forget: a command stuck in the mailbox of a
+        // hung game (whose thread is then abandoned) is never applied, so the player is told
+        // to retry instead of losing the move silently.
+        self.in_flight += 1;
+        let request = addr.send(Command { seat, action, reply: ctx.address().recipient() });
+        let deadline = self.limits.command_timeout;
+        ctx.spawn(async move { tokio::time::timeout(deadline, request).await }.into_actor(self).map(
+            move |result, act, ctx| {
+                act.in_flight -= 1;
+                if !matches!(result, Ok(Ok(()))) {
+                    let error = ErrorBody::new(
+                        ErrorCode::GameRestarting,
+                        "the game did not take that in time (it is being recovered); it was not applied, retry",
+                    )
+                    .with("retry_after_ms", 250);
+                    act.send_error(ctx, error, Some(kind));
+                }
+            },
+        ));
     }
 }
 
 fn restarting_error() -> ErrorBody {
-    ErrorBody::new(
-        ErrorCode::GameRestarting,
-        "the game is restarting after a fault; retry shortly",
-    )
-    .with("retry_after_ms", 250)
+    ErrorBody::new(ErrorCode::GameRestarting, "the game is restarting after a fault; retry shortly")
+        .with("retry_after_ms", 250)
 }
 
 impl Actor for PlayerSession {
@@ -367,19 +342,12 @@ impl Actor for PlayerSession {
         }));
         self.out = Some(tx);
         if !self.game_exists {
-            self.send_error(
-                ctx,
-                ErrorBody::new(ErrorCode::GameNotFound, "no such game"),
-                None,
-            );
+            self.send_error(ctx, ErrorBody::new(ErrorCode::GameNotFound, "no such game"), None);
             return self.close(ctx, 4404, "no such game");
         }
         ctx.run_later(self.limits.join_timeout, |act, ctx| {
             if act.seat.is_none() {
-                tracing::debug!(
-                    conn = act.conn.0,
-                    "closing a socket that did not join in time"
-                );
+                tracing::debug!(conn = act.conn.0, "closing a socket that did not join in time");
                 act.close(ctx, 4401, "join timeout");
             }
         });
@@ -399,10 +367,7 @@ impl Actor for PlayerSession {
         }
         if let (Some(seat), Some(cell)) = (self.seat, self.registry.get(&self.game_id)) {
             if let Some(addr) = cell.addr() {
-                addr.do_send(Leave {
-                    seat,
-                    conn: self.conn,
-                });
+                addr.do_send(Leave { seat, conn: self.conn });
             }
         }
     }
@@ -437,10 +402,7 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for PlayerSession {
                 self.metrics.frame_in();
                 self.send_error(
                     ctx,
-                    ErrorBody::new(
-                        ErrorCode::BadRequest,
-                        "binary frames are not supported; send JSON text",
-                    ),
+                    ErrorBody::new(ErrorCode::BadRequest, "binary frames are not supported; send JSON text"),
                     None,
                 );
             }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts the built server on a free port with the embedded defaults, runs the headless
-# Chromium test against it, and always stops the server.
+# Chromium test against it, checks /metrics with promtool, and always stops the server.
 set -euo pipefail
 binary=${1:?usage: run.sh path/to/rampart}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -17,3 +17,11 @@ done
 if ! RAMPART_URL="http://127.0.0.1:$port" node "$here/play.mjs"; then
   echo "--- server log ---"; tail -n 50 "$log"; exit 1
 fi
+# The server has now served a game: its /metrics must pass promtool (PROTOCOL.md).
+python3 -c "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:$port/metrics').read().decode(), end='')" > "$log.metrics"
+if promtool check metrics < "$log.metrics"; then
+  echo "promtool: 1 passed, 0 failed"
+else
+  echo "promtool: 0 passed, 1 failed"; rm -f "$log.metrics"; exit 1
+fi
+rm -f "$log.metrics"

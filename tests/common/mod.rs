@@ -39,10 +39,7 @@ impl TestServer {
     pub async fn start(config: Config) -> TestServer {
         // RAMPART_TEST_LOG=debug shows the server's log for a failing test.
         if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("RAMPART_TEST_LOG") {
-            let _ = tracing_subscriber::fmt()
-                .with_env_filter(filter)
-                .with_test_writer()
-                .try_init();
+            let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
         }
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -57,9 +54,7 @@ impl TestServer {
         let server = TestServer {
             addr,
             shutdown: Some(tx),
-            client: awc::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .finish(),
+            client: awc::Client::builder().timeout(Duration::from_secs(10)).finish(),
         };
         let start = Instant::now();
         loop {
@@ -87,44 +82,20 @@ impl TestServer {
 
     /// POST JSON; answers (status, body).
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let mut resp = self
-            .client
-            .post(self.url(path))
-            .send_json(&body)
-            .await
-            .expect("post");
+        let mut resp = self.client.post(self.url(path)).send_json(&body).await.expect("post");
         let bytes = resp.body().limit(1 << 20).await.expect("body");
-        (
-            resp.status().as_u16(),
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        (resp.status().as_u16(), serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 
-    pub async fn post_raw(
-        &self,
-        path: &str,
-        body: &'static str,
-        token: Option<&str>,
-    ) -> (u16, Value, Option<String>) {
-        let mut req = self
-            .client
-            .post(self.url(path))
-            .insert_header(("content-type", "application/json"));
+    pub async fn post_raw(&self, path: &str, body: &'static str, token: Option<&str>) -> (u16, Value, Option<String>) {
+        let mut req = self.client.post(self.url(path)).insert_header(("content-type", "application/json"));
         if let Some(t) = token {
             req = req.insert_header(("authorization", format!("Bearer {t}")));
         }
         let mut resp = req.send_body(body).await.expect("post");
-        let retry = resp
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let retry = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
         let bytes = resp.body().limit(1 << 20).await.expect("body");
-        (
-            resp.status().as_u16(),
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-            retry,
-        )
+        (resp.status().as_u16(), serde_json::from_slice(&bytes).unwrap_or(Value::Null), retry)
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
@@ -132,18 +103,12 @@ impl TestServer {
         let bytes = resp.body().limit(1 << 22).await.expect("body");
         (
             resp.status().as_u16(),
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into())),
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into())),
         )
     }
 
     pub async fn metrics(&self) -> String {
-        let mut resp = self
-            .client
-            .get(self.url("/metrics"))
-            .send()
-            .await
-            .expect("metrics");
+        let mut resp = self.client.get(self.url("/metrics")).send().await.expect("metrics");
         String::from_utf8(resp.body().limit(1 << 22).await.expect("body").to_vec()).expect("utf8")
     }
 
@@ -151,10 +116,7 @@ impl TestServer {
     pub async fn metric(&self, sample: &str) -> f64 {
         let text = self.metrics().await;
         text.lines()
-            .find_map(|l| {
-                l.strip_prefix(sample)
-                    .and_then(|rest| rest.strip_prefix(' '))
-            })
+            .find_map(|l| l.strip_prefix(sample).and_then(|rest| rest.strip_prefix(' ')))
             .and_then(|v| v.parse().ok())
             .unwrap_or(0.0)
     }
@@ -167,32 +129,21 @@ impl TestServer {
             if now >= value {
                 return;
             }
-            assert!(
-                start.elapsed() < DEADLINE,
-                "{sample} stayed at {now}, wanted {value}"
-            );
+            assert!(start.elapsed() < DEADLINE, "{sample} stayed at {now}, wanted {value}");
             actix_rt::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
     /// Creates a game; answers the seat grant.
     pub async fn create(&self, opponent: &str, name: &str) -> Grant {
-        let (status, body) = self
-            .post(
-                "/api/v1/games",
-                json!({"kind":"connect4","opponent":opponent,"player_name":name}),
-            )
-            .await;
+        let (status, body) =
+            self.post("/api/v1/games", json!({"kind":"connect4","opponent":opponent,"player_name":name})).await;
         assert_eq!(status, 201, "{body}");
         Grant::from(&body)
     }
 
     pub async fn join_rest(&self, game_id: &str, name: &str) -> (u16, Value) {
-        self.post(
-            &format!("/api/v1/games/{game_id}/join"),
-            json!({"player_name": name}),
-        )
-        .await
+        self.post(&format!("/api/v1/games/{game_id}/join"), json!({"player_name": name})).await
     }
 
     /// Opens a socket to a game without joining.
@@ -204,11 +155,7 @@ impl TestServer {
             .connect()
             .await
             .expect("ws connect");
-        Player {
-            framed,
-            seen: Vec::new(),
-            last_state: Value::Null,
-        }
+        Player { framed, seen: Vec::new(), last_state: Value::Null }
     }
 
     /// Opens a socket and joins with the grant's token; waits for the first state.
@@ -292,18 +239,13 @@ impl Player {
     }
 
     pub async fn send_text(&mut self, text: String) {
-        self.framed
-            .send(ws::Message::Text(text.into()))
-            .await
-            .expect("send");
+        self.framed.send(ws::Message::Text(text.into())).await.expect("send");
     }
 
     /// The next JSON frame or the close, within the deadline.
     pub async fn next(&mut self) -> Received {
         loop {
-            let frame = tokio::time::timeout(DEADLINE, self.framed.next())
-                .await
-                .expect("no frame before the deadline");
+            let frame = tokio::time::timeout(DEADLINE, self.framed.next()).await.expect("no frame before the deadline");
             match frame {
                 Some(Ok(Frame::Text(bytes))) => {
                     let v: Value = serde_json::from_slice(&bytes).expect("server sent JSON");
@@ -316,9 +258,7 @@ impl Player {
                 Some(Ok(Frame::Ping(p))) => {
                     let _ = self.framed.send(ws::Message::Pong(p)).await;
                 }
-                Some(Ok(Frame::Close(reason))) => {
-                    return Received::Closed(reason.map(|r| u16::from(r.code)))
-                }
+                Some(Ok(Frame::Close(reason))) => return Received::Closed(reason.map(|r| u16::from(r.code))),
                 Some(Ok(_)) => {}
                 Some(Err(_)) | None => return Received::Closed(None),
             }
@@ -329,18 +269,13 @@ impl Player {
     pub async fn recv_until(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
         let start = Instant::now();
         loop {
-            assert!(
-                start.elapsed() < DEADLINE,
-                "timed out waiting for {what}; seen {:?}",
-                self.seen
-            );
+            assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}; seen {:?}", self.seen);
             match self.next().await {
                 Received::Json(v) if pred(&v) => return v,
                 Received::Json(_) => {}
-                Received::Closed(code) => panic!(
-                    "socket closed ({code:?}) while waiting for {what}; seen {:?}",
-                    self.seen
-                ),
+                Received::Closed(code) => {
+                    panic!("socket closed ({code:?}) while waiting for {what}; seen {:?}", self.seen)
+                }
             }
         }
     }
@@ -356,9 +291,7 @@ impl Player {
 
     /// Waits for a state frame satisfying `pred`.
     pub async fn recv_state(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
-        self.recv_until("state", |v| v["type"] == "state" && pred(&v["game"]))
-            .await["game"]
-            .clone()
+        self.recv_until("state", |v| v["type"] == "state" && pred(&v["game"])).await["game"].clone()
     }
 
     /// Reads until the socket closes; answers the close code.
@@ -383,8 +316,7 @@ pub struct RawClient {
 
 impl RawClient {
     pub fn connect(addr: SocketAddr, path: &str) -> RawClient {
-        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
-            .expect("socket");
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
         socket.set_recv_buffer_size(4096).expect("rcvbuf");
         socket.connect(&addr.into()).expect("connect");
         let mut stream: TcpStream = socket.into();
@@ -399,11 +331,7 @@ impl RawClient {
             stream.read_exact(&mut byte).expect("handshake response");
             head.push(byte[0]);
         }
-        assert!(
-            head.starts_with(b"HTTP/1.1 101"),
-            "{}",
-            String::from_utf8_lossy(&head)
-        );
+        assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
         RawClient { stream }
     }
 
