@@ -78,6 +78,40 @@ fn start_game(env: &Arc<GameEnv>) -> Addr<GameActor> {
     spawn(env, new_game())
 }
 
+/// Bare actix, for the same-run baseline: an actor that answers a ping, and restarts under
+/// `actix::Supervisor` after a caught panic (no snapshot, no policy, no notifications).
+#[derive(Default)]
+struct Bare {
+    answered: u32,
+}
+impl Actor for Bare {
+    type Context = Context<Self>;
+}
+impl actix::Supervised for Bare {}
+#[derive(Message)]
+#[rtype(result = "u32")]
+struct BarePing;
+impl Handler<BarePing> for Bare {
+    type Result = u32;
+    fn handle(&mut self, _: BarePing, _: &mut Context<Self>) -> u32 {
+        self.answered += 1;
+        self.answered
+    }
+}
+#[derive(Message)]
+#[rtype(result = "()")]
+struct BarePanic;
+impl Handler<BarePanic> for Bare {
+    type Result = ();
+    fn handle(&mut self, _: BarePanic, ctx: &mut Context<Self>) {
+        // Same quiet panic hook as the game actors, so only actix's restart is compared.
+        let _scope = rampart::supervision::panic_hook::GameScope::enter("bare");
+        if std::panic::catch_unwind(|| panic!("bare")).is_err() {
+            ctx.stop();
+        }
+    }
+}
+
 fn in_system<F: std::future::Future<Output = Duration>>(f: impl FnOnce() -> F) -> Duration {
     System::new().block_on(async move { f().await })
 }
@@ -86,6 +120,33 @@ fn benches(c: &mut Criterion) {
     rampart::supervision::panic_hook::install();
     let mut group = c.benchmark_group("game_actor");
     group.measurement_time(Duration::from_secs(4));
+
+    group.bench_function("bare_actix_spawn_and_first_answer", |b| {
+        b.iter_custom(|iters| {
+            in_system(|| async move {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let addr = actix::Supervisor::start(|_| Bare::default());
+                    let _ = addr.send(BarePing).await;
+                }
+                start.elapsed()
+            })
+        })
+    });
+
+    group.bench_function("bare_actix_panic_to_answer", |b| {
+        b.iter_custom(|iters| {
+            in_system(|| async move {
+                let addr = actix::Supervisor::start(|_| Bare::default());
+                let start = Instant::now();
+                for _ in 0..iters {
+                    addr.do_send(BarePanic);
+                    let _ = addr.send(BarePing).await;
+                }
+                start.elapsed()
+            })
+        })
+    });
 
     group.bench_function("spawn_and_first_answer", |b| {
         b.iter_custom(|iters| {
