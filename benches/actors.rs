@@ -116,6 +116,35 @@ fn in_system<F: std::future::Future<Output = Duration>>(f: impl FnOnce() -> F) -
     System::new().block_on(async move { f().await })
 }
 
+/// `iters` panics, each followed by the restored game answering a probe.
+fn panics(iters: u64, with_socket: bool) -> Duration {
+    in_system(|| async move {
+        let env = env();
+        let sink = Sink.start().recipient();
+        let mut total = Duration::ZERO;
+        let mut done = 0;
+        while done < iters {
+            // A fresh game every 500 restarts keeps each inside its restart budget.
+            let (cell, snapshot) = new_game();
+            if with_socket {
+                cell.attach(Seat::Red, Route { conn: ConnId::next(), to: sink.clone() });
+            }
+            let addr = spawn(&env, (cell, snapshot));
+            let _ = addr.send(Probe).await;
+            let batch = (iters - done).min(500);
+            let start = Instant::now();
+            for _ in 0..batch {
+                addr.do_send(InjectFault(Fault::Panic));
+                let answer = addr.send(Probe).await;
+                debug_assert!(matches!(answer, Ok(Ok(_))));
+            }
+            total += start.elapsed();
+            done += batch;
+        }
+        total
+    })
+}
+
 fn benches(c: &mut Criterion) {
     rampart::supervision::panic_hook::install();
     let mut group = c.benchmark_group("game_actor");
@@ -191,58 +220,9 @@ fn benches(c: &mut Criterion) {
         })
     });
 
-    group.bench_function("panic_to_restored_answer", |b| {
-        b.iter_custom(|iters| {
-            in_system(|| async move {
-                let env = env();
-                let mut total = Duration::ZERO;
-                let mut done = 0;
-                while done < iters {
-                    // A fresh game every 500 restarts keeps each inside its restart budget.
-                    let addr = start_game(&env);
-                    let _ = addr.send(Probe).await;
-                    let batch = (iters - done).min(500);
-                    let start = Instant::now();
-                    for _ in 0..batch {
-                        addr.do_send(InjectFault(Fault::Panic));
-                        let answer = addr.send(Probe).await;
-                        debug_assert!(matches!(answer, Ok(Ok(_))));
-                    }
-                    total += start.elapsed();
-                    done += batch;
-                }
-                total
-            })
-        })
-    });
-    group.bench_function("panic_to_restored_answer_with_socket", |b| {
-        b.iter_custom(|iters| {
-            in_system(|| async move {
-                let env = env();
-                let sink = Sink.start().recipient();
-                let mut total = Duration::ZERO;
-                let mut done = 0;
-                while done < iters {
-                    // A fresh game every 500 restarts keeps each inside its restart budget.
-                    // One socket attached: the restart also serialises game_restarted + state.
-                    let (cell, snapshot) = new_game();
-                    cell.attach(Seat::Red, Route { conn: ConnId::next(), to: sink.clone() });
-                    let addr = spawn(&env, (cell, snapshot));
-                    let _ = addr.send(Probe).await;
-                    let batch = (iters - done).min(500);
-                    let start = Instant::now();
-                    for _ in 0..batch {
-                        addr.do_send(InjectFault(Fault::Panic));
-                        let answer = addr.send(Probe).await;
-                        debug_assert!(matches!(answer, Ok(Ok(_))));
-                    }
-                    total += start.elapsed();
-                    done += batch;
-                }
-                total
-            })
-        })
-    });
+    group.bench_function("panic_to_restored_answer", |b| b.iter_custom(|iters| panics(iters, false)));
+    // One socket attached: the restart also serialises game_restarted + state.
+    group.bench_function("panic_to_restored_answer_with_socket", |b| b.iter_custom(|iters| panics(iters, true)));
     group.finish();
 }
 

@@ -304,17 +304,9 @@ impl Searcher {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::game::connect4::tests::{play_lenient, play_seq};
     use crate::game::{Outcome, Seat};
     use proptest::prelude::*;
-
-    fn play_seq(seq: &str) -> Connect4 {
-        let mut g = Connect4::new_game();
-        for ch in seq.chars() {
-            let seat = g.turn().unwrap();
-            g = g.play(seat, i64::from(ch.to_digit(10).unwrap())).unwrap();
-        }
-        g
-    }
 
     fn wins_with(g: &Connect4, col: u8) -> bool {
         let seat = g.turn().unwrap();
@@ -405,13 +397,7 @@ mod tests {
 
         #[test]
         fn evaluate_matches_reference(cols in proptest::collection::vec(0i64..7, 0..42)) {
-            let mut g = Connect4::new_game();
-            for c in cols {
-                let Some(seat) = g.turn() else { break };
-                if let Ok(next) = g.play(seat, c) {
-                    g = next;
-                }
-            }
+            let g = play_lenient(&cols);
             prop_assume!(g.outcome() == Outcome::InProgress);
             let (r, y) = (g.discs(Seat::Red), g.discs(Seat::Yellow));
             prop_assert_eq!(evaluate(r, y), evaluate_reference(r, y));
@@ -420,13 +406,7 @@ mod tests {
 
         #[test]
         fn winning_cells_match_has_four(cols in proptest::collection::vec(0i64..7, 0..42)) {
-            let mut g = Connect4::new_game();
-            for c in cols {
-                let Some(seat) = g.turn() else { break };
-                if let Ok(next) = g.play(seat, c) {
-                    g = next;
-                }
-            }
+            let g = play_lenient(&cols);
             // Only positions without a four already on the board.
             prop_assume!(g.outcome() == Outcome::InProgress);
             let mask = g.mask();
@@ -555,13 +535,7 @@ mod tests {
             depth in 0u32..5,
             nodes in 0u64..2_000,
         ) {
-            let mut g = Connect4::new_game();
-            for c in cols {
-                let Some(seat) = g.turn() else { break };
-                if let Ok(next) = g.play(seat, c) {
-                    g = next;
-                }
-            }
+            let g = play_lenient(&cols);
             let budget = SearchBudget { max_depth: depth, max_nodes: nodes };
             let choice = choose_move_seeded(&g, budget, seed);
             match g.turn() {

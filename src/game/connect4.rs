@@ -359,18 +359,31 @@ impl Rules for Connect4 {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
     /// Plays a string of column digits, alternating seats from the current
     /// turn.
-    fn play_seq(seq: &str) -> Connect4 {
+    pub(crate) fn play_seq(seq: &str) -> Connect4 {
         let mut g = Connect4::new_game();
         for ch in seq.chars() {
             let col = i64::from(ch.to_digit(10).unwrap());
             let seat = g.turn().expect("game over too early");
             g = g.play(seat, col).unwrap();
+        }
+        g
+    }
+
+    /// Plays the legal ones of `cols` in order, skipping illegal columns and stopping at
+    /// the end of the game: a random reachable position for property tests.
+    pub(crate) fn play_lenient(cols: &[i64]) -> Connect4 {
+        let mut g = Connect4::new_game();
+        for c in cols {
+            let Some(seat) = g.turn() else { break };
+            if let Ok(next) = g.play(seat, *c) {
+                g = next;
+            }
         }
         g
     }
