@@ -102,20 +102,23 @@ impl fmt::Display for Secret {
 pub struct Secrets {
     /// Token for the admin endpoints, from `RAMPART_ADMIN_TOKEN`. `None`: admin API disabled.
     pub admin_token: Option<Secret>,
+    /// Bearer key for the LLM endpoint, from `RAMPART_LLM_API_KEY`. `None`: no Authorization header.
+    pub llm_api_key: Option<Secret>,
 }
 
 /// Secret names: the key that is refused anywhere in the YAML, and the variable to use.
 /// Adding a secret: one row here, one field in [`Secrets`], one line in `read_secrets`.
-const SECRET_VARS: &[(&str, &str)] = &[("admin_token", "RAMPART_ADMIN_TOKEN")];
+const SECRET_VARS: &[(&str, &str)] = &[("admin_token", "RAMPART_ADMIN_TOKEN"), ("api_key", "RAMPART_LLM_API_KEY")];
 
 const ENV_ADMIN_TOKEN: &str = "RAMPART_ADMIN_TOKEN";
+const ENV_LLM_API_KEY: &str = "RAMPART_LLM_API_KEY";
 const ENV_BIND: &str = "RAMPART_BIND";
 const ENV_PATH_PREFIX: &str = "RAMPART__";
 
 fn read_secrets(env: &[(String, String)]) -> Secrets {
     let get =
         |name: &str| env.iter().rev().find(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| Secret::new(v.clone()));
-    Secrets { admin_token: get(ENV_ADMIN_TOKEN) }
+    Secrets { admin_token: get(ENV_ADMIN_TOKEN), llm_api_key: get(ENV_LLM_API_KEY) }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -131,6 +134,10 @@ pub struct Config {
     pub supervision: SupervisionConfig,
     /// The AI player (`ai:`).
     pub ai: AiConfig,
+    /// Named circuit breakers (`circuit_breakers:`).
+    pub circuit_breakers: CircuitBreakersConfig,
+    /// The LLM the AI player chats through (`llm:`).
+    pub llm: LlmConfig,
     /// Secrets from the environment; never in the file.
     pub secrets: Secrets,
 }
@@ -334,6 +341,151 @@ pub struct AiConfig {
 impl Default for AiConfig {
     fn default() -> Self {
         AiConfig { search_depth: 7, max_nodes: 40_000, think_delay_ms: 300 }
+    }
+}
+
+/// `circuit_breakers:` section. Accepts the circuit-breaker plan's schema (`enabled`,
+/// `default_failure_threshold`, `default_timeout`, and one section per breaker name beside
+/// them, with `failure_threshold`, `timeout`, `operations`) plus Rampart's extra keys.
+/// A breaker section in the file replaces the built-in one of that name; keys it leaves
+/// out come from the section defaults.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CircuitBreakersConfig {
+    /// Master switch, the plan's rollback switch: `false` makes every breaker a pass-through.
+    pub enabled: bool,
+    /// Consecutive failures that trip a breaker that does not set its own, 1..=1000. Default 5.
+    pub default_failure_threshold: u32,
+    /// Seconds a tripped breaker stays open when it does not set its own, 0.1..=3600. Default 30.
+    pub default_timeout: f64,
+    /// Every breaker by name; always holds `database`, `messaging` and `llm`.
+    pub breakers: BTreeMap<String, BreakerSettings>,
+}
+
+/// The names the server itself calls through; they always exist.
+pub const BUILT_IN_BREAKERS: [&str; 3] = ["database", "messaging", "llm"];
+
+impl Default for CircuitBreakersConfig {
+    fn default() -> Self {
+        let base = BreakerSettings::with_defaults(5, 30.0);
+        let named = |threshold, timeout: f64, operations: &[&str]| BreakerSettings {
+            failure_threshold: threshold,
+            timeout_secs: timeout,
+            timeout_max_secs: timeout,
+            operations: operations.iter().map(|o| (*o).to_owned()).collect(),
+            ..base.clone()
+        };
+        let mut breakers = BTreeMap::new();
+        breakers.insert("database".to_owned(), named(3, 30.0, &["save_snapshot", "load_snapshot", "remove_snapshot"]));
+        breakers.insert("messaging".to_owned(), named(2, 10.0, &["publish_event"]));
+        breakers.insert(
+            "llm".to_owned(),
+            BreakerSettings { call_timeout_ms: 5000, ..named(3, 30.0, &["chat_completion"]) },
+        );
+        CircuitBreakersConfig { enabled: true, default_failure_threshold: 5, default_timeout: 30.0, breakers }
+    }
+}
+
+/// One breaker's settings, complete (section defaults already applied).
+#[derive(Clone, Debug, PartialEq)]
+pub struct BreakerSettings {
+    /// `false`: pass-through (calls are counted, never refused). Default true.
+    pub enabled: bool,
+    /// Consecutive failures that trip it, 1..=1000.
+    pub failure_threshold: u32,
+    /// Seconds it stays open after tripping (the plan's `timeout`), 0.1..=3600.
+    pub timeout_secs: f64,
+    /// Longest open period when it grows, seconds, >= timeout. Default = timeout (no growth).
+    pub timeout_max_secs: f64,
+    /// Growth of the open period after each failed probe, 1..=10. Default 2.
+    pub timeout_multiplier: f64,
+    /// Jitter applied to the open period, fraction 0..=1. Default 0.1.
+    pub jitter: f64,
+    /// Trip when at least this % of the calls in the window failed, 1..=100; `None`: off.
+    pub failure_rate_threshold_pct: Option<f64>,
+    /// Calls in the failure-rate window, 2..=10000. Default 20.
+    pub failure_rate_window_calls: u32,
+    /// Calls needed in the window before the rate counts, 1..=window. Default 10.
+    pub failure_rate_min_calls: u32,
+    /// Calls slower than this (ms) count as failures, 1..=600000; `None`: off.
+    pub slow_call_ms: Option<u64>,
+    /// Every call's timeout in ms, 1..=600000. Default 2000.
+    pub call_timeout_ms: u64,
+    /// Probe calls admitted at once while half-open, 1..=100. Default 1.
+    pub half_open_max_probes: u32,
+    /// Successful probes that close it again, 1..=100. Default 1.
+    pub half_open_successes: u32,
+    /// The operations it protects (documentation and metrics only).
+    pub operations: Vec<String>,
+}
+
+impl BreakerSettings {
+    /// Settings with the given threshold and open period and every other key at its default.
+    pub fn with_defaults(failure_threshold: u32, timeout_secs: f64) -> Self {
+        BreakerSettings {
+            enabled: true,
+            failure_threshold,
+            timeout_secs,
+            timeout_max_secs: timeout_secs,
+            timeout_multiplier: 2.0,
+            jitter: 0.1,
+            failure_rate_threshold_pct: None,
+            failure_rate_window_calls: 20,
+            failure_rate_min_calls: 10,
+            slow_call_ms: None,
+            call_timeout_ms: 2000,
+            half_open_max_probes: 1,
+            half_open_successes: 1,
+            operations: Vec::new(),
+        }
+    }
+}
+
+/// `llm:` section: the OpenAI-compatible endpoint the AI player chats through. The API key
+/// comes from `RAMPART_LLM_API_KEY`, never from this file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LlmConfig {
+    /// Base URL, e.g. `http://127.0.0.1:8089`; requests go to `{base_url}/v1/chat/completions`.
+    /// Empty (the default): no LLM, canned lines only, and the llm breaker shows as disabled.
+    pub base_url: String,
+    /// Model name sent in each request. Default "gpt-4o-mini".
+    pub model: String,
+    /// Timeout of one chat request in ms, 100..=60000. Default 3000.
+    pub timeout_ms: u64,
+    /// Most tokens the model may answer with, 1..=1000. Default 60.
+    pub max_tokens: u32,
+    /// Sampling temperature, 0..=2. Default 0.8.
+    pub temperature: f64,
+    /// The system prompt that sets the AI player's voice.
+    pub system_prompt: String,
+    /// Lines the AI uses when the LLM is off, open or failing; one is picked at random.
+    pub canned_lines: Vec<String>,
+    /// Chance (0..=1) that the AI comments after one of its own moves. Default 0.35.
+    pub comment_probability: f64,
+}
+
+impl Default for LlmConfig {
+    fn default() -> Self {
+        LlmConfig {
+            base_url: String::new(),
+            model: "gpt-4o-mini".to_owned(),
+            timeout_ms: 3000,
+            max_tokens: 60,
+            temperature: 0.8,
+            system_prompt:
+                "You are Rampart AI, a friendly, slightly cheeky Connect Four opponent. Answer in one short sentence."
+                    .to_owned(),
+            canned_lines: [
+                "Good luck!",
+                "Hmm, let me think about that one.",
+                "Nice move.",
+                "Your turn!",
+                "That was close.",
+            ]
+            .iter()
+            .map(|l| (*l).to_owned())
+            .collect(),
+            comment_probability: 0.35,
+        }
     }
 }
 
@@ -700,6 +852,82 @@ impl<'a> Reader<'a> {
         self.opt_parse(key, expected).unwrap_or(default)
     }
 
+    fn opt_bool(&mut self, key: &str) -> Option<bool> {
+        let v = self.scalar(key, "true or false")?;
+        let b = v.as_bool();
+        if b.is_none() {
+            self.error(key, format!("expected true or false, got {}", describe(v)));
+        }
+        b
+    }
+
+    fn bool(&mut self, key: &str, default: bool) -> bool {
+        self.opt_bool(key).unwrap_or(default)
+    }
+
+    fn opt_string(&mut self, key: &str, max_chars: usize) -> Option<String> {
+        let expected = format!("a string of at most {max_chars} characters");
+        let v = self.scalar(key, &expected)?;
+        match v.as_str() {
+            Some(text) if text.chars().count() <= max_chars => Some(text.to_owned()),
+            _ => {
+                self.error(key, format!("expected {expected}, got {}", describe(v)));
+                None
+            }
+        }
+    }
+
+    fn string(&mut self, key: &str, default: &str, max_chars: usize) -> String {
+        self.opt_string(key, max_chars).unwrap_or_else(|| default.to_owned())
+    }
+
+    /// A list of non-empty strings, each at most `max_chars` long.
+    fn opt_strings(&mut self, key: &str, max_items: usize, max_chars: usize) -> Option<Vec<String>> {
+        let expected = format!("a list of at most {max_items} non-empty strings of at most {max_chars} characters");
+        let v = self.scalar(key, &expected)?;
+        let items: Option<Vec<String>> = v.as_array().filter(|a| a.len() <= max_items).and_then(|a| {
+            a.iter()
+                .map(|i| {
+                    i.as_str().filter(|t| !t.trim().is_empty() && t.chars().count() <= max_chars).map(str::to_owned)
+                })
+                .collect()
+        });
+        if items.is_none() {
+            self.error(key, format!("expected {expected}, got {}", describe(v)));
+        }
+        items
+    }
+
+    /// The keys of this section that no getter asked for yet, each read as a named
+    /// section by `f` (for sections whose named entries sit beside their own settings).
+    fn rest_sections<T>(
+        &mut self,
+        name_ok: fn(&str) -> bool,
+        name_rule: &str,
+        mut f: impl FnMut(&str, &mut Reader<'a>) -> T,
+    ) -> BTreeMap<String, T> {
+        let mut out = BTreeMap::new();
+        if self.probe {
+            let _ = self.section("*", |r| f("*", r));
+            return out;
+        }
+        let names: Vec<String> =
+            self.map.into_iter().flatten().map(|(k, _)| k.clone()).filter(|k| !self.asked.contains(k)).collect();
+        for name in names {
+            if SECRET_VARS.iter().any(|(k, _)| *k == name) {
+                continue;
+            }
+            if !name_ok(&name) {
+                self.asked.push(name.clone());
+                self.error(&name, format!("invalid name: {name_rule}"));
+                continue;
+            }
+            let item = self.section(&name, |r| f(&name, r));
+            out.insert(name, item);
+        }
+        out
+    }
+
     /// One of a fixed set of names.
     fn opt_choice<T: Copy>(&mut self, key: &str, choices: &[(&str, T)]) -> Option<T> {
         let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
@@ -803,6 +1031,8 @@ fn read_config(r: &mut Reader<'_>) -> Config {
         server: r.section("server", read_server),
         supervision: r.section("supervision", read_supervision),
         ai: r.section("ai", read_ai),
+        circuit_breakers: r.section("circuit_breakers", read_circuit_breakers),
+        llm: r.section("llm", read_llm),
         secrets: Secrets::default(),
     }
 }
@@ -902,6 +1132,101 @@ fn read_ai(r: &mut Reader<'_>) -> AiConfig {
         max_nodes: r.u64("max_nodes", d.max_nodes, 1000..=100_000_000),
         think_delay_ms: r.u64("think_delay_ms", d.think_delay_ms, 0..=10_000),
     }
+}
+
+fn breaker_name_ok(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+fn read_circuit_breakers(r: &mut Reader<'_>) -> CircuitBreakersConfig {
+    let d = CircuitBreakersConfig::default();
+    let enabled = r.bool("enabled", d.enabled);
+    let default_failure_threshold = r.u32("default_failure_threshold", d.default_failure_threshold, 1..=1000);
+    let default_timeout = r.opt_f64("default_timeout", 0.1..=3600.0).unwrap_or(d.default_timeout);
+    let base = BreakerSettings::with_defaults(default_failure_threshold, default_timeout);
+    let from_file = r.rest_sections(
+        breaker_name_ok,
+        "breaker names use only lowercase letters, digits and _ ([a-z0-9_]+), at most 64",
+        |_, r| read_breaker(r, &base),
+    );
+    let mut breakers = d.breakers;
+    breakers.extend(from_file);
+    CircuitBreakersConfig { enabled, default_failure_threshold, default_timeout, breakers }
+}
+
+fn read_breaker(r: &mut Reader<'_>, base: &BreakerSettings) -> BreakerSettings {
+    let timeout_secs = r.opt_f64("timeout", 0.1..=3600.0).unwrap_or(base.timeout_secs);
+    let window = r.u32("failure_rate_window_calls", base.failure_rate_window_calls, 2..=10_000);
+    let b = BreakerSettings {
+        enabled: r.bool("enabled", base.enabled),
+        failure_threshold: r.u32("failure_threshold", base.failure_threshold, 1..=1000),
+        timeout_secs,
+        timeout_max_secs: r.opt_f64("timeout_max", 0.1..=86_400.0).unwrap_or(timeout_secs),
+        timeout_multiplier: r.opt_f64("timeout_multiplier", 1.0..=10.0).unwrap_or(base.timeout_multiplier),
+        jitter: r.opt_f64("jitter", 0.0..=1.0).unwrap_or(base.jitter),
+        failure_rate_threshold_pct: r.opt_f64("failure_rate_threshold_pct", 1.0..=100.0),
+        failure_rate_window_calls: window,
+        failure_rate_min_calls: r.u32("failure_rate_min_calls", base.failure_rate_min_calls.min(window), 1..=10_000),
+        slow_call_ms: r.opt_u64("slow_call_ms", 1..=600_000),
+        call_timeout_ms: r.u64("call_timeout_ms", base.call_timeout_ms, 1..=600_000),
+        half_open_max_probes: r.u32("half_open_max_probes", base.half_open_max_probes, 1..=100),
+        half_open_successes: r.u32("half_open_successes", base.half_open_successes, 1..=100),
+        operations: r.opt_strings("operations", 100, 64).unwrap_or_default(),
+    };
+    if r.valid("timeout") && r.valid("timeout_max") && b.timeout_max_secs < b.timeout_secs {
+        r.error(
+            "timeout_max",
+            format!("must be at least timeout ({} s), got {} s", b.timeout_secs, b.timeout_max_secs),
+        );
+    }
+    if r.valid("failure_rate_window_calls")
+        && r.valid("failure_rate_min_calls")
+        && b.failure_rate_min_calls > b.failure_rate_window_calls
+    {
+        r.error(
+            "failure_rate_min_calls",
+            format!(
+                "must be at most failure_rate_window_calls ({}), got {}",
+                b.failure_rate_window_calls, b.failure_rate_min_calls
+            ),
+        );
+    }
+    b
+}
+
+fn read_llm(r: &mut Reader<'_>) -> LlmConfig {
+    let d = LlmConfig::default();
+    let llm = LlmConfig {
+        base_url: r.string("base_url", &d.base_url, 2048),
+        model: r.string("model", &d.model, 200),
+        timeout_ms: r.u64("timeout_ms", d.timeout_ms, 100..=60_000),
+        max_tokens: r.u32("max_tokens", d.max_tokens, 1..=1000),
+        temperature: r.opt_f64("temperature", 0.0..=2.0).unwrap_or(d.temperature),
+        system_prompt: r.string("system_prompt", &d.system_prompt, 4000),
+        canned_lines: r.opt_strings("canned_lines", 200, 280).unwrap_or(d.canned_lines),
+        comment_probability: r.opt_f64("comment_probability", 0.0..=1.0).unwrap_or(d.comment_probability),
+    };
+    if r.valid("base_url") && !llm.base_url.is_empty() {
+        let url = llm.base_url.trim_end_matches('/');
+        let rest = url.strip_prefix("http://");
+        if url.starts_with("https://") {
+            r.error(
+                "base_url",
+                "https is not supported by this build yet; point it at an http:// endpoint (e.g. a local proxy)",
+            );
+        } else if rest.is_none_or(|h| h.is_empty() || h.contains(char::is_whitespace)) {
+            r.error(
+                "base_url",
+                format!("expected an http:// URL such as http://127.0.0.1:8089, got {:?}", llm.base_url),
+            );
+        }
+    }
+    if r.valid("model") && llm.model.trim().is_empty() {
+        r.error("model", "must not be empty");
+    }
+    llm
 }
 
 #[cfg(test)]
@@ -1305,5 +1630,92 @@ ai:
         assert_eq!(e.errors.len(), 1);
         assert_eq!(e.errors[0].path, "/nonexistent/rampart.yaml");
         assert!(e.errors[0].message.contains("cannot read"), "{e}");
+    }
+    #[test]
+    fn breakers_accept_the_plan_schema_and_our_keys() {
+        let c = ok("circuit_breakers:\n  enabled: false\n  default_failure_threshold: 7\n  default_timeout: 12\n  database:\n    failure_threshold: 4\n    operations: [save_player]\n  file_system:\n    timeout: 2.5\n    slow_call_ms: 300\n    failure_rate_threshold_pct: 50\n");
+        let cb = &c.circuit_breakers;
+        assert!(!cb.enabled);
+        assert_eq!(cb.breakers["database"].failure_threshold, 4);
+        assert_eq!(cb.breakers["database"].timeout_secs, 12.0, "missing keys come from the section defaults");
+        assert_eq!(cb.breakers["database"].operations, vec!["save_player".to_owned()]);
+        assert_eq!(cb.breakers["file_system"].failure_threshold, 7);
+        assert_eq!(cb.breakers["file_system"].timeout_secs, 2.5);
+        assert_eq!(cb.breakers["file_system"].slow_call_ms, Some(300));
+        assert_eq!(cb.breakers["file_system"].failure_rate_threshold_pct, Some(50.0));
+        for name in BUILT_IN_BREAKERS {
+            assert!(cb.breakers.contains_key(name), "{name} always exists");
+        }
+        assert_eq!(cb.breakers["messaging"], CircuitBreakersConfig::default().breakers["messaging"]);
+    }
+
+    #[test]
+    fn breakers_reject_every_bad_value_with_its_path() {
+        let e = errs("circuit_breakers:\n  enabled: maybe\n  default_failure_threshold: 0\n  default_timeout: 0\n  Bad-Name: {}\n  llm:\n    failure_threshold: 0\n    timeout: 5\n    timeout_max: 1\n    timeout_multiplier: 20\n    jitter: 2\n    failure_rate_threshold_pct: 0\n    failure_rate_window_calls: 5\n    failure_rate_min_calls: 9\n    slow_call_ms: 0\n    call_timeout_ms: 0\n    half_open_max_probes: 0\n    half_open_successes: 101\n    operations: [\"\"]\n    surprise: 1\n  database: 3\n");
+        let paths: Vec<&str> = e.errors.iter().map(|x| x.path.as_str()).collect();
+        for p in [
+            "circuit_breakers.enabled",
+            "circuit_breakers.default_failure_threshold",
+            "circuit_breakers.default_timeout",
+            "circuit_breakers.Bad-Name",
+            "circuit_breakers.llm.failure_threshold",
+            "circuit_breakers.llm.timeout_max",
+            "circuit_breakers.llm.timeout_multiplier",
+            "circuit_breakers.llm.jitter",
+            "circuit_breakers.llm.failure_rate_threshold_pct",
+            "circuit_breakers.llm.failure_rate_min_calls",
+            "circuit_breakers.llm.slow_call_ms",
+            "circuit_breakers.llm.call_timeout_ms",
+            "circuit_breakers.llm.half_open_max_probes",
+            "circuit_breakers.llm.half_open_successes",
+            "circuit_breakers.llm.operations",
+            "circuit_breakers.llm.surprise",
+            "circuit_breakers.database",
+        ] {
+            assert!(paths.contains(&p), "{p} missing from:\n{e}");
+        }
+        assert_eq!(e.errors.len(), 17, "{e}");
+    }
+
+    #[test]
+    fn llm_section_is_read_and_checked() {
+        let c = ok("llm:\n  base_url: http://127.0.0.1:8089\n  model: m\n  timeout_ms: 500\n  canned_lines: [hi]\n");
+        assert_eq!(c.llm.base_url, "http://127.0.0.1:8089");
+        assert_eq!(c.llm.canned_lines, vec!["hi".to_owned()]);
+        let e = errs("llm:\n  base_url: ftp://x\n  model: \"\"\n  timeout_ms: 5\n  max_tokens: 0\n  temperature: 3\n  canned_lines: []\n  comment_probability: 2\n  api_key: sk-123\n");
+        let paths: Vec<&str> = e.errors.iter().map(|x| x.path.as_str()).collect();
+        for p in [
+            "llm.base_url",
+            "llm.model",
+            "llm.timeout_ms",
+            "llm.max_tokens",
+            "llm.temperature",
+            "llm.comment_probability",
+            "llm.api_key",
+        ] {
+            assert!(paths.contains(&p), "{p} missing from:\n{e}");
+        }
+        assert!(!e.to_string().contains("sk-123"), "a secret is never echoed");
+        let e = errs("llm:\n  base_url: https://api.example.com\n");
+        assert!(e.to_string().contains("https"), "{e}");
+    }
+
+    #[test]
+    fn llm_key_and_breaker_overrides_come_from_the_environment() {
+        let c = Config::from_yaml_str(
+            "",
+            &env(&[
+                ("RAMPART_LLM_API_KEY", "sk-secret"),
+                ("RAMPART__CIRCUIT_BREAKERS__LLM__FAILURE_THRESHOLD", "9"),
+                ("RAMPART__CIRCUIT_BREAKERS__ENABLED", "false"),
+                ("RAMPART__LLM__BASE_URL", "http://127.0.0.1:9"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(c.secrets.llm_api_key.as_ref().map(Secret::expose), Some("sk-secret"));
+        assert!(!format!("{c:?}").contains("sk-secret"));
+        assert_eq!(c.circuit_breakers.breakers["llm"].failure_threshold, 9);
+        assert!(!c.circuit_breakers.enabled);
+        assert_eq!(c.llm.base_url, "http://127.0.0.1:9");
     }
 }
