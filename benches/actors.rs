@@ -8,9 +8,11 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use criterion::{criterion_group, criterion_main, Criterion};
+use rampart::breaker::{BreakerConfig, CircuitBreaker};
 use rampart::config::{Config, RestartStrategy};
 use rampart::game::{Connect4, Rules, Seat};
 use rampart::ids::{ConnId, GameId, PlayerToken};
+use rampart::llm::LlmClient;
 use rampart::metrics::Metrics;
 use rampart::protocol::{GameStatus, GameSummary, PlayersView};
 use rampart::store::{MemoryStore, SnapshotStore};
@@ -41,6 +43,12 @@ fn env() -> Arc<GameEnv> {
         ai: config.ai.clone(),
         store,
         metrics: Arc::new(Metrics::default()),
+        llm: Arc::new(LlmClient::new(
+            config.llm.clone(),
+            None,
+            CircuitBreaker::new("llm", BreakerConfig { enabled: false, ..BreakerConfig::default() }),
+            280,
+        )),
     })
 }
 
@@ -63,7 +71,7 @@ fn new_game() -> (Arc<GameCell>, Arc<Snapshot>) {
         restarts: 0,
         created_at: String::new(),
     };
-    (Arc::new(GameCell::new(id, "connect4", 0, summary)), snapshot)
+    (Arc::new(GameCell::new(id, "connect4", 0, summary, snapshot.clone())), snapshot)
 }
 
 /// Starts a game actor under actix's Supervisor on the current arbiter.

@@ -14,9 +14,11 @@
 //! resolves: `main` passes a signal, tests pass their own trigger.
 
 pub mod admission;
+pub mod breaker;
 pub mod config;
 pub mod game;
 pub mod ids;
+pub mod llm;
 pub mod metrics;
 pub mod protocol;
 pub mod store;
@@ -33,9 +35,11 @@ use actix::prelude::*;
 use actix_web::{web as aweb, App, HttpServer};
 
 use crate::admission::{AdmissionController, StartDraining};
+use crate::breaker::registry::{BreakerRegistry, Breakers};
 use crate::config::Config;
+use crate::llm::LlmClient;
 use crate::metrics::Metrics;
-use crate::store::{MemoryStore, SnapshotStore};
+use crate::store::{GuardedStore, MemoryStore, SnapshotStore};
 use crate::supervision::registry::Registry;
 use crate::supervision::supervisor::{GameSupervisor, ShutdownGames};
 use crate::web::session::SessionLimits;
@@ -80,8 +84,20 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::default());
     let registry = Arc::new(Registry::default());
-    let store: Arc<dyn SnapshotStore> = Arc::new(MemoryStore::default());
-    let supervisor = GameSupervisor::new(config.clone(), registry.clone(), store, metrics.clone()).start();
+    // Every breaker the server calls through is looked up now: a missing name stops the start.
+    let breaker_registry = BreakerRegistry.start();
+    let llm_off: &[&str] = if config.llm.base_url.is_empty() { &["llm"] } else { &[] };
+    let breakers = Breakers::build(&config.circuit_breakers, llm_off, breaker_registry.recipient());
+    let breaker = |name: &str| breakers.get(name).map_err(std::io::Error::other);
+    let store: Arc<dyn SnapshotStore> = Arc::new(GuardedStore::new(MemoryStore::default(), breaker("database")?));
+    let _messaging = breaker("messaging")?; // wraps event publishing once the lobby stream exists
+    let llm = Arc::new(LlmClient::new(
+        config.llm.clone(),
+        config.secrets.llm_api_key.clone(),
+        breaker("llm")?,
+        config.server.max_chat_chars as usize,
+    ));
+    let supervisor = GameSupervisor::new(config.clone(), registry.clone(), store, metrics.clone(), llm).start();
     let admission = AdmissionController::new(supervisor.clone()).start();
     let state = aweb::Data::new(AppState {
         config: config.clone(),
@@ -90,6 +106,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
         supervisor: supervisor.clone(),
         admission: admission.clone(),
         limits: Arc::new(session_limits(&config)),
+        breakers,
         draining: AtomicBool::new(false),
         started: Instant::now(),
     });

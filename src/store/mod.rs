@@ -1,23 +1,36 @@
 //! Stores: each storage concern is a small trait with an embedded implementation (the
 //! default, so `make run` needs nothing); the Redis backends come with the admission work.
-//! For now the one concern is game snapshots.
+//! Every store call goes through the "database" circuit breaker ([`GuardedStore`]), so a
+//! failing backend is refused fast and the game goes on.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use crate::breaker::{BreakerError, CircuitBreaker, Outcome};
 use crate::ids::GameId;
 use crate::supervision::snapshot::Snapshot;
+
+/// Why a store call did not happen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The backend failed (connection, timeout, protocol).
+    #[error("the store failed: {0}")]
+    Backend(String),
+    /// The database breaker is open: the call was not attempted.
+    #[error("the store is unavailable (database breaker {0})")]
+    Unavailable(&'static str),
+}
 
 /// Where each game's last good snapshot lives, outside its actor, so a game can be resumed
 /// on another arbiter (or, with Redis, another process). Calls never block on the network:
 /// a remote backend queues writes.
 pub trait SnapshotStore: Send + Sync + 'static {
     /// Records a game's latest good state, replacing the previous one.
-    fn save(&self, snapshot: Arc<Snapshot>);
+    fn save(&self, snapshot: Arc<Snapshot>) -> Result<(), StoreError>;
     /// The latest saved state of a game.
-    fn load(&self, id: &GameId) -> Option<Arc<Snapshot>>;
+    fn load(&self, id: &GameId) -> Result<Option<Arc<Snapshot>>, StoreError>;
     /// Forgets a game.
-    fn remove(&self, id: &GameId);
+    fn remove(&self, id: &GameId) -> Result<(), StoreError>;
 }
 
 /// The embedded snapshot store: a map in this process, sharded to keep contention low.
@@ -40,13 +53,49 @@ impl MemoryStore {
 }
 
 impl SnapshotStore for MemoryStore {
-    fn save(&self, snapshot: Arc<Snapshot>) {
+    fn save(&self, snapshot: Arc<Snapshot>) -> Result<(), StoreError> {
         self.shard(&snapshot.game_id).insert(snapshot.game_id.clone(), snapshot);
+        Ok(())
     }
-    fn load(&self, id: &GameId) -> Option<Arc<Snapshot>> {
-        self.shard(id).get(id).cloned()
+    fn load(&self, id: &GameId) -> Result<Option<Arc<Snapshot>>, StoreError> {
+        Ok(self.shard(id).get(id).cloned())
     }
-    fn remove(&self, id: &GameId) {
+    fn remove(&self, id: &GameId) -> Result<(), StoreError> {
         self.shard(id).remove(id);
+        Ok(())
+    }
+}
+
+/// A store whose every call goes through a circuit breaker (the "database" one).
+pub struct GuardedStore<S> {
+    inner: S,
+    breaker: CircuitBreaker,
+}
+
+impl<S: SnapshotStore> GuardedStore<S> {
+    /// Wraps `inner` with `breaker`.
+    pub fn new(inner: S, breaker: CircuitBreaker) -> Self {
+        GuardedStore { inner, breaker }
+    }
+
+    fn guarded<T>(&self, f: impl FnOnce(&S) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let outcome = |r: &Result<T, StoreError>| if r.is_ok() { Outcome::Success } else { Outcome::Failure };
+        self.breaker.call_sync(|| f(&self.inner), outcome).map_err(|e| match e {
+            BreakerError::Inner(e) => e,
+            BreakerError::Rejected { state, .. } => StoreError::Unavailable(state.as_str()),
+            BreakerError::Timeout { after_ms } => StoreError::Backend(format!("timed out after {after_ms} ms")),
+        })
+    }
+}
+
+impl<S: SnapshotStore> SnapshotStore for GuardedStore<S> {
+    fn save(&self, snapshot: Arc<Snapshot>) -> Result<(), StoreError> {
+        self.guarded(|s| s.save(snapshot))
+    }
+    fn load(&self, id: &GameId) -> Result<Option<Arc<Snapshot>>, StoreError> {
+        self.guarded(|s| s.load(id))
+    }
+    fn remove(&self, id: &GameId) -> Result<(), StoreError> {
+        self.guarded(|s| s.remove(id))
     }
 }

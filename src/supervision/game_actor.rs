@@ -15,6 +15,7 @@ use crate::config::RestartPolicyConfig;
 use crate::game::ai::{self, SearchBudget};
 use crate::game::{Connect4, Outcome, Rules, Seat};
 use crate::ids::{incident_id, monotonic_ms, now_rfc3339, ConnId, PlayerToken};
+use crate::llm::{ChatContext, ChatEvent, LlmClient};
 use crate::metrics::{Metrics, RestartReason};
 use crate::protocol::{
     ChatFrom, ErrorBody, ErrorCode, GameStatus, GameSummary, GameView, PlayerView, PlayersView, ServerFrame,
@@ -53,6 +54,8 @@ pub struct GameEnv {
     pub store: Arc<dyn SnapshotStore>,
     /// Server metrics.
     pub metrics: Arc<Metrics>,
+    /// How the AI player talks (canned lines when no LLM is configured).
+    pub llm: Arc<LlmClient>,
 }
 
 /// How an incarnation begins.
@@ -172,6 +175,9 @@ pub struct GameActor {
     pending_failure: Option<RestartReason>,
     restarting_until: Option<Instant>,
     ai_in_flight: bool,
+    llm_in_flight: bool,
+    /// What a human said while a request was in flight: answered when it returns.
+    llm_pending: Option<ChatEvent>,
     armed_fault: bool,
     rng: fastrand::Rng,
 }
@@ -193,6 +199,8 @@ impl GameActor {
             pending_failure: None,
             restarting_until: None,
             ai_in_flight: false,
+            llm_in_flight: false,
+            llm_pending: None,
             armed_fault: false,
             rng: fastrand::Rng::new(),
         }
@@ -249,6 +257,8 @@ impl GameActor {
         };
         self.state = (*self.last_good).clone();
         self.ai_in_flight = false;
+        self.llm_in_flight = false;
+        self.llm_pending = None;
         match decision {
             Decision::GiveUp { restarts_in_window } => self.close_failed(restarts_in_window),
             Decision::Restart { attempt, delay } => {
@@ -377,7 +387,11 @@ impl GameActor {
     fn commit(&mut self) {
         let snapshot = Arc::new(self.state.clone());
         self.last_good = snapshot.clone();
-        self.env.store.save(snapshot);
+        self.cell.set_snapshot(snapshot.clone());
+        if let Err(e) = self.env.store.save(snapshot) {
+            // The game goes on; the next change saves the then-latest state again.
+            tracing::debug!(game_id = %self.cell.id, "could not save the snapshot: {e}");
+        }
         self.broadcast_state();
     }
 
@@ -429,7 +443,12 @@ impl GameActor {
                 }
             }
             Action::Chat(text) => {
-                self.broadcast(&ServerFrame::Chat { from: ChatFrom::from(seat), text, at: now_rfc3339() });
+                self.broadcast(&ServerFrame::Chat {
+                    from: ChatFrom::from(seat),
+                    text: text.clone(),
+                    at: now_rfc3339(),
+                });
+                self.ai_chat(ctx, ChatEvent::HumanSaid { text });
             }
             Action::Resign => match self.state.board.resign(seat) {
                 Ok(board) => {
@@ -484,6 +503,61 @@ impl GameActor {
         }));
     }
 
+    /// The AI says something about `event`: through the LLM when one is configured, off the
+    /// actor and through the llm breaker, at most one request in flight; when the LLM is
+    /// off, open or failing it answers a human with a canned line and otherwise stays
+    /// silent. Moves never wait for any of this.
+    fn ai_chat(&mut self, ctx: &mut Context<Self>, event: ChatEvent) {
+        if self.failed || !self.state.vs_ai() {
+            return;
+        }
+        let answer_needed = matches!(event, ChatEvent::HumanSaid { .. });
+        let llm = self.env.llm.clone();
+        if !llm.enabled() {
+            if answer_needed {
+                self.say_canned();
+            }
+            return;
+        }
+        if self.llm_in_flight {
+            // One request per game at a time: a human's words wait for it (the latest
+            // wins); the AI's own remarks are simply skipped.
+            if answer_needed {
+                self.llm_pending = Some(event);
+            }
+            return;
+        }
+        self.llm_in_flight = true;
+        let context = ChatContext {
+            board: board_text(&self.state.board),
+            moves: self.state.board.moves(),
+            opponent: self.state.seat(Seat::Red).map_or_else(|| "your opponent".to_owned(), |r| r.name.clone()),
+            event,
+        };
+        let request = async move { llm.chat(&context).await };
+        ctx.spawn(request.into_actor(self).map(move |result, act, ctx| {
+            act.llm_in_flight = false;
+            let _ = act.guarded(ctx, |act, _| match result {
+                Ok(text) => act.broadcast(&ServerFrame::Chat { from: ChatFrom::Ai, text, at: now_rfc3339() }),
+                Err(e) => {
+                    tracing::debug!(game_id = %act.cell.id, "the AI's LLM line failed; falling back: {e}");
+                    if answer_needed {
+                        act.say_canned();
+                    }
+                }
+            });
+            if let Some(next) = act.llm_pending.take() {
+                act.ai_chat(ctx, next);
+            }
+        }));
+    }
+
+    fn say_canned(&mut self) {
+        if let Some(text) = self.env.llm.canned_line(&mut self.rng) {
+            self.broadcast(&ServerFrame::Chat { from: ChatFrom::Ai, text, at: now_rfc3339() });
+        }
+    }
+
     fn apply_ai_move(&mut self, ctx: &mut Context<Self>, expected_moves: u32, column: Option<u8>) {
         if self.failed || self.state.board.moves() != expected_moves {
             return;
@@ -496,12 +570,34 @@ impl GameActor {
                 self.state.board = board;
                 self.commit();
                 self.schedule_ai(ctx);
+                if self.rng.f64() < self.env.llm.comment_probability() {
+                    self.ai_chat(ctx, ChatEvent::AiMoved { column });
+                }
             }
             Err(e) => {
                 tracing::error!(game_id = %self.cell.id, column, "the AI chose an illegal move: {e}")
             }
         }
     }
+}
+
+/// The board as text for the LLM, top row first: `R`, `Y`, `.`.
+fn board_text(board: &Connect4) -> String {
+    let columns = board.columns();
+    (0..6)
+        .rev()
+        .map(|row| {
+            columns
+                .iter()
+                .map(|c| match c.get(row) {
+                    Some(Seat::Red) => 'R',
+                    Some(Seat::Yellow) => 'Y',
+                    None => '.',
+                })
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 impl Actor for GameActor {

@@ -14,7 +14,7 @@ use crate::ids::{ConnId, GameId};
 use crate::protocol::GameSummary;
 use crate::supervision::game_actor::{GameActor, ToSession};
 use crate::supervision::policy::RestartLedger;
-use crate::supervision::snapshot::seat_index;
+use crate::supervision::snapshot::{seat_index, Snapshot};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -60,13 +60,16 @@ pub struct GameCell {
     /// Restarts within the policy window, per game.
     pub ledger: Mutex<RestartLedger>,
     summary: Mutex<GameSummary>,
+    /// The last good snapshot, published by the actor after each change, so a game whose
+    /// arbiter is lost resumes without asking the (possibly unreachable) store.
+    snapshot: Mutex<Arc<Snapshot>>,
     /// `monotonic_ms()` when the game ended (won, draw, failed), 0 while live.
     pub ended_at_ms: AtomicU64,
 }
 
 impl GameCell {
     /// A cell for a new game, not yet bound to an actor.
-    pub fn new(id: GameId, kind: &'static str, arbiter: usize, summary: GameSummary) -> Self {
+    pub fn new(id: GameId, kind: &'static str, arbiter: usize, summary: GameSummary, snapshot: Arc<Snapshot>) -> Self {
         GameCell {
             id,
             kind,
@@ -78,6 +81,7 @@ impl GameCell {
             routes: Mutex::new([None, None]),
             ledger: Mutex::new(RestartLedger::default()),
             summary: Mutex::new(summary),
+            snapshot: Mutex::new(snapshot),
             ended_at_ms: AtomicU64::new(0),
         }
     }
@@ -137,6 +141,14 @@ impl GameCell {
     /// The lobby summary.
     pub fn summary(&self) -> GameSummary {
         lock(&self.summary).clone()
+    }
+    /// The last good snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        lock(&self.snapshot).clone()
+    }
+    /// Publishes a new last good snapshot.
+    pub fn set_snapshot(&self, snapshot: Arc<Snapshot>) {
+        *lock(&self.snapshot) = snapshot;
     }
     /// Replaces the lobby summary.
     pub fn set_summary(&self, summary: GameSummary) {

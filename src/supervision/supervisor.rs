@@ -16,6 +16,7 @@ use actix::prelude::*;
 use crate::config::Config;
 use crate::game::{Connect4, Rules, Seat};
 use crate::ids::{monotonic_ms, now_rfc3339, GameId, PlayerToken};
+use crate::llm::LlmClient;
 use crate::metrics::Metrics;
 use crate::protocol::{ErrorBody, GameStatus, GameSummary, Opponent, PlayerView, PlayersView, SeatGrant};
 use crate::store::SnapshotStore;
@@ -89,6 +90,7 @@ impl GameSupervisor {
         registry: Arc<Registry>,
         store: Arc<dyn SnapshotStore>,
         metrics: Arc<Metrics>,
+        llm: Arc<LlmClient>,
     ) -> Self {
         let count = match config.server.game_arbiters {
             0 => std::thread::available_parallelism().map_or(2, usize::from),
@@ -99,6 +101,7 @@ impl GameSupervisor {
             ai: config.ai.clone(),
             store: store.clone(),
             metrics: metrics.clone(),
+            llm,
         });
         GameSupervisor {
             config,
@@ -129,7 +132,9 @@ impl GameSupervisor {
             seats: [Some(human), yellow],
             created_at: now_rfc3339(),
         });
-        self.store.save(snapshot.clone());
+        if let Err(e) = self.store.save(snapshot.clone()) {
+            tracing::warn!(game_id = %id, "could not save the new game's first snapshot; it starts anyway: {e}");
+        }
         let player = |name: &str, ai| Some(PlayerView { name: name.to_owned(), connected: ai, ai });
         let summary = GameSummary {
             game_id: id.to_string(),
@@ -145,7 +150,7 @@ impl GameSupervisor {
         };
         let slot = self.next_slot % self.slots.len();
         self.next_slot = self.next_slot.wrapping_add(1);
-        let cell = Arc::new(GameCell::new(id.clone(), Connect4::KIND, slot, summary));
+        let cell = Arc::new(GameCell::new(id.clone(), Connect4::KIND, slot, summary, snapshot.clone()));
         self.registry.insert(cell.clone());
         self.spawn(&cell, snapshot, StartMode::Fresh, slot);
         Ok(SeatGrant { game_id: id.to_string(), seat: Seat::Red, player_token: token.expose().to_owned() })
@@ -194,11 +199,7 @@ impl GameSupervisor {
         for cell in cells.iter().filter(|c| c.arbiter.load(Ordering::Acquire) == slot) {
             let busy = cell.busy_since_ms.swap(0, Ordering::AcqRel);
             cell.generation.fetch_add(1, Ordering::AcqRel);
-            let Some(snapshot) = self.store.load(&cell.id) else {
-                tracing::error!(game_id = %cell.id, "no snapshot to resume a moved game from; removing it");
-                self.remove(cell);
-                continue;
-            };
+            let snapshot = cell.snapshot();
             let mode = if cell.run_state() == RunState::Failed {
                 StartMode::Tombstone
             } else if busy != 0 {
@@ -218,7 +219,9 @@ impl GameSupervisor {
     fn remove(&self, cell: &Arc<GameCell>) {
         self.metrics.game_removed();
         self.registry.remove(&cell.id);
-        self.store.remove(&cell.id);
+        if let Err(e) = self.store.remove(&cell.id) {
+            tracing::debug!(game_id = %cell.id, "could not remove the snapshot of a removed game: {e}");
+        }
         cell.clear_addr();
     }
 

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::admission::{AdmissionController, Admit};
+use crate::breaker::registry::Breakers;
 use crate::config::Config;
 use crate::ids::GameId;
 use crate::metrics::Metrics;
@@ -39,6 +40,8 @@ pub struct AppState {
     pub admission: Addr<AdmissionController>,
     /// Socket limits.
     pub limits: Arc<SessionLimits>,
+    /// Every named circuit breaker.
+    pub breakers: Breakers,
     /// Set once shutdown begins.
     pub draining: AtomicBool,
     /// When the server started.
@@ -265,13 +268,24 @@ async fn health(state: State) -> HttpResponse {
         Some(_) if lost > 0 => "degraded",
         Some(_) => "ok",
     };
+    let open = state.breakers.open();
+    let breaker_status = if open.is_empty() { "ok" } else { "degraded" };
     let status = if draining {
         "draining"
-    } else if arbiter_status != "ok" {
+    } else if arbiter_status != "ok" || breaker_status != "ok" {
         "degraded"
     } else {
         "healthy"
     };
+    let breakers: Value = state
+        .breakers
+        .describe_all()
+        .into_iter()
+        .map(|b| {
+            (b["name"].as_str().unwrap_or_default().to_owned(), json!({"state": b["state"], "enabled": b["enabled"]}))
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into();
     let body = json!({
         "status": status,
         "checks": {
@@ -281,6 +295,12 @@ async fn health(state: State) -> HttpResponse {
                 "running": arbiters.map_or(0, |a| a.arbiters),
                 "lost": lost,
                 "detail": if lost > 0 { "a hung game held a thread that was abandoned; restart the process when convenient" } else { "all game threads answer the watchdog" },
+            },
+            "circuit_breakers": {
+                "status": breaker_status,
+                "open": open,
+                "breakers": breakers,
+                "detail": if open.is_empty() { "every dependency answers" } else { "a dependency is failing: the features that need it fall back until its breaker closes" },
             },
         },
         "uptime_secs": state.started.elapsed().as_secs(),
@@ -294,7 +314,64 @@ async fn health(state: State) -> HttpResponse {
 }
 
 async fn metrics(state: State) -> HttpResponse {
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(state.metrics.render())
+    let mut text = state.metrics.render();
+    state.breakers.render_prometheus(&mut text);
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(text)
+}
+
+async fn breakers_health(state: State) -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "breakers": state.breakers.describe_all() }))
+}
+
+fn unknown_breaker(name: &str) -> ErrorBody {
+    ErrorBody::new(ErrorCode::NotFound, format!("no circuit breaker named {name:?}")).with("name", json!(name))
+}
+
+async fn breaker_health(state: State, path: web::Path<String>) -> HttpResponse {
+    match state.breakers.describe(&path) {
+        Some(b) => HttpResponse::Ok().json(b),
+        None => state.error(unknown_breaker(&path)),
+    }
+}
+
+async fn breakers_metrics(state: State) -> HttpResponse {
+    HttpResponse::Ok().json(state.breakers.metrics_json())
+}
+
+/// Body of `POST /api/v1/admin/breakers/{name}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BreakerActionBody {
+    action: String,
+}
+
+async fn breaker_action(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> HttpResponse {
+    let result = async {
+        authorize(&state, &req)?;
+        let body: BreakerActionBody = shape(read_json(payload, state.limits.max_frame_bytes).await?)?;
+        let breaker = state.breakers.get(&path).map_err(|_| unknown_breaker(&path))?;
+        match body.action.as_str() {
+            "force_open" => breaker.force_open(),
+            "force_closed" => breaker.force_closed(),
+            "reset" => breaker.reset(),
+            _ => {
+                return Err(ErrorBody::validation("action", "action must be force_open, force_closed or reset")
+                    .with("allowed", json!(["force_open", "force_closed", "reset"])))
+            }
+        }
+        tracing::warn!(breaker = %path, action = %body.action, state = breaker.state().as_str(), "admin changed a circuit breaker");
+        Ok(state.breakers.describe(&path).unwrap_or_default())
+    }
+    .await;
+    match result {
+        Ok(body) => HttpResponse::Ok().json(body),
+        Err(e) => state.error(e),
+    }
 }
 
 async fn not_found(state: State) -> HttpResponse {
@@ -314,6 +391,12 @@ async fn app_js() -> HttpResponse {
 async fn style_css() -> HttpResponse {
     asset(include_str!("../../static/style.css"), "text/css; charset=utf-8")
 }
+async fn dashboard() -> HttpResponse {
+    asset(include_str!("../../static/dashboard.html"), "text/html; charset=utf-8")
+}
+async fn dashboard_js() -> HttpResponse {
+    asset(include_str!("../../static/dashboard.js"), "text/javascript; charset=utf-8")
+}
 
 /// Registers every route.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -327,7 +410,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/v1/games", web::get().to(list_games))
         .route("/api/v1/games/{id}", web::get().to(get_game))
         .route("/api/v1/games/{id}/join", web::post().to(join_game))
+        .route("/dashboard", web::get().to(dashboard))
+        .route("/dashboard", web::head().to(dashboard))
+        .route("/static/dashboard.js", web::get().to(dashboard_js))
+        .route("/static/dashboard.js", web::head().to(dashboard_js))
         .route("/api/v1/admin/games/{id}/fault", web::post().to(inject_fault))
+        .route("/api/v1/admin/breakers/{name}", web::post().to(breaker_action))
+        .route("/health/circuit-breakers", web::get().to(breakers_health))
+        .route("/health/circuit-breakers/{name}", web::get().to(breaker_health))
+        .route("/metrics/circuit-breakers", web::get().to(breakers_metrics))
         .route("/ws/games/{id}", web::get().to(game_socket))
         .route("/health", web::get().to(health))
         .route("/metrics", web::get().to(metrics))

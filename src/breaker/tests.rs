@@ -1,0 +1,461 @@
+//! The breaker's state machine, driven by hand (a manual clock, permits held and completed
+//! in any order), by proptest, by threads, and through its async API.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use proptest::prelude::*;
+
+use super::*;
+
+fn config(threshold: u32, open_secs: f64) -> BreakerConfig {
+    BreakerConfig {
+        failure_threshold: threshold,
+        open_secs,
+        open_max_secs: open_secs,
+        jitter: 0.0,
+        ..Default::default()
+    }
+}
+
+fn fail(b: &CircuitBreaker) {
+    b.try_acquire().expect("admitted").failure();
+}
+
+fn recorded(b: &CircuitBreaker) -> Arc<Mutex<Vec<(BreakerState, BreakerState)>>> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    b.set_listener(Arc::new(move |t: &Transition| s.lock().expect("test lock").push((t.from, t.to))));
+    seen
+}
+
+#[test]
+fn trips_after_consecutive_failures_and_a_success_resets_the_count() {
+    let (b, _clock) = CircuitBreaker::with_manual_clock("db", config(3, 10.0));
+    fail(&b);
+    fail(&b);
+    b.try_acquire().expect("admitted").success();
+    assert_eq!(b.metrics().consecutive_failures, 0);
+    fail(&b);
+    fail(&b);
+    assert_eq!(b.state(), BreakerState::Closed);
+    fail(&b);
+    assert_eq!(b.state(), BreakerState::Open);
+    let m = b.metrics();
+    assert_eq!((m.success, m.failure, m.transitions), (1, 5, 1));
+    assert_eq!(m.open_remaining_ms, Some(10_000));
+}
+
+#[test]
+fn open_rejects_without_calling_then_half_opens_and_closes_after_enough_probes() {
+    let (b, clock) = CircuitBreaker::with_manual_clock(
+        "llm",
+        BreakerConfig { half_open_max_probes: 2, half_open_successes_to_close: 2, ..config(1, 5.0) },
+    );
+    let seen = recorded(&b);
+    fail(&b);
+    let called = AtomicUsize::new(0);
+    let r = b.call_sync(
+        || {
+            called.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, ()>(())
+        },
+        |_| Outcome::Success,
+    );
+    assert_eq!(r, Err(BreakerError::Rejected { state: BreakerState::Open, retry_after_ms: Some(5000) }));
+    assert_eq!(called.load(Ordering::SeqCst), 0, "an open breaker never makes the call");
+    clock.advance(Duration::from_millis(4999));
+    assert!(b.try_acquire().is_err());
+    clock.advance(Duration::from_millis(1));
+    let p1 = b.try_acquire().expect("first probe");
+    let p2 = b.try_acquire().expect("second probe");
+    assert!(p1.is_probe() && p2.is_probe());
+    assert_eq!(b.state(), BreakerState::HalfOpen);
+    assert!(
+        matches!(b.try_acquire().err(), Some(BreakerError::Rejected { state: BreakerState::HalfOpen, .. })),
+        "a third probe waits"
+    );
+    p1.success();
+    assert_eq!(b.state(), BreakerState::HalfOpen, "one success of two");
+    p2.success();
+    assert_eq!(b.state(), BreakerState::Closed);
+    assert_eq!(b.metrics().rejected, 3);
+    let seen = seen.lock().expect("test lock").clone();
+    use BreakerState::*;
+    assert_eq!(seen, vec![(Closed, Open), (Open, HalfOpen), (HalfOpen, Closed)]);
+}
+
+#[test]
+fn a_failed_probe_reopens_for_longer_up_to_the_maximum() {
+    let (b, clock) = CircuitBreaker::with_manual_clock(
+        "llm",
+        BreakerConfig { open_max_secs: 3.0, open_multiplier: 2.0, ..config(1, 1.0) },
+    );
+    fail(&b);
+    for expected_ms in [2000, 3000, 3000] {
+        clock.advance(Duration::from_secs(10));
+        let probe = b.try_acquire().expect("probe");
+        probe.failure();
+        assert_eq!(b.state(), BreakerState::Open);
+        assert_eq!(b.metrics().open_remaining_ms, Some(expected_ms));
+    }
+    clock.advance(Duration::from_secs(10));
+    b.try_acquire().expect("probe").success();
+    fail(&b);
+    assert_eq!(b.metrics().open_remaining_ms, Some(1000), "closing resets the growth");
+}
+
+#[test]
+fn jitter_stays_within_its_fraction() {
+    for _ in 0..200 {
+        let (b, _clock) = CircuitBreaker::with_manual_clock("j", BreakerConfig { jitter: 0.2, ..config(1, 10.0) });
+        fail(&b);
+        let ms = b.metrics().open_remaining_ms.expect("open");
+        assert!((8000..=12000).contains(&ms), "{ms}");
+    }
+}
+
+#[test]
+fn a_cancelled_or_panicking_probe_frees_its_slot() {
+    let (b, clock) = CircuitBreaker::with_manual_clock("llm", config(1, 1.0));
+    fail(&b);
+    clock.advance(Duration::from_secs(1));
+    let probe = b.try_acquire().expect("probe");
+    assert!(b.try_acquire().is_err(), "the only slot is taken");
+    drop(probe); // a cancelled call
+    assert_eq!(b.metrics().probes_in_flight, 0);
+    assert_eq!(b.state(), BreakerState::HalfOpen, "a cancellation is not a verdict");
+    let b2 = b.clone();
+    let panicked = std::thread::spawn(move || {
+        let _probe = b2.try_acquire().expect("probe");
+        panic!("the probe's caller panics");
+    })
+    .join();
+    assert!(panicked.is_err());
+    assert_eq!(b.metrics().probes_in_flight, 0);
+    assert_eq!(b.state(), BreakerState::Open, "a panicking probe counts as a failure");
+}
+
+#[actix_rt::test]
+async fn a_dropped_probe_future_frees_its_slot() {
+    let (b, clock) = CircuitBreaker::with_manual_clock("llm", config(1, 1.0));
+    fail(&b);
+    clock.advance(Duration::from_secs(1));
+    let call = b.call(std::future::pending::<Result<(), ()>>(), |_| Outcome::Success);
+    let cut = tokio::time::timeout(Duration::from_millis(10), call).await;
+    assert!(cut.is_err(), "the caller gave up first");
+    assert_eq!(b.metrics().probes_in_flight, 0);
+    assert!(b.try_acquire().expect("the slot is free again").is_probe());
+}
+
+#[actix_rt::test]
+async fn the_call_timeout_cuts_a_hanging_call_and_counts_it() {
+    let b = CircuitBreaker::new("llm", BreakerConfig { call_timeout_ms: 20, ..config(2, 60.0) });
+    for _ in 0..2 {
+        let r = b.call(std::future::pending::<Result<(), ()>>(), |_| Outcome::Success).await;
+        assert_eq!(r, Err(BreakerError::Timeout { after_ms: 20 }));
+    }
+    assert_eq!(b.state(), BreakerState::Open);
+    let m = b.metrics();
+    assert_eq!((m.timeout, m.failure), (2, 0));
+    let (_, count, sum) = b.histogram();
+    assert_eq!(count, 2);
+    assert!(sum >= 0.04, "{sum}");
+}
+
+#[actix_rt::test]
+async fn ignored_outcomes_never_trip_and_a_fallback_answers_for_a_refusal() {
+    let b = CircuitBreaker::new("llm", config(1, 60.0));
+    let r = b.call(async { Err::<(), _>("bad request") }, |_| Outcome::Ignored).await;
+    assert_eq!(r, Err(BreakerError::Inner("bad request")));
+    assert_eq!(b.state(), BreakerState::Closed);
+    assert_eq!(b.metrics().ignored, 1);
+    let r = b.call_or_else(async { Err::<&str, _>("down") }, |_| Outcome::Failure, |_| "fallback").await;
+    assert_eq!(r, "fallback");
+    let r = b.call_or_else(async { Ok::<_, ()>("never made") }, |_| Outcome::Success, |_| "fallback").await;
+    assert_eq!(r, "fallback");
+    assert_eq!(b.metrics().rejected, 1);
+}
+
+#[test]
+fn slow_calls_count_as_failures_when_configured() {
+    let b = CircuitBreaker::new("db", BreakerConfig { slow_call_ms: Some(2), ..config(2, 60.0) });
+    for _ in 0..2 {
+        let r = b.call_sync(
+            || {
+                let start = Instant::now();
+                while start.elapsed() < Duration::from_millis(3) {
+                    std::hint::spin_loop();
+                }
+                Ok::<_, ()>(())
+            },
+            |_| Outcome::Success,
+        );
+        assert_eq!(r, Ok(()), "a slow call still returns its result");
+    }
+    let m = b.metrics();
+    assert_eq!((m.slow, m.failure, m.success), (2, 2, 0));
+    assert_eq!(b.state(), BreakerState::Open);
+}
+
+#[test]
+fn trips_on_the_failure_rate_once_the_window_holds_enough_calls() {
+    let rate = FailureRate { threshold_pct: 50.0, window_calls: 10, min_calls: 6 };
+    let (b, _clock) =
+        CircuitBreaker::with_manual_clock("db", BreakerConfig { failure_rate: Some(rate), ..config(100, 5.0) });
+    for i in 0..5 {
+        let p = b.try_acquire().expect("closed");
+        if i % 2 == 0 {
+            p.failure();
+        } else {
+            p.success();
+        }
+    }
+    assert_eq!(b.state(), BreakerState::Closed, "5 calls: under min_calls");
+    assert_eq!(b.metrics().failure_rate_pct, None);
+    b.try_acquire().expect("closed").success();
+    assert_eq!(b.metrics().failure_rate_pct, Some(50.0));
+    assert_eq!(b.state(), BreakerState::Closed, "only a failure trips");
+    fail(&b);
+    assert_eq!(b.state(), BreakerState::Open);
+}
+
+#[test]
+fn the_window_slides_old_failures_out() {
+    let rate = FailureRate { threshold_pct: 60.0, window_calls: 4, min_calls: 4 };
+    let (b, _clock) =
+        CircuitBreaker::with_manual_clock("db", BreakerConfig { failure_rate: Some(rate), ..config(100, 5.0) });
+    fail(&b);
+    fail(&b);
+    for _ in 0..4 {
+        b.try_acquire().expect("closed").success();
+    }
+    assert_eq!(b.metrics().failure_rate_pct, Some(0.0));
+    fail(&b);
+    fail(&b);
+    assert_eq!(b.state(), BreakerState::Closed, "2 of 4 = 50%");
+    fail(&b);
+    assert_eq!(b.state(), BreakerState::Open, "3 of 4 = 75%");
+}
+
+#[test]
+fn admin_forcing_and_reset() {
+    let (b, clock) = CircuitBreaker::with_manual_clock("db", config(1, 1.0));
+    b.force_open();
+    clock.advance(Duration::from_secs(3600));
+    assert_eq!(
+        b.try_acquire().err(),
+        Some(BreakerError::Rejected { state: BreakerState::Open, retry_after_ms: None }),
+        "forced open stays open"
+    );
+    assert_eq!(b.metrics().forced, Some(BreakerState::Open));
+    b.force_closed();
+    fail(&b);
+    fail(&b);
+    assert_eq!(b.state(), BreakerState::Closed, "forced closed never trips");
+    assert_eq!(b.metrics().consecutive_failures, 2);
+    b.reset();
+    assert_eq!(b.metrics().forced, None);
+    assert_eq!(b.metrics().consecutive_failures, 0);
+    fail(&b);
+    assert_eq!(b.state(), BreakerState::Open, "back to normal after a reset");
+}
+
+#[test]
+fn a_disabled_breaker_is_a_counting_pass_through() {
+    let b = CircuitBreaker::new("llm", BreakerConfig { enabled: false, ..config(1, 60.0) });
+    for _ in 0..10 {
+        assert!(b.call_sync(|| Err::<(), _>(()), |_| Outcome::Failure).is_err());
+    }
+    assert_eq!(b.state(), BreakerState::Closed);
+    assert_eq!(b.metrics().failure, 10);
+}
+
+#[test]
+fn threads_hammering_one_breaker_add_up() {
+    let b = CircuitBreaker::new("db", config(1_000_000, 60.0));
+    let threads = 4;
+    let per_thread = 20_000u64;
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let b = &b;
+            s.spawn(move || {
+                for i in 0..per_thread {
+                    let outcome = match (i + t) % 4 {
+                        0 => Outcome::Failure,
+                        1 => Outcome::Ignored,
+                        _ => Outcome::Success,
+                    };
+                    let _ = b.call_sync(|| Ok::<_, ()>(()), |_| outcome);
+                }
+            });
+        }
+    });
+    let m = b.metrics();
+    let total = per_thread * threads;
+    assert_eq!(m.success + m.failure + m.ignored + m.timeout + m.rejected, total);
+    assert_eq!(m.failure, total / 4);
+    assert_eq!(m.ignored, total / 4);
+    assert_eq!(b.state(), BreakerState::Closed);
+}
+
+#[test]
+fn threads_racing_to_trip_produce_one_transition_and_respect_the_probe_limit() {
+    let (b, clock) =
+        CircuitBreaker::with_manual_clock("db", BreakerConfig { half_open_max_probes: 3, ..config(5, 1.0) });
+    let seen = recorded(&b);
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for _ in 0..1000 {
+                    if let Ok(p) = b.try_acquire() {
+                        p.failure();
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(seen.lock().expect("test lock").len(), 1, "one closed → open transition");
+    clock.advance(Duration::from_secs(2));
+    let admitted = AtomicUsize::new(0);
+    let max_seen = AtomicUsize::new(0);
+    let in_flight = AtomicUsize::new(0);
+    let barrier = std::sync::Barrier::new(4);
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                barrier.wait();
+                for _ in 0..500 {
+                    if let Ok(p) = b.try_acquire() {
+                        let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                        max_seen.fetch_max(now, Ordering::SeqCst);
+                        admitted.fetch_add(1, Ordering::SeqCst);
+                        in_flight.fetch_sub(1, Ordering::SeqCst);
+                        p.ignored();
+                    }
+                }
+            });
+        }
+    });
+    assert!(max_seen.load(Ordering::SeqCst) <= 3, "at most 3 probes at once");
+    assert!(admitted.load(Ordering::SeqCst) > 0);
+    assert_eq!(b.state(), BreakerState::HalfOpen);
+    assert_eq!(b.metrics().probes_in_flight, 0);
+}
+
+/// One step of the model.
+#[derive(Debug, Clone)]
+enum Step {
+    /// Ask for a permit and hold it.
+    Acquire,
+    /// Complete the held permit at this index (mod the number held) with this outcome.
+    Complete(usize, u8),
+    /// Drop a held permit unfinished.
+    Cancel(usize),
+    /// Advance the clock.
+    Advance(u64),
+    ForceOpen,
+    ForceClosed,
+    Reset,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        6 => Just(Step::Acquire),
+        6 => (any::<usize>(), 0u8..3).prop_map(|(i, o)| Step::Complete(i, o)),
+        1 => any::<usize>().prop_map(Step::Cancel),
+        3 => (0u64..3000).prop_map(Step::Advance),
+        1 => Just(Step::ForceOpen),
+        1 => Just(Step::ForceClosed),
+        1 => Just(Step::Reset),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    /// Any sequence of calls, outcomes, cancellations, clock advances and admin actions
+    /// keeps the invariants.
+    #[test]
+    fn invariants_hold_for_any_sequence(
+        steps in prop::collection::vec(step(), 1..120),
+        max_probes in 1u32..4,
+        successes_to_close in 1u32..3,
+        threshold in 1u32..4,
+    ) {
+        let cfg = BreakerConfig {
+            half_open_max_probes: max_probes,
+            half_open_successes_to_close: successes_to_close,
+            open_max_secs: 4.0,
+            ..config(threshold, 1.0)
+        };
+        let (b, clock) = CircuitBreaker::with_manual_clock("p", cfg);
+        let mut held: Vec<Permit<'_>> = Vec::new();
+        let mut attempts = 0u64;
+        for step in steps {
+            let before = b.state();
+            let before_metrics = b.metrics();
+            match step {
+                Step::Acquire => {
+                    attempts += 1;
+                    let open_and_waiting = before == BreakerState::Open
+                        && (before_metrics.forced == Some(BreakerState::Open)
+                            || before_metrics.open_remaining_ms.is_some_and(|ms| ms > 0));
+                    match b.try_acquire() {
+                        Ok(p) => {
+                            prop_assert!(!open_and_waiting, "an open breaker admitted a call");
+                            prop_assert_eq!(p.is_probe(), b.state() == BreakerState::HalfOpen);
+                            held.push(p);
+                        }
+                        Err(BreakerError::Rejected { .. }) => {
+                            prop_assert!(before != BreakerState::Closed, "a closed breaker refused a call");
+                            prop_assert_eq!(b.metrics().rejected, before_metrics.rejected + 1);
+                        }
+                        Err(other) => prop_assert!(false, "unexpected {:?}", other),
+                    }
+                }
+                Step::Complete(i, o) if !held.is_empty() => {
+                    let p = held.remove(i % held.len());
+                    let probe = p.is_probe();
+                    let current = matches!(p.kind, Kind::Probe(e) if e == b.inner.episode.load(Ordering::SeqCst));
+                    let outcome = [Outcome::Success, Outcome::Failure, Outcome::Ignored][o as usize];
+                    p.record(outcome);
+                    if current && before == BreakerState::HalfOpen {
+                        match outcome {
+                            Outcome::Failure => prop_assert_eq!(b.state(), BreakerState::Open, "a failed probe reopens"),
+                            Outcome::Success if successes_to_close == 1 => {
+                                prop_assert_eq!(b.state(), BreakerState::Closed, "enough probes close it")
+                            }
+                            _ => {}
+                        }
+                    }
+                    if !probe && before == BreakerState::Closed && outcome == Outcome::Failure
+                        && before_metrics.forced.is_none()
+                        && before_metrics.consecutive_failures + 1 >= threshold
+                    {
+                        prop_assert_eq!(b.state(), BreakerState::Open, "the threshold trips it");
+                    }
+                }
+                Step::Complete(..) => {}
+                Step::Cancel(i) if !held.is_empty() => {
+                    drop(held.remove(i % held.len()));
+                    prop_assert_eq!(b.state(), before, "a cancellation changes nothing");
+                }
+                Step::Cancel(_) => {}
+                Step::Advance(ms) => clock.advance(Duration::from_millis(ms)),
+                Step::ForceOpen => b.force_open(),
+                Step::ForceClosed => b.force_closed(),
+                Step::Reset => b.reset(),
+            }
+            let m = b.metrics();
+            prop_assert!(m.probes_in_flight <= max_probes, "{} probes in flight", m.probes_in_flight);
+            let held_probes = held.iter().filter(|p| p.is_probe()).count() as u32;
+            prop_assert_eq!(m.probes_in_flight, held_probes);
+            prop_assert_eq!(m.success + m.failure + m.ignored + m.timeout + m.rejected + held.len() as u64, attempts);
+            if let Some(forced) = m.forced {
+                prop_assert_eq!(b.state(), forced);
+            }
+        }
+    }
+}
