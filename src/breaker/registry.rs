@@ -252,3 +252,66 @@ impl Handler<Transitioned> for BreakerRegistry {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::CircuitBreakersConfig;
+
+    /// Collects transitions instead of logging them.
+    struct Collect(tokio::sync::mpsc::UnboundedSender<Transition>);
+    impl Actor for Collect {
+        type Context = Context<Self>;
+    }
+    impl Handler<Transitioned> for Collect {
+        type Result = ();
+        fn handle(&mut self, msg: Transitioned, _: &mut Context<Self>) {
+            let _ = self.0.send(msg.0);
+        }
+    }
+
+    #[actix_rt::test]
+    async fn builds_every_configured_breaker_and_refuses_unknown_names() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let breakers = Breakers::build(&CircuitBreakersConfig::default(), &["llm"], Collect(tx).start().recipient());
+        assert_eq!(breakers.get("nope").err(), Some(UnknownBreaker("nope".to_owned())));
+        let db = breakers.get("database").expect("database");
+        assert!(db.config().enabled);
+        assert_eq!(db.config().failure_threshold, 3);
+        assert!(!breakers.get("llm").expect("llm").config().enabled, "listed as disabled");
+        assert!(breakers.describe("nope").is_none());
+        assert_eq!(breakers.describe_all().len(), 3);
+
+        db.force_open();
+        assert_eq!(breakers.open(), vec!["database".to_owned()]);
+        let t = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
+            .await
+            .ok()
+            .flatten()
+            .expect("the transition reaches the registry");
+        assert_eq!((&*t.name, t.from, t.to), ("database", BreakerState::Closed, BreakerState::Open));
+        let mut text = String::new();
+        breakers.render_prometheus(&mut text);
+        assert!(text.contains("rampart_circuit_breaker_state{name=\"database\",state=\"open\"} 1"), "{text}");
+        assert!(
+            text.contains("rampart_circuit_breaker_transitions_total{name=\"database\",from=\"closed\",to=\"open\"} 1")
+        );
+        assert!(text.contains("rampart_circuit_breaker_call_duration_seconds_bucket{name=\"llm\",le=\"+Inf\"} 0"));
+        let json = breakers.metrics_json();
+        assert_eq!(json["transitions"][0]["count"], 1);
+    }
+
+    #[actix_rt::test]
+    async fn the_master_switch_turns_every_breaker_into_a_pass_through() {
+        let config = CircuitBreakersConfig { enabled: false, ..CircuitBreakersConfig::default() };
+        let breakers = Breakers::build(&config, &[], BreakerRegistry.start().recipient());
+        for b in breakers.describe_all() {
+            assert_eq!(b["enabled"], false, "{b}");
+        }
+        let db = breakers.get("database").expect("database");
+        for _ in 0..10 {
+            let _ = db.call_sync(|| Err::<(), _>(()), |_| super::super::Outcome::Failure);
+        }
+        assert_eq!(db.state(), BreakerState::Closed);
+    }
+}
