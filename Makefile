@@ -4,7 +4,7 @@
 CARGO ?= cargo
 BROWSER_DIR := tests/browser
 
-.PHONY: run run-debug test fmt-check clippy unit browser-test browser-deps bench check-config clean
+.PHONY: run run-debug run-llm fake-llm test fmt-check clippy unit browser-test browser-deps bench check-config clean
 
 ## make run: the server with the shipped configuration on http://localhost:8080
 run:
@@ -53,7 +53,15 @@ browser-test: browser-deps
 
 ## make bench: criterion benchmarks (not part of make test); figures go in BENCHMARKS.md
 bench:
-	$(CARGO) bench --bench actors
+	$(CARGO) bench --bench actors --bench breaker
+
+## make fake-llm: the bundled OpenAI-compatible fake on :8089 (fault modes: see README)
+fake-llm:
+	$(CARGO) run --release --bin fake_llm -- --listen 127.0.0.1:8089
+
+## make run-llm: the server with its AI chatting through the fake (start `make fake-llm` first)
+run-llm:
+	RAMPART__LLM__BASE_URL=http://127.0.0.1:8089 $(CARGO) run --release --bin rampart -- --config server_config.yaml
 
 clean:
 	$(CARGO) clean

@@ -104,21 +104,33 @@ pub struct Secrets {
     pub admin_token: Option<Secret>,
     /// Bearer key for the LLM endpoint, from `RAMPART_LLM_API_KEY`. `None`: no Authorization header.
     pub llm_api_key: Option<Secret>,
+    /// Redis password, from `RAMPART_REDIS_PASSWORD`. `None`: no AUTH.
+    pub redis_password: Option<Secret>,
 }
 
 /// Secret names: the key that is refused anywhere in the YAML, and the variable to use.
 /// Adding a secret: one row here, one field in [`Secrets`], one line in `read_secrets`.
-const SECRET_VARS: &[(&str, &str)] = &[("admin_token", "RAMPART_ADMIN_TOKEN"), ("api_key", "RAMPART_LLM_API_KEY")];
+const SECRET_VARS: &[(&str, &str)] = &[
+    ("admin_token", "RAMPART_ADMIN_TOKEN"),
+    ("api_key", "RAMPART_LLM_API_KEY"),
+    ("password", "RAMPART_REDIS_PASSWORD"),
+];
 
 const ENV_ADMIN_TOKEN: &str = "RAMPART_ADMIN_TOKEN";
 const ENV_LLM_API_KEY: &str = "RAMPART_LLM_API_KEY";
 const ENV_BIND: &str = "RAMPART_BIND";
+const ENV_REDIS_URL: &str = "RAMPART_REDIS_URL";
+const ENV_REDIS_PASSWORD: &str = "RAMPART_REDIS_PASSWORD";
 const ENV_PATH_PREFIX: &str = "RAMPART__";
 
 fn read_secrets(env: &[(String, String)]) -> Secrets {
     let get =
         |name: &str| env.iter().rev().find(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| Secret::new(v.clone()));
-    Secrets { admin_token: get(ENV_ADMIN_TOKEN), llm_api_key: get(ENV_LLM_API_KEY) }
+    Secrets {
+        admin_token: get(ENV_ADMIN_TOKEN),
+        llm_api_key: get(ENV_LLM_API_KEY),
+        redis_password: get(ENV_REDIS_PASSWORD),
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -138,6 +150,14 @@ pub struct Config {
     pub circuit_breakers: CircuitBreakersConfig,
     /// The LLM the AI player chats through (`llm:`).
     pub llm: LlmConfig,
+    /// The HealthMonitor's vitals and thresholds (`health:`).
+    pub health: HealthConfig,
+    /// Caps on new games and the waitlist's pace (`admission:`).
+    pub admission: AdmissionConfig,
+    /// Which backend the stores use (`storage:`).
+    pub storage: StorageConfig,
+    /// The Redis connection, when `storage.backend` is `redis` (`redis:`).
+    pub redis: RedisConfig,
     /// Secrets from the environment; never in the file.
     pub secrets: Secrets,
 }
@@ -440,6 +460,128 @@ impl BreakerSettings {
     }
 }
 
+/// `health:` section: what the HealthMonitor samples and when it calls the server degraded
+/// or overloaded. Each vital has a limit; at `degraded_ratio` of it the server is
+/// degraded, at the limit overloaded. A level is left only once the vital falls below
+/// `exit_ratio` of the level's entry point (hysteresis), and the status improves only after
+/// `dwell_ms` in the worse one (it worsens at once). A limit of 0 turns that vital off.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HealthConfig {
+    /// Sampling interval in ms, 50..=60000. Default 1000.
+    pub interval_ms: u64,
+    /// Process resident memory (RSS) limit in MB, 0..=1048576; 0 = off. Default 0.
+    pub max_rss_mb: u64,
+    /// System memory in use (100 - available %) limit, 0..=100; 0 = off. Default 95.
+    pub max_memory_used_pct: f64,
+    /// Event-loop lag limit in ms (how late the monitor's tick fires), 0..=60000; 0 = off. Default 500.
+    pub max_lag_ms: u64,
+    /// Game-creation requests per second (measured where they arrive), 0..=1000000; 0 = off. Default 0.
+    pub max_create_rate_per_sec: f64,
+    /// Fraction of a limit at which the server counts as degraded, 0.1..=1. Default 0.8.
+    pub degraded_ratio: f64,
+    /// A level is left below this fraction of its entry point, 0.5..=1. Default 0.9.
+    pub exit_ratio: f64,
+    /// Least time in a worse status before it may improve, ms, 0..=600000. Default 3000.
+    pub dwell_ms: u64,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            interval_ms: 1000,
+            max_rss_mb: 0,
+            max_memory_used_pct: 95.0,
+            max_lag_ms: 500,
+            max_create_rate_per_sec: 0.0,
+            degraded_ratio: 0.8,
+            exit_ratio: 0.9,
+            dwell_ms: 3000,
+        }
+    }
+}
+
+/// `admission:` section: when a new game is admitted and how fast the waitlist drains.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AdmissionConfig {
+    /// Most games running at once (a new game beyond it waits), 1..=10000000. Default 10000.
+    pub max_games: u64,
+    /// New games admitted per second (token bucket rate), 0.1..=100000. Default 50.
+    pub rate_per_sec: f64,
+    /// Token bucket size: new games admitted at once after a quiet spell, 1..=100000. Default 100.
+    pub burst: u32,
+    /// Waiting players admitted per second once health allows, 0.1..=10000. Default 20.
+    pub admit_per_sec: f64,
+    /// A waiting ticket nobody watches or polls for this long is dropped, s, 5..=86400. Default 120.
+    pub ticket_ttl_secs: u64,
+    /// Longest line; beyond it SERVER_BUSY carries no ticket, 1..=10000000. Default 100000.
+    pub max_waitlist: u64,
+}
+
+impl Default for AdmissionConfig {
+    fn default() -> Self {
+        AdmissionConfig {
+            max_games: 10_000,
+            rate_per_sec: 50.0,
+            burst: 100,
+            admit_per_sec: 20.0,
+            ticket_ttl_secs: 120,
+            max_waitlist: 100_000,
+        }
+    }
+}
+
+/// Where the stores keep their data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StorageBackend {
+    /// In this process (the default; `make run` needs nothing else).
+    Memory,
+    /// In Redis (`redis:`), shared by several instances and surviving restarts.
+    Redis,
+}
+
+impl StorageBackend {
+    const CHOICES: &'static [(&'static str, StorageBackend)] =
+        &[("memory", StorageBackend::Memory), ("redis", StorageBackend::Redis)];
+}
+
+/// `storage:` section.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StorageConfig {
+    /// `memory` or `redis`. Default memory.
+    pub backend: StorageBackend,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig { backend: StorageBackend::Memory }
+    }
+}
+
+/// `redis:` section. `RAMPART_REDIS_URL` overrides `url`; a password belongs in
+/// `RAMPART_REDIS_PASSWORD`, never in the file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RedisConfig {
+    /// `redis://host:port[/db]`. Default `redis://127.0.0.1:6379`.
+    pub url: String,
+    /// Prefix of every key, so instances of different deployments can share a server. Default "rampart".
+    pub key_prefix: String,
+    /// Each command's timeout in ms, 10..=60000. Default 500.
+    pub command_timeout_ms: u64,
+    /// Longest wait between reconnection attempts in ms, 10..=60000. Default 1000.
+    pub reconnect_max_delay_ms: u64,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            url: "redis://127.0.0.1:6379".to_owned(),
+            key_prefix: "rampart".to_owned(),
+            command_timeout_ms: 500,
+            reconnect_max_delay_ms: 1000,
+        }
+    }
+}
+
 /// `llm:` section: the OpenAI-compatible endpoint the AI player chats through. The API key
 /// comes from `RAMPART_LLM_API_KEY`, never from this file.
 #[derive(Clone, Debug, PartialEq)]
@@ -625,6 +767,9 @@ fn apply_env(tree: &mut Value, env: &[(String, String)], errors: &mut Vec<Config
     for (name, value) in env {
         if name == ENV_BIND {
             overrides.push((name, vec!["server".into(), "bind".into()], value));
+        }
+        if name == ENV_REDIS_URL {
+            overrides.push((name, vec!["redis".into(), "url".into()], value));
         }
     }
 
@@ -1033,6 +1178,10 @@ fn read_config(r: &mut Reader<'_>) -> Config {
         ai: r.section("ai", read_ai),
         circuit_breakers: r.section("circuit_breakers", read_circuit_breakers),
         llm: r.section("llm", read_llm),
+        health: r.section("health", read_health),
+        admission: r.section("admission", read_admission),
+        storage: r.section("storage", read_storage),
+        redis: r.section("redis", read_redis),
         secrets: Secrets::default(),
     }
 }
@@ -1194,6 +1343,68 @@ fn read_breaker(r: &mut Reader<'_>, base: &BreakerSettings) -> BreakerSettings {
         );
     }
     b
+}
+
+fn read_health(r: &mut Reader<'_>) -> HealthConfig {
+    let d = HealthConfig::default();
+    HealthConfig {
+        interval_ms: r.u64("interval_ms", d.interval_ms, 50..=60_000),
+        max_rss_mb: r.u64("max_rss_mb", d.max_rss_mb, 0..=1_048_576),
+        max_memory_used_pct: r.opt_f64("max_memory_used_pct", 0.0..=100.0).unwrap_or(d.max_memory_used_pct),
+        max_lag_ms: r.u64("max_lag_ms", d.max_lag_ms, 0..=60_000),
+        max_create_rate_per_sec: r
+            .opt_f64("max_create_rate_per_sec", 0.0..=1_000_000.0)
+            .unwrap_or(d.max_create_rate_per_sec),
+        degraded_ratio: r.opt_f64("degraded_ratio", 0.1..=1.0).unwrap_or(d.degraded_ratio),
+        exit_ratio: r.opt_f64("exit_ratio", 0.5..=1.0).unwrap_or(d.exit_ratio),
+        dwell_ms: r.u64("dwell_ms", d.dwell_ms, 0..=600_000),
+    }
+}
+
+fn read_admission(r: &mut Reader<'_>) -> AdmissionConfig {
+    let d = AdmissionConfig::default();
+    AdmissionConfig {
+        max_games: r.u64("max_games", d.max_games, 1..=10_000_000),
+        rate_per_sec: r.opt_f64("rate_per_sec", 0.1..=100_000.0).unwrap_or(d.rate_per_sec),
+        burst: r.u32("burst", d.burst, 1..=100_000),
+        admit_per_sec: r.opt_f64("admit_per_sec", 0.1..=10_000.0).unwrap_or(d.admit_per_sec),
+        ticket_ttl_secs: r.u64("ticket_ttl_secs", d.ticket_ttl_secs, 5..=86_400),
+        max_waitlist: r.u64("max_waitlist", d.max_waitlist, 1..=10_000_000),
+    }
+}
+
+fn read_storage(r: &mut Reader<'_>) -> StorageConfig {
+    let d = StorageConfig::default();
+    StorageConfig { backend: r.opt_choice("backend", StorageBackend::CHOICES).unwrap_or(d.backend) }
+}
+
+fn read_redis(r: &mut Reader<'_>) -> RedisConfig {
+    let d = RedisConfig::default();
+    let c = RedisConfig {
+        url: r.string("url", &d.url, 2048),
+        key_prefix: r.string("key_prefix", &d.key_prefix, 64),
+        command_timeout_ms: r.u64("command_timeout_ms", d.command_timeout_ms, 10..=60_000),
+        reconnect_max_delay_ms: r.u64("reconnect_max_delay_ms", d.reconnect_max_delay_ms, 10..=60_000),
+    };
+    if r.valid("url") {
+        match c.url.strip_prefix("redis://") {
+            None => r.error("url", format!("expected a redis:// URL such as redis://127.0.0.1:6379, got {:?}", c.url)),
+            Some(rest) if rest.contains('@') => r.error(
+                "url",
+                "the URL carries credentials; put the password in RAMPART_REDIS_PASSWORD, never in the file",
+            ),
+            Some(rest) if rest.is_empty() || rest.contains(char::is_whitespace) => {
+                r.error("url", format!("expected a redis:// URL such as redis://127.0.0.1:6379, got {:?}", c.url))
+            }
+            Some(_) => {}
+        }
+    }
+    if r.valid("key_prefix")
+        && (c.key_prefix.is_empty() || !c.key_prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)))
+    {
+        r.error("key_prefix", "use 1..64 letters, digits, _ - or .");
+    }
+    c
 }
 
 fn read_llm(r: &mut Reader<'_>) -> LlmConfig {
@@ -1675,6 +1886,40 @@ ai:
             assert!(paths.contains(&p), "{p} missing from:\n{e}");
         }
         assert_eq!(e.errors.len(), 17, "{e}");
+    }
+
+    #[test]
+    fn health_admission_storage_and_redis_sections_are_checked() {
+        let c = ok("health:\n  interval_ms: 200\n  max_rss_mb: 512\nadmission:\n  max_games: 3\n  rate_per_sec: 0.5\n  burst: 2\nstorage:\n  backend: redis\nredis:\n  url: redis://10.0.0.1:6380/2\n");
+        assert_eq!((c.health.interval_ms, c.health.max_rss_mb), (200, 512));
+        assert_eq!((c.admission.max_games, c.admission.burst), (3, 2));
+        assert_eq!(c.storage.backend, StorageBackend::Redis);
+        assert_eq!(c.redis.url, "redis://10.0.0.1:6380/2");
+        let e = errs("health:\n  interval_ms: 10\n  max_memory_used_pct: 101\n  degraded_ratio: 0\n  exit_ratio: 0.2\n  max_lag_ms: -1\nadmission:\n  max_games: 0\n  rate_per_sec: 0\n  burst: 0\n  admit_per_sec: 0\n  ticket_ttl_secs: 1\n  max_waitlist: 0\nstorage:\n  backend: disk\nredis:\n  url: \"redis://:hunter2@host:6379\"\n  key_prefix: \"a b\"\n  command_timeout_ms: 0\n  reconnect_max_delay_ms: 0\n");
+        let paths: Vec<&str> = e.errors.iter().map(|x| x.path.as_str()).collect();
+        for p in [
+            "health.interval_ms",
+            "health.max_memory_used_pct",
+            "health.degraded_ratio",
+            "health.exit_ratio",
+            "health.max_lag_ms",
+            "admission.max_games",
+            "admission.rate_per_sec",
+            "admission.burst",
+            "admission.admit_per_sec",
+            "admission.ticket_ttl_secs",
+            "admission.max_waitlist",
+            "storage.backend",
+            "redis.url",
+            "redis.key_prefix",
+            "redis.command_timeout_ms",
+            "redis.reconnect_max_delay_ms",
+        ] {
+            assert!(paths.contains(&p), "{p} missing from:\n{e}");
+        }
+        assert_eq!(e.errors.len(), 16, "{e}");
+        assert!(!e.to_string().contains("hunter2"), "a password in the file is never echoed: {e}");
+        assert!(errs("redis:\n  url: http://x\n").to_string().contains("redis://"));
     }
 
     #[test]

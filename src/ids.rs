@@ -60,6 +60,40 @@ impl fmt::Debug for GameId {
     }
 }
 
+/// A waitlist ticket: 16 random bytes as hex. It lets its holder collect the seat it is
+/// admitted to, so it is a secret: `Debug` and `Display` show only its first 6 characters.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Ticket(String);
+
+impl Ticket {
+    /// A fresh random ticket.
+    pub fn random() -> Self {
+        Ticket(hex(&random_bytes::<16>()))
+    }
+    /// Parses a ticket from a client; `None` when it cannot be one of ours.
+    pub fn parse(text: &str) -> Option<Self> {
+        let ok = text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit());
+        ok.then(|| Ticket(text.to_ascii_lowercase()))
+    }
+    /// The full ticket, for its owner and the store only. Never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Ticket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}…", &self.0[..6.min(self.0.len())])
+    }
+}
+
+impl fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Ticket({self})")
+    }
+}
+
 /// A seat's secret: 32 random bytes as hex. Never logged (Debug prints `***`), compared in
 /// constant time.
 #[derive(Clone, Serialize, Deserialize)]

@@ -17,6 +17,7 @@ pub mod admission;
 pub mod breaker;
 pub mod config;
 pub mod game;
+pub mod health;
 pub mod ids;
 pub mod llm;
 pub mod metrics;
@@ -34,9 +35,14 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use actix_web::{web as aweb, App, HttpServer};
 
-use crate::admission::{AdmissionController, StartDraining};
+use crate::admission::line::Line;
+use crate::admission::redis_waitlist::RedisWaitlist;
+use crate::admission::waitlist::{MemoryWaitlist, WaitlistStore};
+use crate::admission::{AdmissionController, AdmissionStats, StartDraining};
 use crate::breaker::registry::{BreakerRegistry, Breakers};
 use crate::config::Config;
+use crate::config::StorageBackend;
+use crate::health::{CreationRate, HealthBoard, HealthMonitor, Subscribe};
 use crate::llm::LlmClient;
 use crate::metrics::Metrics;
 use crate::store::{GuardedStore, MemoryStore, SnapshotStore};
@@ -98,7 +104,46 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
         config.server.max_chat_chars as usize,
     ));
     let supervisor = GameSupervisor::new(config.clone(), registry.clone(), store, metrics.clone(), llm).start();
-    let admission = AdmissionController::new(supervisor.clone()).start();
+    // The waitlist: embedded, or Redis with an embedded fallback for its outages.
+    let ticket_ttl = Duration::from_secs(config.admission.ticket_ttl_secs);
+    let (waitlist, remote): (Arc<dyn WaitlistStore>, bool) = match config.storage.backend {
+        StorageBackend::Memory => (Arc::new(MemoryWaitlist::new(ticket_ttl)), false),
+        StorageBackend::Redis => {
+            let r = &config.redis;
+            let url = redis_url(&r.url, config.secrets.redis_password.as_ref());
+            let store = RedisWaitlist::connect_lazy(
+                &url,
+                &r.key_prefix,
+                ticket_ttl,
+                Duration::from_millis(r.command_timeout_ms),
+                Duration::from_millis(r.reconnect_max_delay_ms),
+            )
+            .map_err(std::io::Error::other)?;
+            tracing::info!(url = %crate::admission::redis_waitlist::redact_url(&url), prefix = %r.key_prefix, "the waitlist lives in Redis");
+            (Arc::new(store), true)
+        }
+    };
+    let line = Arc::new(Line::new(waitlist, breaker("database")?, remote, ticket_ttl));
+    let admission_stats = Arc::new(AdmissionStats::default());
+    let admission = AdmissionController::new(
+        supervisor.clone(),
+        line.clone(),
+        admission_stats.clone(),
+        metrics.clone(),
+        config.admission.clone(),
+    )
+    .start();
+    let health = Arc::new(HealthBoard::default());
+    let creation_rate = Arc::new(CreationRate::default());
+    let monitor = HealthMonitor::new(
+        config.health.clone(),
+        &config.admission,
+        health.clone(),
+        creation_rate.clone(),
+        metrics.clone(),
+    )
+    .start();
+    monitor.do_send(Subscribe(admission.clone().recipient()));
     let state = aweb::Data::new(AppState {
         config: config.clone(),
         registry,
@@ -107,6 +152,11 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
         admission: admission.clone(),
         limits: Arc::new(session_limits(&config)),
         breakers,
+        line,
+        admission_stats,
+        health,
+        creation_rate,
+        monitor,
         draining: AtomicBool::new(false),
         started: Instant::now(),
     });
@@ -141,4 +191,13 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     let (_, result) = futures_util::future::join(handle.stop(true), server).await;
     tracing::info!("shutdown complete");
     result
+}
+
+/// The Redis URL with the password from the environment put in (never logged: use
+/// `redact_url` for logs).
+fn redis_url(url: &str, password: Option<&crate::config::Secret>) -> String {
+    match (password, url.strip_prefix("redis://")) {
+        (Some(p), Some(rest)) => format!("redis://:{}@{rest}", p.expose()),
+        _ => url.to_owned(),
+    }
 }

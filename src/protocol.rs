@@ -429,7 +429,7 @@ pub struct JoinGameRequest {
 }
 
 /// The answer to create and join: the seat and its secret token.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeatGrant {
     /// Game id.
     pub game_id: String,

@@ -1,32 +1,332 @@
 //! AdmissionController is an actor. It is the one gate for new games: every creation
-//! request passes through it before the GameSupervisor starts a game. For now it admits
-//! everyone; health-based refusal and the waitlist plug in here.
+//! request passes through it. It admits a game while the server is not overloaded, fewer
+//! than `admission.max_games` run, nobody is already waiting (first come, first served) and
+//! its token bucket (`rate_per_sec`, `burst`) has a token; otherwise the caller gets a
+//! ticket in the waitlist ([`line::Line`]) and SERVER_BUSY. Its processor admits waiting
+//! players in FIFO order at `admit_per_sec` whenever health allows, records each result
+//! against the ticket and tells whoever watches it. Running games are never touched by any
+//! of this; joining the free seat of an existing game is not a new game and bypasses it.
+
+pub mod line;
+pub mod redis_waitlist;
+pub mod waitlist;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use serde_json::json;
 
+use crate::config::AdmissionConfig;
+use crate::health::{HealthChanged, Status};
+use crate::ids::{now_rfc3339, Ticket};
+use crate::metrics::Metrics;
 use crate::protocol::{ErrorBody, ErrorCode, SeatGrant};
 use crate::supervision::supervisor::{CreateGame, GameSupervisor};
+use line::Line;
+use waitlist::{TicketStatus, WaitEntry, WaitRequest};
 
 /// Ask for a new game.
 #[derive(Message)]
 #[rtype(result = "Result<SeatGrant, ErrorBody>")]
 pub struct Admit(pub CreateGame);
 
+/// A token bucket: `rate` tokens a second, at most `burst` saved up.
+#[derive(Debug, Clone)]
+pub struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    /// A full bucket.
+    pub fn new(rate_per_sec: f64, burst: u32, now: Instant) -> Self {
+        TokenBucket { rate: rate_per_sec, burst: f64::from(burst), tokens: f64::from(burst), last: now }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.last = now;
+    }
+
+    /// Takes a token if one is there.
+    pub fn try_take(&mut self, now: Instant) -> bool {
+        self.refill(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// How long until the next token.
+    pub fn wait(&mut self, now: Instant) -> Duration {
+        self.refill(now);
+        Duration::from_secs_f64(((1.0 - self.tokens) / self.rate).max(0.0))
+    }
+}
+
+/// Shared admission figures: the players waiting and the measured admission rate, for
+/// positions' ETAs and `/health`.
+#[derive(Default)]
+pub struct AdmissionStats {
+    waiting: AtomicU64,
+    /// Admissions a second from the waitlist, ×1000 (0: none measured yet).
+    rate_milli: AtomicU64,
+    admitted_from_line: AtomicU64,
+    refused: AtomicU64,
+}
+
+impl AdmissionStats {
+    /// Players waiting at the last count.
+    pub fn waiting(&self) -> u64 {
+        self.waiting.load(Ordering::Relaxed)
+    }
+    /// A player left the line.
+    pub fn left(&self) {
+        let _ = self.waiting.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |w| Some(w.saturating_sub(1)));
+    }
+    /// Players admitted from the line so far.
+    pub fn admitted_from_line(&self) -> u64 {
+        self.admitted_from_line.load(Ordering::Relaxed)
+    }
+    /// Creation requests answered SERVER_BUSY so far.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+    /// The measured admission rate (per second), if any.
+    pub fn rate_per_sec(&self) -> Option<f64> {
+        match self.rate_milli.load(Ordering::Relaxed) {
+            0 => None,
+            m => Some(m as f64 / 1000.0),
+        }
+    }
+    /// Seconds until `position` is admitted: position ÷ the measured admission rate (the
+    /// configured pace until one is measured), rounded up.
+    pub fn eta_secs(&self, position: u64, configured_rate: f64) -> u64 {
+        let rate = self.rate_per_sec().unwrap_or(configured_rate).max(0.001);
+        (position as f64 / rate).ceil() as u64
+    }
+}
+
+/// A change for whoever watches a ticket (`/ws/lobby`).
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "()")]
+pub enum WaitlistNotice {
+    /// Still waiting, at this position.
+    Waiting {
+        /// 1-based position.
+        position: u64,
+        /// Estimated seconds until admitted.
+        eta_secs: u64,
+    },
+    /// Admitted: the seat to take.
+    Admitted(SeatGrant),
+    /// The ticket is not (or no longer) in line.
+    Unknown,
+}
+
+/// Watch a ticket: the watcher gets its status now and on every change. Watching keeps the
+/// ticket alive.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Watch {
+    /// The ticket.
+    pub ticket: Ticket,
+    /// Who to tell.
+    pub watcher: Recipient<WaitlistNotice>,
+}
+
 /// The gate for new games.
 pub struct AdmissionController {
     supervisor: Addr<GameSupervisor>,
+    line: Arc<Line>,
+    stats: Arc<AdmissionStats>,
+    metrics: Arc<Metrics>,
+    config: AdmissionConfig,
+    health: Status,
+    bucket: TokenBucket,
     draining: bool,
+    /// An admission from the line is in flight.
+    admitting: bool,
+    /// The last admissions from the line, to measure the rate.
+    recent: VecDeque<Instant>,
+    watchers: HashMap<Ticket, (Vec<Recipient<WaitlistNotice>>, Option<u64>)>,
 }
 
 impl AdmissionController {
-    /// A controller that hands admitted games to `supervisor`.
-    pub fn new(supervisor: Addr<GameSupervisor>) -> Self {
-        AdmissionController { supervisor, draining: false }
+    /// A controller that hands admitted games to `supervisor` and queues the rest in `line`.
+    pub fn new(
+        supervisor: Addr<GameSupervisor>,
+        line: Arc<Line>,
+        stats: Arc<AdmissionStats>,
+        metrics: Arc<Metrics>,
+        config: AdmissionConfig,
+    ) -> Self {
+        let bucket = TokenBucket::new(config.rate_per_sec, config.burst, Instant::now());
+        AdmissionController {
+            supervisor,
+            line,
+            stats,
+            metrics,
+            config,
+            health: Status::Healthy,
+            bucket,
+            draining: false,
+            admitting: false,
+            recent: VecDeque::new(),
+            watchers: HashMap::new(),
+        }
+    }
+
+    /// Whether a game may start now, ignoring the line.
+    fn capacity(&self) -> bool {
+        self.health != Status::Overloaded && (self.metrics.games_active().max(0) as u64) < self.config.max_games
+    }
+
+    /// Admits the first waiting player, if health and the caps allow.
+    fn process(&mut self, ctx: &mut Context<Self>) {
+        if self.admitting || self.draining || !self.capacity() || self.stats.waiting() == 0 {
+            return;
+        }
+        self.admitting = true;
+        let line = self.line.clone();
+        let supervisor = self.supervisor.clone();
+        let work = async move {
+            let (entry, source) = match line.claim().await {
+                Ok(Some(claimed)) => claimed,
+                Ok(None) => return None,
+                Err(e) => {
+                    tracing::warn!("could not claim from the waitlist: {e}");
+                    return None;
+                }
+            };
+            let request =
+                CreateGame { opponent: entry.request.opponent, player_name: entry.request.player_name.clone() };
+            match supervisor.send(request).await {
+                Ok(Ok(grant)) => {
+                    if let Err(e) = line.complete(&entry.ticket, &grant, source).await {
+                        tracing::warn!(ticket = %entry.ticket, "admitted a waiting player but could not record it: {e}");
+                    }
+                    Some((entry.ticket, grant, source))
+                }
+                other => {
+                    // Left in processing: start-up recovery puts it back at the front.
+                    tracing::error!(ticket = %entry.ticket, "could not create a waiting player's game: {other:?}");
+                    None
+                }
+            }
+        };
+        ctx.spawn(work.into_actor(self).map(|admitted, act, ctx| {
+            act.admitting = false;
+            if let Some((ticket, grant, source)) = admitted {
+                let now = Instant::now();
+                act.recent.push_back(now);
+                while act.recent.len() > 20 {
+                    act.recent.pop_front();
+                }
+                if let (Some(first), n) = (act.recent.front(), act.recent.len()) {
+                    let span = now.duration_since(*first).as_secs_f64();
+                    if n >= 2 && span > 0.0 {
+                        act.stats.rate_milli.store(((n - 1) as f64 / span * 1000.0) as u64, Ordering::Relaxed);
+                    }
+                }
+                act.stats.admitted_from_line.fetch_add(1, Ordering::Relaxed);
+                let _ =
+                    act.stats.waiting.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |w| Some(w.saturating_sub(1)));
+                tracing::info!(%ticket, game_id = %grant.game_id, from = ?source, "admitted a waiting player");
+                if let Some((watchers, _)) = act.watchers.remove(&ticket) {
+                    for w in watchers {
+                        w.do_send(WaitlistNotice::Admitted(grant.clone()));
+                    }
+                }
+                act.notify_positions(ctx);
+            }
+        }));
+    }
+
+    /// Sends each watcher its position when it changed.
+    fn notify_positions(&mut self, ctx: &mut Context<Self>) {
+        self.watchers.retain(|_, (w, _)| {
+            w.retain(Recipient::connected);
+            !w.is_empty()
+        });
+        let tickets: Vec<Ticket> = self.watchers.keys().cloned().collect();
+        if tickets.is_empty() {
+            return;
+        }
+        let line = self.line.clone();
+        let lookups = async move {
+            let mut out = Vec::with_capacity(tickets.len());
+            for t in tickets {
+                let status = line.status(&t).await;
+                out.push((t, status));
+            }
+            out
+        };
+        ctx.spawn(lookups.into_actor(self).map(|statuses, act, _| {
+            for (ticket, status) in statuses {
+                let Some((watchers, last)) = act.watchers.get_mut(&ticket) else { continue };
+                let notice = match status {
+                    Ok(TicketStatus::Waiting { position }) => {
+                        if *last == Some(position) {
+                            continue;
+                        }
+                        *last = Some(position);
+                        WaitlistNotice::Waiting {
+                            position,
+                            eta_secs: act.stats.eta_secs(position, act.config.admit_per_sec),
+                        }
+                    }
+                    Ok(TicketStatus::Processing) | Err(_) => continue,
+                    Ok(TicketStatus::Admitted(grant)) => WaitlistNotice::Admitted(grant),
+                    Ok(TicketStatus::Unknown) => WaitlistNotice::Unknown,
+                };
+                for w in watchers.iter() {
+                    w.do_send(notice.clone());
+                }
+                if !matches!(notice, WaitlistNotice::Waiting { .. }) {
+                    act.watchers.remove(&ticket);
+                }
+            }
+        }));
+    }
+
+    fn maintain(&mut self, ctx: &mut Context<Self>) {
+        let line = self.line.clone();
+        ctx.spawn(async move { line.maintain().await }.into_actor(self).map(|waiting, act, ctx| {
+            act.stats.waiting.store(waiting, Ordering::Relaxed);
+            act.notify_positions(ctx);
+        }));
     }
 }
 
 impl Actor for AdmissionController {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // A crash may have left claimed entries whose games were never created.
+        let line = self.line.clone();
+        ctx.wait(async move { line.requeue_processing().await }.into_actor(self).map(|requeued, act, ctx| {
+            match requeued {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::warn!(requeued = n, "put waitlist entries a crash left half-admitted back at the front")
+                }
+                Err(e) => tracing::warn!("could not recover the waitlist's processing entries: {e}"),
+            }
+            act.maintain(ctx);
+        }));
+        let pace = Duration::from_secs_f64((1.0 / self.config.admit_per_sec).max(0.005));
+        ctx.run_interval(pace, |act, ctx| act.process(ctx));
+        ctx.run_interval(Duration::from_millis(500), |act, ctx| act.maintain(ctx));
+    }
 }
 
 /// Stop admitting: the server is shutting down.
@@ -41,6 +341,31 @@ impl Handler<StartDraining> for AdmissionController {
     }
 }
 
+impl Handler<HealthChanged> for AdmissionController {
+    type Result = ();
+    fn handle(&mut self, msg: HealthChanged, ctx: &mut Context<Self>) {
+        let before = self.health;
+        self.health = msg.0;
+        if before == Status::Overloaded && msg.0 != Status::Overloaded {
+            tracing::info!(
+                waiting = self.stats.waiting(),
+                "health allows admissions again; draining the waitlist in order"
+            );
+            self.process(ctx);
+        }
+    }
+}
+
+impl Handler<Watch> for AdmissionController {
+    type Result = ();
+    fn handle(&mut self, msg: Watch, ctx: &mut Context<Self>) {
+        let entry = self.watchers.entry(msg.ticket).or_insert_with(|| (Vec::new(), None));
+        entry.0.push(msg.watcher);
+        entry.1 = None; // so the new watcher hears the current position
+        self.notify_positions(ctx);
+    }
+}
+
 impl Handler<Admit> for AdmissionController {
     type Result = ResponseFuture<Result<SeatGrant, ErrorBody>>;
 
@@ -50,12 +375,88 @@ impl Handler<Admit> for AdmissionController {
                 Err(ErrorBody::new(ErrorCode::Draining, "the server is shutting down; try another server"))
             });
         }
-        let supervisor = self.supervisor.clone();
+        let now = Instant::now();
+        let why = if self.health == Status::Overloaded {
+            Some("the server is overloaded")
+        } else if !self.capacity() {
+            Some("the server is running as many games as it may")
+        } else if self.stats.waiting() > 0 {
+            Some("players are already waiting")
+        } else if !self.bucket.try_take(now) {
+            Some("new games are arriving faster than the server admits them")
+        } else {
+            None
+        };
+        let Some(why) = why else {
+            let supervisor = self.supervisor.clone();
+            return Box::pin(async move {
+                supervisor
+                    .send(msg.0)
+                    .await
+                    .unwrap_or_else(|_| Err(ErrorBody::new(ErrorCode::Internal, "the game supervisor is unavailable")))
+            });
+        };
+        self.stats.refused.fetch_add(1, Ordering::Relaxed);
+        if self.stats.waiting() >= self.config.max_waitlist {
+            let retry_ms = 5000;
+            return Box::pin(async move {
+                Err(ErrorBody::new(ErrorCode::ServerBusy, "the server is busy and its waitlist is full; retry later")
+                    .with("retry_after_ms", retry_ms))
+            });
+        }
+        let ticket = Ticket::random();
+        let entry = WaitEntry {
+            ticket: ticket.clone(),
+            request: WaitRequest { opponent: msg.0.opponent, player_name: msg.0.player_name },
+            enqueued_at: now_rfc3339(),
+        };
+        self.stats.waiting.fetch_add(1, Ordering::Relaxed);
+        let line = self.line.clone();
+        let stats = self.stats.clone();
+        let pace = self.config.admit_per_sec;
         Box::pin(async move {
-            supervisor
-                .send(msg.0)
-                .await
-                .unwrap_or_else(|_| Err(ErrorBody::new(ErrorCode::Internal, "the game supervisor is unavailable")))
+            let position = line.enqueue(entry).await.map_err(|e| {
+                tracing::error!("could not put a player in the waitlist: {e}");
+                ErrorBody::new(ErrorCode::ServerBusy, "the server is busy and could not queue you; retry shortly")
+                    .with("retry_after_ms", 2000)
+            })?;
+            let eta_secs = stats.eta_secs(position, pace);
+            tracing::info!(%ticket, position, reason = why, "a new game must wait");
+            Err(ErrorBody::new(ErrorCode::ServerBusy, format!("{why}; you are number {position} in line"))
+                .with("ticket", ticket.expose())
+                .with("position", position)
+                .with("eta_secs", eta_secs)
+                .with("retry_after_ms", (eta_secs * 1000).clamp(1000, 60_000))
+                .with("watch", json!({"ws": "/ws/lobby", "poll": format!("/api/v1/waitlist/{}", ticket.expose())})))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bucket_allows_a_burst_then_the_rate() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(2.0, 3, t0);
+        assert!(b.try_take(t0) && b.try_take(t0) && b.try_take(t0));
+        assert!(!b.try_take(t0), "burst spent");
+        assert_eq!(b.wait(t0), Duration::from_millis(500));
+        assert!(!b.try_take(t0 + Duration::from_millis(499)));
+        assert!(b.try_take(t0 + Duration::from_millis(500)));
+        assert!(b.try_take(t0 + Duration::from_secs(100)), "refills");
+        let later = t0 + Duration::from_secs(100);
+        assert!(b.try_take(later) && b.try_take(later));
+        assert!(!b.try_take(later), "never more than the burst");
+    }
+
+    #[test]
+    fn eta_divides_the_position_by_the_measured_rate() {
+        let s = AdmissionStats::default();
+        assert_eq!(s.eta_secs(10, 2.0), 5, "configured pace until measured");
+        s.rate_milli.store(4000, Ordering::Relaxed);
+        assert_eq!(s.eta_secs(10, 2.0), 3);
+        assert_eq!(s.eta_secs(0, 2.0), 0);
     }
 }

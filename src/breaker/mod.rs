@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The fast path times one call in this many for the duration histogram.
-pub const SAMPLE_EVERY: u32 = 8;
+pub const SAMPLE_EVERY: u32 = 64;
 
 /// Upper bounds (seconds) of the duration histogram buckets.
 pub const DURATION_BUCKETS_SECS: [f64; 14] =
@@ -220,18 +220,25 @@ struct Shard {
     sum_ns: AtomicU64,
 }
 
+// Const-initialised thread locals: reading one is a plain load, with no lazy-init check.
 thread_local! {
-    static SHARD_INDEX: usize = {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS
-    };
+    static SHARD_INDEX: Cell<usize> = const { Cell::new(usize::MAX) };
     static SAMPLE_TICK: Cell<u32> = const { Cell::new(0) };
 }
 
+#[inline]
 fn shard_index() -> usize {
-    SHARD_INDEX.with(|i| *i)
+    let i = SHARD_INDEX.with(Cell::get);
+    if i != usize::MAX {
+        return i;
+    }
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let i = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+    SHARD_INDEX.with(|c| c.set(i));
+    i
 }
 
+#[inline]
 fn sample_now() -> bool {
     SAMPLE_TICK.with(|t| {
         let n = t.get().wrapping_add(1);
@@ -312,6 +319,8 @@ impl ManualClock {
 struct Inner {
     name: Arc<str>,
     config: BreakerConfig,
+    /// Enabled and without a slow-call threshold: closed calls need not all be timed.
+    untimed_ok: bool,
     clock: Clock,
     /// `CLOSED`, `OPEN` or `HALF_OPEN`: the only thing the closed path reads.
     state: AtomicU8,
@@ -373,7 +382,21 @@ pub struct Permit<'a> {
 
 impl Permit<'_> {
     /// Completes the call with `outcome`.
+    #[inline]
     pub fn record(mut self, outcome: Outcome) {
+        if outcome == Outcome::Success && self.kind == Kind::Closed && self.started.is_none() {
+            // The fast path: an untimed success while closed.
+            self.done = true;
+            let inner = self.inner;
+            inner.shards[shard_index()].calls[SUCCESS].fetch_add(1, Ordering::Relaxed);
+            if let Some(w) = &inner.window {
+                w.record(false);
+            }
+            if inner.consecutive_failures.load(Ordering::Relaxed) != 0 {
+                inner.consecutive_failures.store(0, Ordering::Relaxed);
+            }
+            return;
+        }
         self.finish(match outcome {
             Outcome::Success => Finish::Success,
             Outcome::Failure => Finish::Failure,
@@ -401,6 +424,7 @@ impl Permit<'_> {
         self.finish(Finish::Timeout);
     }
 
+    #[inline(never)]
     fn finish(&mut self, mut how: Finish) {
         self.done = true;
         let inner = self.inner;
@@ -585,12 +609,18 @@ impl Inner {
             match self.state() {
                 BreakerState::Closed => return Ok(Kind::Closed),
                 BreakerState::Open => {
+                    if self.forced() == Some(BreakerState::Open) {
+                        self.count(REJECTED);
+                        return Err(BreakerError::Rejected { state: BreakerState::Open, retry_after_ms: None });
+                    }
                     let now = self.now_ms();
                     let until = self.open_until_ms.load(Ordering::Acquire);
-                    if self.forced() == Some(BreakerState::Open) || now < until {
+                    if now < until {
                         self.count(REJECTED);
-                        let retry_after_ms = self.forced().is_none().then(|| until.saturating_sub(now));
-                        return Err(BreakerError::Rejected { state: BreakerState::Open, retry_after_ms });
+                        return Err(BreakerError::Rejected {
+                            state: BreakerState::Open,
+                            retry_after_ms: Some(until - now),
+                        });
                     }
                     let guard = self.lock();
                     if self.state() == BreakerState::Open && self.forced().is_none() && self.now_ms() >= until {
@@ -641,6 +671,7 @@ impl CircuitBreaker {
         CircuitBreaker {
             inner: Arc::new(Inner {
                 name: name.into(),
+                untimed_ok: config.enabled && config.slow_call_ms.is_none(),
                 clock,
                 state: AtomicU8::new(CLOSED),
                 forced: AtomicU8::new(NOT_FORCED),
@@ -688,6 +719,16 @@ impl CircuitBreaker {
 
     #[inline]
     fn acquire(&self, always_time: bool) -> Result<Permit<'_>, BreakerError<std::convert::Infallible>> {
+        let inner = &*self.inner;
+        if inner.untimed_ok && !always_time && inner.state.load(Ordering::Acquire) == CLOSED {
+            let started = if sample_now() { Some(Instant::now()) } else { None };
+            return Ok(Permit { inner, kind: Kind::Closed, started, done: false });
+        }
+        self.acquire_timed(always_time)
+    }
+
+    #[inline(never)]
+    fn acquire_timed(&self, always_time: bool) -> Result<Permit<'_>, BreakerError<std::convert::Infallible>> {
         let inner = &*self.inner;
         let kind = if !inner.config.enabled {
             Kind::Pass

@@ -15,10 +15,14 @@ use futures_util::StreamExt as _;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::admission::{AdmissionController, Admit};
+use crate::admission::line::Line;
+use crate::admission::waitlist::TicketStatus;
+use crate::admission::{AdmissionController, AdmissionStats, Admit};
 use crate::breaker::registry::Breakers;
 use crate::config::Config;
+use crate::health::{CreationRate, ForceStatus, HealthBoard, HealthMonitor, Status};
 use crate::ids::GameId;
+use crate::ids::Ticket;
 use crate::metrics::Metrics;
 use crate::protocol::{validate_player_name, ErrorBody, ErrorCode, JoinGameRequest, Opponent, SeatGrant};
 use crate::supervision::game_actor::{ClaimSeat, Fault, InjectFault};
@@ -42,6 +46,16 @@ pub struct AppState {
     pub limits: Arc<SessionLimits>,
     /// Every named circuit breaker.
     pub breakers: Breakers,
+    /// The waitlist.
+    pub line: Arc<Line>,
+    /// Admission figures (waiting, measured rate).
+    pub admission_stats: Arc<AdmissionStats>,
+    /// The latest health report.
+    pub health: Arc<HealthBoard>,
+    /// Game-creation requests, counted where they arrive.
+    pub creation_rate: Arc<CreationRate>,
+    /// The health monitor (for the admin override).
+    pub monitor: Addr<HealthMonitor>,
     /// Set once shutdown begins.
     pub draining: AtomicBool,
     /// When the server started.
@@ -110,6 +124,7 @@ struct CreateBody {
 }
 
 async fn create_game(state: State, payload: web::Payload) -> HttpResponse {
+    state.creation_rate.hit();
     let result = async {
         if state.draining.load(Ordering::Acquire) {
             return Err(ErrorBody::new(ErrorCode::Draining, "the server is shutting down; try another server"));
@@ -270,13 +285,22 @@ async fn health(state: State) -> HttpResponse {
     };
     let open = state.breakers.open();
     let breaker_status = if open.is_empty() { "ok" } else { "degraded" };
+    let report = state.health.report();
+    let stats = &state.admission_stats;
     let status = if draining {
         "draining"
-    } else if arbiter_status != "ok" || breaker_status != "ok" {
+    } else if report.status == Status::Overloaded {
+        "overloaded"
+    } else if arbiter_status != "ok" || breaker_status != "ok" || report.status == Status::Degraded {
         "degraded"
     } else {
         "healthy"
     };
+    let vitals: serde_json::Map<String, Value> = report
+        .vitals
+        .iter()
+        .map(|v| (v.name.to_owned(), json!({"status": v.status.as_str(), "value": v.value, "limit": v.limit})))
+        .collect();
     let breakers: Value = state
         .breakers
         .describe_all()
@@ -296,6 +320,14 @@ async fn health(state: State) -> HttpResponse {
                 "lost": lost,
                 "detail": if lost > 0 { "a hung game held a thread that was abandoned; restart the process when convenient" } else { "all game threads answer the watchdog" },
             },
+            "vitals": { "status": report.status.as_str(), "samples": report.samples, "vitals": vitals },
+            "admission": {
+                "status": if stats.waiting() > 0 { "waitlisting" } else { "admitting" },
+                "waiting": stats.waiting(),
+                "admitted_from_line": stats.admitted_from_line(),
+                "refused": stats.refused(),
+                "admission_rate_per_sec": stats.rate_per_sec(),
+            },
             "circuit_breakers": {
                 "status": breaker_status,
                 "open": open,
@@ -306,7 +338,7 @@ async fn health(state: State) -> HttpResponse {
         "uptime_secs": state.started.elapsed().as_secs(),
         "version": env!("CARGO_PKG_VERSION"),
     });
-    if draining {
+    if draining || report.status == Status::Overloaded {
         HttpResponse::ServiceUnavailable().json(body)
     } else {
         HttpResponse::Ok().json(body)
@@ -317,6 +349,96 @@ async fn metrics(state: State) -> HttpResponse {
     let mut text = state.metrics.render();
     state.breakers.render_prometheus(&mut text);
     HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(text)
+}
+
+fn ticket(text: &str) -> Result<Ticket, ErrorBody> {
+    Ticket::parse(text).ok_or_else(|| ErrorBody::new(ErrorCode::TicketNotFound, "no such ticket"))
+}
+
+fn line_unavailable(e: crate::store::StoreError) -> ErrorBody {
+    tracing::warn!("the waitlist could not answer: {e}");
+    ErrorBody::new(ErrorCode::ServerBusy, "the waitlist is unavailable; retry shortly").with("retry_after_ms", 2000)
+}
+
+/// `GET /api/v1/waitlist/{ticket}`: the ticket's place in line (polling keeps it alive).
+async fn waitlist_status(state: State, path: web::Path<String>) -> HttpResponse {
+    let result = async {
+        let ticket = ticket(&path)?;
+        match state.line.status(&ticket).await.map_err(line_unavailable)? {
+            TicketStatus::Waiting { position } => Ok(json!({
+                "status": "waiting",
+                "position": position,
+                "eta_secs": state.admission_stats.eta_secs(position, state.config.admission.admit_per_sec),
+            })),
+            TicketStatus::Processing => Ok(json!({"status": "waiting", "position": 0, "eta_secs": 0})),
+            TicketStatus::Admitted(grant) => Ok(json!({
+                "status": "admitted",
+                "game_id": grant.game_id,
+                "seat": grant.seat,
+                "player_token": grant.player_token,
+            })),
+            TicketStatus::Unknown => {
+                Err(ErrorBody::new(ErrorCode::TicketNotFound, "no such ticket: it left, expired or never existed"))
+            }
+        }
+    }
+    .await;
+    match result {
+        Ok(body) => HttpResponse::Ok().json(body),
+        Err(e) => state.error(e),
+    }
+}
+
+/// `DELETE /api/v1/waitlist/{ticket}`: leave the line.
+async fn waitlist_leave(state: State, path: web::Path<String>) -> HttpResponse {
+    let result = async {
+        let ticket = ticket(&path)?;
+        if state.line.leave(&ticket).await.map_err(line_unavailable)? {
+            tracing::info!(%ticket, "a player left the waitlist");
+            state.admission_stats.left();
+            Ok(())
+        } else {
+            Err(ErrorBody::new(ErrorCode::TicketNotFound, "this ticket is not waiting"))
+        }
+    }
+    .await;
+    match result {
+        Ok(()) => HttpResponse::NoContent().finish(),
+        Err(e) => state.error(e),
+    }
+}
+
+/// Body of `POST /api/v1/admin/health`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HealthOverrideBody {
+    status: Option<String>,
+}
+
+/// `POST /api/v1/admin/health` `{"status":"overloaded"|"degraded"|"healthy"|null}`: overrides
+/// the measured status (null: measure again). For drills.
+async fn health_override(state: State, req: HttpRequest, payload: web::Payload) -> HttpResponse {
+    let result = async {
+        authorize(&state, &req)?;
+        let body: HealthOverrideBody = shape(read_json(payload, state.limits.max_frame_bytes).await?)?;
+        let forced = match body.status.as_deref() {
+            None => None,
+            Some("healthy") => Some(Status::Healthy),
+            Some("degraded") => Some(Status::Degraded),
+            Some("overloaded") => Some(Status::Overloaded),
+            Some(_) => {
+                return Err(ErrorBody::validation("status", "status must be healthy, degraded, overloaded or null")
+                    .with("allowed", json!(["healthy", "degraded", "overloaded", null])))
+            }
+        };
+        state.monitor.send(ForceStatus(forced)).await.map_err(|_| unavailable())?;
+        Ok(json!({"status": state.health.report().status.as_str(), "forced": forced.map(Status::as_str)}))
+    }
+    .await;
+    match result {
+        Ok(body) => HttpResponse::Ok().json(body),
+        Err(e) => state.error(e),
+    }
 }
 
 async fn breakers_health(state: State) -> HttpResponse {
@@ -416,6 +538,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/static/dashboard.js", web::head().to(dashboard_js))
         .route("/api/v1/admin/games/{id}/fault", web::post().to(inject_fault))
         .route("/api/v1/admin/breakers/{name}", web::post().to(breaker_action))
+        .route("/api/v1/admin/health", web::post().to(health_override))
+        .route("/api/v1/waitlist/{ticket}", web::get().to(waitlist_status))
+        .route("/api/v1/waitlist/{ticket}", web::delete().to(waitlist_leave))
         .route("/health/circuit-breakers", web::get().to(breakers_health))
         .route("/health/circuit-breakers/{name}", web::get().to(breaker_health))
         .route("/metrics/circuit-breakers", web::get().to(breakers_metrics))

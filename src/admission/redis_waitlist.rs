@@ -1,0 +1,535 @@
+//! The Redis waitlist backend (DESIGN.md D6): the same FIFO line as [`MemoryWaitlist`], kept
+//! in Redis so it survives a server restart and is shared by several instances. It owns a
+//! reconnecting connection and the Lua scripts that make every operation atomic.
+//!
+//! Key layout, all under one hash tag `{prefix}` so a Redis Cluster keeps them in one slot:
+//!
+//! | key                          | type        | holds                                          |
+//! |------------------------------|-------------|------------------------------------------------|
+//! | `{prefix}:seq`               | string      | the monotonic sequence (`INCR`)                |
+//! | `{prefix}:waiting`           | sorted set  | waiting tickets, scored by their sequence      |
+//! | `{prefix}:processing`        | sorted set  | claimed tickets, with the same scores          |
+//! | `{prefix}:entry:<ticket>`    | string      | the [`WaitEntry`] as JSON, expiring after `ticket_ttl` (no expiry while processing) |
+//! | `{prefix}:admitted:<ticket>` | string      | the [`SeatGrant`] as JSON, expiring after `ticket_ttl` |
+//!
+//! A waiting ticket is *live* while its entry key exists: `touch` pushes the expiry back,
+//! and a ticket whose entry key has expired is abandoned (`expire` and `claim` drop it; a
+//! dead ticket answers `Unknown` and is not counted as still waiting). A claimed entry does
+//! not expire while its game is being created; `requeue_processing` gives it a fresh
+//! `ticket_ttl` when it puts it back at the front, so a crash does not lose the player.
+//!
+//! Every call runs under `command_timeout` and fails with [`StoreError::Backend`]; error
+//! messages never carry the Redis password or a full ticket.
+//!
+//! [`MemoryWaitlist`]: super::waitlist::MemoryWaitlist
+
+use std::future::Future;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{FromRedisValue, RedisResult, Script};
+
+use super::waitlist::{StoreFuture, TicketStatus, WaitEntry, WaitlistStore};
+use crate::ids::Ticket;
+use crate::protocol::SeatGrant;
+use crate::store::StoreError;
+
+/// How many abandoned tickets one `claim` script drops before it hands control back to
+/// Redis (and is run again), so a long run of expired tickets never blocks the server.
+const CLAIM_DROP_BUDGET: u32 = 256;
+
+/// Connection attempts after the first, per reconnect. Few: while Redis is down a call
+/// fails as soon as they are spent instead of waiting out its whole timeout, and the next
+/// call starts a new reconnect, so reconnecting is driven by use (and the breaker).
+const RECONNECT_RETRIES: usize = 1;
+
+/// The delay before the first reconnect attempt after the connection drops.
+const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(50);
+
+/// Enqueue, idempotent per ticket. Answers the 1-based position, or 0 while processing.
+/// KEYS: waiting, processing, seq, entry. ARGV: ticket, entry JSON, ttl ms.
+const ENQUEUE: &str = r#"
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  if redis.call('EXISTS', KEYS[4]) == 1 then
+    return redis.call('ZRANK', KEYS[1], ARGV[1]) + 1
+  end
+  redis.call('ZREM', KEYS[1], ARGV[1])
+elseif redis.call('ZSCORE', KEYS[2], ARGV[1]) then
+  return 0
+end
+local seq = redis.call('INCR', KEYS[3])
+redis.call('ZADD', KEYS[1], seq, ARGV[1])
+redis.call('SET', KEYS[4], ARGV[2], 'PX', ARGV[3])
+return redis.call('ZRANK', KEYS[1], ARGV[1]) + 1
+"#;
+
+/// Where a ticket stands: {kind, detail}. Admitted first, then waiting (live only), then
+/// processing. KEYS: waiting, processing, entry, admitted. ARGV: ticket.
+const STATUS: &str = r#"
+local grant = redis.call('GET', KEYS[4])
+if grant then return {'admitted', grant} end
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) and redis.call('EXISTS', KEYS[3]) == 1 then
+  return {'waiting', redis.call('ZRANK', KEYS[1], ARGV[1]) + 1}
+end
+if redis.call('ZSCORE', KEYS[2], ARGV[1]) then return {'processing', ''} end
+return {'unknown', ''}
+"#;
+
+/// Keeps a live waiting ticket for another ttl; a processing ticket answers 1 unchanged.
+/// KEYS: waiting, processing, entry. ARGV: ticket, ttl ms.
+const TOUCH: &str = r#"
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  return redis.call('PEXPIRE', KEYS[3], ARGV[2])
+end
+if redis.call('ZSCORE', KEYS[2], ARGV[1]) then return 1 end
+return 0
+"#;
+
+/// Leaves the line: only a live waiting ticket. KEYS: waiting, entry. ARGV: ticket.
+const LEAVE: &str = r#"
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+return redis.call('DEL', KEYS[2])
+"#;
+
+/// Pops the first live waiting ticket into processing (same score) and answers its entry:
+/// {'claimed', json} | {'empty', ''} | {'more', ''} (drop budget spent: call again).
+/// KEYS: waiting, processing. ARGV: entry key prefix, drop budget.
+const CLAIM: &str = r#"
+local budget = tonumber(ARGV[2])
+while true do
+  local head = redis.call('ZPOPMIN', KEYS[1])
+  if #head == 0 then return {'empty', ''} end
+  local key = ARGV[1] .. head[1]
+  local data = redis.call('GET', key)
+  if data then
+    redis.call('ZADD', KEYS[2], head[2], head[1])
+    redis.call('PERSIST', key)
+    return {'claimed', data}
+  end
+  budget = budget - 1
+  if budget <= 0 then return {'more', ''} end
+end
+"#;
+
+/// Ends a ticket's processing and records its grant.
+/// KEYS: waiting, processing, entry, admitted. ARGV: ticket, grant JSON, ttl ms.
+const COMPLETE: &str = r#"
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[3])
+redis.call('SET', KEYS[4], ARGV[2], 'PX', ARGV[3])
+return 1
+"#;
+
+/// Moves every processing ticket back to waiting with its original score (so the front,
+/// in order) and gives its entry a fresh ttl. KEYS: waiting, processing. ARGV: entry key
+/// prefix, ttl ms.
+const REQUEUE: &str = r#"
+local claimed = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
+for i = 1, #claimed, 2 do
+  redis.call('ZADD', KEYS[1], claimed[i + 1], claimed[i])
+  redis.call('PEXPIRE', ARGV[1] .. claimed[i], ARGV[2])
+end
+redis.call('DEL', KEYS[2])
+return #claimed / 2
+"#;
+
+/// Drops waiting tickets whose entry has expired. KEYS: waiting. ARGV: entry key prefix.
+const EXPIRE: &str = r#"
+local dropped = 0
+for _, ticket in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if redis.call('EXISTS', ARGV[1] .. ticket) == 0 then
+    redis.call('ZREM', KEYS[1], ticket)
+    dropped = dropped + 1
+  end
+end
+return dropped
+"#;
+
+/// The names of the keys under one prefix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Keys {
+    seq: String,
+    waiting: String,
+    processing: String,
+    entry_prefix: String,
+    admitted_prefix: String,
+}
+
+impl Keys {
+    fn new(prefix: &str) -> Keys {
+        // A hash tag keeps every key in one cluster slot, as the scripts need.
+        let tag =
+            if prefix.contains('{') && prefix.contains('}') { prefix.to_owned() } else { format!("{{{prefix}}}") };
+        Keys {
+            seq: format!("{tag}:seq"),
+            waiting: format!("{tag}:waiting"),
+            processing: format!("{tag}:processing"),
+            entry_prefix: format!("{tag}:entry:"),
+            admitted_prefix: format!("{tag}:admitted:"),
+        }
+    }
+
+    fn entry(&self, ticket: &Ticket) -> String {
+        format!("{}{}", self.entry_prefix, ticket.expose())
+    }
+
+    fn admitted(&self, ticket: &Ticket) -> String {
+        format!("{}{}", self.admitted_prefix, ticket.expose())
+    }
+}
+
+struct Scripts {
+    enqueue: Script,
+    status: Script,
+    touch: Script,
+    leave: Script,
+    claim: Script,
+    complete: Script,
+    requeue: Script,
+    expire: Script,
+}
+
+impl Scripts {
+    fn new() -> Scripts {
+        Scripts {
+            enqueue: Script::new(ENQUEUE),
+            status: Script::new(STATUS),
+            touch: Script::new(TOUCH),
+            leave: Script::new(LEAVE),
+            claim: Script::new(CLAIM),
+            complete: Script::new(COMPLETE),
+            requeue: Script::new(REQUEUE),
+            expire: Script::new(EXPIRE),
+        }
+    }
+}
+
+/// The waitlist in Redis. Cheap to share behind an `Arc`; several server instances may use
+/// the same Redis and prefix at once (each operation is one atomic script).
+pub struct RedisWaitlist {
+    con: ConnectionManager,
+    keys: Keys,
+    scripts: Scripts,
+    ticket_ttl_ms: u64,
+    command_timeout: Duration,
+    /// The password from the URL, scrubbed from every error message.
+    secret: Option<String>,
+}
+
+impl RedisWaitlist {
+    /// Connects to the Redis at `url` and checks it answers. Keys live under `key_prefix`;
+    /// tickets and grants expire after `ticket_ttl` without a touch; every command (and the
+    /// first connection) gives up after `command_timeout`; after a drop the connection is
+    /// re-established with a backoff capped at `reconnect_max_delay` (DESIGN.md D10).
+    pub async fn connect(
+        url: &str,
+        key_prefix: &str,
+        ticket_ttl: Duration,
+        command_timeout: Duration,
+        reconnect_max_delay: Duration,
+    ) -> Result<RedisWaitlist, StoreError> {
+        let store = RedisWaitlist::connect_lazy(url, key_prefix, ticket_ttl, command_timeout, reconnect_max_delay)?;
+        store.ping().await.map_err(|e| match e {
+            StoreError::Backend(why) => {
+                StoreError::Backend(format!("could not reach Redis at {}: {why}", redact_url(url)))
+            }
+            other => other,
+        })?;
+        Ok(store)
+    }
+
+    /// Like [`RedisWaitlist::connect`] but does not touch the network: the connection is
+    /// made by the first command, so a server can start while Redis is down (its calls
+    /// then fail until Redis answers). Fails only on an invalid URL. Call it inside a Tokio
+    /// runtime (the connection manager spawns its task there).
+    pub fn connect_lazy(
+        url: &str,
+        key_prefix: &str,
+        ticket_ttl: Duration,
+        command_timeout: Duration,
+        reconnect_max_delay: Duration,
+    ) -> Result<RedisWaitlist, StoreError> {
+        let client = redis::Client::open(url)
+            .map_err(|e| StoreError::Backend(format!("invalid Redis URL {}: {:?}", redact_url(url), e.kind())))?;
+        let secret = client.get_connection_info().redis_settings().password().map(str::to_owned);
+        let max_delay = reconnect_max_delay.max(Duration::from_millis(1));
+        let config = ConnectionManagerConfig::new()
+            .set_min_delay(RECONNECT_MIN_DELAY.min(max_delay))
+            .set_max_delay(max_delay)
+            .set_number_of_retries(RECONNECT_RETRIES)
+            .set_connection_timeout(Some(command_timeout))
+            .set_response_timeout(Some(command_timeout));
+        let con = ConnectionManager::new_lazy_with_config(client, config).map_err(|e| {
+            StoreError::Backend(scrub(&format!("could not set up Redis at {}: {e}", redact_url(url)), &secret))
+        })?;
+        Ok(RedisWaitlist {
+            con,
+            keys: Keys::new(key_prefix),
+            scripts: Scripts::new(),
+            ticket_ttl_ms: u64::try_from(ticket_ttl.as_millis()).unwrap_or(u64::MAX).max(1),
+            command_timeout,
+            secret,
+        })
+    }
+
+    /// Checks that Redis answers (for health checks), within the command timeout.
+    pub fn ping(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            let mut con = self.con.clone();
+            let cmd = redis::cmd("PING");
+            let _: String = self.timed("ping", cmd.query_async(&mut con)).await?;
+            Ok(())
+        })
+    }
+
+    /// Runs one Redis call under the command timeout and maps its failure.
+    async fn timed<T>(&self, op: &'static str, call: impl Future<Output = RedisResult<T>>) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.command_timeout, call).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(StoreError::Backend(scrub(&format!("redis {op} failed: {e}"), &self.secret))),
+            Err(_) => {
+                Err(StoreError::Backend(format!("redis {op} timed out after {} ms", self.command_timeout.as_millis())))
+            }
+        }
+    }
+
+    /// Runs `script` with `keys` and `args`.
+    async fn eval<T: FromRedisValue>(
+        &self,
+        op: &'static str,
+        script: &Script,
+        keys: &[&str],
+        args: &[&str],
+    ) -> Result<T, StoreError> {
+        let mut invocation = script.prepare_invoke();
+        for key in keys {
+            invocation.key(*key);
+        }
+        for arg in args {
+            invocation.arg(*arg);
+        }
+        let mut con = self.con.clone();
+        self.timed(op, invocation.invoke_async(&mut con)).await
+    }
+}
+
+impl WaitlistStore for RedisWaitlist {
+    fn enqueue(&self, entry: WaitEntry) -> StoreFuture<'_, u64> {
+        Box::pin(async move {
+            let json = serde_json::to_string(&entry).map_err(|e| StoreError::Backend(format!("encode entry: {e}")))?;
+            let k = &self.keys;
+            let entry_key = k.entry(&entry.ticket);
+            let ttl = self.ticket_ttl_ms.to_string();
+            let keys = [k.waiting.as_str(), &k.processing, &k.seq, &entry_key];
+            self.eval("enqueue", &self.scripts.enqueue, &keys, &[entry.ticket.expose(), &json, &ttl]).await
+        })
+    }
+
+    fn status<'a>(&'a self, ticket: &'a Ticket) -> StoreFuture<'a, TicketStatus> {
+        Box::pin(async move {
+            let k = &self.keys;
+            let (entry_key, admitted_key) = (k.entry(ticket), k.admitted(ticket));
+            let keys = [k.waiting.as_str(), &k.processing, &entry_key, &admitted_key];
+            let (kind, detail): (String, String) =
+                self.eval("status", &self.scripts.status, &keys, &[ticket.expose()]).await?;
+            match kind.as_str() {
+                "admitted" => serde_json::from_str(&detail)
+                    .map(TicketStatus::Admitted)
+                    .map_err(|e| StoreError::Backend(format!("redis status: undecodable grant: {e}"))),
+                "waiting" => detail
+                    .parse()
+                    .map(|position| TicketStatus::Waiting { position })
+                    .map_err(|_| StoreError::Backend("redis status: bad position".to_owned())),
+                "processing" => Ok(TicketStatus::Processing),
+                _ => Ok(TicketStatus::Unknown),
+            }
+        })
+    }
+
+    fn touch<'a>(&'a self, ticket: &'a Ticket) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let k = &self.keys;
+            let entry_key = k.entry(ticket);
+            let ttl = self.ticket_ttl_ms.to_string();
+            let keys = [k.waiting.as_str(), &k.processing, &entry_key];
+            let touched: i64 = self.eval("touch", &self.scripts.touch, &keys, &[ticket.expose(), &ttl]).await?;
+            Ok(touched == 1)
+        })
+    }
+
+    fn leave<'a>(&'a self, ticket: &'a Ticket) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let entry_key = self.keys.entry(ticket);
+            let keys = [self.keys.waiting.as_str(), &entry_key];
+            let left: i64 = self.eval("leave", &self.scripts.leave, &keys, &[ticket.expose()]).await?;
+            Ok(left == 1)
+        })
+    }
+
+    fn claim(&self) -> StoreFuture<'_, Option<WaitEntry>> {
+        Box::pin(async move {
+            let k = &self.keys;
+            let budget = CLAIM_DROP_BUDGET.to_string();
+            loop {
+                let keys = [k.waiting.as_str(), &k.processing];
+                let (kind, data): (String, String) =
+                    self.eval("claim", &self.scripts.claim, &keys, &[&k.entry_prefix, &budget]).await?;
+                match kind.as_str() {
+                    "claimed" => {
+                        return serde_json::from_str(&data)
+                            .map(Some)
+                            .map_err(|e| StoreError::Backend(format!("redis claim: undecodable entry: {e}")));
+                    }
+                    "more" => continue,
+                    _ => return Ok(None),
+                }
+            }
+        })
+    }
+
+    fn complete<'a>(&'a self, ticket: &'a Ticket, grant: &'a SeatGrant) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let json = serde_json::to_string(grant).map_err(|e| StoreError::Backend(format!("encode grant: {e}")))?;
+            let k = &self.keys;
+            let (entry_key, admitted_key) = (k.entry(ticket), k.admitted(ticket));
+            let ttl = self.ticket_ttl_ms.to_string();
+            let keys = [k.waiting.as_str(), &k.processing, &entry_key, &admitted_key];
+            let _: i64 = self.eval("complete", &self.scripts.complete, &keys, &[ticket.expose(), &json, &ttl]).await?;
+            Ok(())
+        })
+    }
+
+    fn requeue_processing(&self) -> StoreFuture<'_, u64> {
+        Box::pin(async move {
+            let k = &self.keys;
+            let ttl = self.ticket_ttl_ms.to_string();
+            let keys = [k.waiting.as_str(), &k.processing];
+            self.eval("requeue_processing", &self.scripts.requeue, &keys, &[&k.entry_prefix, &ttl]).await
+        })
+    }
+
+    fn len(&self) -> StoreFuture<'_, u64> {
+        Box::pin(async move {
+            let mut con = self.con.clone();
+            let mut cmd = redis::cmd("ZCARD");
+            cmd.arg(&self.keys.waiting);
+            self.timed("len", cmd.query_async(&mut con)).await
+        })
+    }
+
+    fn expire(&self) -> StoreFuture<'_, u64> {
+        Box::pin(async move {
+            let k = &self.keys;
+            self.eval("expire", &self.scripts.expire, &[k.waiting.as_str()], &[&k.entry_prefix]).await
+        })
+    }
+}
+
+/// `url` with its password (and any `password=`/`pass=` query value) replaced by `***`,
+/// for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return "<unparsable URL>".to_owned() };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            // A lone userinfo may be a password (some clients read it so): hide it.
+            None => format!("***@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((name, _)) if name.eq_ignore_ascii_case("password") || name.eq_ignore_ascii_case("pass") => {
+                        format!("{name}=***")
+                    }
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
+/// `message` with every occurrence of `secret` replaced by `***`.
+fn scrub(message: &str, secret: &Option<String>) -> String {
+    match secret {
+        Some(secret) if !secret.is_empty() => message.replace(secret.as_str(), "***"),
+        _ => message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_in_urls() {
+        assert_eq!(redact_url("redis://127.0.0.1:6379/0"), "redis://127.0.0.1:6379/0");
+        assert_eq!(redact_url("redis://:hunter2@host:6379/0"), "redis://:***@host:6379/0");
+        assert_eq!(redact_url("rediss://user:p%40ss@host"), "rediss://user:***@host");
+        assert_eq!(redact_url("redis://hunter2@host/1"), "redis://***@host/1");
+        assert_eq!(
+            redact_url("redis+unix:///run/redis.sock?db=1&pass=hunter2"),
+            "redis+unix:///run/redis.sock?db=1&pass=***"
+        );
+        assert_eq!(redact_url("not a url hunter2"), "<unparsable URL>");
+    }
+
+    #[test]
+    fn scrubs_the_secret_from_messages() {
+        let secret = Some("hunter2".to_owned());
+        assert_eq!(scrub("auth hunter2 refused", &secret), "auth *** refused");
+        assert_eq!(scrub("plain", &None), "plain");
+    }
+
+    #[test]
+    fn keys_share_one_hash_tag() {
+        let keys = Keys::new("rampart:waitlist");
+        assert_eq!(keys.waiting, "{rampart:waitlist}:waiting");
+        assert_eq!(keys.processing, "{rampart:waitlist}:processing");
+        assert_eq!(keys.seq, "{rampart:waitlist}:seq");
+        let ticket = Ticket::random();
+        assert_eq!(keys.entry(&ticket), format!("{{rampart:waitlist}}:entry:{}", ticket.expose()));
+        assert_eq!(keys.admitted(&ticket), format!("{{rampart:waitlist}}:admitted:{}", ticket.expose()));
+        assert_eq!(Keys::new("a:{tag}").waiting, "a:{tag}:waiting");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_redis_fails_fast_without_leaking_the_password() {
+        let started = std::time::Instant::now();
+        // Port 1 on loopback: nothing listens, the connection is refused at once.
+        let result = RedisWaitlist::connect(
+            "redis://:hunter2@127.0.0.1:1/0",
+            "t",
+            Duration::from_secs(60),
+            Duration::from_millis(300),
+            Duration::from_millis(50),
+        )
+        .await;
+        let Err(StoreError::Backend(message)) = result else { panic!("connect must fail") };
+        assert!(!message.contains("hunter2"), "{message}");
+        assert!(message.contains("127.0.0.1:1"), "{message}");
+        assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+    }
+
+    #[test]
+    fn an_invalid_url_is_refused() {
+        let result = RedisWaitlist::connect_lazy(
+            "http://:hunter2@host",
+            "t",
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        );
+        let Err(StoreError::Backend(message)) = result else { panic!("must fail") };
+        assert!(!message.contains("hunter2"), "{message}");
+    }
+}

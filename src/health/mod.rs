@@ -1,0 +1,429 @@
+//! HealthMonitor is an actor (DESIGN.md D5). Every `health.interval_ms` it samples the
+//! process's resident memory and the system's available memory (sysinfo, refreshing only
+//! those), how late its own tick fired (event-loop lag), the games running, and the rate of
+//! game-creation requests counted where they arrive ([`CreationRate`]). The pure
+//! [`Evaluator`] turns the vitals into `healthy | degraded | overloaded` with hysteresis and
+//! a dwell time; each change is sent to the subscribers (the AdmissionController) and the
+//! latest report is kept in a [`HealthBoard`] that `/health` reads without a mailbox trip.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use serde::Serialize;
+
+use crate::config::{AdmissionConfig, HealthConfig};
+use crate::metrics::Metrics;
+
+/// The server's health.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Every vital is below its degraded level.
+    Healthy,
+    /// A vital is near its limit: running games are fine, new games are still admitted
+    /// within the caps.
+    Degraded,
+    /// A vital is at its limit: new games wait in line.
+    Overloaded,
+}
+
+impl Status {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Healthy => "healthy",
+            Status::Degraded => "degraded",
+            Status::Overloaded => "overloaded",
+        }
+    }
+}
+
+/// One sampled vital with its limit.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Vital {
+    /// Its name, e.g. `rss_mb`.
+    pub name: &'static str,
+    /// The sampled value.
+    pub value: f64,
+    /// The limit at which the server is overloaded (0 = this vital is off).
+    pub limit: f64,
+    /// Its level after hysteresis.
+    pub status: Status,
+}
+
+/// Turns samples into a status. Pure: the caller supplies the time.
+#[derive(Debug, Clone)]
+pub struct Evaluator {
+    degraded_ratio: f64,
+    exit_ratio: f64,
+    dwell: Duration,
+    levels: Vec<(&'static str, Status)>,
+    status: Status,
+    since: Option<Instant>,
+}
+
+impl Evaluator {
+    /// An evaluator with the configured ratios and dwell time, starting healthy.
+    pub fn new(config: &HealthConfig) -> Self {
+        Evaluator {
+            degraded_ratio: config.degraded_ratio,
+            exit_ratio: config.exit_ratio,
+            dwell: Duration::from_millis(config.dwell_ms),
+            levels: Vec::new(),
+            status: Status::Healthy,
+            since: None,
+        }
+    }
+
+    /// The status in force.
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    /// The level of one vital given its previous level: entering a level at its threshold,
+    /// leaving it only below `exit_ratio` of that threshold.
+    fn level(&self, previous: Status, value: f64, limit: f64) -> Status {
+        if limit <= 0.0 {
+            return Status::Healthy;
+        }
+        let over = limit;
+        let degraded = limit * self.degraded_ratio;
+        if value >= over || (previous == Status::Overloaded && value >= over * self.exit_ratio) {
+            Status::Overloaded
+        } else if value >= degraded || (previous >= Status::Degraded && value >= degraded * self.exit_ratio) {
+            Status::Degraded
+        } else {
+            Status::Healthy
+        }
+    }
+
+    /// Takes one sample of every vital (`(name, value, limit)`) at `now`; answers the vitals
+    /// with their levels and, when the status changed, the new status. A worse status takes
+    /// effect at once; a better one only after `dwell` in the current status.
+    pub fn sample(&mut self, now: Instant, samples: &[(&'static str, f64, f64)]) -> (Vec<Vital>, Option<Status>) {
+        let mut vitals = Vec::with_capacity(samples.len());
+        for &(name, value, limit) in samples {
+            let previous = self.levels.iter().find(|(n, _)| *n == name).map_or(Status::Healthy, |(_, s)| *s);
+            let status = self.level(previous, value, limit);
+            match self.levels.iter_mut().find(|(n, _)| *n == name) {
+                Some(slot) => slot.1 = status,
+                None => self.levels.push((name, status)),
+            }
+            vitals.push(Vital { name, value, limit, status });
+        }
+        let wanted = vitals.iter().map(|v| v.status).max().unwrap_or(Status::Healthy);
+        let since = *self.since.get_or_insert(now);
+        let change = if wanted > self.status || (wanted < self.status && now.duration_since(since) >= self.dwell) {
+            self.status = wanted;
+            self.since = Some(now);
+            Some(wanted)
+        } else {
+            None
+        };
+        (vitals, change)
+    }
+}
+
+/// Counts game-creation requests where they arrive (the HTTP handler), so the monitor
+/// measures the rate instead of guessing it.
+#[derive(Default)]
+pub struct CreationRate {
+    requests: AtomicU64,
+}
+
+impl CreationRate {
+    /// One more creation request arrived.
+    pub fn hit(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Requests so far.
+    pub fn total(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+}
+
+/// The latest health report, shared with `/health` and the AdmissionController.
+#[derive(Clone, Debug, Serialize)]
+pub struct HealthReport {
+    /// The status in force.
+    pub status: Status,
+    /// Every vital, with its value, limit and level.
+    pub vitals: Vec<Vital>,
+    /// Samples taken so far.
+    pub samples: u64,
+}
+
+/// Where the latest report is published.
+pub struct HealthBoard {
+    report: Mutex<Arc<HealthReport>>,
+    /// An admin override for tests and drills (`None`: the measured status).
+    forced: Mutex<Option<Status>>,
+}
+
+impl Default for HealthBoard {
+    fn default() -> Self {
+        HealthBoard {
+            report: Mutex::new(Arc::new(HealthReport { status: Status::Healthy, vitals: Vec::new(), samples: 0 })),
+            forced: Mutex::new(None),
+        }
+    }
+}
+
+impl HealthBoard {
+    /// The latest report.
+    pub fn report(&self) -> Arc<HealthReport> {
+        self.report.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+    fn publish(&self, report: HealthReport) {
+        *self.report.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(report);
+    }
+}
+
+/// The health status changed.
+#[derive(Message, Clone, Copy, Debug)]
+#[rtype(result = "()")]
+pub struct HealthChanged(pub Status);
+
+/// Subscribes a recipient to status changes; it gets the current status at once.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Subscribe(pub Recipient<HealthChanged>);
+
+/// Samples the vitals and broadcasts status changes.
+pub struct HealthMonitor {
+    config: HealthConfig,
+    max_games: u64,
+    evaluator: Evaluator,
+    board: Arc<HealthBoard>,
+    rate: Arc<CreationRate>,
+    metrics: Arc<Metrics>,
+    subscribers: Vec<Recipient<HealthChanged>>,
+    system: Option<sysinfo::System>,
+    pid: Option<sysinfo::Pid>,
+    last_tick: Instant,
+    last_requests: u64,
+    samples: u64,
+}
+
+impl HealthMonitor {
+    /// A monitor publishing to `board`, measuring creation requests counted in `rate`.
+    pub fn new(
+        config: HealthConfig,
+        admission: &AdmissionConfig,
+        board: Arc<HealthBoard>,
+        rate: Arc<CreationRate>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let system = sysinfo::System::new().ok();
+        if system.is_none() {
+            tracing::warn!("memory vitals are unavailable on this system; health uses lag, rate and games only");
+        }
+        HealthMonitor {
+            evaluator: Evaluator::new(&config),
+            max_games: admission.max_games,
+            config,
+            board,
+            rate,
+            metrics,
+            subscribers: Vec::new(),
+            system,
+            pid: sysinfo::get_current_pid().ok(),
+            last_tick: Instant::now(),
+            last_requests: 0,
+            samples: 0,
+        }
+    }
+
+    /// (RSS MB, system memory used %), refreshing only memory and this process.
+    fn memory(&mut self) -> (f64, f64) {
+        let Some(system) = self.system.as_mut() else { return (0.0, 0.0) };
+        system.refresh_memory();
+        let mut rss = 0.0;
+        if let Some(pid) = self.pid {
+            system.refresh_processes_specifics(
+                sysinfo::ProcessesToUpdate::Some(&[pid]),
+                false,
+                sysinfo::ProcessRefreshKind::nothing().with_memory(),
+            );
+            rss = system.process(pid).map_or(0.0, |p| p.memory() as f64 / 1_048_576.0);
+        }
+        let total = system.total_memory() as f64;
+        let used_pct = if total > 0.0 { 100.0 * (1.0 - system.available_memory() as f64 / total) } else { 0.0 };
+        (rss, used_pct)
+    }
+
+    fn tick(&mut self) {
+        let now = Instant::now();
+        let interval = Duration::from_millis(self.config.interval_ms);
+        let elapsed = now.duration_since(self.last_tick);
+        let lag_ms = elapsed.saturating_sub(interval).as_secs_f64() * 1000.0;
+        let requests = self.rate.total();
+        let rate = (requests - self.last_requests) as f64 / elapsed.as_secs_f64().max(0.001);
+        self.last_tick = now;
+        self.last_requests = requests;
+        let (rss_mb, used_pct) = self.memory();
+        let c = &self.config;
+        let samples = [
+            ("rss_mb", rss_mb, c.max_rss_mb as f64),
+            ("memory_used_pct", used_pct, c.max_memory_used_pct),
+            ("event_loop_lag_ms", lag_ms, c.max_lag_ms as f64),
+            ("create_rate_per_sec", rate, c.max_create_rate_per_sec),
+            ("active_games", self.metrics.games_active() as f64, self.max_games as f64),
+        ];
+        let (vitals, change) = self.evaluator.sample(now, &samples);
+        self.samples += 1;
+        let forced = *self.board.forced.lock().unwrap_or_else(|e| e.into_inner());
+        let status = forced.unwrap_or(self.evaluator.status());
+        let previous = self.board.report().status;
+        self.board.publish(HealthReport { status, vitals: vitals.clone(), samples: self.samples });
+        let _ = change; // the evaluator's own change is folded into `status` (an override wins)
+        if status != previous {
+            let worst: Vec<String> = vitals
+                .iter()
+                .filter(|v| v.status != Status::Healthy)
+                .map(|v| format!("{}={:.1} (limit {})", v.name, v.value, v.limit))
+                .collect();
+            tracing::warn!(from = previous.as_str(), to = status.as_str(), vitals = %worst.join(", "), "server health changed");
+            for s in &self.subscribers {
+                s.do_send(HealthChanged(status));
+            }
+        }
+    }
+}
+
+impl Actor for HealthMonitor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.last_tick = Instant::now();
+        self.last_requests = self.rate.total();
+        ctx.run_interval(Duration::from_millis(self.config.interval_ms), |act, _| act.tick());
+    }
+}
+
+impl Handler<Subscribe> for HealthMonitor {
+    type Result = ();
+    fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) {
+        msg.0.do_send(HealthChanged(self.board.report().status));
+        self.subscribers.push(msg.0);
+    }
+}
+
+/// Overrides the measured status (`None` returns to measuring). For drills and tests;
+/// exposed to admins only.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ForceStatus(pub Option<Status>);
+
+impl Handler<ForceStatus> for HealthMonitor {
+    type Result = ();
+    fn handle(&mut self, msg: ForceStatus, _: &mut Context<Self>) {
+        *self.board.forced.lock().unwrap_or_else(|e| e.into_inner()) = msg.0;
+        tracing::warn!(forced = ?msg.0.map(Status::as_str), "an admin overrode the health status");
+        self.tick();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn evaluator(dwell_ms: u64) -> Evaluator {
+        Evaluator::new(&HealthConfig { degraded_ratio: 0.8, exit_ratio: 0.9, dwell_ms, ..HealthConfig::default() })
+    }
+
+    #[test]
+    fn levels_enter_at_their_threshold_and_leave_below_the_exit_level() {
+        let mut e = evaluator(0);
+        let t = Instant::now();
+        let at = |e: &mut Evaluator, v: f64| e.sample(t, &[("rss_mb", v, 100.0)]).0[0].status;
+        assert_eq!(at(&mut e, 79.0), Status::Healthy);
+        assert_eq!(at(&mut e, 80.0), Status::Degraded);
+        assert_eq!(at(&mut e, 100.0), Status::Overloaded);
+        assert_eq!(at(&mut e, 95.0), Status::Overloaded, "above 90% of the overload threshold: stays");
+        assert_eq!(at(&mut e, 89.0), Status::Degraded);
+        assert_eq!(at(&mut e, 73.0), Status::Degraded, "above 90% of the degraded threshold (72): stays");
+        assert_eq!(at(&mut e, 71.0), Status::Healthy);
+        assert_eq!(at(&mut e, 1e9), Status::Overloaded);
+    }
+
+    #[test]
+    fn a_vital_with_limit_zero_is_off() {
+        let mut e = evaluator(0);
+        let (vitals, change) = e.sample(Instant::now(), &[("rss_mb", 1e12, 0.0)]);
+        assert_eq!((vitals[0].status, change), (Status::Healthy, None));
+    }
+
+    #[test]
+    fn worse_is_immediate_better_waits_for_the_dwell_time() {
+        let mut e = evaluator(3000);
+        let t0 = Instant::now();
+        let s = |v: f64| [("lag", v, 100.0)];
+        assert_eq!(e.sample(t0, &s(10.0)).1, None);
+        assert_eq!(e.sample(t0 + Duration::from_millis(100), &s(150.0)).1, Some(Status::Overloaded));
+        assert_eq!(e.sample(t0 + Duration::from_millis(200), &s(0.0)).1, None, "too soon to improve");
+        assert_eq!(e.status(), Status::Overloaded);
+        assert_eq!(e.sample(t0 + Duration::from_millis(3099), &s(0.0)).1, None);
+        assert_eq!(e.sample(t0 + Duration::from_millis(3100), &s(0.0)).1, Some(Status::Healthy));
+        assert_eq!(e.sample(t0 + Duration::from_millis(3200), &s(85.0)).1, Some(Status::Degraded), "worse at once");
+    }
+
+    #[test]
+    fn the_worst_vital_decides() {
+        let mut e = evaluator(0);
+        let (vitals, change) = e.sample(Instant::now(), &[("a", 10.0, 100.0), ("b", 85.0, 100.0), ("c", 0.0, 0.0)]);
+        assert_eq!(change, Some(Status::Degraded));
+        assert_eq!(
+            vitals.iter().map(|v| v.status).collect::<Vec<_>>(),
+            [Status::Healthy, Status::Degraded, Status::Healthy]
+        );
+    }
+
+    #[test]
+    fn flapping_input_around_a_threshold_does_not_flap_the_status() {
+        let mut e = evaluator(1000);
+        let t0 = Instant::now();
+        let mut changes = 0;
+        for i in 0..100u64 {
+            let v = if i % 2 == 0 { 101.0 } else { 99.0 };
+            if e.sample(t0 + Duration::from_millis(i * 10), &[("x", v, 100.0)]).1.is_some() {
+                changes += 1;
+            }
+        }
+        assert_eq!(changes, 1, "one change to overloaded, then it holds");
+    }
+
+    #[actix_rt::test]
+    async fn the_monitor_samples_real_memory_and_broadcasts_changes() {
+        struct Sink(tokio::sync::mpsc::UnboundedSender<Status>);
+        impl Actor for Sink {
+            type Context = Context<Self>;
+        }
+        impl Handler<HealthChanged> for Sink {
+            type Result = ();
+            fn handle(&mut self, msg: HealthChanged, _: &mut Context<Self>) {
+                let _ = self.0.send(msg.0);
+            }
+        }
+        let board = Arc::new(HealthBoard::default());
+        let rate = Arc::new(CreationRate::default());
+        // An RSS limit of 1 MB: any real process is over it.
+        let config = HealthConfig { interval_ms: 50, max_rss_mb: 1, dwell_ms: 0, ..HealthConfig::default() };
+        let monitor =
+            HealthMonitor::new(config, &AdmissionConfig::default(), board.clone(), rate, Arc::default()).start();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        monitor.send(Subscribe(Sink(tx).start().recipient())).await.expect("subscribe");
+        let first =
+            tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("current status").expect("open");
+        assert_eq!(first, Status::Healthy);
+        let next = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("a change").expect("open");
+        assert_eq!(next, Status::Overloaded);
+        let report = board.report();
+        let rss = report.vitals.iter().find(|v| v.name == "rss_mb").expect("rss");
+        assert!(rss.value > 1.0, "{rss:?}");
+        monitor.send(ForceStatus(Some(Status::Healthy))).await.expect("force");
+        assert_eq!(board.report().status, Status::Healthy);
+    }
+}

@@ -1,0 +1,167 @@
+//! A private `redis-server` for one test: started on a free loopback port in its own
+//! temporary directory, with no persistence, and killed when the handle is dropped. It is
+//! never a server someone else left running, and no two tests share one. `stop` and
+//! `restart` (same port) let a test kill Redis and bring it back.
+#![allow(dead_code, missing_docs)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long a fresh server may take to answer PING.
+const READY_DEADLINE: Duration = Duration::from_secs(10);
+
+/// The server binary: `RAMPART_REDIS_SERVER` or `redis-server` on the PATH.
+fn binary() -> String {
+    std::env::var("RAMPART_REDIS_SERVER").unwrap_or_else(|_| "redis-server".to_owned())
+}
+
+pub struct RedisServer {
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Starts a private server and waits until it answers PING.
+    pub fn start() -> RedisServer {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("rampart-redis-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create the redis test directory");
+        // A port freed by the OS can be taken by another test before redis binds it: retry
+        // with a new one when the server exits at start-up.
+        for _ in 0..5 {
+            let port = free_port();
+            let mut server = RedisServer { port, dir: dir.clone(), child: None };
+            if server.launch() {
+                return server;
+            }
+            server.dir = PathBuf::new(); // keep the directory for the next attempt
+        }
+        panic!("redis-server did not start on a free port after 5 attempts; see {}", dir.join("redis.log").display());
+    }
+
+    /// `redis://127.0.0.1:PORT/0`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Kills the server (SIGKILL: no goodbye to its clients) and waits for it to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port (empty: nothing is persisted).
+    pub fn restart(&mut self) {
+        self.stop();
+        let deadline = Instant::now() + READY_DEADLINE;
+        // The port is ours until the deadline; a start can only fail if it is not free yet.
+        while !self.launch() {
+            assert!(Instant::now() < deadline, "redis-server did not restart on port {}", self.port);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Spawns the server and waits for PING. False when it exited at start-up.
+    fn launch(&mut self) -> bool {
+        let log = self.dir.join("redis.log");
+        let spawned = Command::new(binary())
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .arg("--logfile")
+            .arg(&log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let child = match spawned {
+            Ok(child) => child,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
+                "redis-server is not installed (looked for `{}`): the Redis tests need it. `make test` installs it \
+                 (Debian package redis-server); or run `sudo apt-get install redis-server`, or set \
+                 RAMPART_REDIS_SERVER to its path",
+                binary()
+            ),
+            Err(e) => panic!("could not start redis-server: {e}"),
+        };
+        self.child = Some(child);
+        let deadline = Instant::now() + READY_DEADLINE;
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(_)) = child.try_wait() {
+                    self.child = None;
+                    return false;
+                }
+            }
+            if ping(self.port) {
+                // Make sure the server answering is ours, not one that took the port first.
+                let ours = self.child.as_ref().map(Child::id);
+                if server_pid(self.port) == ours {
+                    return true;
+                }
+                self.stop();
+                return false;
+            }
+            assert!(Instant::now() < deadline, "redis-server on port {} did not answer PING in time", self.port);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+        if !self.dir.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// The process id of the Redis on `port` (from `INFO server`).
+fn server_pid(port: u16) -> Option<u32> {
+    let mut stream = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
+    stream.write_all(b"INFO server\r\n").ok()?;
+    let mut text = String::new();
+    let mut buf = [0u8; 4096];
+    while !text.contains("process_id:") || !text[text.find("process_id:")?..].contains("\r\n") {
+        let n = stream.read(&mut buf).ok()?;
+        if n == 0 {
+            return None;
+        }
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    let line = &text[text.find("process_id:")? + "process_id:".len()..];
+    line[..line.find("\r\n")?].trim().parse().ok()
+}
+
+/// True when a Redis on `port` answers PING with PONG.
+fn ping(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    if stream.write_all(b"PING\r\n").is_err() {
+        return false;
+    }
+    let mut reply = [0u8; 7];
+    stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
+}

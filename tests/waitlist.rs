@@ -1,0 +1,392 @@
+//! The waitlist contract (DESIGN.md D6), run against both backends: the embedded
+//! `MemoryWaitlist` and `RedisWaitlist` on a private redis-server per test. FIFO under
+//! concurrent enqueues, no duplicates, exact positions, leaving, crash recovery, grants,
+//! expiry; and, for Redis, failing fast while Redis is down and recovering when it returns.
+
+mod common;
+#[path = "common/redis.rs"]
+mod redis_harness;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use rampart::admission::redis_waitlist::RedisWaitlist;
+use rampart::admission::waitlist::{MemoryWaitlist, TicketStatus, WaitEntry, WaitRequest, WaitlistStore};
+use rampart::game::Seat;
+use rampart::ids::{now_rfc3339, Ticket};
+use rampart::protocol::{Opponent, SeatGrant};
+use rampart::store::StoreError;
+use redis_harness::RedisServer;
+
+/// Long enough that nothing expires unless a test means it to.
+const LONG_TTL: Duration = Duration::from_secs(600);
+/// The expiry tests' ticket lifetime.
+const SHORT_TTL: Duration = Duration::from_secs(1);
+/// Generous for a local Redis, even on a busy machine running the tests in parallel.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+const RECONNECT_MAX_DELAY: Duration = Duration::from_millis(100);
+const DEADLINE: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Memory,
+    Redis,
+}
+
+/// A fresh, empty line. `store` and `peer` are two handles on it: for Redis two separate
+/// connections (two server instances sharing one Redis); for memory the same map.
+struct Backend {
+    store: Arc<dyn WaitlistStore>,
+    peer: Arc<dyn WaitlistStore>,
+    ttl: Duration,
+    prefix: String,
+    redis: Option<RedisServer>,
+}
+
+fn unique_prefix() -> String {
+    format!("test:{}", &Ticket::random().expose()[..12])
+}
+
+async fn connect(url: &str, prefix: &str, ttl: Duration, command_timeout: Duration) -> RedisWaitlist {
+    RedisWaitlist::connect(url, prefix, ttl, command_timeout, RECONNECT_MAX_DELAY).await.expect("connect to test redis")
+}
+
+impl Kind {
+    async fn open(self, ttl: Duration) -> Backend {
+        let prefix = unique_prefix();
+        match self {
+            Kind::Memory => {
+                let store: Arc<dyn WaitlistStore> = Arc::new(MemoryWaitlist::new(ttl));
+                Backend { peer: store.clone(), store, ttl, prefix, redis: None }
+            }
+            Kind::Redis => {
+                let server = RedisServer::start();
+                let store = Arc::new(connect(&server.url(), &prefix, ttl, COMMAND_TIMEOUT).await);
+                let peer = Arc::new(connect(&server.url(), &prefix, ttl, COMMAND_TIMEOUT).await);
+                Backend { store, peer, ttl, prefix, redis: Some(server) }
+            }
+        }
+    }
+}
+
+impl Backend {
+    /// The line as a freshly started server process sees it: for Redis a new connection on
+    /// the same keys; the embedded line lives only in this process, so it is the same map.
+    async fn reopen(&self) -> Arc<dyn WaitlistStore> {
+        match &self.redis {
+            Some(server) => Arc::new(connect(&server.url(), &self.prefix, self.ttl, COMMAND_TIMEOUT).await),
+            None => self.store.clone(),
+        }
+    }
+}
+
+fn entry(name: &str) -> WaitEntry {
+    WaitEntry {
+        ticket: Ticket::random(),
+        request: WaitRequest { opponent: Opponent::Ai, player_name: name.to_owned() },
+        enqueued_at: now_rfc3339(),
+    }
+}
+
+fn grant() -> SeatGrant {
+    SeatGrant { game_id: "g-123".to_owned(), seat: Seat::Red, player_token: "f".repeat(64) }
+}
+
+async fn position(store: &Arc<dyn WaitlistStore>, ticket: &Ticket) -> TicketStatus {
+    store.status(ticket).await.expect("status")
+}
+
+fn waiting(position: u64) -> TicketStatus {
+    TicketStatus::Waiting { position }
+}
+
+async fn claimed(store: &Arc<dyn WaitlistStore>) -> Option<Ticket> {
+    store.claim().await.expect("claim").map(|e| e.ticket)
+}
+
+// ---------------------------------------------------------------------------------------
+// The contract, one async fn per behaviour.
+
+async fn fifo_under_concurrent_enqueues(kind: Kind) {
+    const N: usize = 200;
+    let b = kind.open(LONG_TTL).await;
+    let entries: Vec<WaitEntry> = (0..N).map(|i| entry(&format!("player{i}"))).collect();
+    // Every enqueue at once, half through each instance.
+    let calls = entries.iter().enumerate().map(|(i, e)| {
+        let store = if i % 2 == 0 { b.store.clone() } else { b.peer.clone() };
+        let e = e.clone();
+        async move { store.enqueue(e).await.expect("enqueue") }
+    });
+    let positions: Vec<u64> = join_all(calls).await;
+    let mut sorted = positions.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (1..=N as u64).collect::<Vec<_>>(), "each enqueue got its own position");
+    assert_eq!(b.store.len().await.expect("len"), N as u64);
+
+    // The line is served in the order the positions promised.
+    let mut by_position = vec![None; N];
+    for (e, p) in entries.iter().zip(&positions) {
+        by_position[(*p - 1) as usize] = Some(e.ticket.clone());
+    }
+    for (i, expected) in by_position.iter().take(N / 2).enumerate() {
+        let store = if i % 2 == 0 { &b.store } else { &b.peer };
+        let got = store.claim().await.expect("claim").expect("someone waits");
+        assert_eq!(Some(&got.ticket), expected.as_ref(), "claim {i} out of order");
+        let original = entries.iter().find(|e| e.ticket == got.ticket).expect("known entry");
+        assert_eq!(&got, original, "the entry comes back as it was enqueued");
+    }
+    // The rest claimed concurrently by both instances: each exactly once.
+    let calls = (0..N / 2 + 10).map(|i| {
+        let store = if i % 2 == 0 { b.store.clone() } else { b.peer.clone() };
+        async move { store.claim().await.expect("claim").map(|e| e.ticket) }
+    });
+    let rest: Vec<Ticket> = join_all(calls).await.into_iter().flatten().collect();
+    assert_eq!(rest.len(), N / 2, "every remaining entry claimed once");
+    let rest: HashSet<Ticket> = rest.into_iter().collect();
+    let expected: HashSet<Ticket> = by_position[N / 2..].iter().flatten().cloned().collect();
+    assert_eq!(rest, expected);
+    assert_eq!(b.store.claim().await.expect("claim"), None);
+    assert_eq!(b.store.len().await.expect("len"), 0);
+}
+
+async fn no_duplicates(kind: Kind) {
+    let b = kind.open(LONG_TTL).await;
+    let (a, c) = (entry("a"), entry("c"));
+    assert_eq!(b.store.enqueue(a.clone()).await.expect("enqueue"), 1);
+    assert_eq!(b.store.enqueue(c.clone()).await.expect("enqueue"), 2);
+    assert_eq!(b.store.enqueue(a.clone()).await.expect("enqueue"), 1, "same ticket, same place");
+    assert_eq!(b.peer.enqueue(c.clone()).await.expect("enqueue"), 2, "idempotent across instances");
+    assert_eq!(b.store.len().await.expect("len"), 2);
+    assert_eq!(claimed(&b.store).await, Some(a.ticket.clone()));
+    assert_eq!(b.store.enqueue(a.clone()).await.expect("enqueue"), 0, "being processed: not queued again");
+    assert_eq!(position(&b.store, &a.ticket).await, TicketStatus::Processing);
+    assert_eq!(b.store.len().await.expect("len"), 1);
+    assert_eq!(claimed(&b.store).await, Some(c.ticket));
+    assert_eq!(claimed(&b.store).await, None, "nobody is in line twice");
+}
+
+async fn positions_are_exact(kind: Kind) {
+    let b = kind.open(LONG_TTL).await;
+    let e: Vec<WaitEntry> = (0..5).map(|i| entry(&format!("p{i}"))).collect();
+    for (i, x) in e.iter().enumerate() {
+        assert_eq!(b.store.enqueue(x.clone()).await.expect("enqueue"), i as u64 + 1);
+    }
+    for (i, x) in e.iter().enumerate() {
+        assert_eq!(position(&b.peer, &x.ticket).await, waiting(i as u64 + 1));
+    }
+    assert!(b.store.leave(&e[2].ticket).await.expect("leave"));
+    let expect = [waiting(1), waiting(2), TicketStatus::Unknown, waiting(3), waiting(4)];
+    for (x, want) in e.iter().zip(expect) {
+        assert_eq!(position(&b.store, &x.ticket).await, want, "after a leave");
+    }
+    assert_eq!(claimed(&b.store).await, Some(e[0].ticket.clone()));
+    let expect = [TicketStatus::Processing, waiting(1), TicketStatus::Unknown, waiting(2), waiting(3)];
+    for (x, want) in e.iter().zip(expect) {
+        assert_eq!(position(&b.store, &x.ticket).await, want, "after a claim");
+    }
+    assert_eq!(b.store.len().await.expect("len"), 3);
+    assert_eq!(b.store.enqueue(entry("late")).await.expect("enqueue"), 4);
+}
+
+async fn leaving(kind: Kind) {
+    let b = kind.open(LONG_TTL).await;
+    let (a, c) = (entry("a"), entry("c"));
+    b.store.enqueue(a.clone()).await.expect("enqueue");
+    b.store.enqueue(c.clone()).await.expect("enqueue");
+    assert!(b.store.leave(&a.ticket).await.expect("leave"));
+    assert!(!b.peer.leave(&a.ticket).await.expect("leave"), "already gone");
+    assert!(!b.store.leave(&Ticket::random()).await.expect("leave"), "never issued");
+    assert_eq!(position(&b.store, &a.ticket).await, TicketStatus::Unknown);
+    assert!(!b.store.touch(&a.ticket).await.expect("touch"), "a ticket that left cannot be kept alive");
+    assert_eq!(position(&b.store, &c.ticket).await, waiting(1));
+    assert_eq!(b.store.len().await.expect("len"), 1);
+
+    assert_eq!(claimed(&b.store).await, Some(c.ticket.clone()));
+    assert!(!b.store.leave(&c.ticket).await.expect("leave"), "too late: its game is being created");
+    assert_eq!(position(&b.store, &c.ticket).await, TicketStatus::Processing);
+
+    // Coming back after leaving means the back of the line.
+    assert_eq!(b.store.enqueue(entry("d")).await.expect("enqueue"), 1);
+    assert_eq!(b.store.enqueue(a.clone()).await.expect("enqueue"), 2);
+}
+
+async fn crash_recovery(kind: Kind) {
+    let b = kind.open(LONG_TTL).await;
+    let e: Vec<WaitEntry> = ["a", "b", "c", "d"].iter().map(|n| entry(n)).collect();
+    for x in &e {
+        b.store.enqueue(x.clone()).await.expect("enqueue");
+    }
+    assert_eq!(claimed(&b.store).await, Some(e[0].ticket.clone()));
+    assert_eq!(claimed(&b.peer).await, Some(e[1].ticket.clone()));
+    let late = entry("late");
+    assert_eq!(b.store.enqueue(late.clone()).await.expect("enqueue"), 3);
+    // The process dies before creating either game: a new one starts and recovers.
+    let restarted = b.reopen().await;
+    assert_eq!(position(&restarted, &e[0].ticket).await, TicketStatus::Processing);
+    assert_eq!(restarted.requeue_processing().await.expect("requeue"), 2);
+    assert_eq!(restarted.requeue_processing().await.expect("requeue"), 0, "nothing left in processing");
+    assert_eq!(restarted.len().await.expect("len"), 5);
+    let order: Vec<&Ticket> = e.iter().map(|x| &x.ticket).chain([&late.ticket]).collect();
+    for (i, t) in order.iter().enumerate() {
+        assert_eq!(position(&restarted, t).await, waiting(i as u64 + 1), "entry {i} after recovery");
+    }
+    for (i, t) in order.iter().enumerate() {
+        assert_eq!(claimed(&restarted).await.as_ref(), Some(*t), "claim {i} after recovery");
+    }
+    assert_eq!(claimed(&restarted).await, None);
+}
+
+async fn complete_records_the_grant(kind: Kind) {
+    let b = kind.open(LONG_TTL).await;
+    let e: Vec<WaitEntry> = ["a", "b", "c"].iter().map(|n| entry(n)).collect();
+    for x in &e {
+        b.store.enqueue(x.clone()).await.expect("enqueue");
+    }
+    assert_eq!(claimed(&b.store).await, Some(e[0].ticket.clone()));
+    let g = grant();
+    b.store.complete(&e[0].ticket, &g).await.expect("complete");
+    assert_eq!(position(&b.peer, &e[0].ticket).await, TicketStatus::Admitted(g));
+    assert_eq!(position(&b.store, &e[1].ticket).await, waiting(1));
+    assert_eq!(position(&b.store, &e[2].ticket).await, waiting(2));
+    assert_eq!(b.store.len().await.expect("len"), 2);
+    assert_eq!(b.store.requeue_processing().await.expect("requeue"), 0, "a completed ticket is not re-queued");
+    assert_eq!(claimed(&b.store).await, Some(e[1].ticket.clone()));
+    assert_eq!(claimed(&b.store).await, Some(e[2].ticket.clone()));
+    assert_eq!(claimed(&b.store).await, None, "an admitted ticket is never claimed again");
+}
+
+async fn abandoned_tickets_expire(kind: Kind) {
+    let b = kind.open(SHORT_TTL).await;
+    let (idle, watched) = (entry("idle"), entry("watched"));
+    b.store.enqueue(idle.clone()).await.expect("enqueue");
+    b.store.enqueue(watched.clone()).await.expect("enqueue");
+    let start = Instant::now();
+    let mut dropped = 0;
+    // The watched ticket is touched (as its watcher would); wait for the idle one to go.
+    loop {
+        assert!(b.peer.touch(&watched.ticket).await.expect("touch"), "a watched ticket stays alive");
+        dropped += b.store.expire().await.expect("expire");
+        if position(&b.store, &idle.ticket).await == TicketStatus::Unknown {
+            break;
+        }
+        assert!(start.elapsed() < DEADLINE, "the idle ticket never expired");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(start.elapsed() >= SHORT_TTL - Duration::from_millis(100), "expired early: {:?}", start.elapsed());
+    assert_eq!(dropped, 1);
+    assert_eq!(position(&b.store, &watched.ticket).await, waiting(1));
+    assert_eq!(b.store.len().await.expect("len"), 1);
+    assert!(!b.store.touch(&idle.ticket).await.expect("touch"), "an expired ticket cannot be revived");
+
+    // Claim drops an abandoned ticket it meets on the way, without an `expire` pass.
+    let (idle2, watched2) = (entry("idle2"), entry("watched2"));
+    b.store.enqueue(idle2.clone()).await.expect("enqueue");
+    let idle_since = Instant::now();
+    b.store.enqueue(watched2.clone()).await.expect("enqueue");
+    while idle_since.elapsed() < SHORT_TTL + Duration::from_millis(200) {
+        assert!(b.store.touch(&watched.ticket).await.expect("touch"));
+        assert!(b.store.touch(&watched2.ticket).await.expect("touch"));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(claimed(&b.store).await, Some(watched.ticket));
+    assert_eq!(claimed(&b.store).await, Some(watched2.ticket), "the abandoned ticket was skipped");
+    assert_eq!(claimed(&b.store).await, None);
+    assert_eq!(position(&b.store, &idle2.ticket).await, TicketStatus::Unknown);
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::Kind::Memory).await
+            })*
+        }
+        mod redis {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::Kind::Redis).await
+            })*
+        }
+    };
+}
+
+on_both_backends!(
+    fifo_under_concurrent_enqueues,
+    no_duplicates,
+    positions_are_exact,
+    leaving,
+    crash_recovery,
+    complete_records_the_grant,
+    abandoned_tickets_expire,
+);
+
+// ---------------------------------------------------------------------------------------
+// Redis only: the backend going away and coming back.
+
+fn assert_backend_error<T: std::fmt::Debug>(what: &str, result: Result<T, StoreError>, secret: &str) {
+    match result {
+        Err(StoreError::Backend(message)) => {
+            assert!(!message.contains(secret), "{what}: the error shows a full ticket: {message}")
+        }
+        other => panic!("{what}: expected a backend error while Redis is down, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn redis_down_fails_fast_and_recovers_when_it_returns() {
+    let command_timeout = Duration::from_millis(300);
+    let mut server = RedisServer::start();
+    let store = connect(&server.url(), &unique_prefix(), LONG_TTL, command_timeout).await;
+    let a = entry("a");
+    assert_eq!(store.enqueue(a.clone()).await.expect("enqueue"), 1);
+
+    server.stop();
+    // Every call fails with a StoreError within about the command timeout: none hangs on
+    // the connection manager's reconnect backoff.
+    let bound = command_timeout + Duration::from_millis(700);
+    for round in 0..3 {
+        let t = Instant::now();
+        assert_backend_error("enqueue", store.enqueue(entry("b")).await, a.ticket.expose());
+        assert_backend_error("status", store.status(&a.ticket).await, a.ticket.expose());
+        assert_backend_error("claim", store.claim().await, a.ticket.expose());
+        assert_backend_error("touch", store.touch(&a.ticket).await, a.ticket.expose());
+        assert_backend_error("len", store.len().await, a.ticket.expose());
+        assert_backend_error("ping", store.ping().await, a.ticket.expose());
+        assert!(t.elapsed() < bound * 6, "round {round}: six calls took {:?}", t.elapsed());
+    }
+    let t = Instant::now();
+    assert!(store.len().await.is_err());
+    assert!(t.elapsed() < bound, "one call took {:?}", t.elapsed());
+
+    server.restart();
+    let start = Instant::now();
+    while store.ping().await.is_err() {
+        assert!(start.elapsed() < DEADLINE, "the store never reconnected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The test server keeps nothing across a restart: the line starts empty, and works.
+    let c = entry("c");
+    assert_eq!(store.enqueue(c.clone()).await.expect("enqueue after restart"), 1);
+    assert_eq!(store.status(&c.ticket).await.expect("status"), waiting(1));
+    assert_eq!(store.claim().await.expect("claim").map(|e| e.ticket), Some(c.ticket));
+}
+
+#[tokio::test]
+async fn redis_line_survives_a_new_connection() {
+    let b = Kind::Redis.open(LONG_TTL).await;
+    let e: Vec<WaitEntry> = ["a", "b", "c"].iter().map(|n| entry(n)).collect();
+    for x in &e {
+        b.store.enqueue(x.clone()).await.expect("enqueue");
+    }
+    // Another server instance (or this one after a restart) sees the same line.
+    let fresh = b.reopen().await;
+    assert_eq!(fresh.len().await.expect("len"), 3);
+    for (i, x) in e.iter().enumerate() {
+        assert_eq!(position(&fresh, &x.ticket).await, waiting(i as u64 + 1));
+    }
+    let next = fresh.claim().await.expect("claim").expect("an entry");
+    assert_eq!(next, e[0], "the entry's data survives intact");
+}
