@@ -170,3 +170,39 @@ async fn bad_tickets_get_structured_errors() {
     assert_eq!((code, body["error"]["code"].as_str()), (422, Some("VALIDATION_FAILED")));
     assert_eq!(server.post_raw("/api/v1/admin/health", r#"{"status":null}"#, Some("wrong")).await.0, 401);
 }
+
+#[actix_rt::test]
+async fn the_lobby_socket_pushes_snapshots_positions_and_the_admission() {
+    let server = TestServer::start(config()).await;
+    let mut lobby = server.lobby().await;
+    let first = lobby.recv_type("lobby").await;
+    assert_eq!(first["games"], json!([]));
+    assert_eq!(first["health"], "healthy");
+    let grant = server.create("ai", "ada").await;
+    let next = lobby.recv_type("lobby").await;
+    assert_eq!(next["games"][0]["game_id"], grant.game_id.as_str(), "{next}");
+
+    force_health(&server, json!("overloaded")).await;
+    let (_, busy, _) = create(&server, "bo").await;
+    let ticket = busy["error"]["details"]["ticket"].as_str().expect("ticket").to_owned();
+    lobby.send(json!({"type": "watch", "ticket": ticket})).await;
+    let waiting = lobby.recv_type("waitlist").await;
+    assert_eq!((waiting["status"].as_str(), waiting["position"].as_u64()), (Some("waiting"), Some(1)), "{waiting}");
+    assert!(waiting["eta_secs"].is_u64());
+    force_health(&server, Value::Null).await;
+    let admitted = lobby.recv_until("admitted", |v| v["type"] == "waitlist" && v["status"] == "admitted").await;
+    let seat = common::Grant::from(&admitted);
+    server.player(&seat).await;
+
+    // Bad frames get structured errors and the socket stays open.
+    lobby.send_text("not json".to_owned()).await;
+    assert_eq!(lobby.recv_error().await["code"], "BAD_REQUEST");
+    lobby.send(json!({"type": "move", "column": 1})).await;
+    assert_eq!(lobby.recv_error().await["code"], "UNKNOWN_MESSAGE_TYPE");
+    lobby.send(json!({"type": "watch", "ticket": "nope"})).await;
+    assert_eq!(lobby.recv_error().await["code"], "TICKET_NOT_FOUND");
+    lobby.send(json!({"type": "watch", "ticket": "0123456789abcdef0123456789abcdef"})).await;
+    assert_eq!(lobby.recv_error().await["code"], "TICKET_NOT_FOUND");
+    lobby.send(json!({"type": "ping", "id": 7})).await;
+    assert_eq!(lobby.recv_type("pong").await["id"], 7);
+}

@@ -9,7 +9,7 @@
 //! | `{prefix}:seq`               | string      | the monotonic sequence (`INCR`)                |
 //! | `{prefix}:waiting`           | sorted set  | waiting tickets, scored by their sequence      |
 //! | `{prefix}:processing`        | sorted set  | claimed tickets, with the same scores          |
-//! | `{prefix}:entry:<ticket>`    | string      | the [`WaitEntry`] as JSON, expiring after `ticket_ttl` (no expiry while processing) |
+//! | `{prefix}:entry:<ticket>`    | string      | the [`WaitEntry`] as JSON, expiring after `ticket_ttl` |
 //! | `{prefix}:admitted:<ticket>` | string      | the [`SeatGrant`] as JSON, expiring after `ticket_ttl` |
 //!
 //! A waiting ticket is *live* while its entry key exists: `touch` pushes the expiry back,

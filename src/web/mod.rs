@@ -2,6 +2,7 @@
 //! `/metrics` and the embedded browser page. Handlers translate between HTTP and actor
 //! messages; every failure leaves as the PROTOCOL.md error shape.
 
+pub mod lobby;
 pub mod session;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -208,6 +209,22 @@ async fn game_socket(
     PlayerSession::create(move |ctx| {
         ctx.add_stream(stream);
         PlayerSession::new(id, known.is_some(), ws, registry, metrics, limits)
+    });
+    Ok(response)
+}
+
+/// `GET /ws/lobby`: lobby snapshots and waitlist positions.
+async fn lobby_socket(state: State, req: HttpRequest, body: web::Payload) -> Result<HttpResponse, actix_web::Error> {
+    let (response, ws, stream) = actix_ws::handle(&req, body)?;
+    let limits = state.limits.clone();
+    let stream = stream
+        .max_frame_size(limits.hard_frame_bytes)
+        .aggregate_continuations()
+        .max_continuation_size(limits.hard_frame_bytes);
+    let (registry, health, admission) = (state.registry.clone(), state.health.clone(), state.admission.clone());
+    lobby::LobbySession::create(move |ctx| {
+        ctx.add_stream(stream);
+        lobby::LobbySession::new(ws, registry, health, admission, limits)
     });
     Ok(response)
 }
@@ -545,6 +562,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/health/circuit-breakers/{name}", web::get().to(breaker_health))
         .route("/metrics/circuit-breakers", web::get().to(breakers_metrics))
         .route("/ws/games/{id}", web::get().to(game_socket))
+        .route("/ws/lobby", web::get().to(lobby_socket))
         .route("/health", web::get().to(health))
         .route("/metrics", web::get().to(metrics))
         .default_service(web::to(not_found));

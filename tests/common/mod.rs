@@ -158,6 +158,13 @@ impl TestServer {
         Player { framed, seen: Vec::new(), last_state: Value::Null }
     }
 
+    /// Opens a `/ws/lobby` socket.
+    pub async fn lobby(&self) -> Player {
+        let (_, framed) =
+            self.client.ws(format!("ws://{}/ws/lobby", self.addr)).max_frame_size(1 << 22).connect().await.expect("ws");
+        Player { framed, seen: Vec::new(), last_state: Value::Null }
+    }
+
     /// Opens a socket and joins with the grant's token; waits for the first state.
     pub async fn player(&self, grant: &Grant) -> Player {
         let mut p = self.socket(&grant.game_id).await;

@@ -1,0 +1,238 @@
+//! LobbySession is an actor, one per `/ws/lobby` socket. It pushes a lobby snapshot (the
+//! open games and the server's health) whenever it changes — checked every
+//! `LOBBY_CHECK`, never re-sending an identical snapshot — and, after a
+//! `{"type":"watch","ticket"}` frame, the ticket's place in line (`waitlist` frames with
+//! `position` and `eta_secs`) until it is admitted (`waitlist` with the seat). Watching
+//! keeps the ticket alive. Its outbound queue is bounded like a game socket's.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use crate::admission::{AdmissionController, WaitlistNotice, Watch};
+use crate::health::HealthBoard;
+use crate::ids::Ticket;
+use crate::protocol::{ErrorBody, ErrorCode};
+use crate::supervision::registry::Registry;
+use crate::web::session::SessionLimits;
+
+/// How often a lobby socket checks whether its snapshot changed.
+pub const LOBBY_CHECK: Duration = Duration::from_millis(500);
+
+/// Games listed in a lobby snapshot.
+const LOBBY_GAMES: usize = 100;
+
+/// One lobby socket.
+pub struct LobbySession {
+    ws: actix_ws::Session,
+    out: Option<mpsc::Sender<Arc<str>>>,
+    writer: Option<actix_rt::task::JoinHandle<()>>,
+    registry: Arc<Registry>,
+    health: Arc<HealthBoard>,
+    admission: Addr<AdmissionController>,
+    limits: Arc<SessionLimits>,
+    last_snapshot: Option<String>,
+    last_heard: Instant,
+    watching: Option<Ticket>,
+    closing: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+enum LobbyFrame {
+    Watch { ticket: String },
+    Ping { id: Option<Value> },
+}
+
+impl LobbySession {
+    /// A session for an upgraded `/ws/lobby` connection.
+    pub fn new(
+        ws: actix_ws::Session,
+        registry: Arc<Registry>,
+        health: Arc<HealthBoard>,
+        admission: Addr<AdmissionController>,
+        limits: Arc<SessionLimits>,
+    ) -> Self {
+        LobbySession {
+            ws,
+            out: None,
+            writer: None,
+            registry,
+            health,
+            admission,
+            limits,
+            last_snapshot: None,
+            last_heard: Instant::now(),
+            watching: None,
+            closing: false,
+        }
+    }
+
+    fn send(&mut self, ctx: &mut Context<Self>, frame: &Value) {
+        let Some(out) = &self.out else { return };
+        if out.try_send(Arc::from(frame.to_string())).is_err() {
+            self.close(ctx, 1013, "outbound queue full: client too slow");
+        }
+    }
+
+    fn error(&mut self, ctx: &mut Context<Self>, error: ErrorBody) {
+        self.send(ctx, &json!({"type": "error", "error": error.envelope()["error"]}));
+    }
+
+    fn close(&mut self, ctx: &mut Context<Self>, code: u16, reason: &'static str) {
+        if self.closing {
+            return;
+        }
+        self.closing = true;
+        self.out = None;
+        if let Some(writer) = self.writer.take() {
+            writer.abort();
+        }
+        let ws = self.ws.clone();
+        let close = CloseReason { code: CloseCode::from(code), description: Some(reason.to_owned()) };
+        actix_rt::spawn(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(5), ws.close(Some(close))).await;
+        });
+        ctx.stop();
+    }
+
+    /// Sends the lobby snapshot if it differs from the last one sent.
+    fn snapshot(&mut self, ctx: &mut Context<Self>) {
+        let mut games: Vec<_> = self.registry.all().iter().map(|c| c.summary()).collect();
+        games.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.game_id.cmp(&b.game_id)));
+        games.truncate(LOBBY_GAMES);
+        let frame = json!({"type": "lobby", "games": games, "health": self.health.report().status.as_str()});
+        let text = frame.to_string();
+        if self.last_snapshot.as_deref() == Some(text.as_str()) {
+            return;
+        }
+        self.last_snapshot = Some(text);
+        self.send(ctx, &frame);
+    }
+
+    fn on_text(&mut self, ctx: &mut Context<Self>, text: &str) {
+        if text.len() > self.limits.max_frame_bytes {
+            return self.error(ctx, ErrorBody::new(ErrorCode::PayloadTooLarge, "frame too large"));
+        }
+        let value: Value = match serde_json::from_str(text) {
+            Ok(v) => v,
+            Err(_) => return self.error(ctx, ErrorBody::new(ErrorCode::BadRequest, "frames are JSON objects")),
+        };
+        let kind = value.get("type").and_then(Value::as_str).unwrap_or_default().to_owned();
+        if !["watch", "ping"].contains(&kind.as_str()) {
+            return self.error(
+                ctx,
+                ErrorBody::new(ErrorCode::UnknownMessageType, "the lobby accepts watch and ping")
+                    .with("allowed", json!(["watch", "ping"])),
+            );
+        }
+        match serde_json::from_value::<LobbyFrame>(value) {
+            Ok(LobbyFrame::Ping { id }) => self.send(ctx, &json!({"type": "pong", "id": id})),
+            Ok(LobbyFrame::Watch { ticket }) => match Ticket::parse(&ticket) {
+                Some(ticket) => {
+                    self.watching = Some(ticket.clone());
+                    self.admission.do_send(Watch { ticket, watcher: ctx.address().recipient() });
+                }
+                None => self.error(ctx, ErrorBody::new(ErrorCode::TicketNotFound, "no such ticket")),
+            },
+            Err(e) => self.error(ctx, ErrorBody::new(ErrorCode::BadRequest, format!("not a valid {kind} frame: {e}"))),
+        }
+    }
+}
+
+impl Actor for LobbySession {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let (tx, mut rx) = mpsc::channel::<Arc<str>>(self.limits.outbound_queue);
+        let mut ws = self.ws.clone();
+        self.writer = Some(actix_rt::spawn(async move {
+            while let Some(text) = rx.recv().await {
+                if ws.text(String::from(&*text)).await.is_err() {
+                    break;
+                }
+            }
+        }));
+        self.out = Some(tx);
+        self.snapshot(ctx);
+        ctx.run_interval(LOBBY_CHECK, |act, ctx| act.snapshot(ctx));
+        ctx.run_interval(self.limits.heartbeat_interval, |act, ctx| {
+            if act.last_heard.elapsed() > act.limits.client_timeout {
+                return act.close(ctx, 1001, "heartbeat timeout");
+            }
+            let mut ws = act.ws.clone();
+            actix_rt::spawn(async move {
+                let _ = ws.ping(b"").await;
+            });
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        if let Some(writer) = self.writer.take() {
+            writer.abort();
+        }
+    }
+}
+
+impl Handler<WaitlistNotice> for LobbySession {
+    type Result = ();
+
+    fn handle(&mut self, msg: WaitlistNotice, ctx: &mut Context<Self>) {
+        let frame = match msg {
+            WaitlistNotice::Waiting { position, eta_secs } => {
+                json!({"type": "waitlist", "status": "waiting", "position": position, "eta_secs": eta_secs})
+            }
+            WaitlistNotice::Admitted(grant) => {
+                self.watching = None;
+                json!({"type": "waitlist", "status": "admitted", "game_id": grant.game_id, "seat": grant.seat, "player_token": grant.player_token})
+            }
+            WaitlistNotice::Unknown => {
+                self.watching = None;
+                return self.error(
+                    ctx,
+                    ErrorBody::new(
+                        ErrorCode::TicketNotFound,
+                        "this ticket is not in line: it left, expired or never existed",
+                    ),
+                );
+            }
+        };
+        self.send(ctx, &frame);
+    }
+}
+
+impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for LobbySession {
+    fn handle(&mut self, item: Result<AggregatedMessage, ProtocolError>, ctx: &mut Context<Self>) {
+        if self.closing {
+            return;
+        }
+        self.last_heard = Instant::now();
+        match item {
+            Ok(AggregatedMessage::Text(text)) => self.on_text(ctx, &text),
+            Ok(AggregatedMessage::Binary(_)) => self
+                .error(ctx, ErrorBody::new(ErrorCode::BadRequest, "binary frames are not supported; send JSON text")),
+            Ok(AggregatedMessage::Ping(bytes)) => {
+                let mut ws = self.ws.clone();
+                actix_rt::spawn(async move {
+                    let _ = ws.pong(&bytes).await;
+                });
+            }
+            Ok(AggregatedMessage::Pong(_)) => {}
+            Ok(AggregatedMessage::Close(_)) => {
+                self.closing = true;
+                ctx.stop();
+            }
+            Err(ProtocolError::Overflow) => self.close(ctx, 1009, "frame too large"),
+            Err(_) => self.close(ctx, 1002, "protocol error"),
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
