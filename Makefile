@@ -4,7 +4,7 @@
 CARGO ?= cargo
 BROWSER_DIR := tests/browser
 
-.PHONY: run run-debug run-llm fake-llm test fmt-check clippy unit browser-test browser-deps bench check-config clean
+.PHONY: run run-debug run-llm run-redis fake-llm redis-deps test fmt-check clippy unit browser-test browser-deps bench check-config clean
 
 ## make run: the server with the shipped configuration on http://localhost:8080
 run:
@@ -14,7 +14,7 @@ run-debug:
 	$(CARGO) run --bin rampart -- --config server_config.yaml
 
 ## make test: formatting, lints, the config check, the browser test, then every cargo test
-test: fmt-check clippy check-config browser-test unit
+test: fmt-check clippy check-config browser-test redis-deps unit
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -47,6 +47,17 @@ browser-deps:
 	  cd $(BROWSER_DIR) && npm ci --no-audit --no-fund --loglevel=error; \
 	fi
 
+## The Redis tests start their own private redis-server (Debian package redis-server).
+redis-deps:
+	@if ! command -v redis-server >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    echo "installing Debian's redis-server for the Redis tests (each test starts its own private server)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null; \
+	  else \
+	    echo "the Redis tests need redis-server: run 'sudo apt-get install redis-server' and retry" >&2; exit 1; \
+	  fi; \
+	fi
+
 browser-test: browser-deps
 	$(CARGO) build --quiet --bin rampart
 	bash $(BROWSER_DIR)/run.sh target/debug/rampart
@@ -54,6 +65,11 @@ browser-test: browser-deps
 ## make bench: criterion benchmarks (not part of make test); figures go in BENCHMARKS.md
 bench:
 	$(CARGO) bench --bench actors --bench breaker
+
+## make run-redis: the server with its waitlist in a local Redis (redis-server on :6379,
+## e.g. `redis-server --save "" --appendonly no` in another terminal)
+run-redis:
+	RAMPART__STORAGE__BACKEND=redis $(CARGO) run --release --bin rampart -- --config server_config.yaml
 
 ## make fake-llm: the bundled OpenAI-compatible fake on :8089 (fault modes: see README)
 fake-llm:

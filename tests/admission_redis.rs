@@ -1,0 +1,223 @@
+//! Admission with the Redis waitlist, end to end, each test on its own private
+//! redis-server: a real overload (the creation-rate vital set low) and recovery in order;
+//! the line surviving a server restart (and a crash that left a player half-admitted); and
+//! Redis killed while players queue — they wait in the embedded fallback and are flushed to
+//! Redis in order when it returns.
+
+mod common;
+#[path = "common/redis.rs"]
+mod redis_harness;
+
+use std::time::{Duration, Instant};
+
+use common::{test_config, TestServer, DEADLINE};
+use rampart::admission::redis_waitlist::RedisWaitlist;
+use rampart::admission::waitlist::{TicketStatus, WaitEntry, WaitRequest, WaitlistStore};
+use rampart::config::{Config, Secret, StorageBackend};
+use rampart::ids::{now_rfc3339, Ticket};
+use rampart::protocol::Opponent;
+use redis_harness::RedisServer;
+use serde_json::{json, Value};
+
+const ADMIN: &str = "redis-admission-admin";
+
+fn config(redis: &RedisServer, prefix: &str) -> Config {
+    let mut c = test_config();
+    c.secrets.admin_token = Some(Secret::new(ADMIN.to_owned()));
+    c.storage.backend = StorageBackend::Redis;
+    c.redis.url = redis.url();
+    c.redis.key_prefix = prefix.to_owned();
+    c.redis.command_timeout_ms = 1000;
+    c.redis.reconnect_max_delay_ms = 100;
+    c.health.interval_ms = 50;
+    c.health.dwell_ms = 0;
+    c.admission.admit_per_sec = 50.0;
+    let db = c.circuit_breakers.breakers.get_mut("database").expect("database breaker");
+    db.timeout_secs = 0.2;
+    db.timeout_max_secs = 0.2;
+    db.jitter = 0.0;
+    c
+}
+
+async fn create(server: &TestServer, name: &str) -> (u16, Value) {
+    server.post("/api/v1/games", json!({"kind": "connect4", "opponent": "ai", "player_name": name})).await
+}
+
+async fn force_health(server: &TestServer, status: Value) {
+    let body: &'static str = Box::leak(json!({ "status": status }).to_string().into_boxed_str());
+    let (code, answer, _) = server.post_raw("/api/v1/admin/health", body, Some(ADMIN)).await;
+    assert_eq!(code, 200, "{answer}");
+}
+
+async fn ticket_status(server: &TestServer, ticket: &str) -> Value {
+    server.get(&format!("/api/v1/waitlist/{ticket}")).await.1
+}
+
+/// Polls every ticket until all are admitted, asserting at each poll that the admitted
+/// ones are a prefix of `tickets` (FIFO).
+async fn wait_admitted_in_order(server: &TestServer, tickets: &[String]) {
+    let start = Instant::now();
+    loop {
+        let mut admitted = Vec::new();
+        for t in tickets {
+            admitted.push(ticket_status(server, t).await["status"] == "admitted");
+        }
+        let prefix = admitted.iter().take_while(|a| **a).count();
+        assert!(admitted[prefix..].iter().all(|a| !a), "admitted out of order: {admitted:?}");
+        if prefix == tickets.len() {
+            return;
+        }
+        assert!(start.elapsed() < DEADLINE, "not everyone was admitted: {admitted:?}");
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn store(redis: &RedisServer, prefix: &str) -> RedisWaitlist {
+    RedisWaitlist::connect(
+        &redis.url(),
+        prefix,
+        Duration::from_secs(120),
+        Duration::from_secs(1),
+        Duration::from_millis(100),
+    )
+    .await
+    .expect("connect")
+}
+
+#[actix_rt::test]
+async fn a_creation_flood_waitlists_players_in_redis_and_recovery_admits_them_in_order() {
+    let redis = RedisServer::start();
+    let mut c = config(&redis, "flood");
+    c.health.max_create_rate_per_sec = 20.0;
+    // Only the health vital may refuse here, not the token bucket.
+    c.admission.rate_per_sec = 100_000.0;
+    c.admission.burst = 100_000;
+    let server = TestServer::start(c).await;
+    let running = server.create("ai", "early").await;
+    let mut player = server.player(&running).await;
+
+    // Flood until the measured creation rate trips the monitor and new games must wait.
+    let mut tickets = Vec::new();
+    let start = Instant::now();
+    while tickets.len() < 5 {
+        let (code, body) = create(&server, "flood").await;
+        if code == 503 {
+            assert_eq!(body["error"]["code"], "SERVER_BUSY");
+            assert!(body["error"]["message"].as_str().expect("message").contains("overloaded"), "{body}");
+            tickets.push(body["error"]["details"]["ticket"].as_str().expect("ticket").to_owned());
+        } else {
+            assert_eq!(code, 201, "{body}");
+        }
+        assert!(start.elapsed() < DEADLINE, "the flood never overloaded the server");
+    }
+    let (_, health) = server.get("/health").await;
+    let rate = &health["checks"]["vitals"]["vitals"]["create_rate_per_sec"];
+    assert_eq!(rate["limit"].as_f64(), Some(20.0), "{health}");
+    // The line is in Redis, in order.
+    let line = store(&redis, "flood").await;
+    for (i, t) in tickets.iter().enumerate() {
+        let status = line.status(&Ticket::parse(t).expect("ticket")).await.expect("status");
+        if let TicketStatus::Waiting { position } = status {
+            assert!(position as usize <= i + 1, "{t}: {position}");
+        }
+    }
+    // The running game plays on during the overload.
+    player.move_to(0).await;
+    player.recv_state(|g| g["moves"].as_u64() == Some(2)).await;
+    // The flood stops; the rate falls, health returns, the line is admitted in order.
+    wait_admitted_in_order(&server, &tickets).await;
+    player.move_to(0).await;
+    player.recv_state(|g| g["moves"].as_u64() == Some(4)).await;
+}
+
+#[actix_rt::test]
+async fn the_line_survives_a_server_restart_and_a_half_admitted_player_goes_first() {
+    let redis = RedisServer::start();
+    let mut first = TestServer::start(config(&redis, "restart")).await;
+    force_health(&first, json!("overloaded")).await;
+    let mut tickets = Vec::new();
+    for i in 0..3 {
+        let (code, body) = create(&first, &format!("p{i}")).await;
+        assert_eq!(code, 503, "{body}");
+        tickets.push(body["error"]["details"]["ticket"].as_str().expect("ticket").to_owned());
+    }
+    first.shutdown();
+    // A crash between claim and game creation: the first player is left in processing.
+    let line = store(&redis, "restart").await;
+    let claimed = line.claim().await.expect("claim").expect("an entry");
+    assert_eq!(claimed.ticket.expose(), tickets[0]);
+    drop(first);
+
+    // A new server on the same Redis recovers the half-admitted player to the front and
+    // admits everyone in their original order.
+    let second = TestServer::start(config(&redis, "restart")).await;
+    wait_admitted_in_order(&second, &tickets).await;
+    let admitted = ticket_status(&second, &tickets[0]).await;
+    let grant = common::Grant::from(&admitted);
+    second.player(&grant).await;
+}
+
+#[actix_rt::test]
+async fn players_queued_while_redis_is_down_are_flushed_to_it_in_order() {
+    let mut redis = RedisServer::start();
+    let server = TestServer::start(config(&redis, "outage")).await;
+    force_health(&server, json!("overloaded")).await;
+    let (code, body) = create(&server, "before").await;
+    assert_eq!(code, 503, "{body}");
+    let mut tickets = vec![body["error"]["details"]["ticket"].as_str().expect("ticket").to_owned()];
+
+    redis.stop();
+    for i in 0..3 {
+        let (code, body) = create(&server, &format!("during{i}")).await;
+        assert_eq!(code, 503, "queued in the fallback, not refused: {body}");
+        let details = &body["error"]["details"];
+        assert_eq!(details["position"].as_u64(), Some(i + 2), "positions continue after Redis's line: {body}");
+        tickets.push(details["ticket"].as_str().expect("ticket").to_owned());
+    }
+    for t in &tickets[1..] {
+        assert_eq!(ticket_status(&server, t).await["status"], "waiting", "the fallback answers for its tickets");
+    }
+
+    redis.restart(); // empty: Redis lost its data too; the process kept the fallback queue
+    let line = store(&redis, "outage").await;
+    let start = Instant::now();
+    loop {
+        if line.len().await.unwrap_or(0) == 3 {
+            break;
+        }
+        assert!(start.elapsed() < DEADLINE, "the fallback queue was never flushed to Redis");
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    for (i, t) in tickets[1..].iter().enumerate() {
+        let status = line.status(&Ticket::parse(t).expect("ticket")).await.expect("status");
+        assert_eq!(status, TicketStatus::Waiting { position: i as u64 + 1 }, "flushed in order");
+    }
+    force_health(&server, Value::Null).await;
+    wait_admitted_in_order(&server, &tickets[1..]).await;
+}
+
+#[actix_rt::test]
+async fn two_servers_share_one_line() {
+    let redis = RedisServer::start();
+    let a = TestServer::start(config(&redis, "shared")).await;
+    let b = TestServer::start(config(&redis, "shared")).await;
+    force_health(&a, json!("overloaded")).await;
+    force_health(&b, json!("overloaded")).await;
+    let mut tickets = Vec::new();
+    for (i, server) in [&a, &b, &a, &b].into_iter().enumerate() {
+        let (code, body) = create(server, &format!("p{i}")).await;
+        assert_eq!(code, 503, "{body}");
+        assert_eq!(body["error"]["details"]["position"].as_u64(), Some(i as u64 + 1), "one line: {body}");
+        tickets.push(body["error"]["details"]["ticket"].as_str().expect("ticket").to_owned());
+    }
+    // Either server answers for any ticket.
+    assert_eq!(ticket_status(&b, &tickets[0]).await["position"].as_u64(), Some(1));
+    let entry = WaitEntry {
+        ticket: Ticket::random(),
+        request: WaitRequest { opponent: Opponent::Ai, player_name: "direct".to_owned() },
+        enqueued_at: now_rfc3339(),
+    };
+    assert_eq!(store(&redis, "shared").await.enqueue(entry).await.expect("enqueue"), 5);
+    force_health(&b, Value::Null).await;
+    wait_admitted_in_order(&a, &tickets).await;
+}
