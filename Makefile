@@ -4,7 +4,7 @@
 CARGO ?= cargo
 BROWSER_DIR := tests/browser
 
-.PHONY: run run-debug run-llm run-redis fake-llm redis-deps test fmt-check clippy unit browser-test browser-deps bench check-config clean
+.PHONY: run run-debug run-llm run-redis fake-llm load redis-deps test fmt-check clippy unit browser-test browser-deps bench check-config clean
 
 ## make run: the server with the shipped configuration on http://localhost:8080
 run:
@@ -70,6 +70,11 @@ bench:
 ## e.g. `redis-server --save "" --appendonly no` in another terminal)
 run-redis:
 	RAMPART__STORAGE__BACKEND=redis $(CARGO) run --release --bin rampart -- --config server_config.yaml
+
+## make load: the admission load check (200 games played during a 10x creation flood);
+## BACKEND=redis for the Redis waitlist. Figures go in BENCHMARKS.md.
+load:
+	bash scripts/load.sh
 
 ## make fake-llm: the bundled OpenAI-compatible fake on :8089 (fault modes: see README)
 fake-llm:

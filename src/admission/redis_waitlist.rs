@@ -13,10 +13,12 @@
 //! | `{prefix}:admitted:<ticket>` | string      | the [`SeatGrant`] as JSON, expiring after `ticket_ttl` |
 //!
 //! A waiting ticket is *live* while its entry key exists: `touch` pushes the expiry back,
-//! and a ticket whose entry key has expired is abandoned (`expire` and `claim` drop it; a
-//! dead ticket answers `Unknown` and is not counted as still waiting). A claimed entry does
-//! not expire while its game is being created; `requeue_processing` gives it a fresh
-//! `ticket_ttl` when it puts it back at the front, so a crash does not lose the player.
+//! and a ticket whose entry key has expired is abandoned: it answers `Unknown` and cannot
+//! be touched back to life, and `expire` or `claim` removes it from the sorted set (until
+//! then `len` and the positions behind it still count it, as in the embedded line). A
+//! claimed entry does not expire while its game is being created; `requeue_processing`
+//! gives it a fresh `ticket_ttl` when it puts it back at the front, so a crash does not
+//! lose the player.
 //!
 //! Every call runs under `command_timeout` and fails with [`StoreError::Backend`]; error
 //! messages never carry the Redis password or a full ticket.
