@@ -515,6 +515,9 @@ pub struct AdmissionConfig {
     pub ticket_ttl_secs: u64,
     /// Longest line; beyond it SERVER_BUSY carries no ticket, 1..=10000000. Default 100000.
     pub max_waitlist: u64,
+    /// A claimed entry whose game was not created within this many ms (its instance
+    /// crashed) goes back to the front of the line, 100..=600000. Default 30000.
+    pub claim_lease_ms: u64,
 }
 
 impl Default for AdmissionConfig {
@@ -526,6 +529,7 @@ impl Default for AdmissionConfig {
             admit_per_sec: 20.0,
             ticket_ttl_secs: 120,
             max_waitlist: 100_000,
+            claim_lease_ms: 30_000,
         }
     }
 }
@@ -1370,6 +1374,7 @@ fn read_admission(r: &mut Reader<'_>) -> AdmissionConfig {
         admit_per_sec: r.opt_f64("admit_per_sec", 0.1..=10_000.0).unwrap_or(d.admit_per_sec),
         ticket_ttl_secs: r.u64("ticket_ttl_secs", d.ticket_ttl_secs, 5..=86_400),
         max_waitlist: r.u64("max_waitlist", d.max_waitlist, 1..=10_000_000),
+        claim_lease_ms: r.u64("claim_lease_ms", d.claim_lease_ms, 100..=600_000),
     }
 }
 

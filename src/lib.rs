@@ -123,7 +123,8 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
             (Arc::new(store), true)
         }
     };
-    let line = Arc::new(Line::new(waitlist, breaker("database")?, remote, ticket_ttl));
+    let lease = Duration::from_millis(config.admission.claim_lease_ms);
+    let line = Arc::new(Line::new(waitlist, breaker("database")?, remote, ticket_ttl, lease));
     let admission_stats = Arc::new(AdmissionStats::default());
     let admission = AdmissionController::new(
         supervisor.clone(),

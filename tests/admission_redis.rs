@@ -32,6 +32,7 @@ fn config(redis: &RedisServer, prefix: &str) -> Config {
     c.health.interval_ms = 50;
     c.health.dwell_ms = 0;
     c.admission.admit_per_sec = 50.0;
+    c.admission.claim_lease_ms = 300;
     let db = c.circuit_breakers.breakers.get_mut("database").expect("database breaker");
     db.timeout_secs = 0.2;
     db.timeout_max_secs = 0.2;
@@ -147,6 +148,10 @@ async fn the_line_survives_a_server_restart_and_a_half_admitted_player_goes_firs
     let claimed = line.claim().await.expect("claim").expect("an entry");
     assert_eq!(claimed.ticket.expose(), tickets[0]);
     drop(first);
+    // The scenario, not a synchronisation: the crashed instance's claim outlives its lease
+    // (claim_lease_ms = 300) before the next instance starts. A younger claim could still be
+    // a live instance creating the game, so it would not be taken from it.
+    actix_rt::time::sleep(Duration::from_millis(400)).await;
 
     // A new server on the same Redis recovers the half-admitted player to the front and
     // admits everyone in their original order.

@@ -25,6 +25,8 @@ pub struct Line {
     fallback: Option<MemoryWaitlist>,
     /// The backend's length at its last answer (for positions of fallback entries).
     primary_len: AtomicU64,
+    /// How old an unfinished claim must be before it is taken back (`claim_lease_ms`).
+    lease: Duration,
 }
 
 /// Where a claimed entry came from, so its completion goes back to the same place.
@@ -46,12 +48,19 @@ fn store_error(e: BreakerError<StoreError>) -> StoreError {
 
 impl Line {
     /// `primary` called through `breaker`; `remote` adds the fallback queue.
-    pub fn new(primary: Arc<dyn WaitlistStore>, breaker: CircuitBreaker, remote: bool, ticket_ttl: Duration) -> Self {
+    pub fn new(
+        primary: Arc<dyn WaitlistStore>,
+        breaker: CircuitBreaker,
+        remote: bool,
+        ticket_ttl: Duration,
+        lease: Duration,
+    ) -> Self {
         Line {
             primary,
             breaker,
             fallback: remote.then(|| MemoryWaitlist::new(ticket_ttl)),
             primary_len: AtomicU64::new(0),
+            lease,
         }
     }
 
@@ -148,15 +157,22 @@ impl Line {
         }
     }
 
-    /// Start-up recovery: entries a crash left in processing go back to the front.
+    /// Recovery: entries claimed longer than the lease ago and never completed (a crash
+    /// between claim and game creation) go back to the front.
     pub async fn requeue_processing(&self) -> Result<u64, StoreError> {
-        self.guarded(self.primary.requeue_processing()).await
+        self.guarded(self.primary.requeue_processing(self.lease)).await
     }
 
     /// Housekeeping: drops abandoned tickets, flushes the fallback queue to the backend in
     /// order when it answers, refreshes the cached length. Answers the players waiting.
     pub async fn maintain(&self) -> u64 {
         let _ = self.guarded(self.primary.expire()).await;
+        match self.requeue_processing().await {
+            Ok(0) | Err(_) => {}
+            Ok(n) => {
+                tracing::warn!(requeued = n, "put waitlist entries whose admission never finished back at the front")
+            }
+        }
         if let Some(fallback) = &self.fallback {
             let _ = fallback.expire().await;
             if self.fallback_len().await > 0 {

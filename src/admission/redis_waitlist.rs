@@ -9,6 +9,7 @@
 //! | `{prefix}:seq`               | string      | the monotonic sequence (`INCR`)                |
 //! | `{prefix}:waiting`           | sorted set  | waiting tickets, scored by their sequence      |
 //! | `{prefix}:processing`        | sorted set  | claimed tickets, with the same scores          |
+//! | `{prefix}:claimed`           | sorted set  | claimed tickets, scored by claim time (ms, Redis clock) |
 //! | `{prefix}:entry:<ticket>`    | string      | the [`WaitEntry`] as JSON, expiring after `ticket_ttl` |
 //! | `{prefix}:admitted:<ticket>` | string      | the [`SeatGrant`] as JSON, expiring after `ticket_ttl` |
 //!
@@ -93,11 +94,14 @@ if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
 return redis.call('DEL', KEYS[2])
 "#;
 
-/// Pops the first live waiting ticket into processing (same score) and answers its entry:
+/// Pops the first live waiting ticket into processing (same score), records when it was
+/// claimed (Redis's clock, so every instance agrees), and answers its entry:
 /// {'claimed', json} | {'empty', ''} | {'more', ''} (drop budget spent: call again).
-/// KEYS: waiting, processing. ARGV: entry key prefix, drop budget.
+/// KEYS: waiting, processing, claimed. ARGV: entry key prefix, drop budget.
 const CLAIM: &str = r#"
 local budget = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 while true do
   local head = redis.call('ZPOPMIN', KEYS[1])
   if #head == 0 then return {'empty', ''} end
@@ -105,6 +109,7 @@ while true do
   local data = redis.call('GET', key)
   if data then
     redis.call('ZADD', KEYS[2], head[2], head[1])
+    redis.call('ZADD', KEYS[3], now, head[1])
     redis.call('PERSIST', key)
     return {'claimed', data}
   end
@@ -114,8 +119,9 @@ end
 "#;
 
 /// Ends a ticket's processing and records its grant.
-/// KEYS: waiting, processing, entry, admitted. ARGV: ticket, grant JSON, ttl ms.
+/// KEYS: waiting, processing, entry, admitted, claimed. ARGV: ticket, grant JSON, ttl ms.
 const COMPLETE: &str = r#"
+redis.call('ZREM', KEYS[5], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('DEL', KEYS[3])
@@ -123,17 +129,26 @@ redis.call('SET', KEYS[4], ARGV[2], 'PX', ARGV[3])
 return 1
 "#;
 
-/// Moves every processing ticket back to waiting with its original score (so the front,
-/// in order) and gives its entry a fresh ttl. KEYS: waiting, processing. ARGV: entry key
-/// prefix, ttl ms.
+/// Moves every processing ticket claimed at least `older_than` ms ago (by Redis's clock)
+/// back to waiting with its original score (so the front, in order) and gives its entry a
+/// fresh ttl. Younger claims belong to a live instance creating the game right now: they
+/// stay. KEYS: waiting, processing, claimed. ARGV: entry key prefix, ttl ms, older_than ms.
 const REQUEUE: &str = r#"
+local t = redis.call('TIME')
+local cutoff = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[3])
 local claimed = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
+local moved = 0
 for i = 1, #claimed, 2 do
-  redis.call('ZADD', KEYS[1], claimed[i + 1], claimed[i])
-  redis.call('PEXPIRE', ARGV[1] .. claimed[i], ARGV[2])
+  local at = redis.call('ZSCORE', KEYS[3], claimed[i])
+  if (not at) or tonumber(at) <= cutoff then
+    redis.call('ZADD', KEYS[1], claimed[i + 1], claimed[i])
+    redis.call('PEXPIRE', ARGV[1] .. claimed[i], ARGV[2])
+    redis.call('ZREM', KEYS[2], claimed[i])
+    redis.call('ZREM', KEYS[3], claimed[i])
+    moved = moved + 1
+  end
 end
-redis.call('DEL', KEYS[2])
-return #claimed / 2
+return moved
 "#;
 
 /// Drops waiting tickets whose entry has expired. KEYS: waiting. ARGV: entry key prefix.
@@ -154,6 +169,7 @@ struct Keys {
     seq: String,
     waiting: String,
     processing: String,
+    claimed: String,
     entry_prefix: String,
     admitted_prefix: String,
 }
@@ -167,6 +183,7 @@ impl Keys {
             seq: format!("{tag}:seq"),
             waiting: format!("{tag}:waiting"),
             processing: format!("{tag}:processing"),
+            claimed: format!("{tag}:claimed"),
             entry_prefix: format!("{tag}:entry:"),
             admitted_prefix: format!("{tag}:admitted:"),
         }
@@ -374,7 +391,7 @@ impl WaitlistStore for RedisWaitlist {
             let k = &self.keys;
             let budget = CLAIM_DROP_BUDGET.to_string();
             loop {
-                let keys = [k.waiting.as_str(), &k.processing];
+                let keys = [k.waiting.as_str(), &k.processing, &k.claimed];
                 let (kind, data): (String, String) =
                     self.eval("claim", &self.scripts.claim, &keys, &[&k.entry_prefix, &budget]).await?;
                 match kind.as_str() {
@@ -396,18 +413,19 @@ impl WaitlistStore for RedisWaitlist {
             let k = &self.keys;
             let (entry_key, admitted_key) = (k.entry(ticket), k.admitted(ticket));
             let ttl = self.ticket_ttl_ms.to_string();
-            let keys = [k.waiting.as_str(), &k.processing, &entry_key, &admitted_key];
+            let keys = [k.waiting.as_str(), &k.processing, &entry_key, &admitted_key, &k.claimed];
             let _: i64 = self.eval("complete", &self.scripts.complete, &keys, &[ticket.expose(), &json, &ttl]).await?;
             Ok(())
         })
     }
 
-    fn requeue_processing(&self) -> StoreFuture<'_, u64> {
+    fn requeue_processing(&self, older_than: Duration) -> StoreFuture<'_, u64> {
         Box::pin(async move {
             let k = &self.keys;
             let ttl = self.ticket_ttl_ms.to_string();
-            let keys = [k.waiting.as_str(), &k.processing];
-            self.eval("requeue_processing", &self.scripts.requeue, &keys, &[&k.entry_prefix, &ttl]).await
+            let older = older_than.as_millis().to_string();
+            let keys = [k.waiting.as_str(), &k.processing, &k.claimed];
+            self.eval("requeue_processing", &self.scripts.requeue, &keys, &[&k.entry_prefix, &ttl, &older]).await
         })
     }
 

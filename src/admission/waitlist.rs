@@ -7,8 +7,9 @@
 //! `position` → `claim` moves the first waiting entry to *processing* atomically → the
 //! processor creates the game and calls `complete`, which records the seat grant against
 //! the ticket and removes it from processing. A crash between claim and complete leaves it
-//! in processing; `requeue_processing` (run at start-up) puts such entries back at the
-//! front, in their original order. A ticket nobody touches (`touch`: a watcher or a poll)
+//! in processing; `requeue_processing` (run at start-up and then periodically, for claims
+//! older than `admission.claim_lease_ms`) puts such entries back at the front, in their
+//! original order. A ticket nobody touches (`touch`: a watcher or a poll)
 //! for `ticket_ttl` is abandoned and `expire` drops it.
 
 use std::collections::{BTreeMap, HashMap};
@@ -81,9 +82,10 @@ pub trait WaitlistStore: Send + Sync + 'static {
     fn claim(&self) -> StoreFuture<'_, Option<WaitEntry>>;
     /// Records the grant of a claimed ticket (kept for `ticket_ttl`) and ends its processing.
     fn complete<'a>(&'a self, ticket: &'a Ticket, grant: &'a SeatGrant) -> StoreFuture<'a, ()>;
-    /// Puts every entry left in processing back at the front of the line, in order.
-    /// Answers how many. Run at start-up, before the processor claims anything.
-    fn requeue_processing(&self) -> StoreFuture<'_, u64>;
+    /// Puts every entry claimed at least `older_than` ago and still in processing back at
+    /// the front of the line, in order. Answers how many. Younger claims are left alone: with
+    /// several instances on one store they belong to one creating the game right now.
+    fn requeue_processing(&self, older_than: Duration) -> StoreFuture<'_, u64>;
     /// Players waiting (not counting processing).
     fn len(&self) -> StoreFuture<'_, u64>;
     /// Drops tickets abandoned for longer than `ticket_ttl`. Answers how many.
@@ -101,8 +103,8 @@ struct Line {
     waiting: BTreeMap<u64, Ticket>,
     /// Every waiting or processing ticket: its sequence, entry and last touch (ms).
     tickets: HashMap<Ticket, (u64, WaitEntry, u64)>,
-    /// Claimed entries by sequence.
-    processing: BTreeMap<u64, Ticket>,
+    /// Claimed entries by sequence, with when they were claimed (ms).
+    processing: BTreeMap<u64, (Ticket, u64)>,
     /// Grants of admitted tickets, with when they were recorded.
     admitted: HashMap<Ticket, (SeatGrant, u64)>,
 }
@@ -235,7 +237,7 @@ impl WaitlistStore for MemoryWaitlist {
                     continue;
                 }
                 let entry = entry.clone();
-                line.processing.insert(seq, ticket);
+                line.processing.insert(seq, (ticket, now));
                 return Some(entry);
             }
             None
@@ -251,12 +253,21 @@ impl WaitlistStore for MemoryWaitlist {
         })
     }
 
-    fn requeue_processing(&self) -> StoreFuture<'_, u64> {
-        self.with(|line, _| {
-            let claimed = std::mem::take(&mut line.processing);
-            let n = claimed.len() as u64;
-            line.waiting.extend(claimed);
-            n
+    fn requeue_processing(&self, older_than: Duration) -> StoreFuture<'_, u64> {
+        let older = older_than.as_millis() as u64;
+        self.with(move |line, now| {
+            let stale: Vec<u64> = line
+                .processing
+                .iter()
+                .filter(|(_, (_, at))| now.saturating_sub(*at) >= older)
+                .map(|(seq, _)| *seq)
+                .collect();
+            for seq in &stale {
+                if let Some((ticket, _)) = line.processing.remove(seq) {
+                    line.waiting.insert(*seq, ticket);
+                }
+            }
+            stale.len() as u64
         })
     }
 
