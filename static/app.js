@@ -1,6 +1,7 @@
 // Rampart browser client. Plain ES module, no dependencies, works offline.
-// Wire contract: PROTOCOL.md (REST + game WebSocket). Untrusted text (names, chat,
-// server messages) is only ever written with textContent, never innerHTML.
+// Wire contract: PROTOCOL.md (REST, the game WebSocket, and the lobby WebSocket for the
+// waitlist). Untrusted text (names, chat, server messages) is only ever written with
+// textContent, never innerHTML.
 
 const COLS = 7;
 const ROWS = 6;
@@ -11,6 +12,10 @@ const PING_EVERY_MS = 10000;
 const BACKOFF_MAX_S = 15;
 const NAME_KEY = 'rampart:name';
 const SEATS_KEY = 'rampart:seats';
+const TICKET_KEY = 'rampart:waitlist';   // sessionStorage: this tab's place in line
+const LINE_POLL_MS = 2000;               // polling fallback when the lobby socket is unusable
+const LINE_ANNOUNCE_MS = 8000;           // screen readers hear the place in line at most this often
+const LINE_SILENT_MS = 25000;            // a lobby socket this quiet (pings unanswered) is dead
 
 const $ = (id) => document.getElementById(id);
 
@@ -33,6 +38,16 @@ const el = {
   joinName: $('join-name'),
   joinBtn: $('join-game'),
   joinCancel: $('join-cancel'),
+  waitlist: $('waitlist'),
+  waitTitle: $('waitlist-title'),
+  waitBadge: $('waitlist-badge-num'),
+  waitPosition: $('waitlist-position'),
+  waitEta: $('waitlist-eta'),
+  waitNote: $('waitlist-note'),
+  waitLive: $('waitlist-live'),
+  waitLiveText: $('waitlist-live-text'),
+  waitAnnounce: $('waitlist-announce'),
+  waitLeave: $('waitlist-leave'),
   game: $('game'),
   redName: $('player-red-name'),
   redTag: $('player-red-tag'),
@@ -221,6 +236,11 @@ async function refreshHealth() {
   const detail = Object.entries(checks)
     .filter(([, v]) => v && typeof v === 'object' && v.status && v.status !== 'ok')
     .map(([k, v]) => `${k}: ${v.detail || v.status}`).join('\n');
+  paintHealth(status, detail);
+}
+
+/** Shows a health status in the top bar (from /health, or a lobby socket snapshot). */
+function paintHealth(status, detail = '') {
   el.healthPill.dataset.status = status;
   el.healthPill.querySelector('.pill-text').textContent = `Server: ${HEALTH_LABEL[status] || status}`;
   el.healthPill.title = `Server status: ${status}${detail ? `\n${detail}` : ''}`;
@@ -389,21 +409,42 @@ function setBusy(btn, busy) {
 }
 
 async function createGame(opponent, btn) {
+  if (line.ticket) {
+    // One place in line per tab: a second click would only queue a second game.
+    notify("You're already in line for a game. Leave the line first to start a different one.", 'info');
+    el.waitLeave.focus({ preventScroll: true });
+    return;
+  }
   const name = requireName(el.name);
   if (!name) return;
   setBusy(el.btnAi, true); setBusy(el.btnHuman, true);
   try {
     const r = await api('POST', '/api/v1/games', { kind: 'connect4', opponent, player_name: name });
-    saveSeat(r.game_id, r.seat, r.player_token);
-    setUrl(r.game_id);
-    openGame(r.game_id);
-    refreshLobby();
+    enterGame(r);
   } catch (e) {
-    notifyApiError(e);
+    const d = e.details || {};
+    if (e.code === 'SERVER_BUSY' && validTicket(d.ticket)) {
+      // Admission refused, but the server put us in line: wait here and go in when admitted.
+      enterLine({ ticket: d.ticket, opponent, position: d.position, eta_secs: d.eta_secs, since: Date.now() });
+    } else if (e.code === 'SERVER_BUSY') {
+      // Busy and the line itself is full: nothing to wait on.
+      const s = e.retryAfter || (Number(d.retry_after_ms) > 0 ? Math.ceil(Number(d.retry_after_ms) / 1000) : 0);
+      notify(`The server is full right now, so there's no room in line either. Try again in ${s ? plural(s, 'second', 'seconds') : 'a bit'}.`, 'warn');
+    } else {
+      notifyApiError(e);
+    }
   } finally {
     setBusy(el.btnAi, false); setBusy(el.btnHuman, false);
     void btn;
   }
+}
+
+/** Stores a new seat and enters its game (after a create, or when the line admits us). */
+function enterGame(grant) {
+  saveSeat(grant.game_id, grant.seat, grant.player_token);
+  setUrl(grant.game_id);
+  openGame(grant.game_id);
+  refreshLobby();
 }
 
 async function joinGame(gameId, btn) {
@@ -454,6 +495,7 @@ const invite = { gameId: null };
 function showView(which) {
   el.welcome.hidden = which !== 'welcome';
   el.joinCard.hidden = which !== 'join';
+  el.waitlist.hidden = which !== 'waiting';
   el.game.hidden = which !== 'game';
   document.body.dataset.view = which;
   if (which !== 'game') {
@@ -470,6 +512,7 @@ function setUrl(gameId) {
 function shareUrl(gameId) { return `${location.origin}/?game=${encodeURIComponent(gameId)}`; }
 
 async function showInvite(gameId) {
+  abandonLine();
   invite.gameId = gameId;
   showView('join');
   el.joinName.value = el.name.value || storedName();
@@ -505,8 +548,11 @@ function setJoinable(yes) {
 function route() {
   const id = new URLSearchParams(location.search).get('game');
   if (!id) {
-    if (game.id) showView('welcome');
-    else showView('welcome');
+    // A place in line (this tab's, kept across reloads) takes the empty page.
+    if (line.ticket) { showView('waiting'); return; }
+    const saved = loadTicket();
+    if (saved) { enterLine(saved, { resumed: true }); return; }
+    showView('welcome');
     return;
   }
   if (game.id === id && !el.game.hidden) return;
@@ -514,6 +560,364 @@ function route() {
   else showInvite(id);
 }
 window.addEventListener('popstate', route);
+
+// ---------------------------------------------------------------- waitlist
+
+// When admission refuses a new game (503 SERVER_BUSY with a ticket) the player waits here:
+// the place in line comes live over /ws/lobby (`watch`), or from polling
+// GET /api/v1/waitlist/{ticket} while that socket is unusable; either keeps the ticket
+// alive. The ticket lives in sessionStorage, so a reload keeps the place. When admitted,
+// the seat is stored and the game entered exactly as after a normal create.
+
+const line = {
+  ticket: null,
+  opponent: 'ai',
+  position: null,        // 1 = next; 0 = the game is being created; null = not heard yet
+  eta: null,             // seconds, from the server
+  since: 0,              // when this tab joined the line (ms since the epoch)
+  ws: null,
+  wsOpen: false,
+  attempt: 0,            // lobby socket reconnect attempt
+  reconnectTimer: 0,
+  pollTimer: 0,
+  polling: false,
+  pollFailures: 0,
+  pingTimer: 0,
+  lastHeard: 0,
+  tickTimer: 0,
+  announced: '',
+  lastAnnounceAt: 0,
+  announceTimer: 0,
+  leaving: false,
+};
+
+function validTicket(t) { return typeof t === 'string' && /^[A-Za-z0-9_-]{8,128}$/.test(t); }
+function wholeOrNull(n) { return Number.isFinite(n) && n >= 0 ? Math.floor(n) : null; }
+
+function loadTicket() {
+  try {
+    const v = JSON.parse(sessionStorage.getItem(TICKET_KEY) || 'null');
+    return v && validTicket(v.ticket) ? v : null;
+  } catch { return null; }
+}
+function saveTicket() {
+  if (!line.ticket) return;
+  const v = { ticket: line.ticket, opponent: line.opponent, position: line.position, eta_secs: line.eta, since: line.since };
+  try { sessionStorage.setItem(TICKET_KEY, JSON.stringify(v)); } catch { /* private mode: no resume after reload */ }
+}
+function clearTicket() {
+  try { sessionStorage.removeItem(TICKET_KEY); } catch { /* ignore */ }
+}
+
+/** Shows the waiting panel for `t` ({ticket, opponent, position, eta_secs, since}) and starts watching. */
+function enterLine(t, { resumed = false } = {}) {
+  stopLine();
+  line.ticket = t.ticket;
+  line.opponent = t.opponent === 'human' ? 'human' : 'ai';
+  line.position = wholeOrNull(t.position);
+  line.eta = wholeOrNull(t.eta_secs);
+  line.since = Number(t.since) > 0 ? Number(t.since) : Date.now();
+  line.attempt = 0;
+  line.pollFailures = 0;
+  line.announced = '';
+  line.lastAnnounceAt = 0;
+  line.leaving = false;
+  saveTicket();
+  setUrl(null);
+  showView('waiting');
+  el.waitTitle.textContent = "The server is busy, so you're in line";
+  el.waitNote.textContent = `Keep this tab open: your game ${line.opponent === 'ai' ? 'against the AI' : 'with a friend'} `
+    + "starts by itself when it's your turn. Reloading the page keeps your place.";
+  el.waitLeave.disabled = false;
+  setBusy(el.waitLeave, false);
+  renderLine();
+  setLineMode('connecting');
+  clearInterval(line.tickTimer);
+  line.tickTimer = setInterval(() => setLineMode(el.waitLive.dataset.mode), 1000);
+  document.title = 'Waiting in line · Rampart';
+  if (!resumed) {
+    el.waitlist.scrollIntoView({ block: 'nearest' });
+    el.waitLeave.focus({ preventScroll: true });
+  }
+  openLineSocket();
+}
+
+/** Stops watching (sockets, timers); the caller decides what to show next. */
+function stopLine() {
+  line.ticket = null;
+  clearTimeout(line.reconnectTimer);
+  clearTimeout(line.pollTimer);
+  clearInterval(line.pingTimer);
+  clearInterval(line.tickTimer);
+  clearTimeout(line.announceTimer);
+  line.polling = false;
+  line.wsOpen = false;
+  if (line.ws) {
+    const ws = line.ws;
+    line.ws = null;
+    ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+    try { ws.close(1000, 'done waiting'); } catch { /* ignore */ }
+  }
+}
+
+function etaText(s) {
+  if (s == null) return 'working it out…';
+  if (s <= 0) return 'any moment now';
+  if (s < 60) return `about ${plural(s, 'second', 'seconds')}`;
+  if (s < 3600) return `about ${plural(Math.round(s / 60), 'minute', 'minutes')}`;
+  return 'more than an hour';
+}
+
+function renderLine() {
+  const pos = line.position;
+  let sentence;
+  if (pos == null) {
+    el.waitBadge.textContent = '…';
+    el.waitPosition.textContent = 'Finding your place in line…';
+    sentence = 'You are in line.';
+  } else if (pos === 0) {
+    el.waitBadge.textContent = '✓';
+    el.waitPosition.textContent = "You're next: your game is being created…";
+    sentence = "You're next: your game is being created.";
+  } else {
+    el.waitBadge.textContent = String(pos);
+    const strong = document.createElement('strong');
+    strong.textContent = String(pos);
+    el.waitPosition.replaceChildren('You are number ', strong, ' in line');
+    sentence = `You are number ${pos} in line, ${etaText(line.eta)}.`;
+  }
+  el.waitEta.textContent = pos === 0 ? 'any moment now' : etaText(line.eta);
+  el.waitlist.dataset.position = pos == null ? '' : String(pos);
+  announceLine(sentence, pos != null && pos <= 1);
+}
+
+/** Tells screen readers the place in line, at most every LINE_ANNOUNCE_MS unless it is urgent. */
+function announceLine(sentence, urgent) {
+  if (sentence === line.announced) return;
+  clearTimeout(line.announceTimer);
+  const wait = line.lastAnnounceAt + LINE_ANNOUNCE_MS - Date.now();
+  const say = () => {
+    if (!line.ticket) return;
+    line.announced = sentence;
+    line.lastAnnounceAt = Date.now();
+    el.waitAnnounce.textContent = sentence;
+  };
+  if (urgent || wait <= 0) say();
+  else line.announceTimer = setTimeout(say, wait);
+}
+
+const LINE_MODE_TEXT = {
+  connecting: 'Connecting…',
+  live: 'Live: this updates as the line moves',
+  polling: `Checking your place every ${LINE_POLL_MS / 1000} seconds`,
+  offline: "Can't reach the server, still trying…",
+};
+function setLineMode(mode) {
+  el.waitLive.dataset.mode = mode;
+  const waited = Math.max(0, Math.floor((Date.now() - line.since) / 1000));
+  const m = Math.floor(waited / 60);
+  const clock = `${m}:${String(waited % 60).padStart(2, '0')}`;
+  el.waitLiveText.textContent = `${LINE_MODE_TEXT[mode] || ''} · waiting ${clock}`;
+}
+
+/** Applies a `waiting` update (socket frame or poll answer). */
+function lineWaiting(ticket, msg) {
+  if (ticket !== line.ticket) return;
+  const pos = wholeOrNull(msg.position);
+  if (pos == null) return;
+  line.position = pos;
+  line.eta = pos === 0 ? 0 : wholeOrNull(msg.eta_secs);
+  saveTicket();
+  renderLine();
+}
+
+/** The line admitted us: store the seat and enter the game as after a normal create. */
+function lineAdmitted(ticket, msg) {
+  if (ticket !== line.ticket) return;
+  if (typeof msg.game_id !== 'string' || !msg.game_id || typeof msg.player_token !== 'string') return;
+  stopLine();
+  clearTicket();
+  enterGame({ game_id: msg.game_id, seat: msg.seat === 'yellow' ? 'yellow' : 'red', player_token: msg.player_token });
+  notify("It's your turn: your game is ready.", 'success');
+}
+
+/** The server no longer knows the ticket (left elsewhere, or expired). */
+function lineGone(ticket) {
+  if (ticket !== line.ticket || line.leaving) return; // leaving: leaveLine() finishes the job
+  stopLine();
+  clearTicket();
+  showView('welcome');
+  notify('Your place in line has expired. Press "Play the AI" or "Play a friend" to join the line again.', 'warn', { sticky: true });
+}
+
+// -- watching over the lobby socket
+
+function lobbyWsUrl() {
+  const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  return `${proto}//${location.host}/ws/lobby`;
+}
+
+function openLineSocket() {
+  clearTimeout(line.reconnectTimer);
+  const ticket = line.ticket;
+  if (!ticket) return;
+  let ws;
+  try {
+    if (typeof WebSocket !== 'function') throw new Error('no WebSocket');
+    ws = new WebSocket(lobbyWsUrl());
+  } catch {
+    // No usable socket: polling alone keeps the ticket alive and finds the admission.
+    startLinePolling();
+    return;
+  }
+  line.ws = ws;
+  line.wsOpen = false;
+  ws.onopen = () => {
+    if (line.ws !== ws) return;
+    line.wsOpen = true;
+    line.lastHeard = Date.now();
+    ws.send(JSON.stringify({ type: 'watch', ticket }));
+    stopLinePolling();
+    setLineMode('live');
+    clearInterval(line.pingTimer);
+    let pingId = 0;
+    line.pingTimer = setInterval(() => {
+      if (line.ws !== ws) return;
+      if (Date.now() - line.lastHeard > LINE_SILENT_MS) { try { ws.close(4000, 'silent'); } catch { /* ignore */ } return; }
+      pingId += 1;
+      try { ws.send(JSON.stringify({ type: 'ping', id: pingId })); } catch { /* the close event follows */ }
+    }, PING_EVERY_MS);
+  };
+  ws.onmessage = (ev) => {
+    if (line.ws !== ws || typeof ev.data !== 'string') return;
+    line.lastHeard = Date.now();
+    let msg;
+    try { msg = JSON.parse(ev.data); } catch { return; }
+    if (!msg || typeof msg !== 'object') return;
+    if (msg.type === 'waitlist') {
+      line.attempt = 0; // the watch works: a later drop reconnects quickly
+      if (msg.status === 'admitted') lineAdmitted(ticket, msg);
+      else if (msg.status === 'waiting') lineWaiting(ticket, msg);
+    } else if (msg.type === 'lobby') {
+      if (Array.isArray(msg.games)) renderLobby(msg.games);
+      if (typeof msg.health === 'string') paintHealth(msg.health);
+    } else if (msg.type === 'error') {
+      const err = msg.error || {};
+      if (err.code === 'TICKET_NOT_FOUND') lineGone(ticket);
+    }
+  };
+  ws.onerror = () => { /* the close event follows */ };
+  ws.onclose = () => {
+    if (line.ws !== ws) return;
+    line.ws = null;
+    line.wsOpen = false;
+    clearInterval(line.pingTimer);
+    if (!line.ticket) return;
+    // Poll while the socket is down, and try the socket again with a growing delay.
+    startLinePolling();
+    const delay = Math.min(BACKOFF_MAX_S, 2 ** Math.min(line.attempt, 4)) * (0.8 + Math.random() * 0.4);
+    line.attempt += 1;
+    line.reconnectTimer = setTimeout(openLineSocket, Math.round(delay * 1000));
+  };
+}
+
+// -- polling fallback
+
+function startLinePolling() {
+  if (line.polling || !line.ticket) return;
+  line.polling = true;
+  if (el.waitLive.dataset.mode !== 'offline') setLineMode('polling');
+  pollLine();
+}
+
+function stopLinePolling() {
+  line.polling = false;
+  clearTimeout(line.pollTimer);
+}
+
+async function pollLine() {
+  const ticket = line.ticket;
+  if (!line.polling || !ticket) return;
+  let next = LINE_POLL_MS;
+  try {
+    const r = await api('GET', `/api/v1/waitlist/${encodeURIComponent(ticket)}`);
+    line.pollFailures = 0;
+    if (!line.polling || ticket !== line.ticket) return;
+    setLineMode('polling');
+    if (r && r.status === 'admitted') { lineAdmitted(ticket, r); return; }
+    if (r && r.status === 'waiting') lineWaiting(ticket, r);
+  } catch (e) {
+    if (ticket !== line.ticket) return;
+    if (e.code === 'TICKET_NOT_FOUND' || e.status === 404) { lineGone(ticket); return; }
+    line.pollFailures += 1;
+    if (e.code === 'NETWORK' || line.pollFailures >= 3) setLineMode('offline');
+    if (e.retryAfter) next = Math.min(15000, Math.max(LINE_POLL_MS, e.retryAfter * 1000));
+  }
+  if (line.polling && ticket === line.ticket) {
+    clearTimeout(line.pollTimer);
+    line.pollTimer = setTimeout(pollLine, next);
+  }
+}
+
+// -- leaving
+
+/**
+ * Gives `ticket` back to the server. Answers 'left', 'admitted' (the game was created just
+ * before the request: its seat is kept, so the game shows in the lobby as yours) or throws.
+ */
+async function releaseTicket(ticket) {
+  try {
+    await api('DELETE', `/api/v1/waitlist/${encodeURIComponent(ticket)}`);
+    return 'left';
+  } catch (e) {
+    if (e.status !== 404) throw e;
+    // Not waiting any more: maybe admitted a moment ago.
+    const r = await api('GET', `/api/v1/waitlist/${encodeURIComponent(ticket)}`).catch(() => null);
+    if (r && r.status === 'admitted' && typeof r.game_id === 'string' && typeof r.player_token === 'string') {
+      saveSeat(r.game_id, r.seat === 'yellow' ? 'yellow' : 'red', r.player_token);
+      return 'admitted';
+    }
+    return 'left';
+  }
+}
+
+async function leaveLine() {
+  const ticket = line.ticket;
+  if (!ticket || line.leaving) return;
+  line.leaving = true;
+  setBusy(el.waitLeave, true);
+  let outcome;
+  try {
+    outcome = await releaseTicket(ticket);
+  } catch (e) {
+    line.leaving = false;
+    setBusy(el.waitLeave, false);
+    if (ticket !== line.ticket) return;
+    notify(`Couldn't leave the line: ${errorSentence(e.error || { code: 'NETWORK' })} You're still in line.`, 'error');
+    return;
+  }
+  line.leaving = false;
+  if (ticket !== line.ticket) return; // admitted meanwhile: already in the game
+  stopLine();
+  clearTicket();
+  showView('welcome');
+  refreshLobby();
+  notify(outcome === 'admitted'
+    ? 'Your game was ready just as you left the line. It is in the lobby if you want it.'
+    : 'You left the line.', 'info');
+  el.btnAi.focus({ preventScroll: true });
+}
+el.waitLeave.addEventListener('click', leaveLine);
+
+/** Leaves the line without asking, because the player opened another game. */
+function abandonLine() {
+  const saved = line.ticket ? { ticket: line.ticket } : loadTicket();
+  if (!saved) return;
+  stopLine();
+  clearTicket();
+  releaseTicket(saved.ticket).catch(() => { /* it expires on its own */ });
+  notify('You left the line to open this game.', 'info');
+}
 
 // ---------------------------------------------------------------- game state
 
@@ -579,6 +983,7 @@ function openGame(gameId) {
   const seat = getSeat(gameId);
   if (!seat) { showInvite(gameId); return; }
   if (game.id === gameId && game.ws && !el.game.hidden) return;
+  abandonLine();
   closeGame();
   invite.gameId = null;
   game.id = gameId;
@@ -598,6 +1003,7 @@ function openGame(gameId) {
   resetBoard();
   el.welcome.hidden = true;
   el.joinCard.hidden = true;
+  el.waitlist.hidden = true;
   el.game.hidden = false;
   document.body.dataset.view = 'loading';
   setConn('connecting', 'Connecting…');
