@@ -1,7 +1,7 @@
 //! Criterion benches for the circuit breaker's hot paths: a call through a closed breaker
 //! (our `call_sync`, our `try_acquire` + `success` guard, and the `failsafe` crate's sync
 //! breaker, beside the bare call) on one thread and on two threads sharing one breaker, and
-//! the rejection of a call by an open breaker.
+//! the rejection of a call by an open breaker (ours forced open and tripped, failsafe's tripped).
 //! Run with `make bench`; figures are recorded in BENCHMARKS.md.
 
 use std::hint::black_box;
@@ -75,6 +75,11 @@ fn trip(breaker: &Failsafe) {
     while !matches!(breaker.call(|| dependency(black_box(0))), Err(failsafe::Error::Rejected)) {}
 }
 
+/// The same for ours: tripped by failures, not forced, so it reads the clock to refuse.
+fn trip_ours(breaker: &CircuitBreaker) {
+    while !matches!(breaker.call_sync(|| dependency(black_box(0)), classify), Err(BreakerError::Rejected { .. })) {}
+}
+
 /// Two threads released together by a barrier, each making `iters` calls; returns the
 /// slower thread's time, so criterion reports time per call per thread.
 fn two_threads<R>(iters: u64, op: impl Fn() -> R + Sync) -> Duration {
@@ -128,6 +133,12 @@ fn open_rejection(c: &mut Criterion) {
     let fs = failsafe_breaker();
     group.bench_function("ours_call_sync", |b| b.iter(|| ours_call_sync(&breaker)));
     group.bench_function("ours_guard", |b| b.iter(|| ours_guard(&breaker)));
+    let tripped = ours();
+    group.bench_function("ours_call_sync_tripped", |b| {
+        // Re-tripped before each sample in case a slow run outlasts the ~30 s open period.
+        trip_ours(&tripped);
+        b.iter(|| ours_call_sync(&tripped))
+    });
     group.bench_function("failsafe_call", |b| {
         // Re-tripped before each sample in case a slow run outlasts the 30 s open period.
         trip(&fs);
