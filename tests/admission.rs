@@ -27,12 +27,6 @@ async fn create(server: &TestServer, name: &str) -> (u16, Value, Option<String>)
     server.post_raw("/api/v1/games", body, None).await
 }
 
-async fn force_health(server: &TestServer, status: Value) {
-    let body: &'static str = Box::leak(json!({ "status": status }).to_string().into_boxed_str());
-    let (code, answer, _) = server.post_raw("/api/v1/admin/health", body, Some(ADMIN)).await;
-    assert_eq!(code, 200, "{answer}");
-}
-
 async fn wait_health(server: &TestServer, status: &str) {
     let start = Instant::now();
     loop {
@@ -52,7 +46,7 @@ async fn overload_waitlists_new_players_and_recovery_admits_them_in_order_while_
     let running = server.create("ai", "early").await;
     let mut player = server.player(&running).await;
 
-    force_health(&server, json!("overloaded")).await;
+    server.force_health(ADMIN, json!("overloaded")).await;
     let (status, health) = server.get("/health").await;
     assert_eq!((status, health["status"].as_str()), (503, Some("overloaded")));
 
@@ -85,26 +79,8 @@ async fn overload_waitlists_new_players_and_recovery_admits_them_in_order_while_
     let waiting: Vec<String> = tickets.iter().enumerate().filter(|(i, _)| *i != 1).map(|(_, t)| t.clone()).collect();
 
     // Recovery: everyone still in line is admitted, in order.
-    force_health(&server, Value::Null).await;
-    let start = Instant::now();
-    let mut grants = vec![Value::Null; waiting.len()];
-    loop {
-        let mut admitted = Vec::new();
-        for (i, t) in waiting.iter().enumerate() {
-            let (_, s) = server.get(&format!("/api/v1/waitlist/{t}")).await;
-            if s["status"] == "admitted" {
-                grants[i] = s.clone();
-            }
-            admitted.push(s["status"] == "admitted");
-        }
-        let prefix = admitted.iter().take_while(|a| **a).count();
-        assert!(admitted[prefix..].iter().all(|a| !a), "admitted out of order: {admitted:?}");
-        if prefix == waiting.len() {
-            break;
-        }
-        assert!(start.elapsed() < DEADLINE, "not everyone was admitted: {admitted:?}");
-        actix_rt::time::sleep(Duration::from_millis(20)).await;
-    }
+    server.force_health(ADMIN, Value::Null).await;
+    let grants = server.wait_admitted_in_order(&waiting).await;
     // Each admitted player can take the seat they were given.
     let grant = common::Grant::from(&grants[0]);
     server.player(&grant).await;
@@ -151,7 +127,7 @@ async fn the_max_games_cap_and_the_token_bucket_send_new_games_to_the_line() {
 async fn joining_a_free_seat_bypasses_the_line() {
     let server = TestServer::start(config()).await;
     let grant = server.create("human", "host").await;
-    force_health(&server, json!("overloaded")).await;
+    server.force_health(ADMIN, json!("overloaded")).await;
     wait_health(&server, "overloaded").await;
     let (code, body) = server.join_rest(&grant.game_id, "guest").await;
     assert_eq!(code, 200, "{body}");
@@ -182,14 +158,14 @@ async fn the_lobby_socket_pushes_snapshots_positions_and_the_admission() {
     let next = lobby.recv_type("lobby").await;
     assert_eq!(next["games"][0]["game_id"], grant.game_id.as_str(), "{next}");
 
-    force_health(&server, json!("overloaded")).await;
+    server.force_health(ADMIN, json!("overloaded")).await;
     let (_, busy, _) = create(&server, "bo").await;
     let ticket = busy["error"]["details"]["ticket"].as_str().expect("ticket").to_owned();
     lobby.send(json!({"type": "watch", "ticket": ticket})).await;
     let waiting = lobby.recv_type("waitlist").await;
     assert_eq!((waiting["status"].as_str(), waiting["position"].as_u64()), (Some("waiting"), Some(1)), "{waiting}");
     assert!(waiting["eta_secs"].is_u64());
-    force_health(&server, Value::Null).await;
+    server.force_health(ADMIN, Value::Null).await;
     let admitted = lobby.recv_until("admitted", |v| v["type"] == "waitlist" && v["status"] == "admitted").await;
     let seat = common::Grant::from(&admitted);
     server.player(&seat).await;

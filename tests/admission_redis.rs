@@ -44,33 +44,8 @@ async fn create(server: &TestServer, name: &str) -> (u16, Value) {
     server.post("/api/v1/games", json!({"kind": "connect4", "opponent": "ai", "player_name": name})).await
 }
 
-async fn force_health(server: &TestServer, status: Value) {
-    let body: &'static str = Box::leak(json!({ "status": status }).to_string().into_boxed_str());
-    let (code, answer, _) = server.post_raw("/api/v1/admin/health", body, Some(ADMIN)).await;
-    assert_eq!(code, 200, "{answer}");
-}
-
 async fn ticket_status(server: &TestServer, ticket: &str) -> Value {
     server.get(&format!("/api/v1/waitlist/{ticket}")).await.1
-}
-
-/// Polls every ticket until all are admitted, asserting at each poll that the admitted
-/// ones are a prefix of `tickets` (FIFO).
-async fn wait_admitted_in_order(server: &TestServer, tickets: &[String]) {
-    let start = Instant::now();
-    loop {
-        let mut admitted = Vec::new();
-        for t in tickets {
-            admitted.push(ticket_status(server, t).await["status"] == "admitted");
-        }
-        let prefix = admitted.iter().take_while(|a| **a).count();
-        assert!(admitted[prefix..].iter().all(|a| !a), "admitted out of order: {admitted:?}");
-        if prefix == tickets.len() {
-            return;
-        }
-        assert!(start.elapsed() < DEADLINE, "not everyone was admitted: {admitted:?}");
-        actix_rt::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 async fn store(redis: &RedisServer, prefix: &str) -> RedisWaitlist {
@@ -126,7 +101,7 @@ async fn a_creation_flood_waitlists_players_in_redis_and_recovery_admits_them_in
     player.move_to(0).await;
     player.recv_state(|g| g["moves"].as_u64() == Some(2)).await;
     // The flood stops; the rate falls, health returns, the line is admitted in order.
-    wait_admitted_in_order(&server, &tickets).await;
+    server.wait_admitted_in_order(&tickets).await;
     player.move_to(0).await;
     player.recv_state(|g| g["moves"].as_u64() == Some(4)).await;
 }
@@ -135,7 +110,7 @@ async fn a_creation_flood_waitlists_players_in_redis_and_recovery_admits_them_in
 async fn the_line_survives_a_server_restart_and_a_half_admitted_player_goes_first() {
     let redis = RedisServer::start();
     let mut first = TestServer::start(config(&redis, "restart")).await;
-    force_health(&first, json!("overloaded")).await;
+    first.force_health(ADMIN, json!("overloaded")).await;
     let mut tickets = Vec::new();
     for i in 0..3 {
         let (code, body) = create(&first, &format!("p{i}")).await;
@@ -156,7 +131,7 @@ async fn the_line_survives_a_server_restart_and_a_half_admitted_player_goes_firs
     // A new server on the same Redis recovers the half-admitted player to the front and
     // admits everyone in their original order.
     let second = TestServer::start(config(&redis, "restart")).await;
-    wait_admitted_in_order(&second, &tickets).await;
+    second.wait_admitted_in_order(&tickets).await;
     let admitted = ticket_status(&second, &tickets[0]).await;
     let grant = common::Grant::from(&admitted);
     second.player(&grant).await;
@@ -166,7 +141,7 @@ async fn the_line_survives_a_server_restart_and_a_half_admitted_player_goes_firs
 async fn players_queued_while_redis_is_down_are_flushed_to_it_in_order() {
     let mut redis = RedisServer::start();
     let server = TestServer::start(config(&redis, "outage")).await;
-    force_health(&server, json!("overloaded")).await;
+    server.force_health(ADMIN, json!("overloaded")).await;
     let (code, body) = create(&server, "before").await;
     assert_eq!(code, 503, "{body}");
     let mut tickets = vec![body["error"]["details"]["ticket"].as_str().expect("ticket").to_owned()];
@@ -197,8 +172,8 @@ async fn players_queued_while_redis_is_down_are_flushed_to_it_in_order() {
         let status = line.status(&Ticket::parse(t).expect("ticket")).await.expect("status");
         assert_eq!(status, TicketStatus::Waiting { position: i as u64 + 1 }, "flushed in order");
     }
-    force_health(&server, Value::Null).await;
-    wait_admitted_in_order(&server, &tickets[1..]).await;
+    server.force_health(ADMIN, Value::Null).await;
+    server.wait_admitted_in_order(&tickets[1..]).await;
 }
 
 #[actix_rt::test]
@@ -206,8 +181,8 @@ async fn two_servers_share_one_line() {
     let redis = RedisServer::start();
     let a = TestServer::start(config(&redis, "shared")).await;
     let b = TestServer::start(config(&redis, "shared")).await;
-    force_health(&a, json!("overloaded")).await;
-    force_health(&b, json!("overloaded")).await;
+    a.force_health(ADMIN, json!("overloaded")).await;
+    b.force_health(ADMIN, json!("overloaded")).await;
     let mut tickets = Vec::new();
     for (i, server) in [&a, &b, &a, &b].into_iter().enumerate() {
         let (code, body) = create(server, &format!("p{i}")).await;
@@ -223,6 +198,6 @@ async fn two_servers_share_one_line() {
         enqueued_at: now_rfc3339(),
     };
     assert_eq!(store(&redis, "shared").await.enqueue(entry).await.expect("enqueue"), 5);
-    force_health(&b, Value::Null).await;
-    wait_admitted_in_order(&a, &tickets).await;
+    b.force_health(ADMIN, Value::Null).await;
+    a.wait_admitted_in_order(&tickets).await;
 }

@@ -199,12 +199,7 @@ async fn game_socket(
         return Ok(state.error(ErrorBody::new(ErrorCode::GameNotFound, "no such game")));
     };
     // An unknown game still upgrades, so a browser can read the error frame and close 4404.
-    let (response, ws, stream) = actix_ws::handle(&req, body)?;
-    let limits = state.limits.clone();
-    let stream = stream
-        .max_frame_size(limits.hard_frame_bytes)
-        .aggregate_continuations()
-        .max_continuation_size(limits.hard_frame_bytes);
+    let (response, ws, stream, limits) = upgrade(&state, &req, body)?;
     let (registry, metrics) = (state.registry.clone(), state.metrics.clone());
     PlayerSession::create(move |ctx| {
         ctx.add_stream(stream);
@@ -213,14 +208,25 @@ async fn game_socket(
     Ok(response)
 }
 
-/// `GET /ws/lobby`: lobby snapshots and waitlist positions.
-async fn lobby_socket(state: State, req: HttpRequest, body: web::Payload) -> Result<HttpResponse, actix_web::Error> {
-    let (response, ws, stream) = actix_ws::handle(&req, body)?;
+/// Upgrades to a WebSocket whose frames are bounded by the configured hard limit.
+fn upgrade(
+    state: &AppState,
+    req: &HttpRequest,
+    body: web::Payload,
+) -> Result<(HttpResponse, actix_ws::Session, actix_ws::AggregatedMessageStream, Arc<SessionLimits>), actix_web::Error>
+{
+    let (response, ws, stream) = actix_ws::handle(req, body)?;
     let limits = state.limits.clone();
     let stream = stream
         .max_frame_size(limits.hard_frame_bytes)
         .aggregate_continuations()
         .max_continuation_size(limits.hard_frame_bytes);
+    Ok((response, ws, stream, limits))
+}
+
+/// `GET /ws/lobby`: lobby snapshots and waitlist positions.
+async fn lobby_socket(state: State, req: HttpRequest, body: web::Payload) -> Result<HttpResponse, actix_web::Error> {
+    let (response, ws, stream, limits) = upgrade(&state, &req, body)?;
     let (registry, health, admission) = (state.registry.clone(), state.health.clone(), state.admission.clone());
     lobby::LobbySession::create(move |ctx| {
         ctx.add_stream(stream);

@@ -186,6 +186,39 @@ impl TestServer {
         resp.status().as_u16()
     }
 
+    /// Overrides the health status with the admin drill endpoint (`null`: measure again).
+    pub async fn force_health(&self, admin_token: &str, status: Value) {
+        let mut resp = self
+            .client
+            .post(self.url("/api/v1/admin/health"))
+            .insert_header(("authorization", format!("Bearer {admin_token}")))
+            .send_json(&json!({ "status": status }))
+            .await
+            .expect("health override");
+        let body = resp.body().await.expect("body");
+        assert_eq!(resp.status().as_u16(), 200, "{}", String::from_utf8_lossy(&body));
+    }
+
+    /// Polls every waitlist ticket until all are admitted, asserting at each poll that the
+    /// admitted ones are a prefix of `tickets` (FIFO). Answers each ticket's final status.
+    pub async fn wait_admitted_in_order(&self, tickets: &[String]) -> Vec<Value> {
+        let start = Instant::now();
+        loop {
+            let mut statuses = Vec::new();
+            for t in tickets {
+                statuses.push(self.get(&format!("/api/v1/waitlist/{t}")).await.1);
+            }
+            let admitted: Vec<bool> = statuses.iter().map(|s| s["status"] == "admitted").collect();
+            let prefix = admitted.iter().take_while(|a| **a).count();
+            assert!(admitted[prefix..].iter().all(|a| !a), "admitted out of order: {admitted:?}");
+            if prefix == tickets.len() {
+                return statuses;
+            }
+            assert!(start.elapsed() < DEADLINE, "not everyone was admitted: {admitted:?}");
+            actix_rt::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Polls GET /api/v1/games/{id} until `pred` holds.
     pub async fn wait_summary(&self, game_id: &str, pred: impl Fn(&Value) -> bool) -> Value {
         let start = Instant::now();
