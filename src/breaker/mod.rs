@@ -387,14 +387,7 @@ impl Permit<'_> {
         if outcome == Outcome::Success && self.kind == Kind::Closed && self.started.is_none() {
             // The fast path: an untimed success while closed.
             self.done = true;
-            let inner = self.inner;
-            inner.shards[shard_index()].calls[SUCCESS].fetch_add(1, Ordering::Relaxed);
-            if let Some(w) = &inner.window {
-                w.record(false);
-            }
-            if inner.consecutive_failures.load(Ordering::Relaxed) != 0 {
-                inner.consecutive_failures.store(0, Ordering::Relaxed);
-            }
+            self.inner.closed_success();
             return;
         }
         self.finish(match outcome {
@@ -495,7 +488,34 @@ impl Drop for Permit<'_> {
     }
 }
 
+/// Counts a failure if the closure of a fast-path `call_sync` panics.
+struct PanicGuard<'a>(&'a Inner);
+
+impl Drop for PanicGuard<'_> {
+    fn drop(&mut self) {
+        Permit { inner: self.0, kind: Kind::Closed, started: None, done: false }.record(Outcome::Failure);
+    }
+}
+
 impl Inner {
+    /// An untimed success while closed: one counter, and the failure streak ends.
+    #[inline]
+    fn closed_success(&self) {
+        self.shards[shard_index()].calls[SUCCESS].fetch_add(1, Ordering::Relaxed);
+        self.streak_over();
+    }
+
+    /// A success while closed: the failure streak (and the window) hear of it.
+    #[inline]
+    fn streak_over(&self) {
+        if let Some(w) = &self.window {
+            w.record(false);
+        }
+        if self.consecutive_failures.load(Ordering::Relaxed) != 0 {
+            self.consecutive_failures.store(0, Ordering::Relaxed);
+        }
+    }
+
     fn now_ms(&self) -> u64 {
         match &self.clock {
             Clock::Real(epoch) => epoch.elapsed().as_millis() as u64,
@@ -720,16 +740,6 @@ impl CircuitBreaker {
     #[inline]
     fn acquire(&self, always_time: bool) -> Result<Permit<'_>, BreakerError<std::convert::Infallible>> {
         let inner = &*self.inner;
-        if inner.untimed_ok && !always_time && inner.state.load(Ordering::Acquire) == CLOSED {
-            let started = if sample_now() { Some(Instant::now()) } else { None };
-            return Ok(Permit { inner, kind: Kind::Closed, started, done: false });
-        }
-        self.acquire_timed(always_time)
-    }
-
-    #[inline(never)]
-    fn acquire_timed(&self, always_time: bool) -> Result<Permit<'_>, BreakerError<std::convert::Infallible>> {
-        let inner = &*self.inner;
         let kind = if !inner.config.enabled {
             Kind::Pass
         } else if inner.state.load(Ordering::Acquire) == CLOSED {
@@ -737,7 +747,7 @@ impl CircuitBreaker {
         } else {
             inner.acquire_slow()?
         };
-        let timed = always_time || kind != Kind::Closed || inner.config.slow_call_ms.is_some() || sample_now();
+        let timed = always_time || kind != Kind::Closed || !inner.untimed_ok || sample_now();
         Ok(Permit { inner, kind, started: timed.then(Instant::now), done: false })
     }
 
@@ -748,6 +758,26 @@ impl CircuitBreaker {
         f: impl FnOnce() -> Result<T, E>,
         classify: impl FnOnce(&Result<T, E>) -> Outcome,
     ) -> Result<T, BreakerError<E>> {
+        let inner = &*self.inner;
+        if inner.untimed_ok && inner.state.load(Ordering::Acquire) == CLOSED {
+            // The fast path: closed and untimed (every SAMPLE_EVERY-th success on this thread's
+            // shard goes the timed way instead), no permit to build. The guard only matters if
+            // `f` panics (it then counts a failure); on return it is forgotten, costing nothing.
+            let successes = &inner.shards[shard_index()].calls[SUCCESS];
+            if successes.load(Ordering::Relaxed) % u64::from(SAMPLE_EVERY) != u64::from(SAMPLE_EVERY) - 1 {
+                let guard = PanicGuard(inner);
+                let result = f();
+                std::mem::forget(guard);
+                match classify(&result) {
+                    Outcome::Success => {
+                        successes.fetch_add(1, Ordering::Relaxed);
+                        inner.streak_over();
+                    }
+                    outcome => Permit { inner, kind: Kind::Closed, started: None, done: false }.record(outcome),
+                }
+                return result.map_err(BreakerError::Inner);
+            }
+        }
         let permit = self.acquire(false).map_err(reject)?;
         let result = f();
         permit.record(classify(&result));

@@ -137,6 +137,21 @@ fn a_cancelled_or_panicking_probe_frees_its_slot() {
     assert_eq!(b.state(), BreakerState::Open, "a panicking probe counts as a failure");
 }
 
+#[test]
+fn a_panic_inside_call_sync_counts_as_a_failure_on_every_path() {
+    let b = CircuitBreaker::new("db", config(100, 60.0));
+    for _ in 0..=SAMPLE_EVERY {
+        let b2 = b.clone();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            b2.call_sync(|| -> Result<(), ()> { panic!("a bug in the call") }, |_| Outcome::Success)
+        }));
+        assert!(r.is_err());
+    }
+    let m = b.metrics();
+    assert_eq!((m.failure, m.success), (u64::from(SAMPLE_EVERY) + 1, 0), "fast and timed paths alike");
+    assert_eq!(m.consecutive_failures, SAMPLE_EVERY + 1);
+}
+
 #[actix_rt::test]
 async fn a_dropped_probe_future_frees_its_slot() {
     let (b, clock) = CircuitBreaker::with_manual_clock("llm", config(1, 1.0));
