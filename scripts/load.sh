@@ -9,8 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet --bin rampart --bin loadgen
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
-log=$(mktemp)
-cleanup() { kill "$server" 2>/dev/null || true; [ -n "${redis:-}" ] && kill "$redis" 2>/dev/null; rm -f "$log"; }
+log=${SERVER_LOG:-/tmp/rampart-load-server.log}
+cleanup() { kill "$server" 2>/dev/null || true; if [ -n "${redis:-}" ]; then kill "$redis" 2>/dev/null || true; fi; }
 trap cleanup EXIT
 extra=()
 if [ "${BACKEND:-memory}" = "redis" ]; then
@@ -32,4 +32,4 @@ for _ in $(seq 1 200); do
 done
 target/release/loadgen --url "http://127.0.0.1:$port" --games "${GAMES:-200}" --flood-per-sec "${FLOOD:-200}" \
   --flood-secs "${FLOOD_SECS:-30}" --baseline-secs "${BASELINE_SECS:-10}"
-echo "--- server warnings ---" >&2; grep -c . "$log" >&2 || true
+echo "server log: $log ($(grep -c . "$log") lines)" >&2

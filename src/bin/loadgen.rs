@@ -93,6 +93,7 @@ struct Shared {
     latencies: [Vec<f64>; 3],
     phase: usize,
     games_finished: usize,
+    games_started: usize,
     errors: HashMap<String, u64>,
 }
 
@@ -149,10 +150,28 @@ async fn until_state(socket: &mut impl Socket, want: u64) -> Result<Value, Strin
             Some(Ok(ws::Frame::Ping(p))) => {
                 let _ = socket.send(ws::Message::Pong(p)).await;
             }
-            Some(Ok(ws::Frame::Close(_))) | None | Some(Err(_)) => return Err("socket closed".to_owned()),
+            Some(Ok(ws::Frame::Close(reason))) => {
+                return Err(format!("socket closed by the server ({:?})", reason.map(|r| u16::from(r.code))))
+            }
+            None => return Err("socket ended".to_owned()),
+            Some(Err(e)) => return Err(format!("socket error: {e}")),
             Some(Ok(_)) => {}
         }
     }
+}
+
+/// Polls a waitlist ticket until it is admitted (10 minutes at most); answers the grant.
+async fn wait_for_seat(client: &awc::Client, base: &str, ticket: &str) -> Option<Value> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while Instant::now() < deadline {
+        if let Ok((200, v)) = get(client, &format!("{base}/api/v1/waitlist/{ticket}")).await {
+            if v["status"] == "admitted" {
+                return Some(v);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    None
 }
 
 /// One two-human game driven by one task: each seat moves in turn, paced.
@@ -164,16 +183,32 @@ async fn play(client: awc::Client, base: String, ws_base: String, pace: Duration
         json!({"kind":"connect4","opponent":"human","player_name":"red"}),
     )
     .await;
-    let Ok((201, red)) = created else { return fail(&shared, format!("create: {created:?}")) };
+    // The setup itself may meet the admission limits: then this player waits in line too.
+    let red = match created {
+        Ok((201, red)) => red,
+        Ok((503, body)) if body["error"]["details"]["ticket"].is_string() => {
+            let ticket = body["error"]["details"]["ticket"].as_str().unwrap_or_default().to_owned();
+            match wait_for_seat(&client, &base, &ticket).await {
+                Some(grant) => grant,
+                None => return fail(&shared, "setup: never admitted".to_owned()),
+            }
+        }
+        Ok((code, body)) => return fail(&shared, format!("create: HTTP {code} {}", body["error"]["code"])),
+        Err(e) => return fail(&shared, format!("create: {e}")),
+    };
     let game_id = red["game_id"].as_str().unwrap_or_default().to_owned();
     let joined = post(&client, &format!("{base}/api/v1/games/{game_id}/join"), json!({"player_name":"yellow"})).await;
-    let Ok((200, yellow)) = joined else { return fail(&shared, format!("join: {joined:?}")) };
+    let yellow = match joined {
+        Ok((200, yellow)) => yellow,
+        Ok((code, body)) => return fail(&shared, format!("join: HTTP {code} {}", body["error"]["code"])),
+        Err(e) => return fail(&shared, format!("join: {e}")),
+    };
     let token = |v: &Value| v["player_token"].as_str().unwrap_or_default().to_owned();
     let (Ok(mut r), Ok(mut y)) = (
         open_seat(&client, &ws_base, &game_id, &token(&red)).await,
         open_seat(&client, &ws_base, &game_id, &token(&yellow)).await,
     ) else {
-        return fail(&shared, "socket".to_owned());
+        return fail(&shared, "could not open both seats' sockets".to_owned());
     };
     let mut rng = fastrand::Rng::new();
     let mut game = match until_state(&mut r, 0).await {
@@ -181,6 +216,7 @@ async fn play(client: awc::Client, base: String, ws_base: String, pace: Duration
         Err(e) => return fail(&shared, e),
     };
     let _ = until_state(&mut y, 0).await;
+    shared.borrow_mut().games_started += 1;
     let mut turn_red = true;
     loop {
         tokio::time::sleep(pace).await;
@@ -222,7 +258,9 @@ async fn peak_rss(client: &awc::Client, base: &str, peak: &mut f64) {
 #[actix_rt::main]
 async fn main() {
     let a = parse_args();
-    let client = awc::Client::builder().timeout(Duration::from_secs(30)).finish();
+    // 400 sockets and the flood at once: no cap on connections (awc's default is 100).
+    let client =
+        awc::Client::builder().connector(awc::Connector::new().limit(0)).timeout(Duration::from_secs(30)).finish();
     let ws_base = a.url.replacen("http", "ws", 1);
     let shared = Rc::new(RefCell::new(Shared::default()));
     let pace = Duration::from_millis(a.move_every_ms);
@@ -234,6 +272,19 @@ async fn main() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+    // Every game must be playing (some may have waited in line) before the baseline starts.
+    let setup_deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let settled = {
+            let s = shared.borrow();
+            s.games_started + s.errors.values().sum::<u64>() as usize
+        };
+        if settled >= a.games || Instant::now() >= setup_deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("loadgen: {} games playing; measuring the baseline", shared.borrow().games_started);
     let baseline_end = Instant::now() + Duration::from_secs(a.baseline_secs);
     while Instant::now() < baseline_end {
         peak_rss(&client, &a.url, &mut peak).await;
@@ -311,6 +362,7 @@ async fn main() {
         "admission_decision_latency": summary(&mut decision_ms),
         "waitlist": {"drain_secs": drain_secs, "throughput_per_sec": d.tickets.len() as f64 / drain_secs.max(0.001), "all_admitted": pending.is_empty(), "not_admitted": pending.len()},
         "peak_rss_mb": peak,
+        "games_playing_at_start": s.games_started,
         "games_finished_during_run": s.games_finished,
         "errors": s.errors,
     });
