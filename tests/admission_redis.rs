@@ -179,8 +179,11 @@ async fn players_queued_while_redis_is_down_are_flushed_to_it_in_order() {
 #[actix_rt::test]
 async fn two_servers_share_one_line() {
     let redis = RedisServer::start();
-    let a = TestServer::start(config(&redis, "shared")).await;
-    let b = TestServer::start(config(&redis, "shared")).await;
+    // A slow pace, so the watcher sees its place improve before its turn comes.
+    let mut c = config(&redis, "shared");
+    c.admission.admit_per_sec = 4.0;
+    let a = TestServer::start(c.clone()).await;
+    let b = TestServer::start(c).await;
     a.force_health(ADMIN, json!("overloaded")).await;
     b.force_health(ADMIN, json!("overloaded")).await;
     let mut tickets = Vec::new();
@@ -190,8 +193,13 @@ async fn two_servers_share_one_line() {
         assert_eq!(body["error"]["details"]["position"].as_u64(), Some(i as u64 + 1), "one line: {body}");
         tickets.push(body["error"]["details"]["ticket"].as_str().expect("ticket").to_owned());
     }
-    // Either server answers for any ticket.
+    // Either server answers for any ticket, and a lobby socket on either watches it live.
     assert_eq!(ticket_status(&b, &tickets[0]).await["position"].as_u64(), Some(1));
+    let mut lobby = a.lobby().await;
+    lobby.send(json!({"type": "watch", "ticket": tickets[3]})).await;
+    let waiting = lobby.recv_type("waitlist").await;
+    assert_eq!((waiting["status"].as_str(), waiting["position"].as_u64()), (Some("waiting"), Some(4)), "{waiting}");
+    assert!(waiting["eta_secs"].is_u64());
     let entry = WaitEntry {
         ticket: Ticket::random(),
         request: WaitRequest { opponent: Opponent::Ai, player_name: "direct".to_owned() },
@@ -200,4 +208,12 @@ async fn two_servers_share_one_line() {
     assert_eq!(store(&redis, "shared").await.enqueue(entry).await.expect("enqueue"), 5);
     b.force_health(ADMIN, Value::Null).await;
     a.wait_admitted_in_order(&tickets).await;
+    // The watcher saw its place improve, then its seat (whichever server admitted it).
+    let admitted = lobby.recv_until("admitted", |v| v["type"] == "waitlist" && v["status"] == "admitted").await;
+    assert!(admitted["player_token"].is_string());
+    assert!(
+        lobby.seen.iter().any(|v| v["type"] == "waitlist" && v["position"].as_u64().is_some_and(|p| p < 4)),
+        "positions were pushed as the line moved: {:?}",
+        lobby.seen
+    );
 }
