@@ -3,6 +3,8 @@
 // waitlist). Untrusted text (names, chat, server messages) is only ever written with
 // textContent, never innerHTML.
 
+import { HEALTH_LABEL, readHealth } from './health.js';
+
 const COLS = 7;
 const ROWS = 6;
 const CHAT_MAX = 280;
@@ -222,20 +224,8 @@ function notifyApiError(e) {
 
 // ---------------------------------------------------------------- health pill
 
-const HEALTH_LABEL = { healthy: 'Healthy', degraded: 'Degraded', overloaded: 'Busy', draining: 'Maintenance', offline: 'Offline' };
 async function refreshHealth() {
-  let status = 'offline';
-  let checks = {};
-  try {
-    const res = await fetch('/health', { cache: 'no-store', headers: { Accept: 'application/json' } });
-    const data = await res.json().catch(() => null);
-    if (data && typeof data.status === 'string') status = data.status;
-    else status = res.ok ? 'healthy' : 'degraded';
-    if (data && data.checks && typeof data.checks === 'object') checks = data.checks;
-  } catch { status = 'offline'; }
-  const detail = Object.entries(checks)
-    .filter(([, v]) => v && typeof v === 'object' && v.status && v.status !== 'ok')
-    .map(([k, v]) => `${k}: ${v.detail || v.status}`).join('\n');
+  const { status, detail } = await readHealth();
   paintHealth(status, detail);
 }
 

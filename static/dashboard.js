@@ -4,6 +4,8 @@
 // Server text is only ever written with textContent, never innerHTML. The admin token
 // lives in sessionStorage (this tab only); it is never put in a URL and never logged.
 
+import { HEALTH_LABEL, readHealth } from './health.js';
+
 const POLL_EVERY_MS = 1000;
 const POLL_HIDDEN_MS = 5000; // the tab is in the background: poll gently
 const FETCH_TIMEOUT_MS = 4000;
@@ -318,21 +320,8 @@ async function fetchWithin(path, init = {}) {
   }
 }
 
-const HEALTH_LABEL = { healthy: 'Healthy', degraded: 'Degraded', overloaded: 'Busy', draining: 'Maintenance', offline: 'Offline' };
-
 async function refreshHealth() {
-  let status = 'offline';
-  let checks = {};
-  try {
-    const res = await fetchWithin('/health', { headers: { Accept: 'application/json' } });
-    const data = await res.json().catch(() => null);
-    if (data && typeof data.status === 'string') status = data.status;
-    else status = res.ok ? 'healthy' : 'degraded';
-    if (data && data.checks && typeof data.checks === 'object') checks = data.checks;
-  } catch { status = 'offline'; }
-  const detail = Object.entries(checks)
-    .filter(([, v]) => v && typeof v === 'object' && v.status && v.status !== 'ok')
-    .map(([k, v]) => `${k}: ${v.detail || v.status}`).join('\n');
+  const { status, detail } = await readHealth(fetchWithin);
   el.healthPill.dataset.status = status;
   setText(el.healthPill.querySelector('.pill-text'), `Server: ${HEALTH_LABEL[status] || status}`);
   el.healthPill.title = `Server status: ${status}${detail ? `\n${detail}` : ''}`;

@@ -536,6 +536,9 @@ async fn app_js() -> HttpResponse {
 async fn style_css() -> HttpResponse {
     asset(include_str!("../../static/style.css"), "text/css; charset=utf-8")
 }
+async fn health_js() -> HttpResponse {
+    asset(include_str!("../../static/health.js"), "text/javascript; charset=utf-8")
+}
 async fn dashboard() -> HttpResponse {
     asset(include_str!("../../static/dashboard.html"), "text/html; charset=utf-8")
 }
@@ -558,6 +561,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/dashboard", web::get().to(dashboard))
         .route("/dashboard", web::head().to(dashboard))
         .route("/static/dashboard.js", web::get().to(dashboard_js))
+        .route("/static/health.js", web::get().to(health_js))
         .route("/static/dashboard.js", web::head().to(dashboard_js))
         .route("/api/v1/admin/games/{id}/fault", web::post().to(inject_fault))
         .route("/api/v1/admin/breakers/{name}", web::post().to(breaker_action))

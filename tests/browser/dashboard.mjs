@@ -52,6 +52,8 @@ await browserTest({ needsToken: true, screenshotEnv: 'DASHBOARD_SCREENSHOT' }, a
   if ((await card('messaging').getAttribute('data-forced')) !== 'open') throw new Error('messaging is not marked "forced open"');
   await until('GET /health to report "degraded"', async () => (await getJson('/health')).body?.status === 'degraded',
     STATE_DEADLINE_MS);
+  await until('the health pill to say degraded', async () => (await tid('health').getAttribute('data-status')) === 'degraded',
+    STATE_DEADLINE_MS);
 
   // Force closed, then reset.
   await card('messaging').locator('[data-testid="force-closed"]').click();

@@ -12,6 +12,8 @@ await browserTest({
   beforeScreenshot: (page) => until('animations to settle', async () => (await page.locator('.cell.drop').count()) === 0, 2_000),
 }, async (t) => {
   const { page, tid } = await t.open('/');
+  // The top bar's pill reads GET /health (static/health.js).
+  await until('the health pill to say healthy', async () => (await tid('health').getAttribute('data-status')) === 'healthy', 10_000);
   await tid('player-name').fill('Playwright');
   await tid('new-game-ai').click();
 
