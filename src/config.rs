@@ -590,7 +590,8 @@ impl Default for RedisConfig {
 /// comes from `RAMPART_LLM_API_KEY`, never from this file.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LlmConfig {
-    /// Base URL, e.g. `http://127.0.0.1:8089`; requests go to `{base_url}/v1/chat/completions`.
+    /// Base URL, http or https, e.g. `https://api.openai.com` or `http://127.0.0.1:8089`;
+    /// requests go to `{base_url}/v1/chat/completions`. Credentials in it are refused.
     /// Empty (the default): no LLM, canned lines only, and the llm breaker shows as disabled.
     pub base_url: String,
     /// Model name sent in each request. Default "gpt-4o-mini".
@@ -1426,16 +1427,16 @@ fn read_llm(r: &mut Reader<'_>) -> LlmConfig {
     };
     if r.valid("base_url") && !llm.base_url.is_empty() {
         let url = llm.base_url.trim_end_matches('/');
-        let rest = url.strip_prefix("http://");
-        if url.starts_with("https://") {
-            r.error(
-                "base_url",
-                "https is not supported by this build yet; point it at an http:// endpoint (e.g. a local proxy)",
-            );
+        let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
+        if rest.is_some_and(|h| h.contains('@')) {
+            r.error("base_url", "the URL carries credentials; the key comes only from RAMPART_LLM_API_KEY");
         } else if rest.is_none_or(|h| h.is_empty() || h.contains(char::is_whitespace)) {
             r.error(
                 "base_url",
-                format!("expected an http:// URL such as http://127.0.0.1:8089, got {:?}", llm.base_url),
+                format!(
+                    "expected an http:// or https:// URL without credentials, such as https://api.openai.com or http://127.0.0.1:8089, got {:?}",
+                    llm.base_url
+                ),
             );
         }
     }
@@ -1946,8 +1947,10 @@ ai:
             assert!(paths.contains(&p), "{p} missing from:\n{e}");
         }
         assert!(!e.to_string().contains("sk-123"), "a secret is never echoed");
-        let e = errs("llm:\n  base_url: https://api.example.com\n");
-        assert!(e.to_string().contains("https"), "{e}");
+        assert_eq!(ok("llm:\n  base_url: https://api.example.com\n").llm.base_url, "https://api.example.com");
+        let e = errs("llm:\n  base_url: https://user:sk-in-url@api.example.com\n");
+        assert!(e.to_string().contains("RAMPART_LLM_API_KEY") && !e.to_string().contains("sk-in-url"), "{e}");
+        assert!(errs("llm:\n  base_url: ftp://x\n").to_string().contains("https://"));
     }
 
     #[test]

@@ -227,3 +227,19 @@ async fn every_fault_mode_falls_back_to_a_canned_line() {
     }
     assert_eq!(breaker(&server, "llm").await["state"], "closed", "under the threshold");
 }
+
+#[actix_rt::test]
+async fn an_https_base_url_speaks_tls() {
+    // The fake speaks plain HTTP, so a TLS handshake with it must fail: the AI falls back
+    // and the llm breaker counts a failure. (Had the client sent plain HTTP, the fake would
+    // have answered and the reply would have reached the player.)
+    let fake = FakeLlm::start();
+    let mut config = llm_config(&fake);
+    config.llm.base_url = fake.url.replacen("http://", "https://", 1);
+    let server = TestServer::start(config).await;
+    let grant = server.create("ai", "ada").await;
+    let mut red = server.player(&grant).await;
+    assert!(CANNED.contains(&ask(&mut red, "hello over tls?").await.as_str()));
+    assert_eq!(breaker(&server, "llm").await["counters"]["failure"], 1);
+    assert_eq!(fake.last_request().await, Value::Null, "no plain-HTTP request reached the fake");
+}

@@ -84,8 +84,36 @@ thread_local! {
     static HTTP: RefCell<Option<awc::Client>> = const { RefCell::new(None) };
 }
 
+/// The TLS settings for https endpoints: rustls with the ring provider and the Mozilla
+/// roots (webpki-roots), built once. `None` only if the provider refuses its own defaults.
+fn tls_config() -> Option<std::sync::Arc<rustls::ClientConfig>> {
+    static TLS: std::sync::OnceLock<Option<std::sync::Arc<rustls::ClientConfig>>> = std::sync::OnceLock::new();
+    TLS.get_or_init(|| {
+        let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        match rustls::ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions() {
+            Ok(builder) => Some(std::sync::Arc::new(builder.with_root_certificates(roots).with_no_client_auth())),
+            Err(e) => {
+                tracing::error!("TLS for the LLM client could not be set up; https endpoints will fail: {e}");
+                None
+            }
+        }
+    })
+    .clone()
+}
+
 fn http_client() -> awc::Client {
-    HTTP.with(|c| c.borrow_mut().get_or_insert_with(|| awc::Client::builder().disable_timeout().finish()).clone())
+    HTTP.with(|c| {
+        c.borrow_mut()
+            .get_or_insert_with(|| {
+                let mut connector = awc::Connector::new();
+                if let Some(tls) = tls_config() {
+                    connector = connector.rustls_0_23(tls);
+                }
+                awc::Client::builder().connector(connector).disable_timeout().finish()
+            })
+            .clone()
+    })
 }
 
 impl LlmClient {
@@ -196,6 +224,12 @@ mod tests {
         assert_eq!(clean(&"é".repeat(500), 280).map(|s| s.chars().count()), Some(280));
         assert_eq!(clean(" \n ", 280), None);
         assert_eq!(clean("<b>hi</b>", 280).as_deref(), Some("<b>hi</b>"), "markup stays text; clients render text");
+    }
+
+    #[test]
+    fn https_endpoints_get_a_tls_client_with_the_webpki_roots() {
+        assert!(tls_config().is_some(), "rustls with ring builds its default configuration");
+        assert!(webpki_roots::TLS_SERVER_ROOTS.len() > 50, "the Mozilla roots are there");
     }
 
     #[test]
