@@ -22,6 +22,7 @@ pub mod ids;
 pub mod llm;
 pub mod metrics;
 pub mod protocol;
+pub mod rate;
 pub mod store;
 pub mod supervision;
 pub mod web;
@@ -145,6 +146,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     )
     .start();
     monitor.do_send(Subscribe(admission.clone().recipient()));
+    let lobby = Arc::new(web::lobby::LobbyView::new(registry.clone(), health.clone()));
     let state = aweb::Data::new(AppState {
         config: config.clone(),
         registry,
@@ -158,6 +160,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
         health,
         creation_rate,
         monitor,
+        lobby,
         draining: AtomicBool::new(false),
         started: Instant::now(),
     });

@@ -181,4 +181,11 @@ async fn the_lobby_socket_pushes_snapshots_positions_and_the_admission() {
     assert_eq!(lobby.recv_error().await["code"], "TICKET_NOT_FOUND");
     lobby.send(json!({"type": "ping", "id": 7})).await;
     assert_eq!(lobby.recv_type("pong").await["id"], 7);
+    // The lobby socket has the game socket's frame rate limit.
+    for i in 0..200 {
+        lobby.send(json!({"type": "ping", "id": i})).await;
+    }
+    let limited = lobby.recv_until("RATE_LIMITED", |v| v["type"] == "error").await;
+    assert_eq!(limited["error"]["code"], "RATE_LIMITED", "{limited}");
+    assert!(limited["error"]["details"]["retry_after_ms"].is_u64());
 }

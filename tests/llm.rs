@@ -132,7 +132,11 @@ async fn model_text_reaches_the_players_cleaned_and_the_request_carries_the_game
 #[actix_rt::test]
 async fn a_failing_llm_opens_the_breaker_the_ai_falls_back_and_recovers() {
     let fake = FakeLlm::start();
-    let server = TestServer::start(llm_config(&fake)).await;
+    let mut config = llm_config(&fake);
+    // Open for 1 s: long enough that the checks made while open run before it half-opens.
+    let llm = config.circuit_breakers.breakers.get_mut("llm").expect("llm breaker");
+    (llm.timeout_secs, llm.timeout_max_secs) = (1.0, 1.0);
+    let server = TestServer::start(config).await;
     let grant = server.create("ai", "ada").await;
     let mut red = server.player(&grant).await;
     assert_eq!(ask(&mut red, "hello").await, "Well played, human.");
@@ -155,11 +159,10 @@ async fn a_failing_llm_opens_the_breaker_the_ai_falls_back_and_recovers() {
     red.move_to(0).await;
     let moves = game["moves"].as_u64().expect("moves");
     red.recv_state(|g| g["moves"].as_u64() == Some(moves + 2)).await;
-    let rejected = breaker(&server, "llm").await["counters"]["rejected"].as_u64().expect("rejected");
-    if breaker(&server, "llm").await["state"] == "open" {
-        assert!(rejected > before, "an open breaker refuses without calling");
-        assert_eq!(fake.requests().await, calls, "no request reached the LLM while open");
-    }
+    let after = breaker(&server, "llm").await;
+    assert_eq!(after["state"], "open", "{after}");
+    assert!(after["counters"]["rejected"].as_u64() > Some(before), "an open breaker refuses without calling");
+    assert_eq!(fake.requests().await, calls, "no request reached the LLM while open");
 
     // The fake recovers; after the open period a probe goes through and closes the breaker.
     fake.control(json!({"mode": "ok"})).await;

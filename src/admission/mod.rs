@@ -24,6 +24,7 @@ use crate::health::{HealthChanged, Status};
 use crate::ids::{now_rfc3339, Ticket};
 use crate::metrics::Metrics;
 use crate::protocol::{ErrorBody, ErrorCode, SeatGrant};
+use crate::rate::TokenBucket;
 use crate::supervision::supervisor::{CreateGame, GameSupervisor};
 use line::Line;
 use waitlist::{TicketStatus, WaitEntry, WaitRequest};
@@ -32,45 +33,6 @@ use waitlist::{TicketStatus, WaitEntry, WaitRequest};
 #[derive(Message)]
 #[rtype(result = "Result<SeatGrant, ErrorBody>")]
 pub struct Admit(pub CreateGame);
-
-/// A token bucket: `rate` tokens a second, at most `burst` saved up.
-#[derive(Debug, Clone)]
-pub struct TokenBucket {
-    rate: f64,
-    burst: f64,
-    tokens: f64,
-    last: Instant,
-}
-
-impl TokenBucket {
-    /// A full bucket.
-    pub fn new(rate_per_sec: f64, burst: u32, now: Instant) -> Self {
-        TokenBucket { rate: rate_per_sec, burst: f64::from(burst), tokens: f64::from(burst), last: now }
-    }
-
-    fn refill(&mut self, now: Instant) {
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
-        self.last = now;
-    }
-
-    /// Takes a token if one is there.
-    pub fn try_take(&mut self, now: Instant) -> bool {
-        self.refill(now);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// How long until the next token.
-    pub fn wait(&mut self, now: Instant) -> Duration {
-        self.refill(now);
-        Duration::from_secs_f64(((1.0 - self.tokens) / self.rate).max(0.0))
-    }
-}
 
 /// Shared admission figures: the players waiting and the measured admission rate, for
 /// positions' ETAs and `/health`.
@@ -132,8 +94,9 @@ pub enum WaitlistNotice {
     Unknown,
 }
 
-/// Watch a ticket: the watcher gets its status now and on every change. Watching keeps the
-/// ticket alive.
+/// Watch a ticket: the watcher gets its status now, then each change (checked every
+/// `MAINTAIN_EVERY`). Watching keeps the ticket alive. A watcher watches one ticket at a
+/// time: `previous` is the one it stops watching.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Watch {
@@ -141,7 +104,13 @@ pub struct Watch {
     pub ticket: Ticket,
     /// Who to tell.
     pub watcher: Recipient<WaitlistNotice>,
+    /// The ticket this watcher watched until now, if any.
+    pub previous: Option<Ticket>,
 }
+
+/// How often the line is maintained (expiry, recovery, flush) and watchers hear of their
+/// new positions.
+const MAINTAIN_EVERY: Duration = Duration::from_millis(500);
 
 /// The gate for new games.
 pub struct AdmissionController {
@@ -155,6 +124,8 @@ pub struct AdmissionController {
     draining: bool,
     /// An admission from the line is in flight.
     admitting: bool,
+    /// A round of watcher lookups is in flight (rounds never overlap).
+    notifying: bool,
     /// The last admissions from the line, to measure the rate.
     recent: VecDeque<Instant>,
     watchers: HashMap<Ticket, (Vec<Recipient<WaitlistNotice>>, Option<u64>)>,
@@ -169,7 +140,7 @@ impl AdmissionController {
         metrics: Arc<Metrics>,
         config: AdmissionConfig,
     ) -> Self {
-        let bucket = TokenBucket::new(config.rate_per_sec, config.burst, Instant::now());
+        let bucket = TokenBucket::new(config.rate_per_sec, f64::from(config.burst), Instant::now());
         AdmissionController {
             supervisor,
             line,
@@ -180,6 +151,7 @@ impl AdmissionController {
             bucket,
             draining: false,
             admitting: false,
+            notifying: false,
             recent: VecDeque::new(),
             watchers: HashMap::new(),
         }
@@ -223,7 +195,7 @@ impl AdmissionController {
                 }
             }
         };
-        ctx.spawn(work.into_actor(self).map(|admitted, act, ctx| {
+        ctx.spawn(work.into_actor(self).map(|admitted, act, _| {
             act.admitting = false;
             if let Some((ticket, grant, source)) = admitted {
                 let now = Instant::now();
@@ -238,29 +210,35 @@ impl AdmissionController {
                     }
                 }
                 act.stats.admitted_from_line.fetch_add(1, Ordering::Relaxed);
-                let _ =
-                    act.stats.waiting.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |w| Some(w.saturating_sub(1)));
+                act.stats.left();
                 tracing::info!(%ticket, game_id = %grant.game_id, from = ?source, "admitted a waiting player");
                 if let Some((watchers, _)) = act.watchers.remove(&ticket) {
                     for w in watchers {
                         w.do_send(WaitlistNotice::Admitted(grant.clone()));
                     }
                 }
-                act.notify_positions(ctx);
             }
         }));
     }
 
-    /// Sends each watcher its position when it changed.
+    /// Sends each watcher its position when it changed: one lookup per watched ticket, one
+    /// round at a time.
     fn notify_positions(&mut self, ctx: &mut Context<Self>) {
         self.watchers.retain(|_, (w, _)| {
             w.retain(Recipient::connected);
             !w.is_empty()
         });
-        let tickets: Vec<Ticket> = self.watchers.keys().cloned().collect();
-        if tickets.is_empty() {
+        if self.notifying || self.watchers.is_empty() {
             return;
         }
+        self.notifying = true;
+        let tickets: Vec<Ticket> = self.watchers.keys().cloned().collect();
+        self.notify(ctx, tickets, true);
+    }
+
+    /// Looks `tickets` up and tells their watchers what changed; `round` marks the periodic
+    /// round over every watched ticket.
+    fn notify(&mut self, ctx: &mut Context<Self>, tickets: Vec<Ticket>, round: bool) {
         let line = self.line.clone();
         let lookups = async move {
             let mut out = Vec::with_capacity(tickets.len());
@@ -270,7 +248,10 @@ impl AdmissionController {
             }
             out
         };
-        ctx.spawn(lookups.into_actor(self).map(|statuses, act, _| {
+        ctx.spawn(lookups.into_actor(self).map(move |statuses, act, _| {
+            if round {
+                act.notifying = false;
+            }
             for (ticket, status) in statuses {
                 let Some((watchers, last)) = act.watchers.get_mut(&ticket) else { continue };
                 let notice = match status {
@@ -325,7 +306,7 @@ impl Actor for AdmissionController {
         }));
         let pace = Duration::from_secs_f64((1.0 / self.config.admit_per_sec).max(0.005));
         ctx.run_interval(pace, |act, ctx| act.process(ctx));
-        ctx.run_interval(Duration::from_millis(500), |act, ctx| act.maintain(ctx));
+        ctx.run_interval(MAINTAIN_EVERY, |act, ctx| act.maintain(ctx));
     }
 }
 
@@ -359,10 +340,15 @@ impl Handler<HealthChanged> for AdmissionController {
 impl Handler<Watch> for AdmissionController {
     type Result = ();
     fn handle(&mut self, msg: Watch, ctx: &mut Context<Self>) {
-        let entry = self.watchers.entry(msg.ticket).or_insert_with(|| (Vec::new(), None));
-        entry.0.push(msg.watcher);
+        if let Some((watchers, _)) = msg.previous.as_ref().and_then(|p| self.watchers.get_mut(p)) {
+            watchers.retain(|w| *w != msg.watcher);
+        }
+        let entry = self.watchers.entry(msg.ticket.clone()).or_insert_with(|| (Vec::new(), None));
+        if !entry.0.contains(&msg.watcher) {
+            entry.0.push(msg.watcher);
+        }
         entry.1 = None; // so the new watcher hears the current position
-        self.notify_positions(ctx);
+        self.notify(ctx, vec![msg.ticket], false);
     }
 }
 
@@ -382,7 +368,7 @@ impl Handler<Admit> for AdmissionController {
             Some("the server is running as many games as it may")
         } else if self.stats.waiting() > 0 {
             Some("players are already waiting")
-        } else if !self.bucket.try_take(now) {
+        } else if self.bucket.take(now).is_err() {
             Some("new games are arriving faster than the server admits them")
         } else {
             None
@@ -435,21 +421,6 @@ impl Handler<Admit> for AdmissionController {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_bucket_allows_a_burst_then_the_rate() {
-        let t0 = Instant::now();
-        let mut b = TokenBucket::new(2.0, 3, t0);
-        assert!(b.try_take(t0) && b.try_take(t0) && b.try_take(t0));
-        assert!(!b.try_take(t0), "burst spent");
-        assert_eq!(b.wait(t0), Duration::from_millis(500));
-        assert!(!b.try_take(t0 + Duration::from_millis(499)));
-        assert!(b.try_take(t0 + Duration::from_millis(500)));
-        assert!(b.try_take(t0 + Duration::from_secs(100)), "refills");
-        let later = t0 + Duration::from_secs(100);
-        assert!(b.try_take(later) && b.try_take(later));
-        assert!(!b.try_take(later), "never more than the burst");
-    }
 
     #[test]
     fn eta_divides_the_position_by_the_measured_rate() {

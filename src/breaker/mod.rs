@@ -502,12 +502,6 @@ impl Inner {
     #[inline]
     fn closed_success(&self) {
         self.shards[shard_index()].calls[SUCCESS].fetch_add(1, Ordering::Relaxed);
-        self.streak_over();
-    }
-
-    /// A success while closed: the failure streak (and the window) hear of it.
-    #[inline]
-    fn streak_over(&self) {
         if let Some(w) = &self.window {
             w.record(false);
         }
@@ -759,24 +753,17 @@ impl CircuitBreaker {
         classify: impl FnOnce(&Result<T, E>) -> Outcome,
     ) -> Result<T, BreakerError<E>> {
         let inner = &*self.inner;
-        if inner.untimed_ok && inner.state.load(Ordering::Acquire) == CLOSED {
-            // The fast path: closed and untimed (every SAMPLE_EVERY-th success on this thread's
-            // shard goes the timed way instead), no permit to build. The guard only matters if
+        if inner.untimed_ok && inner.state.load(Ordering::Acquire) == CLOSED && !sample_now() {
+            // The fast path: closed and untimed, no permit to build. The guard only matters if
             // `f` panics (it then counts a failure); on return it is forgotten, costing nothing.
-            let successes = &inner.shards[shard_index()].calls[SUCCESS];
-            if successes.load(Ordering::Relaxed) % u64::from(SAMPLE_EVERY) != u64::from(SAMPLE_EVERY) - 1 {
-                let guard = PanicGuard(inner);
-                let result = f();
-                std::mem::forget(guard);
-                match classify(&result) {
-                    Outcome::Success => {
-                        successes.fetch_add(1, Ordering::Relaxed);
-                        inner.streak_over();
-                    }
-                    outcome => Permit { inner, kind: Kind::Closed, started: None, done: false }.record(outcome),
-                }
-                return result.map_err(BreakerError::Inner);
+            let guard = PanicGuard(inner);
+            let result = f();
+            std::mem::forget(guard);
+            match classify(&result) {
+                Outcome::Success => inner.closed_success(),
+                outcome => Permit { inner, kind: Kind::Closed, started: None, done: false }.record(outcome),
             }
+            return result.map_err(BreakerError::Inner);
         }
         let permit = self.acquire(false).map_err(reject)?;
         let result = f();

@@ -272,13 +272,13 @@ impl HealthMonitor {
             ("create_rate_per_sec", rate, c.max_create_rate_per_sec),
             ("active_games", self.metrics.games_active() as f64, self.max_games as f64),
         ];
-        let (vitals, change) = self.evaluator.sample(now, &samples);
+        // The evaluator's own change is folded into `status` below (an admin override wins).
+        let (vitals, _) = self.evaluator.sample(now, &samples);
         self.samples += 1;
         let forced = *self.board.forced.lock().unwrap_or_else(|e| e.into_inner());
         let status = forced.unwrap_or(self.evaluator.status());
         let previous = self.board.report().status;
         self.board.publish(HealthReport { status, vitals: vitals.clone(), samples: self.samples });
-        let _ = change; // the evaluator's own change is folded into `status` (an override wins)
         if status != previous {
             let worst: Vec<String> = vitals
                 .iter()

@@ -5,7 +5,7 @@
 //! `position` and `eta_secs`) until it is admitted (`waitlist` with the seat). Watching
 //! keeps the ticket alive. Its outbound queue is bounded like a game socket's.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -17,7 +17,9 @@ use tokio::sync::mpsc;
 use crate::admission::{AdmissionController, WaitlistNotice, Watch};
 use crate::health::HealthBoard;
 use crate::ids::Ticket;
+use crate::protocol::GameSummary;
 use crate::protocol::{ErrorBody, ErrorCode};
+use crate::rate::TokenBucket;
 use crate::supervision::registry::Registry;
 use crate::web::session::SessionLimits;
 
@@ -27,16 +29,54 @@ pub const LOBBY_CHECK: Duration = Duration::from_millis(500);
 /// Games listed in a lobby snapshot.
 const LOBBY_GAMES: usize = 100;
 
+/// The lobby snapshot every lobby socket sends, built at most once per `LOBBY_CHECK` / 2
+/// however many sockets ask for it.
+pub struct LobbyView {
+    registry: Arc<Registry>,
+    health: Arc<HealthBoard>,
+    cached: Mutex<Option<(Instant, Arc<str>)>>,
+}
+
+impl LobbyView {
+    /// A view of `registry`'s games and the server's health.
+    pub fn new(registry: Arc<Registry>, health: Arc<HealthBoard>) -> Self {
+        LobbyView { registry, health, cached: Mutex::new(None) }
+    }
+
+    /// The current `lobby` frame as text.
+    pub fn current(&self) -> Arc<str> {
+        let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, text)) = cached.as_ref() {
+            if at.elapsed() < LOBBY_CHECK / 2 {
+                return text.clone();
+            }
+        }
+        let games = lobby_games(&self.registry, LOBBY_GAMES);
+        let frame = json!({"type": "lobby", "games": games, "health": self.health.report().status.as_str()});
+        let text: Arc<str> = Arc::from(frame.to_string());
+        *cached = Some((Instant::now(), text.clone()));
+        text
+    }
+}
+
+/// The lobby's games, newest first, at most `limit` (also `GET /api/v1/games`).
+pub fn lobby_games(registry: &Registry, limit: usize) -> Vec<GameSummary> {
+    let mut games: Vec<_> = registry.all().iter().map(|c| c.summary()).collect();
+    games.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.game_id.cmp(&b.game_id)));
+    games.truncate(limit);
+    games
+}
+
 /// One lobby socket.
 pub struct LobbySession {
     ws: actix_ws::Session,
     out: Option<mpsc::Sender<Arc<str>>>,
     writer: Option<actix_rt::task::JoinHandle<()>>,
-    registry: Arc<Registry>,
-    health: Arc<HealthBoard>,
+    view: Arc<LobbyView>,
     admission: Addr<AdmissionController>,
     limits: Arc<SessionLimits>,
-    last_snapshot: Option<String>,
+    bucket: TokenBucket,
+    last_snapshot: Option<Arc<str>>,
     last_heard: Instant,
     watching: Option<Ticket>,
     closing: bool,
@@ -53,8 +93,7 @@ impl LobbySession {
     /// A session for an upgraded `/ws/lobby` connection.
     pub fn new(
         ws: actix_ws::Session,
-        registry: Arc<Registry>,
-        health: Arc<HealthBoard>,
+        view: Arc<LobbyView>,
         admission: Addr<AdmissionController>,
         limits: Arc<SessionLimits>,
     ) -> Self {
@@ -62,9 +101,9 @@ impl LobbySession {
             ws,
             out: None,
             writer: None,
-            registry,
-            health,
+            view,
             admission,
+            bucket: TokenBucket::new(limits.rate_per_sec, limits.burst, Instant::now()),
             limits,
             last_snapshot: None,
             last_heard: Instant::now(),
@@ -74,8 +113,12 @@ impl LobbySession {
     }
 
     fn send(&mut self, ctx: &mut Context<Self>, frame: &Value) {
+        self.send_text(ctx, Arc::from(frame.to_string()));
+    }
+
+    fn send_text(&mut self, ctx: &mut Context<Self>, text: Arc<str>) {
         let Some(out) = &self.out else { return };
-        if out.try_send(Arc::from(frame.to_string())).is_err() {
+        if out.try_send(text).is_err() {
             self.close(ctx, 1013, "outbound queue full: client too slow");
         }
     }
@@ -103,21 +146,22 @@ impl LobbySession {
 
     /// Sends the lobby snapshot if it differs from the last one sent.
     fn snapshot(&mut self, ctx: &mut Context<Self>) {
-        let mut games: Vec<_> = self.registry.all().iter().map(|c| c.summary()).collect();
-        games.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.game_id.cmp(&b.game_id)));
-        games.truncate(LOBBY_GAMES);
-        let frame = json!({"type": "lobby", "games": games, "health": self.health.report().status.as_str()});
-        let text = frame.to_string();
-        if self.last_snapshot.as_deref() == Some(text.as_str()) {
+        let text = self.view.current();
+        if self.last_snapshot.as_ref().is_some_and(|last| Arc::ptr_eq(last, &text) || **last == *text) {
             return;
         }
-        self.last_snapshot = Some(text);
-        self.send(ctx, &frame);
+        self.last_snapshot = Some(text.clone());
+        self.send_text(ctx, text);
     }
 
     fn on_text(&mut self, ctx: &mut Context<Self>, text: &str) {
         if text.len() > self.limits.max_frame_bytes {
             return self.error(ctx, ErrorBody::new(ErrorCode::PayloadTooLarge, "frame too large"));
+        }
+        if let Err(wait) = self.bucket.take(Instant::now()) {
+            let error = ErrorBody::new(ErrorCode::RateLimited, "too many frames; slow down")
+                .with("retry_after_ms", wait.as_millis() as u64 + 1);
+            return self.error(ctx, error);
         }
         let value: Value = match serde_json::from_str(text) {
             Ok(v) => v,
@@ -135,8 +179,8 @@ impl LobbySession {
             Ok(LobbyFrame::Ping { id }) => self.send(ctx, &json!({"type": "pong", "id": id})),
             Ok(LobbyFrame::Watch { ticket }) => match Ticket::parse(&ticket) {
                 Some(ticket) => {
-                    self.watching = Some(ticket.clone());
-                    self.admission.do_send(Watch { ticket, watcher: ctx.address().recipient() });
+                    let previous = self.watching.replace(ticket.clone()).filter(|p| *p != ticket);
+                    self.admission.do_send(Watch { ticket, watcher: ctx.address().recipient(), previous });
                 }
                 None => self.error(ctx, ErrorBody::new(ErrorCode::TicketNotFound, "no such ticket")),
             },

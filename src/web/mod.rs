@@ -57,6 +57,8 @@ pub struct AppState {
     pub creation_rate: Arc<CreationRate>,
     /// The health monitor (for the admin override).
     pub monitor: Addr<HealthMonitor>,
+    /// The lobby snapshot shared by every lobby socket.
+    pub lobby: Arc<lobby::LobbyView>,
     /// Set once shutdown begins.
     pub draining: AtomicBool,
     /// When the server started.
@@ -168,10 +170,7 @@ async fn join_game(state: State, path: web::Path<String>, payload: web::Payload)
 }
 
 async fn list_games(state: State) -> HttpResponse {
-    let mut games: Vec<_> = state.registry.all().iter().map(|c| c.summary()).collect();
-    games.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.game_id.cmp(&b.game_id)));
-    games.truncate(200);
-    HttpResponse::Ok().json(json!({ "games": games }))
+    HttpResponse::Ok().json(json!({ "games": lobby::lobby_games(&state.registry, 200) }))
 }
 
 async fn get_game(state: State, path: web::Path<String>) -> HttpResponse {
@@ -227,10 +226,10 @@ fn upgrade(
 /// `GET /ws/lobby`: lobby snapshots and waitlist positions.
 async fn lobby_socket(state: State, req: HttpRequest, body: web::Payload) -> Result<HttpResponse, actix_web::Error> {
     let (response, ws, stream, limits) = upgrade(&state, &req, body)?;
-    let (registry, health, admission) = (state.registry.clone(), state.health.clone(), state.admission.clone());
+    let (view, admission) = (state.lobby.clone(), state.admission.clone());
     lobby::LobbySession::create(move |ctx| {
         ctx.add_stream(stream);
-        lobby::LobbySession::new(ws, registry, health, admission, limits)
+        lobby::LobbySession::new(ws, view, admission, limits)
     });
     Ok(response)
 }
@@ -562,6 +561,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/dashboard", web::head().to(dashboard))
         .route("/static/dashboard.js", web::get().to(dashboard_js))
         .route("/static/health.js", web::get().to(health_js))
+        .route("/static/health.js", web::head().to(health_js))
         .route("/static/dashboard.js", web::head().to(dashboard_js))
         .route("/api/v1/admin/games/{id}/fault", web::post().to(inject_fault))
         .route("/api/v1/admin/breakers/{name}", web::post().to(breaker_action))

@@ -15,6 +15,7 @@ use crate::game::Seat;
 use crate::ids::{ConnId, GameId, PlayerToken};
 use crate::metrics::Metrics;
 use crate::protocol::{ClientFrame, ErrorBody, ErrorCode, ServerFrame};
+use crate::rate::TokenBucket;
 use crate::supervision::game_actor::{Action, Command, Join, Leave, ToSession};
 use crate::supervision::registry::{Registry, Route, RunState};
 
@@ -57,26 +58,6 @@ enum WsOut {
     Close(CloseReason),
 }
 
-/// A token bucket limiting one connection's frames.
-struct TokenBucket {
-    tokens: f64,
-    last: Instant,
-}
-
-impl TokenBucket {
-    fn take(&mut self, rate: f64, burst: f64) -> Result<(), Duration> {
-        let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * rate).min(burst);
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64((1.0 - self.tokens) / rate))
-        }
-    }
-}
-
 /// One game WebSocket.
 pub struct PlayerSession {
     conn: ConnId,
@@ -114,7 +95,7 @@ impl PlayerSession {
             game_id,
             registry,
             metrics,
-            bucket: TokenBucket { tokens: limits.burst, last: Instant::now() },
+            bucket: TokenBucket::new(limits.rate_per_sec, limits.burst, Instant::now()),
             limits,
             ws,
             out: None,
@@ -231,7 +212,7 @@ impl PlayerSession {
             .with("max_bytes", self.limits.max_frame_bytes);
             return self.send_error(ctx, error, None);
         }
-        if let Err(wait) = self.bucket.take(self.limits.rate_per_sec, self.limits.burst) {
+        if let Err(wait) = self.bucket.take(Instant::now()) {
             let error = ErrorBody::new(ErrorCode::RateLimited, "too many frames; slow down")
                 .with("retry_after_ms", wait.as_millis() as u64 + 1);
             return self.send_error(ctx, error, None);
