@@ -61,6 +61,7 @@ fn new_game() -> (Arc<GameCell>, Arc<Snapshot>) {
         board: Connect4::new_game(),
         seats: [seat("a"), seat("b")],
         created_at: String::new(),
+        abandoned: false,
     });
     let summary = GameSummary {
         game_id: id.to_string(),
@@ -218,7 +219,9 @@ fn benches(c: &mut Criterion) {
                     let start = Instant::now();
                     for (i, column) in columns.iter().enumerate().take((iters - done) as usize) {
                         let seat = if i % 2 == 0 { Seat::Red } else { Seat::Yellow };
-                        let _ = addr.send(Command { seat, action: Action::Move(*column), reply: sink.clone() }).await;
+                        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+                        let command = Command { seat, action: Action::Move(*column), reply: sink.clone(), deadline };
+                        let _ = addr.send(command).await;
                         done += 1;
                     }
                     total += start.elapsed();

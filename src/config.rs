@@ -196,6 +196,19 @@ pub struct ServerConfig {
     pub rate_limit_frames_per_sec: u64,
     /// Frames a connection may send in a burst, 1..=100000. Default 40.
     pub rate_limit_burst: u64,
+    /// A game no player has joined within this many seconds of its creation, or whose
+    /// players have all been gone this long, is closed and frees its place, 1..=86400.
+    /// Default 60.
+    pub abandoned_game_secs: u64,
+    /// A request body must arrive within this many ms of its request (else 408
+    /// REQUEST_TIMEOUT and the connection is closed), 100..=600000. Default 10000.
+    pub body_timeout_ms: u64,
+    /// Most TCP connections served at once (HTTP and WebSocket); past it requests get 503
+    /// SERVER_BUSY and are closed. Capped by the open-file limit, 16..=1000000. Default 10000.
+    pub max_connections: u64,
+    /// A `/ws/lobby` socket whose client sends no frame of its own (ping, watch) for this
+    /// many ms is closed with 1001, 1000..=86400000. Default 120000.
+    pub lobby_idle_timeout_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -215,6 +228,10 @@ impl Default for ServerConfig {
             finished_game_ttl_secs: 600,
             rate_limit_frames_per_sec: 20,
             rate_limit_burst: 40,
+            abandoned_game_secs: 60,
+            body_timeout_ms: 10_000,
+            max_connections: 10_000,
+            lobby_idle_timeout_ms: 120_000,
         }
     }
 }
@@ -469,8 +486,9 @@ impl BreakerSettings {
 pub struct HealthConfig {
     /// Sampling interval in ms, 50..=60000. Default 1000.
     pub interval_ms: u64,
-    /// Process resident memory (RSS) limit in MB, 0..=1048576; 0 = off. Default 0.
-    pub max_rss_mb: u64,
+    /// Limit in MB on the memory the process holds (its RSS minus the pages its allocator
+    /// keeps free for reuse), 0..=1048576; 0 = off. Default 0.
+    pub max_memory_mb: u64,
     /// System memory in use (100 - available %) limit, 0..=100; 0 = off. Default 95.
     pub max_memory_used_pct: f64,
     /// Event-loop lag limit in ms (how late the monitor's tick fires), 0..=60000; 0 = off. Default 500.
@@ -489,7 +507,7 @@ impl Default for HealthConfig {
     fn default() -> Self {
         HealthConfig {
             interval_ms: 1000,
-            max_rss_mb: 0,
+            max_memory_mb: 0,
             max_memory_used_pct: 95.0,
             max_lag_ms: 500,
             max_create_rate_per_sec: 0.0,
@@ -1208,6 +1226,10 @@ fn read_server(r: &mut Reader<'_>) -> ServerConfig {
         finished_game_ttl_secs: r.u64("finished_game_ttl_secs", d.finished_game_ttl_secs, 1..=604_800),
         rate_limit_frames_per_sec: r.u64("rate_limit_frames_per_sec", d.rate_limit_frames_per_sec, 1..=100_000),
         rate_limit_burst: r.u64("rate_limit_burst", d.rate_limit_burst, 1..=100_000),
+        abandoned_game_secs: r.u64("abandoned_game_secs", d.abandoned_game_secs, 1..=86_400),
+        body_timeout_ms: r.u64("body_timeout_ms", d.body_timeout_ms, 100..=600_000),
+        max_connections: r.u64("max_connections", d.max_connections, 16..=1_000_000),
+        lobby_idle_timeout_ms: r.u64("lobby_idle_timeout_ms", d.lobby_idle_timeout_ms, 1000..=86_400_000),
     };
     if r.valid("heartbeat_interval_ms")
         && r.valid("client_timeout_ms")
@@ -1354,7 +1376,7 @@ fn read_health(r: &mut Reader<'_>) -> HealthConfig {
     let d = HealthConfig::default();
     HealthConfig {
         interval_ms: r.u64("interval_ms", d.interval_ms, 50..=60_000),
-        max_rss_mb: r.u64("max_rss_mb", d.max_rss_mb, 0..=1_048_576),
+        max_memory_mb: r.u64("max_memory_mb", d.max_memory_mb, 0..=1_048_576),
         max_memory_used_pct: r.opt_f64("max_memory_used_pct", 0.0..=100.0).unwrap_or(d.max_memory_used_pct),
         max_lag_ms: r.u64("max_lag_ms", d.max_lag_ms, 0..=60_000),
         max_create_rate_per_sec: r
@@ -1542,6 +1564,10 @@ mod tests {
             ("server", "max_chat_chars", "0", "1", "10000", "10001"),
             ("server", "finished_game_ttl_secs", "0", "1", "604800", "604801"),
             ("server", "rate_limit_burst", "0", "1", "100000", "100001"),
+            ("server", "abandoned_game_secs", "0", "1", "86400", "86401"),
+            ("server", "body_timeout_ms", "99", "100", "600000", "600001"),
+            ("server", "max_connections", "15", "16", "1000000", "1000001"),
+            ("server", "lobby_idle_timeout_ms", "999", "1000", "86400000", "86400001"),
             ("supervision.default", "multiplier", "0.99", "1.0", "10.0", "10.01"),
             ("supervision.default", "jitter", "-0.01", "0.0", "1.0", "1.01"),
             ("supervision.default", "max_restarts", "0", "1", "1000", "1001"),
@@ -1896,8 +1922,8 @@ ai:
 
     #[test]
     fn health_admission_storage_and_redis_sections_are_checked() {
-        let c = ok("health:\n  interval_ms: 200\n  max_rss_mb: 512\nadmission:\n  max_games: 3\n  rate_per_sec: 0.5\n  burst: 2\nstorage:\n  backend: redis\nredis:\n  url: redis://10.0.0.1:6380/2\n");
-        assert_eq!((c.health.interval_ms, c.health.max_rss_mb), (200, 512));
+        let c = ok("health:\n  interval_ms: 200\n  max_memory_mb: 512\nadmission:\n  max_games: 3\n  rate_per_sec: 0.5\n  burst: 2\nstorage:\n  backend: redis\nredis:\n  url: redis://10.0.0.1:6380/2\n");
+        assert_eq!((c.health.interval_ms, c.health.max_memory_mb), (200, 512));
         assert_eq!((c.admission.max_games, c.admission.burst), (3, 2));
         assert_eq!(c.storage.backend, StorageBackend::Redis);
         assert_eq!(c.redis.url, "redis://10.0.0.1:6380/2");

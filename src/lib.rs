@@ -63,6 +63,7 @@ fn session_limits(config: &Config) -> SessionLimits {
         heartbeat_interval: Duration::from_millis(s.heartbeat_interval_ms),
         client_timeout: Duration::from_millis(s.client_timeout_ms),
         join_timeout: Duration::from_millis(s.join_timeout_ms),
+        lobby_idle_timeout: Duration::from_millis(s.lobby_idle_timeout_ms),
         max_chat_chars: s.max_chat_chars as usize,
         command_timeout: Duration::from_millis(
             config.supervision.default.hang_timeout_ms.max(
@@ -137,16 +138,14 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     .start();
     let health = Arc::new(HealthBoard::default());
     let creation_rate = Arc::new(CreationRate::default());
-    let monitor = HealthMonitor::new(
-        config.health.clone(),
-        &config.admission,
-        health.clone(),
-        creation_rate.clone(),
-        metrics.clone(),
-    )
-    .start();
+    let monitor =
+        HealthMonitor::new(config.health.clone(), health.clone(), creation_rate.clone(), metrics.clone()).start();
     monitor.do_send(Subscribe(admission.clone().recipient()));
     let lobby = Arc::new(web::lobby::LobbyView::new(registry.clone(), health.clone()));
+    let gate = Arc::new(web::edge::ConnectionGate::new(
+        web::edge::connection_ceiling(config.server.max_connections),
+        metrics.clone(),
+    ));
     let state = aweb::Data::new(AppState {
         config: config.clone(),
         registry,
@@ -161,26 +160,41 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
         creation_rate,
         monitor,
         lobby,
+        gate: gate.clone(),
         draining: AtomicBool::new(false),
         started: Instant::now(),
     });
     let local = listener.local_addr()?;
     let tcp_user_timeout = Duration::from_millis(config.server.tcp_user_timeout_ms);
     let app_state = state.clone();
-    let server = HttpServer::new(move || App::new().app_data(app_state.clone()).configure(web::routes))
-        .workers(config.server.workers as usize)
-        .disable_signals()
-        .shutdown_timeout(config.server.shutdown_grace_ms.div_ceil(1000))
-        .on_connect(move |conn, _| {
+    let workers = config.server.workers as usize;
+    // actix's own accept limit, per worker, a little above our ceiling: past the ceiling we
+    // still accept and answer 503, past this the kernel's backlog holds the rest.
+    let accept_per_worker = (gate.ceiling() + 64 * workers).div_ceil(workers);
+    tracing::info!(max_connections = gate.ceiling(), "connections are capped");
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(app_state.clone())
+            .wrap(actix_web::middleware::from_fn(web::edge::limits))
+            .configure(web::routes)
+    })
+    .workers(workers)
+    .max_connections(accept_per_worker)
+    .disable_signals()
+    .shutdown_timeout(config.server.shutdown_grace_ms.div_ceil(1000))
+    .on_connect(move |conn, data| {
+        data.insert(gate.enter());
+        if let Some(stream) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            // A small frame must not wait for the peer's delayed ACK.
+            let _ = stream.set_nodelay(true);
             // A dead peer must not hold a socket forever (DESIGN.md D10).
-            if let Some(stream) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
-                if !tcp_user_timeout.is_zero() {
-                    let _ = socket2::SockRef::from(stream).set_tcp_user_timeout(Some(tcp_user_timeout));
-                }
+            if !tcp_user_timeout.is_zero() {
+                let _ = socket2::SockRef::from(stream).set_tcp_user_timeout(Some(tcp_user_timeout));
             }
-        })
-        .listen(listener)?
-        .run();
+        }
+    })
+    .listen(listener)?
+    .run();
     let handle = server.handle();
     tracing::info!(address = %local, admin = config.secrets.admin_token.is_some(), "rampart is serving");
     let mut server = std::pin::pin!(server);

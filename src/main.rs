@@ -10,6 +10,11 @@ use std::process::ExitCode;
 
 use rampart::config::Config;
 
+/// jemalloc: it returns freed pages to the OS, and its statistics let the memory vital
+/// count what the process holds rather than its RSS (`rampart::health::memory`).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const USAGE: &str = "usage: rampart [--config FILE] [--check]\n  --config FILE  the YAML configuration (default: the embedded defaults)\n  --check        validate the configuration and exit";
 const EX_USAGE: u8 = 64;
 
@@ -52,6 +57,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("RAMPART_LOG").unwrap_or_else(|_| "info".into()))
         .init();
+    rampart::health::memory::enable_background_purge();
     let listener = match TcpListener::bind(config.server.bind) {
         Ok(listener) => listener,
         Err(e) => {

@@ -56,6 +56,13 @@ impl Family {
 #[derive(Default)]
 pub struct Metrics {
     games_active: AtomicI64,
+    games_hosted: AtomicI64,
+    games_abandoned: AtomicU64,
+    lobby_sockets_open: AtomicI64,
+    frames_refused: AtomicU64,
+    commands_replayed: AtomicU64,
+    connections_open: AtomicI64,
+    connections_refused: AtomicU64,
     games_started: Family,
     restarts: Family,
     games_failed: Family,
@@ -75,9 +82,33 @@ impl Metrics {
         self.games_started.inc(&[kind]);
         self.games_active.fetch_add(1, Ordering::Relaxed);
     }
-    /// A game was removed from the server.
-    pub fn game_removed(&self) {
+    /// A game ended (won, drawn, resigned, failed, abandoned): its place is free.
+    pub fn game_ended(&self) {
         self.games_active.fetch_sub(1, Ordering::Relaxed);
+    }
+    /// A game was added to (+1) or removed from (-1) this server's registry.
+    pub fn game_hosted(&self, delta: i64) {
+        self.games_hosted.fetch_add(delta, Ordering::Relaxed);
+    }
+    /// A game was closed because nobody was connected to it.
+    pub fn game_abandoned(&self) {
+        self.games_abandoned.fetch_add(1, Ordering::Relaxed);
+    }
+    /// A WebSocket frame (or fragmented message) was refused at its header as too large.
+    pub fn frame_refused(&self) {
+        self.frames_refused.fetch_add(1, Ordering::Relaxed);
+    }
+    /// A command was sent again to a game's new incarnation after its arbiter was lost.
+    pub fn command_replayed(&self) {
+        self.commands_replayed.fetch_add(1, Ordering::Relaxed);
+    }
+    /// A TCP connection was accepted (+1) or closed (-1).
+    pub fn connection_open(&self, delta: i64) {
+        self.connections_open.fetch_add(delta, Ordering::Relaxed);
+    }
+    /// A request was refused because the server holds `server.max_connections` connections.
+    pub fn connection_refused(&self) {
+        self.connections_refused.fetch_add(1, Ordering::Relaxed);
     }
     /// A game restarted.
     pub fn game_restarted(&self, kind: &'static str, reason: RestartReason) {
@@ -103,9 +134,12 @@ impl Metrics {
     pub fn panic_caught(&self) {
         self.panics.fetch_add(1, Ordering::Relaxed);
     }
-    /// A WebSocket opened (+1) or closed (-1).
-    pub fn socket_open(&self, delta: i64) {
-        self.sockets_open.fetch_add(delta, Ordering::Relaxed);
+    /// A WebSocket of `kind` opened (+1) or closed (-1).
+    pub fn socket_open(&self, kind: crate::web::socket::SocketKind, delta: i64) {
+        match kind {
+            crate::web::socket::SocketKind::Game => self.sockets_open.fetch_add(delta, Ordering::Relaxed),
+            crate::web::socket::SocketKind::Lobby => self.lobby_sockets_open.fetch_add(delta, Ordering::Relaxed),
+        };
     }
     /// A slow client was disconnected with 1013.
     pub fn slow_client(&self) {
@@ -152,7 +186,24 @@ impl Metrics {
                 let _ = writeln!(out, "{name}{{{}}} {v}", labels.join(","));
             }
         };
-        gauge(&mut out, "rampart_games_active", "Games currently hosted by this server.", self.games_active());
+        gauge(
+            &mut out,
+            "rampart_games_active",
+            "Games waiting or in play on this server (they count against admission.max_games).",
+            self.games_active(),
+        );
+        gauge(
+            &mut out,
+            "rampart_games_hosted",
+            "Games held by this server, ended ones included until their time-to-live passes.",
+            self.games_hosted.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "rampart_games_abandoned_total",
+            "Games closed because no player was connected for server.abandoned_game_secs.",
+            self.games_abandoned.load(Ordering::Relaxed),
+        );
         family(
             &mut out,
             "rampart_games_started_total",
@@ -203,6 +254,36 @@ impl Metrics {
             "rampart_slow_client_disconnects_total",
             "Connections closed with 1013 because their outbound queue was full.",
             self.slow_clients(),
+        );
+        gauge(
+            &mut out,
+            "rampart_lobby_sockets_open",
+            "Open /ws/lobby WebSocket connections.",
+            self.lobby_sockets_open.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "rampart_ws_frames_refused_total",
+            "WebSocket frames or messages refused at their header as larger than the hard limit (closed with 1009).",
+            self.frames_refused.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "rampart_commands_replayed_total",
+            "Player commands sent again to a game's new incarnation after its arbiter was lost.",
+            self.commands_replayed.load(Ordering::Relaxed),
+        );
+        gauge(
+            &mut out,
+            "rampart_connections_open",
+            "Open TCP connections (HTTP and WebSocket).",
+            self.connections_open.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "rampart_connections_refused_total",
+            "Requests refused with 503 because the server held server.max_connections connections.",
+            self.connections_refused.load(Ordering::Relaxed),
         );
         counter(
             &mut out,

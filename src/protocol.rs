@@ -31,11 +31,12 @@ pub enum ErrorCode {
     RateLimited,
     Draining,
     Internal,
+    RequestTimeout,
 }
 
 impl ErrorCode {
     /// All codes, for metrics.
-    pub const ALL: [ErrorCode; 19] = [
+    pub const ALL: [ErrorCode; 20] = [
         ErrorCode::BadRequest,
         ErrorCode::ValidationFailed,
         ErrorCode::UnknownMessageType,
@@ -55,6 +56,7 @@ impl ErrorCode {
         ErrorCode::RateLimited,
         ErrorCode::Draining,
         ErrorCode::Internal,
+        ErrorCode::RequestTimeout,
     ];
 
     /// The code as it appears on the wire.
@@ -79,6 +81,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::Draining => "DRAINING",
             ErrorCode::Internal => "INTERNAL",
+            ErrorCode::RequestTimeout => "REQUEST_TIMEOUT",
         }
     }
 
@@ -95,6 +98,7 @@ impl ErrorCode {
             ErrorCode::ServerBusy | ErrorCode::Draining | ErrorCode::GameRestarting => 503,
             ErrorCode::RateLimited => 429,
             ErrorCode::Internal => 500,
+            ErrorCode::RequestTimeout => 408,
             ErrorCode::UnknownMessageType => 400,
             ErrorCode::GameFull | ErrorCode::NotYourTurn | ErrorCode::InvalidMove | ErrorCode::GameOver => 409,
         }
@@ -332,6 +336,16 @@ pub enum GameStatus {
     Draw,
     /// Closed after too many restarts.
     Failed,
+    /// Closed because no player was connected for `server.abandoned_game_secs`.
+    Abandoned,
+}
+
+impl GameStatus {
+    /// Whether the game is over (won, drawn, failed or abandoned): it no longer counts
+    /// against the server's capacity.
+    pub fn is_ended(self) -> bool {
+        !matches!(self, GameStatus::Waiting | GameStatus::Playing)
+    }
 }
 
 /// One seat as clients see it; never holds the token.

@@ -18,6 +18,8 @@ const TICKET_KEY = 'rampart:waitlist';   // sessionStorage: this tab's place in 
 const LINE_POLL_MS = 2000;               // polling fallback when the lobby socket is unusable
 const LINE_ANNOUNCE_MS = 8000;           // screen readers hear the place in line at most this often
 const LINE_SILENT_MS = 25000;            // a lobby socket this quiet (pings unanswered) is dead
+// A game in one of these states is over; 'abandoned': closed because nobody was connected.
+const ENDED = ['won', 'draw', 'failed', 'abandoned'];
 
 const $ = (id) => document.getElementById(id);
 
@@ -148,11 +150,14 @@ function errorSentence(err, extra = {}) {
   switch (code) {
     case 'NOT_YOUR_TURN': return "Hold on — it's not your turn yet.";
     case 'INVALID_MOVE': return "That move isn't allowed — pick a column that still has room.";
-    case 'GAME_OVER': return 'This game is already over. Start a new one whenever you like.';
+    case 'GAME_OVER': return d.reason === 'abandoned'
+      ? 'Nobody was connected to this game for a while, so it was closed. Start a new one whenever you like.'
+      : 'This game is already over. Start a new one whenever you like.';
     case 'GAME_RESTARTING': return 'The game is restarting, try again in a moment.';
     case 'GAME_FAILED': return 'This game hit a fault too many times and was closed. Sorry! Start a new one.';
     case 'UNAUTHORIZED': return 'Your seat token was refused — this browser no longer holds a valid seat for this game.';
     case 'FORBIDDEN': return "You're not allowed to do that.";
+    case 'REQUEST_TIMEOUT': return 'The request took too long to reach the server. Please try again.';
     case 'RATE_LIMITED': return `You're going a little fast — please slow down.${retryS || ' Try again in a moment.'}`;
     case 'PAYLOAD_TOO_LARGE': return 'That message is too long for the server.';
     case 'BAD_REQUEST': return "The server didn't understand that request. Reloading the page may help.";
@@ -251,7 +256,7 @@ function renderLobby(games) {
   el.lobbyList.setAttribute('aria-busy', 'false');
   const seats = loadSeats();
   const list = Array.isArray(games) ? games.slice() : [];
-  const rank = { waiting: 0, playing: 1, won: 2, draw: 2, failed: 3 };
+  const rank = { waiting: 0, playing: 1, won: 2, draw: 2, failed: 3, abandoned: 3 };
   list.sort((a, b) => (rank[a.status] ?? 9) - (rank[b.status] ?? 9)
     || String(b.created_at || '').localeCompare(String(a.created_at || '')));
   const frag = document.createDocumentFragment();
@@ -518,7 +523,7 @@ async function showInvite(gameId) {
     } else {
       el.joinDesc.textContent = g.status === 'playing'
         ? 'This game already has two players. Start your own from the panel.'
-        : `This game is ${g.status === 'failed' ? 'closed' : 'over'}. Start a new one from the panel.`;
+        : `This game is ${g.status === 'failed' || g.status === 'abandoned' ? 'closed' : 'over'}. Start a new one from the panel.`;
       setJoinable(false);
     }
   } catch (e) {
@@ -1134,7 +1139,7 @@ function handleClose(code) {
 }
 
 function handleCloseCode(code) {
-  const over = game.state && ['won', 'draw', 'failed'].includes(game.state.status);
+  const over = game.state && ENDED.includes(game.state.status);
   switch (code) {
     case 4401: {
       game.stop = true;
@@ -1383,7 +1388,7 @@ function announcePlayers(prev, state) {
   if (!before) {
     notify(state.status === 'playing' && state.turn === game.seat
       ? `${name} joined — your move!` : `${name} joined the game.`, 'success');
-  } else if (!['won', 'draw', 'failed'].includes(state.status)) {
+  } else if (!ENDED.includes(state.status)) {
     if (before.connected !== false && now.connected === false) notify(`${name} lost their connection — they can rejoin any time.`, 'info');
     else if (before.connected === false && now.connected !== false) notify(`${name} is back.`, 'success');
   }
@@ -1397,7 +1402,7 @@ function renderState(incoming) {
   const state = { ...incoming, resigned: resignedSeat(incoming, grid) };
   announcePlayers(game.state, state);
   game.state = state;
-  const over = ['won', 'draw', 'failed'].includes(state.status);
+  const over = ENDED.includes(state.status);
   const myTurn = state.status === 'playing' && state.turn === game.seat && !!game.ws;
   const wins = state.status === 'won' ? winningCells(grid, state.winner) : new Set();
 
@@ -1471,7 +1476,7 @@ function renderState(incoming) {
     el.overTitle.textContent = title;
     el.overSub.textContent = sub;
     el.over.dataset.outcome = outcome;
-    if (prevStatus && !['won', 'draw', 'failed'].includes(prevStatus)) {
+    if (prevStatus && !ENDED.includes(prevStatus)) {
       // announce once, when the game ends while we watch
       el.playAgain.focus({ preventScroll: true });
     }
@@ -1519,6 +1524,7 @@ function statusText(state) {
     }
     case 'draw': return ["It's a draw — the board is full.", 'draw'];
     case 'failed': return ['This game was closed after repeated faults.', 'failed'];
+    case 'abandoned': return ['This game was closed: nobody was connected to it for a while.', 'failed'];
     default: return [String(state.status || ''), ''];
   }
 }
@@ -1537,6 +1543,7 @@ function outcomeText(state) {
       if (state.resigned === me) return ['You resigned', `${them} takes this one.`, 'lost'];
       return ['You lost', `${them} connected four. Better luck next time!`, 'lost'];
     case 'draw': return ["It's a draw", 'The board is full and nobody connected four.', 'draw'];
+    case 'abandoned': return ['Game closed', 'Nobody was connected to this game for a while, so the server closed it to free its place. Start a new one.', 'failed'];
     default: return ['Game closed', 'This game hit a fault too many times and was closed. Sorry! Start a new one.', 'failed'];
   }
 }
@@ -1553,7 +1560,7 @@ function updateControls() {
 function tryMove(column) {
   const s = game.state;
   if (!s || !game.id) return;
-  if (['won', 'draw', 'failed'].includes(s.status)) { notify(errorSentence({ code: s.status === 'failed' ? 'GAME_FAILED' : 'GAME_OVER' }), 'warn'); return; }
+  if (ENDED.includes(s.status)) { notify(errorSentence({ code: s.status === 'failed' ? 'GAME_FAILED' : 'GAME_OVER' }), 'warn'); return; }
   if (s.status === 'waiting') { notify('Waiting for your opponent to join before the first move.', 'info'); return; }
   if (s.turn !== game.seat) { notify(errorSentence({ code: 'NOT_YOUR_TURN' }), 'warn'); return; }
   if (game.grid && game.grid[column][ROWS - 1]) { notify(errorSentence({ code: 'INVALID_MOVE' }), 'warn'); return; }

@@ -134,18 +134,22 @@ async fn a_hung_game_is_restarted_on_a_fresh_arbiter_and_its_neighbours_move_wit
     let before = play_some(&mut red, 1).await;
 
     assert_eq!(server.fault(&hung.game_id, ADMIN, json!({"kind":"hang","duration_ms":20_000})).await, 202);
-    // This move lands in the hung incarnation's mailbox: it is never applied, and the
-    // player is told so instead of losing it silently.
+    // This move lands in the hung incarnation's mailbox. It is held there, and once the
+    // game is restored on a fresh arbiter it is sent again and applied: never lost, never
+    // applied twice, and the player hears no error.
     red.move_to(5).await;
     let restarted = red.recv_type("game_restarted").await;
     assert_eq!(restarted["restored_moves"], 2);
     let state = red.recv_type("state").await["game"].clone();
     assert_eq!(state["columns"], before["columns"]);
-    let lost = red.recv_error().await;
-    assert_eq!(lost["code"], "GAME_RESTARTING");
-    assert_eq!(red.last_state["moves"], 2, "the stuck move was not applied");
-    red.move_to(3).await;
+    let replayed = red.recv_state(|g| g["moves"] == 3).await;
+    let column = |g: &serde_json::Value| g["columns"][5].as_array().map(Vec::len);
+    assert_eq!(column(&replayed), column(&before).map(|n| n + 1), "the held move landed in column 5");
     red.recv_state(|g| g["moves"] == 4).await;
+    server.wait_metric("rampart_commands_replayed_total", 1.0).await;
+    assert!(red.seen.iter().all(|f| f["type"] != "error"), "no error for a held move: {:?}", red.seen);
+    red.move_to(3).await;
+    red.recv_state(|g| g["moves"] == 6).await;
     // The neighbour shared the lost thread: it was moved, not restarted, and plays on.
     play_some(&mut other, 1).await;
     server.wait_metric("rampart_game_restarts_total{kind=\"connect4\",reason=\"hang\"}", 1.0).await;

@@ -1,10 +1,12 @@
 //! HealthMonitor is an actor (DESIGN.md D5). Every `health.interval_ms` it samples the
-//! process's resident memory and the system's available memory (sysinfo, refreshing only
-//! those), how late its own tick fired (event-loop lag), the games running, and the rate of
+//! memory the process holds ([`memory`]: RSS from sysinfo minus the allocator's free pages)
+//! and the system's available memory (sysinfo, refreshing only those), how late its own tick fired (event-loop lag), the games running, and the rate of
 //! game-creation requests counted where they arrive ([`CreationRate`]). The pure
 //! [`Evaluator`] turns the vitals into `healthy | degraded | overloaded` with hysteresis and
 //! a dwell time; each change is sent to the subscribers (the AdmissionController) and the
 //! latest report is kept in a [`HealthBoard`] that `/health` reads without a mailbox trip.
+
+pub mod memory;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,7 +15,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use serde::Serialize;
 
-use crate::config::{AdmissionConfig, HealthConfig};
+use crate::config::HealthConfig;
 use crate::metrics::Metrics;
 
 /// The server's health.
@@ -194,7 +196,6 @@ pub struct Subscribe(pub Recipient<HealthChanged>);
 /// Samples the vitals and broadcasts status changes.
 pub struct HealthMonitor {
     config: HealthConfig,
-    max_games: u64,
     evaluator: Evaluator,
     board: Arc<HealthBoard>,
     rate: Arc<CreationRate>,
@@ -209,20 +210,13 @@ pub struct HealthMonitor {
 
 impl HealthMonitor {
     /// A monitor publishing to `board`, measuring creation requests counted in `rate`.
-    pub fn new(
-        config: HealthConfig,
-        admission: &AdmissionConfig,
-        board: Arc<HealthBoard>,
-        rate: Arc<CreationRate>,
-        metrics: Arc<Metrics>,
-    ) -> Self {
+    pub fn new(config: HealthConfig, board: Arc<HealthBoard>, rate: Arc<CreationRate>, metrics: Arc<Metrics>) -> Self {
         let system = sysinfo::System::new().ok();
         if system.is_none() {
             tracing::warn!("memory vitals are unavailable on this system; health uses lag, rate and games only");
         }
         HealthMonitor {
             evaluator: Evaluator::new(&config),
-            max_games: admission.max_games,
             config,
             board,
             rate,
@@ -264,13 +258,19 @@ impl HealthMonitor {
         self.last_tick = now;
         self.last_requests = requests;
         let (rss_mb, used_pct) = self.memory();
+        let memory = memory::sample(rss_mb);
         let c = &self.config;
         let samples = [
-            ("rss_mb", rss_mb, c.max_rss_mb as f64),
+            ("memory_mb", memory.held_mb, c.max_memory_mb as f64),
+            // Reported, never judged: RSS counts the freed pages the allocator still keeps.
+            ("rss_mb", rss_mb, 0.0),
+            ("allocator_free_mb", memory.allocator_free_mb, 0.0),
             ("memory_used_pct", used_pct, c.max_memory_used_pct),
             ("event_loop_lag_ms", lag_ms, c.max_lag_ms as f64),
             ("create_rate_per_sec", rate, c.max_create_rate_per_sec),
-            ("active_games", self.metrics.games_active() as f64, self.max_games as f64),
+            // Reported, not judged: the cap itself is enforced by admission, game by game,
+            // and a game that ends frees its place at once (no dwell, no hysteresis).
+            ("active_games", self.metrics.games_active() as f64, 0.0),
         ];
         // The evaluator's own change is folded into `status` below (an admin override wins).
         let (vitals, _) = self.evaluator.sample(now, &samples);
@@ -410,9 +410,8 @@ mod tests {
         let board = Arc::new(HealthBoard::default());
         let rate = Arc::new(CreationRate::default());
         // An RSS limit of 1 MB: any real process is over it.
-        let config = HealthConfig { interval_ms: 50, max_rss_mb: 1, dwell_ms: 0, ..HealthConfig::default() };
-        let monitor =
-            HealthMonitor::new(config, &AdmissionConfig::default(), board.clone(), rate, Arc::default()).start();
+        let config = HealthConfig { interval_ms: 50, max_memory_mb: 1, dwell_ms: 0, ..HealthConfig::default() };
+        let monitor = HealthMonitor::new(config, board.clone(), rate, Arc::default()).start();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         monitor.send(Subscribe(Sink(tx).start().recipient())).await.expect("subscribe");
         let first =

@@ -79,6 +79,8 @@ pub struct Join {
     pub token: PlayerToken,
     /// The socket.
     pub route: Route,
+    /// The seat this socket already holds, if any: one socket holds at most one seat.
+    pub holding: Option<Seat>,
 }
 
 /// A socket went away.
@@ -113,9 +115,10 @@ impl Action {
     }
 }
 
-/// A player's action from a joined socket. Errors go back to `reply`.
-#[derive(Message)]
-#[rtype(result = "()")]
+/// A player's action from a joined socket. Errors go back to `reply`; the result says
+/// whether the game answered at all, so the sender can give its client exactly one outcome.
+#[derive(Message, Clone)]
+#[rtype(result = "CommandOutcome")]
 pub struct Command {
     /// The player's seat.
     pub seat: Seat,
@@ -123,6 +126,31 @@ pub struct Command {
     pub action: Action,
     /// Where an error goes.
     pub reply: Recipient<ToSession>,
+    /// A command that reaches the game after this is not applied (its sender has told the
+    /// client so by then).
+    pub deadline: Instant,
+}
+
+/// What became of a [`Command`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, MessageResponse)]
+pub enum CommandOutcome {
+    /// The game answered: the change is in the next `state`, or an error frame went to
+    /// `reply`.
+    Answered,
+    /// This incarnation had been replaced (its arbiter was lost): nothing was applied and
+    /// nothing was said; send the command to the game's current address.
+    Moved,
+    /// The command arrived after its deadline: nothing was applied.
+    Expired,
+}
+
+/// Closes a game nobody is connected to (sent by the supervisor's watchdog once
+/// `server.abandoned_game_secs` have passed without a player).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CloseAbandoned {
+    /// How long nobody has been connected, in seconds.
+    pub unattended_secs: u64,
 }
 
 /// Claims the free yellow seat of a human game (REST join).
@@ -226,9 +254,13 @@ impl GameActor {
         drop(scope);
         if self.abandoned() {
             // The watchdog gave up on this thread while we were busy; a newer incarnation owns
-            // the game now. Stay silent: this arbiter is being stopped.
+            // the game now. Whatever ran could not publish (`commit` refuses) and stays
+            // silent (`broadcast`, `send_error` refuse); a panic here is no longer this
+            // game's failure. The busy stamp belongs to the new incarnation.
             tracing::warn!(game_id = %self.cell.id, "an abandoned game incarnation woke up; it stays silent");
-            return Err(ErrorBody::new(ErrorCode::GameRestarting, "the game moved; retry").with("retry_after_ms", 100));
+            return out.map_err(|_| {
+                ErrorBody::new(ErrorCode::GameRestarting, "the game moved; retry").with("retry_after_ms", 100)
+            });
         }
         self.cell.busy_since_ms.store(0, Ordering::Release);
         out.map_err(|_| {
@@ -315,6 +347,7 @@ impl GameActor {
             return GameStatus::Failed;
         }
         match self.state.board.outcome() {
+            Outcome::InProgress if self.state.abandoned => GameStatus::Abandoned,
             Outcome::InProgress if self.state.seats.iter().any(Option::is_none) => GameStatus::Waiting,
             Outcome::InProgress => GameStatus::Playing,
             Outcome::Won { .. } => GameStatus::Won,
@@ -323,11 +356,10 @@ impl GameActor {
     }
 
     fn players(&self) -> PlayersView {
-        let routes = self.cell.routes();
         let view = |seat: Seat| {
             self.state.seat(seat).map(|r| PlayerView {
                 name: r.name.clone(),
-                connected: r.is_ai() || routes[seat_index(seat)].is_some(),
+                connected: r.is_ai() || self.cell.seat_connected(seat),
                 ai: r.is_ai(),
             })
         };
@@ -354,22 +386,33 @@ impl GameActor {
         }
     }
 
-    fn broadcast(&self, frame: &ServerFrame) {
+    /// Sends a frame to every attached socket; an abandoned incarnation says nothing (false).
+    fn broadcast(&self, frame: &ServerFrame) -> bool {
+        if self.abandoned() {
+            return false;
+        }
         let routes = self.cell.routes();
         if routes.iter().all(Option::is_none) {
-            return; // nobody is listening: do not serialise
+            return true; // nobody is listening: do not serialise
         }
         let text = frame.to_text();
         for route in routes.into_iter().flatten() {
             route.to.do_send(ToSession::Frame(text.clone()));
         }
+        true
     }
 
     /// Sends the state to every socket and refreshes the lobby summary.
     fn broadcast_state(&self) {
+        if self.abandoned() {
+            return;
+        }
         let game = self.view();
-        if matches!(game.status, GameStatus::Won | GameStatus::Draw | GameStatus::Failed) {
-            let _ = self.cell.ended_at_ms.compare_exchange(0, monotonic_ms(), Ordering::AcqRel, Ordering::Acquire);
+        if game.status.is_ended()
+            && self.cell.ended_at_ms.compare_exchange(0, monotonic_ms(), Ordering::AcqRel, Ordering::Acquire).is_ok()
+        {
+            // Its place is free at once: only games waiting or in play count.
+            self.env.metrics.game_ended();
         }
         self.cell.set_summary(GameSummary {
             game_id: game.game_id.clone(),
@@ -383,26 +426,48 @@ impl GameActor {
         self.broadcast(&ServerFrame::State { game });
     }
 
-    /// Records the current state as the last good one, saves it, and tells everyone.
-    fn commit(&mut self) {
+    /// Records the current state as the last good one, saves it, and tells everyone. False
+    /// when this incarnation has been replaced: nothing is published, saved or said (the
+    /// new incarnation resumed from the state before this change).
+    fn commit(&mut self) -> bool {
         let snapshot = Arc::new(self.state.clone());
+        if !self.cell.publish_snapshot(self.generation, snapshot.clone()) {
+            return false;
+        }
         self.last_good = snapshot.clone();
-        self.cell.set_snapshot(snapshot.clone());
         if let Err(e) = self.env.store.save(snapshot) {
             // The game goes on; the next change saves the then-latest state again.
             tracing::debug!(game_id = %self.cell.id, "could not save the snapshot: {e}");
         }
         self.broadcast_state();
+        true
     }
 
-    fn send_error(&self, to: &Recipient<ToSession>, error: ErrorBody, in_reply_to: &'static str) {
+    /// Answers one sender with an error; an abandoned incarnation says nothing (false).
+    fn send_error(&self, to: &Recipient<ToSession>, error: ErrorBody, in_reply_to: &'static str) -> bool {
+        if self.abandoned() {
+            return false;
+        }
         self.env.metrics.error_sent(error.code);
         to.do_send(ToSession::Frame(ServerFrame::Error { error, in_reply_to: Some(in_reply_to) }.to_text()));
+        true
+    }
+
+    /// The outcome of a command whose answer was sent (or refused as abandoned).
+    fn answered(sent: bool) -> CommandOutcome {
+        if sent {
+            CommandOutcome::Answered
+        } else {
+            CommandOutcome::Moved
+        }
     }
 
     fn unavailable(&self) -> Option<ErrorBody> {
         if self.failed {
             return Some(ErrorBody::new(ErrorCode::GameFailed, "this game exceeded its restart limit and is closed"));
+        }
+        if self.state.abandoned {
+            return Some(abandoned_error());
         }
         self.restarting_until.map(|until| {
             let ms = until.saturating_duration_since(Instant::now()).as_millis() as u64;
@@ -411,10 +476,16 @@ impl GameActor {
         })
     }
 
-    fn act(&mut self, ctx: &mut Context<Self>, seat: Seat, action: Action, reply: &Recipient<ToSession>) {
+    fn act(
+        &mut self,
+        ctx: &mut Context<Self>,
+        seat: Seat,
+        action: Action,
+        reply: &Recipient<ToSession>,
+    ) -> CommandOutcome {
         let kind = action.type_name();
         if let Some(error) = self.unavailable() {
-            return self.send_error(reply, error, kind);
+            return Self::answered(self.send_error(reply, error, kind));
         }
         if std::mem::take(&mut self.armed_fault) {
             panic!("injected fault (admin): panic in a {kind} command");
@@ -424,13 +495,16 @@ impl GameActor {
                 if self.status() == GameStatus::Waiting {
                     let error = ErrorBody::new(ErrorCode::NotYourTurn, "waiting for an opponent to join")
                         .with("reason", "waiting_for_opponent");
-                    return self.send_error(reply, error, kind);
+                    return Self::answered(self.send_error(reply, error, kind));
                 }
                 match self.state.board.play(seat, column) {
                     Ok(board) => {
                         self.state.board = board;
-                        self.commit();
+                        if !self.commit() {
+                            return CommandOutcome::Moved;
+                        }
                         self.schedule_ai(ctx);
+                        CommandOutcome::Answered
                     }
                     Err(e) => {
                         let code = match e.code() {
@@ -438,24 +512,27 @@ impl GameActor {
                             "GAME_OVER" => ErrorCode::GameOver,
                             _ => ErrorCode::InvalidMove,
                         };
-                        self.send_error(reply, ErrorBody::new(code, e.to_string()).with("column", column), kind);
+                        let error = ErrorBody::new(code, e.to_string()).with("column", column);
+                        Self::answered(self.send_error(reply, error, kind))
                     }
                 }
             }
             Action::Chat(text) => {
-                self.broadcast(&ServerFrame::Chat {
-                    from: ChatFrom::from(seat),
-                    text: text.clone(),
-                    at: now_rfc3339(),
-                });
+                let frame = ServerFrame::Chat { from: ChatFrom::from(seat), text: text.clone(), at: now_rfc3339() };
+                if !self.broadcast(&frame) {
+                    return CommandOutcome::Moved;
+                }
                 self.ai_chat(ctx, ChatEvent::HumanSaid { text });
+                CommandOutcome::Answered
             }
             Action::Resign => match self.state.board.resign(seat) {
                 Ok(board) => {
                     self.state.board = board;
-                    self.commit();
+                    Self::answered(self.commit())
                 }
-                Err(e) => self.send_error(reply, ErrorBody::new(ErrorCode::GameOver, e.to_string()), kind),
+                Err(e) => {
+                    Self::answered(self.send_error(reply, ErrorBody::new(ErrorCode::GameOver, e.to_string()), kind))
+                }
             },
         }
     }
@@ -538,7 +615,9 @@ impl GameActor {
         ctx.spawn(request.into_actor(self).map(move |result, act, ctx| {
             act.llm_in_flight = false;
             let _ = act.guarded(ctx, |act, _| match result {
-                Ok(text) => act.broadcast(&ServerFrame::Chat { from: ChatFrom::Ai, text, at: now_rfc3339() }),
+                Ok(text) => {
+                    act.broadcast(&ServerFrame::Chat { from: ChatFrom::Ai, text, at: now_rfc3339() });
+                }
                 Err(e) => {
                     tracing::debug!(game_id = %act.cell.id, "the AI's LLM line failed; falling back: {e}");
                     if answer_needed {
@@ -568,7 +647,9 @@ impl GameActor {
         match self.state.board.play(turn, i64::from(column)) {
             Ok(board) => {
                 self.state.board = board;
-                self.commit();
+                if !self.commit() {
+                    return;
+                }
                 self.schedule_ai(ctx);
                 if self.rng.f64() < self.env.llm.comment_probability() {
                     self.ai_chat(ctx, ChatEvent::AiMoved { column });
@@ -579,6 +660,12 @@ impl GameActor {
             }
         }
     }
+}
+
+/// The answer to a command for a game closed as abandoned.
+fn abandoned_error() -> ErrorBody {
+    ErrorBody::new(ErrorCode::GameOver, "this game was closed because no player was connected; start a new one")
+        .with("reason", "abandoned")
 }
 
 /// The board as text for the LLM, top row first: `R`, `Y`, `.`.
@@ -648,6 +735,16 @@ impl Handler<Join> for GameActor {
                 .ok_or_else(|| {
                     ErrorBody::new(ErrorCode::Unauthorized, "that token does not hold a seat in this game")
                 })?;
+            if let Some(held) = msg.holding.filter(|held| *held != seat) {
+                return Err(ErrorBody::new(
+                    ErrorCode::Forbidden,
+                    format!(
+                        "this connection already holds the {} seat; open another connection for another seat",
+                        held.as_str()
+                    ),
+                )
+                .with("seat", held.as_str()));
+            }
             if let Some(old) = act.cell.attach(seat, msg.route.clone()) {
                 old.to.do_send(ToSession::Close { code: 4409, reason: "seat opened on another connection" });
             }
@@ -674,17 +771,40 @@ impl Handler<Leave> for GameActor {
 }
 
 impl Handler<Command> for GameActor {
-    type Result = ();
+    type Result = CommandOutcome;
 
-    fn handle(&mut self, msg: Command, ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: Command, ctx: &mut Context<Self>) -> CommandOutcome {
+        if Instant::now() > msg.deadline {
+            return CommandOutcome::Expired;
+        }
+        if self.abandoned() {
+            return CommandOutcome::Moved;
+        }
         let kind = msg.action.type_name();
         let reply = msg.reply.clone();
-        if let Err(error) = self.guarded(ctx, |act, ctx| act.act(ctx, msg.seat, msg.action, &msg.reply)) {
-            // An abandoned incarnation stays silent: its sender was already told to retry.
-            if !self.abandoned() {
-                self.send_error(&reply, error, kind);
-            }
+        match self.guarded(ctx, |act, ctx| act.act(ctx, msg.seat, msg.action, &msg.reply)) {
+            Ok(outcome) => outcome,
+            // The command crashed the game: its sender hears INTERNAL with the incident id.
+            Err(error) => Self::answered(self.send_error(&reply, error, kind)),
         }
+    }
+}
+
+impl Handler<CloseAbandoned> for GameActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: CloseAbandoned, ctx: &mut Context<Self>) {
+        let _ = self.guarded(ctx, |act, _| {
+            // A player who came back just in time keeps the game.
+            if act.cell.has_routes() || act.status().is_ended() {
+                return;
+            }
+            act.state.abandoned = true;
+            if act.commit() {
+                act.env.metrics.game_abandoned();
+                tracing::info!(game_id = %act.cell.id, unattended_secs = msg.unattended_secs, moves = act.state.board.moves(), "closed a game nobody was connected to; its place is free");
+            }
+        });
     }
 }
 
@@ -702,7 +822,11 @@ impl Handler<ClaimSeat> for GameActor {
             };
             let token = PlayerToken::random();
             act.state.seats[seat_index(seat)] = Some(SeatRecord { name: msg.name, token: Some(token.clone()) });
-            act.commit();
+            if !act.commit() {
+                return Err(
+                    ErrorBody::new(ErrorCode::GameRestarting, "the game moved; retry").with("retry_after_ms", 100)
+                );
+            }
             tracing::info!(game_id = %act.cell.id, seat = seat.as_str(), "second player joined");
             Ok((seat, token))
         })?

@@ -8,9 +8,11 @@ use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use actix::{Addr, Recipient};
+use tokio::sync::futures::Notified;
+use tokio::sync::Notify;
 
 use crate::game::Seat;
-use crate::ids::{ConnId, GameId};
+use crate::ids::{monotonic_ms, ConnId, GameId};
 use crate::protocol::GameSummary;
 use crate::supervision::game_actor::{GameActor, ToSession};
 use crate::supervision::policy::RestartLedger;
@@ -51,8 +53,11 @@ pub struct GameCell {
     /// Index of the arbiter hosting the current incarnation.
     pub arbiter: AtomicUsize,
     /// Bumped each time the game is moved to a new actor; an older incarnation that wakes up
-    /// finds a newer generation and stays silent.
+    /// finds a newer generation and stays silent. Changed only with [`GameCell::begin_move`].
     pub generation: AtomicU64,
+    /// Woken once a move to a new incarnation is complete (its address is set), so a
+    /// command waiting in an abandoned mailbox is sent again to the new one.
+    moved: Notify,
     /// `monotonic_ms()` when the current handler started, 0 when idle.
     pub busy_since_ms: AtomicU64,
     run_state: AtomicU8,
@@ -63,8 +68,11 @@ pub struct GameCell {
     /// The last good snapshot, published by the actor after each change, so a game whose
     /// arbiter is lost resumes without asking the (possibly unreachable) store.
     snapshot: Mutex<Arc<Snapshot>>,
-    /// `monotonic_ms()` when the game ended (won, draw, failed), 0 while live.
+    /// `monotonic_ms()` when the game ended (won, draw, failed, abandoned), 0 while live.
     pub ended_at_ms: AtomicU64,
+    /// `monotonic_ms()` since when no player's socket is attached (from creation until the
+    /// first join, then from the last leave); 0 while someone is connected.
+    pub unattended_since_ms: AtomicU64,
 }
 
 impl GameCell {
@@ -76,6 +84,7 @@ impl GameCell {
             addr: RwLock::new(None),
             arbiter: AtomicUsize::new(arbiter),
             generation: AtomicU64::new(0),
+            moved: Notify::new(),
             busy_since_ms: AtomicU64::new(0),
             run_state: AtomicU8::new(RunState::Running as u8),
             routes: Mutex::new([None, None]),
@@ -83,6 +92,7 @@ impl GameCell {
             summary: Mutex::new(summary),
             snapshot: Mutex::new(snapshot),
             ended_at_ms: AtomicU64::new(0),
+            unattended_since_ms: AtomicU64::new(monotonic_ms()),
         }
     }
     /// The current incarnation's address.
@@ -121,6 +131,7 @@ impl GameCell {
     pub fn attach(&self, seat: Seat, route: Route) -> Option<Route> {
         let mut routes = lock(&self.routes);
         let old = routes[seat_index(seat)].replace(route.clone());
+        self.unattended_since_ms.store(0, Ordering::Release);
         old.filter(|o| o.conn != route.conn)
     }
     /// Detaches a connection from a seat if it is still the attached one.
@@ -129,10 +140,17 @@ impl GameCell {
         let slot = &mut routes[seat_index(seat)];
         if slot.as_ref().is_some_and(|r| r.conn == conn) {
             *slot = None;
+            if routes.iter().all(Option::is_none) {
+                self.unattended_since_ms.store(monotonic_ms(), Ordering::Release);
+            }
             true
         } else {
             false
         }
+    }
+    /// Whether a live socket holds `seat` (a route whose session has stopped does not count).
+    pub fn seat_connected(&self, seat: Seat) -> bool {
+        lock(&self.routes)[seat_index(seat)].as_ref().is_some_and(|r| r.to.connected())
     }
     /// Whether any socket is attached.
     pub fn has_routes(&self) -> bool {
@@ -146,9 +164,34 @@ impl GameCell {
     pub fn snapshot(&self) -> Arc<Snapshot> {
         lock(&self.snapshot).clone()
     }
-    /// Publishes a new last good snapshot.
-    pub fn set_snapshot(&self, snapshot: Arc<Snapshot>) {
-        *lock(&self.snapshot) = snapshot;
+    /// Publishes a new last good snapshot from the incarnation of `generation`; refused
+    /// (false) when a newer incarnation has taken the game over, so an abandoned incarnation
+    /// that wakes up can never overwrite the state the new one resumed from.
+    pub fn publish_snapshot(&self, generation: u64, snapshot: Arc<Snapshot>) -> bool {
+        let mut current = lock(&self.snapshot);
+        if self.generation.load(Ordering::Acquire) != generation {
+            return false;
+        }
+        *current = snapshot;
+        true
+    }
+    /// Starts moving the game to a new incarnation: bumps the generation (every older
+    /// incarnation is abandoned from here on) and answers the snapshot to resume from, both
+    /// under the snapshot lock so no publish slips in between. Call [`GameCell::moved`]
+    /// once the new incarnation's address is set.
+    pub fn begin_move(&self) -> Arc<Snapshot> {
+        let current = lock(&self.snapshot);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        current.clone()
+    }
+    /// Wakes everyone waiting for the game to move ([`GameCell::wait_moved`]).
+    pub fn moved(&self) {
+        self.moved.notify_waiters();
+    }
+    /// A future that resolves at the next completed move. It counts from its creation:
+    /// create it before reading the generation and the address.
+    pub fn wait_moved(&self) -> Notified<'_> {
+        self.moved.notified()
     }
     /// Replaces the lobby summary.
     pub fn set_summary(&self, summary: GameSummary) {

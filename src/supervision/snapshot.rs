@@ -33,6 +33,9 @@ pub struct Snapshot {
     pub seats: [Option<SeatRecord>; 2],
     /// When the game was created (RFC 3339).
     pub created_at: String,
+    /// Closed because nobody was connected for `server.abandoned_game_secs`.
+    #[serde(default)]
+    pub abandoned: bool,
 }
 
 impl Snapshot {

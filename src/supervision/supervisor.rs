@@ -3,8 +3,9 @@
 //! whose handler has been busy past `hang_timeout_ms`, or an arbiter that stops answering
 //! pings, costs that arbiter its thread — it is abandoned (never joined), a fresh arbiter
 //! takes its place and every game it hosted is resumed there from its last snapshot. Only
-//! the hung game's restart counts against its limit. It also removes ended games nobody
-//! watches once their time-to-live passes.
+//! the hung game's restart counts against its limit. It also closes games nobody has been
+//! connected to for `server.abandoned_game_secs`, and removes ended games nobody watches
+//! once their time-to-live passes.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,7 +21,7 @@ use crate::llm::LlmClient;
 use crate::metrics::Metrics;
 use crate::protocol::{ErrorBody, GameStatus, GameSummary, Opponent, PlayerView, PlayersView, SeatGrant};
 use crate::store::SnapshotStore;
-use crate::supervision::game_actor::{GameActor, GameEnv, Shutdown, StartMode};
+use crate::supervision::game_actor::{CloseAbandoned, GameActor, GameEnv, Shutdown, StartMode};
 use crate::supervision::registry::{GameCell, Registry, RunState};
 use crate::supervision::snapshot::{SeatRecord, Snapshot};
 
@@ -131,6 +132,7 @@ impl GameSupervisor {
             board: Connect4::new_game(),
             seats: [Some(human), yellow],
             created_at: now_rfc3339(),
+            abandoned: false,
         });
         if let Err(e) = self.store.save(snapshot.clone()) {
             tracing::warn!(game_id = %id, "could not save the new game's first snapshot; it starts anyway: {e}");
@@ -152,6 +154,7 @@ impl GameSupervisor {
         self.next_slot = self.next_slot.wrapping_add(1);
         let cell = Arc::new(GameCell::new(id.clone(), Connect4::KIND, slot, summary, snapshot.clone()));
         self.registry.insert(cell.clone());
+        self.metrics.game_hosted(1);
         self.spawn(&cell, snapshot, StartMode::Fresh, slot);
         Ok(SeatGrant { game_id: id.to_string(), seat: Seat::Red, player_token: token.expose().to_owned() })
     }
@@ -184,7 +187,27 @@ impl GameSupervisor {
         for slot in lost {
             self.replace_arbiter(slot, &cells, now);
         }
+        self.close_abandoned(&cells, now);
         self.reap(&cells, now);
+    }
+
+    /// Asks every game nobody has been connected to for `server.abandoned_game_secs` (since
+    /// its creation, or since its last player left) to close. The game itself decides: a
+    /// player who reconnected in the meantime keeps it.
+    fn close_abandoned(&self, cells: &[Arc<GameCell>], now: u64) {
+        let limit_ms = self.config.server.abandoned_game_secs.saturating_mul(1000);
+        for cell in cells {
+            let since = cell.unattended_since_ms.load(Ordering::Acquire);
+            if since == 0 || now.saturating_sub(since) <= limit_ms || cell.ended_at_ms.load(Ordering::Acquire) != 0 {
+                continue;
+            }
+            // Ask once per period: a refusal (someone came back) restarts the clock.
+            if cell.unattended_since_ms.compare_exchange(since, now, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                if let Some(addr) = cell.addr() {
+                    addr.do_send(CloseAbandoned { unattended_secs: now.saturating_sub(since) / 1000 });
+                }
+            }
+        }
     }
 
     /// Abandons the thread of arbiter `slot` and resumes its games on a fresh one. A game
@@ -198,8 +221,8 @@ impl GameSupervisor {
         let (mut moved, mut hung) = (0, 0);
         for cell in cells.iter().filter(|c| c.arbiter.load(Ordering::Acquire) == slot) {
             let busy = cell.busy_since_ms.swap(0, Ordering::AcqRel);
-            cell.generation.fetch_add(1, Ordering::AcqRel);
-            let snapshot = cell.snapshot();
+            // From here the old incarnation can neither publish nor speak.
+            let snapshot = cell.begin_move();
             let mode = if cell.run_state() == RunState::Failed {
                 StartMode::Tombstone
             } else if busy != 0 {
@@ -212,12 +235,14 @@ impl GameSupervisor {
                 StartMode::Moved
             };
             self.spawn(cell, snapshot, mode, slot);
+            // Commands waiting in the old mailbox are sent again to the new incarnation.
+            cell.moved();
         }
         tracing::error!(arbiter = slot, moved, hung, "abandoned a hung game arbiter's thread and resumed its games on a fresh one; restart the process when convenient");
     }
 
     fn remove(&self, cell: &Arc<GameCell>) {
-        self.metrics.game_removed();
+        self.metrics.game_hosted(-1);
         self.registry.remove(&cell.id);
         if let Err(e) = self.store.remove(&cell.id) {
             tracing::debug!(game_id = %cell.id, "could not remove the snapshot of a removed game: {e}");

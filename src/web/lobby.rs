@@ -3,25 +3,26 @@
 //! `LOBBY_CHECK`, never re-sending an identical snapshot — and, after a
 //! `{"type":"watch","ticket"}` frame, the ticket's place in line (`waitlist` frames with
 //! `position` and `eta_secs`) until it is admitted (`waitlist` with the seat). Watching
-//! keeps the ticket alive. Its outbound queue is bounded like a game socket's.
+//! keeps the ticket alive. It is built on the same [`Socket`] as a game seat (bounded
+//! queue, heartbeats, rate and size limits, close handshake); a lobby socket whose client
+//! sends no frame of its own for `server.lobby_idle_timeout_ms` is closed with 1001.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError};
+use actix_ws::{AggregatedMessage, ProtocolError};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
 
 use crate::admission::{AdmissionController, WaitlistNotice, Watch};
 use crate::health::HealthBoard;
 use crate::ids::Ticket;
+use crate::metrics::Metrics;
 use crate::protocol::GameSummary;
 use crate::protocol::{ErrorBody, ErrorCode};
-use crate::rate::TokenBucket;
 use crate::supervision::registry::Registry;
-use crate::web::session::SessionLimits;
+use crate::web::socket::{SessionLimits, Socket, SocketKind};
 
 /// How often a lobby socket checks whether its snapshot changed.
 pub const LOBBY_CHECK: Duration = Duration::from_millis(500);
@@ -69,17 +70,11 @@ pub fn lobby_games(registry: &Registry, limit: usize) -> Vec<GameSummary> {
 
 /// One lobby socket.
 pub struct LobbySession {
-    ws: actix_ws::Session,
-    out: Option<mpsc::Sender<Arc<str>>>,
-    writer: Option<actix_rt::task::JoinHandle<()>>,
+    socket: Socket,
     view: Arc<LobbyView>,
     admission: Addr<AdmissionController>,
-    limits: Arc<SessionLimits>,
-    bucket: TokenBucket,
     last_snapshot: Option<Arc<str>>,
-    last_heard: Instant,
     watching: Option<Ticket>,
-    closing: bool,
 }
 
 #[derive(Deserialize)]
@@ -96,52 +91,23 @@ impl LobbySession {
         view: Arc<LobbyView>,
         admission: Addr<AdmissionController>,
         limits: Arc<SessionLimits>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         LobbySession {
-            ws,
-            out: None,
-            writer: None,
+            socket: Socket::new(SocketKind::Lobby, ws, limits, metrics),
             view,
             admission,
-            bucket: TokenBucket::new(limits.rate_per_sec, limits.burst, Instant::now()),
-            limits,
             last_snapshot: None,
-            last_heard: Instant::now(),
             watching: None,
-            closing: false,
         }
     }
 
     fn send(&mut self, ctx: &mut Context<Self>, frame: &Value) {
-        self.send_text(ctx, Arc::from(frame.to_string()));
-    }
-
-    fn send_text(&mut self, ctx: &mut Context<Self>, text: Arc<str>) {
-        let Some(out) = &self.out else { return };
-        if out.try_send(text).is_err() {
-            self.close(ctx, 1013, "outbound queue full: client too slow");
-        }
+        self.socket.send_text(ctx, Arc::from(frame.to_string()));
     }
 
     fn error(&mut self, ctx: &mut Context<Self>, error: ErrorBody) {
-        self.send(ctx, &json!({"type": "error", "error": error.envelope()["error"]}));
-    }
-
-    fn close(&mut self, ctx: &mut Context<Self>, code: u16, reason: &'static str) {
-        if self.closing {
-            return;
-        }
-        self.closing = true;
-        self.out = None;
-        if let Some(writer) = self.writer.take() {
-            writer.abort();
-        }
-        let ws = self.ws.clone();
-        let close = CloseReason { code: CloseCode::from(code), description: Some(reason.to_owned()) };
-        actix_rt::spawn(async move {
-            let _ = tokio::time::timeout(Duration::from_secs(5), ws.close(Some(close))).await;
-        });
-        ctx.stop();
+        self.socket.send_error(ctx, error, None);
     }
 
     /// Sends the lobby snapshot if it differs from the last one sent.
@@ -151,18 +117,10 @@ impl LobbySession {
             return;
         }
         self.last_snapshot = Some(text.clone());
-        self.send_text(ctx, text);
+        self.socket.send_text(ctx, text);
     }
 
     fn on_text(&mut self, ctx: &mut Context<Self>, text: &str) {
-        if text.len() > self.limits.max_frame_bytes {
-            return self.error(ctx, ErrorBody::new(ErrorCode::PayloadTooLarge, "frame too large"));
-        }
-        if let Err(wait) = self.bucket.take(Instant::now()) {
-            let error = ErrorBody::new(ErrorCode::RateLimited, "too many frames; slow down")
-                .with("retry_after_ms", wait.as_millis() as u64 + 1);
-            return self.error(ctx, error);
-        }
         let value: Value = match serde_json::from_str(text) {
             Ok(v) => v,
             Err(_) => return self.error(ctx, ErrorBody::new(ErrorCode::BadRequest, "frames are JSON objects")),
@@ -193,33 +151,26 @@ impl Actor for LobbySession {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let (tx, mut rx) = mpsc::channel::<Arc<str>>(self.limits.outbound_queue);
-        let mut ws = self.ws.clone();
-        self.writer = Some(actix_rt::spawn(async move {
-            while let Some(text) = rx.recv().await {
-                if ws.text(String::from(&*text)).await.is_err() {
-                    break;
-                }
-            }
-        }));
-        self.out = Some(tx);
+        self.socket.start(ctx, |act: &mut Self| &mut act.socket);
         self.snapshot(ctx);
-        ctx.run_interval(LOBBY_CHECK, |act, ctx| act.snapshot(ctx));
-        ctx.run_interval(self.limits.heartbeat_interval, |act, ctx| {
-            if act.last_heard.elapsed() > act.limits.client_timeout {
-                return act.close(ctx, 1001, "heartbeat timeout");
+        ctx.run_interval(LOBBY_CHECK, |act, ctx| {
+            // A lobby socket must say something now and then (the page pings while it is
+            // open): one opened and forgotten does not hold a connection for ever.
+            let idle_limit = act.socket.limits().lobby_idle_timeout;
+            if act.socket.idle_for() > idle_limit {
+                tracing::debug!(
+                    conn = act.socket.conn.0,
+                    idle_ms = idle_limit.as_millis() as u64,
+                    "closing an idle lobby socket"
+                );
+                return act.socket.close(ctx, 1001, "idle: no frame from the client");
             }
-            let mut ws = act.ws.clone();
-            actix_rt::spawn(async move {
-                let _ = ws.ping(b"").await;
-            });
+            act.snapshot(ctx);
         });
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
-        if let Some(writer) = self.writer.take() {
-            writer.abort();
-        }
+        self.socket.stopped();
     }
 }
 
@@ -252,27 +203,8 @@ impl Handler<WaitlistNotice> for LobbySession {
 
 impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for LobbySession {
     fn handle(&mut self, item: Result<AggregatedMessage, ProtocolError>, ctx: &mut Context<Self>) {
-        if self.closing {
-            return;
-        }
-        self.last_heard = Instant::now();
-        match item {
-            Ok(AggregatedMessage::Text(text)) => self.on_text(ctx, &text),
-            Ok(AggregatedMessage::Binary(_)) => self
-                .error(ctx, ErrorBody::new(ErrorCode::BadRequest, "binary frames are not supported; send JSON text")),
-            Ok(AggregatedMessage::Ping(bytes)) => {
-                let mut ws = self.ws.clone();
-                actix_rt::spawn(async move {
-                    let _ = ws.pong(&bytes).await;
-                });
-            }
-            Ok(AggregatedMessage::Pong(_)) => {}
-            Ok(AggregatedMessage::Close(_)) => {
-                self.closing = true;
-                ctx.stop();
-            }
-            Err(ProtocolError::Overflow) => self.close(ctx, 1009, "frame too large"),
-            Err(_) => self.close(ctx, 1002, "protocol error"),
+        if let Some(text) = self.socket.receive(ctx, item) {
+            self.on_text(ctx, &text);
         }
     }
 

@@ -2,8 +2,11 @@
 //! `/metrics` and the embedded browser page. Handlers translate between HTTP and actor
 //! messages; every failure leaves as the PROTOCOL.md error shape.
 
+pub mod edge;
+pub mod frame_guard;
 pub mod lobby;
 pub mod session;
+pub mod socket;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -59,6 +62,8 @@ pub struct AppState {
     pub monitor: Addr<HealthMonitor>,
     /// The lobby snapshot shared by every lobby socket.
     pub lobby: Arc<lobby::LobbyView>,
+    /// Open connections against `server.max_connections`.
+    pub gate: Arc<edge::ConnectionGate>,
     /// Set once shutdown begins.
     pub draining: AtomicBool,
     /// When the server started.
@@ -68,7 +73,9 @@ pub struct AppState {
 type State = web::Data<AppState>;
 
 impl AppState {
-    fn error(&self, error: ErrorBody) -> HttpResponse {
+    /// The PROTOCOL.md error response for `error` (counted; `Retry-After` from
+    /// `details.retry_after_ms`).
+    pub(crate) fn error(&self, error: ErrorBody) -> HttpResponse {
         self.metrics.http_error(error.code);
         let status = StatusCode::from_u16(error.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = HttpResponse::build(status);
@@ -89,6 +96,10 @@ async fn read_json(mut payload: web::Payload, limit: usize) -> Result<Value, Err
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| match e {
             actix_web::error::PayloadError::Overflow => too_large(),
+            e if edge::is_body_timeout(&e) => ErrorBody::new(
+                ErrorCode::RequestTimeout,
+                "the request body did not arrive in time; the connection is closed",
+            ),
             other => ErrorBody::new(ErrorCode::BadRequest, format!("could not read the body: {other}")),
         })?;
         if body.len() + chunk.len() > limit {
@@ -198,7 +209,7 @@ async fn game_socket(
         return Ok(state.error(ErrorBody::new(ErrorCode::GameNotFound, "no such game")));
     };
     // An unknown game still upgrades, so a browser can read the error frame and close 4404.
-    let (response, ws, stream, limits) = upgrade(&state, &req, body)?;
+    let (response, ws, stream, limits) = upgrade(&state, &req, body).await?;
     let (registry, metrics) = (state.registry.clone(), state.metrics.clone());
     PlayerSession::create(move |ctx| {
         ctx.add_stream(stream);
@@ -207,15 +218,20 @@ async fn game_socket(
     Ok(response)
 }
 
-/// Upgrades to a WebSocket whose frames are bounded by the configured hard limit.
-fn upgrade(
+/// Upgrades to a WebSocket whose frames are bounded by the configured hard limit: a frame
+/// or fragmented message over it is refused at its header ([`frame_guard`]).
+async fn upgrade(
     state: &AppState,
     req: &HttpRequest,
     body: web::Payload,
 ) -> Result<(HttpResponse, actix_ws::Session, actix_ws::AggregatedMessageStream, Arc<SessionLimits>), actix_web::Error>
 {
-    let (response, ws, stream) = actix_ws::handle(req, body)?;
+    use actix_web::FromRequest as _;
     let limits = state.limits.clone();
+    let guard = frame_guard::FrameGuard::new(body.into_inner(), limits.hard_frame_bytes);
+    let mut guarded: actix_web::dev::Payload = actix_web::dev::Payload::Stream { payload: Box::pin(guard) };
+    let body = web::Payload::from_request(req, &mut guarded).await?;
+    let (response, ws, stream) = actix_ws::handle(req, body)?;
     let stream = stream
         .max_frame_size(limits.hard_frame_bytes)
         .aggregate_continuations()
@@ -225,11 +241,11 @@ fn upgrade(
 
 /// `GET /ws/lobby`: lobby snapshots and waitlist positions.
 async fn lobby_socket(state: State, req: HttpRequest, body: web::Payload) -> Result<HttpResponse, actix_web::Error> {
-    let (response, ws, stream, limits) = upgrade(&state, &req, body)?;
-    let (view, admission) = (state.lobby.clone(), state.admission.clone());
+    let (response, ws, stream, limits) = upgrade(&state, &req, body).await?;
+    let (view, admission, metrics) = (state.lobby.clone(), state.admission.clone(), state.metrics.clone());
     lobby::LobbySession::create(move |ctx| {
         ctx.add_stream(stream);
-        lobby::LobbySession::new(ws, view, admission, limits)
+        lobby::LobbySession::new(ws, view, admission, limits, metrics)
     });
     Ok(response)
 }
@@ -335,7 +351,17 @@ async fn health(state: State) -> HttpResponse {
     let body = json!({
         "status": status,
         "checks": {
-            "games": { "status": "ok", "active": state.metrics.games_active() },
+            "games": {
+                "status": if state.metrics.games_active().max(0) as u64 >= state.config.admission.max_games { "full" } else { "ok" },
+                "active": state.metrics.games_active(),
+                "max": state.config.admission.max_games,
+                "hosted": state.registry.len(),
+            },
+            "connections": {
+                "status": if state.gate.open() > state.gate.ceiling() { "saturated" } else { "ok" },
+                "open": state.gate.open(),
+                "max": state.gate.ceiling(),
+            },
             "arbiters": {
                 "status": arbiter_status,
                 "running": arbiters.map_or(0, |a| a.arbiters),

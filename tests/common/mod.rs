@@ -348,16 +348,54 @@ impl Player {
     }
 }
 
-/// A raw WebSocket client with a tiny receive buffer that can stop reading, to play the
-/// slow client. Frames it sends are masked as RFC 6455 requires.
+/// A masked client frame: `first` is the FIN bit and opcode (0x81: a final text frame).
+pub fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
+    let mask = [0x12u8, 0x34, 0x56, 0x78];
+    let mut out = header(first, payload.len() as u64, mask);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    out
+}
+
+/// A masked client frame header declaring `len` payload bytes.
+pub fn header(first: u8, len: u64, mask: [u8; 4]) -> Vec<u8> {
+    let mut out = vec![first];
+    match len {
+        n if n < 126 => out.push(0x80 | n as u8),
+        n if n < 65536 => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&n.to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&mask);
+    out
+}
+
+/// A raw WebSocket client that can stop reading (to play the slow client) or send frames
+/// no library would. Frames it sends are masked as RFC 6455 requires.
 pub struct RawClient {
     stream: TcpStream,
 }
 
 impl RawClient {
+    /// A client with a 4 KiB receive buffer (it plays the slow reader).
     pub fn connect(addr: SocketAddr, path: &str) -> RawClient {
+        Self::open(addr, path, Some(4096))
+    }
+
+    /// A client with the system's default buffers.
+    pub fn connect_plain(addr: SocketAddr, path: &str) -> RawClient {
+        Self::open(addr, path, None)
+    }
+
+    fn open(addr: SocketAddr, path: &str, rcvbuf: Option<usize>) -> RawClient {
         let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
-        socket.set_recv_buffer_size(4096).expect("rcvbuf");
+        if let Some(size) = rcvbuf {
+            socket.set_recv_buffer_size(size).expect("rcvbuf");
+        }
         socket.connect(&addr.into()).expect("connect");
         let mut stream: TcpStream = socket.into();
         stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
@@ -376,23 +414,74 @@ impl RawClient {
     }
 
     pub fn send_text(&mut self, text: &str) -> std::io::Result<()> {
-        let payload = text.as_bytes();
-        let mask = [0x12u8, 0x34, 0x56, 0x78];
-        let mut frame = vec![0x81u8];
-        match payload.len() {
-            n if n < 126 => frame.push(0x80 | n as u8),
-            n if n < 65536 => {
-                frame.push(0x80 | 126);
-                frame.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                frame.push(0x80 | 127);
-                frame.extend_from_slice(&(n as u64).to_be_bytes());
+        self.stream.write_all(&frame(0x81, text.as_bytes()))
+    }
+
+    /// Writes raw bytes (frames built with [`frame`] and [`header`]).
+    pub fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
+    /// A second handle on the same connection (a reader thread's).
+    pub fn try_clone(&self) -> RawClient {
+        RawClient { stream: self.stream.try_clone().expect("clone") }
+    }
+
+    /// The next frame as (first byte, payload), or None at EOF or after `timeout`.
+    pub fn read_frame(&mut self, timeout: Duration) -> Option<(u8, Vec<u8>)> {
+        self.stream.set_read_timeout(Some(timeout)).ok()?;
+        let mut head = [0u8; 2];
+        self.stream.read_exact(&mut head).ok()?;
+        let mut len = u64::from(head[1] & 0x7f);
+        if len == 126 {
+            let mut b = [0u8; 2];
+            self.stream.read_exact(&mut b).ok()?;
+            len = u64::from(u16::from_be_bytes(b));
+        } else if len == 127 {
+            let mut b = [0u8; 8];
+            self.stream.read_exact(&mut b).ok()?;
+            len = u64::from_be_bytes(b);
+        }
+        let mut payload = vec![0u8; len as usize];
+        self.stream.read_exact(&mut payload).ok()?;
+        Some((head[0], payload))
+    }
+
+    /// Reads until the server's close frame: answers the JSON text frames seen and the
+    /// close code (None when the connection ended without a close frame).
+    pub fn read_to_close(&mut self, timeout: Duration) -> (Vec<Value>, Option<u16>) {
+        let start = Instant::now();
+        let mut texts = Vec::new();
+        while start.elapsed() < timeout {
+            match self.read_frame(timeout.saturating_sub(start.elapsed()).max(Duration::from_millis(1))) {
+                Some((first, payload)) if first & 0x0f == 0x1 => {
+                    texts.push(serde_json::from_slice(&payload).unwrap_or(Value::Null));
+                }
+                Some((first, payload)) if first & 0x0f == 0x8 => {
+                    return (texts, (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]])));
+                }
+                Some(_) => {}
+                None => return (texts, None),
             }
         }
-        frame.extend_from_slice(&mask);
-        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-        self.stream.write_all(&frame)
+        (texts, None)
+    }
+
+    /// Whether the server ends the TCP connection (EOF or reset) within `timeout`, reading
+    /// and discarding anything before it.
+    pub fn sees_eof(&mut self, timeout: Duration) -> bool {
+        let start = Instant::now();
+        let mut buf = [0u8; 4096];
+        while start.elapsed() < timeout {
+            let _ = self.stream.set_read_timeout(Some(Duration::from_millis(50)));
+            match self.stream.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(_) => return true,
+            }
+        }
+        false
     }
 
     /// Reads frames until a close frame; answers its code. Text frames are skipped.

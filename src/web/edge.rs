@@ -1,0 +1,223 @@
+//! The HTTP edge's own limits, applied to every request before any handler runs:
+//!
+//! - **A connection ceiling.** Every accepted connection takes a [`ConnSlot`] (released
+//!   when the connection closes). Past `server.max_connections` (capped by the open-file
+//!   limit) a request is answered 503 SERVER_BUSY with `Retry-After` and the connection is
+//!   closed at once, so the process never runs out of file descriptors and `/health` keeps
+//!   answering. actix's own per-worker limit sits a little above it as the last stop.
+//! - **A body deadline.** A request body must arrive within `server.body_timeout_ms` of the
+//!   request: a client trickling a body byte by byte gets 408 REQUEST_TIMEOUT and its
+//!   connection is closed. A response sent before its request's body was read closes the
+//!   connection too, so nothing is left draining a slow body.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::error::PayloadError;
+use actix_web::http::{header, ConnectionType};
+use actix_web::middleware::Next;
+use actix_web::web::Bytes;
+use actix_web::{web, Error};
+use futures_util::Stream;
+
+use crate::ids::monotonic_ms;
+use crate::metrics::Metrics;
+use crate::protocol::{ErrorBody, ErrorCode};
+use crate::web::AppState;
+
+/// Open connections, against the ceiling.
+pub struct ConnectionGate {
+    open: AtomicUsize,
+    ceiling: usize,
+    metrics: Arc<Metrics>,
+    last_warned_ms: AtomicU64,
+    refused_since_warned: AtomicU64,
+}
+
+impl ConnectionGate {
+    /// A gate letting `ceiling` connections be served at once.
+    pub fn new(ceiling: usize, metrics: Arc<Metrics>) -> Self {
+        ConnectionGate {
+            open: AtomicUsize::new(0),
+            ceiling,
+            metrics,
+            last_warned_ms: AtomicU64::new(0),
+            refused_since_warned: AtomicU64::new(0),
+        }
+    }
+
+    /// The ceiling in force.
+    pub fn ceiling(&self) -> usize {
+        self.ceiling
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Takes a slot for a new connection; whether it is over the ceiling is decided now.
+    pub fn enter(self: &Arc<Self>) -> ConnSlot {
+        let n = self.open.fetch_add(1, Ordering::AcqRel) + 1;
+        self.metrics.connection_open(1);
+        ConnSlot { gate: self.clone(), over: n > self.ceiling }
+    }
+
+    /// Counts a refusal; logs a warning at most every ten seconds, with the count.
+    fn refused(&self) {
+        self.metrics.connection_refused();
+        let refused = self.refused_since_warned.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = monotonic_ms();
+        let last = self.last_warned_ms.load(Ordering::Relaxed);
+        if (last == 0 || now.saturating_sub(last) >= 10_000)
+            && self.last_warned_ms.compare_exchange(last, now.max(1), Ordering::AcqRel, Ordering::Relaxed).is_ok()
+        {
+            self.refused_since_warned.fetch_sub(refused, Ordering::Relaxed);
+            tracing::warn!(
+                ceiling = self.ceiling,
+                open = self.open(),
+                refused,
+                "refusing requests: the server holds its maximum of connections (server.max_connections)"
+            );
+        }
+    }
+}
+
+/// One accepted connection's place; stored in the connection's data and released when it
+/// closes.
+pub struct ConnSlot {
+    gate: Arc<ConnectionGate>,
+    over: bool,
+}
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        self.gate.open.fetch_sub(1, Ordering::AcqRel);
+        self.gate.metrics.connection_open(-1);
+    }
+}
+
+/// The edge middleware (`middleware::from_fn`): the ceiling, then the body deadline.
+pub async fn limits<B: MessageBody + 'static>(
+    mut req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, Error> {
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return next.call(req).await.map(ServiceResponse::map_into_left_body);
+    };
+    if req.conn_data::<ConnSlot>().is_some_and(|slot| slot.over) {
+        state.gate.refused();
+        let ceiling = state.gate.ceiling();
+        let error = ErrorBody::new(
+            ErrorCode::ServerBusy,
+            format!("the server is holding its maximum of {ceiling} connections; retry shortly"),
+        )
+        .with("reason", "connections")
+        .with("retry_after_ms", 1000);
+        let mut response = state.error(error);
+        response.head_mut().set_connection_type(ConnectionType::Close);
+        return Ok(req.into_response(response).map_into_right_body());
+    }
+    let has_body = req.headers().contains_key(header::TRANSFER_ENCODING)
+        || req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .is_some_and(|n| n > 0);
+    if !has_body {
+        return next.call(req).await.map(ServiceResponse::map_into_left_body);
+    }
+    let finished = Rc::new(Cell::new(false));
+    let deadline = Duration::from_millis(state.config.server.body_timeout_ms);
+    let inner = req.parts_mut().1.take();
+    req.set_payload(Payload::Stream { payload: Box::pin(Deadline::new(inner, deadline, finished.clone())) });
+    let mut response = next.call(req).await?;
+    if !finished.get() {
+        // Answered before the body was read (or cut at the deadline): close the connection
+        // instead of draining whatever is still coming.
+        response.response_mut().head_mut().set_connection_type(ConnectionType::Close);
+    }
+    Ok(response.map_into_left_body())
+}
+
+/// A request body with a deadline: after it, the stream ends with a `TimedOut` error.
+struct Deadline {
+    inner: Payload,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    finished: Rc<Cell<bool>>,
+    expired: bool,
+}
+
+impl Deadline {
+    fn new(inner: Payload, after: Duration, finished: Rc<Cell<bool>>) -> Self {
+        Deadline { inner, sleep: Box::pin(tokio::time::sleep(after)), finished, expired: false }
+    }
+}
+
+impl Stream for Deadline {
+    type Item = Result<Bytes, PayloadError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.expired {
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut this.inner).poll_next(cx) {
+            Poll::Ready(None) => {
+                this.finished.set(true);
+                Poll::Ready(None)
+            }
+            Poll::Ready(item) => Poll::Ready(item),
+            Poll::Pending => match this.sleep.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    this.expired = true;
+                    Poll::Ready(Some(Err(PayloadError::Io(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the request body did not arrive in time",
+                    )))))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+}
+
+/// Whether a payload error is the body deadline.
+pub fn is_body_timeout(error: &PayloadError) -> bool {
+    matches!(error, PayloadError::Io(e) if e.kind() == std::io::ErrorKind::TimedOut)
+}
+
+/// Raises this process's open-file limit to its hard limit, and answers the connection
+/// ceiling: `configured`, but never more than the open-file limit leaves room for (a
+/// reserve of descriptors stays for Redis, the LLM, logs and the process itself).
+pub fn connection_ceiling(configured: u64) -> usize {
+    const RESERVE: u64 = 128;
+    let limit = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(e) => {
+            tracing::warn!("could not read or raise the open-file limit: {e}");
+            return configured as usize;
+        }
+    };
+    let room = limit.saturating_sub(RESERVE).max(16);
+    if configured > room {
+        tracing::warn!(
+            configured,
+            open_file_limit = limit,
+            ceiling = room,
+            "server.max_connections is above what the open-file limit allows; serving at most {room} connections (raise `ulimit -n` for more)"
+        );
+        room as usize
+    } else {
+        configured as usize
+    }
+}

@@ -1,0 +1,136 @@
+//! The real `rampart` binary as a child process, for tests that must measure the process
+//! itself (its RSS) or kill it: started on a free loopback port with configuration
+//! overrides in its environment, its log kept in a file, and killed when the handle drops.
+#![allow(dead_code, missing_docs)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long the process may take to answer `/health`.
+const READY_DEADLINE: Duration = Duration::from_secs(20);
+
+pub struct ServerProcess {
+    pub addr: SocketAddr,
+    child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl ServerProcess {
+    /// Starts the binary with `RAMPART__…` overrides (`("SERVER__WORKERS", "1")`) and waits
+    /// until `/health` answers.
+    pub fn start(overrides: &[(&str, &str)]) -> ServerProcess {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let log = std::env::temp_dir().join(format!("rampart-proc-{}-{n}.log", std::process::id()));
+        for _ in 0..5 {
+            let port = TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+            let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+            let file = std::fs::File::create(&log).expect("log file");
+            let mut command = Command::new(env!("CARGO_BIN_EXE_rampart"));
+            command
+                .env("RAMPART_BIND", addr.to_string())
+                .env("RAMPART_LOG", std::env::var("RAMPART_TEST_LOG").unwrap_or_else(|_| "info".into()))
+                .stdin(Stdio::null())
+                .stdout(file.try_clone().expect("log"))
+                .stderr(file);
+            for (key, value) in overrides {
+                command.env(format!("RAMPART__{key}"), value);
+            }
+            let child = command.spawn().expect("spawn rampart");
+            let mut server = ServerProcess { addr, child: Some(child), log: log.clone() };
+            if server.wait_ready() {
+                return server;
+            }
+        }
+        panic!("rampart did not start; see {}", log.display());
+    }
+
+    fn wait_ready(&mut self) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < READY_DEADLINE {
+            if let Some(child) = self.child.as_mut() {
+                if child.try_wait().ok().flatten().is_some() {
+                    return false; // exited: most likely the port was taken
+                }
+            }
+            if http_get(self.addr, "/health").is_some_and(|(status, _)| status == 200) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).expect("running")
+    }
+
+    /// The process's resident memory in KiB, from `/proc`.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
+    }
+
+    /// Open file descriptors of the process.
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid())).map(|d| d.count()).unwrap_or(0)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// A blocking `GET` with `Connection: close`; answers (status, body) or None when the
+/// server did not answer within 5 s.
+pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Some((status, body))
+}
+
+/// Raises this test process's open-file limit to its hard limit (tests that open
+/// thousands of sockets).
+pub fn raise_fd_limit() -> u64 {
+    rlimit::increase_nofile_limit(u64::MAX).expect("raise the open-file limit")
+}
+
+/// A blocking JSON `POST` with `Connection: close`; answers (status, body).
+pub fn http_post(addr: SocketAddr, path: &str, body: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Some((status, body))
+}

@@ -1,0 +1,410 @@
+//! What a hostile or careless client can do, tried against the real server: huge frames,
+//! games created and left, slow bodies and idle sockets, commands caught on a held
+//! thread, a memory spike, the close handshake, and one socket taking two seats. Tests that
+//! measure the process itself (its RSS) run the real binary as a child process.
+
+mod common;
+#[path = "common/process.rs"]
+mod process;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use process::{http_get, http_post, raise_fd_limit, ServerProcess};
+use serde_json::{json, Value};
+
+/// Payload bytes streamed into a socket that declared a huge frame.
+const FLOOD_BYTES: usize = 64 << 20;
+const CHUNK: usize = 16 << 10;
+
+/// Streams a frame declaring `FLOOD_BYTES` into `client` until the server closes; answers
+/// (bytes written before the close was seen, frames seen, close code).
+fn flood(client: &mut RawClient, first: u8) -> (usize, Vec<Value>, Option<u16>) {
+    let closed = Arc::new(AtomicBool::new(false));
+    let mut reader = client.try_clone();
+    let seen = closed.clone();
+    let handle = std::thread::spawn(move || {
+        let out = reader.read_to_close(Duration::from_secs(10));
+        seen.store(true, Ordering::Release);
+        out
+    });
+    let mut sent = 0;
+    if client.write_all(&header(first, FLOOD_BYTES as u64, [1, 2, 3, 4])).is_ok() {
+        let chunk = vec![b'x'; CHUNK];
+        // Paced so that "closed before 1 MiB was sent" means the server refused early,
+        // not that kernel buffers hid the bytes.
+        while sent < FLOOD_BYTES && !closed.load(Ordering::Acquire) {
+            if client.write_all(&chunk).is_err() {
+                break;
+            }
+            sent += CHUNK;
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    let (frames, code) = handle.join().expect("reader");
+    (sent, frames, code)
+}
+
+fn create_blocking(addr: std::net::SocketAddr, opponent: &str) -> Value {
+    let body = json!({"kind":"connect4","opponent":opponent,"player_name":"ada"}).to_string();
+    let (status, body) = http_post(addr, "/api/v1/games", &body).expect("create");
+    assert_eq!(status, 201, "{body}");
+    serde_json::from_str(&body).expect("grant")
+}
+
+#[test]
+fn a_huge_frame_is_refused_at_its_header_on_lobby_and_game_sockets() {
+    let server = ServerProcess::start(&[]);
+    let grant = create_blocking(server.addr, "ai");
+    let game_path = format!("/ws/games/{}", grant["game_id"].as_str().expect("id"));
+    for path in ["/ws/lobby", game_path.as_str()] {
+        let before = server.rss_kib();
+        let mut client = RawClient::connect_plain(server.addr, path);
+        if path != "/ws/lobby" {
+            client.send_text(&json!({"type":"join","token": grant["player_token"]}).to_string()).expect("join");
+        }
+        let (sent, frames, code) = flood(&mut client, 0x81);
+        let grown_kib = server.rss_kib().saturating_sub(before);
+        assert_eq!(code, Some(1009), "{path}: closed with 1009 (frames {frames:?})");
+        assert!(
+            frames.iter().any(|f| f["type"] == "error" && f["error"]["code"] == "PAYLOAD_TOO_LARGE"),
+            "{path}: PAYLOAD_TOO_LARGE before the close: {frames:?}"
+        );
+        assert!(sent < 1 << 20, "{path}: closed only after {sent} bytes");
+        assert!(grown_kib < 4 << 10, "{path}: RSS grew by {grown_kib} KiB under a 64 MiB frame");
+    }
+    // A fragmented message whose fragments pass the limit is refused the same way.
+    let mut client = RawClient::connect_plain(server.addr, "/ws/lobby");
+    client.write_all(&frame(0x01, &[b' '; 40_000])).expect("first fragment");
+    client.write_all(&frame(0x00, &[b' '; 40_000])).expect("second fragment");
+    let (frames, code) = client.read_to_close(DEADLINE);
+    assert_eq!(code, Some(1009), "{frames:?}");
+    assert!(frames.iter().any(|f| f["error"]["code"] == "PAYLOAD_TOO_LARGE"), "{frames:?}");
+    // A header declaring 1 GiB followed by ten bytes is refused at once, not held until
+    // the heartbeat timeout.
+    let mut client = RawClient::connect_plain(server.addr, "/ws/lobby");
+    let start = Instant::now();
+    let mut bytes = header(0x81, 1 << 30, [9, 9, 9, 9]);
+    bytes.extend_from_slice(b"0123456789");
+    client.write_all(&bytes).expect("header");
+    let (_, code) = client.read_to_close(DEADLINE);
+    assert_eq!(code, Some(1009));
+    assert!(start.elapsed() < Duration::from_secs(2), "refused after {:?}", start.elapsed());
+    assert!(http_get(server.addr, "/health").is_some_and(|(s, _)| s == 200));
+}
+
+#[actix_rt::test]
+async fn a_game_nobody_plays_is_closed_and_frees_its_place() {
+    let mut config = test_config();
+    config.server.abandoned_game_secs = 1;
+    config.admission.max_games = 3;
+    let server = TestServer::start(config).await;
+    // Nobody ever joins this one.
+    let never = server.create("ai", "ada").await;
+    // Red plays one move and leaves.
+    let left = server.create("ai", "bob").await;
+    let mut red = server.player(&left).await;
+    red.move_to(3).await;
+    red.recv_state(|g| g["moves"] == 2).await;
+    drop(red);
+    // This player loses the connection but comes back in time, and keeps the game.
+    let back = server.create("ai", "cy").await;
+    drop(server.player(&back).await);
+    let mut returned = server.player(&back).await;
+
+    for id in [&never.game_id, &left.game_id] {
+        let summary = server.wait_summary(id, |s| s["status"] == "abandoned").await;
+        assert_eq!(summary["players"]["red"]["connected"], false, "{summary}");
+    }
+    let (_, kept) = server.get(&format!("/api/v1/games/{}", back.game_id)).await;
+    assert_eq!(kept["status"], "playing", "a player who came back in time keeps the game: {kept}");
+    returned.move_to(2).await;
+    returned.recv_state(|g| g["moves"] == 2).await;
+
+    // The two places are free at once: the cap of three admits two more games.
+    let (_, health) = server.get("/health").await;
+    assert_eq!(health["checks"]["games"]["active"], 1, "{health}");
+    server.create("ai", "dee").await;
+    server.create("human", "eve").await;
+    assert_eq!(server.metric("rampart_games_abandoned_total").await, 2.0);
+
+    // The lobby says why, and the returning player hears it.
+    let (_, lobby) = server.get("/api/v1/games").await;
+    let listed = lobby["games"].as_array().expect("games").iter().find(|g| g["game_id"] == left.game_id.as_str());
+    assert_eq!(listed.map(|g| g["status"].clone()), Some(json!("abandoned")));
+    let mut late = server.player(&left).await;
+    assert_eq!(late.last_state["status"], "abandoned");
+    late.move_to(0).await;
+    let error = late.recv_error().await;
+    assert_eq!((error["code"].as_str(), error["details"]["reason"].as_str()), (Some("GAME_OVER"), Some("abandoned")));
+}
+
+/// Sends `head` and then `body` one byte every 50 ms (stopping once the server answers);
+/// answers (the response, whether the server then closed the connection).
+fn trickle(addr: std::net::SocketAddr, head: &str, body: &[u8]) -> (String, bool) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.write_all(head.as_bytes()).expect("head");
+    stream.set_read_timeout(Some(Duration::from_millis(50))).expect("timeout");
+    let start = Instant::now();
+    let mut response = Vec::new();
+    let mut buf = [0u8; 4096];
+    for byte in body.iter().cycle() {
+        assert!(start.elapsed() < DEADLINE, "no answer to a trickled body");
+        if stream.write_all(&[*byte]).is_err() {
+            break;
+        }
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                response.extend_from_slice(&buf[..n]);
+                break;
+            }
+            Err(_) => {}
+        }
+    }
+    // After the answer, the connection must end (not drain the rest of a slow body).
+    stream.set_read_timeout(Some(Duration::from_secs(3))).expect("timeout");
+    let closed = loop {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break stream.read(&mut buf).map(|n| n == 0).unwrap_or(true),
+            Ok(n) => response.extend_from_slice(&buf[..n]),
+        }
+    };
+    (String::from_utf8_lossy(&response).into_owned(), closed)
+}
+
+#[actix_rt::test]
+async fn slow_bodies_are_cut_and_connections_have_a_ceiling() {
+    let mut config = test_config();
+    config.server.body_timeout_ms = 300;
+    config.server.max_connections = 16;
+    let server = TestServer::start(config).await;
+    let addr = server.addr;
+    let body = br#"{"kind":"connect4","opponent":"ai","player_name":"slowpoke"}"#;
+    let (response, closed) = actix_rt::task::spawn_blocking(move || {
+        let head =
+            "POST /api/v1/games HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n";
+        trickle(addr, head, body)
+    })
+    .await
+    .expect("trickle");
+    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+    assert!(response.contains("REQUEST_TIMEOUT"), "{response}");
+    assert!(closed, "the connection is closed after the timeout");
+    // A route that does not read bodies does not drain a trickled chunked one either.
+    let (response, closed) = actix_rt::task::spawn_blocking(move || {
+        trickle(addr, "POST /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", b"1\r\na\r\n")
+    })
+    .await
+    .expect("trickle");
+    assert!(response.starts_with("HTTP/1.1 "), "{response}");
+    assert!(closed, "the connection is closed instead of draining the body");
+
+    // Past the ceiling, requests get a clear 503 and their connection is closed; when the
+    // crowd leaves, requests are served again.
+    let (answers, health) = actix_rt::task::spawn_blocking(move || {
+        let idle: Vec<TcpStream> = (0..20).map(|_| TcpStream::connect(addr).expect("connect")).collect();
+        // Give the server time to accept them all: wait until a request is refused.
+        let start = Instant::now();
+        let refused = loop {
+            let answer = http_get(addr, "/api/v1/games");
+            if answer.as_ref().is_some_and(|(s, _)| *s == 503) {
+                break answer;
+            }
+            assert!(start.elapsed() < DEADLINE, "never refused past the ceiling: {answer:?}");
+        };
+        drop(idle);
+        let start = Instant::now();
+        let health = loop {
+            let answer = http_get(addr, "/health");
+            if answer.as_ref().is_some_and(|(s, _)| *s == 200) {
+                break answer;
+            }
+            assert!(start.elapsed() < DEADLINE, "never served again: {answer:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        (refused, health)
+    })
+    .await
+    .expect("crowd");
+    let (_, body) = answers.expect("refusal");
+    let error: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(error["error"]["code"], "SERVER_BUSY", "{error}");
+    assert_eq!(error["error"]["details"]["reason"], "connections", "{error}");
+    assert!(health.is_some());
+    assert!(server.metric("rampart_connections_refused_total").await >= 1.0);
+}
+
+#[actix_rt::test]
+async fn an_idle_lobby_socket_times_out_and_a_live_one_stays() {
+    let mut config = test_config();
+    config.server.lobby_idle_timeout_ms = 1000;
+    let server = TestServer::start(config).await;
+    let mut idle = server.lobby().await;
+    let mut live = server.lobby().await;
+    let start = Instant::now();
+    let close = loop {
+        live.send(json!({"type":"ping","id":1})).await;
+        live.recv_type("pong").await;
+        match tokio::time::timeout(Duration::from_millis(200), idle.next()).await {
+            Ok(Received::Closed(code)) => break code,
+            Ok(Received::Json(_)) | Err(_) => {}
+        }
+        assert!(start.elapsed() < DEADLINE, "the idle lobby socket was never closed");
+    };
+    assert_eq!(close, Some(1001));
+    assert!(start.elapsed() >= Duration::from_millis(900), "closed too early: {:?}", start.elapsed());
+    // The one that pinged is still served.
+    live.send(json!({"type":"ping","id":2})).await;
+    assert_eq!(live.recv_type("pong").await["id"], 2);
+}
+
+#[actix_rt::test]
+async fn every_command_to_a_game_on_a_held_thread_gets_an_outcome() {
+    let mut config = test_config();
+    config.server.game_arbiters = 1;
+    config.secrets.admin_token = Some(rampart::config::Secret::new("admin".to_owned()));
+    let hang_ms = 1200; // past hang_timeout_ms (500), inside the command timeout
+    let server = TestServer::start(config).await;
+    let hung = server.create("ai", "ada").await;
+    let neighbour = server.create("ai", "bob").await;
+    let mut other = server.player(&neighbour).await;
+    for round in 0..3u64 {
+        assert_eq!(server.fault(&hung.game_id, "admin", json!({"kind":"hang","duration_ms": hang_ms})).await, 202);
+        let moves = 2 * round;
+        let column = [3, 2, 4][round as usize];
+        other.move_to(column).await;
+        // Applied (the state shows it) or refused with an error: never silence.
+        let answer = other
+            .recv_until("the move's outcome", |f| {
+                f["type"] == "error" || (f["type"] == "state" && f["game"]["moves"].as_u64() > Some(moves))
+            })
+            .await;
+        assert_eq!(answer["type"], "state", "round {round}: the held move is applied once the game moved: {answer}");
+        other.recv_state(|g| g["moves"] == json!(moves + 2)).await;
+    }
+    assert!(server.metric("rampart_commands_replayed_total").await >= 1.0);
+    assert!(other.seen.iter().all(|f| f["type"] != "error"), "{:?}", other.seen);
+}
+
+#[test]
+fn the_memory_gate_reopens_after_a_spike() {
+    raise_fd_limit();
+    // (memory held in MB, status), once the monitor has sampled.
+    let memory = |server: &ServerProcess| -> (f64, String) {
+        let start = Instant::now();
+        loop {
+            let (_, body) = http_get(server.addr, "/health").expect("health");
+            let health: Value = serde_json::from_str(&body).expect("json");
+            if let Some(held) = health["checks"]["vitals"]["vitals"]["memory_mb"]["value"].as_f64() {
+                return (held, health["status"].as_str().unwrap_or("").to_owned());
+            }
+            assert!(start.elapsed() < DEADLINE, "no memory vital: {health}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    // The baseline of an idle server decides the limit: 16 MB over it.
+    let baseline = memory(&ServerProcess::start(&[("HEALTH__INTERVAL_MS", "100")])).0;
+    let limit = (baseline + 16.0).ceil() as u64;
+    let server = ServerProcess::start(&[
+        ("HEALTH__INTERVAL_MS", "100"),
+        ("HEALTH__DWELL_MS", "300"),
+        ("HEALTH__MAX_MEMORY_MB", &limit.to_string()),
+        ("HEALTH__MAX_MEMORY_USED_PCT", "0"),
+        ("SERVER__WORKERS", "1"),
+    ]);
+    assert_eq!(memory(&server).1, "healthy");
+    // The spike: lobby sockets, each holding its buffers, until the server is overloaded.
+    let mut sockets = Vec::new();
+    let start = Instant::now();
+    while memory(&server).1 != "overloaded" {
+        for _ in 0..100 {
+            sockets.push(RawClient::connect_plain(server.addr, "/ws/lobby"));
+        }
+        assert!(sockets.len() < 8000, "8000 lobby sockets never overloaded a {limit} MB limit");
+        assert!(start.elapsed() < Duration::from_secs(60), "the spike took too long");
+    }
+    let peak_rss = server.rss_kib();
+    drop(sockets);
+    // Everything is released: the gate reopens within a few samples and the dwell (the
+    // allocator's decay would take tens of seconds to bring the RSS itself down).
+    let start = Instant::now();
+    loop {
+        let (held, status) = memory(&server);
+        if status == "healthy" {
+            eprintln!(
+                "memory gate: limit {limit} MB, peak RSS {} MB, RSS now {} MB, held now {held:.1} MB",
+                peak_rss / 1024,
+                server.rss_kib() / 1024
+            );
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "still {status} with {held:.1} MB held (limit {limit})");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[actix_rt::test]
+async fn the_close_handshake_is_answered_and_bad_utf8_closes_with_1007() {
+    let server = TestServer::start(test_config()).await;
+    let grant = server.create("ai", "ada").await;
+    let addr = server.addr;
+    let game_path = format!("/ws/games/{}", grant.game_id);
+    let token = grant.token.clone();
+    actix_rt::task::spawn_blocking(move || {
+        for path in ["/ws/lobby", game_path.as_str()] {
+            let mut client = RawClient::connect_plain(addr, path);
+            if path != "/ws/lobby" {
+                client.send_text(&json!({"type":"join","token": token}).to_string()).expect("join");
+            }
+            client.write_all(&frame(0x88, &1000u16.to_be_bytes())).expect("close");
+            let (_, code) = client.read_to_close(DEADLINE);
+            assert_eq!(code, Some(1000), "{path}: the server answers the client's close");
+            assert!(client.sees_eof(Duration::from_secs(2)), "{path}: then ends the connection");
+            // Invalid UTF-8, in one frame and in a fragmented message.
+            for frames in [vec![frame(0x81, &[0xff, 0xfe])], vec![frame(0x01, b"ok "), frame(0x80, &[0xc3])]] {
+                let mut client = RawClient::connect_plain(addr, path);
+                for f in frames {
+                    client.write_all(&f).expect("frame");
+                }
+                let (_, code) = client.read_to_close(DEADLINE);
+                assert_eq!(code, Some(1007), "{path}: invalid UTF-8 closes with 1007");
+            }
+        }
+    })
+    .await
+    .expect("handshakes");
+}
+
+#[actix_rt::test]
+async fn one_socket_holds_one_seat_and_connected_means_a_live_socket() {
+    let server = TestServer::start(test_config()).await;
+    let red_grant = server.create("human", "ada").await;
+    let (_, body) = server.join_rest(&red_grant.game_id, "bob").await;
+    let yellow_grant = Grant::from(&body);
+    let mut first = server.player(&red_grant).await;
+    // The same socket tries to take yellow too.
+    first.send(json!({"type":"join","token": yellow_grant.token})).await;
+    let error = first.recv_error().await;
+    assert_eq!(error["code"], "FORBIDDEN", "{error}");
+    // A second socket takes red: the first is closed, and yellow never was connected.
+    let mut second = server.player(&red_grant).await;
+    assert_eq!(first.recv_close().await, Some(4409));
+    let state = second.last_state.clone();
+    assert_eq!(state["players"]["red"]["connected"], true, "{state}");
+    assert_eq!(state["players"]["yellow"]["connected"], false, "{state}");
+    let summary = server.wait_summary(&red_grant.game_id, |s| s["players"]["red"]["connected"] == true).await;
+    assert_eq!(summary["players"]["yellow"]["connected"], false, "{summary}");
+    // Yellow connects and leaves: connected follows the socket.
+    let yellow = server.player(&yellow_grant).await;
+    second.recv_state(|g| g["players"]["yellow"]["connected"] == true).await;
+    drop(yellow);
+    second.recv_state(|g| g["players"]["yellow"]["connected"] == false).await;
+    // The first socket's old seat is really free of it: red plays.
+    second.move_to(3).await;
+    second.recv_state(|g| g["moves"] == 1).await;
+}
