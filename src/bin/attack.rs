@@ -28,8 +28,7 @@ fn main() {
         let Some(value) = args.next() else { return usage() };
         opts.insert(name.to_owned(), value);
     }
-    let addr: SocketAddr =
-        opts.get("addr").map_or("127.0.0.1:8080", String::as_str).parse().expect("--addr IP:PORT");
+    let addr: SocketAddr = opts.get("addr").map_or("127.0.0.1:8080", String::as_str).parse().expect("--addr IP:PORT");
     let num = |name: &str, default: u64| opts.get(name).map_or(default, |v| v.parse().expect("a number"));
     let pid = opts.get("pid").map(|p| p.parse::<u32>().expect("--pid"));
     match scenario.as_str() {
@@ -66,7 +65,13 @@ fn proc_figures(pid: u32) -> (u64, usize) {
 }
 
 /// One HTTP request with `Connection: close` and a deadline: (status, body, elapsed).
-fn request(addr: SocketAddr, method: &str, path: &str, body: &str, timeout: Duration) -> Option<(u16, Value, Duration)> {
+fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+    timeout: Duration,
+) -> Option<(u16, Value, Duration)> {
     let start = Instant::now();
     let mut stream = TcpStream::connect_timeout(&addr, timeout).ok()?;
     stream.set_read_timeout(Some(timeout)).ok()?;
@@ -171,7 +176,8 @@ fn huge_frame(addr: SocketAddr, pid: Option<u32>, path: &str, sockets: u64, mib:
             // `--path game`: a game socket of a new game, joined first.
             let (path, join) = if path == "game" {
                 let body = r#"{"kind":"connect4","opponent":"ai","player_name":"mallory"}"#;
-                let (_, grant, _) = request(addr, "POST", "/api/v1/games", body, Duration::from_secs(5)).expect("create");
+                let (_, grant, _) =
+                    request(addr, "POST", "/api/v1/games", body, Duration::from_secs(5)).expect("create");
                 let join = format!(r#"{{"type":"join","token":{}}}"#, grant["player_token"]);
                 (format!("/ws/games/{}", grant["game_id"].as_str().expect("game_id")), Some(join))
             } else {
@@ -274,7 +280,8 @@ fn abandon(addr: SocketAddr, rate: u64, secs: u64) {
 /// `conns` connections each sending a POST body one byte a second; samples the server's
 /// descriptors and the latency of `/health` every second.
 fn slow_body(addr: SocketAddr, pid: Option<u32>, conns: u64, secs: u64) {
-    let head = "POST /api/v1/games HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n";
+    let head =
+        "POST /api/v1/games HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n";
     let mut streams: Vec<Option<TcpStream>> = Vec::new();
     let mut refused_connect = 0;
     for _ in 0..conns {
