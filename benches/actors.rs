@@ -11,16 +11,18 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use rampart::breaker::{BreakerConfig, CircuitBreaker};
 use rampart::config::{Config, RestartStrategy};
 use rampart::game::{Connect4, Rules, Seat};
-use rampart::ids::{ConnId, GameId, PlayerToken};
+use rampart::ids::{ConnId, GameId, InstanceId, PlayerToken, SessionKey};
 use rampart::llm::LlmClient;
+use rampart::lobby::EventSink;
 use rampart::metrics::Metrics;
 use rampart::protocol::{GameStatus, GameSummary, PlayersView};
-use rampart::store::{MemoryStore, SnapshotStore};
+use rampart::store::keeper::SnapshotKeeper;
+use rampart::store::snapshot::{MemorySnapshots, SeatRecord, Snapshot};
+use rampart::store::Guarded;
 use rampart::supervision::game_actor::{
     Action, Command, Fault, GameActor, GameEnv, InjectFault, Probe, StartMode, ToSession,
 };
 use rampart::supervision::registry::{GameCell, Route};
-use rampart::supervision::snapshot::{SeatRecord, Snapshot};
 
 /// Swallows the frames a game sends, like a socket that reads instantly.
 struct Sink;
@@ -37,11 +39,10 @@ fn env() -> Arc<GameEnv> {
     config.supervision.default.strategy = RestartStrategy::Immediate;
     config.supervision.default.max_restarts = 1000;
     config.supervision.default.within_secs = 1;
-    let store: Arc<dyn SnapshotStore> = Arc::new(MemoryStore::default());
     Arc::new(GameEnv {
         policy: config.supervision.policy_for("connect4"),
         ai: config.ai.clone(),
-        store,
+        events: EventSink::new(InstanceId::random()),
         metrics: Arc::new(Metrics::default()),
         llm: Arc::new(LlmClient::new(
             config.llm.clone(),
@@ -52,16 +53,35 @@ fn env() -> Arc<GameEnv> {
     })
 }
 
+/// The in-memory snapshot keeper every bench game shares (its writer is not started: the
+/// benches measure the actor, not the store).
+fn keeper() -> Arc<SnapshotKeeper> {
+    static KEEPER: std::sync::OnceLock<Arc<SnapshotKeeper>> = std::sync::OnceLock::new();
+    KEEPER
+        .get_or_init(|| {
+            let store = Arc::new(MemorySnapshots::new(Arc::default()));
+            let breaker = CircuitBreaker::new("database", BreakerConfig { enabled: false, ..BreakerConfig::default() });
+            SnapshotKeeper::new(store, Guarded::new(breaker), Duration::from_secs(60)).0
+        })
+        .clone()
+}
+
 /// A new two-human game: its cell and first snapshot, not yet running.
 fn new_game() -> (Arc<GameCell>, Arc<Snapshot>) {
     let id = GameId::random();
-    let seat = |name: &str| Some(SeatRecord { name: name.to_owned(), token: Some(PlayerToken::random()) });
+    let key = SessionKey::random();
+    let seat =
+        |name: &str| Some(SeatRecord { name: name.to_owned(), token_hash: Some(key.hash(&PlayerToken::random())) });
     let snapshot = Arc::new(Snapshot {
         game_id: id.clone(),
         board: Connect4::new_game(),
         seats: [seat("a"), seat("b")],
         created_at: String::new(),
         abandoned: false,
+        restarts: 0,
+        failed: false,
+        version: 1,
+        epoch: 1,
     });
     let summary = GameSummary {
         game_id: id.to_string(),
@@ -72,7 +92,7 @@ fn new_game() -> (Arc<GameCell>, Arc<Snapshot>) {
         restarts: 0,
         created_at: String::new(),
     };
-    (Arc::new(GameCell::new(id, "connect4", 0, summary, snapshot.clone())), snapshot)
+    (Arc::new(GameCell::new(id, "connect4", 0, summary, snapshot.clone(), keeper())), snapshot)
 }
 
 /// Starts a game actor under actix's Supervisor on the current arbiter.

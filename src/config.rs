@@ -106,6 +106,9 @@ pub struct Secrets {
     pub llm_api_key: Option<Secret>,
     /// Redis password, from `RAMPART_REDIS_PASSWORD`. `None`: no AUTH.
     pub redis_password: Option<Secret>,
+    /// Key of the seat tokens' keyed hashes, from `RAMPART_SESSION_KEY`; every instance on
+    /// one Redis must share it. `None`: a random key (embedded), or one kept in Redis.
+    pub session_key: Option<Secret>,
 }
 
 /// Secret names: the key that is refused anywhere in the YAML, and the variable to use.
@@ -114,6 +117,7 @@ const SECRET_VARS: &[(&str, &str)] = &[
     ("admin_token", "RAMPART_ADMIN_TOKEN"),
     ("api_key", "RAMPART_LLM_API_KEY"),
     ("password", "RAMPART_REDIS_PASSWORD"),
+    ("session_key", "RAMPART_SESSION_KEY"),
 ];
 
 const ENV_ADMIN_TOKEN: &str = "RAMPART_ADMIN_TOKEN";
@@ -121,6 +125,7 @@ const ENV_LLM_API_KEY: &str = "RAMPART_LLM_API_KEY";
 const ENV_BIND: &str = "RAMPART_BIND";
 const ENV_REDIS_URL: &str = "RAMPART_REDIS_URL";
 const ENV_REDIS_PASSWORD: &str = "RAMPART_REDIS_PASSWORD";
+const ENV_SESSION_KEY: &str = "RAMPART_SESSION_KEY";
 const ENV_PATH_PREFIX: &str = "RAMPART__";
 
 fn read_secrets(env: &[(String, String)]) -> Secrets {
@@ -130,6 +135,7 @@ fn read_secrets(env: &[(String, String)]) -> Secrets {
         admin_token: get(ENV_ADMIN_TOKEN),
         llm_api_key: get(ENV_LLM_API_KEY),
         redis_password: get(ENV_REDIS_PASSWORD),
+        session_key: get(ENV_SESSION_KEY),
     }
 }
 
@@ -158,6 +164,8 @@ pub struct Config {
     pub storage: StorageConfig,
     /// The Redis connection, when `storage.backend` is `redis` (`redis:`).
     pub redis: RedisConfig,
+    /// Game ownership across instances, with the Redis backend (`cluster:`).
+    pub cluster: ClusterConfig,
     /// Secrets from the environment; never in the file.
     pub secrets: Secrets,
 }
@@ -601,6 +609,27 @@ impl Default for RedisConfig {
             command_timeout_ms: 500,
             reconnect_max_delay_ms: 1000,
         }
+    }
+}
+
+/// `cluster:` section: how instances sharing one Redis own games (DESIGN.md D11).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClusterConfig {
+    /// How long a game's ownership lease (and an instance's heartbeat) lasts unless renewed,
+    /// in ms, 300..=60000. A game whose owner died is taken over after at most this long.
+    /// Owners renew at a third of it. Default 3000.
+    pub lease_ms: u64,
+    /// This instance's id, 1..=64 of `[A-Za-z0-9_-]`; empty: a random one at each start.
+    /// Default empty.
+    pub instance_id: String,
+    /// How long a seat session is remembered after its last use, in seconds,
+    /// 60..=2592000. Default 86400.
+    pub session_ttl_secs: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig { lease_ms: 3000, instance_id: String::new(), session_ttl_secs: 86_400 }
     }
 }
 
@@ -1205,6 +1234,7 @@ fn read_config(r: &mut Reader<'_>) -> Config {
         admission: r.section("admission", read_admission),
         storage: r.section("storage", read_storage),
         redis: r.section("redis", read_redis),
+        cluster: r.section("cluster", read_cluster),
         secrets: Secrets::default(),
     }
 }
@@ -1435,6 +1465,19 @@ fn read_redis(r: &mut Reader<'_>) -> RedisConfig {
     c
 }
 
+fn read_cluster(r: &mut Reader<'_>) -> ClusterConfig {
+    let d = ClusterConfig::default();
+    let c = ClusterConfig {
+        lease_ms: r.u64("lease_ms", d.lease_ms, 300..=60_000),
+        instance_id: r.string("instance_id", &d.instance_id, 64),
+        session_ttl_secs: r.u64("session_ttl_secs", d.session_ttl_secs, 60..=2_592_000),
+    };
+    if r.valid("instance_id") && !c.instance_id.is_empty() && crate::ids::InstanceId::parse(&c.instance_id).is_none() {
+        r.error("instance_id", "use 1..64 letters, digits, _ or -");
+    }
+    c
+}
+
 fn read_llm(r: &mut Reader<'_>) -> LlmConfig {
     let d = LlmConfig::default();
     let llm = LlmConfig {
@@ -1568,6 +1611,8 @@ mod tests {
             ("server", "body_timeout_ms", "99", "100", "600000", "600001"),
             ("server", "max_connections", "15", "16", "1000000", "1000001"),
             ("server", "lobby_idle_timeout_ms", "999", "1000", "86400000", "86400001"),
+            ("cluster", "lease_ms", "299", "300", "60000", "60001"),
+            ("cluster", "session_ttl_secs", "59", "60", "2592000", "2592001"),
             ("supervision.default", "multiplier", "0.99", "1.0", "10.0", "10.01"),
             ("supervision.default", "jitter", "-0.01", "0.0", "1.0", "1.01"),
             ("supervision.default", "max_restarts", "0", "1", "1000", "1001"),

@@ -125,6 +125,103 @@ impl fmt::Debug for PlayerToken {
     }
 }
 
+/// The keyed hash of a player token: what stores keep (and what crosses Redis) instead of
+/// the token itself. Hex HMAC-SHA256 under the [`SessionKey`]; compared in constant time.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TokenHash(String);
+
+impl TokenHash {
+    /// The hash as hex.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    /// Wraps a hash read from a store or a relay message.
+    pub fn from_hex(text: &str) -> Self {
+        TokenHash(text.to_owned())
+    }
+    /// Constant-time comparison.
+    pub fn matches(&self, other: &TokenHash) -> bool {
+        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
+    }
+}
+
+impl fmt::Debug for TokenHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TokenHash({}…)", self.0.get(..8).unwrap_or(""))
+    }
+}
+
+/// The key of [`TokenHash`]es. Every instance sharing a Redis must use the same key (from
+/// `RAMPART_SESSION_KEY`, or one kept in Redis); the embedded backend makes its own.
+#[derive(Clone)]
+pub struct SessionKey(Vec<u8>);
+
+impl SessionKey {
+    /// A fresh random key.
+    pub fn random() -> Self {
+        SessionKey(random_bytes::<32>().to_vec())
+    }
+    /// A key from secret material (at least one byte).
+    pub fn from_bytes(bytes: &[u8]) -> Self {
+        SessionKey(bytes.to_vec())
+    }
+    /// A fresh key as hex, for storing.
+    pub fn random_hex() -> String {
+        hex(&random_bytes::<32>())
+    }
+    /// The keyed hash of `token`.
+    pub fn hash(&self, token: &PlayerToken) -> TokenHash {
+        use hmac::Mac as _;
+        // HMAC takes a key of any length.
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.0).expect("HMAC accepts any key length");
+        mac.update(token.expose().as_bytes());
+        TokenHash(hex(&mac.finalize().into_bytes()))
+    }
+}
+
+impl fmt::Debug for SessionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionKey(***)")
+    }
+}
+
+/// One server instance's id: random per process start (several instances share a Redis),
+/// or set with `RAMPART_INSTANCE_ID`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct InstanceId(String);
+
+impl InstanceId {
+    /// A fresh random id.
+    pub fn random() -> Self {
+        InstanceId(hex(&random_bytes::<4>()))
+    }
+    /// An id from configuration: 1–64 characters of `[A-Za-z0-9_-]`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let ok = !text.is_empty()
+            && text.len() <= 64
+            && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        ok.then(|| InstanceId(text.to_owned()))
+    }
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for InstanceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for InstanceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "InstanceId({})", self.0)
+    }
+}
+
 /// Identifies one WebSocket connection for the lifetime of the process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ConnId(pub u64);
@@ -181,6 +278,18 @@ mod tests {
         assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339(951_782_400, 5), "2000-02-29T00:00:00.005Z");
         assert_eq!(rfc3339(1_795_000_000, 999), "2026-11-18T11:06:40.999Z");
+    }
+
+    #[test]
+    fn token_hashes_are_keyed_and_hide_the_token() {
+        let token = PlayerToken::random();
+        let key = SessionKey::from_bytes(b"k1");
+        let h = key.hash(&token);
+        assert_eq!(h.as_str().len(), 64);
+        assert!(h.matches(&key.hash(&token)));
+        assert!(!h.matches(&SessionKey::from_bytes(b"k2").hash(&token)), "another key, another hash");
+        assert!(!h.as_str().contains(token.expose()));
+        assert!(!format!("{h:?}").contains(h.as_str()), "Debug shows only a prefix");
     }
 
     #[test]

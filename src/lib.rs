@@ -15,11 +15,13 @@
 
 pub mod admission;
 pub mod breaker;
+pub mod cluster;
 pub mod config;
 pub mod game;
 pub mod health;
 pub mod ids;
 pub mod llm;
+pub mod lobby;
 pub mod metrics;
 pub mod protocol;
 pub mod rate;
@@ -37,16 +39,20 @@ use actix::prelude::*;
 use actix_web::{web as aweb, App, HttpServer};
 
 use crate::admission::line::Line;
-use crate::admission::redis_waitlist::RedisWaitlist;
-use crate::admission::waitlist::{MemoryWaitlist, WaitlistStore};
 use crate::admission::{AdmissionController, AdmissionStats, StartDraining};
 use crate::breaker::registry::{BreakerRegistry, Breakers};
+use crate::cluster::relay::Relay;
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::config::StorageBackend;
 use crate::health::{CreationRate, HealthBoard, HealthMonitor, Subscribe};
+use crate::ids::InstanceId;
 use crate::llm::LlmClient;
+use crate::lobby::{Announcer, EventSink, LobbyFeed, LobbyView};
 use crate::metrics::Metrics;
-use crate::store::{GuardedStore, MemoryStore, SnapshotStore};
+use crate::store::keeper::SnapshotKeeper;
+use crate::store::redis::{RedisConn, RedisSettings};
+use crate::store::{Guarded, Stores};
 use crate::supervision::registry::Registry;
 use crate::supervision::supervisor::{GameSupervisor, ShutdownGames};
 use crate::web::session::SessionLimits;
@@ -97,34 +103,79 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     let llm_off: &[&str] = if config.llm.base_url.is_empty() { &["llm"] } else { &[] };
     let breakers = Breakers::build(&config.circuit_breakers, llm_off, breaker_registry.recipient());
     let breaker = |name: &str| breakers.get(name).map_err(std::io::Error::other);
-    let store: Arc<dyn SnapshotStore> = Arc::new(GuardedStore::new(MemoryStore::default(), breaker("database")?));
-    let _messaging = breaker("messaging")?; // wraps event publishing once the lobby stream exists
+    let database = Guarded::new(breaker("database")?);
+    let messaging = Guarded::new(breaker("messaging")?);
     let llm = Arc::new(LlmClient::new(
         config.llm.clone(),
         config.secrets.llm_api_key.clone(),
         breaker("llm")?,
         config.server.max_chat_chars as usize,
     ));
-    let supervisor = GameSupervisor::new(config.clone(), registry.clone(), store, metrics.clone(), llm).start();
-    // The waitlist: embedded, or Redis with an embedded fallback for its outages.
+    // The stores: embedded, or Redis (games outlive the process, several instances share it).
     let ticket_ttl = Duration::from_secs(config.admission.ticket_ttl_secs);
-    let (waitlist, remote): (Arc<dyn WaitlistStore>, bool) = match config.storage.backend {
-        StorageBackend::Memory => (Arc::new(MemoryWaitlist::new(ticket_ttl)), false),
+    let (stores, redis) = match config.storage.backend {
+        StorageBackend::Memory => (Stores::memory(ticket_ttl), None),
         StorageBackend::Redis => {
             let r = &config.redis;
             let url = redis_url(&r.url, config.secrets.redis_password.as_ref());
-            let store = RedisWaitlist::connect_lazy(
-                &url,
-                &r.key_prefix,
-                ticket_ttl,
-                Duration::from_millis(r.command_timeout_ms),
-                Duration::from_millis(r.reconnect_max_delay_ms),
-            )
+            let conn = RedisConn::lazy(&RedisSettings {
+                url: url.clone(),
+                key_prefix: r.key_prefix.clone(),
+                command_timeout: Duration::from_millis(r.command_timeout_ms),
+                reconnect_max_delay: Duration::from_millis(r.reconnect_max_delay_ms),
+            })
             .map_err(std::io::Error::other)?;
-            tracing::info!(url = %crate::admission::redis_waitlist::redact_url(&url), prefix = %r.key_prefix, "the waitlist lives in Redis");
-            (Arc::new(store), true)
+            tracing::info!(url = %store::redis::redact_url(&url), prefix = %r.key_prefix, "games, sessions, leases, the waitlist and the event stream live in Redis");
+            (Stores::redis(conn.clone(), ticket_ttl), Some(conn))
         }
     };
+    let me = match InstanceId::parse(&config.cluster.instance_id) {
+        Some(id) => id,
+        None => InstanceId::random(),
+    };
+    let session_key = cluster::session_key(config.secrets.session_key.as_ref(), redis.as_ref()).await;
+    let cluster = Cluster::new(
+        me.clone(),
+        stores.clone(),
+        database.clone(),
+        messaging.clone(),
+        Duration::from_millis(config.cluster.lease_ms),
+        Duration::from_secs(config.cluster.session_ttl_secs),
+        session_key,
+    );
+    if cluster.shared() {
+        actix_rt::spawn(cluster.clone().run_heartbeat());
+    }
+    let (keeper, fenced) = SnapshotKeeper::new(
+        stores.snapshots.clone(),
+        database.clone(),
+        Duration::from_secs(config.server.finished_game_ttl_secs),
+    );
+    actix_rt::spawn(keeper.clone().run());
+    let events = EventSink::new(me.clone());
+    actix_rt::spawn(events.clone().run(stores.events.clone(), messaging.clone()));
+    let health = Arc::new(HealthBoard::default());
+    let lobby = LobbyView::new(health.clone());
+    let announcer = match &redis {
+        Some(conn) => Announcer::Redis(Box::new(conn.clone())),
+        None => Announcer::Local,
+    };
+    LobbyFeed::new(me.clone(), &stores, database.clone(), messaging.clone(), lobby.clone(), announcer).start();
+    let relay = redis.as_ref().map(|conn| {
+        Relay::new(cluster.clone(), registry.clone(), metrics.clone(), lobby.clone(), conn.clone()).start()
+    });
+    let supervisor = GameSupervisor::new(
+        config.clone(),
+        registry.clone(),
+        keeper.clone(),
+        fenced,
+        cluster.clone(),
+        events,
+        metrics.clone(),
+        llm,
+    )
+    .start();
+    let (waitlist, remote) = (stores.waitlist.clone(), stores.shared);
     let lease = Duration::from_millis(config.admission.claim_lease_ms);
     let line = Arc::new(Line::new(waitlist, breaker("database")?, remote, ticket_ttl, lease));
     let admission_stats = Arc::new(AdmissionStats::default());
@@ -136,12 +187,10 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
         config.admission.clone(),
     )
     .start();
-    let health = Arc::new(HealthBoard::default());
     let creation_rate = Arc::new(CreationRate::default());
     let monitor =
         HealthMonitor::new(config.health.clone(), health.clone(), creation_rate.clone(), metrics.clone()).start();
     monitor.do_send(Subscribe(admission.clone().recipient()));
-    let lobby = Arc::new(web::lobby::LobbyView::new(registry.clone(), health.clone()));
     let gate = Arc::new(web::edge::ConnectionGate::new(
         web::edge::connection_ceiling(config.server.max_connections),
         metrics.clone(),
@@ -160,6 +209,9 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
         creation_rate,
         monitor,
         lobby,
+        cluster,
+        relay,
+        keeper,
         gate: gate.clone(),
         draining: AtomicBool::new(false),
         started: Instant::now(),
@@ -205,7 +257,19 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     tracing::info!("shutting down: no new games; telling players; closing sockets");
     state.draining.store(true, Ordering::Release);
     let _ = admission.send(StartDraining).await;
-    let _ = supervisor.send(ShutdownGames).await;
+    let within = Duration::from_millis(config.server.shutdown_grace_ms / 2);
+    match supervisor.send(ShutdownGames { within }).await {
+        Ok(report) if report.unwritten == 0 && report.unreleased == 0 => {
+            tracing::info!(games = report.games, "every game's snapshot is written and its lease released")
+        }
+        Ok(report) => tracing::warn!(
+            games = report.games,
+            unwritten = report.unwritten,
+            unreleased = report.unreleased,
+            "shutting down with snapshots not written (their last moves are lost) or leases not released (they lapse after cluster.lease_ms)"
+        ),
+        Err(e) => tracing::error!("the game supervisor did not answer the shutdown: {e}"),
+    }
     let (_, result) = futures_util::future::join(handle.stop(true), server).await;
     tracing::info!("shutdown complete");
     result

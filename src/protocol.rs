@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use crate::game::Seat;
 
 /// Every error code a client can see. Stable: add, never rename.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 #[allow(missing_docs)]
 pub enum ErrorCode {
@@ -106,7 +106,7 @@ impl ErrorCode {
 }
 
 /// The one error shape: `{"code","message","details"}`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ErrorBody {
     /// Stable machine-readable code.
     pub code: ErrorCode,
@@ -294,6 +294,10 @@ pub enum ServerFrame {
         restarts: u32,
         /// Moves in the restored state.
         restored_moves: u32,
+        /// Why, when it was not this game's own fault: `taken_over` (another server resumed
+        /// it after its owner stopped answering).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<&'static str>,
     },
     /// The game exceeded its restart limit and is closed.
     GameFailed {

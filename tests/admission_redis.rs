@@ -11,11 +11,11 @@ mod redis_harness;
 use std::time::{Duration, Instant};
 
 use common::{test_config, TestServer, DEADLINE};
-use rampart::admission::redis_waitlist::RedisWaitlist;
-use rampart::admission::waitlist::{TicketStatus, WaitEntry, WaitRequest, WaitlistStore};
 use rampart::config::{Config, Secret, StorageBackend};
 use rampart::ids::{now_rfc3339, Ticket};
 use rampart::protocol::Opponent;
+use rampart::store::redis::waitlist::RedisWaitlist;
+use rampart::store::waitlist::{TicketStatus, WaitEntry, WaitRequest, WaitlistStore};
 use redis_harness::RedisServer;
 use serde_json::{json, Value};
 

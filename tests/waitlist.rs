@@ -12,11 +12,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
-use rampart::admission::redis_waitlist::RedisWaitlist;
-use rampart::admission::waitlist::{MemoryWaitlist, TicketStatus, WaitEntry, WaitRequest, WaitlistStore};
 use rampart::game::Seat;
 use rampart::ids::{now_rfc3339, Ticket};
 use rampart::protocol::{Opponent, SeatGrant};
+use rampart::store::redis::waitlist::RedisWaitlist;
+use rampart::store::waitlist::{MemoryWaitlist, TicketStatus, WaitEntry, WaitRequest, WaitlistStore};
 use rampart::store::StoreError;
 use redis_harness::RedisServer;
 

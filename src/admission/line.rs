@@ -10,12 +10,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::breaker::{BreakerError, CircuitBreaker, Outcome};
+use crate::breaker::CircuitBreaker;
 use crate::ids::Ticket;
 use crate::protocol::SeatGrant;
-use crate::store::StoreError;
-
-use super::waitlist::{MemoryWaitlist, TicketStatus, WaitEntry, WaitlistStore};
+use crate::store::waitlist::{MemoryWaitlist, TicketStatus, WaitEntry, WaitlistStore};
+use crate::store::{Guarded, StoreError};
 
 /// The waitlist behind its breaker, with the fallback queue.
 pub struct Line {
@@ -36,14 +35,6 @@ pub enum Source {
     Primary,
     /// The embedded fallback queue.
     Fallback,
-}
-
-fn store_error(e: BreakerError<StoreError>) -> StoreError {
-    match e {
-        BreakerError::Inner(e) => e,
-        BreakerError::Rejected { state, .. } => StoreError::Unavailable(state.as_str()),
-        BreakerError::Timeout { after_ms } => StoreError::Backend(format!("timed out after {after_ms} ms")),
-    }
 }
 
 impl Line {
@@ -68,8 +59,7 @@ impl Line {
         &self,
         call: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        let classify = |r: &Result<T, StoreError>| if r.is_ok() { Outcome::Success } else { Outcome::Failure };
-        self.breaker.call(call, classify).await.map_err(store_error)
+        Guarded::new(self.breaker.clone()).call(call).await
     }
 
     async fn fallback_len(&self) -> u64 {

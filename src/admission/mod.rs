@@ -8,8 +8,6 @@
 //! of this; joining the free seat of an existing game is not a new game and bypasses it.
 
 pub mod line;
-pub mod redis_waitlist;
-pub mod waitlist;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,9 +23,9 @@ use crate::ids::{now_rfc3339, Ticket};
 use crate::metrics::Metrics;
 use crate::protocol::{ErrorBody, ErrorCode, SeatGrant};
 use crate::rate::TokenBucket;
+use crate::store::waitlist::{TicketStatus, WaitEntry, WaitRequest};
 use crate::supervision::supervisor::{CreateGame, GameSupervisor};
 use line::Line;
-use waitlist::{TicketStatus, WaitEntry, WaitRequest};
 
 /// Ask for a new game.
 #[derive(Message)]

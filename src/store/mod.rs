@@ -1,14 +1,34 @@
-//! Stores: each storage concern is a small trait with an embedded implementation (the
-//! default, so `make run` needs nothing); the Redis backends come with the admission work.
-//! Every store call goes through the "database" circuit breaker ([`GuardedStore`]), so a
-//! failing backend is refused fast and the game goes on.
+//! Stores (DESIGN.md "Stores"): each storage concern is a small async trait with an
+//! embedded implementation (the default, so `make run` needs nothing) and a Redis one (for
+//! games that outlive their process and several instances on one Redis):
+//!
+//! | concern | trait | embedded | Redis |
+//! |---|---|---|---|
+//! | game snapshots, fenced by epoch | [`snapshot::SnapshotStore`] | [`snapshot::MemorySnapshots`] | [`redis::snapshots`] |
+//! | seat sessions | [`sessions::SessionStore`] | [`sessions::MemorySessions`] | [`redis::sessions`] |
+//! | the game directory: leases, instances | [`directory::GameDirectory`] | [`directory::MemoryDirectory`] | [`redis::directory`] |
+//! | the waitlist | [`waitlist::WaitlistStore`] | [`waitlist::MemoryWaitlist`] | [`redis::waitlist`] |
+//! | the event stream and runtime records | [`events::EventStream`], [`events::RecordStore`] | [`events::MemoryEvents`], [`events::MemoryRecords`] | [`redis::events`] |
+//!
+//! One error type, [`StoreError`]. Backends only talk to their storage; the callers put
+//! every call through a breaker ([`Guarded`]): `database` for everything, `messaging` for
+//! publishing events. [`keeper::SnapshotKeeper`] is the one owner of each game's snapshot
+//! in the process: it holds the latest, writes it behind the game, and keeps only the
+//! latest pending while the store is down. Nothing here knows about actors.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+pub mod directory;
+pub mod events;
+pub mod keeper;
+pub mod redis;
+pub mod sessions;
+pub mod snapshot;
+pub mod waitlist;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 
 use crate::breaker::{BreakerError, CircuitBreaker, Outcome};
-use crate::ids::GameId;
-use crate::supervision::snapshot::Snapshot;
 
 /// Why a store call did not happen.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -16,86 +36,92 @@ pub enum StoreError {
     /// The backend failed (connection, timeout, protocol).
     #[error("the store failed: {0}")]
     Backend(String),
-    /// The database breaker is open: the call was not attempted.
-    #[error("the store is unavailable (database breaker {0})")]
+    /// The breaker is open: the call was not attempted.
+    #[error("the store is unavailable (breaker {0})")]
     Unavailable(&'static str),
 }
 
-/// Where each game's last good snapshot lives, outside its actor, so a game can be resumed
-/// on another arbiter (or, with Redis, another process). Calls never block on the network:
-/// a remote backend queues writes.
-pub trait SnapshotStore: Send + Sync + 'static {
-    /// Records a game's latest good state, replacing the previous one.
-    fn save(&self, snapshot: Arc<Snapshot>) -> Result<(), StoreError>;
-    /// The latest saved state of a game.
-    fn load(&self, id: &GameId) -> Result<Option<Arc<Snapshot>>, StoreError>;
-    /// Forgets a game.
-    fn remove(&self, id: &GameId) -> Result<(), StoreError>;
-}
+/// A boxed future answered by a store.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
-/// The embedded snapshot store: a map in this process, sharded to keep contention low.
-pub struct MemoryStore {
-    shards: Vec<Mutex<HashMap<GameId, Arc<Snapshot>>>>,
-}
-
-impl Default for MemoryStore {
-    fn default() -> Self {
-        MemoryStore { shards: (0..16).map(|_| Mutex::new(HashMap::new())).collect() }
-    }
-}
-
-impl MemoryStore {
-    fn shard(&self, id: &GameId) -> std::sync::MutexGuard<'_, HashMap<GameId, Arc<Snapshot>>> {
-        let idx = id.as_str().bytes().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(usize::from(b)))
-            % self.shards.len();
-        self.shards[idx].lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-impl SnapshotStore for MemoryStore {
-    fn save(&self, snapshot: Arc<Snapshot>) -> Result<(), StoreError> {
-        self.shard(&snapshot.game_id).insert(snapshot.game_id.clone(), snapshot);
-        Ok(())
-    }
-    fn load(&self, id: &GameId) -> Result<Option<Arc<Snapshot>>, StoreError> {
-        Ok(self.shard(id).get(id).cloned())
-    }
-    fn remove(&self, id: &GameId) -> Result<(), StoreError> {
-        self.shard(id).remove(id);
-        Ok(())
-    }
-}
-
-/// A store whose every call goes through a circuit breaker (the "database" one).
-pub struct GuardedStore<S> {
-    inner: S,
+/// A breaker every call of one kind goes through.
+#[derive(Clone)]
+pub struct Guarded {
     breaker: CircuitBreaker,
 }
 
-impl<S: SnapshotStore> GuardedStore<S> {
-    /// Wraps `inner` with `breaker`.
-    pub fn new(inner: S, breaker: CircuitBreaker) -> Self {
-        GuardedStore { inner, breaker }
+impl Guarded {
+    /// Calls through `breaker`.
+    pub fn new(breaker: CircuitBreaker) -> Self {
+        Guarded { breaker }
     }
 
-    fn guarded<T>(&self, f: impl FnOnce(&S) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        let outcome = |r: &Result<T, StoreError>| if r.is_ok() { Outcome::Success } else { Outcome::Failure };
-        self.breaker.call_sync(|| f(&self.inner), outcome).map_err(|e| match e {
-            BreakerError::Inner(e) => e,
-            BreakerError::Rejected { state, .. } => StoreError::Unavailable(state.as_str()),
-            BreakerError::Timeout { after_ms } => StoreError::Backend(format!("timed out after {after_ms} ms")),
-        })
+    /// The breaker.
+    pub fn breaker(&self) -> &CircuitBreaker {
+        &self.breaker
+    }
+
+    /// Runs `call` through the breaker: refused at once while it is open, cut at its call
+    /// timeout, and counted.
+    pub async fn call<T>(&self, call: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+        let classify = |r: &Result<T, StoreError>| if r.is_ok() { Outcome::Success } else { Outcome::Failure };
+        self.breaker.call(call, classify).await.map_err(store_error)
     }
 }
 
-impl<S: SnapshotStore> SnapshotStore for GuardedStore<S> {
-    fn save(&self, snapshot: Arc<Snapshot>) -> Result<(), StoreError> {
-        self.guarded(|s| s.save(snapshot))
+/// A breaker's refusal as a store error.
+pub fn store_error(e: BreakerError<StoreError>) -> StoreError {
+    match e {
+        BreakerError::Inner(e) => e,
+        BreakerError::Rejected { state, .. } => StoreError::Unavailable(state.as_str()),
+        BreakerError::Timeout { after_ms } => StoreError::Backend(format!("timed out after {after_ms} ms")),
     }
-    fn load(&self, id: &GameId) -> Result<Option<Arc<Snapshot>>, StoreError> {
-        self.guarded(|s| s.load(id))
+}
+
+/// Every store of one backend.
+#[derive(Clone)]
+pub struct Stores {
+    /// Game snapshots.
+    pub snapshots: Arc<dyn snapshot::SnapshotStore>,
+    /// Seat sessions.
+    pub sessions: Arc<dyn sessions::SessionStore>,
+    /// Leases and instances.
+    pub directory: Arc<dyn directory::GameDirectory>,
+    /// The waitlist.
+    pub waitlist: Arc<dyn waitlist::WaitlistStore>,
+    /// Runtime events.
+    pub events: Arc<dyn events::EventStream>,
+    /// Runtime records.
+    pub records: Arc<dyn events::RecordStore>,
+    /// Whether they live outside this process (Redis): several instances may share them.
+    pub shared: bool,
+}
+
+impl Stores {
+    /// The embedded stores.
+    pub fn memory(ticket_ttl: std::time::Duration) -> Stores {
+        let directory = Arc::new(directory::MemoryDirectory::default());
+        Stores {
+            snapshots: Arc::new(snapshot::MemorySnapshots::new(directory.clone())),
+            sessions: Arc::new(sessions::MemorySessions::default()),
+            directory,
+            waitlist: Arc::new(waitlist::MemoryWaitlist::new(ticket_ttl)),
+            events: Arc::new(events::MemoryEvents::new(100_000)),
+            records: Arc::new(events::MemoryRecords::default()),
+            shared: false,
+        }
     }
-    fn remove(&self, id: &GameId) -> Result<(), StoreError> {
-        self.guarded(|s| s.remove(id))
+
+    /// The Redis stores on one connection.
+    pub fn redis(conn: redis::RedisConn, ticket_ttl: std::time::Duration) -> Stores {
+        Stores {
+            snapshots: Arc::new(redis::snapshots::RedisSnapshots::new(conn.clone())),
+            sessions: Arc::new(redis::sessions::RedisSessions::new(conn.clone())),
+            directory: Arc::new(redis::directory::RedisDirectory::new(conn.clone())),
+            waitlist: Arc::new(redis::waitlist::RedisWaitlist::new(conn.clone(), ticket_ttl)),
+            events: Arc::new(redis::events::RedisEvents::new(conn.clone())),
+            records: Arc::new(redis::events::RedisRecords::new(conn)),
+            shared: true,
+        }
     }
 }

@@ -14,17 +14,19 @@ use crate::config::AiConfig;
 use crate::config::RestartPolicyConfig;
 use crate::game::ai::{self, SearchBudget};
 use crate::game::{Connect4, Outcome, Rules, Seat};
-use crate::ids::{incident_id, monotonic_ms, now_rfc3339, ConnId, PlayerToken};
+use crate::ids::TokenHash;
+use crate::ids::{incident_id, monotonic_ms, now_rfc3339, ConnId};
 use crate::llm::{ChatContext, ChatEvent, LlmClient};
+use crate::lobby::EventSink;
 use crate::metrics::{Metrics, RestartReason};
 use crate::protocol::{
     ChatFrom, ErrorBody, ErrorCode, GameStatus, GameSummary, GameView, PlayerView, PlayersView, ServerFrame,
 };
-use crate::store::SnapshotStore;
+use crate::store::events::EventKind;
+use crate::store::snapshot::{seat_index, SeatRecord, Snapshot};
 use crate::supervision::panic_hook::GameScope;
 use crate::supervision::policy::Decision;
 use crate::supervision::registry::{GameCell, Route, RunState};
-use crate::supervision::snapshot::{seat_index, SeatRecord, Snapshot};
 
 /// Mailbox bound of a game: senders that find it full are told to retry.
 pub const GAME_MAILBOX_CAPACITY: usize = 256;
@@ -50,8 +52,8 @@ pub struct GameEnv {
     pub policy: RestartPolicyConfig,
     /// AI player settings.
     pub ai: AiConfig,
-    /// Where snapshots go.
-    pub store: Arc<dyn SnapshotStore>,
+    /// Where runtime events go (the lobby is built from them).
+    pub events: Arc<EventSink>,
     /// Server metrics.
     pub metrics: Arc<Metrics>,
     /// How the AI player talks (canned lines when no LLM is configured).
@@ -69,14 +71,17 @@ pub enum StartMode {
     Hung,
     /// A closed game moved off a lost arbiter: stays closed.
     Tombstone,
+    /// A game resumed from the store by this instance (its owner died or the server
+    /// restarted): players are told it was taken over; no restart is counted.
+    TakenOver,
 }
 
 /// Attach a socket to the seat owning `token`; answers the seat.
 #[derive(Message)]
 #[rtype(result = "Result<Seat, ErrorBody>")]
 pub struct Join {
-    /// The token the client presented.
-    pub token: PlayerToken,
+    /// The keyed hash of the token the client presented.
+    pub token_hash: TokenHash,
     /// The socket.
     pub route: Route,
     /// The seat this socket already holds, if any: one socket holds at most one seat.
@@ -94,7 +99,8 @@ pub struct Leave {
 }
 
 /// A player action.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "a", content = "v", rename_all = "snake_case")]
 pub enum Action {
     /// Drop a disc in a column (raw, checked by the rules).
     Move(i64),
@@ -132,7 +138,8 @@ pub struct Command {
 }
 
 /// What became of a [`Command`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, MessageResponse)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, MessageResponse, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum CommandOutcome {
     /// The game answered: the change is in the next `state`, or an error frame went to
     /// `reply`.
@@ -153,16 +160,20 @@ pub struct CloseAbandoned {
     pub unattended_secs: u64,
 }
 
-/// Claims the free yellow seat of a human game (REST join).
+/// Claims the free yellow seat of a human game (REST join) for the token whose keyed hash
+/// is `token_hash` (the token itself stays with the instance that hands it out).
 #[derive(Message)]
-#[rtype(result = "Result<(Seat, PlayerToken), ErrorBody>")]
+#[rtype(result = "Result<Seat, ErrorBody>")]
 pub struct ClaimSeat {
     /// The joiner's validated name.
     pub name: String,
+    /// The new seat token's keyed hash.
+    pub token_hash: TokenHash,
 }
 
 /// An injected fault; takes exactly the paths of a real bug.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Fault {
     /// Panic inside a handler.
     Panic,
@@ -184,10 +195,14 @@ pub struct InjectFault(pub Fault);
 #[rtype(result = "Result<u32, ErrorBody>")]
 pub struct Probe;
 
-/// The server is shutting down: close sockets with 1012 (service restart).
+/// The server is shutting down, or the game is now another instance's: close sockets with
+/// 1012 (service restart), so players reconnect to whichever instance answers.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Shutdown;
+pub struct Shutdown {
+    /// The close reason.
+    pub reason: &'static str,
+}
 
 /// One game.
 pub struct GameActor {
@@ -195,7 +210,6 @@ pub struct GameActor {
     generation: u64,
     env: Arc<GameEnv>,
     state: Snapshot,
-    last_good: Arc<Snapshot>,
     restarts: u32,
     failed: bool,
     mode: StartMode,
@@ -213,15 +227,13 @@ pub struct GameActor {
 impl GameActor {
     /// An incarnation of the game in `cell`, starting from `snapshot`.
     pub fn new(cell: Arc<GameCell>, env: Arc<GameEnv>, snapshot: Arc<Snapshot>, mode: StartMode) -> Self {
-        let summary = cell.summary();
         GameActor {
             generation: cell.generation.load(Ordering::Acquire),
-            restarts: summary.restarts,
-            failed: mode == StartMode::Tombstone,
+            restarts: snapshot.restarts,
+            failed: mode == StartMode::Tombstone || snapshot.failed,
             cell,
             env,
             state: (*snapshot).clone(),
-            last_good: snapshot,
             mode,
             started_once: false,
             pending_failure: None,
@@ -273,8 +285,9 @@ impl GameActor {
 
     fn crash(&mut self, ctx: &mut Context<Self>, incident: &str) {
         self.env.metrics.panic_caught();
-        tracing::warn!(game_id = %self.cell.id, %incident, moves = self.last_good.board.moves(), "game actor crashed; discarding its state and restarting it");
+        tracing::warn!(game_id = %self.cell.id, %incident, moves = self.state.board.moves(), "game actor crashed; discarding its state and restarting it");
         self.pending_failure = Some(RestartReason::Panic);
+        self.publish_event(EventKind::Crashed);
         self.cell.set_run_state(RunState::Restarting);
         ctx.stop();
     }
@@ -287,7 +300,13 @@ impl GameActor {
             let mut ledger = self.cell.ledger.lock().unwrap_or_else(|e| e.into_inner());
             ledger.record(&self.env.policy, monotonic_ms(), self.rng.f64())
         };
-        self.state = (*self.last_good).clone();
+        // The last good state is the keeper's: the one copy in the process.
+        match self.cell.snapshot() {
+            Some(last_good) => self.state = (*last_good).clone(),
+            None => {
+                tracing::error!(game_id = %self.cell.id, "no last good snapshot to restore; the game goes on from its current state")
+            }
+        }
         self.ai_in_flight = false;
         self.llm_in_flight = false;
         self.llm_pending = None;
@@ -296,6 +315,7 @@ impl GameActor {
             Decision::Restart { attempt, delay } => {
                 self.restarts += 1;
                 self.env.metrics.game_restarted(self.cell.kind, reason);
+                self.publish_event(EventKind::Restarted);
                 tracing::warn!(
                     game_id = %self.cell.id, reason = reason.as_str(), restarts = self.restarts, attempt,
                     delay_ms = delay.as_millis() as u64, restored_moves = self.state.board.moves(),
@@ -316,20 +336,38 @@ impl GameActor {
     }
 
     fn finish_recovery(&mut self, ctx: &mut Context<Self>) {
+        let delayed = self.cell.run_state() == RunState::Restarting;
         self.restarting_until = None;
         self.cell.set_run_state(RunState::Running);
+        // The restored state, with the new restart count, is the game's last good state.
+        self.commit_quietly();
         self.broadcast(&ServerFrame::GameRestarted {
             restarts: self.restarts,
             restored_moves: self.state.board.moves(),
+            reason: None,
         });
+        if delayed {
+            self.publish_event(EventKind::Recovered);
+        }
         self.broadcast_state();
         self.schedule_ai(ctx);
+    }
+
+    /// Publishes a runtime event with the game's current summary.
+    fn publish_event(&self, kind: EventKind) {
+        if self.abandoned() {
+            return;
+        }
+        let summary = serde_json::to_value(self.summary()).unwrap_or_default();
+        self.env.events.publish(&self.cell.id, kind, summary);
     }
 
     fn close_failed(&mut self, restarts_in_window: u32) {
         self.failed = true;
         self.cell.set_run_state(RunState::Failed);
         self.env.metrics.game_failed(self.cell.kind);
+        self.commit_quietly();
+        self.publish_event(EventKind::RestartLimitExceeded);
         tracing::error!(
             game_id = %self.cell.id, restarts = self.restarts, restarts_in_window, within_secs = self.env.policy.within_secs,
             "game exceeded its restart limit and was closed"
@@ -402,19 +440,28 @@ impl GameActor {
         true
     }
 
-    /// Sends the state to every socket and refreshes the lobby summary.
+    /// The lobby summary of the current state.
+    fn summary(&self) -> GameSummary {
+        let game = self.view();
+        GameSummary {
+            game_id: game.game_id,
+            kind: game.kind,
+            status: game.status,
+            players: game.players,
+            moves: game.moves,
+            restarts: game.restarts,
+            created_at: self.state.created_at.clone(),
+        }
+    }
+
+    /// Sends the state to every socket and refreshes the lobby summary (and, through the
+    /// event stream, every instance's lobby).
     fn broadcast_state(&self) {
         if self.abandoned() {
             return;
         }
         let game = self.view();
-        if game.status.is_ended()
-            && self.cell.ended_at_ms.compare_exchange(0, monotonic_ms(), Ordering::AcqRel, Ordering::Acquire).is_ok()
-        {
-            // Its place is free at once: only games waiting or in play count.
-            self.env.metrics.game_ended();
-        }
-        self.cell.set_summary(GameSummary {
+        let summary = GameSummary {
             game_id: game.game_id.clone(),
             kind: game.kind,
             status: game.status,
@@ -422,25 +469,51 @@ impl GameActor {
             moves: game.moves,
             restarts: game.restarts,
             created_at: self.state.created_at.clone(),
-        });
+        };
+        let ended_now = game.status.is_ended()
+            && self.cell.ended_at_ms.compare_exchange(0, monotonic_ms(), Ordering::AcqRel, Ordering::Acquire).is_ok();
+        if ended_now {
+            // Its place is free at once: only games waiting or in play count.
+            self.env.metrics.game_ended();
+        }
+        let changed = self.cell.summary() != summary;
+        self.cell.set_summary(summary.clone());
+        if ended_now {
+            self.env.events.publish(
+                &self.cell.id,
+                EventKind::Finished,
+                serde_json::to_value(&summary).unwrap_or_default(),
+            );
+        } else if changed {
+            self.env.events.publish(
+                &self.cell.id,
+                EventKind::Progress,
+                serde_json::to_value(&summary).unwrap_or_default(),
+            );
+        }
         self.broadcast(&ServerFrame::State { game });
     }
 
-    /// Records the current state as the last good one, saves it, and tells everyone. False
-    /// when this incarnation has been replaced: nothing is published, saved or said (the
-    /// new incarnation resumed from the state before this change).
+    /// Records the current state as the last good one (its version bumped, stamped with
+    /// the lease epoch and the restart count), hands it to the keeper (which writes it
+    /// behind the game), and tells everyone. False when this incarnation has been replaced:
+    /// nothing is published or said (the new incarnation resumed from the state before
+    /// this change).
     fn commit(&mut self) -> bool {
-        let snapshot = Arc::new(self.state.clone());
-        if !self.cell.publish_snapshot(self.generation, snapshot.clone()) {
+        if !self.commit_quietly() {
             return false;
-        }
-        self.last_good = snapshot.clone();
-        if let Err(e) = self.env.store.save(snapshot) {
-            // The game goes on; the next change saves the then-latest state again.
-            tracing::debug!(game_id = %self.cell.id, "could not save the snapshot: {e}");
         }
         self.broadcast_state();
         true
+    }
+
+    /// [`GameActor::commit`] without telling anyone.
+    fn commit_quietly(&mut self) -> bool {
+        self.state.version += 1;
+        self.state.epoch = self.cell.epoch.load(Ordering::Acquire);
+        self.state.restarts = self.restarts;
+        self.state.failed = self.failed;
+        self.cell.publish_snapshot(self.generation, Arc::new(self.state.clone()))
     }
 
     /// Answers one sender with an error; an abandoned incarnation says nothing (false).
@@ -700,14 +773,35 @@ impl Actor for GameActor {
             StartMode::Fresh => {
                 self.env.metrics.game_started(self.cell.kind);
                 tracing::info!(game_id = %self.cell.id, kind = self.cell.kind, vs_ai = self.state.vs_ai(), "game started");
+                self.publish_event(EventKind::Started);
                 self.broadcast_state();
                 self.schedule_ai(ctx);
             }
             StartMode::Moved => {
+                self.publish_event(EventKind::Moved);
                 self.broadcast_state();
                 self.schedule_ai(ctx);
             }
-            StartMode::Hung => self.recover(ctx, RestartReason::Hang),
+            StartMode::TakenOver => {
+                if !self.status().is_ended() {
+                    self.env.metrics.game_started(self.cell.kind);
+                }
+                // Stamped with this owner's epoch before anything else is written.
+                self.commit_quietly();
+                tracing::info!(game_id = %self.cell.id, moves = self.state.board.moves(), epoch = self.cell.epoch.load(Ordering::Acquire), "took the game over from its last snapshot");
+                self.publish_event(EventKind::TakenOver);
+                self.broadcast(&ServerFrame::GameRestarted {
+                    restarts: self.restarts,
+                    restored_moves: self.state.board.moves(),
+                    reason: Some("taken_over"),
+                });
+                self.broadcast_state();
+                self.schedule_ai(ctx);
+            }
+            StartMode::Hung => {
+                self.publish_event(EventKind::HangDetected);
+                self.recover(ctx, RestartReason::Hang)
+            }
             StartMode::Tombstone => self.broadcast_state(),
         }
     }
@@ -729,12 +823,9 @@ impl Handler<Join> for GameActor {
 
     fn handle(&mut self, msg: Join, ctx: &mut Context<Self>) -> Self::Result {
         self.guarded(ctx, |act, _| {
-            let seat = Seat::ALL
-                .into_iter()
-                .find(|s| act.state.seat(*s).and_then(|r| r.token.as_ref()).is_some_and(|t| t.matches(&msg.token)))
-                .ok_or_else(|| {
-                    ErrorBody::new(ErrorCode::Unauthorized, "that token does not hold a seat in this game")
-                })?;
+            let seat = act.state.seat_of(&msg.token_hash).ok_or_else(|| {
+                ErrorBody::new(ErrorCode::Unauthorized, "that token does not hold a seat in this game")
+            })?;
             if let Some(held) = msg.holding.filter(|held| *held != seat) {
                 return Err(ErrorBody::new(
                     ErrorCode::Forbidden,
@@ -809,7 +900,7 @@ impl Handler<CloseAbandoned> for GameActor {
 }
 
 impl Handler<ClaimSeat> for GameActor {
-    type Result = Result<(Seat, PlayerToken), ErrorBody>;
+    type Result = Result<Seat, ErrorBody>;
 
     fn handle(&mut self, msg: ClaimSeat, ctx: &mut Context<Self>) -> Self::Result {
         self.guarded(ctx, |act, _| {
@@ -820,15 +911,14 @@ impl Handler<ClaimSeat> for GameActor {
             let Some(seat) = free else {
                 return Err(ErrorBody::new(ErrorCode::GameFull, "both seats are taken"));
             };
-            let token = PlayerToken::random();
-            act.state.seats[seat_index(seat)] = Some(SeatRecord { name: msg.name, token: Some(token.clone()) });
+            act.state.seats[seat_index(seat)] = Some(SeatRecord { name: msg.name, token_hash: Some(msg.token_hash) });
             if !act.commit() {
                 return Err(
                     ErrorBody::new(ErrorCode::GameRestarting, "the game moved; retry").with("retry_after_ms", 100)
                 );
             }
             tracing::info!(game_id = %act.cell.id, seat = seat.as_str(), "second player joined");
-            Ok((seat, token))
+            Ok(seat)
         })?
     }
 }
@@ -860,9 +950,9 @@ impl Handler<Probe> for GameActor {
 impl Handler<Shutdown> for GameActor {
     type Result = ();
 
-    fn handle(&mut self, _: Shutdown, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: Shutdown, _: &mut Context<Self>) {
         for route in self.cell.routes().into_iter().flatten() {
-            route.to.do_send(ToSession::Close { code: 1012, reason: "server restarting; your game is saved" });
+            route.to.do_send(ToSession::Close { code: 1012, reason: msg.reason });
         }
     }
 }

@@ -1,9 +1,9 @@
-//! Supervision: game actors, the supervisor that places and restarts them, restart
-//! policies, snapshots, the registry that routes sockets to games, and the quiet panic hook.
+//! Supervision: game actors, the supervisor that places, restarts, leases and takes over
+//! games, restart policies, the registry that routes sockets to games, and the quiet panic
+//! hook. (Snapshots are the store's: `store::snapshot`.)
 
 pub mod game_actor;
 pub mod panic_hook;
 pub mod policy;
 pub mod registry;
-pub mod snapshot;
 pub mod supervisor;

@@ -1,7 +1,9 @@
-//! The game registry: for each game, a `GameCell` holding what must outlive any one actor
-//! incarnation — the current address (re-pointed when a game moves arbiter), the routes to
-//! its players' sockets, the busy stamp the watchdog reads, the restart ledger and the lobby
-//! summary. Game state itself is never here: only the GameActor owns it.
+//! The game registry: for each game this instance hosts, a `GameCell` holding what must
+//! outlive any one actor incarnation — the current address (re-pointed when a game moves
+//! arbiter), the routes to its players' sockets, the busy stamp the watchdog reads, the
+//! restart ledger, the lease epoch and the lobby summary. Game state itself is never here:
+//! only the GameActor owns it, and its snapshot is the [`SnapshotKeeper`]'s. [`deliver`]
+//! takes a player command to its game and follows the game when it moves.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
@@ -13,10 +15,12 @@ use tokio::sync::Notify;
 
 use crate::game::Seat;
 use crate::ids::{monotonic_ms, ConnId, GameId};
-use crate::protocol::GameSummary;
-use crate::supervision::game_actor::{GameActor, ToSession};
+use crate::metrics::Metrics;
+use crate::protocol::{ErrorBody, ErrorCode, GameSummary};
+use crate::store::keeper::SnapshotKeeper;
+use crate::store::snapshot::{seat_index, Snapshot};
+use crate::supervision::game_actor::{Command, CommandOutcome, GameActor, ToSession};
 use crate::supervision::policy::RestartLedger;
-use crate::supervision::snapshot::{seat_index, Snapshot};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -65,9 +69,13 @@ pub struct GameCell {
     /// Restarts within the policy window, per game.
     pub ledger: Mutex<RestartLedger>,
     summary: Mutex<GameSummary>,
-    /// The last good snapshot, published by the actor after each change, so a game whose
-    /// arbiter is lost resumes without asking the (possibly unreachable) store.
-    snapshot: Mutex<Arc<Snapshot>>,
+    /// The one owner of the game's snapshot in this process.
+    keeper: Arc<SnapshotKeeper>,
+    /// Held while a snapshot is published or a move begins, so the two never interleave.
+    fence: Mutex<()>,
+    /// This instance's lease epoch for the game (0 while the lease is still to be taken,
+    /// the store having been unreachable at creation).
+    pub epoch: AtomicU64,
     /// `monotonic_ms()` when the game ended (won, draw, failed, abandoned), 0 while live.
     pub ended_at_ms: AtomicU64,
     /// `monotonic_ms()` since when no player's socket is attached (from creation until the
@@ -76,8 +84,18 @@ pub struct GameCell {
 }
 
 impl GameCell {
-    /// A cell for a new game, not yet bound to an actor.
-    pub fn new(id: GameId, kind: &'static str, arbiter: usize, summary: GameSummary, snapshot: Arc<Snapshot>) -> Self {
+    /// A cell for a game, not yet bound to an actor; `snapshot` (with its epoch) is
+    /// handed to the keeper.
+    pub fn new(
+        id: GameId,
+        kind: &'static str,
+        arbiter: usize,
+        summary: GameSummary,
+        snapshot: Arc<Snapshot>,
+        keeper: Arc<SnapshotKeeper>,
+    ) -> Self {
+        let epoch = snapshot.epoch;
+        keeper.publish(snapshot);
         GameCell {
             id,
             kind,
@@ -90,7 +108,9 @@ impl GameCell {
             routes: Mutex::new([None, None]),
             ledger: Mutex::new(RestartLedger::default()),
             summary: Mutex::new(summary),
-            snapshot: Mutex::new(snapshot),
+            keeper,
+            fence: Mutex::new(()),
+            epoch: AtomicU64::new(epoch),
             ended_at_ms: AtomicU64::new(0),
             unattended_since_ms: AtomicU64::new(monotonic_ms()),
         }
@@ -160,29 +180,29 @@ impl GameCell {
     pub fn summary(&self) -> GameSummary {
         lock(&self.summary).clone()
     }
-    /// The last good snapshot.
-    pub fn snapshot(&self) -> Arc<Snapshot> {
-        lock(&self.snapshot).clone()
+    /// The last good snapshot (the keeper's).
+    pub fn snapshot(&self) -> Option<Arc<Snapshot>> {
+        self.keeper.latest(&self.id)
     }
     /// Publishes a new last good snapshot from the incarnation of `generation`; refused
     /// (false) when a newer incarnation has taken the game over, so an abandoned incarnation
     /// that wakes up can never overwrite the state the new one resumed from.
     pub fn publish_snapshot(&self, generation: u64, snapshot: Arc<Snapshot>) -> bool {
-        let mut current = lock(&self.snapshot);
+        let _fence = lock(&self.fence);
         if self.generation.load(Ordering::Acquire) != generation {
             return false;
         }
-        *current = snapshot;
+        self.keeper.publish(snapshot);
         true
     }
     /// Starts moving the game to a new incarnation: bumps the generation (every older
     /// incarnation is abandoned from here on) and answers the snapshot to resume from, both
-    /// under the snapshot lock so no publish slips in between. Call [`GameCell::moved`]
-    /// once the new incarnation's address is set.
-    pub fn begin_move(&self) -> Arc<Snapshot> {
-        let current = lock(&self.snapshot);
+    /// under the fence so no publish slips in between. Call [`GameCell::moved`] once the new
+    /// incarnation's address is set.
+    pub fn begin_move(&self) -> Option<Arc<Snapshot>> {
+        let _fence = lock(&self.fence);
         self.generation.fetch_add(1, Ordering::AcqRel);
-        current.clone()
+        self.keeper.latest(&self.id)
     }
     /// Wakes everyone waiting for the game to move ([`GameCell::wait_moved`]).
     pub fn moved(&self) {
@@ -230,4 +250,61 @@ impl Registry {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Delivers a command to its game until the game answers it, following the game when its
+/// arbiter is lost: a command caught in the mailbox of an abandoned incarnation (whose
+/// thread is held) is sent again to the new incarnation, which is safe because an abandoned
+/// incarnation never applies anything. `Err` is the error to give the client: the command
+/// was not applied.
+pub async fn deliver(cell: Arc<GameCell>, command: Command, metrics: Arc<Metrics>) -> Result<(), ErrorBody> {
+    /// How long past a command's deadline its sender waits for the game's answer (the
+    /// game refuses a command that reaches it after the deadline, so a later answer
+    /// cannot exist).
+    const ANSWER_GRACE: std::time::Duration = std::time::Duration::from_millis(250);
+    let give_up = tokio::time::Instant::from_std(command.deadline + ANSWER_GRACE);
+    loop {
+        // Registered before the address is read: a move completing after this point wakes it.
+        let moved = cell.wait_moved();
+        tokio::pin!(moved);
+        moved.as_mut().enable();
+        let Some(addr) = cell.addr() else { return Err(restarting_error()) };
+        let answer = tokio::select! {
+            biased;
+            answer = addr.send(command.clone()) => Some(answer),
+            () = &mut moved => None,
+            () = tokio::time::sleep_until(give_up) => return Err(not_applied()),
+        };
+        match answer {
+            Some(Ok(CommandOutcome::Answered)) => return Ok(()),
+            Some(Ok(CommandOutcome::Expired)) => return Err(not_applied()),
+            // Abandoned (or stopped with its arbiter) before acting: follow the game.
+            Some(Ok(CommandOutcome::Moved)) | Some(Err(_)) | None => {
+                if cell.addr().is_none_or(|now| now == addr) {
+                    // No new incarnation yet (or none coming: the game is being given up
+                    // or the server stops): wait for one, or give up at the deadline.
+                    tokio::select! {
+                        () = &mut moved => {}
+                        () = tokio::time::sleep_until(give_up) => return Err(not_applied()),
+                    }
+                }
+                metrics.command_replayed();
+            }
+        }
+    }
+}
+
+/// A command that was not applied in time.
+pub fn not_applied() -> ErrorBody {
+    ErrorBody::new(
+        ErrorCode::GameRestarting,
+        "the game did not take that in time (it is being recovered); it was not applied, retry",
+    )
+    .with("retry_after_ms", 250)
+}
+
+/// A game that cannot answer right now.
+pub fn restarting_error() -> ErrorBody {
+    ErrorBody::new(ErrorCode::GameRestarting, "the game is restarting after a fault; retry shortly")
+        .with("retry_after_ms", 250)
 }

@@ -6,6 +6,13 @@
 //! the hung game's restart counts against its limit. It also closes games nobody has been
 //! connected to for `server.abandoned_game_secs`, and removes ended games nobody watches
 //! once their time-to-live passes.
+//!
+//! With the Redis backend it holds a lease for each game it hosts (DESIGN.md D11): claimed
+//! at creation, renewed every third of `cluster.lease_ms`, released at shutdown. A game it
+//! does not host is resolved on request: to its live owner (the session then relays), or,
+//! when the owner's lease has lapsed, taken over here from its stored snapshot with a new
+//! epoch. A game whose lease or snapshot write is refused (a newer owner) is given up at
+//! once: its sockets are closed with 1012 so the players reconnect to the owner.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -13,20 +20,28 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
+use futures_util::StreamExt as _;
 
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::game::{Connect4, Rules, Seat};
 use crate::ids::{monotonic_ms, now_rfc3339, GameId, PlayerToken};
 use crate::llm::LlmClient;
+use crate::lobby::EventSink;
 use crate::metrics::Metrics;
-use crate::protocol::{ErrorBody, GameStatus, GameSummary, Opponent, PlayerView, PlayersView, SeatGrant};
-use crate::store::SnapshotStore;
+use crate::protocol::{ErrorBody, ErrorCode, GameStatus, GameSummary, Opponent, PlayerView, PlayersView, SeatGrant};
+use crate::store::directory::{Claim, Lease, Renewal};
+use crate::store::events::EventKind;
+use crate::store::keeper::{Fenced, SnapshotKeeper};
+use crate::store::snapshot::{SeatRecord, Snapshot};
 use crate::supervision::game_actor::{CloseAbandoned, GameActor, GameEnv, Shutdown, StartMode};
 use crate::supervision::registry::{GameCell, Registry, RunState};
-use crate::supervision::snapshot::{SeatRecord, Snapshot};
 
 /// The AI seat's display name.
 pub const AI_NAME: &str = "Rampart AI";
+
+/// Lease renewals in flight at once.
+const RENEW_CONCURRENCY: usize = 64;
 
 struct Slot {
     arbiter: Arbiter,
@@ -54,10 +69,43 @@ pub struct CreateGame {
     pub player_name: String,
 }
 
-/// Tell every game the server is going down.
+/// Where a game is: here, on another live instance, or nowhere.
 #[derive(Message)]
-#[rtype(result = "()")]
-pub struct ShutdownGames;
+#[rtype(result = "Resolved")]
+pub struct Resolve(pub GameId);
+
+/// The answer to [`Resolve`].
+#[derive(Clone, MessageResponse)]
+pub enum Resolved {
+    /// Hosted here.
+    Local(Arc<GameCell>),
+    /// Owned by another live instance: relay to it.
+    Remote(Lease),
+    /// No such game.
+    NotFound,
+    /// It cannot be reached or taken over right now.
+    Unavailable(ErrorBody),
+}
+
+/// The server is going down: stop every game from changing, write every snapshot, release
+/// every lease, then close every socket with 1012. Answers what did not finish.
+#[derive(Message)]
+#[rtype(result = "ShutdownReport")]
+pub struct ShutdownGames {
+    /// Time allowed for writing the snapshots.
+    pub within: Duration,
+}
+
+/// What a shutdown left undone.
+#[derive(Clone, Copy, Debug, MessageResponse)]
+pub struct ShutdownReport {
+    /// Games stopped.
+    pub games: usize,
+    /// Snapshots still not written.
+    pub unwritten: usize,
+    /// Leases that could not be released (they lapse after `cluster.lease_ms`).
+    pub unreleased: usize,
+}
 
 /// Arbiter health for `/health`.
 #[derive(Message)]
@@ -73,23 +121,36 @@ pub struct ArbiterHealth {
     pub lost: u64,
 }
 
+/// What a takeover found.
+enum Found {
+    Resolved(Resolved),
+    TakeOver(Snapshot, Lease),
+}
+
 /// Starts, places and watches every game.
 pub struct GameSupervisor {
     config: Arc<Config>,
     registry: Arc<Registry>,
     env: Arc<GameEnv>,
     metrics: Arc<Metrics>,
-    store: Arc<dyn SnapshotStore>,
+    keeper: Arc<SnapshotKeeper>,
+    cluster: Arc<Cluster>,
+    fenced: Option<tokio::sync::mpsc::UnboundedReceiver<Fenced>>,
     slots: Vec<Slot>,
     next_slot: usize,
+    renewing: bool,
 }
 
 impl GameSupervisor {
-    /// A supervisor with its arbiters started.
+    /// A supervisor with its arbiters started. `fenced` carries the keeper's refused writes.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: Arc<Config>,
         registry: Arc<Registry>,
-        store: Arc<dyn SnapshotStore>,
+        keeper: Arc<SnapshotKeeper>,
+        fenced: tokio::sync::mpsc::UnboundedReceiver<Fenced>,
+        cluster: Arc<Cluster>,
+        events: Arc<EventSink>,
         metrics: Arc<Metrics>,
         llm: Arc<LlmClient>,
     ) -> Self {
@@ -100,7 +161,7 @@ impl GameSupervisor {
         let env = Arc::new(GameEnv {
             policy: config.supervision.policy_for(Connect4::KIND),
             ai: config.ai.clone(),
-            store: store.clone(),
+            events,
             metrics: metrics.clone(),
             llm,
         });
@@ -109,9 +170,12 @@ impl GameSupervisor {
             registry,
             env,
             metrics,
-            store,
+            keeper,
+            cluster,
+            fenced: Some(fenced),
             slots: (0..count).map(|_| Slot::new()).collect(),
             next_slot: 0,
+            renewing: false,
         }
     }
 
@@ -122,41 +186,22 @@ impl GameSupervisor {
         cell.set_addr(addr);
     }
 
-    fn create(&mut self, msg: CreateGame) -> Result<SeatGrant, ErrorBody> {
-        let id = GameId::random();
-        let token = PlayerToken::random();
-        let human = SeatRecord { name: msg.player_name.clone(), token: Some(token.clone()) };
-        let yellow = (msg.opponent == Opponent::Ai).then(|| SeatRecord { name: AI_NAME.to_owned(), token: None });
-        let snapshot = Arc::new(Snapshot {
-            game_id: id.clone(),
-            board: Connect4::new_game(),
-            seats: [Some(human), yellow],
-            created_at: now_rfc3339(),
-            abandoned: false,
-        });
-        if let Err(e) = self.store.save(snapshot.clone()) {
-            tracing::warn!(game_id = %id, "could not save the new game's first snapshot; it starts anyway: {e}");
-        }
-        let player = |name: &str, ai| Some(PlayerView { name: name.to_owned(), connected: ai, ai });
-        let summary = GameSummary {
-            game_id: id.to_string(),
-            kind: Connect4::KIND,
-            status: if msg.opponent == Opponent::Ai { GameStatus::Playing } else { GameStatus::Waiting },
-            players: PlayersView {
-                red: player(&msg.player_name, false),
-                yellow: (msg.opponent == Opponent::Ai).then(|| player(AI_NAME, true)).flatten(),
-            },
-            moves: 0,
-            restarts: 0,
-            created_at: snapshot.created_at.clone(),
-        };
+    fn next_slot(&mut self) -> usize {
         let slot = self.next_slot % self.slots.len();
         self.next_slot = self.next_slot.wrapping_add(1);
-        let cell = Arc::new(GameCell::new(id.clone(), Connect4::KIND, slot, summary, snapshot.clone()));
+        slot
+    }
+
+    /// Hosts a game here from `snapshot` (its epoch is this instance's lease epoch).
+    fn host(&mut self, snapshot: Arc<Snapshot>, mode: StartMode) -> Arc<GameCell> {
+        let slot = self.next_slot();
+        let summary = summary_of(&snapshot);
+        let id = snapshot.game_id.clone();
+        let cell = Arc::new(GameCell::new(id, Connect4::KIND, slot, summary, snapshot.clone(), self.keeper.clone()));
         self.registry.insert(cell.clone());
         self.metrics.game_hosted(1);
-        self.spawn(&cell, snapshot, StartMode::Fresh, slot);
-        Ok(SeatGrant { game_id: id.to_string(), seat: Seat::Red, player_token: token.expose().to_owned() })
+        self.spawn(&cell, snapshot, mode, slot);
+        cell
     }
 
     fn watchdog(&mut self) {
@@ -222,7 +267,10 @@ impl GameSupervisor {
         for cell in cells.iter().filter(|c| c.arbiter.load(Ordering::Acquire) == slot) {
             let busy = cell.busy_since_ms.swap(0, Ordering::AcqRel);
             // From here the old incarnation can neither publish nor speak.
-            let snapshot = cell.begin_move();
+            let Some(snapshot) = cell.begin_move() else {
+                tracing::error!(game_id = %cell.id, "a game on a lost arbiter has no snapshot to resume from");
+                continue;
+            };
             let mode = if cell.run_state() == RunState::Failed {
                 StartMode::Tombstone
             } else if busy != 0 {
@@ -241,12 +289,30 @@ impl GameSupervisor {
         tracing::error!(arbiter = slot, moved, hung, "abandoned a hung game arbiter's thread and resumed its games on a fresh one; restart the process when convenient");
     }
 
+    /// Stops hosting a game: nothing of its current incarnation is published or said any
+    /// more, its sockets are closed with 1012 (`reason`), and its snapshot here is dropped.
+    fn give_up(&self, cell: &Arc<GameCell>, reason: &'static str) {
+        self.registry.remove(&cell.id);
+        self.metrics.game_hosted(-1);
+        if cell.ended_at_ms.load(Ordering::Acquire) == 0 && cell.run_state() != RunState::Failed {
+            self.metrics.game_ended();
+        }
+        let _ = cell.begin_move();
+        if let Some(addr) = cell.addr() {
+            addr.do_send(Shutdown { reason });
+        }
+        cell.clear_addr();
+        let (keeper, id) = (self.keeper.clone(), cell.id.clone());
+        actix_rt::spawn(async move { keeper.forget(&id, false).await });
+    }
+
     fn remove(&self, cell: &Arc<GameCell>) {
         self.metrics.game_hosted(-1);
         self.registry.remove(&cell.id);
-        if let Err(e) = self.store.remove(&cell.id) {
-            tracing::debug!(game_id = %cell.id, "could not remove the snapshot of a removed game: {e}");
-        }
+        self.env.events.publish(&cell.id, EventKind::Removed, serde_json::Value::Null);
+        // With Redis the ended game's snapshot expires there by itself (its time-to-live).
+        let (keeper, id, remove_stored) = (self.keeper.clone(), cell.id.clone(), !self.cluster.shared());
+        actix_rt::spawn(async move { keeper.forget(&id, remove_stored).await });
         cell.clear_addr();
     }
 
@@ -261,35 +327,269 @@ impl GameSupervisor {
             }
         }
     }
+
+    /// Renews the lease of every game hosted here (and takes the leases still pending).
+    fn renew_leases(&mut self, ctx: &mut Context<Self>) {
+        if self.renewing || !self.cluster.shared() {
+            return;
+        }
+        self.renewing = true;
+        let cells = self.registry.all();
+        let cluster = self.cluster.clone();
+        let work = async move {
+            futures_util::stream::iter(cells)
+                .map(|cell| {
+                    let cluster = cluster.clone();
+                    async move {
+                        let epoch = cell.epoch.load(Ordering::Acquire);
+                        let answer = if epoch == 0 {
+                            cluster.claim(&cell.id).await.map(|claim| match claim {
+                                Claim::Won(lease) => Renewal::Renewed(lease.epoch),
+                                Claim::Held(lease) => Renewal::Lost(lease),
+                            })
+                        } else {
+                            cluster.renew(&cell.id, epoch).await
+                        };
+                        (cell, epoch, answer)
+                    }
+                })
+                .buffer_unordered(RENEW_CONCURRENCY)
+                .collect::<Vec<_>>()
+                .await
+        };
+        ctx.spawn(work.into_actor(self).map(|answers, act, _| {
+            act.renewing = false;
+            for (cell, epoch, answer) in answers {
+                match answer {
+                    Ok(Renewal::Renewed(now)) if now != epoch => {
+                        tracing::info!(game_id = %cell.id, from = epoch, to = now, "this instance holds the game's lease again, with a new epoch");
+                        cell.epoch.store(now, Ordering::Release);
+                        // Rewrite the snapshot under the new epoch.
+                        if let Some(snapshot) = cell.snapshot() {
+                            let mut fresh = (*snapshot).clone();
+                            fresh.epoch = now;
+                            cell.publish_snapshot(cell.generation.load(Ordering::Acquire), Arc::new(fresh));
+                        }
+                    }
+                    Ok(Renewal::Renewed(_)) => {}
+                    Ok(Renewal::Lost(holder)) => {
+                        if act.registry.get(&cell.id).is_some() {
+                            tracing::warn!(game_id = %cell.id, epoch, owner = %holder.instance, owner_epoch = holder.epoch, "lost the game's lease to another instance; giving the game up");
+                            act.give_up(&cell, "the game moved to another server; reconnecting");
+                        }
+                    }
+                    // Unreachable store: nobody can take the game over either; try again.
+                    Err(e) => tracing::debug!(game_id = %cell.id, "could not renew the game's lease: {e}"),
+                }
+            }
+        }));
+    }
+}
+
+/// The lobby summary of a snapshot (before its actor has published one).
+fn summary_of(snapshot: &Snapshot) -> GameSummary {
+    let player = |r: &SeatRecord| PlayerView { name: r.name.clone(), connected: r.is_ai(), ai: r.is_ai() };
+    let status = if snapshot.failed {
+        GameStatus::Failed
+    } else if snapshot.abandoned {
+        GameStatus::Abandoned
+    } else if snapshot.seats.iter().any(Option::is_none) {
+        GameStatus::Waiting
+    } else {
+        GameStatus::Playing
+    };
+    GameSummary {
+        game_id: snapshot.game_id.to_string(),
+        kind: Connect4::KIND,
+        status,
+        players: PlayersView {
+            red: snapshot.seats[0].as_ref().map(player),
+            yellow: snapshot.seats[1].as_ref().map(player),
+        },
+        moves: snapshot.board.moves(),
+        restarts: snapshot.restarts,
+        created_at: snapshot.created_at.clone(),
+    }
+}
+
+/// Finds the owner of a game this instance does not host: a live owner (relay to it), or,
+/// once the owner's lease has lapsed, the snapshot to take over with a new lease. Waits up
+/// to `patience` for the lease of an owner that stopped answering to lapse.
+async fn find(cluster: Arc<Cluster>, keeper: Arc<SnapshotKeeper>, id: GameId, patience: Duration) -> Found {
+    let unavailable = |why: String| {
+        Found::Resolved(Resolved::Unavailable(
+            ErrorBody::new(ErrorCode::GameRestarting, why).with("retry_after_ms", 500),
+        ))
+    };
+    let until = tokio::time::Instant::now() + patience;
+    loop {
+        match cluster.owner(&id).await {
+            Err(e) => return unavailable(format!("the game's owner cannot be looked up right now ({e})")),
+            Ok(Some(lease)) if lease.instance != cluster.me => match cluster.alive(&lease.instance).await {
+                Ok(true) => return Found::Resolved(Resolved::Remote(lease)),
+                Ok(false) | Err(_) if tokio::time::Instant::now() >= until => {
+                    return unavailable(
+                        "the server that runs this game stopped answering; it is being taken over".into(),
+                    )
+                }
+                // Its owner died: its lease lapses within cluster.lease_ms.
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            },
+            Ok(Some(lease)) => {
+                // Ours on paper, but not running here (an earlier life of this instance id):
+                // release it and take it over properly, with a new epoch.
+                let _ = cluster.release(&id, lease.epoch).await;
+            }
+            Ok(None) => {
+                let snapshot = match keeper.read_stored(&id).await {
+                    Ok(Some(snapshot)) => snapshot,
+                    Ok(None) => return Found::Resolved(Resolved::NotFound),
+                    Err(e) => return unavailable(format!("the game's snapshot cannot be read right now ({e})")),
+                };
+                match cluster.claim(&id).await {
+                    Ok(Claim::Won(lease)) => return Found::TakeOver(snapshot, lease),
+                    // Another instance won the race: relay to it.
+                    Ok(Claim::Held(_)) => continue,
+                    Err(e) => return unavailable(format!("the game cannot be taken over right now ({e})")),
+                }
+            }
+        }
+    }
 }
 
 impl Actor for GameSupervisor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        tracing::info!(arbiters = self.slots.len(), "game supervisor started");
+        tracing::info!(arbiters = self.slots.len(), instance = %self.cluster.me, "game supervisor started");
         let interval = Duration::from_millis(self.config.supervision.watchdog_interval_ms);
         ctx.run_interval(interval, |act, _| act.watchdog());
+        if let Some(fenced) = self.fenced.take() {
+            ctx.add_stream(futures_util::stream::unfold(
+                fenced,
+                |mut rx| async move { rx.recv().await.map(|f| (f, rx)) },
+            ));
+        }
+        if self.cluster.shared() {
+            ctx.run_interval(self.cluster.lease / 3, |act, ctx| act.renew_leases(ctx));
+        }
     }
 }
 
+impl StreamHandler<Fenced> for GameSupervisor {
+    fn handle(&mut self, fenced: Fenced, _: &mut Context<Self>) {
+        if let Some(cell) = self.registry.get(&fenced.game_id) {
+            tracing::warn!(game_id = %fenced.game_id, epoch = fenced.epoch, current = fenced.current, "this instance's snapshot write was refused: another instance owns the game; giving it up");
+            self.give_up(&cell, "the game moved to another server; reconnecting");
+        }
+    }
+
+    fn finished(&mut self, _: &mut Context<Self>) {}
+}
+
 impl Handler<CreateGame> for GameSupervisor {
-    type Result = Result<SeatGrant, ErrorBody>;
+    type Result = ResponseActFuture<Self, Result<SeatGrant, ErrorBody>>;
 
     fn handle(&mut self, msg: CreateGame, _: &mut Context<Self>) -> Self::Result {
-        self.create(msg)
+        let id = GameId::random();
+        let cluster = self.cluster.clone();
+        let claim_id = id.clone();
+        Box::pin(async move { cluster.claim(&claim_id).await }.into_actor(self).map(move |claim, act, _| {
+            let epoch = match claim {
+                Ok(Claim::Won(lease)) => lease.epoch,
+                Ok(Claim::Held(lease)) => {
+                    tracing::error!(game_id = %id, owner = %lease.instance, "a new game id is already owned; refusing");
+                    return Err(ErrorBody::new(ErrorCode::Internal, "could not create the game; retry"));
+                }
+                Err(e) => {
+                    // Games go on without the store: the lease is taken once it answers.
+                    tracing::warn!(game_id = %id, "could not take the new game's lease; it starts anyway and takes it later: {e}");
+                    0
+                }
+            };
+            let token = PlayerToken::random();
+            let hash = act.cluster.hash(&token);
+            let human = SeatRecord { name: msg.player_name.clone(), token_hash: Some(hash.clone()) };
+            let yellow =
+                (msg.opponent == Opponent::Ai).then(|| SeatRecord { name: AI_NAME.to_owned(), token_hash: None });
+            let snapshot = Arc::new(Snapshot {
+                game_id: id.clone(),
+                board: Connect4::new_game(),
+                seats: [Some(human), yellow],
+                created_at: now_rfc3339(),
+                abandoned: false,
+                restarts: 0,
+                failed: false,
+                version: 1,
+                epoch,
+            });
+            act.host(snapshot, StartMode::Fresh);
+            act.cluster.remember_seat(hash, id.clone(), Seat::Red, msg.player_name);
+            Ok(SeatGrant { game_id: id.to_string(), seat: Seat::Red, player_token: token.expose().to_owned() })
+        }))
+    }
+}
+
+impl Handler<Resolve> for GameSupervisor {
+    type Result = ResponseActFuture<Self, Resolved>;
+
+    fn handle(&mut self, msg: Resolve, _: &mut Context<Self>) -> Self::Result {
+        if let Some(cell) = self.registry.get(&msg.0) {
+            return Box::pin(actix::fut::ready(Resolved::Local(cell)));
+        }
+        if !self.cluster.shared() {
+            return Box::pin(actix::fut::ready(Resolved::NotFound));
+        }
+        let patience = self.cluster.lease + Duration::from_secs(1);
+        let work = find(self.cluster.clone(), self.keeper.clone(), msg.0.clone(), patience);
+        Box::pin(work.into_actor(self).map(move |found, act, _| match found {
+            Found::Resolved(resolved) => resolved,
+            Found::TakeOver(mut snapshot, lease) => {
+                // Another request may have taken it over here meanwhile.
+                if let Some(cell) = act.registry.get(&msg.0) {
+                    return Resolved::Local(cell);
+                }
+                tracing::info!(game_id = %msg.0, epoch = lease.epoch, moves = snapshot.board.moves(), "taking over a game whose owner's lease lapsed");
+                snapshot.epoch = lease.epoch;
+                Resolved::Local(act.host(Arc::new(snapshot), StartMode::TakenOver))
+            }
+        }))
     }
 }
 
 impl Handler<ShutdownGames> for GameSupervisor {
-    type Result = ();
+    type Result = ResponseActFuture<Self, ShutdownReport>;
 
-    fn handle(&mut self, _: ShutdownGames, _: &mut Context<Self>) {
-        for cell in self.registry.all() {
-            if let Some(addr) = cell.addr() {
-                addr.do_send(Shutdown);
-            }
+    fn handle(&mut self, msg: ShutdownGames, _: &mut Context<Self>) -> Self::Result {
+        let cells = self.registry.all();
+        // Nothing changes from here: every incarnation is abandoned (its sockets stay open
+        // until the snapshots are written and the leases released).
+        for cell in &cells {
+            let _ = cell.begin_move();
         }
+        let (keeper, cluster) = (self.keeper.clone(), self.cluster.clone());
+        let leases: Vec<(GameId, u64)> =
+            cells.iter().map(|c| (c.id.clone(), c.epoch.load(Ordering::Acquire))).collect();
+        let work = async move {
+            let unwritten = keeper.flush(msg.within).await;
+            let mut unreleased = 0;
+            if cluster.shared() {
+                for (id, epoch) in &leases {
+                    if *epoch == 0 || cluster.release(id, *epoch).await.is_err() {
+                        unreleased += 1;
+                    }
+                }
+            }
+            (unwritten, unreleased)
+        };
+        Box::pin(work.into_actor(self).map(move |(unwritten, unreleased), _, _| {
+            for cell in &cells {
+                if let Some(addr) = cell.addr() {
+                    addr.do_send(Shutdown { reason: "server restarting; your game is saved" });
+                }
+            }
+            ShutdownReport { games: cells.len(), unwritten, unreleased }
+        }))
     }
 }
 

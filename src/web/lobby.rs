@@ -1,14 +1,14 @@
-//! LobbySession is an actor, one per `/ws/lobby` socket. It pushes a lobby snapshot (the
-//! open games and the server's health) whenever it changes — checked every
-//! `LOBBY_CHECK`, never re-sending an identical snapshot — and, after a
+//! LobbySession is an actor, one per `/ws/lobby` socket. It pushes the lobby frame (the
+//! games every instance shows, fed by the health-events stream, and this server's health)
+//! whenever [`LobbyView`] has a new one — never an identical one twice — and, after a
 //! `{"type":"watch","ticket"}` frame, the ticket's place in line (`waitlist` frames with
 //! `position` and `eta_secs`) until it is admitted (`waitlist` with the seat). Watching
 //! keeps the ticket alive. It is built on the same [`Socket`] as a game seat (bounded
 //! queue, heartbeats, rate and size limits, close handshake); a lobby socket whose client
 //! sends no frame of its own for `server.lobby_idle_timeout_ms` is closed with 1001.
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
 use actix_ws::{AggregatedMessage, ProtocolError};
@@ -16,57 +16,14 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::admission::{AdmissionController, WaitlistNotice, Watch};
-use crate::health::HealthBoard;
 use crate::ids::Ticket;
+use crate::lobby::LobbyView;
 use crate::metrics::Metrics;
-use crate::protocol::GameSummary;
 use crate::protocol::{ErrorBody, ErrorCode};
-use crate::supervision::registry::Registry;
 use crate::web::socket::{SessionLimits, Socket, SocketKind};
 
-/// How often a lobby socket checks whether its snapshot changed.
-pub const LOBBY_CHECK: Duration = Duration::from_millis(500);
-
-/// Games listed in a lobby snapshot.
-const LOBBY_GAMES: usize = 100;
-
-/// The lobby snapshot every lobby socket sends, built at most once per `LOBBY_CHECK` / 2
-/// however many sockets ask for it.
-pub struct LobbyView {
-    registry: Arc<Registry>,
-    health: Arc<HealthBoard>,
-    cached: Mutex<Option<(Instant, Arc<str>)>>,
-}
-
-impl LobbyView {
-    /// A view of `registry`'s games and the server's health.
-    pub fn new(registry: Arc<Registry>, health: Arc<HealthBoard>) -> Self {
-        LobbyView { registry, health, cached: Mutex::new(None) }
-    }
-
-    /// The current `lobby` frame as text.
-    pub fn current(&self) -> Arc<str> {
-        let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((at, text)) = cached.as_ref() {
-            if at.elapsed() < LOBBY_CHECK / 2 {
-                return text.clone();
-            }
-        }
-        let games = lobby_games(&self.registry, LOBBY_GAMES);
-        let frame = json!({"type": "lobby", "games": games, "health": self.health.report().status.as_str()});
-        let text: Arc<str> = Arc::from(frame.to_string());
-        *cached = Some((Instant::now(), text.clone()));
-        text
-    }
-}
-
-/// The lobby's games, newest first, at most `limit` (also `GET /api/v1/games`).
-pub fn lobby_games(registry: &Registry, limit: usize) -> Vec<GameSummary> {
-    let mut games: Vec<_> = registry.all().iter().map(|c| c.summary()).collect();
-    games.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.game_id.cmp(&b.game_id)));
-    games.truncate(limit);
-    games
-}
+/// How often a lobby socket checks that its client is still there.
+const IDLE_CHECK: Duration = Duration::from_millis(500);
 
 /// One lobby socket.
 pub struct LobbySession {
@@ -77,9 +34,20 @@ pub struct LobbySession {
     watching: Option<Ticket>,
 }
 
+/// A new lobby frame from the view.
+struct LobbyFrame(Arc<str>);
+
+impl StreamHandler<LobbyFrame> for LobbySession {
+    fn handle(&mut self, frame: LobbyFrame, ctx: &mut Context<Self>) {
+        self.snapshot(ctx, frame.0);
+    }
+
+    fn finished(&mut self, _: &mut Context<Self>) {}
+}
+
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
-enum LobbyFrame {
+enum ClientLobbyFrame {
     Watch { ticket: String },
     Ping { id: Option<Value> },
 }
@@ -110,10 +78,11 @@ impl LobbySession {
         self.socket.send_error(ctx, error, None);
     }
 
-    /// Sends the lobby snapshot if it differs from the last one sent.
-    fn snapshot(&mut self, ctx: &mut Context<Self>) {
-        let text = self.view.current();
-        if self.last_snapshot.as_ref().is_some_and(|last| Arc::ptr_eq(last, &text) || **last == *text) {
+    /// Sends a lobby frame unless it is the one last sent.
+    fn snapshot(&mut self, ctx: &mut Context<Self>, text: Arc<str>) {
+        if text.is_empty()
+            || self.last_snapshot.as_ref().is_some_and(|last| Arc::ptr_eq(last, &text) || **last == *text)
+        {
             return;
         }
         self.last_snapshot = Some(text.clone());
@@ -133,9 +102,9 @@ impl LobbySession {
                     .with("allowed", json!(["watch", "ping"])),
             );
         }
-        match serde_json::from_value::<LobbyFrame>(value) {
-            Ok(LobbyFrame::Ping { id }) => self.send(ctx, &json!({"type": "pong", "id": id})),
-            Ok(LobbyFrame::Watch { ticket }) => match Ticket::parse(&ticket) {
+        match serde_json::from_value::<ClientLobbyFrame>(value) {
+            Ok(ClientLobbyFrame::Ping { id }) => self.send(ctx, &json!({"type": "pong", "id": id})),
+            Ok(ClientLobbyFrame::Watch { ticket }) => match Ticket::parse(&ticket) {
                 Some(ticket) => {
                     let previous = self.watching.replace(ticket.clone()).filter(|p| *p != ticket);
                     self.admission.do_send(Watch { ticket, watcher: ctx.address().recipient(), previous });
@@ -152,8 +121,15 @@ impl Actor for LobbySession {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.socket.start(ctx, |act: &mut Self| &mut act.socket);
-        self.snapshot(ctx);
-        ctx.run_interval(LOBBY_CHECK, |act, ctx| {
+        let frames = self.view.subscribe();
+        let first = frames.borrow().clone();
+        self.snapshot(ctx, first);
+        ctx.add_stream(futures_util::stream::unfold(frames, |mut rx| async move {
+            rx.changed().await.ok()?;
+            let text = rx.borrow_and_update().clone();
+            Some((LobbyFrame(text), rx))
+        }));
+        ctx.run_interval(IDLE_CHECK, |act, ctx| {
             // A lobby socket must say something now and then (the page pings while it is
             // open): one opened and forgotten does not hold a connection for ever.
             let idle_limit = act.socket.limits().lobby_idle_timeout;
@@ -163,9 +139,8 @@ impl Actor for LobbySession {
                     idle_ms = idle_limit.as_millis() as u64,
                     "closing an idle lobby socket"
                 );
-                return act.socket.close(ctx, 1001, "idle: no frame from the client");
+                act.socket.close(ctx, 1001, "idle: no frame from the client");
             }
-            act.snapshot(ctx);
         });
     }
 

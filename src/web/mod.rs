@@ -20,19 +20,21 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::admission::line::Line;
-use crate::admission::waitlist::TicketStatus;
 use crate::admission::{AdmissionController, AdmissionStats, Admit};
 use crate::breaker::registry::Breakers;
+use crate::cluster::relay::{Reply, Request as RelayRequest, Wire};
 use crate::config::Config;
 use crate::health::{CreationRate, ForceStatus, HealthBoard, HealthMonitor, Status};
 use crate::ids::GameId;
+use crate::ids::PlayerToken;
 use crate::ids::Ticket;
 use crate::metrics::Metrics;
 use crate::protocol::{validate_player_name, ErrorBody, ErrorCode, JoinGameRequest, Opponent, SeatGrant};
+use crate::store::waitlist::TicketStatus;
 use crate::supervision::game_actor::{ClaimSeat, Fault, InjectFault};
 use crate::supervision::registry::{Registry, RunState};
-use crate::supervision::supervisor::{CreateGame, GameSupervisor, GetArbiterHealth};
-use session::{PlayerSession, SessionLimits};
+use crate::supervision::supervisor::{CreateGame, GameSupervisor, GetArbiterHealth, Resolve, Resolved};
+use session::{GameLinks, PlayerSession, SessionLimits};
 
 /// Shared state of the HTTP handlers.
 pub struct AppState {
@@ -60,8 +62,14 @@ pub struct AppState {
     pub creation_rate: Arc<CreationRate>,
     /// The health monitor (for the admin override).
     pub monitor: Addr<HealthMonitor>,
-    /// The lobby snapshot shared by every lobby socket.
-    pub lobby: Arc<lobby::LobbyView>,
+    /// The lobby every instance shows (fed by the health-events stream).
+    pub lobby: Arc<crate::lobby::LobbyView>,
+    /// This instance in the cluster: its id, leases, token hashes.
+    pub cluster: Arc<crate::cluster::Cluster>,
+    /// Relays to other instances (Redis backend only).
+    pub relay: Option<Addr<crate::cluster::relay::Relay>>,
+    /// The snapshots of this instance's games (and the store's).
+    pub keeper: Arc<crate::store::keeper::SnapshotKeeper>,
     /// Open connections against `server.max_connections`.
     pub gate: Arc<edge::ConnectionGate>,
     /// Set once shutdown begins.
@@ -167,10 +175,35 @@ async fn join_game(state: State, path: web::Path<String>, payload: web::Payload)
         let id = game_id(&path)?;
         let body: JoinGameRequest = shape(read_json(payload, state.limits.max_frame_bytes).await?)?;
         let name = validate_player_name(&body.player_name)?;
-        let cell = state.registry.get(&id).ok_or_else(|| ErrorBody::new(ErrorCode::GameNotFound, "no such game"))?;
-        let addr = cell.addr().ok_or_else(unavailable)?;
-        let answer = tokio::time::timeout(Duration::from_secs(2), addr.send(ClaimSeat { name })).await;
-        let (seat, token) = answer.map_err(|_| unavailable())?.map_err(|_| unavailable())??;
+        // The token is made here and never leaves this instance: the game gets its hash.
+        let token = PlayerToken::random();
+        let token_hash = state.cluster.hash(&token);
+        let seat = match state.supervisor.send(Resolve(id.clone())).await.map_err(|_| unavailable())? {
+            Resolved::Local(cell) => {
+                let addr = cell.addr().ok_or_else(unavailable)?;
+                let claim = addr.send(ClaimSeat { name: name.clone(), token_hash: token_hash.clone() });
+                let answer = tokio::time::timeout(Duration::from_secs(2), claim).await;
+                answer.map_err(|_| unavailable())?.map_err(|_| unavailable())??
+            }
+            Resolved::Remote(lease) => {
+                let relay = state.relay.clone().ok_or_else(unavailable)?;
+                let wire = Wire::ClaimSeat {
+                    req: 0,
+                    from: state.cluster.me.clone(),
+                    game: id.clone(),
+                    name: name.clone(),
+                    token_hash: token_hash.clone(),
+                };
+                match relay.send(RelayRequest { to: lease.instance, wire, within: Duration::from_secs(3) }).await {
+                    Ok(Ok(Reply::Seat { result })) => result?,
+                    Ok(Err(e)) => return Err(e),
+                    _ => return Err(unavailable()),
+                }
+            }
+            Resolved::NotFound => return Err(ErrorBody::new(ErrorCode::GameNotFound, "no such game")),
+            Resolved::Unavailable(e) => return Err(e),
+        };
+        state.cluster.remember_seat(token_hash, id.clone(), seat, name);
         Ok(SeatGrant { game_id: id.to_string(), seat, player_token: token.expose().to_owned() })
     }
     .await;
@@ -181,16 +214,31 @@ async fn join_game(state: State, path: web::Path<String>, payload: web::Payload)
 }
 
 async fn list_games(state: State) -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "games": lobby::lobby_games(&state.registry, 200) }))
+    HttpResponse::Ok().json(json!({ "games": state.lobby.games(200) }))
 }
 
 async fn get_game(state: State, path: web::Path<String>) -> HttpResponse {
-    match game_id(&path)
-        .and_then(|id| state.registry.get(&id).ok_or_else(|| ErrorBody::new(ErrorCode::GameNotFound, "no such game")))
-    {
-        Ok(cell) => HttpResponse::Ok().json(cell.summary()),
+    let summary = game_id(&path).and_then(|id| match state.registry.get(&id) {
+        Some(cell) => Ok(serde_json::to_value(cell.summary()).unwrap_or_default()),
+        // Another instance's game: the lobby every instance shares knows it.
+        None => state.lobby.get(&id).ok_or_else(|| ErrorBody::new(ErrorCode::GameNotFound, "no such game")),
+    });
+    match summary {
+        Ok(summary) => HttpResponse::Ok().json(summary),
         Err(e) => state.error(e),
     }
+}
+
+/// Whether a game exists here or (with Redis) anywhere: hosted here, in the shared lobby,
+/// or with a stored snapshot.
+async fn game_exists(state: &AppState, id: &GameId) -> bool {
+    if state.registry.get(id).is_some() {
+        return true;
+    }
+    if !state.cluster.shared() {
+        return false;
+    }
+    state.lobby.get(id).is_some() || state.keeper.read_stored(id).await.is_ok_and(|s| s.is_some())
 }
 
 async fn game_socket(
@@ -199,21 +247,30 @@ async fn game_socket(
     path: web::Path<String>,
     body: web::Payload,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let known = game_id(&path).ok().filter(|id| state.registry.get(id).is_some());
+    let id = game_id(&path).ok();
+    let known = match &id {
+        Some(id) => game_exists(&state, id).await,
+        None => false,
+    };
     let is_upgrade = req
         .headers()
         .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    let Some(id) = known.clone().or_else(|| is_upgrade.then(|| GameId::parse("unknown")).flatten()) else {
+    let Some(id) = id.filter(|_| known).or_else(|| is_upgrade.then(|| GameId::parse("unknown")).flatten()) else {
         return Ok(state.error(ErrorBody::new(ErrorCode::GameNotFound, "no such game")));
     };
     // An unknown game still upgrades, so a browser can read the error frame and close 4404.
     let (response, ws, stream, limits) = upgrade(&state, &req, body).await?;
-    let (registry, metrics) = (state.registry.clone(), state.metrics.clone());
+    let links = GameLinks {
+        supervisor: state.supervisor.clone(),
+        cluster: state.cluster.clone(),
+        relay: state.relay.clone(),
+        metrics: state.metrics.clone(),
+    };
     PlayerSession::create(move |ctx| {
         ctx.add_stream(stream);
-        PlayerSession::new(id, known.is_some(), ws, registry, metrics, limits)
+        PlayerSession::new(id, known, ws, links, limits)
     });
     Ok(response)
 }
@@ -280,11 +337,28 @@ async fn inject_fault(state: State, req: HttpRequest, path: web::Path<String>, p
                     .with("allowed", json!(["panic", "hang"])))
             }
         };
-        let cell = state.registry.get(&id).ok_or_else(|| ErrorBody::new(ErrorCode::GameNotFound, "no such game"))?;
-        if cell.run_state() == RunState::Failed {
-            return Err(ErrorBody::new(ErrorCode::GameFailed, "this game exceeded its restart limit and is closed"));
+        match state.supervisor.send(Resolve(id.clone())).await.map_err(|_| unavailable())? {
+            Resolved::Local(cell) => {
+                if cell.run_state() == RunState::Failed {
+                    return Err(ErrorBody::new(
+                        ErrorCode::GameFailed,
+                        "this game exceeded its restart limit and is closed",
+                    ));
+                }
+                cell.addr().ok_or_else(unavailable)?.do_send(InjectFault(fault));
+            }
+            Resolved::Remote(lease) => {
+                let relay = state.relay.clone().ok_or_else(unavailable)?;
+                let wire = Wire::Fault { req: 0, from: state.cluster.me.clone(), game: id.clone(), fault };
+                match relay.send(RelayRequest { to: lease.instance, wire, within: Duration::from_secs(3) }).await {
+                    Ok(Ok(Reply::Fault { result })) => result?,
+                    Ok(Err(e)) => return Err(e),
+                    _ => return Err(unavailable()),
+                }
+            }
+            Resolved::NotFound => return Err(ErrorBody::new(ErrorCode::GameNotFound, "no such game")),
+            Resolved::Unavailable(e) => return Err(e),
         }
-        cell.addr().ok_or_else(unavailable)?.do_send(InjectFault(fault));
         tracing::warn!(game_id = %id, kind = %body.kind, "admin injected a fault");
         Ok(json!({ "game_id": id.to_string(), "fault": body.kind, "accepted": true }))
     }

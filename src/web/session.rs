@@ -1,23 +1,28 @@
 //! PlayerSession is an actor, one per game WebSocket. It holds at most one seat. It parses
-//! and validates client frames (errors per PROTOCOL.md), forwards commands to its game
-//! through the registry (so a moved game is found again, and a command caught in the
-//! mailbox of an abandoned incarnation is sent again to the new one), and writes the game's
-//! frames through its [`Socket`]'s bounded queue. Every command gets exactly one outcome:
-//! the change in a `state`, or an error frame.
+//! and validates client frames (errors per PROTOCOL.md) and takes each command to its game,
+//! wherever the game lives: hosted here (through the registry, so a moved game is found
+//! again and a command caught in the mailbox of an abandoned incarnation is sent again to
+//! the new one), or owned by another instance (through the [`Relay`], invisibly to the
+//! client). The game's frames reach the client through its [`Socket`]'s bounded queue.
+//! Every command gets exactly one outcome: the change in a `state`, or an error frame.
+//! When the instance that owns a relayed game stops answering, the session finds the game
+//! again (taking it over here once its lease has lapsed) and joins it there.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use actix_ws::{AggregatedMessage, ProtocolError};
 
+use crate::cluster::relay::{self, OwnerLost, RegisterConn, Relay, Reply, UnregisterConn, Wire};
+use crate::cluster::Cluster;
 use crate::game::Seat;
-use crate::ids::{GameId, PlayerToken};
+use crate::ids::{GameId, InstanceId, PlayerToken, TokenHash};
 use crate::metrics::Metrics;
 use crate::protocol::{ClientFrame, ErrorBody, ErrorCode, ServerFrame};
 use crate::supervision::game_actor::{Action, Command, CommandOutcome, Join, Leave, ToSession};
-use crate::supervision::registry::{GameCell, Registry, Route, RunState};
+use crate::supervision::registry::{deliver, not_applied, restarting_error, GameCell, Route, RunState};
+use crate::supervision::supervisor::{GameSupervisor, Resolve, Resolved};
 use crate::web::socket::{Socket, SocketKind};
 
 pub use crate::web::socket::SessionLimits;
@@ -28,45 +33,75 @@ const MAX_IN_FLIGHT: usize = 8;
 /// Frames held while a join is in flight.
 const MAX_HELD_FRAMES: usize = 16;
 
-/// How long past a command's deadline its sender waits for the game's answer (the game
-/// refuses a command that reaches it after the deadline, so a later answer cannot exist).
-const ANSWER_GRACE: Duration = Duration::from_millis(250);
+/// Everything a session reaches its game through.
+#[derive(Clone)]
+pub struct GameLinks {
+    /// Resolves games (and takes them over).
+    pub supervisor: Addr<GameSupervisor>,
+    /// Token hashes, this instance's id.
+    pub cluster: Arc<Cluster>,
+    /// Relays to other instances (Redis backend only).
+    pub relay: Option<Addr<Relay>>,
+    /// Server metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+/// Where the session's game is.
+#[derive(Clone)]
+enum Target {
+    /// Not joined, or to be found again.
+    None,
+    /// Hosted here.
+    Local(Arc<GameCell>),
+    /// Owned by this instance.
+    Remote(InstanceId),
+}
 
 /// One game WebSocket.
 pub struct PlayerSession {
     socket: Socket,
     game_id: GameId,
-    registry: Arc<Registry>,
-    metrics: Arc<Metrics>,
+    links: GameLinks,
+    target: Target,
     seat: Option<Seat>,
+    /// The keyed hash of the token that holds the seat (to join again elsewhere).
+    token_hash: Option<TokenHash>,
     joining: bool,
     /// Frames that arrived while the join was in flight: the game may already have sent the
     /// state (and the client answered it) before the join reply reached this actor.
     held: Vec<ClientFrame>,
-    game_exists: bool,
     in_flight: usize,
+    game_exists: bool,
+}
+
+/// The answer to a join, wherever it was made.
+enum Joined {
+    Seat(Seat, Target),
+    Refused(ErrorBody),
+    NotFound,
 }
 
 impl PlayerSession {
-    /// A session for an upgraded connection to `game_id`.
+    /// A session for an upgraded connection to `game_id` (`game_exists`: false closes it
+    /// at once with GAME_NOT_FOUND and 4404).
     pub fn new(
         game_id: GameId,
         game_exists: bool,
         ws: actix_ws::Session,
-        registry: Arc<Registry>,
-        metrics: Arc<Metrics>,
+        links: GameLinks,
         limits: Arc<SessionLimits>,
     ) -> Self {
         PlayerSession {
-            socket: Socket::new(SocketKind::Game, ws, limits, metrics.clone()),
+            socket: Socket::new(SocketKind::Game, ws, limits, links.metrics.clone()),
             game_id,
-            registry,
-            metrics,
+            links,
+            target: Target::None,
             seat: None,
+            token_hash: None,
             joining: false,
             held: Vec::new(),
-            game_exists,
             in_flight: 0,
+            game_exists,
         }
     }
 
@@ -74,33 +109,127 @@ impl PlayerSession {
         self.socket.send_error(ctx, error, in_reply_to);
     }
 
+    /// Finds the game and attaches this socket to the seat of `token_hash` there.
+    fn attach(&mut self, ctx: &mut Context<Self>, token_hash: TokenHash) -> ResponseActFuture<Self, Joined> {
+        let links = self.links.clone();
+        let (game_id, conn, holding) = (self.game_id.clone(), self.socket.conn, self.seat);
+        let route = Route { conn, to: ctx.address().recipient() };
+        let lost = ctx.address().recipient::<OwnerLost>();
+        let join_timeout = self.socket.limits().join_timeout;
+        let work = async move {
+            let resolved = links.supervisor.send(Resolve(game_id.clone())).await;
+            match resolved {
+                Ok(Resolved::Local(cell)) => {
+                    let Some(addr) = cell.addr() else { return Joined::Refused(restarting_error()) };
+                    let join = addr.send(Join { token_hash, route, holding });
+                    match tokio::time::timeout(join_timeout, join).await {
+                        Ok(Ok(Ok(seat))) => Joined::Seat(seat, Target::Local(cell)),
+                        Ok(Ok(Err(error))) => Joined::Refused(error),
+                        _ => Joined::Refused(restarting_error()),
+                    }
+                }
+                Ok(Resolved::Remote(lease)) => {
+                    let Some(relay) = links.relay.clone() else { return Joined::Refused(restarting_error()) };
+                    // Registered first: the owner's first state may overtake its reply.
+                    relay.do_send(RegisterConn { conn, to: route.to.clone(), owner: lease.instance.clone(), lost });
+                    let wire = Wire::Join {
+                        req: 0,
+                        from: links.cluster.me.clone(),
+                        conn: conn.0,
+                        game: game_id,
+                        token_hash,
+                        holding,
+                    };
+                    let asked =
+                        relay.send(relay::Request { to: lease.instance.clone(), wire, within: join_timeout }).await;
+                    match asked {
+                        Ok(Ok(Reply::Joined { result: Ok(seat) })) => {
+                            Joined::Seat(seat, Target::Remote(lease.instance))
+                        }
+                        Ok(Ok(Reply::Joined { result: Err(error) })) => {
+                            relay.do_send(UnregisterConn(conn));
+                            Joined::Refused(error)
+                        }
+                        Ok(Err(error)) => {
+                            relay.do_send(UnregisterConn(conn));
+                            Joined::Refused(error)
+                        }
+                        _ => {
+                            relay.do_send(UnregisterConn(conn));
+                            Joined::Refused(restarting_error())
+                        }
+                    }
+                }
+                Ok(Resolved::NotFound) => Joined::NotFound,
+                Ok(Resolved::Unavailable(error)) => Joined::Refused(error),
+                Err(_) => Joined::Refused(restarting_error()),
+            }
+        };
+        Box::pin(work.into_actor(self))
+    }
+
     fn join(&mut self, ctx: &mut Context<Self>, token: String) {
-        let Some(cell) = self.registry.get(&self.game_id) else {
-            self.send_error(ctx, ErrorBody::new(ErrorCode::GameNotFound, "no such game"), Some("join"));
-            return self.socket.close(ctx, 4404, "no such game");
-        };
-        let Some(addr) = cell.addr() else {
-            return self.send_error(ctx, restarting_error(), Some("join"));
-        };
         self.joining = true;
-        let route = Route { conn: self.socket.conn, to: ctx.address().recipient() };
-        let join = addr.send(Join { token: PlayerToken::from_client(&token), route, holding: self.seat });
-        let deadline = self.socket.limits().join_timeout;
-        ctx.spawn(async move { tokio::time::timeout(deadline, join).await }.into_actor(self).map(|result, act, ctx| {
+        let hash = self.links.cluster.hash(&PlayerToken::from_client(&token));
+        let attach = self.attach(ctx, hash.clone());
+        ctx.spawn(attach.map(move |joined, act, ctx| {
             act.joining = false;
-            match result {
-                Ok(Ok(Ok(seat))) => {
+            match joined {
+                Joined::Seat(seat, target) => {
                     tracing::debug!(conn = act.socket.conn.0, game_id = %act.game_id, seat = seat.as_str(), "player joined seat");
                     act.seat = Some(seat);
+                    act.token_hash = Some(hash);
+                    act.target = target;
                 }
-                Ok(Ok(Err(error))) => {
+                Joined::NotFound => {
+                    act.send_error(ctx, ErrorBody::new(ErrorCode::GameNotFound, "no such game"), Some("join"));
+                    return act.socket.close(ctx, 4404, "no such game");
+                }
+                Joined::Refused(error) => {
                     let unauthorized = error.code == ErrorCode::Unauthorized;
                     act.send_error(ctx, error, Some("join"));
                     if unauthorized && act.seat.is_none() {
-                        act.socket.close(ctx, 4401, "seat token refused");
+                        return act.socket.close(ctx, 4401, "seat token refused");
                     }
                 }
-                _ => act.send_error(ctx, restarting_error(), Some("join")),
+            }
+            for frame in std::mem::take(&mut act.held) {
+                act.dispatch(ctx, frame);
+            }
+        }));
+    }
+
+    /// The game's owner stopped answering: find the game again (it is taken over once its
+    /// lease lapses) and join it there with the same seat.
+    fn rejoin(&mut self, ctx: &mut Context<Self>) {
+        let Some(hash) = self.token_hash.clone() else { return };
+        if self.joining {
+            return;
+        }
+        if let (Target::Remote(_), Some(relay)) = (&self.target, &self.links.relay) {
+            relay.do_send(UnregisterConn(self.socket.conn));
+        }
+        self.target = Target::None;
+        self.joining = true;
+        let previous = self.seat.take();
+        let attach = self.attach(ctx, hash);
+        ctx.spawn(attach.map(move |joined, act, ctx| {
+            act.joining = false;
+            match joined {
+                Joined::Seat(seat, target) => {
+                    tracing::info!(conn = act.socket.conn.0, game_id = %act.game_id, "the game's owner changed; the seat followed it");
+                    act.seat = Some(seat);
+                    act.target = target;
+                }
+                Joined::NotFound => {
+                    act.send_error(ctx, ErrorBody::new(ErrorCode::GameNotFound, "the game no longer exists"), None);
+                    return act.socket.close(ctx, 4404, "no such game");
+                }
+                Joined::Refused(error) => {
+                    // Still holding the seat on paper: the next command tries again.
+                    act.seat = previous;
+                    tracing::debug!(conn = act.socket.conn.0, game_id = %act.game_id, "could not follow the game to its new owner yet: {}", error.message);
+                }
             }
             for frame in std::mem::take(&mut act.held) {
                 act.dispatch(ctx, frame);
@@ -144,89 +273,60 @@ impl PlayerSession {
     fn command(&mut self, ctx: &mut Context<Self>, action: Action) {
         let Some(seat) = self.seat else { return };
         let kind = action.type_name();
-        let Some(cell) = self.registry.get(&self.game_id) else {
-            return self.send_error(
-                ctx,
-                ErrorBody::new(ErrorCode::GameNotFound, "the game no longer exists"),
-                Some(kind),
-            );
-        };
-        if cell.run_state() == RunState::Failed {
-            let error = ErrorBody::new(ErrorCode::GameFailed, "this game exceeded its restart limit and is closed");
-            return self.send_error(ctx, error, Some(kind));
-        }
         if self.in_flight >= MAX_IN_FLIGHT {
             let error = ErrorBody::new(ErrorCode::RateLimited, "too many commands waiting for the game; retry shortly")
                 .with("retry_after_ms", 100);
             return self.send_error(ctx, error, Some(kind));
         }
-        self.in_flight += 1;
-        let command = Command {
-            seat,
-            action,
-            reply: ctx.address().recipient(),
-            deadline: Instant::now() + self.socket.limits().command_timeout,
-        };
-        let delivery = deliver(cell, command, self.metrics.clone());
-        ctx.spawn(delivery.into_actor(self).map(move |delivered, act, ctx| {
-            act.in_flight -= 1;
-            if let Err(error) = delivered {
-                act.send_error(ctx, error, Some(kind));
-            }
-        }));
-    }
-}
-
-/// Delivers a command to its game until the game answers it, following the game when its
-/// arbiter is lost: a command caught in the mailbox of an abandoned incarnation (whose
-/// thread is held) is sent again to the new incarnation, which is safe because an abandoned
-/// incarnation never applies anything. `Err` is the error to give the client: the command
-/// was not applied.
-async fn deliver(cell: Arc<GameCell>, command: Command, metrics: Arc<Metrics>) -> Result<(), ErrorBody> {
-    let give_up = tokio::time::Instant::from_std(command.deadline + ANSWER_GRACE);
-    loop {
-        // Registered before the generation and the address are read: a move completing
-        // after this point wakes it.
-        let moved = cell.wait_moved();
-        tokio::pin!(moved);
-        moved.as_mut().enable();
-        let generation = cell.generation.load(Ordering::Acquire);
-        let Some(addr) = cell.addr() else { return Err(restarting_error()) };
-        let answer = tokio::select! {
-            biased;
-            answer = addr.send(command.clone()) => Some(answer),
-            () = &mut moved => None,
-            () = tokio::time::sleep_until(give_up) => return Err(not_applied()),
-        };
-        match answer {
-            Some(Ok(CommandOutcome::Answered)) => return Ok(()),
-            Some(Ok(CommandOutcome::Expired)) => return Err(not_applied()),
-            // Abandoned (or stopped with its arbiter) before acting: follow the game.
-            Some(Ok(CommandOutcome::Moved)) | Some(Err(_)) | None => {
-                if cell.generation.load(Ordering::Acquire) == generation {
-                    // Not a move: the game is gone or stopping; wait for a move or give up.
-                    tokio::select! {
-                        () = &mut moved => {}
-                        () = tokio::time::sleep_until(give_up) => return Err(not_applied()),
-                    }
+        let deadline = Instant::now() + self.socket.limits().command_timeout;
+        match self.target.clone() {
+            Target::Local(cell) => {
+                if cell.run_state() == RunState::Failed {
+                    let error =
+                        ErrorBody::new(ErrorCode::GameFailed, "this game exceeded its restart limit and is closed");
+                    return self.send_error(ctx, error, Some(kind));
                 }
-                metrics.command_replayed();
+                self.in_flight += 1;
+                let command = Command { seat, action, reply: ctx.address().recipient(), deadline };
+                let delivery = deliver(cell, command, self.links.metrics.clone());
+                ctx.spawn(delivery.into_actor(self).map(move |delivered, act, ctx| {
+                    act.in_flight -= 1;
+                    if let Err(error) = delivered {
+                        act.send_error(ctx, error, Some(kind));
+                    }
+                }));
             }
+            Target::Remote(owner) => {
+                let Some(relay) = self.links.relay.clone() else { return };
+                self.in_flight += 1;
+                let within = deadline.saturating_duration_since(Instant::now());
+                let wire = Wire::Command {
+                    req: 0,
+                    from: self.links.cluster.me.clone(),
+                    conn: self.socket.conn.0,
+                    game: self.game_id.clone(),
+                    seat,
+                    action,
+                    within_ms: within.as_millis() as u64,
+                };
+                let asked = relay.send(relay::Request { to: owner, wire, within: within + Duration::from_millis(500) });
+                ctx.spawn(asked.into_actor(self).map(move |answer, act, ctx| {
+                    act.in_flight -= 1;
+                    match answer {
+                        Ok(Ok(Reply::Command { outcome: CommandOutcome::Answered })) => {}
+                        Ok(Ok(Reply::Command { .. })) => act.send_error(ctx, not_applied(), Some(kind)),
+                        // The owner did not answer or no longer hosts the game: tell the
+                        // player, and follow the game to where it is now.
+                        Ok(Ok(Reply::NotHere)) | Ok(Ok(_)) | Ok(Err(_)) | Err(_) => {
+                            act.send_error(ctx, not_applied(), Some(kind));
+                            act.rejoin(ctx);
+                        }
+                    }
+                }));
+            }
+            Target::None => self.send_error(ctx, restarting_error(), Some(kind)),
         }
     }
-}
-
-fn not_applied() -> ErrorBody {
-    ErrorBody::new(
-        ErrorCode::GameRestarting,
-        "the game did not take that in time (it is being recovered); it was not applied, retry",
-    )
-    .with("retry_after_ms", 250)
-}
-
-fn restarting_error() -> ErrorBody {
-    ErrorBody::new(ErrorCode::GameRestarting, "the game is restarting after a fault; retry shortly")
-        .with("retry_after_ms", 250)
 }
 
 impl Actor for PlayerSession {
@@ -239,7 +339,7 @@ impl Actor for PlayerSession {
             return self.socket.close(ctx, 4404, "no such game");
         }
         ctx.run_later(self.socket.limits().join_timeout, |act, ctx| {
-            if act.seat.is_none() {
+            if act.seat.is_none() && !act.joining {
                 tracing::debug!(conn = act.socket.conn.0, "closing a socket that did not join in time");
                 act.socket.close(ctx, 4401, "join timeout");
             }
@@ -248,10 +348,26 @@ impl Actor for PlayerSession {
 
     fn stopped(&mut self, _: &mut Context<Self>) {
         self.socket.stopped();
-        if let (Some(seat), Some(cell)) = (self.seat, self.registry.get(&self.game_id)) {
-            if let Some(addr) = cell.addr() {
-                addr.do_send(Leave { seat, conn: self.socket.conn });
+        let Some(seat) = self.seat else { return };
+        match &self.target {
+            Target::Local(cell) => {
+                if let Some(addr) = cell.addr() {
+                    addr.do_send(Leave { seat, conn: self.socket.conn });
+                }
             }
+            Target::Remote(owner) => {
+                if let Some(relay) = &self.links.relay {
+                    relay.do_send(UnregisterConn(self.socket.conn));
+                    let wire = Wire::Leave {
+                        from: self.links.cluster.me.clone(),
+                        conn: self.socket.conn.0,
+                        game: self.game_id.clone(),
+                        seat,
+                    };
+                    relay.do_send(relay::Notify { to: owner.clone(), wire });
+                }
+            }
+            Target::None => {}
         }
     }
 }
@@ -266,6 +382,16 @@ impl Handler<ToSession> for PlayerSession {
                 self.seat = None; // the game already moved on; do not send Leave
                 self.socket.close(ctx, code, reason);
             }
+        }
+    }
+}
+
+impl Handler<OwnerLost> for PlayerSession {
+    type Result = ();
+
+    fn handle(&mut self, _: OwnerLost, ctx: &mut Context<Self>) {
+        if matches!(self.target, Target::Remote(_)) {
+            self.rejoin(ctx);
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The Redis waitlist backend (DESIGN.md D6): the same FIFO line as [`MemoryWaitlist`], kept
-//! in Redis so it survives a server restart and is shared by several instances. It owns a
-//! reconnecting connection and the Lua scripts that make every operation atomic.
+//! in Redis so it survives a server restart and is shared by several instances. It holds
+//! the Lua scripts that make every operation atomic, on the shared [`RedisConn`].
 //!
 //! Key layout, all under one hash tag `{prefix}` so a Redis Cluster keeps them in one slot:
 //!
@@ -24,30 +24,21 @@
 //! Every call runs under `command_timeout` and fails with [`StoreError::Backend`]; error
 //! messages never carry the Redis password or a full ticket.
 //!
-//! [`MemoryWaitlist`]: super::waitlist::MemoryWaitlist
+//! [`MemoryWaitlist`]: crate::store::waitlist::MemoryWaitlist
 
-use std::future::Future;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{FromRedisValue, RedisResult, Script};
+use redis::Script;
 
-use super::waitlist::{StoreFuture, TicketStatus, WaitEntry, WaitlistStore};
+use super::{RedisConn, RedisSettings};
 use crate::ids::Ticket;
 use crate::protocol::SeatGrant;
-use crate::store::StoreError;
+use crate::store::waitlist::{TicketStatus, WaitEntry, WaitlistStore};
+use crate::store::{StoreError, StoreFuture};
 
 /// How many abandoned tickets one `claim` script drops before it hands control back to
 /// Redis (and is run again), so a long run of expired tickets never blocks the server.
 const CLAIM_DROP_BUDGET: u32 = 256;
-
-/// Connection attempts after the first, per reconnect. Few: while Redis is down a call
-/// fails as soon as they are spent instead of waiting out its whole timeout, and the next
-/// call starts a new reconnect, so reconnecting is driven by use (and the breaker).
-const RECONNECT_RETRIES: usize = 1;
-
-/// The delay before the first reconnect attempt after the connection drops.
-const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(50);
 
 /// Enqueue, idempotent per ticket. Answers the 1-based position, or 0 while processing.
 /// KEYS: waiting, processing, seq, entry. ARGV: ticket, entry JSON, ttl ms.
@@ -227,20 +218,27 @@ impl Scripts {
 /// The waitlist in Redis. Cheap to share behind an `Arc`; several server instances may use
 /// the same Redis and prefix at once (each operation is one atomic script).
 pub struct RedisWaitlist {
-    con: ConnectionManager,
+    conn: RedisConn,
     keys: Keys,
     scripts: Scripts,
     ticket_ttl_ms: u64,
-    command_timeout: Duration,
-    /// The password from the URL, scrubbed from every error message.
-    secret: Option<String>,
 }
 
 impl RedisWaitlist {
-    /// Connects to the Redis at `url` and checks it answers. Keys live under `key_prefix`;
-    /// tickets and grants expire after `ticket_ttl` without a touch; every command (and the
-    /// first connection) gives up after `command_timeout`; after a drop the connection is
-    /// re-established with a backoff capped at `reconnect_max_delay` (DESIGN.md D10).
+    /// The waitlist on `conn`, under `conn`'s key prefix; tickets and grants expire after
+    /// `ticket_ttl` without a touch.
+    pub fn new(conn: RedisConn, ticket_ttl: Duration) -> RedisWaitlist {
+        let keys = Keys::new(conn.prefix());
+        RedisWaitlist {
+            conn,
+            keys,
+            scripts: Scripts::new(),
+            ticket_ttl_ms: u64::try_from(ticket_ttl.as_millis()).unwrap_or(u64::MAX).max(1),
+        }
+    }
+
+    /// Connects to the Redis at `url` (its own connection) and checks it answers; keys live
+    /// under `key_prefix`.
     pub async fn connect(
         url: &str,
         key_prefix: &str,
@@ -248,88 +246,28 @@ impl RedisWaitlist {
         command_timeout: Duration,
         reconnect_max_delay: Duration,
     ) -> Result<RedisWaitlist, StoreError> {
-        let store = RedisWaitlist::connect_lazy(url, key_prefix, ticket_ttl, command_timeout, reconnect_max_delay)?;
-        store.ping().await.map_err(|e| match e {
-            StoreError::Backend(why) => {
-                StoreError::Backend(format!("could not reach Redis at {}: {why}", redact_url(url)))
-            }
-            other => other,
-        })?;
-        Ok(store)
-    }
-
-    /// Like [`RedisWaitlist::connect`] but does not touch the network: the connection is
-    /// made by the first command, so a server can start while Redis is down (its calls
-    /// then fail until Redis answers). Fails only on an invalid URL. Call it inside a Tokio
-    /// runtime (the connection manager spawns its task there).
-    pub fn connect_lazy(
-        url: &str,
-        key_prefix: &str,
-        ticket_ttl: Duration,
-        command_timeout: Duration,
-        reconnect_max_delay: Duration,
-    ) -> Result<RedisWaitlist, StoreError> {
-        let client = redis::Client::open(url)
-            .map_err(|e| StoreError::Backend(format!("invalid Redis URL {}: {:?}", redact_url(url), e.kind())))?;
-        let secret = client.get_connection_info().redis_settings().password().map(str::to_owned);
-        let max_delay = reconnect_max_delay.max(Duration::from_millis(1));
-        let config = ConnectionManagerConfig::new()
-            .set_min_delay(RECONNECT_MIN_DELAY.min(max_delay))
-            .set_max_delay(max_delay)
-            .set_number_of_retries(RECONNECT_RETRIES)
-            .set_connection_timeout(Some(command_timeout))
-            .set_response_timeout(Some(command_timeout));
-        let con = ConnectionManager::new_lazy_with_config(client, config).map_err(|e| {
-            StoreError::Backend(scrub(&format!("could not set up Redis at {}: {e}", redact_url(url)), &secret))
-        })?;
-        Ok(RedisWaitlist {
-            con,
-            keys: Keys::new(key_prefix),
-            scripts: Scripts::new(),
-            ticket_ttl_ms: u64::try_from(ticket_ttl.as_millis()).unwrap_or(u64::MAX).max(1),
+        let settings = RedisSettings {
+            url: url.to_owned(),
+            key_prefix: key_prefix.to_owned(),
             command_timeout,
-            secret,
-        })
+            reconnect_max_delay,
+        };
+        Ok(RedisWaitlist::new(RedisConn::connect(&settings).await?, ticket_ttl))
     }
 
-    /// Checks that Redis answers (for health checks), within the command timeout.
-    pub fn ping(&self) -> StoreFuture<'_, ()> {
-        Box::pin(async move {
-            let mut con = self.con.clone();
-            let cmd = redis::cmd("PING");
-            let _: String = self.timed("ping", cmd.query_async(&mut con)).await?;
-            Ok(())
-        })
+    /// Checks that Redis answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.conn.ping().await
     }
 
-    /// Runs one Redis call under the command timeout and maps its failure.
-    async fn timed<T>(&self, op: &'static str, call: impl Future<Output = RedisResult<T>>) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.command_timeout, call).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(StoreError::Backend(scrub(&format!("redis {op} failed: {e}"), &self.secret))),
-            Err(_) => {
-                Err(StoreError::Backend(format!("redis {op} timed out after {} ms", self.command_timeout.as_millis())))
-            }
-        }
-    }
-
-    /// Runs `script` with `keys` and `args`.
-    async fn eval<T: FromRedisValue>(
+    async fn eval<T: redis::FromRedisValue>(
         &self,
         op: &'static str,
         script: &Script,
         keys: &[&str],
         args: &[&str],
     ) -> Result<T, StoreError> {
-        let mut invocation = script.prepare_invoke();
-        for key in keys {
-            invocation.key(*key);
-        }
-        for arg in args {
-            invocation.arg(*arg);
-        }
-        let mut con = self.con.clone();
-        self.timed(op, invocation.invoke_async(&mut con)).await
+        self.conn.eval(op, script, keys, args).await
     }
 }
 
@@ -431,10 +369,9 @@ impl WaitlistStore for RedisWaitlist {
 
     fn len(&self) -> StoreFuture<'_, u64> {
         Box::pin(async move {
-            let mut con = self.con.clone();
             let mut cmd = redis::cmd("ZCARD");
             cmd.arg(&self.keys.waiting);
-            self.timed("len", cmd.query_async(&mut con)).await
+            self.conn.query("len", &cmd).await
         })
     }
 
@@ -446,69 +383,9 @@ impl WaitlistStore for RedisWaitlist {
     }
 }
 
-/// `url` with its password (and any `password=`/`pass=` query value) replaced by `***`,
-/// for messages and logs.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return "<unparsable URL>".to_owned() };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(end);
-    let authority = match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{user}:***@{host}"),
-            // A lone userinfo may be a password (some clients read it so): hide it.
-            None => format!("***@{host}"),
-        },
-        None => authority.to_owned(),
-    };
-    let tail = match tail.split_once('?') {
-        Some((path, query)) => {
-            let query: Vec<String> = query
-                .split('&')
-                .map(|pair| match pair.split_once('=') {
-                    Some((name, _)) if name.eq_ignore_ascii_case("password") || name.eq_ignore_ascii_case("pass") => {
-                        format!("{name}=***")
-                    }
-                    _ => pair.to_owned(),
-                })
-                .collect();
-            format!("{path}?{}", query.join("&"))
-        }
-        None => tail.to_owned(),
-    };
-    format!("{scheme}://{authority}{tail}")
-}
-
-/// `message` with every occurrence of `secret` replaced by `***`.
-fn scrub(message: &str, secret: &Option<String>) -> String {
-    match secret {
-        Some(secret) if !secret.is_empty() => message.replace(secret.as_str(), "***"),
-        _ => message.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redacts_passwords_in_urls() {
-        assert_eq!(redact_url("redis://127.0.0.1:6379/0"), "redis://127.0.0.1:6379/0");
-        assert_eq!(redact_url("redis://:hunter2@host:6379/0"), "redis://:***@host:6379/0");
-        assert_eq!(redact_url("rediss://user:p%40ss@host"), "rediss://user:***@host");
-        assert_eq!(redact_url("redis://hunter2@host/1"), "redis://***@host/1");
-        assert_eq!(
-            redact_url("redis+unix:///run/redis.sock?db=1&pass=hunter2"),
-            "redis+unix:///run/redis.sock?db=1&pass=***"
-        );
-        assert_eq!(redact_url("not a url hunter2"), "<unparsable URL>");
-    }
-
-    #[test]
-    fn scrubs_the_secret_from_messages() {
-        let secret = Some("hunter2".to_owned());
-        assert_eq!(scrub("auth hunter2 refused", &secret), "auth *** refused");
-        assert_eq!(scrub("plain", &None), "plain");
-    }
 
     #[test]
     fn keys_share_one_hash_tag() {
@@ -520,36 +397,5 @@ mod tests {
         assert_eq!(keys.entry(&ticket), format!("{{rampart:waitlist}}:entry:{}", ticket.expose()));
         assert_eq!(keys.admitted(&ticket), format!("{{rampart:waitlist}}:admitted:{}", ticket.expose()));
         assert_eq!(Keys::new("a:{tag}").waiting, "a:{tag}:waiting");
-    }
-
-    #[tokio::test]
-    async fn an_unreachable_redis_fails_fast_without_leaking_the_password() {
-        let started = std::time::Instant::now();
-        // Port 1 on loopback: nothing listens, the connection is refused at once.
-        let result = RedisWaitlist::connect(
-            "redis://:hunter2@127.0.0.1:1/0",
-            "t",
-            Duration::from_secs(60),
-            Duration::from_millis(300),
-            Duration::from_millis(50),
-        )
-        .await;
-        let Err(StoreError::Backend(message)) = result else { panic!("connect must fail") };
-        assert!(!message.contains("hunter2"), "{message}");
-        assert!(message.contains("127.0.0.1:1"), "{message}");
-        assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
-    }
-
-    #[test]
-    fn an_invalid_url_is_refused() {
-        let result = RedisWaitlist::connect_lazy(
-            "http://:hunter2@host",
-            "t",
-            Duration::from_secs(1),
-            Duration::from_secs(1),
-            Duration::from_secs(1),
-        );
-        let Err(StoreError::Backend(message)) = result else { panic!("must fail") };
-        assert!(!message.contains("hunter2"), "{message}");
     }
 }

@@ -1,6 +1,6 @@
 //! The waitlist (DESIGN.md D6): players refused admission wait here in FIFO order until
 //! the waitlist processor admits them. One trait, [`WaitlistStore`], with two backends: the
-//! embedded [`MemoryWaitlist`] (the default) and Redis (`redis_waitlist.rs`), so the same
+//! embedded [`MemoryWaitlist`] (the default) and Redis (`redis/waitlist.rs`), so the same
 //! tests run against both.
 //!
 //! The life of a ticket: `enqueue` (idempotent per ticket) → waiting, with a cheap
@@ -13,8 +13,6 @@
 //! for `ticket_ttl` is abandoned and `expire` drops it.
 
 use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -22,10 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{monotonic_ms, Ticket};
 use crate::protocol::{Opponent, SeatGrant};
-use crate::store::StoreError;
-
-/// A boxed future answered by a waitlist backend.
-pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+use crate::store::StoreFuture;
 
 /// What a waiting player asked for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

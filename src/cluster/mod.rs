@@ -1,0 +1,152 @@
+//! One owner per game, fenced; any instance serves any player (DESIGN.md D11). [`Cluster`]
+//! is this instance's view of the game directory: its id and heartbeat, the leases it
+//! claims, renews and releases, and the seat sessions any instance can read. Every call goes
+//! through the `database` breaker. The [`relay`] carries a player's commands to the owner of
+//! their game and its frames back, through Redis. With the embedded backend there is one
+//! instance: it owns every game, and the relay is never used.
+
+pub mod relay;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::ids::{now_rfc3339, GameId, InstanceId, PlayerToken, SessionKey, TokenHash};
+use crate::store::directory::{Claim, Lease, Renewal};
+use crate::store::sessions::SeatSession;
+use crate::store::{Guarded, StoreError, Stores};
+
+/// This instance in the cluster.
+pub struct Cluster {
+    /// This instance's id.
+    pub me: InstanceId,
+    /// Every store.
+    pub stores: Stores,
+    /// The `database` breaker.
+    pub database: Guarded,
+    /// The `messaging` breaker (publishing events and relayed messages).
+    pub messaging: Guarded,
+    /// How long a lease lasts unless renewed.
+    pub lease: Duration,
+    /// How long a seat session is kept after its last use.
+    pub session_ttl: Duration,
+    session_key: SessionKey,
+}
+
+impl Cluster {
+    /// The cluster view of instance `me`.
+    pub fn new(
+        me: InstanceId,
+        stores: Stores,
+        database: Guarded,
+        messaging: Guarded,
+        lease: Duration,
+        session_ttl: Duration,
+        session_key: SessionKey,
+    ) -> Arc<Cluster> {
+        Arc::new(Cluster { me, stores, database, messaging, lease, session_ttl, session_key })
+    }
+
+    /// Whether several instances may share the stores (Redis).
+    pub fn shared(&self) -> bool {
+        self.stores.shared
+    }
+
+    /// The keyed hash of a seat token.
+    pub fn hash(&self, token: &PlayerToken) -> TokenHash {
+        self.session_key.hash(token)
+    }
+
+    /// Claims a game for this instance.
+    pub async fn claim(&self, id: &GameId) -> Result<Claim, StoreError> {
+        self.database.call(self.stores.directory.claim(id, &self.me, self.lease)).await
+    }
+
+    /// Renews this instance's lease of `epoch`.
+    pub async fn renew(&self, id: &GameId, epoch: u64) -> Result<Renewal, StoreError> {
+        self.database.call(self.stores.directory.renew(id, &self.me, epoch, self.lease)).await
+    }
+
+    /// Gives a game up.
+    pub async fn release(&self, id: &GameId, epoch: u64) -> Result<(), StoreError> {
+        self.database.call(self.stores.directory.release(id, &self.me, epoch)).await
+    }
+
+    /// The live lease of a game.
+    pub async fn owner(&self, id: &GameId) -> Result<Option<Lease>, StoreError> {
+        self.database.call(self.stores.directory.owner(id)).await
+    }
+
+    /// Whether an instance's heartbeat is live.
+    pub async fn alive(&self, instance: &InstanceId) -> Result<bool, StoreError> {
+        if *instance == self.me {
+            return Ok(true);
+        }
+        self.database.call(self.stores.directory.alive(instance)).await
+    }
+
+    /// Records a seat session (in the background: a failure only costs the session's
+    /// last-seen time; the game itself checks tokens against its snapshot).
+    pub fn remember_seat(self: &Arc<Self>, hash: TokenHash, game_id: GameId, seat: crate::game::Seat, name: String) {
+        let cluster = self.clone();
+        actix_rt::spawn(async move {
+            let session = SeatSession { game_id, seat, name, last_seen: now_rfc3339() };
+            let put = cluster.stores.sessions.put(&hash, &session, cluster.session_ttl);
+            if let Err(e) = cluster.database.call(put).await {
+                tracing::debug!(game_id = %session.game_id, "could not record a seat session: {e}");
+            }
+        });
+    }
+
+    /// The seat session of a token hash.
+    pub async fn session(&self, hash: &TokenHash) -> Result<Option<SeatSession>, StoreError> {
+        self.database.call(self.stores.sessions.get(hash)).await
+    }
+
+    /// Announces this instance as alive, every third of the lease, for ever.
+    pub async fn run_heartbeat(self: Arc<Self>) {
+        let every = self.lease / 3;
+        loop {
+            if let Err(e) = self.database.call(self.stores.directory.heartbeat(&self.me, self.lease)).await {
+                tracing::debug!(instance = %self.me, "could not renew this instance's heartbeat: {e}");
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+}
+
+/// The session key: `RAMPART_SESSION_KEY`, else (embedded) a random one, else (Redis) the
+/// one kept under `P:session-key`, created by the first instance that asks. Several
+/// instances must hash tokens alike, so a process-local key is used with Redis only when
+/// Redis cannot be reached at start (with a warning).
+pub async fn session_key(
+    secret: Option<&crate::config::Secret>,
+    conn: Option<&crate::store::redis::RedisConn>,
+) -> SessionKey {
+    if let Some(secret) = secret {
+        return SessionKey::from_bytes(secret.expose().as_bytes());
+    }
+    let Some(conn) = conn else { return SessionKey::random() };
+    let key = conn.key("session-key");
+    let fresh = SessionKey::random_hex();
+    for attempt in 0..10 {
+        let mut set = redis::cmd("SET");
+        set.arg(&key).arg(&fresh).arg("NX");
+        let mut get = redis::cmd("GET");
+        get.arg(&key);
+        let result: Result<Option<String>, StoreError> = async {
+            let _: Option<String> = conn.query("session key", &set).await?;
+            conn.query("session key", &get).await
+        }
+        .await;
+        match result {
+            Ok(Some(stored)) => {
+                tracing::info!("seat tokens are hashed with the key kept in Redis; set RAMPART_SESSION_KEY to keep it out of Redis");
+                return SessionKey::from_bytes(stored.as_bytes());
+            }
+            Ok(None) | Err(_) if attempt < 9 => tokio::time::sleep(Duration::from_millis(500)).await,
+            _ => {}
+        }
+    }
+    tracing::warn!("Redis did not answer at start: seat tokens are hashed with a key of this process only, so other instances cannot check them; set RAMPART_SESSION_KEY on every instance");
+    SessionKey::random()
+}

@@ -1,0 +1,695 @@
+//! The Relay is an actor, one per instance (DESIGN.md D11: any instance serves any player).
+//! A socket that lands on an instance which does not own its game stays there: its session
+//! sends the join, its commands and its leave to the owner through the Relay, and the
+//! owner's frames come back the same way. Relayed messages travel over Redis Pub/Sub: each
+//! instance subscribes to its own inbox channel `P:inbox:ID` (and to `P:lobby`, the lobby
+//! records that changed); there is no RPC of our own between instances.
+//!
+//! On the owner, each relayed seat is a [`RemoteSession`]: a small actor that the game
+//! sees as an ordinary socket route, and that publishes the game's frames to the relaying
+//! instance. On the relaying side, replies wake the request that waits for them and frames
+//! go to the session by its connection id. Outbound messages leave in order, batched, on
+//! one publisher through the `messaging` breaker; a message to an instance nobody listens
+//! for (it died) fails at once.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::cluster::Cluster;
+use crate::game::Seat;
+use crate::ids::{ConnId, GameId, InstanceId, TokenHash};
+use crate::lobby::{LobbyChange, LobbyView};
+use crate::metrics::Metrics;
+use crate::protocol::{ErrorBody, ErrorCode};
+use crate::store::redis::RedisConn;
+use crate::supervision::game_actor::{
+    Action, ClaimSeat, Command, CommandOutcome, Fault, InjectFault, Join, Leave, ToSession,
+};
+use crate::supervision::registry::{deliver, Registry, Route};
+
+/// Most messages published in one pipeline.
+const BATCH: usize = 512;
+
+/// A message between instances.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum Wire {
+    /// Attach the relaying instance's socket `conn` to the seat of `token_hash`.
+    Join {
+        /// Request id, for the reply.
+        req: u64,
+        /// The relaying instance.
+        from: InstanceId,
+        /// Its socket.
+        conn: u64,
+        /// The game.
+        game: GameId,
+        /// The seat token's keyed hash.
+        token_hash: TokenHash,
+        /// The seat the socket already holds.
+        holding: Option<Seat>,
+    },
+    /// A player command from a relayed seat.
+    Command {
+        /// Request id.
+        req: u64,
+        /// The relaying instance.
+        from: InstanceId,
+        /// Its socket.
+        conn: u64,
+        /// The game.
+        game: GameId,
+        /// The player's seat.
+        seat: Seat,
+        /// What they do.
+        action: Action,
+        /// Time left before the command must not be applied any more, in ms.
+        within_ms: u64,
+    },
+    /// The relayed socket went away.
+    Leave {
+        /// The relaying instance.
+        from: InstanceId,
+        /// Its socket.
+        conn: u64,
+        /// The game.
+        game: GameId,
+        /// The seat.
+        seat: Seat,
+    },
+    /// Claim the free seat of a human game (REST join on another instance).
+    ClaimSeat {
+        /// Request id.
+        req: u64,
+        /// The asking instance.
+        from: InstanceId,
+        /// The game.
+        game: GameId,
+        /// The joiner's name.
+        name: String,
+        /// The keyed hash of the token the asking instance made for the seat.
+        token_hash: TokenHash,
+    },
+    /// Admin fault injection on another instance's game.
+    Fault {
+        /// Request id.
+        req: u64,
+        /// The asking instance.
+        from: InstanceId,
+        /// The game.
+        game: GameId,
+        /// The fault.
+        fault: Fault,
+    },
+    /// The answer to a request.
+    Reply {
+        /// The request's id.
+        req: u64,
+        /// The answer.
+        reply: Reply,
+    },
+    /// A frame for a relayed socket.
+    Frame {
+        /// The socket.
+        conn: u64,
+        /// The frame's text.
+        text: String,
+    },
+    /// Close a relayed socket.
+    Close {
+        /// The socket.
+        conn: u64,
+        /// The close code.
+        code: u16,
+    },
+}
+
+/// The answer to a relayed request.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "r", rename_all = "snake_case")]
+pub enum Reply {
+    /// The join's result.
+    Joined {
+        /// The seat, or why not.
+        result: Result<Seat, ErrorBody>,
+    },
+    /// A command's outcome.
+    Command {
+        /// What became of it.
+        outcome: CommandOutcome,
+    },
+    /// A seat claim's result.
+    Seat {
+        /// The seat, or why not.
+        result: Result<Seat, ErrorBody>,
+    },
+    /// A fault injection's result.
+    Fault {
+        /// Accepted, or why not.
+        result: Result<(), ErrorBody>,
+    },
+    /// The instance does not host the game (any more): resolve it again.
+    NotHere,
+}
+
+/// Sends a request to `to` and waits for its reply, up to `within`.
+#[derive(Message)]
+#[rtype(result = "Result<Reply, ErrorBody>")]
+pub struct Request {
+    /// The owner.
+    pub to: InstanceId,
+    /// The message; its `req` is set by the relay.
+    pub wire: Wire,
+    /// How long to wait.
+    pub within: Duration,
+}
+
+/// Sends a message without waiting for an answer.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Notify {
+    /// The receiving instance.
+    pub to: InstanceId,
+    /// The message.
+    pub wire: Wire,
+}
+
+/// A local session relays to `owner`: frames for `conn` go to `to`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RegisterConn {
+    /// The socket.
+    pub conn: ConnId,
+    /// The session.
+    pub to: Recipient<ToSession>,
+    /// Where its game lives; the session is told when that instance dies.
+    pub owner: InstanceId,
+    /// Told when the owner dies.
+    pub lost: Recipient<OwnerLost>,
+}
+
+/// The session stopped relaying.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct UnregisterConn(pub ConnId);
+
+/// The instance a session relays to stopped answering: resolve the game again.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct OwnerLost;
+
+/// A message from the subscription.
+#[derive(Message)]
+#[rtype(result = "()")]
+enum Incoming {
+    Inbox(Wire),
+    Lobby(LobbyChange),
+}
+
+struct Proxy {
+    local: ConnId,
+    game: GameId,
+    seat: Option<Seat>,
+    addr: Addr<RemoteSession>,
+}
+
+struct Relayed {
+    to: Recipient<ToSession>,
+    owner: InstanceId,
+    lost: Recipient<OwnerLost>,
+}
+
+/// This instance's relay.
+pub struct Relay {
+    cluster: Arc<Cluster>,
+    registry: Arc<Registry>,
+    metrics: Arc<Metrics>,
+    lobby: Arc<LobbyView>,
+    conn: RedisConn,
+    outbound: Option<mpsc::UnboundedSender<(InstanceId, Wire)>>,
+    next_req: u64,
+    pending: HashMap<u64, (oneshot::Sender<Reply>, Instant)>,
+    relayed: HashMap<u64, Relayed>,
+    proxies: HashMap<(InstanceId, u64), Proxy>,
+}
+
+impl Relay {
+    /// The relay of this instance, publishing on `conn`.
+    pub fn new(
+        cluster: Arc<Cluster>,
+        registry: Arc<Registry>,
+        metrics: Arc<Metrics>,
+        lobby: Arc<LobbyView>,
+        conn: RedisConn,
+    ) -> Self {
+        Relay {
+            cluster,
+            registry,
+            metrics,
+            lobby,
+            conn,
+            outbound: None,
+            next_req: 1,
+            pending: HashMap::new(),
+            relayed: HashMap::new(),
+            proxies: HashMap::new(),
+        }
+    }
+
+    fn inbox(&self, instance: &InstanceId) -> String {
+        self.conn.key(&format!("inbox:{}", instance.as_str()))
+    }
+
+    fn send(&self, to: InstanceId, wire: Wire) {
+        if let Some(out) = &self.outbound {
+            let _ = out.send((to, wire));
+        }
+    }
+
+    fn reply(&self, to: InstanceId, req: u64, reply: Reply) {
+        self.send(to, Wire::Reply { req, reply });
+    }
+
+    /// The publisher: drains the queue in order, a pipeline per batch, through the
+    /// `messaging` breaker. A message to an inbox nobody subscribes to (the instance died)
+    /// fails the requests waiting on it at once.
+    fn start_publisher(&mut self, ctx: &mut Context<Self>) {
+        let (tx, mut rx) = mpsc::unbounded_channel::<(InstanceId, Wire)>();
+        self.outbound = Some(tx);
+        let (conn, messaging, me) = (self.conn.clone(), self.cluster.messaging.clone(), ctx.address());
+        let prefix = self.conn.key("inbox:");
+        actix_rt::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < BATCH {
+                    match rx.try_recv() {
+                        Ok(next) => batch.push(next),
+                        Err(_) => break,
+                    }
+                }
+                let mut pipe = redis::pipe();
+                for (to, wire) in &batch {
+                    match serde_json::to_string(wire) {
+                        Ok(text) => {
+                            pipe.cmd("PUBLISH").arg(format!("{prefix}{}", to.as_str())).arg(text);
+                        }
+                        Err(e) => tracing::error!("could not encode a relayed message: {e}"),
+                    }
+                }
+                let mut manager = conn.manager();
+                let sent =
+                    messaging.call(conn.timed("relay publish", pipe.query_async::<Vec<i64>>(&mut manager))).await;
+                let failed: Vec<u64> = match sent {
+                    Ok(receivers) => batch
+                        .iter()
+                        .zip(receivers)
+                        .filter(|(_, n)| *n == 0)
+                        .filter_map(|((_, wire), _)| request_id(wire))
+                        .collect(),
+                    Err(e) => {
+                        tracing::debug!(messages = batch.len(), "could not publish relayed messages: {e}");
+                        batch.iter().filter_map(|(_, wire)| request_id(wire)).collect()
+                    }
+                };
+                if !failed.is_empty() {
+                    me.do_send(Undeliverable(failed));
+                }
+            }
+        });
+    }
+
+    /// The subscriber: this instance's inbox and the lobby channel, on a RESP3 connection
+    /// that resubscribes by itself after a reconnect (a ping every second notices a drop).
+    fn start_subscriber(&mut self, ctx: &mut Context<Self>) {
+        let (tx, mut rx) = mpsc::unbounded_channel::<redis::PushInfo>();
+        let inbox = self.inbox(&self.cluster.me);
+        let lobby = self.conn.key("lobby");
+        let settings = self.conn.settings().clone();
+        let me = ctx.address();
+        actix_rt::spawn(async move {
+            let client = match resp3_client(&settings) {
+                Ok(client) => client,
+                Err(e) => return tracing::error!("the relay cannot subscribe: {e}"),
+            };
+            let config =
+                crate::store::redis::manager_config(&settings).set_push_sender(tx).set_automatic_resubscription();
+            let mut con = loop {
+                match redis::aio::ConnectionManager::new_with_config(client.clone(), config.clone()).await {
+                    Ok(con) => break con,
+                    Err(e) => {
+                        tracing::debug!("the relay's subscription is waiting for Redis: {e}");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+            };
+            loop {
+                match con.subscribe(&[inbox.as_str(), lobby.as_str()]).await {
+                    Ok(()) => break,
+                    Err(e) => {
+                        tracing::debug!("the relay could not subscribe yet: {e}");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+            }
+            tracing::info!(channel = %inbox, "the relay is listening");
+            loop {
+                // Drives reconnection (and so resubscription) when Redis went away.
+                let _: Result<String, _> = redis::cmd("PING").query_async(&mut con).await;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+        let me2 = me.clone();
+        let lobby_channel = self.conn.key("lobby");
+        actix_rt::spawn(async move {
+            while let Some(push) = rx.recv().await {
+                if push.kind != redis::PushKind::Message {
+                    continue;
+                }
+                let (Some(channel), Some(payload)) = (push.data.first(), push.data.get(1)) else { continue };
+                let (Ok(channel), Ok(payload)) = (
+                    redis::from_redis_value::<String>(channel.clone()),
+                    redis::from_redis_value::<String>(payload.clone()),
+                ) else {
+                    continue;
+                };
+                let incoming = if channel == lobby_channel {
+                    serde_json::from_str(&payload).map(Incoming::Lobby)
+                } else {
+                    serde_json::from_str(&payload).map(Incoming::Inbox)
+                };
+                match incoming {
+                    Ok(incoming) => me2.do_send(incoming),
+                    Err(e) => tracing::debug!("ignored an undecodable relayed message: {e}"),
+                }
+            }
+        });
+    }
+
+    /// Owner side: a relayed message for one of this instance's games.
+    fn owner_side(&mut self, ctx: &mut Context<Self>, wire: Wire) {
+        match wire {
+            Wire::Join { req, from, conn, game, token_hash, holding } => {
+                let Some(addr) = self.registry.get(&game).and_then(|c| c.addr()) else {
+                    return self.reply(from, req, Reply::NotHere);
+                };
+                let key = (from.clone(), conn);
+                let proxy = self.proxies.entry(key.clone()).or_insert_with(|| Proxy {
+                    local: ConnId::next(),
+                    game: game.clone(),
+                    seat: None,
+                    addr: RemoteSession { relay: ctx.address(), to: from.clone(), conn }.start(),
+                });
+                let route = Route { conn: proxy.local, to: proxy.addr.clone().recipient() };
+                let join = addr.send(Join { token_hash, route, holding });
+                ctx.spawn(
+                    async move { tokio::time::timeout(Duration::from_secs(5), join).await }.into_actor(self).map(
+                        move |answer, act, _| {
+                            let result = match answer {
+                                Ok(Ok(result)) => result,
+                                _ => Err(ErrorBody::new(ErrorCode::GameRestarting, "the game did not answer; retry")
+                                    .with("retry_after_ms", 250)),
+                            };
+                            match (&result, act.proxies.get_mut(&key)) {
+                                (Ok(seat), Some(proxy)) => proxy.seat = Some(*seat),
+                                (Err(_), Some(proxy)) if proxy.seat.is_none() => {
+                                    proxy.addr.do_send(StopProxy);
+                                    act.proxies.remove(&key);
+                                }
+                                _ => {}
+                            }
+                            act.reply(from, req, Reply::Joined { result });
+                        },
+                    ),
+                );
+            }
+            Wire::Command { req, from, conn, game, seat, action, within_ms } => {
+                let (Some(cell), Some(proxy)) = (self.registry.get(&game), self.proxies.get(&(from.clone(), conn)))
+                else {
+                    return self.reply(from, req, Reply::NotHere);
+                };
+                let command = Command {
+                    seat,
+                    action,
+                    reply: proxy.addr.clone().recipient(),
+                    deadline: Instant::now() + Duration::from_millis(within_ms),
+                };
+                let metrics = self.metrics.clone();
+                ctx.spawn(async move { deliver(cell, command, metrics).await }.into_actor(self).map(
+                    move |delivered, act, _| {
+                        let outcome =
+                            if delivered.is_ok() { CommandOutcome::Answered } else { CommandOutcome::Expired };
+                        act.reply(from, req, Reply::Command { outcome });
+                    },
+                ));
+            }
+            Wire::Leave { from, conn, game, seat } => {
+                if let Some(proxy) = self.proxies.remove(&(from, conn)) {
+                    if let Some(addr) = self.registry.get(&game).and_then(|c| c.addr()) {
+                        addr.do_send(Leave { seat, conn: proxy.local });
+                    }
+                    proxy.addr.do_send(StopProxy);
+                }
+            }
+            Wire::ClaimSeat { req, from, game, name, token_hash } => {
+                let Some(addr) = self.registry.get(&game).and_then(|c| c.addr()) else {
+                    return self.reply(from, req, Reply::NotHere);
+                };
+                let claim = addr.send(ClaimSeat { name, token_hash });
+                ctx.spawn(
+                    async move { tokio::time::timeout(Duration::from_secs(2), claim).await }.into_actor(self).map(
+                        move |answer, act, _| {
+                            let result = match answer {
+                                Ok(Ok(result)) => result,
+                                _ => Err(ErrorBody::new(ErrorCode::GameRestarting, "the game did not answer; retry")
+                                    .with("retry_after_ms", 250)),
+                            };
+                            act.reply(from, req, Reply::Seat { result });
+                        },
+                    ),
+                );
+            }
+            Wire::Fault { req, from, game, fault } => match self.registry.get(&game).and_then(|c| c.addr()) {
+                Some(addr) => {
+                    addr.do_send(InjectFault(fault));
+                    tracing::warn!(game_id = %game, ?fault, from = %from, "a relayed admin fault was injected");
+                    self.reply(from, req, Reply::Fault { result: Ok(()) });
+                }
+                None => self.reply(from, req, Reply::NotHere),
+            },
+            Wire::Reply { .. } | Wire::Frame { .. } | Wire::Close { .. } => {}
+        }
+    }
+
+    /// Proxies of seats relayed by instances that died, and relayed sessions whose owner
+    /// died: both are found by the heartbeat.
+    fn sweep(&mut self, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        self.pending.retain(|_, (_, at)| now.duration_since(*at) < Duration::from_secs(60));
+        let mut instances: Vec<InstanceId> = self.proxies.keys().map(|(i, _)| i.clone()).collect();
+        instances.extend(self.relayed.values().map(|r| r.owner.clone()));
+        instances.sort();
+        instances.dedup();
+        if instances.is_empty() {
+            return;
+        }
+        let cluster = self.cluster.clone();
+        let check = async move {
+            let mut dead = Vec::new();
+            for instance in instances {
+                if let Ok(false) = cluster.alive(&instance).await {
+                    dead.push(instance);
+                }
+            }
+            dead
+        };
+        ctx.spawn(check.into_actor(self).map(|dead, act, _| {
+            for instance in dead {
+                let gone: Vec<(InstanceId, u64)> = act.proxies.keys().filter(|(i, _)| *i == instance).cloned().collect();
+                for key in gone {
+                    if let Some(proxy) = act.proxies.remove(&key) {
+                        tracing::info!(instance = %instance, game_id = %proxy.game, "a relaying instance died; its seat is released");
+                        if let (Some(seat), Some(addr)) = (proxy.seat, act.registry.get(&proxy.game).and_then(|c| c.addr())) {
+                            addr.do_send(Leave { seat, conn: proxy.local });
+                        }
+                        proxy.addr.do_send(StopProxy);
+                    }
+                }
+                for relayed in act.relayed.values().filter(|r| r.owner == instance) {
+                    relayed.lost.do_send(OwnerLost);
+                }
+            }
+        }));
+    }
+}
+
+fn request_id(wire: &Wire) -> Option<u64> {
+    match wire {
+        Wire::Join { req, .. } | Wire::Command { req, .. } | Wire::ClaimSeat { req, .. } | Wire::Fault { req, .. } => {
+            Some(*req)
+        }
+        _ => None,
+    }
+}
+
+/// The same server, spoken to in RESP3 (push messages for the subscription).
+fn resp3_client(settings: &crate::store::redis::RedisSettings) -> Result<redis::Client, String> {
+    let client = redis::Client::open(settings.url.as_str()).map_err(|e| format!("{:?}", e.kind()))?;
+    let info = client.get_connection_info().clone();
+    let redis_info = info.redis_settings().clone().set_protocol(redis::ProtocolVersion::RESP3);
+    redis::Client::open(info.set_redis_settings(redis_info)).map_err(|e| format!("{:?}", e.kind()))
+}
+
+/// Requests whose messages could not be delivered.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Undeliverable(Vec<u64>);
+
+impl Actor for Relay {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.start_publisher(ctx);
+        self.start_subscriber(ctx);
+        ctx.run_interval(self.cluster.lease / 3, |act, ctx| act.sweep(ctx));
+    }
+}
+
+impl Handler<Request> for Relay {
+    type Result = ResponseFuture<Result<Reply, ErrorBody>>;
+
+    fn handle(&mut self, msg: Request, _: &mut Context<Self>) -> Self::Result {
+        let req = self.next_req;
+        self.next_req += 1;
+        let mut wire = msg.wire;
+        match &mut wire {
+            Wire::Join { req: r, .. }
+            | Wire::Command { req: r, .. }
+            | Wire::ClaimSeat { req: r, .. }
+            | Wire::Fault { req: r, .. } => *r = req,
+            _ => {}
+        }
+        let (tx, rx) = oneshot::channel();
+        self.pending.insert(req, (tx, Instant::now()));
+        self.send(msg.to.clone(), wire);
+        let within = msg.within;
+        Box::pin(async move {
+            match tokio::time::timeout(within, rx).await {
+                Ok(Ok(reply)) => Ok(reply),
+                _ => Err(ErrorBody::new(
+                    ErrorCode::GameRestarting,
+                    "the server that runs this game did not answer; it is being recovered, retry shortly",
+                )
+                .with("retry_after_ms", 500)),
+            }
+        })
+    }
+}
+
+impl Handler<Notify> for Relay {
+    type Result = ();
+    fn handle(&mut self, msg: Notify, _: &mut Context<Self>) {
+        self.send(msg.to, msg.wire);
+    }
+}
+
+impl Handler<RegisterConn> for Relay {
+    type Result = ();
+    fn handle(&mut self, msg: RegisterConn, _: &mut Context<Self>) {
+        self.relayed.insert(msg.conn.0, Relayed { to: msg.to, owner: msg.owner, lost: msg.lost });
+    }
+}
+
+impl Handler<UnregisterConn> for Relay {
+    type Result = ();
+    fn handle(&mut self, msg: UnregisterConn, _: &mut Context<Self>) {
+        self.relayed.remove(&msg.0 .0);
+    }
+}
+
+impl Handler<Undeliverable> for Relay {
+    type Result = ();
+    fn handle(&mut self, msg: Undeliverable, _: &mut Context<Self>) {
+        // Dropping the sender wakes the waiting request with an error at once.
+        for req in msg.0 {
+            self.pending.remove(&req);
+        }
+    }
+}
+
+impl Handler<Incoming> for Relay {
+    type Result = ();
+    fn handle(&mut self, msg: Incoming, ctx: &mut Context<Self>) {
+        match msg {
+            Incoming::Lobby(change) => self.lobby.apply(change),
+            Incoming::Inbox(Wire::Reply { req, reply }) => {
+                if let Some((tx, _)) = self.pending.remove(&req) {
+                    let _ = tx.send(reply);
+                }
+            }
+            Incoming::Inbox(Wire::Frame { conn, text }) => {
+                if let Some(relayed) = self.relayed.get(&conn) {
+                    relayed.to.do_send(ToSession::Frame(Arc::from(text)));
+                }
+            }
+            Incoming::Inbox(Wire::Close { conn, code }) => {
+                if let Some(relayed) = self.relayed.remove(&conn) {
+                    relayed.to.do_send(ToSession::Close { code, reason: close_reason(code) });
+                }
+            }
+            Incoming::Inbox(wire) => self.owner_side(ctx, wire),
+        }
+    }
+}
+
+/// The reason sent with a close code that crossed from another instance.
+fn close_reason(code: u16) -> &'static str {
+    match code {
+        4409 => "seat opened on another connection",
+        1012 => "server restarting; your game is saved",
+        _ => "closed by the server that runs the game",
+    }
+}
+
+/// Stop a proxy.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct StopProxy;
+
+/// On the owner, one relayed seat: the game sees it as a socket route; it publishes the
+/// game's frames to the relaying instance.
+pub struct RemoteSession {
+    relay: Addr<Relay>,
+    to: InstanceId,
+    conn: u64,
+}
+
+impl Actor for RemoteSession {
+    type Context = Context<Self>;
+}
+
+impl Handler<ToSession> for RemoteSession {
+    type Result = ();
+    fn handle(&mut self, msg: ToSession, ctx: &mut Context<Self>) {
+        match msg {
+            ToSession::Frame(text) => self
+                .relay
+                .do_send(Notify { to: self.to.clone(), wire: Wire::Frame { conn: self.conn, text: text.to_string() } }),
+            ToSession::Close { code, .. } => {
+                self.relay.do_send(Notify { to: self.to.clone(), wire: Wire::Close { conn: self.conn, code } });
+                ctx.stop();
+            }
+        }
+    }
+}
+
+impl Handler<StopProxy> for RemoteSession {
+    type Result = ();
+    fn handle(&mut self, _: StopProxy, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}

@@ -1,0 +1,359 @@
+//! The lobby (DESIGN.md D7): the games every instance shows, built from the runtime records
+//! the health-events stream feeds. Three parts:
+//!
+//! - [`EventSink`]: where the supervisor and the games publish their runtime events. It
+//!   never blocks: events wait in a bounded queue (summary-only `progress` events are
+//!   coalesced to the latest per game, at most one a second) and a task publishes them
+//!   through the `messaging` breaker.
+//! - [`LobbyFeed`], an actor: this instance's consumer in the stream's consumer group. It
+//!   applies each event to its game's record (compare and set), announces the record only
+//!   when its status or summary really changed (to every instance, over `P:lobby`, with
+//!   Redis), and acknowledges it.
+//! - [`LobbyView`]: the records as this instance knows them, and the `lobby` frame every
+//!   lobby socket is sent, rebuilt at most four times a second and only when it changed.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::sync::{watch, Notify};
+
+use crate::health::HealthBoard;
+use crate::ids::{GameId, InstanceId};
+use crate::store::events::{EventKind, EventStream, RecordStore, RuntimeEvent, RuntimeRecord};
+use crate::store::redis::RedisConn;
+use crate::store::Guarded;
+
+/// Games listed in a lobby snapshot.
+pub const LOBBY_GAMES: usize = 100;
+
+/// How often the lobby frame may be rebuilt.
+const REBUILD_EVERY: Duration = Duration::from_millis(250);
+
+/// How often the view is reloaded from the records (heals a missed announcement).
+const RELOAD_EVERY: Duration = Duration::from_secs(10);
+
+/// How often coalesced progress events are published.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+/// Lifecycle events kept while the stream is unreachable (the oldest are dropped beyond).
+const QUEUE_CAPACITY: usize = 10_000;
+
+/// A record that changed, as announced to every instance.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LobbyChange {
+    /// The game.
+    pub game_id: GameId,
+    /// Its record, or `None` when it was removed.
+    pub record: Option<RuntimeRecord>,
+}
+
+/// The lobby as this instance knows it.
+pub struct LobbyView {
+    records: Mutex<HashMap<GameId, RuntimeRecord>>,
+    health: Arc<HealthBoard>,
+    dirty: AtomicBool,
+    frame: watch::Sender<Arc<str>>,
+    last_health: Mutex<&'static str>,
+}
+
+impl LobbyView {
+    /// An empty lobby with the server's health.
+    pub fn new(health: Arc<HealthBoard>) -> Arc<LobbyView> {
+        let (frame, _) = watch::channel(Arc::from(""));
+        let view = Arc::new(LobbyView {
+            records: Mutex::new(HashMap::new()),
+            health,
+            dirty: AtomicBool::new(true),
+            frame,
+            last_health: Mutex::new(""),
+        });
+        view.rebuild();
+        view
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<GameId, RuntimeRecord>> {
+        self.records.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Applies an announced change.
+    pub fn apply(&self, change: LobbyChange) {
+        let mut records = self.lock();
+        match change.record {
+            Some(record) => {
+                records.insert(change.game_id, record);
+            }
+            None => {
+                records.remove(&change.game_id);
+            }
+        }
+        self.dirty.store(true, Ordering::Release);
+    }
+
+    /// Replaces every record (a reload from the store).
+    pub fn replace_all(&self, all: Vec<RuntimeRecord>) {
+        let fresh: HashMap<GameId, RuntimeRecord> = all.into_iter().map(|r| (r.game_id.clone(), r)).collect();
+        let mut records = self.lock();
+        if *records != fresh {
+            *records = fresh;
+            self.dirty.store(true, Ordering::Release);
+        }
+    }
+
+    /// The lobby's games, newest first, at most `limit`.
+    pub fn games(&self, limit: usize) -> Vec<Value> {
+        let records = self.lock();
+        let mut games: Vec<&RuntimeRecord> = records.values().collect();
+        let created = |r: &RuntimeRecord| r.summary.get("created_at").and_then(Value::as_str).unwrap_or("").to_owned();
+        games.sort_by(|a, b| created(b).cmp(&created(a)).then_with(|| a.game_id.as_str().cmp(b.game_id.as_str())));
+        games.into_iter().take(limit).map(|r| r.summary.clone()).collect()
+    }
+
+    /// One game's summary, if the lobby knows it.
+    pub fn get(&self, id: &GameId) -> Option<Value> {
+        self.lock().get(id).map(|r| r.summary.clone())
+    }
+
+    /// The instance that last reported a game.
+    pub fn instance_of(&self, id: &GameId) -> Option<InstanceId> {
+        self.lock().get(id).map(|r| r.instance.clone())
+    }
+
+    /// The current `lobby` frame, and every later one.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<str>> {
+        self.frame.subscribe()
+    }
+
+    /// The current `lobby` frame.
+    pub fn current(&self) -> Arc<str> {
+        self.frame.borrow().clone()
+    }
+
+    /// Rebuilds the frame if a record or the health changed; sockets hear only a frame
+    /// that differs from the last.
+    pub fn rebuild(&self) {
+        let health = self.health.report().status.as_str();
+        let health_changed = {
+            let mut last = self.last_health.lock().unwrap_or_else(|e| e.into_inner());
+            std::mem::replace(&mut *last, health) != health
+        };
+        if !self.dirty.swap(false, Ordering::AcqRel) && !health_changed {
+            return;
+        }
+        let text: Arc<str> =
+            Arc::from(json!({"type": "lobby", "games": self.games(LOBBY_GAMES), "health": health}).to_string());
+        self.frame.send_if_modified(|current| {
+            if **current == *text {
+                return false;
+            }
+            *current = text;
+            true
+        });
+    }
+}
+
+/// Where runtime events are published from. Never blocks.
+pub struct EventSink {
+    me: InstanceId,
+    queue: Mutex<VecDeque<RuntimeEvent>>,
+    progress: Mutex<HashMap<GameId, RuntimeEvent>>,
+    wake: Notify,
+    dropped: AtomicU64,
+}
+
+impl EventSink {
+    /// A sink for instance `me`'s events; start it with [`EventSink::run`].
+    pub fn new(me: InstanceId) -> Arc<EventSink> {
+        Arc::new(EventSink {
+            me,
+            queue: Mutex::new(VecDeque::new()),
+            progress: Mutex::new(HashMap::new()),
+            wake: Notify::new(),
+            dropped: AtomicU64::new(0),
+        })
+    }
+
+    /// Publishes `kind` for a game with its summary after the event.
+    pub fn publish(&self, game_id: &GameId, kind: EventKind, summary: Value) {
+        let event = RuntimeEvent { game_id: game_id.clone(), kind, instance: self.me.clone(), summary };
+        if kind == EventKind::Progress {
+            self.progress.lock().unwrap_or_else(|e| e.into_inner()).insert(game_id.clone(), event);
+            return;
+        }
+        // A lifecycle event carries the latest summary: a pending progress is older.
+        self.progress.lock().unwrap_or_else(|e| e.into_inner()).remove(game_id);
+        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        queue.push_back(event);
+        if queue.len() > QUEUE_CAPACITY {
+            queue.pop_front();
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        drop(queue);
+        self.wake.notify_one();
+    }
+
+    /// Events dropped because the queue was full (the stream was unreachable too long).
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// The publisher, for ever: lifecycle events in order as they come, coalesced progress
+    /// every second; what fails stays queued and is retried.
+    pub async fn run(self: Arc<Self>, stream: Arc<dyn EventStream>, messaging: Guarded) {
+        let mut next_progress = tokio::time::Instant::now() + PROGRESS_EVERY;
+        loop {
+            let _ = tokio::time::timeout_at(next_progress, self.wake.notified()).await;
+            loop {
+                let Some(event) = self.queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front() else { break };
+                if let Err(e) = messaging.call(stream.publish(&event)).await {
+                    tracing::debug!(game_id = %event.game_id, kind = event.kind.as_str(), "could not publish a runtime event; keeping it: {e}");
+                    self.queue.lock().unwrap_or_else(|e| e.into_inner()).push_front(event);
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    break;
+                }
+            }
+            if tokio::time::Instant::now() >= next_progress {
+                next_progress = tokio::time::Instant::now() + PROGRESS_EVERY;
+                let batch: Vec<RuntimeEvent> =
+                    self.progress.lock().unwrap_or_else(|e| e.into_inner()).drain().map(|(_, e)| e).collect();
+                for event in batch {
+                    if messaging.call(stream.publish(&event)).await.is_err() {
+                        // The next progress of that game carries the newer summary anyway.
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Where a changed record is announced: straight to the view (embedded), or to every
+/// instance over `P:lobby` (Redis; this instance hears its own announcement too).
+#[derive(Clone)]
+pub enum Announcer {
+    /// This process only.
+    Local,
+    /// Every instance on the Redis.
+    Redis(Box<RedisConn>),
+}
+
+/// This instance's consumer of the health-events stream.
+pub struct LobbyFeed {
+    me: InstanceId,
+    events: Arc<dyn EventStream>,
+    records: Arc<dyn RecordStore>,
+    database: Guarded,
+    messaging: Guarded,
+    view: Arc<LobbyView>,
+    announcer: Announcer,
+}
+
+impl LobbyFeed {
+    /// A consumer named `me`.
+    pub fn new(
+        me: InstanceId,
+        stores: &crate::store::Stores,
+        database: Guarded,
+        messaging: Guarded,
+        view: Arc<LobbyView>,
+        announcer: Announcer,
+    ) -> Self {
+        LobbyFeed {
+            me,
+            events: stores.events.clone(),
+            records: stores.records.clone(),
+            database,
+            messaging,
+            view,
+            announcer,
+        }
+    }
+
+    async fn consume(
+        me: InstanceId,
+        events: Arc<dyn EventStream>,
+        records: Arc<dyn RecordStore>,
+        database: Guarded,
+        messaging: Guarded,
+        view: Arc<LobbyView>,
+        announcer: Announcer,
+    ) {
+        loop {
+            let batch = match database.call(events.read(&me, 100, Duration::from_millis(1000))).await {
+                Ok(batch) => batch,
+                Err(e) => {
+                    tracing::debug!("could not read the health-events stream: {e}");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            };
+            let mut done = Vec::with_capacity(batch.len());
+            for (id, event) in batch {
+                match database.call(records.apply(&event)).await {
+                    Ok(applied) => {
+                        if applied.conflict {
+                            tracing::debug!(game_id = %event.game_id, kind = event.kind.as_str(), "a runtime transition lost its compare-and-set; only the summary was updated");
+                        }
+                        if applied.changed {
+                            let change = LobbyChange { game_id: event.game_id.clone(), record: applied.record };
+                            announce(&announcer, &messaging, &view, change).await;
+                        }
+                        done.push(id);
+                    }
+                    // Left unacknowledged: delivered again later.
+                    Err(e) => tracing::debug!(game_id = %event.game_id, "could not apply a runtime event: {e}"),
+                }
+            }
+            if let Err(e) = database.call(events.ack(&done)).await {
+                tracing::debug!("could not acknowledge runtime events: {e}");
+            }
+        }
+    }
+}
+
+async fn announce(announcer: &Announcer, messaging: &Guarded, view: &LobbyView, change: LobbyChange) {
+    match announcer {
+        Announcer::Local => view.apply(change),
+        Announcer::Redis(conn) => {
+            let Ok(text) = serde_json::to_string(&change) else { return };
+            let mut cmd = redis::cmd("PUBLISH");
+            cmd.arg(conn.key("lobby")).arg(text);
+            if let Err(e) = messaging.call(conn.query::<i64>("lobby announce", &cmd)).await {
+                // The periodic reload brings it to every instance anyway.
+                tracing::debug!(game_id = %change.game_id, "could not announce a lobby change: {e}");
+                view.apply(change);
+            }
+        }
+    }
+}
+
+impl Actor for LobbyFeed {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        actix_rt::spawn(LobbyFeed::consume(
+            self.me.clone(),
+            self.events.clone(),
+            self.records.clone(),
+            self.database.clone(),
+            self.messaging.clone(),
+            self.view.clone(),
+            self.announcer.clone(),
+        ));
+        ctx.run_interval(REBUILD_EVERY, |act, _| act.view.rebuild());
+        let reload = |act: &mut Self, ctx: &mut Context<Self>| {
+            let (records, database) = (act.records.clone(), act.database.clone());
+            ctx.spawn(async move { database.call(records.all()).await }.into_actor(act).map(|all, act, _| {
+                if let Ok(all) = all {
+                    act.view.replace_all(all);
+                }
+            }));
+        };
+        reload(self, ctx);
+        ctx.run_interval(RELOAD_EVERY, reload);
+    }
+}

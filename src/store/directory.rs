@@ -1,0 +1,199 @@
+//! The game directory (DESIGN.md D11): who owns each game. Owning a game is a lease that
+//! expires after `cluster.lease_ms` unless its owner renews it, and carries an epoch that
+//! only grows: every takeover takes a new one, and every snapshot write is fenced by it.
+//! Instances announce themselves with a heartbeat that expires the same way. The embedded
+//! [`MemoryDirectory`] has one instance, this process, which owns every game.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::ids::{monotonic_ms, GameId, InstanceId};
+use crate::store::StoreFuture;
+
+/// An owner and its epoch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    /// The owning instance.
+    pub instance: InstanceId,
+    /// Its fencing token.
+    pub epoch: u64,
+}
+
+/// The answer to a claim.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// The caller owns the game now, with this lease (a new epoch when it was free).
+    Won(Lease),
+    /// Another live lease holds it.
+    Held(Lease),
+}
+
+/// The answer to a renewal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Renewal {
+    /// Still the owner; the epoch in force (a new one when the lease had lapsed and was
+    /// taken back, nobody else having claimed it meanwhile).
+    Renewed(u64),
+    /// Another instance holds the game now: the caller must stop it at once.
+    Lost(Lease),
+}
+
+/// Who owns which game, and which instances are alive.
+pub trait GameDirectory: Send + Sync + 'static {
+    /// Takes the game for `me` if no live lease holds it (a new epoch, above every earlier
+    /// one), renews it if `me` holds it, or answers the holder. Exactly one of several
+    /// racing claimants wins.
+    fn claim<'a>(&'a self, id: &'a GameId, me: &'a InstanceId, lease: Duration) -> StoreFuture<'a, Claim>;
+    /// Extends `me`'s lease of `epoch`.
+    fn renew<'a>(&'a self, id: &'a GameId, me: &'a InstanceId, epoch: u64, lease: Duration)
+        -> StoreFuture<'a, Renewal>;
+    /// Gives the game up (at shutdown), so another instance can take it over at once.
+    fn release<'a>(&'a self, id: &'a GameId, me: &'a InstanceId, epoch: u64) -> StoreFuture<'a, ()>;
+    /// The live lease of a game, if any.
+    fn owner<'a>(&'a self, id: &'a GameId) -> StoreFuture<'a, Option<Lease>>;
+    /// Announces `me` as alive for `ttl`.
+    fn heartbeat<'a>(&'a self, me: &'a InstanceId, ttl: Duration) -> StoreFuture<'a, ()>;
+    /// Whether `instance`'s heartbeat is live.
+    fn alive<'a>(&'a self, instance: &'a InstanceId) -> StoreFuture<'a, bool>;
+    /// Forgets everything about a game (its epoch counter included).
+    fn forget<'a>(&'a self, id: &'a GameId) -> StoreFuture<'a, ()>;
+    /// The epoch counter of a game (0 when it has none).
+    fn epoch<'a>(&'a self, id: &'a GameId) -> StoreFuture<'a, u64>;
+}
+
+#[derive(Default)]
+struct Entry {
+    holder: Option<(InstanceId, u64)>,
+    expires_ms: u64,
+    epoch: u64,
+}
+
+/// The embedded directory: in this process, with the same rules as Redis's.
+#[derive(Default)]
+pub struct MemoryDirectory {
+    games: Mutex<HashMap<GameId, Entry>>,
+    instances: Mutex<HashMap<InstanceId, u64>>,
+}
+
+impl MemoryDirectory {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<GameId, Entry>> {
+        self.games.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The epoch counter of a game, for the embedded snapshot store's fence.
+    pub fn epoch_now(&self, id: &GameId) -> u64 {
+        self.lock().get(id).map_or(0, |e| e.epoch)
+    }
+
+    fn live(entry: &Entry, now: u64) -> Option<Lease> {
+        entry
+            .holder
+            .as_ref()
+            .filter(|_| entry.expires_ms > now)
+            .map(|(instance, epoch)| Lease { instance: instance.clone(), epoch: *epoch })
+    }
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl GameDirectory for MemoryDirectory {
+    fn claim<'a>(&'a self, id: &'a GameId, me: &'a InstanceId, lease: Duration) -> StoreFuture<'a, Claim> {
+        Box::pin(async move {
+            let now = monotonic_ms();
+            let mut games = self.lock();
+            let entry = games.entry(id.clone()).or_default();
+            match MemoryDirectory::live(entry, now) {
+                Some(held) if held.instance != *me => Ok(Claim::Held(held)),
+                Some(mine) => {
+                    entry.expires_ms = now + ms(lease);
+                    Ok(Claim::Won(mine))
+                }
+                None => {
+                    entry.epoch += 1;
+                    entry.holder = Some((me.clone(), entry.epoch));
+                    entry.expires_ms = now + ms(lease);
+                    Ok(Claim::Won(Lease { instance: me.clone(), epoch: entry.epoch }))
+                }
+            }
+        })
+    }
+
+    fn renew<'a>(
+        &'a self,
+        id: &'a GameId,
+        me: &'a InstanceId,
+        epoch: u64,
+        lease: Duration,
+    ) -> StoreFuture<'a, Renewal> {
+        Box::pin(async move {
+            let now = monotonic_ms();
+            let mut games = self.lock();
+            let entry = games.entry(id.clone()).or_default();
+            match MemoryDirectory::live(entry, now) {
+                Some(held) if held.instance != *me || held.epoch != epoch => Ok(Renewal::Lost(held)),
+                Some(_) => {
+                    entry.expires_ms = now + ms(lease);
+                    Ok(Renewal::Renewed(epoch))
+                }
+                None if entry.epoch > epoch => {
+                    // Lapsed and taken by someone since (who let it lapse too).
+                    let holder = entry.holder.clone().map_or_else(
+                        || Lease { instance: me.clone(), epoch: entry.epoch },
+                        |(instance, epoch)| Lease { instance, epoch },
+                    );
+                    Ok(Renewal::Lost(holder))
+                }
+                None => {
+                    entry.epoch += 1;
+                    entry.holder = Some((me.clone(), entry.epoch));
+                    entry.expires_ms = now + ms(lease);
+                    Ok(Renewal::Renewed(entry.epoch))
+                }
+            }
+        })
+    }
+
+    fn release<'a>(&'a self, id: &'a GameId, me: &'a InstanceId, epoch: u64) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            if let Some(entry) = self.lock().get_mut(id) {
+                if entry.holder.as_ref().is_some_and(|(i, e)| i == me && *e == epoch) {
+                    entry.holder = None;
+                    entry.expires_ms = 0;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn owner<'a>(&'a self, id: &'a GameId) -> StoreFuture<'a, Option<Lease>> {
+        Box::pin(async move { Ok(self.lock().get(id).and_then(|e| MemoryDirectory::live(e, monotonic_ms()))) })
+    }
+
+    fn heartbeat<'a>(&'a self, me: &'a InstanceId, ttl: Duration) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.instances.lock().unwrap_or_else(|e| e.into_inner()).insert(me.clone(), monotonic_ms() + ms(ttl));
+            Ok(())
+        })
+    }
+
+    fn alive<'a>(&'a self, instance: &'a InstanceId) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let instances = self.instances.lock().unwrap_or_else(|e| e.into_inner());
+            Ok(instances.get(instance).is_some_and(|until| *until > monotonic_ms()))
+        })
+    }
+
+    fn forget<'a>(&'a self, id: &'a GameId) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.lock().remove(id);
+            Ok(())
+        })
+    }
+
+    fn epoch<'a>(&'a self, id: &'a GameId) -> StoreFuture<'a, u64> {
+        Box::pin(async move { Ok(self.epoch_now(id)) })
+    }
+}

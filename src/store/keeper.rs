@@ -1,0 +1,205 @@
+//! SnapshotKeeper: the one owner, in this process, of every game's latest snapshot (DESIGN.md
+//! D2). A game publishes its snapshot after each accepted change; the keeper holds it as the
+//! latest and writes it to the [`SnapshotStore`] behind the game, through the `database`
+//! breaker, batching what is pending. While the store is down only the latest snapshot of
+//! each game stays pending, and it is written once the breaker lets calls through again. A
+//! game resumes from the keeper's latest (an arbiter move, a restart after a panic) or, when
+//! the process does not hold the game (a restart of the server, a takeover), from the store.
+//! A write refused by the fence (a newer owner holds the game) is reported on the channel
+//! [`SnapshotKeeper::new`] hands back, so the game is stopped at once.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, Notify};
+
+use crate::ids::GameId;
+use crate::store::snapshot::{Snapshot, SnapshotStore, WriteOutcome};
+use crate::store::{Guarded, StoreError};
+
+/// Most snapshots written in one batch.
+const BATCH: usize = 256;
+
+/// How often pending snapshots are retried while the store fails.
+const RETRY_EVERY: Duration = Duration::from_millis(200);
+
+/// A write refused by the fence: a newer owner holds the game.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fenced {
+    /// The game.
+    pub game_id: GameId,
+    /// The refused snapshot's epoch.
+    pub epoch: u64,
+    /// The epoch in force.
+    pub current: u64,
+}
+
+#[derive(Default)]
+struct State {
+    latest: HashMap<GameId, Arc<Snapshot>>,
+    pending: HashSet<GameId>,
+    /// Games forgotten while a write of theirs was in flight.
+    forgotten: HashSet<GameId>,
+}
+
+/// The snapshots of this process's games.
+pub struct SnapshotKeeper {
+    store: Arc<dyn SnapshotStore>,
+    guard: Guarded,
+    finished_ttl: Duration,
+    state: Mutex<State>,
+    wake: Notify,
+    fenced: mpsc::UnboundedSender<Fenced>,
+}
+
+impl SnapshotKeeper {
+    /// A keeper writing to `store` through `guard`; ended games' snapshots expire after
+    /// `finished_ttl`. Answers the keeper and the channel of fenced writes. Start its
+    /// writer with [`SnapshotKeeper::run`].
+    pub fn new(
+        store: Arc<dyn SnapshotStore>,
+        guard: Guarded,
+        finished_ttl: Duration,
+    ) -> (Arc<SnapshotKeeper>, mpsc::UnboundedReceiver<Fenced>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let keeper = SnapshotKeeper {
+            store,
+            guard,
+            finished_ttl,
+            state: Mutex::new(State::default()),
+            wake: Notify::new(),
+            fenced: tx,
+        };
+        (Arc::new(keeper), rx)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records `snapshot` as its game's latest and schedules its write. Never blocks.
+    pub fn publish(&self, snapshot: Arc<Snapshot>) {
+        {
+            let mut state = self.lock();
+            let id = snapshot.game_id.clone();
+            state.forgotten.remove(&id);
+            state.pending.insert(id.clone());
+            state.latest.insert(id, snapshot);
+        }
+        self.wake.notify_one();
+    }
+
+    /// The latest snapshot of a game this process holds.
+    pub fn latest(&self, id: &GameId) -> Option<Arc<Snapshot>> {
+        self.lock().latest.get(id).cloned()
+    }
+
+    /// The snapshot to resume a game from: the latest this process holds, else the store's.
+    pub async fn load(&self, id: &GameId) -> Result<Option<Arc<Snapshot>>, StoreError> {
+        if let Some(latest) = self.latest(id) {
+            return Ok(Some(latest));
+        }
+        Ok(self.guard.call(self.store.read(id)).await?.map(Arc::new))
+    }
+
+    /// Reads the store's copy, ignoring what this process holds (a takeover).
+    pub async fn read_stored(&self, id: &GameId) -> Result<Option<Snapshot>, StoreError> {
+        self.guard.call(self.store.read(id)).await
+    }
+
+    /// Drops a game this process no longer holds (removed, or taken over elsewhere); the
+    /// store's copy stays unless `remove_stored`.
+    pub async fn forget(&self, id: &GameId, remove_stored: bool) {
+        {
+            let mut state = self.lock();
+            state.latest.remove(id);
+            state.pending.remove(id);
+            state.forgotten.insert(id.clone());
+        }
+        if remove_stored {
+            if let Err(e) = self.guard.call(self.store.remove(id)).await {
+                tracing::debug!(game_id = %id, "could not remove a snapshot from the store: {e}");
+            }
+        }
+    }
+
+    /// Games whose latest snapshot is not written yet.
+    pub fn pending(&self) -> usize {
+        self.lock().pending.len()
+    }
+
+    /// Writes what is pending, in batches, until nothing is or `deadline` passes; answers
+    /// how many are still pending (shutdown).
+    pub async fn flush(&self, deadline: Duration) -> usize {
+        let until = tokio::time::Instant::now() + deadline;
+        while self.pending() > 0 && tokio::time::Instant::now() < until {
+            if !self.write_batch().await {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        self.pending()
+    }
+
+    /// The writer: waits for snapshots and writes them. Runs until the process ends.
+    pub async fn run(self: Arc<Self>) {
+        loop {
+            if self.pending() == 0 {
+                let _ = tokio::time::timeout(RETRY_EVERY, self.wake.notified()).await;
+                continue;
+            }
+            if !self.write_batch().await {
+                // The store failed or the breaker is open: try again shortly.
+                let _ = tokio::time::timeout(RETRY_EVERY, self.wake.notified()).await;
+            }
+        }
+    }
+
+    /// Writes one batch of pending snapshots. False when the store failed.
+    async fn write_batch(&self) -> bool {
+        let batch: Vec<Arc<Snapshot>> = {
+            let mut state = self.lock();
+            let ids: Vec<GameId> = state.pending.iter().take(BATCH).cloned().collect();
+            let mut batch = Vec::with_capacity(ids.len());
+            for id in ids {
+                state.pending.remove(&id);
+                if let Some(s) = state.latest.get(&id) {
+                    batch.push(s.clone());
+                }
+            }
+            batch
+        };
+        let mut ok = true;
+        for snapshot in batch {
+            let ttl = snapshot.ended().then_some(self.finished_ttl);
+            match self.guard.call(self.store.write(&snapshot, ttl)).await {
+                Ok(WriteOutcome::Written | WriteOutcome::Stale) => {}
+                Ok(WriteOutcome::Fenced { epoch }) => {
+                    tracing::warn!(game_id = %snapshot.game_id, epoch = snapshot.epoch, current = epoch, "a snapshot write was refused: another instance owns the game now");
+                    {
+                        let mut state = self.lock();
+                        state.latest.remove(&snapshot.game_id);
+                        state.pending.remove(&snapshot.game_id);
+                    }
+                    let _ = self.fenced.send(Fenced {
+                        game_id: snapshot.game_id.clone(),
+                        epoch: snapshot.epoch,
+                        current: epoch,
+                    });
+                }
+                Err(e) => {
+                    ok = false;
+                    let mut state = self.lock();
+                    // Still the latest (nothing newer replaced it, the game was not
+                    // forgotten): keep it pending.
+                    if !state.forgotten.contains(&snapshot.game_id) {
+                        state.pending.insert(snapshot.game_id.clone());
+                    }
+                    drop(state);
+                    tracing::debug!(game_id = %snapshot.game_id, "a snapshot write failed; it stays pending: {e}");
+                }
+            }
+        }
+        ok
+    }
+}

@@ -1,0 +1,177 @@
+//! The game directory in Redis (DESIGN.md D11): a game's lease is `P:g:{ID}:lease` =
+//! `INSTANCE EPOCH` with a time-to-live (`SET … PX`, taken only when absent, inside a
+//! script), its epoch counter `P:g:{ID}:epoch` only grows (`INCR` at every takeover), and
+//! each instance's heartbeat is `P:instance:ID` with a time-to-live.
+
+use std::time::Duration;
+
+use redis::Script;
+
+use super::RedisConn;
+use crate::ids::{GameId, InstanceId};
+use crate::store::directory::{Claim, GameDirectory, Lease, Renewal};
+use crate::store::{StoreError, StoreFuture};
+
+/// KEYS: lease, epoch. ARGV: me, lease ms. Answers {won|held, instance, epoch}.
+const CLAIM: &str = r#"
+local v = redis.call('GET', KEYS[1])
+if v then
+  local inst, ep = string.match(v, '^(%S+) (%d+)$')
+  if inst == ARGV[1] then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    return {'won', inst, ep}
+  end
+  return {'held', inst, ep}
+end
+local ep = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. ep, 'PX', ARGV[2])
+return {'won', ARGV[1], tostring(ep)}
+"#;
+
+/// KEYS: lease, epoch. ARGV: me, epoch, lease ms. Answers {renewed, -, epoch} or
+/// {lost, instance, epoch}.
+const RENEW: &str = r#"
+local v = redis.call('GET', KEYS[1])
+if v then
+  if v == ARGV[1] .. ' ' .. ARGV[2] then
+    redis.call('PEXPIRE', KEYS[1], ARGV[3])
+    return {'renewed', '-', ARGV[2]}
+  end
+  local inst, ep = string.match(v, '^(%S+) (%d+)$')
+  return {'lost', inst, ep}
+end
+local current = tonumber(redis.call('GET', KEYS[2]) or '0')
+if current > tonumber(ARGV[2]) then return {'lost', '-', tostring(current)} end
+local ep = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. ep, 'PX', ARGV[3])
+return {'renewed', '-', tostring(ep)}
+"#;
+
+/// KEYS: lease. ARGV: "me epoch". Deletes the lease only if it is the caller's.
+const RELEASE: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"#;
+
+/// The directory in Redis.
+pub struct RedisDirectory {
+    conn: RedisConn,
+    claim: Script,
+    renew: Script,
+    release: Script,
+}
+
+impl RedisDirectory {
+    /// The directory on `conn`.
+    pub fn new(conn: RedisConn) -> Self {
+        RedisDirectory { conn, claim: Script::new(CLAIM), renew: Script::new(RENEW), release: Script::new(RELEASE) }
+    }
+
+    fn keys(&self, id: &GameId) -> (String, String) {
+        (self.conn.game_key(id, "lease"), self.conn.game_key(id, "epoch"))
+    }
+}
+
+fn lease(instance: &str, epoch: &str) -> Result<Lease, StoreError> {
+    let instance = InstanceId::parse(instance)
+        .ok_or_else(|| StoreError::Backend(format!("redis lease: bad instance id {instance:?}")))?;
+    let epoch = epoch.parse().map_err(|_| StoreError::Backend(format!("redis lease: bad epoch {epoch:?}")))?;
+    Ok(Lease { instance, epoch })
+}
+
+fn ms(d: Duration) -> String {
+    d.as_millis().max(1).to_string()
+}
+
+impl GameDirectory for RedisDirectory {
+    fn claim<'a>(&'a self, id: &'a GameId, me: &'a InstanceId, lease_for: Duration) -> StoreFuture<'a, Claim> {
+        Box::pin(async move {
+            let (lease_key, epoch_key) = self.keys(id);
+            let (kind, instance, epoch): (String, String, String) = self
+                .conn
+                .eval("lease claim", &self.claim, &[&lease_key, &epoch_key], &[me.as_str(), &ms(lease_for)])
+                .await?;
+            let held = lease(&instance, &epoch)?;
+            Ok(if kind == "won" { Claim::Won(held) } else { Claim::Held(held) })
+        })
+    }
+
+    fn renew<'a>(
+        &'a self,
+        id: &'a GameId,
+        me: &'a InstanceId,
+        epoch: u64,
+        lease_for: Duration,
+    ) -> StoreFuture<'a, Renewal> {
+        Box::pin(async move {
+            let (lease_key, epoch_key) = self.keys(id);
+            let args = [me.as_str(), &epoch.to_string(), &ms(lease_for)];
+            let (kind, instance, epoch): (String, String, String) =
+                self.conn.eval("lease renew", &self.renew, &[&lease_key, &epoch_key], &args).await?;
+            if kind == "renewed" {
+                let epoch =
+                    epoch.parse().map_err(|_| StoreError::Backend("redis lease renew: bad epoch".to_owned()))?;
+                return Ok(Renewal::Renewed(epoch));
+            }
+            Ok(Renewal::Lost(lease(&instance, &epoch)?))
+        })
+    }
+
+    fn release<'a>(&'a self, id: &'a GameId, me: &'a InstanceId, epoch: u64) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let (lease_key, _) = self.keys(id);
+            let value = format!("{} {epoch}", me.as_str());
+            let _: i64 = self.conn.eval("lease release", &self.release, &[&lease_key], &[&value]).await?;
+            Ok(())
+        })
+    }
+
+    fn owner<'a>(&'a self, id: &'a GameId) -> StoreFuture<'a, Option<Lease>> {
+        Box::pin(async move {
+            let mut cmd = redis::cmd("GET");
+            cmd.arg(self.keys(id).0);
+            let value: Option<String> = self.conn.query("lease owner", &cmd).await?;
+            match value.as_deref().and_then(|v| v.split_once(' ')) {
+                Some((instance, epoch)) => Ok(Some(lease(instance, epoch)?)),
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn heartbeat<'a>(&'a self, me: &'a InstanceId, ttl: Duration) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(self.conn.key(&format!("instance:{}", me.as_str()))).arg(1).arg("PX").arg(ms(ttl));
+            let _: String = self.conn.query("instance heartbeat", &cmd).await?;
+            Ok(())
+        })
+    }
+
+    fn alive<'a>(&'a self, instance: &'a InstanceId) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let mut cmd = redis::cmd("EXISTS");
+            cmd.arg(self.conn.key(&format!("instance:{}", instance.as_str())));
+            let n: i64 = self.conn.query("instance alive", &cmd).await?;
+            Ok(n == 1)
+        })
+    }
+
+    fn forget<'a>(&'a self, id: &'a GameId) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let (lease_key, epoch_key) = self.keys(id);
+            let mut cmd = redis::cmd("DEL");
+            cmd.arg(lease_key).arg(epoch_key);
+            let _: i64 = self.conn.query("lease forget", &cmd).await?;
+            Ok(())
+        })
+    }
+
+    fn epoch<'a>(&'a self, id: &'a GameId) -> StoreFuture<'a, u64> {
+        Box::pin(async move {
+            let mut cmd = redis::cmd("GET");
+            cmd.arg(self.keys(id).1);
+            let epoch: Option<u64> = self.conn.query("lease epoch", &cmd).await?;
+            Ok(epoch.unwrap_or(0))
+        })
+    }
+}

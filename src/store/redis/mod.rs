@@ -1,0 +1,310 @@
+//! The Redis backends of every store, and the connection they share. [`RedisConn`] owns a
+//! reconnecting connection manager with a capped backoff (DESIGN.md D10), runs every
+//! command under the command timeout, and scrubs the password from every error message.
+//! The breakers sit one level up ([`crate::store::Guarded`]): a backend here only talks to
+//! Redis.
+//!
+//! Key layout (`P` is `redis.key_prefix`):
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `{P}:…` | | the waitlist (`waitlist.rs`), under one hash tag |
+//! | `P:g:{ID}:snap` | string | game ID's latest snapshot (JSON, with its version and epoch) |
+//! | `P:g:{ID}:lease` | string | `INSTANCE EPOCH`, expiring after `cluster.lease_ms` |
+//! | `P:g:{ID}:epoch` | string | the game's epoch counter: only grows |
+//! | `P:g:{ID}:record` | hash | the game's runtime record (status, summary) |
+//! | `P:session:{HASH}` | string | a seat session (JSON), keyed by the token's keyed hash |
+//! | `P:instance:ID` | string | an instance's heartbeat, expiring after `cluster.lease_ms` |
+//! | `P:lobby` | hash | game id → lobby summary (JSON), the lobby every instance shows |
+//! | `P:events` | stream | the supervisor's runtime events, consumer group `lobby` |
+//! | channel `P:inbox:ID` | pub/sub | relayed commands and frames for one instance |
+//! | channel `P:lobby` | pub/sub | lobby records that changed |
+//!
+//! Every key of one game shares the hash tag `{ID}`, so a game's script touches one slot
+//! of a Redis Cluster.
+
+pub mod directory;
+pub mod events;
+pub mod sessions;
+pub mod snapshots;
+pub mod waitlist;
+
+use std::future::Future;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{FromRedisValue, RedisResult, Script};
+
+use crate::ids::GameId;
+use crate::store::StoreError;
+
+/// Connection attempts after the first, per reconnect. Few: while Redis is down a call
+/// fails as soon as they are spent instead of waiting out its whole timeout, and the next
+/// call starts a new reconnect, so reconnecting is driven by use (and the breaker).
+const RECONNECT_RETRIES: usize = 1;
+
+/// The delay before the first reconnect attempt after the connection drops.
+const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(50);
+
+/// How to reach Redis.
+#[derive(Clone, Debug)]
+pub struct RedisSettings {
+    /// `redis://host:port[/db]`, the password already in it (never logged).
+    pub url: String,
+    /// Prefix of every key.
+    pub key_prefix: String,
+    /// Each command's timeout.
+    pub command_timeout: Duration,
+    /// Longest wait between reconnection attempts.
+    pub reconnect_max_delay: Duration,
+}
+
+/// A shared, reconnecting Redis connection. Cheap to clone.
+#[derive(Clone)]
+pub struct RedisConn {
+    con: ConnectionManager,
+    client: redis::Client,
+    settings: RedisSettings,
+    /// The password from the URL, scrubbed from every error message.
+    secret: Option<String>,
+}
+
+impl RedisConn {
+    /// Sets up the connection without touching the network: the first command connects,
+    /// so a server can start while Redis is down. Fails only on an invalid URL. Call it
+    /// inside a Tokio runtime (the manager spawns its task there).
+    pub fn lazy(settings: &RedisSettings) -> Result<RedisConn, StoreError> {
+        let url = &settings.url;
+        let client = redis::Client::open(url.as_str())
+            .map_err(|e| StoreError::Backend(format!("invalid Redis URL {}: {:?}", redact_url(url), e.kind())))?;
+        let secret = client.get_connection_info().redis_settings().password().map(str::to_owned);
+        let con = ConnectionManager::new_lazy_with_config(client.clone(), manager_config(settings)).map_err(|e| {
+            StoreError::Backend(scrub(&format!("could not set up Redis at {}: {e}", redact_url(url)), &secret))
+        })?;
+        Ok(RedisConn { con, client, settings: settings.clone(), secret })
+    }
+
+    /// Like [`RedisConn::lazy`], then checks that Redis answers.
+    pub async fn connect(settings: &RedisSettings) -> Result<RedisConn, StoreError> {
+        let conn = RedisConn::lazy(settings)?;
+        conn.ping().await.map_err(|e| match e {
+            StoreError::Backend(why) => {
+                StoreError::Backend(format!("could not reach Redis at {}: {why}", redact_url(&settings.url)))
+            }
+            other => other,
+        })?;
+        Ok(conn)
+    }
+
+    /// A connection of its own on the same server, whose commands may take up to
+    /// `timeout` (for blocking reads, which would hold up every command queued behind
+    /// them on a shared connection).
+    pub fn dedicated(&self, timeout: Duration) -> Result<RedisConn, StoreError> {
+        let settings = RedisSettings { command_timeout: timeout, ..self.settings.clone() };
+        RedisConn::lazy(&settings)
+    }
+
+    /// The connection manager (a clone shares the connection), for pipelines.
+    pub fn manager(&self) -> ConnectionManager {
+        self.con.clone()
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &RedisSettings {
+        &self.settings
+    }
+
+    /// The client, for connections of another kind (the subscriber's).
+    pub fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
+    /// The key prefix.
+    pub fn prefix(&self) -> &str {
+        &self.settings.key_prefix
+    }
+
+    /// `P:g:{ID}:suffix`: a key of one game, under the game's hash tag.
+    pub fn game_key(&self, id: &GameId, suffix: &str) -> String {
+        format!("{}:g:{{{}}}:{suffix}", self.settings.key_prefix, id.as_str())
+    }
+
+    /// `P:rest`.
+    pub fn key(&self, rest: &str) -> String {
+        format!("{}:{rest}", self.settings.key_prefix)
+    }
+
+    /// Checks that Redis answers, within the command timeout.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let _: String = self.query("ping", &redis::cmd("PING")).await?;
+        Ok(())
+    }
+
+    /// Runs one Redis call under the command timeout and maps its failure.
+    pub async fn timed<T>(
+        &self,
+        op: &'static str,
+        call: impl Future<Output = RedisResult<T>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.settings.command_timeout, call).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(StoreError::Backend(scrub(&format!("redis {op} failed: {e}"), &self.secret))),
+            Err(_) => Err(StoreError::Backend(format!(
+                "redis {op} timed out after {} ms",
+                self.settings.command_timeout.as_millis()
+            ))),
+        }
+    }
+
+    /// Runs one command.
+    pub async fn query<T: FromRedisValue>(&self, op: &'static str, cmd: &redis::Cmd) -> Result<T, StoreError> {
+        let mut con = self.con.clone();
+        self.timed(op, cmd.query_async(&mut con)).await
+    }
+
+    /// Runs `script` with `keys` and `args`.
+    pub async fn eval<T: FromRedisValue>(
+        &self,
+        op: &'static str,
+        script: &Script,
+        keys: &[&str],
+        args: &[&str],
+    ) -> Result<T, StoreError> {
+        let mut invocation = script.prepare_invoke();
+        for key in keys {
+            invocation.key(*key);
+        }
+        for arg in args {
+            invocation.arg(*arg);
+        }
+        let mut con = self.con.clone();
+        self.timed(op, invocation.invoke_async(&mut con)).await
+    }
+
+    /// `message` with the password scrubbed.
+    pub fn scrub(&self, message: &str) -> String {
+        scrub(message, &self.secret)
+    }
+}
+
+/// The connection manager's settings: capped backoff, one retry, timeouts.
+pub fn manager_config(settings: &RedisSettings) -> ConnectionManagerConfig {
+    let max_delay = settings.reconnect_max_delay.max(Duration::from_millis(1));
+    ConnectionManagerConfig::new()
+        .set_min_delay(RECONNECT_MIN_DELAY.min(max_delay))
+        .set_max_delay(max_delay)
+        .set_number_of_retries(RECONNECT_RETRIES)
+        .set_connection_timeout(Some(settings.command_timeout))
+        .set_response_timeout(Some(settings.command_timeout))
+}
+
+/// Decodes a JSON value stored in Redis.
+pub fn decode<T: serde::de::DeserializeOwned>(op: &str, text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Backend(format!("redis {op}: undecodable value: {e}")))
+}
+
+/// Encodes a value for Redis.
+pub fn encode<T: serde::Serialize>(op: &str, value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Backend(format!("redis {op}: could not encode: {e}")))
+}
+
+/// `url` with its password (and any `password=`/`pass=` query value) replaced by `***`,
+/// for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return "<unparsable URL>".to_owned() };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            // A lone userinfo may be a password (some clients read it so): hide it.
+            None => format!("***@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((name, _)) if name.eq_ignore_ascii_case("password") || name.eq_ignore_ascii_case("pass") => {
+                        format!("{name}=***")
+                    }
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
+/// `message` with every occurrence of `secret` replaced by `***`.
+fn scrub(message: &str, secret: &Option<String>) -> String {
+    match secret {
+        Some(secret) if !secret.is_empty() => message.replace(secret.as_str(), "***"),
+        _ => message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_in_urls() {
+        assert_eq!(redact_url("redis://127.0.0.1:6379/0"), "redis://127.0.0.1:6379/0");
+        assert_eq!(redact_url("redis://:hunter2@host:6379/0"), "redis://:***@host:6379/0");
+        assert_eq!(redact_url("rediss://user:p%40ss@host"), "rediss://user:***@host");
+        assert_eq!(redact_url("redis://hunter2@host/1"), "redis://***@host/1");
+        assert_eq!(
+            redact_url("redis+unix:///run/redis.sock?db=1&pass=hunter2"),
+            "redis+unix:///run/redis.sock?db=1&pass=***"
+        );
+        assert_eq!(redact_url("not a url hunter2"), "<unparsable URL>");
+    }
+
+    #[test]
+    fn scrubs_the_secret_from_messages() {
+        let secret = Some("hunter2".to_owned());
+        assert_eq!(scrub("auth hunter2 refused", &secret), "auth *** refused");
+        assert_eq!(scrub("plain", &None), "plain");
+    }
+
+    fn settings(url: &str) -> RedisSettings {
+        RedisSettings {
+            url: url.to_owned(),
+            key_prefix: "t".to_owned(),
+            command_timeout: Duration::from_millis(300),
+            reconnect_max_delay: Duration::from_millis(50),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_redis_fails_fast_without_leaking_the_password() {
+        let started = std::time::Instant::now();
+        // Port 1 on loopback: nothing listens, the connection is refused at once.
+        let result = RedisConn::connect(&settings("redis://:hunter2@127.0.0.1:1/0")).await;
+        let Err(StoreError::Backend(message)) = result else { panic!("connect must fail") };
+        assert!(!message.contains("hunter2"), "{message}");
+        assert!(message.contains("127.0.0.1:1"), "{message}");
+        assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+    }
+
+    #[test]
+    fn an_invalid_url_is_refused() {
+        let Err(StoreError::Backend(message)) = RedisConn::lazy(&settings("http://:hunter2@host")) else {
+            panic!("must fail")
+        };
+        assert!(!message.contains("hunter2"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn game_keys_share_the_game_hash_tag() {
+        let conn = RedisConn::lazy(&settings("redis://127.0.0.1:1/0")).expect("lazy");
+        let id = GameId::parse("abc123").expect("id");
+        assert_eq!(conn.game_key(&id, "snap"), "t:g:{abc123}:snap");
+        assert_eq!(conn.key("lobby"), "t:lobby");
+    }
+}

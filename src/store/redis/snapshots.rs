@@ -1,0 +1,82 @@
+//! Game snapshots in Redis (DESIGN.md D2, D11): one hash per game (`data`, `epoch`,
+//! `version`) written by a script that refuses a write whose epoch is older than the game's
+//! epoch counter (the fencing token a takeover moves forward), and ignores one whose version
+//! is not newer than the stored one from the same owner.
+
+use std::time::Duration;
+
+use redis::Script;
+
+use super::{decode, encode, RedisConn};
+use crate::ids::GameId;
+use crate::store::snapshot::{Snapshot, SnapshotStore, WriteOutcome};
+use crate::store::StoreFuture;
+
+/// KEYS: snapshot hash, epoch counter. ARGV: data JSON, epoch, version, ttl ms (0: none).
+/// Answers {outcome, epoch in force}.
+const WRITE: &str = r#"
+local current = tonumber(redis.call('GET', KEYS[2]) or '0')
+local epoch = tonumber(ARGV[2])
+if epoch < current then return {'fenced', tostring(current)} end
+local stored = redis.call('HMGET', KEYS[1], 'epoch', 'version')
+if stored[1] and tonumber(stored[1]) == epoch and tonumber(stored[2]) >= tonumber(ARGV[3]) then
+  return {'stale', tostring(current)}
+end
+redis.call('HSET', KEYS[1], 'data', ARGV[1], 'epoch', ARGV[2], 'version', ARGV[3])
+if tonumber(ARGV[4]) > 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+else
+  redis.call('PERSIST', KEYS[1])
+end
+return {'written', tostring(current)}
+"#;
+
+/// Snapshots in Redis.
+pub struct RedisSnapshots {
+    conn: RedisConn,
+    write: Script,
+}
+
+impl RedisSnapshots {
+    /// Snapshots on `conn`.
+    pub fn new(conn: RedisConn) -> Self {
+        RedisSnapshots { conn, write: Script::new(WRITE) }
+    }
+}
+
+impl SnapshotStore for RedisSnapshots {
+    fn write<'a>(&'a self, snapshot: &'a Snapshot, ttl: Option<Duration>) -> StoreFuture<'a, WriteOutcome> {
+        Box::pin(async move {
+            let id = &snapshot.game_id;
+            let (snap, epoch_key) = (self.conn.game_key(id, "snap"), self.conn.game_key(id, "epoch"));
+            let data = encode("snapshot write", snapshot)?;
+            let ttl_ms = ttl.map_or(0, |t| t.as_millis().max(1)).to_string();
+            let args = [data.as_str(), &snapshot.epoch.to_string(), &snapshot.version.to_string(), &ttl_ms];
+            let (outcome, current): (String, String) =
+                self.conn.eval("snapshot write", &self.write, &[&snap, &epoch_key], &args).await?;
+            Ok(match outcome.as_str() {
+                "fenced" => WriteOutcome::Fenced { epoch: current.parse().unwrap_or(u64::MAX) },
+                "stale" => WriteOutcome::Stale,
+                _ => WriteOutcome::Written,
+            })
+        })
+    }
+
+    fn read<'a>(&'a self, id: &'a GameId) -> StoreFuture<'a, Option<Snapshot>> {
+        Box::pin(async move {
+            let mut cmd = redis::cmd("HGET");
+            cmd.arg(self.conn.game_key(id, "snap")).arg("data");
+            let data: Option<String> = self.conn.query("snapshot read", &cmd).await?;
+            data.map(|d| decode("snapshot read", &d)).transpose()
+        })
+    }
+
+    fn remove<'a>(&'a self, id: &'a GameId) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut cmd = redis::cmd("DEL");
+            cmd.arg(self.conn.game_key(id, "snap"));
+            let _: i64 = self.conn.query("snapshot remove", &cmd).await?;
+            Ok(())
+        })
+    }
+}
