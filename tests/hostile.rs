@@ -308,14 +308,14 @@ fn the_memory_gate_reopens_after_a_spike() {
         }
     };
     // The baseline of an idle server decides the limit: 16 MB over it.
-    let baseline = memory(&ServerProcess::start(&[("HEALTH__INTERVAL_MS", "100")])).0;
+    let baseline = memory(&ServerProcess::start(&[("RAMPART__HEALTH__INTERVAL_MS", "100")])).0;
     let limit = (baseline + 16.0).ceil() as u64;
     let server = ServerProcess::start(&[
-        ("HEALTH__INTERVAL_MS", "100"),
-        ("HEALTH__DWELL_MS", "300"),
-        ("HEALTH__MAX_MEMORY_MB", &limit.to_string()),
-        ("HEALTH__MAX_MEMORY_USED_PCT", "0"),
-        ("SERVER__WORKERS", "1"),
+        ("RAMPART__HEALTH__INTERVAL_MS", "100"),
+        ("RAMPART__HEALTH__DWELL_MS", "300"),
+        ("RAMPART__HEALTH__MAX_MEMORY_MB", &limit.to_string()),
+        ("RAMPART__HEALTH__MAX_MEMORY_USED_PCT", "0"),
+        ("RAMPART__SERVER__WORKERS", "1"),
     ]);
     assert_eq!(memory(&server).1, "healthy");
     // The spike: lobby sockets, each holding its buffers, until the server is overloaded.

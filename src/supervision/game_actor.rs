@@ -221,6 +221,8 @@ pub struct GameActor {
     /// What a human said while a request was in flight: answered when it returns.
     llm_pending: Option<ChatEvent>,
     armed_fault: bool,
+    /// Seats not yet told that this instance took the game over (they join after it).
+    untold_takeover: [bool; 2],
     rng: fastrand::Rng,
 }
 
@@ -242,6 +244,7 @@ impl GameActor {
             llm_in_flight: false,
             llm_pending: None,
             armed_fault: false,
+            untold_takeover: [false; 2],
             rng: fastrand::Rng::new(),
         }
     }
@@ -790,11 +793,9 @@ impl Actor for GameActor {
                 self.commit_quietly();
                 tracing::info!(game_id = %self.cell.id, moves = self.state.board.moves(), epoch = self.cell.epoch.load(Ordering::Acquire), "took the game over from its last snapshot");
                 self.publish_event(EventKind::TakenOver);
-                self.broadcast(&ServerFrame::GameRestarted {
-                    restarts: self.restarts,
-                    restored_moves: self.state.board.moves(),
-                    reason: Some("taken_over"),
-                });
+                // Players usually join after the takeover (their join caused it): each
+                // seat hears it when it joins.
+                self.untold_takeover = [true; 2];
                 self.broadcast_state();
                 self.schedule_ai(ctx);
             }
@@ -838,6 +839,14 @@ impl Handler<Join> for GameActor {
             }
             if let Some(old) = act.cell.attach(seat, msg.route.clone()) {
                 old.to.do_send(ToSession::Close { code: 4409, reason: "seat opened on another connection" });
+            }
+            if std::mem::take(&mut act.untold_takeover[seat_index(seat)]) {
+                let frame = ServerFrame::GameRestarted {
+                    restarts: act.restarts,
+                    restored_moves: act.state.board.moves(),
+                    reason: Some("taken_over"),
+                };
+                msg.route.to.do_send(ToSession::Frame(frame.to_text()));
             }
             if act.failed {
                 let reason = "this game exceeded its restart limit and is closed".to_owned();

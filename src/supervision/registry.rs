@@ -76,6 +76,13 @@ pub struct GameCell {
     /// This instance's lease epoch for the game (0 while the lease is still to be taken,
     /// the store having been unreachable at creation).
     pub epoch: AtomicU64,
+    /// `monotonic_ms()` until which this instance may act as the game's owner without
+    /// having heard from the directory again: pushed forward by every renewal round (even
+    /// one the store did not answer: then nobody can take the game over either). A process
+    /// that was paused past it (SIGSTOP, a stalled event loop) finds it passed and applies
+    /// nothing until the next round confirms or refuses its lease. `u64::MAX` with the
+    /// embedded backend.
+    pub lease_until_ms: AtomicU64,
     /// `monotonic_ms()` when the game ended (won, draw, failed, abandoned), 0 while live.
     pub ended_at_ms: AtomicU64,
     /// `monotonic_ms()` since when no player's socket is attached (from creation until the
@@ -111,6 +118,7 @@ impl GameCell {
             keeper,
             fence: Mutex::new(()),
             epoch: AtomicU64::new(epoch),
+            lease_until_ms: AtomicU64::new(u64::MAX),
             ended_at_ms: AtomicU64::new(0),
             unattended_since_ms: AtomicU64::new(monotonic_ms()),
         }

@@ -124,7 +124,8 @@ pub struct ArbiterHealth {
 /// What a takeover found.
 enum Found {
     Resolved(Resolved),
-    TakeOver(Snapshot, Lease),
+    /// The stored snapshot, the new lease, and when it was claimed (`monotonic_ms`).
+    TakeOver(Snapshot, Lease, u64),
 }
 
 /// Starts, places and watches every game.
@@ -192,12 +193,16 @@ impl GameSupervisor {
         slot
     }
 
-    /// Hosts a game here from `snapshot` (its epoch is this instance's lease epoch).
-    fn host(&mut self, snapshot: Arc<Snapshot>, mode: StartMode) -> Arc<GameCell> {
+    /// Hosts a game here from `snapshot` (its epoch is this instance's lease epoch, taken
+    /// at `claimed_ms`).
+    fn host(&mut self, snapshot: Arc<Snapshot>, mode: StartMode, claimed_ms: u64) -> Arc<GameCell> {
         let slot = self.next_slot();
         let summary = summary_of(&snapshot);
         let id = snapshot.game_id.clone();
         let cell = Arc::new(GameCell::new(id, Connect4::KIND, slot, summary, snapshot.clone(), self.keeper.clone()));
+        if self.cluster.shared() {
+            cell.lease_until_ms.store(claimed_ms + lease_ms(&self.cluster), Ordering::Release);
+        }
         self.registry.insert(cell.clone());
         self.metrics.game_hosted(1);
         self.spawn(&cell, snapshot, mode, slot);
@@ -336,6 +341,7 @@ impl GameSupervisor {
         self.renewing = true;
         let cells = self.registry.all();
         let cluster = self.cluster.clone();
+        let round_ms = monotonic_ms();
         let work = async move {
             futures_util::stream::iter(cells)
                 .map(|cell| {
@@ -357,9 +363,13 @@ impl GameSupervisor {
                 .collect::<Vec<_>>()
                 .await
         };
-        ctx.spawn(work.into_actor(self).map(|answers, act, _| {
+        ctx.spawn(work.into_actor(self).map(move |answers, act, _| {
             act.renewing = false;
+            let until = round_ms + lease_ms(&act.cluster);
             for (cell, epoch, answer) in answers {
+                if !matches!(answer, Ok(Renewal::Lost(_))) {
+                    cell.lease_until_ms.store(until, Ordering::Release);
+                }
                 match answer {
                     Ok(Renewal::Renewed(now)) if now != epoch => {
                         tracing::info!(game_id = %cell.id, from = epoch, to = now, "this instance holds the game's lease again, with a new epoch");
@@ -384,6 +394,10 @@ impl GameSupervisor {
             }
         }));
     }
+}
+
+fn lease_ms(cluster: &Cluster) -> u64 {
+    u64::try_from(cluster.lease.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The lobby summary of a snapshot (before its actor has published one).
@@ -446,8 +460,9 @@ async fn find(cluster: Arc<Cluster>, keeper: Arc<SnapshotKeeper>, id: GameId, pa
                     Ok(None) => return Found::Resolved(Resolved::NotFound),
                     Err(e) => return unavailable(format!("the game's snapshot cannot be read right now ({e})")),
                 };
+                let claimed_ms = monotonic_ms();
                 match cluster.claim(&id).await {
-                    Ok(Claim::Won(lease)) => return Found::TakeOver(snapshot, lease),
+                    Ok(Claim::Won(lease)) => return Found::TakeOver(snapshot, lease, claimed_ms),
                     // Another instance won the race: relay to it.
                     Ok(Claim::Held(_)) => continue,
                     Err(e) => return unavailable(format!("the game cannot be taken over right now ({e})")),
@@ -494,6 +509,7 @@ impl Handler<CreateGame> for GameSupervisor {
         let id = GameId::random();
         let cluster = self.cluster.clone();
         let claim_id = id.clone();
+        let claimed_ms = monotonic_ms();
         Box::pin(async move { cluster.claim(&claim_id).await }.into_actor(self).map(move |claim, act, _| {
             let epoch = match claim {
                 Ok(Claim::Won(lease)) => lease.epoch,
@@ -523,7 +539,7 @@ impl Handler<CreateGame> for GameSupervisor {
                 version: 1,
                 epoch,
             });
-            act.host(snapshot, StartMode::Fresh);
+            act.host(snapshot, StartMode::Fresh, claimed_ms);
             act.cluster.remember_seat(hash, id.clone(), Seat::Red, msg.player_name);
             Ok(SeatGrant { game_id: id.to_string(), seat: Seat::Red, player_token: token.expose().to_owned() })
         }))
@@ -544,14 +560,14 @@ impl Handler<Resolve> for GameSupervisor {
         let work = find(self.cluster.clone(), self.keeper.clone(), msg.0.clone(), patience);
         Box::pin(work.into_actor(self).map(move |found, act, _| match found {
             Found::Resolved(resolved) => resolved,
-            Found::TakeOver(mut snapshot, lease) => {
+            Found::TakeOver(mut snapshot, lease, claimed_ms) => {
                 // Another request may have taken it over here meanwhile.
                 if let Some(cell) = act.registry.get(&msg.0) {
                     return Resolved::Local(cell);
                 }
                 tracing::info!(game_id = %msg.0, epoch = lease.epoch, moves = snapshot.board.moves(), "taking over a game whose owner's lease lapsed");
                 snapshot.epoch = lease.epoch;
-                Resolved::Local(act.host(Arc::new(snapshot), StartMode::TakenOver))
+                Resolved::Local(act.host(Arc::new(snapshot), StartMode::TakenOver, claimed_ms))
             }
         }))
     }

@@ -117,52 +117,64 @@ impl PlayerSession {
         let lost = ctx.address().recipient::<OwnerLost>();
         let join_timeout = self.socket.limits().join_timeout;
         let work = async move {
-            let resolved = links.supervisor.send(Resolve(game_id.clone())).await;
-            match resolved {
-                Ok(Resolved::Local(cell)) => {
-                    let Some(addr) = cell.addr() else { return Joined::Refused(restarting_error()) };
-                    let join = addr.send(Join { token_hash, route, holding });
-                    match tokio::time::timeout(join_timeout, join).await {
-                        Ok(Ok(Ok(seat))) => Joined::Seat(seat, Target::Local(cell)),
-                        Ok(Ok(Err(error))) => Joined::Refused(error),
-                        _ => Joined::Refused(restarting_error()),
+            // A relayed join that finds its owner gone (it died a moment ago) looks again:
+            // the game is taken over once the dead owner's lease lapses.
+            let until = tokio::time::Instant::now() + join_timeout;
+            loop {
+                let resolved = links.supervisor.send(Resolve(game_id.clone())).await;
+                let lease = match resolved {
+                    Ok(Resolved::Local(cell)) => {
+                        let Some(addr) = cell.addr() else { return Joined::Refused(restarting_error()) };
+                        let join = addr.send(Join { token_hash, route, holding });
+                        return match tokio::time::timeout(join_timeout, join).await {
+                            Ok(Ok(Ok(seat))) => Joined::Seat(seat, Target::Local(cell)),
+                            Ok(Ok(Err(error))) => Joined::Refused(error),
+                            _ => Joined::Refused(restarting_error()),
+                        };
+                    }
+                    Ok(Resolved::Remote(lease)) => lease,
+                    Ok(Resolved::NotFound) => return Joined::NotFound,
+                    Ok(Resolved::Unavailable(error)) => return Joined::Refused(error),
+                    Err(_) => return Joined::Refused(restarting_error()),
+                };
+                let Some(relay) = links.relay.clone() else { return Joined::Refused(restarting_error()) };
+                // Registered first: the owner's first state may overtake its reply.
+                relay.do_send(RegisterConn {
+                    conn,
+                    to: route.to.clone(),
+                    owner: lease.instance.clone(),
+                    lost: lost.clone(),
+                });
+                let wire = Wire::Join {
+                    req: 0,
+                    from: links.cluster.me.clone(),
+                    conn: conn.0,
+                    game: game_id.clone(),
+                    token_hash: token_hash.clone(),
+                    holding,
+                };
+                // An owner that does not answer within half a lease is probably paused or
+                // dying: look again (its heartbeat lapses within a lease) rather than wait.
+                let attempt = (links.cluster.lease / 2).max(Duration::from_millis(300));
+                let within = until.saturating_duration_since(tokio::time::Instant::now()).min(attempt);
+                let asked = relay.send(relay::Request { to: lease.instance.clone(), wire, within }).await;
+                match asked {
+                    Ok(Ok(Reply::Joined { result: Ok(seat) })) => {
+                        return Joined::Seat(seat, Target::Remote(lease.instance))
+                    }
+                    Ok(Ok(Reply::Joined { result: Err(error) })) => {
+                        relay.do_send(UnregisterConn(conn));
+                        return Joined::Refused(error);
+                    }
+                    // Not there (any more), or not answering: look again while time remains.
+                    _ => {
+                        relay.do_send(UnregisterConn(conn));
+                        if tokio::time::Instant::now() + Duration::from_millis(100) >= until {
+                            return Joined::Refused(restarting_error());
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                 }
-                Ok(Resolved::Remote(lease)) => {
-                    let Some(relay) = links.relay.clone() else { return Joined::Refused(restarting_error()) };
-                    // Registered first: the owner's first state may overtake its reply.
-                    relay.do_send(RegisterConn { conn, to: route.to.clone(), owner: lease.instance.clone(), lost });
-                    let wire = Wire::Join {
-                        req: 0,
-                        from: links.cluster.me.clone(),
-                        conn: conn.0,
-                        game: game_id,
-                        token_hash,
-                        holding,
-                    };
-                    let asked =
-                        relay.send(relay::Request { to: lease.instance.clone(), wire, within: join_timeout }).await;
-                    match asked {
-                        Ok(Ok(Reply::Joined { result: Ok(seat) })) => {
-                            Joined::Seat(seat, Target::Remote(lease.instance))
-                        }
-                        Ok(Ok(Reply::Joined { result: Err(error) })) => {
-                            relay.do_send(UnregisterConn(conn));
-                            Joined::Refused(error)
-                        }
-                        Ok(Err(error)) => {
-                            relay.do_send(UnregisterConn(conn));
-                            Joined::Refused(error)
-                        }
-                        _ => {
-                            relay.do_send(UnregisterConn(conn));
-                            Joined::Refused(restarting_error())
-                        }
-                    }
-                }
-                Ok(Resolved::NotFound) => Joined::NotFound,
-                Ok(Resolved::Unavailable(error)) => Joined::Refused(error),
-                Err(_) => Joined::Refused(restarting_error()),
             }
         };
         Box::pin(work.into_actor(self))

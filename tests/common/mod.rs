@@ -69,6 +69,12 @@ impl TestServer {
         server
     }
 
+    /// A handle on a server that runs elsewhere (a child process): the same helpers, no
+    /// shutdown of its own.
+    pub fn at(addr: SocketAddr) -> TestServer {
+        TestServer { addr, shutdown: None, client: awc::Client::builder().timeout(Duration::from_secs(10)).finish() }
+    }
+
     /// Triggers the server's graceful shutdown.
     pub fn shutdown(&mut self) {
         if let Some(tx) = self.shutdown.take() {

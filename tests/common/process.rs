@@ -17,40 +17,100 @@ pub struct ServerProcess {
     pub addr: SocketAddr,
     child: Option<Child>,
     pub log: PathBuf,
+    env: Vec<(String, String)>,
 }
 
 impl ServerProcess {
-    /// Starts the binary with `RAMPART__…` overrides (`("SERVER__WORKERS", "1")`) and waits
-    /// until `/health` answers.
-    pub fn start(overrides: &[(&str, &str)]) -> ServerProcess {
+    /// Starts the binary with these environment variables (`RAMPART__SERVER__WORKERS`,
+    /// `RAMPART_REDIS_URL`, …) and waits until `/health` answers.
+    pub fn start(env: &[(&str, &str)]) -> ServerProcess {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let log = std::env::temp_dir().join(format!("rampart-proc-{}-{n}.log", std::process::id()));
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         for _ in 0..5 {
             let port = TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
             let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-            let file = std::fs::File::create(&log).expect("log file");
-            let mut command = Command::new(env!("CARGO_BIN_EXE_rampart"));
-            command
-                .env("RAMPART_BIND", addr.to_string())
-                .env("RAMPART_LOG", std::env::var("RAMPART_TEST_LOG").unwrap_or_else(|_| "info".into()))
-                .stdin(Stdio::null())
-                .stdout(file.try_clone().expect("log"))
-                .stderr(file);
-            for (key, value) in overrides {
-                command.env(format!("RAMPART__{key}"), value);
-            }
-            let child = command.spawn().expect("spawn rampart");
-            let mut server = ServerProcess { addr, child: Some(child), log: log.clone() };
-            if server.wait_ready() {
+            let mut server = ServerProcess { addr, child: None, log: log.clone(), env: env.clone() };
+            if server.launch() {
                 return server;
             }
         }
         panic!("rampart did not start; see {}", log.display());
     }
 
+    /// Starts the process again on the same port, with the same environment (after
+    /// [`ServerProcess::kill`] or [`ServerProcess::terminate`]).
+    pub fn restart(&mut self) {
+        let start = Instant::now();
+        while !self.launch() {
+            assert!(
+                start.elapsed() < READY_DEADLINE,
+                "rampart did not restart on {}; see {}",
+                self.addr,
+                self.log.display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn launch(&mut self) -> bool {
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log file");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_rampart"));
+        command
+            .env("RAMPART_BIND", self.addr.to_string())
+            .env("RAMPART_LOG", std::env::var("RAMPART_TEST_LOG").unwrap_or_else(|_| "info".into()))
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log"))
+            .stderr(file);
+        for (key, value) in &self.env {
+            command.env(key, value);
+        }
+        self.child = Some(command.spawn().expect("spawn rampart"));
+        self.wait_ready()
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill").args([signal, &self.pid().to_string()]).status().expect("kill");
+        assert!(status.success(), "kill {signal} failed");
+    }
+
+    /// SIGKILL: no goodbye; waits for the process to be gone.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then waits (up to 20 s) for the designed shutdown to end; answers the exit
+    /// status code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        self.signal("-TERM");
+        let mut child = self.child.take().expect("running");
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.code();
+            }
+            assert!(start.elapsed() < READY_DEADLINE, "rampart did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGSTOP: the process freezes (its sockets stay open).
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT.
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
     fn wait_ready(&mut self) -> bool {
         let start = Instant::now();
+        std::thread::sleep(Duration::from_millis(10));
         while start.elapsed() < READY_DEADLINE {
             if let Some(child) = self.child.as_mut() {
                 if child.try_wait().ok().flatten().is_some() {

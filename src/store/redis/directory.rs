@@ -148,11 +148,16 @@ impl GameDirectory for RedisDirectory {
     }
 
     fn alive<'a>(&'a self, instance: &'a InstanceId) -> StoreFuture<'a, bool> {
+        // Alive: its heartbeat is live and it listens on its relay inbox. A killed process
+        // drops its subscription at once; a paused one keeps it but its heartbeat lapses.
         Box::pin(async move {
-            let mut cmd = redis::cmd("EXISTS");
-            cmd.arg(self.conn.key(&format!("instance:{}", instance.as_str())));
-            let n: i64 = self.conn.query("instance alive", &cmd).await?;
-            Ok(n == 1)
+            let mut pipe = redis::pipe();
+            pipe.cmd("EXISTS").arg(self.conn.key(&format!("instance:{}", instance.as_str())));
+            pipe.cmd("PUBSUB").arg("NUMSUB").arg(self.conn.key(&format!("inbox:{}", instance.as_str())));
+            let mut con = self.conn.manager();
+            let (beating, (_, listeners)): (i64, (String, i64)) =
+                self.conn.timed("instance alive", pipe.query_async(&mut con)).await?;
+            Ok(beating == 1 && listeners > 0)
         })
     }
 

@@ -1,0 +1,303 @@
+//! Games that outlive their process (DESIGN.md D2, D11): real `rampart` processes on one
+//! private `redis-server` each test. A game comes back after its server's SIGTERM and after
+//! its kill -9; a player of a killed instance reconnects through another and finds the same
+//! board; a socket on an instance that does not own the game plays through the relay, and
+//! REST works from every instance; racing takeovers leave one owner; a paused owner is
+//! fenced and never overwrites the new owner's board.
+
+mod common;
+#[path = "common/process.rs"]
+mod process;
+#[path = "common/redis.rs"]
+mod redis_harness;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use process::ServerProcess;
+use redis_harness::RedisServer;
+use serde_json::{json, Value};
+
+const ADMIN: &str = "cluster-admin";
+const LEASE_MS: u64 = 1000;
+
+fn env(redis: &RedisServer) -> Vec<(&'static str, String)> {
+    vec![
+        ("RAMPART__STORAGE__BACKEND", "redis".to_owned()),
+        ("RAMPART_REDIS_URL", redis.url()),
+        ("RAMPART_SESSION_KEY", "test-session-key".to_owned()),
+        ("RAMPART_ADMIN_TOKEN", ADMIN.to_owned()),
+        ("RAMPART__CLUSTER__LEASE_MS", LEASE_MS.to_string()),
+        ("RAMPART__SERVER__WORKERS", "1".to_owned()),
+        ("RAMPART__SERVER__GAME_ARBITERS", "1".to_owned()),
+        ("RAMPART__SUPERVISION__DEFAULT__STRATEGY", "immediate".to_owned()),
+        ("RAMPART__SERVER__HEARTBEAT_INTERVAL_MS", "60000".to_owned()),
+        ("RAMPART__SERVER__CLIENT_TIMEOUT_MS", "120000".to_owned()),
+    ]
+}
+
+fn instance(redis: &RedisServer) -> ServerProcess {
+    let vars = env(redis);
+    let refs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    ServerProcess::start(&refs)
+}
+
+/// A human game on `api`'s instance with both seats taken: (red, yellow) grants.
+async fn human_game(api: &TestServer) -> (Grant, Grant) {
+    let red = api.create("human", "ada").await;
+    let (status, body) = api.join_rest(&red.game_id, "bob").await;
+    assert_eq!(status, 200, "{body}");
+    (red, Grant::from(&body))
+}
+
+/// What must survive: the board, the move count, whose turn, the players, the restarts.
+fn essence(game: &Value) -> Value {
+    json!({
+        "columns": game["columns"],
+        "moves": game["moves"],
+        "turn": game["turn"],
+        "status": game["status"],
+        "red": game["players"]["red"]["name"],
+        "yellow": game["players"]["yellow"]["name"],
+        "restarts": game["restarts"],
+    })
+}
+
+async fn redis_snapshot(redis: &RedisServer, game_id: &str) -> Option<Value> {
+    let client = redis::Client::open(redis.url()).expect("client");
+    let mut con = client.get_multiplexed_async_connection().await.expect("connection");
+    let data: Option<String> = redis::cmd("HGET")
+        .arg(format!("rampart:g:{{{game_id}}}:snap"))
+        .arg("data")
+        .query_async(&mut con)
+        .await
+        .expect("HGET");
+    data.map(|d| serde_json::from_str(&d).expect("snapshot JSON"))
+}
+
+async fn lease_owner(redis: &RedisServer, game_id: &str) -> Option<String> {
+    let client = redis::Client::open(redis.url()).expect("client");
+    let mut con = client.get_multiplexed_async_connection().await.expect("connection");
+    redis::cmd("GET").arg(format!("rampart:g:{{{game_id}}}:lease")).query_async(&mut con).await.expect("GET")
+}
+
+#[actix_rt::test]
+async fn a_game_comes_back_after_its_server_is_terminated_or_killed() {
+    let redis = RedisServer::start();
+    let mut server = instance(&redis);
+    let api = TestServer::at(server.addr);
+    let (red_grant, yellow_grant) = human_game(&api).await;
+    let mut red = api.player(&red_grant).await;
+    let mut yellow = api.player(&yellow_grant).await;
+    red.move_to(0).await;
+    yellow.recv_state(|g| g["moves"] == 1).await;
+    yellow.move_to(1).await;
+    red.recv_state(|g| g["moves"] == 2).await;
+    red.move_to(0).await;
+    yellow.recv_state(|g| g["moves"] == 3).await;
+    // A crash before the restart: the restart count must survive too.
+    assert_eq!(api.fault(&red_grant.game_id, ADMIN, json!({"kind":"panic"})).await, 202);
+    let before = red.recv_state(|g| g["restarts"] == 1).await;
+
+    // SIGTERM: players are told (1012), every snapshot is written, the lease released.
+    let code = actix_rt::task::spawn_blocking(move || {
+        let code = server.terminate();
+        (server, code)
+    })
+    .await
+    .expect("terminate");
+    let (mut server, code) = code;
+    assert_eq!(code, Some(0), "a designed shutdown exits 0");
+    assert_eq!(red.recv_close().await, Some(1012));
+    assert_eq!(yellow.recv_close().await, Some(1012));
+    server.restart();
+    let mut red = api.player(&red_grant).await;
+    assert_eq!(essence(&red.last_state), essence(&before), "the same game after a restart");
+    assert!(red.seen.iter().any(|f| f["type"] == "game_restarted" && f["reason"] == "taken_over"), "{:?}", red.seen);
+    let mut yellow = api.player(&yellow_grant).await;
+    yellow.move_to(1).await;
+    let after = red.recv_state(|g| g["moves"] == 4).await;
+
+    // kill -9: nothing is said; the last snapshot written is the one that comes back.
+    server.kill();
+    server.restart();
+    let started = Instant::now();
+    let red = api.player(&red_grant).await;
+    assert_eq!(essence(&red.last_state), essence(&after), "the same game after kill -9");
+    assert!(started.elapsed() < Duration::from_millis(LEASE_MS + 1000), "resumed after {:?}", started.elapsed());
+}
+
+#[actix_rt::test]
+async fn a_player_of_a_killed_instance_finds_the_same_board_through_another() {
+    let redis = RedisServer::start();
+    let mut a = instance(&redis);
+    let b = instance(&redis);
+    let (api_a, api_b) = (TestServer::at(a.addr), TestServer::at(b.addr));
+    let (red_grant, yellow_grant) = human_game(&api_a).await;
+    let mut red = api_a.player(&red_grant).await;
+    let mut yellow = api_a.player(&yellow_grant).await;
+    red.move_to(3).await;
+    yellow.recv_state(|g| g["moves"] == 1).await;
+    yellow.move_to(3).await;
+    let before = red.recv_state(|g| g["moves"] == 2).await;
+    // Let the snapshot writer catch up (it writes behind the game).
+    let start = Instant::now();
+    // Versions: 1 at creation, 2 with the second seat, then one per move.
+    while redis_snapshot(&redis, &red_grant.game_id).await.is_none_or(|s| s["version"].as_u64() < Some(4)) {
+        assert!(start.elapsed() < DEADLINE, "the snapshot never reached Redis");
+        actix_rt::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    a.kill();
+    let killed = Instant::now();
+    let mut red = api_b.player(&red_grant).await;
+    let took = killed.elapsed();
+    assert_eq!(essence(&red.last_state), essence(&before));
+    assert!(took < Duration::from_millis(LEASE_MS + 1000), "the player saw the board after {took:?}");
+    let mut yellow = api_b.player(&yellow_grant).await;
+    red.move_to(2).await;
+    yellow.recv_state(|g| g["moves"] == 3).await;
+    assert_eq!(lease_owner(&redis, &red_grant.game_id).await.map(|o| o.contains(' ')), Some(true));
+    eprintln!("takeover: kill -9 to the player's state through another instance in {took:?} (lease {LEASE_MS} ms)");
+}
+
+#[actix_rt::test]
+async fn a_socket_on_another_instance_plays_through_the_relay_and_rest_works_everywhere() {
+    let redis = RedisServer::start();
+    let a = instance(&redis);
+    let b = instance(&redis);
+    let (api_a, api_b) = (TestServer::at(a.addr), TestServer::at(b.addr));
+    // Created on a, the second seat taken through b (a relayed REST join).
+    let red_grant = api_a.create("human", "ada").await;
+    let (status, body) = api_b.join_rest(&red_grant.game_id, "bob").await;
+    assert_eq!(status, 200, "{body}");
+    let yellow_grant = Grant::from(&body);
+    let mut red = api_a.player(&red_grant).await;
+    let mut yellow = api_b.player(&yellow_grant).await;
+    red.recv_state(|g| g["players"]["yellow"]["connected"] == true).await;
+    for round in 0..3u64 {
+        red.move_to(0).await;
+        yellow.recv_state(|g| g["moves"] == json!(2 * round + 1)).await;
+        yellow.move_to(1).await;
+        red.recv_state(|g| g["moves"] == json!(2 * round + 2)).await;
+    }
+    yellow.send(json!({"type":"chat","text":"relayed hello"})).await;
+    red.recv_until("the relayed chat", |f| f["type"] == "chat" && f["text"] == "relayed hello").await;
+    // A relayed command's error comes back too.
+    yellow.move_to(1).await;
+    assert_eq!(yellow.recv_error().await["code"], "NOT_YOUR_TURN");
+    // REST from the instance that does not own the game: GET (the shared lobby), the admin
+    // fault (relayed), the lobby list.
+    let summary = api_b.wait_summary(&red_grant.game_id, |s| s["moves"] == 6).await;
+    assert_eq!(summary["players"]["yellow"]["name"], "bob");
+    assert_eq!(api_b.fault(&red_grant.game_id, ADMIN, json!({"kind":"panic"})).await, 202);
+    red.recv_type("game_restarted").await;
+    yellow.recv_type("game_restarted").await;
+    let (_, lobby) = api_b.get("/api/v1/games").await;
+    assert!(lobby["games"].as_array().is_some_and(|g| g.iter().any(|g| g["game_id"] == red_grant.game_id.as_str())));
+    // The lobby socket of b shows a game created on a, fed by the event stream.
+    let mut lobby = api_b.lobby().await;
+    let other = api_a.create("ai", "cy").await;
+    lobby
+        .recv_until("the new game in b's lobby", |f| {
+            f["type"] == "lobby"
+                && f["games"].as_array().is_some_and(|g| g.iter().any(|g| g["game_id"] == other.game_id.as_str()))
+        })
+        .await;
+    // The relayed seat leaves: its owner sees it gone.
+    drop(yellow);
+    red.recv_state(|g| g["players"]["yellow"]["connected"] == false).await;
+}
+
+#[actix_rt::test]
+async fn fifty_racing_takeovers_leave_one_owner_each_and_lose_no_move() {
+    let redis = RedisServer::start();
+    let mut a = instance(&redis);
+    let b = instance(&redis);
+    let c = instance(&redis);
+    let (api_a, api_b, api_c) = (TestServer::at(a.addr), TestServer::at(b.addr), TestServer::at(c.addr));
+    let mut games = Vec::new();
+    for _ in 0..50 {
+        games.push(human_game(&api_a).await);
+    }
+    // Every game's first snapshot must be in Redis before its owner dies.
+    let start = Instant::now();
+    for (red, _) in &games {
+        while redis_snapshot(&redis, &red.game_id).await.is_none() {
+            assert!(start.elapsed() < DEADLINE, "snapshots never reached Redis");
+            actix_rt::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    a.kill();
+    for (i, (red_grant, yellow_grant)) in games.iter().enumerate() {
+        // Red through b, yellow through c, at the same moment: both resolve the game, both
+        // try to take it over; one wins, the other relays to it.
+        let (mut red, mut yellow) = futures_util::join!(api_b.player(red_grant), api_c.player(yellow_grant));
+        assert_eq!(essence(&red.last_state), essence(&yellow.last_state), "race {i}");
+        red.move_to(4).await;
+        yellow.recv_state(|g| g["moves"] == 1).await;
+        yellow.move_to(4).await;
+        red.recv_state(|g| g["moves"] == 2).await;
+        let owner = lease_owner(&redis, &red_grant.game_id).await.expect("an owner");
+        assert!(!owner.is_empty(), "race {i}");
+    }
+    let hosted = api_b.metric("rampart_games_hosted").await + api_c.metric("rampart_games_hosted").await;
+    assert_eq!(hosted, 50.0, "each game is hosted by exactly one of the two instances");
+}
+
+#[actix_rt::test]
+async fn a_paused_owner_is_fenced_and_never_overwrites_the_new_owners_board() {
+    let redis = RedisServer::start();
+    let a = instance(&redis);
+    let b = instance(&redis);
+    let (api_a, api_b) = (TestServer::at(a.addr), TestServer::at(b.addr));
+    let (red_grant, yellow_grant) = human_game(&api_a).await;
+    let mut red = api_a.player(&red_grant).await;
+    red.move_to(0).await;
+    red.recv_state(|g| g["moves"] == 1).await;
+    let start = Instant::now();
+    while redis_snapshot(&redis, &red_grant.game_id).await.is_none_or(|s| s["version"].as_u64() < Some(3)) {
+        assert!(start.elapsed() < DEADLINE, "the snapshot never reached Redis");
+        actix_rt::time::sleep(Duration::from_millis(10)).await;
+    }
+    a.pause();
+    // Yellow reconnects through b: once a's lease lapses, b takes the game over.
+    let mut yellow = api_b.player(&yellow_grant).await;
+    assert_eq!(yellow.last_state["moves"], 1);
+    yellow.move_to(6).await;
+    yellow.recv_state(|g| g["moves"] == 2).await;
+    // Red's socket still points at the paused a: its move waits in a's buffers.
+    red.move_to(5).await;
+    a.resume();
+    // a wakes, finds its lease passed: applies nothing, learns it lost the game, gives it up.
+    let start = Instant::now();
+    while api_a.metric("rampart_games_hosted").await > 0.0 {
+        assert!(start.elapsed() < DEADLINE, "the paused owner never gave the game up");
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    loop {
+        match red.next().await {
+            Received::Json(f) => {
+                assert!(
+                    !(f["type"] == "state" && f["game"]["columns"][5].as_array().is_some_and(|c| !c.is_empty())),
+                    "the paused owner applied a move: {f}"
+                );
+            }
+            Received::Closed(code) => {
+                assert_eq!(code, Some(1012), "the paused owner closes its sockets so players reconnect");
+                break;
+            }
+        }
+    }
+    // b's board is the one in Redis, and stays so.
+    let snapshot = redis_snapshot(&redis, &red_grant.game_id).await.expect("snapshot");
+    let columns = api_b.wait_summary(&red_grant.game_id, |s| s["moves"] == 2).await;
+    assert_eq!(columns["moves"], 2);
+    assert!(snapshot["epoch"].as_u64() >= Some(2), "written by the new owner: {snapshot}");
+    // Red reconnects (to whichever instance) and plays on b's board.
+    let mut red = api_a.player(&red_grant).await;
+    assert_eq!(red.last_state["moves"], 2);
+    assert!(red.last_state["columns"][6].as_array().is_some_and(|c| c.len() == 1));
+    red.move_to(5).await;
+    yellow.recv_state(|g| g["moves"] == 3).await;
+}
