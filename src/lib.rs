@@ -237,11 +237,8 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     .on_connect(move |conn, data| {
         data.insert(gate.enter());
         if let Some(stream) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
-            // A small frame must not wait for the peer's delayed ACK.
-            let _ = stream.set_nodelay(true);
-            // A dead peer must not hold a socket forever (DESIGN.md D10).
-            if !tcp_user_timeout.is_zero() {
-                let _ = socket2::SockRef::from(stream).set_tcp_user_timeout(Some(tcp_user_timeout));
+            if let Err(e) = web::edge::tune_accepted(stream, tcp_user_timeout) {
+                tracing::debug!("could not set the options of an accepted socket: {e}");
             }
         }
     })

@@ -1,0 +1,123 @@
+//! Snapshots in Redis under Redis's own faults, and capacity that counts only games in
+//! play: the real server in-process, each test with its own private redis-server.
+
+mod common;
+#[path = "common/redis.rs"]
+mod redis_harness;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use rampart::config::{Config, StorageBackend};
+use redis_harness::RedisServer;
+use serde_json::{json, Value};
+
+fn config(redis: &RedisServer) -> Config {
+    let mut c = test_config();
+    c.storage.backend = StorageBackend::Redis;
+    c.redis.url = redis.url();
+    c.redis.command_timeout_ms = 300;
+    c.redis.reconnect_max_delay_ms = 100;
+    c.cluster.lease_ms = 1000;
+    for name in ["database", "messaging"] {
+        let b = c.circuit_breakers.breakers.get_mut(name).expect("breaker");
+        b.timeout_secs = 0.3;
+        b.timeout_max_secs = 0.3;
+        b.jitter = 0.0;
+    }
+    c
+}
+
+async fn stored(redis: &RedisServer, game_id: &str) -> Option<Value> {
+    let client = redis::Client::open(redis.url()).expect("client");
+    let mut con = client.get_multiplexed_async_connection().await.ok()?;
+    let data: Option<String> =
+        redis::cmd("HGET").arg(format!("rampart:g:{{{game_id}}}:snap")).arg("data").query_async(&mut con).await.ok()?;
+    data.and_then(|d| serde_json::from_str(&d).ok())
+}
+
+/// Waits until Redis holds the game's snapshot with at least `version`.
+async fn wait_stored(redis: &RedisServer, game_id: &str, version: u64) -> Value {
+    let start = Instant::now();
+    loop {
+        if let Some(s) = stored(redis, game_id).await.filter(|s| s["version"].as_u64() >= Some(version)) {
+            return s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "Redis never got version {version} of {game_id}");
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[actix_rt::test]
+async fn with_redis_dead_the_game_goes_on_and_its_latest_snapshot_is_written_when_redis_returns() {
+    let mut redis = RedisServer::start();
+    let server = TestServer::start(config(&redis)).await;
+    let grant = server.create("ai", "ada").await;
+    let mut red = server.player(&grant).await;
+    red.move_to(3).await;
+    red.recv_state(|g| g["moves"] == 2).await;
+    // Version 1 at creation, then one per move (the AI's included).
+    wait_stored(&redis, &grant.game_id, 3).await;
+
+    redis.stop();
+    // The game goes on from memory.
+    let mut game = red.last_state.clone();
+    for column in [2, 4, 2] {
+        let moves = game["moves"].as_u64().expect("moves");
+        red.move_to(column).await;
+        game = red.recv_state(|g| g["moves"].as_u64() == Some(moves + 2) || g["status"] != "playing").await;
+    }
+    let moves = game["moves"].as_u64().expect("moves");
+    assert!(moves >= 6, "{game}");
+    // The database breaker opens on the failing writes: degraded, not down.
+    let start = Instant::now();
+    loop {
+        let (status, health) = server.get("/health").await;
+        if health["status"] == "degraded" {
+            assert_eq!(status, 200);
+            break;
+        }
+        assert!(start.elapsed() < DEADLINE, "never degraded: {health}");
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Redis comes back (empty: nothing was persisted): the latest snapshot is written.
+    redis.restart();
+    let snapshot = wait_stored(&redis, &grant.game_id, moves + 1).await;
+    assert_eq!(snapshot["version"].as_u64(), Some(moves + 1), "only the latest is written, once");
+    server.wait_summary(&grant.game_id, |s| s["moves"] == json!(moves)).await;
+    // And the game plays on, its snapshots written again as it goes.
+    if game["status"] == "playing" {
+        red.move_to(5).await;
+        red.recv_state(|g| g["moves"].as_u64() > Some(moves)).await;
+        wait_stored(&redis, &grant.game_id, moves + 2).await;
+    }
+}
+
+#[actix_rt::test]
+async fn a_finished_game_frees_its_place_and_admits_the_first_in_line_at_once() {
+    let mut c = test_config();
+    c.admission.max_games = 1;
+    c.admission.admit_per_sec = 10.0;
+    let server = TestServer::start(c).await;
+    let first = server.create("ai", "ada").await;
+    let mut red = server.player(&first).await;
+    // The one place is taken: the next player waits in line.
+    let (status, body) =
+        server.post("/api/v1/games", json!({"kind":"connect4","opponent":"ai","player_name":"bob"})).await;
+    assert_eq!(status, 503, "{body}");
+    let ticket = body["error"]["details"]["ticket"].as_str().expect("ticket").to_owned();
+    let (_, health) = server.get("/health").await;
+    assert_eq!(health["checks"]["games"]["active"], 1);
+    assert_ne!(health["status"], "overloaded", "a full server is not an overloaded one: {health}");
+    // The game ends: its place frees at once, and the line moves within a processor tick.
+    red.send(json!({"type":"resign"})).await;
+    red.recv_state(|g| g["status"] == "won").await;
+    let ended = Instant::now();
+    let statuses = server.wait_admitted_in_order(&[ticket]).await;
+    assert!(ended.elapsed() < Duration::from_secs(2), "admitted {:?} after the game ended", ended.elapsed());
+    assert_eq!(statuses[0]["status"], "admitted");
+    let (_, health) = server.get("/health").await;
+    assert_eq!(health["checks"]["games"]["active"], 1, "{health}");
+    assert_eq!(health["checks"]["games"]["hosted"], 2, "the ended game stays readable: {health}");
+}

@@ -1,0 +1,237 @@
+//! The storage contract, run against both backends (the embedded one and a private
+//! redis-server per test): fenced snapshot writes, leases with growing epochs and exactly one
+//! winner among racing claimants, instance heartbeats, seat sessions by token hash, and the
+//! event stream with its compare-and-set runtime records.
+
+#[path = "common/redis.rs"]
+mod redis_harness;
+
+use std::time::Duration;
+
+use rampart::game::{Connect4, Rules as _, Seat};
+use rampart::ids::{GameId, InstanceId, PlayerToken, SessionKey};
+use rampart::store::directory::{Claim, Renewal};
+use rampart::store::events::{EventKind, RunStatus, RuntimeEvent};
+use rampart::store::redis::{RedisConn, RedisSettings};
+use rampart::store::sessions::SeatSession;
+use rampart::store::snapshot::{SeatRecord, Snapshot, WriteOutcome};
+use rampart::store::Stores;
+use redis_harness::RedisServer;
+use serde_json::json;
+
+/// Runs `body` against the embedded stores and against Redis.
+async fn both<F, Fut>(body: F)
+where
+    F: Fn(Stores) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    body(Stores::memory(Duration::from_secs(60))).await;
+    let redis = RedisServer::start();
+    let settings = RedisSettings {
+        url: redis.url(),
+        key_prefix: "t".to_owned(),
+        command_timeout: Duration::from_secs(2),
+        reconnect_max_delay: Duration::from_millis(100),
+    };
+    let conn = RedisConn::connect(&settings).await.expect("redis");
+    body(Stores::redis(conn, Duration::from_secs(60))).await;
+}
+
+fn me(name: &str) -> InstanceId {
+    InstanceId::parse(name).expect("id")
+}
+
+fn snapshot(id: &GameId, version: u64, epoch: u64) -> Snapshot {
+    let hash = SessionKey::from_bytes(b"k").hash(&PlayerToken::random());
+    Snapshot {
+        game_id: id.clone(),
+        board: Connect4::new_game(),
+        seats: [Some(SeatRecord { name: "ada".into(), token_hash: Some(hash) }), None],
+        created_at: "2026-01-01T00:00:00.000Z".into(),
+        abandoned: false,
+        restarts: 0,
+        failed: false,
+        version,
+        epoch,
+    }
+}
+
+const LEASE: Duration = Duration::from_millis(400);
+
+#[actix_rt::test]
+async fn snapshot_writes_are_fenced_by_the_epoch_and_ignore_stale_versions() {
+    both(|stores| async move {
+        let id = GameId::random();
+        let Claim::Won(first) = stores.directory.claim(&id, &me("a"), LEASE).await.expect("claim") else {
+            panic!("a free game is won")
+        };
+        let write = |v, e| {
+            let s = snapshot(&id, v, e);
+            let stores = stores.clone();
+            async move { stores.snapshots.write(&s, None).await.expect("write") }
+        };
+        assert_eq!(write(1, first.epoch).await, WriteOutcome::Written);
+        assert_eq!(write(2, first.epoch).await, WriteOutcome::Written);
+        assert_eq!(write(2, first.epoch).await, WriteOutcome::Stale, "same version again");
+        assert_eq!(write(1, first.epoch).await, WriteOutcome::Stale, "an older version");
+        // The lease lapses and b takes the game over: a's writes are refused from now on.
+        tokio::time::sleep(LEASE + Duration::from_millis(100)).await;
+        let Claim::Won(second) = stores.directory.claim(&id, &me("b"), LEASE).await.expect("claim") else {
+            panic!("a lapsed lease is won")
+        };
+        assert!(second.epoch > first.epoch, "epochs only grow");
+        assert_eq!(write(9, first.epoch).await, WriteOutcome::Fenced { epoch: second.epoch });
+        assert_eq!(write(3, second.epoch).await, WriteOutcome::Written);
+        let stored = stores.snapshots.read(&id).await.expect("read").expect("stored");
+        assert_eq!((stored.version, stored.epoch), (3, second.epoch));
+        assert_eq!(stored.seats[0].as_ref().map(|s| s.name.as_str()), Some("ada"));
+        // A finished game's snapshot expires.
+        let mut ended = snapshot(&id, 4, second.epoch);
+        ended.abandoned = true;
+        stores.snapshots.write(&ended, Some(Duration::from_millis(200))).await.expect("write");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(stores.snapshots.read(&id).await.expect("read").is_none(), "expired");
+    })
+    .await;
+}
+
+#[actix_rt::test]
+async fn racing_claims_have_exactly_one_winner_and_leases_renew_lapse_and_release() {
+    both(|stores| async move {
+        for _ in 0..20 {
+            let id = GameId::random();
+            let claims = futures_util::future::join_all(
+                ["a", "b", "c", "d"].map(|name| {
+                    let (stores, id) = (stores.clone(), id.clone());
+                    async move { stores.directory.claim(&id, &me(name), LEASE).await.expect("claim") }
+                }),
+            )
+            .await;
+            let winners: Vec<_> = claims.iter().filter(|c| matches!(c, Claim::Won(_))).collect();
+            assert_eq!(winners.len(), 1, "{claims:?}");
+        }
+        let id = GameId::random();
+        let Claim::Won(lease) = stores.directory.claim(&id, &me("a"), LEASE).await.expect("claim") else { panic!() };
+        assert_eq!(stores.directory.renew(&id, &me("a"), lease.epoch, LEASE).await.expect("renew"), Renewal::Renewed(lease.epoch));
+        let Renewal::Lost(holder) = stores.directory.renew(&id, &me("b"), lease.epoch, LEASE).await.expect("renew") else {
+            panic!("b does not hold it")
+        };
+        assert_eq!(holder.instance, me("a"));
+        // Lapsed, nobody took it: the owner takes it back with a new epoch.
+        tokio::time::sleep(LEASE + Duration::from_millis(100)).await;
+        let Renewal::Renewed(again) = stores.directory.renew(&id, &me("a"), lease.epoch, LEASE).await.expect("renew")
+        else {
+            panic!("taken back")
+        };
+        assert!(again > lease.epoch);
+        // Lapsed and taken by b: a has lost it.
+        tokio::time::sleep(LEASE + Duration::from_millis(100)).await;
+        assert!(matches!(stores.directory.claim(&id, &me("b"), LEASE).await.expect("claim"), Claim::Won(_)));
+        assert!(matches!(stores.directory.renew(&id, &me("a"), again, LEASE).await.expect("renew"), Renewal::Lost(_)));
+        // A release frees it at once, only for its holder.
+        let owner = stores.directory.owner(&id).await.expect("owner").expect("held");
+        stores.directory.release(&id, &me("a"), owner.epoch).await.expect("release");
+        assert!(stores.directory.owner(&id).await.expect("owner").is_some(), "a cannot release b's lease");
+        stores.directory.release(&id, &me("b"), owner.epoch).await.expect("release");
+        assert!(stores.directory.owner(&id).await.expect("owner").is_none());
+        assert!(matches!(stores.directory.claim(&id, &me("c"), LEASE).await.expect("claim"), Claim::Won(l) if l.epoch > owner.epoch));
+    })
+    .await;
+}
+
+#[actix_rt::test]
+async fn seat_sessions_are_kept_by_token_hash_and_expire() {
+    both(|stores| async move {
+        let key = SessionKey::from_bytes(b"shared");
+        let token = PlayerToken::random();
+        let hash = key.hash(&token);
+        let session = SeatSession {
+            game_id: GameId::random(),
+            seat: Seat::Yellow,
+            name: "bob".into(),
+            last_seen: "2026-01-01T00:00:00.000Z".into(),
+        };
+        stores.sessions.put(&hash, &session, Duration::from_millis(300)).await.expect("put");
+        assert_eq!(stores.sessions.get(&hash).await.expect("get"), Some(session.clone()));
+        // Another instance with the same key finds it by the same hash.
+        assert_eq!(
+            stores.sessions.get(&SessionKey::from_bytes(b"shared").hash(&token)).await.expect("get"),
+            Some(session)
+        );
+        assert!(stores.sessions.get(&SessionKey::from_bytes(b"other").hash(&token)).await.expect("get").is_none());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(stores.sessions.get(&hash).await.expect("get").is_none(), "expired");
+    })
+    .await;
+}
+
+#[actix_rt::test]
+async fn events_are_read_once_in_order_and_applied_with_compare_and_set() {
+    both(|stores| async move {
+        let consumer = me("a");
+        // A consumer group starts at the end of the stream: create it first.
+        let _ = stores.events.read(&consumer, 10, Duration::from_millis(10)).await;
+        let id = GameId::random();
+        let event = |kind, moves: u32| RuntimeEvent {
+            game_id: id.clone(),
+            kind,
+            instance: me("a"),
+            summary: json!({"game_id": id.to_string(), "moves": moves}),
+        };
+        for e in [
+            event(EventKind::Started, 0),
+            event(EventKind::Crashed, 1),
+            event(EventKind::RestartLimitExceeded, 1),
+            event(EventKind::Recovered, 2),
+        ] {
+            stores.events.publish(&e).await.expect("publish");
+        }
+        let mut seen = Vec::new();
+        while seen.len() < 4 {
+            let batch = stores.events.read(&consumer, 10, Duration::from_millis(200)).await.expect("read");
+            assert!(!batch.is_empty(), "events went missing: {seen:?}");
+            for (eid, e) in batch {
+                let applied = stores.records.apply(&e).await.expect("apply");
+                seen.push((e.kind, applied.changed, applied.conflict, applied.record.map(|r| r.status)));
+                stores.events.ack(&[eid]).await.expect("ack");
+            }
+        }
+        assert_eq!(
+            seen,
+            vec![
+                (EventKind::Started, true, false, Some(RunStatus::Running)),
+                (EventKind::Crashed, true, false, Some(RunStatus::Restarting)),
+                (EventKind::RestartLimitExceeded, true, false, Some(RunStatus::Failed)),
+                // Recovered after failed: the CAS loses, only the summary changes.
+                (EventKind::Recovered, true, true, Some(RunStatus::Failed)),
+            ]
+        );
+        assert!(
+            stores.events.read(&consumer, 10, Duration::from_millis(50)).await.expect("read").is_empty(),
+            "read once"
+        );
+        // An identical event changes nothing (nothing to announce).
+        let applied = stores.records.apply(&event(EventKind::Progress, 2)).await.expect("apply");
+        assert!(!applied.changed);
+        let all = stores.records.all().await.expect("all");
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].summary["moves"], 2);
+        stores.records.apply(&event(EventKind::Removed, 2)).await.expect("apply");
+        assert!(stores.records.all().await.expect("all").is_empty());
+    })
+    .await;
+}
+
+#[actix_rt::test]
+async fn instance_heartbeats_lapse() {
+    both(|stores| async move {
+        stores.directory.heartbeat(&me("a"), Duration::from_millis(300)).await.expect("heartbeat");
+        // The embedded directory knows no inboxes: alive is its heartbeat; Redis also asks
+        // for a listener on the instance's inbox, which a test has none of.
+        let alive = stores.directory.alive(&me("a")).await.expect("alive");
+        assert_eq!(alive, !stores.shared);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(!stores.directory.alive(&me("a")).await.expect("alive"));
+    })
+    .await;
+}
