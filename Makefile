@@ -4,7 +4,7 @@
 CARGO ?= cargo
 BROWSER_DIR := tests/browser
 
-.PHONY: run run-debug run-llm run-redis fake-llm load redis-deps test fmt-check clippy unit browser-test browser-deps bench check-config clean
+.PHONY: run run-debug run-llm run-redis run-cluster cluster-deps fake-llm load redis-deps test fmt-check clippy unit browser-test browser-deps bench check-config clean
 
 ## make run: the server with the shipped configuration on http://localhost:8080
 run:
@@ -66,10 +66,25 @@ browser-test: browser-deps
 bench:
 	$(CARGO) bench --bench actors --bench breaker
 
-## make run-redis: the server with its waitlist in a local Redis (redis-server on :6379,
-## e.g. `redis-server --save "" --appendonly no` in another terminal)
+## make run-redis: the server with its games, sessions and waitlist in a local Redis
+## (redis-server on :6379, e.g. `redis-server --save "" --appendonly no` in another terminal)
 run-redis:
 	RAMPART__STORAGE__BACKEND=redis $(CARGO) run --release --bin rampart -- --config server_config.yaml
+
+## make run-cluster: a private redis-server, three instances on it and Debian's haproxy on
+## :8080 balancing them (PORT=… INSTANCES=… to change); kill one instance and keep playing.
+run-cluster: cluster-deps
+	bash scripts/cluster.sh
+
+cluster-deps: redis-deps
+	@if ! command -v haproxy >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    echo "installing Debian's haproxy for make run-cluster"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends haproxy >/dev/null; \
+	  else \
+	    echo "make run-cluster needs haproxy: run 'sudo apt-get install haproxy' and retry" >&2; exit 1; \
+	  fi; \
+	fi
 
 ## make load: the admission load check (200 games played during a 10x creation flood);
 ## BACKEND=redis for the Redis waitlist. Figures go in BENCHMARKS.md.

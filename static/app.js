@@ -1185,7 +1185,9 @@ function handleCloseCode(code) {
 
 function scheduleReconnect() {
   if (game.stop || !game.id) return;
-  const delay = Math.min(BACKOFF_MAX_S, 2 ** Math.min(game.attempt, 4));
+  // Exponential backoff with jitter, so the players of a restarted server do not all come
+  // back in the same instant; any instance answers (the game follows its players).
+  const delay = Math.max(1, Math.round(Math.min(BACKOFF_MAX_S, 2 ** Math.min(game.attempt, 4)) * (0.8 + Math.random() * 0.4)));
   game.attempt += 1;
   let left = delay;
   const tick = () => setConn('reconnecting', `Reconnecting in ${left} s…`);
@@ -1261,7 +1263,11 @@ function handleFrame(msg) {
       return;
     case 'game_restarted': {
       const n = Number(msg.restored_moves) || 0;
-      notify(`The server recovered this game after a fault — you're back where you were (${plural(n, 'move', 'moves')} restored).`, 'info');
+      if (msg.reason === 'taken_over') {
+        notify(`Another server took this game over — you're back where you were (${plural(n, 'move', 'moves')} restored).`, 'info');
+      } else {
+        notify(`The server recovered this game after a fault — you're back where you were (${plural(n, 'move', 'moves')} restored).`, 'info');
+      }
       return;
     }
     case 'game_failed':

@@ -1,15 +1,22 @@
-//! loadgen: the admission load check (not part of `make test`). Against a running server
-//! it plays `--games` two-human games (one client drives both seats, one move per seat every
-//! `--move-every-ms`), measures their move latency for `--baseline-secs`, then floods game
-//! creation at `--flood-per-sec` for `--flood-secs` while the games play on, and finally
-//! waits until every waitlisted player has been admitted. It prints one JSON report: move
-//! latency p50/p99 before and during the flood, admission decision latency, how many were
-//! admitted at once / waitlisted, the waitlist's drain throughput, peak RSS seen on
-//! `/health`, and whether every waitlisted player was admitted.
+//! loadgen: the load check (not part of `make test`). Against running servers it plays
+//! `--games` two-human games (one client drives both seats, one move per seat every
+//! `--move-every-ms`), measures every move's latency for both seats — the mover's (its own
+//! `state`) and the opponent's (the frame that crosses to the other player) — for
+//! `--baseline-secs`, then floods game creation at `--flood-per-sec` for `--flood-secs`
+//! (0: no flood) while the games play on, and finally waits until every waitlisted player
+//! has been admitted. It prints one JSON report: both seats' move latency p50/p99/p999 per
+//! phase, moves per second, admission decision latency, how many were admitted at once /
+//! waitlisted, the waitlist's drain throughput, peak RSS seen on `/health`, and whether
+//! every waitlisted player was admitted.
+//!
+//! With several `--url`s (a cluster) games are created round-robin across them; with
+//! `--cross 1` the yellow seat connects to the next instance, so its frames are relayed
+//! through Redis (the report then keeps local and relayed games apart).
 //!
 //! ```text
 //! make load     # starts a release server with low limits and runs this against it
 //! loadgen --url http://127.0.0.1:8080 --games 200 --flood-per-sec 200 --flood-secs 30
+//! loadgen --url http://127.0.0.1:8081,http://127.0.0.1:8082 --cross 1 --flood-secs 0
 //! ```
 
 use std::cell::RefCell;
@@ -22,7 +29,12 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::{json, Value};
 
 struct Args {
-    url: String,
+    urls: Vec<String>,
+    cross: bool,
+    /// `--takeover N --kill-pid PID`: N games on the first URL, then the owner is killed and
+    /// each game's red seat reconnects through the second URL.
+    takeover: usize,
+    kill_pid: u32,
     games: usize,
     move_every_ms: u64,
     baseline_secs: u64,
@@ -32,7 +44,10 @@ struct Args {
 
 fn parse_args() -> Args {
     let mut a = Args {
-        url: "http://127.0.0.1:8080".to_owned(),
+        urls: vec!["http://127.0.0.1:8080".to_owned()],
+        cross: false,
+        takeover: 0,
+        kill_pid: 0,
         games: 200,
         move_every_ms: 2000,
         baseline_secs: 10,
@@ -44,7 +59,10 @@ fn parse_args() -> Args {
         let v = it.next().unwrap_or_else(|| die(&format!("{flag} needs a value")));
         let n = || v.parse::<u64>().unwrap_or_else(|_| die(&format!("{flag} takes a number")));
         match flag.as_str() {
-            "--url" => a.url = v.trim_end_matches('/').to_owned(),
+            "--url" => a.urls = v.split(',').map(|u| u.trim_end_matches('/').to_owned()).collect(),
+            "--cross" => a.cross = n() == 1,
+            "--takeover" => a.takeover = n() as usize,
+            "--kill-pid" => a.kill_pid = n() as u32,
             "--games" => a.games = n() as usize,
             "--move-every-ms" => a.move_every_ms = n(),
             "--baseline-secs" => a.baseline_secs = n(),
@@ -58,7 +76,7 @@ fn parse_args() -> Args {
 
 fn die(msg: &str) -> ! {
     eprintln!("loadgen: {msg}");
-    eprintln!("usage: loadgen [--url URL] [--games N] [--move-every-ms MS] [--baseline-secs S] [--flood-per-sec N] [--flood-secs S]");
+    eprintln!("usage: loadgen [--url URL[,URL…]] [--cross 0|1] [--games N] [--move-every-ms MS] [--baseline-secs S] [--flood-per-sec N] [--flood-secs S]");
     std::process::exit(64);
 }
 
@@ -71,7 +89,25 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 fn summary(samples: &mut [f64]) -> Value {
     samples.sort_by(f64::total_cmp);
-    json!({"count": samples.len(), "p50_ms": percentile(samples, 0.5), "p99_ms": percentile(samples, 0.99), "max_ms": samples.last()})
+    json!({"count": samples.len(), "p50_ms": percentile(samples, 0.5), "p99_ms": percentile(samples, 0.99), "p999_ms": percentile(samples, 0.999), "max_ms": samples.last()})
+}
+
+/// Both seats' latencies of one phase.
+#[derive(Default)]
+struct Seats {
+    mover: Vec<f64>,
+    opponent: Vec<f64>,
+}
+
+impl Seats {
+    fn report(&mut self, secs: f64) -> Value {
+        let moves = self.mover.len();
+        json!({
+            "mover": summary(&mut self.mover),
+            "opponent": summary(&mut self.opponent),
+            "moves_per_sec": if secs > 0.0 { moves as f64 / secs } else { 0.0 },
+        })
+    }
 }
 
 /// The flood's answers.
@@ -89,8 +125,9 @@ struct Decisions {
 
 #[derive(Default)]
 struct Shared {
-    /// Move latencies (ms) by phase: 0 baseline, 1 flood, 2 drain.
-    latencies: [Vec<f64>; 3],
+    /// Move latencies (ms) by phase (0 baseline, 1 flood, 2 drain) and by whether the
+    /// game's yellow seat is relayed (1) or not (0).
+    latencies: [[Seats; 2]; 3],
     phase: usize,
     games_finished: usize,
     games_started: usize,
@@ -174,9 +211,36 @@ async fn wait_for_seat(client: &awc::Client, base: &str, ticket: &str) -> Option
     None
 }
 
-/// One two-human game driven by one task: each seat moves in turn, paced.
-async fn play(client: awc::Client, base: String, ws_base: String, pace: Duration, shared: Rc<RefCell<Shared>>) {
-    let fail = |shared: &Rc<RefCell<Shared>>, why: String| *shared.borrow_mut().errors.entry(why).or_default() += 1;
+/// One two-human game driven by one task: each seat moves in turn, paced. Red plays on
+/// `base`; yellow on `other_base` (the same server, or another instance: relayed).
+async fn play(client: awc::Client, base: String, other_base: String, pace: Duration, shared: Rc<RefCell<Shared>>) {
+    // A game that ends is followed by a new one: the load stays at `--games` games in play.
+    let mut first = true;
+    loop {
+        if !play_one(&client, &base, &other_base, pace, &shared, first).await {
+            return;
+        }
+        first = false;
+    }
+}
+
+/// Plays one game to its end; false when it failed (counted in the errors).
+async fn play_one(
+    client: &awc::Client,
+    base: &str,
+    other_base: &str,
+    pace: Duration,
+    shared: &Rc<RefCell<Shared>>,
+    first: bool,
+) -> bool {
+    let (client, base, other_base, shared) = (client.clone(), base.to_owned(), other_base.to_owned(), shared.clone());
+    let ws_base = base.replacen("http", "ws", 1);
+    let other_ws = other_base.replacen("http", "ws", 1);
+    let relayed = usize::from(base != other_base);
+    let fail = |shared: &Rc<RefCell<Shared>>, why: String| {
+        *shared.borrow_mut().errors.entry(why).or_default() += 1;
+        false
+    };
     let created = post(
         &client,
         &format!("{base}/api/v1/games"),
@@ -197,7 +261,8 @@ async fn play(client: awc::Client, base: String, ws_base: String, pace: Duration
         Err(e) => return fail(&shared, format!("create: {e}")),
     };
     let game_id = red["game_id"].as_str().unwrap_or_default().to_owned();
-    let joined = post(&client, &format!("{base}/api/v1/games/{game_id}/join"), json!({"player_name":"yellow"})).await;
+    let joined =
+        post(&client, &format!("{other_base}/api/v1/games/{game_id}/join"), json!({"player_name":"yellow"})).await;
     let yellow = match joined {
         Ok((200, yellow)) => yellow,
         Ok((code, body)) => return fail(&shared, format!("join: HTTP {code} {}", body["error"]["code"])),
@@ -206,7 +271,7 @@ async fn play(client: awc::Client, base: String, ws_base: String, pace: Duration
     let token = |v: &Value| v["player_token"].as_str().unwrap_or_default().to_owned();
     let (Ok(mut r), Ok(mut y)) = (
         open_seat(&client, &ws_base, &game_id, &token(&red)).await,
-        open_seat(&client, &ws_base, &game_id, &token(&yellow)).await,
+        open_seat(&client, &other_ws, &game_id, &token(&yellow)).await,
     ) else {
         return fail(&shared, "could not open both seats' sockets".to_owned());
     };
@@ -216,13 +281,15 @@ async fn play(client: awc::Client, base: String, ws_base: String, pace: Duration
         Err(e) => return fail(&shared, e),
     };
     let _ = until_state(&mut y, 0).await;
-    shared.borrow_mut().games_started += 1;
+    if first {
+        shared.borrow_mut().games_started += 1;
+    }
     let mut turn_red = true;
     loop {
         tokio::time::sleep(pace).await;
         if game["status"] != "playing" {
             shared.borrow_mut().games_finished += 1;
-            return;
+            return true;
         }
         let moves = game["moves"].as_u64().unwrap_or(0);
         let open: Vec<usize> = (0..7).filter(|c| game["columns"][*c].as_array().map_or(0, Vec::len) < 6).collect();
@@ -232,17 +299,22 @@ async fn play(client: awc::Client, base: String, ws_base: String, pace: Duration
         if mover.send(ws::Message::Text(json!({"type":"move","column":column}).to_string().into())).await.is_err() {
             return fail(&shared, "send".to_owned());
         }
-        match until_state(mover, moves + 1).await {
-            Ok(g) => {
-                let ms = sent.elapsed().as_secs_f64() * 1000.0;
+        // Both seats at once: the opponent's frame is the one players feel.
+        let timed = |socket| async move {
+            let state = until_state(socket, moves + 1).await;
+            (state, sent.elapsed().as_secs_f64() * 1000.0)
+        };
+        let ((mine, mover_ms), (theirs, opponent_ms)) = futures_util::join!(timed(mover), timed(other));
+        match (mine, theirs) {
+            (Ok(g), Ok(_)) => {
                 let mut s = shared.borrow_mut();
                 let phase = s.phase;
-                s.latencies[phase].push(ms);
+                s.latencies[phase][relayed].mover.push(mover_ms);
+                s.latencies[phase][relayed].opponent.push(opponent_ms);
                 game = g;
             }
-            Err(e) => return fail(&shared, e),
+            (Err(e), _) | (_, Err(e)) => return fail(&shared, e),
         }
-        let _ = until_state(other, moves + 1).await;
         turn_red = !turn_red;
     }
 }
@@ -255,19 +327,89 @@ async fn peak_rss(client: &awc::Client, base: &str, peak: &mut f64) {
     }
 }
 
+/// The takeover scenario: `a.takeover` games with both seats on the first instance, each
+/// with a move played; the instance is killed (SIGKILL); every red seat reconnects through
+/// the second instance at once. Answers the time from the kill to each player's `state`.
+async fn takeover(a: &Args, client: &awc::Client) {
+    if a.urls.len() < 2 || a.kill_pid == 0 {
+        die("--takeover needs two --url (the owner first) and --kill-pid (the owner's pid)");
+    }
+    let (owner, other) = (&a.urls[0], &a.urls[1]);
+    let mut grants = Vec::new();
+    for _ in 0..a.takeover {
+        let created = post(
+            client,
+            &format!("{owner}/api/v1/games"),
+            json!({"kind":"connect4","opponent":"human","player_name":"red"}),
+        )
+        .await;
+        let Ok((201, red)) = created else { die("could not create a game on the owner") };
+        let id = red["game_id"].as_str().unwrap_or_default().to_owned();
+        let Ok((200, yellow)) =
+            post(client, &format!("{owner}/api/v1/games/{id}/join"), json!({"player_name":"yellow"})).await
+        else {
+            die("could not join a game on the owner")
+        };
+        let ws = owner.replacen("http", "ws", 1);
+        let token = |v: &Value| v["player_token"].as_str().unwrap_or_default().to_owned();
+        let mut r = open_seat(client, &ws, &id, &token(&red)).await.unwrap_or_else(|e| die(&e));
+        let mut y = open_seat(client, &ws, &id, &token(&yellow)).await.unwrap_or_else(|e| die(&e));
+        until_state(&mut r, 0).await.unwrap_or_else(|e| die(&e));
+        let _ = r.send(ws::Message::Text(json!({"type":"move","column":3}).to_string().into())).await;
+        until_state(&mut y, 1).await.unwrap_or_else(|e| die(&e));
+        grants.push((id, token(&red)));
+    }
+    // Let the snapshots reach Redis (they are written behind the games).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let killed = Instant::now();
+    let status = std::process::Command::new("kill").args(["-9", &a.kill_pid.to_string()]).status();
+    if !status.is_ok_and(|s| s.success()) {
+        die("could not kill the owner");
+    }
+    let ws = other.replacen("http", "ws", 1);
+    let waits = grants.into_iter().map(|(id, token)| {
+        let (client, ws) = (client.clone(), ws.clone());
+        async move {
+            let mut socket = open_seat(&client, &ws, &id, &token).await?;
+            let game = until_state(&mut socket, 1).await?;
+            Ok::<_, String>((killed.elapsed().as_secs_f64() * 1000.0, game["moves"].as_u64()))
+        }
+    });
+    let results = futures_util::future::join_all(waits).await;
+    let mut ms: Vec<f64> = results.iter().filter_map(|r| r.as_ref().ok().map(|(ms, _)| *ms)).collect();
+    let same_board = results.iter().filter(|r| matches!(r, Ok((_, Some(1))))).count();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let report = json!({
+        "scenario": "takeover",
+        "games": a.takeover,
+        "load_average": load.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+        "kill_to_state": summary(&mut ms),
+        "resumed_with_the_same_move_count": same_board,
+        "failed": results.iter().filter(|r| r.is_err()).count(),
+    });
+    println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+}
+
 #[actix_rt::main]
 async fn main() {
     let a = parse_args();
+    if a.takeover > 0 {
+        let client =
+            awc::Client::builder().connector(awc::Connector::new().limit(0)).timeout(Duration::from_secs(30)).finish();
+        return takeover(&a, &client).await;
+    }
     // 400 sockets and the flood at once: no cap on connections (awc's default is 100).
     let client =
         awc::Client::builder().connector(awc::Connector::new().limit(0)).timeout(Duration::from_secs(30)).finish();
-    let ws_base = a.url.replacen("http", "ws", 1);
     let shared = Rc::new(RefCell::new(Shared::default()));
     let pace = Duration::from_millis(a.move_every_ms);
     let mut peak = 0.0f64;
-    eprintln!("loadgen: starting {} games against {}", a.games, a.url);
+    let url = a.urls[0].clone();
+    eprintln!("loadgen: starting {} games against {}", a.games, a.urls.join(", "));
     for i in 0..a.games {
-        actix_rt::spawn(play(client.clone(), a.url.clone(), ws_base.clone(), pace, shared.clone()));
+        let base = a.urls[i % a.urls.len()].clone();
+        let other = if a.cross { a.urls[(i + 1) % a.urls.len()].clone() } else { base.clone() };
+        actix_rt::spawn(play(client.clone(), base, other, pace, shared.clone()));
         if i % 20 == 19 {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -285,11 +427,13 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     eprintln!("loadgen: {} games playing; measuring the baseline", shared.borrow().games_started);
-    let baseline_end = Instant::now() + Duration::from_secs(a.baseline_secs);
+    let baseline_start = Instant::now();
+    let baseline_end = baseline_start + Duration::from_secs(a.baseline_secs);
     while Instant::now() < baseline_end {
-        peak_rss(&client, &a.url, &mut peak).await;
+        peak_rss(&client, &url, &mut peak).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    let baseline_secs = baseline_start.elapsed().as_secs_f64();
 
     eprintln!("loadgen: flooding {} creations/s for {} s", a.flood_per_sec, a.flood_secs);
     shared.borrow_mut().phase = 1;
@@ -298,12 +442,12 @@ async fn main() {
     let total = a.flood_per_sec * a.flood_secs;
     let gap = Duration::from_secs_f64(1.0 / a.flood_per_sec as f64);
     for i in 0..total {
-        let (c, url, decisions) = (client.clone(), a.url.clone(), decisions.clone());
+        let (c, target, decisions) = (client.clone(), a.urls[i as usize % a.urls.len()].clone(), decisions.clone());
         actix_rt::spawn(async move {
             let t = Instant::now();
             let r = post(
                 &c,
-                &format!("{url}/api/v1/games"),
+                &format!("{target}/api/v1/games"),
                 json!({"kind":"connect4","opponent":"human","player_name":"flood"}),
             )
             .await;
@@ -323,12 +467,14 @@ async fn main() {
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
             tokio::time::sleep(wait).await;
         }
-        if i % a.flood_per_sec == 0 {
-            peak_rss(&client, &a.url, &mut peak).await;
+        if i % a.flood_per_sec.max(1) == 0 {
+            peak_rss(&client, &url, &mut peak).await;
         }
     }
     let flood_secs = flood_start.elapsed().as_secs_f64();
-    tokio::time::sleep(Duration::from_secs(2)).await; // let the last decisions land
+    if total > 0 {
+        tokio::time::sleep(Duration::from_secs(2)).await; // let the last decisions land
+    }
     shared.borrow_mut().phase = 2;
 
     eprintln!("loadgen: waiting for the line to drain");
@@ -338,13 +484,13 @@ async fn main() {
     while !pending.is_empty() && drain_start.elapsed() < Duration::from_secs(600) {
         let mut still = Vec::new();
         for t in pending {
-            match get(&client, &format!("{}/api/v1/waitlist/{t}", a.url)).await {
+            match get(&client, &format!("{url}/api/v1/waitlist/{t}")).await {
                 Ok((200, v)) if v["status"] == "admitted" => {}
                 _ => still.push(t),
             }
         }
         pending = still;
-        peak_rss(&client, &a.url, &mut peak).await;
+        peak_rss(&client, &url, &mut peak).await;
         if !pending.is_empty() {
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
@@ -353,11 +499,17 @@ async fn main() {
     let d = decisions.borrow();
     let mut s = shared.borrow_mut();
     let mut decision_ms = d.latency_ms.clone();
+    let [baseline, flood, draining] = &mut s.latencies;
+    let phase =
+        |seats: &mut [Seats; 2], secs: f64| json!({"local": seats[0].report(secs), "relayed": seats[1].report(secs)});
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let report = json!({
         "games": a.games,
-        "move_latency_baseline": summary(&mut s.latencies[0]),
-        "move_latency_during_flood": summary(&mut s.latencies[1]),
-        "move_latency_while_draining": summary(&mut s.latencies[2]),
+        "instances": a.urls.len(),
+        "load_average": load.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+        "move_latency_baseline": phase(baseline, baseline_secs),
+        "move_latency_during_flood": phase(flood, flood_secs),
+        "move_latency_while_draining": phase(draining, drain_secs),
         "flood": {"requests": total, "secs": flood_secs, "admitted_at_once": d.admitted, "waitlisted": d.tickets.len(), "refused_without_ticket_or_failed": d.other},
         "admission_decision_latency": summary(&mut decision_ms),
         "waitlist": {"drain_secs": drain_secs, "throughput_per_sec": d.tickets.len() as f64 / drain_secs.max(0.001), "all_admitted": pending.is_empty(), "not_admitted": pending.len()},

@@ -238,7 +238,11 @@ async fn game_exists(state: &AppState, id: &GameId) -> bool {
     if !state.cluster.shared() {
         return false;
     }
-    state.lobby.get(id).is_some() || state.keeper.read_stored(id).await.is_ok_and(|s| s.is_some())
+    // A game just created elsewhere has its lease at once (its snapshot is written behind
+    // it, and the lobby hears of it through the event stream).
+    state.cluster.owner(id).await.is_ok_and(|o| o.is_some())
+        || state.lobby.get(id).is_some()
+        || state.keeper.read_stored(id).await.is_ok_and(|s| s.is_some())
 }
 
 async fn game_socket(
