@@ -12,16 +12,20 @@ cargo build --release --quiet --bin rampart --bin loadgen
 games=${GAMES:-200}; secs=${SECS:-20}
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 dir=$(mktemp -d "${TMPDIR:-/tmp}/rampart-bench.XXXXXX")
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+# Helpers run in command substitutions (subshells): every pid goes to a file.
+cleanup() { for f in "$dir"/*.pid; do kill "$(cat "$f")" 2>/dev/null || true; done; }
 trap cleanup EXIT
-redis() { local p; p=$(free_port); redis-server --port "$p" --bind 127.0.0.1 --save "" --appendonly no --dir "$dir" >/dev/null 2>&1 & pids+=($!); echo "$p"; }
+redis() {
+  local p; p=$(free_port)
+  redis-server --port "$p" --bind 127.0.0.1 --save "" --appendonly no --dir "$dir" >/dev/null 2>&1 &
+  echo $! >"$dir/redis-$p.pid"; echo "$p"
+}
 # server NAME [ENV=… …]: starts an instance, prints its URL; its pid is in $dir/NAME.pid.
 server() {
   local name=$1; shift; local p; p=$(free_port)
   env "$@" RAMPART_BIND="127.0.0.1:$p" RAMPART_LOG=warn RAMPART__ADMISSION__RATE_PER_SEC=100000 \
     RAMPART__ADMISSION__BURST=100000 target/release/rampart --config server_config.yaml >"$dir/$name.log" 2>&1 &
-  pids+=($!); echo $! >"$dir/$name.pid"
+  echo $! >"$dir/$name.pid"
   for _ in $(seq 1 200); do curl -fs "http://127.0.0.1:$p/health" >/dev/null 2>&1 && break; sleep 0.05; done
   echo "http://127.0.0.1:$p"
 }

@@ -420,8 +420,24 @@ impl Default for CircuitBreakersConfig {
             ..base.clone()
         };
         let mut breakers = BTreeMap::new();
-        breakers.insert("database".to_owned(), named(3, 30.0, &["save_snapshot", "load_snapshot", "remove_snapshot"]));
-        breakers.insert("messaging".to_owned(), named(2, 10.0, &["publish_event"]));
+        breakers.insert(
+            "database".to_owned(),
+            named(
+                3,
+                30.0,
+                &[
+                    "save_snapshot",
+                    "load_snapshot",
+                    "remove_snapshot",
+                    "lease",
+                    "seat_session",
+                    "waitlist",
+                    "read_event",
+                    "runtime_record",
+                ],
+            ),
+        );
+        breakers.insert("messaging".to_owned(), named(2, 10.0, &["publish_event", "relay", "lobby_announce"]));
         breakers.insert(
             "llm".to_owned(),
             BreakerSettings { call_timeout_ms: 5000, ..named(3, 30.0, &["chat_completion"]) },

@@ -97,6 +97,22 @@ impl Cluster {
         });
     }
 
+    /// Records that a socket joined or left with the token of `hash` now (in the
+    /// background; a session nobody recorded is left alone).
+    pub fn seen(self: &Arc<Self>, hash: TokenHash) {
+        let cluster = self.clone();
+        actix_rt::spawn(async move {
+            let update = async {
+                let Some(mut session) = cluster.stores.sessions.get(&hash).await? else { return Ok(()) };
+                session.last_seen = now_rfc3339();
+                cluster.stores.sessions.put(&hash, &session, cluster.session_ttl).await
+            };
+            if let Err(e) = cluster.database.call(update).await {
+                tracing::debug!("could not update a seat session's last-seen time: {e}");
+            }
+        });
+    }
+
     /// The seat session of a token hash.
     pub async fn session(&self, hash: &TokenHash) -> Result<Option<SeatSession>, StoreError> {
         self.database.call(self.stores.sessions.get(hash)).await

@@ -397,12 +397,13 @@ impl Relay {
                 let Some(addr) = self.registry.get(&game).and_then(|c| c.addr()) else {
                     return self.reply(from, req, Reply::NotHere);
                 };
+                let Some(outbound) = self.outbound.clone() else { return };
                 let key = (from.clone(), conn);
                 let proxy = self.proxies.entry(key.clone()).or_insert_with(|| Proxy {
                     local: ConnId::next(),
                     game: game.clone(),
                     seat: None,
-                    addr: RemoteSession { relay: ctx.address(), to: from.clone(), conn }.start(),
+                    addr: RemoteSession { out: outbound.clone(), to: from.clone(), conn }.start(),
                 });
                 let route = Route { conn: proxy.local, to: proxy.addr.clone().recipient() };
                 let join = addr.send(Join { token_hash, route, holding });
@@ -663,7 +664,8 @@ struct StopProxy;
 /// On the owner, one relayed seat: the game sees it as a socket route; it publishes the
 /// game's frames to the relaying instance.
 pub struct RemoteSession {
-    relay: Addr<Relay>,
+    /// The relay's publisher queue: frames go straight to it, in order.
+    out: mpsc::UnboundedSender<(InstanceId, Wire)>,
     to: InstanceId,
     conn: u64,
 }
@@ -676,11 +678,11 @@ impl Handler<ToSession> for RemoteSession {
     type Result = ();
     fn handle(&mut self, msg: ToSession, ctx: &mut Context<Self>) {
         match msg {
-            ToSession::Frame(text) => self
-                .relay
-                .do_send(Notify { to: self.to.clone(), wire: Wire::Frame { conn: self.conn, text: text.to_string() } }),
+            ToSession::Frame(text) => {
+                let _ = self.out.send((self.to.clone(), Wire::Frame { conn: self.conn, text: text.to_string() }));
+            }
             ToSession::Close { code, .. } => {
-                self.relay.do_send(Notify { to: self.to.clone(), wire: Wire::Close { conn: self.conn, code } });
+                let _ = self.out.send((self.to.clone(), Wire::Close { conn: self.conn, code }));
                 ctx.stop();
             }
         }

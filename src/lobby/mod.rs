@@ -357,3 +357,51 @@ impl Actor for LobbyFeed {
         ctx.run_interval(RELOAD_EVERY, reload);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::events::RunStatus;
+
+    fn record(id: &str, moves: u32) -> RuntimeRecord {
+        RuntimeRecord {
+            game_id: GameId::parse(id).expect("id"),
+            status: RunStatus::Running,
+            summary: json!({"game_id": id, "moves": moves, "created_at": format!("2026-01-01T00:00:0{moves}.000Z")}),
+            instance: InstanceId::parse("a").expect("id"),
+        }
+    }
+
+    #[test]
+    fn a_frame_is_sent_only_when_the_lobby_really_changed() {
+        let view = LobbyView::new(Arc::new(HealthBoard::default()));
+        let mut frames = view.subscribe();
+        frames.mark_unchanged();
+        view.apply(LobbyChange { game_id: GameId::parse("g1").expect("id"), record: Some(record("g1", 1)) });
+        view.rebuild();
+        assert!(frames.has_changed().expect("open"), "a new game is announced");
+        let first = frames.borrow_and_update().clone();
+        assert!(first.contains("\"g1\""));
+        // The same record again, a reload with the same records, a rebuild with nothing new:
+        // no new frame.
+        view.apply(LobbyChange { game_id: GameId::parse("g1").expect("id"), record: Some(record("g1", 1)) });
+        view.rebuild();
+        view.replace_all(vec![record("g1", 1)]);
+        view.rebuild();
+        view.rebuild();
+        assert!(!frames.has_changed().expect("open"), "identical snapshots are not re-sent");
+        view.apply(LobbyChange { game_id: GameId::parse("g1").expect("id"), record: None });
+        view.rebuild();
+        assert!(frames.has_changed().expect("open"), "a removal is announced");
+        assert!(!frames.borrow_and_update().contains("\"g1\""));
+    }
+
+    #[test]
+    fn the_lobby_lists_newest_first() {
+        let view = LobbyView::new(Arc::new(HealthBoard::default()));
+        view.replace_all(vec![record("old", 1), record("new", 2)]);
+        let games = view.games(10);
+        assert_eq!(games[0]["game_id"], "new");
+        assert_eq!(view.games(1).len(), 1);
+    }
+}

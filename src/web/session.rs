@@ -190,6 +190,7 @@ impl PlayerSession {
                 Joined::Seat(seat, target) => {
                     tracing::debug!(conn = act.socket.conn.0, game_id = %act.game_id, seat = seat.as_str(), "player joined seat");
                     act.seat = Some(seat);
+                    act.links.cluster.seen(hash.clone());
                     act.token_hash = Some(hash);
                     act.target = target;
                 }
@@ -361,6 +362,9 @@ impl Actor for PlayerSession {
     fn stopped(&mut self, _: &mut Context<Self>) {
         self.socket.stopped();
         let Some(seat) = self.seat else { return };
+        if let Some(hash) = self.token_hash.clone() {
+            self.links.cluster.seen(hash);
+        }
         match &self.target {
             Target::Local(cell) => {
                 if let Some(addr) = cell.addr() {
