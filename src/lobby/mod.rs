@@ -242,6 +242,7 @@ pub enum Announcer {
 }
 
 /// This instance's consumer of the health-events stream.
+#[derive(Clone)]
 pub struct LobbyFeed {
     me: InstanceId,
     events: Arc<dyn EventStream>,
@@ -273,15 +274,9 @@ impl LobbyFeed {
         }
     }
 
-    async fn consume(
-        me: InstanceId,
-        events: Arc<dyn EventStream>,
-        records: Arc<dyn RecordStore>,
-        database: Guarded,
-        messaging: Guarded,
-        view: Arc<LobbyView>,
-        announcer: Announcer,
-    ) {
+    /// Reads, applies, announces and acknowledges events, for ever.
+    async fn consume(self) {
+        let LobbyFeed { me, events, records, database, messaging, view, announcer } = self;
         loop {
             let batch = match database.call(events.read(&me, 100, Duration::from_millis(1000))).await {
                 Ok(batch) => batch,
@@ -335,15 +330,7 @@ impl Actor for LobbyFeed {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        actix_rt::spawn(LobbyFeed::consume(
-            self.me.clone(),
-            self.events.clone(),
-            self.records.clone(),
-            self.database.clone(),
-            self.messaging.clone(),
-            self.view.clone(),
-            self.announcer.clone(),
-        ));
+        actix_rt::spawn(self.clone().consume());
         ctx.run_interval(REBUILD_EVERY, |act, _| act.view.rebuild());
         let reload = |act: &mut Self, ctx: &mut Context<Self>| {
             let (records, database) = (act.records.clone(), act.database.clone());

@@ -495,23 +495,8 @@ impl RawClient {
         let start = Instant::now();
         loop {
             assert!(start.elapsed() < Duration::from_secs(30), "no close frame");
-            let mut head = [0u8; 2];
-            if self.stream.read_exact(&mut head).is_err() {
-                return None;
-            }
-            let mut len = u64::from(head[1] & 0x7f);
-            if len == 126 {
-                let mut b = [0u8; 2];
-                self.stream.read_exact(&mut b).ok()?;
-                len = u64::from(u16::from_be_bytes(b));
-            } else if len == 127 {
-                let mut b = [0u8; 8];
-                self.stream.read_exact(&mut b).ok()?;
-                len = u64::from_be_bytes(b);
-            }
-            let mut payload = vec![0u8; len as usize];
-            self.stream.read_exact(&mut payload).ok()?;
-            if head[0] & 0x0f == 0x8 {
+            let (first, payload) = self.read_frame(DEADLINE)?;
+            if first & 0x0f == 0x8 {
                 return (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
             }
         }
