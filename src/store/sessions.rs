@@ -40,6 +40,7 @@ pub trait SessionStore: Send + Sync + 'static {
 #[derive(Default)]
 pub struct MemorySessions {
     sessions: Mutex<HashMap<TokenHash, (SeatSession, u64)>>,
+    puts: std::sync::atomic::AtomicU64,
 }
 
 impl SessionStore for MemorySessions {
@@ -47,8 +48,11 @@ impl SessionStore for MemorySessions {
         Box::pin(async move {
             let until = monotonic_ms() + u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
             let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-            let now = monotonic_ms();
-            sessions.retain(|_, (_, until)| *until > now);
+            // Expired sessions are swept every 1024 puts, not at each one.
+            if self.puts.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 1024 == 0 {
+                let now = monotonic_ms();
+                sessions.retain(|_, (_, until)| *until > now);
+            }
             sessions.insert(hash.clone(), (session.clone(), until));
             Ok(())
         })

@@ -316,8 +316,14 @@ impl GameSupervisor {
         self.registry.remove(&cell.id);
         self.env.events.publish(&cell.id, EventKind::Removed, serde_json::Value::Null);
         // With Redis the ended game's snapshot expires there by itself (its time-to-live).
-        let (keeper, id, remove_stored) = (self.keeper.clone(), cell.id.clone(), !self.cluster.shared());
-        actix_rt::spawn(async move { keeper.forget(&id, remove_stored).await });
+        let (keeper, cluster, id) = (self.keeper.clone(), self.cluster.clone(), cell.id.clone());
+        actix_rt::spawn(async move {
+            keeper.forget(&id, !cluster.shared()).await;
+            // Its lease and epoch counter go too: nobody will own an ended, removed game.
+            if let Err(e) = cluster.database.call(cluster.stores.directory.forget(&id)).await {
+                tracing::debug!(game_id = %id, "could not forget a removed game's lease: {e}");
+            }
+        });
         cell.clear_addr();
     }
 
