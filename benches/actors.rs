@@ -91,6 +91,8 @@ fn new_game() -> (Arc<GameCell>, Arc<Snapshot>) {
         moves: 0,
         restarts: 0,
         created_at: String::new(),
+        winner: None,
+        resigned: None,
     };
     (Arc::new(GameCell::new(id, "connect4", 0, summary, snapshot.clone(), keeper())), snapshot)
 }

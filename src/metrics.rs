@@ -165,6 +165,10 @@ impl Metrics {
     pub fn restarts(&self, kind: &'static str, reason: RestartReason) -> u64 {
         self.restarts.get(&[kind, reason.as_str()])
     }
+    /// Open (game, lobby) WebSockets.
+    pub fn sockets(&self) -> (i64, i64) {
+        (self.sockets_open.load(Ordering::Relaxed), self.lobby_sockets_open.load(Ordering::Relaxed))
+    }
     /// Slow-client disconnects so far.
     pub fn slow_clients(&self) -> u64 {
         self.slow_client_disconnects.load(Ordering::Relaxed)

@@ -395,6 +395,9 @@ pub struct GameView {
     pub players: PlayersView,
     /// Restarts so far.
     pub restarts: u32,
+    /// The four winning cells as `[column, row]` (row 0 at the bottom), in line order;
+    /// null unless four in a row won the game.
+    pub winning_line: Option<Vec<[u8; 2]>>,
 }
 
 /// One lobby entry (`GET /api/v1/games`); never holds tokens.
@@ -414,6 +417,10 @@ pub struct GameSummary {
     pub restarts: u32,
     /// When the game was created.
     pub created_at: String,
+    /// The winner, or null.
+    pub winner: Option<Seat>,
+    /// The seat that resigned, or null.
+    pub resigned: Option<Seat>,
 }
 
 /// Who the creator plays against.

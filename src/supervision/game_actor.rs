@@ -424,6 +424,7 @@ impl GameActor {
             moves: self.state.board.moves(),
             players: self.players(),
             restarts: self.restarts,
+            winning_line: self.state.board.winning_line().map(|line| line.iter().map(|&(c, r)| [c, r]).collect()),
         }
     }
 
@@ -454,6 +455,8 @@ impl GameActor {
             moves: game.moves,
             restarts: game.restarts,
             created_at: self.state.created_at.clone(),
+            winner: game.winner,
+            resigned: game.resigned,
         }
     }
 
@@ -472,6 +475,8 @@ impl GameActor {
             moves: game.moves,
             restarts: game.restarts,
             created_at: self.state.created_at.clone(),
+            winner: game.winner,
+            resigned: game.resigned,
         };
         let ended_now = game.status.is_ended()
             && self.cell.ended_at_ms.compare_exchange(0, monotonic_ms(), Ordering::AcqRel, Ordering::Acquire).is_ok();

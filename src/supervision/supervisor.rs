@@ -24,7 +24,7 @@ use futures_util::StreamExt as _;
 
 use crate::cluster::Cluster;
 use crate::config::Config;
-use crate::game::{Connect4, Rules, Seat};
+use crate::game::{Connect4, Outcome, Rules, Seat};
 use crate::ids::{monotonic_ms, now_rfc3339, GameId, PlayerToken};
 use crate::llm::LlmClient;
 use crate::lobby::EventSink;
@@ -409,14 +409,18 @@ fn lease_ms(cluster: &Cluster) -> u64 {
 /// The lobby summary of a snapshot (before its actor has published one).
 fn summary_of(snapshot: &Snapshot) -> GameSummary {
     let player = |r: &SeatRecord| PlayerView { name: r.name.clone(), connected: r.is_ai(), ai: r.is_ai() };
-    let status = if snapshot.failed {
-        GameStatus::Failed
-    } else if snapshot.abandoned {
-        GameStatus::Abandoned
-    } else if snapshot.seats.iter().any(Option::is_none) {
-        GameStatus::Waiting
-    } else {
-        GameStatus::Playing
+    let outcome = snapshot.board.outcome();
+    let status = match outcome {
+        _ if snapshot.failed => GameStatus::Failed,
+        Outcome::Won { .. } => GameStatus::Won,
+        Outcome::Draw => GameStatus::Draw,
+        _ if snapshot.abandoned => GameStatus::Abandoned,
+        _ if snapshot.seats.iter().any(Option::is_none) => GameStatus::Waiting,
+        _ => GameStatus::Playing,
+    };
+    let (winner, resigned) = match outcome {
+        Outcome::Won { winner, resigned } => (Some(winner), resigned.then(|| winner.other())),
+        _ => (None, None),
     };
     GameSummary {
         game_id: snapshot.game_id.to_string(),
@@ -429,6 +433,8 @@ fn summary_of(snapshot: &Snapshot) -> GameSummary {
         moves: snapshot.board.moves(),
         restarts: snapshot.restarts,
         created_at: snapshot.created_at.clone(),
+        winner,
+        resigned,
     }
 }
 

@@ -439,6 +439,8 @@ async fn health(state: State) -> HttpResponse {
                 "status": if state.gate.open() > state.gate.ceiling() { "saturated" } else { "ok" },
                 "open": state.gate.open(),
                 "max": state.gate.ceiling(),
+                "game_sockets": state.metrics.sockets().0,
+                "lobby_sockets": state.metrics.sockets().1,
             },
             "arbiters": {
                 "status": arbiter_status,
