@@ -2,6 +2,7 @@
 //! `/metrics` and the embedded browser page. Handlers translate between HTTP and actor
 //! messages; every failure leaves as the PROTOCOL.md error shape.
 
+pub mod assets;
 pub mod edge;
 pub mod frame_guard;
 pub mod lobby;
@@ -628,47 +629,30 @@ async fn not_found(state: State) -> HttpResponse {
     state.error(ErrorBody::new(ErrorCode::NotFound, "no such endpoint"))
 }
 
-fn asset(body: &'static str, content_type: &'static str) -> HttpResponse {
-    HttpResponse::Ok().content_type(content_type).insert_header((header::CACHE_CONTROL, "no-cache")).body(body)
+async fn index() -> HttpResponse {
+    assets::response("index.html").unwrap_or_else(|| HttpResponse::NotFound().finish())
 }
 
-async fn index() -> HttpResponse {
-    asset(include_str!("../../static/index.html"), "text/html; charset=utf-8")
-}
-async fn app_js() -> HttpResponse {
-    asset(include_str!("../../static/app.js"), "text/javascript; charset=utf-8")
-}
-async fn style_css() -> HttpResponse {
-    asset(include_str!("../../static/style.css"), "text/css; charset=utf-8")
-}
-async fn health_js() -> HttpResponse {
-    asset(include_str!("../../static/health.js"), "text/javascript; charset=utf-8")
-}
 async fn dashboard() -> HttpResponse {
-    asset(include_str!("../../static/dashboard.html"), "text/html; charset=utf-8")
+    assets::response("dashboard.html").unwrap_or_else(|| HttpResponse::NotFound().finish())
 }
-async fn dashboard_js() -> HttpResponse {
-    asset(include_str!("../../static/dashboard.js"), "text/javascript; charset=utf-8")
+
+async fn static_file(state: State, path: web::Path<String>) -> HttpResponse {
+    assets::response(&path).unwrap_or_else(|| state.error(ErrorBody::new(ErrorCode::NotFound, "no such file")))
 }
 
 /// Registers every route.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(index))
         .route("/", web::head().to(index))
-        .route("/static/app.js", web::get().to(app_js))
-        .route("/static/app.js", web::head().to(app_js))
-        .route("/static/style.css", web::get().to(style_css))
-        .route("/static/style.css", web::head().to(style_css))
         .route("/api/v1/games", web::post().to(create_game))
         .route("/api/v1/games", web::get().to(list_games))
         .route("/api/v1/games/{id}", web::get().to(get_game))
         .route("/api/v1/games/{id}/join", web::post().to(join_game))
         .route("/dashboard", web::get().to(dashboard))
         .route("/dashboard", web::head().to(dashboard))
-        .route("/static/dashboard.js", web::get().to(dashboard_js))
-        .route("/static/health.js", web::get().to(health_js))
-        .route("/static/health.js", web::head().to(health_js))
-        .route("/static/dashboard.js", web::head().to(dashboard_js))
+        .route("/static/{path:.*}", web::get().to(static_file))
+        .route("/static/{path:.*}", web::head().to(static_file))
         .route("/api/v1/admin/games/{id}/fault", web::post().to(inject_fault))
         .route("/api/v1/admin/breakers/{name}", web::post().to(breaker_action))
         .route("/api/v1/admin/health", web::post().to(health_override))
