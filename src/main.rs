@@ -54,9 +54,7 @@ fn main() -> ExitCode {
         println!("configuration OK");
         return ExitCode::SUCCESS;
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("RAMPART_LOG").unwrap_or_else(|_| "info".into()))
-        .init();
+    init_logging();
     rampart::health::memory::enable_background_purge();
     let listener = match TcpListener::bind(config.server.bind) {
         Ok(listener) => listener,
@@ -76,6 +74,23 @@ fn main() -> ExitCode {
             eprintln!("rampart: server error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Logs to standard output: sentences with `key=value` context, coloured only on a
+/// terminal; `RAMPART_LOG_FORMAT=json` writes one JSON object per line instead. The filter
+/// is `RAMPART_LOG`, else `RUST_LOG` (same syntax: `info`, `rampart=debug,actix=warn`), else
+/// `info`.
+fn init_logging() {
+    use std::io::IsTerminal as _;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RAMPART_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if std::env::var("RAMPART_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        builder.json().with_current_span(false).init();
+    } else {
+        builder.with_ansi(std::io::stdout().is_terminal()).init();
     }
 }
 

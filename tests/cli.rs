@@ -42,3 +42,53 @@ fn a_bad_config_prints_every_problem_and_exits_64() {
     assert_eq!(out.status.code(), Some(64));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The first `n` lines the server logs within `secs` (it is killed afterwards).
+fn first_log_lines(env: &[(&str, &str)], n: usize, secs: u64) -> Vec<String> {
+    use std::io::BufRead as _;
+    let mut child = rampart()
+        .env("RAMPART_BIND", "127.0.0.1:0")
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let mut lines = Vec::new();
+    while lines.len() < n {
+        match rx.recv_timeout(until.saturating_duration_since(std::time::Instant::now())) {
+            Ok(line) => lines.push(line),
+            Err(_) => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    lines
+}
+
+#[test]
+fn logs_have_no_colour_codes_off_a_terminal_and_can_be_json() {
+    let plain = first_log_lines(&[], 2, 10);
+    assert_eq!(plain.len(), 2);
+    assert!(plain.iter().all(|l| !l.contains('\u{1b}')), "{plain:?}");
+    assert!(plain[0].contains("INFO"), "{plain:?}");
+    let json = first_log_lines(&[("RAMPART_LOG_FORMAT", "json")], 2, 10);
+    for line in &json {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        assert_eq!(v["level"], "INFO");
+        assert!(v["fields"]["message"].is_string(), "{line}");
+    }
+    // RUST_LOG is honoured when RAMPART_LOG is not set: a start logs nothing at `warn`
+    // (its info lines come within milliseconds).
+    let plain = first_log_lines(&[("RUST_LOG", "warn")], 1, 1);
+    assert!(plain.is_empty(), "{plain:?}");
+}
