@@ -34,8 +34,8 @@ fn config(redis: &RedisServer, prefix: &str) -> Config {
     c.admission.admit_per_sec = 50.0;
     c.admission.claim_lease_ms = 300;
     let db = c.circuit_breakers.breakers.get_mut("database").expect("database breaker");
-    db.timeout_secs = 0.2;
-    db.timeout_max_secs = 0.2;
+    db.open_secs = 0.2;
+    db.open_max_secs = 0.2;
     db.jitter = 0.0;
     c
 }

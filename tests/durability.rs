@@ -21,8 +21,8 @@ fn config(redis: &RedisServer) -> Config {
     c.cluster.lease_ms = 1000;
     for name in ["database", "messaging"] {
         let b = c.circuit_breakers.breakers.get_mut(name).expect("breaker");
-        b.timeout_secs = 0.3;
-        b.timeout_max_secs = 0.3;
+        b.open_secs = 0.3;
+        b.open_max_secs = 0.3;
         b.jitter = 0.0;
     }
     c

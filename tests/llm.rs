@@ -68,8 +68,8 @@ fn llm_config(fake: &FakeLlm) -> Config {
     c.secrets.llm_api_key = Some(Secret::new("sk-test-key".to_owned()));
     let llm = c.circuit_breakers.breakers.get_mut("llm").expect("llm breaker");
     llm.failure_threshold = 2;
-    llm.timeout_secs = 0.3;
-    llm.timeout_max_secs = 0.3;
+    llm.open_secs = 0.3;
+    llm.open_max_secs = 0.3;
     llm.jitter = 0.0;
     llm.call_timeout_ms = 1000;
     c
@@ -135,7 +135,7 @@ async fn a_failing_llm_opens_the_breaker_the_ai_falls_back_and_recovers() {
     let mut config = llm_config(&fake);
     // Open for 1 s: long enough that the checks made while open run before it half-opens.
     let llm = config.circuit_breakers.breakers.get_mut("llm").expect("llm breaker");
-    (llm.timeout_secs, llm.timeout_max_secs) = (1.0, 1.0);
+    (llm.open_secs, llm.open_max_secs) = (1.0, 1.0);
     let server = TestServer::start(config).await;
     let grant = server.create("ai", "ada").await;
     let mut red = server.player(&grant).await;

@@ -257,8 +257,16 @@ async fn rest_rejects_bad_input_with_structured_errors() {
     let grant = server.create("ai", "ada").await;
     let (status, reply) = server.join_rest(&grant.game_id, "bob").await;
     assert_eq!((status, code(&reply).as_deref()), (409, Some("GAME_FULL")));
-    let (status, reply) = server.get("/no/such/route").await;
-    assert_eq!((status, code(&reply).as_deref()), (404, Some("NOT_FOUND")));
+    for path in ["/api/v1/nope", "/health/nope", "/static/nope.js", "/ws/nope"] {
+        let (status, reply) = server.get(path).await;
+        assert_eq!((status, code(&reply).as_deref()), (404, Some("NOT_FOUND")), "{path}");
+    }
+    // A browser path that does not exist: a page with a way back, not JSON.
+    let (status, page) = server.get("/no/such/page").await;
+    let page = page.as_str().unwrap_or_default();
+    assert_eq!(status, 404);
+    assert!(page.contains("<html") && page.contains("href=\"/\""), "{page}");
+    assert!(server.metric("rampart_http_errors_total{code=\"NOT_FOUND\"}").await >= 5.0);
     let (status, lobby) = server.get("/api/v1/games").await;
     assert_eq!(status, 200);
     assert!(lobby["games"].as_array().is_some_and(|g| g.iter().any(|s| s["game_id"] == grant.game_id.as_str())));

@@ -15,12 +15,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use serde_json::json;
 
 use crate::config::AdmissionConfig;
 use crate::health::{HealthChanged, Status};
 use crate::ids::{now_rfc3339, Ticket};
 use crate::metrics::Metrics;
+use crate::protocol::views::WatchLinks;
 use crate::protocol::{ErrorBody, ErrorCode, SeatGrant};
 use crate::rate::TokenBucket;
 use crate::store::waitlist::{TicketStatus, WaitEntry, WaitRequest};
@@ -411,7 +411,7 @@ impl Handler<Admit> for AdmissionController {
                 .with("position", position)
                 .with("eta_secs", eta_secs)
                 .with("retry_after_ms", (eta_secs * 1000).clamp(1000, 60_000))
-                .with("watch", json!({"ws": "/ws/lobby", "poll": format!("/api/v1/waitlist/{}", ticket.expose())})))
+                .with("watch", WatchLinks::for_ticket(&ticket).to_value()))
         })
     }
 }

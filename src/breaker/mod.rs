@@ -111,48 +111,93 @@ pub struct FailureRate {
     pub min_calls: u32,
 }
 
-/// One breaker's configuration (the registry maps the YAML onto it).
-#[derive(Debug, Clone, PartialEq)]
+/// The fields of [`BreakerConfig`] whose YAML name differs from the Rust one (the YAML keeps
+/// the plan's names: `timeout` is how long a breaker stays open), for error paths.
+pub const YAML_NAMES: [(&str, &str); 4] = [
+    ("open_secs", "timeout"),
+    ("open_max_secs", "timeout_max"),
+    ("open_multiplier", "timeout_multiplier"),
+    ("half_open_successes_to_close", "half_open_successes"),
+];
+
+/// One breaker's configuration, exactly as `circuit_breakers.<name>` in the YAML (the
+/// plan's keys `failure_threshold`, `timeout`, `operations`, plus Rampart's). A key left
+/// out of a breaker's section takes the section's `default_failure_threshold` /
+/// `default_timeout` (the loader fills them in) or the default given here.
+#[derive(
+    Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, garde::Validate, smart_default::SmartDefault,
+)]
+#[serde(default, deny_unknown_fields)]
 pub struct BreakerConfig {
     /// `false`: a pass-through that counts calls and never refuses one.
+    #[garde(skip)]
+    #[default = true]
     pub enabled: bool,
-    /// Consecutive failures that trip it.
+    /// Consecutive failures that trip it, 1..=1000.
+    #[garde(range(min = 1, max = 1000))]
+    #[default = 5]
     pub failure_threshold: u32,
-    /// Also trip on a failure rate, when set.
-    pub failure_rate: Option<FailureRate>,
-    /// Calls slower than this count as failures, when set.
-    pub slow_call_ms: Option<u64>,
-    /// Every async call is cut after this long (a sync call is counted as timed out).
-    pub call_timeout_ms: u64,
-    /// The first open period, seconds.
+    /// Seconds it stays open after tripping (`timeout`), 0.1..=3600.
+    #[serde(rename = "timeout")]
+    #[garde(range(min = 0.1, max = 3600.0))]
+    #[default = 30.0]
     pub open_secs: f64,
-    /// The longest open period, seconds.
+    /// The longest open period when it grows, seconds (`timeout_max`), at least `timeout`.
+    #[serde(rename = "timeout_max")]
+    #[garde(range(min = 0.1, max = 3600.0))]
+    #[default = 30.0]
     pub open_max_secs: f64,
-    /// Growth of the open period after each failed probe.
+    /// Growth of the open period after each failed probe (`timeout_multiplier`), 1..=10.
+    #[serde(rename = "timeout_multiplier")]
+    #[garde(range(min = 1.0, max = 10.0))]
+    #[default = 2.0]
     pub open_multiplier: f64,
-    /// Each open period is scaled by a random factor in `1 ± jitter`.
+    /// Each open period is scaled by a random factor in `1 ± jitter`, 0..=1.
+    #[garde(range(min = 0.0, max = 1.0))]
+    #[default = 0.1]
     pub jitter: f64,
-    /// Probe calls in flight at once while half-open.
+    /// Also trip when at least this % of the calls in the window failed, 1..=100; unset: off.
+    #[garde(inner(range(min = 1.0, max = 100.0)))]
+    pub failure_rate_threshold_pct: Option<f64>,
+    /// Calls in the failure-rate window, 2..=10000.
+    #[garde(range(min = 2, max = 10_000))]
+    #[default = 20]
+    pub failure_rate_window_calls: u32,
+    /// Calls the window must hold before the rate counts, 1..=the window.
+    #[garde(range(min = 1, max = 10_000))]
+    #[default = 10]
+    pub failure_rate_min_calls: u32,
+    /// Calls slower than this (ms) count as failures, 1..=600000; unset: off.
+    #[garde(inner(range(min = 1, max = 600_000)))]
+    pub slow_call_ms: Option<u64>,
+    /// Every async call is cut after this long in ms (a sync call is counted as timed
+    /// out), 1..=600000.
+    #[garde(range(min = 1, max = 600_000))]
+    #[default = 2000]
+    pub call_timeout_ms: u64,
+    /// Probe calls in flight at once while half-open, 1..=100.
+    #[garde(range(min = 1, max = 100))]
+    #[default = 1]
     pub half_open_max_probes: u32,
-    /// Successful probes that close it.
+    /// Successful probes that close it (`half_open_successes`), 1..=100.
+    #[serde(rename = "half_open_successes")]
+    #[garde(range(min = 1, max = 100))]
+    #[default = 1]
     pub half_open_successes_to_close: u32,
+    /// The operations it protects (documentation and metrics only): up to 100 names of
+    /// 1..=64 characters.
+    #[garde(length(max = 100), inner(length(min = 1, max = 64)))]
+    pub operations: Vec<String>,
 }
 
-impl Default for BreakerConfig {
-    fn default() -> Self {
-        BreakerConfig {
-            enabled: true,
-            failure_threshold: 5,
-            failure_rate: None,
-            slow_call_ms: None,
-            call_timeout_ms: 2000,
-            open_secs: 30.0,
-            open_max_secs: 30.0,
-            open_multiplier: 2.0,
-            jitter: 0.1,
-            half_open_max_probes: 1,
-            half_open_successes_to_close: 1,
-        }
+impl BreakerConfig {
+    /// The failure-rate rule, when `failure_rate_threshold_pct` is set.
+    pub fn failure_rate(&self) -> Option<FailureRate> {
+        self.failure_rate_threshold_pct.map(|threshold_pct| FailureRate {
+            threshold_pct,
+            window_calls: self.failure_rate_window_calls,
+            min_calls: self.failure_rate_min_calls,
+        })
     }
 }
 
@@ -681,7 +726,7 @@ impl CircuitBreaker {
     }
 
     fn build(name: &str, config: BreakerConfig, clock: Clock) -> Self {
-        let window = config.failure_rate.map(Window::new);
+        let window = config.failure_rate().map(Window::new);
         CircuitBreaker {
             inner: Arc::new(Inner {
                 name: name.into(),

@@ -9,10 +9,13 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
 use actix::prelude::*;
-use serde_json::{json, Value};
 
-use super::{BreakerConfig, BreakerState, CircuitBreaker, FailureRate, Transition};
-use crate::config::{BreakerSettings, CircuitBreakersConfig};
+use super::{BreakerConfig, BreakerState, CircuitBreaker, Transition};
+use crate::config::CircuitBreakersConfig;
+use crate::protocol::views::{
+    BreakerCounters, BreakerMetricsView, BreakerView, BreakersMetrics, DurationHistogram, HistogramBucket,
+    TransitionCount,
+};
 
 /// A breaker name the code asked for that the configuration does not define.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,28 +35,8 @@ pub struct Breakers {
 #[derive(Clone)]
 struct Entry {
     breaker: CircuitBreaker,
-    settings: BreakerSettings,
-}
-
-/// The mapping from YAML settings to a breaker's configuration.
-pub fn breaker_config(settings: &BreakerSettings, master_enabled: bool) -> BreakerConfig {
-    BreakerConfig {
-        enabled: master_enabled && settings.enabled,
-        failure_threshold: settings.failure_threshold,
-        failure_rate: settings.failure_rate_threshold_pct.map(|threshold_pct| FailureRate {
-            threshold_pct,
-            window_calls: settings.failure_rate_window_calls,
-            min_calls: settings.failure_rate_min_calls,
-        }),
-        slow_call_ms: settings.slow_call_ms,
-        call_timeout_ms: settings.call_timeout_ms,
-        open_secs: settings.timeout_secs,
-        open_max_secs: settings.timeout_max_secs,
-        open_multiplier: settings.timeout_multiplier,
-        jitter: settings.jitter,
-        half_open_max_probes: settings.half_open_max_probes,
-        half_open_successes_to_close: settings.half_open_successes,
-    }
+    /// As configured (before the master switch and the pass-throughs applied).
+    settings: BreakerConfig,
 }
 
 impl Breakers {
@@ -64,10 +47,9 @@ impl Breakers {
         let mut by_name = BTreeMap::new();
         for (name, settings) in &config.breakers {
             let mut settings = settings.clone();
-            if disabled.contains(&name.as_str()) {
-                settings.enabled = false;
-            }
-            let breaker = CircuitBreaker::new(name, breaker_config(&settings, config.enabled));
+            // The section's master switch, and the breakers asked to be pass-throughs.
+            settings.enabled &= config.enabled && !disabled.contains(&name.as_str());
+            let breaker = CircuitBreaker::new(name, settings.clone());
             let (counts, to) = (transitions.clone(), registry.clone());
             breaker.set_listener(Arc::new(move |t: &Transition| {
                 let key = (t.name.to_string(), t.from.as_str(), t.to.as_str());
@@ -89,40 +71,38 @@ impl Breakers {
         self.by_name.iter().filter(|(_, e)| e.breaker.state() == BreakerState::Open).map(|(n, _)| n.clone()).collect()
     }
 
-    /// One breaker as JSON for `/health/circuit-breakers/{name}`.
-    pub fn describe(&self, name: &str) -> Option<Value> {
+    /// One breaker, for `/health/circuit-breakers/{name}`.
+    pub fn describe(&self, name: &str) -> Option<BreakerView> {
         self.by_name.get(name).map(|e| describe(name, e))
     }
 
-    /// Every breaker as JSON.
-    pub fn describe_all(&self) -> Vec<Value> {
+    /// Every breaker.
+    pub fn describe_all(&self) -> Vec<BreakerView> {
         self.by_name.iter().map(|(n, e)| describe(n, e)).collect()
     }
 
-    /// Detailed metrics (with duration histograms) as JSON for `/metrics/circuit-breakers`.
-    pub fn metrics_json(&self) -> Value {
-        let breakers: Vec<Value> = self
+    /// Detailed metrics (with duration histograms) for `/metrics/circuit-breakers`.
+    pub fn metrics_json(&self) -> BreakersMetrics {
+        let breakers = self
             .by_name
             .iter()
             .map(|(name, e)| {
-                let (buckets, count, sum_secs) = e.breaker.histogram();
-                let mut v = describe(name, e);
-                v["duration_seconds"] = json!({
-                    "count": count,
-                    "sum": sum_secs,
-                    "buckets": buckets.iter().map(|(le, n)| json!({"le": le, "count": n})).collect::<Vec<_>>(),
-                });
-                v
+                let (buckets, count, sum) = e.breaker.histogram();
+                let buckets = buckets.into_iter().map(|(le, count)| HistogramBucket { le, count }).collect();
+                BreakerMetricsView {
+                    breaker: describe(name, e),
+                    duration_seconds: DurationHistogram { count, sum, buckets },
+                }
             })
             .collect();
-        let transitions: Vec<Value> = self
+        let transitions = self
             .transitions
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .map(|((n, f, t), c)| json!({"name": n, "from": f, "to": t, "count": c}))
+            .map(|((name, from, to), count)| TransitionCount { name: name.clone(), from, to, count: *count })
             .collect();
-        json!({ "breakers": breakers, "transitions": transitions })
+        BreakersMetrics { breakers, transitions }
     }
 
     /// Prometheus text for every breaker.
@@ -189,39 +169,28 @@ impl Breakers {
     }
 }
 
-fn describe(name: &str, e: &Entry) -> Value {
+fn describe(name: &str, e: &Entry) -> BreakerView {
     let m = e.breaker.metrics();
-    let s = &e.settings;
-    json!({
-        "name": name,
-        "state": e.breaker.state().as_str(),
-        "enabled": e.breaker.config().enabled,
-        "forced": m.forced.map(|f| f.as_str()),
-        "counters": {
-            "success": m.success, "failure": m.failure, "timeout": m.timeout,
-            "rejected": m.rejected, "ignored": m.ignored, "slow": m.slow,
+    BreakerView {
+        name: name.to_owned(),
+        state: e.breaker.state().as_str(),
+        enabled: e.breaker.config().enabled,
+        forced: m.forced.map(|f| f.as_str()),
+        counters: BreakerCounters {
+            success: m.success,
+            failure: m.failure,
+            timeout: m.timeout,
+            rejected: m.rejected,
+            ignored: m.ignored,
+            slow: m.slow,
         },
-        "consecutive_failures": m.consecutive_failures,
-        "failure_rate_pct": m.failure_rate_pct,
-        "probes_in_flight": m.probes_in_flight,
-        "open_remaining_ms": m.open_remaining_ms,
-        "transitions": m.transitions,
-        "config": {
-            "failure_threshold": s.failure_threshold,
-            "timeout": s.timeout_secs,
-            "timeout_max": s.timeout_max_secs,
-            "timeout_multiplier": s.timeout_multiplier,
-            "jitter": s.jitter,
-            "failure_rate_threshold_pct": s.failure_rate_threshold_pct,
-            "failure_rate_window_calls": s.failure_rate_window_calls,
-            "failure_rate_min_calls": s.failure_rate_min_calls,
-            "slow_call_ms": s.slow_call_ms,
-            "call_timeout_ms": s.call_timeout_ms,
-            "half_open_max_probes": s.half_open_max_probes,
-            "half_open_successes": s.half_open_successes,
-            "operations": s.operations,
-        },
-    })
+        consecutive_failures: m.consecutive_failures,
+        failure_rate_pct: m.failure_rate_pct,
+        probes_in_flight: m.probes_in_flight,
+        open_remaining_ms: m.open_remaining_ms,
+        transitions: m.transitions,
+        config: e.settings.clone(),
+    }
 }
 
 /// A breaker changed state.
@@ -298,7 +267,7 @@ mod tests {
         );
         assert!(text.contains("rampart_circuit_breaker_call_duration_seconds_bucket{name=\"llm\",le=\"+Inf\"} 0"));
         let json = breakers.metrics_json();
-        assert_eq!(json["transitions"][0]["count"], 1);
+        assert_eq!(json.transitions[0].count, 1);
     }
 
     #[actix_rt::test]
@@ -306,7 +275,7 @@ mod tests {
         let config = CircuitBreakersConfig { enabled: false, ..CircuitBreakersConfig::default() };
         let breakers = Breakers::build(&config, &[], BreakerRegistry.start().recipient());
         for b in breakers.describe_all() {
-            assert_eq!(b["enabled"], false, "{b}");
+            assert!(!b.enabled, "{b:?}");
         }
         let db = breakers.get("database").expect("database");
         for _ in 0..10 {

@@ -216,9 +216,13 @@ fn slow_calls_count_as_failures_when_configured() {
 
 #[test]
 fn trips_on_the_failure_rate_once_the_window_holds_enough_calls() {
-    let rate = FailureRate { threshold_pct: 50.0, window_calls: 10, min_calls: 6 };
-    let (b, _clock) =
-        CircuitBreaker::with_manual_clock("db", BreakerConfig { failure_rate: Some(rate), ..config(100, 5.0) });
+    let rate = BreakerConfig {
+        failure_rate_threshold_pct: Some(50.0),
+        failure_rate_window_calls: 10,
+        failure_rate_min_calls: 6,
+        ..config(100, 5.0)
+    };
+    let (b, _clock) = CircuitBreaker::with_manual_clock("db", rate);
     for i in 0..5 {
         let p = b.try_acquire().expect("closed");
         if i % 2 == 0 {
@@ -238,9 +242,13 @@ fn trips_on_the_failure_rate_once_the_window_holds_enough_calls() {
 
 #[test]
 fn the_window_slides_old_failures_out() {
-    let rate = FailureRate { threshold_pct: 60.0, window_calls: 4, min_calls: 4 };
-    let (b, _clock) =
-        CircuitBreaker::with_manual_clock("db", BreakerConfig { failure_rate: Some(rate), ..config(100, 5.0) });
+    let rate = BreakerConfig {
+        failure_rate_threshold_pct: Some(60.0),
+        failure_rate_window_calls: 4,
+        failure_rate_min_calls: 4,
+        ..config(100, 5.0)
+    };
+    let (b, _clock) = CircuitBreaker::with_manual_clock("db", rate);
     fail(&b);
     fail(&b);
     for _ in 0..4 {

@@ -6,7 +6,7 @@
 use std::cell::RefCell;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 use crate::breaker::{BreakerError, CircuitBreaker, Outcome};
 use crate::config::{LlmConfig, Secret};
@@ -152,19 +152,22 @@ impl LlmClient {
             if let Some(key) = key {
                 req = req.insert_header(("authorization", key));
             }
-            let mut resp = req.send_body(request.to_string()).await.map_err(|e| match e {
-                awc::error::SendRequestError::Timeout => LlmError::Timeout(timeout.as_millis() as u64),
-                other => LlmError::Transport(other.to_string()),
-            })?;
+            let mut resp =
+                req.send_body(serde_json::to_string(&request).unwrap_or_default()).await.map_err(|e| match e {
+                    awc::error::SendRequestError::Timeout => LlmError::Timeout(timeout.as_millis() as u64),
+                    other => LlmError::Transport(other.to_string()),
+                })?;
             let status = resp.status();
             let body = resp.body().limit(256 * 1024).await.map_err(|e| LlmError::Transport(e.to_string()))?;
             if !status.is_success() {
                 return Err(LlmError::Http(status.as_u16()));
             }
-            let value: Value = serde_json::from_slice(&body).map_err(|e| LlmError::Malformed(e.to_string()))?;
-            value["choices"][0]["message"]["content"]
-                .as_str()
-                .map(str::to_owned)
+            let reply: Completion = serde_json::from_slice(&body).map_err(|e| LlmError::Malformed(e.to_string()))?;
+            reply
+                .choices
+                .into_iter()
+                .next()
+                .and_then(|c| c.message.content)
                 .ok_or_else(|| LlmError::Malformed("no choices[0].message.content".to_owned()))
         };
         let text = self.breaker.call(call, |r: &Result<String, LlmError>| match r {
@@ -179,7 +182,7 @@ impl LlmClient {
         }
     }
 
-    fn request_body(&self, context: &ChatContext) -> Value {
+    fn request_body<'a>(&'a self, context: &ChatContext) -> CompletionRequest<'a> {
         let situation = match &context.event {
             ChatEvent::AiMoved { column } => {
                 format!(
@@ -190,19 +193,52 @@ impl LlmClient {
             }
             ChatEvent::HumanSaid { text } => format!("{} (red) says to you: {text}", context.opponent),
         };
-        json!({
-            "model": self.config.model,
-            "max_tokens": self.config.max_tokens,
-            "temperature": self.config.temperature,
-            "messages": [
-                {"role": "system", "content": self.config.system_prompt},
-                {"role": "user", "content": format!(
-                    "Connect Four, {} moves played. Board (top row first, R = red, Y = yellow):\n{}\n{situation}",
-                    context.moves, context.board
-                )},
+        let user = format!(
+            "Connect Four, {} moves played. Board (top row first, R = red, Y = yellow):\n{}\n{situation}",
+            context.moves, context.board
+        );
+        CompletionRequest {
+            model: &self.config.model,
+            max_tokens: self.config.max_tokens,
+            temperature: self.config.temperature,
+            messages: [
+                Message { role: "system", content: self.config.system_prompt.clone() },
+                Message { role: "user", content: user },
             ],
-        })
+        }
     }
+}
+
+/// The OpenAI-compatible `/v1/chat/completions` request, as much of it as we send.
+#[derive(Serialize)]
+struct CompletionRequest<'a> {
+    model: &'a str,
+    max_tokens: u32,
+    temperature: f64,
+    messages: [Message; 2],
+}
+
+#[derive(Serialize)]
+struct Message {
+    role: &'static str,
+    content: String,
+}
+
+/// The part of the completion reply we read: `choices[0].message.content`.
+#[derive(Deserialize)]
+struct Completion {
+    #[serde(default)]
+    choices: Vec<Choice>,
+}
+
+#[derive(Deserialize)]
+struct Choice {
+    message: ChoiceMessage,
+}
+
+#[derive(Deserialize)]
+struct ChoiceMessage {
+    content: Option<String>,
 }
 
 /// Untrusted model text made safe for the chat: control characters dropped, whitespace

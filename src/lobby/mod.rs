@@ -19,11 +19,12 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::sync::{watch, Notify};
 
 use crate::health::HealthBoard;
 use crate::ids::{GameId, InstanceId};
+use crate::protocol::LobbyFrame;
 use crate::store::events::{EventKind, EventStream, RecordStore, RuntimeEvent, RuntimeRecord};
 use crate::store::redis::RedisConn;
 use crate::store::Guarded;
@@ -144,8 +145,7 @@ impl LobbyView {
         if !self.dirty.swap(false, Ordering::AcqRel) && !health_changed {
             return;
         }
-        let text: Arc<str> =
-            Arc::from(json!({"type": "lobby", "games": self.games(LOBBY_GAMES), "health": health}).to_string());
+        let text = LobbyFrame::Lobby { games: self.games(LOBBY_GAMES), health }.to_text();
         self.frame.send_if_modified(|current| {
             if **current == *text {
                 return false;
@@ -349,6 +349,7 @@ impl Actor for LobbyFeed {
 mod tests {
     use super::*;
     use crate::store::events::RunStatus;
+    use serde_json::json;
 
     fn record(id: &str, moves: u32) -> RuntimeRecord {
         RuntimeRecord {

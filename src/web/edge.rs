@@ -9,6 +9,8 @@
 //!   request: a client trickling a body byte by byte gets 408 REQUEST_TIMEOUT and its
 //!   connection is closed. A response sent before its request's body was read closes the
 //!   connection too, so nothing is left draining a slow body.
+//! - **Error counts.** Every error a handler returns ([`ErrorBody`]) is counted by code in
+//!   `rampart_http_errors_total`.
 
 use std::cell::Cell;
 use std::future::Future;
@@ -105,7 +107,15 @@ impl Drop for ConnSlot {
     }
 }
 
-/// The edge middleware (`middleware::from_fn`): the ceiling, then the body deadline.
+/// Counts the error a response carries, if any, by its code.
+fn count_error<B>(state: &AppState, response: &ServiceResponse<B>) {
+    if let Some(error) = response.response().error().and_then(|e| e.as_error::<ErrorBody>()) {
+        state.metrics.http_error(error.code);
+    }
+}
+
+/// The edge middleware (`middleware::from_fn`): the ceiling, then the body deadline, then
+/// the error count.
 pub async fn limits<B: MessageBody + 'static>(
     mut req: ServiceRequest,
     next: Next<B>,
@@ -122,7 +132,8 @@ pub async fn limits<B: MessageBody + 'static>(
         )
         .with("reason", "connections")
         .with("retry_after_ms", 1000);
-        let mut response = state.error(error);
+        state.metrics.http_error(error.code);
+        let mut response = actix_web::ResponseError::error_response(&error);
         response.head_mut().set_connection_type(ConnectionType::Close);
         return Ok(req.into_response(response).map_into_right_body());
     }
@@ -134,13 +145,16 @@ pub async fn limits<B: MessageBody + 'static>(
             .and_then(|v| v.trim().parse::<u64>().ok())
             .is_some_and(|n| n > 0);
     if !has_body {
-        return next.call(req).await.map(ServiceResponse::map_into_left_body);
+        let response = next.call(req).await?;
+        count_error(&state, &response);
+        return Ok(response.map_into_left_body());
     }
     let finished = Rc::new(Cell::new(false));
     let deadline = Duration::from_millis(state.config.server.body_timeout_ms);
     let inner = req.parts_mut().1.take();
     req.set_payload(Payload::Stream { payload: Box::pin(Deadline::new(inner, deadline, finished.clone())) });
     let mut response = next.call(req).await?;
+    count_error(&state, &response);
     if !finished.get() {
         // Answered before the body was read (or cut at the deadline): close the connection
         // instead of draining whatever is still coming.

@@ -12,14 +12,13 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use actix_ws::{AggregatedMessage, ProtocolError};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::admission::{AdmissionController, WaitlistNotice, Watch};
 use crate::ids::Ticket;
 use crate::lobby::LobbyView;
 use crate::metrics::Metrics;
-use crate::protocol::{ErrorBody, ErrorCode};
+use crate::protocol::{ErrorBody, ErrorCode, LobbyClientFrame, LobbyFrame, WaitlistStatus, LOBBY_FRAME_TYPES};
 use crate::web::socket::{SessionLimits, Socket, SocketKind};
 
 /// How often a lobby socket checks that its client is still there.
@@ -35,21 +34,14 @@ pub struct LobbySession {
 }
 
 /// A new lobby frame from the view.
-struct LobbyFrame(Arc<str>);
+struct LobbyUpdate(Arc<str>);
 
-impl StreamHandler<LobbyFrame> for LobbySession {
-    fn handle(&mut self, frame: LobbyFrame, ctx: &mut Context<Self>) {
+impl StreamHandler<LobbyUpdate> for LobbySession {
+    fn handle(&mut self, frame: LobbyUpdate, ctx: &mut Context<Self>) {
         self.snapshot(ctx, frame.0);
     }
 
     fn finished(&mut self, _: &mut Context<Self>) {}
-}
-
-#[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
-enum ClientLobbyFrame {
-    Watch { ticket: String },
-    Ping { id: Option<Value> },
 }
 
 impl LobbySession {
@@ -70,8 +62,8 @@ impl LobbySession {
         }
     }
 
-    fn send(&mut self, ctx: &mut Context<Self>, frame: &Value) {
-        self.socket.send_text(ctx, Arc::from(frame.to_string()));
+    fn send(&mut self, ctx: &mut Context<Self>, frame: &LobbyFrame) {
+        self.socket.send_text(ctx, frame.to_text());
     }
 
     fn error(&mut self, ctx: &mut Context<Self>, error: ErrorBody) {
@@ -95,21 +87,21 @@ impl LobbySession {
             Err(_) => return self.error(ctx, ErrorBody::new(ErrorCode::BadRequest, "frames are JSON objects")),
         };
         let kind = value.get("type").and_then(Value::as_str).unwrap_or_default().to_owned();
-        if !["watch", "ping"].contains(&kind.as_str()) {
+        if !LOBBY_FRAME_TYPES.contains(&kind.as_str()) {
             return self.error(
                 ctx,
                 ErrorBody::new(ErrorCode::UnknownMessageType, "the lobby accepts watch and ping")
-                    .with("allowed", json!(["watch", "ping"])),
+                    .with("allowed", LOBBY_FRAME_TYPES.to_vec()),
             );
         }
-        match serde_json::from_value::<ClientLobbyFrame>(value) {
-            Ok(ClientLobbyFrame::Ping { id }) => self.send(ctx, &json!({"type": "pong", "id": id})),
-            Ok(ClientLobbyFrame::Watch { ticket }) => match Ticket::parse(&ticket) {
+        match serde_json::from_value::<LobbyClientFrame>(value) {
+            Ok(LobbyClientFrame::Ping { id }) => self.send(ctx, &LobbyFrame::Pong { id }),
+            Ok(LobbyClientFrame::Watch { ticket }) => match Ticket::parse(&ticket) {
                 Some(ticket) => {
                     let previous = self.watching.replace(ticket.clone()).filter(|p| *p != ticket);
                     self.admission.do_send(Watch { ticket, watcher: ctx.address().recipient(), previous });
                 }
-                None => self.error(ctx, ErrorBody::new(ErrorCode::TicketNotFound, "no such ticket")),
+                None => self.error(ctx, ErrorBody::ticket_not_found("it is not a ticket")),
             },
             Err(e) => self.error(ctx, ErrorBody::new(ErrorCode::BadRequest, format!("not a valid {kind} frame: {e}"))),
         }
@@ -127,7 +119,7 @@ impl Actor for LobbySession {
         ctx.add_stream(futures_util::stream::unfold(frames, |mut rx| async move {
             rx.changed().await.ok()?;
             let text = rx.borrow_and_update().clone();
-            Some((LobbyFrame(text), rx))
+            Some((LobbyUpdate(text), rx))
         }));
         ctx.run_interval(IDLE_CHECK, |act, ctx| {
             // A lobby socket must say something now and then (the page pings while it is
@@ -154,25 +146,17 @@ impl Handler<WaitlistNotice> for LobbySession {
 
     fn handle(&mut self, msg: WaitlistNotice, ctx: &mut Context<Self>) {
         let frame = match msg {
-            WaitlistNotice::Waiting { position, eta_secs } => {
-                json!({"type": "waitlist", "status": "waiting", "position": position, "eta_secs": eta_secs})
-            }
+            WaitlistNotice::Waiting { position, eta_secs } => WaitlistStatus::Waiting { position, eta_secs },
             WaitlistNotice::Admitted(grant) => {
                 self.watching = None;
-                json!({"type": "waitlist", "status": "admitted", "game_id": grant.game_id, "seat": grant.seat, "player_token": grant.player_token})
+                WaitlistStatus::Admitted(grant)
             }
             WaitlistNotice::Unknown => {
                 self.watching = None;
-                return self.error(
-                    ctx,
-                    ErrorBody::new(
-                        ErrorCode::TicketNotFound,
-                        "this ticket is not in line: it left, expired or never existed",
-                    ),
-                );
+                return self.error(ctx, ErrorBody::ticket_not_found("it left, expired or never existed"));
             }
         };
-        self.send(ctx, &frame);
+        self.send(ctx, &LobbyFrame::Waitlist(frame));
     }
 }
 

@@ -1,6 +1,8 @@
 //! The HTTP edge: REST routes, the game WebSocket upgrade, admin endpoints, `/health`,
 //! `/metrics` and the embedded browser page. Handlers translate between HTTP and actor
-//! messages; every failure leaves as the PROTOCOL.md error shape.
+//! messages and return `Result<_, ErrorBody>`: an error leaves in the docs/PROTOCOL.md
+//! shape with its status and `Retry-After` ([`ErrorBody`] is the handlers' `ResponseError`),
+//! and is counted by code in the edge middleware.
 
 pub mod assets;
 pub mod edge;
@@ -9,16 +11,17 @@ pub mod lobby;
 pub mod session;
 pub mod socket;
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use actix_web::http::{header, StatusCode};
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use futures_util::StreamExt as _;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::admission::line::Line;
 use crate::admission::{AdmissionController, AdmissionStats, Admit};
@@ -30,7 +33,15 @@ use crate::ids::GameId;
 use crate::ids::PlayerToken;
 use crate::ids::Ticket;
 use crate::metrics::Metrics;
-use crate::protocol::{validate_player_name, ErrorBody, ErrorCode, JoinGameRequest, Opponent, SeatGrant};
+use crate::protocol::views::{
+    AdmissionCheck, ArbitersCheck, BreakerActionRequest, BreakerBrief, BreakerView, BreakersCheck, BreakersList,
+    BreakersMetrics, ConnectionsCheck, FaultAccepted, FaultRequest, GamesCheck, GamesList, HealthBody, HealthChecks,
+    HealthOverride, HealthOverrideRequest, VitalView, VitalsCheck,
+};
+use crate::protocol::{
+    validate_player_name, CreateGameRequest, ErrorBody, ErrorCode, GameSummary, JoinGameRequest, SeatGrant,
+    WaitlistStatus,
+};
 use crate::store::waitlist::TicketStatus;
 use crate::supervision::game_actor::{ClaimSeat, Fault, InjectFault};
 use crate::supervision::registry::{Registry, RunState};
@@ -80,23 +91,25 @@ pub struct AppState {
 }
 
 type State = web::Data<AppState>;
+/// What a handler returns: its body, or the error to send.
+type Answer<T> = Result<T, ErrorBody>;
 
-impl AppState {
-    /// The PROTOCOL.md error response for `error` (counted; `Retry-After` from
-    /// `details.retry_after_ms`).
-    pub(crate) fn error(&self, error: ErrorBody) -> HttpResponse {
-        self.metrics.http_error(error.code);
-        let status = StatusCode::from_u16(error.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut response = HttpResponse::build(status);
-        if let Some(ms) = error.details.get("retry_after_ms").and_then(Value::as_u64) {
+impl ResponseError for ErrorBody {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        if let Some(ms) = self.retry_after_ms() {
             response.insert_header((header::RETRY_AFTER, ms.div_ceil(1000).max(1).to_string()));
         }
-        response.json(error.envelope())
+        response.json(self.envelope())
     }
 }
 
-/// Reads a JSON object body of at most `limit` bytes.
-async fn read_json(mut payload: web::Payload, limit: usize) -> Result<Value, ErrorBody> {
+/// Reads a JSON object body of at most `limit` bytes into `T`.
+async fn read_json<T: for<'de> Deserialize<'de>>(mut payload: web::Payload, limit: usize) -> Answer<T> {
     let too_large = || {
         ErrorBody::new(ErrorCode::PayloadTooLarge, format!("body is larger than {limit} bytes"))
             .with("max_bytes", limit)
@@ -121,112 +134,92 @@ async fn read_json(mut payload: web::Payload, limit: usize) -> Result<Value, Err
     if !value.is_object() {
         return Err(ErrorBody::new(ErrorCode::BadRequest, "body must be a JSON object"));
     }
-    Ok(value)
+    serde_json::from_value(value).map_err(ErrorBody::bad_shape)
 }
 
-fn shape<T: for<'de> Deserialize<'de>>(value: Value) -> Result<T, ErrorBody> {
-    serde_json::from_value(value)
-        .map_err(|e| ErrorBody::new(ErrorCode::BadRequest, format!("body does not have the documented shape: {e}")))
+fn game_id(text: &str) -> Answer<GameId> {
+    GameId::parse(text).ok_or_else(ErrorBody::game_not_found)
 }
 
-fn game_id(text: &str) -> Result<GameId, ErrorBody> {
-    GameId::parse(text).ok_or_else(|| ErrorBody::new(ErrorCode::GameNotFound, "no such game"))
+/// Sends `wire` to the instance holding a game and returns its reply.
+async fn relay(state: &AppState, to: crate::ids::InstanceId, wire: Wire) -> Answer<Reply> {
+    let relay = state.relay.clone().ok_or_else(ErrorBody::restarting)?;
+    match relay.send(RelayRequest { to, wire, within: Duration::from_secs(3) }).await {
+        Ok(result) => result,
+        Err(_) => Err(ErrorBody::restarting()),
+    }
 }
 
-fn unavailable() -> ErrorBody {
-    ErrorBody::new(ErrorCode::GameRestarting, "the game is restarting after a fault; retry shortly")
-        .with("retry_after_ms", 500)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateBody {
-    kind: Value,
-    opponent: Value,
-    player_name: String,
-}
-
-async fn create_game(state: State, payload: web::Payload) -> HttpResponse {
+async fn create_game(state: State, payload: web::Payload) -> Answer<HttpResponse> {
     state.creation_rate.hit();
-    let result = async {
-        if state.draining.load(Ordering::Acquire) {
-            return Err(ErrorBody::new(ErrorCode::Draining, "the server is shutting down; try another server"));
+    if state.draining.load(Ordering::Acquire) {
+        return Err(ErrorBody::draining());
+    }
+    let body: CreateGameRequest = read_json(payload, state.limits.max_frame_bytes).await?;
+    let (opponent, player_name) = body.validate()?;
+    let admitted = state.admission.send(Admit(CreateGame { opponent, player_name })).await;
+    let grant = admitted.unwrap_or_else(|_| Err(ErrorBody::internal("admission")))?;
+    Ok(HttpResponse::Created().json(grant))
+}
+
+async fn join_game(state: State, path: web::Path<String>, payload: web::Payload) -> Answer<web::Json<SeatGrant>> {
+    let id = game_id(&path)?;
+    let body: JoinGameRequest = read_json(payload, state.limits.max_frame_bytes).await?;
+    let name = validate_player_name(&body.player_name)?;
+    // The token is made here and never leaves this instance: the game gets its hash.
+    let token = PlayerToken::random();
+    let token_hash = state.cluster.hash(&token);
+    let seat = match state.supervisor.send(Resolve(id.clone())).await.map_err(|_| ErrorBody::restarting())? {
+        Resolved::Local(cell) => {
+            let addr = cell.addr().ok_or_else(ErrorBody::restarting)?;
+            let claim = addr.send(ClaimSeat { name: name.clone(), token_hash: token_hash.clone() });
+            let answer = tokio::time::timeout(Duration::from_secs(2), claim).await;
+            answer.map_err(|_| ErrorBody::restarting())?.map_err(|_| ErrorBody::restarting())??
         }
-        let body: CreateBody = shape(read_json(payload, state.limits.max_frame_bytes).await?)?;
-        if body.kind.as_str() != Some("connect4") {
-            return Err(ErrorBody::validation("kind", "kind must be \"connect4\"").with("allowed", json!(["connect4"])));
+        Resolved::Remote(lease) => {
+            let wire = Wire::ClaimSeat {
+                req: 0,
+                from: state.cluster.me.clone(),
+                game: id.clone(),
+                name: name.clone(),
+                token_hash: token_hash.clone(),
+            };
+            match relay(&state, lease.instance, wire).await? {
+                Reply::Seat { result } => result?,
+                _ => return Err(ErrorBody::restarting()),
+            }
         }
-        let opponent: Opponent = serde_json::from_value(body.opponent).map_err(|_| {
-            ErrorBody::validation("opponent", "opponent must be \"ai\" or \"human\"")
-                .with("allowed", json!(["ai", "human"]))
-        })?;
-        let player_name = validate_player_name(&body.player_name)?;
-        let admitted = state.admission.send(Admit(CreateGame { opponent, player_name })).await;
-        admitted.unwrap_or_else(|_| Err(ErrorBody::new(ErrorCode::Internal, "admission is unavailable")))
-    }
-    .await;
-    match result {
-        Ok(grant) => HttpResponse::Created().json(grant),
-        Err(e) => state.error(e),
+        Resolved::NotFound => return Err(ErrorBody::game_not_found()),
+        Resolved::Unavailable(e) => return Err(e),
+    };
+    state.cluster.remember_seat(token_hash, id.clone(), seat, name);
+    Ok(web::Json(SeatGrant { game_id: id.to_string(), seat, player_token: token.expose().to_owned() }))
+}
+
+async fn list_games(state: State) -> web::Json<GamesList> {
+    web::Json(GamesList { games: state.lobby.games(200) })
+}
+
+/// A game's summary: hosted here, or (another instance's) from the lobby every instance shares.
+enum SummaryOf {
+    Here(GameSummary),
+    Elsewhere(Value),
+}
+
+impl serde::Serialize for SummaryOf {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            SummaryOf::Here(summary) => summary.serialize(s),
+            SummaryOf::Elsewhere(value) => value.serialize(s),
+        }
     }
 }
 
-async fn join_game(state: State, path: web::Path<String>, payload: web::Payload) -> HttpResponse {
-    let result = async {
-        let id = game_id(&path)?;
-        let body: JoinGameRequest = shape(read_json(payload, state.limits.max_frame_bytes).await?)?;
-        let name = validate_player_name(&body.player_name)?;
-        // The token is made here and never leaves this instance: the game gets its hash.
-        let token = PlayerToken::random();
-        let token_hash = state.cluster.hash(&token);
-        let seat = match state.supervisor.send(Resolve(id.clone())).await.map_err(|_| unavailable())? {
-            Resolved::Local(cell) => {
-                let addr = cell.addr().ok_or_else(unavailable)?;
-                let claim = addr.send(ClaimSeat { name: name.clone(), token_hash: token_hash.clone() });
-                let answer = tokio::time::timeout(Duration::from_secs(2), claim).await;
-                answer.map_err(|_| unavailable())?.map_err(|_| unavailable())??
-            }
-            Resolved::Remote(lease) => {
-                let relay = state.relay.clone().ok_or_else(unavailable)?;
-                let wire = Wire::ClaimSeat {
-                    req: 0,
-                    from: state.cluster.me.clone(),
-                    game: id.clone(),
-                    name: name.clone(),
-                    token_hash: token_hash.clone(),
-                };
-                match relay.send(RelayRequest { to: lease.instance, wire, within: Duration::from_secs(3) }).await {
-                    Ok(Ok(Reply::Seat { result })) => result?,
-                    Ok(Err(e)) => return Err(e),
-                    _ => return Err(unavailable()),
-                }
-            }
-            Resolved::NotFound => return Err(ErrorBody::new(ErrorCode::GameNotFound, "no such game")),
-            Resolved::Unavailable(e) => return Err(e),
-        };
-        state.cluster.remember_seat(token_hash, id.clone(), seat, name);
-        Ok(SeatGrant { game_id: id.to_string(), seat, player_token: token.expose().to_owned() })
-    }
-    .await;
-    match result {
-        Ok(grant) => HttpResponse::Ok().json(grant),
-        Err(e) => state.error(e),
-    }
-}
-
-async fn list_games(state: State) -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "games": state.lobby.games(200) }))
-}
-
-async fn get_game(state: State, path: web::Path<String>) -> HttpResponse {
-    let summary = game_id(&path).and_then(|id| match state.registry.get(&id) {
-        Some(cell) => Ok(serde_json::to_value(cell.summary()).unwrap_or_default()),
-        // Another instance's game: the lobby every instance shares knows it.
-        None => state.lobby.get(&id).ok_or_else(|| ErrorBody::new(ErrorCode::GameNotFound, "no such game")),
-    });
-    match summary {
-        Ok(summary) => HttpResponse::Ok().json(summary),
-        Err(e) => state.error(e),
+async fn get_game(state: State, path: web::Path<String>) -> Answer<web::Json<SummaryOf>> {
+    let id = game_id(&path)?;
+    match state.registry.get(&id) {
+        Some(cell) => Ok(web::Json(SummaryOf::Here(cell.summary()))),
+        None => state.lobby.get(&id).map(|s| web::Json(SummaryOf::Elsewhere(s))).ok_or_else(ErrorBody::game_not_found),
     }
 }
 
@@ -251,7 +244,7 @@ async fn game_socket(
     req: HttpRequest,
     path: web::Path<String>,
     body: web::Payload,
-) -> Result<HttpResponse, actix_web::Error> {
+) -> Answer<HttpResponse> {
     let id = game_id(&path).ok();
     let known = match &id {
         Some(id) => game_exists(&state, id).await,
@@ -263,7 +256,7 @@ async fn game_socket(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     let Some(id) = id.filter(|_| known).or_else(|| is_upgrade.then(|| GameId::parse("unknown")).flatten()) else {
-        return Ok(state.error(ErrorBody::new(ErrorCode::GameNotFound, "no such game")));
+        return Err(ErrorBody::game_not_found());
     };
     // An unknown game still upgrades, so a browser can read the error frame and close 4404.
     let (response, ws, stream, limits) = upgrade(&state, &req, body).await?;
@@ -286,14 +279,16 @@ async fn upgrade(
     state: &AppState,
     req: &HttpRequest,
     body: web::Payload,
-) -> Result<(HttpResponse, actix_ws::Session, actix_ws::AggregatedMessageStream, Arc<SessionLimits>), actix_web::Error>
-{
+) -> Answer<(HttpResponse, actix_ws::Session, actix_ws::AggregatedMessageStream, Arc<SessionLimits>)> {
     use actix_web::FromRequest as _;
     let limits = state.limits.clone();
     let guard = frame_guard::FrameGuard::new(body.into_inner(), limits.hard_frame_bytes);
     let mut guarded: actix_web::dev::Payload = actix_web::dev::Payload::Stream { payload: Box::pin(guard) };
-    let body = web::Payload::from_request(req, &mut guarded).await?;
-    let (response, ws, stream) = actix_ws::handle(req, body)?;
+    let not_a_socket = |e: &dyn std::fmt::Display| {
+        ErrorBody::new(ErrorCode::BadRequest, format!("this path is a WebSocket; the upgrade failed: {e}"))
+    };
+    let body = web::Payload::from_request(req, &mut guarded).await.map_err(|e| not_a_socket(&e))?;
+    let (response, ws, stream) = actix_ws::handle(req, body).map_err(|e| not_a_socket(&e))?;
     let stream = stream
         .max_frame_size(limits.hard_frame_bytes)
         .aggregate_continuations()
@@ -302,7 +297,7 @@ async fn upgrade(
 }
 
 /// `GET /ws/lobby`: lobby snapshots and waitlist positions.
-async fn lobby_socket(state: State, req: HttpRequest, body: web::Payload) -> Result<HttpResponse, actix_web::Error> {
+async fn lobby_socket(state: State, req: HttpRequest, body: web::Payload) -> Answer<HttpResponse> {
     let (response, ws, stream, limits) = upgrade(&state, &req, body).await?;
     let (view, admission, metrics) = (state.lobby.clone(), state.admission.clone(), state.metrics.clone());
     lobby::LobbySession::create(move |ctx| {
@@ -312,77 +307,63 @@ async fn lobby_socket(state: State, req: HttpRequest, body: web::Payload) -> Res
     Ok(response)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FaultBody {
-    kind: String,
-    duration_ms: Option<u64>,
-}
-
 /// Longest injected hang.
 const MAX_HANG_MS: u64 = 600_000;
 
-async fn inject_fault(state: State, req: HttpRequest, path: web::Path<String>, payload: web::Payload) -> HttpResponse {
-    let result = async {
-        authorize(&state, &req)?;
-        let id = game_id(&path)?;
-        let body: FaultBody = shape(read_json(payload, state.limits.max_frame_bytes).await?)?;
-        let fault = match body.kind.as_str() {
-            "panic" => Fault::Panic,
-            "panic_on_next_command" => Fault::PanicOnNextCommand,
-            "hang" => {
-                let ms = body.duration_ms.unwrap_or(30_000);
-                if ms == 0 || ms > MAX_HANG_MS {
-                    return Err(ErrorBody::validation("duration_ms", format!("duration_ms must be 1..={MAX_HANG_MS}")));
-                }
-                Fault::Hang(Duration::from_millis(ms))
+async fn inject_fault(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Answer<HttpResponse> {
+    authorize(&state, &req)?;
+    let id = game_id(&path)?;
+    let body: FaultRequest = read_json(payload, state.limits.max_frame_bytes).await?;
+    let fault = match body.kind.as_str() {
+        "panic" => Fault::Panic,
+        "panic_on_next_command" => Fault::PanicOnNextCommand,
+        "hang" => {
+            let ms = body.duration_ms.unwrap_or(30_000);
+            if ms == 0 || ms > MAX_HANG_MS {
+                return Err(ErrorBody::validation("duration_ms", format!("duration_ms must be 1..={MAX_HANG_MS}")));
             }
-            _ => {
-                return Err(ErrorBody::validation("kind", "kind must be \"panic\" or \"hang\"")
-                    .with("allowed", json!(["panic", "hang"])))
-            }
-        };
-        match state.supervisor.send(Resolve(id.clone())).await.map_err(|_| unavailable())? {
-            Resolved::Local(cell) => {
-                if cell.run_state() == RunState::Failed {
-                    return Err(ErrorBody::new(
-                        ErrorCode::GameFailed,
-                        "this game exceeded its restart limit and is closed",
-                    ));
-                }
-                cell.addr().ok_or_else(unavailable)?.do_send(InjectFault(fault));
-            }
-            Resolved::Remote(lease) => {
-                let relay = state.relay.clone().ok_or_else(unavailable)?;
-                let wire = Wire::Fault { req: 0, from: state.cluster.me.clone(), game: id.clone(), fault };
-                match relay.send(RelayRequest { to: lease.instance, wire, within: Duration::from_secs(3) }).await {
-                    Ok(Ok(Reply::Fault { result })) => result?,
-                    Ok(Err(e)) => return Err(e),
-                    _ => return Err(unavailable()),
-                }
-            }
-            Resolved::NotFound => return Err(ErrorBody::new(ErrorCode::GameNotFound, "no such game")),
-            Resolved::Unavailable(e) => return Err(e),
+            Fault::Hang(Duration::from_millis(ms))
         }
-        tracing::warn!(game_id = %id, kind = %body.kind, "admin injected a fault");
-        Ok(json!({ "game_id": id.to_string(), "fault": body.kind, "accepted": true }))
+        _ => {
+            return Err(ErrorBody::validation("kind", "kind must be \"panic\", \"panic_on_next_command\" or \"hang\"")
+                .with("allowed", vec!["panic", "panic_on_next_command", "hang"]))
+        }
+    };
+    match state.supervisor.send(Resolve(id.clone())).await.map_err(|_| ErrorBody::restarting())? {
+        Resolved::Local(cell) => {
+            if cell.run_state() == RunState::Failed {
+                return Err(ErrorBody::game_failed());
+            }
+            cell.addr().ok_or_else(ErrorBody::restarting)?.do_send(InjectFault(fault));
+        }
+        Resolved::Remote(lease) => {
+            let wire = Wire::Fault { req: 0, from: state.cluster.me.clone(), game: id.clone(), fault };
+            match relay(&state, lease.instance, wire).await? {
+                Reply::Fault { result } => result?,
+                _ => return Err(ErrorBody::restarting()),
+            }
+        }
+        Resolved::NotFound => return Err(ErrorBody::game_not_found()),
+        Resolved::Unavailable(e) => return Err(e),
     }
-    .await;
-    match result {
-        Ok(body) => HttpResponse::Accepted().json(body),
-        Err(e) => state.error(e),
-    }
+    tracing::warn!(game_id = %id, kind = %body.kind, "admin injected a fault");
+    Ok(HttpResponse::Accepted().json(FaultAccepted { game_id: id.to_string(), fault: body.kind, accepted: true }))
 }
 
-fn authorize(state: &AppState, req: &HttpRequest) -> Result<(), ErrorBody> {
+fn authorize(state: &AppState, req: &HttpRequest) -> Answer<()> {
     let Some(expected) = state.config.secrets.admin_token.as_ref() else {
-        return Err(ErrorBody::new(ErrorCode::NotFound, "no such endpoint"));
+        // Without an admin token the admin endpoints do not exist.
+        return Err(ErrorBody::not_found("no such endpoint"));
     };
     let presented =
         req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-    let ok = presented.is_some_and(|p| {
-        crate::ids::PlayerToken::from_client(p).matches(&crate::ids::PlayerToken::from_client(expected.expose()))
-    });
+    let ok =
+        presented.is_some_and(|p| PlayerToken::from_client(p).matches(&PlayerToken::from_client(expected.expose())));
     if ok {
         Ok(())
     } else {
@@ -413,60 +394,67 @@ async fn health(state: State) -> HttpResponse {
     } else {
         "healthy"
     };
-    let vitals: serde_json::Map<String, Value> = report
+    let vitals = report
         .vitals
         .iter()
-        .map(|v| (v.name.to_owned(), json!({"status": v.status.as_str(), "value": v.value, "limit": v.limit})))
+        .map(|v| (v.name, VitalView { status: v.status.as_str(), value: v.value, limit: v.limit }))
         .collect();
-    let breakers: Value = state
+    let breakers: BTreeMap<String, BreakerBrief> = state
         .breakers
         .describe_all()
         .into_iter()
-        .map(|b| {
-            (b["name"].as_str().unwrap_or_default().to_owned(), json!({"state": b["state"], "enabled": b["enabled"]}))
-        })
-        .collect::<serde_json::Map<_, _>>()
-        .into();
-    let body = json!({
-        "status": status,
-        "checks": {
-            "games": {
-                "status": if state.metrics.games_active().max(0) as u64 >= state.config.admission.max_games { "full" } else { "ok" },
-                "active": state.metrics.games_active(),
-                "max": state.config.admission.max_games,
-                "hosted": state.registry.len(),
+        .map(|b| (b.name, BreakerBrief { state: b.state, enabled: b.enabled }))
+        .collect();
+    let active = state.metrics.games_active();
+    let (game_sockets, lobby_sockets) = state.metrics.sockets();
+    let body = HealthBody {
+        status,
+        checks: HealthChecks {
+            games: GamesCheck {
+                status: if active.max(0) as u64 >= state.config.admission.max_games { "full" } else { "ok" },
+                active,
+                max: state.config.admission.max_games,
+                hosted: state.registry.len(),
             },
-            "connections": {
-                "status": if state.gate.open() > state.gate.ceiling() { "saturated" } else { "ok" },
-                "open": state.gate.open(),
-                "max": state.gate.ceiling(),
-                "game_sockets": state.metrics.sockets().0,
-                "lobby_sockets": state.metrics.sockets().1,
+            connections: ConnectionsCheck {
+                status: if state.gate.open() > state.gate.ceiling() { "saturated" } else { "ok" },
+                open: state.gate.open(),
+                max: state.gate.ceiling(),
+                game_sockets,
+                lobby_sockets,
             },
-            "arbiters": {
-                "status": arbiter_status,
-                "running": arbiters.map_or(0, |a| a.arbiters),
-                "lost": lost,
-                "detail": if lost > 0 { "a hung game held a thread that was abandoned; restart the process when convenient" } else { "all game threads answer the watchdog" },
+            arbiters: ArbitersCheck {
+                status: arbiter_status,
+                running: arbiters.map_or(0, |a| a.arbiters),
+                lost,
+                detail: if lost > 0 {
+                    "a hung game held a thread that was abandoned; restart the process when convenient (docs/OPERATIONS.md)"
+                } else {
+                    "all game threads answer the watchdog"
+                },
             },
-            "vitals": { "status": report.status.as_str(), "samples": report.samples, "vitals": vitals },
-            "admission": {
-                "status": if stats.waiting() > 0 { "waitlisting" } else { "admitting" },
-                "waiting": stats.waiting(),
-                "admitted_from_line": stats.admitted_from_line(),
-                "refused": stats.refused(),
-                "admission_rate_per_sec": stats.rate_per_sec(),
+            vitals: VitalsCheck { status: report.status.as_str(), samples: report.samples, vitals },
+            admission: AdmissionCheck {
+                status: if stats.waiting() > 0 { "waitlisting" } else { "admitting" },
+                waiting: stats.waiting(),
+                admitted_from_line: stats.admitted_from_line(),
+                refused: stats.refused(),
+                admission_rate_per_sec: stats.rate_per_sec(),
             },
-            "circuit_breakers": {
-                "status": breaker_status,
-                "open": open,
-                "breakers": breakers,
-                "detail": if open.is_empty() { "every dependency answers" } else { "a dependency is failing: the features that need it fall back until its breaker closes" },
+            circuit_breakers: BreakersCheck {
+                status: breaker_status,
+                detail: if open.is_empty() {
+                    "every dependency answers"
+                } else {
+                    "a dependency is failing: the features that need it fall back until its breaker closes"
+                },
+                open,
+                breakers,
             },
         },
-        "uptime_secs": state.started.elapsed().as_secs(),
-        "version": env!("CARGO_PKG_VERSION"),
-    });
+        uptime_secs: state.started.elapsed().as_secs(),
+        version: env!("CARGO_PKG_VERSION"),
+    };
     if draining || report.status == Status::Overloaded {
         HttpResponse::ServiceUnavailable().json(body)
     } else {
@@ -480,8 +468,8 @@ async fn metrics(state: State) -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(text)
 }
 
-fn ticket(text: &str) -> Result<Ticket, ErrorBody> {
-    Ticket::parse(text).ok_or_else(|| ErrorBody::new(ErrorCode::TicketNotFound, "no such ticket"))
+fn ticket(text: &str) -> Answer<Ticket> {
+    Ticket::parse(text).ok_or_else(|| ErrorBody::ticket_not_found("it is not a ticket"))
 }
 
 fn line_unavailable(e: crate::store::StoreError) -> ErrorBody {
@@ -490,110 +478,64 @@ fn line_unavailable(e: crate::store::StoreError) -> ErrorBody {
 }
 
 /// `GET /api/v1/waitlist/{ticket}`: the ticket's place in line (polling keeps it alive).
-async fn waitlist_status(state: State, path: web::Path<String>) -> HttpResponse {
-    let result = async {
-        let ticket = ticket(&path)?;
-        match state.line.status(&ticket).await.map_err(line_unavailable)? {
-            TicketStatus::Waiting { position } => Ok(json!({
-                "status": "waiting",
-                "position": position,
-                "eta_secs": state.admission_stats.eta_secs(position, state.config.admission.admit_per_sec),
-            })),
-            TicketStatus::Processing => Ok(json!({"status": "waiting", "position": 0, "eta_secs": 0})),
-            TicketStatus::Admitted(grant) => Ok(json!({
-                "status": "admitted",
-                "game_id": grant.game_id,
-                "seat": grant.seat,
-                "player_token": grant.player_token,
-            })),
-            TicketStatus::Unknown => {
-                Err(ErrorBody::new(ErrorCode::TicketNotFound, "no such ticket: it left, expired or never existed"))
-            }
-        }
-    }
-    .await;
-    match result {
-        Ok(body) => HttpResponse::Ok().json(body),
-        Err(e) => state.error(e),
-    }
+async fn waitlist_status(state: State, path: web::Path<String>) -> Answer<web::Json<WaitlistStatus>> {
+    let ticket = ticket(&path)?;
+    let status = match state.line.status(&ticket).await.map_err(line_unavailable)? {
+        TicketStatus::Waiting { position } => WaitlistStatus::Waiting {
+            position,
+            eta_secs: state.admission_stats.eta_secs(position, state.config.admission.admit_per_sec),
+        },
+        TicketStatus::Processing => WaitlistStatus::Waiting { position: 0, eta_secs: 0 },
+        TicketStatus::Admitted(grant) => WaitlistStatus::Admitted(grant),
+        TicketStatus::Unknown => return Err(ErrorBody::ticket_not_found("it left, expired or never existed")),
+    };
+    Ok(web::Json(status))
 }
 
 /// `DELETE /api/v1/waitlist/{ticket}`: leave the line.
-async fn waitlist_leave(state: State, path: web::Path<String>) -> HttpResponse {
-    let result = async {
-        let ticket = ticket(&path)?;
-        if state.line.leave(&ticket).await.map_err(line_unavailable)? {
-            tracing::info!(%ticket, "a player left the waitlist");
-            state.admission_stats.left();
-            Ok(())
-        } else {
-            Err(ErrorBody::new(ErrorCode::TicketNotFound, "this ticket is not waiting"))
-        }
+async fn waitlist_leave(state: State, path: web::Path<String>) -> Answer<HttpResponse> {
+    let ticket = ticket(&path)?;
+    if !state.line.leave(&ticket).await.map_err(line_unavailable)? {
+        return Err(ErrorBody::ticket_not_found("it is not waiting"));
     }
-    .await;
-    match result {
-        Ok(()) => HttpResponse::NoContent().finish(),
-        Err(e) => state.error(e),
-    }
-}
-
-/// Body of `POST /api/v1/admin/health`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct HealthOverrideBody {
-    status: Option<String>,
+    tracing::info!(%ticket, "a player left the waitlist");
+    state.admission_stats.left();
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// `POST /api/v1/admin/health` `{"status":"overloaded"|"degraded"|"healthy"|null}`: overrides
 /// the measured status (null: measure again). For drills.
-async fn health_override(state: State, req: HttpRequest, payload: web::Payload) -> HttpResponse {
-    let result = async {
-        authorize(&state, &req)?;
-        let body: HealthOverrideBody = shape(read_json(payload, state.limits.max_frame_bytes).await?)?;
-        let forced = match body.status.as_deref() {
-            None => None,
-            Some("healthy") => Some(Status::Healthy),
-            Some("degraded") => Some(Status::Degraded),
-            Some("overloaded") => Some(Status::Overloaded),
-            Some(_) => {
-                return Err(ErrorBody::validation("status", "status must be healthy, degraded, overloaded or null")
-                    .with("allowed", json!(["healthy", "degraded", "overloaded", null])))
-            }
-        };
-        state.monitor.send(ForceStatus(forced)).await.map_err(|_| unavailable())?;
-        Ok(json!({"status": state.health.report().status.as_str(), "forced": forced.map(Status::as_str)}))
-    }
-    .await;
-    match result {
-        Ok(body) => HttpResponse::Ok().json(body),
-        Err(e) => state.error(e),
-    }
+async fn health_override(state: State, req: HttpRequest, payload: web::Payload) -> Answer<web::Json<HealthOverride>> {
+    authorize(&state, &req)?;
+    let body: HealthOverrideRequest = read_json(payload, state.limits.max_frame_bytes).await?;
+    let forced = match body.status.as_deref() {
+        None => None,
+        Some("healthy") => Some(Status::Healthy),
+        Some("degraded") => Some(Status::Degraded),
+        Some("overloaded") => Some(Status::Overloaded),
+        Some(_) => {
+            return Err(ErrorBody::validation("status", "status must be healthy, degraded, overloaded or null")
+                .with("allowed", vec![Value::from("healthy"), "degraded".into(), "overloaded".into(), Value::Null]))
+        }
+    };
+    state.monitor.send(ForceStatus(forced)).await.map_err(|_| ErrorBody::internal("the health monitor"))?;
+    Ok(web::Json(HealthOverride { status: state.health.report().status.as_str(), forced: forced.map(Status::as_str) }))
 }
 
-async fn breakers_health(state: State) -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "breakers": state.breakers.describe_all() }))
+async fn breakers_health(state: State) -> web::Json<BreakersList> {
+    web::Json(BreakersList { breakers: state.breakers.describe_all() })
 }
 
 fn unknown_breaker(name: &str) -> ErrorBody {
-    ErrorBody::new(ErrorCode::NotFound, format!("no circuit breaker named {name:?}")).with("name", json!(name))
+    ErrorBody::not_found(format!("no circuit breaker named {name:?}")).with("name", name)
 }
 
-async fn breaker_health(state: State, path: web::Path<String>) -> HttpResponse {
-    match state.breakers.describe(&path) {
-        Some(b) => HttpResponse::Ok().json(b),
-        None => state.error(unknown_breaker(&path)),
-    }
+async fn breaker_health(state: State, path: web::Path<String>) -> Answer<web::Json<BreakerView>> {
+    state.breakers.describe(&path).map(web::Json).ok_or_else(|| unknown_breaker(&path))
 }
 
-async fn breakers_metrics(state: State) -> HttpResponse {
-    HttpResponse::Ok().json(state.breakers.metrics_json())
-}
-
-/// Body of `POST /api/v1/admin/breakers/{name}`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BreakerActionBody {
-    action: String,
+async fn breakers_metrics(state: State) -> web::Json<BreakersMetrics> {
+    web::Json(state.breakers.metrics_json())
 }
 
 async fn breaker_action(
@@ -601,48 +543,52 @@ async fn breaker_action(
     req: HttpRequest,
     path: web::Path<String>,
     payload: web::Payload,
-) -> HttpResponse {
-    let result = async {
-        authorize(&state, &req)?;
-        let body: BreakerActionBody = shape(read_json(payload, state.limits.max_frame_bytes).await?)?;
-        let breaker = state.breakers.get(&path).map_err(|_| unknown_breaker(&path))?;
-        match body.action.as_str() {
-            "force_open" => breaker.force_open(),
-            "force_closed" => breaker.force_closed(),
-            "reset" => breaker.reset(),
-            _ => {
-                return Err(ErrorBody::validation("action", "action must be force_open, force_closed or reset")
-                    .with("allowed", json!(["force_open", "force_closed", "reset"])))
-            }
+) -> Answer<web::Json<BreakerView>> {
+    authorize(&state, &req)?;
+    let body: BreakerActionRequest = read_json(payload, state.limits.max_frame_bytes).await?;
+    let breaker = state.breakers.get(&path).map_err(|_| unknown_breaker(&path))?;
+    match body.action.as_str() {
+        "force_open" => breaker.force_open(),
+        "force_closed" => breaker.force_closed(),
+        "reset" => breaker.reset(),
+        _ => {
+            return Err(ErrorBody::validation("action", "action must be force_open, force_closed or reset")
+                .with("allowed", vec!["force_open", "force_closed", "reset"]))
         }
-        tracing::warn!(breaker = %path, action = %body.action, state = breaker.state().as_str(), "admin changed a circuit breaker");
-        Ok(state.breakers.describe(&path).unwrap_or_default())
     }
-    .await;
-    match result {
-        Ok(body) => HttpResponse::Ok().json(body),
-        Err(e) => state.error(e),
+    tracing::warn!(breaker = %path, action = %body.action, state = breaker.state().as_str(), "admin changed a circuit breaker");
+    state.breakers.describe(&path).map(web::Json).ok_or_else(|| unknown_breaker(&path))
+}
+
+/// Path prefixes that machines call: a miss there is the JSON error, anywhere else the
+/// HTML page with a way back to the lobby.
+const MACHINE_PATHS: [&str; 5] = ["/api/", "/ws/", "/health", "/metrics", "/static/"];
+
+async fn not_found(state: State, req: HttpRequest) -> Answer<HttpResponse> {
+    let path = req.path();
+    if MACHINE_PATHS.iter().any(|p| path.starts_with(p)) {
+        return Err(ErrorBody::not_found("no such endpoint"));
     }
+    state.metrics.http_error(ErrorCode::NotFound);
+    let page = assets::get("not-found.html").unwrap_or_default();
+    Ok(HttpResponse::NotFound()
+        .content_type(assets::content_type("not-found.html"))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .body(page))
 }
 
-async fn not_found(state: State) -> HttpResponse {
-    state.error(ErrorBody::new(ErrorCode::NotFound, "no such endpoint"))
+async fn page(name: &'static str) -> Answer<HttpResponse> {
+    assets::response(name).ok_or_else(|| ErrorBody::not_found("no such page"))
 }
 
-async fn index() -> HttpResponse {
-    assets::response("index.html").unwrap_or_else(|| HttpResponse::NotFound().finish())
-}
-
-async fn dashboard() -> HttpResponse {
-    assets::response("dashboard.html").unwrap_or_else(|| HttpResponse::NotFound().finish())
-}
-
-async fn static_file(state: State, path: web::Path<String>) -> HttpResponse {
-    assets::response(&path).unwrap_or_else(|| state.error(ErrorBody::new(ErrorCode::NotFound, "no such file")))
+async fn static_file(path: web::Path<String>) -> Answer<HttpResponse> {
+    assets::response(&path).ok_or_else(|| ErrorBody::not_found("no such file"))
 }
 
 /// Registers every route.
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    let index = || page("index.html");
+    let dashboard = || page("dashboard.html");
     cfg.route("/", web::get().to(index))
         .route("/", web::head().to(index))
         .route("/api/v1/games", web::post().to(create_game))

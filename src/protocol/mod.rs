@@ -2,6 +2,8 @@
 //! server WebSocket frames, REST bodies and the game views. Parsing and validation of client
 //! frames happen here, in one place, and return PROTOCOL.md error codes.
 
+pub mod views;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -135,6 +137,50 @@ impl ErrorBody {
     /// The REST envelope `{"error":{…}}`.
     pub fn envelope(&self) -> Value {
         json!({ "error": self })
+    }
+    /// `details.retry_after_ms`, when set.
+    pub fn retry_after_ms(&self) -> Option<u64> {
+        self.details.get("retry_after_ms").and_then(Value::as_u64)
+    }
+
+    /// GAME_NOT_FOUND.
+    pub fn game_not_found() -> Self {
+        ErrorBody::new(ErrorCode::GameNotFound, "no such game")
+    }
+    /// TICKET_NOT_FOUND, saying why.
+    pub fn ticket_not_found(why: &str) -> Self {
+        ErrorBody::new(ErrorCode::TicketNotFound, format!("no such ticket: {why}"))
+    }
+    /// NOT_FOUND for a path or a named thing.
+    pub fn not_found(what: impl Into<String>) -> Self {
+        ErrorBody::new(ErrorCode::NotFound, what)
+    }
+    /// GAME_RESTARTING: the game cannot answer now; retry after half a second.
+    pub fn restarting() -> Self {
+        ErrorBody::new(ErrorCode::GameRestarting, "the game is restarting after a fault; retry shortly")
+            .with("retry_after_ms", 500)
+    }
+    /// GAME_FAILED: the game is closed for good.
+    pub fn game_failed() -> Self {
+        ErrorBody::new(ErrorCode::GameFailed, "this game exceeded its restart limit and is closed")
+    }
+    /// DRAINING: this server takes nothing new.
+    pub fn draining() -> Self {
+        ErrorBody::new(ErrorCode::Draining, "the server is shutting down; try another server")
+    }
+    /// BAD_REQUEST for a body that is not the documented shape.
+    pub fn bad_shape(e: impl std::fmt::Display) -> Self {
+        ErrorBody::new(ErrorCode::BadRequest, format!("body does not have the documented shape: {e}"))
+    }
+    /// INTERNAL: something of ours is unavailable (never an internal message).
+    pub fn internal(what: &str) -> Self {
+        ErrorBody::new(ErrorCode::Internal, format!("{what} is unavailable"))
+    }
+}
+
+impl std::fmt::Display for ErrorBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
     }
 }
 
@@ -326,6 +372,67 @@ impl ServerFrame {
     }
 }
 
+/// A frame the client sends on the lobby socket.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum LobbyClientFrame {
+    /// Follow a waitlist ticket's place in line (and keep it alive).
+    Watch {
+        /// The ticket from SERVER_BUSY.
+        ticket: String,
+    },
+    /// Liveness probe, answered with `pong`.
+    Ping {
+        /// Echoed back.
+        id: Option<Value>,
+    },
+}
+
+/// The frame types the lobby socket accepts.
+pub const LOBBY_FRAME_TYPES: [&str; 2] = ["watch", "ping"];
+
+/// A frame the server sends on the lobby socket (errors are [`ServerFrame::Error`]).
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum LobbyFrame {
+    /// The games every instance shows, newest first, and this server's health.
+    Lobby {
+        /// Game summaries.
+        games: Vec<Value>,
+        /// healthy | degraded | overloaded.
+        health: &'static str,
+    },
+    /// A watched ticket's place in line, or its seat once admitted.
+    Waitlist(WaitlistStatus),
+    /// The answer to a ping.
+    Pong {
+        /// The ping's id.
+        id: Option<Value>,
+    },
+}
+
+impl LobbyFrame {
+    /// The frame as text.
+    pub fn to_text(&self) -> std::sync::Arc<str> {
+        serde_json::to_string(self).unwrap_or_else(|_| String::from("{}")).into()
+    }
+}
+
+/// A ticket's state (`GET /api/v1/waitlist/{ticket}` and the lobby's `waitlist` frame).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum WaitlistStatus {
+    /// Still in line.
+    Waiting {
+        /// 1-based place in line (0: being admitted now).
+        position: u64,
+        /// Estimated seconds until admitted.
+        eta_secs: u64,
+    },
+    /// Admitted: the seat to take.
+    Admitted(SeatGrant),
+}
+
 /// Game status as clients see it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -433,16 +540,32 @@ pub enum Opponent {
     Human,
 }
 
-/// `POST /api/v1/games`.
+/// `POST /api/v1/games`. `kind` and `opponent` are read loosely so that a wrong value gets
+/// VALIDATION_FAILED with the allowed values (see [`CreateGameRequest::validate`]), not a
+/// parser's message.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateGameRequest {
     /// Game kind; only "connect4" exists.
-    pub kind: String,
-    /// AI or human.
-    pub opponent: Opponent,
+    pub kind: Value,
+    /// `ai` or `human`.
+    pub opponent: Value,
     /// The creator's name.
     pub player_name: String,
+}
+
+impl CreateGameRequest {
+    /// The opponent and the normalised name, or the first field that is wrong.
+    pub fn validate(self) -> Result<(Opponent, String), ErrorBody> {
+        if self.kind.as_str() != Some("connect4") {
+            return Err(ErrorBody::validation("kind", "kind must be \"connect4\"").with("allowed", vec!["connect4"]));
+        }
+        let opponent: Opponent = serde_json::from_value(self.opponent).map_err(|_| {
+            ErrorBody::validation("opponent", "opponent must be \"ai\" or \"human\"")
+                .with("allowed", vec!["ai", "human"])
+        })?;
+        Ok((opponent, validate_player_name(&self.player_name)?))
+    }
 }
 
 /// `POST /api/v1/games/{id}/join`.
