@@ -441,7 +441,8 @@ function record(t, health, metrics) {
 // that is not a limit (the configured admission pace). Counter charts plot each running total
 // minus its value at the chart's left edge: "how many in the window".
 
-const CHART_HEIGHT = 170;
+/** Plot height in CSS pixels: a little shorter on a phone, where the charts stack. */
+function chartHeight() { return window.innerWidth < 560 ? 140 : 170; }
 let windowS = 300;
 let fitLimits = true;
 
@@ -458,7 +459,7 @@ function fmtUnit(unit, v) {
     case '%': return fmtPct(n);
     case 'ms': return n < 10 ? `${fmt1.format(n)} ms` : fmtMs(n);
     case '/s': return `${n < 10 ? fmt2.format(n) : fmt1.format(n)}/s`;
-    case 's': return n < 1 && n > 0 ? '< 1 s' : fmtSecs(Math.ceil(n));
+    case 's': return n <= 0 ? '0 s' : n < 1 ? '< 1 s' : fmtSecs(Math.ceil(n));
     default: return intFmt.format(Math.round(n));
   }
 }
@@ -497,16 +498,14 @@ function windowDelta(list, get) {
   }
   return first === null ? null : last - first;
 }
+/** Per-label increases within the window, largest first ([label, n], n > 0). A label first
+ *  seen inside the window (its first event created the series) counts from 0. */
 function kindsDelta(list, field) {
-  const first = {};
-  const last = {};
-  for (const s of list) {
-    for (const [k, v] of Object.entries(s[field] || {})) {
-      if (!(k in first)) first[k] = v;
-      last[k] = v;
-    }
-  }
-  return Object.entries(last).map(([k, v]) => [k, v - first[k]]).filter(([, d]) => d > 0).sort((x, y) => y[1] - x[1]);
+  const seen = list.filter((s) => s[field]);
+  if (!seen.length) return [];
+  const base = seen[0][field];
+  const last = seen[seen.length - 1][field];
+  return Object.entries(last).map(([k, v]) => [k, v - (base[k] ?? 0)]).filter(([, d]) => d > 0).sort((x, y) => y[1] - x[1]);
 }
 
 const CHARTS = [
@@ -590,8 +589,8 @@ const CHARTS = [
       const admitted = windowDelta(list, (x) => x.admitted);
       const refused = windowDelta(list, (x) => x.line_refused);
       return {
-        text: `${fmtInt(admitted)} admitted from the line, ${fmtInt(refused)} refused in the last ${fmtWindow(windowS)}`,
-        tone: refused > 0 ? 'warn' : '',
+        text: `In the last ${fmtWindow(windowS)}: ${fmtInt(refused)} new game${refused === 1 ? '' : 's'} not admitted at once (sent to wait), ${fmtInt(admitted)} admitted from the line`,
+        tone: '',
       };
     },
   },
@@ -638,7 +637,7 @@ const CHARTS = [
     },
   },
   {
-    id: 'losses', section: 'failures', title: 'Lost threads, abandoned games, refusals', unit: '', floor: 5, counts: true, counter: true,
+    id: 'losses', section: 'failures', title: 'Lost threads and refusals', unit: '', floor: 5, counts: true, counter: true,
     series: [
       { label: 'Threads lost', get: (s) => s.arbiters_lost, color: 3 },
       { label: 'Games abandoned', get: (s) => s.abandoned },
@@ -668,10 +667,17 @@ function palette() {
   };
 }
 
-/** The visible x range, in seconds: the last `windowS` up to the newest sample. */
+const MIN_SPAN_S = 30;
+
+/**
+ * The visible x range, in seconds, up to the newest sample: the last `windowS` once that much
+ * has been sampled; until then from the first sample (at least MIN_SPAN_S), so a freshly
+ * opened dashboard fills its charts and the range grows until it slides.
+ */
 function xWindow() {
   const end = samples.length ? samples[samples.length - 1].t : Date.now() / 1000;
-  return [end - windowS, end];
+  const have = samples.length ? end - samples[0].t : 0;
+  return [end - Math.max(MIN_SPAN_S, Math.min(windowS, have)), end];
 }
 function inWindow() {
   const [lo] = xWindow();
@@ -702,31 +708,55 @@ function yRange(def, u) {
 
 function timeLabel(t) {
   const d = new Date(t * 1000);
-  const hm = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  const hm = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
   return d.getSeconds() ? `${hm}:${String(d.getSeconds()).padStart(2, '0')}` : hm;
 }
 
 function chartData(def) {
-  const xs = samples.map((s) => s.t);
   const list = inWindow();
   const base = def.counter ? def.series.map((sd) => {
     for (const s of list) { const v = sd.get(s); if (v !== null && v !== undefined) return v; }
     return 0;
   }) : null;
-  return [xs, ...def.series.map((sd, i) => samples.map((s) => {
+  const value = (sd, i, s) => {
     const v = sd.get(s);
     if (v === null || v === undefined) return null;
     return def.counter ? v - base[i] : v;
-  }))];
+  };
+  const data = [samples.map((s) => s.t), ...def.series.map((sd, i) => samples.map((s) => value(sd, i, s)))];
+  // A limit is drawn across the whole chart: one extra point at the left edge carries the
+  // oldest known limit there (the data series have no value at it).
+  const [lo] = xWindow();
+  if (def.series.some((sd) => sd.kind === 'limit') && (!list.length || list[0].t > lo)) {
+    data[0].unshift(lo);
+    def.series.forEach((sd, i) => {
+      let v = null;
+      if (sd.kind === 'limit') for (const smp of samples) { v = value(sd, i, smp); if (v !== null) break; }
+      data[i + 1].unshift(v);
+    });
+  }
+  return data;
+}
+
+/** The newest non-null value of a series (what the legend shows while not hovered). */
+function latest(u, si) {
+  const ys = u.data[si] || [];
+  for (let i = ys.length - 1; i >= 0; i -= 1) if (ys[i] !== null && ys[i] !== undefined) return ys[i];
+  return null;
 }
 
 function chartOptions(def, width) {
   const col = palette();
   const axis = { stroke: col.muted, grid: { stroke: col.grid, width: 1 }, ticks: { stroke: col.grid, width: 1 }, font: '11px system-ui, sans-serif' };
   let dataIndex = 0;
-  const series = [{ value: (u, t) => (t === null ? '—' : timeLabel(t)) }];
+  // Hovered: the values under the cursor; otherwise the newest ones.
+  const series = [{ label: 'At', value: (u, t, si, idx) => { const x = idx === null ? latest(u, 0) : t; return x === null ? '—' : timeLabel(x); } }];
   for (const sd of def.series) {
-    const value = (u, v) => (v === null || v === undefined ? '—' : fmtUnit(def.unit, v));
+    const value = (u, v, si, idx) => {
+      const x = idx === null ? latest(u, si) : v;
+      if (x === null || x === undefined) return sd.kind === 'limit' ? 'off' : '—';
+      return fmtUnit(def.unit, x);
+    };
     if (sd.kind === 'limit' || sd.kind === 'ref') {
       series.push({ label: sd.label, stroke: sd.kind === 'limit' ? col.danger : col.muted, width: 1.5, dash: [6, 4], points: { show: false }, value });
       continue;
@@ -740,7 +770,7 @@ function chartOptions(def, width) {
     dataIndex += 1;
   }
   return {
-    width, height: CHART_HEIGHT,
+    width, height: chartHeight(),
     series,
     scales: {
       x: { time: true, range: () => xWindow() },
@@ -792,7 +822,7 @@ function buildCharts() {
     for (const e of entries) {
       const c = [...charts.values()].find((x) => x.plot === e.target);
       const width = Math.floor(e.contentRect.width);
-      if (c && c.u && width > 0 && Math.abs(c.u.width - width) >= 1) c.u.setSize({ width, height: CHART_HEIGHT });
+      if (c && c.u && width > 0 && (c.u.width !== width || c.u.height !== chartHeight())) c.u.setSize({ width, height: chartHeight() });
     }
   });
   for (const c of charts.values()) ro.observe(c.plot);
@@ -852,12 +882,12 @@ function attentionItems() {
   const h = lastHealth;
   const s = samples.length ? samples[samples.length - 1] : null;
   if (!h || !s || !s.up) {
-    add('bad', 'No fresh health data.', 'The server does not answer GET /health: check that the process runs and that this page can reach it.');
+    add('bad', 'No fresh health data.', 'The server does not answer GET /health: check that the process runs and that this page can reach it.', 'server');
     return items;
   }
   const c = obj(h.checks);
-  if (h.status === 'draining') add('info', 'The server is draining (maintenance).', 'It finishes the running games and starts no new ones. Nothing to do if this was planned; otherwise restart it.');
-  if (h.status === 'overloaded') add('bad', 'Overloaded: new games wait in line.', 'The vital over its limit is marked red below; the line drains by itself once it is back under.');
+  if (h.status === 'draining') add('info', 'The server is draining (maintenance).', 'It finishes the running games and starts no new ones. Nothing to do if this was planned; otherwise restart it.', 'status');
+  if (h.status === 'overloaded') add('bad', 'Overloaded: new games wait in line.', 'A vital over its limit is marked red below (if none is, an admin forced this status). The line drains by itself once health is back.', 'status');
 
   const ar = obj(c.arbiters);
   if (ar.status === 'down') {
