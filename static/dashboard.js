@@ -738,6 +738,13 @@ function chartData(def) {
   return data;
 }
 
+/** The time of the newest sample with a value in the first series (the legend's "At"). */
+function newestTime(u) {
+  const ys = u.data[1] || [];
+  for (let i = ys.length - 1; i >= 0; i -= 1) if (ys[i] !== null && ys[i] !== undefined) return u.data[0][i];
+  return null;
+}
+
 /** The newest non-null value of a series (what the legend shows while not hovered). */
 function latest(u, si) {
   const ys = u.data[si] || [];
@@ -750,7 +757,7 @@ function chartOptions(def, width) {
   const axis = { stroke: col.muted, grid: { stroke: col.grid, width: 1 }, ticks: { stroke: col.grid, width: 1 }, font: '11px system-ui, sans-serif' };
   let dataIndex = 0;
   // Hovered: the values under the cursor; otherwise the newest ones.
-  const series = [{ label: 'At', value: (u, t, si, idx) => { const x = idx === null ? latest(u, 0) : t; return x === null ? '—' : timeLabel(x); } }];
+  const series = [{ label: 'At', value: (u, t, si, idx) => { const x = idx === null ? newestTime(u) : t; return x === null ? '—' : timeLabel(x); } }];
   for (const sd of def.series) {
     const value = (u, v, si, idx) => {
       const x = idx === null ? latest(u, si) : v;
@@ -795,11 +802,15 @@ function createChartCard(def) {
   const now = make('span', 'chart-now', '—');
   now.setAttribute('data-testid', 'now');
   head.append(title, now);
+  now.id = `chart-${def.id}-now`;
   const sub = make('p', 'chart-sub');
   sub.setAttribute('data-testid', 'sub');
+  sub.id = `chart-${def.id}-sub`;
   const plot = make('div', 'chart-plot');
+  // The picture's text: the title, the current value and the sentence under them.
   plot.setAttribute('role', 'img');
-  plot.setAttribute('aria-labelledby', title.id);
+  plot.setAttribute('aria-labelledby', `${title.id} ${now.id}`);
+  plot.setAttribute('aria-describedby', sub.id);
   plot.setAttribute('data-testid', 'plot');
   root.append(head, sub, plot);
   return { root, now, sub, plot };
