@@ -322,8 +322,8 @@ function render(list) {
 
 const KEEP_S = 900; // the longest window offered
 const VITALS = ['memory_mb', 'rss_mb', 'memory_used_pct', 'event_loop_lag_ms', 'create_rate_per_sec'];
-// admission.admit_per_sec's built-in default. /health does not report the configured pace
-// (yet): it is used for the ETA only while no admission rate is measured, and said so.
+// admission.admit_per_sec's built-in default, for a server that does not report its pace:
+// the ETA uses the measured rate, else the configured pace, else this, and says which.
 const DEFAULT_PACE_PER_SEC = 20;
 // Prometheus counters (summed over their labels) and the health counters charted with them.
 const METRIC_COUNTERS = {
@@ -403,9 +403,11 @@ function record(t, health, metrics) {
   s.conn_status = typeof k.status === 'string' ? k.status : null;
   const a = obj(c.admission);
   s.waiting = num(a.waiting);
+  s.line_max = positive(a.max_waitlist);
+  s.forced = typeof obj(c.vitals).forced === 'string' ? obj(c.vitals).forced : null;
   if (health) {
     const measured = positive(a.admission_rate_per_sec);
-    const configured = positive(a.admit_per_sec); // reported by newer servers only
+    const configured = positive(a.admit_per_sec);
     s.rate = measured ?? 0; // null = nothing admitted lately: a rate of 0
     s.pace = configured;
     s.eta_basis = measured ? 'measured' : configured ? 'configured' : 'default';
@@ -589,7 +591,7 @@ const CHARTS = [
       const admitted = windowDelta(list, (x) => x.admitted);
       const refused = windowDelta(list, (x) => x.line_refused);
       return {
-        text: `In the last ${fmtWindow(windowS)}: ${fmtInt(refused)} new game${refused === 1 ? '' : 's'} not admitted at once (sent to wait), ${fmtInt(admitted)} admitted from the line`,
+        text: `In the last ${fmtWindow(windowS)}: ${fmtInt(refused)} new game${refused === 1 ? '' : 's'} not admitted at once (sent to wait), ${fmtInt(admitted)} admitted from the line${s.line_max ? ` · room for ${fmtInt(s.line_max)} (admission.max_waitlist)` : ''}`,
         tone: '',
       };
     },
@@ -898,7 +900,12 @@ function attentionItems() {
   }
   const c = obj(h.checks);
   if (h.status === 'draining') add('info', 'The server is draining (maintenance).', 'It finishes the running games and starts no new ones. Nothing to do if this was planned; otherwise restart it.', 'status');
-  if (h.status === 'overloaded') add('bad', 'Overloaded: new games wait in line.', 'A vital over its limit is marked red below (if none is, an admin forced this status). The line drains by itself once health is back.', 'status');
+  if (h.status === 'overloaded') {
+    if (s.forced) add('bad', 'Overloaded, forced by an admin: new games wait in line.', 'An admin set this status (POST /api/v1/admin/health); it stays until set to null. The line drains once it is lifted.', 'status');
+    else add('bad', 'Overloaded: new games wait in line.', 'The vital over its limit is marked red below. The line drains by itself once health is back.', 'status');
+  } else if (s.forced) {
+    add('info', `Health forced to “${s.forced}” by an admin.`, 'The measured status is ignored until the override is set to null (POST /api/v1/admin/health).', 'status');
+  }
 
   const ar = obj(c.arbiters);
   if (ar.status === 'down') {

@@ -178,6 +178,10 @@ impl HealthBoard {
     pub fn report(&self) -> Arc<HealthReport> {
         self.report.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
+    /// The status an admin forced, if any.
+    pub fn forced(&self) -> Option<Status> {
+        *self.forced.lock().unwrap_or_else(|e| e.into_inner())
+    }
     fn publish(&self, report: HealthReport) {
         *self.report.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(report);
     }

@@ -261,6 +261,8 @@ pub struct ArbitersCheck {
 pub struct VitalsCheck {
     /// The monitor's status.
     pub status: &'static str,
+    /// The status an admin forced (`POST /api/v1/admin/health`), or null when measured.
+    pub forced: Option<&'static str>,
     /// Samples taken.
     pub samples: u64,
     /// Each vital by name.
@@ -291,6 +293,10 @@ pub struct AdmissionCheck {
     pub refused: u64,
     /// Measured admissions per second, when measured.
     pub admission_rate_per_sec: Option<f64>,
+    /// The configured pace (`admission.admit_per_sec`), used for the ETA until a rate is measured.
+    pub admit_per_sec: f64,
+    /// The longest the line may grow (`admission.max_waitlist`).
+    pub max_waitlist: u64,
 }
 
 /// The circuit breakers.

@@ -433,13 +433,20 @@ async fn health(state: State) -> HttpResponse {
                     "all game threads answer the watchdog"
                 },
             },
-            vitals: VitalsCheck { status: report.status.as_str(), samples: report.samples, vitals },
+            vitals: VitalsCheck {
+                status: report.status.as_str(),
+                forced: state.health.forced().map(Status::as_str),
+                samples: report.samples,
+                vitals,
+            },
             admission: AdmissionCheck {
                 status: if stats.waiting() > 0 { "waitlisting" } else { "admitting" },
                 waiting: stats.waiting(),
                 admitted_from_line: stats.admitted_from_line(),
                 refused: stats.refused(),
                 admission_rate_per_sec: stats.rate_per_sec(),
+                admit_per_sec: state.config.admission.admit_per_sec,
+                max_waitlist: state.config.admission.max_waitlist,
             },
             circuit_breakers: BreakersCheck {
                 status: breaker_status,
