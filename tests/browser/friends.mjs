@@ -41,7 +41,7 @@ async function play(p, column, row, seat, watchers) {
 
 /** The outcome `p`'s lobby shows for `gameId`. */
 async function lobbyOutcome(p, gameId) {
-  const badge = p.page.locator(`[data-testid="lobby-game"][data-game-id="${gameId}"] [data-testid="lobby-outcome"]`);
+  const badge = p.page.locator(`[data-testid="lobby-game"][data-game-id="${gameId}"] :is([data-testid="lobby-outcome"], .badge)`);
   if ((await badge.count()) === 0) return '';
   return ((await badge.first().textContent()) || '').trim();
 }

@@ -9,11 +9,16 @@
 //
 // Environment: RAMPART_URL (required, the server's base URL), RAMPART_ADMIN_TOKEN (required by
 // the tests that use the admin API: the token the server was started with), CHROMIUM (default
-// /usr/bin/chromium). Each test prints "1 passed, 0 failed" and exits 0, or "0 passed, 1 failed"
+// /usr/bin/chromium), RAMPART_PAGE_DIR (optional: serve `/` and `/static/*` from this directory
+// instead of the server's embedded copy, e.g. to try page changes without a rebuild, or to run
+// a test against another version of the page: `git archive HEAD~3 static | tar -x -C /tmp/old`
+// then RAMPART_PAGE_DIR=/tmp/old/static). Each test prints "1 passed, 0 failed" and exits 0, or "0 passed, 1 failed"
 // plus "FAIL: <reason>" and exits 1 (run.sh and CI read these lines). The admin token is never
 // printed. The browser is always closed; the whole run is bounded by a timeout (60 s unless a
 // test asks for more with `overallMs`).
 
+import { readFile } from 'node:fs/promises';
+import { join, normalize } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 export const OVERALL_MS = 60_000;
@@ -73,6 +78,24 @@ export async function until(what, probe, deadlineMs = STEP_MS, everyMs = 100) {
 export async function getJson(path) {
   const res = await fetch(`${base}${path}`, { headers: { Accept: 'application/json' } });
   return { status: res.status, body: await res.json().catch(() => null) };
+}
+
+const PAGE_TYPES = { html: 'text/html', js: 'text/javascript', mjs: 'text/javascript', css: 'text/css', svg: 'image/svg+xml', png: 'image/png' };
+
+/** Answers `/`, `/dashboard` and `/static/*` of `context` from files under `dir` (RAMPART_PAGE_DIR). */
+async function servePageFrom(context, dir) {
+  await context.route((url) => url.origin === base && (url.pathname === '/' || url.pathname === '/dashboard' || url.pathname.startsWith('/static/')), async (route) => {
+    const { pathname } = new URL(route.request().url());
+    const rel = pathname === '/' ? 'index.html' : pathname === '/dashboard' ? 'dashboard.html' : pathname.slice('/static/'.length);
+    const file = normalize(join(dir, rel));
+    if (!file.startsWith(normalize(dir))) return route.fulfill({ status: 404, body: 'not found' });
+    try {
+      const body = await readFile(file);
+      return route.fulfill({ status: 200, body, contentType: PAGE_TYPES[rel.split('.').pop()] || 'text/plain', headers: { 'Cache-Control': 'no-cache' } });
+    } catch {
+      return route.fulfill({ status: 404, body: 'not found' });
+    }
+  });
 }
 
 /** Whether the calling module is the script node was started with (`node phone.mjs`). */
@@ -203,10 +226,13 @@ export async function browserTest(options, scenario) {
         if (!state.browser) {
           state.browser = await chromium.launch({
             executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-            args: CHROMIUM_ARGS,
+            // A page fulfilled by the test counts as a public origin, whose sockets to
+            // 127.0.0.1 Chromium's local-network checks would block.
+            args: process.env.RAMPART_PAGE_DIR ? [...CHROMIUM_ARGS, '--disable-features=LocalNetworkAccessChecks'] : CHROMIUM_ARGS,
           });
         }
         const context = await state.browser.newContext({ viewport });
+        if (process.env.RAMPART_PAGE_DIR) await servePageFrom(context, process.env.RAMPART_PAGE_DIR);
         if (recordNotices) await context.addInitScript(RECORD_NOTICES);
         return load(await context.newPage(), label, path, beforeGoto);
       },
