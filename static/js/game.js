@@ -237,10 +237,12 @@ function handleClose(code) {
   return true;
 }
 
+/** This tab stops playing the game (no reconnect); the board stays, marked as disconnected. */
 function stopHere(connText) {
   game.stopped = true;
   if (game.sock) game.sock.stopped = true;
   setConn('closed', connText);
+  draw();
 }
 
 function handleFrame(msg) {
@@ -573,7 +575,7 @@ function chatSender(from) {
   return SEAT_NAME[from] || 'Someone';
 }
 
-export function shareUrl(gameId) { return `${location.origin}/?game=${encodeURIComponent(gameId)}`; }
+function shareUrl(gameId) { return `${location.origin}/?game=${encodeURIComponent(gameId)}`; }
 
 async function copyShareLink() {
   const url = el.shareLink.textContent;

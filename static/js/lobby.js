@@ -177,7 +177,7 @@ export function lobbySoon() {
 }
 
 /** Polls while the tab is visible; call on visibilitychange. */
-export function scheduleLobby() {
+function scheduleLobby() {
   clearInterval(poll.timer);
   poll.timer = 0;
   if (document.visibilityState === 'visible') {

@@ -12,9 +12,10 @@
 //   'page'     everything else (the default)
 // A new notice replaces the one showing.
 //
-// Where it shows: floating at the bottom of the window, except on a narrow screen in a
-// game, where it sits in the page just above the table chat, so it never covers the chat
-// (or anything else).
+// Where it shows, so that it never covers the table chat: on a wide screen, floating at
+// the bottom of the window over the lobby's column (the chat is in the game's column); on a
+// narrow screen in a game, in the page just above the chat (covering nothing); elsewhere
+// floating at the bottom (style.css).
 
 import { $ } from './util.js';
 

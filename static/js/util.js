@@ -7,7 +7,6 @@ export const CHAT_MAX = 280;
 /** A game in one of these states is over; 'abandoned': closed because nobody was connected. */
 export const ENDED = ['won', 'draw', 'failed', 'abandoned'];
 export const SEAT_NAME = { red: 'Red', yellow: 'Yellow' };
-export const SEATS = ['red', 'yellow'];
 
 export const $ = (id) => document.getElementById(id);
 

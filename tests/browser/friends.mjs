@@ -1,6 +1,7 @@
 // A game between two browsers, Ada (red, creates it) and Zoe (yellow, joins by the share
 // link), and Max, who only watches the lobby. Run by play.mjs; also on its own:
 //   RAMPART_URL=http://127.0.0.1:8080 node tests/browser/friends.mjs
+// FRIENDS_SCREENSHOT (optional, on its own only): a PNG of Ada's page at the end.
 //
 //   - Zoe's first join is announced once ("Zoe joined"), never as "Zoe is back"; closing her
 //     tab is announced as a lost connection, and her return as "Zoe is back".
@@ -155,4 +156,4 @@ export async function friends(t) {
   await waitOutcome(ada, resignedId, 'You lost');
 }
 
-if (isMain(import.meta.url)) await browserTest({}, friends);
+if (isMain(import.meta.url)) await browserTest({ screenshotEnv: 'FRIENDS_SCREENSHOT' }, friends);

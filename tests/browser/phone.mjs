@@ -37,6 +37,25 @@ function overlap(a, b) {
   return a && b && a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
 }
 
+/** Fails if the notice showing covers any part of the table chat (scrolled into view first). */
+export async function noticeClearOfChat(page, where) {
+  await page.locator('#chat-input').scrollIntoViewIfNeeded();
+  const boxes = await page.evaluate(() => {
+    const box = (el) => { const r = el.getBoundingClientRect(); return { top: r.top, bottom: r.bottom, left: r.left, right: r.right }; };
+    return {
+      toast: box(document.getElementById('toast')),
+      log: box(document.getElementById('chat-log')),
+      form: box(document.getElementById('chat-form')),
+      title: box(document.getElementById('chat-title')),
+    };
+  });
+  for (const part of ['log', 'form', 'title']) {
+    if (overlap(boxes.toast, boxes[part])) {
+      throw new Error(`the notice covers the chat (${part}) ${where}: notice ${JSON.stringify(boxes.toast)}, chat ${part} ${JSON.stringify(boxes[part])}`);
+    }
+  }
+}
+
 export async function phone(t) {
   let sock = null;
   const p = await t.open('/', {
@@ -84,21 +103,7 @@ export async function phone(t) {
   await tid('column-4').click();
   await until('a notice that the last move is still on its way', async () =>
     (await tid('notice').isVisible()) && /still on its way/.test((await tid('notice').textContent()) || ''), 2_000);
-  await tid('chat-input').scrollIntoViewIfNeeded();
-  const boxes = await page.evaluate(() => {
-    const box = (el) => { const r = el.getBoundingClientRect(); return { top: r.top, bottom: r.bottom, left: r.left, right: r.right }; };
-    return {
-      toast: box(document.getElementById('toast')),
-      log: box(document.getElementById('chat-log')),
-      form: box(document.getElementById('chat-form')),
-      title: box(document.getElementById('chat-title')),
-    };
-  });
-  for (const part of ['log', 'form', 'title']) {
-    if (overlap(boxes.toast, boxes[part])) {
-      throw new Error(`the notice covers the chat (${part}) at 390 px: notice ${JSON.stringify(boxes.toast)}, chat ${part} ${JSON.stringify(boxes[part])}`);
-    }
-  }
+  await noticeClearOfChat(page, 'at 390 px');
   await fitsTheScreen(p, 'a game with a notice at 390 px');
 
   // The move lands: the notice about it is no longer true, so it goes.

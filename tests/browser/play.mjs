@@ -2,8 +2,9 @@
 // output: lib.mjs. SCREENSHOT (optional) is the path of a PNG of the first page, taken at
 // the end, pass or fail.
 //
-//   1. A game against the AI, one move each; the move shows as on its way ("Sending your
-//      move…", a pending disc) from the click until the server's state has it.
+//   1. A game against the AI, one move each and one more by key 1; the move shows as on its
+//      way ("Sending your move…", a pending disc) from the click until the server's state
+//      has it; a notice does not cover the chat.
 //   2. phone.mjs: the page at 390×844 (nothing wider than the screen, the server pill
 //      fully visible, both players on one row, a notice never over the chat).
 //   3. friends.mjs: a game between two browsers (join / leave / return notices, a notice
@@ -12,7 +13,7 @@
 // phone.mjs and friends.mjs also run on their own (`node phone.mjs`).
 
 import { browserTest, holdableGameSocket, until } from './lib.mjs';
-import { phone } from './phone.mjs';
+import { noticeClearOfChat, phone } from './phone.mjs';
 import { friends } from './friends.mjs';
 
 const AI_DEADLINE_MS = 10_000;
@@ -45,6 +46,11 @@ async function aiGame(t) {
   if ((await tid(`cell-${column}-0`).getAttribute('data-seat')) !== '') {
     throw new Error('cell-3-0 shows a disc before the server answered');
   }
+  // A second click explains itself, in a notice that does not cover the chat.
+  await tid('column-5').click();
+  await until('a notice that the last move is still on its way', async () =>
+    (await tid('notice').isVisible()) && /still on its way/.test((await tid('notice').textContent()) || ''), 2_000);
+  await noticeClearOfChat(page, 'at 1280 px');
   sock.release();
   await until(`a red disc at the bottom of column ${column} (cell-${column}-0)`,
     async () => (await tid(`cell-${column}-0`).getAttribute('data-seat')) === 'red', 5_000);
@@ -57,6 +63,14 @@ async function aiGame(t) {
 
   const seat = await tid(`cell-${column}-0`).getAttribute('data-seat');
   if (seat !== 'red') throw new Error(`cell-${column}-0 changed to "${seat}" after the AI moved`);
+  if ((await tid('cell-5-0').getAttribute('data-seat')) === 'red') throw new Error('the second click played a second move');
+
+  // The keyboard plays too: key 1 is the first column.
+  await until('the red player\'s turn again', async () => (await tid('board').getAttribute('data-turn')) === 'mine', AI_DEADLINE_MS);
+  const redInFirst = () => page.locator('[data-testid^="cell-0-"][data-seat="red"]').count();
+  const before = await redInFirst();
+  await page.keyboard.press('1');
+  await until('a red disc in the first column after pressing 1', async () => (await redInFirst()) === before + 1, 5_000);
 }
 
 await browserTest({
