@@ -75,7 +75,7 @@ async function aiGame(t) {
 
 await browserTest({
   screenshotEnv: 'SCREENSHOT',
-  overallMs: 150_000,
+  overallMs: 120_000,
   // Let the drop animations settle so the picture shows the discs in place (bounded).
   beforeScreenshot: (page) => until('animations to settle', async () => (await page.locator('.cell.drop').count()) === 0, 2_000),
 }, async (t) => {
