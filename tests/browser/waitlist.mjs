@@ -4,8 +4,9 @@
 // The drill: force the server's health to "overloaded" (admin endpoint), so "Play the AI"
 // answers 503 SERVER_BUSY with a ticket. Three players queue, each in their own browser
 // context: A and B watch over /ws/lobby, C's lobby socket is refused so it must poll.
-// A leaves the line and B and C move up live; B reloads and keeps its place; then health
-// goes back to measured and B and C enter their games without a reload, and B moves.
+// A's server pill says the server is busy, in a player's words. A leaves the line and B
+// and C move up live; B reloads and keeps its place; then health goes back to measured and
+// B and C enter their games without a reload, and B moves.
 //
 // WAITLIST_SCREENSHOT (optional) is the path of a PNG of the waiting panel, taken while B
 // waits. The health override is always cleared.
@@ -77,6 +78,14 @@ await browserTest({
   }
   await until("A's panel to say the updates are live (lobby socket)", async () =>
     (await a.tid('waitlist-live').getAttribute('data-mode')) === 'live');
+  // The server pill says what the overload means for a player, in plain words, and
+  // nothing of the operator's detail (checks, breakers: /dashboard and /health).
+  await until("A's server pill to say the server is busy", async () =>
+    (await a.text('health')) === 'Busy — new games wait in line');
+  const pillTitle = (await a.tid('health').getAttribute('title')) || '';
+  if (/vital|arbiter|breaker|thread|admission|checks?:/i.test(`${await a.text('health')} ${pillTitle}`)) {
+    throw new Error(`A's server pill shows operator detail: "${pillTitle}"`);
+  }
   const ticketA = await a.ticket();
   if (!ticketA) throw new Error("A's ticket is not in sessionStorage");
   if (!(await a.tid('board').isHidden())) throw new Error('A sees a board while waiting in line');

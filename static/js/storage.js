@@ -1,0 +1,67 @@
+// What this browser remembers: the player's name and the seats it holds (localStorage, so
+// a reload or a new tab resumes a game), and this tab's place in the waiting line
+// (sessionStorage: one ticket per tab, kept across reloads). Every access survives a
+// browser that refuses storage (private mode): the page then simply forgets.
+
+const NAME_KEY = 'rampart:name';
+const SEATS_KEY = 'rampart:seats';
+const TICKET_KEY = 'rampart:waitlist';
+const SEATS_KEPT = 50;
+
+/** Every seat held: {game_id: {seat, token, saved_at}}. */
+export function loadSeats() {
+  try {
+    const v = JSON.parse(localStorage.getItem(SEATS_KEY) || '{}');
+    return v && typeof v === 'object' ? v : {};
+  } catch { return {}; }
+}
+
+function storeSeats(seats) {
+  try { localStorage.setItem(SEATS_KEY, JSON.stringify(seats)); } catch { /* private mode */ }
+}
+
+export function saveSeat(gameId, seat, token) {
+  const seats = loadSeats();
+  seats[gameId] = { seat, token, saved_at: Date.now() };
+  const ids = Object.keys(seats).sort((a, b) => (seats[b].saved_at || 0) - (seats[a].saved_at || 0));
+  for (const id of ids.slice(SEATS_KEPT)) delete seats[id];
+  storeSeats(seats);
+}
+
+/** The seat this browser holds in `gameId` ({seat, token}), or null. */
+export function getSeat(gameId) {
+  const s = loadSeats()[gameId];
+  return s && typeof s.token === 'string' ? s : null;
+}
+
+export function forgetSeat(gameId) {
+  const seats = loadSeats();
+  delete seats[gameId];
+  storeSeats(seats);
+}
+
+export function storedName() {
+  try { return localStorage.getItem(NAME_KEY) || ''; } catch { return ''; }
+}
+
+export function rememberName(name) {
+  try { localStorage.setItem(NAME_KEY, name); } catch { /* ignore */ }
+}
+
+export function validTicket(t) { return typeof t === 'string' && /^[A-Za-z0-9_-]{8,128}$/.test(t); }
+
+/** This tab's place in line: {ticket, opponent, position, eta_secs, since}, or null. */
+export function loadTicket() {
+  try {
+    const v = JSON.parse(sessionStorage.getItem(TICKET_KEY) || 'null');
+    return v && validTicket(v.ticket) ? v : null;
+  } catch { return null; }
+}
+
+export function saveTicket(v) {
+  try { sessionStorage.setItem(TICKET_KEY, JSON.stringify(v)); } catch { /* private mode: no resume after reload */ }
+}
+
+export function clearTicket() {
+  try { sessionStorage.removeItem(TICKET_KEY); } catch { /* ignore */ }
+}
