@@ -136,10 +136,6 @@ impl TokenHash {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-    /// Wraps a hash read from a store or a relay message.
-    pub fn from_hex(text: &str) -> Self {
-        TokenHash(text.to_owned())
-    }
     /// Constant-time comparison.
     pub fn matches(&self, other: &TokenHash) -> bool {
         self.0.as_bytes().ct_eq(other.0.as_bytes()).into()

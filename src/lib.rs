@@ -1,8 +1,8 @@
 //! Rampart: a resilient stateful game server on Actix.
 //!
-//! Layout (one module per part of DESIGN.md):
+//! Layout (one module per part of docs/DESIGN.md):
 //! - [`config`]: the typed, validated `server_config.yaml`.
-//! - [`protocol`]: the wire contract of PROTOCOL.md as types.
+//! - [`protocol`]: the wire contract of docs/PROTOCOL.md as types.
 //! - [`game`]: pure game rules (no I/O, no Actix) and the AI's search.
 //! - [`supervision`]: game actors, the supervisor, restart policies, snapshots.
 //! - [`admission`]: the gate new games pass through.

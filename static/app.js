@@ -13,7 +13,7 @@
 //   js/game.js         the game on screen: state, frames, moves, status, banner
 //   js/routes.js       views, the URL, new game / join / invitation
 //
-// Wire contract: PROTOCOL.md plus README "Using it" (REST, the game WebSocket, and the
+// Wire contract: docs/PROTOCOL.md (REST, the game WebSocket, and the
 // lobby WebSocket for the waitlist). Untrusted text (names, chat, server messages) is only
 // ever written with textContent, never innerHTML.
 

@@ -2,7 +2,7 @@
 // failures over the last minutes (sampled about once a second and kept in this tab only),
 // what needs attention in words, and every circuit breaker with admin overrides.
 // Plain ES module, no build step; the charts use uPlot, vendored in static/vendor/ (a global
-// `uPlot` from a classic script loaded just before this module). Wire contract: PROTOCOL.md
+// `uPlot` from a classic script loaded just before this module). Wire contract: docs/PROTOCOL.md
 // (`GET /health`, `GET /metrics`, `GET /health/circuit-breakers`,
 // `POST /api/v1/admin/breakers/{name}`). Server text is only ever written with textContent,
 // never innerHTML. The admin token lives in sessionStorage (this tab only); it is never put

@@ -4,9 +4,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
-use common::{test_config, TestServer, DEADLINE};
+use common::{eventually, test_config, TestServer, DEADLINE};
 use rampart::config::{Config, Secret};
 use serde_json::{json, Value};
 
@@ -28,15 +26,15 @@ async fn create(server: &TestServer, name: &str) -> (u16, Value, Option<String>)
 }
 
 async fn wait_health(server: &TestServer, status: &str) {
-    let start = Instant::now();
-    loop {
+    let probe = || async move {
         let (_, h) = server.get("/health").await;
         if h["status"] == status {
-            return;
+            Ok(())
+        } else {
+            Err(h.to_string())
         }
-        assert!(start.elapsed() < DEADLINE, "health never became {status}: {h}");
-        actix_rt::time::sleep(Duration::from_millis(20)).await;
-    }
+    };
+    eventually(DEADLINE, &format!("health becomes {status}"), probe).await;
 }
 
 #[actix_rt::test]
@@ -86,16 +84,16 @@ async fn overload_waitlists_new_players_and_recovery_admits_them_in_order_while_
     server.player(&grant).await;
     player.move_to(0).await;
     player.recv_state(|g| g["moves"].as_u64() == Some(4)).await;
-    let start = Instant::now();
-    loop {
+    let probe = || async {
         let (_, health) = server.get("/health").await;
         let admission = &health["checks"]["admission"];
         if admission["admitted_from_line"].as_u64() == Some(4) && admission["waiting"].as_u64() == Some(0) {
-            break;
+            Ok(())
+        } else {
+            Err(admission.to_string())
         }
-        assert!(start.elapsed() < DEADLINE, "the counts never settled: {admission}");
-        actix_rt::time::sleep(Duration::from_millis(20)).await;
-    }
+    };
+    eventually(DEADLINE, "the admission counts settle", probe).await;
 }
 
 #[actix_rt::test]

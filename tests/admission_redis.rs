@@ -5,18 +5,16 @@
 //! Redis in order when it returns.
 
 mod common;
-#[path = "common/redis.rs"]
-mod redis_harness;
 
 use std::time::{Duration, Instant};
 
-use common::{test_config, TestServer, DEADLINE};
+use common::redis_server::RedisServer;
+use common::{eventually, test_config, TestServer, DEADLINE};
 use rampart::config::{Config, Secret, StorageBackend};
 use rampart::ids::{now_rfc3339, Ticket};
 use rampart::protocol::Opponent;
 use rampart::store::redis::waitlist::RedisWaitlist;
 use rampart::store::waitlist::{TicketStatus, WaitEntry, WaitRequest, WaitlistStore};
-use redis_harness::RedisServer;
 use serde_json::{json, Value};
 
 const ADMIN: &str = "redis-admission-admin";
@@ -160,14 +158,13 @@ async fn players_queued_while_redis_is_down_are_flushed_to_it_in_order() {
 
     redis.restart(); // empty: Redis lost its data too; the process kept the fallback queue
     let line = store(&redis, "outage").await;
-    let start = Instant::now();
-    loop {
-        if line.len().await.unwrap_or(0) == 3 {
-            break;
+    let probe = || async {
+        match line.len().await {
+            Ok(3) => Ok(()),
+            other => Err(format!("{other:?}")),
         }
-        assert!(start.elapsed() < DEADLINE, "the fallback queue was never flushed to Redis");
-        actix_rt::time::sleep(Duration::from_millis(20)).await;
-    }
+    };
+    eventually(DEADLINE, "the fallback queue is flushed to Redis", probe).await;
     for (i, t) in tickets[1..].iter().enumerate() {
         let status = line.status(&Ticket::parse(t).expect("ticket")).await.expect("status");
         assert_eq!(status, TicketStatus::Waiting { position: i as u64 + 1 }, "flushed in order");

@@ -1,4 +1,4 @@
-//! The breaker endpoints and admin action (PROTOCOL.md), Prometheus output, and the
+//! The breaker endpoints and admin action (docs/PROTOCOL.md), Prometheus output, and the
 //! database breaker around the store: a dead store never stops a game.
 
 mod common;

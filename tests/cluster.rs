@@ -1,4 +1,4 @@
-//! Games that outlive their process (DESIGN.md D2, D11): real `rampart` processes on one
+//! Games that outlive their process (docs/DESIGN.md D2, D11): real `rampart` processes on one
 //! private `redis-server` each test. A game comes back after its server's SIGTERM and after
 //! its kill -9; a player of a killed instance reconnects through another and finds the same
 //! board; a socket on an instance that does not own the game plays through the relay, and
@@ -6,16 +6,13 @@
 //! fenced and never overwrites the new owner's board.
 
 mod common;
-#[path = "common/process.rs"]
-mod process;
-#[path = "common/redis.rs"]
-mod redis_harness;
+use common::process;
 
 use std::time::{Duration, Instant};
 
+use common::redis_server::RedisServer;
 use common::*;
 use process::ServerProcess;
-use redis_harness::RedisServer;
 use serde_json::{json, Value};
 
 const ADMIN: &str = "cluster-admin";
@@ -61,6 +58,18 @@ fn essence(game: &Value) -> Value {
         "yellow": game["players"]["yellow"]["name"],
         "restarts": game["restarts"],
     })
+}
+
+/// Waits until Redis holds the game's snapshot at `version` or later (it is written behind
+/// the game).
+async fn wait_snapshot(redis: &RedisServer, game_id: &str, version: u64) {
+    let probe = || async move {
+        match redis_snapshot(redis, game_id).await {
+            Some(s) if s["version"].as_u64() >= Some(version) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    };
+    eventually(DEADLINE, &format!("Redis holds version {version} of {game_id}"), probe).await;
 }
 
 async fn redis_snapshot(redis: &RedisServer, game_id: &str) -> Option<Value> {
@@ -141,12 +150,8 @@ async fn a_player_of_a_killed_instance_finds_the_same_board_through_another() {
     yellow.move_to(3).await;
     let before = red.recv_state(|g| g["moves"] == 2).await;
     // Let the snapshot writer catch up (it writes behind the game).
-    let start = Instant::now();
     // Versions: 1 at creation, 2 with the second seat, then one per move.
-    while redis_snapshot(&redis, &red_grant.game_id).await.is_none_or(|s| s["version"].as_u64() < Some(4)) {
-        assert!(start.elapsed() < DEADLINE, "the snapshot never reached Redis");
-        actix_rt::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_snapshot(&redis, &red_grant.game_id, 4).await;
 
     a.kill();
     let killed = Instant::now();
@@ -221,12 +226,8 @@ async fn fifty_racing_takeovers_leave_one_owner_each_and_lose_no_move() {
         games.push(human_game(&api_a).await);
     }
     // Every game's first snapshot must be in Redis before its owner dies.
-    let start = Instant::now();
     for (red, _) in &games {
-        while redis_snapshot(&redis, &red.game_id).await.is_none() {
-            assert!(start.elapsed() < DEADLINE, "snapshots never reached Redis");
-            actix_rt::time::sleep(Duration::from_millis(10)).await;
-        }
+        wait_snapshot(&redis, &red.game_id, 1).await;
     }
     a.kill();
     for (i, (red_grant, yellow_grant)) in games.iter().enumerate() {
@@ -255,11 +256,7 @@ async fn a_paused_owner_is_fenced_and_never_overwrites_the_new_owners_board() {
     let mut red = api_a.player(&red_grant).await;
     red.move_to(0).await;
     red.recv_state(|g| g["moves"] == 1).await;
-    let start = Instant::now();
-    while redis_snapshot(&redis, &red_grant.game_id).await.is_none_or(|s| s["version"].as_u64() < Some(3)) {
-        assert!(start.elapsed() < DEADLINE, "the snapshot never reached Redis");
-        actix_rt::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_snapshot(&redis, &red_grant.game_id, 3).await;
     a.pause();
     // Yellow reconnects through b: once a's lease lapses, b takes the game over.
     let mut yellow = api_b.player(&yellow_grant).await;
@@ -270,11 +267,13 @@ async fn a_paused_owner_is_fenced_and_never_overwrites_the_new_owners_board() {
     red.move_to(5).await;
     a.resume();
     // a wakes, finds its lease passed: applies nothing, learns it lost the game, gives it up.
-    let start = Instant::now();
-    while api_a.metric("rampart_games_hosted").await > 0.0 {
-        assert!(start.elapsed() < DEADLINE, "the paused owner never gave the game up");
-        actix_rt::time::sleep(Duration::from_millis(20)).await;
-    }
+    let probe = || async {
+        match api_a.metric("rampart_games_hosted").await {
+            0.0 => Ok(()),
+            hosted => Err(format!("{hosted} games hosted")),
+        }
+    };
+    eventually(DEADLINE, "the paused owner gives the game up", probe).await;
     loop {
         match red.next().await {
             Received::Json(f) => {

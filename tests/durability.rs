@@ -2,14 +2,12 @@
 //! play: the real server in-process, each test with its own private redis-server.
 
 mod common;
-#[path = "common/redis.rs"]
-mod redis_harness;
 
 use std::time::{Duration, Instant};
 
+use common::redis_server::RedisServer;
 use common::*;
 use rampart::config::{Config, StorageBackend};
-use redis_harness::RedisServer;
 use serde_json::{json, Value};
 
 fn config(redis: &RedisServer) -> Config {
@@ -38,14 +36,13 @@ async fn stored(redis: &RedisServer, game_id: &str) -> Option<Value> {
 
 /// Waits until Redis holds the game's snapshot with at least `version`.
 async fn wait_stored(redis: &RedisServer, game_id: &str, version: u64) -> Value {
-    let start = Instant::now();
-    loop {
-        if let Some(s) = stored(redis, game_id).await.filter(|s| s["version"].as_u64() >= Some(version)) {
-            return s;
+    let probe = || async move {
+        match stored(redis, game_id).await {
+            Some(s) if s["version"].as_u64() >= Some(version) => Ok(s),
+            other => Err(format!("{other:?}")),
         }
-        assert!(start.elapsed() < Duration::from_secs(20), "Redis never got version {version} of {game_id}");
-        actix_rt::time::sleep(Duration::from_millis(20)).await;
-    }
+    };
+    eventually(Duration::from_secs(20), &format!("Redis gets version {version} of {game_id}"), probe).await
 }
 
 #[actix_rt::test]
@@ -70,16 +67,16 @@ async fn with_redis_dead_the_game_goes_on_and_its_latest_snapshot_is_written_whe
     let moves = game["moves"].as_u64().expect("moves");
     assert!(moves >= 6, "{game}");
     // The database breaker opens on the failing writes: degraded, not down.
-    let start = Instant::now();
-    loop {
+    let probe = || async {
         let (status, health) = server.get("/health").await;
         if health["status"] == "degraded" {
             assert_eq!(status, 200);
-            break;
+            Ok(())
+        } else {
+            Err(health.to_string())
         }
-        assert!(start.elapsed() < DEADLINE, "never degraded: {health}");
-        actix_rt::time::sleep(Duration::from_millis(20)).await;
-    }
+    };
+    eventually(DEADLINE, "health is degraded", probe).await;
 
     // Redis comes back (empty: nothing was persisted): the latest snapshot is written.
     redis.restart();

@@ -4,8 +4,7 @@
 //! measure the process itself (its RSS) run the real binary as a child process.
 
 mod common;
-#[path = "common/process.rs"]
-mod process;
+use common::process;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -209,24 +208,14 @@ async fn slow_bodies_are_cut_and_connections_have_a_ceiling() {
     let (answers, health) = actix_rt::task::spawn_blocking(move || {
         let idle: Vec<TcpStream> = (0..20).map(|_| TcpStream::connect(addr).expect("connect")).collect();
         // Give the server time to accept them all: wait until a request is refused.
-        let start = Instant::now();
-        let refused = loop {
-            let answer = http_get(addr, "/api/v1/games");
-            if answer.as_ref().is_some_and(|(s, _)| *s == 503) {
-                break answer;
-            }
-            assert!(start.elapsed() < DEADLINE, "never refused past the ceiling: {answer:?}");
+        let answered = |path: &str, status: u16| match http_get(addr, path) {
+            Some((s, body)) if s == status => Ok(Some((s, body))),
+            other => Err(format!("{other:?}")),
         };
+        let refused =
+            eventually_blocking(DEADLINE, "a request is refused past the ceiling", || answered("/api/v1/games", 503));
         drop(idle);
-        let start = Instant::now();
-        let health = loop {
-            let answer = http_get(addr, "/health");
-            if answer.as_ref().is_some_and(|(s, _)| *s == 200) {
-                break answer;
-            }
-            assert!(start.elapsed() < DEADLINE, "never served again: {answer:?}");
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let health = eventually_blocking(DEADLINE, "requests are served again", || answered("/health", 200));
         (refused, health)
     })
     .await
@@ -296,16 +285,14 @@ fn the_memory_gate_reopens_after_a_spike() {
     raise_fd_limit();
     // (memory held in MB, status), once the monitor has sampled.
     let memory = |server: &ServerProcess| -> (f64, String) {
-        let start = Instant::now();
-        loop {
+        eventually_blocking(DEADLINE, "the memory vital is sampled", || {
             let (_, body) = http_get(server.addr, "/health").expect("health");
             let health: Value = serde_json::from_str(&body).expect("json");
-            if let Some(held) = health["checks"]["vitals"]["vitals"]["memory_mb"]["value"].as_f64() {
-                return (held, health["status"].as_str().unwrap_or("").to_owned());
+            match health["checks"]["vitals"]["vitals"]["memory_mb"]["value"].as_f64() {
+                Some(held) => Ok((held, health["status"].as_str().unwrap_or("").to_owned())),
+                None => Err(health.to_string()),
             }
-            assert!(start.elapsed() < DEADLINE, "no memory vital: {health}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        })
     };
     // The baseline of an idle server decides the limit: 16 MB over it.
     let baseline = memory(&ServerProcess::start(&[("RAMPART__HEALTH__INTERVAL_MS", "100")])).0;
@@ -332,20 +319,15 @@ fn the_memory_gate_reopens_after_a_spike() {
     drop(sockets);
     // Everything is released: the gate reopens within a few samples and the dwell (the
     // allocator's decay would take tens of seconds to bring the RSS itself down).
-    let start = Instant::now();
-    loop {
-        let (held, status) = memory(&server);
-        if status == "healthy" {
-            eprintln!(
-                "memory gate: limit {limit} MB, peak RSS {} MB, RSS now {} MB, held now {held:.1} MB",
-                peak_rss / 1024,
-                server.rss_kib() / 1024
-            );
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(5), "still {status} with {held:.1} MB held (limit {limit})");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let held = eventually_blocking(Duration::from_secs(5), "the memory gate reopens", || match memory(&server) {
+        (held, status) if status == "healthy" => Ok(held),
+        (held, status) => Err(format!("{status} with {held:.1} MB held (limit {limit})")),
+    });
+    eprintln!(
+        "memory gate: limit {limit} MB, peak RSS {} MB, RSS now {} MB, held now {held:.1} MB",
+        peak_rss / 1024,
+        server.rss_kib() / 1024
+    );
 }
 
 #[actix_rt::test]

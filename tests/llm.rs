@@ -6,9 +6,9 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{test_config, Player, TestServer, DEADLINE};
+use common::{eventually, test_config, Player, TestServer, DEADLINE};
 use rampart::config::{Config, Secret};
 use serde_json::{json, Value};
 
@@ -89,15 +89,15 @@ async fn breaker(server: &TestServer, name: &str) -> Value {
 }
 
 async fn wait_breaker(server: &TestServer, name: &str, state: &str) -> Value {
-    let start = Instant::now();
-    loop {
+    let probe = || async move {
         let b = breaker(server, name).await;
         if b["state"] == state {
-            return b;
+            Ok(b)
+        } else {
+            Err(b.to_string())
         }
-        assert!(start.elapsed() < DEADLINE, "{name} never became {state}: {b}");
-        actix_rt::time::sleep(Duration::from_millis(20)).await;
-    }
+    };
+    eventually(DEADLINE, &format!("{name} becomes {state}"), probe).await
 }
 
 #[actix_rt::test]
@@ -168,11 +168,13 @@ async fn a_failing_llm_opens_the_breaker_the_ai_falls_back_and_recovers() {
     fake.control(json!({"mode": "ok"})).await;
     // (Asking in a tight loop would hit the socket's frame rate limit: wait for the end of
     // the open period instead, then the next line is the probe.)
-    let start = Instant::now();
-    while breaker(&server, "llm").await["open_remaining_ms"].as_u64().is_some_and(|ms| ms > 0) {
-        assert!(start.elapsed() < DEADLINE, "the open period never ended");
-        actix_rt::time::sleep(Duration::from_millis(20)).await;
-    }
+    let probe = || async {
+        match breaker(&server, "llm").await["open_remaining_ms"].as_u64() {
+            Some(ms) if ms > 0 => Err(format!("{ms} ms left")),
+            _ => Ok(()),
+        }
+    };
+    eventually(DEADLINE, "the open period ends", probe).await;
     assert_eq!(ask(&mut red, "back?").await, "Well played, human.", "the probe reached the recovered LLM");
     let closed = wait_breaker(&server, "llm", "closed").await;
     assert!(closed["transitions"].as_u64() >= Some(3), "closed → open → half_open → closed: {closed}");

@@ -3,11 +3,12 @@
 //! winner among racing claimants, instance heartbeats, seat sessions by token hash, and the
 //! event stream with its compare-and-set runtime records.
 
-#[path = "common/redis.rs"]
-mod redis_harness;
+mod common;
 
 use std::time::Duration;
 
+use common::redis_server::RedisServer;
+use common::{eventually, DEADLINE};
 use rampart::game::{Connect4, Rules as _, Seat};
 use rampart::ids::{GameId, InstanceId, PlayerToken, SessionKey};
 use rampart::store::directory::{Claim, Renewal};
@@ -16,7 +17,6 @@ use rampart::store::redis::{RedisConn, RedisSettings};
 use rampart::store::sessions::SeatSession;
 use rampart::store::snapshot::{SeatRecord, Snapshot, WriteOutcome};
 use rampart::store::Stores;
-use redis_harness::RedisServer;
 use serde_json::json;
 
 /// Runs `body` against the embedded stores and against Redis.
@@ -89,8 +89,9 @@ async fn snapshot_writes_are_fenced_by_the_epoch_and_ignore_stale_versions() {
         let mut ended = snapshot(&id, 4, second.epoch);
         ended.abandoned = true;
         stores.snapshots.write(&ended, Some(Duration::from_millis(200))).await.expect("write");
-        tokio::time::sleep(Duration::from_millis(400)).await;
-        assert!(stores.snapshots.read(&id).await.expect("read").is_none(), "expired");
+        let expired =
+            || async { stores.snapshots.read(&id).await.expect("read").map_or(Ok(()), |s| Err(format!("{s:?}"))) };
+        eventually(DEADLINE, "the ended game's snapshot expires", expired).await;
     })
     .await;
 }
@@ -159,8 +160,9 @@ async fn seat_sessions_are_kept_by_token_hash_and_expire() {
             Some(session)
         );
         assert!(stores.sessions.get(&SessionKey::from_bytes(b"other").hash(&token)).await.expect("get").is_none());
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        assert!(stores.sessions.get(&hash).await.expect("get").is_none(), "expired");
+        let expired =
+            || async { stores.sessions.get(&hash).await.expect("get").map_or(Ok(()), |s| Err(format!("{s:?}"))) };
+        eventually(DEADLINE, "the seat session expires", expired).await;
     })
     .await;
 }
@@ -230,8 +232,13 @@ async fn instance_heartbeats_lapse() {
         // for a listener on the instance's inbox, which a test has none of.
         let alive = stores.directory.alive(&me("a")).await.expect("alive");
         assert_eq!(alive, !stores.shared);
-        tokio::time::sleep(Duration::from_millis(400)).await;
-        assert!(!stores.directory.alive(&me("a")).await.expect("alive"));
+        let gone = || async {
+            match stores.directory.alive(&me("a")).await.expect("alive") {
+                false => Ok(()),
+                true => Err("still alive".to_owned()),
+            }
+        };
+        eventually(DEADLINE, "the instance's heartbeat lapses", gone).await;
     })
     .await;
 }

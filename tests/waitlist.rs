@@ -1,16 +1,16 @@
-//! The waitlist contract (DESIGN.md D6), run against both backends: the embedded
+//! The waitlist contract (docs/DESIGN.md D6), run against both backends: the embedded
 //! `MemoryWaitlist` and `RedisWaitlist` on a private redis-server per test. FIFO under
 //! concurrent enqueues, no duplicates, exact positions, leaving, crash recovery, grants,
 //! expiry; and, for Redis, failing fast while Redis is down and recovering when it returns.
 
 mod common;
-#[path = "common/redis.rs"]
-mod redis_harness;
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::eventually;
+use common::redis_server::RedisServer;
 use futures_util::future::join_all;
 use rampart::game::Seat;
 use rampart::ids::{now_rfc3339, Ticket};
@@ -18,7 +18,6 @@ use rampart::protocol::{Opponent, SeatGrant};
 use rampart::store::redis::waitlist::RedisWaitlist;
 use rampart::store::waitlist::{MemoryWaitlist, TicketStatus, WaitEntry, WaitRequest, WaitlistStore};
 use rampart::store::StoreError;
-use redis_harness::RedisServer;
 
 /// Long enough that nothing expires unless a test means it to.
 const LONG_TTL: Duration = Duration::from_secs(600);
@@ -27,7 +26,7 @@ const SHORT_TTL: Duration = Duration::from_secs(1);
 /// Generous for a local Redis, even on a busy machine running the tests in parallel.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 const RECONNECT_MAX_DELAY: Duration = Duration::from_millis(100);
-const DEADLINE: Duration = Duration::from_secs(10);
+use common::DEADLINE;
 
 #[derive(Clone, Copy)]
 enum Kind {
@@ -270,19 +269,19 @@ async fn abandoned_tickets_expire(kind: Kind) {
     b.store.enqueue(idle.clone()).await.expect("enqueue");
     b.store.enqueue(watched.clone()).await.expect("enqueue");
     let start = Instant::now();
-    let mut dropped = 0;
+    let dropped = std::cell::Cell::new(0);
     // The watched ticket is touched (as its watcher would); wait for the idle one to go.
-    loop {
+    let probe = || async {
         assert!(b.peer.touch(&watched.ticket).await.expect("touch"), "a watched ticket stays alive");
-        dropped += b.store.expire().await.expect("expire");
-        if position(&b.store, &idle.ticket).await == TicketStatus::Unknown {
-            break;
+        dropped.set(dropped.get() + b.store.expire().await.expect("expire"));
+        match position(&b.store, &idle.ticket).await {
+            TicketStatus::Unknown => Ok(()),
+            other => Err(format!("{other:?}")),
         }
-        assert!(start.elapsed() < DEADLINE, "the idle ticket never expired");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    };
+    eventually(DEADLINE, "the idle ticket expires", probe).await;
     assert!(start.elapsed() >= SHORT_TTL - Duration::from_millis(100), "expired early: {:?}", start.elapsed());
-    assert_eq!(dropped, 1);
+    assert_eq!(dropped.get(), 1);
     assert_eq!(position(&b.store, &watched.ticket).await, waiting(1));
     assert_eq!(b.store.len().await.expect("len"), 1);
     assert!(!b.store.touch(&idle.ticket).await.expect("touch"), "an expired ticket cannot be revived");
@@ -380,11 +379,8 @@ async fn redis_down_fails_fast_and_recovers_when_it_returns() {
     }
 
     server.restart();
-    let start = Instant::now();
-    while store.ping().await.is_err() {
-        assert!(start.elapsed() < DEADLINE, "the store never reconnected");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let probe = || async { store.ping().await.map_err(|e| e.to_string()) };
+    eventually(DEADLINE, "the store reconnects", probe).await;
     // The test server keeps nothing across a restart: the line starts empty, and works.
     let c = entry("c");
     assert_eq!(store.enqueue(c.clone()).await.expect("enqueue after restart"), 1);

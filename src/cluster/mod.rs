@@ -1,4 +1,4 @@
-//! One owner per game, fenced; any instance serves any player (DESIGN.md D11). [`Cluster`]
+//! One owner per game, fenced; any instance serves any player (docs/DESIGN.md D11). [`Cluster`]
 //! is this instance's view of the game directory: its id and heartbeat, the leases it
 //! claims, renews and releases, and the seat sessions any instance can read. Every call goes
 //! through the `database` breaker. The [`relay`] carries a player's commands to the owner of
@@ -111,11 +111,6 @@ impl Cluster {
                 tracing::debug!("could not update a seat session's last-seen time: {e}");
             }
         });
-    }
-
-    /// The seat session of a token hash.
-    pub async fn session(&self, hash: &TokenHash) -> Result<Option<SeatSession>, StoreError> {
-        self.database.call(self.stores.sessions.get(hash)).await
     }
 
     /// Announces this instance as alive, every third of the lease, for ever.

@@ -1,4 +1,4 @@
-//! The Relay is an actor, one per instance (DESIGN.md D11: any instance serves any player).
+//! The Relay is an actor, one per instance (docs/DESIGN.md D11: any instance serves any player).
 //! A socket that lands on an instance which does not own its game stays there: its session
 //! sends the join, its commands and its leave to the owner through the Relay, and the
 //! owner's frames come back the same way. Relayed messages travel over Redis Pub/Sub: each

@@ -1,4 +1,4 @@
-//! Configuration (DESIGN.md D9): `server_config.yaml` as typed structs. Each setting is
+//! Configuration (docs/DESIGN.md D9): `server_config.yaml` as typed structs. Each setting is
 //! written once: its field, with its default (`#[default = …]`) and its allowed range
 //! (`#[garde(…)]`) beside it, and the doc comment that says what it does. [`load`] reads
 //! the YAML, applies the environment (`RAMPART__SECTION__KEY=value` for any key, plus
@@ -182,7 +182,7 @@ pub struct ServerConfig {
     pub lobby_idle_timeout_ms: u64,
 }
 
-/// `supervision:` section: how crashed or hung games are restarted (DESIGN.md D1, D3).
+/// `supervision:` section: how crashed or hung games are restarted (docs/DESIGN.md D1, D3).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Validate, SmartDefault)]
 #[serde(default, deny_unknown_fields)]
 pub struct SupervisionConfig {
@@ -507,7 +507,7 @@ pub struct RedisConfig {
     pub reconnect_max_delay_ms: u64,
 }
 
-/// `cluster:` section: how instances sharing one Redis own games (DESIGN.md D11).
+/// `cluster:` section: how instances sharing one Redis own games (docs/DESIGN.md D11).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Validate, SmartDefault)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClusterConfig {

@@ -2,7 +2,7 @@
 //!
 //! This module owns the game-agnostic vocabulary shared by every game kind:
 //! the two [`Seat`]s, the [`Outcome`] of a game, the [`MoveError`] reasons a
-//! move can be refused (and their PROTOCOL.md error codes), and the [`Rules`]
+//! move can be refused (and their docs/PROTOCOL.md error codes), and the [`Rules`]
 //! trait a game kind implements. Concrete kinds live in submodules
 //! ([`connect4`]), and [`ai`] holds the computer opponent. Everything here is
 //! pure: no I/O, no actors, no threads, no clocks.
@@ -74,7 +74,7 @@ pub enum Outcome {
 
 /// Why a move was refused.
 ///
-/// Maps to PROTOCOL.md codes: `NotYourTurn` → `NOT_YOUR_TURN`, `GameOver` →
+/// Maps to docs/PROTOCOL.md codes: `NotYourTurn` → `NOT_YOUR_TURN`, `GameOver` →
 /// `GAME_OVER`, the rest → `INVALID_MOVE` (see [`MoveError::code`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MoveError {
@@ -100,7 +100,7 @@ pub enum MoveError {
 }
 
 impl MoveError {
-    /// The PROTOCOL.md error code: `"INVALID_MOVE"`, `"NOT_YOUR_TURN"` or
+    /// The docs/PROTOCOL.md error code: `"INVALID_MOVE"`, `"NOT_YOUR_TURN"` or
     /// `"GAME_OVER"`.
     #[must_use]
     pub fn code(&self) -> &'static str {

@@ -1,4 +1,4 @@
-//! HealthMonitor is an actor (DESIGN.md D5). Every `health.interval_ms` it samples the
+//! HealthMonitor is an actor (docs/DESIGN.md D5). Every `health.interval_ms` it samples the
 //! memory the process holds ([`memory`]: RSS from sysinfo minus the allocator's free pages)
 //! and the system's available memory (sysinfo, refreshing only those), how late its own tick fired (event-loop lag), the games running, and the rate of
 //! game-creation requests counted where they arrive ([`CreationRate`]). The pure

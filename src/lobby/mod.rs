@@ -1,4 +1,4 @@
-//! The lobby (DESIGN.md D7): the games every instance shows, built from the runtime records
+//! The lobby (docs/DESIGN.md D7): the games every instance shows, built from the runtime records
 //! the health-events stream feeds. Three parts:
 //!
 //! - [`EventSink`]: where the supervisor and the games publish their runtime events. It
@@ -117,11 +117,6 @@ impl LobbyView {
     /// One game's summary, if the lobby knows it.
     pub fn get(&self, id: &GameId) -> Option<Value> {
         self.lock().get(id).map(|r| r.summary.clone())
-    }
-
-    /// The instance that last reported a game.
-    pub fn instance_of(&self, id: &GameId) -> Option<InstanceId> {
-        self.lock().get(id).map(|r| r.instance.clone())
     }
 
     /// The current `lobby` frame, and every later one.

@@ -1,6 +1,6 @@
-//! The wire contract of PROTOCOL.md as types: error codes and the error shape, client and
+//! The wire contract of docs/PROTOCOL.md as types: error codes and the error shape, client and
 //! server WebSocket frames, REST bodies and the game views. Parsing and validation of client
-//! frames happen here, in one place, and return PROTOCOL.md error codes.
+//! frames happen here, in one place, and return docs/PROTOCOL.md error codes.
 
 pub mod views;
 

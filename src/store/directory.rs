@@ -1,4 +1,4 @@
-//! The game directory (DESIGN.md D11): who owns each game. Owning a game is a lease that
+//! The game directory (docs/DESIGN.md D11): who owns each game. Owning a game is a lease that
 //! expires after `cluster.lease_ms` unless its owner renews it, and carries an epoch that
 //! only grows: every takeover takes a new one, and every snapshot write is fenced by it.
 //! Instances announce themselves with a heartbeat that expires the same way. The embedded
@@ -58,8 +58,6 @@ pub trait GameDirectory: Send + Sync + 'static {
     fn alive<'a>(&'a self, instance: &'a InstanceId) -> StoreFuture<'a, bool>;
     /// Forgets everything about a game (its epoch counter included).
     fn forget<'a>(&'a self, id: &'a GameId) -> StoreFuture<'a, ()>;
-    /// The epoch counter of a game (0 when it has none).
-    fn epoch<'a>(&'a self, id: &'a GameId) -> StoreFuture<'a, u64>;
 }
 
 #[derive(Default)]
@@ -191,9 +189,5 @@ impl GameDirectory for MemoryDirectory {
             self.lock().remove(id);
             Ok(())
         })
-    }
-
-    fn epoch<'a>(&'a self, id: &'a GameId) -> StoreFuture<'a, u64> {
-        Box::pin(async move { Ok(self.epoch_now(id)) })
     }
 }

@@ -1,4 +1,4 @@
-//! The health-events stream (DESIGN.md D7, seed 004): the supervisor publishes every game
+//! The health-events stream (docs/DESIGN.md D7): the supervisor publishes every game
 //! runtime event to a stream; a consumer (one per instance, in one consumer group, so each
 //! event is applied once across instances) applies it to the game's runtime record with a
 //! compare-and-set transition, and the lobby every instance shows is built from those
@@ -112,7 +112,7 @@ pub struct RuntimeRecord {
     pub game_id: GameId,
     /// Its runtime status.
     pub status: RunStatus,
-    /// Its lobby summary (the PROTOCOL.md game summary).
+    /// Its lobby summary (the docs/PROTOCOL.md game summary).
     pub summary: Value,
     /// The instance that last reported it.
     pub instance: InstanceId,
@@ -156,7 +156,7 @@ pub struct Applied {
     /// Whether the status or the summary really changed (only then is the lobby told).
     pub changed: bool,
     /// Whether the status transition lost its compare-and-set (the summary was still
-    /// updated, as seed 004's D2 does).
+    /// updated: a late event still refreshes what the lobby shows).
     pub conflict: bool,
     /// The record after the event (`None`: deleted, or never created).
     pub record: Option<RuntimeRecord>,

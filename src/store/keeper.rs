@@ -1,4 +1,4 @@
-//! SnapshotKeeper: the one owner, in this process, of every game's latest snapshot (DESIGN.md
+//! SnapshotKeeper: the one owner, in this process, of every game's latest snapshot (docs/DESIGN.md
 //! D2). A game publishes its snapshot after each accepted change; the keeper holds it as the
 //! latest and writes it to the [`SnapshotStore`] behind the game, through the `database`
 //! breaker, batching what is pending. While the store is down only the latest snapshot of

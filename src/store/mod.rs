@@ -1,4 +1,4 @@
-//! Stores (DESIGN.md "Stores"): each storage concern is a small async trait with an
+//! Stores (docs/DESIGN.md "Stores"): each storage concern is a small async trait with an
 //! embedded implementation (the default, so `make run` needs nothing) and a Redis one (for
 //! games that outlive their process and several instances on one Redis):
 //!

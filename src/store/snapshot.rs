@@ -51,7 +51,7 @@ pub struct Snapshot {
     /// Bumped by every committed change: a store keeps the highest it was given.
     #[serde(default)]
     pub version: u64,
-    /// The lease epoch of the owner that wrote it (the fencing token, DESIGN.md D11).
+    /// The lease epoch of the owner that wrote it (the fencing token, docs/DESIGN.md D11).
     #[serde(default)]
     pub epoch: u64,
 }

@@ -1,4 +1,4 @@
-//! The waitlist (DESIGN.md D6): players refused admission wait here in FIFO order until
+//! The waitlist (docs/DESIGN.md D6): players refused admission wait here in FIFO order until
 //! the waitlist processor admits them. One trait, [`WaitlistStore`], with two backends: the
 //! embedded [`MemoryWaitlist`] (the default) and Redis (`redis/waitlist.rs`), so the same
 //! tests run against both.

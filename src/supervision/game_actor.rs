@@ -1,7 +1,7 @@
 //! GameActor is an actor. It alone owns one game's state; sessions only send it commands.
 //! Every handler and every async result runs inside `catch_unwind`: on a panic the actor
 //! discards its state and stops, and actix's `Supervisor` restarts the same struct, which
-//! restores its last good snapshot under the configured restart policy (DESIGN.md D1–D3).
+//! restores its last good snapshot under the configured restart policy (docs/DESIGN.md D1–D3).
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
@@ -815,7 +815,7 @@ impl Actor for GameActor {
 
 impl actix::Supervised for GameActor {
     fn restarting(&mut self, ctx: &mut Context<Self>) {
-        // Never call ctx.stop() here: it spins the arbiter (DESIGN.md D1).
+        // Never call ctx.stop() here: it spins the arbiter (docs/DESIGN.md D1).
         if self.abandoned() {
             return;
         }

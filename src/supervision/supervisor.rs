@@ -7,7 +7,7 @@
 //! connected to for `server.abandoned_game_secs`, and removes ended games nobody watches
 //! once their time-to-live passes.
 //!
-//! With the Redis backend it holds a lease for each game it hosts (DESIGN.md D11): claimed
+//! With the Redis backend it holds a lease for each game it hosts (docs/DESIGN.md D11): claimed
 //! at creation, renewed every third of `cluster.lease_ms`, released at shutdown. A game it
 //! does not host is resolved on request: to its live owner (the session then relays), or,
 //! when the owner's lease has lapsed, taken over here from its stored snapshot with a new

@@ -213,7 +213,7 @@ pub fn is_body_timeout(error: &PayloadError) -> bool {
 /// Sets the options every accepted socket needs: `TCP_NODELAY`, so a small frame (a
 /// `state`) leaves at once instead of waiting for the peer's delayed ACK (measured: the
 /// opponent's p50 went from 40.7 ms to under 1 ms), and `TCP_USER_TIMEOUT`, so a dead peer
-/// is dropped (DESIGN.md D10; zero keeps the OS default).
+/// is dropped (docs/DESIGN.md D10; zero keeps the OS default).
 pub fn tune_accepted(stream: &tokio::net::TcpStream, user_timeout: Duration) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     if !user_timeout.is_zero() {

@@ -1,5 +1,5 @@
 //! PlayerSession is an actor, one per game WebSocket. It holds at most one seat. It parses
-//! and validates client frames (errors per PROTOCOL.md) and takes each command to its game,
+//! and validates client frames (errors per docs/PROTOCOL.md) and takes each command to its game,
 //! wherever the game lives: hosted here (through the registry, so a moved game is found
 //! again and a command caught in the mailbox of an abandoned incarnation is sent again to
 //! the new one), or owned by another instance (through the [`Relay`], invisibly to the

@@ -25,7 +25,7 @@ for test in play.mjs dashboard.mjs waitlist.mjs; do
     echo "--- server log ---"; tail -n 50 "$log"; exit 1
   fi
 done
-# The server has now served a game: its /metrics must pass promtool (PROTOCOL.md).
+# The server has now served a game: its /metrics must pass promtool (docs/PROTOCOL.md).
 python3 -c "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:$port/metrics').read().decode(), end='')" > "$log.metrics"
 if promtool check metrics < "$log.metrics"; then
   echo "promtool: 1 passed, 0 failed"

@@ -1,7 +1,11 @@
 //! Test harness: starts the real server in-process on port 0 with its own shutdown
 //! trigger, and drives it with real HTTP and WebSocket clients. Every wait is a condition
-//! polled against a deadline, never a bare sleep.
+//! polled against a deadline with [`eventually`], never a bare sleep. [`process`] runs the
+//! real binary as a child; [`redis_server`] a private `redis-server`.
 #![allow(dead_code, missing_docs)]
+
+pub mod process;
+pub mod redis_server;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -14,6 +18,37 @@ use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
 pub const DEADLINE: Duration = Duration::from_secs(10);
+
+/// How often [`eventually`] asks again.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Waits until `probe` answers `Ok`, asking every 20 ms; once `within` has passed it panics
+/// with `what` and the last `Err` (what the probe saw instead).
+pub async fn eventually<T, Fut>(within: Duration, what: &str, mut probe: impl FnMut() -> Fut) -> T
+where
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let start = Instant::now();
+    loop {
+        match probe().await {
+            Ok(value) => return value,
+            Err(seen) => assert!(start.elapsed() < within, "{what}: not within {within:?}; last saw {seen}"),
+        }
+        actix_rt::time::sleep(POLL).await;
+    }
+}
+
+/// [`eventually`] for a thread that may block (the child-process and Redis harnesses).
+pub fn eventually_blocking<T>(within: Duration, what: &str, mut probe: impl FnMut() -> Result<T, String>) -> T {
+    let start = Instant::now();
+    loop {
+        match probe() {
+            Ok(value) => return value,
+            Err(seen) => assert!(start.elapsed() < within, "{what}: not within {within:?}; last saw {seen}"),
+        }
+        std::thread::sleep(POLL);
+    }
+}
 
 /// A config for tests: immediate restarts, no AI think pause, small limits.
 pub fn test_config() -> Config {
@@ -56,16 +91,14 @@ impl TestServer {
             shutdown: Some(tx),
             client: awc::Client::builder().timeout(Duration::from_secs(10)).finish(),
         };
-        let start = Instant::now();
-        loop {
-            if let Ok(resp) = server.client.get(server.url("/health")).send().await {
-                if resp.status().is_success() {
-                    break;
-                }
+        let probe = || async {
+            match server.client.get(server.url("/health")).send().await {
+                Ok(resp) if resp.status().is_success() => Ok(()),
+                Ok(resp) => Err(format!("/health answered {}", resp.status())),
+                Err(e) => Err(e.to_string()),
             }
-            assert!(start.elapsed() < DEADLINE, "server did not come up");
-            actix_rt::time::sleep(Duration::from_millis(10)).await;
-        }
+        };
+        eventually(DEADLINE, "the server comes up", probe).await;
         server
     }
 
@@ -129,15 +162,15 @@ impl TestServer {
 
     /// Polls /metrics until `sample` reaches at least `value`.
     pub async fn wait_metric(&self, sample: &str, value: f64) {
-        let start = Instant::now();
-        loop {
+        let probe = || async move {
             let now = self.metric(sample).await;
             if now >= value {
-                return;
+                Ok(())
+            } else {
+                Err(now.to_string())
             }
-            assert!(start.elapsed() < DEADLINE, "{sample} stayed at {now}, wanted {value}");
-            actix_rt::time::sleep(Duration::from_millis(20)).await;
-        }
+        };
+        eventually(DEADLINE, &format!("{sample} reaches {value}"), probe).await;
     }
 
     /// Creates a game; answers the seat grant.
@@ -208,8 +241,7 @@ impl TestServer {
     /// Polls every waitlist ticket until all are admitted, asserting at each poll that the
     /// admitted ones are a prefix of `tickets` (FIFO). Answers each ticket's final status.
     pub async fn wait_admitted_in_order(&self, tickets: &[String]) -> Vec<Value> {
-        let start = Instant::now();
-        loop {
+        let probe = || async move {
             let mut statuses = Vec::new();
             for t in tickets {
                 statuses.push(self.get(&format!("/api/v1/waitlist/{t}")).await.1);
@@ -218,24 +250,26 @@ impl TestServer {
             let prefix = admitted.iter().take_while(|a| **a).count();
             assert!(admitted[prefix..].iter().all(|a| !a), "admitted out of order: {admitted:?}");
             if prefix == tickets.len() {
-                return statuses;
+                Ok(statuses)
+            } else {
+                Err(format!("admitted {admitted:?}"))
             }
-            assert!(start.elapsed() < DEADLINE, "not everyone was admitted: {admitted:?}");
-            actix_rt::time::sleep(Duration::from_millis(20)).await;
-        }
+        };
+        eventually(DEADLINE, "everyone is admitted", probe).await
     }
 
     /// Polls GET /api/v1/games/{id} until `pred` holds.
     pub async fn wait_summary(&self, game_id: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        let start = Instant::now();
-        loop {
+        let pred = &pred;
+        let probe = || async move {
             let (_, body) = self.get(&format!("/api/v1/games/{game_id}")).await;
             if pred(&body) {
-                return body;
+                Ok(body)
+            } else {
+                Err(body.to_string())
             }
-            assert!(start.elapsed() < DEADLINE, "summary never matched: {body}");
-            actix_rt::time::sleep(Duration::from_millis(20)).await;
-        }
+        };
+        eventually(DEADLINE, "the summary matches", probe).await
     }
 }
 

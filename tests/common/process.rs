@@ -8,7 +8,9 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use super::eventually_blocking;
 
 /// How long the process may take to answer `/health`.
 const READY_DEADLINE: Duration = Duration::from_secs(20);
@@ -42,16 +44,10 @@ impl ServerProcess {
     /// Starts the process again on the same port, with the same environment (after
     /// [`ServerProcess::kill`] or [`ServerProcess::terminate`]).
     pub fn restart(&mut self) {
-        let start = Instant::now();
-        while !self.launch() {
-            assert!(
-                start.elapsed() < READY_DEADLINE,
-                "rampart did not restart on {}; see {}",
-                self.addr,
-                self.log.display()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let what = format!("rampart restarts on {} (see {})", self.addr, self.log.display());
+        eventually_blocking(READY_DEADLINE, &what, || {
+            self.launch().then_some(()).ok_or_else(|| "it exited".to_owned())
+        });
     }
 
     fn launch(&mut self) -> bool {
@@ -88,14 +84,10 @@ impl ServerProcess {
     pub fn terminate(&mut self) -> Option<i32> {
         self.signal("-TERM");
         let mut child = self.child.take().expect("running");
-        let start = Instant::now();
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return status.code();
-            }
-            assert!(start.elapsed() < READY_DEADLINE, "rampart did not exit after SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        eventually_blocking(READY_DEADLINE, "rampart exits after SIGTERM", || match child.try_wait() {
+            Ok(Some(status)) => Ok(status.code()),
+            _ => Err("still running".to_owned()),
+        })
     }
 
     /// SIGSTOP: the process freezes (its sockets stay open).
@@ -109,20 +101,19 @@ impl ServerProcess {
     }
 
     fn wait_ready(&mut self) -> bool {
-        let start = Instant::now();
-        std::thread::sleep(Duration::from_millis(10));
-        while start.elapsed() < READY_DEADLINE {
+        let what = format!("rampart on {} answers /health (see {})", self.addr, self.log.display());
+        eventually_blocking(READY_DEADLINE, &what, || {
             if let Some(child) = self.child.as_mut() {
                 if child.try_wait().ok().flatten().is_some() {
-                    return false; // exited: most likely the port was taken
+                    return Ok(false); // exited: most likely the port was taken
                 }
             }
-            if http_get(self.addr, "/health").is_some_and(|(status, _)| status == 200) {
-                return true;
+            match http_get(self.addr, "/health") {
+                Some((200, _)) => Ok(true),
+                Some((status, _)) => Err(format!("/health answered {status}")),
+                None => Err("no answer yet".to_owned()),
             }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
+        })
     }
 
     pub fn pid(&self) -> u32 {

@@ -1,4 +1,4 @@
-//! The game directory in Redis (DESIGN.md D11): a game's lease is `P:g:{ID}:lease` =
+//! The game directory in Redis (docs/DESIGN.md D11): a game's lease is `P:g:{ID}:lease` =
 //! `INSTANCE EPOCH` with a time-to-live (`SET … PX`, taken only when absent, inside a
 //! script), its epoch counter `P:g:{ID}:epoch` only grows (`INCR` at every takeover), and
 //! each instance's heartbeat is `P:instance:ID` with a time-to-live.
@@ -168,15 +168,6 @@ impl GameDirectory for RedisDirectory {
             cmd.arg(lease_key).arg(epoch_key);
             let _: i64 = self.conn.query("lease forget", &cmd).await?;
             Ok(())
-        })
-    }
-
-    fn epoch<'a>(&'a self, id: &'a GameId) -> StoreFuture<'a, u64> {
-        Box::pin(async move {
-            let mut cmd = redis::cmd("GET");
-            cmd.arg(self.keys(id).1);
-            let epoch: Option<u64> = self.conn.query("lease epoch", &cmd).await?;
-            Ok(epoch.unwrap_or(0))
         })
     }
 }

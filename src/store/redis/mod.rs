@@ -1,5 +1,5 @@
 //! The Redis backends of every store, and the connection they share. [`RedisConn`] owns a
-//! reconnecting connection manager with a capped backoff (DESIGN.md D10), runs every
+//! reconnecting connection manager with a capped backoff (docs/DESIGN.md D10), runs every
 //! command under the command timeout, and scrubs the password from every error message.
 //! The breakers sit one level up ([`crate::store::Guarded`]): a backend here only talks to
 //! Redis.

@@ -1,4 +1,4 @@
-//! Game snapshots in Redis (DESIGN.md D2, D11): one hash per game (`data`, `epoch`,
+//! Game snapshots in Redis (docs/DESIGN.md D2, D11): one hash per game (`data`, `epoch`,
 //! `version`) written by a script that refuses a write whose epoch is older than the game's
 //! epoch counter (the fencing token a takeover moves forward), and ignores one whose version
 //! is not newer than the stored one from the same owner.

@@ -1,4 +1,4 @@
-//! The Redis waitlist backend (DESIGN.md D6): the same FIFO line as [`MemoryWaitlist`], kept
+//! The Redis waitlist backend (docs/DESIGN.md D6): the same FIFO line as [`MemoryWaitlist`], kept
 //! in Redis so it survives a server restart and is shared by several instances. It holds
 //! the Lua scripts that make every operation atomic, on the shared [`RedisConn`].
 //!

@@ -9,7 +9,9 @@ use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use super::eventually_blocking;
 
 /// How long a fresh server may take to answer PING.
 const READY_DEADLINE: Duration = Duration::from_secs(10);
@@ -65,12 +67,11 @@ impl RedisServer {
     /// Starts the server again on the same port (empty: nothing is persisted).
     pub fn restart(&mut self) {
         self.stop();
-        let deadline = Instant::now() + READY_DEADLINE;
         // The port is ours until the deadline; a start can only fail if it is not free yet.
-        while !self.launch() {
-            assert!(Instant::now() < deadline, "redis-server did not restart on port {}", self.port);
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let what = format!("redis-server restarts on port {}", self.port);
+        eventually_blocking(READY_DEADLINE, &what, || {
+            self.launch().then_some(()).ok_or_else(|| "it exited".to_owned())
+        });
     }
 
     /// Spawns the server and waits for PING. False when it exited at start-up.
@@ -98,26 +99,25 @@ impl RedisServer {
             Err(e) => panic!("could not start redis-server: {e}"),
         };
         self.child = Some(child);
-        let deadline = Instant::now() + READY_DEADLINE;
-        loop {
+        let what = format!("redis-server on port {} answers PING", self.port);
+        eventually_blocking(READY_DEADLINE, &what, || {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(_)) = child.try_wait() {
                     self.child = None;
-                    return false;
+                    return Ok(false);
                 }
             }
-            if ping(self.port) {
-                // Make sure the server answering is ours, not one that took the port first.
-                let ours = self.child.as_ref().map(Child::id);
-                if server_pid(self.port) == ours {
-                    return true;
-                }
-                self.stop();
-                return false;
+            if !ping(self.port) {
+                return Err("no answer yet".to_owned());
             }
-            assert!(Instant::now() < deadline, "redis-server on port {} did not answer PING in time", self.port);
-            std::thread::sleep(Duration::from_millis(10));
-        }
+            // Make sure the server answering is ours, not one that took the port first.
+            let ours = self.child.as_ref().map(Child::id);
+            if server_pid(self.port) == ours {
+                return Ok(true);
+            }
+            self.stop();
+            Ok(false)
+        })
     }
 }
 
