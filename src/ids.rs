@@ -183,7 +183,7 @@ impl fmt::Debug for SessionKey {
 }
 
 /// One server instance's id: random per process start (several instances share a Redis),
-/// or set with `RAMPART_INSTANCE_ID`.
+/// or set with `cluster.instance_id` (`RAMPART__CLUSTER__INSTANCE_ID`).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct InstanceId(String);

@@ -254,10 +254,15 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     tracing::info!("shutting down: no new games; telling players; closing sockets");
     state.draining.store(true, Ordering::Release);
     let _ = admission.send(StartDraining).await;
+    state.lobby.shut_down();
     let within = Duration::from_millis(config.server.shutdown_grace_ms / 2);
     match supervisor.send(ShutdownGames { within }).await {
+        Ok(report) if config.storage.backend == StorageBackend::Memory => tracing::warn!(
+            games = report.games,
+            "storage.backend is memory: the games in play end with this process"
+        ),
         Ok(report) if report.unwritten == 0 && report.unreleased == 0 => {
-            tracing::info!(games = report.games, "every game's snapshot is written and its lease released")
+            tracing::info!(games = report.games, "every game's snapshot is written to Redis and its lease released")
         }
         Ok(report) => tracing::warn!(
             games = report.games,

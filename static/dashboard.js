@@ -899,7 +899,7 @@ function attentionItems() {
     return items;
   }
   const c = obj(h.checks);
-  if (h.status === 'draining') add('info', 'The server is draining (maintenance).', 'It finishes the running games and starts no new ones. Nothing to do if this was planned; otherwise restart it.', 'status');
+  if (h.status === 'draining') add('info', 'The server is draining (maintenance).', 'It starts no new games, saves the running ones and closes their sockets (1012) so players reconnect elsewhere. Nothing to do if this was planned; otherwise restart it.', 'status');
   if (h.status === 'overloaded') {
     if (s.forced) add('bad', 'Overloaded, forced by an admin: new games wait in line.', 'An admin set this status (POST /api/v1/admin/health); it stays until set to null. The line drains once it is lifted.', 'status');
     else add('bad', 'Overloaded: new games wait in line.', 'The vital over its limit is marked red below. The line drains by itself once health is back.', 'status');
@@ -913,7 +913,7 @@ function attentionItems() {
   } else if (ar.status && ar.status !== 'ok') {
     const lost = num(ar.lost);
     add('warn', `${lost === null ? 'A' : fmtInt(lost)} game thread${lost === 1 ? ' was' : 's were'} lost (a leaked thread; ${fmtInt(ar.running)} still running).`,
-      'A hung game held a thread the watchdog gave up on; its games moved to the other threads, so play goes on with fewer. Restart the process when convenient (at a quiet time) to get the thread back.', 'arbiters');
+      'A hung game held a thread the watchdog gave up on; its games were moved to a fresh thread and play on, but the old thread may still burn CPU or hold memory. Restart the process when convenient (at a quiet time) to get the thread back.', 'arbiters');
   }
 
   for (const b of lastBreakers) {

@@ -339,8 +339,11 @@ async fn shutdown_closes_sockets_with_1012() {
     let mut server = TestServer::start(test_config()).await;
     let grant = server.create("ai", "ada").await;
     let mut red = server.player(&grant).await;
+    let mut lobby = server.lobby().await;
+    lobby.recv_type("lobby").await;
     server.shutdown();
     assert_eq!(red.recv_close().await, Some(1012));
+    assert_eq!(lobby.recv_close().await, Some(1012), "lobby sockets are told too");
 }
 
 #[actix_rt::test]

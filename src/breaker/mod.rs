@@ -184,8 +184,8 @@ pub struct BreakerConfig {
     #[garde(range(min = 1, max = 100))]
     #[default = 1]
     pub half_open_successes_to_close: u32,
-    /// The operations it protects (documentation and metrics only): up to 100 names of
-    /// 1..=64 characters.
+    /// The operations it protects, for operators (shown by the breaker endpoints and the
+    /// dashboard): up to 100 names of 1..=64 characters.
     #[garde(length(max = 100), inner(length(min = 1, max = 64)))]
     pub operations: Vec<String>,
 }

@@ -60,6 +60,7 @@ pub struct LobbyView {
     dirty: AtomicBool,
     frame: watch::Sender<Arc<str>>,
     last_health: Mutex<&'static str>,
+    closing: watch::Sender<bool>,
 }
 
 impl LobbyView {
@@ -72,6 +73,7 @@ impl LobbyView {
             dirty: AtomicBool::new(true),
             frame,
             last_health: Mutex::new(""),
+            closing: watch::channel(false).0,
         });
         view.rebuild();
         view
@@ -117,6 +119,16 @@ impl LobbyView {
     /// One game's summary, if the lobby knows it.
     pub fn get(&self, id: &GameId) -> Option<Value> {
         self.lock().get(id).map(|r| r.summary.clone())
+    }
+
+    /// Tells every lobby socket the server is shutting down (they close with 1012).
+    pub fn shut_down(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Becomes true when the server shuts down.
+    pub fn closing(&self) -> watch::Receiver<bool> {
+        self.closing.subscribe()
     }
 
     /// The current `lobby` frame, and every later one.

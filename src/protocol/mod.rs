@@ -87,7 +87,8 @@ impl ErrorCode {
         }
     }
 
-    /// The HTTP status of this code on a REST response (WebSocket-only codes map to 409).
+    /// The HTTP status of this code on a REST response. Codes only a socket sends map to
+    /// 409 (a move refused by the game's state) or 400 (an unknown frame type).
     pub fn http_status(self) -> u16 {
         match self {
             ErrorCode::BadRequest => 400,

@@ -137,6 +137,9 @@ pub struct Command {
     pub deadline: Instant,
 }
 
+/// How soon a command or AI move refused on a lapsed lease may try again.
+const LEASE_RECHECK: Duration = Duration::from_millis(250);
+
 /// What became of a [`Command`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, MessageResponse, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -543,7 +546,23 @@ impl GameActor {
         }
     }
 
+    /// Whether this instance's lease on the game ran out without a renewal round since
+    /// (the process was paused or its event loop stalled): until the next round confirms
+    /// it, another instance may own the game, so nothing is applied here.
+    fn lease_lapsed(&self) -> bool {
+        monotonic_ms() > self.cell.lease_until_ms.load(Ordering::Acquire)
+    }
+
     fn unavailable(&self) -> Option<ErrorBody> {
+        if self.lease_lapsed() {
+            return Some(
+                ErrorBody::new(
+                    ErrorCode::GameRestarting,
+                    "this server is confirming it still holds the game; retry shortly",
+                )
+                .with("retry_after_ms", LEASE_RECHECK.as_millis() as u64),
+            );
+        }
         if self.failed {
             return Some(ErrorBody::new(ErrorCode::GameFailed, "this game exceeded its restart limit and is closed"));
         }
@@ -649,6 +668,11 @@ impl GameActor {
         };
         ctx.spawn(search.into_actor(self).map(move |result, act, ctx| {
             act.ai_in_flight = false;
+            if act.lease_lapsed() {
+                // Not ours to play until the lease is confirmed: search again then.
+                ctx.run_later(LEASE_RECHECK, |act, ctx| act.schedule_ai(ctx));
+                return;
+            }
             let _ = act.guarded(ctx, |act, ctx| {
                 let column = match result {
                     Ok(column) => column,

@@ -450,7 +450,10 @@ async fn find(cluster: Arc<Cluster>, keeper: Arc<SnapshotKeeper>, id: GameId, pa
     let until = tokio::time::Instant::now() + patience;
     loop {
         match cluster.owner(&id).await {
-            Err(e) => return unavailable(format!("the game's owner cannot be looked up right now ({e})")),
+            Err(e) => {
+                tracing::warn!(game_id = %id, "the game's owner cannot be looked up right now: {e}");
+                return unavailable("the game's owner cannot be looked up right now; retry shortly".to_owned());
+            }
             Ok(Some(lease)) if lease.instance != cluster.me => match cluster.alive(&lease.instance).await {
                 Ok(true) => return Found::Resolved(Resolved::Remote(lease)),
                 Ok(false) | Err(_) if tokio::time::Instant::now() >= until => {
@@ -470,14 +473,20 @@ async fn find(cluster: Arc<Cluster>, keeper: Arc<SnapshotKeeper>, id: GameId, pa
                 let snapshot = match keeper.read_stored(&id).await {
                     Ok(Some(snapshot)) => snapshot,
                     Ok(None) => return Found::Resolved(Resolved::NotFound),
-                    Err(e) => return unavailable(format!("the game's snapshot cannot be read right now ({e})")),
+                    Err(e) => {
+                        tracing::warn!(game_id = %id, "the game's snapshot cannot be read right now: {e}");
+                        return unavailable("the game's snapshot cannot be read right now; retry shortly".to_owned());
+                    }
                 };
                 let claimed_ms = monotonic_ms();
                 match cluster.claim(&id).await {
                     Ok(Claim::Won(lease)) => return Found::TakeOver(snapshot, lease, claimed_ms),
                     // Another instance won the race: relay to it.
                     Ok(Claim::Held(_)) => continue,
-                    Err(e) => return unavailable(format!("the game cannot be taken over right now ({e})")),
+                    Err(e) => {
+                        tracing::warn!(game_id = %id, "the game cannot be taken over right now: {e}");
+                        return unavailable("the game cannot be taken over right now; retry shortly".to_owned());
+                    }
                 }
             }
         }
@@ -610,10 +619,16 @@ impl Handler<ShutdownGames> for GameSupervisor {
             }
             (unwritten, unreleased)
         };
+        // Only a shared store outlives the process: without it, say so instead of promising.
+        let reason = if self.cluster.shared() {
+            "server restarting; your game is saved"
+        } else {
+            "server shutting down; games are kept in memory only and end with it"
+        };
         Box::pin(work.into_actor(self).map(move |(unwritten, unreleased), _, _| {
             for cell in &cells {
                 if let Some(addr) = cell.addr() {
-                    addr.do_send(Shutdown { reason: "server restarting; your game is saved" });
+                    addr.do_send(Shutdown { reason });
                 }
             }
             ShutdownReport { games: cells.len(), unwritten, unreleased }

@@ -3,8 +3,9 @@
 //! - **A connection ceiling.** Every accepted connection takes a [`ConnSlot`] (released
 //!   when the connection closes). Past `server.max_connections` (capped by the open-file
 //!   limit) a request is answered 503 SERVER_BUSY with `Retry-After` and the connection is
-//!   closed at once, so the process never runs out of file descriptors and `/health` keeps
-//!   answering. actix's own per-worker limit sits a little above it as the last stop.
+//!   closed at once, so the process never runs out of file descriptors: the connections
+//!   under the ceiling (a load balancer's `/health` probe among them) are served as usual.
+//!   actix's own per-worker limit sits a little above it as the last stop.
 //! - **A body deadline.** A request body must arrive within `server.body_timeout_ms` of the
 //!   request: a client trickling a body byte by byte gets 408 REQUEST_TIMEOUT and its
 //!   connection is closed. A response sent before its request's body was read closes the

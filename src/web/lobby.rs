@@ -36,6 +36,17 @@ pub struct LobbySession {
 /// A new lobby frame from the view.
 struct LobbyUpdate(Arc<str>);
 
+/// The server is shutting down.
+struct ShuttingDown;
+
+impl StreamHandler<ShuttingDown> for LobbySession {
+    fn handle(&mut self, _: ShuttingDown, ctx: &mut Context<Self>) {
+        self.socket.close(ctx, 1012, "server restarting");
+    }
+
+    fn finished(&mut self, _: &mut Context<Self>) {}
+}
+
 impl StreamHandler<LobbyUpdate> for LobbySession {
     fn handle(&mut self, frame: LobbyUpdate, ctx: &mut Context<Self>) {
         self.snapshot(ctx, frame.0);
@@ -91,6 +102,7 @@ impl LobbySession {
             return self.error(
                 ctx,
                 ErrorBody::new(ErrorCode::UnknownMessageType, "the lobby accepts watch and ping")
+                    .with("type", kind)
                     .with("allowed", LOBBY_FRAME_TYPES.to_vec()),
             );
         }
@@ -121,6 +133,12 @@ impl Actor for LobbySession {
             let text = rx.borrow_and_update().clone();
             Some((LobbyUpdate(text), rx))
         }));
+        let mut closing = self.view.closing();
+        let shutdown = async move { closing.wait_for(|closing| *closing).await.is_ok() };
+        ctx.add_stream(futures_util::StreamExt::filter_map(
+            futures_util::stream::once(shutdown),
+            |closing| async move { closing.then_some(ShuttingDown) },
+        ));
         ctx.run_interval(IDLE_CHECK, |act, ctx| {
             // A lobby socket must say something now and then (the page pings while it is
             // open): one opened and forgotten does not hold a connection for ever.

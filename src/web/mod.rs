@@ -462,7 +462,9 @@ async fn health(state: State) -> HttpResponse {
         uptime_secs: state.started.elapsed().as_secs(),
         version: env!("CARGO_PKG_VERSION"),
     };
-    if draining || report.status == Status::Overloaded {
+    // 503 tells a load balancer to send players elsewhere: this server takes no new game
+    // (draining, overloaded), or cannot host one (its game supervisor does not answer).
+    if draining || report.status == Status::Overloaded || arbiters.is_none() {
         HttpResponse::ServiceUnavailable().json(body)
     } else {
         HttpResponse::Ok().json(body)

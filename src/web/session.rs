@@ -53,7 +53,7 @@ enum Target {
     None,
     /// Hosted here.
     Local(Arc<GameCell>),
-    /// Owned by this instance.
+    /// Owned by another instance: commands are relayed to it.
     Remote(InstanceId),
 }
 

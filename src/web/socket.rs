@@ -302,7 +302,10 @@ impl Socket {
                 let limit = self.limits.hard_frame_bytes;
                 let error = ErrorBody::new(
                     ErrorCode::PayloadTooLarge,
-                    format!("frame or message exceeds {limit} bytes; the connection is closed"),
+                    format!(
+                        "frame or message exceeds the hard limit of {limit} bytes (a frame may carry {} bytes); the connection is closed",
+                        self.limits.max_frame_bytes
+                    ),
                 )
                 .with("max_bytes", self.limits.max_frame_bytes);
                 self.send_error(ctx, error, None);

@@ -9,7 +9,7 @@
 //! | key | type | holds |
 //! |---|---|---|
 //! | `{P}:…` | | the waitlist (`waitlist.rs`), under one hash tag |
-//! | `P:g:{ID}:snap` | string | game ID's latest snapshot (JSON, with its version and epoch) |
+//! | `P:g:{ID}:snap` | hash (`data`, `epoch`, `version`) | game ID's latest snapshot (JSON, with its version and epoch) |
 //! | `P:g:{ID}:lease` | string | `INSTANCE EPOCH`, expiring after `cluster.lease_ms` |
 //! | `P:g:{ID}:epoch` | string | the game's epoch counter: only grows |
 //! | `P:g:{ID}:record` | hash | the game's runtime record (status, summary) |
