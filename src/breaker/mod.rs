@@ -219,9 +219,9 @@ pub struct Transition {
 /// Receives every transition (the registry counts and logs them).
 pub type Listener = Arc<dyn Fn(&Transition) + Send + Sync>;
 
-/// A snapshot of a breaker's counters.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BreakerMetrics {
+/// Calls through a breaker by outcome (also the `counters` of its health view).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct CallCounts {
     /// Calls that succeeded.
     pub success: u64,
     /// Calls that failed (including slow calls).
@@ -234,6 +234,13 @@ pub struct BreakerMetrics {
     pub ignored: u64,
     /// Calls slower than `slow_call_ms` (also counted in `failure`).
     pub slow: u64,
+}
+
+/// A snapshot of a breaker's counters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BreakerMetrics {
+    /// Calls by outcome.
+    pub calls: CallCounts,
     /// State changes so far.
     pub transitions: u64,
     /// Failures in a row while closed.
@@ -888,12 +895,14 @@ impl CircuitBreaker {
         let open_remaining_ms = (inner.state() == BreakerState::Open && forced.is_none())
             .then(|| inner.open_until_ms.load(Ordering::Acquire).saturating_sub(inner.now_ms()));
         BreakerMetrics {
-            success: sum(SUCCESS),
-            failure: sum(FAILURE),
-            timeout: sum(TIMEOUT),
-            rejected: sum(REJECTED),
-            ignored: sum(IGNORED),
-            slow: sum(SLOW),
+            calls: CallCounts {
+                success: sum(SUCCESS),
+                failure: sum(FAILURE),
+                timeout: sum(TIMEOUT),
+                rejected: sum(REJECTED),
+                ignored: sum(IGNORED),
+                slow: sum(SLOW),
+            },
             transitions: inner.transitions.load(Ordering::Relaxed),
             consecutive_failures: inner.consecutive_failures.load(Ordering::Relaxed),
             failure_rate_pct: inner.window.as_ref().and_then(Window::rate_pct),

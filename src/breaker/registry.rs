@@ -13,8 +13,7 @@ use actix::prelude::*;
 use super::{BreakerConfig, BreakerState, CircuitBreaker, Transition};
 use crate::config::CircuitBreakersConfig;
 use crate::protocol::views::{
-    BreakerCounters, BreakerMetricsView, BreakerView, BreakersMetrics, DurationHistogram, HistogramBucket,
-    TransitionCount,
+    BreakerMetricsView, BreakerView, BreakersMetrics, DurationHistogram, HistogramBucket, TransitionCount,
 };
 
 /// A breaker name the code asked for that the configuration does not define.
@@ -128,11 +127,11 @@ impl Breakers {
         for (name, e) in self.by_name.iter() {
             let m = e.breaker.metrics();
             for (outcome, n) in [
-                ("success", m.success),
-                ("failure", m.failure),
-                ("timeout", m.timeout),
-                ("rejected", m.rejected),
-                ("ignored", m.ignored),
+                ("success", m.calls.success),
+                ("failure", m.calls.failure),
+                ("timeout", m.calls.timeout),
+                ("rejected", m.calls.rejected),
+                ("ignored", m.calls.ignored),
             ] {
                 let _ =
                     writeln!(out, "rampart_circuit_breaker_calls_total{{name=\"{name}\",outcome=\"{outcome}\"}} {n}");
@@ -176,14 +175,7 @@ fn describe(name: &str, e: &Entry) -> BreakerView {
         state: e.breaker.state().as_str(),
         enabled: e.breaker.config().enabled,
         forced: m.forced.map(|f| f.as_str()),
-        counters: BreakerCounters {
-            success: m.success,
-            failure: m.failure,
-            timeout: m.timeout,
-            rejected: m.rejected,
-            ignored: m.ignored,
-            slow: m.slow,
-        },
+        counters: m.calls,
         consecutive_failures: m.consecutive_failures,
         failure_rate_pct: m.failure_rate_pct,
         probes_in_flight: m.probes_in_flight,

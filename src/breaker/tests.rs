@@ -43,7 +43,7 @@ fn trips_after_consecutive_failures_and_a_success_resets_the_count() {
     fail(&b);
     assert_eq!(b.state(), BreakerState::Open);
     let m = b.metrics();
-    assert_eq!((m.success, m.failure, m.transitions), (1, 5, 1));
+    assert_eq!((m.calls.success, m.calls.failure, m.transitions), (1, 5, 1));
     assert_eq!(m.open_remaining_ms, Some(10_000));
 }
 
@@ -80,7 +80,7 @@ fn open_rejects_without_calling_then_half_opens_and_closes_after_enough_probes()
     assert_eq!(b.state(), BreakerState::HalfOpen, "one success of two");
     p2.success();
     assert_eq!(b.state(), BreakerState::Closed);
-    assert_eq!(b.metrics().rejected, 3);
+    assert_eq!(b.metrics().calls.rejected, 3);
     let seen = seen.lock().expect("test lock").clone();
     use BreakerState::*;
     assert_eq!(seen, vec![(Closed, Open), (Open, HalfOpen), (HalfOpen, Closed)]);
@@ -148,7 +148,7 @@ fn a_panic_inside_call_sync_counts_as_a_failure_on_every_path() {
         assert!(r.is_err());
     }
     let m = b.metrics();
-    assert_eq!((m.failure, m.success), (u64::from(SAMPLE_EVERY) + 1, 0), "fast and timed paths alike");
+    assert_eq!((m.calls.failure, m.calls.success), (u64::from(SAMPLE_EVERY) + 1, 0), "fast and timed paths alike");
     assert_eq!(m.consecutive_failures, SAMPLE_EVERY + 1);
 }
 
@@ -173,7 +173,7 @@ async fn the_call_timeout_cuts_a_hanging_call_and_counts_it() {
     }
     assert_eq!(b.state(), BreakerState::Open);
     let m = b.metrics();
-    assert_eq!((m.timeout, m.failure), (2, 0));
+    assert_eq!((m.calls.timeout, m.calls.failure), (2, 0));
     let (_, count, sum) = b.histogram();
     assert_eq!(count, 2);
     assert!(sum >= 0.04, "{sum}");
@@ -185,12 +185,12 @@ async fn ignored_outcomes_never_trip_and_a_fallback_answers_for_a_refusal() {
     let r = b.call(async { Err::<(), _>("bad request") }, |_| Outcome::Ignored).await;
     assert_eq!(r, Err(BreakerError::Inner("bad request")));
     assert_eq!(b.state(), BreakerState::Closed);
-    assert_eq!(b.metrics().ignored, 1);
+    assert_eq!(b.metrics().calls.ignored, 1);
     let r = b.call_or_else(async { Err::<&str, _>("down") }, |_| Outcome::Failure, |_| "fallback").await;
     assert_eq!(r, "fallback");
     let r = b.call_or_else(async { Ok::<_, ()>("never made") }, |_| Outcome::Success, |_| "fallback").await;
     assert_eq!(r, "fallback");
-    assert_eq!(b.metrics().rejected, 1);
+    assert_eq!(b.metrics().calls.rejected, 1);
 }
 
 #[test]
@@ -210,7 +210,7 @@ fn slow_calls_count_as_failures_when_configured() {
         assert_eq!(r, Ok(()), "a slow call still returns its result");
     }
     let m = b.metrics();
-    assert_eq!((m.slow, m.failure, m.success), (2, 2, 0));
+    assert_eq!((m.calls.slow, m.calls.failure, m.calls.success), (2, 2, 0));
     assert_eq!(b.state(), BreakerState::Open);
 }
 
@@ -292,7 +292,7 @@ fn a_disabled_breaker_is_a_counting_pass_through() {
         assert!(b.call_sync(|| Err::<(), _>(()), |_| Outcome::Failure).is_err());
     }
     assert_eq!(b.state(), BreakerState::Closed);
-    assert_eq!(b.metrics().failure, 10);
+    assert_eq!(b.metrics().calls.failure, 10);
 }
 
 #[test]
@@ -317,9 +317,9 @@ fn threads_hammering_one_breaker_add_up() {
     });
     let m = b.metrics();
     let total = per_thread * threads;
-    assert_eq!(m.success + m.failure + m.ignored + m.timeout + m.rejected, total);
-    assert_eq!(m.failure, total / 4);
-    assert_eq!(m.ignored, total / 4);
+    assert_eq!(m.calls.success + m.calls.failure + m.calls.ignored + m.calls.timeout + m.calls.rejected, total);
+    assert_eq!(m.calls.failure, total / 4);
+    assert_eq!(m.calls.ignored, total / 4);
     assert_eq!(b.state(), BreakerState::Closed);
 }
 
@@ -433,7 +433,7 @@ proptest! {
                         }
                         Err(BreakerError::Rejected { .. }) => {
                             prop_assert!(before != BreakerState::Closed, "a closed breaker refused a call");
-                            prop_assert_eq!(b.metrics().rejected, before_metrics.rejected + 1);
+                            prop_assert_eq!(b.metrics().calls.rejected, before_metrics.calls.rejected + 1);
                         }
                         Err(other) => prop_assert!(false, "unexpected {:?}", other),
                     }
@@ -475,7 +475,7 @@ proptest! {
             prop_assert!(m.probes_in_flight <= max_probes, "{} probes in flight", m.probes_in_flight);
             let held_probes = held.iter().filter(|p| p.is_probe()).count() as u32;
             prop_assert_eq!(m.probes_in_flight, held_probes);
-            prop_assert_eq!(m.success + m.failure + m.ignored + m.timeout + m.rejected + held.len() as u64, attempts);
+            prop_assert_eq!(m.calls.success + m.calls.failure + m.calls.ignored + m.calls.timeout + m.calls.rejected + held.len() as u64, attempts);
             if let Some(forced) = m.forced {
                 prop_assert_eq!(b.state(), forced);
             }

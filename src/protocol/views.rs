@@ -21,7 +21,7 @@ pub struct BreakerView {
     /// The state an admin forced, if any.
     pub forced: Option<&'static str>,
     /// Calls by outcome.
-    pub counters: BreakerCounters,
+    pub counters: crate::breaker::CallCounts,
     /// Failures in a row while closed.
     pub consecutive_failures: u32,
     /// Failure rate over the window, when configured and measured.
@@ -34,23 +34,6 @@ pub struct BreakerView {
     pub transitions: u64,
     /// Its configuration, with the YAML's names.
     pub config: BreakerConfig,
-}
-
-/// Calls through a breaker by outcome.
-#[derive(Clone, Copy, Debug, Serialize)]
-pub struct BreakerCounters {
-    /// Succeeded.
-    pub success: u64,
-    /// Failed (slow calls included).
-    pub failure: u64,
-    /// Cut by the call timeout.
-    pub timeout: u64,
-    /// Refused without being made.
-    pub rejected: u64,
-    /// Ignored or cancelled.
-    pub ignored: u64,
-    /// Slower than `slow_call_ms`.
-    pub slow: u64,
 }
 
 /// `GET /health/circuit-breakers`.
