@@ -231,11 +231,12 @@ impl RecordStore for RedisRecords {
                 summary: event.summary.clone(),
                 instance: event.instance.clone(),
             };
-            if changed == 1 {
-                let mut cmd = redis::cmd("HSET");
-                cmd.arg(&self.lobby).arg(event.game_id.as_str()).arg(encode("lobby", &record)?);
-                let _: i64 = self.conn.query("lobby update", &cmd).await?;
-            }
+            // Written even when the record did not change: the record and the lobby entry
+            // are two commands, so a redelivered event (the first lobby write failed) heals
+            // the entry. Rewriting an unchanged entry is harmless.
+            let mut cmd = redis::cmd("HSET");
+            cmd.arg(&self.lobby).arg(event.game_id.as_str()).arg(encode("lobby", &record)?);
+            let _: i64 = self.conn.query("lobby update", &cmd).await?;
             Ok(Applied { changed: changed == 1, conflict: conflict == 1, record: Some(record) })
         })
     }
