@@ -29,6 +29,7 @@ for i in $(seq 1 "$instances"); do
   p=$(free_port)
   RAMPART_BIND="127.0.0.1:$p" RAMPART__STORAGE__BACKEND=redis RAMPART_REDIS_URL="redis://127.0.0.1:$rport" \
     RAMPART_SESSION_KEY="$key" RAMPART__CLUSTER__INSTANCE_ID="rampart-$i" \
+    RAMPART__SERVER__TRUSTED_PROXIES='["127.0.0.1"]' \
     target/release/rampart --config server_config.yaml >"$dir/rampart-$i.log" 2>&1 &
   pids+=($!)
   echo $! >"$dir/rampart-$i.pid"
@@ -49,6 +50,8 @@ defaults
   # A connection refused by a dead instance is tried on another one.
   retries 3
   option redispatch
+  # The client's address, for the instances' per-client limits (server.trusted_proxies).
+  option forwardfor
 frontend rampart
   bind 127.0.0.1:$port
   default_backend instances

@@ -24,7 +24,8 @@ redis() {
 server() {
   local name=$1; shift; local p; p=$(free_port)
   env "$@" RAMPART_BIND="127.0.0.1:$p" RAMPART_LOG=warn RAMPART__ADMISSION__RATE_PER_SEC=100000 \
-    RAMPART__ADMISSION__BURST=100000 target/release/rampart --config server_config.yaml >"$dir/$name.log" 2>&1 &
+    RAMPART__ADMISSION__BURST=100000 RAMPART__ADMISSION__CLIENT_CREATIONS_PER_SEC=100000 \
+    RAMPART__ADMISSION__CLIENT_CREATION_BURST=100000 target/release/rampart --config server_config.yaml >"$dir/$name.log" 2>&1 &
   echo $! >"$dir/$name.pid"
   for _ in $(seq 1 200); do curl -fs "http://127.0.0.1:$p/health" >/dev/null 2>&1 && break; sleep 0.05; done
   echo "http://127.0.0.1:$p"

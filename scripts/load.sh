@@ -23,7 +23,8 @@ fi
 env "${extra[@]}" RAMPART_BIND="127.0.0.1:$port" RAMPART_LOG=warn \
   RAMPART__ADMISSION__RATE_PER_SEC=20 RAMPART__ADMISSION__BURST=20 RAMPART__ADMISSION__ADMIT_PER_SEC=100 \
   RAMPART__HEALTH__MAX_CREATE_RATE_PER_SEC=40 RAMPART__HEALTH__INTERVAL_MS=250 RAMPART__HEALTH__DWELL_MS=2000 \
-  RAMPART__SERVER__WORKERS=2 target/release/rampart --config server_config.yaml >"$log" 2>&1 &
+  RAMPART__SERVER__WORKERS=2 RAMPART__ADMISSION__CLIENT_CREATIONS_PER_SEC=100000 \
+  RAMPART__ADMISSION__CLIENT_CREATION_BURST=100000 RAMPART__ADMISSION__MAX_TICKETS_PER_CLIENT=1000000 target/release/rampart --config server_config.yaml >"$log" 2>&1 &
 server=$!
 for _ in $(seq 1 200); do
   curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break

@@ -219,6 +219,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     let local = listener.local_addr()?;
     let tcp_user_timeout = Duration::from_millis(config.server.tcp_user_timeout_ms);
     let app_state = state.clone();
+    let proxies = web::edge::Proxies::from_config(&config.server.trusted_proxies);
     let workers = config.server.workers as usize;
     // actix's own accept limit, per worker, a little above our ceiling: past the ceiling we
     // still accept and answer 503, past this the kernel's backlog holds the rest.
@@ -227,12 +228,16 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     let server = HttpServer::new(move || {
         App::new()
             .app_data(app_state.clone())
+            .app_data(proxies.clone())
             .wrap(actix_web::middleware::from_fn(web::edge::limits))
             .configure(web::routes)
     })
     .workers(workers)
     .max_connections(accept_per_worker)
     .disable_signals()
+    // A request head must arrive within the join deadline, however slowly it dribbles in
+    // (after the upgrade, the socket's own join deadline takes over).
+    .client_request_timeout(Duration::from_millis(config.server.join_timeout_ms))
     .shutdown_timeout(config.server.shutdown_grace_ms.div_ceil(1000))
     .on_connect(move |conn, data| {
         data.insert(gate.enter());

@@ -80,12 +80,25 @@ fn main() -> ExitCode {
 /// Logs to standard output: sentences with `key=value` context, coloured only on a
 /// terminal; `RAMPART_LOG_FORMAT=json` writes one JSON object per line instead. The filter
 /// is `RAMPART_LOG`, else `RUST_LOG` (same syntax: `info`, `rampart=debug,actix=warn`), else
-/// `info`.
+/// `info`; actix-http's per-connection errors are left out unless the filter names
+/// `actix_http`.
 fn init_logging() {
     use std::io::IsTerminal as _;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RAMPART_LOG")
-        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| "info".into());
+    let given = std::env::var("RAMPART_LOG").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_default();
+    let mut filter =
+        tracing_subscriber::EnvFilter::try_new(&given).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    if given.trim().is_empty() {
+        filter = tracing_subscriber::EnvFilter::new("info");
+    }
+    // actix-http's HTTP/1 dispatcher logs any client's malformed request or vanished
+    // connection at ERROR ("stream error: request parse error"): connection-level noise a
+    // client causes at will, already answered 400/431 or counted. It stays out of the log
+    // unless the filter names actix_http itself (`RAMPART_LOG=info,actix_http=debug`).
+    if !given.contains("actix_http") {
+        if let Ok(quiet) = "actix_http::h1=off".parse() {
+            filter = filter.add_directive(quiet);
+        }
+    }
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     if std::env::var("RAMPART_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
         builder.json().with_current_span(false).init();

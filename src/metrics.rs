@@ -74,6 +74,9 @@ pub struct Metrics {
     errors_sent: [AtomicU64; ErrorCode::ALL.len()],
     http_errors: [AtomicU64; ErrorCode::ALL.len()],
     panics: AtomicU64,
+    snapshots_unreadable: AtomicU64,
+    admin_refused: AtomicU64,
+    client_limited: Family,
 }
 
 impl Metrics {
@@ -129,6 +132,22 @@ impl Metrics {
     /// Arbiters lost so far.
     pub fn arbiters_lost(&self) -> u64 {
         self.arbiters_lost.load(Ordering::Relaxed)
+    }
+    /// A stored snapshot could not be decoded: its game was closed as failed.
+    pub fn snapshot_unreadable(&self) {
+        self.snapshots_unreadable.fetch_add(1, Ordering::Relaxed);
+    }
+    /// An admin request was refused (no or wrong token, or admin disabled).
+    pub fn admin_refused(&self) {
+        self.admin_refused.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Admin requests refused so far.
+    pub fn admin_refusals(&self) -> u64 {
+        self.admin_refused.load(Ordering::Relaxed)
+    }
+    /// A client address passed one of its limits (`creations` or `tickets`).
+    pub fn client_limited(&self, limit: &'static str) {
+        self.client_limited.inc(&[limit]);
     }
     /// A panic in game code was caught.
     pub fn panic_caught(&self) {
@@ -246,6 +265,25 @@ impl Metrics {
             "rampart_game_panics_total",
             "Panics caught in game code.",
             self.panics.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "rampart_snapshots_unreadable_total",
+            "Stored snapshots that could not be decoded on a takeover; each such game was closed as failed.",
+            self.snapshots_unreadable.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "rampart_admin_refused_total",
+            "Admin requests refused for a missing or wrong token (or admin disabled).",
+            self.admin_refusals(),
+        );
+        family(
+            &mut out,
+            "rampart_client_limited_total",
+            "Requests refused with RATE_LIMITED because one client address passed a limit (creations per second, tickets held in the line).",
+            &["limit"],
+            self.client_limited.snapshot(),
         );
         gauge(
             &mut out,

@@ -118,3 +118,44 @@ async fn a_finished_game_frees_its_place_and_admits_the_first_in_line_at_once() 
     assert_eq!(health["checks"]["games"]["active"], 1, "{health}");
     assert_eq!(health["checks"]["games"]["hosted"], 2, "the ended game stays readable: {health}");
 }
+
+/// A snapshot that Redis holds but that cannot be decoded (damaged, or written by something
+/// else) closes its game as failed: one error log line and one count, GAME_FAILED to every
+/// request and join, and never a loop of "restarting, retry".
+#[actix_rt::test]
+async fn an_unreadable_stored_snapshot_closes_its_game_as_failed_instead_of_retrying_for_ever() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(config(&redis)).await;
+    let client = redis::Client::open(redis.url()).expect("client");
+    let mut con = client.get_multiplexed_async_connection().await.expect("redis");
+    for (id, data) in [("0badc0ffee01", "{\"game_id\": \"0badc0ffee01\", \"board\": "), ("0badc0ffee02", "[1, 2, 3]")] {
+        let _: () = redis::cmd("HSET")
+            .arg(format!("rampart:g:{{{id}}}:snap"))
+            .arg("data")
+            .arg(data)
+            .arg("epoch")
+            .arg(1)
+            .arg("version")
+            .arg(1)
+            .query_async(&mut con)
+            .await
+            .expect("HSET");
+    }
+    for _ in 0..3 {
+        let (status, body) = server.join_rest("0badc0ffee01", "bob").await;
+        assert_eq!(status, 410, "{body}");
+        assert_eq!(body["error"]["code"], "GAME_FAILED", "{body}");
+        assert_eq!(body["error"]["details"]["reason"], "unreadable", "{body}");
+    }
+    let (status, body) = server.join_rest("0badc0ffee02", "bob").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (410, Some("GAME_FAILED")), "{body}");
+    let mut socket = server.socket("0badc0ffee02").await;
+    socket.send(json!({"type": "join", "token": "t".repeat(32)})).await;
+    let error = socket.recv_error().await;
+    assert_eq!(error["code"], "GAME_FAILED", "{error}");
+    // Each game is counted (and logged) once, however often it is asked for.
+    assert_eq!(server.metric("rampart_snapshots_unreadable_total").await, 2.0);
+    // A damaged value is not the store failing: the database breaker stays closed.
+    let (_, breaker) = server.get("/health/circuit-breakers/database").await;
+    assert_eq!(breaker["state"], "closed", "{breaker}");
+}

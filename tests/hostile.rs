@@ -390,3 +390,190 @@ async fn one_socket_holds_one_seat_and_connected_means_a_live_socket() {
     second.move_to(3).await;
     second.recv_state(|g| g["moves"] == 1).await;
 }
+
+/// `POST /api/v1/games` as the client `forwarded` (an `X-Forwarded-For` header) or as itself.
+async fn create_as(server: &TestServer, forwarded: Option<&str>) -> (u16, Value, Option<String>) {
+    let mut request = server.client.post(server.url("/api/v1/games"));
+    if let Some(hops) = forwarded {
+        request = request.insert_header(("X-Forwarded-For", hops));
+    }
+    let mut response =
+        request.send_json(&json!({"kind": "connect4", "opponent": "ai", "player_name": "ada"})).await.expect("create");
+    let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    (response.status().as_u16(), body, retry_after)
+}
+
+fn limits_config(trusted: &[&str]) -> rampart::config::Config {
+    let mut config = test_config();
+    config.admission.client_creations_per_sec = 0.2;
+    config.admission.client_creation_burst = 3;
+    config.server.trusted_proxies = trusted.iter().map(|s| (*s).to_owned()).collect();
+    config
+}
+
+#[actix_rt::test]
+async fn one_address_cannot_flood_creation_and_a_header_it_sends_itself_changes_nothing() {
+    let server = TestServer::start(limits_config(&[])).await;
+    for _ in 0..3 {
+        assert_eq!(create_as(&server, None).await.0, 201);
+    }
+    let (status, body, retry_after) = create_as(&server, None).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "RATE_LIMITED", "{body}");
+    assert_eq!(body["error"]["details"]["limit"], "creations", "{body}");
+    assert!(body["error"]["details"]["retry_after_ms"].as_u64().is_some_and(|ms| ms >= 100), "{body}");
+    assert!(retry_after.is_some_and(|s| s.parse::<u64>().is_ok_and(|s| s >= 1)), "Retry-After in seconds");
+    // The peer is not a trusted proxy: its X-Forwarded-For is not believed.
+    assert_eq!(create_as(&server, Some("198.51.100.7")).await.0, 429);
+    assert!(server.metric("rampart_client_limited_total{limit=\"creations\"}").await >= 2.0);
+}
+
+#[actix_rt::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit_and_cannot_spoof_another() {
+    let server = TestServer::start(limits_config(&["127.0.0.1"])).await;
+    for _ in 0..3 {
+        assert_eq!(create_as(&server, Some("198.51.100.1")).await.0, 201);
+    }
+    assert_eq!(create_as(&server, Some("198.51.100.1")).await.0, 429);
+    // A header the client wrote itself comes first; the proxy appended the real address.
+    assert_eq!(create_as(&server, Some("198.51.100.2, 198.51.100.1")).await.0, 429);
+    assert_eq!(create_as(&server, Some("198.51.100.2")).await.0, 201, "another client is not limited");
+    // Without the header, the proxy itself is the client.
+    assert_eq!(create_as(&server, None).await.0, 201);
+}
+
+#[actix_rt::test]
+async fn one_address_cannot_fill_the_line_and_a_ticket_it_leaves_is_its_own_again() {
+    let mut config = test_config();
+    config.admission.max_games = 1;
+    config.admission.max_tickets_per_client = 2;
+    config.server.trusted_proxies = vec!["127.0.0.1".to_owned()];
+    let server = TestServer::start(config).await;
+    assert_eq!(create_as(&server, None).await.0, 201, "the one game the server may run");
+    let mut tickets = Vec::new();
+    for _ in 0..2 {
+        let (status, body, _) = create_as(&server, Some("203.0.113.5")).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (503, Some("SERVER_BUSY")), "{body}");
+        tickets.push(body["error"]["details"]["ticket"].as_str().expect("a ticket").to_owned());
+    }
+    let (status, body, retry_after) = create_as(&server, Some("203.0.113.5")).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["details"]["limit"], "tickets", "{body}");
+    assert!(retry_after.is_some(), "Retry-After");
+    // A real player from elsewhere still gets into the line, behind the two.
+    let (status, body, _) = create_as(&server, Some("203.0.113.77")).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["details"]["position"], 3, "{body}");
+    // Leaving one frees a place for the address (its tickets are looked up again).
+    let mut left =
+        server.client.delete(server.url(&format!("/api/v1/waitlist/{}", tickets[0]))).send().await.expect("leave");
+    assert!(left.status().is_success(), "{:?}", left.body().await);
+    let probe = || async {
+        match create_as(&server, Some("203.0.113.5")).await {
+            (503, body, _) if body["error"]["details"]["ticket"].is_string() => Ok(()),
+            (status, body, _) => Err(format!("{status} {body}")),
+        }
+    };
+    eventually(Duration::from_secs(5), "the address gets a ticket again", probe).await;
+    assert!(server.metric("rampart_client_limited_total{limit=\"tickets\"}").await >= 1.0);
+}
+
+/// 2,000 connections that never finish their request or never join — silent, dribbling a
+/// request head byte by byte, upgraded but never joining — do not stop a real player, and
+/// each is closed at the join deadline.
+#[actix_rt::test]
+async fn two_thousand_half_open_connections_do_not_stop_a_real_player_and_are_closed_at_the_join_deadline() {
+    raise_fd_limit();
+    let server =
+        ServerProcess::start(&[("RAMPART__SERVER__JOIN_TIMEOUT_MS", "1000"), ("RAMPART__SERVER__WORKERS", "1")]);
+    let api = TestServer::at(server.addr);
+    let target = api.create("ai", "ada").await;
+    let started = Instant::now();
+    let mut silent = Vec::new();
+    let mut dribbling = Vec::new();
+    let mut upgraded = Vec::new();
+    for i in 0..2000 {
+        match i % 4 {
+            0 | 1 => silent.push(TcpStream::connect(server.addr).expect("connect")),
+            2 => {
+                let mut s = TcpStream::connect(server.addr).expect("connect");
+                s.write_all(b"GET /ws/games/").expect("write");
+                dribbling.push(s);
+            }
+            _ => upgraded.push(RawClient::connect_plain(server.addr, &format!("/ws/games/{}", target.game_id))),
+        }
+    }
+    let opened = started.elapsed();
+    // The real player plays while they are all held.
+    let grant = api.create("ai", "grace").await;
+    let mut player = api.player(&grant).await;
+    player.move_to(3).await;
+    player.recv_state(|g| g["moves"] == 2).await;
+    // The dribblers keep sending a byte at a time; they are cut all the same.
+    let stop = Arc::new(AtomicBool::new(false));
+    let dribbler = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut closed = 0;
+            while !stop.load(Ordering::Acquire) {
+                closed = dribbling
+                    .iter()
+                    .filter(|s| {
+                        let mut s: &TcpStream = s;
+                        s.write_all(b"x").is_err()
+                    })
+                    .count();
+                if closed == dribbling.len() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            closed
+        })
+    };
+    let closed = |streams: &mut Vec<TcpStream>| {
+        streams
+            .iter()
+            .filter(|s| {
+                let mut s: &TcpStream = s;
+                s.set_nonblocking(true).expect("nonblocking");
+                let mut buf = [0u8; 512];
+                loop {
+                    match s.read(&mut buf) {
+                        Ok(0) => return true,
+                        Ok(_) => continue,
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+                        Err(_) => return true,
+                    }
+                }
+            })
+            .count()
+    };
+    let probe = || {
+        let n = closed(&mut silent);
+        let total = silent.len();
+        async move { (n == total).then_some(()).ok_or(format!("{n} of {total} closed")) }
+    };
+    // Within the join deadline and a margin, well before actix's own 5 s request timeout.
+    let within = Duration::from_secs(4).saturating_sub(started.elapsed()).max(Duration::from_millis(500));
+    eventually(within, "every silent connection is closed at the join deadline", probe).await;
+    // The upgraded ones (and every other) are gone from the server's count: what is left is
+    // the player's socket and the probe's own request.
+    let probe = || async {
+        let open = api.metric("rampart_connections_open").await;
+        (open <= 3.0).then_some(()).ok_or(format!("{open} connections still open"))
+    };
+    eventually(Duration::from_secs(20), "every connection that never joined is closed", probe).await;
+    drop(upgraded);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !dribbler.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop.store(true, Ordering::Release);
+    assert_eq!(dribbler.join().expect("dribbler"), 500, "every dribbling connection was cut");
+    // The player's own socket is still open and still plays.
+    player.move_to(3).await;
+    player.recv_state(|g| g["moves"] == 4).await;
+    eprintln!("2000 half-open connections opened in {opened:?}, all closed within {:?}", started.elapsed());
+}

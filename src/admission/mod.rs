@@ -7,6 +7,7 @@
 //! against the ticket and tells whoever watches it. Running games are never touched by any
 //! of this; joining the free seat of an existing game is not a new game and bypasses it.
 
+pub mod clients;
 pub mod line;
 
 use std::collections::{HashMap, VecDeque};
@@ -25,12 +26,19 @@ use crate::protocol::{ErrorBody, ErrorCode, SeatGrant};
 use crate::rate::TokenBucket;
 use crate::store::waitlist::{TicketStatus, WaitEntry, WaitRequest};
 use crate::supervision::supervisor::{CreateGame, GameSupervisor};
+use clients::{ClientKey, Clients, Limited, TicketCheck};
 use line::Line;
 
 /// Ask for a new game.
 #[derive(Message)]
 #[rtype(result = "Result<SeatGrant, ErrorBody>")]
-pub struct Admit(pub CreateGame);
+pub struct Admit {
+    /// The game asked for.
+    pub create: CreateGame,
+    /// The address it came from, for the per-client limits ([`clients`]); `None` for
+    /// callers inside the server.
+    pub client: Option<ClientKey>,
+}
 
 /// Shared admission figures: the players waiting and the measured admission rate, for
 /// positions' ETAs and `/health`.
@@ -127,6 +135,8 @@ pub struct AdmissionController {
     /// The last admissions from the line, to measure the rate.
     recent: VecDeque<Instant>,
     watchers: HashMap<Ticket, (Vec<Recipient<WaitlistNotice>>, Option<u64>)>,
+    /// The per-client limits.
+    clients: Clients,
 }
 
 impl AdmissionController {
@@ -139,6 +149,11 @@ impl AdmissionController {
         config: AdmissionConfig,
     ) -> Self {
         let bucket = TokenBucket::new(config.rate_per_sec, f64::from(config.burst), Instant::now());
+        let clients = Clients::new(
+            config.client_creations_per_sec,
+            f64::from(config.client_creation_burst),
+            config.max_tickets_per_client,
+        );
         AdmissionController {
             supervisor,
             line,
@@ -152,6 +167,7 @@ impl AdmissionController {
             notifying: false,
             recent: VecDeque::new(),
             watchers: HashMap::new(),
+            clients,
         }
     }
 
@@ -210,6 +226,7 @@ impl AdmissionController {
                 act.stats.admitted_from_line.fetch_add(1, Ordering::Relaxed);
                 act.stats.left();
                 tracing::info!(%ticket, game_id = %grant.game_id, from = ?source, "admitted a waiting player");
+                act.clients.forget([&ticket]);
                 if let Some((watchers, _)) = act.watchers.remove(&ticket) {
                     for w in watchers {
                         w.do_send(WaitlistNotice::Admitted(grant.clone()));
@@ -281,6 +298,7 @@ impl AdmissionController {
         let line = self.line.clone();
         ctx.spawn(async move { line.maintain().await }.into_actor(self).map(|waiting, act, ctx| {
             act.stats.waiting.store(waiting, Ordering::Relaxed);
+            act.clients.sweep(Instant::now(), false);
             act.notify_positions(ctx);
         }));
     }
@@ -350,16 +368,91 @@ impl Handler<Watch> for AdmissionController {
     }
 }
 
+impl AdmissionController {
+    /// A client address past one of its limits: RATE_LIMITED with when to retry.
+    fn limited(&self, client: ClientKey, limited: Limited) -> ErrorBody {
+        let (limit, error) = match limited {
+            Limited::Creations(wait) => (
+                "creations",
+                ErrorBody::new(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "this address is creating games faster than {} a second; retry shortly",
+                        self.config.client_creations_per_sec
+                    ),
+                )
+                .with("limit", "creations")
+                .with("retry_after_ms", (wait.as_millis() as u64).clamp(100, 60_000)),
+            ),
+            Limited::Tickets { max } => (
+                "tickets",
+                ErrorBody::new(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "this address already holds {max} tickets in the line; wait with one of them, or leave one"
+                    ),
+                )
+                .with("limit", "tickets")
+                .with("retry_after_ms", 5000),
+            ),
+        };
+        self.metrics.client_limited(limit);
+        tracing::debug!(%client, limit, "a client address passed its limit");
+        error
+    }
+
+    /// Puts the request in the line: SERVER_BUSY with its ticket and position.
+    fn queue(&mut self, msg: Admit, why: &'static str, now: Instant) -> ResponseActFuture<Self, AdmitResult> {
+        let ticket = Ticket::random();
+        if let Some(client) = msg.client {
+            self.clients.queued(client, ticket.clone(), now);
+        }
+        let entry = WaitEntry {
+            ticket: ticket.clone(),
+            request: WaitRequest { opponent: msg.create.opponent, player_name: msg.create.player_name },
+            enqueued_at: now_rfc3339(),
+        };
+        self.stats.waiting.fetch_add(1, Ordering::Relaxed);
+        let line = self.line.clone();
+        let stats = self.stats.clone();
+        let pace = self.config.admit_per_sec;
+        Box::pin(
+            async move {
+                let position = line.enqueue(entry).await.map_err(|e| {
+                    tracing::error!("could not put a player in the waitlist: {e}");
+                    ErrorBody::new(ErrorCode::ServerBusy, "the server is busy and could not queue you; retry shortly")
+                        .with("retry_after_ms", 2000)
+                })?;
+                let eta_secs = stats.eta_secs(position, pace);
+                tracing::info!(%ticket, position, reason = why, "a new game must wait");
+                Err(ErrorBody::new(ErrorCode::ServerBusy, format!("{why}; you are number {position} in line"))
+                    .with("ticket", ticket.expose())
+                    .with("position", position)
+                    .with("eta_secs", eta_secs)
+                    .with("retry_after_ms", (eta_secs * 1000).clamp(1000, 60_000))
+                    .with("watch", WatchLinks::for_ticket(&ticket).to_value()))
+            }
+            .into_actor(self),
+        )
+    }
+}
+
+type AdmitResult = Result<SeatGrant, ErrorBody>;
+
 impl Handler<Admit> for AdmissionController {
-    type Result = ResponseFuture<Result<SeatGrant, ErrorBody>>;
+    type Result = ResponseActFuture<Self, AdmitResult>;
 
     fn handle(&mut self, msg: Admit, _: &mut Context<Self>) -> Self::Result {
+        let ready = |r: AdmitResult| -> Self::Result { Box::pin(actix::fut::ready(r)) };
         if self.draining {
-            return Box::pin(async {
-                Err(ErrorBody::new(ErrorCode::Draining, "the server is shutting down; try another server"))
-            });
+            return ready(Err(ErrorBody::new(ErrorCode::Draining, "the server is shutting down; try another server")));
         }
         let now = Instant::now();
+        if let Some(client) = msg.client {
+            if let Err(limited) = self.clients.create(client, now) {
+                return ready(Err(self.limited(client, limited)));
+            }
+        }
         let why = if self.health == Status::Overloaded {
             Some("the server is overloaded")
         } else if !self.capacity() {
@@ -373,46 +466,54 @@ impl Handler<Admit> for AdmissionController {
         };
         let Some(why) = why else {
             let supervisor = self.supervisor.clone();
-            return Box::pin(async move {
-                supervisor
-                    .send(msg.0)
-                    .await
-                    .unwrap_or_else(|_| Err(ErrorBody::new(ErrorCode::Internal, "the game supervisor is unavailable")))
-            });
+            return Box::pin(
+                async move {
+                    supervisor.send(msg.create).await.unwrap_or_else(|_| {
+                        Err(ErrorBody::new(ErrorCode::Internal, "the game supervisor is unavailable"))
+                    })
+                }
+                .into_actor(self),
+            );
         };
         self.stats.refused.fetch_add(1, Ordering::Relaxed);
         if self.stats.waiting() >= self.config.max_waitlist {
-            let retry_ms = 5000;
-            return Box::pin(async move {
-                Err(ErrorBody::new(ErrorCode::ServerBusy, "the server is busy and its waitlist is full; retry later")
-                    .with("retry_after_ms", retry_ms))
-            });
+            return ready(Err(ErrorBody::new(
+                ErrorCode::ServerBusy,
+                "the server is busy and its waitlist is full; retry later",
+            )
+            .with("retry_after_ms", 5000)));
         }
-        let ticket = Ticket::random();
-        let entry = WaitEntry {
-            ticket: ticket.clone(),
-            request: WaitRequest { opponent: msg.0.opponent, player_name: msg.0.player_name },
-            enqueued_at: now_rfc3339(),
-        };
-        self.stats.waiting.fetch_add(1, Ordering::Relaxed);
-        let line = self.line.clone();
-        let stats = self.stats.clone();
-        let pace = self.config.admit_per_sec;
-        Box::pin(async move {
-            let position = line.enqueue(entry).await.map_err(|e| {
-                tracing::error!("could not put a player in the waitlist: {e}");
-                ErrorBody::new(ErrorCode::ServerBusy, "the server is busy and could not queue you; retry shortly")
-                    .with("retry_after_ms", 2000)
-            })?;
-            let eta_secs = stats.eta_secs(position, pace);
-            tracing::info!(%ticket, position, reason = why, "a new game must wait");
-            Err(ErrorBody::new(ErrorCode::ServerBusy, format!("{why}; you are number {position} in line"))
-                .with("ticket", ticket.expose())
-                .with("position", position)
-                .with("eta_secs", eta_secs)
-                .with("retry_after_ms", (eta_secs * 1000).clamp(1000, 60_000))
-                .with("watch", WatchLinks::for_ticket(&ticket).to_value()))
-        })
+        let Some(client) = msg.client else { return self.queue(msg, why, now) };
+        match self.clients.may_queue(client, now) {
+            TicketCheck::Issue => self.queue(msg, why, now),
+            TicketCheck::Refuse(limited) => ready(Err(self.limited(client, limited))),
+            TicketCheck::LookUp(tickets) => {
+                // At its limit: the tickets that have left the line since (admitted
+                // elsewhere, cancelled, expired) no longer count.
+                let line = self.line.clone();
+                let look = async move {
+                    let mut gone = Vec::new();
+                    for ticket in tickets {
+                        match line.status(&ticket).await {
+                            Ok(TicketStatus::Waiting { .. }) | Ok(TicketStatus::Processing) => {}
+                            Ok(_) => gone.push(ticket),
+                            // The line cannot say: count it as still held.
+                            Err(_) => {}
+                        }
+                    }
+                    gone
+                };
+                Box::pin(look.into_actor(self).then(move |gone, act, _| {
+                    act.clients.forget(&gone);
+                    match act.clients.may_queue(client, Instant::now()) {
+                        TicketCheck::Issue => act.queue(msg, why, Instant::now()),
+                        _ => Box::pin(actix::fut::ready(Err(
+                            act.limited(client, Limited::Tickets { max: act.config.max_tickets_per_client })
+                        ))),
+                    }
+                }))
+            }
+        }
     }
 }
 

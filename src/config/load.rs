@@ -253,8 +253,9 @@ fn apply_env(tree: &mut Value, schema: &Value, env: &[(String, String)], p: &mut
                 path: label,
                 message: format!("{dotted} is a section, not a value; set one of its keys"),
             }),
-            Some(_) => {
-                if insert(tree, &path, parse_env_value(value)) {
+            Some(node) => {
+                let value = if node.is_array() { parse_env_list(value) } else { parse_env_value(value) };
+                if insert(tree, &path, value) {
                     p.origins.insert(dotted, name.to_owned());
                 }
             }
@@ -505,6 +506,11 @@ fn cross_field_rules(c: &Config, p: &mut Problems) {
     }
 }
 
+/// garde rule: an IP address or network (`server.trusted_proxies`).
+pub(super) fn network(text: &str, _: &()) -> garde::Result {
+    crate::admission::clients::Net::parse(text).map(|_| ()).map_err(garde::Error::new)
+}
+
 /// garde rule: a `redis://` URL without credentials.
 pub(super) fn redis_url(url: &str, _: &()) -> garde::Result {
     match url.strip_prefix("redis://") {
@@ -580,6 +586,19 @@ fn parse_env_value(value: &str) -> Value {
         Ok(Some(v)) if !v.is_object() && !v.is_array() => v,
         _ => Value::String(value.to_owned()),
     }
+}
+
+/// An environment value for a list key: a YAML flow list (`["10.0.0.1", "::1"]`) or
+/// comma-separated items (`10.0.0.1,::1`; empty for none).
+fn parse_env_list(value: &str) -> Value {
+    if value.trim_start().starts_with('[') {
+        if let Ok(Some(v)) = serde_saphyr::from_str_with_options::<Option<Value>>(value, yaml_options()) {
+            return v;
+        }
+    }
+    Value::Array(
+        value.split(',').map(str::trim).filter(|item| !item.is_empty()).map(|i| Value::String(i.to_owned())).collect(),
+    )
 }
 
 /// A short description of a value for error messages.

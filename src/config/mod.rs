@@ -180,6 +180,11 @@ pub struct ServerConfig {
     #[garde(range(min = 1000, max = 86_400_000))]
     #[default = 120_000]
     pub lobby_idle_timeout_ms: u64,
+    /// Proxies (addresses or networks, `10.0.0.0/8`) whose `X-Forwarded-For` is believed
+    /// when they are the peer; the per-client limits then apply to the forwarded client.
+    /// Empty: every client is its peer address. Up to 64 entries.
+    #[garde(length(max = 64), inner(custom(load::network)))]
+    pub trusted_proxies: Vec<String>,
 }
 
 /// `supervision:` section: how crashed or hung games are restarted (docs/DESIGN.md D1, D3).
@@ -462,6 +467,20 @@ pub struct AdmissionConfig {
     #[garde(range(min = 100, max = 600_000))]
     #[default = 30_000]
     pub claim_lease_ms: u64,
+    /// New games one client address may create per second (its own token bucket; past
+    /// it, RATE_LIMITED with `Retry-After`), 0.01..=100000.
+    #[garde(range(min = 0.01, max = 100_000.0))]
+    #[default = 5.0]
+    pub client_creations_per_sec: f64,
+    /// Creations one client address may make at once after a quiet spell, 1..=100000.
+    #[garde(range(min = 1, max = 100_000))]
+    #[default = 20]
+    pub client_creation_burst: u32,
+    /// Tickets one client address may hold in the line at once (past it, RATE_LIMITED), so
+    /// one address cannot fill `max_waitlist`, 1..=1000000.
+    #[garde(range(min = 1, max = 1_000_000))]
+    #[default = 3]
+    pub max_tickets_per_client: u64,
 }
 
 /// Where the stores keep their data.

@@ -535,3 +535,26 @@ fn llm_key_and_breaker_overrides_come_from_the_environment() {
     assert!(!c.circuit_breakers.enabled);
     assert_eq!(c.llm.base_url, "http://127.0.0.1:9");
 }
+
+#[test]
+fn trusted_proxies_are_networks_from_the_file_or_the_environment() {
+    let c = ok("server:\n  trusted_proxies: [\"127.0.0.1\", \"10.0.0.0/8\", \"::1\"]\n");
+    assert_eq!(c.server.trusted_proxies, ["127.0.0.1", "10.0.0.0/8", "::1"]);
+    for value in ["10.0.0.1, ::1", "[\"10.0.0.1\", \"::1\"]"] {
+        let c = Config::from_yaml_str("", &env(&[("RAMPART__SERVER__TRUSTED_PROXIES", value)])).expect("ok");
+        assert_eq!(c.server.trusted_proxies, ["10.0.0.1", "::1"], "for {value:?}");
+    }
+    let c = Config::from_yaml_str("", &env(&[("RAMPART__SERVER__TRUSTED_PROXIES", "")])).expect("ok");
+    assert!(c.server.trusted_proxies.is_empty());
+    let e = errs("server:\n  trusted_proxies: [\"127.0.0.1\", \"proxy.example\", \"10.0.0.0/40\"]\n");
+    let paths: Vec<&str> = e.errors.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(paths, ["server.trusted_proxies[1]", "server.trusted_proxies[2]"], "{e}");
+    assert!(e.errors[0].message.contains("not an IP address"), "{e}");
+}
+
+#[test]
+fn per_client_limits_have_ranges() {
+    let message = only_error_at("admission:\n  max_tickets_per_client: 0\n", "admission.max_tickets_per_client");
+    assert!(message.contains('1'), "{message}");
+    only_error_at("admission:\n  client_creations_per_sec: 0\n", "admission.client_creations_per_sec");
+}

@@ -39,6 +39,10 @@ pub enum StoreError {
     /// The breaker is open: the call was not attempted.
     #[error("the store is unavailable (breaker {0})")]
     Unavailable(&'static str),
+    /// The store answered, but the value it holds cannot be decoded or fails validation
+    /// (written by a broken or foreign writer, or damaged): retrying cannot help.
+    #[error("the stored value is unreadable: {0}")]
+    Corrupt(String),
 }
 
 /// A boxed future answered by a store.
@@ -64,7 +68,12 @@ impl Guarded {
     /// Runs `call` through the breaker: refused at once while it is open, cut at its call
     /// timeout, and counted.
     pub async fn call<T>(&self, call: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
-        let classify = |r: &Result<T, StoreError>| if r.is_ok() { Outcome::Success } else { Outcome::Failure };
+        // A value that does not decode came from a store that answered: not a store failure.
+        let classify = |r: &Result<T, StoreError>| match r {
+            Ok(_) => Outcome::Success,
+            Err(StoreError::Corrupt(_)) => Outcome::Ignored,
+            Err(_) => Outcome::Failure,
+        };
         self.breaker.call(call, classify).await.map_err(store_error)
     }
 }

@@ -14,7 +14,7 @@
 //! epoch. A game whose lease or snapshot write is refused (a newer owner) is given up at
 //! once: its sockets are closed with 1012 so the players reconnect to the owner.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +34,7 @@ use crate::store::directory::{Claim, Lease, Renewal};
 use crate::store::events::EventKind;
 use crate::store::keeper::{Fenced, SnapshotKeeper};
 use crate::store::snapshot::{SeatRecord, Snapshot};
+use crate::store::StoreError;
 use crate::supervision::game_actor::{CloseAbandoned, GameActor, GameEnv, Shutdown, StartMode};
 use crate::supervision::registry::{GameCell, Registry, RunState};
 
@@ -126,6 +127,9 @@ enum Found {
     Resolved(Resolved),
     /// The stored snapshot, the new lease, and when it was claimed (`monotonic_ms`).
     TakeOver(Snapshot, Lease, u64),
+    /// The stored snapshot cannot be decoded (or is not this game's): the game cannot
+    /// resume anywhere, so it is closed as failed rather than retried for ever.
+    Unreadable(String),
 }
 
 /// Starts, places and watches every game.
@@ -140,6 +144,8 @@ pub struct GameSupervisor {
     slots: Vec<Slot>,
     next_slot: usize,
     renewing: bool,
+    /// Games whose stored snapshot could not be read (logged and counted once each).
+    unreadable: HashSet<GameId>,
 }
 
 impl GameSupervisor {
@@ -177,6 +183,7 @@ impl GameSupervisor {
             slots: (0..count).map(|_| Slot::new()).collect(),
             next_slot: 0,
             renewing: false,
+            unreadable: HashSet::new(),
         }
     }
 
@@ -471,8 +478,12 @@ async fn find(cluster: Arc<Cluster>, keeper: Arc<SnapshotKeeper>, id: GameId, pa
             }
             Ok(None) => {
                 let snapshot = match keeper.read_stored(&id).await {
+                    Ok(Some(snapshot)) if snapshot.game_id != id => {
+                        return Found::Unreadable(format!("it holds the snapshot of game {}", snapshot.game_id))
+                    }
                     Ok(Some(snapshot)) => snapshot,
                     Ok(None) => return Found::Resolved(Resolved::NotFound),
+                    Err(StoreError::Corrupt(why)) => return Found::Unreadable(why),
                     Err(e) => {
                         tracing::warn!(game_id = %id, "the game's snapshot cannot be read right now: {e}");
                         return unavailable("the game's snapshot cannot be read right now; retry shortly".to_owned());
@@ -581,6 +592,19 @@ impl Handler<Resolve> for GameSupervisor {
         let work = find(self.cluster.clone(), self.keeper.clone(), msg.0.clone(), patience);
         Box::pin(work.into_actor(self).map(move |found, act, _| match found {
             Found::Resolved(resolved) => resolved,
+            Found::Unreadable(why) => {
+                if act.unreadable.len() < 10_000 && act.unreadable.insert(msg.0.clone()) {
+                    act.metrics.snapshot_unreadable();
+                    tracing::error!(game_id = %msg.0, "the game's stored snapshot cannot be read, so it cannot resume; it is closed as failed (the stored value is left for inspection): {why}");
+                }
+                Resolved::Unavailable(
+                    ErrorBody::new(
+                        ErrorCode::GameFailed,
+                        "this game's saved state is damaged and cannot be resumed; it is closed",
+                    )
+                    .with("reason", "unreadable"),
+                )
+            }
             Found::TakeOver(mut snapshot, lease, claimed_ms) => {
                 // Another request may have taken it over here meanwhile.
                 if let Some(cell) = act.registry.get(&msg.0) {

@@ -12,6 +12,11 @@
 //!   connection too, so nothing is left draining a slow body.
 //! - **Error counts.** Every error a handler returns ([`ErrorBody`]) is counted by code in
 //!   `rampart_http_errors_total`.
+//!
+//! Also here: who a request comes from ([`client_of`]: the peer, or the client a trusted
+//! proxy forwarded, for the per-client limits), and [`Throttle`], so a client cannot flood
+//! the log (refused connections and refused admin requests are logged at most once per
+//! interval, with the count since).
 
 use std::cell::Cell;
 use std::future::Future;
@@ -31,30 +36,93 @@ use actix_web::web::Bytes;
 use actix_web::{web, Error};
 use futures_util::Stream;
 
+use crate::admission::clients::{client_addr, ClientKey, Net};
 use crate::ids::monotonic_ms;
 use crate::metrics::Metrics;
 use crate::protocol::{ErrorBody, ErrorCode};
 use crate::web::AppState;
+
+/// A log line that is written at most once per interval, with the number of events since
+/// the last one written: anything a client can cause many times a second is logged so.
+pub struct Throttle {
+    every_ms: u64,
+    last_ms: AtomicU64,
+    since: AtomicU64,
+}
+
+impl Throttle {
+    /// A throttle writing at most once every `every_ms`.
+    pub const fn new(every_ms: u64) -> Self {
+        Throttle { every_ms, last_ms: AtomicU64::new(0), since: AtomicU64::new(0) }
+    }
+
+    /// Counts one event; `Some(count)` (events since the last line, this one included)
+    /// when a line should be written now.
+    pub fn hit(&self) -> Option<u64> {
+        let count = self.since.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = monotonic_ms().max(1);
+        let last = self.last_ms.load(Ordering::Relaxed);
+        if (last == 0 || now.saturating_sub(last) >= self.every_ms)
+            && self.last_ms.compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+        {
+            self.since.fetch_sub(count, Ordering::Relaxed);
+            Some(count)
+        } else {
+            None
+        }
+    }
+}
+
+/// Refused admin requests: counted, and logged at most once a second.
+static ADMIN_REFUSALS: Throttle = Throttle::new(1000);
+
+/// Counts an admin request refused for its token (`rampart_admin_refused_total`) and logs
+/// it at most once a second with the count, so nobody can flood the log with them.
+pub fn admin_refused(metrics: &Metrics, path: &str) {
+    metrics.admin_refused();
+    if let Some(refused) = ADMIN_REFUSALS.hit() {
+        tracing::warn!(
+            path,
+            refused,
+            "refused admin requests without the right bearer token (count since the last such line)"
+        );
+    }
+}
+
+/// The proxies whose `X-Forwarded-For` is believed (`server.trusted_proxies`), as app data.
+#[derive(Clone, Debug, Default)]
+pub struct Proxies(pub Arc<Vec<Net>>);
+
+impl Proxies {
+    /// From the configuration (already validated).
+    pub fn from_config(entries: &[String]) -> Self {
+        Proxies(Arc::new(entries.iter().filter_map(|e| Net::parse(e).ok()).collect()))
+    }
+}
+
+/// The client a request comes from, for the per-client limits: its peer address, or, when
+/// the peer is a trusted proxy, the client that proxy forwarded
+/// ([`client_addr`](crate::admission::clients::client_addr)).
+pub fn client_of(req: &actix_web::HttpRequest) -> Option<ClientKey> {
+    let peer = req.peer_addr()?.ip();
+    let trusted = req.app_data::<Proxies>().map(|p| p.0.as_slice()).unwrap_or(&[]);
+    let forwarded: Vec<&str> = req.headers().get_all("x-forwarded-for").filter_map(|v| v.to_str().ok()).collect();
+    let forwarded = (!forwarded.is_empty()).then(|| forwarded.join(","));
+    Some(ClientKey::of(client_addr(peer, forwarded.as_deref(), trusted)))
+}
 
 /// Open connections, against the ceiling.
 pub struct ConnectionGate {
     open: AtomicUsize,
     ceiling: usize,
     metrics: Arc<Metrics>,
-    last_warned_ms: AtomicU64,
-    refused_since_warned: AtomicU64,
+    warnings: Throttle,
 }
 
 impl ConnectionGate {
     /// A gate letting `ceiling` connections be served at once.
     pub fn new(ceiling: usize, metrics: Arc<Metrics>) -> Self {
-        ConnectionGate {
-            open: AtomicUsize::new(0),
-            ceiling,
-            metrics,
-            last_warned_ms: AtomicU64::new(0),
-            refused_since_warned: AtomicU64::new(0),
-        }
+        ConnectionGate { open: AtomicUsize::new(0), ceiling, metrics, warnings: Throttle::new(10_000) }
     }
 
     /// The ceiling in force.
@@ -77,13 +145,7 @@ impl ConnectionGate {
     /// Counts a refusal; logs a warning at most every ten seconds, with the count.
     fn refused(&self) {
         self.metrics.connection_refused();
-        let refused = self.refused_since_warned.fetch_add(1, Ordering::Relaxed) + 1;
-        let now = monotonic_ms();
-        let last = self.last_warned_ms.load(Ordering::Relaxed);
-        if (last == 0 || now.saturating_sub(last) >= 10_000)
-            && self.last_warned_ms.compare_exchange(last, now.max(1), Ordering::AcqRel, Ordering::Relaxed).is_ok()
-        {
-            self.refused_since_warned.fetch_sub(refused, Ordering::Relaxed);
+        if let Some(refused) = self.warnings.hit() {
             tracing::warn!(
                 ceiling = self.ceiling,
                 open = self.open(),
@@ -252,6 +314,16 @@ pub fn connection_ceiling(configured: u64) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_throttle_writes_the_first_line_then_at_most_one_per_interval_with_the_count() {
+        let throttle = Throttle::new(60_000);
+        assert_eq!(throttle.hit(), Some(1));
+        assert!((0..100).all(|_| throttle.hit().is_none()));
+        // The count carried to the next line is everything since the last one.
+        throttle.last_ms.store(0, Ordering::Relaxed);
+        assert_eq!(throttle.hit(), Some(101));
+    }
 
     #[tokio::test]
     async fn accepted_sockets_send_small_frames_at_once() {

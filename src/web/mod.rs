@@ -43,6 +43,7 @@ use crate::protocol::{
     WaitlistStatus,
 };
 use crate::store::waitlist::TicketStatus;
+use crate::store::StoreError;
 use crate::supervision::game_actor::{ClaimSeat, Fault, InjectFault};
 use crate::supervision::registry::{Registry, RunState};
 use crate::supervision::supervisor::{CreateGame, GameSupervisor, GetArbiterHealth, Resolve, Resolved};
@@ -150,14 +151,17 @@ async fn relay(state: &AppState, to: crate::ids::InstanceId, wire: Wire) -> Answ
     }
 }
 
-async fn create_game(state: State, payload: web::Payload) -> Answer<HttpResponse> {
+async fn create_game(state: State, req: HttpRequest, payload: web::Payload) -> Answer<HttpResponse> {
     state.creation_rate.hit();
     if state.draining.load(Ordering::Acquire) {
         return Err(ErrorBody::draining());
     }
     let body: CreateGameRequest = read_json(payload, state.limits.max_frame_bytes).await?;
     let (opponent, player_name) = body.validate()?;
-    let admitted = state.admission.send(Admit(CreateGame { opponent, player_name })).await;
+    let admitted = state
+        .admission
+        .send(Admit { create: CreateGame { opponent, player_name }, client: edge::client_of(&req) })
+        .await;
     let grant = admitted.unwrap_or_else(|_| Err(ErrorBody::internal("admission")))?;
     Ok(HttpResponse::Created().json(grant))
 }
@@ -236,7 +240,7 @@ async fn game_exists(state: &AppState, id: &GameId) -> bool {
     // it, and the lobby hears of it through the event stream).
     state.cluster.owner(id).await.is_ok_and(|o| o.is_some())
         || state.lobby.get(id).is_some()
-        || state.keeper.read_stored(id).await.is_ok_and(|s| s.is_some())
+        || matches!(state.keeper.read_stored(id).await, Ok(Some(_)) | Err(StoreError::Corrupt(_)))
 }
 
 async fn game_socket(
@@ -367,7 +371,7 @@ fn authorize(state: &AppState, req: &HttpRequest) -> Answer<()> {
     if ok {
         Ok(())
     } else {
-        tracing::info!(path = %req.path(), "refused an admin request without the right bearer token");
+        edge::admin_refused(&state.metrics, req.path());
         Err(ErrorBody::new(ErrorCode::Unauthorized, "admin endpoints need Authorization: Bearer <admin token>"))
     }
 }

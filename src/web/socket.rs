@@ -174,7 +174,9 @@ impl Socket {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.metrics.slow_client();
-                tracing::info!(
+                // Counted in rampart_slow_client_disconnects_total; a client can cause it at
+                // will, so it is connection-level noise in the log.
+                tracing::debug!(
                     conn = self.conn.0,
                     kind = self.kind.as_str(),
                     queue = self.limits.outbound_queue,

@@ -61,6 +61,10 @@ pub fn test_config() -> Config {
     c.supervision.default.strategy = RestartStrategy::Immediate;
     c.supervision.watchdog_interval_ms = 50;
     c.supervision.default.hang_timeout_ms = 500;
+    // Every test client is 127.0.0.1: the per-client limits have their own tests.
+    c.admission.client_creations_per_sec = 10_000.0;
+    c.admission.client_creation_burst = 10_000;
+    c.admission.max_tickets_per_client = 1_000_000;
     c
 }
 

@@ -56,6 +56,11 @@ impl ServerProcess {
         command
             .env("RAMPART_BIND", self.addr.to_string())
             .env("RAMPART_LOG", std::env::var("RAMPART_TEST_LOG").unwrap_or_else(|_| "info".into()))
+            // Every test client is 127.0.0.1: the per-client limits have their own tests
+            // (which set these again).
+            .env("RAMPART__ADMISSION__CLIENT_CREATIONS_PER_SEC", "10000")
+            .env("RAMPART__ADMISSION__CLIENT_CREATION_BURST", "10000")
+            .env("RAMPART__ADMISSION__MAX_TICKETS_PER_CLIENT", "1000000")
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log"))
             .stderr(file);

@@ -200,7 +200,7 @@ pub fn manager_config(settings: &RedisSettings) -> ConnectionManagerConfig {
 
 /// Decodes a JSON value stored in Redis.
 pub fn decode<T: serde::de::DeserializeOwned>(op: &str, text: &str) -> Result<T, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::Backend(format!("redis {op}: undecodable value: {e}")))
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("redis {op}: undecodable value: {e}")))
 }
 
 /// Encodes a value for Redis.
