@@ -4,7 +4,7 @@
 CARGO ?= cargo
 BROWSER_DIR := tests/browser
 
-.PHONY: run run-debug run-llm run-redis run-cluster cluster-deps fake-llm load redis-deps test fmt-check clippy unit browser-test browser-deps bench check-config clean
+.PHONY: run run-debug run-llm run-redis run-cluster cluster-deps fake-llm load redis-deps test fmt-check clippy unit browser-test browser-deps bench check-config conformance python-deps clean
 
 ## make run: the server with the shipped configuration on http://localhost:8080
 run:
@@ -13,14 +13,15 @@ run:
 run-debug:
 	$(CARGO) run --bin rampart -- --config server_config.yaml
 
-## make test: formatting, lints, the config check, the browser test, then every cargo test
-test: fmt-check clippy check-config browser-test redis-deps unit
+## make test: formatting, lints, the config check, the browser test, the WebSocket
+## conformance cases, then every cargo test
+test: fmt-check clippy check-config browser-test conformance redis-deps unit
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
 
 clippy:
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --all-targets --all-features -- -D warnings
 
 unit:
 	$(CARGO) test --all-targets
@@ -61,6 +62,22 @@ redis-deps:
 browser-test: browser-deps
 	$(CARGO) build --quiet --bin rampart
 	bash $(BROWSER_DIR)/run.sh target/debug/rampart
+
+## Python tools (kosoku, schemathesis) run from venvs the scripts make under target/; they
+## need Debian's python3-venv.
+python-deps:
+	@python3 -c 'import venv, ensurepip' 2>/dev/null || { \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    echo "installing Debian's python3-venv for the conformance and contract checks"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null; \
+	  else \
+	    echo "the conformance and contract checks need python3-venv: run 'sudo apt-get install python3-venv' and retry" >&2; exit 1; \
+	  fi; \
+	}
+
+## make conformance: Autobahn cases 1-7 (kosoku, PyPI) against a conformance build's /ws/echo
+conformance: python-deps
+	bash scripts/conformance.sh
 
 ## make bench: criterion benchmarks (not part of make test); figures go in BENCHMARKS.md
 bench:

@@ -58,6 +58,13 @@ use crate::supervision::supervisor::{GameSupervisor, ShutdownGames};
 use crate::web::session::SessionLimits;
 use crate::web::AppState;
 
+/// The routes only a conformance build has (`--features conformance`: `/ws/echo`).
+fn conformance_routes(cfg: &mut actix_web::web::ServiceConfig) {
+    #[cfg(feature = "conformance")]
+    web::echo::routes(cfg);
+    let _ = cfg;
+}
+
 /// Socket limits from the configuration.
 fn session_limits(config: &Config) -> SessionLimits {
     let s = &config.server;
@@ -230,6 +237,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
             .app_data(app_state.clone())
             .app_data(proxies.clone())
             .wrap(actix_web::middleware::from_fn(web::edge::limits))
+            .configure(conformance_routes)
             .configure(web::routes)
     })
     .workers(workers)

@@ -158,6 +158,7 @@ impl Metrics {
         match kind {
             crate::web::socket::SocketKind::Game => self.sockets_open.fetch_add(delta, Ordering::Relaxed),
             crate::web::socket::SocketKind::Lobby => self.lobby_sockets_open.fetch_add(delta, Ordering::Relaxed),
+            crate::web::socket::SocketKind::Echo => 0,
         };
     }
     /// A slow client was disconnected with 1013.

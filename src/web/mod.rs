@@ -6,6 +6,8 @@
 
 pub mod assets;
 pub mod edge;
+#[cfg(feature = "conformance")]
+pub mod echo;
 pub mod frame_guard;
 pub mod lobby;
 pub mod session;

@@ -53,9 +53,18 @@ pub struct SessionLimits {
 /// One item of the outbound queue.
 enum WsOut {
     Text(Arc<str>),
+    Binary(Bytes),
     Ping,
     Pong(Bytes),
     Close(Option<CloseReason>),
+}
+
+/// A data frame (or reassembled message) from the client.
+pub enum Data {
+    /// Text, valid UTF-8.
+    Text(String),
+    /// Binary.
+    Binary(Bytes),
 }
 
 /// Which kind of socket this is, for logs and gauges.
@@ -65,6 +74,8 @@ pub enum SocketKind {
     Game,
     /// `/ws/lobby`.
     Lobby,
+    /// `/ws/echo`, only in a conformance build (`--features conformance`).
+    Echo,
 }
 
 impl SocketKind {
@@ -72,6 +83,7 @@ impl SocketKind {
         match self {
             SocketKind::Game => "game",
             SocketKind::Lobby => "lobby",
+            SocketKind::Echo => "echo",
         }
     }
 }
@@ -128,6 +140,7 @@ impl Socket {
             while let Some(item) = rx.recv().await {
                 let sent = match item {
                     WsOut::Text(text) => ws.text(String::from(&*text)).await,
+                    WsOut::Binary(bytes) => ws.binary(bytes).await,
                     WsOut::Ping => ws.ping(b"").await,
                     WsOut::Pong(bytes) => ws.pong(&bytes).await,
                     WsOut::Close(reason) => {
@@ -196,6 +209,14 @@ impl Socket {
         self.enqueue(ctx, WsOut::Text(text));
     }
 
+    /// Queues a binary frame (only the conformance echo sends one).
+    pub fn send_binary<A>(&mut self, ctx: &mut Context<A>, bytes: Bytes)
+    where
+        A: Actor<Context = Context<A>>,
+    {
+        self.enqueue(ctx, WsOut::Binary(bytes));
+    }
+
     /// Queues a server frame (error frames are counted by code).
     pub fn send_frame<A>(&mut self, ctx: &mut Context<A>, frame: &ServerFrame)
     where
@@ -261,8 +282,27 @@ impl Socket {
     /// Takes one item from the client: answers control frames, enforces the size and rate
     /// limits, completes the close handshake and closes on protocol errors (1009 too large,
     /// 1007 invalid UTF-8, 1002 otherwise). Answers the text of a data frame the session
-    /// must act on.
+    /// must act on; a binary frame is answered BAD_REQUEST here (the protocol is JSON text).
     pub fn receive<A>(&mut self, ctx: &mut Context<A>, item: Result<AggregatedMessage, ProtocolError>) -> Option<String>
+    where
+        A: Actor<Context = Context<A>>,
+    {
+        match self.receive_data(ctx, item)? {
+            Data::Text(text) => Some(text),
+            Data::Binary(_) => {
+                let error = ErrorBody::new(ErrorCode::BadRequest, "binary frames are not supported; send JSON text");
+                self.send_error(ctx, error, None);
+                None
+            }
+        }
+    }
+
+    /// [`Socket::receive`], answering binary data frames too (the conformance echo).
+    pub fn receive_data<A>(
+        &mut self,
+        ctx: &mut Context<A>,
+        item: Result<AggregatedMessage, ProtocolError>,
+    ) -> Option<Data>
     where
         A: Actor<Context = Context<A>>,
     {
@@ -274,17 +314,12 @@ impl Socket {
             Ok(AggregatedMessage::Text(text)) => {
                 self.metrics.frame_in();
                 self.last_data = self.last_heard;
-                self.admit(ctx, text.len()).then(|| String::from(text))
+                self.admit(ctx, text.len()).then(|| Data::Text(String::from(text)))
             }
             Ok(AggregatedMessage::Binary(bytes)) => {
                 self.metrics.frame_in();
                 self.last_data = self.last_heard;
-                if self.admit(ctx, bytes.len()) {
-                    let error =
-                        ErrorBody::new(ErrorCode::BadRequest, "binary frames are not supported; send JSON text");
-                    self.send_error(ctx, error, None);
-                }
-                None
+                self.admit(ctx, bytes.len()).then_some(Data::Binary(bytes))
             }
             Ok(AggregatedMessage::Ping(bytes)) => {
                 self.enqueue(ctx, WsOut::Pong(bytes));
@@ -293,7 +328,8 @@ impl Socket {
             Ok(AggregatedMessage::Pong(_)) => None,
             Ok(AggregatedMessage::Close(reason)) => {
                 // The close handshake (RFC 6455 5.5.1): answer with the client's code, then
-                // the connection ends cleanly.
+                // the connection ends cleanly (actix-http refuses a reserved or invalid code
+                // as a protocol error before it gets here: Autobahn 7.9).
                 tracing::debug!(conn = self.conn.0, kind = self.kind.as_str(), code = ?reason.as_ref().map(|r| u16::from(r.code)), "the client closed the connection");
                 let echo = reason.map(|r| CloseReason { code: r.code, description: None });
                 self.close_with(ctx, echo);
