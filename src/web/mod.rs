@@ -5,9 +5,9 @@
 //! and is counted by code in the edge middleware.
 
 pub mod assets;
-pub mod edge;
 #[cfg(feature = "conformance")]
 pub mod echo;
+pub mod edge;
 pub mod frame_guard;
 pub mod lobby;
 pub mod session;
