@@ -117,8 +117,12 @@ struct Problems {
 
 impl Problems {
     fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        let path = path.into();
+        let mut path = path.into();
         let mut message = message.into();
+        if path.trim().is_empty() {
+            // An empty (or blank) key, or the document itself: still a place to point at.
+            path = format!("{path:?} (a key at the top level)");
+        }
         if let Some(var) = self.origins.get(&path) {
             message.push_str(&format!(" (set by env {var})"));
         }

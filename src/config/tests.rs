@@ -558,3 +558,15 @@ fn per_client_limits_have_ranges() {
     assert!(message.contains('1'), "{message}");
     only_error_at("admission:\n  client_creations_per_sec: 0\n", "admission.client_creations_per_sec");
 }
+
+#[test]
+fn every_problem_has_a_path_even_at_the_top_of_the_document() {
+    // Found by the config fuzz target: a document whose top level is not a mapping.
+    for yaml in ["? !", "? !\n", "[1, 2]", "7", "\"text\""] {
+        if let Err(e) = Config::from_yaml_str(yaml, &[]) {
+            for problem in &e.errors {
+                assert!(!problem.path.trim().is_empty(), "for {yaml:?}: {problem:?}");
+            }
+        }
+    }
+}

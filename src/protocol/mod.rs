@@ -268,7 +268,10 @@ impl ClientFrame {
             RawFrame::Join { token } => ClientFrame::Join { token },
             RawFrame::Move { column } => ClientFrame::Move { column },
             RawFrame::Chat { text } => {
-                let text = text.trim();
+                // Control characters go first, so a line of nothing else is empty (found by
+                // the client_frame fuzz target: a lone BEL was accepted as a chat line).
+                let cleaned: String = text.chars().filter(|c| !c.is_control()).collect();
+                let text = cleaned.trim();
                 if text.is_empty() {
                     return Err(fail(ErrorBody::validation("text", "chat text is empty"), Some(known)));
                 }
@@ -281,7 +284,7 @@ impl ClientFrame {
                     .with("max", max_chat_chars);
                     return Err(fail(error, Some(known)));
                 }
-                ClientFrame::Chat { text: text.chars().filter(|c| !c.is_control()).collect() }
+                ClientFrame::Chat { text: text.to_owned() }
             }
             RawFrame::Resign => ClientFrame::Resign,
             RawFrame::Ping { id } => ClientFrame::Ping { id },
@@ -644,6 +647,8 @@ mod tests {
         assert_eq!(code(r#"{"type":"move"}"#), ErrorCode::BadRequest);
         assert_eq!(code(r#"{"type":"move","column":3,"x":1}"#), ErrorCode::BadRequest);
         assert_eq!(code(r#"{"type":"chat","text":"   "}"#), ErrorCode::ValidationFailed);
+        assert_eq!(code(r#"{"type":"chat","text":"\u0007"}"#), ErrorCode::ValidationFailed, "only a control character");
+        assert_eq!(code(r#"{"type":"chat","text":" \u0000 \u001b "}"#), ErrorCode::ValidationFailed);
         let long = format!(r#"{{"type":"chat","text":"{}"}}"#, "a".repeat(281));
         let err = ClientFrame::parse(&long, 280).expect_err("too long");
         assert_eq!(err.error.code, ErrorCode::ValidationFailed);
