@@ -4,7 +4,7 @@
 CARGO ?= cargo
 BROWSER_DIR := tests/browser
 
-.PHONY: run run-debug run-llm run-redis run-cluster cluster-deps fake-llm load redis-deps test fmt-check clippy unit browser-test browser-deps bench check-config conformance python-deps clean
+.PHONY: run run-debug run-llm run-redis run-cluster cluster-deps fake-llm load redis-deps test fmt-check clippy unit browser-test browser-deps bench check-config conformance python-deps fuzz clean
 
 ## make run: the server with the shipped configuration on http://localhost:8080
 run:
@@ -78,6 +78,11 @@ python-deps:
 ## make conformance: Autobahn cases 1-7 (kosoku, PyPI) against a conformance build's /ws/echo
 conformance: python-deps
 	bash scripts/conformance.sh
+
+## make fuzz: every cargo-fuzz target (fuzz/) for 60 s on stable (--sanitizer none);
+## installs cargo-fuzz if missing. Not part of make test.
+fuzz:
+	bash scripts/fuzz.sh
 
 ## make bench: criterion benchmarks (not part of make test); figures go in BENCHMARKS.md
 bench:
