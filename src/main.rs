@@ -85,11 +85,10 @@ fn main() -> ExitCode {
 fn init_logging() {
     use std::io::IsTerminal as _;
     let given = std::env::var("RAMPART_LOG").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_default();
-    let mut filter =
-        tracing_subscriber::EnvFilter::try_new(&given).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    if given.trim().is_empty() {
-        filter = tracing_subscriber::EnvFilter::new("info");
-    }
+    let mut filter = match tracing_subscriber::EnvFilter::try_new(&given) {
+        Ok(filter) if !given.trim().is_empty() => filter,
+        _ => tracing_subscriber::EnvFilter::new("info"),
+    };
     // actix-http's HTTP/1 dispatcher logs any client's malformed request or vanished
     // connection at ERROR ("stream error: request parse error"): connection-level noise a
     // client causes at will, already answered 400/431 or counted. It stays out of the log
