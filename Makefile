@@ -4,7 +4,7 @@
 CARGO ?= cargo
 BROWSER_DIR := tests/browser
 
-.PHONY: run run-debug run-llm run-redis run-cluster cluster-deps fake-llm load redis-deps test fmt-check clippy unit browser-test browser-deps bench check-config conformance python-deps fuzz clean
+.PHONY: run run-debug run-llm run-redis run-cluster cluster-deps fake-llm load redis-deps test fmt-check clippy unit browser-test browser-deps bench check-config conformance schemathesis python-deps fuzz chaos chaos-deps clean
 
 ## make run: the server with the shipped configuration on http://localhost:8080
 run:
@@ -14,8 +14,9 @@ run-debug:
 	$(CARGO) run --bin rampart -- --config server_config.yaml
 
 ## make test: formatting, lints, the config check, the browser test, the WebSocket
-## conformance cases, then every cargo test
-test: fmt-check clippy check-config browser-test conformance redis-deps unit
+## conformance cases, the OpenAPI contract (schemathesis), then every cargo test (the
+## chaos harness's 30-second smoke of each scenario among them)
+test: fmt-check clippy check-config browser-test conformance schemathesis chaos-deps unit
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -78,6 +79,28 @@ python-deps:
 ## make conformance: Autobahn cases 1-7 (kosoku, PyPI) against a conformance build's /ws/echo
 conformance: python-deps
 	bash scripts/conformance.sh
+
+## make schemathesis: the live server checked against its own /api/v1/openapi.json
+## (schemathesis, PyPI, in a venv under target/; a bounded number of examples, fixed seed)
+schemathesis: python-deps
+	bash scripts/schemathesis.sh
+
+## make chaos: the chaos harness, every scenario at full length (panic storm, Redis dies,
+## instance dies, memory pressure, LLM storm); one summary line each, non-zero on a broken
+## promise. Not part of make test (its 30-second smoke is). Figures in RELIABILITY.md.
+chaos: chaos-deps
+	bash scripts/chaos.sh
+
+## The chaos harness (and its smoke in make test) needs redis-server and stress-ng.
+chaos-deps: redis-deps
+	@if ! command -v stress-ng >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    echo "installing Debian's stress-ng for the chaos harness's memory-pressure scenario"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends stress-ng >/dev/null; \
+	  else \
+	    echo "the chaos harness needs stress-ng: run 'sudo apt-get install stress-ng' and retry" >&2; exit 1; \
+	  fi; \
+	fi
 
 ## make fuzz: every cargo-fuzz target (fuzz/) for 60 s on stable (--sanitizer none);
 ## installs cargo-fuzz if missing. Not part of make test.

@@ -1,16 +1,20 @@
 //! The wire contract of docs/PROTOCOL.md as types: error codes and the error shape, client and
 //! server WebSocket frames, REST bodies and the game views. Parsing and validation of client
-//! frames happen here, in one place, and return docs/PROTOCOL.md error codes.
+//! frames happen here, in one place, and return docs/PROTOCOL.md error codes. The REST types
+//! derive `ToSchema`: the OpenAPI document (`src/web/openapi.rs`) is generated from them.
 
 pub mod views;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use utoipa::openapi::schema::{Object, ObjectBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
+use utoipa::ToSchema;
 
 use crate::game::Seat;
 
 /// Every error code a client can see. Stable: add, never rename.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 #[allow(missing_docs)]
 pub enum ErrorCode {
@@ -109,14 +113,64 @@ impl ErrorCode {
 }
 
 /// The one error shape: `{"code","message","details"}`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     /// Stable machine-readable code.
     pub code: ErrorCode,
     /// A sentence for humans; never an internal message.
     pub message: String,
     /// Structured extras (`field`, `retry_after_ms`, `incident`, …); may be empty.
+    #[schema(value_type = ErrorDetails)]
     pub details: Value,
+}
+
+/// The REST error: `{"error":{…}}` around the one error shape.
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+pub struct ErrorEnvelope {
+    /// The error.
+    pub error: ErrorBody,
+}
+
+/// The keys [`ErrorBody::details`] may hold (docs/PROTOCOL.md, "Errors"); each is present
+/// only with the codes named. This type documents the contract: `details` is built with
+/// [`ErrorBody::with`]. New keys may be added.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetails {
+    /// VALIDATION_FAILED: the request or frame field at fault.
+    pub field: Option<String>,
+    /// VALIDATION_FAILED, UNKNOWN_MESSAGE_TYPE: the accepted values or frame types.
+    pub allowed: Option<Vec<Value>>,
+    /// VALIDATION_FAILED on `chat`: the chat limit in characters.
+    pub max: Option<u64>,
+    /// UNKNOWN_MESSAGE_TYPE: the `type` that was sent.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// PAYLOAD_TOO_LARGE: the body or frame limit (`server.max_frame_bytes`).
+    pub max_bytes: Option<u64>,
+    /// SERVER_BUSY, GAME_RESTARTING, RATE_LIMITED: wait at least this long before retrying
+    /// (also the `Retry-After` header, in whole seconds rounded up).
+    pub retry_after_ms: Option<u64>,
+    /// SERVER_BUSY with a place in line: the ticket (a secret).
+    pub ticket: Option<String>,
+    /// SERVER_BUSY with a place in line: 1-based position.
+    pub position: Option<u64>,
+    /// SERVER_BUSY with a place in line: estimated seconds until admitted.
+    pub eta_secs: Option<u64>,
+    /// SERVER_BUSY with a place in line: where to follow the ticket.
+    pub watch: Option<views::WatchLinks>,
+    /// SERVER_BUSY `connections`, GAME_OVER `abandoned`, NOT_YOUR_TURN
+    /// `waiting_for_opponent`, GAME_FAILED `unreadable`.
+    pub reason: Option<String>,
+    /// RATE_LIMITED on `POST /api/v1/games`: `creations` or `tickets`, the per-client limit passed.
+    pub limit: Option<String>,
+    /// NOT_YOUR_TURN, INVALID_MOVE, GAME_OVER on `move`: the column that was sent.
+    pub column: Option<i64>,
+    /// FORBIDDEN: the seat this socket already holds.
+    pub seat: Option<Seat>,
+    /// NOT_FOUND for a breaker: the unknown name.
+    pub name: Option<String>,
+    /// INTERNAL after a game crash: an id that also appears in the server log.
+    pub incident: Option<String>,
 }
 
 impl ErrorBody {
@@ -136,8 +190,8 @@ impl ErrorBody {
         ErrorBody::new(ErrorCode::ValidationFailed, message).with("field", field)
     }
     /// The REST envelope `{"error":{…}}`.
-    pub fn envelope(&self) -> Value {
-        json!({ "error": self })
+    pub fn envelope(&self) -> ErrorEnvelope {
+        ErrorEnvelope { error: self.clone() }
     }
     /// `details.retry_after_ms`, when set.
     pub fn retry_after_ms(&self) -> Option<u64> {
@@ -184,6 +238,26 @@ impl std::fmt::Display for ErrorBody {
         write!(f, "{}: {}", self.code.as_str(), self.message)
     }
 }
+
+/// The schema of a string that is one of `values` (for fields read loosely and checked by
+/// hand, so that the document and the check share one list).
+pub fn string_enum(values: &[&str], description: &str) -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(values.iter().copied()))
+        .description(Some(description))
+        .build()
+}
+
+// `Seat` lives with the game rules, which know nothing of the wire; its schema is here.
+impl utoipa::PartialSchema for Seat {
+    fn schema() -> RefOr<Schema> {
+        let names: Vec<&str> = Seat::ALL.iter().map(|s| s.as_str()).collect();
+        string_enum(&names, "A seat: red moves first; the creator of a game is red.").into()
+    }
+}
+
+impl ToSchema for Seat {}
 
 /// A frame a client sends on a game socket, after parsing and validation.
 #[derive(Clone, Debug, PartialEq)]
@@ -423,7 +497,7 @@ impl LobbyFrame {
 }
 
 /// A ticket's state (`GET /api/v1/waitlist/{ticket}` and the lobby's `waitlist` frame).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 #[serde(tag = "status", rename_all = "lowercase")]
 pub enum WaitlistStatus {
     /// Still in line.
@@ -438,7 +512,7 @@ pub enum WaitlistStatus {
 }
 
 /// Game status as clients see it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum GameStatus {
     /// Waiting for the second human.
@@ -464,7 +538,7 @@ impl GameStatus {
 }
 
 /// One seat as clients see it; never holds the token.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 pub struct PlayerView {
     /// Display name.
     pub name: String,
@@ -475,7 +549,7 @@ pub struct PlayerView {
 }
 
 /// Both seats; a free seat is `null`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 pub struct PlayersView {
     /// Red seat.
     pub red: Option<PlayerView>,
@@ -512,11 +586,12 @@ pub struct GameView {
 }
 
 /// One lobby entry (`GET /api/v1/games`); never holds tokens.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 pub struct GameSummary {
     /// Game id.
     pub game_id: String,
     /// Game kind.
+    #[schema(schema_with = game_kind_schema)]
     pub kind: &'static str,
     /// Status.
     pub status: GameStatus,
@@ -535,7 +610,7 @@ pub struct GameSummary {
 }
 
 /// Who the creator plays against.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Opponent {
     /// The AI player.
@@ -547,41 +622,57 @@ pub enum Opponent {
 /// `POST /api/v1/games`. `kind` and `opponent` are read loosely so that a wrong value gets
 /// VALIDATION_FAILED with the allowed values (see [`CreateGameRequest::validate`]), not a
 /// parser's message.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateGameRequest {
     /// Game kind; only "connect4" exists.
+    #[schema(schema_with = game_kind_schema)]
     pub kind: Value,
     /// `ai` or `human`.
+    #[schema(value_type = Opponent)]
     pub opponent: Value,
-    /// The creator's name.
+    /// The creator's name: trimmed, then 1–32 characters without control characters
+    /// (else VALIDATION_FAILED).
+    #[schema(schema_with = player_name_schema)]
     pub player_name: String,
+}
+
+/// The game kinds there are.
+pub const GAME_KINDS: [&str; 1] = ["connect4"];
+
+/// The opponents a creator may choose.
+pub const OPPONENTS: [&str; 2] = ["ai", "human"];
+
+fn game_kind_schema() -> Object {
+    string_enum(&GAME_KINDS, "The game kind.")
 }
 
 impl CreateGameRequest {
     /// The opponent and the normalised name, or the first field that is wrong.
     pub fn validate(self) -> Result<(Opponent, String), ErrorBody> {
-        if self.kind.as_str() != Some("connect4") {
-            return Err(ErrorBody::validation("kind", "kind must be \"connect4\"").with("allowed", vec!["connect4"]));
+        if !self.kind.as_str().is_some_and(|k| GAME_KINDS.contains(&k)) {
+            return Err(ErrorBody::validation("kind", "kind must be \"connect4\"").with("allowed", GAME_KINDS.to_vec()));
         }
         let opponent: Opponent = serde_json::from_value(self.opponent).map_err(|_| {
             ErrorBody::validation("opponent", "opponent must be \"ai\" or \"human\"")
-                .with("allowed", vec!["ai", "human"])
+                .with("allowed", OPPONENTS.to_vec())
         })?;
         Ok((opponent, validate_player_name(&self.player_name)?))
     }
 }
 
 /// `POST /api/v1/games/{id}/join`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JoinGameRequest {
-    /// The joiner's name.
+    /// The joiner's name: trimmed, then 1–32 characters without control characters (else
+    /// VALIDATION_FAILED).
+    #[schema(schema_with = player_name_schema)]
     pub player_name: String,
 }
 
 /// The answer to create and join: the seat and its secret token.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SeatGrant {
     /// Game id.
     pub game_id: String,
@@ -593,6 +684,28 @@ pub struct SeatGrant {
 
 /// The longest player name accepted.
 pub const MAX_PLAYER_NAME_CHARS: usize = 32;
+
+/// [`validate_player_name`] as a regular expression, for the OpenAPI document: optional
+/// white space (what `str::trim` removes), then 1..=32 characters that are not control
+/// characters (Unicode Cc) and neither begin nor end with white space, then white space.
+pub fn player_name_pattern() -> String {
+    // Unicode White_Space, as `char::is_whitespace`.
+    const SPACE: &str = r"[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]";
+    // Neither a control character nor white space: a name's first and last character.
+    const EDGE: &str = r"[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]";
+    // Not a control character (Unicode Cc, as `char::is_control`).
+    const INNER: &str = r"[^\x00-\x1F\x7F-\x9F]";
+    let inner_max = MAX_PLAYER_NAME_CHARS - 2;
+    format!("^{SPACE}*{EDGE}(?:{INNER}{{0,{inner_max}}}{EDGE})?{SPACE}*$")
+}
+
+fn player_name_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(player_name_pattern()))
+        .description(Some("A player's name: trimmed, then 1–32 characters without control characters."))
+        .build()
+}
 
 /// Checks and normalises a player name: trimmed, 1..=32 characters, no control characters.
 pub fn validate_player_name(name: &str) -> Result<String, ErrorBody> {

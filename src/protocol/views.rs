@@ -1,16 +1,20 @@
 //! The shapes of the operations endpoints: the circuit breakers (`/health/circuit-breakers`,
 //! `/metrics/circuit-breakers`), `/health` itself, and the small REST answers. Serialised
-//! as they are; every field is part of the contract the dashboard and scripts read.
+//! as they are; every field is part of the contract the dashboard and scripts read. Each
+//! derives `ToSchema` for the OpenAPI document (`src/web/openapi.rs`).
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::openapi::schema::{ArrayBuilder, Object, ObjectBuilder, Schema, SchemaType, Type};
+use utoipa::ToSchema;
 
+use super::string_enum;
 use crate::breaker::BreakerConfig;
 
 /// One breaker: its state, counters and configuration.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct BreakerView {
     /// Its name.
     pub name: String,
@@ -21,6 +25,7 @@ pub struct BreakerView {
     /// The state an admin forced, if any.
     pub forced: Option<&'static str>,
     /// Calls by outcome.
+    #[schema(schema_with = call_counts_schema)]
     pub counters: crate::breaker::CallCounts,
     /// Failures in a row while closed.
     pub consecutive_failures: u32,
@@ -33,18 +38,19 @@ pub struct BreakerView {
     /// State changes so far.
     pub transitions: u64,
     /// Its configuration, with the YAML's names.
+    #[schema(schema_with = breaker_config_schema)]
     pub config: BreakerConfig,
 }
 
 /// `GET /health/circuit-breakers`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct BreakersList {
     /// Every breaker.
     pub breakers: Vec<BreakerView>,
 }
 
 /// One breaker with its call-duration histogram.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct BreakerMetricsView {
     /// The breaker.
     #[serde(flatten)]
@@ -54,7 +60,7 @@ pub struct BreakerMetricsView {
 }
 
 /// A cumulative histogram.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct DurationHistogram {
     /// Calls timed.
     pub count: u64,
@@ -65,7 +71,7 @@ pub struct DurationHistogram {
 }
 
 /// One histogram bucket.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, ToSchema)]
 pub struct HistogramBucket {
     /// Upper bound, seconds.
     pub le: f64,
@@ -74,7 +80,7 @@ pub struct HistogramBucket {
 }
 
 /// A count of one transition of one breaker.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct TransitionCount {
     /// The breaker.
     pub name: String,
@@ -87,7 +93,7 @@ pub struct TransitionCount {
 }
 
 /// `GET /metrics/circuit-breakers`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct BreakersMetrics {
     /// Every breaker, with its histogram.
     pub breakers: Vec<BreakerMetricsView>,
@@ -96,40 +102,99 @@ pub struct BreakersMetrics {
 }
 
 /// `GET /api/v1/games`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct GamesList {
     /// The lobby's game summaries, newest first.
+    #[schema(value_type = Vec<super::GameSummary>)]
     pub games: Vec<Value>,
 }
 
 /// `POST /api/v1/admin/games/{id}/fault`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FaultRequest {
     /// `panic`, `panic_on_next_command` or `hang`.
+    #[schema(schema_with = fault_kind_schema)]
     pub kind: String,
-    /// How long a hang lasts (default 30 s).
+    /// How long a `hang` lasts, 1..=600000 ms (default 30 000); checked with every kind,
+    /// used only by `hang`.
+    #[schema(schema_with = hang_schema)]
+    #[serde(default, deserialize_with = "whole_number")]
     pub duration_ms: Option<u64>,
 }
 
+/// Reads a whole non-negative number, or null. JSON has one number type, so `10000.0` is
+/// 10 000 (as the schema's `integer` says); `0.5` or `-1` is the wrong type (BAD_REQUEST).
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    use serde::de::Error as _;
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else { return Ok(None) };
+    if let Some(v) = n.as_u64() {
+        return Ok(Some(v));
+    }
+    match n.as_f64() {
+        // Exact: every whole f64 below 2^64 converts without rounding.
+        Some(f) if f.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&f) => Ok(Some(f as u64)),
+        _ => Err(D::Error::custom(format!("invalid value: {n}, expected a whole number"))),
+    }
+}
+
+/// The longest injected hang, ms.
+pub const MAX_HANG_MS: u64 = 600_000;
+
+fn hang_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Integer, Type::Null]))
+        .minimum(Some(1))
+        .maximum(Some(MAX_HANG_MS as f64))
+        .description(Some("How long a `hang` lasts, ms (null or absent: 30 000); checked with every kind."))
+        .build()
+}
+
+/// The faults an admin may inject.
+pub const FAULT_KINDS: [&str; 3] = ["panic", "panic_on_next_command", "hang"];
+
+fn fault_kind_schema() -> Object {
+    string_enum(&FAULT_KINDS, "The fault to inject.")
+}
+
 /// `POST /api/v1/admin/health`: the status to force, or null to measure again.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HealthOverrideRequest {
     /// healthy | degraded | overloaded | null.
+    #[schema(schema_with = forced_status_schema)]
     pub status: Option<String>,
 }
 
+/// The statuses an admin may force (`null`, or no `status`, measures again).
+pub const FORCED_STATUSES: [&str; 3] = ["healthy", "degraded", "overloaded"];
+
+fn forced_status_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .enum_values(Some(FORCED_STATUSES.iter().map(|s| Value::from(*s)).chain([Value::Null])))
+        .description(Some("The status to force, or null (or no `status`) to measure again."))
+        .build()
+}
+
 /// `POST /api/v1/admin/breakers/{name}`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BreakerActionRequest {
     /// force_open | force_closed | reset.
+    #[schema(schema_with = breaker_action_schema)]
     pub action: String,
 }
 
+/// What an admin may do to a breaker.
+pub const BREAKER_ACTIONS: [&str; 3] = ["force_open", "force_closed", "reset"];
+
+fn breaker_action_schema() -> Object {
+    string_enum(&BREAKER_ACTIONS, "The action.")
+}
+
 /// `POST /api/v1/admin/games/{id}/fault` accepted.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct FaultAccepted {
     /// The game.
     pub game_id: String,
@@ -140,7 +205,7 @@ pub struct FaultAccepted {
 }
 
 /// `POST /api/v1/admin/health` done.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct HealthOverride {
     /// The status in force now.
     pub status: &'static str,
@@ -149,7 +214,7 @@ pub struct HealthOverride {
 }
 
 /// Where a waiting player follows their place in line (SERVER_BUSY `details.watch`).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct WatchLinks {
     /// The lobby socket (`{"type":"watch","ticket"}`).
     pub ws: &'static str,
@@ -169,7 +234,7 @@ impl WatchLinks {
 }
 
 /// `GET /health`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct HealthBody {
     /// healthy | degraded | overloaded | draining.
     pub status: &'static str,
@@ -182,7 +247,7 @@ pub struct HealthBody {
 }
 
 /// The checks of `/health`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct HealthChecks {
     /// Games in play and hosted.
     pub games: GamesCheck,
@@ -199,7 +264,7 @@ pub struct HealthChecks {
 }
 
 /// Games in play and hosted.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct GamesCheck {
     /// ok | full.
     pub status: &'static str,
@@ -212,7 +277,7 @@ pub struct GamesCheck {
 }
 
 /// Open connections.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct ConnectionsCheck {
     /// ok | saturated.
     pub status: &'static str,
@@ -227,7 +292,7 @@ pub struct ConnectionsCheck {
 }
 
 /// Game arbiters.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct ArbitersCheck {
     /// ok | degraded | down.
     pub status: &'static str,
@@ -240,7 +305,7 @@ pub struct ArbitersCheck {
 }
 
 /// The HealthMonitor's vitals.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct VitalsCheck {
     /// The monitor's status.
     pub status: &'static str,
@@ -253,7 +318,7 @@ pub struct VitalsCheck {
 }
 
 /// One vital.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, ToSchema)]
 pub struct VitalView {
     /// Its level.
     pub status: &'static str,
@@ -264,7 +329,7 @@ pub struct VitalView {
 }
 
 /// The line.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct AdmissionCheck {
     /// admitting | waitlisting.
     pub status: &'static str,
@@ -283,7 +348,7 @@ pub struct AdmissionCheck {
 }
 
 /// The circuit breakers.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct BreakersCheck {
     /// ok | degraded.
     pub status: &'static str,
@@ -296,10 +361,106 @@ pub struct BreakersCheck {
 }
 
 /// A breaker's state in `/health`.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, ToSchema)]
 pub struct BreakerBrief {
     /// Its state.
     pub state: &'static str,
     /// False: a pass-through.
     pub enabled: bool,
+}
+
+/// An object schema: every property required, as `(name, schema)`.
+fn object_of(description: &str, properties: Vec<(&str, Schema)>) -> Object {
+    let mut object = ObjectBuilder::new().schema_type(Type::Object).description(Some(description));
+    for (name, schema) in properties {
+        object = object.property(name, schema).required(name);
+    }
+    object.build()
+}
+
+fn typed(kind: Type, description: &str) -> Schema {
+    ObjectBuilder::new().schema_type(kind).description(Some(description)).build().into()
+}
+
+fn count(description: &str) -> Schema {
+    ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0)).description(Some(description)).build().into()
+}
+
+fn or_null(kind: Type, description: &str) -> Schema {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([kind, Type::Null]))
+        .description(Some(description))
+        .build()
+        .into()
+}
+
+// `CallCounts` and `BreakerConfig` live with the breaker, which knows nothing of the wire;
+// their schemas are written here (tests/openapi.rs checks them against what is served).
+
+/// The schema of `crate::breaker::CallCounts`.
+fn call_counts_schema() -> Object {
+    object_of(
+        "Calls through the breaker by outcome.",
+        vec![
+            ("success", count("Calls that succeeded.")),
+            ("failure", count("Calls that failed (including slow calls).")),
+            ("timeout", count("Calls cut (or overrun) by the call timeout.")),
+            ("rejected", count("Calls refused without being made.")),
+            ("ignored", count("Calls classified as ignored, or cancelled before they finished.")),
+            ("slow", count("Calls slower than `slow_call_ms` (also counted in `failure`).")),
+        ],
+    )
+}
+
+/// The schema of [`BreakerConfig`] as it is served (the YAML's key names).
+fn breaker_config_schema() -> Object {
+    object_of(
+        "The breaker's configuration, with the YAML's key names (`circuit_breakers.<name>`).",
+        vec![
+            ("enabled", typed(Type::Boolean, "false: a pass-through that counts calls and never refuses one.")),
+            ("failure_threshold", count("Consecutive failures that trip it.")),
+            ("timeout", typed(Type::Number, "Seconds it stays open after tripping.")),
+            ("timeout_max", typed(Type::Number, "The longest open period when it grows, seconds.")),
+            ("timeout_multiplier", typed(Type::Number, "Growth of the open period after each failed probe.")),
+            ("jitter", typed(Type::Number, "Each open period is scaled by a random factor in 1 ± jitter.")),
+            (
+                "failure_rate_threshold_pct",
+                or_null(Type::Number, "Also trip at this failure % in the window; null: off."),
+            ),
+            ("failure_rate_window_calls", count("Calls in the failure-rate window.")),
+            ("failure_rate_min_calls", count("Calls the window must hold before the rate counts.")),
+            ("slow_call_ms", or_null(Type::Integer, "Calls slower than this (ms) count as failures; null: off.")),
+            ("call_timeout_ms", count("Every call's timeout, ms.")),
+            ("half_open_max_probes", count("Probe calls in flight at once while half-open.")),
+            ("half_open_successes", count("Successful probes that close it.")),
+            (
+                "operations",
+                ArrayBuilder::new()
+                    .items(ObjectBuilder::new().schema_type(Type::String).description(Some("An operation's name.")))
+                    .description(Some("The operations it protects, for operators."))
+                    .build()
+                    .into(),
+            ),
+        ],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fault(json: &str) -> Result<FaultRequest, serde_json::Error> {
+        serde_json::from_str(json)
+    }
+
+    #[test]
+    fn a_hang_duration_is_any_whole_json_number() {
+        assert_eq!(fault(r#"{"kind":"hang","duration_ms":10000}"#).expect("int").duration_ms, Some(10_000));
+        assert_eq!(fault(r#"{"kind":"hang","duration_ms":10000.0}"#).expect("whole float").duration_ms, Some(10_000));
+        assert_eq!(fault(r#"{"kind":"hang","duration_ms":null}"#).expect("null").duration_ms, None);
+        assert_eq!(fault(r#"{"kind":"hang"}"#).expect("absent").duration_ms, None);
+        for bad in ["0.5", "-1", "-1.0", "1e30", "\"10\""] {
+            assert!(fault(&format!(r#"{{"kind":"hang","duration_ms":{bad}}}"#)).is_err(), "{bad}");
+        }
+    }
 }

@@ -2,7 +2,8 @@
 //! `/metrics` and the embedded browser page. Handlers translate between HTTP and actor
 //! messages and return `Result<_, ErrorBody>`: an error leaves in the docs/PROTOCOL.md
 //! shape with its status and `Retry-After` ([`ErrorBody`] is the handlers' `ResponseError`),
-//! and is counted by code in the edge middleware.
+//! and is counted by code in the edge middleware. Each REST handler's `#[utoipa::path]`
+//! lists every status it answers; [`openapi`] assembles them into `/api/v1/openapi.json`.
 
 pub mod assets;
 #[cfg(feature = "conformance")]
@@ -10,6 +11,7 @@ pub mod echo;
 pub mod edge;
 pub mod frame_guard;
 pub mod lobby;
+pub mod openapi;
 pub mod session;
 pub mod socket;
 
@@ -38,11 +40,12 @@ use crate::metrics::Metrics;
 use crate::protocol::views::{
     AdmissionCheck, ArbitersCheck, BreakerActionRequest, BreakerBrief, BreakerView, BreakersCheck, BreakersList,
     BreakersMetrics, ConnectionsCheck, FaultAccepted, FaultRequest, GamesCheck, GamesList, HealthBody, HealthChecks,
-    HealthOverride, HealthOverrideRequest, VitalView, VitalsCheck,
+    HealthOverride, HealthOverrideRequest, VitalView, VitalsCheck, BREAKER_ACTIONS, FAULT_KINDS, FORCED_STATUSES,
+    MAX_HANG_MS,
 };
 use crate::protocol::{
-    validate_player_name, CreateGameRequest, ErrorBody, ErrorCode, GameSummary, JoinGameRequest, SeatGrant,
-    WaitlistStatus,
+    validate_player_name, CreateGameRequest, ErrorBody, ErrorCode, ErrorEnvelope, GameSummary, JoinGameRequest,
+    SeatGrant, WaitlistStatus,
 };
 use crate::store::waitlist::TicketStatus;
 use crate::store::StoreError;
@@ -153,6 +156,32 @@ async fn relay(state: &AppState, to: crate::ids::InstanceId, wire: Wire) -> Answ
     }
 }
 
+/// `POST /api/v1/games`: a new game through admission control.
+#[utoipa::path(
+    post,
+    path = "/api/v1/games",
+    tag = "games",
+    request_body(content = CreateGameRequest, description = "A JSON object (the request `Content-Type` is not checked)."),
+    responses(
+        (status = 201, description = "Created: the creator's seat grant (always red). Attach a socket and `join` within `server.abandoned_game_secs`.", body = SeatGrant,
+            links(
+                ("GetGame" = (operation_id = "get_game", parameters(("id" = "$response.body#/game_id")), description = "The new game's summary.")),
+                ("JoinGame" = (operation_id = "join_game", parameters(("id" = "$response.body#/game_id")), description = "The second seat of a human game (the link to share).")),
+            )),
+        (status = 400, response = openapi::BadRequest),
+        (status = 408, response = openapi::RequestTimeout),
+        (status = 413, response = openapi::PayloadTooLarge),
+        (status = 422, response = openapi::ValidationFailed),
+        (status = 429, response = openapi::RateLimited),
+        (status = 500, response = openapi::Internal),
+        (status = 503, description = "SERVER_BUSY: admission refused the game. With `details.ticket` the request is in the waitlist: follow `details.watch` and do not POST again. Without a ticket (line full or unreachable, or the connection ceiling with `reason: \"connections\"`) nothing was queued: retry after `Retry-After`. Or DRAINING: the server is shutting down (no `Retry-After`): create the game on another instance.", body = ErrorEnvelope,
+            headers(("Retry-After" = u64, description = "With SERVER_BUSY (always): seconds to wait, `details.retry_after_ms` rounded up. Absent with DRAINING.")),
+            links(
+                ("WaitlistStatus" = (operation_id = "waitlist_status", parameters(("ticket" = "$response.body#/error/details/ticket")), description = "Follow the ticket (no faster than `Retry-After`).")),
+                ("LeaveWaitlist" = (operation_id = "waitlist_leave", parameters(("ticket" = "$response.body#/error/details/ticket")), description = "Give up the place in line.")),
+            )),
+    )
+)]
 async fn create_game(state: State, req: HttpRequest, payload: web::Payload) -> Answer<HttpResponse> {
     state.creation_rate.hit();
     if state.draining.load(Ordering::Acquire) {
@@ -168,6 +197,27 @@ async fn create_game(state: State, req: HttpRequest, payload: web::Payload) -> A
     Ok(HttpResponse::Created().json(grant))
 }
 
+/// `POST /api/v1/games/{id}/join`: the free seat of a human game.
+#[utoipa::path(
+    post,
+    path = "/api/v1/games/{id}/join",
+    tag = "games",
+    params(("id" = String, Path, description = "The game id (opaque).")),
+    request_body(content = JoinGameRequest, description = "A JSON object (the request `Content-Type` is not checked)."),
+    responses(
+        (status = 200, description = "The joiner's seat grant (yellow). It never waits in line: the game already counts.", body = SeatGrant,
+            links(("GetGame" = (operation_id = "get_game", parameters(("id" = "$response.body#/game_id")), description = "The game's summary.")))),
+        (status = 400, response = openapi::BadRequest),
+        (status = 404, description = "GAME_NOT_FOUND: no such game (never existed, or ended and removed).", body = ErrorEnvelope),
+        (status = 408, response = openapi::RequestTimeout),
+        (status = 409, description = "GAME_FULL: both seats are taken; or GAME_OVER with `reason: \"abandoned\"`.", body = ErrorEnvelope),
+        (status = 410, description = "GAME_FAILED: the game exceeded its restart limit, or its saved state cannot be read (`reason: \"unreadable\"`); it is closed for good.", body = ErrorEnvelope),
+        (status = 413, response = openapi::PayloadTooLarge),
+        (status = 422, response = openapi::ValidationFailed),
+        (status = 500, response = openapi::Internal),
+        (status = 503, response = openapi::GameUnavailable),
+    )
+)]
 async fn join_game(state: State, path: web::Path<String>, payload: web::Payload) -> Answer<web::Json<SeatGrant>> {
     let id = game_id(&path)?;
     let body: JoinGameRequest = read_json(payload, state.limits.max_frame_bytes).await?;
@@ -202,6 +252,16 @@ async fn join_game(state: State, path: web::Path<String>, payload: web::Payload)
     Ok(web::Json(SeatGrant { game_id: id.to_string(), seat, player_token: token.expose().to_owned() }))
 }
 
+/// `GET /api/v1/games`: the lobby.
+#[utoipa::path(
+    get,
+    path = "/api/v1/games",
+    tag = "games",
+    responses(
+        (status = 200, description = "Up to 200 game summaries from every instance, newest first (refreshed about four times a second).", body = GamesList),
+        (status = 503, response = openapi::ConnectionCeiling),
+    )
+)]
 async fn list_games(state: State) -> web::Json<GamesList> {
     web::Json(GamesList { games: state.lobby.games(200) })
 }
@@ -221,6 +281,18 @@ impl serde::Serialize for SummaryOf {
     }
 }
 
+/// `GET /api/v1/games/{id}`: one game's summary.
+#[utoipa::path(
+    get,
+    path = "/api/v1/games/{id}",
+    tag = "games",
+    params(("id" = String, Path, description = "The game id (opaque).")),
+    responses(
+        (status = 200, description = "The game's summary (never a token).", body = GameSummary),
+        (status = 404, description = "GAME_NOT_FOUND: no such game, or it ended and was removed.", body = ErrorEnvelope),
+        (status = 503, response = openapi::ConnectionCeiling),
+    )
+)]
 async fn get_game(state: State, path: web::Path<String>) -> Answer<web::Json<SummaryOf>> {
     let id = game_id(&path)?;
     match state.registry.get(&id) {
@@ -245,6 +317,25 @@ async fn game_exists(state: &AppState, id: &GameId) -> bool {
         || matches!(state.keeper.read_stored(id).await, Ok(Some(_)) | Err(StoreError::Corrupt(_)))
 }
 
+/// `GET /ws/games/{id}`: the game socket.
+#[utoipa::path(
+    get,
+    path = "/ws/games/{id}",
+    tag = "sockets",
+    params(
+        ("id" = String, Path, description = "The game id (opaque)."),
+        ("Upgrade" = String, Header, pattern = "[Ww][Ee][Bb][Ss][Oo][Cc][Kk][Ee][Tt]", description = "Must name `websocket`."),
+        ("Connection" = String, Header, pattern = "^[Uu][Pp][Gg][Rr][Aa][Dd][Ee]$", description = "`Upgrade`."),
+        ("Sec-WebSocket-Version" = String, Header, pattern = "^13$", description = "`13`."),
+        ("Sec-WebSocket-Key" = String, Header, pattern = "^[A-Za-z0-9+/]{21}[AQgw]==$", description = "16 random bytes in base64 (RFC 6455)."),
+    ),
+    responses(
+        (status = 101, description = "Switching Protocols: the game WebSocket (frames in docs/PROTOCOL.md). An unknown game upgrades too, sends GAME_NOT_FOUND and closes with 4404."),
+        (status = 400, description = "BAD_REQUEST: not a valid WebSocket upgrade (a plain GET on a known game, or a handshake header missing or wrong).", body = ErrorEnvelope),
+        (status = 404, description = "GAME_NOT_FOUND: an unknown game without `Upgrade: websocket` (a plain GET).", body = ErrorEnvelope),
+        (status = 503, response = openapi::ConnectionCeiling),
+    )
+)]
 async fn game_socket(
     state: State,
     req: HttpRequest,
@@ -303,6 +394,22 @@ async fn upgrade(
 }
 
 /// `GET /ws/lobby`: lobby snapshots and waitlist positions.
+#[utoipa::path(
+    get,
+    path = "/ws/lobby",
+    tag = "sockets",
+    params(
+        ("Upgrade" = String, Header, pattern = "[Ww][Ee][Bb][Ss][Oo][Cc][Kk][Ee][Tt]", description = "Must name `websocket`."),
+        ("Connection" = String, Header, pattern = "^[Uu][Pp][Gg][Rr][Aa][Dd][Ee]$", description = "`Upgrade`."),
+        ("Sec-WebSocket-Version" = String, Header, pattern = "^13$", description = "`13`."),
+        ("Sec-WebSocket-Key" = String, Header, pattern = "^[A-Za-z0-9+/]{21}[AQgw]==$", description = "16 random bytes in base64 (RFC 6455)."),
+    ),
+    responses(
+        (status = 101, description = "Switching Protocols: the lobby WebSocket (lobby snapshots, waitlist positions; docs/PROTOCOL.md)."),
+        (status = 400, description = "BAD_REQUEST: not a valid WebSocket upgrade (a plain GET, or a handshake header missing or wrong).", body = ErrorEnvelope),
+        (status = 503, response = openapi::ConnectionCeiling),
+    )
+)]
 async fn lobby_socket(state: State, req: HttpRequest, body: web::Payload) -> Answer<HttpResponse> {
     let (response, ws, stream, limits) = upgrade(&state, &req, body).await?;
     let (view, admission, metrics) = (state.lobby.clone(), state.admission.clone(), state.metrics.clone());
@@ -313,9 +420,26 @@ async fn lobby_socket(state: State, req: HttpRequest, body: web::Payload) -> Ans
     Ok(response)
 }
 
-/// Longest injected hang.
-const MAX_HANG_MS: u64 = 600_000;
-
+/// `POST /api/v1/admin/games/{id}/fault`: a fault the server handles exactly as a real bug.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/games/{id}/fault",
+    tag = "admin",
+    params(("id" = String, Path, description = "The game id (opaque).")),
+    request_body(content = FaultRequest, description = "A JSON object (the request `Content-Type` is not checked)."),
+    security(("admin_token" = [])),
+    responses(
+        (status = 202, description = "Accepted: the fault is on its way to the game.", body = FaultAccepted),
+        (status = 400, response = openapi::BadRequest),
+        (status = 401, response = openapi::Unauthorized),
+        (status = 404, description = "NOT_FOUND: the admin endpoints are disabled (no RAMPART_ADMIN_TOKEN); or GAME_NOT_FOUND: no such game.", body = ErrorEnvelope),
+        (status = 408, response = openapi::RequestTimeout),
+        (status = 410, description = "GAME_FAILED: the game is closed for good.", body = ErrorEnvelope),
+        (status = 413, response = openapi::PayloadTooLarge),
+        (status = 422, response = openapi::ValidationFailed),
+        (status = 503, response = openapi::GameUnavailable),
+    )
+)]
 async fn inject_fault(
     state: State,
     req: HttpRequest,
@@ -325,19 +449,16 @@ async fn inject_fault(
     authorize(&state, &req)?;
     let id = game_id(&path)?;
     let body: FaultRequest = read_json(payload, state.limits.max_frame_bytes).await?;
+    if body.duration_ms.is_some_and(|ms| ms == 0 || ms > MAX_HANG_MS) {
+        return Err(ErrorBody::validation("duration_ms", format!("duration_ms must be 1..={MAX_HANG_MS}")));
+    }
     let fault = match body.kind.as_str() {
         "panic" => Fault::Panic,
         "panic_on_next_command" => Fault::PanicOnNextCommand,
-        "hang" => {
-            let ms = body.duration_ms.unwrap_or(30_000);
-            if ms == 0 || ms > MAX_HANG_MS {
-                return Err(ErrorBody::validation("duration_ms", format!("duration_ms must be 1..={MAX_HANG_MS}")));
-            }
-            Fault::Hang(Duration::from_millis(ms))
-        }
+        "hang" => Fault::Hang(Duration::from_millis(body.duration_ms.unwrap_or(30_000))),
         _ => {
             return Err(ErrorBody::validation("kind", "kind must be \"panic\", \"panic_on_next_command\" or \"hang\"")
-                .with("allowed", vec!["panic", "panic_on_next_command", "hang"]))
+                .with("allowed", FAULT_KINDS.to_vec()))
         }
     };
     match state.supervisor.send(Resolve(id.clone())).await.map_err(|_| ErrorBody::restarting())? {
@@ -378,6 +499,17 @@ fn authorize(state: &AppState, req: &HttpRequest) -> Answer<()> {
     }
 }
 
+/// `GET /health`: the server's health, for load balancers, the page and the dashboard.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "operations",
+    responses(
+        (status = 200, description = "`healthy` or `degraded`: the server takes new games.", body = HealthBody),
+        (status = 503, description = "`overloaded` or `draining`, or the game supervisor does not answer (`checks.arbiters.status: \"down\"`): send players elsewhere. Past the connection ceiling, SERVER_BUSY `reason: \"connections\"` instead.", body = openapi::HealthUnavailable,
+            headers(("Retry-After" = u64, description = "Only with SERVER_BUSY (the connection ceiling)."))),
+    )
+)]
 async fn health(state: State) -> HttpResponse {
     let arbiters = state.supervisor.send(GetArbiterHealth).await.ok();
     let draining = state.draining.load(Ordering::Acquire);
@@ -477,6 +609,16 @@ async fn health(state: State) -> HttpResponse {
     }
 }
 
+/// `GET /metrics`: Prometheus text.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Every `rampart_` family in the Prometheus text format (version 0.0.4), each with `# HELP` and `# TYPE`.", body = String, content_type = "text/plain"),
+        (status = 503, response = openapi::ConnectionCeiling),
+    )
+)]
 async fn metrics(state: State) -> HttpResponse {
     let mut text = state.metrics.render();
     state.breakers.render_prometheus(&mut text);
@@ -493,6 +635,17 @@ fn line_unavailable(e: crate::store::StoreError) -> ErrorBody {
 }
 
 /// `GET /api/v1/waitlist/{ticket}`: the ticket's place in line (polling keeps it alive).
+#[utoipa::path(
+    get,
+    path = "/api/v1/waitlist/{ticket}",
+    tag = "waitlist",
+    params(("ticket" = String, Path, description = "The waitlist ticket from SERVER_BUSY (a secret).")),
+    responses(
+        (status = 200, description = "The ticket's place in line (`position` 0: being created now), or its seat grant once admitted. Each poll keeps the ticket alive.", body = WaitlistStatus),
+        (status = 404, description = "TICKET_NOT_FOUND: malformed, expired, left or never existed.", body = ErrorEnvelope),
+        (status = 503, response = openapi::WaitlistUnavailable),
+    )
+)]
 async fn waitlist_status(state: State, path: web::Path<String>) -> Answer<web::Json<WaitlistStatus>> {
     let ticket = ticket(&path)?;
     let status = match state.line.status(&ticket).await.map_err(line_unavailable)? {
@@ -508,6 +661,17 @@ async fn waitlist_status(state: State, path: web::Path<String>) -> Answer<web::J
 }
 
 /// `DELETE /api/v1/waitlist/{ticket}`: leave the line.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/waitlist/{ticket}",
+    tag = "waitlist",
+    params(("ticket" = String, Path, description = "The waitlist ticket from SERVER_BUSY (a secret).")),
+    responses(
+        (status = 204, description = "Left the line."),
+        (status = 404, description = "TICKET_NOT_FOUND: malformed, expired, unknown, or no longer waiting (admitted).", body = ErrorEnvelope),
+        (status = 503, response = openapi::WaitlistUnavailable),
+    )
+)]
 async fn waitlist_leave(state: State, path: web::Path<String>) -> Answer<HttpResponse> {
     let ticket = ticket(&path)?;
     if !state.line.leave(&ticket).await.map_err(line_unavailable)? {
@@ -520,6 +684,24 @@ async fn waitlist_leave(state: State, path: web::Path<String>) -> Answer<HttpRes
 
 /// `POST /api/v1/admin/health` `{"status":"overloaded"|"degraded"|"healthy"|null}`: overrides
 /// the measured status (null: measure again). For drills.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/health",
+    tag = "admin",
+    request_body(content = HealthOverrideRequest, description = "A JSON object (the request `Content-Type` is not checked)."),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The status in force now and the one forced (null: measured).", body = HealthOverride),
+        (status = 400, response = openapi::BadRequest),
+        (status = 401, response = openapi::Unauthorized),
+        (status = 404, description = "NOT_FOUND: the admin endpoints are disabled (no RAMPART_ADMIN_TOKEN).", body = ErrorEnvelope),
+        (status = 408, response = openapi::RequestTimeout),
+        (status = 413, response = openapi::PayloadTooLarge),
+        (status = 422, response = openapi::ValidationFailed),
+        (status = 500, response = openapi::Internal),
+        (status = 503, response = openapi::ConnectionCeiling),
+    )
+)]
 async fn health_override(state: State, req: HttpRequest, payload: web::Payload) -> Answer<web::Json<HealthOverride>> {
     authorize(&state, &req)?;
     let body: HealthOverrideRequest = read_json(payload, state.limits.max_frame_bytes).await?;
@@ -529,14 +711,26 @@ async fn health_override(state: State, req: HttpRequest, payload: web::Payload) 
         Some("degraded") => Some(Status::Degraded),
         Some("overloaded") => Some(Status::Overloaded),
         Some(_) => {
-            return Err(ErrorBody::validation("status", "status must be healthy, degraded, overloaded or null")
-                .with("allowed", vec![Value::from("healthy"), "degraded".into(), "overloaded".into(), Value::Null]))
+            return Err(ErrorBody::validation("status", "status must be healthy, degraded, overloaded or null").with(
+                "allowed",
+                FORCED_STATUSES.iter().map(|s| Value::from(*s)).chain([Value::Null]).collect::<Vec<_>>(),
+            ))
         }
     };
     state.monitor.send(ForceStatus(forced)).await.map_err(|_| ErrorBody::internal("the health monitor"))?;
     Ok(web::Json(HealthOverride { status: state.health.report().status.as_str(), forced: forced.map(Status::as_str) }))
 }
 
+/// `GET /health/circuit-breakers`.
+#[utoipa::path(
+    get,
+    path = "/health/circuit-breakers",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Every circuit breaker.", body = BreakersList),
+        (status = 503, response = openapi::ConnectionCeiling),
+    )
+)]
 async fn breakers_health(state: State) -> web::Json<BreakersList> {
     web::Json(BreakersList { breakers: state.breakers.describe_all() })
 }
@@ -545,14 +739,55 @@ fn unknown_breaker(name: &str) -> ErrorBody {
     ErrorBody::not_found(format!("no circuit breaker named {name:?}")).with("name", name)
 }
 
+/// `GET /health/circuit-breakers/{name}`.
+#[utoipa::path(
+    get,
+    path = "/health/circuit-breakers/{name}",
+    tag = "operations",
+    params(("name" = String, Path, description = "The breaker's name (today `database`, `messaging`, `llm`).", example = "database")),
+    responses(
+        (status = 200, description = "The breaker.", body = BreakerView),
+        (status = 404, description = "NOT_FOUND: no breaker of that name (`details.name`).", body = ErrorEnvelope),
+        (status = 503, response = openapi::ConnectionCeiling),
+    )
+)]
 async fn breaker_health(state: State, path: web::Path<String>) -> Answer<web::Json<BreakerView>> {
     state.breakers.describe(&path).map(web::Json).ok_or_else(|| unknown_breaker(&path))
 }
 
+/// `GET /metrics/circuit-breakers`.
+#[utoipa::path(
+    get,
+    path = "/metrics/circuit-breakers",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Every breaker with its call-duration histogram, and the transition counts.", body = BreakersMetrics),
+        (status = 503, response = openapi::ConnectionCeiling),
+    )
+)]
 async fn breakers_metrics(state: State) -> web::Json<BreakersMetrics> {
     web::Json(state.breakers.metrics_json())
 }
 
+/// `POST /api/v1/admin/breakers/{name}`: force a breaker open or closed, or reset it.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/breakers/{name}",
+    tag = "admin",
+    params(("name" = String, Path, description = "The breaker's name (today `database`, `messaging`, `llm`).", example = "database")),
+    request_body(content = BreakerActionRequest, description = "A JSON object (the request `Content-Type` is not checked)."),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The breaker after the action.", body = BreakerView),
+        (status = 400, response = openapi::BadRequest),
+        (status = 401, response = openapi::Unauthorized),
+        (status = 404, description = "NOT_FOUND: the admin endpoints are disabled (no RAMPART_ADMIN_TOKEN), or no breaker of that name (`details.name`).", body = ErrorEnvelope),
+        (status = 408, response = openapi::RequestTimeout),
+        (status = 413, response = openapi::PayloadTooLarge),
+        (status = 422, response = openapi::ValidationFailed),
+        (status = 503, response = openapi::ConnectionCeiling),
+    )
+)]
 async fn breaker_action(
     state: State,
     req: HttpRequest,
@@ -568,7 +803,7 @@ async fn breaker_action(
         "reset" => breaker.reset(),
         _ => {
             return Err(ErrorBody::validation("action", "action must be force_open, force_closed or reset")
-                .with("allowed", vec!["force_open", "force_closed", "reset"]))
+                .with("allowed", BREAKER_ACTIONS.to_vec()))
         }
     }
     tracing::warn!(breaker = %path, action = %body.action, state = breaker.state().as_str(), "admin changed a circuit breaker");
@@ -610,6 +845,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/v1/games", web::get().to(list_games))
         .route("/api/v1/games/{id}", web::get().to(get_game))
         .route("/api/v1/games/{id}/join", web::post().to(join_game))
+        .route("/api/v1/openapi.json", web::get().to(openapi::serve))
         .route("/dashboard", web::get().to(dashboard))
         .route("/dashboard", web::head().to(dashboard))
         .route("/static/{path:.*}", web::get().to(static_file))
