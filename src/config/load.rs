@@ -108,6 +108,23 @@ fn yaml_options() -> serde_saphyr::Options {
     }
 }
 
+/// A key path as problems show it, `server.workers`: a key that is empty, holds a `.` or
+/// starts or ends with whitespace is quoted (`""`, `"server.workers"`), so every path names
+/// exactly one place.
+fn dotted(path: &[String]) -> String {
+    let shown: Vec<String> =
+        path.iter()
+            .map(|key| {
+                if key.is_empty() || key.contains('.') || key.trim() != key {
+                    format!("{key:?}")
+                } else {
+                    key.clone()
+                }
+            })
+            .collect();
+    shown.join(".")
+}
+
 /// The problems found so far, and which variable set which path.
 struct Problems {
     errors: Vec<ConfigError>,
@@ -119,9 +136,9 @@ impl Problems {
     fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
         let mut path = path.into();
         let mut message = message.into();
-        if path.trim().is_empty() {
-            // An empty (or blank) key, or the document itself: still a place to point at.
-            path = format!("{path:?} (a key at the top level)");
+        if path.is_empty() {
+            // The document itself (its top level is not a mapping): still a place to point at.
+            path = "<top level>".to_owned();
         }
         if let Some(var) = self.origins.get(&path) {
             message.push_str(&format!(" (set by env {var})"));
@@ -213,10 +230,7 @@ fn reject_secrets(v: &mut Value, path: &mut Vec<String>, p: &mut Problems) {
             path.push(k.clone());
             let secret = SECRET_VARS.iter().find(|(key, _)| key == k);
             if let Some((_, var)) = secret {
-                p.add(
-                    path.join("."),
-                    format!("secrets are not read from the config file; set {var} in the environment"),
-                );
+                p.add(dotted(path), format!("secrets are not read from the config file; set {var} in the environment"));
             } else {
                 reject_secrets(child, path, p);
             }
@@ -236,13 +250,13 @@ fn apply_env(tree: &mut Value, schema: &Value, env: &[(String, String)], p: &mut
             overrides.push((name, path, value));
         }
     }
-    for (var, dotted) in ENV_SHORTHANDS {
+    for (var, key_path) in ENV_SHORTHANDS {
         if let Some((name, value)) = env.iter().rev().find(|(k, _)| k == var) {
-            overrides.push((name, dotted.split('.').map(str::to_owned).collect(), value));
+            overrides.push((name, key_path.split('.').map(str::to_owned).collect(), value));
         }
     }
     for (name, path, value) in overrides {
-        let dotted = path.join(".");
+        let dotted = dotted(&path);
         let label = format!("env {name}");
         if let Some((_, var)) = path.last().and_then(|last| SECRET_VARS.iter().find(|(k, _)| k == last)) {
             p.errors.push(ConfigError {
@@ -308,7 +322,7 @@ fn unknown_keys(v: &mut Value, schema: &Value, path: &mut Vec<String>, p: &mut P
         *v = Value::Object(Map::new());
     }
     let Value::Object(map) = v else {
-        p.add(path.join("."), format!("expected a mapping of keys, got {}", describe(v)));
+        p.add(dotted(path), format!("expected a mapping of keys, got {}", describe(v)));
         *v = Value::Object(Map::new());
         return;
     };
@@ -318,7 +332,7 @@ fn unknown_keys(v: &mut Value, schema: &Value, path: &mut Vec<String>, p: &mut P
     let in_breakers = parent_refs == ["circuit_breakers"];
     map.retain(|key, child| {
         path.push(key.clone());
-        let dotted = path.join(".");
+        let dotted = dotted(path);
         let keep = if in_breakers && BREAKER_SECTION_KEYS.contains(&key.as_str()) {
             true
         } else if let Some(template) = template {
@@ -438,7 +452,7 @@ fn typed(mut tree: Value, p: &mut Problems) -> Config {
             Err(e) => e,
         };
         let path: Vec<String> = error.path().iter().map(|s| s.to_string()).filter(|s| s != "?").collect();
-        let shown = path.join(".").replace("circuit_breakers.breakers.", "circuit_breakers.");
+        let shown = dotted(&path).replace("circuit_breakers.breakers.", "circuit_breakers.");
         let got = value_at(&tree, &path).map(describe);
         let mut message = plain_types(&error.into_inner().to_string());
         if let Some(got) = got {

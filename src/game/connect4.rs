@@ -50,6 +50,39 @@ pub(crate) const fn drop_bit(mask: u64, col: u8) -> u64 {
     (mask + bottom_mask(col)) & column_mask(col)
 }
 
+/// Whether the position `red`/`yellow` can arise in a real game: its discs can be taken
+/// back one at a time, each a top disc of the side that moved last, down to the empty
+/// board, and no position before this one has four in a row (a game ends at its first).
+/// A depth-first search over the occupied masks (the colours of the discs left are fixed by
+/// the board), remembering the masks that lead nowhere: at most 7^7 column-height states,
+/// and a real game's board is answered on its first path.
+fn can_arise(red: u64, yellow: u64, dead_ends: &mut std::collections::HashSet<u64>) -> bool {
+    let mask = red | yellow;
+    if mask == 0 {
+        return true;
+    }
+    if dead_ends.contains(&mask) {
+        return false;
+    }
+    let last = if red.count_ones() > yellow.count_ones() { red } else { yellow };
+    for col in 0..COLUMNS {
+        let col_bits = mask & column_mask(col);
+        if col_bits == 0 {
+            continue;
+        }
+        let top = 1u64 << (63 - col_bits.leading_zeros());
+        if last & top == 0 {
+            continue;
+        }
+        let (r, y) = (red & !top, yellow & !top);
+        if !has_four(r) && !has_four(y) && can_arise(r, y, dead_ends) {
+            return true;
+        }
+    }
+    dead_ends.insert(mask);
+    false
+}
+
 /// Line directions as bit shifts: vertical, horizontal, diagonal `/`,
 /// diagonal `\`.
 const DIRECTIONS: [u8; 4] = [1, HEIGHT, HEIGHT + 1, HEIGHT - 1];
@@ -234,6 +267,11 @@ impl Connect4 {
         } else {
             Outcome::InProgress
         };
+        if !can_arise(red, yellow, &mut std::collections::HashSet::new()) {
+            return Err("the discs cannot have been dropped in turn (red first, turns alternating, \
+                        nobody four in a row before the last disc)"
+                .to_owned());
+        }
         Ok(Connect4 { red, yellow, moves, outcome })
     }
 
@@ -590,6 +628,15 @@ pub(crate) mod tests {
         // A resignation on a drawn board.
         let drawn = play_seq(DRAW_SEQ);
         assert!(Connect4::from_columns(&drawn.columns(), Some(Seat::Red)).is_err());
+        // Discs that cannot have been dropped in turn: yellow under red in the only column
+        // (yellow would have moved first), and a yellow column with red's one disc on top.
+        let mut c = empty();
+        c[0] = vec![Y, R];
+        assert!(Connect4::from_columns(&c, None).unwrap_err().contains("in turn"));
+        let mut c = empty();
+        c[0] = vec![Y, Y, R];
+        c[1] = vec![R];
+        assert!(Connect4::from_columns(&c, None).unwrap_err().contains("in turn"));
         // Sanity: a valid win still accepted.
         let mut c = empty();
         c[0] = vec![R, R, R, R];
