@@ -85,7 +85,7 @@ conformance: python-deps
 schemathesis: python-deps
 	bash scripts/schemathesis.sh
 
-## make chaos: the chaos harness, every scenario at full length (panic storm, Redis dies,
+## make chaos: the chaos harness, every scenario at full length (panic storm, Redis dies and Redis forgets,
 ## instance dies, memory pressure, LLM storm); one summary line each, non-zero on a broken
 ## promise. Not part of make test (its 30-second smoke is). Figures in RELIABILITY.md.
 chaos: chaos-deps
@@ -112,7 +112,8 @@ bench:
 	$(CARGO) bench --bench actors --bench breaker
 
 ## make run-redis: the server with its games, sessions and waitlist in a local Redis
-## (redis-server on :6379, e.g. `redis-server --save "" --appendonly no` in another terminal)
+## (redis-server on :6379 that persists, e.g. `redis-server --appendonly yes` in another
+## terminal: a Redis that keeps nothing on disk loses the line and the games on a restart)
 run-redis:
 	RAMPART__STORAGE__BACKEND=redis $(CARGO) run --release --bin rampart -- --config server_config.yaml
 

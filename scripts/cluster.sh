@@ -20,7 +20,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 rport=$(free_port)
-redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no --dir "$dir" >"$dir/redis.log" 2>&1 &
+redis-server --port "$rport" --bind 127.0.0.1 --appendonly yes --dir "$dir" >"$dir/redis.log" 2>&1 &
 pids+=($!)
 # Every instance must hash seat tokens with the same key.
 key=$(od -vN 32 -An -tx1 /dev/urandom | tr -d ' \n')

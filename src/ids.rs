@@ -243,6 +243,13 @@ pub fn monotonic_ms() -> u64 {
     u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX) + 1
 }
 
+/// Microseconds since the Unix epoch on the wall clock (a waitlist sequence issued while
+/// Redis is unreachable, comparable with the ones Redis issues from its own clock).
+pub fn unix_micros() -> u64 {
+    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
+}
+
 /// The current wall-clock time as an RFC 3339 UTC string with millisecond precision.
 pub fn now_rfc3339() -> String {
     let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();

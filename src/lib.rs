@@ -133,6 +133,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
             })
             .map_err(std::io::Error::other)?;
             tracing::info!(url = %store::redis::redact_url(&url), prefix = %r.key_prefix, "games, sessions, leases, the waitlist and the event stream live in Redis");
+            actix_rt::spawn(warn_unless_persistent(conn.clone()));
             (Stores::redis(conn.clone(), ticket_ttl), Some(conn))
         }
     };
@@ -184,7 +185,9 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     .start();
     let (waitlist, remote) = (stores.waitlist.clone(), stores.shared);
     let lease = Duration::from_millis(config.admission.claim_lease_ms);
-    let line = Arc::new(Line::new(waitlist, breaker("database")?, remote, ticket_ttl, lease));
+    let max_known = usize::try_from(config.admission.max_waitlist).unwrap_or(usize::MAX);
+    let line =
+        Arc::new(Line::new(waitlist, breaker("database")?, remote, ticket_ttl, lease, max_known, metrics.clone()));
     let admission_stats = Arc::new(AdmissionStats::default());
     let admission = AdmissionController::new(
         supervisor.clone(),
@@ -288,6 +291,19 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     let (_, result) = futures_util::future::join(handle.stop(true), server).await;
     tracing::info!("shutdown complete");
     result
+}
+
+/// Logs a WARN when the Redis the stores use keeps nothing on disk (`CONFIG GET`, where the
+/// server allows it): a restart of it would forget the waiting line and every game.
+async fn warn_unless_persistent(conn: RedisConn) {
+    match conn.persistence().await {
+        Ok(store::redis::Persistence::None) => tracing::warn!(
+            "this Redis keeps nothing on disk (appendonly no, no save points): if it restarts, the waiting line \
+             and every game's snapshot are gone. Run it with appendonly yes (docs/OPERATIONS.md)"
+        ),
+        Ok(p) => tracing::info!(persistence = ?p, "Redis persists what it holds"),
+        Err(e) => tracing::debug!("could not read Redis's persistence settings (CONFIG may be disabled): {e}"),
+    }
 }
 
 /// The Redis URL with the password from the environment put in (never logged: use

@@ -77,6 +77,8 @@ pub struct Metrics {
     snapshots_unreadable: AtomicU64,
     admin_refused: AtomicU64,
     client_limited: Family,
+    waitlist_lost: AtomicU64,
+    waitlist_restored: AtomicU64,
 }
 
 impl Metrics {
@@ -144,6 +146,12 @@ impl Metrics {
     /// Admin requests refused so far.
     pub fn admin_refusals(&self) -> u64 {
         self.admin_refused.load(Ordering::Relaxed)
+    }
+    /// The waitlist's Redis came back without the line it held; `restored` entries were put
+    /// back.
+    pub fn waitlist_lost(&self, restored: u64) {
+        self.waitlist_lost.fetch_add(1, Ordering::Relaxed);
+        self.waitlist_restored.fetch_add(restored, Ordering::Relaxed);
     }
     /// A client address passed one of its limits (`creations` or `tickets`).
     pub fn client_limited(&self, limit: &'static str) {
@@ -278,6 +286,18 @@ impl Metrics {
             "rampart_admin_refused_total",
             "Admin requests refused for a missing or wrong token (or admin disabled).",
             self.admin_refusals(),
+        );
+        counter(
+            &mut out,
+            "rampart_waitlist_lost_total",
+            "Times the waitlist's Redis came back without the line it held (restarted empty or from an older copy).",
+            self.waitlist_lost.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "rampart_waitlist_restored_total",
+            "Waitlist entries this instance put back at their own place after Redis lost the line.",
+            self.waitlist_restored.load(Ordering::Relaxed),
         );
         family(
             &mut out,

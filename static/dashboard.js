@@ -404,6 +404,11 @@ function record(t, health, metrics) {
   const a = obj(c.admission);
   s.waiting = num(a.waiting);
   s.line_max = positive(a.max_waitlist);
+  const lost = obj(a.line_lost);
+  s.line_lost = num(lost.count);
+  s.line_restored = num(lost.restored);
+  s.line_lost_at = typeof lost.last_at === 'string' ? lost.last_at : null;
+  s.closed_because = typeof a.closed_because === 'string' ? a.closed_because : null;
   s.forced = typeof obj(c.vitals).forced === 'string' ? obj(c.vitals).forced : null;
   if (health) {
     const measured = positive(a.admission_rate_per_sec);
@@ -943,6 +948,10 @@ function attentionItems() {
   }
   if (s.games_status === 'full') add('bad', `Games are at capacity (${fmtInt(s.games_active)} of ${fmtInt(s.games_max)}).`, 'New games wait in line until one ends. Raise admission.max_games if the vitals leave room.', 'games');
   if (s.conn_status === 'saturated') add('bad', `Connections are saturated (${fmtInt(s.conn_open)} of ${fmtInt(s.conn_max)}).`, 'New connections get 503 SERVER_BUSY. Look for a client opening sockets in a loop, or raise server.max_connections.', 'connections');
+  if (s.line_lost > 0) {
+    const when = s.line_lost_at ? `, last at ${clockTime(new Date(s.line_lost_at))}` : '';
+    add('bad', `Redis lost the waiting line ${fmtInt(s.line_lost)} time${s.line_lost === 1 ? '' : 's'}${when}.`, `It came back empty or from an older copy; this server put back the ${fmtInt(s.line_restored ?? 0)} entr${s.line_restored === 1 ? 'y' : 'ies'} it knew, at their places. Players only a dead instance knew, and every game's snapshot, are gone: run Redis with persistence (appendonly yes).`, 'line-lost');
+  }
   if (s.waiting > 0) {
     add('warn', `${fmtInt(s.waiting)} player${s.waiting === 1 ? '' : 's'} waiting in line.`, `The last one should get in within about ${fmtUnit('s', s.eta)}. The line is admitted as health allows; the charts above show which vital holds it back.`, 'line');
   }

@@ -160,17 +160,25 @@ async fn players_queued_while_redis_is_down_are_flushed_to_it_in_order() {
     let line = store(&redis, "outage").await;
     let probe = || async {
         match line.len().await {
-            Ok(3) => Ok(()),
+            Ok(4) => Ok(()),
             other => Err(format!("{other:?}")),
         }
     };
-    eventually(DEADLINE, "the fallback queue is flushed to Redis", probe).await;
-    for (i, t) in tickets[1..].iter().enumerate() {
+    // The ticket Redis forgot is put back at its place, the fallback is flushed behind it.
+    eventually(DEADLINE, "the lost entry is restored and the fallback flushed", probe).await;
+    for (i, t) in tickets.iter().enumerate() {
         let status = line.status(&Ticket::parse(t).expect("ticket")).await.expect("status");
-        assert_eq!(status, TicketStatus::Waiting { position: i as u64 + 1 }, "flushed in order");
+        assert_eq!(status, TicketStatus::Waiting { position: i as u64 + 1 }, "in issue order");
     }
+    // The loss is reported: metric, /health.
+    assert_eq!(server.metric("rampart_waitlist_lost_total").await, 1.0);
+    assert_eq!(server.metric("rampart_waitlist_restored_total").await, 1.0, "the one Redis held; the fallback is flushed");
+    let (_, health) = server.get("/health").await;
+    let lost = &health["checks"]["admission"]["line_lost"];
+    assert_eq!(lost["count"].as_u64(), Some(1), "{health}");
+    assert!(lost["last_at"].is_string(), "{health}");
     server.force_health(ADMIN, Value::Null).await;
-    server.wait_admitted_in_order(&tickets[1..]).await;
+    server.wait_admitted_in_order(&tickets).await;
 }
 
 #[actix_rt::test]
@@ -201,8 +209,9 @@ async fn two_servers_share_one_line() {
         ticket: Ticket::random(),
         request: WaitRequest { opponent: Opponent::Ai, player_name: "direct".to_owned() },
         enqueued_at: now_rfc3339(),
+        seq: 0,
     };
-    assert_eq!(store(&redis, "shared").await.enqueue(entry).await.expect("enqueue"), 5);
+    assert_eq!(store(&redis, "shared").await.enqueue(entry).await.expect("enqueue").position, 5);
     b.force_health(ADMIN, Value::Null).await;
     a.wait_admitted_in_order(&tickets).await;
     // The watcher saw its place improve, then its seat (whichever server admitted it).

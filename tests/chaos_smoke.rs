@@ -3,7 +3,7 @@
 //! it, and asserts that it exits 0 and prints its one PASS line. A smoke run is designed to
 //! take about 30 s; one that has not ended after its budget plus slack (process start-up on
 //! a loaded 2-core machine) is killed with its whole process group and fails. The runs take
-//! turns (each starts real servers, Redis and stress-ng of its own), so the five tests do
+//! turns (each starts real servers, Redis and stress-ng of its own), so the six tests do
 //! not compete for the two cores. Needs `redis-server` and `stress-ng` (and root for the
 //! memory cgroup); `CHAOS_ALLOW_SKIP=1` lets the memory scenario skip where cgroups or
 //! stress-ng are missing, instead of failing.
@@ -81,6 +81,11 @@ fn panic_storm_smoke() {
 #[test]
 fn redis_dies_smoke() {
     smoke("redis-dies");
+}
+
+#[test]
+fn redis_forgets_smoke() {
+    smoke("redis-forgets");
 }
 
 #[test]

@@ -16,7 +16,7 @@ use rampart::game::Seat;
 use rampart::ids::{now_rfc3339, Ticket};
 use rampart::protocol::{Opponent, SeatGrant};
 use rampart::store::redis::waitlist::RedisWaitlist;
-use rampart::store::waitlist::{MemoryWaitlist, TicketStatus, WaitEntry, WaitRequest, WaitlistStore};
+use rampart::store::waitlist::{MemoryWaitlist, Queued, TicketStatus, WaitEntry, WaitRequest, WaitlistStore};
 use rampart::store::StoreError;
 
 /// Long enough that nothing expires unless a test means it to.
@@ -86,6 +86,7 @@ fn entry(name: &str) -> WaitEntry {
         ticket: Ticket::random(),
         request: WaitRequest { opponent: Opponent::Ai, player_name: name.to_owned() },
         enqueued_at: now_rfc3339(),
+        seq: 0,
     }
 }
 
@@ -118,10 +119,15 @@ async fn fifo_under_concurrent_enqueues(kind: Kind) {
         let e = e.clone();
         async move { store.enqueue(e).await.expect("enqueue") }
     });
-    let positions: Vec<u64> = join_all(calls).await;
+    let queued = join_all(calls).await;
+    let positions: Vec<u64> = queued.iter().map(|q| q.position).collect();
     let mut sorted = positions.clone();
     sorted.sort_unstable();
     assert_eq!(sorted, (1..=N as u64).collect::<Vec<_>>(), "each enqueue got its own position");
+    let mut seqs: Vec<u64> = queued.iter().map(|q| q.seq).collect();
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs.len(), N, "each enqueue got its own sequence");
     assert_eq!(b.store.len().await.expect("len"), N as u64);
 
     // The line is served in the order the positions promised.
@@ -133,8 +139,8 @@ async fn fifo_under_concurrent_enqueues(kind: Kind) {
         let store = if i % 2 == 0 { &b.store } else { &b.peer };
         let got = store.claim().await.expect("claim").expect("someone waits");
         assert_eq!(Some(&got.ticket), expected.as_ref(), "claim {i} out of order");
-        let original = entries.iter().find(|e| e.ticket == got.ticket).expect("known entry");
-        assert_eq!(&got, original, "the entry comes back as it was enqueued");
+        let (original, q) = entries.iter().zip(&queued).find(|(e, _)| e.ticket == got.ticket).expect("known entry");
+        assert_eq!(got, WaitEntry { seq: q.seq, ..original.clone() }, "the entry comes back with its sequence");
     }
     // The rest claimed concurrently by both instances: each exactly once.
     let calls = (0..N / 2 + 10).map(|i| {
@@ -153,13 +159,13 @@ async fn fifo_under_concurrent_enqueues(kind: Kind) {
 async fn no_duplicates(kind: Kind) {
     let b = kind.open(LONG_TTL).await;
     let (a, c) = (entry("a"), entry("c"));
-    assert_eq!(b.store.enqueue(a.clone()).await.expect("enqueue"), 1);
-    assert_eq!(b.store.enqueue(c.clone()).await.expect("enqueue"), 2);
-    assert_eq!(b.store.enqueue(a.clone()).await.expect("enqueue"), 1, "same ticket, same place");
-    assert_eq!(b.peer.enqueue(c.clone()).await.expect("enqueue"), 2, "idempotent across instances");
+    assert_eq!(b.store.enqueue(a.clone()).await.expect("enqueue").position, 1);
+    assert_eq!(b.store.enqueue(c.clone()).await.expect("enqueue").position, 2);
+    assert_eq!(b.store.enqueue(a.clone()).await.expect("enqueue").position, 1, "same ticket, same place");
+    assert_eq!(b.peer.enqueue(c.clone()).await.expect("enqueue").position, 2, "idempotent across instances");
     assert_eq!(b.store.len().await.expect("len"), 2);
     assert_eq!(claimed(&b.store).await, Some(a.ticket.clone()));
-    assert_eq!(b.store.enqueue(a.clone()).await.expect("enqueue"), 0, "being processed: not queued again");
+    assert_eq!(b.store.enqueue(a.clone()).await.expect("enqueue").position, 0, "being processed: not queued again");
     assert_eq!(position(&b.store, &a.ticket).await, TicketStatus::Processing);
     assert_eq!(b.store.len().await.expect("len"), 1);
     assert_eq!(claimed(&b.store).await, Some(c.ticket));
@@ -170,7 +176,7 @@ async fn positions_are_exact(kind: Kind) {
     let b = kind.open(LONG_TTL).await;
     let e: Vec<WaitEntry> = (0..5).map(|i| entry(&format!("p{i}"))).collect();
     for (i, x) in e.iter().enumerate() {
-        assert_eq!(b.store.enqueue(x.clone()).await.expect("enqueue"), i as u64 + 1);
+        assert_eq!(b.store.enqueue(x.clone()).await.expect("enqueue").position, i as u64 + 1);
     }
     for (i, x) in e.iter().enumerate() {
         assert_eq!(position(&b.peer, &x.ticket).await, waiting(i as u64 + 1));
@@ -186,7 +192,7 @@ async fn positions_are_exact(kind: Kind) {
         assert_eq!(position(&b.store, &x.ticket).await, want, "after a claim");
     }
     assert_eq!(b.store.len().await.expect("len"), 3);
-    assert_eq!(b.store.enqueue(entry("late")).await.expect("enqueue"), 4);
+    assert_eq!(b.store.enqueue(entry("late")).await.expect("enqueue").position, 4);
 }
 
 async fn leaving(kind: Kind) {
@@ -207,8 +213,8 @@ async fn leaving(kind: Kind) {
     assert_eq!(position(&b.store, &c.ticket).await, TicketStatus::Processing);
 
     // Coming back after leaving means the back of the line.
-    assert_eq!(b.store.enqueue(entry("d")).await.expect("enqueue"), 1);
-    assert_eq!(b.store.enqueue(a.clone()).await.expect("enqueue"), 2);
+    assert_eq!(b.store.enqueue(entry("d")).await.expect("enqueue").position, 1);
+    assert_eq!(b.store.enqueue(a.clone()).await.expect("enqueue").position, 2);
 }
 
 async fn crash_recovery(kind: Kind) {
@@ -220,7 +226,7 @@ async fn crash_recovery(kind: Kind) {
     assert_eq!(claimed(&b.store).await, Some(e[0].ticket.clone()));
     assert_eq!(claimed(&b.peer).await, Some(e[1].ticket.clone()));
     let late = entry("late");
-    assert_eq!(b.store.enqueue(late.clone()).await.expect("enqueue"), 3);
+    assert_eq!(b.store.enqueue(late.clone()).await.expect("enqueue").position, 3);
     // The process dies before creating either game: a new one starts and recovers.
     let restarted = b.reopen().await;
     assert_eq!(position(&restarted, &e[0].ticket).await, TicketStatus::Processing);
@@ -302,6 +308,43 @@ async fn abandoned_tickets_expire(kind: Kind) {
     assert_eq!(position(&b.store, &idle2.ticket).await, TicketStatus::Unknown);
 }
 
+/// An entry given a sequence keeps it (its place), whatever order entries arrive in; the
+/// store's own sequence continues after the highest given.
+async fn given_sequences_are_places(kind: Kind) {
+    let b = kind.open(LONG_TTL).await;
+    let (x, y, z) = (entry("x"), entry("y"), entry("z"));
+    assert_eq!(b.store.enqueue(WaitEntry { seq: 10, ..x.clone() }).await, Ok(Queued { seq: 10, position: 1 }));
+    assert_eq!(b.store.enqueue(WaitEntry { seq: 5, ..y.clone() }).await, Ok(Queued { seq: 5, position: 1 }));
+    let zq = b.store.enqueue(z.clone()).await.expect("enqueue");
+    assert!(zq.seq > 10 && zq.position == 3, "{zq:?}");
+    assert_eq!(b.store.known_seq(), zq.seq);
+    assert_eq!(position(&b.store, &x.ticket).await, waiting(2));
+    assert_eq!(b.store.entry(&x.ticket).await, Ok(Some(WaitEntry { seq: 10, ..x.clone() })));
+    assert_eq!(b.store.entry(&Ticket::random()).await, Ok(None));
+    let order: Vec<Option<Ticket>> = vec![claimed(&b.store).await, claimed(&b.store).await, claimed(&b.store).await];
+    assert_eq!(order, [Some(y.ticket), Some(x.ticket), Some(z.ticket.clone())]);
+    assert_eq!(b.store.held(&[z.ticket.clone(), Ticket::random()]).await, Ok(vec![true, false]), "processing is held");
+}
+
+/// `restore` puts back only what is neither in line nor admitted, each at its own place.
+async fn restore_puts_back_only_what_is_missing(kind: Kind) {
+    let b = kind.open(LONG_TTL).await;
+    let e: Vec<WaitEntry> = ["a", "b", "c"].iter().map(|n| entry(n)).collect();
+    let mut kept = Vec::new();
+    for x in &e {
+        let q = b.store.enqueue(x.clone()).await.expect("enqueue");
+        kept.push(WaitEntry { seq: q.seq, ..x.clone() });
+    }
+    let first = b.store.claim().await.expect("claim").expect("a");
+    b.store.complete(&first.ticket, &grant()).await.expect("complete");
+    assert!(b.store.leave(&e[2].ticket).await.expect("leave"));
+    // a is admitted, b waits, c left: only c comes back, behind b.
+    assert_eq!(b.store.restore(kept.clone()).await, Ok(1));
+    assert_eq!(position(&b.store, &e[1].ticket).await, waiting(1));
+    assert_eq!(position(&b.store, &e[2].ticket).await, waiting(2));
+    assert_eq!(b.store.restore(kept).await, Ok(0), "idempotent");
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -327,6 +370,8 @@ on_both_backends!(
     crash_recovery,
     complete_records_the_grant,
     abandoned_tickets_expire,
+    given_sequences_are_places,
+    restore_puts_back_only_what_is_missing,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -358,7 +403,9 @@ async fn redis_down_fails_fast_and_recovers_when_it_returns() {
     let mut server = RedisServer::start();
     let store = connect(&server.url(), &unique_prefix(), LONG_TTL, command_timeout).await;
     let a = entry("a");
-    assert_eq!(store.enqueue(a.clone()).await.expect("enqueue"), 1);
+    let queued = store.enqueue(a.clone()).await.expect("enqueue");
+    assert_eq!(queued.position, 1);
+    let a_seq = queued.seq;
 
     server.stop();
     // Every call fails with a StoreError within about the command timeout: none hangs on
@@ -381,11 +428,14 @@ async fn redis_down_fails_fast_and_recovers_when_it_returns() {
     server.restart();
     let probe = || async { store.ping().await.map_err(|e| e.to_string()) };
     eventually(DEADLINE, "the store reconnects", probe).await;
-    // The test server keeps nothing across a restart: the line starts empty, and works.
+    // The test server keeps nothing across a restart: the store says it lost the line
+    // until the caller puts back what it knows, then works.
+    assert_eq!(store.enqueue(entry("c")).await, Err(StoreError::Reset));
+    assert_eq!(store.restore(vec![WaitEntry { seq: a_seq, ..a.clone() }]).await, Ok(1));
     let c = entry("c");
-    assert_eq!(store.enqueue(c.clone()).await.expect("enqueue after restart"), 1);
-    assert_eq!(store.status(&c.ticket).await.expect("status"), waiting(1));
-    assert_eq!(store.claim().await.expect("claim").map(|e| e.ticket), Some(c.ticket));
+    assert_eq!(store.enqueue(c.clone()).await.expect("enqueue after restart").position, 2);
+    assert_eq!(store.status(&c.ticket).await.expect("status"), waiting(2));
+    assert_eq!(store.claim().await.expect("claim").map(|e| e.ticket), Some(a.ticket));
 }
 
 #[tokio::test]
@@ -402,5 +452,73 @@ async fn redis_line_survives_a_new_connection() {
         assert_eq!(position(&fresh, &x.ticket).await, waiting(i as u64 + 1));
     }
     let next = fresh.claim().await.expect("claim").expect("an entry");
-    assert_eq!(next, e[0], "the entry's data survives intact");
+    assert_eq!(next, WaitEntry { seq: next.seq, ..e[0].clone() }, "the entry's data survives intact");
+    assert!(next.seq > 0);
+}
+
+/// Redis restarted empty, or from an older copy: every handle that knew the line answers
+/// Reset (never a wrong position or an empty line) until it restored what it knows; each
+/// handle puts back its own entries, at their own places; a handle that never saw the
+/// old line just uses the new one.
+#[tokio::test]
+async fn a_redis_that_forgets_is_noticed_by_every_handle_and_each_restores_its_own() {
+    let mut server = RedisServer::start();
+    let prefix = unique_prefix();
+    let a_side = connect(&server.url(), &prefix, LONG_TTL, COMMAND_TIMEOUT).await;
+    let b_side = connect(&server.url(), &prefix, LONG_TTL, COMMAND_TIMEOUT).await;
+    let e: Vec<WaitEntry> = ["a1", "b1", "a2", "b2"].iter().map(|n| entry(n)).collect();
+    let mut kept = Vec::new();
+    for (i, x) in e.iter().enumerate() {
+        let side = if i % 2 == 0 { &a_side } else { &b_side };
+        let q = side.enqueue(x.clone()).await.expect("enqueue");
+        kept.push(WaitEntry { seq: q.seq, ..x.clone() });
+    }
+    assert_eq!(a_side.known_seq(), kept[2].seq, "a saw the sequence up to its last entry");
+
+    server.restart(); // empty
+    let probe = || async { a_side.ping().await.map_err(|e| e.to_string()) };
+    eventually(DEADLINE, "the store reconnects", probe).await;
+    assert_eq!(a_side.status(&e[0].ticket).await, Err(StoreError::Reset), "not Unknown: the line was lost");
+    assert_eq!(a_side.claim().await, Err(StoreError::Reset), "not an empty line");
+    assert_eq!(a_side.len().await, Err(StoreError::Reset));
+    assert_eq!(a_side.restore(vec![kept[0].clone(), kept[2].clone()]).await, Ok(2));
+    // The other handle notices too (the line's id changed), and puts back its own.
+    // (Its connection broke with the restart: its first command may fail and reconnect.)
+    let probe = || async {
+        match b_side.status(&e[1].ticket).await {
+            Err(StoreError::Reset) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    };
+    eventually(DEADLINE, "the other handle notices the lost line", probe).await;
+    assert_eq!(b_side.restore(vec![kept[1].clone(), kept[3].clone(), kept[0].clone()]).await, Ok(2), "a1 is back");
+    for (i, x) in e.iter().enumerate() {
+        assert_eq!(
+            position(
+                &(Arc::new(connect(&server.url(), &prefix, LONG_TTL, COMMAND_TIMEOUT).await) as Arc<dyn WaitlistStore>),
+                &x.ticket
+            )
+            .await,
+            waiting(i as u64 + 1)
+        );
+    }
+    // New entries come after every entry put back.
+    let late = entry("late");
+    let late_q = a_side.enqueue(late.clone()).await.expect("enqueue");
+    assert!(late_q.seq > kept[3].seq && late_q.position == 5, "{late_q:?}");
+
+    // An older copy: the sequence went back (the last second of an append-only file lost).
+    let mut con =
+        ::redis::Client::open(server.url()).expect("client").get_multiplexed_async_connection().await.expect("con");
+    let key = format!("{{{prefix}}}:seq");
+    let _: () = ::redis::cmd("SET").arg(&key).arg(kept[3].seq).query_async(&mut con).await.expect("set");
+    let _: () = ::redis::cmd("ZREM")
+        .arg(format!("{{{prefix}}}:waiting"))
+        .arg(late.ticket.expose())
+        .query_async(&mut con)
+        .await
+        .expect("zrem");
+    assert_eq!(a_side.len().await, Err(StoreError::Reset), "the sequence went back");
+    assert_eq!(a_side.restore(vec![WaitEntry { seq: late_q.seq, ..late.clone() }]).await, Ok(1));
+    assert_eq!(a_side.status(&late.ticket).await, Ok(waiting(5)));
 }

@@ -364,6 +364,8 @@ impl Handler<Watch> for AdmissionController {
             entry.0.push(msg.watcher);
         }
         entry.1 = None; // so the new watcher hears the current position
+        let (line, ticket) = (self.line.clone(), msg.ticket.clone());
+        ctx.spawn(async move { line.watch(&ticket).await }.into_actor(self));
         self.notify(ctx, vec![msg.ticket], false);
     }
 }
@@ -411,6 +413,7 @@ impl AdmissionController {
             ticket: ticket.clone(),
             request: WaitRequest { opponent: msg.create.opponent, player_name: msg.create.player_name },
             enqueued_at: now_rfc3339(),
+            seq: 0,
         };
         self.stats.waiting.fetch_add(1, Ordering::Relaxed);
         let line = self.line.clone();

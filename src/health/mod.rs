@@ -63,7 +63,10 @@ pub struct Evaluator {
     dwell: Duration,
     levels: Vec<(&'static str, Status)>,
     status: Status,
-    since: Option<Instant>,
+    /// The first sample.
+    first: Option<Instant>,
+    /// The last change of status.
+    changed: Option<Instant>,
 }
 
 impl Evaluator {
@@ -75,7 +78,8 @@ impl Evaluator {
             dwell: Duration::from_millis(config.dwell_ms),
             levels: Vec::new(),
             status: Status::Healthy,
-            since: None,
+            first: None,
+            changed: None,
         }
     }
 
@@ -102,8 +106,11 @@ impl Evaluator {
     }
 
     /// Takes one sample of every vital (`(name, value, limit)`) at `now`; answers the vitals
-    /// with their levels and, when the status changed, the new status. A worse status takes
-    /// effect at once; a better one only after `dwell` in the current status.
+    /// with their levels and, when the status changed, the new status. The status changes
+    /// at most once per `dwell`, in either direction: a worse status takes effect at once
+    /// unless the last change was less than `dwell` ago (then as soon as it is not); a
+    /// better one only after `dwell` in the current status. So a load balancer never sees it
+    /// flap faster than that, whatever the vitals do.
     pub fn sample(&mut self, now: Instant, samples: &[(&'static str, f64, f64)]) -> (Vec<Vital>, Option<Status>) {
         let mut vitals = Vec::with_capacity(samples.len());
         for &(name, value, limit) in samples {
@@ -116,10 +123,16 @@ impl Evaluator {
             vitals.push(Vital { name, value, limit, status });
         }
         let wanted = vitals.iter().map(|v| v.status).max().unwrap_or(Status::Healthy);
-        let since = *self.since.get_or_insert(now);
-        let change = if wanted > self.status || (wanted < self.status && now.duration_since(since) >= self.dwell) {
+        let first = *self.first.get_or_insert(now);
+        let settled = |since: Instant| now.duration_since(since) >= self.dwell;
+        let may = match wanted.cmp(&self.status) {
+            std::cmp::Ordering::Greater => self.changed.is_none_or(settled),
+            std::cmp::Ordering::Less => settled(self.changed.unwrap_or(first)),
+            std::cmp::Ordering::Equal => false,
+        };
+        let change = if may {
             self.status = wanted;
-            self.since = Some(now);
+            self.changed = Some(now);
             Some(wanted)
         } else {
             None
@@ -371,7 +384,8 @@ mod tests {
         assert_eq!(e.status(), Status::Overloaded);
         assert_eq!(e.sample(t0 + Duration::from_millis(3099), &s(0.0)).1, None);
         assert_eq!(e.sample(t0 + Duration::from_millis(3100), &s(0.0)).1, Some(Status::Healthy));
-        assert_eq!(e.sample(t0 + Duration::from_millis(3200), &s(85.0)).1, Some(Status::Degraded), "worse at once");
+        assert_eq!(e.sample(t0 + Duration::from_millis(3200), &s(85.0)).1, None, "not within the dwell of a change");
+        assert_eq!(e.sample(t0 + Duration::from_millis(6100), &s(85.0)).1, Some(Status::Degraded), "then at once");
     }
 
     #[test]
@@ -397,6 +411,51 @@ mod tests {
             }
         }
         assert_eq!(changes, 1, "one change to overloaded, then it holds");
+    }
+
+    #[test]
+    fn a_worse_status_right_after_an_improvement_waits_out_the_dwell() {
+        let mut e = evaluator(1000);
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let s = |v: f64| [("lag", v, 100.0)];
+        assert_eq!(e.sample(at(0), &s(150.0)).1, Some(Status::Overloaded), "the first change is immediate");
+        assert_eq!(e.sample(at(1000), &s(0.0)).1, Some(Status::Healthy));
+        assert_eq!(e.sample(at(1100), &s(150.0)).1, None, "within the dwell of the last change");
+        assert_eq!(e.sample(at(1999), &s(150.0)).1, None);
+        assert_eq!(e.sample(at(2000), &s(150.0)).1, Some(Status::Overloaded), "as soon as the dwell has passed");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Whatever the vitals do: no two changes closer than the dwell, and a vital held
+        /// over its limit for a dwell (and a sample) shows as overloaded.
+        #[test]
+        fn the_status_never_changes_twice_within_the_dwell(
+            dwell_ms in 0u64..5_000,
+            steps in proptest::collection::vec((1u64..2_000, 0.0f64..150.0, 0.0f64..150.0), 1..200),
+        ) {
+            let mut e = evaluator(dwell_ms);
+            let dwell = Duration::from_millis(dwell_ms);
+            let mut now = Instant::now();
+            let mut last_change: Option<Instant> = None;
+            let mut over_since: Option<Instant> = None;
+            for (step_ms, a, b) in steps {
+                now += Duration::from_millis(step_ms);
+                let (_, change) = e.sample(now, &[("a", a, 100.0), ("b", b, 100.0)]);
+                if change.is_some() {
+                    if let Some(before) = last_change {
+                        proptest::prop_assert!(now.duration_since(before) >= dwell, "changes {:?} apart", now.duration_since(before));
+                    }
+                    last_change = Some(now);
+                }
+                over_since = if a >= 100.0 || b >= 100.0 { Some(over_since.unwrap_or(now)) } else { None };
+                if over_since.is_some_and(|t| now.duration_since(t) >= dwell) {
+                    proptest::prop_assert_eq!(e.status(), Status::Overloaded);
+                }
+            }
+        }
     }
 
     #[actix_rt::test]

@@ -345,6 +345,25 @@ pub struct AdmissionCheck {
     pub admit_per_sec: f64,
     /// The longest the line may grow (`admission.max_waitlist`).
     pub max_waitlist: u64,
+    /// Whether a new game would start now (the token bucket aside).
+    pub open: bool,
+    /// Why not: `draining`, `overloaded`, `full` (at `admission.max_games`: the server is
+    /// busy, not unwell, and answers 200) or `line` (players wait, first come first
+    /// served); null while open.
+    pub closed_because: Option<&'static str>,
+    /// Times the waitlist's Redis came back without the line it held, and what was put back.
+    pub line_lost: LineLostView,
+}
+
+/// The waitlist's losses (a Redis restarted empty or from an older copy).
+#[derive(Clone, Debug, Default, Serialize, ToSchema)]
+pub struct LineLostView {
+    /// Times it happened since this server started.
+    pub count: u64,
+    /// Entries this server put back at their own place.
+    pub restored: u64,
+    /// When it last happened (RFC 3339), null if never.
+    pub last_at: Option<String>,
 }
 
 /// The circuit breakers.

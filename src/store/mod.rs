@@ -43,6 +43,11 @@ pub enum StoreError {
     /// (written by a broken or foreign writer, or damaged): retrying cannot help.
     #[error("the stored value is unreadable: {0}")]
     Corrupt(String),
+    /// The store answered, but no longer holds what it held: it restarted empty or from an
+    /// older copy (the waitlist notices by its line id and sequence). The caller puts back
+    /// what it knows (`WaitlistStore::restore`) before it goes on.
+    #[error("the store lost what it held (restarted empty or from an older copy)")]
+    Reset,
 }
 
 /// A boxed future answered by a store.
@@ -68,10 +73,11 @@ impl Guarded {
     /// Runs `call` through the breaker: refused at once while it is open, cut at its call
     /// timeout, and counted.
     pub async fn call<T>(&self, call: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
-        // A value that does not decode came from a store that answered: not a store failure.
+        // A value that does not decode, or a store that forgot, came from a store that
+        // answered: not a store failure.
         let classify = |r: &Result<T, StoreError>| match r {
             Ok(_) => Outcome::Success,
-            Err(StoreError::Corrupt(_)) => Outcome::Ignored,
+            Err(StoreError::Corrupt(_) | StoreError::Reset) => Outcome::Ignored,
             Err(_) => Outcome::Failure,
         };
         self.breaker.call(call, classify).await.map_err(store_error)

@@ -4,15 +4,22 @@
 //! tests run against both.
 //!
 //! The life of a ticket: `enqueue` (idempotent per ticket) → waiting, with a cheap
-//! `position` → `claim` moves the first waiting entry to *processing* atomically → the
+//! `position` and a sequence number fixed for good (its place: the line is ordered by it,
+//! whoever holds the entry) → `claim` moves the first waiting entry to *processing* atomically → the
 //! processor creates the game and calls `complete`, which records the seat grant against
 //! the ticket and removes it from processing. A crash between claim and complete leaves it
 //! in processing; `requeue_processing` (run at start-up and then periodically, for claims
 //! older than `admission.claim_lease_ms`) puts such entries back at the front, in their
 //! original order. A ticket nobody touches (`touch`: a watcher or a poll)
 //! for `ticket_ttl` is abandoned and `expire` drops it.
+//!
+//! A shared backend can lose what it holds (a Redis restarted without persistence, or
+//! from an older copy). It then answers [`StoreError::Reset`](crate::store::StoreError::Reset)
+//! until `restore` puts back the entries its caller still knows to be waiting, each at its
+//! own sequence (docs/DESIGN.md D6).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -40,6 +47,20 @@ pub struct WaitEntry {
     pub request: WaitRequest,
     /// When they joined the line (RFC 3339).
     pub enqueued_at: String,
+    /// Its place in line, fixed when it was issued and kept wherever the entry goes (the
+    /// fallback queue, a flush, a claim put back, a restore). 0 asks the store for the next
+    /// one.
+    #[serde(default)]
+    pub seq: u64,
+}
+
+/// An entry in line: its sequence and 1-based position (0 while it is being processed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Queued {
+    /// Its place, for good.
+    pub seq: u64,
+    /// Where it stands now.
+    pub position: u64,
 }
 
 /// Where a ticket stands.
@@ -62,38 +83,47 @@ pub enum TicketStatus {
 // `len` is an async count from the backend; an `is_empty` would only be a second round trip.
 #[allow(clippy::len_without_is_empty)]
 pub trait WaitlistStore: Send + Sync + 'static {
-    /// Puts `entry` at the back of the line, unless its ticket is already waiting or being
-    /// processed (then nothing changes). Answers the ticket's 1-based position (0 while it
-    /// is being processed).
-    fn enqueue(&self, entry: WaitEntry) -> StoreFuture<'_, u64>;
+    /// Puts `entry` in line at its sequence (`entry.seq`; when 0, a new one greater than
+    /// every sequence issued or given so far), unless its ticket is already waiting or
+    /// being processed (then nothing changes). Answers the ticket's sequence and position.
+    fn enqueue(&self, entry: WaitEntry) -> StoreFuture<'_, Queued>;
     /// Where `ticket` stands.
     fn status<'a>(&'a self, ticket: &'a Ticket) -> StoreFuture<'a, TicketStatus>;
     /// Keeps a waiting ticket alive for another `ticket_ttl`. False when it is not waiting.
     fn touch<'a>(&'a self, ticket: &'a Ticket) -> StoreFuture<'a, bool>;
     /// Takes `ticket` out of the line. False when it was not waiting.
     fn leave<'a>(&'a self, ticket: &'a Ticket) -> StoreFuture<'a, bool>;
-    /// Moves the first live waiting entry into processing and answers it (expired tickets
-    /// met on the way are dropped). `None` when nobody waits.
+    /// Moves the first live waiting entry into processing and answers it, with its
+    /// sequence (expired tickets met on the way are dropped). `None` when nobody waits.
     fn claim(&self) -> StoreFuture<'_, Option<WaitEntry>>;
     /// Records the grant of a claimed ticket (kept for `ticket_ttl`) and ends its processing.
     fn complete<'a>(&'a self, ticket: &'a Ticket, grant: &'a SeatGrant) -> StoreFuture<'a, ()>;
-    /// Puts every entry claimed at least `older_than` ago and still in processing back at
-    /// the front of the line, in order. Answers how many. Younger claims are left alone: with
-    /// several instances on one store they belong to one creating the game right now.
+    /// Puts every entry claimed at least `older_than` ago and still in processing back in
+    /// line at its own sequence (so at the front, in order). Answers how many. Younger
+    /// claims are left alone: with several instances on one store they belong to one
+    /// creating the game right now.
     fn requeue_processing(&self, older_than: Duration) -> StoreFuture<'_, u64>;
     /// Players waiting (not counting processing).
     fn len(&self) -> StoreFuture<'_, u64>;
     /// Drops tickets abandoned for longer than `ticket_ttl`. Answers how many.
     fn expire(&self) -> StoreFuture<'_, u64>;
+    /// The entry of a waiting or processing ticket, with its sequence.
+    fn entry<'a>(&'a self, ticket: &'a Ticket) -> StoreFuture<'a, Option<WaitEntry>>;
+    /// For each of `tickets`, whether it is still in line (waiting or processing).
+    fn held<'a>(&'a self, tickets: &'a [Ticket]) -> StoreFuture<'a, Vec<bool>>;
+    /// After [`StoreError::Reset`](crate::store::StoreError::Reset): puts back each of
+    /// `entries` that is neither in line nor admitted, at its own sequence, and takes the
+    /// store as it is now as the line to follow. Answers how many were put back.
+    fn restore(&self, entries: Vec<WaitEntry>) -> StoreFuture<'_, u64>;
+    /// The highest sequence this handle has seen issued (a fallback queue continues after
+    /// it).
+    fn known_seq(&self) -> u64;
 }
 
-/// Sequences start in the middle of the range: new entries count up from there, entries
-/// put back at the front count down.
-const FIRST_SEQ: u64 = 1 << 62;
-
+#[derive(Default)]
 struct Line {
-    next_seq: u64,
-    front_seq: u64,
+    /// The highest sequence issued or given so far.
+    last_seq: u64,
     /// Waiting entries by sequence: the order of the line.
     waiting: BTreeMap<u64, Ticket>,
     /// Every waiting or processing ticket: its sequence, entry and last touch (ms).
@@ -104,60 +134,67 @@ struct Line {
     admitted: HashMap<Ticket, (SeatGrant, u64)>,
 }
 
-impl Default for Line {
-    fn default() -> Self {
-        Line {
-            next_seq: FIRST_SEQ,
-            front_seq: FIRST_SEQ,
-            waiting: BTreeMap::new(),
-            tickets: HashMap::new(),
-            processing: BTreeMap::new(),
-            admitted: HashMap::new(),
-        }
-    }
-}
-
 /// The embedded waitlist: a map in this process. It survives nothing but a lost thread.
 pub struct MemoryWaitlist {
     line: Mutex<Line>,
     ticket_ttl_ms: u64,
+    /// A copy of `line.last_seq`, readable without the lock.
+    last_seq: AtomicU64,
 }
 
 impl MemoryWaitlist {
     /// An empty line whose tickets expire after `ticket_ttl` without a touch.
     pub fn new(ticket_ttl: Duration) -> Self {
-        MemoryWaitlist { line: Mutex::default(), ticket_ttl_ms: ticket_ttl.as_millis() as u64 }
+        MemoryWaitlist {
+            line: Mutex::default(),
+            ticket_ttl_ms: ticket_ttl.as_millis() as u64,
+            last_seq: AtomicU64::new(0),
+        }
     }
 
     fn with<T: Send + 'static>(&self, f: impl FnOnce(&mut Line, u64) -> T) -> StoreFuture<'_, T> {
-        let out = f(&mut self.line.lock().unwrap_or_else(|e| e.into_inner()), monotonic_ms());
-        Box::pin(std::future::ready(Ok(out)))
+        Box::pin(std::future::ready(Ok(self.now(f))))
     }
 
-    /// Synchronous variant of [`WaitlistStore::enqueue`] (the fallback queue uses it).
-    pub fn enqueue_now(&self, entry: WaitEntry) -> u64 {
+    /// Runs `f` on the line under its lock, at once.
+    fn now<T>(&self, f: impl FnOnce(&mut Line, u64) -> T) -> T {
         let mut line = self.line.lock().unwrap_or_else(|e| e.into_inner());
-        enqueue(&mut line, entry, monotonic_ms())
+        let out = f(&mut line, monotonic_ms());
+        self.last_seq.store(line.last_seq, Ordering::Relaxed);
+        out
     }
 
-    /// Removes and answers every waiting entry, in order (to flush them elsewhere).
-    pub fn drain(&self) -> Vec<WaitEntry> {
-        let mut line = self.line.lock().unwrap_or_else(|e| e.into_inner());
-        let order: Vec<Ticket> = std::mem::take(&mut line.waiting).into_values().collect();
-        order.into_iter().filter_map(|t| line.tickets.remove(&t).map(|(_, e, _)| e)).collect()
+    /// Enqueues `entry` at once with the next sequence after both this line's and `floor`
+    /// (the fallback queue continues the sequence of the line it stands in for).
+    pub fn enqueue_after(&self, entry: WaitEntry, floor: u64) -> Queued {
+        self.now(|line, now| {
+            line.last_seq = line.last_seq.max(floor);
+            enqueue(line, WaitEntry { seq: 0, ..entry }, now)
+        })
     }
 
-    /// Puts `entries` back at the front, keeping their order (a failed flush).
-    pub fn restore_front(&self, entries: Vec<WaitEntry>) {
-        let mut line = self.line.lock().unwrap_or_else(|e| e.into_inner());
-        let now = monotonic_ms();
-        let base = line.front_seq - entries.len() as u64;
-        line.front_seq = base;
-        for (i, entry) in entries.into_iter().enumerate() {
-            let seq = base + i as u64;
-            line.waiting.insert(seq, entry.ticket.clone());
-            line.tickets.insert(entry.ticket.clone(), (seq, entry, now));
-        }
+    /// The first waiting entry (with its sequence), left in line.
+    pub fn first(&self) -> Option<WaitEntry> {
+        self.now(|line, _| {
+            let (seq, ticket) = line.waiting.first_key_value()?;
+            line.tickets.get(ticket).map(|(_, e, _)| WaitEntry { seq: *seq, ..e.clone() })
+        })
+    }
+
+    /// Takes a waiting entry out of line (it moved elsewhere). False when it was not waiting.
+    pub fn remove(&self, ticket: &Ticket) -> bool {
+        self.now(|line, _| leave(line, ticket))
+    }
+
+    /// Players waiting, at once.
+    pub fn waiting_now(&self) -> u64 {
+        self.now(|line, _| line.waiting.len() as u64)
+    }
+
+    /// `ticket`'s status, at once.
+    pub fn status_now(&self, ticket: &Ticket) -> TicketStatus {
+        let ttl = self.ticket_ttl_ms;
+        self.now(|line, now| status(line, ticket, now, ttl))
     }
 }
 
@@ -165,39 +202,50 @@ fn position(line: &Line, seq: u64) -> u64 {
     line.waiting.range(..=seq).count() as u64
 }
 
-fn enqueue(line: &mut Line, entry: WaitEntry, now: u64) -> u64 {
+fn enqueue(line: &mut Line, entry: WaitEntry, now: u64) -> Queued {
     if let Some((seq, _, _)) = line.tickets.get(&entry.ticket) {
         let seq = *seq;
-        return if line.waiting.contains_key(&seq) { position(line, seq) } else { 0 };
+        let position = if line.waiting.contains_key(&seq) { position(line, seq) } else { 0 };
+        return Queued { seq, position };
     }
-    let seq = line.next_seq;
-    line.next_seq += 1;
+    let seq = if entry.seq == 0 { line.last_seq + 1 } else { entry.seq };
+    line.last_seq = line.last_seq.max(seq);
     line.waiting.insert(seq, entry.ticket.clone());
-    line.tickets.insert(entry.ticket.clone(), (seq, entry, now));
-    position(line, seq)
+    line.tickets.insert(entry.ticket.clone(), (seq, WaitEntry { seq, ..entry }, now));
+    Queued { seq, position: position(line, seq) }
+}
+
+fn status(line: &Line, ticket: &Ticket, now: u64, ttl: u64) -> TicketStatus {
+    if let Some((grant, at)) = line.admitted.get(ticket) {
+        if now.saturating_sub(*at) <= ttl {
+            return TicketStatus::Admitted(grant.clone());
+        }
+    }
+    match line.tickets.get(ticket) {
+        Some((seq, _, _)) if line.waiting.contains_key(seq) => TicketStatus::Waiting { position: position(line, *seq) },
+        Some(_) => TicketStatus::Processing,
+        None => TicketStatus::Unknown,
+    }
+}
+
+fn leave(line: &mut Line, ticket: &Ticket) -> bool {
+    let Some((seq, _, _)) = line.tickets.get(ticket) else { return false };
+    let seq = *seq;
+    if line.waiting.remove(&seq).is_none() {
+        return false; // being processed: too late to leave
+    }
+    line.tickets.remove(ticket);
+    true
 }
 
 impl WaitlistStore for MemoryWaitlist {
-    fn enqueue(&self, entry: WaitEntry) -> StoreFuture<'_, u64> {
+    fn enqueue(&self, entry: WaitEntry) -> StoreFuture<'_, Queued> {
         self.with(move |line, now| enqueue(line, entry, now))
     }
 
     fn status<'a>(&'a self, ticket: &'a Ticket) -> StoreFuture<'a, TicketStatus> {
         let ttl = self.ticket_ttl_ms;
-        self.with(move |line, now| {
-            if let Some((grant, at)) = line.admitted.get(ticket) {
-                if now.saturating_sub(*at) <= ttl {
-                    return TicketStatus::Admitted(grant.clone());
-                }
-            }
-            match line.tickets.get(ticket) {
-                Some((seq, _, _)) if line.waiting.contains_key(seq) => {
-                    TicketStatus::Waiting { position: position(line, *seq) }
-                }
-                Some(_) => TicketStatus::Processing,
-                None => TicketStatus::Unknown,
-            }
-        })
+        self.with(move |line, now| status(line, ticket, now, ttl))
     }
 
     fn touch<'a>(&'a self, ticket: &'a Ticket) -> StoreFuture<'a, bool> {
@@ -211,15 +259,7 @@ impl WaitlistStore for MemoryWaitlist {
     }
 
     fn leave<'a>(&'a self, ticket: &'a Ticket) -> StoreFuture<'a, bool> {
-        self.with(move |line, _| {
-            let Some((seq, _, _)) = line.tickets.get(ticket) else { return false };
-            let seq = *seq;
-            if line.waiting.remove(&seq).is_none() {
-                return false; // being processed: too late to leave
-            }
-            line.tickets.remove(ticket);
-            true
-        })
+        self.with(move |line, _| leave(line, ticket))
     }
 
     fn claim(&self) -> StoreFuture<'_, Option<WaitEntry>> {
@@ -231,7 +271,7 @@ impl WaitlistStore for MemoryWaitlist {
                     line.tickets.remove(&ticket);
                     continue;
                 }
-                let entry = entry.clone();
+                let entry = WaitEntry { seq, ..entry.clone() };
                 line.processing.insert(seq, (ticket, now));
                 return Some(entry);
             }
@@ -286,5 +326,36 @@ impl WaitlistStore for MemoryWaitlist {
             line.admitted.retain(|_, (_, at)| now.saturating_sub(*at) <= ttl);
             stale.len() as u64
         })
+    }
+
+    fn entry<'a>(&'a self, ticket: &'a Ticket) -> StoreFuture<'a, Option<WaitEntry>> {
+        self.with(move |line, _| line.tickets.get(ticket).map(|(seq, e, _)| WaitEntry { seq: *seq, ..e.clone() }))
+    }
+
+    fn held<'a>(&'a self, tickets: &'a [Ticket]) -> StoreFuture<'a, Vec<bool>> {
+        self.with(move |line, _| tickets.iter().map(|t| line.tickets.contains_key(t)).collect())
+    }
+
+    fn restore(&self, entries: Vec<WaitEntry>) -> StoreFuture<'_, u64> {
+        // The embedded line never forgets while its process lives; this puts back what is
+        // missing all the same, so both backends keep one contract.
+        self.with(move |line, now| {
+            let mut added = 0;
+            for entry in entries {
+                if entry.seq == 0
+                    || line.tickets.contains_key(&entry.ticket)
+                    || line.admitted.contains_key(&entry.ticket)
+                {
+                    continue;
+                }
+                enqueue(line, entry, now);
+                added += 1;
+            }
+            added
+        })
+    }
+
+    fn known_seq(&self) -> u64 {
+        self.last_seq.load(Ordering::Relaxed)
     }
 }

@@ -40,8 +40,8 @@ use crate::metrics::Metrics;
 use crate::protocol::views::{
     AdmissionCheck, ArbitersCheck, BreakerActionRequest, BreakerBrief, BreakerView, BreakersCheck, BreakersList,
     BreakersMetrics, ConnectionsCheck, FaultAccepted, FaultRequest, GamesCheck, GamesList, HealthBody, HealthChecks,
-    HealthOverride, HealthOverrideRequest, VitalView, VitalsCheck, BREAKER_ACTIONS, FAULT_KINDS, FORCED_STATUSES,
-    MAX_HANG_MS,
+    HealthOverride, HealthOverrideRequest, LineLostView, VitalView, VitalsCheck, BREAKER_ACTIONS, FAULT_KINDS,
+    FORCED_STATUSES, MAX_HANG_MS,
 };
 use crate::protocol::{
     validate_player_name, CreateGameRequest, ErrorBody, ErrorCode, ErrorEnvelope, GameSummary, JoinGameRequest,
@@ -544,12 +544,24 @@ async fn health(state: State) -> HttpResponse {
         .map(|b| (b.name, BreakerBrief { state: b.state, enabled: b.enabled }))
         .collect();
     let active = state.metrics.games_active();
+    let full = active.max(0) as u64 >= state.config.admission.max_games;
+    let closed_because = if draining {
+        Some("draining")
+    } else if report.status == Status::Overloaded {
+        Some("overloaded")
+    } else if full {
+        Some("full")
+    } else if stats.waiting() > 0 {
+        Some("line")
+    } else {
+        None
+    };
     let (game_sockets, lobby_sockets) = state.metrics.sockets();
     let body = HealthBody {
         status,
         checks: HealthChecks {
             games: GamesCheck {
-                status: if active.max(0) as u64 >= state.config.admission.max_games { "full" } else { "ok" },
+                status: if full { "full" } else { "ok" },
                 active,
                 max: state.config.admission.max_games,
                 hosted: state.registry.len(),
@@ -579,6 +591,12 @@ async fn health(state: State) -> HttpResponse {
             },
             admission: AdmissionCheck {
                 status: if stats.waiting() > 0 { "waitlisting" } else { "admitting" },
+                open: closed_because.is_none(),
+                closed_because,
+                line_lost: {
+                    let l = state.line.losses();
+                    LineLostView { count: l.count, restored: l.restored, last_at: l.last_at }
+                },
                 waiting: stats.waiting(),
                 admitted_from_line: stats.admitted_from_line(),
                 refused: stats.refused(),

@@ -1,7 +1,8 @@
 //! A private `redis-server` for one test: started on a free loopback port in its own
-//! temporary directory, with no persistence, and killed when the handle is dropped. It is
-//! never a server someone else left running, and no two tests share one. `stop` and
-//! `restart` (same port) let a test kill Redis and bring it back.
+//! temporary directory, with no persistence (or, from `start_persistent`, an append-only
+//! file fsynced on every write), and killed when the handle is dropped. It is never a
+//! server someone else left running, and no two tests share one. `stop` and `restart`
+//! (same port) let a test kill Redis and bring it back: empty, or with what it persisted.
 #![allow(dead_code, missing_docs)]
 
 use std::io::{Read, Write};
@@ -25,11 +26,22 @@ pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    appendonly: bool,
 }
 
 impl RedisServer {
-    /// Starts a private server and waits until it answers PING.
+    /// Starts a private server that keeps nothing on disk and waits until it answers PING.
     pub fn start() -> RedisServer {
+        RedisServer::launch_new(false)
+    }
+
+    /// Starts a private server with an append-only file (`appendfsync always`): a restart
+    /// brings back everything it acknowledged.
+    pub fn start_persistent() -> RedisServer {
+        RedisServer::launch_new(true)
+    }
+
+    fn launch_new(appendonly: bool) -> RedisServer {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("rampart-redis-{}-{n}", std::process::id()));
@@ -38,7 +50,7 @@ impl RedisServer {
         // with a new one when the server exits at start-up.
         for _ in 0..5 {
             let port = free_port();
-            let mut server = RedisServer { port, dir: dir.clone(), child: None };
+            let mut server = RedisServer { port, dir: dir.clone(), child: None, appendonly };
             if server.launch() {
                 return server;
             }
@@ -64,7 +76,7 @@ impl RedisServer {
         }
     }
 
-    /// Starts the server again on the same port (empty: nothing is persisted).
+    /// Starts the server again on the same port (empty, unless it persists).
     pub fn restart(&mut self) {
         self.stop();
         // The port is ours until the deadline; a start can only fail if it is not free yet.
@@ -79,7 +91,8 @@ impl RedisServer {
         let log = self.dir.join("redis.log");
         let spawned = Command::new(binary())
             .args(["--port", &self.port.to_string()])
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .args(["--bind", "127.0.0.1", "--save", "", "--daemonize", "no"])
+            .args(["--appendonly", if self.appendonly { "yes" } else { "no" }, "--appendfsync", "always"])
             .arg("--dir")
             .arg(&self.dir)
             .arg("--logfile")

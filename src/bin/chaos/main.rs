@@ -8,7 +8,7 @@
 //! promise broke. Everything is bounded in time and count.
 //!
 //! ```text
-//! chaos [--scenario panic-storm|redis-dies|instance-dies|memory-pressure|llm-storm|all]
+//! chaos [--scenario panic-storm|redis-dies|redis-forgets|instance-dies|memory-pressure|llm-storm|all]
 //!       [--duration SECS] [--games N] [--seed N] [--smoke] [--allow-skip]
 //!       [--bin-dir DIR] [--log-dir DIR] [--keep-logs]
 //! ```
@@ -35,7 +35,8 @@ use bots::{Spec, World};
 use net::Api;
 use report::Report;
 
-const SCENARIOS: [&str; 5] = ["panic-storm", "redis-dies", "instance-dies", "memory-pressure", "llm-storm"];
+const SCENARIOS: [&str; 6] =
+    ["panic-storm", "redis-dies", "redis-forgets", "instance-dies", "memory-pressure", "llm-storm"];
 
 /// The run's options.
 struct Opts {
@@ -243,7 +244,8 @@ async fn main() {
         eprintln!("chaos: {name}: starting");
         let report = match *name {
             "panic-storm" => panic_storm::run(&ctx).await,
-            "redis-dies" => redis_dies::run(&ctx).await,
+            "redis-dies" => redis_dies::run(&ctx, true).await,
+            "redis-forgets" => redis_dies::run(&ctx, false).await,
             "instance-dies" => instance_dies::run(&ctx).await,
             "memory-pressure" => memory_pressure::run(&ctx).await,
             _ => llm_storm::run(&ctx).await,

@@ -5,6 +5,10 @@
 //! append-only file. Games must go on without an error, tickets issued before, during
 //! (the fallback queue) and after the outage must each be admitted once, in order, and the
 //! server must have started exactly as many games as it handed out.
+//!
+//! redis-forgets: the same with a Redis that keeps nothing on disk, so it comes back
+//! empty. The server must notice (`rampart_waitlist_lost_total`), put back every ticket it
+//! knew at its place, and keep every promise above.
 
 use std::time::{Duration, Instant};
 
@@ -13,13 +17,14 @@ use crate::procs::{Redis, Server};
 use crate::report::{self, Report};
 use crate::{health, process_figures, spawn_bots, stop_bots, wait_for, Ctx};
 
-/// Runs the scenario.
-pub async fn run(ctx: &Ctx) -> Report {
-    let mut report = Report::new("redis-dies");
+/// Runs the scenario: `persistent` is redis-dies, otherwise redis-forgets.
+pub async fn run(ctx: &Ctx, persistent: bool) -> Report {
+    let name = if persistent { "redis-dies" } else { "redis-forgets" };
+    let mut report = Report::new(name);
     let secs = ctx.secs(60, 16);
     let cap = ctx.games(40, 10);
     let down = Duration::from_secs(if ctx.smoke { 6 } else { 20 });
-    let mut redis = match Redis::start(&ctx.dir, true) {
+    let mut redis = match Redis::start(&ctx.dir, persistent) {
         Ok(r) => r,
         Err(e) => {
             report.broke("start", &e);
@@ -66,7 +71,7 @@ pub async fn run(ctx: &Ctx) -> Report {
     let tickets_before = world.tickets.borrow().len();
     let killed = Instant::now();
     redis.kill9();
-    eprintln!("chaos: redis-dies: redis-server killed (SIGKILL) with {tickets_before} tickets issued");
+    eprintln!("chaos: {name}: redis-server killed (SIGKILL) with {tickets_before} tickets issued");
     tokio::time::sleep(down).await;
     let tickets_during = world.tickets.borrow().len() - tickets_before;
     let moves_during = world.tally.borrow().samples.iter().filter(|s| s.at >= killed).count();
@@ -74,7 +79,7 @@ pub async fn run(ctx: &Ctx) -> Report {
         report.broke("redis_restart", &e);
     }
     let back = Instant::now();
-    eprintln!("chaos: redis-dies: redis-server back on its port after {down:?}");
+    eprintln!("chaos: {name}: redis-server back on its port after {down:?}{}", if persistent { "" } else { ", empty" });
     let end = start + Duration::from_secs(secs).max(back - start + Duration::from_secs(5));
     tokio::time::sleep_until(end.into()).await;
     let window = [(killed, back + Duration::from_secs(5))];
@@ -90,6 +95,14 @@ pub async fn run(ctx: &Ctx) -> Report {
     if let Some(h) = health(&ctx.api, &server.url).await {
         let state = h["checks"]["circuit_breakers"]["breakers"]["database"]["state"].as_str().unwrap_or("?").to_owned();
         report.field("database_breaker_at_end", state);
+        let lost = &h["checks"]["admission"]["line_lost"];
+        let (count, restored) = (lost["count"].as_u64().unwrap_or(0), lost["restored"].as_u64().unwrap_or(0));
+        report.field("line_lost", format!("{count}(restored:{restored})"));
+        if persistent {
+            report.check(count == 0, "line_kept", "a Redis that persists was taken for one that forgot");
+        } else {
+            report.check(count >= 1, "line_loss_reported", "Redis came back empty and nothing said the line was lost");
+        }
     }
     process_figures(&mut report, &ctx.api, &mut server, rss_start).await;
     report

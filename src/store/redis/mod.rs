@@ -185,6 +185,36 @@ impl RedisConn {
     pub fn scrub(&self, message: &str) -> String {
         scrub(message, &self.secret)
     }
+
+    /// How the server keeps what it holds (`CONFIG GET appendonly` and `save`); an error
+    /// where `CONFIG` is disabled or renamed (managed Redis services).
+    pub async fn persistence(&self) -> Result<Persistence, StoreError> {
+        let get = |name: &str| {
+            let mut cmd = redis::cmd("CONFIG");
+            cmd.arg("GET").arg(name);
+            cmd
+        };
+        let aof: Vec<String> = self.query("config get", &get("appendonly")).await?;
+        let save: Vec<String> = self.query("config get", &get("save")).await?;
+        let on = |v: &[String]| v.get(1).map(|s| s.trim().to_owned());
+        Ok(match (on(&aof).as_deref(), on(&save)) {
+            (Some("yes"), _) => Persistence::AppendOnly,
+            (_, Some(points)) if !points.is_empty() => Persistence::Snapshots,
+            (Some(_), Some(_)) => Persistence::None,
+            _ => return Err(StoreError::Backend("redis config get: unexpected answer".to_owned())),
+        })
+    }
+}
+
+/// How a Redis keeps what it holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Persistence {
+    /// The append-only file.
+    AppendOnly,
+    /// RDB snapshots only (a crash loses what came after the last one).
+    Snapshots,
+    /// Nothing on disk: a restart forgets everything.
+    None,
 }
 
 /// The connection manager's settings: capped backoff, one retry, timeouts.
