@@ -172,7 +172,11 @@ async fn players_queued_while_redis_is_down_are_flushed_to_it_in_order() {
     }
     // The loss is reported: metric, /health.
     assert_eq!(server.metric("rampart_waitlist_lost_total").await, 1.0);
-    assert_eq!(server.metric("rampart_waitlist_restored_total").await, 1.0, "the one Redis held; the fallback is flushed");
+    assert_eq!(
+        server.metric("rampart_waitlist_restored_total").await,
+        1.0,
+        "the one Redis held; the fallback is flushed"
+    );
     let (_, health) = server.get("/health").await;
     let lost = &health["checks"]["admission"]["line_lost"];
     assert_eq!(lost["count"].as_u64(), Some(1), "{health}");

@@ -166,6 +166,66 @@ async fn a_player_of_a_killed_instance_finds_the_same_board_through_another() {
     eprintln!("takeover: kill -9 to the player's state through another instance in {took:?} (lease {LEASE_MS} ms)");
 }
 
+/// The seats of a killed instance's games come back through one other instance at the
+/// same moment: each game is taken over once, with one epoch, and the move played on it
+/// survives the next takeover. (Lookups of one game racing used to take it twice: the
+/// second saw the first one's fresh lease as stale, released it and claimed a newer
+/// epoch, fencing the first owner out of a move it had already shown both players.)
+#[actix_rt::test]
+async fn seats_rejoining_at_once_cause_one_takeover_per_game_and_keep_every_move() {
+    const GAMES: usize = 4;
+    let redis = RedisServer::start();
+    let mut a = instance(&redis);
+    let mut b = instance(&redis);
+    let (api_a, api_b) = (TestServer::at(a.addr), TestServer::at(b.addr));
+    let mut grants = Vec::new();
+    for _ in 0..GAMES {
+        let (red_grant, yellow_grant) = human_game(&api_a).await;
+        let mut red = api_a.player(&red_grant).await;
+        red.move_to(3).await;
+        red.recv_state(|g| g["moves"] == 1).await;
+        wait_snapshot(&redis, &red_grant.game_id, 3).await;
+        grants.push((red_grant, yellow_grant));
+    }
+
+    // Every player comes back through b while a's leases have yet to lapse: each game's
+    // yellow 50 ms after its red, so their lookups poll for the lapse out of step (the
+    // scenario, not a synchronisation: the second lookup then finds the first's new lease).
+    a.kill();
+    let joins = grants.iter().map(|(red, yellow)| async {
+        let late_yellow = async {
+            actix_rt::time::sleep(Duration::from_millis(50)).await;
+            api_b.player(yellow).await
+        };
+        let (red_player, yellow_player) = futures_util::join!(api_b.player(red), late_yellow);
+        (red.clone(), red_player, yellow_player)
+    });
+    let mut games = futures_util::future::join_all(joins).await;
+    for (grant, red, yellow) in &mut games {
+        yellow.move_to(4).await;
+        red.recv_state(|g| g["moves"] == 2).await;
+        let id = grant.game_id.clone();
+        let probe = || async {
+            match redis_snapshot(&redis, &id).await {
+                Some(s) if s["board"]["columns"][4].as_array().is_some_and(|c| !c.is_empty()) => Ok(s),
+                other => Err(format!("{other:?}")),
+            }
+        };
+        let stored = eventually(DEADLINE, "the move played after the takeover is stored", probe).await;
+        let lease = lease_owner(&redis, &id).await.expect("a lease");
+        let epoch = lease.rsplit(' ').next().and_then(|e| e.parse::<u64>().ok());
+        assert_eq!(epoch, stored["epoch"].as_u64(), "one takeover, one epoch: {lease} vs {stored}");
+    }
+    let grants: Vec<Grant> = games.into_iter().map(|(grant, _, _)| grant).collect();
+
+    b.kill();
+    a.restart();
+    for grant in &grants {
+        let red = api_a.player(grant).await;
+        assert_eq!(red.last_state["moves"], 2, "the move played on the first takeover survived the second");
+    }
+}
+
 #[actix_rt::test]
 async fn a_socket_on_another_instance_plays_through_the_relay_and_rest_works_everywhere() {
     let redis = RedisServer::start();

@@ -2,8 +2,9 @@
 //! redis-server killed with SIGKILL and started again: tickets issued before, during and
 //! after the outage (through two instances) are admitted in issue order, none lost, with
 //! unique, dense positions at every poll; a Redis that restarts empty gets back every
-//! entry an instance knew, in order, and the loss is reported; and `/health` at the game
-//! cap answers 200 and changes at most once per dwell while a line of 50 drains.
+//! entry an instance knew, in order, and the loss is reported, and a grant it held is still
+//! answered; and `/health` at the game cap answers 200 and changes at most once per dwell
+//! while a line of 50 drains.
 
 mod common;
 
@@ -169,6 +170,31 @@ async fn issue_order_holds_across_a_redis_outage_and_nothing_is_lost_with_persis
 #[actix_rt::test]
 async fn a_redis_that_restarts_empty_gets_back_every_entry_in_order_and_the_loss_is_reported() {
     outage(false).await;
+}
+
+/// A player admitted just before Redis restarts empty keeps the seat they were given: the
+/// instance that admitted them kept the grant too (found by the chaos harness's
+/// redis-forgets run: the ticket answered TICKET_NOT_FOUND and its game went unclaimed).
+#[actix_rt::test]
+async fn a_grant_survives_a_redis_that_forgets_right_after_the_admission() {
+    let mut redis = RedisServer::start();
+    let server = TestServer::start(config(&redis, "grant")).await;
+    server.force_health(ADMIN, json!("overloaded")).await;
+    let (ticket, _) = queue(&server, "lucky").await;
+    server.force_health(ADMIN, Value::Null).await;
+    let path = format!("/api/v1/waitlist/{ticket}");
+    let probe = || async {
+        match server.get(&path).await {
+            (200, body) if body["status"] == "admitted" => Ok(body),
+            other => Err(format!("{other:?}")),
+        }
+    };
+    let granted = eventually(DEADLINE, "the ticket is admitted", probe).await;
+
+    redis.restart(); // empty: the grant Redis held is gone
+    let (code, again) = server.get(&path).await;
+    assert_eq!(code, 200, "{again}");
+    assert_eq!(again, granted, "the same seat, from this instance's own record");
 }
 
 /// A server at its game cap is full, not overloaded: `/health` answers 200 with admission

@@ -311,19 +311,18 @@ impl Line {
         }
     }
 
-    /// Records the grant of a claimed ticket.
+    /// Records the grant of a claimed ticket. With a shared backend the grant is also kept
+    /// here (for `ticket_ttl`): a Redis that forgets, or fails, right after the admission
+    /// must not leave its player without the seat they were given.
     pub async fn complete(&self, ticket: &Ticket, grant: &SeatGrant, source: Source) -> Result<(), StoreError> {
         self.forget(ticket);
-        match (source, &self.fallback) {
-            (Source::Fallback, Some(f)) => f.complete(ticket, grant).await,
-            _ => match self.guarded(self.primary.complete(ticket, grant)).await {
-                Ok(()) => Ok(()),
-                Err(e) => match &self.fallback {
-                    // Keep the grant where its owner can still collect it.
-                    Some(f) => f.complete(ticket, grant).await.and(Err(e)),
-                    None => Err(e),
-                },
-            },
+        let kept = match &self.fallback {
+            Some(f) => f.complete(ticket, grant).await,
+            None => Ok(()),
+        };
+        match source {
+            Source::Fallback => kept,
+            Source::Primary => self.guarded(self.primary.complete(ticket, grant)).await,
         }
     }
 

@@ -14,13 +14,14 @@
 //! epoch. A game whose lease or snapshot write is refused (a newer owner) is given up at
 //! once: its sockets are closed with 1012 so the players reconnect to the owner.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use futures_util::StreamExt as _;
+use futures_util::future::{LocalBoxFuture, Shared};
+use futures_util::{FutureExt as _, StreamExt as _};
 
 use crate::cluster::Cluster;
 use crate::config::Config;
@@ -123,6 +124,7 @@ pub struct ArbiterHealth {
 }
 
 /// What a takeover found.
+#[derive(Clone)]
 enum Found {
     Resolved(Resolved),
     /// The stored snapshot, the new lease, and when it was claimed (`monotonic_ms`).
@@ -146,6 +148,11 @@ pub struct GameSupervisor {
     renewing: bool,
     /// Games whose stored snapshot could not be read (logged and counted once each).
     unreadable: HashSet<GameId>,
+    /// The lookup in flight for each game not hosted here: a second request for the same
+    /// game waits for it instead of running its own (which would see the fresh lease as
+    /// "ours on paper", release it and claim a newer epoch, fencing the game it just
+    /// started out of its own moves).
+    finding: HashMap<GameId, Shared<LocalBoxFuture<'static, Found>>>,
 }
 
 impl GameSupervisor {
@@ -184,6 +191,7 @@ impl GameSupervisor {
             next_slot: 0,
             renewing: false,
             unreadable: HashSet::new(),
+            finding: HashMap::new(),
         }
     }
 
@@ -588,14 +596,35 @@ impl Handler<Resolve> for GameSupervisor {
         if !self.cluster.shared() {
             return Box::pin(actix::fut::ready(Resolved::NotFound));
         }
-        let patience = self.cluster.lease + Duration::from_secs(1);
-        let work = find(self.cluster.clone(), self.keeper.clone(), msg.0.clone(), patience);
-        Box::pin(work.into_actor(self).map(move |found, act, _| match found {
+        let work = match self.finding.get(&msg.0) {
+            Some(in_flight) => in_flight.clone(),
+            None => {
+                let patience = self.cluster.lease + Duration::from_secs(1);
+                let work =
+                    find(self.cluster.clone(), self.keeper.clone(), msg.0.clone(), patience).boxed_local().shared();
+                self.finding.insert(msg.0.clone(), work.clone());
+                work
+            }
+        };
+        let mine = work.clone();
+        Box::pin(work.into_actor(self).map(move |found, act, _| {
+            if act.finding.get(&msg.0).is_some_and(|w| w.ptr_eq(&mine)) {
+                act.finding.remove(&msg.0);
+            }
+            act.found(&msg.0, found)
+        }))
+    }
+}
+
+impl GameSupervisor {
+    /// What a lookup of a game not hosted here comes to.
+    fn found(&mut self, id: &GameId, found: Found) -> Resolved {
+        match found {
             Found::Resolved(resolved) => resolved,
             Found::Unreadable(why) => {
-                if act.unreadable.len() < 10_000 && act.unreadable.insert(msg.0.clone()) {
-                    act.metrics.snapshot_unreadable();
-                    tracing::error!(game_id = %msg.0, "the game's stored snapshot cannot be read, so it cannot resume; it is closed as failed (the stored value is left for inspection): {why}");
+                if self.unreadable.len() < 10_000 && self.unreadable.insert(id.clone()) {
+                    self.metrics.snapshot_unreadable();
+                    tracing::error!(game_id = %id, "the game's stored snapshot cannot be read, so it cannot resume; it is closed as failed (the stored value is left for inspection): {why}");
                 }
                 Resolved::Unavailable(
                     ErrorBody::new(
@@ -606,15 +635,15 @@ impl Handler<Resolve> for GameSupervisor {
                 )
             }
             Found::TakeOver(mut snapshot, lease, claimed_ms) => {
-                // Another request may have taken it over here meanwhile.
-                if let Some(cell) = act.registry.get(&msg.0) {
+                // The requests that shared this lookup: the first one hosts the game.
+                if let Some(cell) = self.registry.get(id) {
                     return Resolved::Local(cell);
                 }
-                tracing::info!(game_id = %msg.0, epoch = lease.epoch, moves = snapshot.board.moves(), "taking over a game whose owner's lease lapsed");
+                tracing::info!(game_id = %id, epoch = lease.epoch, moves = snapshot.board.moves(), "taking over a game whose owner's lease lapsed");
                 snapshot.epoch = lease.epoch;
-                Resolved::Local(act.host(Arc::new(snapshot), StartMode::TakenOver, claimed_ms))
+                Resolved::Local(self.host(Arc::new(snapshot), StartMode::TakenOver, claimed_ms))
             }
-        }))
+        }
     }
 }
 
