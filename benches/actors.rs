@@ -165,7 +165,11 @@ fn panics(iters: u64, with_socket: bool) -> Duration {
             let batch = (iters - done).min(500);
             let start = Instant::now();
             for _ in 0..batch {
-                addr.do_send(InjectFault(Fault::Panic));
+                addr.do_send(InjectFault {
+                    fault: Fault::Panic,
+                    deadline: Instant::now() + Duration::from_secs(60),
+                    taken: Arc::default(),
+                });
                 let answer = addr.send(Probe).await;
                 debug_assert!(matches!(answer, Ok(Ok(_))));
             }

@@ -162,6 +162,29 @@ async fn a_hung_game_is_restarted_on_a_fresh_arbiter_and_its_neighbours_move_wit
     assert_eq!(health["checks"]["arbiters"]["lost"], 1);
 }
 
+/// A fault injected into a game whose thread another game's hang holds is not dropped with
+/// the abandoned mailbox: it follows the game to the fresh arbiter and crashes it there,
+/// and its player is told (`game_restarted`). (The chaos harness found drills lost this way.)
+#[actix_rt::test]
+async fn a_fault_sent_to_a_game_on_a_held_thread_follows_it_to_the_fresh_arbiter() {
+    let mut config = admin_config();
+    config.server.game_arbiters = 1;
+    config.supervision.default.hang_timeout_ms = 300;
+    let server = TestServer::start(config).await;
+    let hung = server.create("ai", "ada").await;
+    let neighbour = server.create("ai", "bob").await;
+    let mut other = server.player(&neighbour).await;
+    let before = play_some(&mut other, 1).await;
+
+    assert_eq!(server.fault(&hung.game_id, ADMIN, json!({"kind":"hang","duration_ms":20_000})).await, 202);
+    assert_eq!(server.fault(&neighbour.game_id, ADMIN, json!({"kind":"panic"})).await, 202);
+    let restarted = other.recv_type("game_restarted").await;
+    assert_eq!(restarted["restored_moves"], before["moves"]);
+    server.wait_metric("rampart_arbiters_lost_total", 1.0).await;
+    server.wait_metric("rampart_game_restarts_total{kind=\"connect4\",reason=\"panic\"}", 1.0).await;
+    play_some(&mut other, 1).await;
+}
+
 #[actix_rt::test]
 async fn a_client_that_stops_reading_is_closed_with_1013_and_its_game_plays_on() {
     let mut config = admin_config();

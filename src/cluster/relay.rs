@@ -27,9 +27,7 @@ use crate::lobby::{LobbyChange, LobbyView};
 use crate::metrics::Metrics;
 use crate::protocol::{ErrorBody, ErrorCode};
 use crate::store::redis::RedisConn;
-use crate::supervision::game_actor::{
-    Action, ClaimSeat, Command, CommandOutcome, Fault, InjectFault, Join, Leave, ToSession,
-};
+use crate::supervision::game_actor::{Action, ClaimSeat, Command, CommandOutcome, Fault, Join, Leave, ToSession};
 use crate::supervision::registry::{deliver, Registry, Route};
 
 /// Most messages published in one pipeline.
@@ -474,9 +472,9 @@ impl Relay {
                     ),
                 );
             }
-            Wire::Fault { req, from, game, fault } => match self.registry.get(&game).and_then(|c| c.addr()) {
-                Some(addr) => {
-                    addr.do_send(InjectFault(fault));
+            Wire::Fault { req, from, game, fault } => match self.registry.get(&game) {
+                Some(cell) => {
+                    crate::supervision::registry::inject(cell, fault, self.metrics.clone());
                     tracing::warn!(game_id = %game, ?fault, from = %from, "a relayed admin fault was injected");
                     self.reply(from, req, Reply::Fault { result: Ok(()) });
                 }

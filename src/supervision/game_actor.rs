@@ -67,8 +67,12 @@ pub enum StartMode {
     Fresh,
     /// A healthy game moved off a lost arbiter: tell players the state, count nothing.
     Moved,
-    /// The game whose handler hung: recover under the restart policy.
-    Hung,
+    /// A game that failed (its handler hung, or it crashed and its thread was lost before
+    /// its restart began): recover under the restart policy, telling its players.
+    Recover(RestartReason),
+    /// A game moved while its restart was under way (in the policy's delay): finish it
+    /// here, telling its players.
+    Resume,
     /// A closed game moved off a lost arbiter: stays closed.
     Tombstone,
     /// A game resumed from the store by this instance (its owner died or the server
@@ -187,10 +191,19 @@ pub enum Fault {
     PanicOnNextCommand,
 }
 
-/// Admin fault injection.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct InjectFault(pub Fault);
+/// Admin fault injection, delivered like a player's command (it follows the game when its
+/// arbiter is lost, so a drill is never dropped with an abandoned mailbox).
+#[derive(Message, Clone)]
+#[rtype(result = "CommandOutcome")]
+pub struct InjectFault {
+    /// The fault.
+    pub fault: Fault,
+    /// A fault that reaches the game after this is dropped.
+    pub deadline: Instant,
+    /// Set by the incarnation that takes it (a fault is served once, even when the game
+    /// moves while serving it).
+    pub taken: Arc<std::sync::atomic::AtomicBool>,
+}
 
 /// Answers the move count, or an error while restarting or closed. Used by benchmarks and
 /// tests to observe a game through its mailbox.
@@ -294,7 +307,7 @@ impl GameActor {
         tracing::warn!(game_id = %self.cell.id, %incident, moves = self.state.board.moves(), "game actor crashed; discarding its state and restarting it");
         self.pending_failure = Some(RestartReason::Panic);
         self.publish_event(EventKind::Crashed);
-        self.cell.set_run_state(RunState::Restarting);
+        self.cell.set_run_state(RunState::Crashed);
         ctx.stop();
     }
 
@@ -828,10 +841,13 @@ impl Actor for GameActor {
                 self.broadcast_state();
                 self.schedule_ai(ctx);
             }
-            StartMode::Hung => {
-                self.publish_event(EventKind::HangDetected);
-                self.recover(ctx, RestartReason::Hang)
+            StartMode::Recover(reason) => {
+                if reason == RestartReason::Hang {
+                    self.publish_event(EventKind::HangDetected);
+                }
+                self.recover(ctx, reason)
             }
+            StartMode::Resume => self.finish_recovery(ctx),
             StartMode::Tombstone => self.broadcast_state(),
         }
     }
@@ -962,15 +978,23 @@ impl Handler<ClaimSeat> for GameActor {
 }
 
 impl Handler<InjectFault> for GameActor {
-    type Result = ();
+    type Result = CommandOutcome;
 
-    fn handle(&mut self, msg: InjectFault, ctx: &mut Context<Self>) {
-        let _ = self.guarded(ctx, |act, _| match msg.0 {
+    fn handle(&mut self, msg: InjectFault, ctx: &mut Context<Self>) -> CommandOutcome {
+        if Instant::now() > msg.deadline {
+            return CommandOutcome::Expired;
+        }
+        if self.abandoned() {
+            return CommandOutcome::Moved;
+        }
+        msg.taken.store(true, Ordering::Release);
+        let _ = self.guarded(ctx, |act, _| match msg.fault {
             Fault::Panic => panic!("injected fault (admin): panic"),
             // A real blocking hang: holds this arbiter's thread like a stuck loop would.
             Fault::Hang(duration) => std::thread::sleep(duration),
             Fault::PanicOnNextCommand => act.armed_fault = true,
         });
+        CommandOutcome::Answered
     }
 }
 

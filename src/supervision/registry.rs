@@ -9,7 +9,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-use actix::{Addr, Recipient};
+use std::time::{Duration, Instant};
+
+use actix::{Addr, Handler, Message, Recipient};
 use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 
@@ -19,7 +21,7 @@ use crate::metrics::Metrics;
 use crate::protocol::{ErrorBody, ErrorCode, GameSummary};
 use crate::store::keeper::SnapshotKeeper;
 use crate::store::snapshot::{seat_index, Snapshot};
-use crate::supervision::game_actor::{Command, CommandOutcome, GameActor, ToSession};
+use crate::supervision::game_actor::{Command, CommandOutcome, Fault, GameActor, InjectFault, ToSession};
 use crate::supervision::policy::RestartLedger;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -32,10 +34,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub enum RunState {
     /// Answering normally.
     Running = 0,
-    /// Between a failure and the restored game answering.
+    /// Its restart is under way (restored, waiting out the policy's delay).
     Restarting = 1,
     /// Closed after its restart limit.
     Failed = 2,
+    /// A handler panicked; its restart has not begun yet (its thread may be held by
+    /// another game's hang, so it may begin on a fresh arbiter).
+    Crashed = 3,
 }
 
 /// A player socket attached to a seat.
@@ -140,6 +145,7 @@ impl GameCell {
         match self.run_state.load(Ordering::Acquire) {
             0 => RunState::Running,
             1 => RunState::Restarting,
+            3 => RunState::Crashed,
             _ => RunState::Failed,
         }
     }
@@ -260,17 +266,49 @@ impl Registry {
     }
 }
 
+/// A message that reaches its game however often the game moves: a player's [`Command`],
+/// or an admin's injected fault.
+pub trait Deliverable: Message<Result = CommandOutcome> + Clone + Send + 'static {
+    /// After this the game refuses it (answers `Expired`).
+    fn deadline(&self) -> Instant;
+    /// Whether an incarnation already took it (so it is not sent to the next one).
+    fn taken(&self) -> bool {
+        false
+    }
+}
+
+impl Deliverable for Command {
+    fn deadline(&self) -> Instant {
+        self.deadline
+    }
+}
+
+impl Deliverable for InjectFault {
+    fn deadline(&self) -> Instant {
+        self.deadline
+    }
+    // A fault is one-shot: a hang the lost incarnation is serving is not served again.
+    fn taken(&self) -> bool {
+        self.taken.load(Ordering::Acquire)
+    }
+}
+
 /// Delivers a command to its game until the game answers it, following the game when its
 /// arbiter is lost: a command caught in the mailbox of an abandoned incarnation (whose
 /// thread is held) is sent again to the new incarnation, which is safe because an abandoned
 /// incarnation never applies anything. `Err` is the error to give the client: the command
 /// was not applied.
-pub async fn deliver(cell: Arc<GameCell>, command: Command, metrics: Arc<Metrics>) -> Result<(), ErrorBody> {
+pub async fn deliver<M>(cell: Arc<GameCell>, command: M, metrics: Arc<Metrics>) -> Result<(), ErrorBody>
+where
+    M: Deliverable,
+    M::Result: Send,
+    GameActor: Handler<M>,
+{
     /// How long past a command's deadline its sender waits for the game's answer (the
     /// game refuses a command that reaches it after the deadline, so a later answer
     /// cannot exist).
     const ANSWER_GRACE: std::time::Duration = std::time::Duration::from_millis(250);
-    let give_up = tokio::time::Instant::from_std(command.deadline + ANSWER_GRACE);
+    let give_up = tokio::time::Instant::from_std(command.deadline() + ANSWER_GRACE);
     loop {
         // Registered before the address is read: a move completing after this point wakes it.
         let moved = cell.wait_moved();
@@ -288,6 +326,9 @@ pub async fn deliver(cell: Arc<GameCell>, command: Command, metrics: Arc<Metrics
             Some(Ok(CommandOutcome::Expired)) => return Err(not_applied()),
             // Abandoned (or stopped with its arbiter) before acting: follow the game.
             Some(Ok(CommandOutcome::Moved)) | Some(Err(_)) | None => {
+                if command.taken() {
+                    return Ok(());
+                }
                 if cell.addr().is_none_or(|now| now == addr) {
                     // No new incarnation yet (or none coming: the game is being given up
                     // or the server stops): wait for one, or give up at the deadline.
@@ -300,6 +341,18 @@ pub async fn deliver(cell: Arc<GameCell>, command: Command, metrics: Arc<Metrics
             }
         }
     }
+}
+
+/// Sends an admin's fault to its game in the background, following the game if its arbiter
+/// is lost (a fault that has not reached it within 10 s is dropped).
+pub fn inject(cell: Arc<GameCell>, fault: Fault, metrics: Arc<Metrics>) {
+    let id = cell.id.clone();
+    let fault = InjectFault { fault, deadline: Instant::now() + Duration::from_secs(10), taken: Arc::default() };
+    actix_rt::spawn(async move {
+        if let Err(e) = deliver(cell, fault, metrics).await {
+            tracing::warn!(game_id = %id, "an injected fault did not reach its game: {}", e.message);
+        }
+    });
 }
 
 /// A command that was not applied in time.

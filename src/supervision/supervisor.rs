@@ -29,7 +29,7 @@ use crate::game::{Connect4, Outcome, Rules, Seat};
 use crate::ids::{monotonic_ms, now_rfc3339, GameId, PlayerToken};
 use crate::llm::LlmClient;
 use crate::lobby::EventSink;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RestartReason};
 use crate::protocol::{ErrorBody, ErrorCode, GameStatus, GameSummary, Opponent, PlayerView, PlayersView, SeatGrant};
 use crate::store::directory::{Claim, Lease, Renewal};
 use crate::store::events::EventKind;
@@ -291,16 +291,21 @@ impl GameSupervisor {
                 tracing::error!(game_id = %cell.id, "a game on a lost arbiter has no snapshot to resume from");
                 continue;
             };
-            let mode = if cell.run_state() == RunState::Failed {
-                StartMode::Tombstone
-            } else if busy != 0 {
-                hung += 1;
-                tracing::error!(game_id = %cell.id, busy_ms = now.saturating_sub(busy), hang_timeout_ms = self.env.policy.hang_timeout_ms, "game handler is hung");
-                StartMode::Hung
-            } else {
-                moved += 1;
-                self.metrics.game_moved();
-                StartMode::Moved
+            let mode = match cell.run_state() {
+                RunState::Failed => StartMode::Tombstone,
+                _ if busy != 0 => {
+                    hung += 1;
+                    tracing::error!(game_id = %cell.id, busy_ms = now.saturating_sub(busy), hang_timeout_ms = self.env.policy.hang_timeout_ms, "game handler is hung");
+                    StartMode::Recover(RestartReason::Hang)
+                }
+                // Crashed while the thread was held: its restart begins here.
+                RunState::Crashed => StartMode::Recover(RestartReason::Panic),
+                RunState::Restarting => StartMode::Resume,
+                RunState::Running => {
+                    moved += 1;
+                    self.metrics.game_moved();
+                    StartMode::Moved
+                }
             };
             self.spawn(cell, snapshot, mode, slot);
             // Commands waiting in the old mailbox are sent again to the new incarnation.

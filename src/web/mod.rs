@@ -49,7 +49,7 @@ use crate::protocol::{
 };
 use crate::store::waitlist::TicketStatus;
 use crate::store::StoreError;
-use crate::supervision::game_actor::{ClaimSeat, Fault, InjectFault};
+use crate::supervision::game_actor::{ClaimSeat, Fault};
 use crate::supervision::registry::{Registry, RunState};
 use crate::supervision::supervisor::{CreateGame, GameSupervisor, GetArbiterHealth, Resolve, Resolved};
 use session::{GameLinks, PlayerSession, SessionLimits};
@@ -466,7 +466,7 @@ async fn inject_fault(
             if cell.run_state() == RunState::Failed {
                 return Err(ErrorBody::game_failed());
             }
-            cell.addr().ok_or_else(ErrorBody::restarting)?.do_send(InjectFault(fault));
+            crate::supervision::registry::inject(cell, fault, state.metrics.clone());
         }
         Resolved::Remote(lease) => {
             let wire = Wire::Fault { req: 0, from: state.cluster.me.clone(), game: id.clone(), fault };
@@ -648,7 +648,11 @@ fn ticket(text: &str) -> Answer<Ticket> {
 }
 
 fn line_unavailable(e: crate::store::StoreError) -> ErrorBody {
-    tracing::warn!("the waitlist could not answer: {e}");
+    // Every waiting player polls: one line a second (with the count) while Redis is down.
+    static UNAVAILABLE: edge::Throttle = edge::Throttle::new(1000);
+    if let Some(count) = UNAVAILABLE.hit() {
+        tracing::warn!(requests = count, "the waitlist could not answer: {e}");
+    }
     ErrorBody::new(ErrorCode::ServerBusy, "the waitlist is unavailable; retry shortly").with("retry_after_ms", 2000)
 }
 

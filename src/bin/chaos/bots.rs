@@ -138,8 +138,9 @@ pub struct Tally {
     pub rejoins: u64,
     /// `game_restarted` with `reason: taken_over` seen.
     pub takeovers_seen: u64,
-    /// Restores whose board came back in a `state` with no `game_restarted` before it (a
-    /// game moved off a hung thread while its restart was still pending).
+    /// Restores whose board came back in a `state` with no `game_restarted` before it (it
+    /// happened to a game that crashed while another game's hang held its thread, until
+    /// such a game's restart began on the fresh arbiter: must be 0).
     pub restored_without_restart_frame: u64,
     /// Every game id handed out (201 or admitted), to find one handed out twice.
     pub grant_ids: Vec<String>,
