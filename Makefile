@@ -6,6 +6,17 @@ BROWSER_DIR := tests/browser
 
 .PHONY: run run-debug run-llm run-redis run-cluster cluster-deps fake-llm load redis-deps test fmt-check clippy unit browser-test browser-deps bench check-config conformance schemathesis python-deps fuzz chaos chaos-deps clean
 
+# $(call need-deb,COMMAND,PACKAGE,WHAT NEEDS IT): installs Debian's PACKAGE when COMMAND is
+# missing (as root), or says how and stops.
+need-deb = @if ! command -v $(1) >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    echo "installing Debian's $(2) for $(3)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(2) >/dev/null; \
+	  else \
+	    echo "Debian's $(2) is missing (for $(3)): run 'sudo apt-get install $(2)' and retry" >&2; exit 1; \
+	  fi; \
+	fi
+
 ## make run: the server with the shipped configuration on http://localhost:8080
 run:
 	$(CARGO) run --release --bin rampart -- --config server_config.yaml
@@ -51,14 +62,7 @@ browser-deps:
 
 ## The Redis tests start their own private redis-server (Debian package redis-server).
 redis-deps:
-	@if ! command -v redis-server >/dev/null 2>&1; then \
-	  if [ "$$(id -u)" = "0" ]; then \
-	    echo "installing Debian's redis-server for the Redis tests (each test starts its own private server)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null; \
-	  else \
-	    echo "the Redis tests need redis-server: run 'sudo apt-get install redis-server' and retry" >&2; exit 1; \
-	  fi; \
-	fi
+	$(call need-deb,redis-server,redis-server,the Redis tests (each starts its own private server))
 
 browser-test: browser-deps
 	$(CARGO) build --quiet --bin rampart
@@ -93,14 +97,7 @@ chaos: chaos-deps
 
 ## The chaos harness (and its smoke in make test) needs redis-server and stress-ng.
 chaos-deps: redis-deps
-	@if ! command -v stress-ng >/dev/null 2>&1; then \
-	  if [ "$$(id -u)" = "0" ]; then \
-	    echo "installing Debian's stress-ng for the chaos harness's memory-pressure scenario"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends stress-ng >/dev/null; \
-	  else \
-	    echo "the chaos harness needs stress-ng: run 'sudo apt-get install stress-ng' and retry" >&2; exit 1; \
-	  fi; \
-	fi
+	$(call need-deb,stress-ng,stress-ng,the chaos harness's memory-pressure scenario)
 
 ## make fuzz: every cargo-fuzz target (fuzz/) for 60 s on stable (--sanitizer none);
 ## installs cargo-fuzz if missing. Not part of make test.
@@ -123,14 +120,7 @@ run-cluster: cluster-deps
 	bash scripts/cluster.sh
 
 cluster-deps: redis-deps
-	@if ! command -v haproxy >/dev/null 2>&1; then \
-	  if [ "$$(id -u)" = "0" ]; then \
-	    echo "installing Debian's haproxy for make run-cluster"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends haproxy >/dev/null; \
-	  else \
-	    echo "make run-cluster needs haproxy: run 'sudo apt-get install haproxy' and retry" >&2; exit 1; \
-	  fi; \
-	fi
+	$(call need-deb,haproxy,haproxy,make run-cluster)
 
 ## make load: the admission load check (200 games played during a 10x creation flood);
 ## BACKEND=redis for the Redis waitlist. Figures go in BENCHMARKS.md.

@@ -10,28 +10,16 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::redis_server::RedisServer;
-use common::{eventually, test_config, TestServer, DEADLINE};
-use rampart::config::{Config, Secret, StorageBackend};
+use common::redis_server::{redis_config, RedisServer};
+use common::{eventually, TestServer, DEADLINE};
+use rampart::config::Config;
 use serde_json::{json, Value};
 
 const ADMIN: &str = "line-faults-admin";
 
 fn config(redis: &RedisServer, prefix: &str) -> Config {
-    let mut c = test_config();
-    c.secrets.admin_token = Some(Secret::new(ADMIN.to_owned()));
-    c.storage.backend = StorageBackend::Redis;
-    c.redis.url = redis.url();
-    c.redis.key_prefix = prefix.to_owned();
-    c.redis.command_timeout_ms = 1000;
-    c.redis.reconnect_max_delay_ms = 100;
-    c.health.interval_ms = 50;
-    c.health.dwell_ms = 0;
+    let mut c = redis_config(redis, prefix, ADMIN);
     c.admission.admit_per_sec = 20.0;
-    let db = c.circuit_breakers.breakers.get_mut("database").expect("database breaker");
-    db.open_secs = 0.2;
-    db.open_max_secs = 0.2;
-    db.jitter = 0.0;
     c
 }
 

@@ -12,7 +12,29 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use super::eventually_blocking;
+use rampart::config::{Config, Secret, StorageBackend};
+
+use super::{eventually_blocking, test_config};
+
+/// A test server's config on `redis` under `prefix`, with `admin` as its admin token, tuned
+/// for Redis's faults: short command timeouts and reconnects, a `database` breaker that
+/// probes again after 0.2 s, health sampled every 50 ms with no dwell.
+pub fn redis_config(redis: &RedisServer, prefix: &str, admin: &str) -> Config {
+    let mut c = test_config();
+    c.secrets.admin_token = Some(Secret::new(admin.to_owned()));
+    c.storage.backend = StorageBackend::Redis;
+    c.redis.url = redis.url();
+    c.redis.key_prefix = prefix.to_owned();
+    c.redis.command_timeout_ms = 1000;
+    c.redis.reconnect_max_delay_ms = 100;
+    c.health.interval_ms = 50;
+    c.health.dwell_ms = 0;
+    let db = c.circuit_breakers.breakers.get_mut("database").expect("database breaker");
+    db.open_secs = 0.2;
+    db.open_max_secs = 0.2;
+    db.jitter = 0.0;
+    c
+}
 
 /// How long a fresh server may take to answer PING.
 const READY_DEADLINE: Duration = Duration::from_secs(10);

@@ -138,10 +138,6 @@ pub struct Tally {
     pub rejoins: u64,
     /// `game_restarted` with `reason: taken_over` seen.
     pub takeovers_seen: u64,
-    /// Restores whose board came back in a `state` with no `game_restarted` before it (it
-    /// happened to a game that crashed while another game's hang held its thread, until
-    /// such a game's restart began on the fresh arbiter: must be 0).
-    pub restored_without_restart_frame: u64,
     /// Every game id handed out (201 or admitted), to find one handed out twice.
     pub grant_ids: Vec<String>,
     /// Broken promises, one line each (what, which game).
@@ -498,17 +494,12 @@ impl<'a> Game<'a> {
         }
         if let Some((before, seen, verified)) = self.restore.as_mut() {
             if m == *before && self.boards[m].0.as_ref() == Some(&board) {
-                if !seen[seat] && !verified[seat] {
-                    self.world.tally.borrow_mut().restored_without_restart_frame += 1;
-                    self.world.detail(
-                        "restored without game_restarted",
-                        &format!(
-                            "game {}: the board came back in a state frame with no game_restarted before it",
-                            self.id
-                        ),
-                    );
+                // Only a state after this seat's game_restarted is the restore (a game moved
+                // off a lost thread re-sends its state before its fault reaches it). A seat
+                // never told fails the wait for the restore (RESTORE_WITHIN).
+                if seen[seat] {
+                    verified[seat] = true;
                 }
-                verified[seat] = true;
                 if verified.iter().all(|v| *v) {
                     self.world.tally.borrow_mut().restored_identical += 1;
                     self.restore = None;
