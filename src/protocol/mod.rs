@@ -469,6 +469,37 @@ pub enum LobbyClientFrame {
 /// The frame types the lobby socket accepts.
 pub const LOBBY_FRAME_TYPES: [&str; 2] = ["watch", "ping"];
 
+/// A lobby socket's frame, checked: what [`LobbyRequest::parse`] makes of the text.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LobbyRequest {
+    /// Answer `pong` with this id.
+    Ping(Option<Value>),
+    /// Follow this ticket.
+    Watch(crate::ids::Ticket),
+}
+
+impl LobbyRequest {
+    /// Parses one text frame of `/ws/lobby`: JSON, a known `type`, the strict shape, a
+    /// ticket that is one. A refusal is the error frame to send (docs/PROTOCOL.md).
+    pub fn parse(text: &str) -> Result<LobbyRequest, ErrorBody> {
+        let value: Value =
+            serde_json::from_str(text).map_err(|_| ErrorBody::new(ErrorCode::BadRequest, "frames are JSON objects"))?;
+        let kind = value.get("type").and_then(Value::as_str).unwrap_or_default().to_owned();
+        if !LOBBY_FRAME_TYPES.contains(&kind.as_str()) {
+            return Err(ErrorBody::new(ErrorCode::UnknownMessageType, "the lobby accepts watch and ping")
+                .with("type", kind)
+                .with("allowed", LOBBY_FRAME_TYPES.to_vec()));
+        }
+        match serde_json::from_value::<LobbyClientFrame>(value) {
+            Ok(LobbyClientFrame::Ping { id }) => Ok(LobbyRequest::Ping(id)),
+            Ok(LobbyClientFrame::Watch { ticket }) => crate::ids::Ticket::parse(&ticket)
+                .map(LobbyRequest::Watch)
+                .ok_or_else(|| ErrorBody::ticket_not_found("it is not a ticket")),
+            Err(e) => Err(ErrorBody::new(ErrorCode::BadRequest, format!("not a valid {kind} frame: {e}"))),
+        }
+    }
+}
+
 /// A frame the server sends on the lobby socket (errors are [`ServerFrame::Error`]).
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

@@ -12,13 +12,12 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use actix_ws::{AggregatedMessage, ProtocolError};
-use serde_json::Value;
 
 use crate::admission::{AdmissionController, WaitlistNotice, Watch};
 use crate::ids::Ticket;
 use crate::lobby::LobbyView;
 use crate::metrics::Metrics;
-use crate::protocol::{ErrorBody, ErrorCode, LobbyClientFrame, LobbyFrame, WaitlistStatus, LOBBY_FRAME_TYPES};
+use crate::protocol::{ErrorBody, LobbyFrame, LobbyRequest, WaitlistStatus};
 use crate::web::socket::{SessionLimits, Socket, SocketKind};
 
 /// How often a lobby socket checks that its client is still there.
@@ -93,29 +92,13 @@ impl LobbySession {
     }
 
     fn on_text(&mut self, ctx: &mut Context<Self>, text: &str) {
-        let value: Value = match serde_json::from_str(text) {
-            Ok(v) => v,
-            Err(_) => return self.error(ctx, ErrorBody::new(ErrorCode::BadRequest, "frames are JSON objects")),
-        };
-        let kind = value.get("type").and_then(Value::as_str).unwrap_or_default().to_owned();
-        if !LOBBY_FRAME_TYPES.contains(&kind.as_str()) {
-            return self.error(
-                ctx,
-                ErrorBody::new(ErrorCode::UnknownMessageType, "the lobby accepts watch and ping")
-                    .with("type", kind)
-                    .with("allowed", LOBBY_FRAME_TYPES.to_vec()),
-            );
-        }
-        match serde_json::from_value::<LobbyClientFrame>(value) {
-            Ok(LobbyClientFrame::Ping { id }) => self.send(ctx, &LobbyFrame::Pong { id }),
-            Ok(LobbyClientFrame::Watch { ticket }) => match Ticket::parse(&ticket) {
-                Some(ticket) => {
-                    let previous = self.watching.replace(ticket.clone()).filter(|p| *p != ticket);
-                    self.admission.do_send(Watch { ticket, watcher: ctx.address().recipient(), previous });
-                }
-                None => self.error(ctx, ErrorBody::ticket_not_found("it is not a ticket")),
-            },
-            Err(e) => self.error(ctx, ErrorBody::new(ErrorCode::BadRequest, format!("not a valid {kind} frame: {e}"))),
+        match LobbyRequest::parse(text) {
+            Ok(LobbyRequest::Ping(id)) => self.send(ctx, &LobbyFrame::Pong { id }),
+            Ok(LobbyRequest::Watch(ticket)) => {
+                let previous = self.watching.replace(ticket.clone()).filter(|p| *p != ticket);
+                self.admission.do_send(Watch { ticket, watcher: ctx.address().recipient(), previous });
+            }
+            Err(error) => self.error(ctx, error),
         }
     }
 }
