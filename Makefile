@@ -4,7 +4,7 @@
 CARGO ?= cargo
 BROWSER_DIR := tests/browser
 
-.PHONY: run run-debug run-llm run-redis run-cluster cluster-deps fake-llm load redis-deps test fmt-check clippy unit browser-test browser-deps bench check-config conformance schemathesis python-deps fuzz chaos chaos-deps clean
+.PHONY: run run-debug run-llm run-redis run-cluster cluster-deps fake-llm load load-peers redis-deps test fmt-check clippy unit browser-test browser-deps bench check-config conformance schemathesis python-deps fuzz chaos chaos-deps clean
 
 # $(call need-deb,COMMAND,PACKAGE,WHAT NEEDS IT): installs Debian's PACKAGE when COMMAND is
 # missing (as root), or says how and stops.
@@ -122,10 +122,20 @@ run-cluster: cluster-deps
 cluster-deps: redis-deps
 	$(call need-deb,haproxy,haproxy,make run-cluster)
 
-## make load: the admission load check (200 games played during a 10x creation flood);
-## BACKEND=redis for the Redis waitlist. Figures go in BENCHMARKS.md.
-load:
+## make load: the capacity scenarios against Rampart and the bare actix-ws relay (sockets,
+## play, cluster) and the admission flood check (SCENARIO=… for one; BACKEND=redis for the
+## Redis line). Not part of make test; figures go in BENCHMARKS.md.
+load: redis-deps
 	bash scripts/load.sh
+
+## make load-peers: sockets and play with Colyseus 0.18 beside Rampart and the bare relay
+## (bench/peers/colyseus; npm installs Colyseus and Node 22). Never part of make test.
+load-peers: redis-deps
+	@command -v npm >/dev/null 2>&1 || { echo "make load-peers needs npm: run 'sudo apt-get install nodejs npm'" >&2; exit 1; }
+	@if [ ! -x bench/peers/colyseus/node_modules/.bin/node ]; then \
+	  cd bench/peers/colyseus && npm ci --no-audit --no-fund --loglevel=error; \
+	fi
+	PEERS=1 SCENARIO=$${SCENARIO:-peers} bash scripts/load.sh
 
 ## make fake-llm: the bundled OpenAI-compatible fake on :8089 (fault modes: see README)
 fake-llm:

@@ -1,36 +1,154 @@
 #!/usr/bin/env bash
-# The admission load check (issue: health monitor, admission, waitlist). Starts a release
-# server on a free port with low admission limits, runs loadgen against it (200 games
-# played while game creation floods at 10x the configured rate for 30 s), prints the JSON
-# report and stops the server. Not part of `make test`; figures go in BENCHMARKS.md.
-#   make load                      # the embedded waitlist
-#   BACKEND=redis make load        # the Redis waitlist (starts a private redis-server)
+# make load: the capacity scenarios (not part of make test; figures go in BENCHMARKS.md).
+# Each scenario starts fresh release servers on free ports, runs the load tool from a
+# separate process on the same two cores, prints one table, and stops the servers:
+#
+#   sockets  N joined idle seats (SOCKETS, default 19800) on Rampart, then on the bare
+#            actix-ws relay (examples/bare_relay.rs): connect rate, RSS per socket, a probe
+#            game's latency for mover and opponent while they stay open
+#   play     GAMES (default 2000) two-human games, offered moves/s stepped up (STEPS) until
+#            p99 passes STOP_P99_MS (50): moves/s, frames/s, p50/p99/p999 for both seats,
+#            server and client CPU; Rampart, then the bare relay, in the same run
+#   flood    the admission check: 200 games played while creation floods at 10x the
+#            configured rate (loadgen; BACKEND=redis for the Redis line)
+#   cluster  `play` across three instances on one private Redis (both seats on the owner)
+#
+#   make load                      # every scenario
+#   SCENARIO=play GAMES=500 STEPS=10000,20000 make load
+#   make load-peers                # sockets and play with Colyseus rows too (PEERS=1)
+#
+# With PEERS=1 the sockets and play tables get a third row set: Colyseus 0.18
+# (bench/peers/colyseus: a minimal room, and its load driver with Colyseus's own client,
+# because its protocol is msgpack over its own handshake; Node 22 from npm).
+#
+# Rampart's load runs raise only what the load itself trips (admission caps and per-client
+# limits, the connection ceiling): its bounded queues, slow-client closes, frame limits and
+# supervision stay as shipped. The open-file limit is raised to the hard limit (20000 here);
+# 20k sockets need the client and the server in separate processes, as here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet --bin rampart --bin loadgen
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
-log=${SERVER_LOG:-/tmp/rampart-load-server.log}
-cleanup() { kill "$server" 2>/dev/null || true; if [ -n "${redis:-}" ]; then kill "$redis" 2>/dev/null || true; fi; }
-trap cleanup EXIT
-extra=()
-if [ "${BACKEND:-memory}" = "redis" ]; then
-  rport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
-  redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no >/dev/null 2>&1 &
-  redis=$!
-  extra=(RAMPART__STORAGE__BACKEND=redis RAMPART_REDIS_URL="redis://127.0.0.1:$rport")
+scenario=${SCENARIO:-all}
+cargo build --release --quiet --bin rampart --bin loadgen --bin loadbench --example bare_relay
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+if [ "$(ulimit -n)" -lt 20000 ]; then
+  echo "load: the open-file limit is $(ulimit -n); the 20k-socket scenario needs 20000 (ulimit -Hn)" >&2
 fi
-# Configured creation rate 20/s (burst 20); the flood is 10x that. The line drains at 100/s.
-env "${extra[@]}" RAMPART_BIND="127.0.0.1:$port" RAMPART_LOG=warn \
-  RAMPART__ADMISSION__RATE_PER_SEC=20 RAMPART__ADMISSION__BURST=20 RAMPART__ADMISSION__ADMIT_PER_SEC=100 \
-  RAMPART__HEALTH__MAX_CREATE_RATE_PER_SEC=40 RAMPART__HEALTH__INTERVAL_MS=250 RAMPART__HEALTH__DWELL_MS=2000 \
-  RAMPART__SERVER__WORKERS=2 RAMPART__ADMISSION__CLIENT_CREATIONS_PER_SEC=100000 \
-  RAMPART__ADMISSION__CLIENT_CREATION_BURST=100000 RAMPART__ADMISSION__MAX_TICKETS_PER_CLIENT=1000000 target/release/rampart --config server_config.yaml >"$log" 2>&1 &
-server=$!
-for _ in $(seq 1 200); do
-  curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break
-  kill -0 "$server" 2>/dev/null || { cat "$log"; exit 1; }
-  sleep 0.05
-done
-target/release/loadgen --url "http://127.0.0.1:$port" --games "${GAMES:-200}" --flood-per-sec "${FLOOD:-200}" \
-  --flood-secs "${FLOOD_SECS:-30}" --baseline-secs "${BASELINE_SECS:-10}"
-echo "server log: $log ($(grep -c . "$log") lines)" >&2
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+pids=()
+stop_all() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do
+    for _ in $(seq 1 200); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
+    kill -9 "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+  done
+  pids=()
+}
+trap stop_all EXIT
+wait_up() { # URL PID
+  for _ in $(seq 1 200); do
+    curl -fs -o /dev/null "$1" 2>/dev/null && return 0
+    kill -0 "$2" 2>/dev/null || { echo "load: the server on $1 exited" >&2; exit 1; }
+    sleep 0.05
+  done
+  echo "load: $1 did not come up" >&2; exit 1
+}
+# Only what the load trips: admission caps, per-client limits (every client is local), the
+# connection ceiling.
+rampart_env=(RAMPART_LOG=warn RAMPART__ADMISSION__MAX_GAMES=100000 RAMPART__ADMISSION__RATE_PER_SEC=100000
+  RAMPART__ADMISSION__BURST=100000 RAMPART__ADMISSION__CLIENT_CREATIONS_PER_SEC=100000
+  RAMPART__ADMISSION__CLIENT_CREATION_BURST=100000 RAMPART__ADMISSION__MAX_TICKETS_PER_CLIENT=1000000
+  RAMPART__SERVER__MAX_CONNECTIONS=100000)
+start_rampart() { # extra env… ; sets $url $pid
+  local port; port=$(free_port)
+  env "${rampart_env[@]}" "$@" RAMPART_BIND="127.0.0.1:$port" target/release/rampart --config server_config.yaml \
+    >"${LOG_DIR:-/tmp}/rampart-load-$port.log" 2>&1 &
+  pid=$!; pids+=("$pid"); url="http://127.0.0.1:$port"; wait_up "$url/health" "$pid"
+}
+start_colyseus() {
+  local port; port=$(free_port)
+  (cd bench/peers/colyseus && exec node_modules/.bin/node server.mjs "$port") >"${LOG_DIR:-/tmp}/colyseus-load-$port.log" 2>&1 &
+  pid=$!; pids+=("$pid"); url="http://127.0.0.1:$port"
+  for _ in $(seq 1 200); do (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0; sleep 0.05; done
+  echo "load: the Colyseus peer did not come up" >&2; exit 1
+}
+colyseus() { (cd bench/peers/colyseus && node_modules/.bin/node driver.mjs "$@"); }
+start_relay() {
+  local port; port=$(free_port)
+  target/release/examples/bare_relay "127.0.0.1:$port" 2 >"${LOG_DIR:-/tmp}/relay-load-$port.log" 2>&1 &
+  pid=$!; pids+=("$pid"); url="http://127.0.0.1:$port"
+  for _ in $(seq 1 100); do (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0; sleep 0.05; done
+  echo "load: the relay did not come up" >&2; exit 1
+}
+header() { echo; echo "$1 ($(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg))"; echo; echo "$2"; echo "$3"; }
+
+if [ "$scenario" = sockets ] || [ "$scenario" = all ] || [ "$scenario" = peers ]; then
+  n=${SOCKETS:-19800}
+  header "sockets: $n joined idle seats" \
+    "| server | open | connected in | RSS before → after | per socket | probe mover p50 / p99 / p999 ms | probe opponent p50 / p99 / p999 ms | still open | load |" \
+    "|---|---|---|---|---|---|---|---|---|"
+  start_rampart; target/release/loadbench sockets --url "$url" --pid "$pid" --sockets "$n" --sources 8 --label rampart | grep '^|'; stop_all
+  start_relay; target/release/loadbench sockets --url "$url" --pid "$pid" --sockets "$n" --sources 8 --label "bare relay" | grep '^|'; stop_all
+  if [ "${PEERS:-0}" = 1 ]; then
+    start_colyseus; colyseus sockets --url "$url" --pid "$pid" --sockets "$n" | grep '^|'; stop_all
+  fi
+fi
+
+play_header() {
+  header "$1" \
+    "| server | games | offered moves/s | moves/s | frames out/s | mover p50 / p99 / p999 ms | opponent p50 / p99 / p999 ms | server cores | client cores | errors | load |" \
+    "|---|---|---|---|---|---|---|---|---|---|---|"
+}
+games=${GAMES:-2000}
+steps=${STEPS:-10000,20000,30000,40000,50000,60000}
+if [ "$scenario" = play ] || [ "$scenario" = all ] || [ "$scenario" = peers ]; then
+  play_header "play: $games two-human games, offered moves/s stepped up"
+  start_rampart; target/release/loadbench play --url "$url" --pid "$pid" --games "$games" --steps "$steps" \
+    --stop-p99-ms "${STOP_P99_MS:-50}" --sources 8 --label rampart | grep '^|'; stop_all
+  start_relay; target/release/loadbench play --url "$url" --pid "$pid" --games "$games" --steps "$steps" \
+    --stop-p99-ms "${STOP_P99_MS:-50}" --sources 8 --label "bare relay" | grep '^|'; stop_all
+  if [ "${PEERS:-0}" = 1 ]; then
+    start_colyseus; colyseus play --url "$url" --pid "$pid" --games "$games" --steps "$steps" \
+      --stop-p99-ms "${STOP_P99_MS:-50}" | grep '^|'; stop_all
+  fi
+fi
+
+if [ "$scenario" = cluster ] || [ "$scenario" = all ]; then
+  rport=$(free_port)
+  redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no >/dev/null 2>&1 &
+  pids+=("$!")
+  urls=(); cpids=()
+  for _ in 1 2 3; do
+    start_rampart RAMPART__STORAGE__BACKEND=redis RAMPART_REDIS_URL="redis://127.0.0.1:$rport" \
+      RAMPART_SESSION_KEY=load-session-key
+    urls+=("$url"); cpids+=("$pid")
+  done
+  play_header "cluster: $games games over three instances on one Redis (both seats on the owner)"
+  target/release/loadbench play --url "$(IFS=,; echo "${urls[*]}")" --pid "$(IFS=,; echo "${cpids[*]}")" \
+    --games "$games" --steps "$steps" --stop-p99-ms "${STOP_P99_MS:-50}" --sources 8 --label "3 instances" | grep '^|'
+  stop_all
+fi
+
+if [ "$scenario" = flood ] || [ "$scenario" = all ]; then
+  echo; echo "flood: the admission check ($(date -u +%FT%TZ))"
+  extra=()
+  if [ "${BACKEND:-memory}" = "redis" ]; then
+    rport=$(free_port)
+    redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no >/dev/null 2>&1 &
+    pids+=("$!")
+    extra=(RAMPART__STORAGE__BACKEND=redis RAMPART_REDIS_URL="redis://127.0.0.1:$rport")
+  fi
+  # Configured creation rate 20/s (burst 20); the flood is 10x that. The line drains at 100/s.
+  port=$(free_port)
+  env "${extra[@]}" RAMPART_BIND="127.0.0.1:$port" RAMPART_LOG=warn \
+    RAMPART__ADMISSION__RATE_PER_SEC=20 RAMPART__ADMISSION__BURST=20 RAMPART__ADMISSION__ADMIT_PER_SEC=100 \
+    RAMPART__HEALTH__MAX_CREATE_RATE_PER_SEC=40 RAMPART__HEALTH__INTERVAL_MS=250 RAMPART__HEALTH__DWELL_MS=2000 \
+    RAMPART__SERVER__WORKERS=2 RAMPART__ADMISSION__CLIENT_CREATIONS_PER_SEC=100000 \
+    RAMPART__ADMISSION__CLIENT_CREATION_BURST=100000 RAMPART__ADMISSION__MAX_TICKETS_PER_CLIENT=1000000 \
+    target/release/rampart --config server_config.yaml >"${LOG_DIR:-/tmp}/rampart-flood.log" 2>&1 &
+  pid=$!; pids+=("$pid"); wait_up "http://127.0.0.1:$port/health" "$pid"
+  target/release/loadgen --url "http://127.0.0.1:$port" --games "${FLOOD_GAMES:-200}" --flood-per-sec "${FLOOD:-200}" \
+    --flood-secs "${FLOOD_SECS:-30}" --baseline-secs "${BASELINE_SECS:-10}"
+  stop_all
+fi
