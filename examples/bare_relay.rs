@@ -39,7 +39,13 @@ fn random_hex(bytes: usize) -> String {
 fn state(id: &str, room: &Room) -> String {
     let seat = |i: usize| json!({"name": room.names[i], "connected": room.seats[i].is_some(), "ai": false});
     let status = if room.moves >= 42 { "draw" } else { "playing" };
-    let turn = if room.moves >= 42 { Value::Null } else if room.moves % 2 == 0 { json!("red") } else { json!("yellow") };
+    let turn = if room.moves >= 42 {
+        Value::Null
+    } else if room.moves % 2 == 0 {
+        json!("red")
+    } else {
+        json!("yellow")
+    };
     json!({"type": "state", "game": {
         "game_id": id, "kind": "connect4", "status": status, "turn": turn, "winner": null,
         "columns": room.columns, "moves": room.moves,

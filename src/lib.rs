@@ -36,7 +36,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use actix_web::{web as aweb, App, HttpServer};
+use actix_http::HttpService;
+use actix_service::{IntoServiceFactory as _, ServiceFactoryExt as _};
+use actix_web::dev::AppConfig;
+use actix_web::{web as aweb, App};
+use tokio::net::TcpStream;
 
 use crate::admission::line::Line;
 use crate::admission::{AdmissionController, AdmissionStats, StartDraining};
@@ -57,13 +61,6 @@ use crate::supervision::registry::Registry;
 use crate::supervision::supervisor::{GameSupervisor, ShutdownGames};
 use crate::web::session::SessionLimits;
 use crate::web::AppState;
-
-/// The routes only a conformance build has (`--features conformance`: `/ws/echo`).
-fn conformance_routes(cfg: &mut actix_web::web::ServiceConfig) {
-    #[cfg(feature = "conformance")]
-    web::echo::routes(cfg);
-    let _ = cfg;
-}
 
 /// Socket limits from the configuration.
 fn session_limits(config: &Config) -> SessionLimits {
@@ -201,6 +198,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     let monitor =
         HealthMonitor::new(config.health.clone(), health.clone(), creation_rate.clone(), metrics.clone()).start();
     monitor.do_send(Subscribe(admission.clone().recipient()));
+    monitor.do_send(Subscribe(supervisor.clone().recipient()));
     let gate = Arc::new(web::edge::ConnectionGate::new(
         web::edge::connection_ceiling(config.server.max_connections),
         metrics.clone(),
@@ -235,31 +233,54 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     // still accept and answer 503, past this the kernel's backlog holds the rest.
     let accept_per_worker = (gate.ceiling() + 64 * workers).div_ceil(workers);
     tracing::info!(max_connections = gate.ceiling(), "connections are capped");
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(app_state.clone())
-            .app_data(proxies.clone())
-            .wrap(actix_web::middleware::from_fn(web::edge::limits))
-            .configure(conformance_routes)
-            .configure(web::routes)
-    })
-    .workers(workers)
-    .max_connections(accept_per_worker)
-    .disable_signals()
-    // A request head must arrive within the join deadline, however slowly it dribbles in
-    // (after the upgrade, the socket's own join deadline takes over).
-    .client_request_timeout(Duration::from_millis(config.server.join_timeout_ms))
-    .shutdown_timeout(config.server.shutdown_grace_ms.div_ceil(1000))
-    .on_connect(move |conn, data| {
-        data.insert(gate.enter());
-        if let Some(stream) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
-            if let Err(e) = web::edge::tune_accepted(stream, tcp_user_timeout) {
-                tracing::debug!("could not set the options of an accepted socket: {e}");
-            }
-        }
-    })
-    .listen(listener)?
-    .run();
+    let join_timeout = Duration::from_millis(config.server.join_timeout_ms);
+    let builder = actix_server::Server::build();
+    let graceful = builder.graceful_shutdown_signal();
+    let server = builder
+        .workers(workers)
+        .max_concurrent_connections(accept_per_worker)
+        .disable_signals()
+        .shutdown_timeout(config.server.shutdown_grace_ms.div_ceil(1000))
+        .listen("rampart", listener, move || {
+            let (app_state, proxies, gate, graceful) =
+                (app_state.clone(), proxies.clone(), gate.clone(), graceful.clone());
+            let upgrade_state = app_state.clone();
+            let app = App::new()
+                .app_data(app_state)
+                .app_data(proxies)
+                .wrap(actix_web::middleware::from_fn(web::edge::limits))
+                .configure(web::routes)
+                .into_factory()
+                .map_err(|e: actix_web::Error| e.error_response());
+            HttpService::build()
+                .graceful_shutdown_signal(move || {
+                    let graceful = graceful.clone();
+                    async move { graceful.notified().await }
+                })
+                // A request head must arrive within the join deadline, however slowly it
+                // dribbles in (after the upgrade, the socket's own join deadline takes over).
+                .client_request_timeout(join_timeout)
+                .local_addr(local)
+                .on_connect_ext(move |io: &TcpStream, data: &mut actix_http::Extensions| {
+                    data.insert(gate.enter());
+                    if let Err(e) = web::edge::tune_accepted(io, tcp_user_timeout) {
+                        tracing::debug!("could not set the options of an accepted socket: {e}");
+                    }
+                })
+                // Every request that asks to upgrade its connection goes to our upgrade
+                // (src/web/upgrade.rs), with the connection; the rest to the app.
+                .upgrade(actix_service::fn_factory(move || {
+                    let state = upgrade_state.clone();
+                    async move {
+                        Ok::<_, ()>(actix_service::fn_service(move |(req, framed)| {
+                            web::upgrade::serve(state.clone(), req, framed)
+                        }))
+                    }
+                }))
+                .finish(actix_service::map_config(app, |_| AppConfig::default()))
+                .tcp()
+        })?
+        .run();
     let handle = server.handle();
     tracing::info!(address = %local, admin = config.secrets.admin_token.is_some(), "rampart is serving");
     let mut server = std::pin::pin!(server);
@@ -287,6 +308,16 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
             "shutting down with snapshots not written (their last moves are lost) or leases not released (they lapse after cluster.lease_ms)"
         ),
         Err(e) => tracing::error!("the game supervisor did not answer the shutdown: {e}"),
+    }
+    // The sockets live outside the HTTP server's count: they were told and are closing;
+    // give them the rest of the grace to say goodbye before the workers (and whatever is
+    // still open on them) stop.
+    let deadline = Instant::now() + Duration::from_millis(config.server.shutdown_grace_ms / 2);
+    while state.gate.upgraded() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if state.gate.upgraded() > 0 {
+        tracing::warn!(sockets = state.gate.upgraded(), "sockets still open at the end of the grace; cutting them");
     }
     let (_, result) = futures_util::future::join(handle.stop(true), server).await;
     tracing::info!("shutdown complete");

@@ -187,3 +187,34 @@ async fn the_lobby_socket_pushes_snapshots_positions_and_the_admission() {
     assert_eq!(limited["error"]["code"], "RATE_LIMITED", "{limited}");
     assert!(limited["error"]["details"]["retry_after_ms"].is_u64());
 }
+
+#[actix_rt::test]
+async fn overload_sheds_ended_games_nobody_watches_and_keeps_the_watched_ones() {
+    let server = TestServer::start(config()).await;
+    // Two games resigned at once; one player leaves, the other keeps watching the result.
+    let left = server.create("ai", "leaver").await;
+    let watched = server.create("ai", "watcher").await;
+    let mut leaver = server.player(&left).await;
+    let mut watcher = server.player(&watched).await;
+    for player in [&mut leaver, &mut watcher] {
+        player.send(json!({"type": "resign"})).await;
+        player.recv_state(|g| g["status"] != "playing").await;
+    }
+    drop(leaver);
+    let game = |id: &str| format!("/api/v1/games/{id}");
+    let (code, _) = server.get(&game(&left.game_id)).await;
+    assert_eq!(code, 200, "an ended game is kept for finished_game_ttl_secs while the server is healthy");
+
+    server.force_health(ADMIN, json!("overloaded")).await;
+    let probe = || async {
+        match server.get(&game(&left.game_id)).await {
+            (404, _) => Ok(()),
+            (code, body) => Err(format!("{code} {body}")),
+        }
+    };
+    eventually(DEADLINE, "the unwatched ended game is shed", probe).await;
+    let (code, body) = server.get(&game(&watched.game_id)).await;
+    assert_eq!(code, 200, "a game someone still watches stays: {body}");
+    watcher.send(json!({"type": "ping", "id": 1})).await;
+    watcher.recv_type("pong").await;
+}

@@ -126,7 +126,7 @@ fn a_float_ping_id_is_echoed_exactly() {
     let Ok(LobbyRequest::Ping(id)) = LobbyRequest::parse(&format!(r#"{{"type":"ping","id":{sent}}}"#)) else {
         panic!("a ping")
     };
-    let pong = LobbyFrame::Pong { id }.to_text();
+    let pong = LobbyFrame::Pong { id }.to_frame().json().to_owned();
     let echoed = pong.split("\"id\":").nth(1).and_then(|rest| rest.strip_suffix('}')).expect("an id");
     assert_eq!(echoed.parse::<f64>().expect("a number"), exact, "pong {pong}");
 }

@@ -16,7 +16,7 @@ fuzz_target!(|text: &str| {
             let sent: Value = serde_json::from_str(text).expect("a ping is JSON");
             let sent_id = sent.get("id").cloned().unwrap_or(Value::Null);
             assert_eq!(id.clone().unwrap_or(Value::Null), sent_id, "the session holds the id sent");
-            let pong: Value = serde_json::from_str(&LobbyFrame::Pong { id }.to_text()).expect("a pong is JSON");
+            let pong: Value = serde_json::from_str(LobbyFrame::Pong { id }.to_frame().json()).expect("a pong is JSON");
             assert_eq!(pong.get("type").and_then(Value::as_str), Some("pong"));
             assert_eq!(pong.get("id").cloned().unwrap_or(Value::Null), sent_id, "the pong echoes the id");
         }
@@ -30,8 +30,8 @@ fuzz_target!(|text: &str| {
             assert!(!shown.contains(ticket.expose()) && debug.contains(&shown), "logs never show the whole ticket");
         }
         Err(error) => {
-            let frame = ServerFrame::Error { error, in_reply_to: None }.to_text();
-            assert!(serde_json::from_str::<Value>(&frame).is_ok(), "an error frame is JSON");
+            let frame = ServerFrame::Error { error, in_reply_to: None }.to_frame();
+            assert!(serde_json::from_str::<Value>(frame.json()).is_ok(), "an error frame is JSON");
         }
     }
 });

@@ -304,7 +304,7 @@ async fn play_one(
             let state = until_state(socket, moves + 1).await;
             (state, sent.elapsed().as_secs_f64() * 1000.0)
         };
-        let ((mine, mover_ms), (theirs, opponent_ms)) = futures_util::join!(timed(mover), timed(other));
+        let ((mine, mover_ms), (theirs, opponent_ms)) = tokio::join!(timed(mover), timed(other));
         match (mine, theirs) {
             (Ok(g), Ok(_)) => {
                 let mut s = shared.borrow_mut();

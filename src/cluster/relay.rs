@@ -25,7 +25,7 @@ use crate::game::Seat;
 use crate::ids::{ConnId, GameId, InstanceId, TokenHash};
 use crate::lobby::{LobbyChange, LobbyView};
 use crate::metrics::Metrics;
-use crate::protocol::{ErrorBody, ErrorCode};
+use crate::protocol::{ErrorBody, ErrorCode, SharedFrame};
 use crate::store::redis::RedisConn;
 use crate::supervision::game_actor::{Action, ClaimSeat, Command, CommandOutcome, Fault, Join, Leave, ToSession};
 use crate::supervision::registry::{deliver, Registry, Route};
@@ -632,7 +632,7 @@ impl Handler<Incoming> for Relay {
             }
             Incoming::Inbox(Wire::Frame { conn, text }) => {
                 if let Some(relayed) = self.relayed.get(&conn) {
-                    relayed.to.do_send(ToSession::Frame(Arc::from(text)));
+                    relayed.to.do_send(ToSession::Frame(SharedFrame::text(&text)));
                 }
             }
             Incoming::Inbox(Wire::Close { conn, code }) => {
@@ -677,7 +677,7 @@ impl Handler<ToSession> for RemoteSession {
     fn handle(&mut self, msg: ToSession, ctx: &mut Context<Self>) {
         match msg {
             ToSession::Frame(text) => {
-                let _ = self.out.send((self.to.clone(), Wire::Frame { conn: self.conn, text: text.to_string() }));
+                let _ = self.out.send((self.to.clone(), Wire::Frame { conn: self.conn, text: text.json().to_owned() }));
             }
             ToSession::Close { code, .. } => {
                 let _ = self.out.send((self.to.clone(), Wire::Close { conn: self.conn, code }));

@@ -24,7 +24,7 @@ use tokio::sync::{watch, Notify};
 
 use crate::health::HealthBoard;
 use crate::ids::{GameId, InstanceId};
-use crate::protocol::LobbyFrame;
+use crate::protocol::{LobbyFrame, SharedFrame};
 use crate::store::events::{EventKind, EventStream, RecordStore, RuntimeEvent, RuntimeRecord};
 use crate::store::redis::RedisConn;
 use crate::store::Guarded;
@@ -58,7 +58,7 @@ pub struct LobbyView {
     records: Mutex<HashMap<GameId, RuntimeRecord>>,
     health: Arc<HealthBoard>,
     dirty: AtomicBool,
-    frame: watch::Sender<Arc<str>>,
+    frame: watch::Sender<SharedFrame>,
     last_health: Mutex<&'static str>,
     closing: watch::Sender<bool>,
 }
@@ -66,7 +66,7 @@ pub struct LobbyView {
 impl LobbyView {
     /// An empty lobby with the server's health.
     pub fn new(health: Arc<HealthBoard>) -> Arc<LobbyView> {
-        let (frame, _) = watch::channel(Arc::from(""));
+        let (frame, _) = watch::channel(SharedFrame::text(""));
         let view = Arc::new(LobbyView {
             records: Mutex::new(HashMap::new()),
             health,
@@ -132,12 +132,12 @@ impl LobbyView {
     }
 
     /// The current `lobby` frame, and every later one.
-    pub fn subscribe(&self) -> watch::Receiver<Arc<str>> {
+    pub fn subscribe(&self) -> watch::Receiver<SharedFrame> {
         self.frame.subscribe()
     }
 
     /// The current `lobby` frame.
-    pub fn current(&self) -> Arc<str> {
+    pub fn current(&self) -> SharedFrame {
         self.frame.borrow().clone()
     }
 
@@ -152,9 +152,9 @@ impl LobbyView {
         if !self.dirty.swap(false, Ordering::AcqRel) && !health_changed {
             return;
         }
-        let text = LobbyFrame::Lobby { games: self.games(LOBBY_GAMES), health }.to_text();
+        let text = LobbyFrame::Lobby { games: self.games(LOBBY_GAMES), health }.to_frame();
         self.frame.send_if_modified(|current| {
-            if **current == *text {
+            if *current == text {
                 return false;
             }
             *current = text;
@@ -376,7 +376,7 @@ mod tests {
         view.rebuild();
         assert!(frames.has_changed().expect("open"), "a new game is announced");
         let first = frames.borrow_and_update().clone();
-        assert!(first.contains("\"g1\""));
+        assert!(first.json().contains("\"g1\""));
         // The same record again, a reload with the same records, a rebuild with nothing new:
         // no new frame.
         view.apply(LobbyChange { game_id: GameId::parse("g1").expect("id"), record: Some(record("g1", 1)) });
@@ -388,7 +388,7 @@ mod tests {
         view.apply(LobbyChange { game_id: GameId::parse("g1").expect("id"), record: None });
         view.rebuild();
         assert!(frames.has_changed().expect("open"), "a removal is announced");
-        assert!(!frames.borrow_and_update().contains("\"g1\""));
+        assert!(!frames.borrow_and_update().json().contains("\"g1\""));
     }
 
     #[test]

@@ -435,11 +435,41 @@ pub enum ServerFrame {
     },
 }
 
+/// A frame as it goes on the wire: its JSON, framed once as an unmasked WebSocket text
+/// frame (RFC 6455), so every socket it is sent to (both seats of a game, every lobby
+/// socket) writes the same bytes; a clone is a reference count.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SharedFrame {
+    bytes: actix_web::web::Bytes,
+    header: usize,
+}
+
+impl SharedFrame {
+    /// Frames `json` as a text frame.
+    pub fn text(json: &str) -> SharedFrame {
+        let mut buf = actix_web::web::BytesMut::with_capacity(json.len() + 10);
+        actix_http::ws::Parser::write_message(&mut buf, json, actix_http::ws::OpCode::Text, true, false);
+        let header = buf.len() - json.len();
+        SharedFrame { bytes: buf.freeze(), header }
+    }
+
+    /// The JSON it carries.
+    pub fn json(&self) -> &str {
+        // Built from a `str` in `text`: always UTF-8.
+        std::str::from_utf8(&self.bytes[self.header..]).unwrap_or_default()
+    }
+
+    /// The whole frame, header included, as it is written to a socket.
+    pub fn wire(&self) -> &actix_web::web::Bytes {
+        &self.bytes
+    }
+}
+
 impl ServerFrame {
-    /// Serialises the frame once; it is then shared between sockets.
-    pub fn to_text(&self) -> std::sync::Arc<str> {
+    /// Serialises and frames the frame once; it is then shared between sockets.
+    pub fn to_frame(&self) -> SharedFrame {
         // Serialising these plain structs cannot fail.
-        serde_json::to_string(self).unwrap_or_else(|_| String::from("{}")).into()
+        SharedFrame::text(&serde_json::to_string(self).unwrap_or_else(|_| String::from("{}")))
     }
     /// The error code, when this is an error frame.
     pub fn error_code(&self) -> Option<ErrorCode> {
@@ -521,9 +551,9 @@ pub enum LobbyFrame {
 }
 
 impl LobbyFrame {
-    /// The frame as text.
-    pub fn to_text(&self) -> std::sync::Arc<str> {
-        serde_json::to_string(self).unwrap_or_else(|_| String::from("{}")).into()
+    /// Serialises and frames the frame once.
+    pub fn to_frame(&self) -> SharedFrame {
+        SharedFrame::text(&serde_json::to_string(self).unwrap_or_else(|_| String::from("{}")))
     }
 }
 
@@ -803,7 +833,7 @@ mod tests {
     #[test]
     fn error_frames_serialise_to_the_contract() {
         let frame = ServerFrame::Error { error: ErrorBody::validation("text", "too long"), in_reply_to: Some("chat") };
-        let v: Value = serde_json::from_str(&frame.to_text()).expect("json");
+        let v: Value = serde_json::from_str(frame.to_frame().json()).expect("json");
         assert_eq!(
             v,
             json!({"type":"error","error":{"code":"VALIDATION_FAILED","message":"too long","details":{"field":"text"}},"in_reply_to":"chat"})

@@ -21,6 +21,7 @@ use crate::lobby::EventSink;
 use crate::metrics::{Metrics, RestartReason};
 use crate::protocol::{
     ChatFrom, ErrorBody, ErrorCode, GameStatus, GameSummary, GameView, PlayerView, PlayersView, ServerFrame,
+    SharedFrame,
 };
 use crate::store::events::EventKind;
 use crate::store::snapshot::{seat_index, SeatRecord, Snapshot};
@@ -35,8 +36,8 @@ pub const GAME_MAILBOX_CAPACITY: usize = 256;
 #[derive(Message, Clone, Debug)]
 #[rtype(result = "()")]
 pub enum ToSession {
-    /// A serialised server frame, shared between sockets.
-    Frame(Arc<str>),
+    /// A server frame, serialised and framed once, shared between sockets.
+    Frame(SharedFrame),
     /// Close the socket with this code and reason.
     Close {
         /// WebSocket close code.
@@ -453,7 +454,7 @@ impl GameActor {
         if routes.iter().all(Option::is_none) {
             return true; // nobody is listening: do not serialise
         }
-        let text = frame.to_text();
+        let text = frame.to_frame();
         for route in routes.into_iter().flatten() {
             route.to.do_send(ToSession::Frame(text.clone()));
         }
@@ -546,7 +547,7 @@ impl GameActor {
             return false;
         }
         self.env.metrics.error_sent(error.code);
-        to.do_send(ToSession::Frame(ServerFrame::Error { error, in_reply_to: Some(in_reply_to) }.to_text()));
+        to.do_send(ToSession::Frame(ServerFrame::Error { error, in_reply_to: Some(in_reply_to) }.to_frame()));
         true
     }
 
@@ -891,11 +892,11 @@ impl Handler<Join> for GameActor {
                     restored_moves: act.state.board.moves(),
                     reason: Some("taken_over"),
                 };
-                msg.route.to.do_send(ToSession::Frame(frame.to_text()));
+                msg.route.to.do_send(ToSession::Frame(frame.to_frame()));
             }
             if act.failed {
                 let reason = "this game exceeded its restart limit and is closed".to_owned();
-                msg.route.to.do_send(ToSession::Frame(ServerFrame::GameFailed { reason }.to_text()));
+                msg.route.to.do_send(ToSession::Frame(ServerFrame::GameFailed { reason }.to_frame()));
             }
             act.broadcast_state();
             Ok(seat)

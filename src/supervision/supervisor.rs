@@ -5,7 +5,8 @@
 //! takes its place and every game it hosted is resumed there from its last snapshot. Only
 //! the hung game's restart counts against its limit. It also closes games nobody has been
 //! connected to for `server.abandoned_game_secs`, and removes ended games nobody watches
-//! once their time-to-live passes.
+//! once their time-to-live passes — at once while the server is overloaded (it subscribes
+//! to the HealthMonitor): under memory pressure, finished games are the first thing shed.
 //!
 //! With the Redis backend it holds a lease for each game it hosts (docs/DESIGN.md D11): claimed
 //! at creation, renewed every third of `cluster.lease_ms`, released at shutdown. A game it
@@ -153,6 +154,8 @@ pub struct GameSupervisor {
     /// "ours on paper", release it and claim a newer epoch, fencing the game it just
     /// started out of its own moves).
     finding: HashMap<GameId, Shared<LocalBoxFuture<'static, Found>>>,
+    /// The server is overloaded: ended games nobody watches go without waiting their TTL.
+    overloaded: bool,
 }
 
 impl GameSupervisor {
@@ -192,6 +195,7 @@ impl GameSupervisor {
             renewing: false,
             unreadable: HashSet::new(),
             finding: HashMap::new(),
+            overloaded: false,
         }
     }
 
@@ -347,12 +351,14 @@ impl GameSupervisor {
         cell.clear_addr();
     }
 
-    /// Removes ended games that nobody watches once their time-to-live has passed.
+    /// Removes ended games that nobody watches once their time-to-live has passed, or at
+    /// once while the server is overloaded (their players have had the result; with Redis
+    /// the snapshot stays for its own TTL, so a late visitor still sees it).
     fn reap(&self, cells: &[Arc<GameCell>], now: u64) {
-        let ttl_ms = self.config.server.finished_game_ttl_secs.saturating_mul(1000);
+        let ttl_ms = if self.overloaded { 0 } else { self.config.server.finished_game_ttl_secs.saturating_mul(1000) };
         for cell in cells {
             let ended = cell.ended_at_ms.load(Ordering::Acquire);
-            if ended != 0 && now.saturating_sub(ended) > ttl_ms && !cell.has_routes() {
+            if ended != 0 && now.saturating_sub(ended) >= ttl_ms && !cell.has_routes() {
                 tracing::info!(game_id = %cell.id, "removing an ended game nobody is watching");
                 self.remove(cell);
             }
@@ -699,5 +705,16 @@ impl Handler<GetArbiterHealth> for GameSupervisor {
 
     fn handle(&mut self, _: GetArbiterHealth, _: &mut Context<Self>) -> ArbiterHealth {
         ArbiterHealth { arbiters: self.slots.len(), lost: self.metrics.arbiters_lost() }
+    }
+}
+
+impl Handler<crate::health::HealthChanged> for GameSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: crate::health::HealthChanged, _: &mut Context<Self>) {
+        self.overloaded = msg.0 == crate::health::Status::Overloaded;
+        if self.overloaded {
+            self.reap(&self.registry.all(), monotonic_ms());
+        }
     }
 }

@@ -1,16 +1,17 @@
 //! `/ws/echo`, only in a conformance build (`cargo build --features conformance`): a
 //! WebSocket that sends every text and binary message back, built on the same upgrade
-//! (with its frame guard) and the same [`Socket`] skeleton as the game and lobby sockets,
-//! so the Autobahn cases that `make conformance` runs with kosoku exercise the stack
-//! players use: framing, pings, fragmentation, UTF-8 checks and the close handshake. A
-//! release build has no such route.
+//! (`src/web/upgrade.rs`), the same connection (`src/web/ws.rs`) and the same [`Socket`]
+//! skeleton as the game and lobby sockets, so the Autobahn cases that `make conformance`
+//! runs with kosoku exercise the stack players use: framing, pings, fragmentation, UTF-8
+//! checks and the close handshake. A release build has no such path.
+
+use std::sync::Arc;
 
 use actix::prelude::*;
-use actix_web::{web, HttpRequest, HttpResponse};
-use actix_ws::{AggregatedMessage, ProtocolError};
 
-use crate::web::socket::{Data, Socket, SocketKind};
-use crate::web::{upgrade, Answer, State};
+use crate::metrics::Metrics;
+use crate::web::socket::{Data, SessionLimits, Socket, SocketKind, Upgraded};
+use crate::web::ws::{Incoming, ReadError};
 
 /// One echo socket.
 struct EchoSession {
@@ -29,11 +30,11 @@ impl Actor for EchoSession {
     }
 }
 
-impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for EchoSession {
-    fn handle(&mut self, item: Result<AggregatedMessage, ProtocolError>, ctx: &mut Context<Self>) {
+impl StreamHandler<Result<Incoming, ReadError>> for EchoSession {
+    fn handle(&mut self, item: Result<Incoming, ReadError>, ctx: &mut Context<Self>) {
         match self.socket.receive_data(ctx, item) {
-            Some(Data::Text(text)) => self.socket.send_text(ctx, text.into()),
-            Some(Data::Binary(bytes)) => self.socket.send_binary(ctx, bytes),
+            Some(Data::Text(text)) => self.socket.send_data(ctx, text.as_bytes(), true),
+            Some(Data::Binary(bytes)) => self.socket.send_data(ctx, &bytes, false),
             None => {}
         }
     }
@@ -43,18 +44,11 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for EchoSession {
     }
 }
 
-/// `GET /ws/echo`.
-async fn echo_socket(state: State, req: HttpRequest, body: web::Payload) -> Answer<HttpResponse> {
-    let (response, ws, stream, limits) = upgrade(&state, &req, body).await?;
-    let metrics = state.metrics.clone();
+/// Starts the echo on an upgraded connection.
+pub fn start(upgraded: Upgraded, limits: Arc<SessionLimits>, metrics: Arc<Metrics>) {
     EchoSession::create(move |ctx| {
-        ctx.add_stream(stream);
-        EchoSession { socket: Socket::new(SocketKind::Echo, ws, limits, metrics) }
+        let (socket, connection) = Socket::new(SocketKind::Echo, upgraded, limits, metrics);
+        ctx.add_stream(connection);
+        EchoSession { socket }
     });
-    Ok(response)
-}
-
-/// Registers `/ws/echo`.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/ws/echo", web::get().to(echo_socket));
 }

@@ -114,6 +114,8 @@ pub fn client_of(req: &actix_web::HttpRequest) -> Option<ClientKey> {
 /// Open connections, against the ceiling.
 pub struct ConnectionGate {
     open: AtomicUsize,
+    /// Of those, upgraded to WebSockets (closing ones included, until their TCP connection is gone).
+    upgraded: AtomicUsize,
     ceiling: usize,
     metrics: Arc<Metrics>,
     warnings: Throttle,
@@ -122,7 +124,13 @@ pub struct ConnectionGate {
 impl ConnectionGate {
     /// A gate letting `ceiling` connections be served at once.
     pub fn new(ceiling: usize, metrics: Arc<Metrics>) -> Self {
-        ConnectionGate { open: AtomicUsize::new(0), ceiling, metrics, warnings: Throttle::new(10_000) }
+        ConnectionGate {
+            open: AtomicUsize::new(0),
+            upgraded: AtomicUsize::new(0),
+            ceiling,
+            metrics,
+            warnings: Throttle::new(10_000),
+        }
     }
 
     /// The ceiling in force.
@@ -135,15 +143,29 @@ impl ConnectionGate {
         self.open.load(Ordering::Relaxed)
     }
 
+    /// WebSocket connections open now, closing ones included.
+    pub fn upgraded(&self) -> usize {
+        self.upgraded.load(Ordering::Relaxed)
+    }
+
     /// Takes a slot for a new connection; whether it is over the ceiling is decided now.
     pub fn enter(self: &Arc<Self>) -> ConnSlot {
         let n = self.open.fetch_add(1, Ordering::AcqRel) + 1;
         self.metrics.connection_open(1);
-        ConnSlot { gate: self.clone(), over: n > self.ceiling }
+        ConnSlot { gate: self.clone(), over: n > self.ceiling, upgraded: false }
+    }
+
+    /// Takes the slot an upgraded connection holds for its life (the request's own slot,
+    /// taken when it was accepted, goes with the HTTP dispatcher a moment later).
+    pub fn enter_upgraded(self: &Arc<Self>) -> ConnSlot {
+        self.upgraded.fetch_add(1, Ordering::AcqRel);
+        let mut slot = self.enter();
+        slot.upgraded = true;
+        slot
     }
 
     /// Counts a refusal; logs a warning at most every ten seconds, with the count.
-    fn refused(&self) {
+    pub fn refused(&self) {
         self.metrics.connection_refused();
         if let Some(refused) = self.warnings.hit() {
             tracing::warn!(
@@ -161,11 +183,22 @@ impl ConnectionGate {
 pub struct ConnSlot {
     gate: Arc<ConnectionGate>,
     over: bool,
+    upgraded: bool,
+}
+
+impl ConnSlot {
+    /// Whether the connection came past the ceiling (its requests are refused).
+    pub fn over(&self) -> bool {
+        self.over
+    }
 }
 
 impl Drop for ConnSlot {
     fn drop(&mut self) {
         self.gate.open.fetch_sub(1, Ordering::AcqRel);
+        if self.upgraded {
+            self.gate.upgraded.fetch_sub(1, Ordering::AcqRel);
+        }
         self.gate.metrics.connection_open(-1);
     }
 }

@@ -1,17 +1,8 @@
-//! FrameGuard watches the bytes of an upgraded WebSocket before the frame parser sees them,
-//! and refuses a frame the moment its header declares a payload over the hard limit (or a
-//! fragmented message whose fragments add up past it). The parser underneath (actix-http's
-//! `ws::Parser`, driven by actix-ws) checks the size only once the whole frame has arrived,
-//! and actix-ws reads everything the socket offers into one buffer first, so without this a
-//! client could make the server hold a gigabyte, or hold a socket open by declaring one and
-//! sending ten bytes. The guard passes bytes through untouched; it only reads headers.
-
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
-use actix_web::error::PayloadError;
-use actix_web::web::Bytes;
-use futures_util::Stream;
+//! FrameScanner watches the bytes of an upgraded WebSocket as they are read, before the
+//! frame parser sees them, and refuses a frame the moment its header declares a payload
+//! over the hard limit, or a fragmented message whose fragments add up past it, so a client
+//! can neither make the server hold a gigabyte nor hold a socket open by declaring one and
+//! sending ten bytes. It only reads headers; `src/web/ws.rs` feeds it every read.
 
 /// Where the guard is in the byte stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,59 +127,6 @@ fn payload_len(header: &[u8; 14]) -> u64 {
     }
 }
 
-/// The guard as a payload stream: the bytes of `inner`, or `PayloadError::Overflow` at the
-/// first header past the limit (after which it yields nothing more).
-pub struct FrameGuard<S> {
-    inner: S,
-    scanner: FrameScanner,
-    refused: bool,
-}
-
-impl<S> FrameGuard<S> {
-    /// Guards `inner` with a payload limit of `limit` bytes per frame and per message.
-    pub fn new(inner: S, limit: usize) -> Self {
-        FrameGuard { inner, scanner: FrameScanner::new(limit), refused: false }
-    }
-}
-
-impl<S> Stream for FrameGuard<S>
-where
-    S: Stream<Item = Result<Bytes, PayloadError>> + Unpin,
-{
-    type Item = Result<Bytes, PayloadError>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        if this.refused {
-            return Poll::Ready(None);
-        }
-        match Pin::new(&mut this.inner).poll_next(cx) {
-            Poll::Ready(Some(Ok(bytes))) => match this.scanner.feed(&bytes) {
-                Ok(()) => Poll::Ready(Some(Ok(bytes))),
-                Err(refusal) => {
-                    tracing::debug!(?refusal, "refused an oversized WebSocket frame at its header");
-                    this.refused = true;
-                    Poll::Ready(Some(Err(PayloadError::Overflow)))
-                }
-            },
-            other => other,
-        }
-    }
-}
-
-/// Whether a stream error is the guard's refusal (actix-ws wraps payload errors in
-/// `ProtocolError::Io`).
-pub fn is_refusal(error: &actix_ws::ProtocolError) -> bool {
-    match error {
-        actix_ws::ProtocolError::Overflow => true,
-        actix_ws::ProtocolError::Io(e) => e
-            .get_ref()
-            .and_then(|inner| inner.downcast_ref::<PayloadError>())
-            .is_some_and(|p| matches!(p, PayloadError::Overflow)),
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,18 +195,5 @@ mod tests {
         s.feed(&frame(0x01, 600)).expect("first");
         s.feed(&frame(0x80, 400)).expect("last: exactly 1000");
         s.feed(&frame(0x81, 1000)).expect("a new message starts from zero");
-    }
-
-    #[actix_rt::test]
-    async fn the_guard_stream_stops_at_the_refusal() {
-        use futures_util::StreamExt as _;
-        let mut bytes = frame(0x81, 10);
-        bytes.extend(header(0x81, 1 << 20));
-        let chunks: Vec<Result<Bytes, PayloadError>> =
-            bytes.chunks(5).map(|c| Ok(Bytes::copy_from_slice(c))).chain([Ok(Bytes::from_static(b"more"))]).collect();
-        let guard = FrameGuard::new(futures_util::stream::iter(chunks), 100);
-        let out: Vec<_> = guard.collect::<Vec<_>>().await;
-        assert!(matches!(out.last(), Some(Err(PayloadError::Overflow))), "{out:?}");
-        assert!(out[..out.len() - 1].iter().all(Result::is_ok));
     }
 }

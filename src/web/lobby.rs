@@ -11,14 +11,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use actix_ws::{AggregatedMessage, ProtocolError};
 
 use crate::admission::{AdmissionController, WaitlistNotice, Watch};
 use crate::ids::Ticket;
 use crate::lobby::LobbyView;
-use crate::metrics::Metrics;
-use crate::protocol::{ErrorBody, LobbyFrame, LobbyRequest, WaitlistStatus};
-use crate::web::socket::{SessionLimits, Socket, SocketKind};
+use crate::protocol::{ErrorBody, LobbyFrame, LobbyRequest, SharedFrame, WaitlistStatus};
+use crate::web::socket::Socket;
+use crate::web::ws::{Incoming, ReadError};
 
 /// How often a lobby socket checks that its client is still there.
 const IDLE_CHECK: Duration = Duration::from_millis(500);
@@ -28,12 +27,12 @@ pub struct LobbySession {
     socket: Socket,
     view: Arc<LobbyView>,
     admission: Addr<AdmissionController>,
-    last_snapshot: Option<Arc<str>>,
+    last_snapshot: Option<SharedFrame>,
     watching: Option<Ticket>,
 }
 
 /// A new lobby frame from the view.
-struct LobbyUpdate(Arc<str>);
+struct LobbyUpdate(SharedFrame);
 
 /// The server is shutting down.
 struct ShuttingDown;
@@ -56,24 +55,12 @@ impl StreamHandler<LobbyUpdate> for LobbySession {
 
 impl LobbySession {
     /// A session for an upgraded `/ws/lobby` connection.
-    pub fn new(
-        ws: actix_ws::Session,
-        view: Arc<LobbyView>,
-        admission: Addr<AdmissionController>,
-        limits: Arc<SessionLimits>,
-        metrics: Arc<Metrics>,
-    ) -> Self {
-        LobbySession {
-            socket: Socket::new(SocketKind::Lobby, ws, limits, metrics),
-            view,
-            admission,
-            last_snapshot: None,
-            watching: None,
-        }
+    pub fn new(socket: Socket, view: Arc<LobbyView>, admission: Addr<AdmissionController>) -> Self {
+        LobbySession { socket, view, admission, last_snapshot: None, watching: None }
     }
 
     fn send(&mut self, ctx: &mut Context<Self>, frame: &LobbyFrame) {
-        self.socket.send_text(ctx, frame.to_text());
+        self.socket.send_text(ctx, frame.to_frame());
     }
 
     fn error(&mut self, ctx: &mut Context<Self>, error: ErrorBody) {
@@ -81,14 +68,12 @@ impl LobbySession {
     }
 
     /// Sends a lobby frame unless it is the one last sent.
-    fn snapshot(&mut self, ctx: &mut Context<Self>, text: Arc<str>) {
-        if text.is_empty()
-            || self.last_snapshot.as_ref().is_some_and(|last| Arc::ptr_eq(last, &text) || **last == *text)
-        {
+    fn snapshot(&mut self, ctx: &mut Context<Self>, frame: SharedFrame) {
+        if frame.json().is_empty() || self.last_snapshot.as_ref() == Some(&frame) {
             return;
         }
-        self.last_snapshot = Some(text.clone());
-        self.socket.send_text(ctx, text);
+        self.last_snapshot = Some(frame.clone());
+        self.socket.send_text(ctx, frame);
     }
 
     fn on_text(&mut self, ctx: &mut Context<Self>, text: &str) {
@@ -161,8 +146,8 @@ impl Handler<WaitlistNotice> for LobbySession {
     }
 }
 
-impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for LobbySession {
-    fn handle(&mut self, item: Result<AggregatedMessage, ProtocolError>, ctx: &mut Context<Self>) {
+impl StreamHandler<Result<Incoming, ReadError>> for LobbySession {
+    fn handle(&mut self, item: Result<Incoming, ReadError>, ctx: &mut Context<Self>) {
         if let Some(text) = self.socket.receive(ctx, item) {
             self.on_text(ctx, &text);
         }

@@ -14,6 +14,8 @@ pub mod lobby;
 pub mod openapi;
 pub mod session;
 pub mod socket;
+pub mod upgrade;
+pub mod ws;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -52,7 +54,7 @@ use crate::store::StoreError;
 use crate::supervision::game_actor::{ClaimSeat, Fault};
 use crate::supervision::registry::{Registry, RunState};
 use crate::supervision::supervisor::{CreateGame, GameSupervisor, GetArbiterHealth, Resolve, Resolved};
-use session::{GameLinks, PlayerSession, SessionLimits};
+use session::SessionLimits;
 
 /// Shared state of the HTTP handlers.
 pub struct AppState {
@@ -143,7 +145,7 @@ async fn read_json<T: for<'de> Deserialize<'de>>(mut payload: web::Payload, limi
     serde_json::from_value(value).map_err(ErrorBody::bad_shape)
 }
 
-fn game_id(text: &str) -> Answer<GameId> {
+pub(crate) fn game_id(text: &str) -> Answer<GameId> {
     GameId::parse(text).ok_or_else(ErrorBody::game_not_found)
 }
 
@@ -303,7 +305,7 @@ async fn get_game(state: State, path: web::Path<String>) -> Answer<web::Json<Sum
 
 /// Whether a game exists here or (with Redis) anywhere: hosted here, in the shared lobby,
 /// or with a stored snapshot.
-async fn game_exists(state: &AppState, id: &GameId) -> bool {
+pub(crate) async fn game_exists(state: &AppState, id: &GameId) -> bool {
     if state.registry.get(id).is_some() {
         return true;
     }
@@ -336,61 +338,34 @@ async fn game_exists(state: &AppState, id: &GameId) -> bool {
         (status = 503, response = openapi::ConnectionCeiling),
     )
 )]
-async fn game_socket(
-    state: State,
-    req: HttpRequest,
-    path: web::Path<String>,
-    body: web::Payload,
-) -> Answer<HttpResponse> {
-    let id = game_id(&path).ok();
-    let known = match &id {
-        Some(id) => game_exists(&state, id).await,
-        None => false,
+async fn game_socket(state: State, req: HttpRequest, path: web::Path<String>) -> Answer<HttpResponse> {
+    // An upgrade never gets here (actix-http hands it to `upgrade::serve`): this is a plain
+    // request, or one whose upgrade headers are incomplete.
+    let known = match game_id(&path) {
+        Ok(id) => game_exists(&state, &id).await,
+        Err(_) => false,
     };
-    let is_upgrade = req
-        .headers()
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    let Some(id) = id.filter(|_| known).or_else(|| is_upgrade.then(|| GameId::parse("unknown")).flatten()) else {
+    if !known && !asks_to_upgrade(&req) {
         return Err(ErrorBody::game_not_found());
-    };
-    // An unknown game still upgrades, so a browser can read the error frame and close 4404.
-    let (response, ws, stream, limits) = upgrade(&state, &req, body).await?;
-    let links = GameLinks {
-        supervisor: state.supervisor.clone(),
-        cluster: state.cluster.clone(),
-        relay: state.relay.clone(),
-        metrics: state.metrics.clone(),
-    };
-    PlayerSession::create(move |ctx| {
-        ctx.add_stream(stream);
-        PlayerSession::new(id, known, ws, links, limits)
-    });
-    Ok(response)
+    }
+    Err(not_an_upgrade())
 }
 
-/// Upgrades to a WebSocket whose frames are bounded by the configured hard limit: a frame
-/// or fragmented message over it is refused at its header ([`frame_guard`]).
-async fn upgrade(
-    state: &AppState,
-    req: &HttpRequest,
-    body: web::Payload,
-) -> Answer<(HttpResponse, actix_ws::Session, actix_ws::AggregatedMessageStream, Arc<SessionLimits>)> {
-    use actix_web::FromRequest as _;
-    let limits = state.limits.clone();
-    let guard = frame_guard::FrameGuard::new(body.into_inner(), limits.hard_frame_bytes);
-    let mut guarded: actix_web::dev::Payload = actix_web::dev::Payload::Stream { payload: Box::pin(guard) };
-    let not_a_socket = |e: &dyn std::fmt::Display| {
-        ErrorBody::new(ErrorCode::BadRequest, format!("this path is a WebSocket; the upgrade failed: {e}"))
-    };
-    let body = web::Payload::from_request(req, &mut guarded).await.map_err(|e| not_a_socket(&e))?;
-    let (response, ws, stream) = actix_ws::handle(req, body).map_err(|e| not_a_socket(&e))?;
-    let stream = stream
-        .max_frame_size(limits.hard_frame_bytes)
-        .aggregate_continuations()
-        .max_continuation_size(limits.hard_frame_bytes);
-    Ok((response, ws, stream, limits))
+/// Whether a request names the WebSocket upgrade (an incomplete one reaches the app).
+fn asks_to_upgrade(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// A request on a WebSocket path that is not a complete upgrade.
+fn not_an_upgrade() -> ErrorBody {
+    ErrorBody::new(
+        ErrorCode::BadRequest,
+        "this path is a WebSocket; the upgrade failed: send GET with Connection: Upgrade, Upgrade: websocket, \
+         Sec-WebSocket-Version: 13 and a Sec-WebSocket-Key",
+    )
 }
 
 /// `GET /ws/lobby`: lobby snapshots and waitlist positions.
@@ -410,14 +385,9 @@ async fn upgrade(
         (status = 503, response = openapi::ConnectionCeiling),
     )
 )]
-async fn lobby_socket(state: State, req: HttpRequest, body: web::Payload) -> Answer<HttpResponse> {
-    let (response, ws, stream, limits) = upgrade(&state, &req, body).await?;
-    let (view, admission, metrics) = (state.lobby.clone(), state.admission.clone(), state.metrics.clone());
-    lobby::LobbySession::create(move |ctx| {
-        ctx.add_stream(stream);
-        lobby::LobbySession::new(ws, view, admission, limits, metrics)
-    });
-    Ok(response)
+async fn lobby_socket() -> Answer<HttpResponse> {
+    // As `game_socket`: only requests that are not a complete upgrade get here.
+    Err(not_an_upgrade())
 }
 
 /// `POST /api/v1/admin/games/{id}/fault`: a fault the server handles exactly as a real bug.

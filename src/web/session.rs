@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use actix_ws::{AggregatedMessage, ProtocolError};
 
 use crate::cluster::relay::{self, OwnerLost, RegisterConn, Relay, Reply, UnregisterConn, Wire};
 use crate::cluster::Cluster;
@@ -23,7 +22,8 @@ use crate::protocol::{ClientFrame, ErrorBody, ErrorCode, ServerFrame};
 use crate::supervision::game_actor::{Action, Command, CommandOutcome, Join, Leave, ToSession};
 use crate::supervision::registry::{deliver, not_applied, restarting_error, GameCell, Route, RunState};
 use crate::supervision::supervisor::{GameSupervisor, Resolve, Resolved};
-use crate::web::socket::{Socket, SocketKind};
+use crate::web::socket::Socket;
+use crate::web::ws::{Incoming, ReadError};
 
 pub use crate::web::socket::SessionLimits;
 
@@ -84,15 +84,9 @@ enum Joined {
 impl PlayerSession {
     /// A session for an upgraded connection to `game_id` (`game_exists`: false closes it
     /// at once with GAME_NOT_FOUND and 4404).
-    pub fn new(
-        game_id: GameId,
-        game_exists: bool,
-        ws: actix_ws::Session,
-        links: GameLinks,
-        limits: Arc<SessionLimits>,
-    ) -> Self {
+    pub fn new(game_id: GameId, game_exists: bool, socket: Socket, links: GameLinks) -> Self {
         PlayerSession {
-            socket: Socket::new(SocketKind::Game, ws, limits, links.metrics.clone()),
+            socket,
             game_id,
             links,
             target: Target::None,
@@ -412,8 +406,8 @@ impl Handler<OwnerLost> for PlayerSession {
     }
 }
 
-impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for PlayerSession {
-    fn handle(&mut self, item: Result<AggregatedMessage, ProtocolError>, ctx: &mut Context<Self>) {
+impl StreamHandler<Result<Incoming, ReadError>> for PlayerSession {
+    fn handle(&mut self, item: Result<Incoming, ReadError>, ctx: &mut Context<Self>) {
         if let Some(text) = self.socket.receive(ctx, item) {
             self.on_text(ctx, &text);
         }

@@ -1,24 +1,28 @@
-//! The socket skeleton both WebSocket kinds (a game seat, the lobby) are built on. `Socket`
-//! owns one upgraded connection's plumbing: the bounded outbound queue and the task that
-//! drains it into actix-ws, heartbeats, the frame-rate limit, the frame size limits, the
-//! close handshake and the slow-client close. Its owner, a session actor, only sees the
-//! text frames it has to act on. Every outbound frame (pings and pongs included) goes
-//! through the one queue, so a client that stops reading is closed with 1013 and counted,
-//! whichever kind of socket it is.
+//! The socket skeleton every WebSocket kind (a game seat, the lobby, the conformance echo)
+//! is built on. `Socket` owns one upgraded connection's plumbing on the session actor's
+//! side: the bounded [`Outbox`] its frames wait in (pings and pongs included, so a client
+//! that stops reading is closed with 1013 and counted, whichever kind of socket it is),
+//! heartbeats, the frame-rate limit, the frame size limits, the close handshake and the
+//! slow-client close. The bytes themselves move in the [`Connection`] stream the actor adds
+//! to its context (`src/web/ws.rs`). Its owner, a session actor, only sees the text frames
+//! it has to act on.
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use actix_web::web::Bytes;
-use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError};
-use tokio::sync::mpsc;
+use actix_http::ws::{CloseCode, CloseReason, OpCode, Parser};
+use actix_web::web::{Bytes, BytesMut};
+use tokio::net::TcpStream;
 
 use crate::ids::ConnId;
 use crate::metrics::Metrics;
-use crate::protocol::{ErrorBody, ErrorCode, ServerFrame};
+use crate::protocol::{ErrorBody, ErrorCode, ServerFrame, SharedFrame};
 use crate::rate::TokenBucket;
-use crate::web::frame_guard;
+use crate::web::edge::ConnSlot;
+use crate::web::ws::{Connection, Incoming, Outbox, ReadError, Refused};
 
 /// Per-connection limits, from `server:` in the config.
 #[derive(Clone, Debug)]
@@ -50,15 +54,6 @@ pub struct SessionLimits {
     pub burst: f64,
 }
 
-/// One item of the outbound queue.
-enum WsOut {
-    Text(Arc<str>),
-    Binary(Bytes),
-    Ping,
-    Pong(Bytes),
-    Close(Option<CloseReason>),
-}
-
 /// A data frame (or reassembled message) from the client.
 pub enum Data {
     /// Text, valid UTF-8.
@@ -88,14 +83,26 @@ impl SocketKind {
     }
 }
 
+/// An upgraded connection, handed over by the HTTP layer: its TCP stream, the bytes read
+/// with the upgrade request, and its place under the connection ceiling.
+pub struct Upgraded {
+    /// The stream.
+    pub io: TcpStream,
+    /// What the client sent after its request head (its first frames, maybe).
+    pub leftover: BytesMut,
+    /// Held for the connection's life.
+    pub slot: ConnSlot,
+}
+
+/// The ping the heartbeat sends: an empty ping frame.
+const PING: [u8; 2] = [0x89, 0x00];
+
 /// The plumbing of one upgraded connection, owned by its session actor.
 pub struct Socket {
     /// This connection's id.
     pub conn: ConnId,
     kind: SocketKind,
-    ws: actix_ws::Session,
-    out: Option<mpsc::Sender<WsOut>>,
-    writer: Option<actix_rt::task::JoinHandle<()>>,
+    outbox: Rc<RefCell<Outbox>>,
     limits: Arc<SessionLimits>,
     metrics: Arc<Metrics>,
     bucket: TokenBucket,
@@ -105,22 +112,30 @@ pub struct Socket {
 }
 
 impl Socket {
-    /// The plumbing for `ws`; call [`Socket::start`] from the actor's `started`.
-    pub fn new(kind: SocketKind, ws: actix_ws::Session, limits: Arc<SessionLimits>, metrics: Arc<Metrics>) -> Self {
+    /// The plumbing for an upgraded connection, and the stream of its client's messages
+    /// that the actor adds to its context; call [`Socket::start`] from the actor's `started`.
+    pub fn new(
+        kind: SocketKind,
+        upgraded: Upgraded,
+        limits: Arc<SessionLimits>,
+        metrics: Arc<Metrics>,
+    ) -> (Socket, Connection) {
         let now = Instant::now();
-        Socket {
+        let outbox = Outbox::new(limits.outbound_queue);
+        let connection =
+            Connection::new(upgraded.io, upgraded.leftover, upgraded.slot, outbox.clone(), limits.hard_frame_bytes);
+        let socket = Socket {
             conn: ConnId::next(),
             kind,
-            ws,
-            out: None,
-            writer: None,
+            outbox,
             bucket: TokenBucket::new(limits.rate_per_sec, limits.burst, now),
             limits,
             metrics,
             last_heard: now,
             last_data: now,
             closing: false,
-        }
+        };
+        (socket, connection)
     }
 
     /// The limits in force.
@@ -128,32 +143,12 @@ impl Socket {
         &self.limits
     }
 
-    /// Starts the writer task and the heartbeat. The queue holds `outbound_queue` frames.
+    /// Starts the heartbeat.
     pub fn start<A>(&mut self, ctx: &mut Context<A>, heartbeat: fn(&mut A) -> &mut Socket)
     where
         A: Actor<Context = Context<A>>,
     {
         self.metrics.socket_open(self.kind, 1);
-        let (tx, mut rx) = mpsc::channel::<WsOut>(self.limits.outbound_queue);
-        let mut ws = self.ws.clone();
-        self.writer = Some(actix_rt::spawn(async move {
-            while let Some(item) = rx.recv().await {
-                let sent = match item {
-                    WsOut::Text(text) => ws.text(String::from(&*text)).await,
-                    WsOut::Binary(bytes) => ws.binary(bytes).await,
-                    WsOut::Ping => ws.ping(b"").await,
-                    WsOut::Pong(bytes) => ws.pong(&bytes).await,
-                    WsOut::Close(reason) => {
-                        let _ = ws.close(reason).await;
-                        break;
-                    }
-                };
-                if sent.is_err() {
-                    break;
-                }
-            }
-        }));
-        self.out = Some(tx);
         ctx.run_interval(self.limits.heartbeat_interval, move |act, ctx| {
             let socket = heartbeat(act);
             if socket.last_heard.elapsed() > socket.limits.client_timeout {
@@ -164,7 +159,7 @@ impl Socket {
                 );
                 return socket.close(ctx, 1001, "heartbeat timeout");
             }
-            socket.enqueue(ctx, WsOut::Ping);
+            socket.enqueue(ctx, Bytes::from_static(&PING));
         });
     }
 
@@ -178,43 +173,48 @@ impl Socket {
         self.last_data.elapsed()
     }
 
-    fn enqueue<A>(&mut self, ctx: &mut Context<A>, item: WsOut)
+    fn enqueue<A>(&mut self, ctx: &mut Context<A>, frame: Bytes)
     where
         A: Actor<Context = Context<A>>,
     {
-        let Some(out) = &self.out else { return };
-        match out.try_send(item) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.metrics.slow_client();
-                // Counted in rampart_slow_client_disconnects_total; a client can cause it at
-                // will, so it is connection-level noise in the log.
-                tracing::debug!(
-                    conn = self.conn.0,
-                    kind = self.kind.as_str(),
-                    queue = self.limits.outbound_queue,
-                    "closing a slow client: its outbound queue is full"
-                );
-                self.close(ctx, 1013, "outbound queue full: client too slow");
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => self.close(ctx, 1011, "connection writer stopped"),
+        if self.closing {
+            return;
+        }
+        let pushed = self.outbox.borrow_mut().push(frame);
+        if pushed == Err(Refused::Full) {
+            self.metrics.slow_client();
+            // Counted in rampart_slow_client_disconnects_total; a client can cause it at
+            // will, so it is connection-level noise in the log.
+            tracing::debug!(
+                conn = self.conn.0,
+                kind = self.kind.as_str(),
+                queue = self.limits.outbound_queue,
+                "closing a slow client: its outbound queue is full"
+            );
+            let reason = CloseReason {
+                code: CloseCode::from(1013),
+                description: Some("outbound queue full: client too slow".to_owned()),
+            };
+            self.close_with(ctx, Some(reason), true);
         }
     }
 
-    /// Queues a text frame.
-    pub fn send_text<A>(&mut self, ctx: &mut Context<A>, text: Arc<str>)
+    /// Queues a frame serialised and framed once (shared with other sockets).
+    pub fn send_text<A>(&mut self, ctx: &mut Context<A>, frame: SharedFrame)
     where
         A: Actor<Context = Context<A>>,
     {
-        self.enqueue(ctx, WsOut::Text(text));
+        self.enqueue(ctx, frame.wire().clone());
     }
 
-    /// Queues a binary frame (only the conformance echo sends one).
-    pub fn send_binary<A>(&mut self, ctx: &mut Context<A>, bytes: Bytes)
+    /// Queues a data frame of this socket's own (only the conformance echo sends one).
+    pub fn send_data<A>(&mut self, ctx: &mut Context<A>, payload: &[u8], text: bool)
     where
         A: Actor<Context = Context<A>>,
     {
-        self.enqueue(ctx, WsOut::Binary(bytes));
+        let mut frame = BytesMut::with_capacity(payload.len() + 10);
+        Parser::write_message(&mut frame, payload, if text { OpCode::Text } else { OpCode::Binary }, true, false);
+        self.enqueue(ctx, frame.freeze());
     }
 
     /// Queues a server frame (error frames are counted by code).
@@ -225,7 +225,7 @@ impl Socket {
         if let Some(code) = frame.error_code() {
             self.metrics.error_sent(code);
         }
-        self.send_text(ctx, frame.to_text());
+        self.send_text(ctx, frame.to_frame());
     }
 
     /// Queues an error frame.
@@ -242,14 +242,13 @@ impl Socket {
         A: Actor<Context = Context<A>>,
     {
         let reason = CloseReason { code: CloseCode::from(code), description: Some(reason.to_owned()) };
-        self.close_with(ctx, Some(reason));
+        self.close_with(ctx, Some(reason), false);
     }
 
-    /// Closes the connection and stops the actor. Frames already queued go out first, then
-    /// the close frame, within a deadline; when the queue is full (a slow client) they are
-    /// dropped and only the close frame is attempted. A client that never reads again is cut
-    /// by the TCP user timeout.
-    fn close_with<A>(&mut self, ctx: &mut Context<A>, reason: Option<CloseReason>)
+    /// Closes the connection and stops the actor: frames already queued go out first
+    /// (unless `drop_queued`, a slow client's), then the close frame, written by the
+    /// connection as it lingers on its own (`src/web/ws.rs`, within its deadline).
+    fn close_with<A>(&mut self, ctx: &mut Context<A>, reason: Option<CloseReason>, drop_queued: bool)
     where
         A: Actor<Context = Context<A>>,
     {
@@ -257,25 +256,7 @@ impl Socket {
             return;
         }
         self.closing = true;
-        let queued = self.out.take().map(|out| out.try_send(WsOut::Close(reason.clone())).is_ok()).unwrap_or(false);
-        let writer = self.writer.take();
-        let ws = self.ws.clone();
-        actix_rt::spawn(async move {
-            let deadline = Duration::from_secs(5);
-            match writer {
-                Some(mut writer) if queued => {
-                    if tokio::time::timeout(deadline, &mut writer).await.is_err() {
-                        writer.abort();
-                    }
-                }
-                writer => {
-                    if let Some(writer) = writer {
-                        writer.abort();
-                    }
-                    let _ = tokio::time::timeout(deadline, ws.close(reason)).await;
-                }
-            }
-        });
+        self.outbox.borrow_mut().close(reason, drop_queued);
         ctx.stop();
     }
 
@@ -283,7 +264,7 @@ impl Socket {
     /// limits, completes the close handshake and closes on protocol errors (1009 too large,
     /// 1007 invalid UTF-8, 1002 otherwise). Answers the text of a data frame the session
     /// must act on; a binary frame is answered BAD_REQUEST here (the protocol is JSON text).
-    pub fn receive<A>(&mut self, ctx: &mut Context<A>, item: Result<AggregatedMessage, ProtocolError>) -> Option<String>
+    pub fn receive<A>(&mut self, ctx: &mut Context<A>, item: Result<Incoming, ReadError>) -> Option<String>
     where
         A: Actor<Context = Context<A>>,
     {
@@ -298,11 +279,7 @@ impl Socket {
     }
 
     /// [`Socket::receive`], answering binary data frames too (the conformance echo).
-    pub fn receive_data<A>(
-        &mut self,
-        ctx: &mut Context<A>,
-        item: Result<AggregatedMessage, ProtocolError>,
-    ) -> Option<Data>
+    pub fn receive_data<A>(&mut self, ctx: &mut Context<A>, item: Result<Incoming, ReadError>) -> Option<Data>
     where
         A: Actor<Context = Context<A>>,
     {
@@ -311,31 +288,33 @@ impl Socket {
         }
         self.last_heard = Instant::now();
         match item {
-            Ok(AggregatedMessage::Text(text)) => {
+            Ok(Incoming::Text(text)) => {
                 self.metrics.frame_in();
                 self.last_data = self.last_heard;
                 self.admit(ctx, text.len()).then(|| Data::Text(String::from(text)))
             }
-            Ok(AggregatedMessage::Binary(bytes)) => {
+            Ok(Incoming::Binary(bytes)) => {
                 self.metrics.frame_in();
                 self.last_data = self.last_heard;
                 self.admit(ctx, bytes.len()).then_some(Data::Binary(bytes))
             }
-            Ok(AggregatedMessage::Ping(bytes)) => {
-                self.enqueue(ctx, WsOut::Pong(bytes));
+            Ok(Incoming::Ping(bytes)) => {
+                let mut pong = BytesMut::with_capacity(bytes.len() + 2);
+                Parser::write_message(&mut pong, &bytes[..], OpCode::Pong, true, false);
+                self.enqueue(ctx, pong.freeze());
                 None
             }
-            Ok(AggregatedMessage::Pong(_)) => None,
-            Ok(AggregatedMessage::Close(reason)) => {
+            Ok(Incoming::Pong(_)) => None,
+            Ok(Incoming::Close(reason)) => {
                 // The close handshake (RFC 6455 5.5.1): answer with the client's code, then
-                // the connection ends cleanly (actix-http refuses a reserved or invalid code
-                // as a protocol error before it gets here: Autobahn 7.9).
+                // the connection ends cleanly (actix-http's codec refuses a reserved or
+                // invalid code as a protocol error before it gets here: Autobahn 7.9).
                 tracing::debug!(conn = self.conn.0, kind = self.kind.as_str(), code = ?reason.as_ref().map(|r| u16::from(r.code)), "the client closed the connection");
                 let echo = reason.map(|r| CloseReason { code: r.code, description: None });
-                self.close_with(ctx, echo);
+                self.close_with(ctx, echo, false);
                 None
             }
-            Err(e) if frame_guard::is_refusal(&e) || is_continuation_overflow(&e) => {
+            Err(ReadError::TooLarge) => {
                 self.metrics.frame_refused();
                 let limit = self.limits.hard_frame_bytes;
                 let error = ErrorBody::new(
@@ -350,12 +329,12 @@ impl Socket {
                 self.close(ctx, 1009, "frame too large");
                 None
             }
-            Err(e) if is_invalid_utf8(&e) => {
-                tracing::debug!(conn = self.conn.0, kind = self.kind.as_str(), "text frame is not valid UTF-8: {e}");
+            Err(ReadError::InvalidUtf8) => {
+                tracing::debug!(conn = self.conn.0, kind = self.kind.as_str(), "text message is not valid UTF-8");
                 self.close(ctx, 1007, "text frame is not valid UTF-8");
                 None
             }
-            Err(e) => {
+            Err(ReadError::Protocol(e)) => {
                 tracing::debug!(conn = self.conn.0, kind = self.kind.as_str(), "websocket protocol error: {e}");
                 self.close(ctx, 1002, "protocol error");
                 None
@@ -386,28 +365,8 @@ impl Socket {
         true
     }
 
-    /// Called from the actor's `stopped`: the gauge and the writer.
+    /// Called from the actor's `stopped`: the gauge.
     pub fn stopped(&mut self) {
         self.metrics.socket_open(self.kind, -1);
-        if let Some(writer) = self.writer.take() {
-            writer.abort();
-        }
-    }
-}
-
-/// actix-ws's own limit on aggregated continuations (the guard normally refuses first).
-fn is_continuation_overflow(e: &ProtocolError) -> bool {
-    matches!(e, ProtocolError::Io(io) if io.to_string().contains("maximum continuation size"))
-}
-
-/// Invalid UTF-8 in a text frame or an aggregated text message: actix-ws reports both as
-/// `InvalidData` carrying the `Utf8Error` (or its text).
-fn is_invalid_utf8(e: &ProtocolError) -> bool {
-    match e {
-        ProtocolError::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
-            io.get_ref().is_some_and(|inner| inner.is::<std::str::Utf8Error>())
-                || io.to_string().to_ascii_lowercase().contains("utf-8")
-        }
-        _ => false,
     }
 }

@@ -129,7 +129,10 @@ pub fn pct(sorted: &[f64], p: f64) -> f64 {
 /// Resident memory of `pid` in KiB.
 pub fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
 }
 
 /// CPU time (user + system) of `pid` (or this process), in seconds.
@@ -161,11 +164,8 @@ fn main() {
     let (scenario, opts) = parse();
     let nofile = raise_nofile();
     // Two workers, as many as the machine's cores: the client shares them with the server.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a tokio runtime");
     let started = std::time::Instant::now();
     match scenario.as_str() {
         "sockets" => {

@@ -134,7 +134,11 @@ pub async fn run(o: &Opts) {
     let ready = Instant::now();
     while (shared.games_created.load(Ordering::Relaxed) as usize) < o.games {
         if ready.elapsed() > Duration::from_secs(120) {
-            eprintln!("loadbench: only {} of {} games set up in 120 s", shared.games_created.load(Ordering::Relaxed), o.games);
+            eprintln!(
+                "loadbench: only {} of {} games set up in 120 s",
+                shared.games_created.load(Ordering::Relaxed),
+                o.games
+            );
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -48,10 +48,7 @@ fn status_of(head: &[u8]) -> u16 {
 
 fn content_length(head: &[u8]) -> usize {
     let head = String::from_utf8_lossy(head).to_ascii_lowercase();
-    head.lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
+    head.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
 }
 
 /// One keep-alive HTTP/1.1 connection for JSON requests.

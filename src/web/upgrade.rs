@@ -1,0 +1,142 @@
+//! The WebSocket upgrades. actix-http hands every request that asks to upgrade its
+//! connection (`Connection: upgrade`) to this service, with the connection itself, instead
+//! of to the app: the handshake is answered here (101, or an error in the docs/PROTOCOL.md
+//! shape and the connection closed), then the TCP stream leaves the HTTP dispatcher — and
+//! its two 8 KiB buffers — for the socket's own small ones (`src/web/ws.rs`), and the
+//! session actor for the path starts: a game seat (`/ws/games/{id}`), the lobby
+//! (`/ws/lobby`) or, in a conformance build, the echo (`/ws/echo`). A plain `GET` on those
+//! paths, with no upgrade asked, still reaches the app, which answers what it lacks.
+
+use actix::prelude::*;
+use actix_codec::Framed;
+use actix_http::body::{self, BodySize};
+use actix_http::{h1, ws, ConnectionType, Request, StatusCode};
+use actix_web::web::{self, BytesMut};
+use futures_util::SinkExt as _;
+use tokio::net::TcpStream;
+
+use crate::ids::GameId;
+use crate::protocol::{ErrorBody, ErrorCode};
+use crate::web::edge::ConnSlot;
+use crate::web::lobby::LobbySession;
+use crate::web::session::{GameLinks, PlayerSession};
+use crate::web::socket::{Socket, SocketKind, Upgraded};
+use crate::web::{game_exists, game_id, AppState};
+
+/// The socket a path asks for.
+enum Target {
+    Game(String),
+    Lobby,
+    #[cfg(feature = "conformance")]
+    Echo,
+}
+
+fn target(path: &str) -> Option<Target> {
+    match path {
+        "/ws/lobby" => Some(Target::Lobby),
+        #[cfg(feature = "conformance")]
+        "/ws/echo" => Some(Target::Echo),
+        _ => path
+            .strip_prefix("/ws/games/")
+            .filter(|id| !id.is_empty() && !id.contains('/'))
+            .map(|id| Target::Game(id.to_owned())),
+    }
+}
+
+/// Answers one upgrade request on its connection.
+pub async fn serve(
+    state: web::Data<AppState>,
+    req: Request,
+    mut framed: Framed<TcpStream, h1::Codec>,
+) -> Result<(), actix_web::Error> {
+    if req.conn_data::<ConnSlot>().is_some_and(ConnSlot::over) {
+        state.gate.refused();
+        let ceiling = state.gate.ceiling();
+        let error = ErrorBody::new(
+            ErrorCode::ServerBusy,
+            format!("the server is holding its maximum of {ceiling} connections; retry shortly"),
+        )
+        .with("reason", "connections")
+        .with("retry_after_ms", 1000);
+        return refuse(&state, &mut framed, error).await;
+    }
+    let Some(target) = target(req.path()) else {
+        let error =
+            ErrorBody::not_found(format!("no WebSocket at {}; they are /ws/games/{{id}} and /ws/lobby", req.path()));
+        return refuse(&state, &mut framed, error).await;
+    };
+    let mut handshake = match ws::handshake(req.head()) {
+        Ok(handshake) => handshake,
+        Err(e) => {
+            let error =
+                ErrorBody::new(ErrorCode::BadRequest, format!("this path is a WebSocket; the upgrade failed: {e}"));
+            return refuse(&state, &mut framed, error).await;
+        }
+    };
+    // A game socket: an unknown game still upgrades, so a browser can read the error frame
+    // and the 4404 close.
+    let game = match &target {
+        Target::Game(id) => {
+            let id = game_id(id).ok();
+            let known = match &id {
+                Some(id) => game_exists(&state, id).await,
+                None => false,
+            };
+            Some((id.or_else(|| GameId::parse("unknown")), known))
+        }
+        _ => None,
+    };
+    let (response, _) = handshake.finish().into_parts();
+    framed.send(h1::Message::Item((response, BodySize::None))).await?;
+    let parts = framed.into_parts();
+    // The dispatcher's buffer goes with it; only what the client already sent is kept.
+    let upgraded =
+        Upgraded { io: parts.io, leftover: BytesMut::from(&parts.read_buf[..]), slot: state.gate.enter_upgraded() };
+    let (limits, metrics) = (state.limits.clone(), state.metrics.clone());
+    match (target, game) {
+        (Target::Game(_), Some((Some(id), known))) => {
+            let links = GameLinks {
+                supervisor: state.supervisor.clone(),
+                cluster: state.cluster.clone(),
+                relay: state.relay.clone(),
+                metrics: metrics.clone(),
+            };
+            PlayerSession::create(move |ctx| {
+                let (socket, connection) = Socket::new(SocketKind::Game, upgraded, limits, metrics);
+                ctx.add_stream(connection);
+                PlayerSession::new(id, known, socket, links)
+            });
+        }
+        (Target::Lobby, _) => {
+            let (view, admission) = (state.lobby.clone(), state.admission.clone());
+            LobbySession::create(move |ctx| {
+                let (socket, connection) = Socket::new(SocketKind::Lobby, upgraded, limits, metrics);
+                ctx.add_stream(connection);
+                LobbySession::new(socket, view, admission)
+            });
+        }
+        #[cfg(feature = "conformance")]
+        (Target::Echo, _) => crate::web::echo::start(upgraded, limits, metrics),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Answers the request with `error` (its status, the docs/PROTOCOL.md body, `Retry-After`
+/// where it has one) and closes the connection; the error is counted by its code.
+async fn refuse(
+    state: &AppState,
+    framed: &mut Framed<TcpStream, h1::Codec>,
+    error: ErrorBody,
+) -> Result<(), actix_web::Error> {
+    state.metrics.http_error(error.code);
+    let response: actix_http::Response<body::BoxBody> = actix_web::ResponseError::error_response(&error).into();
+    let (mut head, payload) = response.into_parts();
+    head.head_mut().set_connection_type(ConnectionType::Close);
+    let bytes = body::to_bytes(payload).await.unwrap_or_default();
+    debug_assert!(head.status() != StatusCode::SWITCHING_PROTOCOLS);
+    framed.send(h1::Message::Item((head, BodySize::Sized(bytes.len() as u64)))).await?;
+    framed.send(h1::Message::Chunk(Some(bytes))).await?;
+    framed.send(h1::Message::Chunk(None)).await?;
+    Ok(())
+}
