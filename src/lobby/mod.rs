@@ -24,7 +24,7 @@ use tokio::sync::{watch, Notify};
 
 use crate::health::HealthBoard;
 use crate::ids::{GameId, InstanceId};
-use crate::protocol::{LobbyFrame, SharedFrame};
+use crate::protocol::{GameSummary, LobbyFrame, SharedFrame};
 use crate::store::events::{EventKind, EventStream, RecordStore, RuntimeEvent, RuntimeRecord};
 use crate::store::redis::RedisConn;
 use crate::store::Guarded;
@@ -110,10 +110,21 @@ impl LobbyView {
     /// The lobby's games, newest first, at most `limit`.
     pub fn games(&self, limit: usize) -> Vec<Value> {
         let records = self.lock();
-        let mut games: Vec<&RuntimeRecord> = records.values().collect();
-        let created = |r: &RuntimeRecord| r.summary.get("created_at").and_then(Value::as_str).unwrap_or("").to_owned();
-        games.sort_by(|a, b| created(b).cmp(&created(a)).then_with(|| a.game_id.as_str().cmp(b.game_id.as_str())));
-        games.into_iter().take(limit).map(|r| r.summary.clone()).collect()
+        fn created(r: &RuntimeRecord) -> &str {
+            r.summary.get("created_at").and_then(Value::as_str).unwrap_or("")
+        }
+        // Each key read once; only the newest `limit` are sorted (thousands of games, four
+        // rebuilds a second).
+        let mut games: Vec<(&str, &RuntimeRecord)> = records.values().map(|r| (created(r), r)).collect();
+        let newest_first = |a: &(&str, &RuntimeRecord), b: &(&str, &RuntimeRecord)| {
+            b.0.cmp(a.0).then_with(|| a.1.game_id.as_str().cmp(b.1.game_id.as_str()))
+        };
+        if games.len() > limit && limit > 0 {
+            games.select_nth_unstable_by(limit - 1, newest_first);
+        }
+        games.truncate(limit);
+        games.sort_unstable_by(newest_first);
+        games.into_iter().map(|(_, r)| r.summary.clone()).collect()
     }
 
     /// One game's summary, if the lobby knows it.
@@ -167,7 +178,9 @@ impl LobbyView {
 pub struct EventSink {
     me: InstanceId,
     queue: Mutex<VecDeque<RuntimeEvent>>,
-    progress: Mutex<HashMap<GameId, RuntimeEvent>>,
+    /// The latest summary of each game that progressed since the last round, kept typed:
+    /// it is turned into JSON once per round, not once per move.
+    progress: Mutex<HashMap<GameId, GameSummary>>,
     wake: Notify,
     dropped: AtomicU64,
 }
@@ -184,13 +197,17 @@ impl EventSink {
         })
     }
 
-    /// Publishes `kind` for a game with its summary after the event.
+    /// Publishes a game's progress (a move): coalesced, the latest summary of each game is
+    /// published once per round.
+    pub fn progress(&self, game_id: &GameId, summary: GameSummary) {
+        self.progress.lock().unwrap_or_else(|e| e.into_inner()).insert(game_id.clone(), summary);
+    }
+
+    /// Publishes a lifecycle event (`kind`, not progress: [`EventSink::progress`]) for a
+    /// game with its summary after the event.
     pub fn publish(&self, game_id: &GameId, kind: EventKind, summary: Value) {
+        debug_assert!(kind != EventKind::Progress, "progress goes through EventSink::progress");
         let event = RuntimeEvent { game_id: game_id.clone(), kind, instance: self.me.clone(), summary };
-        if kind == EventKind::Progress {
-            self.progress.lock().unwrap_or_else(|e| e.into_inner()).insert(game_id.clone(), event);
-            return;
-        }
         // A lifecycle event carries the latest summary: a pending progress is older.
         self.progress.lock().unwrap_or_else(|e| e.into_inner()).remove(game_id);
         let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
@@ -225,8 +242,18 @@ impl EventSink {
             }
             if tokio::time::Instant::now() >= next_progress {
                 next_progress = tokio::time::Instant::now() + PROGRESS_EVERY;
-                let batch: Vec<RuntimeEvent> =
-                    self.progress.lock().unwrap_or_else(|e| e.into_inner()).drain().map(|(_, e)| e).collect();
+                let batch: Vec<RuntimeEvent> = self
+                    .progress
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .drain()
+                    .map(|(game_id, summary)| RuntimeEvent {
+                        game_id,
+                        kind: EventKind::Progress,
+                        instance: self.me.clone(),
+                        summary: serde_json::to_value(summary).unwrap_or_default(),
+                    })
+                    .collect();
                 for event in batch {
                     if messaging.call(stream.publish(&event)).await.is_err() {
                         // The next progress of that game carries the newer summary anyway.

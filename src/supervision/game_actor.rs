@@ -501,20 +501,15 @@ impl GameActor {
             // Its place is free at once: only games waiting or in play count.
             self.env.metrics.game_ended();
         }
-        let changed = self.cell.summary() != summary;
-        self.cell.set_summary(summary.clone());
         if ended_now {
+            self.cell.set_summary(summary.clone());
             self.env.events.publish(
                 &self.cell.id,
                 EventKind::Finished,
                 serde_json::to_value(&summary).unwrap_or_default(),
             );
-        } else if changed {
-            self.env.events.publish(
-                &self.cell.id,
-                EventKind::Progress,
-                serde_json::to_value(&summary).unwrap_or_default(),
-            );
+        } else if self.cell.replace_summary(summary.clone()) {
+            self.env.events.progress(&self.cell.id, summary);
         }
         self.broadcast(&ServerFrame::State { game });
     }

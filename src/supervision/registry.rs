@@ -231,6 +231,15 @@ impl GameCell {
     pub fn set_summary(&self, summary: GameSummary) {
         *lock(&self.summary) = summary;
     }
+    /// Replaces the summary; whether it changed.
+    pub fn replace_summary(&self, summary: GameSummary) -> bool {
+        let mut current = lock(&self.summary);
+        if *current == summary {
+            return false;
+        }
+        *current = summary;
+        true
+    }
 }
 
 /// All games on this server, by id. Read-mostly: lookups take a shared lock.
