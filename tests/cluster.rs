@@ -72,6 +72,23 @@ async fn wait_snapshot(redis: &RedisServer, game_id: &str, version: u64) {
     eventually(DEADLINE, &format!("Redis holds version {version} of {game_id}"), probe).await;
 }
 
+/// Waits until Redis holds a snapshot of the game with `moves` discs on the board.
+async fn wait_moves_written(redis: &RedisServer, game_id: &str, moves: usize) {
+    let probe = || async move {
+        let snapshot = redis_snapshot(redis, game_id).await;
+        let discs = snapshot
+            .as_ref()
+            .and_then(|s| s["board"]["columns"].as_array())
+            .map(|columns| columns.iter().map(|c| c.as_array().map_or(0, Vec::len)).sum::<usize>());
+        if discs == Some(moves) {
+            Ok(())
+        } else {
+            Err(format!("{discs:?} discs in {snapshot:?}"))
+        }
+    };
+    eventually(DEADLINE, &format!("Redis holds {moves} moves of {game_id}"), probe).await;
+}
+
 async fn redis_snapshot(redis: &RedisServer, game_id: &str) -> Option<Value> {
     let client = redis::Client::open(redis.url()).expect("client");
     let mut con = client.get_multiplexed_async_connection().await.expect("connection");
@@ -126,6 +143,8 @@ async fn a_game_comes_back_after_its_server_is_terminated_or_killed() {
     let mut yellow = api.player(&yellow_grant).await;
     yellow.move_to(1).await;
     let after = red.recv_state(|g| g["moves"] == 4).await;
+    // The snapshot is written behind the game: kill only once Redis holds the fourth move.
+    wait_moves_written(&redis, &red_grant.game_id, 4).await;
 
     // kill -9: nothing is said; the last snapshot written is the one that comes back.
     server.kill();
