@@ -12,6 +12,8 @@
 #   flood    the admission check: 200 games played while creation floods at 10x the
 #            configured rate (loadgen; BACKEND=redis for the Redis line)
 #   cluster  `play` across three instances on one private Redis (both seats on the owner)
+#   restart  a panic injected into each system actor (ROUNDS times, default 20): how long
+#            until it runs again and until a game can be created
 #
 #   make load                      # every scenario
 #   SCENARIO=play GAMES=500 STEPS=10000,20000 make load
@@ -112,6 +114,17 @@ if [ "$scenario" = play ] || [ "$scenario" = all ] || [ "$scenario" = peers ]; t
     start_colyseus; colyseus play --url "$url" --pid "$pid" --games "$games" --steps "$steps" \
       --stop-p99-ms "${STOP_P99_MS:-50}" | grep '^|'; stop_all
   fi
+fi
+
+if [ "$scenario" = restart ] || [ "$scenario" = all ]; then
+  echo; echo "restart: a panic in each system actor, ${ROUNDS:-20} times each, restart policy immediate ($(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg))"; echo
+  policy=()
+  for actor in BREAKERS HEALTH ADMISSION LOBBY GAMES; do
+    policy+=("RAMPART__SUPERVISION__SYSTEM__${actor}__STRATEGY=immediate" "RAMPART__SUPERVISION__SYSTEM__${actor}__MAX_RESTARTS=1000")
+  done
+  token=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  start_rampart RAMPART_ADMIN_TOKEN="$token" "${policy[@]}"
+  target/release/loadbench restart --url "$url" --admin-token "$token" --rounds "${ROUNDS:-20}" | grep '^|'; stop_all
 fi
 
 if [ "$scenario" = cluster ] || [ "$scenario" = all ]; then

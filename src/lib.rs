@@ -59,6 +59,7 @@ use crate::store::redis::{RedisConn, RedisSettings};
 use crate::store::{Guarded, Stores};
 use crate::supervision::registry::Registry;
 use crate::supervision::supervisor::{GameSupervisor, ShutdownGames};
+use crate::supervision::system::{Part, SystemTree};
 use crate::web::session::SessionLimits;
 use crate::web::AppState;
 
@@ -102,8 +103,16 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::default());
     let registry = Arc::new(Registry::default());
+    // The root of the supervision tree: every system actor below starts under an Actix
+    // `Supervisor` and its own policy (src/supervision/system.rs).
+    let tree = SystemTree::new(&config.supervision);
+    tree.spawn_watchdog(Duration::from_millis(config.supervision.watchdog_interval_ms));
     // Every breaker the server calls through is looked up now: a missing name stops the start.
-    let breaker_registry = BreakerRegistry.start();
+    let breaker_registry = {
+        let tree = tree.clone();
+        actix::Supervisor::start(move |_| BreakerRegistry::new(tree))
+    };
+    tree.attach(Part::Breakers, breaker_registry.clone().recipient());
     let llm_off: &[&str] = if config.llm.base_url.is_empty() { &["llm"] } else { &[] };
     let breakers = Breakers::build(&config.circuit_breakers, llm_off, breaker_registry.recipient());
     let breaker = |name: &str| breakers.get(name).map_err(std::io::Error::other);
@@ -165,7 +174,17 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
         Some(conn) => Announcer::Redis(Box::new(conn.clone())),
         None => Announcer::Local,
     };
-    LobbyFeed::new(me.clone(), &stores, database.clone(), messaging.clone(), lobby.clone(), announcer).start();
+    let feed = LobbyFeed::new(
+        me.clone(),
+        &stores,
+        database.clone(),
+        messaging.clone(),
+        lobby.clone(),
+        announcer,
+        tree.clone(),
+    );
+    let feed = actix::Supervisor::start(move |_| feed);
+    tree.attach(Part::Lobby, feed.recipient());
     let relay = redis.as_ref().map(|conn| {
         Relay::new(cluster.clone(), registry.clone(), metrics.clone(), lobby.clone(), conn.clone()).start()
     });
@@ -178,8 +197,10 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
         events,
         metrics.clone(),
         llm,
-    )
-    .start();
+        tree.clone(),
+    );
+    let supervisor = actix::Supervisor::start(move |_| supervisor);
+    tree.attach(Part::Games, supervisor.clone().recipient());
     let (waitlist, remote) = (stores.waitlist.clone(), stores.shared);
     let lease = Duration::from_millis(config.admission.claim_lease_ms);
     let max_known = usize::try_from(config.admission.max_waitlist).unwrap_or(usize::MAX);
@@ -192,11 +213,15 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
         admission_stats.clone(),
         metrics.clone(),
         config.admission.clone(),
-    )
-    .start();
+        tree.clone(),
+    );
+    let admission = actix::Supervisor::start(move |_| admission);
+    tree.attach(Part::Admission, admission.clone().recipient());
     let creation_rate = Arc::new(CreationRate::default());
     let monitor =
-        HealthMonitor::new(config.health.clone(), health.clone(), creation_rate.clone(), metrics.clone()).start();
+        HealthMonitor::new(config.health.clone(), health.clone(), creation_rate.clone(), metrics.clone(), tree.clone());
+    let monitor = actix::Supervisor::start(move |_| monitor);
+    tree.attach(Part::Health, monitor.clone().recipient());
     monitor.do_send(Subscribe(admission.clone().recipient()));
     monitor.do_send(Subscribe(supervisor.clone().recipient()));
     let gate = Arc::new(web::edge::ConnectionGate::new(
@@ -221,6 +246,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
         relay,
         keeper,
         gate: gate.clone(),
+        tree: tree.clone(),
         draining: AtomicBool::new(false),
         started: Instant::now(),
     });
@@ -284,11 +310,19 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     let handle = server.handle();
     tracing::info!(address = %local, admin = config.secrets.admin_token.is_some(), "rampart is serving");
     let mut server = std::pin::pin!(server);
-    tokio::select! {
+    // A system actor past its limit ends the process the way SIGTERM does (games saved,
+    // players told), then `run` answers an error so the process exits non-zero.
+    let fatal = tokio::select! {
         result = &mut server => return result,
-        () = shutdown => {}
+        () = shutdown => None,
+        reason = tree.fatal() => Some(reason),
+    };
+    match &fatal {
+        None => tracing::info!("shutting down: no new games; telling players; closing sockets"),
+        Some(reason) => {
+            tracing::error!("shutting down because {reason}: no new games; telling players; closing sockets")
+        }
     }
-    tracing::info!("shutting down: no new games; telling players; closing sockets");
     state.draining.store(true, Ordering::Release);
     let _ = admission.send(StartDraining).await;
     state.lobby.shut_down();
@@ -321,7 +355,10 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     }
     let (_, result) = futures_util::future::join(handle.stop(true), server).await;
     tracing::info!("shutdown complete");
-    result
+    match fatal {
+        Some(reason) => Err(std::io::Error::other(reason)),
+        None => result,
+    }
 }
 
 /// Logs a WARN when the Redis the stores use keeps nothing on disk (`CONFIG GET`, where the

@@ -332,6 +332,7 @@ const METRIC_COUNTERS = {
   abandoned: 'rampart_games_abandoned_total',
   arbiters_lost: 'rampart_arbiters_lost_total',
   conn_refused: 'rampart_connections_refused_total',
+  system_restarts: 'rampart_system_actor_restarts_total',
 };
 
 const samples = [];
@@ -647,13 +648,14 @@ const CHARTS = [
     id: 'losses', section: 'failures', title: 'Lost threads and refusals', unit: '', floor: 5, counts: true, counter: true,
     series: [
       { label: 'Threads lost', get: (s) => s.arbiters_lost, color: 3 },
+      { label: 'System actor restarts', get: (s) => s.system_restarts, color: 1 },
       { label: 'Games abandoned', get: (s) => s.abandoned },
       { label: 'Connections refused', get: (s) => s.conn_refused, color: 2 },
     ],
     now: (list) => windowDelta(list, (x) => x.arbiters_lost),
-    status: (s, list) => (!s.up ? '' : windowDelta(list, (x) => x.arbiters_lost) > 0 ? 'bad' : 'ok'),
+    status: (s, list) => (!s.up ? '' : windowDelta(list, (x) => x.arbiters_lost) > 0 ? 'bad' : windowDelta(list, (x) => x.system_restarts) > 0 ? 'warn' : 'ok'),
     sub: (s, list) => ({
-      text: `Threads lost in the last ${fmtWindow(windowS)} · ${fmtInt(windowDelta(list, (x) => x.abandoned))} games abandoned · ${fmtInt(windowDelta(list, (x) => x.conn_refused))} connections refused`,
+      text: `Threads lost in the last ${fmtWindow(windowS)} · ${fmtInt(windowDelta(list, (x) => x.system_restarts))} system actor restarts · ${fmtInt(windowDelta(list, (x) => x.abandoned))} games abandoned · ${fmtInt(windowDelta(list, (x) => x.conn_refused))} connections refused`,
       tone: '',
     }),
   },
@@ -919,6 +921,18 @@ function attentionItems() {
     const lost = num(ar.lost);
     add('warn', `${lost === null ? 'A' : fmtInt(lost)} game thread${lost === 1 ? ' was' : 's were'} lost (a leaked thread; ${fmtInt(ar.running)} still running).`,
       'A hung game held a thread the watchdog gave up on; its games were moved to a fresh thread and play on, but the old thread may still burn CPU or hold memory. Restart the process when convenient (at a quiet time) to get the thread back.', 'arbiters');
+  }
+
+  const sys = obj(c.system_actors);
+  for (const a of Array.isArray(sys.actors) ? sys.actors : []) {
+    if (!a || typeof a.name !== 'string') continue;
+    const n = num(a.restarts) || 0;
+    if (a.status === 'failed') {
+      add('bad', `The ${a.name} actor crashed past its restart limit.`, 'The process is draining and will exit for the service manager to start it again; with Redis the games resume.', `system:${a.name}`);
+    } else if (n > 0) {
+      add('warn', `The ${a.name} actor restarted ${fmtInt(n)} time${n === 1 ? '' : 's'} (last ${a.last_restart_at || 'recently'}).`,
+        'A bug in it was caught and it was restarted with its state rebuilt; games and sockets were not touched. The log line “system actor crashed” has the panic.', `system:${a.name}`);
+    }
   }
 
   for (const b of lastBreakers) {

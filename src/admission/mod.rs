@@ -26,6 +26,7 @@ use crate::protocol::{ErrorBody, ErrorCode, SeatGrant};
 use crate::rate::TokenBucket;
 use crate::store::waitlist::{TicketStatus, WaitEntry, WaitRequest};
 use crate::supervision::supervisor::{CreateGame, GameSupervisor};
+use crate::supervision::system::{Part, SystemActor, SystemTree};
 use clients::{ClientKey, Clients, Limited, TicketCheck};
 use line::Line;
 
@@ -137,6 +138,7 @@ pub struct AdmissionController {
     watchers: HashMap<Ticket, (Vec<Recipient<WaitlistNotice>>, Option<u64>)>,
     /// The per-client limits.
     clients: Clients,
+    tree: Arc<SystemTree>,
 }
 
 impl AdmissionController {
@@ -147,6 +149,7 @@ impl AdmissionController {
         stats: Arc<AdmissionStats>,
         metrics: Arc<Metrics>,
         config: AdmissionConfig,
+        tree: Arc<SystemTree>,
     ) -> Self {
         let bucket = TokenBucket::new(config.rate_per_sec, f64::from(config.burst), Instant::now());
         let clients = Clients::new(
@@ -168,6 +171,7 @@ impl AdmissionController {
             recent: VecDeque::new(),
             watchers: HashMap::new(),
             clients,
+            tree,
         }
     }
 
@@ -209,31 +213,35 @@ impl AdmissionController {
                 }
             }
         };
-        ctx.spawn(work.into_actor(self).map(|admitted, act, _| {
-            act.admitting = false;
-            if let Some((ticket, grant, source)) = admitted {
-                let now = Instant::now();
-                act.recent.push_back(now);
-                while act.recent.len() > 20 {
-                    act.recent.pop_front();
-                }
-                if let (Some(first), n) = (act.recent.front(), act.recent.len()) {
-                    let span = now.duration_since(*first).as_secs_f64();
-                    if n >= 2 && span > 0.0 {
-                        act.stats.rate_milli.store(((n - 1) as f64 / span * 1000.0) as u64, Ordering::Relaxed);
-                    }
-                }
-                act.stats.admitted_from_line.fetch_add(1, Ordering::Relaxed);
-                act.stats.left();
-                tracing::info!(%ticket, game_id = %grant.game_id, from = ?source, "admitted a waiting player");
-                act.clients.forget([&ticket]);
-                if let Some((watchers, _)) = act.watchers.remove(&ticket) {
-                    for w in watchers {
-                        w.do_send(WaitlistNotice::Admitted(grant.clone()));
-                    }
+        ctx.spawn(work.into_actor(self).map(|admitted, act, ctx| {
+            act.guarded(ctx, |act, _| act.admitted(admitted));
+        }));
+    }
+
+    fn admitted(&mut self, admitted: Option<(Ticket, SeatGrant, line::Source)>) {
+        self.admitting = false;
+        if let Some((ticket, grant, source)) = admitted {
+            let now = Instant::now();
+            self.recent.push_back(now);
+            while self.recent.len() > 20 {
+                self.recent.pop_front();
+            }
+            if let (Some(first), n) = (self.recent.front(), self.recent.len()) {
+                let span = now.duration_since(*first).as_secs_f64();
+                if n >= 2 && span > 0.0 {
+                    self.stats.rate_milli.store(((n - 1) as f64 / span * 1000.0) as u64, Ordering::Relaxed);
                 }
             }
-        }));
+            self.stats.admitted_from_line.fetch_add(1, Ordering::Relaxed);
+            self.stats.left();
+            tracing::info!(%ticket, game_id = %grant.game_id, from = ?source, "admitted a waiting player");
+            self.clients.forget([&ticket]);
+            if let Some((watchers, _)) = self.watchers.remove(&ticket) {
+                for w in watchers {
+                    w.do_send(WaitlistNotice::Admitted(grant.clone()));
+                }
+            }
+        }
     }
 
     /// Sends each watcher its position when it changed: one lookup per watched ticket, one
@@ -263,43 +271,49 @@ impl AdmissionController {
             }
             out
         };
-        ctx.spawn(lookups.into_actor(self).map(move |statuses, act, _| {
-            if round {
-                act.notifying = false;
-            }
-            for (ticket, status) in statuses {
-                let Some((watchers, last)) = act.watchers.get_mut(&ticket) else { continue };
-                let notice = match status {
-                    Ok(TicketStatus::Waiting { position }) => {
-                        if *last == Some(position) {
-                            continue;
-                        }
-                        *last = Some(position);
-                        WaitlistNotice::Waiting {
-                            position,
-                            eta_secs: act.stats.eta_secs(position, act.config.admit_per_sec),
-                        }
-                    }
-                    Ok(TicketStatus::Processing) | Err(_) => continue,
-                    Ok(TicketStatus::Admitted(grant)) => WaitlistNotice::Admitted(grant),
-                    Ok(TicketStatus::Unknown) => WaitlistNotice::Unknown,
-                };
-                for w in watchers.iter() {
-                    w.do_send(notice.clone());
-                }
-                if !matches!(notice, WaitlistNotice::Waiting { .. }) {
-                    act.watchers.remove(&ticket);
-                }
-            }
+        ctx.spawn(lookups.into_actor(self).map(move |statuses, act, ctx| {
+            act.guarded(ctx, |act, _| act.notified(statuses, round));
         }));
+    }
+
+    fn notified(&mut self, statuses: Vec<(Ticket, Result<TicketStatus, crate::store::StoreError>)>, round: bool) {
+        if round {
+            self.notifying = false;
+        }
+        for (ticket, status) in statuses {
+            let Some((watchers, last)) = self.watchers.get_mut(&ticket) else { continue };
+            let notice = match status {
+                Ok(TicketStatus::Waiting { position }) => {
+                    if *last == Some(position) {
+                        continue;
+                    }
+                    *last = Some(position);
+                    WaitlistNotice::Waiting {
+                        position,
+                        eta_secs: self.stats.eta_secs(position, self.config.admit_per_sec),
+                    }
+                }
+                Ok(TicketStatus::Processing) | Err(_) => continue,
+                Ok(TicketStatus::Admitted(grant)) => WaitlistNotice::Admitted(grant),
+                Ok(TicketStatus::Unknown) => WaitlistNotice::Unknown,
+            };
+            for w in watchers.iter() {
+                w.do_send(notice.clone());
+            }
+            if !matches!(notice, WaitlistNotice::Waiting { .. }) {
+                self.watchers.remove(&ticket);
+            }
+        }
     }
 
     fn maintain(&mut self, ctx: &mut Context<Self>) {
         let line = self.line.clone();
         ctx.spawn(async move { line.maintain().await }.into_actor(self).map(|waiting, act, ctx| {
-            act.stats.waiting.store(waiting, Ordering::Relaxed);
-            act.clients.sweep(Instant::now(), false);
-            act.notify_positions(ctx);
+            act.guarded(ctx, |act, ctx| {
+                act.stats.waiting.store(waiting, Ordering::Relaxed);
+                act.clients.sweep(Instant::now(), false);
+                act.notify_positions(ctx);
+            });
         }));
     }
 }
@@ -321,10 +335,42 @@ impl Actor for AdmissionController {
             act.maintain(ctx);
         }));
         let pace = Duration::from_secs_f64((1.0 / self.config.admit_per_sec).max(0.005));
-        ctx.run_interval(pace, |act, ctx| act.process(ctx));
-        ctx.run_interval(MAINTAIN_EVERY, |act, ctx| act.maintain(ctx));
+        ctx.run_interval(pace, |act, ctx| {
+            act.guarded(ctx, Self::process);
+        });
+        ctx.run_interval(MAINTAIN_EVERY, |act, ctx| {
+            act.guarded(ctx, Self::maintain);
+        });
+        self.tree.up(Part::Admission);
     }
 }
+
+/// A restart keeps what others gave it (the watchers' addresses, the health status the
+/// monitor sent, draining) and the per-client limits; what was in flight is dropped with
+/// the old context and rebuilt: `started` runs again, putting any entry claimed but never
+/// admitted back at the front of the line (the line itself lives in the store, in order)
+/// and recounting it.
+impl Supervised for AdmissionController {
+    fn restarting(&mut self, ctx: &mut Context<Self>) {
+        self.admitting = false;
+        self.notifying = false;
+        self.watchers.retain(|_, (w, last)| {
+            w.retain(Recipient::connected);
+            *last = None;
+            !w.is_empty()
+        });
+        self.tree.restarting(Part::Admission, ctx);
+    }
+}
+
+impl SystemActor for AdmissionController {
+    const PART: Part = Part::Admission;
+    fn tree(&self) -> &Arc<SystemTree> {
+        &self.tree
+    }
+}
+
+crate::system_fault_handler!(AdmissionController);
 
 /// Stop admitting: the server is shutting down.
 #[derive(Message)]
@@ -348,7 +394,7 @@ impl Handler<HealthChanged> for AdmissionController {
                 waiting = self.stats.waiting(),
                 "health allows admissions again; draining the waitlist in order"
             );
-            self.process(ctx);
+            self.guarded(ctx, Self::process);
         }
     }
 }
@@ -356,6 +402,12 @@ impl Handler<HealthChanged> for AdmissionController {
 impl Handler<Watch> for AdmissionController {
     type Result = ();
     fn handle(&mut self, msg: Watch, ctx: &mut Context<Self>) {
+        self.guarded(ctx, |act, ctx| act.watch(msg, ctx));
+    }
+}
+
+impl AdmissionController {
+    fn watch(&mut self, msg: Watch, ctx: &mut Context<Self>) {
         if let Some((watchers, _)) = msg.previous.as_ref().and_then(|p| self.watchers.get_mut(p)) {
             watchers.retain(|w| *w != msg.watcher);
         }
@@ -445,8 +497,20 @@ type AdmitResult = Result<SeatGrant, ErrorBody>;
 impl Handler<Admit> for AdmissionController {
     type Result = ResponseActFuture<Self, AdmitResult>;
 
-    fn handle(&mut self, msg: Admit, _: &mut Context<Self>) -> Self::Result {
-        let ready = |r: AdmitResult| -> Self::Result { Box::pin(actix::fut::ready(r)) };
+    fn handle(&mut self, msg: Admit, ctx: &mut Context<Self>) -> Self::Result {
+        self.guarded(ctx, |act, _| act.admit(msg)).unwrap_or_else(|| {
+            Box::pin(actix::fut::ready(Err(ErrorBody::new(
+                ErrorCode::Internal,
+                "the admission controller hit a bug and is restarting; retry shortly",
+            )
+            .with("retry_after_ms", 500))))
+        })
+    }
+}
+
+impl AdmissionController {
+    fn admit(&mut self, msg: Admit) -> ResponseActFuture<Self, AdmitResult> {
+        let ready = |r: AdmitResult| -> ResponseActFuture<Self, AdmitResult> { Box::pin(actix::fut::ready(r)) };
         if self.draining {
             return ready(Err(ErrorBody::new(ErrorCode::Draining, "the server is shutting down; try another server")));
         }

@@ -15,6 +15,7 @@ use crate::config::CircuitBreakersConfig;
 use crate::protocol::views::{
     BreakerMetricsView, BreakerView, BreakersMetrics, DurationHistogram, HistogramBucket, TransitionCount,
 };
+use crate::supervision::system::{Part, SystemActor, SystemTree};
 
 /// A breaker name the code asked for that the configuration does not define.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -190,27 +191,60 @@ fn describe(name: &str, e: &Entry) -> BreakerView {
 #[rtype(result = "()")]
 pub struct Transitioned(pub Transition);
 
-/// Logs each state change once.
-#[derive(Default)]
-pub struct BreakerRegistry;
+/// Logs each state change once. A system actor (`breakers`): the breakers themselves live
+/// in [`Breakers`], shared with every caller, so a restart has nothing to rebuild and no
+/// breaker forgets its state.
+pub struct BreakerRegistry {
+    tree: Arc<SystemTree>,
+}
+
+impl BreakerRegistry {
+    /// The registry, reporting to `tree`.
+    pub fn new(tree: Arc<SystemTree>) -> Self {
+        BreakerRegistry { tree }
+    }
+}
 
 impl Actor for BreakerRegistry {
     type Context = Context<Self>;
+
+    fn started(&mut self, _: &mut Context<Self>) {
+        self.tree.up(Part::Breakers);
+    }
 }
+
+impl Supervised for BreakerRegistry {
+    fn restarting(&mut self, ctx: &mut Context<Self>) {
+        self.tree.restarting(Part::Breakers, ctx);
+    }
+}
+
+impl SystemActor for BreakerRegistry {
+    const PART: Part = Part::Breakers;
+    fn tree(&self) -> &Arc<SystemTree> {
+        &self.tree
+    }
+}
+
+crate::system_fault_handler!(BreakerRegistry);
 
 impl Handler<Transitioned> for BreakerRegistry {
     type Result = ();
 
-    fn handle(&mut self, msg: Transitioned, _: &mut Context<Self>) {
-        let t = msg.0;
-        let (name, from, to, reason) = (&*t.name, t.from.as_str(), t.to.as_str(), &t.reason);
-        match t.to {
-            BreakerState::Open => tracing::warn!(breaker = name, from, to, %reason, "circuit breaker opened"),
-            BreakerState::HalfOpen => {
-                tracing::info!(breaker = name, from, to, %reason, "circuit breaker half-open: probing")
-            }
-            BreakerState::Closed => tracing::info!(breaker = name, from, to, %reason, "circuit breaker closed"),
+    fn handle(&mut self, msg: Transitioned, ctx: &mut Context<Self>) {
+        self.guarded(ctx, |_, _| log_transition(msg));
+    }
+}
+
+fn log_transition(msg: Transitioned) {
+    let t = msg.0;
+    let (name, from, to, reason) = (&*t.name, t.from.as_str(), t.to.as_str(), &t.reason);
+    match t.to {
+        BreakerState::Open => tracing::warn!(breaker = name, from, to, %reason, "circuit breaker opened"),
+        BreakerState::HalfOpen => {
+            tracing::info!(breaker = name, from, to, %reason, "circuit breaker half-open: probing")
         }
+        BreakerState::Closed => tracing::info!(breaker = name, from, to, %reason, "circuit breaker closed"),
     }
 }
 
@@ -265,7 +299,11 @@ mod tests {
     #[actix_rt::test]
     async fn the_master_switch_turns_every_breaker_into_a_pass_through() {
         let config = CircuitBreakersConfig { enabled: false, ..CircuitBreakersConfig::default() };
-        let breakers = Breakers::build(&config, &[], BreakerRegistry.start().recipient());
+        let breakers = Breakers::build(
+            &config,
+            &[],
+            BreakerRegistry::new(SystemTree::new(&Default::default())).start().recipient(),
+        );
         for b in breakers.describe_all() {
             assert!(!b.enabled, "{b:?}");
         }

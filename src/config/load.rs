@@ -501,6 +501,15 @@ fn cross_field_rules(c: &Config, p: &mut Problems) {
                 p.add(base, format!("after merging with supervision.default: {message}"));
             }
         }
+        for (name, partial) in c.supervision.system.each() {
+            let base = format!("supervision.system.{name}");
+            if !p.clean(&[&format!("{base}.initial_delay_ms"), &format!("{base}.max_delay_ms")]) {
+                continue;
+            }
+            if let Some(message) = policy_rule(&partial.apply_to(&c.supervision.default)) {
+                p.add(base, format!("after merging with supervision.default: {message}"));
+            }
+        }
     }
     for (name, b) in &c.circuit_breakers.breakers {
         let at = |key: &str| format!("circuit_breakers.{name}.{key}");

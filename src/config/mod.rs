@@ -202,9 +202,56 @@ pub struct SupervisionConfig {
     #[garde(range(min = 10, max = 60_000))]
     #[default = 250]
     pub watchdog_interval_ms: u64,
+    /// The server's own actors (src/supervision/system.rs): only the keys given override
+    /// `default`. Use [`SupervisionConfig::system_policy`] for the merged policy.
+    #[garde(dive)]
+    pub system: SystemPolicies,
+}
+
+/// `supervision.system`: one partial policy per system actor, over `supervision.default`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, Validate)]
+#[serde(default, deny_unknown_fields)]
+pub struct SystemPolicies {
+    /// The BreakerRegistry.
+    #[garde(dive)]
+    pub breakers: PartialRestartPolicy,
+    /// The HealthMonitor.
+    #[garde(dive)]
+    pub health: PartialRestartPolicy,
+    /// The AdmissionController and its waitlist processor.
+    #[garde(dive)]
+    pub admission: PartialRestartPolicy,
+    /// The lobby feed and its event-stream consumer.
+    #[garde(dive)]
+    pub lobby: PartialRestartPolicy,
+    /// The GameSupervisor.
+    #[garde(dive)]
+    pub games: PartialRestartPolicy,
+}
+
+impl SystemPolicies {
+    /// Each system actor's name and partial policy.
+    pub fn each(&self) -> [(&'static str, &PartialRestartPolicy); 5] {
+        [
+            ("breakers", &self.breakers),
+            ("health", &self.health),
+            ("admission", &self.admission),
+            ("lobby", &self.lobby),
+            ("games", &self.games),
+        ]
+    }
 }
 
 impl SupervisionConfig {
+    /// The restart policy of a system actor (`breakers`, `health`, `admission`, `lobby`,
+    /// `games`): its `system` entry over `default`.
+    pub fn system_policy(&self, name: &str) -> RestartPolicyConfig {
+        match self.system.each().into_iter().find(|(n, _)| *n == name) {
+            Some((_, partial)) => partial.apply_to(&self.default),
+            None => self.default.clone(),
+        }
+    }
+
     /// The restart policy for a game kind: its `kinds` entry over `default`, or `default`.
     pub fn policy_for(&self, kind: &str) -> RestartPolicyConfig {
         match self.kinds.get(kind) {

@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use crate::config::HealthConfig;
 use crate::metrics::Metrics;
+use crate::supervision::system::{Part, SystemActor, SystemTree};
 
 /// The server's health.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -81,6 +82,14 @@ impl Evaluator {
             first: None,
             changed: None,
         }
+    }
+
+    /// Carries on from `status`, published before a restart, as if it had just been
+    /// entered at `now` (so a restart cannot make the status flap faster than `dwell`).
+    pub fn resume(&mut self, status: Status, now: Instant) {
+        self.status = status;
+        self.changed = Some(now);
+        self.first = Some(now);
     }
 
     /// The status in force.
@@ -223,11 +232,18 @@ pub struct HealthMonitor {
     last_tick: Instant,
     last_requests: u64,
     samples: u64,
+    tree: Arc<SystemTree>,
 }
 
 impl HealthMonitor {
     /// A monitor publishing to `board`, measuring creation requests counted in `rate`.
-    pub fn new(config: HealthConfig, board: Arc<HealthBoard>, rate: Arc<CreationRate>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        config: HealthConfig,
+        board: Arc<HealthBoard>,
+        rate: Arc<CreationRate>,
+        metrics: Arc<Metrics>,
+        tree: Arc<SystemTree>,
+    ) -> Self {
         let system = sysinfo::System::new().ok();
         if system.is_none() {
             tracing::warn!("memory vitals are unavailable on this system; health uses lag, rate and games only");
@@ -244,6 +260,7 @@ impl HealthMonitor {
             last_tick: Instant::now(),
             last_requests: 0,
             samples: 0,
+            tree,
         }
     }
 
@@ -316,15 +333,42 @@ impl Actor for HealthMonitor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.last_tick = Instant::now();
         self.last_requests = self.rate.total();
-        ctx.run_interval(Duration::from_millis(self.config.interval_ms), |act, _| act.tick());
+        ctx.run_interval(Duration::from_millis(self.config.interval_ms), |act, ctx| {
+            act.guarded(ctx, |act, _| act.tick());
+        });
+        self.tree.up(Part::Health);
     }
 }
 
+/// A restart rebuilds the evaluator from the configuration and the last published report
+/// (the board is where the status really lives), keeps the subscribers (their addresses
+/// are theirs) and reopens the system handle; the next tick measures afresh.
+impl Supervised for HealthMonitor {
+    fn restarting(&mut self, ctx: &mut Context<Self>) {
+        self.evaluator = Evaluator::new(&self.config);
+        self.evaluator.resume(self.board.report().status, Instant::now());
+        self.system = sysinfo::System::new().ok();
+        self.subscribers.retain(Recipient::connected);
+        self.tree.restarting(Part::Health, ctx);
+    }
+}
+
+impl SystemActor for HealthMonitor {
+    const PART: Part = Part::Health;
+    fn tree(&self) -> &Arc<SystemTree> {
+        &self.tree
+    }
+}
+
+crate::system_fault_handler!(HealthMonitor);
+
 impl Handler<Subscribe> for HealthMonitor {
     type Result = ();
-    fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) {
-        msg.0.do_send(HealthChanged(self.board.report().status));
-        self.subscribers.push(msg.0);
+    fn handle(&mut self, msg: Subscribe, ctx: &mut Context<Self>) {
+        self.guarded(ctx, |act, _| {
+            msg.0.do_send(HealthChanged(act.board.report().status));
+            act.subscribers.push(msg.0);
+        });
     }
 }
 
@@ -336,10 +380,10 @@ pub struct ForceStatus(pub Option<Status>);
 
 impl Handler<ForceStatus> for HealthMonitor {
     type Result = ();
-    fn handle(&mut self, msg: ForceStatus, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: ForceStatus, ctx: &mut Context<Self>) {
         *self.board.forced.lock().unwrap_or_else(|e| e.into_inner()) = msg.0;
         tracing::warn!(forced = ?msg.0.map(Status::as_str), "an admin overrode the health status");
-        self.tick();
+        self.guarded(ctx, |act, _| act.tick());
     }
 }
 
@@ -474,7 +518,9 @@ mod tests {
         let rate = Arc::new(CreationRate::default());
         // An RSS limit of 1 MB: any real process is over it.
         let config = HealthConfig { interval_ms: 50, max_memory_mb: 1, dwell_ms: 0, ..HealthConfig::default() };
-        let monitor = HealthMonitor::new(config, board.clone(), rate, Arc::default()).start();
+        let monitor =
+            HealthMonitor::new(config, board.clone(), rate, Arc::default(), SystemTree::new(&Default::default()))
+                .start();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         monitor.send(Subscribe(Sink(tx).start().recipient())).await.expect("subscribe");
         let first =

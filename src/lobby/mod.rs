@@ -28,6 +28,7 @@ use crate::protocol::{GameSummary, LobbyFrame, SharedFrame};
 use crate::store::events::{EventKind, EventStream, RecordStore, RuntimeEvent, RuntimeRecord};
 use crate::store::redis::RedisConn;
 use crate::store::Guarded;
+use crate::supervision::system::{Part, SystemActor, SystemTree};
 
 /// Games listed in a lobby snapshot.
 pub const LOBBY_GAMES: usize = 100;
@@ -275,9 +276,19 @@ pub enum Announcer {
     Redis(Box<RedisConn>),
 }
 
-/// This instance's consumer of the health-events stream.
-#[derive(Clone)]
+/// This instance's consumer of the health-events stream. A system actor (`lobby`): it
+/// supervises its consumer task (a panic there is a failure of the lobby); a restart stops
+/// that task, starts a new one (events not yet acknowledged are delivered again) and reloads
+/// the whole lobby from the records store, where it really lives.
 pub struct LobbyFeed {
+    parts: FeedParts,
+    view: Arc<LobbyView>,
+    tree: Arc<SystemTree>,
+    consumer: Option<tokio::task::AbortHandle>,
+}
+
+#[derive(Clone)]
+struct FeedParts {
     me: InstanceId,
     events: Arc<dyn EventStream>,
     records: Arc<dyn RecordStore>,
@@ -296,21 +307,25 @@ impl LobbyFeed {
         messaging: Guarded,
         view: Arc<LobbyView>,
         announcer: Announcer,
+        tree: Arc<SystemTree>,
     ) -> Self {
-        LobbyFeed {
+        let parts = FeedParts {
             me,
             events: stores.events.clone(),
             records: stores.records.clone(),
             database,
             messaging,
-            view,
+            view: view.clone(),
             announcer,
-        }
+        };
+        LobbyFeed { parts, view, tree, consumer: None }
     }
+}
 
+impl FeedParts {
     /// Reads, applies, announces and acknowledges events, for ever.
     async fn consume(self) {
-        let LobbyFeed { me, events, records, database, messaging, view, announcer } = self;
+        let FeedParts { me, events, records, database, messaging, view, announcer } = self;
         loop {
             let batch = match database.call(events.read(&me, 100, Duration::from_millis(1000))).await {
                 Ok(batch) => batch,
@@ -364,20 +379,50 @@ impl Actor for LobbyFeed {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        actix_rt::spawn(self.clone().consume());
-        ctx.run_interval(REBUILD_EVERY, |act, _| act.view.rebuild());
+        let consumer = actix_rt::spawn(self.parts.clone().consume());
+        self.consumer = Some(consumer.abort_handle());
+        ctx.spawn(consumer.into_actor(self).map(|ended, act, ctx| match ended {
+            Err(e) if e.is_panic() => {
+                act.tree.failed(Part::Lobby, "the event-stream consumer panicked");
+                ctx.stop();
+            }
+            // Aborted by a restart, or (never) returned.
+            _ => {}
+        }));
+        ctx.run_interval(REBUILD_EVERY, |act, ctx| {
+            act.guarded(ctx, |act, _| act.view.rebuild());
+        });
         let reload = |act: &mut Self, ctx: &mut Context<Self>| {
-            let (records, database) = (act.records.clone(), act.database.clone());
-            ctx.spawn(async move { database.call(records.all()).await }.into_actor(act).map(|all, act, _| {
+            let (records, database) = (act.parts.records.clone(), act.parts.database.clone());
+            ctx.spawn(async move { database.call(records.all()).await }.into_actor(act).map(|all, act, ctx| {
                 if let Ok(all) = all {
-                    act.view.replace_all(all);
+                    act.guarded(ctx, |act, _| act.view.replace_all(all));
                 }
             }));
         };
         reload(self, ctx);
         ctx.run_interval(RELOAD_EVERY, reload);
+        self.tree.up(Part::Lobby);
     }
 }
+
+impl Supervised for LobbyFeed {
+    fn restarting(&mut self, ctx: &mut Context<Self>) {
+        if let Some(consumer) = self.consumer.take() {
+            consumer.abort();
+        }
+        self.tree.restarting(Part::Lobby, ctx);
+    }
+}
+
+impl SystemActor for LobbyFeed {
+    const PART: Part = Part::Lobby;
+    fn tree(&self) -> &Arc<SystemTree> {
+        &self.tree
+    }
+}
+
+crate::system_fault_handler!(LobbyFeed);
 
 #[cfg(test)]
 mod tests {

@@ -193,6 +193,33 @@ fn breaker_action_schema() -> Object {
     string_enum(&BREAKER_ACTIONS, "The action.")
 }
 
+/// `POST /api/v1/admin/actors/{name}/fault`.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActorFaultRequest {
+    /// `panic`: the actor panics inside its handler, as a bug would.
+    #[schema(schema_with = actor_fault_kind_schema)]
+    pub kind: String,
+}
+
+/// The faults an admin may inject into a system actor.
+pub const ACTOR_FAULT_KINDS: [&str; 1] = ["panic"];
+
+fn actor_fault_kind_schema() -> Object {
+    string_enum(&ACTOR_FAULT_KINDS, "The fault to inject.")
+}
+
+/// `POST /api/v1/admin/actors/{name}/fault` accepted.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ActorFaultAccepted {
+    /// The system actor.
+    pub actor: String,
+    /// The fault's kind.
+    pub fault: String,
+    /// Always true.
+    pub accepted: bool,
+}
+
 /// `POST /api/v1/admin/games/{id}/fault` accepted.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct FaultAccepted {
@@ -261,6 +288,35 @@ pub struct HealthChecks {
     pub admission: AdmissionCheck,
     /// The circuit breakers.
     pub circuit_breakers: BreakersCheck,
+    /// The server's own actors under the supervision tree.
+    pub system_actors: SystemActorsCheck,
+}
+
+/// The system actors (`breakers`, `health`, `admission`, `lobby`, `games`).
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct SystemActorsCheck {
+    /// ok | restarting (one is waiting out its restart delay) | failed (one is past its
+    /// limit: the process is ending).
+    pub status: &'static str,
+    /// Restarts of all of them since the process started.
+    pub restarts: u64,
+    /// Each one.
+    pub actors: Vec<SystemActorView>,
+}
+
+/// One system actor on `/health` and the dashboard.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct SystemActorView {
+    /// `breakers`, `health`, `admission`, `lobby` or `games`.
+    pub name: &'static str,
+    /// ok | restarting | failed.
+    pub status: &'static str,
+    /// Restarts since the process started.
+    pub restarts: u64,
+    /// Panics caught in it since the process started.
+    pub panics: u64,
+    /// When it last restarted (RFC 3339), if ever.
+    pub last_restart_at: Option<String>,
 }
 
 /// Games in play and hosted.

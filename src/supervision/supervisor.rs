@@ -39,6 +39,7 @@ use crate::store::snapshot::{SeatRecord, Snapshot};
 use crate::store::StoreError;
 use crate::supervision::game_actor::{CloseAbandoned, GameActor, GameEnv, Shutdown, StartMode};
 use crate::supervision::registry::{GameCell, Registry, RunState};
+use crate::supervision::system::{Part, SystemActor, SystemTree};
 
 /// The AI seat's display name.
 pub const AI_NAME: &str = "Rampart AI";
@@ -143,7 +144,8 @@ pub struct GameSupervisor {
     metrics: Arc<Metrics>,
     keeper: Arc<SnapshotKeeper>,
     cluster: Arc<Cluster>,
-    fenced: Option<tokio::sync::mpsc::UnboundedReceiver<Fenced>>,
+    /// Shared so that a restart re-attaches the same channel (nothing refused is lost).
+    fenced: Arc<tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<Fenced>>>,
     slots: Vec<Slot>,
     next_slot: usize,
     renewing: bool,
@@ -156,6 +158,7 @@ pub struct GameSupervisor {
     finding: HashMap<GameId, Shared<LocalBoxFuture<'static, Found>>>,
     /// The server is overloaded: ended games nobody watches go without waiting their TTL.
     overloaded: bool,
+    tree: Arc<SystemTree>,
 }
 
 impl GameSupervisor {
@@ -170,6 +173,7 @@ impl GameSupervisor {
         events: Arc<EventSink>,
         metrics: Arc<Metrics>,
         llm: Arc<LlmClient>,
+        tree: Arc<SystemTree>,
     ) -> Self {
         let count = match config.server.game_arbiters {
             0 => std::thread::available_parallelism().map_or(2, usize::from),
@@ -189,13 +193,14 @@ impl GameSupervisor {
             metrics,
             keeper,
             cluster,
-            fenced: Some(fenced),
+            fenced: Arc::new(tokio::sync::Mutex::new(fenced)),
             slots: (0..count).map(|_| Slot::new()).collect(),
             next_slot: 0,
             renewing: false,
             unreadable: HashSet::new(),
             finding: HashMap::new(),
             overloaded: false,
+            tree,
         }
     }
 
@@ -395,36 +400,40 @@ impl GameSupervisor {
                 .collect::<Vec<_>>()
                 .await
         };
-        ctx.spawn(work.into_actor(self).map(move |answers, act, _| {
-            act.renewing = false;
-            let until = round_ms + lease_ms(&act.cluster);
-            for (cell, epoch, answer) in answers {
-                if !matches!(answer, Ok(Renewal::Lost(_))) {
-                    cell.lease_until_ms.store(until, Ordering::Release);
-                }
-                match answer {
-                    Ok(Renewal::Renewed(now)) if now != epoch => {
-                        tracing::info!(game_id = %cell.id, from = epoch, to = now, "this instance holds the game's lease again, with a new epoch");
-                        cell.epoch.store(now, Ordering::Release);
-                        // Rewrite the snapshot under the new epoch.
-                        if let Some(snapshot) = cell.snapshot() {
-                            let mut fresh = (*snapshot).clone();
-                            fresh.epoch = now;
-                            cell.publish_snapshot(cell.generation.load(Ordering::Acquire), Arc::new(fresh));
-                        }
-                    }
-                    Ok(Renewal::Renewed(_)) => {}
-                    Ok(Renewal::Lost(holder)) => {
-                        if act.registry.get(&cell.id).is_some() {
-                            tracing::warn!(game_id = %cell.id, epoch, owner = %holder.instance, owner_epoch = holder.epoch, "lost the game's lease to another instance; giving the game up");
-                            act.give_up(&cell, "the game moved to another server; reconnecting");
-                        }
-                    }
-                    // Unreachable store: nobody can take the game over either; try again.
-                    Err(e) => tracing::debug!(game_id = %cell.id, "could not renew the game's lease: {e}"),
-                }
-            }
+        ctx.spawn(work.into_actor(self).map(move |answers, act, ctx| {
+            act.guarded(ctx, move |act, _| act.renewed(answers, round_ms));
         }));
+    }
+
+    fn renewed(&mut self, answers: Vec<(Arc<GameCell>, u64, Result<Renewal, StoreError>)>, round_ms: u64) {
+        self.renewing = false;
+        let until = round_ms + lease_ms(&self.cluster);
+        for (cell, epoch, answer) in answers {
+            if !matches!(answer, Ok(Renewal::Lost(_))) {
+                cell.lease_until_ms.store(until, Ordering::Release);
+            }
+            match answer {
+                Ok(Renewal::Renewed(now)) if now != epoch => {
+                    tracing::info!(game_id = %cell.id, from = epoch, to = now, "this instance holds the game's lease again, with a new epoch");
+                    cell.epoch.store(now, Ordering::Release);
+                    // Rewrite the snapshot under the new epoch.
+                    if let Some(snapshot) = cell.snapshot() {
+                        let mut fresh = (*snapshot).clone();
+                        fresh.epoch = now;
+                        cell.publish_snapshot(cell.generation.load(Ordering::Acquire), Arc::new(fresh));
+                    }
+                }
+                Ok(Renewal::Renewed(_)) => {}
+                Ok(Renewal::Lost(holder)) => {
+                    if self.registry.get(&cell.id).is_some() {
+                        tracing::warn!(game_id = %cell.id, epoch, owner = %holder.instance, owner_epoch = holder.epoch, "lost the game's lease to another instance; giving the game up");
+                        self.give_up(&cell, "the game moved to another server; reconnecting");
+                    }
+                }
+                // Unreachable store: nobody can take the game over either; try again.
+                Err(e) => tracing::debug!(game_id = %cell.id, "could not renew the game's lease: {e}"),
+            }
+        }
     }
 }
 
@@ -529,25 +538,52 @@ impl Actor for GameSupervisor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         tracing::info!(arbiters = self.slots.len(), instance = %self.cluster.me, "game supervisor started");
         let interval = Duration::from_millis(self.config.supervision.watchdog_interval_ms);
-        ctx.run_interval(interval, |act, _| act.watchdog());
-        if let Some(fenced) = self.fenced.take() {
-            ctx.add_stream(futures_util::stream::unfold(
-                fenced,
-                |mut rx| async move { rx.recv().await.map(|f| (f, rx)) },
-            ));
-        }
+        ctx.run_interval(interval, |act, ctx| {
+            act.guarded(ctx, |act, _| act.watchdog());
+        });
+        ctx.add_stream(futures_util::stream::unfold(self.fenced.clone(), |rx| async move {
+            let next = rx.lock().await.recv().await;
+            next.map(|f| (f, rx))
+        }));
         if self.cluster.shared() {
-            ctx.run_interval(self.cluster.lease / 3, |act, ctx| act.renew_leases(ctx));
+            ctx.run_interval(self.cluster.lease / 3, |act, ctx| {
+                act.guarded(ctx, Self::renew_leases);
+            });
         }
+        self.tree.up(Part::Games);
     }
 }
 
+/// A restart of the supervisor touches no game: each runs on its arbiter under its own
+/// `Supervisor`, and the registry (shared with the sockets) is where they are found. What
+/// the old context held in flight is dropped with it: lookups (their callers get an error
+/// and retry), a lease renewal round (the next one starts at once). The arbiters, the
+/// registry and the channel of refused writes carry over.
+impl Supervised for GameSupervisor {
+    fn restarting(&mut self, ctx: &mut Context<Self>) {
+        self.finding.clear();
+        self.renewing = false;
+        self.tree.restarting(Part::Games, ctx);
+    }
+}
+
+impl SystemActor for GameSupervisor {
+    const PART: Part = Part::Games;
+    fn tree(&self) -> &Arc<SystemTree> {
+        &self.tree
+    }
+}
+
+crate::system_fault_handler!(GameSupervisor);
+
 impl StreamHandler<Fenced> for GameSupervisor {
-    fn handle(&mut self, fenced: Fenced, _: &mut Context<Self>) {
-        if let Some(cell) = self.registry.get(&fenced.game_id) {
-            tracing::warn!(game_id = %fenced.game_id, epoch = fenced.epoch, current = fenced.current, "this instance's snapshot write was refused: another instance owns the game; giving it up");
-            self.give_up(&cell, "the game moved to another server; reconnecting");
-        }
+    fn handle(&mut self, fenced: Fenced, ctx: &mut Context<Self>) {
+        self.guarded(ctx, |act, _| {
+            if let Some(cell) = act.registry.get(&fenced.game_id) {
+                tracing::warn!(game_id = %fenced.game_id, epoch = fenced.epoch, current = fenced.current, "this instance's snapshot write was refused: another instance owns the game; giving it up");
+                act.give_up(&cell, "the game moved to another server; reconnecting");
+            }
+        });
     }
 
     fn finished(&mut self, _: &mut Context<Self>) {}
@@ -556,51 +592,79 @@ impl StreamHandler<Fenced> for GameSupervisor {
 impl Handler<CreateGame> for GameSupervisor {
     type Result = ResponseActFuture<Self, Result<SeatGrant, ErrorBody>>;
 
-    fn handle(&mut self, msg: CreateGame, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: CreateGame, ctx: &mut Context<Self>) -> Self::Result {
+        self.guarded(ctx, |act, _| act.create(msg)).unwrap_or_else(|| Box::pin(actix::fut::ready(Err(restarting()))))
+    }
+}
+
+/// The answer while the supervisor restarts after a bug.
+fn restarting() -> ErrorBody {
+    ErrorBody::new(ErrorCode::Internal, "the game supervisor hit a bug and is restarting; retry shortly")
+        .with("retry_after_ms", 500)
+}
+
+impl GameSupervisor {
+    fn create(&mut self, msg: CreateGame) -> ResponseActFuture<Self, Result<SeatGrant, ErrorBody>> {
         let id = GameId::random();
         let cluster = self.cluster.clone();
         let claim_id = id.clone();
         let claimed_ms = monotonic_ms();
-        Box::pin(async move { cluster.claim(&claim_id).await }.into_actor(self).map(move |claim, act, _| {
-            let epoch = match claim {
-                Ok(Claim::Won(lease)) => lease.epoch,
-                Ok(Claim::Held(lease)) => {
-                    tracing::error!(game_id = %id, owner = %lease.instance, "a new game id is already owned; refusing");
-                    return Err(ErrorBody::new(ErrorCode::Internal, "could not create the game; retry"));
-                }
-                Err(e) => {
-                    // Games go on without the store: the lease is taken once it answers.
-                    tracing::warn!(game_id = %id, "could not take the new game's lease; it starts anyway and takes it later: {e}");
-                    0
-                }
-            };
-            let token = PlayerToken::random();
-            let hash = act.cluster.hash(&token);
-            let human = SeatRecord { name: msg.player_name.clone(), token_hash: Some(hash.clone()) };
-            let yellow =
-                (msg.opponent == Opponent::Ai).then(|| SeatRecord { name: AI_NAME.to_owned(), token_hash: None });
-            let snapshot = Arc::new(Snapshot {
-                game_id: id.clone(),
-                board: Connect4::new_game(),
-                seats: [Some(human), yellow],
-                created_at: now_rfc3339(),
-                abandoned: false,
-                restarts: 0,
-                failed: false,
-                version: 1,
-                epoch,
-            });
-            act.host(snapshot, StartMode::Fresh, claimed_ms);
-            act.cluster.remember_seat(hash, id.clone(), Seat::Red, msg.player_name);
-            Ok(SeatGrant { game_id: id.to_string(), seat: Seat::Red, player_token: token.expose().to_owned() })
+        Box::pin(async move { cluster.claim(&claim_id).await }.into_actor(self).map(move |claim, act, ctx| {
+            act.guarded(ctx, move |act, _| act.created(id, msg, claim, claimed_ms)).unwrap_or_else(|| Err(restarting()))
         }))
+    }
+
+    fn created(
+        &mut self,
+        id: GameId,
+        msg: CreateGame,
+        claim: Result<Claim, StoreError>,
+        claimed_ms: u64,
+    ) -> Result<SeatGrant, ErrorBody> {
+        let epoch = match claim {
+            Ok(Claim::Won(lease)) => lease.epoch,
+            Ok(Claim::Held(lease)) => {
+                tracing::error!(game_id = %id, owner = %lease.instance, "a new game id is already owned; refusing");
+                return Err(ErrorBody::new(ErrorCode::Internal, "could not create the game; retry"));
+            }
+            Err(e) => {
+                // Games go on without the store: the lease is taken once it answers.
+                tracing::warn!(game_id = %id, "could not take the new game's lease; it starts anyway and takes it later: {e}");
+                0
+            }
+        };
+        let token = PlayerToken::random();
+        let hash = self.cluster.hash(&token);
+        let human = SeatRecord { name: msg.player_name.clone(), token_hash: Some(hash.clone()) };
+        let yellow = (msg.opponent == Opponent::Ai).then(|| SeatRecord { name: AI_NAME.to_owned(), token_hash: None });
+        let snapshot = Arc::new(Snapshot {
+            game_id: id.clone(),
+            board: Connect4::new_game(),
+            seats: [Some(human), yellow],
+            created_at: now_rfc3339(),
+            abandoned: false,
+            restarts: 0,
+            failed: false,
+            version: 1,
+            epoch,
+        });
+        self.host(snapshot, StartMode::Fresh, claimed_ms);
+        self.cluster.remember_seat(hash, id.clone(), Seat::Red, msg.player_name);
+        Ok(SeatGrant { game_id: id.to_string(), seat: Seat::Red, player_token: token.expose().to_owned() })
     }
 }
 
 impl Handler<Resolve> for GameSupervisor {
     type Result = ResponseActFuture<Self, Resolved>;
 
-    fn handle(&mut self, msg: Resolve, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Resolve, ctx: &mut Context<Self>) -> Self::Result {
+        self.guarded(ctx, |act, _| act.resolve(msg))
+            .unwrap_or_else(|| Box::pin(actix::fut::ready(Resolved::Unavailable(restarting()))))
+    }
+}
+
+impl GameSupervisor {
+    fn resolve(&mut self, msg: Resolve) -> ResponseActFuture<Self, Resolved> {
         if let Some(cell) = self.registry.get(&msg.0) {
             return Box::pin(actix::fut::ready(Resolved::Local(cell)));
         }
@@ -618,11 +682,11 @@ impl Handler<Resolve> for GameSupervisor {
             }
         };
         let mine = work.clone();
-        Box::pin(work.into_actor(self).map(move |found, act, _| {
+        Box::pin(work.into_actor(self).map(move |found, act, ctx| {
             if act.finding.get(&msg.0).is_some_and(|w| w.ptr_eq(&mine)) {
                 act.finding.remove(&msg.0);
             }
-            act.found(&msg.0, found)
+            act.guarded(ctx, |act, _| act.found(&msg.0, found)).unwrap_or_else(|| Resolved::Unavailable(restarting()))
         }))
     }
 }
@@ -661,7 +725,17 @@ impl GameSupervisor {
 impl Handler<ShutdownGames> for GameSupervisor {
     type Result = ResponseActFuture<Self, ShutdownReport>;
 
-    fn handle(&mut self, msg: ShutdownGames, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: ShutdownGames, ctx: &mut Context<Self>) -> Self::Result {
+        self.guarded(ctx, |act, _| act.shut_down(msg)).unwrap_or_else(|| {
+            // Nothing known to be written or released: say so.
+            let n = self.registry.len();
+            Box::pin(actix::fut::ready(ShutdownReport { games: n, unwritten: n, unreleased: n }))
+        })
+    }
+}
+
+impl GameSupervisor {
+    fn shut_down(&mut self, msg: ShutdownGames) -> ResponseActFuture<Self, ShutdownReport> {
         let cells = self.registry.all();
         // Nothing changes from here: every incarnation is abandoned (its sockets stay open
         // until the snapshots are written and the leases released).
@@ -703,18 +777,19 @@ impl Handler<ShutdownGames> for GameSupervisor {
 impl Handler<GetArbiterHealth> for GameSupervisor {
     type Result = ArbiterHealth;
 
-    fn handle(&mut self, _: GetArbiterHealth, _: &mut Context<Self>) -> ArbiterHealth {
-        ArbiterHealth { arbiters: self.slots.len(), lost: self.metrics.arbiters_lost() }
+    fn handle(&mut self, _: GetArbiterHealth, ctx: &mut Context<Self>) -> ArbiterHealth {
+        let answer = |act: &mut Self| ArbiterHealth { arbiters: act.slots.len(), lost: act.metrics.arbiters_lost() };
+        self.guarded(ctx, |act, _| answer(act)).unwrap_or_else(|| answer(self))
     }
 }
 
 impl Handler<crate::health::HealthChanged> for GameSupervisor {
     type Result = ();
 
-    fn handle(&mut self, msg: crate::health::HealthChanged, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: crate::health::HealthChanged, ctx: &mut Context<Self>) {
         self.overloaded = msg.0 == crate::health::Status::Overloaded;
         if self.overloaded {
-            self.reap(&self.registry.all(), monotonic_ms());
+            self.guarded(ctx, |act, _| act.reap(&act.registry.all(), monotonic_ms()));
         }
     }
 }

@@ -40,10 +40,11 @@ use crate::ids::PlayerToken;
 use crate::ids::Ticket;
 use crate::metrics::Metrics;
 use crate::protocol::views::{
-    AdmissionCheck, ArbitersCheck, BreakerActionRequest, BreakerBrief, BreakerView, BreakersCheck, BreakersList,
-    BreakersMetrics, ConnectionsCheck, FaultAccepted, FaultRequest, GamesCheck, GamesList, HealthBody, HealthChecks,
-    HealthOverride, HealthOverrideRequest, LineLostView, VitalView, VitalsCheck, BREAKER_ACTIONS, FAULT_KINDS,
-    FORCED_STATUSES, MAX_HANG_MS,
+    ActorFaultAccepted, ActorFaultRequest, AdmissionCheck, ArbitersCheck, BreakerActionRequest, BreakerBrief,
+    BreakerView, BreakersCheck, BreakersList, BreakersMetrics, ConnectionsCheck, FaultAccepted, FaultRequest,
+    GamesCheck, GamesList, HealthBody, HealthChecks, HealthOverride, HealthOverrideRequest, LineLostView,
+    SystemActorsCheck, VitalView, VitalsCheck, ACTOR_FAULT_KINDS, BREAKER_ACTIONS, FAULT_KINDS, FORCED_STATUSES,
+    MAX_HANG_MS,
 };
 use crate::protocol::{
     validate_player_name, CreateGameRequest, ErrorBody, ErrorCode, ErrorEnvelope, GameSummary, JoinGameRequest,
@@ -54,6 +55,7 @@ use crate::store::StoreError;
 use crate::supervision::game_actor::{ClaimSeat, Fault};
 use crate::supervision::registry::{Registry, RunState};
 use crate::supervision::supervisor::{CreateGame, GameSupervisor, GetArbiterHealth, Resolve, Resolved};
+use crate::supervision::system::Part;
 use session::SessionLimits;
 
 /// Shared state of the HTTP handlers.
@@ -92,6 +94,8 @@ pub struct AppState {
     pub keeper: Arc<crate::store::keeper::SnapshotKeeper>,
     /// Open connections against `server.max_connections`.
     pub gate: Arc<edge::ConnectionGate>,
+    /// The system actors' supervision (restarts, admin faults).
+    pub tree: Arc<crate::supervision::system::SystemTree>,
     /// Set once shutdown begins.
     pub draining: AtomicBool,
     /// When the server started.
@@ -452,6 +456,53 @@ async fn inject_fault(
     Ok(HttpResponse::Accepted().json(FaultAccepted { game_id: id.to_string(), fault: body.kind, accepted: true }))
 }
 
+/// `POST /api/v1/admin/actors/{name}/fault`: a panic in a system actor, caught and handled
+/// exactly as a real bug there (src/supervision/system.rs).
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/actors/{name}/fault",
+    tag = "admin",
+    params(("name" = String, Path, description = "`breakers`, `health`, `admission`, `lobby` or `games`.")),
+    request_body(content = ActorFaultRequest, description = "A JSON object (the request `Content-Type` is not checked)."),
+    security(("admin_token" = [])),
+    responses(
+        (status = 202, description = "Accepted: the fault is on its way to the actor.", body = ActorFaultAccepted),
+        (status = 400, response = openapi::BadRequest),
+        (status = 401, response = openapi::Unauthorized),
+        (status = 404, description = "NOT_FOUND: the admin endpoints are disabled (no RAMPART_ADMIN_TOKEN), or no system actor has that name (`details.allowed`).", body = ErrorEnvelope),
+        (status = 408, response = openapi::RequestTimeout),
+        (status = 413, response = openapi::PayloadTooLarge),
+        (status = 422, response = openapi::ValidationFailed),
+        (status = 503, response = openapi::ActorUnavailable),
+    )
+)]
+async fn inject_actor_fault(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Answer<HttpResponse> {
+    authorize(&state, &req)?;
+    let Some(part) = Part::parse(&path) else {
+        let allowed: Vec<&str> = Part::ALL.iter().map(|p| p.name()).collect();
+        return Err(ErrorBody::not_found(format!("no system actor named {:?}", path.as_str())).with("allowed", allowed));
+    };
+    let body: ActorFaultRequest = read_json(payload, state.limits.max_frame_bytes).await?;
+    if !ACTOR_FAULT_KINDS.contains(&body.kind.as_str()) {
+        return Err(ErrorBody::validation("kind", "kind must be \"panic\"").with("allowed", ACTOR_FAULT_KINDS.to_vec()));
+    }
+    if !state.tree.inject(part) {
+        return Err(ErrorBody::new(ErrorCode::ServerBusy, format!("the {} actor is not taking messages", part.name()))
+            .with("retry_after_ms", 1000));
+    }
+    tracing::warn!(actor = part.name(), kind = %body.kind, "admin injected a fault into a system actor");
+    Ok(HttpResponse::Accepted().json(ActorFaultAccepted {
+        actor: part.name().to_owned(),
+        fault: body.kind,
+        accepted: true,
+    }))
+}
+
 fn authorize(state: &AppState, req: &HttpRequest) -> Answer<()> {
     let Some(expected) = state.config.secrets.admin_token.as_ref() else {
         // Without an admin token the admin endpoints do not exist.
@@ -491,13 +542,25 @@ async fn health(state: State) -> HttpResponse {
     };
     let open = state.breakers.open();
     let breaker_status = if open.is_empty() { "ok" } else { "degraded" };
+    let system_actors = state.tree.describe();
+    let system_status = if system_actors.iter().any(|a| a.status == "failed") {
+        "failed"
+    } else if system_actors.iter().any(|a| a.status == "restarting") {
+        "restarting"
+    } else {
+        "ok"
+    };
     let report = state.health.report();
     let stats = &state.admission_stats;
     let status = if draining {
         "draining"
     } else if report.status == Status::Overloaded {
         "overloaded"
-    } else if arbiter_status != "ok" || breaker_status != "ok" || report.status == Status::Degraded {
+    } else if arbiter_status != "ok"
+        || breaker_status != "ok"
+        || system_status != "ok"
+        || report.status == Status::Degraded
+    {
         "degraded"
     } else {
         "healthy"
@@ -584,6 +647,11 @@ async fn health(state: State) -> HttpResponse {
                 open,
                 breakers,
             },
+            system_actors: SystemActorsCheck {
+                status: system_status,
+                restarts: system_actors.iter().map(|a| a.restarts).sum(),
+                actors: system_actors,
+            },
         },
         uptime_secs: state.started.elapsed().as_secs(),
         version: env!("CARGO_PKG_VERSION"),
@@ -610,6 +678,7 @@ async fn health(state: State) -> HttpResponse {
 async fn metrics(state: State) -> HttpResponse {
     let mut text = state.metrics.render();
     state.breakers.render_prometheus(&mut text);
+    state.tree.render(&mut text);
     HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(text)
 }
 
@@ -843,6 +912,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/static/{path:.*}", web::get().to(static_file))
         .route("/static/{path:.*}", web::head().to(static_file))
         .route("/api/v1/admin/games/{id}/fault", web::post().to(inject_fault))
+        .route("/api/v1/admin/actors/{name}/fault", web::post().to(inject_actor_fault))
         .route("/api/v1/admin/breakers/{name}", web::post().to(breaker_action))
         .route("/api/v1/admin/health", web::post().to(health_override))
         .route("/api/v1/waitlist/{ticket}", web::get().to(waitlist_status))

@@ -47,6 +47,7 @@ pub const ADMIN_SCHEME: &str = "admin_token";
         super::metrics,
         super::breakers_metrics,
         super::inject_fault,
+        super::inject_actor_fault,
         super::breaker_action,
         super::health_override,
         super::game_socket,
@@ -65,6 +66,7 @@ pub const ADMIN_SCHEME: &str = "admin_token";
             Internal,
             ConnectionCeiling,
             GameUnavailable,
+            ActorUnavailable,
             WaitlistUnavailable
         )
     ),
@@ -107,7 +109,8 @@ pub enum HealthUnavailable {
 
 /// The shared error responses, each `{"error":{…}}` with its codes; those named here always
 /// carry `Retry-After`, and the document says so (`required`).
-const ALWAYS_RETRY_AFTER: [&str; 4] = ["RateLimited", "ConnectionCeiling", "GameUnavailable", "WaitlistUnavailable"];
+const ALWAYS_RETRY_AFTER: [&str; 5] =
+    ["RateLimited", "ConnectionCeiling", "GameUnavailable", "WaitlistUnavailable", "ActorUnavailable"];
 
 /// The `Retry-After` header: whole seconds, rounded up from `details.retry_after_ms`.
 pub fn retry_after() -> Header {
@@ -169,6 +172,10 @@ error_responses! {
     GameUnavailable => "GAME_RESTARTING: the game cannot answer now (recovering from a crash, moving \
         to a fresh thread or another instance); nothing was applied, retry after `Retry-After`. Or \
         SERVER_BUSY `reason: \"connections\"` (the connection ceiling).";
+    /// 503 for a system actor that takes no messages.
+    ActorUnavailable => "SERVER_BUSY: the system actor takes no messages (past its restart limit, the \
+        process is ending; or its mailbox is full), or the connection ceiling (`reason: \"connections\"`). \
+        Retry after `Retry-After`.";
     /// 503 for a waitlist store that cannot answer.
     WaitlistUnavailable => "SERVER_BUSY: the waitlist store cannot answer (`retry_after_ms` 2000), \
         or the connection ceiling (`reason: \"connections\"`). Retry after `Retry-After`.";

@@ -140,6 +140,15 @@ impl ServerProcess {
         std::fs::read_dir(format!("/proc/{}/fd", self.pid())).map(|d| d.count()).unwrap_or(0)
     }
 
+    /// Waits up to `within` for the process to exit by itself; answers its exit code.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let mut child = self.child.take().expect("running");
+        eventually_blocking(within, "rampart exits", || match child.try_wait() {
+            Ok(Some(status)) => Ok(status.code()),
+            _ => Err("still running".to_owned()),
+        })
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -176,11 +185,20 @@ pub fn raise_fd_limit() -> u64 {
 
 /// A blocking JSON `POST` with `Connection: close`; answers (status, body).
 pub fn http_post(addr: SocketAddr, path: &str, body: &str) -> Option<(u16, String)> {
+    post(addr, path, body, "")
+}
+
+/// [`http_post`] with the admin bearer token.
+pub fn http_post_auth(addr: SocketAddr, path: &str, body: &str, token: &str) -> Option<(u16, String)> {
+    post(addr, path, body, &format!("Authorization: Bearer {token}\r\n"))
+}
+
+fn post(addr: SocketAddr, path: &str, body: &str, headers: &str) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(
         stream,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .ok()?;

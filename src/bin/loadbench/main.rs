@@ -7,6 +7,7 @@
 //! loadbench sockets --url http://127.0.0.1:PORT --pid PID --sockets 19800 [--sources 8]
 //! loadbench play    --url http://127.0.0.1:PORT[,URL…] --pid PID[,PID…] --games 2000
 //!                   [--steps 10000,20000,…] [--step-secs 10] [--stop-p99-ms 50]
+//! loadbench restart --url http://127.0.0.1:PORT --admin-token TOKEN [--rounds 20]
 //! ```
 //!
 //! - `sockets`: opens `--sockets` joined, idle seats (two per game), from `--sources`
@@ -20,12 +21,19 @@
 //!   Games follow a fixed 42-move draw, then a new game is created: the load includes
 //!   creating and joining games, as real play does.
 //!
+//! - `restart` (Rampart only): a panic injected into each system actor in turn
+//!   (`POST /api/v1/admin/actors/{name}/fault`), `--rounds` times each; measures the time
+//!   from the fault's answer until `/health` reports the actor restarted and running, and
+//!   until the first game created after it answers 201 (a request that crosses the
+//!   admission controller and the game supervisor).
+//!
 //! Latency is measured where players feel it: from sending a move to the mover's own
 //! `state`, and to the opponent's (the frame that crosses to the other player). Each
 //! scenario prints a table and one JSON line (`{"scenario":…}`) for scripts.
 
 mod game;
 mod play;
+mod restart;
 mod sockets;
 mod wire;
 
@@ -54,13 +62,18 @@ pub struct Opts {
     pub probe_moves: usize,
     /// A name for this target in the table (`rampart`, `relay`…).
     pub label: String,
+    /// The admin token (`restart`).
+    pub admin_token: String,
+    /// Faults per system actor (`restart`).
+    pub rounds: usize,
 }
 
 fn usage(problem: &str) -> ! {
     eprintln!("loadbench: {problem}");
     eprintln!(
         "usage: loadbench sockets|play --url URL[,URL…] [--pid PID[,PID…]] [--label NAME] [--sockets N] \
-         [--sources N] [--probe-moves N] [--games N] [--steps R,R,…] [--step-secs S] [--stop-p99-ms MS]"
+         [--sources N] [--probe-moves N] [--games N] [--steps R,R,…] [--step-secs S] [--stop-p99-ms MS] \
+         [--admin-token T] [--rounds N]"
     );
     std::process::exit(64);
 }
@@ -79,6 +92,8 @@ fn parse() -> (String, Opts) {
         stop_p99_ms: 50.0,
         probe_moves: 200,
         label: "server".to_owned(),
+        admin_token: String::new(),
+        rounds: 20,
     };
     while let Some(flag) = args.next() {
         let value = args.next().unwrap_or_else(|| usage(&format!("{flag} needs a value")));
@@ -105,6 +120,8 @@ fn parse() -> (String, Opts) {
             "--step-secs" => o.step_secs = number(&value),
             "--stop-p99-ms" => o.stop_p99_ms = number(&value) as f64,
             "--probe-moves" => o.probe_moves = number(&value) as usize,
+            "--admin-token" => o.admin_token = value,
+            "--rounds" => o.rounds = number(&value).max(1) as usize,
             other => usage(&format!("unknown flag {other}")),
         }
     }
@@ -181,6 +198,7 @@ fn main() {
             runtime.block_on(sockets::run(&opts));
         }
         "play" => runtime.block_on(play::run(&opts)),
+        "restart" => runtime.block_on(restart::run(&opts)),
         other => usage(&format!("unknown scenario {other:?}")),
     }
     eprintln!("loadbench: {scenario} took {:.1} s", started.elapsed().as_secs_f64());

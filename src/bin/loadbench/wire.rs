@@ -56,12 +56,19 @@ pub struct Http {
     addr: SocketAddr,
     host: String,
     stream: Option<TcpStream>,
+    /// An `Authorization` header line, with its CRLF (the admin endpoints).
+    auth: String,
 }
 
 impl Http {
     /// A connection to `addr` (opened at the first request, again after a close).
     pub fn new(addr: SocketAddr) -> Http {
-        Http { addr, host: addr.to_string(), stream: None }
+        Http { addr, host: addr.to_string(), stream: None, auth: String::new() }
+    }
+
+    /// The same, sending `Authorization: Bearer token` with every request.
+    pub fn with_bearer(addr: SocketAddr, token: &str) -> Http {
+        Http { auth: format!("Authorization: Bearer {token}\r\n"), ..Http::new(addr) }
     }
 
     /// `METHOD path` with a JSON body (or none); answers the status and the JSON body
@@ -83,8 +90,9 @@ impl Http {
         let stream = self.stream.as_mut().expect("a connection");
         let payload = body.map(Value::to_string).unwrap_or_default();
         let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{payload}",
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\n{}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{payload}",
             self.host,
+            self.auth,
             payload.len()
         );
         stream.write_all(request.as_bytes()).await?;
