@@ -57,6 +57,7 @@ use crate::metrics::Metrics;
 use crate::store::keeper::SnapshotKeeper;
 use crate::store::redis::{RedisConn, RedisSettings};
 use crate::store::{Guarded, Stores};
+use crate::supervision::cycles::CycleHall;
 use crate::supervision::registry::Registry;
 use crate::supervision::supervisor::{GameSupervisor, ShutdownGames};
 use crate::supervision::system::{Part, SystemTree};
@@ -188,6 +189,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     let relay = redis.as_ref().map(|conn| {
         Relay::new(cluster.clone(), registry.clone(), metrics.clone(), lobby.clone(), conn.clone()).start()
     });
+    let cycles = Arc::new(CycleHall::default());
     let supervisor = GameSupervisor::new(
         config.clone(),
         registry.clone(),
@@ -198,6 +200,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
         metrics.clone(),
         llm,
         tree.clone(),
+        cycles.clone(),
     );
     let supervisor = actix::Supervisor::start(move |_| supervisor);
     tree.attach(Part::Games, supervisor.clone().recipient());
@@ -247,6 +250,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
         keeper,
         gate: gate.clone(),
         tree: tree.clone(),
+        cycles,
         draining: AtomicBool::new(false),
         started: Instant::now(),
     });

@@ -199,7 +199,7 @@ async fn two_servers_share_one_line() {
     assert!(waiting["eta_secs"].is_u64());
     let entry = WaitEntry {
         ticket: Ticket::random(),
-        request: WaitRequest { opponent: Opponent::Ai, player_name: "direct".to_owned() },
+        request: WaitRequest { kind: Default::default(), opponent: Opponent::Ai, player_name: "direct".to_owned() },
         enqueued_at: now_rfc3339(),
         seq: 0,
     };

@@ -84,7 +84,7 @@ impl Backend {
 fn entry(name: &str) -> WaitEntry {
     WaitEntry {
         ticket: Ticket::random(),
-        request: WaitRequest { opponent: Opponent::Ai, player_name: name.to_owned() },
+        request: WaitRequest { kind: Default::default(), opponent: Opponent::Ai, player_name: name.to_owned() },
         enqueued_at: now_rfc3339(),
         seq: 0,
     }

@@ -197,8 +197,11 @@ impl AdmissionController {
                     return None;
                 }
             };
-            let request =
-                CreateGame { opponent: entry.request.opponent, player_name: entry.request.player_name.clone() };
+            let request = CreateGame {
+                kind: entry.request.kind,
+                opponent: entry.request.opponent,
+                player_name: entry.request.player_name.clone(),
+            };
             match supervisor.send(request).await {
                 Ok(Ok(grant)) => {
                     if let Err(e) = line.complete(&entry.ticket, &grant, source).await {
@@ -463,7 +466,11 @@ impl AdmissionController {
         }
         let entry = WaitEntry {
             ticket: ticket.clone(),
-            request: WaitRequest { opponent: msg.create.opponent, player_name: msg.create.player_name },
+            request: WaitRequest {
+                kind: msg.create.kind,
+                opponent: msg.create.opponent,
+                player_name: msg.create.player_name,
+            },
             enqueued_at: now_rfc3339(),
             seq: 0,
         };

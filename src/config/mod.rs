@@ -73,6 +73,9 @@ pub struct Config {
     /// The AI player.
     #[garde(dive)]
     pub ai: AiConfig,
+    /// Real-time games (light cycles).
+    #[garde(dive)]
+    pub realtime: RealtimeConfig,
     /// Named circuit breakers.
     #[garde(dive)]
     pub circuit_breakers: CircuitBreakersConfig,
@@ -384,6 +387,29 @@ pub struct AiConfig {
     #[garde(range(max = 10_000))]
     #[default = 300]
     pub think_delay_ms: u64,
+}
+
+/// `realtime:` section: real-time games (light cycles).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Validate, SmartDefault)]
+#[serde(default, deny_unknown_fields)]
+pub struct RealtimeConfig {
+    /// Ticks per second, 1..=60.
+    #[garde(range(min = 1, max = 60))]
+    #[default = 20]
+    pub tick_hz: u32,
+    /// Keep the state as the last good one every this many ticks, 1..=1200 (a crash
+    /// resumes from it).
+    #[garde(range(min = 1, max = 1200))]
+    #[default = 20]
+    pub snapshot_every_ticks: u32,
+    /// Grid width in cells, 8..=200.
+    #[garde(range(min = 8, max = 200))]
+    #[default = 40]
+    pub width: u16,
+    /// Grid height in cells, 8..=200.
+    #[garde(range(min = 8, max = 200))]
+    #[default = 30]
+    pub height: u16,
 }
 
 /// `circuit_breakers:` section. Accepts the circuit-breaker plan's schema (`enabled`,

@@ -4,7 +4,8 @@
 //! the two [`Seat`]s, the [`Outcome`] of a game, the [`MoveError`] reasons a
 //! move can be refused (and their docs/PROTOCOL.md error codes), and the [`Rules`]
 //! trait a game kind implements. Concrete kinds live in submodules
-//! ([`connect4`]), and [`ai`] holds the computer opponent. Everything here is
+//! ([`connect4`]; [`lightcycle`], a real-time duel whose actor is still to come), and
+//! [`ai`] holds the computer opponent. Everything here is
 //! pure: no I/O, no actors, no threads, no clocks.
 
 use std::fmt;
@@ -13,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod ai;
 pub mod connect4;
+pub mod lightcycle;
 
 pub use connect4::Connect4;
 

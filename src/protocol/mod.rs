@@ -686,7 +686,7 @@ pub enum Opponent {
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateGameRequest {
-    /// Game kind; only "connect4" exists.
+    /// Game kind: `connect4` (turn-based) or `lightcycle` (real-time).
     #[schema(schema_with = game_kind_schema)]
     pub kind: Value,
     /// `ai` or `human`.
@@ -699,7 +699,18 @@ pub struct CreateGameRequest {
 }
 
 /// The game kinds there are.
-pub const GAME_KINDS: [&str; 1] = ["connect4"];
+pub const GAME_KINDS: [&str; 2] = ["connect4", "lightcycle"];
+
+/// A game kind. Registering a kind is one entry here and one in [`GAME_KINDS`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GameKind {
+    /// Connect Four, turn-based.
+    #[default]
+    Connect4,
+    /// Light cycles, real-time.
+    LightCycle,
+}
 
 /// The opponents a creator may choose.
 pub const OPPONENTS: [&str; 2] = ["ai", "human"];
@@ -709,16 +720,17 @@ fn game_kind_schema() -> Object {
 }
 
 impl CreateGameRequest {
-    /// The opponent and the normalised name, or the first field that is wrong.
-    pub fn validate(self) -> Result<(Opponent, String), ErrorBody> {
-        if !self.kind.as_str().is_some_and(|k| GAME_KINDS.contains(&k)) {
-            return Err(ErrorBody::validation("kind", "kind must be \"connect4\"").with("allowed", GAME_KINDS.to_vec()));
-        }
+    /// The kind, the opponent and the normalised name, or the first field that is wrong.
+    pub fn validate(self) -> Result<(GameKind, Opponent, String), ErrorBody> {
+        let kind: GameKind = serde_json::from_value(self.kind).map_err(|_| {
+            ErrorBody::validation("kind", "kind must be \"connect4\" or \"lightcycle\"")
+                .with("allowed", GAME_KINDS.to_vec())
+        })?;
         let opponent: Opponent = serde_json::from_value(self.opponent).map_err(|_| {
             ErrorBody::validation("opponent", "opponent must be \"ai\" or \"human\"")
                 .with("allowed", OPPONENTS.to_vec())
         })?;
-        Ok((opponent, validate_player_name(&self.player_name)?))
+        Ok((kind, opponent, validate_player_name(&self.player_name)?))
     }
 }
 

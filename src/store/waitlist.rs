@@ -32,6 +32,9 @@ use crate::store::StoreFuture;
 /// What a waiting player asked for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WaitRequest {
+    /// The game kind (entries written before kinds existed are Connect Four).
+    #[serde(default)]
+    pub kind: crate::protocol::GameKind,
     /// AI or human opponent.
     pub opponent: Opponent,
     /// The validated player name.

@@ -26,17 +26,20 @@ use futures_util::{FutureExt as _, StreamExt as _};
 
 use crate::cluster::Cluster;
 use crate::config::Config;
+use crate::game::lightcycle::LightCycles;
 use crate::game::{Connect4, Outcome, Rules, Seat};
 use crate::ids::{monotonic_ms, now_rfc3339, GameId, PlayerToken};
 use crate::llm::LlmClient;
 use crate::lobby::EventSink;
 use crate::metrics::{Metrics, RestartReason};
+use crate::protocol::GameKind;
 use crate::protocol::{ErrorBody, ErrorCode, GameStatus, GameSummary, Opponent, PlayerView, PlayersView, SeatGrant};
 use crate::store::directory::{Claim, Lease, Renewal};
 use crate::store::events::EventKind;
 use crate::store::keeper::{Fenced, SnapshotKeeper};
 use crate::store::snapshot::{SeatRecord, Snapshot};
 use crate::store::StoreError;
+use crate::supervision::cycles::{self, CycleHall, CycleSettings};
 use crate::supervision::game_actor::{CloseAbandoned, GameActor, GameEnv, Shutdown, StartMode};
 use crate::supervision::registry::{GameCell, Registry, RunState};
 use crate::supervision::system::{Part, SystemActor, SystemTree};
@@ -67,6 +70,8 @@ impl Slot {
 #[derive(Message, Clone, Debug)]
 #[rtype(result = "Result<SeatGrant, ErrorBody>")]
 pub struct CreateGame {
+    /// The game kind.
+    pub kind: crate::protocol::GameKind,
     /// AI or human opponent.
     pub opponent: Opponent,
     /// The creator's validated name.
@@ -159,6 +164,9 @@ pub struct GameSupervisor {
     /// The server is overloaded: ended games nobody watches go without waiting their TTL.
     overloaded: bool,
     tree: Arc<SystemTree>,
+    /// The light-cycle games (shared with the sockets).
+    cycles: Arc<CycleHall>,
+    cycle_settings: Arc<CycleSettings>,
 }
 
 impl GameSupervisor {
@@ -174,6 +182,7 @@ impl GameSupervisor {
         metrics: Arc<Metrics>,
         llm: Arc<LlmClient>,
         tree: Arc<SystemTree>,
+        cycles: Arc<CycleHall>,
     ) -> Self {
         let count = match config.server.game_arbiters {
             0 => std::thread::available_parallelism().map_or(2, usize::from),
@@ -185,6 +194,14 @@ impl GameSupervisor {
             events,
             metrics: metrics.clone(),
             llm,
+        });
+        let cycle_settings = Arc::new(CycleSettings {
+            tick_hz: config.realtime.tick_hz,
+            snapshot_every_ticks: config.realtime.snapshot_every_ticks,
+            width: config.realtime.width,
+            height: config.realtime.height,
+            policy: config.supervision.policy_for(LightCycles::KIND),
+            abandon_after: Duration::from_secs(config.server.abandoned_game_secs),
         });
         GameSupervisor {
             config,
@@ -201,6 +218,8 @@ impl GameSupervisor {
             finding: HashMap::new(),
             overloaded: false,
             tree,
+            cycles,
+            cycle_settings,
         }
     }
 
@@ -597,6 +616,28 @@ impl Handler<CreateGame> for GameSupervisor {
     }
 }
 
+impl GameSupervisor {
+    /// A light-cycle game on the next arbiter (real-time games live in this process only).
+    fn create_cycles(&mut self, msg: CreateGame) -> SeatGrant {
+        let id = GameId::random();
+        let token = PlayerToken::random();
+        let hash = self.cluster.hash(&token);
+        let slot = self.next_slot();
+        cycles::start(
+            &self.slots[slot].arbiter.handle(),
+            self.cycles.clone(),
+            id.clone(),
+            (msg.player_name, hash),
+            msg.opponent == Opponent::Ai,
+            self.cycle_settings.clone(),
+            self.metrics.clone(),
+        );
+        self.metrics.game_started(LightCycles::KIND);
+        tracing::info!(game_id = %id, opponent = ?msg.opponent, "light-cycle game created");
+        SeatGrant { game_id: id.to_string(), seat: Seat::Red, player_token: token.expose().to_owned() }
+    }
+}
+
 /// The answer while the supervisor restarts after a bug.
 fn restarting() -> ErrorBody {
     ErrorBody::new(ErrorCode::Internal, "the game supervisor hit a bug and is restarting; retry shortly")
@@ -605,6 +646,9 @@ fn restarting() -> ErrorBody {
 
 impl GameSupervisor {
     fn create(&mut self, msg: CreateGame) -> ResponseActFuture<Self, Result<SeatGrant, ErrorBody>> {
+        if msg.kind == GameKind::LightCycle {
+            return Box::pin(actix::fut::ready(Ok(self.create_cycles(msg))));
+        }
         let id = GameId::random();
         let cluster = self.cluster.clone();
         let claim_id = id.clone();

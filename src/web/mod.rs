@@ -6,6 +6,7 @@
 //! lists every status it answers; [`openapi`] assembles them into `/api/v1/openapi.json`.
 
 pub mod assets;
+pub mod cycles;
 #[cfg(feature = "conformance")]
 pub mod echo;
 pub mod edge;
@@ -96,6 +97,8 @@ pub struct AppState {
     pub gate: Arc<edge::ConnectionGate>,
     /// The system actors' supervision (restarts, admin faults).
     pub tree: Arc<crate::supervision::system::SystemTree>,
+    /// The light-cycle games of this process.
+    pub cycles: Arc<crate::supervision::cycles::CycleHall>,
     /// Set once shutdown begins.
     pub draining: AtomicBool,
     /// When the server started.
@@ -194,10 +197,10 @@ async fn create_game(state: State, req: HttpRequest, payload: web::Payload) -> A
         return Err(ErrorBody::draining());
     }
     let body: CreateGameRequest = read_json(payload, state.limits.max_frame_bytes).await?;
-    let (opponent, player_name) = body.validate()?;
+    let (kind, opponent, player_name) = body.validate()?;
     let admitted = state
         .admission
-        .send(Admit { create: CreateGame { opponent, player_name }, client: edge::client_of(&req) })
+        .send(Admit { create: CreateGame { kind, opponent, player_name }, client: edge::client_of(&req) })
         .await;
     let grant = admitted.unwrap_or_else(|_| Err(ErrorBody::internal("admission")))?;
     Ok(HttpResponse::Created().json(grant))
@@ -231,6 +234,12 @@ async fn join_game(state: State, path: web::Path<String>, payload: web::Payload)
     // The token is made here and never leaves this instance: the game gets its hash.
     let token = PlayerToken::random();
     let token_hash = state.cluster.hash(&token);
+    if let Some(game) = state.cycles.get(&id) {
+        let claim = crate::supervision::cycles::ClaimCycleSeat { name, token_hash };
+        let seat = game.send(claim).await.map_err(|_| ErrorBody::restarting())??;
+        let grant = SeatGrant { game_id: id.to_string(), seat, player_token: token.expose().to_owned() };
+        return Ok(web::Json(grant));
+    }
     let seat = match state.supervisor.send(Resolve(id.clone())).await.map_err(|_| ErrorBody::restarting())? {
         Resolved::Local(cell) => {
             let addr = cell.addr().ok_or_else(ErrorBody::restarting)?;
@@ -310,7 +319,7 @@ async fn get_game(state: State, path: web::Path<String>) -> Answer<web::Json<Sum
 /// Whether a game exists here or (with Redis) anywhere: hosted here, in the shared lobby,
 /// or with a stored snapshot.
 pub(crate) async fn game_exists(state: &AppState, id: &GameId) -> bool {
-    if state.registry.get(id).is_some() {
+    if state.registry.get(id).is_some() || state.cycles.get(id).is_some() {
         return true;
     }
     if !state.cluster.shared() {
@@ -435,6 +444,19 @@ async fn inject_fault(
                 .with("allowed", FAULT_KINDS.to_vec()))
         }
     };
+    if let Some(game) = state.cycles.get(&id) {
+        if fault != Fault::Panic {
+            return Err(ErrorBody::validation("kind", "a light-cycle game takes only \"panic\" (on its next tick)")
+                .with("allowed", vec!["panic"]));
+        }
+        game.send(crate::supervision::cycles::CycleFault).await.map_err(|_| ErrorBody::restarting())?;
+        tracing::warn!(game_id = %id, kind = %body.kind, "admin injected a fault");
+        return Ok(HttpResponse::Accepted().json(FaultAccepted {
+            game_id: id.to_string(),
+            fault: body.kind,
+            accepted: true,
+        }));
+    }
     match state.supervisor.send(Resolve(id.clone())).await.map_err(|_| ErrorBody::restarting())? {
         Resolved::Local(cell) => {
             if cell.run_state() == RunState::Failed {

@@ -94,6 +94,15 @@ pub async fn serve(
         Upgraded { io: parts.io, leftover: BytesMut::from(&parts.read_buf[..]), slot: state.gate.enter_upgraded() };
     let (limits, metrics) = (state.limits.clone(), state.metrics.clone());
     match (target, game) {
+        (Target::Game(_), Some((Some(id), true))) if state.cycles.get(&id).is_some() => {
+            let game = state.cycles.get(&id).expect("checked");
+            let cluster = state.cluster.clone();
+            crate::web::cycles::CycleSession::create(move |ctx| {
+                let (socket, connection) = Socket::new(SocketKind::Game, upgraded, limits, metrics);
+                ctx.add_stream(connection);
+                crate::web::cycles::CycleSession::new(socket, game, cluster)
+            });
+        }
         (Target::Game(_), Some((Some(id), known))) => {
             let links = GameLinks {
                 supervisor: state.supervisor.clone(),

@@ -1,0 +1,508 @@
+//! Real-time light-cycle games (`kind: "lightcycle"`): one [`CycleGame`] actor per game on
+//! a game arbiter, under `actix::Supervisor`, ticking its pure rules
+//! ([`crate::game::lightcycle`]) at `realtime.tick_hz` on a [`Ticker`] that does not drift:
+//! each tick takes the latest input of each seat (an AI seat decides in microseconds and
+//! never blocks the tick), steps the rules, and sends the tick's frame to both seats
+//! through their sockets' bounded queues — the game never waits for a socket; a seat that
+//! cannot keep up is closed with 1013 by its socket like any slow client. Every
+//! `realtime.snapshot_every_ticks` ticks the state is kept as the last good one. A panic
+//! in a tick is caught: the actor stops, its `Supervisor` restarts it, and it resumes from
+//! that snapshot under the kind's restart policy (`supervision.kinds.lightcycle`), telling
+//! both seats; past the limit the game is closed as failed.
+//!
+//! Not yet: these games live in this process only (no Redis snapshot, lease or takeover),
+//! are not listed in the lobby, and are not generic with Connect Four's `GameActor`.
+
+use std::collections::HashMap;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use serde_json::json;
+
+use crate::config::RestartPolicyConfig;
+use crate::game::lightcycle::{ai_direction, Dir, LightCycles};
+use crate::game::{Outcome, Seat};
+use crate::ids::{monotonic_ms, GameId, TokenHash};
+use crate::metrics::{Metrics, RestartReason};
+use crate::protocol::{ErrorBody, ErrorCode, SharedFrame};
+use crate::supervision::policy::{Decision, RestartLedger};
+use crate::supervision::ticker::Ticker;
+
+/// A frame for one seat's socket.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub enum CycleFrame {
+    /// A text frame to send.
+    Text(SharedFrame),
+    /// Close the socket with this code and reason (the game failed or was removed).
+    Close(u16, &'static str),
+}
+
+/// The settings of every light-cycle game.
+#[derive(Clone, Debug)]
+pub struct CycleSettings {
+    /// Ticks per second.
+    pub tick_hz: u32,
+    /// Keep the state as the last good one every this many ticks.
+    pub snapshot_every_ticks: u32,
+    /// Grid size.
+    pub width: u16,
+    /// Grid size.
+    pub height: u16,
+    /// The kind's restart policy.
+    pub policy: RestartPolicyConfig,
+    /// A game that never started and has no socket open is removed after this long.
+    pub abandon_after: Duration,
+}
+
+struct SeatRecord {
+    name: String,
+    token_hash: Option<TokenHash>,
+}
+
+/// The light-cycle games of this process, by id.
+#[derive(Default)]
+pub struct CycleHall {
+    games: Mutex<HashMap<GameId, Addr<CycleGame>>>,
+}
+
+impl CycleHall {
+    /// The game's address, if it is a light-cycle game here.
+    pub fn get(&self, id: &GameId) -> Option<Addr<CycleGame>> {
+        self.games.lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
+    }
+
+    /// Games held.
+    pub fn len(&self) -> usize {
+        self.games.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// No games held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn insert(&self, id: GameId, addr: Addr<CycleGame>) {
+        self.games.lock().unwrap_or_else(|e| e.into_inner()).insert(id, addr);
+    }
+
+    fn remove(&self, id: &GameId) {
+        self.games.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+    }
+}
+
+/// Starts a new light-cycle game on `arbiter`: red for the creator, yellow for the AI or
+/// for a second human who joins.
+pub fn start(
+    arbiter: &ArbiterHandle,
+    hall: Arc<CycleHall>,
+    id: GameId,
+    creator: (String, TokenHash),
+    ai: bool,
+    settings: Arc<CycleSettings>,
+    metrics: Arc<Metrics>,
+) -> Addr<CycleGame> {
+    let game_id = id.clone();
+    let hall_for_game = hall.clone();
+    let addr = actix::Supervisor::start_in_arbiter(arbiter, move |_| {
+        let rules = LightCycles::new_game(settings.width, settings.height);
+        CycleGame {
+            id: game_id,
+            last_good: rules.clone(),
+            rules,
+            ticker: None,
+            inputs: [None, None],
+            seats: [
+                Some(SeatRecord { name: creator.0, token_hash: Some(creator.1) }),
+                ai.then(|| SeatRecord { name: crate::supervision::supervisor::AI_NAME.to_owned(), token_hash: None }),
+            ],
+            viewers: [None, None],
+            ledger: RestartLedger::default(),
+            restarts: 0,
+            crashed: false,
+            failed: false,
+            fault_next_tick: false,
+            late_ticks: 0,
+            ended_at: None,
+            hall: hall_for_game,
+            settings,
+            metrics,
+            end_counted: false,
+            created: Instant::now(),
+        }
+    });
+    hall.insert(id, addr.clone());
+    addr
+}
+
+/// One light-cycle game.
+pub struct CycleGame {
+    id: GameId,
+    rules: LightCycles,
+    last_good: LightCycles,
+    ticker: Option<Ticker>,
+    inputs: [Option<Dir>; 2],
+    seats: [Option<SeatRecord>; 2],
+    viewers: [Option<Recipient<CycleFrame>>; 2],
+    ledger: RestartLedger,
+    restarts: u32,
+    crashed: bool,
+    failed: bool,
+    fault_next_tick: bool,
+    late_ticks: u64,
+    ended_at: Option<Instant>,
+    hall: Arc<CycleHall>,
+    settings: Arc<CycleSettings>,
+    metrics: Arc<Metrics>,
+    /// Its place under `admission.max_games` was given back.
+    end_counted: bool,
+    created: Instant,
+}
+
+/// The pause between both seats being ready and the first tick.
+pub const COUNTDOWN: Duration = Duration::from_millis(2000);
+
+/// How long an ended game stays for its players to see the result.
+const KEEP_ENDED: Duration = Duration::from_secs(60);
+
+fn index(seat: Seat) -> usize {
+    match seat {
+        Seat::Red => 0,
+        Seat::Yellow => 1,
+    }
+}
+
+impl CycleGame {
+    /// Gives the game's place back once it is over (won, drawn, resigned, failed, removed).
+    fn count_end(&mut self) {
+        if !std::mem::replace(&mut self.end_counted, true) {
+            self.metrics.game_ended();
+        }
+    }
+
+    fn period(&self) -> Duration {
+        Duration::from_micros(1_000_000 / u64::from(self.settings.tick_hz.max(1)))
+    }
+
+    fn ai_seat(&self) -> Option<Seat> {
+        Seat::ALL.into_iter().find(|s| self.seats[index(*s)].as_ref().is_some_and(|r| r.token_hash.is_none()))
+    }
+
+    /// The whole state, for a seat joining or after a restart.
+    fn full_frame(&self, you: Option<Seat>) -> SharedFrame {
+        let names: Vec<Option<&str>> = self.seats.iter().map(|s| s.as_ref().map(|r| r.name.as_str())).collect();
+        let value = json!({
+            "type": "cycles",
+            "game_id": self.id.as_str(),
+            "you": you,
+            "players": {"red": names[0], "yellow": names[1]},
+            "tick_hz": self.settings.tick_hz,
+            "restarts": self.restarts,
+            "status": self.status(),
+            "winner": self.winner(),
+            "game": self.rules,
+        });
+        SharedFrame::text(&value.to_string())
+    }
+
+    fn status(&self) -> &'static str {
+        if self.failed {
+            return "failed";
+        }
+        match self.rules.outcome() {
+            Outcome::InProgress if self.seats[1].is_none() => "waiting",
+            Outcome::InProgress => "in_progress",
+            Outcome::Won { .. } => "won",
+            Outcome::Draw => "draw",
+        }
+    }
+
+    fn winner(&self) -> Option<Seat> {
+        match self.rules.outcome() {
+            Outcome::Won { winner, .. } => Some(winner),
+            _ => None,
+        }
+    }
+
+    fn tick_frame(&self) -> SharedFrame {
+        let heads: Vec<_> = Seat::ALL
+            .iter()
+            .map(|s| {
+                let c = self.rules.cycle(*s);
+                json!({"x": c.x, "y": c.y, "dir": c.dir.as_str(), "crashed": c.crashed})
+            })
+            .collect();
+        let value = json!({"type": "tick", "tick": self.rules.tick(), "heads": heads, "status": self.status(),
+            "winner": self.winner()});
+        SharedFrame::text(&value.to_string())
+    }
+
+    fn broadcast(&self, frame: &SharedFrame) {
+        for v in self.viewers.iter().flatten() {
+            // Never waits: the socket queues it, or closes itself as slow.
+            v.do_send(CycleFrame::Text(frame.clone()));
+        }
+    }
+
+    fn schedule(&mut self, ctx: &mut Context<Self>) {
+        let Some(ticker) = &self.ticker else { return };
+        let wait = ticker.wait(Instant::now());
+        ctx.run_later(wait, |game, ctx| game.tick(ctx));
+    }
+
+    /// Starts ticking, after [`COUNTDOWN`], once both seats are taken and every human seat
+    /// has its socket open.
+    fn maybe_start(&mut self, ctx: &mut Context<Self>) {
+        let ready = Seat::ALL.into_iter().all(|s| match &self.seats[index(s)] {
+            Some(r) => r.token_hash.is_none() || self.viewers[index(s)].is_some(),
+            None => false,
+        });
+        if self.ticker.is_none() && ready && !self.failed {
+            let start = Instant::now() + COUNTDOWN;
+            self.ticker = Some(Ticker::new(self.period(), start, Duration::from_millis(2)));
+            let frame = json!({"type": "countdown", "starts_in_ms": COUNTDOWN.as_millis() as u64});
+            self.broadcast(&SharedFrame::text(&frame.to_string()));
+            self.schedule(ctx);
+        }
+    }
+
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        if self.rules.outcome() != Outcome::InProgress || self.failed {
+            return;
+        }
+        let out = panic::catch_unwind(AssertUnwindSafe(|| self.step()));
+        match out {
+            Ok(()) => self.schedule(ctx),
+            Err(_) => {
+                tracing::warn!(game_id = %self.id, tick = self.rules.tick(), "light-cycle game crashed; restarting it from its last snapshot");
+                self.crashed = true;
+                ctx.stop();
+            }
+        }
+    }
+
+    /// One tick of game code: inputs, the rules, the frame out, the snapshot.
+    fn step(&mut self) {
+        let Some(ticker) = self.ticker.as_mut() else { return };
+        let tick = ticker.fire(Instant::now());
+        if tick.late > Duration::from_millis(2) {
+            self.late_ticks += 1;
+        }
+        if std::mem::take(&mut self.fault_next_tick) {
+            panic!("injected fault: an admin asked this light-cycle game to panic");
+        }
+        let mut inputs = std::mem::take(&mut self.inputs);
+        if let Some(ai) = self.ai_seat() {
+            inputs[index(ai)] = Some(ai_direction(&self.rules, ai));
+        }
+        self.rules = self.rules.step(inputs);
+        self.broadcast(&self.tick_frame());
+        let every = self.settings.snapshot_every_ticks.max(1);
+        if self.rules.tick() % every == 0 || self.rules.outcome() != Outcome::InProgress {
+            self.last_good = self.rules.clone();
+        }
+        if self.rules.outcome() != Outcome::InProgress {
+            self.ended_at = Some(Instant::now());
+            self.count_end();
+            tracing::info!(game_id = %self.id, ticks = self.rules.tick(), outcome = ?self.rules.outcome(), late_ticks = self.late_ticks, "light-cycle game ended");
+        }
+    }
+
+    fn seat_of(&self, token_hash: &TokenHash) -> Option<Seat> {
+        Seat::ALL.into_iter().find(|s| {
+            self.seats[index(*s)].as_ref().and_then(|r| r.token_hash.as_ref()).is_some_and(|h| h.matches(token_hash))
+        })
+    }
+}
+
+impl Actor for CycleGame {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if self.ticker.is_some() {
+            // A restart: resume on a fresh schedule.
+            self.ticker = Some(Ticker::new(self.period(), Instant::now(), Duration::from_millis(2)));
+            self.schedule(ctx);
+        } else {
+            self.maybe_start(ctx);
+        }
+        ctx.run_interval(Duration::from_secs(5), |game, ctx| {
+            let ended_long_ago = game.ended_at.is_some_and(|t| t.elapsed() > KEEP_ENDED);
+            let nobody = game.viewers.iter().all(|v| v.as_ref().is_none_or(|v| !v.connected()));
+            // Never started, and nobody has had a socket open for `abandon_after`.
+            let abandoned = game.ticker.is_none() && game.created.elapsed() > game.settings.abandon_after;
+            if nobody && (ended_long_ago || game.failed || abandoned) {
+                game.count_end();
+                game.hall.remove(&game.id);
+                ctx.stop();
+            }
+        });
+    }
+}
+
+/// A restart after a crash: the state goes back to the last snapshot, the policy decides
+/// the delay (or closes the game), and both seats are told.
+impl Supervised for CycleGame {
+    fn restarting(&mut self, ctx: &mut Context<Self>) {
+        if !std::mem::take(&mut self.crashed) {
+            // Stopped on purpose (removed): stay stopped.
+            self.failed = true;
+            return;
+        }
+        let decision = self.ledger.record(&self.settings.policy, monotonic_ms(), fastrand::f64());
+        let lost = self.rules.tick().saturating_sub(self.last_good.tick());
+        self.rules = self.last_good.clone();
+        self.inputs = [None, None];
+        match decision {
+            Decision::Restart { attempt, delay } => {
+                self.restarts += 1;
+                self.metrics.game_restarted(LightCycles::KIND, RestartReason::Panic);
+                tracing::info!(game_id = %self.id, attempt, delay_ms = delay.as_millis() as u64, resumed_at = self.rules.tick(), lost_ticks = lost, "light-cycle game restarted from its snapshot");
+                let notice = json!({"type": "game_restarted", "reason": "panic", "restarts": self.restarts,
+                    "resumed_at_tick": self.rules.tick(), "lost_ticks": lost, "retry_after_ms": delay.as_millis() as u64});
+                self.broadcast(&SharedFrame::text(&notice.to_string()));
+                if !delay.is_zero() {
+                    ctx.wait(actix::fut::wrap_future::<_, Self>(tokio::time::sleep(delay)).map(|(), _, _| {}));
+                }
+                for seat in Seat::ALL {
+                    if let Some(v) = &self.viewers[index(seat)] {
+                        v.do_send(CycleFrame::Text(self.full_frame(Some(seat))));
+                    }
+                }
+            }
+            Decision::GiveUp { restarts_in_window } => {
+                self.failed = true;
+                self.metrics.game_failed(LightCycles::KIND);
+                self.count_end();
+                tracing::error!(game_id = %self.id, restarts_in_window, "light-cycle game crashed past its limit; closing it");
+                let error = ErrorBody::new(ErrorCode::GameFailed, "the game crashed too often and is closed");
+                let frame = json!({"type": "error", "error": error});
+                self.broadcast(&SharedFrame::text(&frame.to_string()));
+                for v in self.viewers.iter().flatten() {
+                    v.do_send(CycleFrame::Close(1011, "game failed"));
+                }
+            }
+        }
+    }
+}
+
+/// Takes the free seat for a second human.
+#[derive(Message)]
+#[rtype(result = "Result<Seat, ErrorBody>")]
+pub struct ClaimCycleSeat {
+    /// The joiner's name.
+    pub name: String,
+    /// The hash of the token made for them.
+    pub token_hash: TokenHash,
+}
+
+impl Handler<ClaimCycleSeat> for CycleGame {
+    type Result = Result<Seat, ErrorBody>;
+
+    fn handle(&mut self, msg: ClaimCycleSeat, ctx: &mut Context<Self>) -> Self::Result {
+        if self.failed {
+            return Err(ErrorBody::game_failed());
+        }
+        if self.seats[1].is_some() {
+            return Err(ErrorBody::new(ErrorCode::GameFull, "both seats are taken"));
+        }
+        self.seats[1] = Some(SeatRecord { name: msg.name, token_hash: Some(msg.token_hash) });
+        self.broadcast(&self.full_frame(None));
+        self.maybe_start(ctx);
+        Ok(Seat::Yellow)
+    }
+}
+
+/// A socket presents a seat's token: it becomes that seat's viewer (replacing an older
+/// socket of the same seat, which is told 4409) and gets the whole state.
+#[derive(Message)]
+#[rtype(result = "Result<Seat, ErrorBody>")]
+pub struct AttachCycle {
+    /// The presented token's hash.
+    pub token_hash: TokenHash,
+    /// Where its frames go.
+    pub viewer: Recipient<CycleFrame>,
+}
+
+impl Handler<AttachCycle> for CycleGame {
+    type Result = Result<Seat, ErrorBody>;
+
+    fn handle(&mut self, msg: AttachCycle, ctx: &mut Context<Self>) -> Self::Result {
+        let Some(seat) = self.seat_of(&msg.token_hash) else {
+            return Err(ErrorBody::new(ErrorCode::Unauthorized, "this token holds no seat in this game"));
+        };
+        if let Some(old) = self.viewers[index(seat)].replace(msg.viewer.clone()) {
+            if old != msg.viewer {
+                old.do_send(CycleFrame::Close(4409, "this seat was opened in another tab"));
+            }
+        }
+        msg.viewer.do_send(CycleFrame::Text(self.full_frame(Some(seat))));
+        self.maybe_start(ctx);
+        Ok(seat)
+    }
+}
+
+/// A seat's input for the next tick (the latest one before the tick counts).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CycleInput {
+    /// Whose.
+    pub seat: Seat,
+    /// The heading asked for (`None`: resign).
+    pub dir: Option<Dir>,
+}
+
+impl Handler<CycleInput> for CycleGame {
+    type Result = ();
+
+    fn handle(&mut self, msg: CycleInput, _: &mut Context<Self>) {
+        if self.rules.outcome() != Outcome::InProgress || self.failed {
+            return;
+        }
+        match msg.dir {
+            Some(dir) => self.inputs[index(msg.seat)] = Some(dir),
+            None => {
+                self.rules = self.rules.resign(msg.seat);
+                self.last_good = self.rules.clone();
+                self.ended_at = Some(Instant::now());
+                self.count_end();
+                self.broadcast(&self.tick_frame());
+            }
+        }
+    }
+}
+
+/// A seat's socket went away.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DetachCycle {
+    /// Whose.
+    pub seat: Seat,
+    /// The socket leaving.
+    pub viewer: Recipient<CycleFrame>,
+}
+
+impl Handler<DetachCycle> for CycleGame {
+    type Result = ();
+
+    fn handle(&mut self, msg: DetachCycle, _: &mut Context<Self>) {
+        if self.viewers[index(msg.seat)].as_ref() == Some(&msg.viewer) {
+            self.viewers[index(msg.seat)] = None;
+        }
+    }
+}
+
+/// The admin fault: the next tick panics, as a bug in it would.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CycleFault;
+
+impl Handler<CycleFault> for CycleGame {
+    type Result = ();
+
+    fn handle(&mut self, _: CycleFault, _: &mut Context<Self>) {
+        self.fault_next_tick = true;
+    }
+}
