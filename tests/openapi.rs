@@ -72,7 +72,7 @@ fn registered_routes() -> Vec<(String, String)> {
 
 /// Routes that serve the browser (HTML and its assets), not the REST contract.
 fn is_browser_route(path: &str) -> bool {
-    path == "/" || path == "/dashboard" || path.starts_with("/static/")
+    path == "/" || path == "/dashboard" || path == "/cycles" || path.starts_with("/static/")
 }
 
 #[actix_rt::test]

@@ -922,6 +922,7 @@ async fn static_file(path: web::Path<String>) -> Answer<HttpResponse> {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     let index = || page("index.html");
     let dashboard = || page("dashboard.html");
+    let cycles = || page("cycles.html");
     cfg.route("/", web::get().to(index))
         .route("/", web::head().to(index))
         .route("/api/v1/games", web::post().to(create_game))
@@ -931,6 +932,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/v1/openapi.json", web::get().to(openapi::serve))
         .route("/dashboard", web::get().to(dashboard))
         .route("/dashboard", web::head().to(dashboard))
+        .route("/cycles", web::get().to(cycles))
+        .route("/cycles", web::head().to(cycles))
         .route("/static/{path:.*}", web::get().to(static_file))
         .route("/static/{path:.*}", web::head().to(static_file))
         .route("/api/v1/admin/games/{id}/fault", web::post().to(inject_fault))

@@ -20,7 +20,7 @@ for _ in $(seq 1 200); do
   if ! kill -0 $server 2>/dev/null; then echo "the server exited:"; cat "$log"; exit 1; fi
   sleep 0.05
 done
-for test in play.mjs dashboard.mjs waitlist.mjs; do
+for test in play.mjs cycles.mjs dashboard.mjs waitlist.mjs; do
   if ! RAMPART_URL="http://127.0.0.1:$port" node "$here/$test"; then
     echo "--- server log ---"; tail -n 50 "$log"; exit 1
   fi
