@@ -108,8 +108,10 @@ async fn bad_actor_faults_get_structured_errors() {
     let (code, body) = actor_fault(&server, "keeper", r#"{"kind":"panic"}"#).await;
     assert_eq!((code, body["error"]["code"].as_str()), (404, Some("NOT_FOUND")), "{body}");
     assert_eq!(body["error"]["details"]["allowed"], json!(["breakers", "health", "admission", "lobby", "games"]));
-    let (code, body) = actor_fault(&server, "lobby", r#"{"kind":"hang"}"#).await;
+    let (code, body) = actor_fault(&server, "lobby", r#"{"kind":"freeze"}"#).await;
     assert_eq!((code, body["error"]["code"].as_str()), (422, Some("VALIDATION_FAILED")), "{body}");
+    let (code, body) = actor_fault(&server, "lobby", r#"{"kind":"hang","duration_ms":0}"#).await;
+    assert_eq!((code, body["error"]["details"]["field"].as_str()), (422, Some("duration_ms")), "{body}");
     let (code, body) = actor_fault(&server, "lobby", r#"{"kind":"panic","extra":1}"#).await;
     assert_eq!((code, body["error"]["code"].as_str()), (400, Some("BAD_REQUEST")), "{body}");
     let (code, _, _) = server.post_raw("/api/v1/admin/actors/lobby/fault", r#"{"kind":"panic"}"#, Some("wrong")).await;
@@ -145,4 +147,20 @@ fn a_system_actor_past_its_limit_ends_the_process_with_a_log_line_and_a_non_zero
     let log = server.log_text();
     assert!(log.contains("system actor lobby crashed past its limit"), "{log}");
     assert!(log.contains("shutdown complete"), "the process drained as on SIGTERM: {log}");
+}
+
+#[test]
+fn a_system_actor_that_hangs_ends_the_process_with_exit_70() {
+    let mut server = ServerProcess::start(&[
+        ("RAMPART_ADMIN_TOKEN", ADMIN),
+        ("RAMPART__SUPERVISION__SYSTEM__ADMISSION__HANG_TIMEOUT_MS", "300"),
+    ]);
+    let body = r#"{"kind":"hang","duration_ms":20000}"#;
+    let answer = common::process::http_post_auth(server.addr, "/api/v1/admin/actors/admission/fault", body, ADMIN);
+    assert_eq!(answer.map(|r| r.0), Some(202));
+    // The watchdog thread sees the handler busy past 300 ms and ends the process.
+    let code = server.wait_exit(Duration::from_secs(15));
+    assert_eq!(code, Some(70), "exit code");
+    let log = server.log_text();
+    assert!(log.contains("system actor hung"), "{log}");
 }

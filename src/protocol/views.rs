@@ -197,13 +197,19 @@ fn breaker_action_schema() -> Object {
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActorFaultRequest {
-    /// `panic`: the actor panics inside its handler, as a bug would.
+    /// `panic`: the actor panics inside its handler, as a bug would; `hang`: its handler
+    /// blocks the server's main thread for `duration_ms` (past the actor's
+    /// `hang_timeout_ms` the process exits 70).
     #[schema(schema_with = actor_fault_kind_schema)]
     pub kind: String,
+    /// How long a `hang` lasts, 1..=600000 ms (default 30 000); checked with every kind.
+    #[schema(schema_with = hang_schema)]
+    #[serde(default, deserialize_with = "whole_number")]
+    pub duration_ms: Option<u64>,
 }
 
 /// The faults an admin may inject into a system actor.
-pub const ACTOR_FAULT_KINDS: [&str; 1] = ["panic"];
+pub const ACTOR_FAULT_KINDS: [&str; 2] = ["panic", "hang"];
 
 fn actor_fault_kind_schema() -> Object {
     string_enum(&ACTOR_FAULT_KINDS, "The fault to inject.")

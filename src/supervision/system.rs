@@ -73,10 +73,15 @@ impl Part {
     }
 }
 
-/// Makes a system actor panic, through the same path as a real bug (admin fault injection).
-#[derive(Message, Clone, Debug)]
+/// A fault for a system actor, through the same path as a real bug (admin fault injection).
+#[derive(Message, Clone, Copy, Debug)]
 #[rtype(result = "()")]
-pub struct SystemFault;
+pub enum SystemFault {
+    /// A panic inside its handler.
+    Panic,
+    /// Its handler blocks its thread (the server's main thread) this long.
+    Hang(Duration),
+}
 
 #[derive(Default)]
 struct Entry {
@@ -117,11 +122,11 @@ impl SystemTree {
         *self.entry(part).faults.lock().unwrap_or_else(|e| e.into_inner()) = Some(faults);
     }
 
-    /// Sends `part` an injected panic; false when it is not running.
-    pub fn inject(&self, part: Part) -> bool {
+    /// Sends `part` an injected fault; false when it is not running.
+    pub fn inject(&self, part: Part, fault: SystemFault) -> bool {
         let faults = self.entry(part).faults.lock().unwrap_or_else(|e| e.into_inner()).clone();
         match faults {
-            Some(r) if !self.entry(part).failed.load(Ordering::Acquire) => r.try_send(SystemFault).is_ok(),
+            Some(r) if !self.entry(part).failed.load(Ordering::Acquire) => r.try_send(fault).is_ok(),
             _ => false,
         }
     }
@@ -342,13 +347,21 @@ macro_rules! system_fault_handler {
     ($actor:ty) => {
         impl ::actix::Handler<$crate::supervision::system::SystemFault> for $actor {
             type Result = ();
-            fn handle(&mut self, _: $crate::supervision::system::SystemFault, ctx: &mut Self::Context) {
+            fn handle(&mut self, fault: $crate::supervision::system::SystemFault, ctx: &mut Self::Context) {
                 use $crate::supervision::system::SystemActor as _;
-                self.guarded(ctx, |_, _| {
-                    panic!(
-                        "injected fault: an admin asked the {} actor to panic",
-                        <$actor as $crate::supervision::system::SystemActor>::PART.name()
-                    )
+                let name = <$actor as $crate::supervision::system::SystemActor>::PART.name();
+                self.guarded(ctx, |_, _| match fault {
+                    $crate::supervision::system::SystemFault::Panic => {
+                        panic!("injected fault: an admin asked the {name} actor to panic")
+                    }
+                    $crate::supervision::system::SystemFault::Hang(d) => {
+                        ::tracing::warn!(
+                            actor = name,
+                            ms = d.as_millis() as u64,
+                            "injected fault: blocking the thread"
+                        );
+                        ::std::thread::sleep(d)
+                    }
                 });
             }
         }

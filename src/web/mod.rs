@@ -56,7 +56,7 @@ use crate::store::StoreError;
 use crate::supervision::game_actor::{ClaimSeat, Fault};
 use crate::supervision::registry::{Registry, RunState};
 use crate::supervision::supervisor::{CreateGame, GameSupervisor, GetArbiterHealth, Resolve, Resolved};
-use crate::supervision::system::Part;
+use crate::supervision::system::{Part, SystemFault};
 use session::SessionLimits;
 
 /// Shared state of the HTTP handlers.
@@ -510,10 +510,18 @@ async fn inject_actor_fault(
         return Err(ErrorBody::not_found(format!("no system actor named {:?}", path.as_str())).with("allowed", allowed));
     };
     let body: ActorFaultRequest = read_json(payload, state.limits.max_frame_bytes).await?;
-    if !ACTOR_FAULT_KINDS.contains(&body.kind.as_str()) {
-        return Err(ErrorBody::validation("kind", "kind must be \"panic\"").with("allowed", ACTOR_FAULT_KINDS.to_vec()));
+    if body.duration_ms.is_some_and(|ms| ms == 0 || ms > MAX_HANG_MS) {
+        return Err(ErrorBody::validation("duration_ms", format!("duration_ms must be 1..={MAX_HANG_MS}")));
     }
-    if !state.tree.inject(part) {
+    let fault = match body.kind.as_str() {
+        "panic" => SystemFault::Panic,
+        "hang" => SystemFault::Hang(Duration::from_millis(body.duration_ms.unwrap_or(30_000))),
+        _ => {
+            return Err(ErrorBody::validation("kind", "kind must be \"panic\" or \"hang\"")
+                .with("allowed", ACTOR_FAULT_KINDS.to_vec()))
+        }
+    };
+    if !state.tree.inject(part, fault) {
         return Err(ErrorBody::new(ErrorCode::ServerBusy, format!("the {} actor is not taking messages", part.name()))
             .with("retry_after_ms", 1000));
     }
