@@ -211,6 +211,9 @@ pub struct SupervisionConfig {
     pub system: SystemPolicies,
 }
 
+/// A system actor's `hang_timeout_ms` unless `supervision.system.<name>` sets one.
+pub const SYSTEM_HANG_TIMEOUT_MS: u64 = 10_000;
+
 /// `supervision.system`: one partial policy per system actor, over `supervision.default`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, Validate)]
 #[serde(default, deny_unknown_fields)]
@@ -247,12 +250,17 @@ impl SystemPolicies {
 
 impl SupervisionConfig {
     /// The restart policy of a system actor (`breakers`, `health`, `admission`, `lobby`,
-    /// `games`): its `system` entry over `default`.
+    /// `games`): its `system` entry over `default`, except `hang_timeout_ms`, which is
+    /// [`SYSTEM_HANG_TIMEOUT_MS`] unless the entry sets it (a system actor's hang ends the
+    /// process, so it is not judged by the games' tighter limit).
     pub fn system_policy(&self, name: &str) -> RestartPolicyConfig {
-        match self.system.each().into_iter().find(|(n, _)| *n == name) {
-            Some((_, partial)) => partial.apply_to(&self.default),
-            None => self.default.clone(),
+        let partial =
+            self.system.each().into_iter().find(|(n, _)| *n == name).map(|(_, p)| p.clone()).unwrap_or_default();
+        let mut policy = partial.apply_to(&self.default);
+        if partial.hang_timeout_ms.is_none() {
+            policy.hang_timeout_ms = SYSTEM_HANG_TIMEOUT_MS;
         }
+        policy
     }
 
     /// The restart policy for a game kind: its `kinds` entry over `default`, or `default`.
