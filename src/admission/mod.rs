@@ -366,14 +366,7 @@ impl Supervised for AdmissionController {
     }
 }
 
-impl SystemActor for AdmissionController {
-    const PART: Part = Part::Admission;
-    fn tree(&self) -> &Arc<SystemTree> {
-        &self.tree
-    }
-}
-
-crate::system_fault_handler!(AdmissionController);
+crate::system_actor!(AdmissionController, Part::Admission);
 
 /// Stop admitting: the server is shutting down.
 #[derive(Message)]

@@ -219,14 +219,7 @@ impl Supervised for BreakerRegistry {
     }
 }
 
-impl SystemActor for BreakerRegistry {
-    const PART: Part = Part::Breakers;
-    fn tree(&self) -> &Arc<SystemTree> {
-        &self.tree
-    }
-}
-
-crate::system_fault_handler!(BreakerRegistry);
+crate::system_actor!(BreakerRegistry, Part::Breakers);
 
 impl Handler<Transitioned> for BreakerRegistry {
     type Result = ();

@@ -353,14 +353,7 @@ impl Supervised for HealthMonitor {
     }
 }
 
-impl SystemActor for HealthMonitor {
-    const PART: Part = Part::Health;
-    fn tree(&self) -> &Arc<SystemTree> {
-        &self.tree
-    }
-}
-
-crate::system_fault_handler!(HealthMonitor);
+crate::system_actor!(HealthMonitor, Part::Health);
 
 impl Handler<Subscribe> for HealthMonitor {
     type Result = ();

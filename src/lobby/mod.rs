@@ -415,14 +415,7 @@ impl Supervised for LobbyFeed {
     }
 }
 
-impl SystemActor for LobbyFeed {
-    const PART: Part = Part::Lobby;
-    fn tree(&self) -> &Arc<SystemTree> {
-        &self.tree
-    }
-}
-
-crate::system_fault_handler!(LobbyFeed);
+crate::system_actor!(LobbyFeed, Part::Lobby);
 
 #[cfg(test)]
 mod tests {

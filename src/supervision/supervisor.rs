@@ -586,14 +586,7 @@ impl Supervised for GameSupervisor {
     }
 }
 
-impl SystemActor for GameSupervisor {
-    const PART: Part = Part::Games;
-    fn tree(&self) -> &Arc<SystemTree> {
-        &self.tree
-    }
-}
-
-crate::system_fault_handler!(GameSupervisor);
+crate::system_actor!(GameSupervisor, Part::Games);
 
 impl StreamHandler<Fenced> for GameSupervisor {
     fn handle(&mut self, fenced: Fenced, ctx: &mut Context<Self>) {

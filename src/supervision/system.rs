@@ -340,11 +340,19 @@ pub trait SystemActor: Actor<Context = Context<Self>> + Supervised {
     }
 }
 
-/// Implements the admin fault for a system actor: a panic inside its guard, exactly where a
-/// bug in one of its handlers would be.
+/// Makes `$actor` (which keeps its tree in a field named `tree`) the system actor `$part`:
+/// implements [`SystemActor`] and the admin fault, a panic or a block inside its guard,
+/// exactly where a bug in one of its handlers would be.
 #[macro_export]
-macro_rules! system_fault_handler {
-    ($actor:ty) => {
+macro_rules! system_actor {
+    ($actor:ty, $part:expr) => {
+        impl $crate::supervision::system::SystemActor for $actor {
+            const PART: $crate::supervision::system::Part = $part;
+            fn tree(&self) -> &::std::sync::Arc<$crate::supervision::system::SystemTree> {
+                &self.tree
+            }
+        }
+
         impl ::actix::Handler<$crate::supervision::system::SystemFault> for $actor {
             type Result = ();
             fn handle(&mut self, fault: $crate::supervision::system::SystemFault, ctx: &mut Self::Context) {
