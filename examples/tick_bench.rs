@@ -118,7 +118,7 @@ fn main() {
         // Spread the games' phases over one period, as games started at random times are.
         let start = t0 + period.mul_f64(i as f64 / games as f64);
         Game::start_in_arbiter(&threads[i % arbiters].handle(), move |_| Game {
-            rules: LightCycles::new_game(40, 30),
+            rules: LightCycles::new_game(64, 44),
             ticker: Ticker::new(period, start, Duration::from_millis(1)),
             samples,
             until,

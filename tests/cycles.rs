@@ -48,8 +48,7 @@ async fn a_whole_game_against_the_ai_over_a_real_socket() {
     assert_eq!((full["you"].as_str(), full["players"]["yellow"].as_str()), (Some("red"), Some("Rampart AI")));
     assert_eq!(full["game"]["width"], 16);
     red.recv_type("countdown").await;
-    // Red drives straight on and meets the wall (or the AI's trail): every tick arrives, in
-    // order, until the end.
+    // Red drives straight up into the wall: every tick arrives, in order, until the end.
     let mut expected = 1;
     let last = loop {
         let tick = next_tick(&mut red).await;
@@ -62,6 +61,22 @@ async fn a_whole_game_against_the_ai_over_a_real_socket() {
     assert!(matches!(last["status"].as_str(), Some("won" | "draw")), "{last}");
     assert_eq!(last["winner"], "yellow", "red drove into the wall: {last}");
     assert!(last["heads"][0]["crashed"].as_bool().unwrap_or(false), "{last}");
+    // The lobby lists it, as it lists Connect Four's games, with how it ended.
+    let (id, server_ref) = (grant.game_id.clone(), &server);
+    let listed = || {
+        let (id, server) = (id.clone(), server_ref);
+        async move {
+            let (_, list) = server.get("/api/v1/games").await;
+            let games = list["games"].as_array().cloned().unwrap_or_default();
+            match games.into_iter().find(|g| g["game_id"] == id.as_str()) {
+                Some(g) if g["status"] == "won" => Ok(g),
+                other => Err(format!("{other:?}")),
+            }
+        }
+    };
+    let entry = eventually(DEADLINE, "the lobby lists the ended light-cycle game", listed).await;
+    assert_eq!((entry["kind"].as_str(), entry["winner"].as_str()), (Some("lightcycle"), Some("yellow")), "{entry}");
+    assert_eq!(entry["players"]["yellow"]["ai"], true, "{entry}");
     // The REST view of a lightcycle join: the AI holds the second seat.
     let (status, body) = server.join_rest(&grant.game_id, "late").await;
     assert_eq!((status, body["error"]["code"].as_str()), (409, Some("GAME_FULL")), "{body}");
@@ -76,9 +91,8 @@ async fn a_panic_mid_game_resumes_within_one_snapshot_interval() {
     let yellow_grant = Grant::from(&body);
     let (mut red, _) = seat(&server, &grant).await;
     let (mut yellow, _) = seat(&server, &yellow_grant).await;
-    // Both turn away from each other: 100 cells to the walls, two seconds at 50 Hz.
-    red.send(json!({"type": "turn", "dir": "up"})).await;
-    yellow.send(json!({"type": "turn", "dir": "down"})).await;
+    // Both drive straight on, away from each other: 100 cells to the walls, two seconds at
+    // 50 Hz.
     red.recv_until("tick 25", |f| f["type"] == "tick" && f["tick"].as_u64() >= Some(25)).await;
     assert_eq!(server.fault(&grant.game_id, ADMIN, json!({"kind": "panic"})).await, 202);
     let notice = red.recv_type("game_restarted").await;

@@ -412,11 +412,11 @@ pub struct RealtimeConfig {
     pub snapshot_every_ticks: u32,
     /// Grid width in cells, 8..=200.
     #[garde(range(min = 8, max = 200))]
-    #[default = 40]
+    #[default = 64]
     pub width: u16,
     /// Grid height in cells, 8..=200.
     #[garde(range(min = 8, max = 200))]
-    #[default = 30]
+    #[default = 44]
     pub height: u16,
 }
 

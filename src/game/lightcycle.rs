@@ -158,15 +158,16 @@ impl LightCycles {
     /// The game kind's wire name.
     pub const KIND: &'static str = "lightcycle";
 
-    /// A new game on a `width` × `height` grid (each side clamped to [`SIDE`]): red on the
-    /// left third heading right, yellow on the right third heading left, on the middle row.
+    /// A new game on a `width` × `height` grid (each side clamped to [`SIDE`]): on the middle
+    /// row, red a quarter from the left heading up, yellow a quarter from the right heading
+    /// down (not on a collision course: each player has half the height to decide).
     /// It ends in a draw after `width * height` ticks at the latest.
     #[must_use]
     pub fn new_game(width: u16, height: u16) -> LightCycles {
         let (w, h) = (width.clamp(*SIDE.start(), *SIDE.end()), height.clamp(*SIDE.start(), *SIDE.end()));
         let y = h / 2;
-        let red = Cycle { x: w / 4, y, dir: Dir::Right, crashed: false };
-        let yellow = Cycle { x: w - 1 - w / 4, y, dir: Dir::Left, crashed: false };
+        let red = Cycle { x: w / 4, y, dir: Dir::Up, crashed: false };
+        let yellow = Cycle { x: w - 1 - w / 4, y, dir: Dir::Down, crashed: false };
         let mut game = LightCycles {
             width: w,
             height: h,
@@ -402,9 +403,9 @@ mod tests {
 
     #[test]
     fn head_on_is_a_draw_and_a_wall_loses() {
-        // 8 wide: red at x=2 heading right, yellow at x=5 heading left: they meet.
+        // 8 wide: red at x=2 turns right, yellow at x=5 turns left: they meet.
         let g = LightCycles::new_game(8, 8);
-        let g = g.step([None, None]);
+        let g = g.step([Some(Dir::Right), Some(Dir::Left)]);
         assert_eq!((g.cycle(Seat::Red).x, g.cycle(Seat::Yellow).x), (3, 4));
         let g = g.step([None, None]);
         assert_eq!(g.outcome(), Outcome::Draw, "they swap cells: both crash");
@@ -424,8 +425,9 @@ mod tests {
     #[test]
     fn a_reversal_keeps_the_heading_and_resigning_ends_it() {
         let g = LightCycles::new_game(20, 10);
-        assert_eq!(g.heading(Seat::Red, Some(Dir::Left)), Dir::Right);
-        assert_eq!(g.heading(Seat::Red, Some(Dir::Up)), Dir::Up);
+        assert_eq!(g.heading(Seat::Red, Some(Dir::Down)), Dir::Up, "a reversal is ignored");
+        assert_eq!(g.heading(Seat::Red, Some(Dir::Left)), Dir::Left);
+        assert_eq!(g.heading(Seat::Red, None), Dir::Up);
         let g = g.resign(Seat::Red);
         assert_eq!(g.outcome(), Outcome::Won { winner: Seat::Yellow, resigned: true });
         assert_eq!(g.step([None, None]), g, "a finished game does not move");

@@ -10,8 +10,9 @@
 //! that snapshot under the kind's restart policy (`supervision.kinds.lightcycle`), telling
 //! both seats; past the limit the game is closed as failed.
 //!
-//! Not yet: these games live in this process only (no Redis snapshot, lease or takeover),
-//! are not listed in the lobby, and are not generic with Connect Four's `GameActor`.
+//! The lobby hears of them through the event stream, like Connect Four's games. Not yet:
+//! they live in this process only (no Redis snapshot, lease or takeover), and they are not
+//! generic with Connect Four's `GameActor`.
 
 use std::collections::HashMap;
 use std::panic::{self, AssertUnwindSafe};
@@ -24,9 +25,12 @@ use serde_json::json;
 use crate::config::RestartPolicyConfig;
 use crate::game::lightcycle::{ai_direction, Dir, LightCycles};
 use crate::game::{Outcome, Seat};
-use crate::ids::{monotonic_ms, GameId, TokenHash};
+use crate::ids::{monotonic_ms, now_rfc3339, GameId, TokenHash};
+use crate::lobby::EventSink;
 use crate::metrics::{Metrics, RestartReason};
 use crate::protocol::{ErrorBody, ErrorCode, SharedFrame};
+use crate::protocol::{GameStatus, GameSummary, PlayerView, PlayersView};
+use crate::store::events::EventKind;
 use crate::supervision::policy::{Decision, RestartLedger};
 use crate::supervision::ticker::Ticker;
 
@@ -103,6 +107,7 @@ pub fn start(
     ai: bool,
     settings: Arc<CycleSettings>,
     metrics: Arc<Metrics>,
+    events: Arc<EventSink>,
 ) -> Addr<CycleGame> {
     let game_id = id.clone();
     let hall_for_game = hall.clone();
@@ -131,6 +136,9 @@ pub fn start(
             metrics,
             end_counted: false,
             created: Instant::now(),
+            created_at: now_rfc3339(),
+            events,
+            announced: false,
         }
     });
     hall.insert(id, addr.clone());
@@ -159,6 +167,10 @@ pub struct CycleGame {
     /// Its place under `admission.max_games` was given back.
     end_counted: bool,
     created: Instant,
+    created_at: String,
+    /// The lobby hears of the game through the event stream, as of Connect Four's.
+    events: Arc<EventSink>,
+    announced: bool,
 }
 
 /// The pause between both seats being ready and the first tick.
@@ -175,6 +187,49 @@ fn index(seat: Seat) -> usize {
 }
 
 impl CycleGame {
+    /// The game's lobby entry.
+    fn summary(&self) -> GameSummary {
+        let view = |seat: Seat| {
+            self.seats[index(seat)].as_ref().map(|r| PlayerView {
+                name: r.name.clone(),
+                connected: r.token_hash.is_none() || self.viewers[index(seat)].is_some(),
+                ai: r.token_hash.is_none(),
+            })
+        };
+        let status = match self.status() {
+            "waiting" => GameStatus::Waiting,
+            "in_progress" => GameStatus::Playing,
+            "won" => GameStatus::Won,
+            "draw" => GameStatus::Draw,
+            _ => GameStatus::Failed,
+        };
+        let resigned = match self.rules.outcome() {
+            Outcome::Won { winner, resigned: true } => Some(winner.other()),
+            _ => None,
+        };
+        GameSummary {
+            game_id: self.id.to_string(),
+            kind: LightCycles::KIND,
+            status,
+            players: PlayersView { red: view(Seat::Red), yellow: view(Seat::Yellow) },
+            moves: self.rules.tick(),
+            restarts: self.restarts,
+            created_at: self.created_at.clone(),
+            winner: self.winner(),
+            resigned,
+        }
+    }
+
+    /// Tells the lobby (every instance's, through the event stream).
+    fn announce(&self, kind: EventKind) {
+        let summary = self.summary();
+        if kind == EventKind::Progress {
+            self.events.progress(&self.id, summary);
+        } else {
+            self.events.publish(&self.id, kind, serde_json::to_value(summary).unwrap_or_default());
+        }
+    }
+
     /// Gives the game's place back once it is over (won, drawn, resigned, failed, removed).
     fn count_end(&mut self) {
         if !std::mem::replace(&mut self.end_counted, true) {
@@ -302,10 +357,14 @@ impl CycleGame {
         let every = self.settings.snapshot_every_ticks.max(1);
         if self.rules.tick() % every == 0 || self.rules.outcome() != Outcome::InProgress {
             self.last_good = self.rules.clone();
+            if self.rules.outcome() == Outcome::InProgress {
+                self.announce(EventKind::Progress);
+            }
         }
         if self.rules.outcome() != Outcome::InProgress {
             self.ended_at = Some(Instant::now());
             self.count_end();
+            self.announce(EventKind::Finished);
             tracing::info!(game_id = %self.id, ticks = self.rules.tick(), outcome = ?self.rules.outcome(), late_ticks = self.late_ticks, "light-cycle game ended");
         }
     }
@@ -321,6 +380,9 @@ impl Actor for CycleGame {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        if !std::mem::replace(&mut self.announced, true) {
+            self.announce(EventKind::Started);
+        }
         if self.ticker.is_some() {
             // A restart: resume on a fresh schedule.
             self.ticker = Some(Ticker::new(self.period(), Instant::now(), Duration::from_millis(2)));
@@ -335,6 +397,7 @@ impl Actor for CycleGame {
             let abandoned = game.ticker.is_none() && game.created.elapsed() > game.settings.abandon_after;
             if nobody && (ended_long_ago || game.failed || abandoned) {
                 game.count_end();
+                game.announce(EventKind::Removed);
                 game.hall.remove(&game.id);
                 ctx.stop();
             }
@@ -359,6 +422,7 @@ impl Supervised for CycleGame {
             Decision::Restart { attempt, delay } => {
                 self.restarts += 1;
                 self.metrics.game_restarted(LightCycles::KIND, RestartReason::Panic);
+                self.announce(EventKind::Restarted);
                 tracing::info!(game_id = %self.id, attempt, delay_ms = delay.as_millis() as u64, resumed_at = self.rules.tick(), lost_ticks = lost, "light-cycle game restarted from its snapshot");
                 let notice = json!({"type": "game_restarted", "reason": "panic", "restarts": self.restarts,
                     "resumed_at_tick": self.rules.tick(), "lost_ticks": lost, "retry_after_ms": delay.as_millis() as u64});
@@ -376,6 +440,7 @@ impl Supervised for CycleGame {
                 self.failed = true;
                 self.metrics.game_failed(LightCycles::KIND);
                 self.count_end();
+                self.announce(EventKind::RestartLimitExceeded);
                 tracing::error!(game_id = %self.id, restarts_in_window, "light-cycle game crashed past its limit; closing it");
                 let error = ErrorBody::new(ErrorCode::GameFailed, "the game crashed too often and is closed");
                 let frame = json!({"type": "error", "error": error});
@@ -410,6 +475,7 @@ impl Handler<ClaimCycleSeat> for CycleGame {
         }
         self.seats[1] = Some(SeatRecord { name: msg.name, token_hash: Some(msg.token_hash) });
         self.broadcast(&self.full_frame(None));
+        self.announce(EventKind::Progress);
         self.maybe_start(ctx);
         Ok(Seat::Yellow)
     }
@@ -469,6 +535,7 @@ impl Handler<CycleInput> for CycleGame {
                 self.ended_at = Some(Instant::now());
                 self.count_end();
                 self.broadcast(&self.tick_frame());
+                self.announce(EventKind::Finished);
             }
         }
     }

@@ -624,6 +624,7 @@ impl GameSupervisor {
             msg.opponent == Opponent::Ai,
             self.cycle_settings.clone(),
             self.metrics.clone(),
+            self.env.events.clone(),
         );
         self.metrics.game_started(LightCycles::KIND);
         tracing::info!(game_id = %id, opponent = ?msg.opponent, "light-cycle game created");

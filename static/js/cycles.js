@@ -114,6 +114,7 @@ function turn(dir) {
 }
 
 function play(id, token) {
+  $('cycles-new').hidden = true;
   $('cycles-game').hidden = false;
   history.replaceState(null, '', `/cycles?game=${encodeURIComponent(id)}`);
   connect(id, token);

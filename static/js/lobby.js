@@ -101,8 +101,15 @@ function lobbyItem(g, seats) {
     n.textContent = o.note;
     meta.append(n);
   }
+  const cycles = g.kind === 'lightcycle';
+  if (cycles) {
+    const k = document.createElement('span');
+    k.className = 'badge';
+    k.textContent = 'light cycles';
+    meta.append(k);
+  }
   const moves = document.createElement('span');
-  moves.textContent = plural(Number(g.moves) || 0, 'move', 'moves');
+  moves.textContent = cycles ? plural(Number(g.moves) || 0, 'tick', 'ticks') : plural(Number(g.moves) || 0, 'move', 'moves');
   meta.append(moves);
   const restarts = Number(g.restarts) || 0;
   if (restarts > 0) {
@@ -120,7 +127,17 @@ function lobbyItem(g, seats) {
   const action = document.createElement('div');
   action.className = 'lobby-action';
   const current = hooks.currentGameId() === g.game_id;
-  if (mine && !current && (g.status === 'waiting' || g.status === 'playing')) {
+  if (cycles) {
+    // A light-cycle game is played on its own page, which resumes or joins from the link.
+    if (g.status === 'waiting' || g.status === 'playing') {
+      const yours = localStorage.getItem(`rampart.cycles.${g.game_id}`) !== null;
+      if (yours || (g.status === 'waiting' && g.players && g.players.yellow == null)) {
+        action.append(button(yours ? 'Resume' : 'Join', yours ? 'btn-secondary' : 'btn-primary', yours ? 'lobby-resume' : 'lobby-join',
+          `${yours ? 'Resume' : 'Join'} the light-cycle game of ${red || 'this player'}`,
+          () => { location.href = `/cycles?game=${encodeURIComponent(g.game_id)}`; }));
+      }
+    }
+  } else if (mine && !current && (g.status === 'waiting' || g.status === 'playing')) {
     action.append(button('Resume', 'btn-secondary', 'lobby-resume', `Resume game ${red || ''} vs ${yellow || 'open seat'}`,
       () => hooks.onResume(g.game_id)));
   } else if (!mine && g.status === 'waiting' && g.players && g.players.yellow == null) {
