@@ -97,22 +97,33 @@ impl CycleHall {
     }
 }
 
+/// What every light-cycle game shares: the hall it is listed in, the settings, the metrics
+/// and the lobby's event sink.
+pub struct CycleEnv {
+    /// The games of this process.
+    pub hall: Arc<CycleHall>,
+    /// From `realtime:` and the kind's policy.
+    pub settings: CycleSettings,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// The lobby's event stream.
+    pub events: Arc<EventSink>,
+}
+
 /// Starts a new light-cycle game on `arbiter`: red for the creator, yellow for the AI or
 /// for a second human who joins.
 pub fn start(
     arbiter: &ArbiterHandle,
-    hall: Arc<CycleHall>,
+    env: Arc<CycleEnv>,
     id: GameId,
     creator: (String, TokenHash),
     ai: bool,
-    settings: Arc<CycleSettings>,
-    metrics: Arc<Metrics>,
-    events: Arc<EventSink>,
 ) -> Addr<CycleGame> {
     let game_id = id.clone();
-    let hall_for_game = hall.clone();
+    let game_env = env.clone();
     let addr = actix::Supervisor::start_in_arbiter(arbiter, move |_| {
-        let rules = LightCycles::new_game(settings.width, settings.height);
+        let env = game_env;
+        let rules = LightCycles::new_game(env.settings.width, env.settings.height);
         CycleGame {
             id: game_id,
             last_good: rules.clone(),
@@ -131,17 +142,14 @@ pub fn start(
             fault_next_tick: false,
             late_ticks: 0,
             ended_at: None,
-            hall: hall_for_game,
-            settings,
-            metrics,
+            env,
             end_counted: false,
             created: Instant::now(),
             created_at: now_rfc3339(),
-            events,
             announced: false,
         }
     });
-    hall.insert(id, addr.clone());
+    env.hall.insert(id, addr.clone());
     addr
 }
 
@@ -161,15 +169,12 @@ pub struct CycleGame {
     fault_next_tick: bool,
     late_ticks: u64,
     ended_at: Option<Instant>,
-    hall: Arc<CycleHall>,
-    settings: Arc<CycleSettings>,
-    metrics: Arc<Metrics>,
+    env: Arc<CycleEnv>,
     /// Its place under `admission.max_games` was given back.
     end_counted: bool,
     created: Instant,
     created_at: String,
-    /// The lobby hears of the game through the event stream, as of Connect Four's.
-    events: Arc<EventSink>,
+    /// The lobby heard of the game (its `Started` event).
     announced: bool,
 }
 
@@ -224,21 +229,21 @@ impl CycleGame {
     fn announce(&self, kind: EventKind) {
         let summary = self.summary();
         if kind == EventKind::Progress {
-            self.events.progress(&self.id, summary);
+            self.env.events.progress(&self.id, summary);
         } else {
-            self.events.publish(&self.id, kind, serde_json::to_value(summary).unwrap_or_default());
+            self.env.events.publish(&self.id, kind, serde_json::to_value(summary).unwrap_or_default());
         }
     }
 
     /// Gives the game's place back once it is over (won, drawn, resigned, failed, removed).
     fn count_end(&mut self) {
         if !std::mem::replace(&mut self.end_counted, true) {
-            self.metrics.game_ended();
+            self.env.metrics.game_ended();
         }
     }
 
     fn period(&self) -> Duration {
-        Duration::from_micros(1_000_000 / u64::from(self.settings.tick_hz.max(1)))
+        Duration::from_micros(1_000_000 / u64::from(self.env.settings.tick_hz.max(1)))
     }
 
     fn ai_seat(&self) -> Option<Seat> {
@@ -253,7 +258,7 @@ impl CycleGame {
             "game_id": self.id.as_str(),
             "you": you,
             "players": {"red": names[0], "yellow": names[1]},
-            "tick_hz": self.settings.tick_hz,
+            "tick_hz": self.env.settings.tick_hz,
             "restarts": self.restarts,
             "status": self.status(),
             "winner": self.winner(),
@@ -354,7 +359,7 @@ impl CycleGame {
         }
         self.rules = self.rules.step(inputs);
         self.broadcast(&self.tick_frame());
-        let every = self.settings.snapshot_every_ticks.max(1);
+        let every = self.env.settings.snapshot_every_ticks.max(1);
         if self.rules.tick() % every == 0 || self.rules.outcome() != Outcome::InProgress {
             self.last_good = self.rules.clone();
             if self.rules.outcome() == Outcome::InProgress {
@@ -394,11 +399,11 @@ impl Actor for CycleGame {
             let ended_long_ago = game.ended_at.is_some_and(|t| t.elapsed() > KEEP_ENDED);
             let nobody = game.viewers.iter().all(|v| v.as_ref().is_none_or(|v| !v.connected()));
             // Never started, and nobody has had a socket open for `abandon_after`.
-            let abandoned = game.ticker.is_none() && game.created.elapsed() > game.settings.abandon_after;
+            let abandoned = game.ticker.is_none() && game.created.elapsed() > game.env.settings.abandon_after;
             if nobody && (ended_long_ago || game.failed || abandoned) {
                 game.count_end();
                 game.announce(EventKind::Removed);
-                game.hall.remove(&game.id);
+                game.env.hall.remove(&game.id);
                 ctx.stop();
             }
         });
@@ -414,14 +419,14 @@ impl Supervised for CycleGame {
             self.failed = true;
             return;
         }
-        let decision = self.ledger.record(&self.settings.policy, monotonic_ms(), fastrand::f64());
+        let decision = self.ledger.record(&self.env.settings.policy, monotonic_ms(), fastrand::f64());
         let lost = self.rules.tick().saturating_sub(self.last_good.tick());
         self.rules = self.last_good.clone();
         self.inputs = [None, None];
         match decision {
             Decision::Restart { attempt, delay } => {
                 self.restarts += 1;
-                self.metrics.game_restarted(LightCycles::KIND, RestartReason::Panic);
+                self.env.metrics.game_restarted(LightCycles::KIND, RestartReason::Panic);
                 self.announce(EventKind::Restarted);
                 tracing::info!(game_id = %self.id, attempt, delay_ms = delay.as_millis() as u64, resumed_at = self.rules.tick(), lost_ticks = lost, "light-cycle game restarted from its snapshot");
                 let notice = json!({"type": "game_restarted", "reason": "panic", "restarts": self.restarts,
@@ -438,7 +443,7 @@ impl Supervised for CycleGame {
             }
             Decision::GiveUp { restarts_in_window } => {
                 self.failed = true;
-                self.metrics.game_failed(LightCycles::KIND);
+                self.env.metrics.game_failed(LightCycles::KIND);
                 self.count_end();
                 self.announce(EventKind::RestartLimitExceeded);
                 tracing::error!(game_id = %self.id, restarts_in_window, "light-cycle game crashed past its limit; closing it");

@@ -39,7 +39,7 @@ use crate::store::events::EventKind;
 use crate::store::keeper::{Fenced, SnapshotKeeper};
 use crate::store::snapshot::{SeatRecord, Snapshot};
 use crate::store::StoreError;
-use crate::supervision::cycles::{self, CycleHall, CycleSettings};
+use crate::supervision::cycles::{self, CycleEnv, CycleHall, CycleSettings};
 use crate::supervision::game_actor::{CloseAbandoned, GameActor, GameEnv, Shutdown, StartMode};
 use crate::supervision::registry::{GameCell, Registry, RunState};
 use crate::supervision::system::{Part, SystemActor, SystemTree};
@@ -164,9 +164,8 @@ pub struct GameSupervisor {
     /// The server is overloaded: ended games nobody watches go without waiting their TTL.
     overloaded: bool,
     tree: Arc<SystemTree>,
-    /// The light-cycle games (shared with the sockets).
-    cycles: Arc<CycleHall>,
-    cycle_settings: Arc<CycleSettings>,
+    /// What the light-cycle games share (their hall is shared with the sockets).
+    cycles: Arc<CycleEnv>,
 }
 
 impl GameSupervisor {
@@ -195,14 +194,15 @@ impl GameSupervisor {
             metrics: metrics.clone(),
             llm,
         });
-        let cycle_settings = Arc::new(CycleSettings {
+        let (metrics_for_cycles, events_for_cycles) = (metrics.clone(), env.events.clone());
+        let cycle_settings = CycleSettings {
             tick_hz: config.realtime.tick_hz,
             snapshot_every_ticks: config.realtime.snapshot_every_ticks,
             width: config.realtime.width,
             height: config.realtime.height,
             policy: config.supervision.policy_for(LightCycles::KIND),
             abandon_after: Duration::from_secs(config.server.abandoned_game_secs),
-        });
+        };
         GameSupervisor {
             config,
             registry,
@@ -218,8 +218,12 @@ impl GameSupervisor {
             finding: HashMap::new(),
             overloaded: false,
             tree,
-            cycles,
-            cycle_settings,
+            cycles: Arc::new(CycleEnv {
+                hall: cycles,
+                settings: cycle_settings,
+                metrics: metrics_for_cycles,
+                events: events_for_cycles,
+            }),
         }
     }
 
@@ -622,9 +626,6 @@ impl GameSupervisor {
             id.clone(),
             (msg.player_name, hash),
             msg.opponent == Opponent::Ai,
-            self.cycle_settings.clone(),
-            self.metrics.clone(),
-            self.env.events.clone(),
         );
         self.metrics.game_started(LightCycles::KIND);
         tracing::info!(game_id = %id, opponent = ?msg.opponent, "light-cycle game created");
