@@ -166,3 +166,13 @@ async fn bad_frames_and_bad_tokens_get_structured_errors() {
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["error"]["details"]["allowed"], json!(["connect4", "lightcycle"]));
 }
+
+#[actix_rt::test]
+async fn at_shutdown_a_light_cycle_seat_is_told_1012() {
+    let mut server = TestServer::start(config(64, 44, 20)).await;
+    let grant = create(&server, "ai").await;
+    let (mut red, _) = seat(&server, &grant).await;
+    red.recv_type("countdown").await;
+    server.shutdown();
+    assert_eq!(red.recv_close().await, Some(1012));
+}

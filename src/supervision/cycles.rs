@@ -95,6 +95,30 @@ impl CycleHall {
     fn remove(&self, id: &GameId) {
         self.games.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
     }
+
+    /// The server is shutting down: every game closes its sockets with 1012 (these games
+    /// end with the process).
+    pub fn shut_down(&self) {
+        for game in self.games.lock().unwrap_or_else(|e| e.into_inner()).values() {
+            game.do_send(ShutdownCycle);
+        }
+    }
+}
+
+/// The server is shutting down.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct ShutdownCycle;
+
+impl Handler<ShutdownCycle> for CycleGame {
+    type Result = ();
+
+    fn handle(&mut self, _: ShutdownCycle, _: &mut Context<Self>) {
+        self.ticker = None;
+        for v in self.viewers.iter().flatten() {
+            v.do_send(CycleFrame::Close(1012, "server shutting down; light-cycle games end with it"));
+        }
+    }
 }
 
 /// What every light-cycle game shares: the hall it is listed in, the settings, the metrics
@@ -147,6 +171,7 @@ pub fn start(
             created: Instant::now(),
             created_at: now_rfc3339(),
             announced: false,
+            removed: false,
         }
     });
     env.hall.insert(id, addr.clone());
@@ -176,6 +201,8 @@ pub struct CycleGame {
     created_at: String,
     /// The lobby heard of the game (its `Started` event).
     announced: bool,
+    /// Taken out of the hall (and the lobby).
+    removed: bool,
 }
 
 /// The pause between both seats being ready and the first tick.
@@ -400,7 +427,8 @@ impl Actor for CycleGame {
             let nobody = game.viewers.iter().all(|v| v.as_ref().is_none_or(|v| !v.connected()));
             // Never started, and nobody has had a socket open for `abandon_after`.
             let abandoned = game.ticker.is_none() && game.created.elapsed() > game.env.settings.abandon_after;
-            if nobody && (ended_long_ago || game.failed || abandoned) {
+            if nobody && (ended_long_ago || game.failed || abandoned) && !game.removed {
+                game.removed = true;
                 game.count_end();
                 game.announce(EventKind::Removed);
                 game.env.hall.remove(&game.id);

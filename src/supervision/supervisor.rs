@@ -775,6 +775,7 @@ impl Handler<ShutdownGames> for GameSupervisor {
 
 impl GameSupervisor {
     fn shut_down(&mut self, msg: ShutdownGames) -> ResponseActFuture<Self, ShutdownReport> {
+        self.cycles.hall.shut_down();
         let cells = self.registry.all();
         // Nothing changes from here: every incarnation is abandoned (its sockets stay open
         // until the snapshots are written and the leases released).
