@@ -22,6 +22,11 @@
 # - The fault-injection drill is not driven with real game ids by the stateful phase (it
 #   would crash and hang the games the run creates, by design); its auth, validation and
 #   404 answers are still tested in the other phases.
+# - The system actors' fault drill (/api/v1/admin/actors/{name}/fault) is not in this run:
+#   with the admin token its panics and hangs do what they are for — a hang blocks the
+#   server's main thread and ends the process (70), panics past the limit end it too — and
+#   the run would lose its server. tests/openapi.rs checks its documented statuses and
+#   tests/system_tree.rs its answers, errors included, against real processes.
 # - The WebSocket upgrades (/ws/…) are in the document but not in this run: after a 101 the
 #   connection speaks WebSocket, and an HTTP client that reuses it reads frames as HTTP.
 #   tests/openapi.rs checks their 101, 400 and 404 with a real socket.
@@ -120,6 +125,7 @@ timeout 150 "$VENV/bin/schemathesis" --no-color --config-file "$OUT/schemathesis
   --seed "$SEED" \
   --request-timeout 10 \
   --exclude-path-regex '^/ws/' \
+  --exclude-path '/api/v1/admin/actors/{name}/fault' \
   --report junit --report-junit-path "$OUT/junit.xml" \
   >"$OUT/run.log" 2>&1 || status=$?
 
