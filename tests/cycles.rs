@@ -54,7 +54,7 @@ async fn a_whole_game_against_the_ai_over_a_real_socket() {
         let tick = next_tick(&mut red).await;
         assert_eq!(tick["tick"], expected, "ticks arrive one by one, none skipped");
         expected += 1;
-        if tick["status"] != "in_progress" {
+        if tick["status"] != "playing" {
             break tick;
         }
     };

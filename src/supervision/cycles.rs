@@ -228,13 +228,6 @@ impl CycleGame {
                 ai: r.token_hash.is_none(),
             })
         };
-        let status = match self.status() {
-            "waiting" => GameStatus::Waiting,
-            "in_progress" => GameStatus::Playing,
-            "won" => GameStatus::Won,
-            "draw" => GameStatus::Draw,
-            _ => GameStatus::Failed,
-        };
         let resigned = match self.rules.outcome() {
             Outcome::Won { winner, resigned: true } => Some(winner.other()),
             _ => None,
@@ -242,7 +235,7 @@ impl CycleGame {
         GameSummary {
             game_id: self.id.to_string(),
             kind: LightCycles::KIND,
-            status,
+            status: self.status(),
             players: PlayersView { red: view(Seat::Red), yellow: view(Seat::Yellow) },
             moves: self.rules.tick(),
             restarts: self.restarts,
@@ -294,15 +287,16 @@ impl CycleGame {
         SharedFrame::text(&value.to_string())
     }
 
-    fn status(&self) -> &'static str {
+    /// The status in Connect Four's vocabulary (the lobby lists both kinds).
+    fn status(&self) -> GameStatus {
         if self.failed {
-            return "failed";
+            return GameStatus::Failed;
         }
         match self.rules.outcome() {
-            Outcome::InProgress if self.seats[1].is_none() => "waiting",
-            Outcome::InProgress => "in_progress",
-            Outcome::Won { .. } => "won",
-            Outcome::Draw => "draw",
+            Outcome::InProgress if self.seats[1].is_none() => GameStatus::Waiting,
+            Outcome::InProgress => GameStatus::Playing,
+            Outcome::Won { .. } => GameStatus::Won,
+            Outcome::Draw => GameStatus::Draw,
         }
     }
 

@@ -100,9 +100,9 @@ impl Actor for CycleSession {
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.socket.start(ctx, |act: &mut Self| &mut act.socket);
         ctx.run_later(self.socket.limits().join_timeout, |act, ctx| {
-            if act.seat.is_none() {
-                act.error(ctx, ErrorBody::new(ErrorCode::BadRequest, "no join in time"));
-                act.socket.close(ctx, 4408, "join timeout");
+            if act.seat.is_none() && !act.joining {
+                // As a Connect Four seat: 4401 (docs/PROTOCOL.md, close codes).
+                act.socket.close(ctx, 4401, "join timeout");
             }
         });
     }

@@ -164,8 +164,20 @@ impl ConnectionGate {
         slot
     }
 
+    /// Counts a refusal (as [`ConnectionGate::refused`]) and answers the error the refused
+    /// request gets: SERVER_BUSY `reason: "connections"`, the same for a route and an upgrade.
+    pub fn refusal(&self) -> ErrorBody {
+        self.refused();
+        ErrorBody::new(
+            ErrorCode::ServerBusy,
+            format!("the server is holding its maximum of {} connections; retry shortly", self.ceiling),
+        )
+        .with("reason", "connections")
+        .with("retry_after_ms", 1000)
+    }
+
     /// Counts a refusal; logs a warning at most every ten seconds, with the count.
-    pub fn refused(&self) {
+    fn refused(&self) {
         self.metrics.connection_refused();
         if let Some(refused) = self.warnings.hit() {
             tracing::warn!(
@@ -220,14 +232,7 @@ pub async fn limits<B: MessageBody + 'static>(
         return next.call(req).await.map(ServiceResponse::map_into_left_body);
     };
     if req.conn_data::<ConnSlot>().is_some_and(|slot| slot.over) {
-        state.gate.refused();
-        let ceiling = state.gate.ceiling();
-        let error = ErrorBody::new(
-            ErrorCode::ServerBusy,
-            format!("the server is holding its maximum of {ceiling} connections; retry shortly"),
-        )
-        .with("reason", "connections")
-        .with("retry_after_ms", 1000);
+        let error = state.gate.refusal();
         state.metrics.http_error(error.code);
         let mut response = actix_web::ResponseError::error_response(&error);
         response.head_mut().set_connection_type(ConnectionType::Close);

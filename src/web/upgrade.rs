@@ -50,14 +50,7 @@ pub async fn serve(
     mut framed: Framed<TcpStream, h1::Codec>,
 ) -> Result<(), actix_web::Error> {
     if req.conn_data::<ConnSlot>().is_some_and(ConnSlot::over) {
-        state.gate.refused();
-        let ceiling = state.gate.ceiling();
-        let error = ErrorBody::new(
-            ErrorCode::ServerBusy,
-            format!("the server is holding its maximum of {ceiling} connections; retry shortly"),
-        )
-        .with("reason", "connections")
-        .with("retry_after_ms", 1000);
+        let error = state.gate.refusal();
         return refuse(&state, &mut framed, error).await;
     }
     let Some(target) = target(req.path()) else {

@@ -53,7 +53,7 @@ function draw() {
 
 function statusLine(status, winner) {
   if (status === 'waiting') return 'Waiting for your friend to join…';
-  if (status === 'in_progress') return you ? `You are ${you}. Go!` : 'Watching';
+  if (status === 'playing') return you ? `You are ${you}. Go!` : 'Watching';
   if (status === 'draw') return 'Draw: both crashed.';
   if (status === 'won') return winner === you ? 'You win!' : 'You crashed. Game over.';
   if (status === 'failed') return 'This game crashed too often and was closed.';
@@ -69,7 +69,7 @@ function onFrame(f) {
     const p = f.players || {};
     $('cycles-players').textContent = `red: ${p.red || '—'} · yellow: ${p.yellow || 'waiting…'}`;
     say(statusLine(f.status, f.winner));
-    over = f.status !== 'in_progress' && f.status !== 'waiting';
+    over = f.status !== 'playing' && f.status !== 'waiting';
     fit();
   } else if (f.type === 'countdown') {
     overlay('Get ready…');
@@ -82,7 +82,7 @@ function onFrame(f) {
       paint(h.x, h.y, i + 1, true);
     });
     $('cycles-tick').textContent = String(f.tick);
-    if (f.status !== 'in_progress') {
+    if (f.status !== 'playing') {
       over = true;
       overlay(statusLine(f.status, f.winner));
     }
