@@ -78,16 +78,6 @@ impl CycleHall {
         self.games.lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
     }
 
-    /// Games held.
-    pub fn len(&self) -> usize {
-        self.games.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
-    /// No games held.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     fn insert(&self, id: GameId, addr: Addr<CycleGame>) {
         self.games.lock().unwrap_or_else(|e| e.into_inner()).insert(id, addr);
     }
@@ -164,7 +154,6 @@ pub fn start(
             crashed: false,
             failed: false,
             fault_next_tick: false,
-            late_ticks: 0,
             ended_at: None,
             env,
             end_counted: false,
@@ -192,7 +181,6 @@ pub struct CycleGame {
     crashed: bool,
     failed: bool,
     fault_next_tick: bool,
-    late_ticks: u64,
     ended_at: Option<Instant>,
     env: Arc<CycleEnv>,
     /// Its place under `admission.max_games` was given back.
@@ -367,10 +355,7 @@ impl CycleGame {
     /// One tick of game code: inputs, the rules, the frame out, the snapshot.
     fn step(&mut self) {
         let Some(ticker) = self.ticker.as_mut() else { return };
-        let tick = ticker.fire(Instant::now());
-        if tick.late > Duration::from_millis(2) {
-            self.late_ticks += 1;
-        }
+        ticker.fire(Instant::now());
         if std::mem::take(&mut self.fault_next_tick) {
             panic!("injected fault: an admin asked this light-cycle game to panic");
         }
@@ -391,7 +376,7 @@ impl CycleGame {
             self.ended_at = Some(Instant::now());
             self.count_end();
             self.announce(EventKind::Finished);
-            tracing::info!(game_id = %self.id, ticks = self.rules.tick(), outcome = ?self.rules.outcome(), late_ticks = self.late_ticks, "light-cycle game ended");
+            tracing::info!(game_id = %self.id, ticks = self.rules.tick(), outcome = ?self.rules.outcome(), late_ticks = self.ticker.as_ref().map_or(0, |t| t.stats().late), "light-cycle game ended");
         }
     }
 

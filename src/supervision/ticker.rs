@@ -63,12 +63,6 @@ impl Ticker {
         }
     }
 
-    /// The ticks per second.
-    #[must_use]
-    pub fn rate_hz(&self) -> f64 {
-        1.0 / self.period.as_secs_f64()
-    }
-
     fn due(&self, index: u64) -> Instant {
         self.anchor + self.period.saturating_mul(u32::try_from(index).unwrap_or(u32::MAX))
     }
