@@ -40,7 +40,8 @@ fn env() -> Arc<GameEnv> {
     config.supervision.default.max_restarts = 1000;
     config.supervision.default.within_secs = 1;
     Arc::new(GameEnv {
-        policy: config.supervision.policy_for("connect4"),
+        policies: vec![("connect4", config.supervision.policy_for("connect4"))],
+        default_policy: config.supervision.default.clone(),
         ai: config.ai.clone(),
         events: EventSink::new(InstanceId::random()),
         metrics: Arc::new(Metrics::default()),
@@ -74,7 +75,7 @@ fn new_game() -> (Arc<GameCell>, Arc<Snapshot>) {
         |name: &str| Some(SeatRecord { name: name.to_owned(), token_hash: Some(key.hash(&PlayerToken::random())) });
     let snapshot = Arc::new(Snapshot {
         game_id: id.clone(),
-        board: Connect4::new_game(),
+        board: rampart::game::Board::new(Connect4::new_game()),
         seats: [seat("a"), seat("b")],
         created_at: String::new(),
         abandoned: false,

@@ -31,7 +31,7 @@ async fn create(server: &TestServer, opponent: &str) -> Grant {
 async fn seat(server: &TestServer, grant: &Grant) -> (Player, Value) {
     let mut p = server.socket(&grant.game_id).await;
     p.send(json!({"type": "join", "token": grant.token})).await;
-    let full = p.recv_type("cycles").await;
+    let full = p.recv_type("arena").await;
     (p, full)
 }
 
@@ -99,7 +99,7 @@ async fn a_panic_mid_game_resumes_within_one_snapshot_interval() {
     let (resumed, lost) = (notice["resumed_at_tick"].as_u64().unwrap(), notice["lost_ticks"].as_u64().unwrap());
     assert!(lost < 10, "resumed within one snapshot interval (10 ticks): {notice}");
     assert_eq!(resumed % 10, 0, "from a snapshot: {notice}");
-    let full = red.recv_type("cycles").await;
+    let full = red.recv_type("arena").await;
     assert_eq!(full["game"]["tick"].as_u64(), Some(resumed));
     assert_eq!(full["restarts"], 1);
     // Play goes on from there for both seats.
@@ -153,7 +153,7 @@ async fn bad_frames_and_bad_tokens_get_structured_errors() {
     let e = p.recv_error().await;
     assert_eq!(e["code"], "UNKNOWN_MESSAGE_TYPE", "{e}");
     p.send(json!({"type": "join", "token": grant.token})).await;
-    p.recv_type("cycles").await;
+    p.recv_type("arena").await;
     p.send(json!({"type": "turn", "dir": "sideways"})).await;
     let e = p.recv_error().await;
     assert_eq!((e["code"].as_str(), e["details"]["field"].as_str()), (Some("VALIDATION_FAILED"), Some("dir")), "{e}");
@@ -165,6 +165,16 @@ async fn bad_frames_and_bad_tokens_get_structured_errors() {
         server.post("/api/v1/games", json!({"kind": "tetris", "opponent": "ai", "player_name": "x"})).await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["error"]["details"]["allowed"], json!(["connect4", "lightcycle"]));
+    // The same table tells clients which page plays each kind.
+    let (status, kinds) = server.get("/api/v1/kinds").await;
+    assert_eq!(status, 200, "{kinds}");
+    assert_eq!(
+        kinds["kinds"],
+        json!([
+            {"name": "connect4", "title": "Connect Four", "page": "/", "realtime": false},
+            {"name": "lightcycle", "title": "Light cycles", "page": "/cycles", "realtime": true},
+        ])
+    );
 }
 
 #[actix_rt::test]

@@ -213,7 +213,7 @@ fn assert_corrupt(text: &str, why: &str) {
     match read(text) {
         Err(StoreError::Corrupt(message)) => assert!(message.contains("snapshot read"), "{message}"),
         Err(other) => panic!("{why}: expected Corrupt, got {other:?}"),
-        Ok(s) => panic!("{why}: expected Corrupt, got a board {:?}", s.board.columns()),
+        Ok(s) => panic!("{why}: expected Corrupt, got a board {:?}", s.board.encode()),
     }
 }
 

@@ -45,7 +45,7 @@ fn snapshot(id: &GameId, version: u64, epoch: u64) -> Snapshot {
     let hash = SessionKey::from_bytes(b"k").hash(&PlayerToken::random());
     Snapshot {
         game_id: id.clone(),
-        board: Connect4::new_game(),
+        board: rampart::game::Board::new(Connect4::new_game()),
         seats: [Some(SeatRecord { name: "ada".into(), token_hash: Some(hash) }), None],
         created_at: "2026-01-01T00:00:00.000Z".into(),
         abandoned: false,

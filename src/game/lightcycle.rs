@@ -404,6 +404,85 @@ pub fn ai_direction(game: &LightCycles, seat: Seat) -> Dir {
     best.map_or(me.dir, |b| b.2)
 }
 
+/// Light cycles in the kinds table: real-time, played on `/cycles`; a seat steers with
+/// `{"type":"turn","dir":"up"|"down"|"left"|"right"}`.
+pub const KIND_ENTRY: super::kinds::Kind = super::kinds::Kind {
+    name: LightCycles::KIND,
+    title: "Light cycles",
+    page: "/cycles",
+    asset: "cycles.html",
+    runtime: super::kinds::Runtime::Ticks(super::kinds::TickKind {
+        new_game: |width, height| super::kinds::Arena::new(LightCycles::new_game(width, height)),
+        input_frames: &["turn"],
+        parse_input: |frame| {
+            frame.get("dir").and_then(serde_json::Value::as_str).and_then(Dir::parse).map(Dir::code).ok_or_else(|| {
+                super::kinds::InputError {
+                    field: "dir",
+                    message: "dir must be up, down, left or right".to_owned(),
+                    allowed: Dir::ALL.iter().map(|d| d.as_str()).collect(),
+                }
+            })
+        },
+    }),
+};
+
+impl Dir {
+    /// The input code of this heading (its place in [`Dir::ALL`]).
+    #[must_use]
+    pub fn code(self) -> super::TickInput {
+        super::TickInput(Dir::ALL.iter().position(|d| *d == self).unwrap_or(0) as u8)
+    }
+
+    /// The heading of an input code; `None` for a code no heading has.
+    #[must_use]
+    pub fn from_code(input: super::TickInput) -> Option<Dir> {
+        Dir::ALL.get(usize::from(input.0)).copied()
+    }
+}
+
+impl super::kinds::TickGame for LightCycles {
+    fn kind(&self) -> &'static str {
+        LightCycles::KIND
+    }
+
+    fn tick(&self) -> u32 {
+        self.tick
+    }
+
+    fn outcome(&self) -> Outcome {
+        self.outcome
+    }
+
+    fn step(&self, inputs: [Option<super::TickInput>; 2]) -> super::Arena {
+        super::Arena::new(LightCycles::step(self, inputs.map(|i| i.and_then(Dir::from_code))))
+    }
+
+    fn ai_input(&self, seat: Seat) -> super::TickInput {
+        ai_direction(self, seat).code()
+    }
+
+    fn resign(&self, seat: Seat) -> super::Arena {
+        super::Arena::new(LightCycles::resign(self, seat))
+    }
+
+    fn tick_view(&self) -> serde_json::Map<String, serde_json::Value> {
+        let heads: Vec<_> = Seat::ALL
+            .iter()
+            .map(|s| {
+                let c = self.cycle(*s);
+                serde_json::json!({"x": c.x, "y": c.y, "dir": c.dir.as_str(), "crashed": c.crashed})
+            })
+            .collect();
+        let mut view = serde_json::Map::new();
+        view.insert("heads".to_owned(), serde_json::Value::Array(heads));
+        view
+    }
+
+    fn encode(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -3,10 +3,11 @@
 //! This module owns the game-agnostic vocabulary shared by every game kind:
 //! the two [`Seat`]s, the [`Outcome`] of a game, the [`MoveError`] reasons a
 //! move can be refused (and their docs/PROTOCOL.md error codes), and the [`Rules`]
-//! trait a game kind implements. Concrete kinds live in submodules
-//! ([`connect4`]; [`lightcycle`], a real-time duel whose actor is still to come), and
-//! [`ai`] holds the computer opponent. Everything here is
-//! pure: no I/O, no actors, no threads, no clocks.
+//! trait a turn-based kind's rules implement. [`kinds`] holds the table of kinds and the
+//! two object-safe interfaces the runtimes play them through ([`TurnGame`], [`TickGame`]).
+//! Concrete kinds live in submodules ([`connect4`], with its computer opponent in [`ai`];
+//! [`lightcycle`], a real-time duel). Everything here is pure: no I/O, no actors, no
+//! threads, no clocks.
 
 use std::fmt;
 
@@ -14,9 +15,11 @@ use serde::{Deserialize, Serialize};
 
 pub mod ai;
 pub mod connect4;
+pub mod kinds;
 pub mod lightcycle;
 
 pub use connect4::Connect4;
+pub use kinds::{Arena, Board, TickGame, TickInput, TurnGame};
 
 /// One of the two seats at a table. Red always moves first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -99,6 +102,11 @@ pub enum MoveError {
     },
     /// The game has already finished.
     GameOver,
+    /// Any other illegal move of a kind, in its own words.
+    Illegal {
+        /// Why, for a person.
+        reason: String,
+    },
 }
 
 impl MoveError {
@@ -107,7 +115,9 @@ impl MoveError {
     #[must_use]
     pub fn code(&self) -> &'static str {
         match self {
-            MoveError::ColumnOutOfRange { .. } | MoveError::ColumnFull { .. } => "INVALID_MOVE",
+            MoveError::ColumnOutOfRange { .. } | MoveError::ColumnFull { .. } | MoveError::Illegal { .. } => {
+                "INVALID_MOVE"
+            }
             MoveError::NotYourTurn { .. } => "NOT_YOUR_TURN",
             MoveError::GameOver => "GAME_OVER",
         }
@@ -124,6 +134,7 @@ impl fmt::Display for MoveError {
             MoveError::ColumnFull { column } => write!(f, "column {column} is full"),
             MoveError::NotYourTurn { turn } => write!(f, "it is {turn}'s turn"),
             MoveError::GameOver => f.write_str("the game is over"),
+            MoveError::Illegal { reason } => f.write_str(reason),
         }
     }
 }

@@ -47,10 +47,10 @@ impl LlmError {
 /// What the AI is reacting to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChatEvent {
-    /// The AI just dropped a disc in this column.
+    /// The AI just moved.
     AiMoved {
-        /// The column (0-based).
-        column: u8,
+        /// The move in the game's words, e.g. "dropped your yellow disc in column 4".
+        what: String,
     },
     /// The human said something to the AI.
     HumanSaid {
@@ -62,7 +62,10 @@ pub enum ChatEvent {
 /// The game context sent with a request.
 #[derive(Debug, Clone)]
 pub struct ChatContext {
-    /// The board as text, top row first (`R`, `Y`, `.`).
+    /// The game's name, e.g. "Connect Four".
+    pub game: &'static str,
+    /// The position as the game describes it (Connect Four: the rows, top first, with a
+    /// legend).
     pub board: String,
     /// Moves played.
     pub moves: u32,
@@ -184,19 +187,12 @@ impl LlmClient {
 
     fn request_body<'a>(&'a self, context: &ChatContext) -> CompletionRequest<'a> {
         let situation = match &context.event {
-            ChatEvent::AiMoved { column } => {
-                format!(
-                    "You just dropped your yellow disc in column {}. Make a short remark to {}.",
-                    column + 1,
-                    context.opponent
-                )
+            ChatEvent::AiMoved { what } => {
+                format!("You just {what}. Make a short remark to {}.", context.opponent)
             }
             ChatEvent::HumanSaid { text } => format!("{} (red) says to you: {text}", context.opponent),
         };
-        let user = format!(
-            "Connect Four, {} moves played. Board (top row first, R = red, Y = yellow):\n{}\n{situation}",
-            context.moves, context.board
-        );
+        let user = format!("{}, {} moves played. {}\n{situation}", context.game, context.moves, context.board);
         CompletionRequest {
             model: &self.config.model,
             max_tokens: self.config.max_tokens,

@@ -633,17 +633,16 @@ pub struct GameView {
     pub winner: Option<Seat>,
     /// The seat that resigned, or null.
     pub resigned: Option<Seat>,
-    /// 7 columns, each bottom to top.
-    pub columns: Vec<Vec<Seat>>,
     /// Moves played.
     pub moves: u32,
     /// Both seats.
     pub players: PlayersView,
     /// Restarts so far.
     pub restarts: u32,
-    /// The four winning cells as `[column, row]` (row 0 at the bottom), in line order;
-    /// null unless four in a row won the game.
-    pub winning_line: Option<Vec<[u8; 2]>>,
+    /// The kind's own fields, beside these (Connect Four: `columns`, 7 columns each bottom
+    /// to top, and `winning_line`, the four winning cells as `[column, row]` or null).
+    #[serde(flatten)]
+    pub board: serde_json::Map<String, Value>,
 }
 
 /// One lobby entry (`GET /api/v1/games`); never holds tokens.
@@ -698,33 +697,57 @@ pub struct CreateGameRequest {
     pub player_name: String,
 }
 
-/// The game kinds there are.
-pub const GAME_KINDS: [&str; 2] = ["connect4", "lightcycle"];
+/// A registered game kind ([`crate::game::kinds::KINDS`]); on the wire, its name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "&'static str")]
+pub struct GameKind(&'static crate::game::kinds::Kind);
 
-/// A game kind. Registering a kind is one entry here and one in [`GAME_KINDS`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum GameKind {
-    /// Connect Four, turn-based.
-    #[default]
-    Connect4,
-    /// Light cycles, real-time.
-    LightCycle,
+impl GameKind {
+    /// The kind's wire name.
+    pub fn name(self) -> &'static str {
+        self.0.name
+    }
+
+    /// The kind's entry in the table.
+    pub fn spec(self) -> &'static crate::game::kinds::Kind {
+        self.0
+    }
+}
+
+/// The first kind registered.
+impl Default for GameKind {
+    fn default() -> Self {
+        GameKind(&crate::game::kinds::KINDS[0])
+    }
+}
+
+impl TryFrom<String> for GameKind {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, String> {
+        crate::game::kinds::by_name(&name).map(GameKind).ok_or_else(|| format!("no game kind {name:?}"))
+    }
+}
+
+impl From<GameKind> for &'static str {
+    fn from(kind: GameKind) -> &'static str {
+        kind.name()
+    }
 }
 
 /// The opponents a creator may choose.
 pub const OPPONENTS: [&str; 2] = ["ai", "human"];
 
 fn game_kind_schema() -> Object {
-    string_enum(&GAME_KINDS, "The game kind.")
+    string_enum(&crate::game::kinds::names(), "The game kind.")
 }
 
 impl CreateGameRequest {
     /// The kind, the opponent and the normalised name, or the first field that is wrong.
     pub fn validate(self) -> Result<(GameKind, Opponent, String), ErrorBody> {
         let kind: GameKind = serde_json::from_value(self.kind).map_err(|_| {
-            ErrorBody::validation("kind", "kind must be \"connect4\" or \"lightcycle\"")
-                .with("allowed", GAME_KINDS.to_vec())
+            let names = crate::game::kinds::names();
+            ErrorBody::validation("kind", format!("kind must be one of {}", names.join(", "))).with("allowed", names)
         })?;
         let opponent: Opponent = serde_json::from_value(self.opponent).map_err(|_| {
             ErrorBody::validation("opponent", "opponent must be \"ai\" or \"human\"")

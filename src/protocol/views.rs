@@ -109,6 +109,37 @@ pub struct GamesList {
     pub games: Vec<Value>,
 }
 
+/// One game kind this server plays (`GET /api/v1/kinds`).
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct KindView {
+    /// The wire name (`kind` in `POST /api/v1/games` and in summaries).
+    pub name: &'static str,
+    /// The name people read.
+    pub title: &'static str,
+    /// The page that plays it; `PAGE?game=ID` joins or resumes a game.
+    pub page: &'static str,
+    /// `true` for a real-time kind (its `moves` count ticks).
+    pub realtime: bool,
+}
+
+/// `GET /api/v1/kinds`.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct KindsList {
+    /// Every kind, the default first.
+    pub kinds: Vec<KindView>,
+}
+
+impl KindsList {
+    /// The kinds table as the wire shows it.
+    pub fn of_table() -> KindsList {
+        let kinds = crate::game::kinds::KINDS
+            .iter()
+            .map(|k| KindView { name: k.name, title: k.title, page: k.page, realtime: k.ticks().is_some() })
+            .collect();
+        KindsList { kinds }
+    }
+}
+
 /// `POST /api/v1/admin/games/{id}/fault`.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -1,6 +1,7 @@
 //! A game's snapshot: everything needed to resume it after a crash, on another arbiter,
 //! after a restart of the server or on another instance. Serialisable and validated on
-//! load (the board checks itself). Seats hold the keyed hash of their token, never the
+//! load: the stored `kind` names the game kind (absent in snapshots written before kinds
+//! existed: Connect Four), whose own decoder checks the board. Seats hold the keyed hash of their token, never the
 //! token. [`SnapshotStore`] is where snapshots live outside the process: every write is
 //! fenced by the owner's lease epoch.
 
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::game::{Connect4, Rules as _, Seat};
+use crate::game::{Board, Seat};
 use crate::ids::{GameId, TokenHash};
 use crate::store::StoreFuture;
 
@@ -29,31 +30,89 @@ impl SeatRecord {
 }
 
 /// The state a game resumes from.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
+#[serde(try_from = "Stored")]
 pub struct Snapshot {
     /// Game id.
     pub game_id: GameId,
-    /// The board (validated when deserialised).
-    pub board: Connect4,
+    /// The game's state, of its kind (validated by the kind when deserialised).
+    pub board: Board,
     /// Red seat, then yellow; `None` while free.
     pub seats: [Option<SeatRecord>; 2],
     /// When the game was created (RFC 3339).
     pub created_at: String,
     /// Closed because nobody was connected for `server.abandoned_game_secs`.
-    #[serde(default)]
     pub abandoned: bool,
     /// Restarts so far (after panics and hangs; a takeover is not one).
-    #[serde(default)]
     pub restarts: u32,
     /// Closed after passing its restart limit.
-    #[serde(default)]
     pub failed: bool,
     /// Bumped by every committed change: a store keeps the highest it was given.
-    #[serde(default)]
     pub version: u64,
     /// The lease epoch of the owner that wrote it (the fencing token, docs/DESIGN.md D11).
-    #[serde(default)]
     pub epoch: u64,
+}
+
+/// A snapshot as stored, before its board is read by its kind.
+#[derive(Deserialize)]
+struct Stored {
+    game_id: GameId,
+    #[serde(default = "first_kind")]
+    kind: String,
+    board: serde_json::Value,
+    seats: [Option<SeatRecord>; 2],
+    created_at: String,
+    #[serde(default)]
+    abandoned: bool,
+    #[serde(default)]
+    restarts: u32,
+    #[serde(default)]
+    failed: bool,
+    #[serde(default)]
+    version: u64,
+    #[serde(default)]
+    epoch: u64,
+}
+
+/// Snapshots written before kinds existed are Connect Four's.
+fn first_kind() -> String {
+    "connect4".to_owned()
+}
+
+impl TryFrom<Stored> for Snapshot {
+    type Error = String;
+
+    fn try_from(s: Stored) -> Result<Self, String> {
+        Ok(Snapshot {
+            board: Board::decode(&s.kind, s.board)?,
+            game_id: s.game_id,
+            seats: s.seats,
+            created_at: s.created_at,
+            abandoned: s.abandoned,
+            restarts: s.restarts,
+            failed: s.failed,
+            version: s.version,
+            epoch: s.epoch,
+        })
+    }
+}
+
+impl Serialize for Snapshot {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let mut out = serializer.serialize_struct("Snapshot", 10)?;
+        out.serialize_field("game_id", &self.game_id)?;
+        out.serialize_field("kind", self.board.kind())?;
+        out.serialize_field("board", &self.board)?;
+        out.serialize_field("seats", &self.seats)?;
+        out.serialize_field("created_at", &self.created_at)?;
+        out.serialize_field("abandoned", &self.abandoned)?;
+        out.serialize_field("restarts", &self.restarts)?;
+        out.serialize_field("failed", &self.failed)?;
+        out.serialize_field("version", &self.version)?;
+        out.serialize_field("epoch", &self.epoch)?;
+        out.end()
+    }
 }
 
 impl Snapshot {
@@ -163,5 +222,46 @@ impl SnapshotStore for MemorySnapshots {
             self.games.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const SEATS: &str = r#"[{"name":"ada","token_hash":null},null]"#;
+
+    fn stored(kind: Option<&str>, board: &str) -> String {
+        let kind = kind.map_or(String::new(), |k| format!(r#""kind":"{k}","#));
+        format!(
+            r#"{{"game_id":"0123456789ab",{kind}"board":{board},"seats":{SEATS},"created_at":"2026-01-01T00:00:00Z"}}"#
+        )
+    }
+
+    #[test]
+    fn a_snapshot_without_a_kind_is_connect_four_and_is_written_with_it() {
+        let board = r#"{"columns":[["red"],[],[],[],[],[],[]],"resigned":null}"#;
+        let snapshot: Snapshot = serde_json::from_str(&stored(None, board)).unwrap();
+        assert_eq!(snapshot.board.kind(), "connect4");
+        assert_eq!(snapshot.board.moves(), 1);
+        let written = serde_json::to_value(&snapshot).unwrap();
+        assert_eq!(written["kind"], "connect4");
+        let again: Snapshot = serde_json::from_value(written).unwrap();
+        assert_eq!(again.board, snapshot.board);
+    }
+
+    #[test]
+    fn a_board_is_read_by_its_own_kind_or_refused() {
+        let board = r#"{"columns":[["red"],[],[],[],[],[],[]],"resigned":null}"#;
+        assert!(serde_json::from_str::<Snapshot>(&stored(Some("connect4"), board)).is_ok());
+        for (kind, board, why) in [
+            ("chess", board, "a kind this server does not play"),
+            ("lightcycle", board, "a real-time kind has no turn-based board"),
+            ("connect4", r#"{"columns":[["yellow"],[],[],[],[],[],[]],"resigned":null}"#, "yellow cannot move first"),
+        ] {
+            let error = serde_json::from_str::<Snapshot>(&stored(Some(kind), board)).map(|_| ()).unwrap_err();
+            assert!(!error.to_string().is_empty(), "{why}");
+        }
     }
 }

@@ -1,18 +1,18 @@
-//! Real-time light-cycle games (`kind: "lightcycle"`): one [`CycleGame`] actor per game on
-//! a game arbiter, under `actix::Supervisor`, ticking its pure rules
-//! ([`crate::game::lightcycle`]) at `realtime.tick_hz` on a [`Ticker`] that does not drift:
+//! The real-time runtime: one [`CycleGame`] actor per game of a real-time kind (light
+//! cycles, `kind: "lightcycle"`, is the one registered today) on a game arbiter, under
+//! `actix::Supervisor`, ticking the kind's pure rules through the object-safe
+//! [`crate::game::TickGame`] at `realtime.tick_hz` on a [`Ticker`] that does not drift:
 //! each tick takes the latest input of each seat (an AI seat decides in microseconds and
 //! never blocks the tick), steps the rules, and sends the tick's frame to both seats
 //! through their sockets' bounded queues — the game never waits for a socket; a seat that
 //! cannot keep up is closed with 1013 by its socket like any slow client. Every
 //! `realtime.snapshot_every_ticks` ticks the state is kept as the last good one. A panic
 //! in a tick is caught: the actor stops, its `Supervisor` restarts it, and it resumes from
-//! that snapshot under the kind's restart policy (`supervision.kinds.lightcycle`), telling
-//! both seats; past the limit the game is closed as failed.
+//! that snapshot under the kind's restart policy (`supervision.kinds.<kind>`), telling
+//! both seats; past the limit the game is closed as failed. Nothing here names a kind.
 //!
-//! The lobby hears of them through the event stream, like Connect Four's games. Not yet:
-//! they live in this process only (no Redis snapshot, lease or takeover), and they are not
-//! generic with Connect Four's `GameActor`.
+//! The lobby hears of them through the event stream, like the turn-based games. Not yet:
+//! they live in this process only (no Redis snapshot, lease or takeover).
 
 use std::collections::HashMap;
 use std::panic::{self, AssertUnwindSafe};
@@ -23,8 +23,8 @@ use actix::prelude::*;
 use serde_json::json;
 
 use crate::config::RestartPolicyConfig;
-use crate::game::lightcycle::{ai_direction, Dir, LightCycles};
-use crate::game::{Outcome, Seat};
+use crate::game::kinds::Kind;
+use crate::game::{Arena, Outcome, Seat, TickInput};
 use crate::ids::{monotonic_ms, now_rfc3339, GameId, TokenHash};
 use crate::lobby::EventSink;
 use crate::metrics::{Metrics, RestartReason};
@@ -44,7 +44,7 @@ pub enum CycleFrame {
     Close(u16, &'static str),
 }
 
-/// The settings of every light-cycle game.
+/// The settings of every real-time game.
 #[derive(Clone, Debug)]
 pub struct CycleSettings {
     /// Ticks per second.
@@ -55,8 +55,10 @@ pub struct CycleSettings {
     pub width: u16,
     /// Grid size.
     pub height: u16,
-    /// The kind's restart policy.
-    pub policy: RestartPolicyConfig,
+    /// The restart policy of each real-time kind, by name.
+    pub policies: Vec<(&'static str, RestartPolicyConfig)>,
+    /// `supervision.default`, for a kind without an entry.
+    pub default_policy: RestartPolicyConfig,
     /// A game that never started and has no socket open is removed after this long.
     pub abandon_after: Duration,
 }
@@ -66,20 +68,25 @@ struct SeatRecord {
     token_hash: Option<TokenHash>,
 }
 
-/// The light-cycle games of this process, by id.
+/// The real-time games of this process, by id.
 #[derive(Default)]
 pub struct CycleHall {
-    games: Mutex<HashMap<GameId, Addr<CycleGame>>>,
+    games: Mutex<HashMap<GameId, (Addr<CycleGame>, &'static Kind)>>,
 }
 
 impl CycleHall {
-    /// The game's address, if it is a light-cycle game here.
+    /// The game's address, if it is a real-time game here.
     pub fn get(&self, id: &GameId) -> Option<Addr<CycleGame>> {
+        self.find(id).map(|(addr, _)| addr)
+    }
+
+    /// The game's address and kind, if it is a real-time game here.
+    pub fn find(&self, id: &GameId) -> Option<(Addr<CycleGame>, &'static Kind)> {
         self.games.lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
     }
 
-    fn insert(&self, id: GameId, addr: Addr<CycleGame>) {
-        self.games.lock().unwrap_or_else(|e| e.into_inner()).insert(id, addr);
+    fn insert(&self, id: GameId, addr: Addr<CycleGame>, kind: &'static Kind) {
+        self.games.lock().unwrap_or_else(|e| e.into_inner()).insert(id, (addr, kind));
     }
 
     fn remove(&self, id: &GameId) {
@@ -89,7 +96,7 @@ impl CycleHall {
     /// The server is shutting down: every game closes its sockets with 1012 (these games
     /// end with the process).
     pub fn shut_down(&self) {
-        for game in self.games.lock().unwrap_or_else(|e| e.into_inner()).values() {
+        for (game, _) in self.games.lock().unwrap_or_else(|e| e.into_inner()).values() {
             game.do_send(ShutdownCycle);
         }
     }
@@ -106,12 +113,12 @@ impl Handler<ShutdownCycle> for CycleGame {
     fn handle(&mut self, _: ShutdownCycle, _: &mut Context<Self>) {
         self.ticker = None;
         for v in self.viewers.iter().flatten() {
-            v.do_send(CycleFrame::Close(1012, "server shutting down; light-cycle games end with it"));
+            v.do_send(CycleFrame::Close(1012, "server shutting down; real-time games end with it"));
         }
     }
 }
 
-/// What every light-cycle game shares: the hall it is listed in, the settings, the metrics
+/// What every real-time game shares: the hall it is listed in, the settings, the metrics
 /// and the lobby's event sink.
 pub struct CycleEnv {
     /// The games of this process.
@@ -124,20 +131,22 @@ pub struct CycleEnv {
     pub events: Arc<EventSink>,
 }
 
-/// Starts a new light-cycle game on `arbiter`: red for the creator, yellow for the AI or
-/// for a second human who joins.
+/// Starts a new game of the real-time `kind` on `arbiter`: red for the creator, yellow for
+/// the AI or for a second human who joins. `None` when `kind` is not a real-time kind.
 pub fn start(
     arbiter: &ArbiterHandle,
     env: Arc<CycleEnv>,
     id: GameId,
+    kind: &'static Kind,
     creator: (String, TokenHash),
     ai: bool,
-) -> Addr<CycleGame> {
+) -> Option<Addr<CycleGame>> {
+    let ticks = kind.ticks()?;
     let game_id = id.clone();
     let game_env = env.clone();
+    let rules = (ticks.new_game)(env.settings.width, env.settings.height);
     let addr = actix::Supervisor::start_in_arbiter(arbiter, move |_| {
         let env = game_env;
-        let rules = LightCycles::new_game(env.settings.width, env.settings.height);
         CycleGame {
             id: game_id,
             last_good: rules.clone(),
@@ -163,17 +172,17 @@ pub fn start(
             removed: false,
         }
     });
-    env.hall.insert(id, addr.clone());
-    addr
+    env.hall.insert(id, addr.clone(), kind);
+    Some(addr)
 }
 
-/// One light-cycle game.
+/// One real-time game.
 pub struct CycleGame {
     id: GameId,
-    rules: LightCycles,
-    last_good: LightCycles,
+    rules: Arena,
+    last_good: Arena,
     ticker: Option<Ticker>,
-    inputs: [Option<Dir>; 2],
+    inputs: [Option<TickInput>; 2],
     seats: [Option<SeatRecord>; 2],
     viewers: [Option<Recipient<CycleFrame>>; 2],
     ledger: RestartLedger,
@@ -222,7 +231,7 @@ impl CycleGame {
         };
         GameSummary {
             game_id: self.id.to_string(),
-            kind: LightCycles::KIND,
+            kind: self.rules.kind(),
             status: self.status(),
             players: PlayersView { red: view(Seat::Red), yellow: view(Seat::Yellow) },
             moves: self.rules.tick(),
@@ -262,7 +271,8 @@ impl CycleGame {
     fn full_frame(&self, you: Option<Seat>) -> SharedFrame {
         let names: Vec<Option<&str>> = self.seats.iter().map(|s| s.as_ref().map(|r| r.name.as_str())).collect();
         let value = json!({
-            "type": "cycles",
+            "type": "arena",
+            "kind": self.rules.kind(),
             "game_id": self.id.as_str(),
             "you": you,
             "players": {"red": names[0], "yellow": names[1]},
@@ -296,16 +306,19 @@ impl CycleGame {
     }
 
     fn tick_frame(&self) -> SharedFrame {
-        let heads: Vec<_> = Seat::ALL
-            .iter()
-            .map(|s| {
-                let c = self.rules.cycle(*s);
-                json!({"x": c.x, "y": c.y, "dir": c.dir.as_str(), "crashed": c.crashed})
-            })
-            .collect();
-        let value = json!({"type": "tick", "tick": self.rules.tick(), "heads": heads, "status": self.status(),
-            "winner": self.winner()});
-        SharedFrame::text(&value.to_string())
+        let mut frame = self.rules.tick_view();
+        frame.insert("type".to_owned(), json!("tick"));
+        frame.insert("tick".to_owned(), json!(self.rules.tick()));
+        frame.insert("status".to_owned(), json!(self.status()));
+        frame.insert("winner".to_owned(), json!(self.winner()));
+        SharedFrame::text(&serde_json::Value::Object(frame).to_string())
+    }
+
+    /// This game's kind's restart policy.
+    fn policy(&self) -> &RestartPolicyConfig {
+        let settings = &self.env.settings;
+        let kind = self.rules.kind();
+        settings.policies.iter().find(|(k, _)| *k == kind).map_or(&settings.default_policy, |(_, p)| p)
     }
 
     fn broadcast(&self, frame: &SharedFrame) {
@@ -345,7 +358,7 @@ impl CycleGame {
         match out {
             Ok(()) => self.schedule(ctx),
             Err(_) => {
-                tracing::warn!(game_id = %self.id, tick = self.rules.tick(), "light-cycle game crashed; restarting it from its last snapshot");
+                tracing::warn!(game_id = %self.id, kind = self.rules.kind(), tick = self.rules.tick(), "real-time game crashed; restarting it from its last snapshot");
                 self.crashed = true;
                 ctx.stop();
             }
@@ -357,11 +370,11 @@ impl CycleGame {
         let Some(ticker) = self.ticker.as_mut() else { return };
         ticker.fire(Instant::now());
         if std::mem::take(&mut self.fault_next_tick) {
-            panic!("injected fault: an admin asked this light-cycle game to panic");
+            panic!("injected fault: an admin asked this real-time game to panic");
         }
         let mut inputs = std::mem::take(&mut self.inputs);
         if let Some(ai) = self.ai_seat() {
-            inputs[index(ai)] = Some(ai_direction(&self.rules, ai));
+            inputs[index(ai)] = Some(self.rules.ai_input(ai));
         }
         self.rules = self.rules.step(inputs);
         self.broadcast(&self.tick_frame());
@@ -376,7 +389,7 @@ impl CycleGame {
             self.ended_at = Some(Instant::now());
             self.count_end();
             self.announce(EventKind::Finished);
-            tracing::info!(game_id = %self.id, ticks = self.rules.tick(), outcome = ?self.rules.outcome(), late_ticks = self.ticker.as_ref().map_or(0, |t| t.stats().late), "light-cycle game ended");
+            tracing::info!(game_id = %self.id, kind = self.rules.kind(), ticks = self.rules.tick(), outcome = ?self.rules.outcome(), late_ticks = self.ticker.as_ref().map_or(0, |t| t.stats().late), "real-time game ended");
         }
     }
 
@@ -426,16 +439,17 @@ impl Supervised for CycleGame {
             self.failed = true;
             return;
         }
-        let decision = self.ledger.record(&self.env.settings.policy, monotonic_ms(), fastrand::f64());
+        let policy = self.policy().clone();
+        let decision = self.ledger.record(&policy, monotonic_ms(), fastrand::f64());
         let lost = self.rules.tick().saturating_sub(self.last_good.tick());
         self.rules = self.last_good.clone();
         self.inputs = [None, None];
         match decision {
             Decision::Restart { attempt, delay } => {
                 self.restarts += 1;
-                self.env.metrics.game_restarted(LightCycles::KIND, RestartReason::Panic);
+                self.env.metrics.game_restarted(self.rules.kind(), RestartReason::Panic);
                 self.announce(EventKind::Restarted);
-                tracing::info!(game_id = %self.id, attempt, delay_ms = delay.as_millis() as u64, resumed_at = self.rules.tick(), lost_ticks = lost, "light-cycle game restarted from its snapshot");
+                tracing::info!(game_id = %self.id, kind = self.rules.kind(), attempt, delay_ms = delay.as_millis() as u64, resumed_at = self.rules.tick(), lost_ticks = lost, "real-time game restarted from its snapshot");
                 let notice = json!({"type": "game_restarted", "reason": "panic", "restarts": self.restarts,
                     "resumed_at_tick": self.rules.tick(), "lost_ticks": lost, "retry_after_ms": delay.as_millis() as u64});
                 self.broadcast(&SharedFrame::text(&notice.to_string()));
@@ -450,10 +464,10 @@ impl Supervised for CycleGame {
             }
             Decision::GiveUp { restarts_in_window } => {
                 self.failed = true;
-                self.env.metrics.game_failed(LightCycles::KIND);
+                self.env.metrics.game_failed(self.rules.kind());
                 self.count_end();
                 self.announce(EventKind::RestartLimitExceeded);
-                tracing::error!(game_id = %self.id, restarts_in_window, "light-cycle game crashed past its limit; closing it");
+                tracing::error!(game_id = %self.id, kind = self.rules.kind(), restarts_in_window, "real-time game crashed past its limit; closing it");
                 let error = ErrorBody::new(ErrorCode::GameFailed, "the game crashed too often and is closed");
                 let frame = json!({"type": "error", "error": error});
                 self.broadcast(&SharedFrame::text(&frame.to_string()));
@@ -528,8 +542,8 @@ impl Handler<AttachCycle> for CycleGame {
 pub struct CycleInput {
     /// Whose.
     pub seat: Seat,
-    /// The heading asked for (`None`: resign).
-    pub dir: Option<Dir>,
+    /// The input, as its kind read it (`None`: resign).
+    pub input: Option<TickInput>,
 }
 
 impl Handler<CycleInput> for CycleGame {
@@ -539,8 +553,8 @@ impl Handler<CycleInput> for CycleGame {
         if self.rules.outcome() != Outcome::InProgress || self.failed {
             return;
         }
-        match msg.dir {
-            Some(dir) => self.inputs[index(msg.seat)] = Some(dir),
+        match msg.input {
+            Some(input) => self.inputs[index(msg.seat)] = Some(input),
             None => {
                 self.rules = self.rules.resign(msg.seat);
                 self.last_good = self.rules.clone();

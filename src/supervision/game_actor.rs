@@ -12,8 +12,8 @@ use actix::prelude::*;
 
 use crate::config::AiConfig;
 use crate::config::RestartPolicyConfig;
-use crate::game::ai::{self, SearchBudget};
-use crate::game::{Connect4, Outcome, Rules, Seat};
+use crate::game::ai::SearchBudget;
+use crate::game::{Outcome, Seat};
 use crate::ids::TokenHash;
 use crate::ids::{incident_id, monotonic_ms, now_rfc3339, ConnId};
 use crate::llm::{ChatContext, ChatEvent, LlmClient};
@@ -47,10 +47,13 @@ pub enum ToSession {
     },
 }
 
-/// Everything a game needs from the server, shared by all games of one kind.
+/// Everything a game needs from the server, shared by all turn-based games.
 pub struct GameEnv {
-    /// The restart policy of this kind.
-    pub policy: RestartPolicyConfig,
+    /// The restart policy of each turn-based kind (`supervision.kinds.<name>` over
+    /// `supervision.default`), by kind name.
+    pub policies: Vec<(&'static str, RestartPolicyConfig)>,
+    /// `supervision.default`, for a kind without an entry.
+    pub default_policy: RestartPolicyConfig,
     /// AI player settings.
     pub ai: AiConfig,
     /// Where runtime events go (the lobby is built from them).
@@ -59,6 +62,13 @@ pub struct GameEnv {
     pub metrics: Arc<Metrics>,
     /// How the AI player talks (canned lines when no LLM is configured).
     pub llm: Arc<LlmClient>,
+}
+
+impl GameEnv {
+    /// The restart policy of `kind`.
+    pub fn policy(&self, kind: &str) -> &RestartPolicyConfig {
+        self.policies.iter().find(|(k, _)| *k == kind).map_or(&self.default_policy, |(_, p)| p)
+    }
 }
 
 /// How an incarnation begins.
@@ -266,6 +276,11 @@ impl GameActor {
         }
     }
 
+    /// This game's kind's restart policy.
+    fn policy(&self) -> &RestartPolicyConfig {
+        self.env.policy(self.state.board.kind())
+    }
+
     fn abandoned(&self) -> bool {
         self.cell.generation.load(Ordering::Acquire) != self.generation
     }
@@ -316,9 +331,10 @@ impl GameActor {
     /// answer at once, after a held delay, or after a delay during which commands get
     /// GAME_RESTARTING; or close the game when its limit is spent.
     fn recover(&mut self, ctx: &mut Context<Self>, reason: RestartReason) {
+        let jitter = self.rng.f64();
         let decision = {
             let mut ledger = self.cell.ledger.lock().unwrap_or_else(|e| e.into_inner());
-            ledger.record(&self.env.policy, monotonic_ms(), self.rng.f64())
+            ledger.record(self.policy(), monotonic_ms(), jitter)
         };
         // The last good state is the keeper's: the one copy in the process.
         match self.cell.snapshot() {
@@ -343,7 +359,7 @@ impl GameActor {
                 );
                 if delay.is_zero() {
                     self.finish_recovery(ctx);
-                } else if delay.as_millis() <= u128::from(self.env.policy.hold_messages_max_ms) {
+                } else if delay.as_millis() <= u128::from(self.policy().hold_messages_max_ms) {
                     self.cell.set_run_state(RunState::Restarting);
                     ctx.wait(actix::clock::sleep(delay).into_actor(self).map(|_, act, ctx| act.finish_recovery(ctx)));
                 } else {
@@ -389,12 +405,13 @@ impl GameActor {
         self.commit_quietly();
         self.publish_event(EventKind::RestartLimitExceeded);
         tracing::error!(
-            game_id = %self.cell.id, restarts = self.restarts, restarts_in_window, within_secs = self.env.policy.within_secs,
+            game_id = %self.cell.id, restarts = self.restarts, restarts_in_window, within_secs = self.policy().within_secs,
             "game exceeded its restart limit and was closed"
         );
         let reason = format!(
             "the game crashed more than {} times within {} s and was closed",
-            self.env.policy.max_restarts, self.env.policy.within_secs
+            self.policy().max_restarts,
+            self.policy().within_secs
         );
         self.broadcast(&ServerFrame::GameFailed { reason });
         self.broadcast_state();
@@ -432,16 +449,15 @@ impl GameActor {
         };
         GameView {
             game_id: self.cell.id.to_string(),
-            kind: Connect4::KIND,
+            kind: self.state.board.kind(),
             status,
             turn: if status == GameStatus::Playing { self.state.board.turn() } else { None },
             winner,
             resigned,
-            columns: self.state.board.columns(),
             moves: self.state.board.moves(),
             players: self.players(),
             restarts: self.restarts,
-            winning_line: self.state.board.winning_line().map(|line| line.iter().map(|&(c, r)| [c, r]).collect()),
+            board: self.state.board.view(),
         }
     }
 
@@ -671,7 +687,7 @@ impl GameActor {
             }
             actix_rt::task::spawn_blocking(move || {
                 let _scope = GameScope::enter(&game_id);
-                ai::choose_move_seeded(&board, budget, seed)
+                board.ai_move(budget, seed)
             })
             .await
         };
@@ -720,7 +736,8 @@ impl GameActor {
         }
         self.llm_in_flight = true;
         let context = ChatContext {
-            board: board_text(&self.state.board),
+            game: crate::game::kinds::by_name(self.state.board.kind()).map_or("a game", |k| k.title),
+            board: self.state.board.describe(),
             moves: self.state.board.moves(),
             opponent: self.state.seat(Seat::Red).map_or_else(|| "your opponent".to_owned(), |r| r.name.clone()),
             event,
@@ -751,14 +768,14 @@ impl GameActor {
         }
     }
 
-    fn apply_ai_move(&mut self, ctx: &mut Context<Self>, expected_moves: u32, column: Option<u8>) {
+    fn apply_ai_move(&mut self, ctx: &mut Context<Self>, expected_moves: u32, column: Option<i64>) {
         if self.failed || self.state.board.moves() != expected_moves {
             return;
         }
         let (Some(column), Some(turn)) = (column, self.state.board.turn()) else {
             return;
         };
-        match self.state.board.play(turn, i64::from(column)) {
+        match self.state.board.play(turn, column) {
             Ok(board) => {
                 self.state.board = board;
                 if !self.commit() {
@@ -766,7 +783,8 @@ impl GameActor {
                 }
                 self.schedule_ai(ctx);
                 if self.rng.f64() < self.env.llm.comment_probability() {
-                    self.ai_chat(ctx, ChatEvent::AiMoved { column });
+                    let what = self.state.board.describe_move(column);
+                    self.ai_chat(ctx, ChatEvent::AiMoved { what });
                 }
             }
             Err(e) => {
@@ -780,25 +798,6 @@ impl GameActor {
 fn abandoned_error() -> ErrorBody {
     ErrorBody::new(ErrorCode::GameOver, "this game was closed because no player was connected; start a new one")
         .with("reason", "abandoned")
-}
-
-/// The board as text for the LLM, top row first: `R`, `Y`, `.`.
-fn board_text(board: &Connect4) -> String {
-    let columns = board.columns();
-    (0..6)
-        .rev()
-        .map(|row| {
-            columns
-                .iter()
-                .map(|c| match c.get(row) {
-                    Some(Seat::Red) => 'R',
-                    Some(Seat::Yellow) => 'Y',
-                    None => '.',
-                })
-                .collect::<String>()
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 impl Actor for GameActor {

@@ -26,13 +26,11 @@ use futures_util::{FutureExt as _, StreamExt as _};
 
 use crate::cluster::Cluster;
 use crate::config::Config;
-use crate::game::lightcycle::LightCycles;
-use crate::game::{Connect4, Outcome, Rules, Seat};
+use crate::game::{Board, Outcome, Seat};
 use crate::ids::{monotonic_ms, now_rfc3339, GameId, PlayerToken};
 use crate::llm::LlmClient;
 use crate::lobby::EventSink;
 use crate::metrics::{Metrics, RestartReason};
-use crate::protocol::GameKind;
 use crate::protocol::{ErrorBody, ErrorCode, GameStatus, GameSummary, Opponent, PlayerView, PlayersView, SeatGrant};
 use crate::store::directory::{Claim, Lease, Renewal};
 use crate::store::events::EventKind;
@@ -187,8 +185,10 @@ impl GameSupervisor {
             0 => std::thread::available_parallelism().map_or(2, usize::from),
             n => n as usize,
         };
+        let turn_kinds = crate::game::kinds::KINDS.iter().filter(|k| k.turns().is_some());
         let env = Arc::new(GameEnv {
-            policy: config.supervision.policy_for(Connect4::KIND),
+            policies: turn_kinds.map(|k| (k.name, config.supervision.policy_for(k.name))).collect(),
+            default_policy: config.supervision.default.clone(),
             ai: config.ai.clone(),
             events,
             metrics: metrics.clone(),
@@ -200,7 +200,12 @@ impl GameSupervisor {
             snapshot_every_ticks: config.realtime.snapshot_every_ticks,
             width: config.realtime.width,
             height: config.realtime.height,
-            policy: config.supervision.policy_for(LightCycles::KIND),
+            policies: crate::game::kinds::KINDS
+                .iter()
+                .filter(|k| k.ticks().is_some())
+                .map(|k| (k.name, config.supervision.policy_for(k.name)))
+                .collect(),
+            default_policy: config.supervision.default.clone(),
             abandon_after: Duration::from_secs(config.server.abandoned_game_secs),
         };
         GameSupervisor {
@@ -246,7 +251,8 @@ impl GameSupervisor {
         let slot = self.next_slot();
         let summary = summary_of(&snapshot);
         let id = snapshot.game_id.clone();
-        let cell = Arc::new(GameCell::new(id, Connect4::KIND, slot, summary, snapshot.clone(), self.keeper.clone()));
+        let kind = snapshot.board.kind();
+        let cell = Arc::new(GameCell::new(id, kind, slot, summary, snapshot.clone(), self.keeper.clone()));
         if self.cluster.shared() {
             cell.lease_until_ms.store(claimed_ms + lease_ms(&self.cluster), Ordering::Release);
         }
@@ -258,13 +264,15 @@ impl GameSupervisor {
 
     fn watchdog(&mut self) {
         let now = monotonic_ms();
-        let hang_timeout_ms = self.env.policy.hang_timeout_ms;
+        // An arbiter that stops answering is lost after the shortest hang timeout of the
+        // kinds it may host.
+        let hang_timeout_ms = self.env.policies.iter().map(|(_, p)| p.hang_timeout_ms).min().unwrap_or(u64::MAX);
         let interval_ms = self.config.supervision.watchdog_interval_ms;
         let mut lost = BTreeSet::new();
         let cells = self.registry.all();
         for cell in &cells {
             let busy = cell.busy_since_ms.load(Ordering::Acquire);
-            if busy != 0 && now.saturating_sub(busy) > hang_timeout_ms {
+            if busy != 0 && now.saturating_sub(busy) > self.env.policy(cell.kind).hang_timeout_ms {
                 lost.insert(cell.arbiter.load(Ordering::Acquire));
             }
         }
@@ -327,7 +335,7 @@ impl GameSupervisor {
                 RunState::Failed => StartMode::Tombstone,
                 _ if busy != 0 => {
                     hung += 1;
-                    tracing::error!(game_id = %cell.id, busy_ms = now.saturating_sub(busy), hang_timeout_ms = self.env.policy.hang_timeout_ms, "game handler is hung");
+                    tracing::error!(game_id = %cell.id, busy_ms = now.saturating_sub(busy), hang_timeout_ms = self.env.policy(cell.kind).hang_timeout_ms, "game handler is hung");
                     StartMode::Recover(RestartReason::Hang)
                 }
                 // Crashed while the thread was held: its restart begins here.
@@ -482,7 +490,7 @@ fn summary_of(snapshot: &Snapshot) -> GameSummary {
     };
     GameSummary {
         game_id: snapshot.game_id.to_string(),
-        kind: Connect4::KIND,
+        kind: snapshot.board.kind(),
         status,
         players: PlayersView {
             red: snapshot.seats[0].as_ref().map(player),
@@ -614,22 +622,28 @@ impl Handler<CreateGame> for GameSupervisor {
 }
 
 impl GameSupervisor {
-    /// A light-cycle game on the next arbiter (real-time games live in this process only).
-    fn create_cycles(&mut self, msg: CreateGame) -> SeatGrant {
+    /// A real-time game on the next arbiter (real-time games live in this process only).
+    fn create_cycles(&mut self, msg: CreateGame) -> Result<SeatGrant, ErrorBody> {
         let id = GameId::random();
         let token = PlayerToken::random();
         let hash = self.cluster.hash(&token);
         let slot = self.next_slot();
-        cycles::start(
+        let kind = msg.kind.spec();
+        let started = cycles::start(
             &self.slots[slot].arbiter.handle(),
             self.cycles.clone(),
             id.clone(),
+            kind,
             (msg.player_name, hash),
             msg.opponent == Opponent::Ai,
         );
-        self.metrics.game_started(LightCycles::KIND);
-        tracing::info!(game_id = %id, opponent = ?msg.opponent, "light-cycle game created");
-        SeatGrant { game_id: id.to_string(), seat: Seat::Red, player_token: token.expose().to_owned() }
+        if started.is_none() {
+            tracing::error!(kind = kind.name, "asked to tick a game kind that is not real-time");
+            return Err(ErrorBody::new(ErrorCode::Internal, "could not create the game"));
+        }
+        self.metrics.game_started(kind.name);
+        tracing::info!(game_id = %id, kind = kind.name, opponent = ?msg.opponent, "real-time game created");
+        Ok(SeatGrant { game_id: id.to_string(), seat: Seat::Red, player_token: token.expose().to_owned() })
     }
 }
 
@@ -641,8 +655,8 @@ fn restarting() -> ErrorBody {
 
 impl GameSupervisor {
     fn create(&mut self, msg: CreateGame) -> ResponseActFuture<Self, Result<SeatGrant, ErrorBody>> {
-        if msg.kind == GameKind::LightCycle {
-            return Box::pin(actix::fut::ready(Ok(self.create_cycles(msg))));
+        if msg.kind.spec().ticks().is_some() {
+            return Box::pin(actix::fut::ready(self.create_cycles(msg)));
         }
         let id = GameId::random();
         let cluster = self.cluster.clone();
@@ -676,9 +690,13 @@ impl GameSupervisor {
         let hash = self.cluster.hash(&token);
         let human = SeatRecord { name: msg.player_name.clone(), token_hash: Some(hash.clone()) };
         let yellow = (msg.opponent == Opponent::Ai).then(|| SeatRecord { name: AI_NAME.to_owned(), token_hash: None });
+        let Some(board) = Board::new_game(msg.kind.name()) else {
+            tracing::error!(kind = msg.kind.name(), "asked to host a game kind that is not turn-based");
+            return Err(ErrorBody::new(ErrorCode::Internal, "could not create the game"));
+        };
         let snapshot = Arc::new(Snapshot {
             game_id: id.clone(),
-            board: Connect4::new_game(),
+            board,
             seats: [Some(human), yellow],
             created_at: now_rfc3339(),
             abandoned: false,

@@ -43,7 +43,7 @@ use crate::metrics::Metrics;
 use crate::protocol::views::{
     ActorFaultAccepted, ActorFaultRequest, AdmissionCheck, ArbitersCheck, BreakerActionRequest, BreakerBrief,
     BreakerView, BreakersCheck, BreakersList, BreakersMetrics, ConnectionsCheck, FaultAccepted, FaultRequest,
-    GamesCheck, GamesList, HealthBody, HealthChecks, HealthOverride, HealthOverrideRequest, LineLostView,
+    GamesCheck, GamesList, HealthBody, HealthChecks, HealthOverride, HealthOverrideRequest, KindsList, LineLostView,
     SystemActorsCheck, VitalView, VitalsCheck, ACTOR_FAULT_KINDS, BREAKER_ACTIONS, FAULT_KINDS, FORCED_STATUSES,
     MAX_HANG_MS,
 };
@@ -281,6 +281,20 @@ async fn list_games(state: State) -> web::Json<GamesList> {
     web::Json(GamesList { games: state.lobby.games(200) })
 }
 
+/// `GET /api/v1/kinds`: the game kinds this server plays.
+#[utoipa::path(
+    get,
+    path = "/api/v1/kinds",
+    tag = "games",
+    responses(
+        (status = 200, description = "Every game kind, the default first, with its page.", body = KindsList),
+        (status = 503, response = openapi::ConnectionCeiling),
+    )
+)]
+async fn list_kinds() -> web::Json<KindsList> {
+    web::Json(KindsList::of_table())
+}
+
 /// A game's summary: hosted here, or (another instance's) from the lobby every instance shares.
 enum SummaryOf {
     Here(GameSummary),
@@ -446,7 +460,7 @@ async fn inject_fault(
     };
     if let Some(game) = state.cycles.get(&id) {
         if fault != Fault::Panic {
-            return Err(ErrorBody::validation("kind", "a light-cycle game takes only \"panic\" (on its next tick)")
+            return Err(ErrorBody::validation("kind", "a real-time game takes only \"panic\" (on its next tick)")
                 .with("allowed", vec!["panic"]));
         }
         game.send(crate::supervision::cycles::CycleFault).await.map_err(|_| ErrorBody::restarting())?;
@@ -930,18 +944,21 @@ async fn static_file(path: web::Path<String>) -> Answer<HttpResponse> {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     let index = || page("index.html");
     let dashboard = || page("dashboard.html");
-    let cycles = || page("cycles.html");
+    // Each game kind's page (the first kind plays on the lobby page).
+    for kind in crate::game::kinds::KINDS.iter().filter(|k| k.page != "/") {
+        let this = || page(kind.asset);
+        cfg.route(kind.page, web::get().to(this)).route(kind.page, web::head().to(this));
+    }
     cfg.route("/", web::get().to(index))
         .route("/", web::head().to(index))
         .route("/api/v1/games", web::post().to(create_game))
         .route("/api/v1/games", web::get().to(list_games))
+        .route("/api/v1/kinds", web::get().to(list_kinds))
         .route("/api/v1/games/{id}", web::get().to(get_game))
         .route("/api/v1/games/{id}/join", web::post().to(join_game))
         .route("/api/v1/openapi.json", web::get().to(openapi::serve))
         .route("/dashboard", web::get().to(dashboard))
         .route("/dashboard", web::head().to(dashboard))
-        .route("/cycles", web::get().to(cycles))
-        .route("/cycles", web::head().to(cycles))
         .route("/static/{path:.*}", web::get().to(static_file))
         .route("/static/{path:.*}", web::head().to(static_file))
         .route("/api/v1/admin/games/{id}/fault", web::post().to(inject_fault))

@@ -37,6 +37,7 @@ pub const ADMIN_SCHEME: &str = "admin_token";
     paths(
         super::create_game,
         super::list_games,
+        super::list_kinds,
         super::get_game,
         super::join_game,
         super::waitlist_status,

@@ -86,17 +86,20 @@ pub async fn serve(
     let upgraded =
         Upgraded { io: parts.io, leftover: BytesMut::from(&parts.read_buf[..]), slot: state.gate.enter_upgraded() };
     let (limits, metrics) = (state.limits.clone(), state.metrics.clone());
-    match (target, game) {
-        (Target::Game(_), Some((Some(id), true))) if state.cycles.get(&id).is_some() => {
-            let game = state.cycles.get(&id).expect("checked");
+    let hosted_realtime = match &game {
+        Some((Some(id), true)) => realtime(&state, id),
+        _ => None,
+    };
+    match (target, game, hosted_realtime) {
+        (Target::Game(_), _, Some((game, kind))) => {
             let cluster = state.cluster.clone();
             crate::web::cycles::CycleSession::create(move |ctx| {
                 let (socket, connection) = Socket::new(SocketKind::Game, upgraded, limits, metrics);
                 ctx.add_stream(connection);
-                crate::web::cycles::CycleSession::new(socket, game, cluster)
+                crate::web::cycles::CycleSession::new(socket, game, kind, cluster)
             });
         }
-        (Target::Game(_), Some((Some(id), known))) => {
+        (Target::Game(_), Some((Some(id), known)), None) => {
             let links = GameLinks {
                 supervisor: state.supervisor.clone(),
                 cluster: state.cluster.clone(),
@@ -109,7 +112,7 @@ pub async fn serve(
                 PlayerSession::new(id, known, socket, links)
             });
         }
-        (Target::Lobby, _) => {
+        (Target::Lobby, _, _) => {
             let (view, admission) = (state.lobby.clone(), state.admission.clone());
             LobbySession::create(move |ctx| {
                 let (socket, connection) = Socket::new(SocketKind::Lobby, upgraded, limits, metrics);
@@ -118,10 +121,18 @@ pub async fn serve(
             });
         }
         #[cfg(feature = "conformance")]
-        (Target::Echo, _) => crate::web::echo::start(upgraded, limits, metrics),
+        (Target::Echo, _, _) => crate::web::echo::start(upgraded, limits, metrics),
         _ => {}
     }
     Ok(())
+}
+
+/// A real-time game hosted here, with its kind's tick interface.
+fn realtime(
+    state: &AppState,
+    id: &GameId,
+) -> Option<(actix::Addr<crate::supervision::cycles::CycleGame>, &'static crate::game::kinds::TickKind)> {
+    state.cycles.find(id).and_then(|(game, kind)| Some((game, kind.ticks()?)))
 }
 
 /// Answers the request with `error` (its status, the docs/PROTOCOL.md body, `Retry-After`

@@ -8,7 +8,7 @@ import { api } from './api.js';
 const $ = (id) => document.getElementById(id);
 const KEYS = { ArrowUp: 'up', ArrowDown: 'down', ArrowLeft: 'left', ArrowRight: 'right', w: 'up', s: 'down', a: 'left', d: 'right' };
 const COLORS = { red: '#ef4444', yellow: '#facc15' };
-const seatKey = (id) => `rampart.cycles.${id}`;
+const seatKey = (id) => `rampart.lightcycle.${id}`; // rampart.KIND.ID: the lobby looks here
 
 let ws = null;
 let game = null; // {width, height, cells: Uint8Array}
@@ -61,7 +61,7 @@ function statusLine(status, winner) {
 }
 
 function onFrame(f) {
-  if (f.type === 'cycles') {
+  if (f.type === 'arena') {
     you = f.you;
     const g = f.game;
     game = { width: g.width, height: g.height, cells: Uint8Array.from(g.cells) };

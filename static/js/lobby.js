@@ -23,6 +23,34 @@ export function initLobby(h) { Object.assign(hooks, h); }
 
 const poll = { timer: 0, busy: false, soonTimer: 0 };
 
+/**
+ * The game kinds the server plays (GET /api/v1/kinds), by name: {title, page, realtime}.
+ * A kind with a page of its own is played there (`PAGE?game=ID`); the lobby links to it.
+ */
+const kinds = new Map();
+
+/** Loads the kinds once and offers the ones played on their own page under the new-game form. */
+async function loadKinds() {
+  try {
+    const data = await api('GET', '/api/v1/kinds');
+    for (const k of (data && Array.isArray(data.kinds)) ? data.kinds : []) kinds.set(k.name, k);
+  } catch {
+    return; // the lobby still lists games; other kinds just get no link
+  }
+  const links = $('other-kinds');
+  if (!links) return;
+  const own = [...kinds.values()].filter((k) => k.page !== '/');
+  links.replaceChildren(...own.flatMap((k, i) => {
+    const a = document.createElement('a');
+    a.href = k.page;
+    a.dataset.testid = `${k.name}-link`;
+    a.textContent = `Or play ${k.title.toLowerCase()}${k.realtime ? ', in real time' : ''} →`;
+    return i ? [document.createTextNode(' · '), a] : [a];
+  }));
+  links.hidden = own.length === 0;
+  refreshLobby();
+}
+
 function seatLabel(g, seat) {
   return playerLabel(g.players && g.players[seat]) || SEAT_NAME[seat];
 }
@@ -101,15 +129,16 @@ function lobbyItem(g, seats) {
     n.textContent = o.note;
     meta.append(n);
   }
-  const cycles = g.kind === 'lightcycle';
-  if (cycles) {
+  const kind = kinds.get(g.kind);
+  const elsewhere = kind && kind.page !== '/' ? kind : null; // played on its own page
+  if (elsewhere) {
     const k = document.createElement('span');
     k.className = 'badge';
-    k.textContent = 'light cycles';
+    k.textContent = elsewhere.title.toLowerCase();
     meta.append(k);
   }
   const moves = document.createElement('span');
-  moves.textContent = cycles ? plural(Number(g.moves) || 0, 'tick', 'ticks') : plural(Number(g.moves) || 0, 'move', 'moves');
+  moves.textContent = kind && kind.realtime ? plural(Number(g.moves) || 0, 'tick', 'ticks') : plural(Number(g.moves) || 0, 'move', 'moves');
   meta.append(moves);
   const restarts = Number(g.restarts) || 0;
   if (restarts > 0) {
@@ -127,14 +156,15 @@ function lobbyItem(g, seats) {
   const action = document.createElement('div');
   action.className = 'lobby-action';
   const current = hooks.currentGameId() === g.game_id;
-  if (cycles) {
-    // A light-cycle game is played on its own page, which resumes or joins from the link.
+  if (elsewhere) {
+    // Played on its own page, which resumes or joins from the link; that page keeps the
+    // seat under `rampart.KIND.ID`.
     if (g.status === 'waiting' || g.status === 'playing') {
-      const yours = localStorage.getItem(`rampart.cycles.${g.game_id}`) !== null;
+      const yours = localStorage.getItem(`rampart.${g.kind}.${g.game_id}`) !== null;
       if (yours || (g.status === 'waiting' && g.players && g.players.yellow == null)) {
         action.append(button(yours ? 'Resume' : 'Join', yours ? 'btn-secondary' : 'btn-primary', yours ? 'lobby-resume' : 'lobby-join',
-          `${yours ? 'Resume' : 'Join'} the light-cycle game of ${red || 'this player'}`,
-          () => { location.href = `/cycles?game=${encodeURIComponent(g.game_id)}`; }));
+          `${yours ? 'Resume' : 'Join'} the ${elsewhere.title.toLowerCase()} game of ${red || 'this player'}`,
+          () => { location.href = `${elsewhere.page}?game=${encodeURIComponent(g.game_id)}`; }));
       }
     }
   } else if (mine && !current && (g.status === 'waiting' || g.status === 'playing')) {
@@ -204,6 +234,7 @@ function scheduleLobby() {
 }
 
 export function startLobby() {
+  loadKinds();
   document.addEventListener('visibilitychange', scheduleLobby);
   scheduleLobby();
 }

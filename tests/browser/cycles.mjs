@@ -6,7 +6,7 @@ import { browserTest, until } from './lib.mjs';
 
 browserTest({}, async (t) => {
   const p = await t.open('/', { label: 'player' });
-  await p.tid('cycles-link').click();
+  await p.tid('lightcycle-link').click();
   await p.page.waitForURL(/\/cycles$/);
   await p.tid('cycles-name').fill('Ada');
   await p.tid('cycles-ai').click();
