@@ -159,16 +159,19 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
         session_key,
     );
     if cluster.shared() {
-        actix_rt::spawn(cluster.clone().run_heartbeat());
+        let cluster = cluster.clone();
+        tree.supervise_task(Part::Heartbeat, move || cluster.clone().run_heartbeat());
     }
     let (keeper, fenced) = SnapshotKeeper::new(
         stores.snapshots.clone(),
         database.clone(),
         Duration::from_secs(config.server.finished_game_ttl_secs),
     );
-    actix_rt::spawn(keeper.clone().run());
+    let writer = keeper.clone();
+    tree.supervise_task(Part::Keeper, move || writer.clone().run());
     let events = EventSink::new(me.clone());
-    actix_rt::spawn(events.clone().run(stores.events.clone(), messaging.clone()));
+    let (publisher, stream, guard) = (events.clone(), stores.events.clone(), messaging.clone());
+    tree.supervise_task(Part::Events, move || publisher.clone().run(stream.clone(), guard.clone()));
     let health = Arc::new(HealthBoard::default());
     let lobby = LobbyView::new(health.clone());
     let announcer = match &redis {

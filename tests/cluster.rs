@@ -379,3 +379,37 @@ async fn a_paused_owner_is_fenced_and_never_overwrites_the_new_owners_board() {
     red.move_to(5).await;
     yellow.recv_state(|g| g["moves"] == 3).await;
 }
+
+/// The background tasks run under the supervision tree with Redis too: a panic in the
+/// snapshot writer or the heartbeat restarts it, and the moves played around it still
+/// reach Redis (the writer writes every game's latest snapshot again when it restarts).
+#[actix_rt::test]
+async fn the_snapshot_writer_and_the_heartbeat_restart_and_moves_still_reach_redis() {
+    let redis = RedisServer::start();
+    let server = instance(&redis);
+    let api = TestServer::at(server.addr);
+    let (red_grant, yellow_grant) = human_game(&api).await;
+    let mut red = api.player(&red_grant).await;
+    let mut yellow = api.player(&yellow_grant).await;
+    for (moves, task) in [(1, "keeper"), (2, "heartbeat"), (3, "events")] {
+        let path = format!("/api/v1/admin/actors/{task}/fault");
+        let (code, body, _) = api.post_raw(&path, r#"{"kind":"panic"}"#, Some(ADMIN)).await;
+        assert_eq!(code, 202, "{body}");
+        let (mover, opponent) = if moves % 2 == 1 { (&mut red, &mut yellow) } else { (&mut yellow, &mut red) };
+        mover.move_to(moves as i64).await;
+        opponent.recv_state(|g| g["moves"] == json!(moves)).await;
+        wait_moves_written(&redis, &red_grant.game_id, moves).await;
+        api.wait_metric(&format!("rampart_system_actor_restarts_total{{actor=\"{task}\"}}"), 1.0).await;
+    }
+    let (_, health) = api.get("/health").await;
+    let tasks: Vec<_> = health["checks"]["system_actors"]["actors"]
+        .as_array()
+        .expect("actors")
+        .iter()
+        .filter(|a| ["keeper", "events", "heartbeat"].contains(&a["name"].as_str().unwrap_or_default()))
+        .map(|a| (a["name"].clone(), a["status"].clone(), a["restarts"].clone()))
+        .collect();
+    assert_eq!(tasks.len(), 3, "{health}");
+    assert!(tasks.iter().all(|(_, status, restarts)| status == "ok" && restarts == 1), "{tasks:?}");
+    drop(server);
+}

@@ -1,5 +1,5 @@
-//! The supervision tree over the server's own actors, end to end: a panic injected into
-//! each system actor (through the admin API, on the same path as a real bug) restarts it
+//! The supervision tree over the server's own actors and background tasks, end to end: a
+//! panic injected into each (through the admin API, on the same path as a real bug) restarts it
 //! while games keep playing on the same sockets and the waitlist keeps its order; past its
 //! limit a system actor ends the process with a clear log line and a non-zero exit.
 
@@ -69,7 +69,9 @@ async fn a_panic_in_each_system_actor_restarts_it_and_games_sockets_and_the_line
         tickets.push(body["error"]["details"]["ticket"].as_str().expect("ticket").to_owned());
     }
 
-    for (played, name) in ["breakers", "health", "admission", "lobby", "games"].into_iter().enumerate() {
+    // The five actors, then the background tasks that run without Redis.
+    let parts = ["breakers", "health", "admission", "lobby", "games", "keeper", "events"];
+    for (played, name) in parts.into_iter().enumerate() {
         let (code, body) = actor_fault(&server, name, r#"{"kind":"panic"}"#).await;
         assert_eq!((code, body["actor"].as_str(), body["accepted"].as_bool()), (202, Some(name), Some(true)), "{body}");
         let view = wait_restarts(&server, name, 1).await;
@@ -97,7 +99,15 @@ async fn a_panic_in_each_system_actor_restarts_it_and_games_sockets_and_the_line
     let first = admitted[0]["game_id"].as_str().expect("admitted game").to_owned();
     lobby.recv_until("the lobby lists an admitted game", |f| f.to_string().contains(&first)).await;
     let (_, health) = server.get("/health").await;
-    assert_eq!(health["checks"]["system_actors"]["restarts"].as_u64(), Some(5), "{health}");
+    assert_eq!(health["checks"]["system_actors"]["restarts"].as_u64(), Some(7), "{health}");
+    // Without Redis there is no heartbeat task: not listed, and no fault reaches it.
+    let listed: Vec<&str> = health["checks"]["system_actors"]["actors"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|a| a["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(listed, parts.to_vec(), "{health}");
+    let (code, body) = actor_fault(&server, "heartbeat", r#"{"kind":"panic"}"#).await;
+    assert_eq!((code, body["error"]["code"].as_str()), (404, Some("NOT_FOUND")), "{body}");
     // Creating games works after the supervisor's restart.
     assert_eq!(create(&server, "late").await.0, 201);
 }
@@ -105,9 +115,12 @@ async fn a_panic_in_each_system_actor_restarts_it_and_games_sockets_and_the_line
 #[actix_rt::test]
 async fn bad_actor_faults_get_structured_errors() {
     let server = TestServer::start(config()).await;
-    let (code, body) = actor_fault(&server, "keeper", r#"{"kind":"panic"}"#).await;
+    let (code, body) = actor_fault(&server, "keepr", r#"{"kind":"panic"}"#).await;
     assert_eq!((code, body["error"]["code"].as_str()), (404, Some("NOT_FOUND")), "{body}");
-    assert_eq!(body["error"]["details"]["allowed"], json!(["breakers", "health", "admission", "lobby", "games"]));
+    assert_eq!(
+        body["error"]["details"]["allowed"],
+        json!(["breakers", "health", "admission", "lobby", "games", "keeper", "events", "heartbeat"])
+    );
     let (code, body) = actor_fault(&server, "lobby", r#"{"kind":"freeze"}"#).await;
     assert_eq!((code, body["error"]["code"].as_str()), (422, Some("VALIDATION_FAILED")), "{body}");
     let (code, body) = actor_fault(&server, "lobby", r#"{"kind":"hang","duration_ms":0}"#).await;

@@ -233,24 +233,36 @@ pub struct SystemPolicies {
     /// The GameSupervisor.
     #[garde(dive)]
     pub games: PartialRestartPolicy,
+    /// The SnapshotKeeper's writer task.
+    #[garde(dive)]
+    pub keeper: PartialRestartPolicy,
+    /// The runtime-event publisher task.
+    #[garde(dive)]
+    pub events: PartialRestartPolicy,
+    /// The instance heartbeat task (with Redis).
+    #[garde(dive)]
+    pub heartbeat: PartialRestartPolicy,
 }
 
 impl SystemPolicies {
     /// Each system actor's name and partial policy.
-    pub fn each(&self) -> [(&'static str, &PartialRestartPolicy); 5] {
+    pub fn each(&self) -> [(&'static str, &PartialRestartPolicy); 8] {
         [
             ("breakers", &self.breakers),
             ("health", &self.health),
             ("admission", &self.admission),
             ("lobby", &self.lobby),
             ("games", &self.games),
+            ("keeper", &self.keeper),
+            ("events", &self.events),
+            ("heartbeat", &self.heartbeat),
         ]
     }
 }
 
 impl SupervisionConfig {
-    /// The restart policy of a system actor (`breakers`, `health`, `admission`, `lobby`,
-    /// `games`): its `system` entry over `default`, except `hang_timeout_ms`, which is
+    /// The restart policy of a system actor or task (`breakers`, `health`, `admission`,
+    /// `lobby`, `games`, `keeper`, `events`, `heartbeat`): its `system` entry over `default`, except `hang_timeout_ms`, which is
     /// [`SYSTEM_HANG_TIMEOUT_MS`] unless the entry sets it (a system actor's hang ends the
     /// process, so it is not judged by the games' tighter limit).
     pub fn system_policy(&self, name: &str) -> RestartPolicyConfig {

@@ -233,12 +233,18 @@ impl EventSink {
         loop {
             let _ = tokio::time::timeout_at(next_progress, self.wake.notified()).await;
             loop {
-                let Some(event) = self.queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front() else { break };
+                // An event leaves the queue once published, so a crash of this task publishes
+                // it again rather than losing it.
+                let Some(event) = self.queue.lock().unwrap_or_else(|e| e.into_inner()).front().cloned() else { break };
                 if let Err(e) = messaging.call(stream.publish(&event)).await {
                     tracing::debug!(game_id = %event.game_id, kind = event.kind.as_str(), "could not publish a runtime event; keeping it: {e}");
-                    self.queue.lock().unwrap_or_else(|e| e.into_inner()).push_front(event);
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     break;
+                }
+                let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+                // Unless a full queue dropped it meanwhile.
+                if queue.front() == Some(&event) {
+                    queue.pop_front();
                 }
             }
             if tokio::time::Instant::now() >= next_progress {

@@ -143,6 +143,13 @@ impl SnapshotKeeper {
 
     /// The writer: waits for snapshots and writes them. Runs until the process ends.
     pub async fn run(self: Arc<Self>) {
+        // A run after a crash (under the supervision tree) may have cut a batch short: every
+        // game's latest snapshot is pending again (a write the store already holds is stale).
+        {
+            let mut state = self.lock();
+            let ids: Vec<GameId> = state.latest.keys().cloned().collect();
+            state.pending.extend(ids);
+        }
         loop {
             if self.pending() == 0 {
                 let _ = tokio::time::timeout(RETRY_EVERY, self.wake.notified()).await;

@@ -16,6 +16,13 @@
 //! manager starts it again. A system actor still inside one handler after its
 //! `hang_timeout_ms` has blocked the server's main thread, which nothing in the process
 //! can preempt: the tree's watchdog thread logs it and exits the process at once (70).
+//!
+//! The background tasks that are not actors — the SnapshotKeeper's writer (`keeper`), the
+//! runtime-event publisher (`events`) and, with Redis, the instance heartbeat
+//! (`heartbeat`) — run under the same tree through [`SystemTree::supervise_task`]: each poll
+//! is inside the panic boundary and the hang stamp, a panic counts against the task's
+//! policy and a fresh run starts after its delay (rebuilding from the shared state the task
+//! works on), and past its limit the process ends the same way.
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,7 +30,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::prelude::*;
-use tokio::sync::Notify;
+use futures_util::FutureExt as _;
+use tokio::sync::{mpsc, Notify};
 
 use crate::config::{RestartPolicyConfig, SupervisionConfig};
 use crate::ids::{monotonic_ms, now_rfc3339};
@@ -46,11 +54,26 @@ pub enum Part {
     Lobby,
     /// The GameSupervisor (`games`).
     Games,
+    /// The SnapshotKeeper's writer task (`keeper`).
+    Keeper,
+    /// The runtime-event publisher task (`events`).
+    Events,
+    /// This instance's heartbeat task, with Redis (`heartbeat`).
+    Heartbeat,
 }
 
 impl Part {
-    /// Every system actor, in the order they are started.
-    pub const ALL: [Part; 5] = [Part::Breakers, Part::Health, Part::Admission, Part::Lobby, Part::Games];
+    /// Every system actor and task, in the order they are started.
+    pub const ALL: [Part; 8] = [
+        Part::Breakers,
+        Part::Health,
+        Part::Admission,
+        Part::Lobby,
+        Part::Games,
+        Part::Keeper,
+        Part::Events,
+        Part::Heartbeat,
+    ];
 
     /// Its name.
     pub fn name(self) -> &'static str {
@@ -60,6 +83,9 @@ impl Part {
             Part::Admission => "admission",
             Part::Lobby => "lobby",
             Part::Games => "games",
+            Part::Keeper => "keeper",
+            Part::Events => "events",
+            Part::Heartbeat => "heartbeat",
         }
     }
 
@@ -96,12 +122,32 @@ struct Entry {
     pending_delay_us: AtomicU64,
     /// Stopped past its limit.
     failed: AtomicBool,
-    faults: Mutex<Option<Recipient<SystemFault>>>,
+    /// Where admin faults go; `None` until it is started (a part that never runs here, such
+    /// as the heartbeat without Redis, is not listed).
+    faults: Mutex<Option<FaultSink>>,
+}
+
+/// Where a part's admin faults go.
+#[derive(Clone)]
+enum FaultSink {
+    /// An actor's mailbox.
+    Actor(Recipient<SystemFault>),
+    /// A supervised task's fault channel.
+    Task(mpsc::UnboundedSender<SystemFault>),
+}
+
+impl FaultSink {
+    fn send(&self, fault: SystemFault) -> bool {
+        match self {
+            FaultSink::Actor(r) => r.try_send(fault).is_ok(),
+            FaultSink::Task(tx) => tx.send(fault).is_ok(),
+        }
+    }
 }
 
 /// The root of the tree: each system actor's policy, ledger and counters.
 pub struct SystemTree {
-    entries: [Entry; 5],
+    entries: [Entry; 8],
     fatal: Mutex<Option<String>>,
     fatal_notify: Notify,
 }
@@ -119,14 +165,19 @@ impl SystemTree {
 
     /// Where admin faults for `part` go (set once the actor is started).
     pub fn attach(&self, part: Part, faults: Recipient<SystemFault>) {
-        *self.entry(part).faults.lock().unwrap_or_else(|e| e.into_inner()) = Some(faults);
+        *self.entry(part).faults.lock().unwrap_or_else(|e| e.into_inner()) = Some(FaultSink::Actor(faults));
+    }
+
+    /// Whether `part` runs in this process.
+    pub fn runs(&self, part: Part) -> bool {
+        self.entry(part).faults.lock().unwrap_or_else(|e| e.into_inner()).is_some()
     }
 
     /// Sends `part` an injected fault; false when it is not running.
     pub fn inject(&self, part: Part, fault: SystemFault) -> bool {
         let faults = self.entry(part).faults.lock().unwrap_or_else(|e| e.into_inner()).clone();
         match faults {
-            Some(r) if !self.entry(part).failed.load(Ordering::Acquire) => r.try_send(fault).is_ok(),
+            Some(sink) if !self.entry(part).failed.load(Ordering::Acquire) => sink.send(fault),
             _ => false,
         }
     }
@@ -136,10 +187,11 @@ impl SystemTree {
         self.entry(part).restarts.load(Ordering::Relaxed)
     }
 
-    /// Every system actor's state.
+    /// The state of every system actor and task that runs here.
     pub fn describe(&self) -> Vec<SystemActorView> {
         Part::ALL
             .iter()
+            .filter(|p| self.runs(**p))
             .map(|&p| {
                 let e = self.entry(p);
                 let status = if e.failed.load(Ordering::Acquire) {
@@ -165,7 +217,7 @@ impl SystemTree {
         use std::fmt::Write as _;
         let _ = writeln!(out, "# HELP rampart_system_actor_restarts_total Restarts of each system actor.");
         let _ = writeln!(out, "# TYPE rampart_system_actor_restarts_total counter");
-        for p in Part::ALL {
+        for p in Part::ALL.into_iter().filter(|p| self.runs(*p)) {
             let _ = writeln!(out, "rampart_system_actor_restarts_total{{actor=\"{}\"}} {}", p.name(), self.restarts(p));
         }
         let _ = writeln!(
@@ -173,7 +225,7 @@ impl SystemTree {
             "# HELP rampart_system_actor_up 1 while a system actor runs, 0 once it failed past its limit."
         );
         let _ = writeln!(out, "# TYPE rampart_system_actor_up gauge");
-        for p in Part::ALL {
+        for p in Part::ALL.into_iter().filter(|p| self.runs(*p)) {
             let up = u8::from(!self.entry(p).failed.load(Ordering::Acquire));
             let _ = writeln!(out, "rampart_system_actor_up{{actor=\"{}\"}} {up}", p.name());
         }
@@ -269,18 +321,51 @@ impl SystemTree {
     where
         A: Actor<Context = Context<A>>,
     {
-        let e = self.entry(part);
-        if e.failed.load(Ordering::Acquire) {
-            return;
-        }
-        e.restarts.fetch_add(1, Ordering::Relaxed);
-        *e.last_restart_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(now_rfc3339());
-        let delay = Duration::from_micros(e.pending_delay_us.load(Ordering::Acquire));
+        let Some(delay) = self.count_restart(part) else { return };
         let clear = move |_: (), _: &mut A, _: &mut Context<A>| {};
         if delay > Duration::from_micros(1) {
             ctx.wait(actix::fut::wrap_future::<_, A>(tokio::time::sleep(delay)).map(clear));
         }
         tracing::info!(actor = part.name(), "system actor restarted; its state rebuilt");
+    }
+
+    /// Counts a restart of `part` and answers the delay to wait out first; `None` once it
+    /// failed past its limit (the process is ending).
+    fn count_restart(&self, part: Part) -> Option<Duration> {
+        let e = self.entry(part);
+        if e.failed.load(Ordering::Acquire) {
+            return None;
+        }
+        e.restarts.fetch_add(1, Ordering::Relaxed);
+        *e.last_restart_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(now_rfc3339());
+        Some(Duration::from_micros(e.pending_delay_us.load(Ordering::Acquire)))
+    }
+
+    /// Runs the background task of `part` under the tree, on the current arbiter: each run of
+    /// `task()` is polled inside the panic boundary and the hang stamp, so a panic counts
+    /// against the part's policy and, after its delay, a fresh run starts (the task rebuilds
+    /// from the shared state it works on), and a poll stuck past `hang_timeout_ms` ends the
+    /// process as for an actor. Admin faults reach the task before its next poll. A run
+    /// that ends by itself is not restarted.
+    pub fn supervise_task<F, Fut>(self: &Arc<Self>, part: Part, task: F)
+    where
+        F: Fn() -> Fut + 'static,
+        Fut: std::future::Future<Output = ()> + 'static,
+    {
+        let (tx, mut faults) = mpsc::unbounded_channel();
+        *self.entry(part).faults.lock().unwrap_or_else(|e| e.into_inner()) = Some(FaultSink::Task(tx));
+        let tree = self.clone();
+        actix_rt::spawn(async move {
+            loop {
+                let run = Stamped { tree: &tree, part, faults: &mut faults, inner: Box::pin(task()) };
+                let Err(payload) = AssertUnwindSafe(run).catch_unwind().await else { return };
+                tree.failed(part, &panic_message(&*payload));
+                let Some(delay) = tree.count_restart(part) else { return };
+                tokio::time::sleep(delay).await;
+                tree.up(part);
+                tracing::info!(actor = part.name(), "system task restarted; it goes on from the shared state");
+            }
+        });
     }
 
     /// Marks `part` as answering again (from its `started`).
@@ -314,6 +399,42 @@ impl SystemTree {
         if let Err(e) = spawned {
             tracing::error!("could not start the system actors' hang watchdog: {e}");
         }
+    }
+}
+
+/// One run of a supervised task: every poll stamps the part busy (the hang watchdog reads
+/// it) and first takes the admin faults sent to it.
+struct Stamped<'a> {
+    tree: &'a SystemTree,
+    part: Part,
+    faults: &'a mut mpsc::UnboundedReceiver<SystemFault>,
+    inner: std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>,
+}
+
+/// Clears a busy stamp when a poll ends, by returning or by unwinding.
+struct Unstamp<'a>(&'a AtomicU64);
+
+impl Drop for Unstamp<'_> {
+    fn drop(&mut self) {
+        self.0.store(0, Ordering::Release);
+    }
+}
+
+impl std::future::Future for Stamped<'_> {
+    type Output = ();
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        let busy = &self.tree.entry(self.part).busy_since_ms;
+        busy.store(monotonic_ms().max(1), Ordering::Release);
+        let _unstamp = Unstamp(busy);
+        while let std::task::Poll::Ready(Some(fault)) = self.faults.poll_recv(cx) {
+            match fault {
+                SystemFault::Panic => panic!("injected fault (admin): panic in the {} task", self.part.name()),
+                // Blocks the thread the task runs on, as a stuck loop would.
+                SystemFault::Hang(duration) => std::thread::sleep(duration),
+            }
+        }
+        self.inner.as_mut().poll(cx)
     }
 }
 
@@ -385,7 +506,7 @@ mod tests {
         for p in Part::ALL {
             assert_eq!(Part::parse(p.name()), Some(p));
         }
-        assert_eq!(Part::parse("keeper"), None);
+        assert_eq!(Part::parse("keepr"), None);
     }
 
     #[test]
@@ -393,6 +514,10 @@ mod tests {
         let mut config = SupervisionConfig::default();
         config.default.max_restarts = 2;
         let tree = SystemTree::new(&config);
+        let (tx, _rx) = mpsc::unbounded_channel();
+        for p in Part::ALL {
+            *tree.entry(p).faults.lock().unwrap() = Some(FaultSink::Task(tx.clone()));
+        }
         tree.failed(Part::Lobby, "one");
         tree.failed(Part::Lobby, "two");
         assert!(tree.fatal.lock().unwrap().is_none());

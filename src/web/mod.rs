@@ -492,20 +492,20 @@ async fn inject_fault(
     Ok(HttpResponse::Accepted().json(FaultAccepted { game_id: id.to_string(), fault: body.kind, accepted: true }))
 }
 
-/// `POST /api/v1/admin/actors/{name}/fault`: a panic in a system actor, caught and handled
-/// exactly as a real bug there (src/supervision/system.rs).
+/// `POST /api/v1/admin/actors/{name}/fault`: a panic in a system actor or task, caught and
+/// handled exactly as a real bug there (src/supervision/system.rs).
 #[utoipa::path(
     post,
     path = "/api/v1/admin/actors/{name}/fault",
     tag = "admin",
-    params(("name" = String, Path, description = "`breakers`, `health`, `admission`, `lobby` or `games`.")),
+    params(("name" = String, Path, description = "An actor (`breakers`, `health`, `admission`, `lobby`, `games`) or a background task (`keeper`, `events`, `heartbeat` with Redis).")),
     request_body(content = ActorFaultRequest, description = "A JSON object (the request `Content-Type` is not checked)."),
     security(("admin_token" = [])),
     responses(
         (status = 202, description = "Accepted: the fault is on its way to the actor.", body = ActorFaultAccepted),
         (status = 400, response = openapi::BadRequest),
         (status = 401, response = openapi::Unauthorized),
-        (status = 404, description = "NOT_FOUND: the admin endpoints are disabled (no RAMPART_ADMIN_TOKEN), or no system actor has that name (`details.allowed`).", body = ErrorEnvelope),
+        (status = 404, description = "NOT_FOUND: the admin endpoints are disabled (no RAMPART_ADMIN_TOKEN), no system actor has that name (`details.allowed`), or it does not run here (`heartbeat` without Redis).", body = ErrorEnvelope),
         (status = 408, response = openapi::RequestTimeout),
         (status = 413, response = openapi::PayloadTooLarge),
         (status = 422, response = openapi::ValidationFailed),
@@ -523,6 +523,12 @@ async fn inject_actor_fault(
         let allowed: Vec<&str> = Part::ALL.iter().map(|p| p.name()).collect();
         return Err(ErrorBody::not_found(format!("no system actor named {:?}", path.as_str())).with("allowed", allowed));
     };
+    if !state.tree.runs(part) {
+        return Err(ErrorBody::not_found(format!(
+            "{} does not run on this server (it runs only with Redis)",
+            part.name()
+        )));
+    }
     let body: ActorFaultRequest = read_json(payload, state.limits.max_frame_bytes).await?;
     if body.duration_ms.is_some_and(|ms| ms == 0 || ms > MAX_HANG_MS) {
         return Err(ErrorBody::validation("duration_ms", format!("duration_ms must be 1..={MAX_HANG_MS}")));
