@@ -189,10 +189,11 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     );
     let feed = actix::Supervisor::start(move |_| feed);
     tree.attach(Part::Lobby, feed.recipient());
-    let relay = redis.as_ref().map(|conn| {
-        Relay::new(cluster.clone(), registry.clone(), metrics.clone(), lobby.clone(), conn.clone()).start()
-    });
     let cycles = Arc::new(CycleHall::default());
+    let relay = redis.as_ref().map(|conn| {
+        Relay::new(cluster.clone(), registry.clone(), cycles.clone(), metrics.clone(), lobby.clone(), conn.clone())
+            .start()
+    });
     let supervisor = GameSupervisor::new(
         config.clone(),
         registry.clone(),

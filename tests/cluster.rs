@@ -413,3 +413,75 @@ async fn the_snapshot_writer_and_the_heartbeat_restart_and_moves_still_reach_red
     assert!(tasks.iter().all(|(_, status, restarts)| status == "ok" && restarts == 1), "{tasks:?}");
     drop(server);
 }
+
+/// A real-time game outlives its instance too: its snapshot (every
+/// `realtime.snapshot_every_ticks`) is in Redis under its lease, and when its instance is
+/// killed, its seat reconnecting to another instance takes it over from that snapshot,
+/// hears it was taken over, and plays on from that tick after a countdown.
+#[actix_rt::test]
+async fn a_light_cycle_game_of_a_killed_instance_resumes_from_its_snapshot_on_another() {
+    let redis = RedisServer::start();
+    let mut vars = env(&redis);
+    // A big arena: red, who never steers here, heads up from the middle for 100 ticks.
+    vars.extend([
+        ("RAMPART__REALTIME__WIDTH", "200".to_owned()),
+        ("RAMPART__REALTIME__HEIGHT", "200".to_owned()),
+        ("RAMPART__REALTIME__SNAPSHOT_EVERY_TICKS", "10".to_owned()),
+    ]);
+    let refs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut a = ServerProcess::start(&refs);
+    let b = ServerProcess::start(&refs);
+    let (api_a, api_b) = (TestServer::at(a.addr), TestServer::at(b.addr));
+    let (status, body) =
+        api_a.post("/api/v1/games", json!({"kind": "lightcycle", "opponent": "ai", "player_name": "ada"})).await;
+    assert_eq!(status, 201, "{body}");
+    let grant = Grant::from(&body);
+    let mut red = api_a.socket(&grant.game_id).await;
+    red.send(json!({"type": "join", "token": grant.token})).await;
+    red.recv_type("arena").await;
+    red.recv_until("tick 25", |f| f["type"] == "tick" && f["tick"].as_u64() >= Some(25)).await;
+    // The snapshot is written behind the game, under a's lease; b's lobby knows the game.
+    let probe = || async {
+        match redis_snapshot(&redis, &grant.game_id).await {
+            Some(s) if s["kind"] == "lightcycle" && s["board"]["tick"].as_u64() >= Some(20) => Ok(s),
+            other => Err(format!("{other:?}")),
+        }
+    };
+    let stored = eventually(DEADLINE, "Redis holds the light-cycle snapshot at tick 20", probe).await;
+    let stored_tick = stored["board"]["tick"].as_u64().expect("tick");
+    let probe = || async {
+        let (_, body) = api_b.get(&format!("/api/v1/games/{}", grant.game_id)).await;
+        if body["kind"] == "lightcycle" {
+            Ok(())
+        } else {
+            Err(body.to_string())
+        }
+    };
+    eventually(DEADLINE, "b's lobby lists the game", probe).await;
+
+    a.kill();
+    let killed = Instant::now();
+    // The page reconnects on its own: refused while b still sees a alive (until a's
+    // heartbeat lapses), then b takes the game over and the seat hears so first.
+    let probe = || async {
+        let mut red = api_b.try_socket(&grant.game_id).await?;
+        red.send(json!({"type": "join", "token": grant.token})).await;
+        let first =
+            red.recv_until("taken over, or an error", |f| f["type"] == "game_restarted" || f["type"] == "error").await;
+        match first["reason"].as_str() {
+            Some("taken_over") => Ok(red),
+            _ => Err(first.to_string()),
+        }
+    };
+    let mut red = eventually(DEADLINE, "b takes the light-cycle game over", probe).await;
+    let full = red.recv_type("arena").await;
+    let resumed = full["game"]["tick"].as_u64().expect("tick");
+    assert!(resumed >= stored_tick, "resumed at {resumed}, Redis had {stored_tick}");
+    assert_eq!(full["status"], "playing", "{full}");
+    red.recv_type("countdown").await;
+    let next = red.recv_type("tick").await;
+    assert_eq!(next["tick"].as_u64(), Some(resumed + 1), "{next}");
+    eprintln!("real-time takeover: kill -9 to the resumed arena in {:?} (lease {LEASE_MS} ms)", killed.elapsed());
+    assert!(lease_owner(&redis, &grant.game_id).await.is_some(), "b holds the game's lease");
+    drop(b);
+}

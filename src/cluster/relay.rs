@@ -226,6 +226,9 @@ struct Relayed {
 pub struct Relay {
     cluster: Arc<Cluster>,
     registry: Arc<Registry>,
+    /// The real-time games hosted here: their seats are claimed and their faults injected
+    /// through the relay too (their sockets are not relayed).
+    cycles: Arc<crate::supervision::cycles::CycleHall>,
     metrics: Arc<Metrics>,
     lobby: Arc<LobbyView>,
     conn: RedisConn,
@@ -241,6 +244,7 @@ impl Relay {
     pub fn new(
         cluster: Arc<Cluster>,
         registry: Arc<Registry>,
+        cycles: Arc<crate::supervision::cycles::CycleHall>,
         metrics: Arc<Metrics>,
         lobby: Arc<LobbyView>,
         conn: RedisConn,
@@ -248,6 +252,7 @@ impl Relay {
         Relay {
             cluster,
             registry,
+            cycles,
             metrics,
             lobby,
             conn,
@@ -456,7 +461,22 @@ impl Relay {
             }
             Wire::ClaimSeat { req, from, game, name, token_hash } => {
                 let Some(addr) = self.registry.get(&game).and_then(|c| c.addr()) else {
-                    return self.reply(from, req, Reply::NotHere);
+                    let Some(realtime) = self.cycles.get(&game) else {
+                        return self.reply(from, req, Reply::NotHere);
+                    };
+                    let claim = realtime.send(crate::supervision::cycles::ClaimCycleSeat { name, token_hash });
+                    ctx.spawn(
+                        async move { tokio::time::timeout(Duration::from_secs(2), claim).await }.into_actor(self).map(
+                            move |answer, act, _| {
+                                let result = match answer {
+                                    Ok(Ok(result)) => result,
+                                    _ => Err(ErrorBody::restarting()),
+                                };
+                                act.reply(from, req, Reply::Seat { result });
+                            },
+                        ),
+                    );
+                    return;
                 };
                 let claim = addr.send(ClaimSeat { name, token_hash });
                 ctx.spawn(

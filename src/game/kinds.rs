@@ -59,6 +59,11 @@ pub trait TurnGame: AsAny + Send + Sync + fmt::Debug + 'static {
     fn describe_move(&self, mv: i64) -> String;
     /// The snapshot form, read back by the kind's [`TurnKind::decode`].
     fn encode(&self) -> Value;
+    /// The real-time state inside, when this board only carries one for the snapshot
+    /// store ([`Board::ticked`]); turn-based kinds have none.
+    fn arena(&self) -> Option<Arena> {
+        None
+    }
 }
 
 /// A turn-based game's state behind [`TurnGame`]; cheap to clone. Serialises as the kind's
@@ -77,15 +82,24 @@ impl Board {
         by_name(kind).and_then(Kind::turns).map(|t| (t.new_game)())
     }
 
-    /// Reads a stored state of `kind`, validated by the kind.
+    /// Reads a stored state of `kind`, validated by the kind (a real-time state comes back
+    /// carried as by [`Board::ticked`]).
     ///
     /// # Errors
-    /// Why it is not a state of that kind (or the kind is not a turn-based kind).
+    /// Why it is not a state of that kind (or the kind is not one of this server's).
     pub fn decode(kind: &str, value: Value) -> Result<Board, String> {
-        let turns = by_name(kind)
-            .and_then(Kind::turns)
-            .ok_or_else(|| format!("{kind:?} is not a turn-based game kind of this server"))?;
-        (turns.decode)(value)
+        match by_name(kind).map(|k| &k.runtime) {
+            Some(Runtime::Turns(turns)) => (turns.decode)(value),
+            Some(Runtime::Ticks(ticks)) => (ticks.decode)(value).map(Board::ticked),
+            None => Err(format!("{kind:?} is not a game kind of this server")),
+        }
+    }
+
+    /// A real-time state carried in a board, so the snapshot store, its fencing and the
+    /// takeover of an owner's games serve real-time kinds too. It is never played as a
+    /// turn-based game: it has no turn, refuses moves and answers [`TurnGame::arena`].
+    pub fn ticked(arena: Arena) -> Board {
+        Board::new(Ticked(arena))
     }
 
     /// The state as the concrete kind, when it is one (tests, benchmarks, tools).
@@ -131,6 +145,60 @@ impl fmt::Debug for Board {
 impl Serialize for Board {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         self.0.encode().serialize(serializer)
+    }
+}
+
+/// A real-time state carried by a [`Board`] (see [`Board::ticked`]).
+#[derive(Debug)]
+struct Ticked(Arena);
+
+impl TurnGame for Ticked {
+    fn kind(&self) -> &'static str {
+        self.0.kind()
+    }
+
+    fn turn(&self) -> Option<Seat> {
+        None
+    }
+
+    fn outcome(&self) -> Outcome {
+        self.0.outcome()
+    }
+
+    fn moves(&self) -> u32 {
+        self.0.tick()
+    }
+
+    fn play(&self, _: Seat, _: i64) -> Result<Board, MoveError> {
+        Err(MoveError::Illegal { reason: "a real-time game takes its inputs on its socket, tick by tick".to_owned() })
+    }
+
+    fn resign(&self, seat: Seat) -> Result<Board, MoveError> {
+        Ok(Board::ticked(self.0.resign(seat)))
+    }
+
+    fn view(&self) -> Map<String, Value> {
+        self.0.tick_view()
+    }
+
+    fn ai_move(&self, _: SearchBudget, _: u64) -> Option<i64> {
+        None
+    }
+
+    fn describe(&self) -> String {
+        String::new()
+    }
+
+    fn describe_move(&self, _: i64) -> String {
+        String::new()
+    }
+
+    fn encode(&self) -> Value {
+        self.0.encode()
+    }
+
+    fn arena(&self) -> Option<Arena> {
+        Some(self.0.clone())
     }
 }
 
@@ -216,6 +284,8 @@ pub struct TurnKind {
 pub struct TickKind {
     /// A new game on the `realtime.width` × `realtime.height` arena.
     pub new_game: fn(u16, u16) -> Arena,
+    /// A stored state, validated (a damaged one is refused, never played).
+    pub decode: fn(Value) -> Result<Arena, String>,
     /// The client frame types that carry an input (light cycles: `turn`).
     pub input_frames: &'static [&'static str],
     /// Reads an input frame (its `type` is one of `input_frames`).
@@ -325,12 +395,19 @@ mod tests {
                     assert_eq!(arena.kind(), kind.name);
                     assert_eq!(arena.tick(), 0);
                     assert!(!t.input_frames.is_empty());
-                    assert_eq!(arena.step([None, None]).tick(), 1);
+                    let later = arena.step([None, None]);
+                    assert_eq!(later.tick(), 1);
+                    // Stored and read back through a board, as the snapshot store does.
+                    let board = Board::decode(kind.name, later.encode()).unwrap();
+                    assert_eq!((board.kind(), board.moves(), board.turn()), (kind.name, 1, None));
+                    assert_eq!(board.arena().map(|a| a.encode()), Some(later.encode()));
+                    assert!(board.play(Seat::Red, 0).is_err());
+                    assert!((t.decode)(serde_json::json!({"nonsense": true})).is_err());
                 }
             }
         }
         assert!(by_name("chess").is_none());
-        assert!(Board::new_game("lightcycle").is_none(), "a real-time kind has no turn-based board");
+        assert!(Board::new_game("lightcycle").is_none(), "a real-time kind has no new turn-based board");
         assert!(Board::decode("chess", Value::Null).is_err());
     }
 

@@ -413,6 +413,9 @@ pub const KIND_ENTRY: super::kinds::Kind = super::kinds::Kind {
     asset: "cycles.html",
     runtime: super::kinds::Runtime::Ticks(super::kinds::TickKind {
         new_game: |width, height| super::kinds::Arena::new(LightCycles::new_game(width, height)),
+        decode: |value| {
+            serde_json::from_value::<LightCycles>(value).map(super::kinds::Arena::new).map_err(|e| e.to_string())
+        },
         input_frames: &["turn"],
         parse_input: |frame| {
             frame.get("dir").and_then(serde_json::Value::as_str).and_then(Dir::parse).map(Dir::code).ok_or_else(|| {

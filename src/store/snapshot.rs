@@ -257,7 +257,7 @@ mod tests {
         assert!(serde_json::from_str::<Snapshot>(&stored(Some("connect4"), board)).is_ok());
         for (kind, board, why) in [
             ("chess", board, "a kind this server does not play"),
-            ("lightcycle", board, "a real-time kind has no turn-based board"),
+            ("lightcycle", board, "a Connect Four board is not a light-cycle arena"),
             ("connect4", r#"{"columns":[["yellow"],[],[],[],[],[],[]],"resigned":null}"#, "yellow cannot move first"),
         ] {
             let error = serde_json::from_str::<Snapshot>(&stored(Some(kind), board)).map(|_| ()).unwrap_err();

@@ -11,8 +11,14 @@
 //! that snapshot under the kind's restart policy (`supervision.kinds.<kind>`), telling
 //! both seats; past the limit the game is closed as failed. Nothing here names a kind.
 //!
-//! The lobby hears of them through the event stream, like the turn-based games. Not yet:
-//! they live in this process only (no Redis snapshot, lease or takeover).
+//! The lobby hears of them through the event stream, like the turn-based games. Each game
+//! holds its lease in the game directory (claimed at creation, renewed every third of
+//! `cluster.lease_ms` with Redis) and hands its snapshot to the SnapshotKeeper, which
+//! writes it to the store fenced by that lease's epoch: at each snapshot tick, when a seat
+//! is claimed, at the end and at shutdown. When its instance dies, another one resumes it
+//! from that snapshot ([`resume`], called by the GameSupervisor's takeover): the seats
+//! reconnect, a countdown runs, and the game goes on from the snapshot's tick. A game whose
+//! lease another instance took stops at once (its sockets are told 1012).
 
 use std::collections::HashMap;
 use std::panic::{self, AssertUnwindSafe};
@@ -22,6 +28,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use serde_json::json;
 
+use crate::cluster::Cluster;
 use crate::config::RestartPolicyConfig;
 use crate::game::kinds::Kind;
 use crate::game::{Arena, Outcome, Seat, TickInput};
@@ -30,7 +37,10 @@ use crate::lobby::EventSink;
 use crate::metrics::{Metrics, RestartReason};
 use crate::protocol::{ErrorBody, ErrorCode, SharedFrame};
 use crate::protocol::{GameStatus, GameSummary, PlayerView, PlayersView};
+use crate::store::directory::{Claim, Renewal};
 use crate::store::events::EventKind;
+use crate::store::keeper::SnapshotKeeper;
+use crate::store::snapshot::{SeatRecord, Snapshot};
 use crate::supervision::policy::{Decision, RestartLedger};
 use crate::supervision::ticker::Ticker;
 
@@ -63,11 +73,6 @@ pub struct CycleSettings {
     pub abandon_after: Duration,
 }
 
-struct SeatRecord {
-    name: String,
-    token_hash: Option<TokenHash>,
-}
-
 /// The real-time games of this process, by id.
 #[derive(Default)]
 pub struct CycleHall {
@@ -93,28 +98,44 @@ impl CycleHall {
         self.games.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
     }
 
-    /// The server is shutting down: every game closes its sockets with 1012 (these games
-    /// end with the process).
-    pub fn shut_down(&self) {
-        for (game, _) in self.games.lock().unwrap_or_else(|e| e.into_inner()).values() {
-            game.do_send(ShutdownCycle);
-        }
+    /// The server is shutting down: every game stops its clock, hands its state to the
+    /// keeper and closes its sockets with 1012. Answers the leases to release (within
+    /// `within`; a game that does not answer keeps its last snapshot tick).
+    pub async fn shut_down(&self, within: Duration) -> Vec<(GameId, u64)> {
+        let games: Vec<Addr<CycleGame>> =
+            self.games.lock().unwrap_or_else(|e| e.into_inner()).values().map(|(g, _)| g.clone()).collect();
+        let asks = games.iter().map(|g| tokio::time::timeout(within, g.send(ShutdownCycle)));
+        futures_util::future::join_all(asks).await.into_iter().filter_map(|r| r.ok()?.ok()?).collect()
     }
 }
 
 /// The server is shutting down.
 #[derive(Message)]
-#[rtype(result = "()")]
+#[rtype(result = "Option<(GameId, u64)>")]
 struct ShutdownCycle;
 
 impl Handler<ShutdownCycle> for CycleGame {
-    type Result = ();
+    type Result = Option<(GameId, u64)>;
 
-    fn handle(&mut self, _: ShutdownCycle, _: &mut Context<Self>) {
+    /// Stops the clock, hands the current state to the keeper (the supervisor flushes it
+    /// next) and tells the seats; answers the lease to release.
+    fn handle(&mut self, _: ShutdownCycle, _: &mut Context<Self>) -> Self::Result {
         self.ticker = None;
-        for v in self.viewers.iter().flatten() {
-            v.do_send(CycleFrame::Close(1012, "server shutting down; real-time games end with it"));
+        if self.removed {
+            return None;
         }
+        self.last_good = self.rules.clone();
+        self.persist();
+        let reason = if self.env.cluster.shared() {
+            "server restarting; your game is saved"
+        } else {
+            "server shutting down; real-time games are kept in memory only and end with it"
+        };
+        for v in self.viewers.iter().flatten() {
+            v.do_send(CycleFrame::Close(1012, reason));
+        }
+        self.removed = true;
+        Some((self.id.clone(), self.epoch))
     }
 }
 
@@ -129,10 +150,15 @@ pub struct CycleEnv {
     pub metrics: Arc<Metrics>,
     /// The lobby's event stream.
     pub events: Arc<EventSink>,
+    /// Where snapshots go (the store, fenced by each game's lease epoch).
+    pub keeper: Arc<SnapshotKeeper>,
+    /// The leases.
+    pub cluster: Arc<Cluster>,
 }
 
 /// Starts a new game of the real-time `kind` on `arbiter`: red for the creator, yellow for
 /// the AI or for a second human who joins. `None` when `kind` is not a real-time kind.
+/// The game's lease epoch (`0` while it has none), with the game's id: `epoch`.
 pub fn start(
     arbiter: &ArbiterHandle,
     env: Arc<CycleEnv>,
@@ -140,39 +166,39 @@ pub fn start(
     kind: &'static Kind,
     creator: (String, TokenHash),
     ai: bool,
+    epoch: u64,
 ) -> Option<Addr<CycleGame>> {
     let ticks = kind.ticks()?;
-    let game_id = id.clone();
-    let game_env = env.clone();
     let rules = (ticks.new_game)(env.settings.width, env.settings.height);
-    let addr = actix::Supervisor::start_in_arbiter(arbiter, move |_| {
-        let env = game_env;
-        CycleGame {
-            id: game_id,
-            last_good: rules.clone(),
-            rules,
-            ticker: None,
-            inputs: [None, None],
-            seats: [
-                Some(SeatRecord { name: creator.0, token_hash: Some(creator.1) }),
-                ai.then(|| SeatRecord { name: crate::supervision::supervisor::AI_NAME.to_owned(), token_hash: None }),
-            ],
-            viewers: [None, None],
-            ledger: RestartLedger::default(),
-            restarts: 0,
-            crashed: false,
-            failed: false,
-            fault_next_tick: false,
-            ended_at: None,
-            env,
-            end_counted: false,
-            created: Instant::now(),
-            created_at: now_rfc3339(),
-            announced: false,
-            removed: false,
-        }
-    });
+    let seats = [
+        Some(SeatRecord { name: creator.0, token_hash: Some(creator.1) }),
+        ai.then(|| SeatRecord { name: crate::supervision::supervisor::AI_NAME.to_owned(), token_hash: None }),
+    ];
+    let game = CycleGame::new(env.clone(), id.clone(), rules, seats, epoch);
+    let addr = actix::Supervisor::start_in_arbiter(arbiter, move |_| game);
     env.hall.insert(id, addr.clone(), kind);
+    Some(addr)
+}
+
+/// Resumes a real-time game from its stored `snapshot` on `arbiter`, under the lease
+/// `epoch` this instance just took: its owner died or the server restarted. The players
+/// are told when they reconnect; the clock starts again after a countdown once every human
+/// seat is back. `None` when the snapshot is not a real-time game's.
+pub fn resume(arbiter: &ArbiterHandle, env: Arc<CycleEnv>, snapshot: &Snapshot, epoch: u64) -> Option<Addr<CycleGame>> {
+    let rules = snapshot.board.arena()?;
+    let kind = crate::game::kinds::by_name(rules.kind())?;
+    let mut game = CycleGame::new(env.clone(), snapshot.game_id.clone(), rules, snapshot.seats.clone(), epoch);
+    game.restarts = snapshot.restarts;
+    game.failed = snapshot.failed;
+    game.created_at = snapshot.created_at.clone();
+    game.version = snapshot.version;
+    game.taken_over = true;
+    if game.rules.outcome() != Outcome::InProgress || game.failed {
+        game.ended_at = Some(Instant::now());
+        game.end_counted = true;
+    }
+    let addr = actix::Supervisor::start_in_arbiter(arbiter, move |_| game);
+    env.hall.insert(snapshot.game_id.clone(), addr.clone(), kind);
     Some(addr)
 }
 
@@ -200,6 +226,16 @@ pub struct CycleGame {
     announced: bool,
     /// Taken out of the hall (and the lobby).
     removed: bool,
+    /// The lease epoch this instance holds the game under (fences its snapshot writes).
+    epoch: u64,
+    /// Bumped by every snapshot handed to the keeper.
+    version: u64,
+    /// Resumed here from the store: players are told so when they join.
+    taken_over: bool,
+    /// A lease renewal is in flight.
+    renewing: bool,
+    /// Seats not yet told that this instance took the game over (they join after it).
+    untold: [bool; 2],
 }
 
 /// The pause between both seats being ready and the first tick.
@@ -216,6 +252,108 @@ fn index(seat: Seat) -> usize {
 }
 
 impl CycleGame {
+    fn new(env: Arc<CycleEnv>, id: GameId, rules: Arena, seats: [Option<SeatRecord>; 2], epoch: u64) -> Self {
+        CycleGame {
+            id,
+            last_good: rules.clone(),
+            rules,
+            ticker: None,
+            inputs: [None, None],
+            seats,
+            viewers: [None, None],
+            ledger: RestartLedger::default(),
+            restarts: 0,
+            crashed: false,
+            failed: false,
+            fault_next_tick: false,
+            ended_at: None,
+            env,
+            end_counted: false,
+            created: Instant::now(),
+            created_at: now_rfc3339(),
+            announced: false,
+            removed: false,
+            epoch,
+            version: 0,
+            taken_over: false,
+            renewing: false,
+            untold: [false; 2],
+        }
+    }
+
+    /// Hands the last good state to the keeper, which writes it to the store behind the
+    /// game, fenced by this instance's lease epoch.
+    fn persist(&mut self) {
+        if self.removed {
+            return;
+        }
+        self.version += 1;
+        let snapshot = Snapshot {
+            game_id: self.id.clone(),
+            board: crate::game::Board::ticked(self.last_good.clone()),
+            seats: self.seats.clone(),
+            created_at: self.created_at.clone(),
+            abandoned: false,
+            restarts: self.restarts,
+            failed: self.failed,
+            version: self.version,
+            epoch: self.epoch,
+        };
+        self.env.keeper.publish(Arc::new(snapshot));
+    }
+
+    /// Renews this game's lease (with a shared store); gives the game up when another
+    /// instance holds it now.
+    fn renew(&mut self, ctx: &mut Context<Self>) {
+        if self.renewing || self.removed || !self.env.cluster.shared() {
+            return;
+        }
+        self.renewing = true;
+        let (cluster, id, epoch) = (self.env.cluster.clone(), self.id.clone(), self.epoch);
+        let work = async move {
+            if epoch == 0 {
+                cluster.claim(&id).await.map(|claim| match claim {
+                    Claim::Won(lease) => Renewal::Renewed(lease.epoch),
+                    Claim::Held(lease) => Renewal::Lost(lease),
+                })
+            } else {
+                cluster.renew(&id, epoch).await
+            }
+        };
+        ctx.spawn(work.into_actor(self).map(|answer, game, ctx| {
+            game.renewing = false;
+            match answer {
+                Ok(Renewal::Renewed(now)) if now != game.epoch => {
+                    tracing::info!(game_id = %game.id, from = game.epoch, to = now, "this instance holds the real-time game's lease again, with a new epoch");
+                    game.epoch = now;
+                    game.persist();
+                }
+                Ok(Renewal::Renewed(_)) => {}
+                Ok(Renewal::Lost(holder)) => {
+                    tracing::warn!(game_id = %game.id, epoch = game.epoch, owner = %holder.instance, "lost the real-time game's lease to another instance; giving the game up");
+                    game.give_up(ctx);
+                }
+                Err(e) => tracing::debug!(game_id = %game.id, "could not renew the real-time game's lease: {e}"),
+            }
+        }));
+    }
+
+    /// Another instance owns the game now: stop at once, without writing, and send the
+    /// seats there (1012: reconnect).
+    fn give_up(&mut self, ctx: &mut Context<Self>) {
+        self.ticker = None;
+        self.failed = true;
+        for v in self.viewers.iter().flatten() {
+            v.do_send(CycleFrame::Close(1012, "the game moved to another server; reconnecting"));
+        }
+        self.removed = true;
+        self.count_end();
+        self.env.hall.remove(&self.id);
+        let (keeper, id) = (self.env.keeper.clone(), self.id.clone());
+        actix_rt::spawn(async move { keeper.forget(&id, false).await });
+        ctx.stop();
+    }
+
     /// The game's lobby entry.
     fn summary(&self) -> GameSummary {
         let view = |seat: Seat| {
@@ -381,6 +519,7 @@ impl CycleGame {
         let every = self.env.settings.snapshot_every_ticks.max(1);
         if self.rules.tick() % every == 0 || self.rules.outcome() != Outcome::InProgress {
             self.last_good = self.rules.clone();
+            self.persist();
             if self.rules.outcome() == Outcome::InProgress {
                 self.announce(EventKind::Progress);
             }
@@ -404,8 +543,23 @@ impl Actor for CycleGame {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        if self.removed {
+            return; // given up or shut down: its Supervisor restarted an empty shell
+        }
         if !std::mem::replace(&mut self.announced, true) {
-            self.announce(EventKind::Started);
+            // The first write: a new game's creation, or a takeover stamped with this
+            // instance's epoch before anything else is written.
+            self.persist();
+            if self.taken_over {
+                tracing::info!(game_id = %self.id, kind = self.rules.kind(), tick = self.rules.tick(), epoch = self.epoch, "took the real-time game over from its last snapshot");
+                self.untold = [true; 2];
+                self.announce(EventKind::TakenOver);
+            } else {
+                self.announce(EventKind::Started);
+            }
+            if self.env.cluster.shared() {
+                ctx.run_interval(self.env.cluster.lease / 3, |game, ctx| game.renew(ctx));
+            }
         }
         if self.ticker.is_some() {
             // A restart: resume on a fresh schedule.
@@ -424,6 +578,15 @@ impl Actor for CycleGame {
                 game.count_end();
                 game.announce(EventKind::Removed);
                 game.env.hall.remove(&game.id);
+                // With Redis the ended game's snapshot expires there by itself; its lease
+                // and epoch counter go now.
+                let (keeper, cluster, id) = (game.env.keeper.clone(), game.env.cluster.clone(), game.id.clone());
+                actix_rt::spawn(async move {
+                    keeper.forget(&id, !cluster.shared()).await;
+                    if let Err(e) = cluster.database.call(cluster.stores.directory.forget(&id)).await {
+                        tracing::debug!(game_id = %id, "could not forget a removed game's lease: {e}");
+                    }
+                });
                 ctx.stop();
             }
         });
@@ -453,6 +616,7 @@ impl Supervised for CycleGame {
                 let notice = json!({"type": "game_restarted", "reason": "panic", "restarts": self.restarts,
                     "resumed_at_tick": self.rules.tick(), "lost_ticks": lost, "retry_after_ms": delay.as_millis() as u64});
                 self.broadcast(&SharedFrame::text(&notice.to_string()));
+                self.persist();
                 if !delay.is_zero() {
                     ctx.wait(actix::fut::wrap_future::<_, Self>(tokio::time::sleep(delay)).map(|(), _, _| {}));
                 }
@@ -464,6 +628,7 @@ impl Supervised for CycleGame {
             }
             Decision::GiveUp { restarts_in_window } => {
                 self.failed = true;
+                self.persist();
                 self.env.metrics.game_failed(self.rules.kind());
                 self.count_end();
                 self.announce(EventKind::RestartLimitExceeded);
@@ -475,6 +640,22 @@ impl Supervised for CycleGame {
                     v.do_send(CycleFrame::Close(1011, "game failed"));
                 }
             }
+        }
+    }
+}
+
+/// The keeper's write was refused: another instance owns the game now.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct GiveUpCycle;
+
+impl Handler<GiveUpCycle> for CycleGame {
+    type Result = ();
+
+    fn handle(&mut self, _: GiveUpCycle, ctx: &mut Context<Self>) {
+        if !self.removed {
+            tracing::warn!(game_id = %self.id, epoch = self.epoch, "this instance's snapshot write was refused: another instance owns the real-time game; giving it up");
+            self.give_up(ctx);
         }
     }
 }
@@ -500,6 +681,7 @@ impl Handler<ClaimCycleSeat> for CycleGame {
             return Err(ErrorBody::new(ErrorCode::GameFull, "both seats are taken"));
         }
         self.seats[1] = Some(SeatRecord { name: msg.name, token_hash: Some(msg.token_hash) });
+        self.persist();
         self.broadcast(&self.full_frame(None));
         self.announce(EventKind::Progress);
         self.maybe_start(ctx);
@@ -530,6 +712,11 @@ impl Handler<AttachCycle> for CycleGame {
                 old.do_send(CycleFrame::Close(4409, "this seat was opened in another tab"));
             }
         }
+        if std::mem::take(&mut self.untold[index(seat)]) {
+            let notice = json!({"type": "game_restarted", "reason": "taken_over", "restarts": self.restarts,
+                "resumed_at_tick": self.rules.tick(), "lost_ticks": 0, "retry_after_ms": 0});
+            msg.viewer.do_send(CycleFrame::Text(SharedFrame::text(&notice.to_string())));
+        }
         msg.viewer.do_send(CycleFrame::Text(self.full_frame(Some(seat))));
         self.maybe_start(ctx);
         Ok(seat)
@@ -558,6 +745,7 @@ impl Handler<CycleInput> for CycleGame {
             None => {
                 self.rules = self.rules.resign(msg.seat);
                 self.last_good = self.rules.clone();
+                self.persist();
                 self.ended_at = Some(Instant::now());
                 self.count_end();
                 self.broadcast(&self.tick_frame());

@@ -195,6 +195,7 @@ impl GameSupervisor {
             llm,
         });
         let (metrics_for_cycles, events_for_cycles) = (metrics.clone(), env.events.clone());
+        let (keeper_for_cycles, cluster_for_cycles) = (keeper.clone(), cluster.clone());
         let cycle_settings = CycleSettings {
             tick_hz: config.realtime.tick_hz,
             snapshot_every_ticks: config.realtime.snapshot_every_ticks,
@@ -228,6 +229,8 @@ impl GameSupervisor {
                 settings: cycle_settings,
                 metrics: metrics_for_cycles,
                 events: events_for_cycles,
+                keeper: keeper_for_cycles,
+                cluster: cluster_for_cycles,
             }),
         }
     }
@@ -606,6 +609,8 @@ impl StreamHandler<Fenced> for GameSupervisor {
             if let Some(cell) = act.registry.get(&fenced.game_id) {
                 tracing::warn!(game_id = %fenced.game_id, epoch = fenced.epoch, current = fenced.current, "this instance's snapshot write was refused: another instance owns the game; giving it up");
                 act.give_up(&cell, "the game moved to another server; reconnecting");
+            } else if let Some(game) = act.cycles.hall.get(&fenced.game_id) {
+                game.do_send(cycles::GiveUpCycle);
             }
         });
     }
@@ -622,9 +627,28 @@ impl Handler<CreateGame> for GameSupervisor {
 }
 
 impl GameSupervisor {
-    /// A real-time game on the next arbiter (real-time games live in this process only).
-    fn create_cycles(&mut self, msg: CreateGame) -> Result<SeatGrant, ErrorBody> {
+    /// A real-time game on the next arbiter, once its lease is taken (as for a turn-based
+    /// game: without the store it starts anyway and takes the lease later).
+    fn create_cycles(&mut self, msg: CreateGame) -> ResponseActFuture<Self, Result<SeatGrant, ErrorBody>> {
         let id = GameId::random();
+        let (cluster, claim_id) = (self.cluster.clone(), id.clone());
+        Box::pin(async move { cluster.claim(&claim_id).await }.into_actor(self).map(move |claim, act, ctx| {
+            let epoch = match claim {
+                Ok(Claim::Won(lease)) => lease.epoch,
+                Ok(Claim::Held(lease)) => {
+                    tracing::error!(game_id = %id, owner = %lease.instance, "a new game id is already owned; refusing");
+                    return Err(ErrorBody::new(ErrorCode::Internal, "could not create the game; retry"));
+                }
+                Err(e) => {
+                    tracing::warn!(game_id = %id, "could not take the new game's lease; it starts anyway and takes it later: {e}");
+                    0
+                }
+            };
+            act.guarded(ctx, move |act, _| act.created_cycles(id, msg, epoch)).unwrap_or_else(|| Err(restarting()))
+        }))
+    }
+
+    fn created_cycles(&mut self, id: GameId, msg: CreateGame, epoch: u64) -> Result<SeatGrant, ErrorBody> {
         let token = PlayerToken::random();
         let hash = self.cluster.hash(&token);
         let slot = self.next_slot();
@@ -634,8 +658,9 @@ impl GameSupervisor {
             self.cycles.clone(),
             id.clone(),
             kind,
-            (msg.player_name, hash),
+            (msg.player_name.clone(), hash.clone()),
             msg.opponent == Opponent::Ai,
+            epoch,
         );
         if started.is_none() {
             tracing::error!(kind = kind.name, "asked to tick a game kind that is not real-time");
@@ -643,8 +668,17 @@ impl GameSupervisor {
         }
         self.metrics.game_started(kind.name);
         tracing::info!(game_id = %id, kind = kind.name, opponent = ?msg.opponent, "real-time game created");
+        self.cluster.remember_seat(hash, id.clone(), Seat::Red, msg.player_name);
         Ok(SeatGrant { game_id: id.to_string(), seat: Seat::Red, player_token: token.expose().to_owned() })
     }
+}
+
+/// The answer to a lookup of a real-time game this instance hosts (or just took over): its
+/// seats use the real-time socket, which finds it here.
+fn realtime_here() -> ErrorBody {
+    ErrorBody::new(ErrorCode::GameRestarting, "this real-time game is hosted here now; reconnect its socket")
+        .with("retry_after_ms", 100)
+        .with("reason", "realtime")
 }
 
 /// The answer while the supervisor restarts after a bug.
@@ -656,7 +690,7 @@ fn restarting() -> ErrorBody {
 impl GameSupervisor {
     fn create(&mut self, msg: CreateGame) -> ResponseActFuture<Self, Result<SeatGrant, ErrorBody>> {
         if msg.kind.spec().ticks().is_some() {
-            return Box::pin(actix::fut::ready(self.create_cycles(msg)));
+            return self.create_cycles(msg);
         }
         let id = GameId::random();
         let cluster = self.cluster.clone();
@@ -771,8 +805,23 @@ impl GameSupervisor {
                 if let Some(cell) = self.registry.get(id) {
                     return Resolved::Local(cell);
                 }
+                if self.cycles.hall.get(id).is_some() {
+                    return Resolved::Unavailable(realtime_here());
+                }
                 tracing::info!(game_id = %id, epoch = lease.epoch, moves = snapshot.board.moves(), "taking over a game whose owner's lease lapsed");
                 snapshot.epoch = lease.epoch;
+                if snapshot.board.arena().is_some() {
+                    // A real-time game: resumed in the hall; its seats connect to it here.
+                    let slot = self.next_slot();
+                    let arbiter = self.slots[slot].arbiter.handle();
+                    if cycles::resume(&arbiter, self.cycles.clone(), &snapshot, lease.epoch).is_none() {
+                        tracing::error!(game_id = %id, "a real-time snapshot of a kind this server does not tick");
+                    }
+                    if !snapshot.ended() {
+                        self.metrics.game_started(snapshot.board.kind());
+                    }
+                    return Resolved::Unavailable(realtime_here());
+                }
                 Resolved::Local(self.host(Arc::new(snapshot), StartMode::TakenOver, claimed_ms))
             }
         }
@@ -793,7 +842,7 @@ impl Handler<ShutdownGames> for GameSupervisor {
 
 impl GameSupervisor {
     fn shut_down(&mut self, msg: ShutdownGames) -> ResponseActFuture<Self, ShutdownReport> {
-        self.cycles.hall.shut_down();
+        let hall = self.cycles.hall.clone();
         let cells = self.registry.all();
         // Nothing changes from here: every incarnation is abandoned (its sockets stay open
         // until the snapshots are written and the leases released).
@@ -804,6 +853,9 @@ impl GameSupervisor {
         let leases: Vec<(GameId, u64)> =
             cells.iter().map(|c| (c.id.clone(), c.epoch.load(Ordering::Acquire))).collect();
         let work = async move {
+            // Real-time games stop their clocks and hand their state over first.
+            let mut leases = leases;
+            leases.extend(hall.shut_down(msg.within / 2).await);
             let unwritten = keeper.flush(msg.within).await;
             let mut unreleased = 0;
             if cluster.shared() {

@@ -362,7 +362,7 @@ pub(crate) async fn game_exists(state: &AppState, id: &GameId) -> bool {
         (status = 101, description = "Switching Protocols: the game WebSocket (frames in docs/PROTOCOL.md). An unknown game upgrades too, sends GAME_NOT_FOUND and closes with 4404."),
         (status = 400, description = "BAD_REQUEST: not a valid WebSocket upgrade (a plain GET on a known game, or a handshake header missing or wrong).", body = ErrorEnvelope),
         (status = 404, description = "GAME_NOT_FOUND: an unknown game without `Upgrade: websocket` (a plain GET).", body = ErrorEnvelope),
-        (status = 503, response = openapi::ConnectionCeiling),
+        (status = 503, response = openapi::GameUnavailable),
     )
 )]
 async fn game_socket(state: State, req: HttpRequest, path: web::Path<String>) -> Answer<HttpResponse> {

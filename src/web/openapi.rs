@@ -171,7 +171,8 @@ error_responses! {
         connections (`server.max_connections`); the connection is closed. Retry after `Retry-After`.";
     /// 503 for a game that cannot answer now.
     GameUnavailable => "GAME_RESTARTING: the game cannot answer now (recovering from a crash, moving \
-        to a fresh thread or another instance); nothing was applied, retry after `Retry-After`. Or \
+        to a fresh thread or another instance; for a real-time game's socket, `reason: \"elsewhere\"`: \
+        another live instance hosts it); nothing was applied, retry after `Retry-After`. Or \
         SERVER_BUSY `reason: \"connections\"` (the connection ceiling).";
     /// 503 for a system actor that takes no messages.
     ActorUnavailable => "SERVER_BUSY: the system actor takes no messages (past its restart limit, the \

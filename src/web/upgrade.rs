@@ -79,6 +79,11 @@ pub async fn serve(
         }
         _ => None,
     };
+    if let Some((Some(id), true)) = &game {
+        if let Some(error) = realtime_elsewhere(&state, id).await {
+            return refuse(&state, &mut framed, error).await;
+        }
+    }
     let (response, _) = handshake.finish().into_parts();
     framed.send(h1::Message::Item((response, BodySize::None))).await?;
     let parts = framed.into_parts();
@@ -125,6 +130,29 @@ pub async fn serve(
         _ => {}
     }
     Ok(())
+}
+
+/// A real-time game (by the lobby's record of it) that this instance does not host: looked
+/// up, so a game whose owner died is taken over here and the socket finds it in the hall.
+/// Its seats need the real-time socket, which has no relay: while another instance hosts
+/// it, the upgrade is refused (GAME_RESTARTING, `reason: "elsewhere"`) and the client
+/// retries, reaching the owner through a load balancer that routes `/ws/games/ID` by the id.
+async fn realtime_elsewhere(state: &AppState, id: &GameId) -> Option<ErrorBody> {
+    if state.cycles.get(id).is_some() || state.registry.get(id).is_some() || !state.cluster.shared() {
+        return None;
+    }
+    let summary = state.lobby.get(id)?;
+    let kind = summary.get("kind").and_then(serde_json::Value::as_str).and_then(crate::game::kinds::by_name)?;
+    kind.ticks()?;
+    match state.supervisor.send(crate::supervision::supervisor::Resolve(id.clone())).await {
+        Ok(crate::supervision::supervisor::Resolved::Remote(_)) => Some(
+            ErrorBody::new(ErrorCode::GameRestarting, "this real-time game is played on another server; reconnect")
+                .with("retry_after_ms", 1000)
+                .with("reason", "elsewhere"),
+        ),
+        // Taken over here (the hall has it now), or an answer the session will report.
+        _ => None,
+    }
 }
 
 /// A real-time game hosted here, with its kind's tick interface.

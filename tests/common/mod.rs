@@ -201,6 +201,18 @@ impl TestServer {
         Player { framed, seen: Vec::new(), last_state: Value::Null }
     }
 
+    /// Opens a socket to a game without joining; the refusal when the upgrade is refused.
+    pub async fn try_socket(&self, game_id: &str) -> Result<Player, String> {
+        let (_, framed) = self
+            .client
+            .ws(format!("ws://{}/ws/games/{game_id}", self.addr))
+            .max_frame_size(1 << 22)
+            .connect()
+            .await
+            .map_err(|e| format!("ws connect: {e}"))?;
+        Ok(Player { framed, seen: Vec::new(), last_state: Value::Null })
+    }
+
     /// Opens a `/ws/lobby` socket.
     pub async fn lobby(&self) -> Player {
         let (_, framed) =
