@@ -35,7 +35,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::prelude::*;
 use actix_http::HttpService;
 use actix_service::{IntoServiceFactory as _, ServiceFactoryExt as _};
 use actix_web::dev::AppConfig;
@@ -191,8 +190,18 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     tree.attach(Part::Lobby, feed.recipient());
     let cycles = Arc::new(CycleHall::default());
     let relay = redis.as_ref().map(|conn| {
-        Relay::new(cluster.clone(), registry.clone(), cycles.clone(), metrics.clone(), lobby.clone(), conn.clone())
-            .start()
+        let relay = Relay::new(
+            cluster.clone(),
+            registry.clone(),
+            cycles.clone(),
+            metrics.clone(),
+            lobby.clone(),
+            conn.clone(),
+            tree.clone(),
+        );
+        let relay = actix::Supervisor::start(move |_| relay);
+        tree.attach(Part::Relay, relay.clone().recipient());
+        relay
     });
     let supervisor = GameSupervisor::new(
         config.clone(),

@@ -265,6 +265,21 @@ async fn a_socket_on_another_instance_plays_through_the_relay_and_rest_works_eve
         yellow.move_to(1).await;
         red.recv_state(|g| g["moves"] == json!(2 * round + 2)).await;
     }
+    // A panic in either relay (under the supervision tree) restarts it and keeps the
+    // relayed seat: play goes on through it.
+    for (api, moves) in [(&api_b, 7u64), (&api_a, 8)] {
+        let (code, body, _) =
+            api.post_raw("/api/v1/admin/actors/relay/fault", r#"{"kind":"panic"}"#, Some(ADMIN)).await;
+        assert_eq!(code, 202, "{body}");
+        api.wait_metric("rampart_system_actor_restarts_total{actor=\"relay\"}", 1.0).await;
+        if moves % 2 == 1 {
+            red.move_to(2).await;
+            yellow.recv_state(|g| g["moves"] == json!(moves)).await;
+        } else {
+            yellow.move_to(2).await;
+            red.recv_state(|g| g["moves"] == json!(moves)).await;
+        }
+    }
     yellow.send(json!({"type":"chat","text":"relayed hello"})).await;
     red.recv_until("the relayed chat", |f| f["type"] == "chat" && f["text"] == "relayed hello").await;
     // A relayed command's error comes back too.
@@ -272,7 +287,7 @@ async fn a_socket_on_another_instance_plays_through_the_relay_and_rest_works_eve
     assert_eq!(yellow.recv_error().await["code"], "NOT_YOUR_TURN");
     // REST from the instance that does not own the game: GET (the shared lobby), the admin
     // fault (relayed), the lobby list.
-    let summary = api_b.wait_summary(&red_grant.game_id, |s| s["moves"] == 6).await;
+    let summary = api_b.wait_summary(&red_grant.game_id, |s| s["moves"] == 8).await;
     assert_eq!(summary["players"]["yellow"]["name"], "bob");
     assert_eq!(api_b.fault(&red_grant.game_id, ADMIN, json!({"kind":"panic"})).await, 202);
     red.recv_type("game_restarted").await;

@@ -119,7 +119,7 @@ async fn bad_actor_faults_get_structured_errors() {
     assert_eq!((code, body["error"]["code"].as_str()), (404, Some("NOT_FOUND")), "{body}");
     assert_eq!(
         body["error"]["details"]["allowed"],
-        json!(["breakers", "health", "admission", "lobby", "games", "keeper", "events", "heartbeat"])
+        json!(["breakers", "health", "admission", "lobby", "games", "relay", "keeper", "events", "heartbeat"])
     );
     let (code, body) = actor_fault(&server, "lobby", r#"{"kind":"freeze"}"#).await;
     assert_eq!((code, body["error"]["code"].as_str()), (422, Some("VALIDATION_FAILED")), "{body}");

@@ -29,6 +29,7 @@ use crate::protocol::{ErrorBody, ErrorCode, SharedFrame};
 use crate::store::redis::RedisConn;
 use crate::supervision::game_actor::{Action, ClaimSeat, Command, CommandOutcome, Fault, Join, Leave, ToSession};
 use crate::supervision::registry::{deliver, Registry, Route};
+use crate::supervision::system::{Part, SystemActor as _, SystemTree};
 
 /// Most messages published in one pipeline.
 const BATCH: usize = 512;
@@ -232,6 +233,10 @@ pub struct Relay {
     metrics: Arc<Metrics>,
     lobby: Arc<LobbyView>,
     conn: RedisConn,
+    /// The supervision tree it runs under (`relay`).
+    tree: Arc<SystemTree>,
+    /// The publisher's queue; its task (like the subscriber's) outlives a restart of the
+    /// actor: both reach it through its address, which the `Supervisor` keeps.
     outbound: Option<mpsc::UnboundedSender<(InstanceId, Wire)>>,
     next_req: u64,
     pending: HashMap<u64, (oneshot::Sender<Reply>, Instant)>,
@@ -248,11 +253,13 @@ impl Relay {
         metrics: Arc<Metrics>,
         lobby: Arc<LobbyView>,
         conn: RedisConn,
+        tree: Arc<SystemTree>,
     ) -> Self {
         Relay {
             cluster,
             registry,
             cycles,
+            tree,
             metrics,
             lobby,
             conn,
@@ -572,16 +579,45 @@ impl Actor for Relay {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.start_publisher(ctx);
-        self.start_subscriber(ctx);
-        ctx.run_interval(self.cluster.lease / 3, |act, ctx| act.sweep(ctx));
+        // Once: a restart keeps the publisher and the subscriber, which reach this actor
+        // through its address.
+        if self.outbound.is_none() {
+            self.start_publisher(ctx);
+            self.start_subscriber(ctx);
+        }
+        ctx.run_interval(self.cluster.lease / 3, |act, ctx| {
+            act.guarded(ctx, |act, ctx| act.sweep(ctx));
+        });
+        self.tree.up(Part::Relay);
     }
 }
+
+/// A restart keeps what the relay holds (requests waiting for replies, relayed seats,
+/// proxies, the publisher and subscriber): only the context's timers are set up again.
+impl Supervised for Relay {
+    fn restarting(&mut self, ctx: &mut Context<Self>) {
+        self.tree.restarting(Part::Relay, ctx);
+    }
+}
+
+crate::system_actor!(Relay, Part::Relay);
 
 impl Handler<Request> for Relay {
     type Result = ResponseFuture<Result<Reply, ErrorBody>>;
 
-    fn handle(&mut self, msg: Request, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Request, ctx: &mut Context<Self>) -> Self::Result {
+        match self.guarded(ctx, |act, _| act.request(msg)) {
+            Some(answer) => answer,
+            None => Box::pin(async {
+                Err(ErrorBody::new(ErrorCode::GameRestarting, "the relay hit a bug and is restarting; retry shortly")
+                    .with("retry_after_ms", 500))
+            }),
+        }
+    }
+}
+
+impl Relay {
+    fn request(&mut self, msg: Request) -> ResponseFuture<Result<Reply, ErrorBody>> {
         let req = self.next_req;
         self.next_req += 1;
         let mut wire = msg.wire;
@@ -611,38 +647,48 @@ impl Handler<Request> for Relay {
 
 impl Handler<Notify> for Relay {
     type Result = ();
-    fn handle(&mut self, msg: Notify, _: &mut Context<Self>) {
-        self.send(msg.to, msg.wire);
+    fn handle(&mut self, msg: Notify, ctx: &mut Context<Self>) {
+        self.guarded(ctx, |act, _| act.send(msg.to, msg.wire));
     }
 }
 
 impl Handler<RegisterConn> for Relay {
     type Result = ();
-    fn handle(&mut self, msg: RegisterConn, _: &mut Context<Self>) {
-        self.relayed.insert(msg.conn.0, Relayed { to: msg.to, owner: msg.owner, lost: msg.lost });
+    fn handle(&mut self, msg: RegisterConn, ctx: &mut Context<Self>) {
+        self.guarded(ctx, |act, _| {
+            act.relayed.insert(msg.conn.0, Relayed { to: msg.to, owner: msg.owner, lost: msg.lost })
+        });
     }
 }
 
 impl Handler<UnregisterConn> for Relay {
     type Result = ();
-    fn handle(&mut self, msg: UnregisterConn, _: &mut Context<Self>) {
-        self.relayed.remove(&msg.0 .0);
+    fn handle(&mut self, msg: UnregisterConn, ctx: &mut Context<Self>) {
+        self.guarded(ctx, |act, _| act.relayed.remove(&msg.0 .0));
     }
 }
 
 impl Handler<Undeliverable> for Relay {
     type Result = ();
-    fn handle(&mut self, msg: Undeliverable, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: Undeliverable, ctx: &mut Context<Self>) {
         // Dropping the sender wakes the waiting request with an error at once.
-        for req in msg.0 {
-            self.pending.remove(&req);
-        }
+        self.guarded(ctx, |act, _| {
+            for req in msg.0 {
+                act.pending.remove(&req);
+            }
+        });
     }
 }
 
 impl Handler<Incoming> for Relay {
     type Result = ();
     fn handle(&mut self, msg: Incoming, ctx: &mut Context<Self>) {
+        self.guarded(ctx, |act, ctx| act.incoming(msg, ctx));
+    }
+}
+
+impl Relay {
+    fn incoming(&mut self, msg: Incoming, ctx: &mut Context<Self>) {
         match msg {
             Incoming::Lobby(change) => self.lobby.apply(change),
             Incoming::Inbox(Wire::Reply { req, reply }) => {

@@ -233,6 +233,9 @@ pub struct SystemPolicies {
     /// The GameSupervisor.
     #[garde(dive)]
     pub games: PartialRestartPolicy,
+    /// The Relay between instances (with Redis).
+    #[garde(dive)]
+    pub relay: PartialRestartPolicy,
     /// The SnapshotKeeper's writer task.
     #[garde(dive)]
     pub keeper: PartialRestartPolicy,
@@ -246,13 +249,14 @@ pub struct SystemPolicies {
 
 impl SystemPolicies {
     /// Each system actor's name and partial policy.
-    pub fn each(&self) -> [(&'static str, &PartialRestartPolicy); 8] {
+    pub fn each(&self) -> [(&'static str, &PartialRestartPolicy); 9] {
         [
             ("breakers", &self.breakers),
             ("health", &self.health),
             ("admission", &self.admission),
             ("lobby", &self.lobby),
             ("games", &self.games),
+            ("relay", &self.relay),
             ("keeper", &self.keeper),
             ("events", &self.events),
             ("heartbeat", &self.heartbeat),
@@ -262,7 +266,7 @@ impl SystemPolicies {
 
 impl SupervisionConfig {
     /// The restart policy of a system actor or task (`breakers`, `health`, `admission`,
-    /// `lobby`, `games`, `keeper`, `events`, `heartbeat`): its `system` entry over `default`, except `hang_timeout_ms`, which is
+    /// `lobby`, `games`, `relay`, `keeper`, `events`, `heartbeat`): its `system` entry over `default`, except `hang_timeout_ms`, which is
     /// [`SYSTEM_HANG_TIMEOUT_MS`] unless the entry sets it (a system actor's hang ends the
     /// process, so it is not judged by the games' tighter limit).
     pub fn system_policy(&self, name: &str) -> RestartPolicyConfig {

@@ -329,8 +329,8 @@ pub struct HealthChecks {
     pub system_actors: SystemActorsCheck,
 }
 
-/// The system actors (`breakers`, `health`, `admission`, `lobby`, `games`) and tasks
-/// (`keeper`, `events`, and `heartbeat` with Redis) that run here.
+/// The system actors (`breakers`, `health`, `admission`, `lobby`, `games`, and `relay`
+/// with Redis) and tasks (`keeper`, `events`, and `heartbeat` with Redis) that run here.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct SystemActorsCheck {
     /// ok | restarting (one is waiting out its restart delay) | failed (one is past its
@@ -345,8 +345,8 @@ pub struct SystemActorsCheck {
 /// One system actor on `/health` and the dashboard.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct SystemActorView {
-    /// `breakers`, `health`, `admission`, `lobby`, `games`, `keeper`, `events` or
-    /// `heartbeat`.
+    /// `breakers`, `health`, `admission`, `lobby`, `games`, `relay`, `keeper`, `events`
+    /// or `heartbeat`.
     pub name: &'static str,
     /// ok | restarting | failed.
     pub status: &'static str,

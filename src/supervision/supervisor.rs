@@ -759,6 +759,10 @@ impl GameSupervisor {
         if let Some(cell) = self.registry.get(&msg.0) {
             return Box::pin(actix::fut::ready(Resolved::Local(cell)));
         }
+        if self.cycles.hall.get(&msg.0).is_some() {
+            // Ours, in the real-time runtime: never "taken over" from ourselves.
+            return Box::pin(actix::fut::ready(Resolved::Unavailable(realtime_here())));
+        }
         if !self.cluster.shared() {
             return Box::pin(actix::fut::ready(Resolved::NotFound));
         }

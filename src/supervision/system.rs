@@ -1,8 +1,8 @@
 //! The top of the supervision tree: the server's own actors. Games have their
 //! `GameSupervisor`; this is the root above it and beside it, for every actor the server
 //! needs to do its work — the breaker registry, the HealthMonitor, the AdmissionController
-//! (and its waitlist processor), the lobby feed (and its event-stream consumer) and the
-//! GameSupervisor itself.
+//! (and its waitlist processor), the lobby feed (and its event-stream consumer), the
+//! GameSupervisor itself and, with Redis, the Relay between instances.
 //!
 //! Each runs under an Actix `Supervisor` (its address, and so every subscription others
 //! hold to it, survives a restart) and under its own policy from
@@ -54,6 +54,8 @@ pub enum Part {
     Lobby,
     /// The GameSupervisor (`games`).
     Games,
+    /// The Relay between instances, with Redis (`relay`).
+    Relay,
     /// The SnapshotKeeper's writer task (`keeper`).
     Keeper,
     /// The runtime-event publisher task (`events`).
@@ -64,12 +66,13 @@ pub enum Part {
 
 impl Part {
     /// Every system actor and task, in the order they are started.
-    pub const ALL: [Part; 8] = [
+    pub const ALL: [Part; 9] = [
         Part::Breakers,
         Part::Health,
         Part::Admission,
         Part::Lobby,
         Part::Games,
+        Part::Relay,
         Part::Keeper,
         Part::Events,
         Part::Heartbeat,
@@ -83,6 +86,7 @@ impl Part {
             Part::Admission => "admission",
             Part::Lobby => "lobby",
             Part::Games => "games",
+            Part::Relay => "relay",
             Part::Keeper => "keeper",
             Part::Events => "events",
             Part::Heartbeat => "heartbeat",
@@ -147,7 +151,7 @@ impl FaultSink {
 
 /// The root of the tree: each system actor's policy, ledger and counters.
 pub struct SystemTree {
-    entries: [Entry; 8],
+    entries: [Entry; 9],
     fatal: Mutex<Option<String>>,
     fatal_notify: Notify,
 }

@@ -498,7 +498,7 @@ async fn inject_fault(
     post,
     path = "/api/v1/admin/actors/{name}/fault",
     tag = "admin",
-    params(("name" = String, Path, description = "An actor (`breakers`, `health`, `admission`, `lobby`, `games`) or a background task (`keeper`, `events`, `heartbeat` with Redis).")),
+    params(("name" = String, Path, description = "An actor (`breakers`, `health`, `admission`, `lobby`, `games`, `relay` with Redis) or a background task (`keeper`, `events`, `heartbeat` with Redis).")),
     request_body(content = ActorFaultRequest, description = "A JSON object (the request `Content-Type` is not checked)."),
     security(("admin_token" = [])),
     responses(
