@@ -1,9 +1,12 @@
 //! Tick lateness of real-time games (issue 12's benchmark): `--games` light-cycle games,
 //! each an actor on one of `--arbiters` threads (as game arbiters are), each ticking at
 //! `--hz` on `supervision::ticker::Ticker` with `run_later` — the loop the real-time game
-//! actor is built on. Every tick the AI picks both seats' headings, the rules step, and the
-//! tick's frame (tick, heads, headings, outcome) is serialised as it would be sent; a game
-//! that ends starts again. After `--secs`, prints lateness p50 / p99 / p999 / max, late
+//! actor is built on. The game is the light-cycle kind taken from the kinds table and played
+//! through the object-safe `TickGame`, as the runtime plays it: every tick the AI gives both
+//! seats' inputs, the rules step, and the tick's frame (the kind's fields, tick, status) is
+//! serialised as it would be sent; every 20th tick the state is wrapped in a `Snapshot` as
+//! it is handed to the keeper (the write itself is not part of the tick). A game that ends
+//! starts again. After `--secs`, prints lateness p50 / p99 / p999 / max, late
 //! ticks (> 1 ms) and resyncs, ticks/s and the process's CPU.
 //!
 //! ```text
@@ -14,10 +17,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use rampart::game::lightcycle::{ai_direction, LightCycles};
-use rampart::game::{Outcome, Seat};
+use rampart::game::kinds::TickKind;
+use rampart::game::{Arena, Board, Outcome, Seat};
+use rampart::store::snapshot::Snapshot;
 use rampart::supervision::ticker::Ticker;
 use serde_json::json;
+
+/// Every this many ticks the state is handed over as a snapshot (`realtime.snapshot_every_ticks`).
+const SNAPSHOT_EVERY: u32 = 20;
 
 struct Samples {
     late_us: Vec<u32>,
@@ -27,7 +34,9 @@ struct Samples {
 }
 
 struct Game {
-    rules: LightCycles,
+    kind: &'static TickKind,
+    rules: Arena,
+    kept: u64,
     ticker: Ticker,
     samples: Arc<Mutex<Samples>>,
     until: Instant,
@@ -46,20 +55,29 @@ impl Game {
             return;
         }
         let tick = self.ticker.fire(now);
-        let inputs = [Some(ai_direction(&self.rules, Seat::Red)), Some(ai_direction(&self.rules, Seat::Yellow))];
+        let inputs = [Some(self.rules.ai_input(Seat::Red)), Some(self.rules.ai_input(Seat::Yellow))];
         self.rules = self.rules.step(inputs);
-        let heads: Vec<_> = Seat::ALL
-            .iter()
-            .map(|s| {
-                let c = self.rules.cycle(*s);
-                json!([c.x, c.y, c.dir.as_str()])
-            })
-            .collect();
-        let frame = serde_json::to_vec(&json!({"type": "tick", "tick": self.rules.tick(), "heads": heads,
-            "over": self.rules.outcome() != Outcome::InProgress}))
-        .unwrap_or_default();
+        let mut view = self.rules.tick_view();
+        view.insert("type".to_owned(), json!("tick"));
+        view.insert("tick".to_owned(), json!(self.rules.tick()));
+        view.insert("status".to_owned(), json!(self.rules.outcome() != Outcome::InProgress));
+        let frame = serde_json::to_vec(&serde_json::Value::Object(view)).unwrap_or_default();
+        if self.rules.tick() % SNAPSHOT_EVERY == 0 {
+            let snapshot = Snapshot {
+                game_id: rampart::ids::GameId::random(),
+                board: Board::ticked(self.rules.clone()),
+                seats: [None, None],
+                created_at: String::new(),
+                abandoned: false,
+                restarts: 0,
+                failed: false,
+                version: self.kept,
+                epoch: 1,
+            };
+            self.kept += u64::from(std::hint::black_box(std::sync::Arc::new(snapshot)).version > 0);
+        }
         if self.rules.outcome() != Outcome::InProgress {
-            self.rules = LightCycles::new_game(self.rules.width(), self.rules.height());
+            self.rules = (self.kind.new_game)(64, 44);
         }
         {
             let mut s = self.samples.lock().unwrap_or_else(|e| e.into_inner());
@@ -107,6 +125,10 @@ fn main() {
         }
     }
     let samples = Arc::new(Mutex::new(Samples { late_us: Vec::new(), late: 0, resyncs: 0, bytes: 0 }));
+    let Some(kind) = rampart::game::kinds::by_name("lightcycle").and_then(|k| k.ticks()) else {
+        eprintln!("tick_bench: no real-time kind named lightcycle");
+        std::process::exit(70)
+    };
     let system = System::new();
     let period = Duration::from_micros(1_000_000 / hz);
     let threads: Vec<Arbiter> = (0..arbiters).map(|_| Arbiter::new()).collect();
@@ -118,7 +140,9 @@ fn main() {
         // Spread the games' phases over one period, as games started at random times are.
         let start = t0 + period.mul_f64(i as f64 / games as f64);
         Game::start_in_arbiter(&threads[i % arbiters].handle(), move |_| Game {
-            rules: LightCycles::new_game(64, 44),
+            kind,
+            rules: (kind.new_game)(64, 44),
+            kept: 1,
             ticker: Ticker::new(period, start, Duration::from_millis(1)),
             samples,
             until,

@@ -479,7 +479,7 @@ impl CycleGame {
             Some(r) => r.token_hash.is_none() || self.viewers[index(s)].is_some(),
             None => false,
         });
-        if self.ticker.is_none() && ready && !self.failed {
+        if self.ticker.is_none() && ready && !self.failed && self.rules.outcome() == Outcome::InProgress {
             let start = Instant::now() + COUNTDOWN;
             self.ticker = Some(Ticker::new(self.period(), start, Duration::from_millis(2)));
             let frame = json!({"type": "countdown", "starts_in_ms": COUNTDOWN.as_millis() as u64});
@@ -578,11 +578,11 @@ impl Actor for CycleGame {
                 game.count_end();
                 game.announce(EventKind::Removed);
                 game.env.hall.remove(&game.id);
-                // With Redis the ended game's snapshot expires there by itself; its lease
-                // and epoch counter go now.
+                // Its snapshot goes from the store (a game nobody came back to must not be
+                // resumed later), and its lease and epoch counter with it.
                 let (keeper, cluster, id) = (game.env.keeper.clone(), game.env.cluster.clone(), game.id.clone());
                 actix_rt::spawn(async move {
-                    keeper.forget(&id, !cluster.shared()).await;
+                    keeper.forget(&id, true).await;
                     if let Err(e) = cluster.database.call(cluster.stores.directory.forget(&id)).await {
                         tracing::debug!(game_id = %id, "could not forget a removed game's lease: {e}");
                     }
