@@ -12,7 +12,7 @@
 #   flood    the admission check: 200 games played while creation floods at 10x the
 #            configured rate (loadgen; BACKEND=redis for the Redis line)
 #   cluster  `play` across three instances on one private Redis (both seats on the owner)
-#   restart  a panic injected into each system actor (ROUNDS times, default 20): how long
+#   restart  a panic injected into each system actor and task (ROUNDS times, default 20): how long
 #            until it runs again and until a game can be created
 #
 #   make load                      # every scenario
@@ -119,7 +119,7 @@ fi
 if [ "$scenario" = restart ] || [ "$scenario" = all ]; then
   echo; echo "restart: a panic in each system actor, ${ROUNDS:-20} times each, restart policy immediate ($(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg))"; echo
   policy=()
-  for actor in BREAKERS HEALTH ADMISSION LOBBY GAMES; do
+  for actor in BREAKERS HEALTH ADMISSION LOBBY GAMES KEEPER EVENTS; do
     policy+=("RAMPART__SUPERVISION__SYSTEM__${actor}__STRATEGY=immediate" "RAMPART__SUPERVISION__SYSTEM__${actor}__MAX_RESTARTS=1000")
   done
   token=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')

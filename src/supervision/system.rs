@@ -365,7 +365,10 @@ impl SystemTree {
                 let Err(payload) = AssertUnwindSafe(run).catch_unwind().await else { return };
                 tree.failed(part, &panic_message(&*payload));
                 let Some(delay) = tree.count_restart(part) else { return };
-                tokio::time::sleep(delay).await;
+                // 1 µs stands for "no delay" (the immediate strategy): no timer round.
+                if delay > Duration::from_micros(1) {
+                    tokio::time::sleep(delay).await;
+                }
                 tree.up(part);
                 tracing::info!(actor = part.name(), "system task restarted; it goes on from the shared state");
             }

@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 use crate::wire::Http;
 use crate::{load_average, pct, Opts};
 
-const ACTORS: [&str; 5] = ["breakers", "health", "admission", "lobby", "games"];
+/// The system actors and tasks that run without Redis.
+const ACTORS: [&str; 7] = ["breakers", "health", "admission", "lobby", "games", "keeper", "events"];
 
 /// Gives up on one restart after this long.
 const DEADLINE: Duration = Duration::from_secs(10);
