@@ -633,17 +633,7 @@ impl GameSupervisor {
         let id = GameId::random();
         let (cluster, claim_id) = (self.cluster.clone(), id.clone());
         Box::pin(async move { cluster.claim(&claim_id).await }.into_actor(self).map(move |claim, act, ctx| {
-            let epoch = match claim {
-                Ok(Claim::Won(lease)) => lease.epoch,
-                Ok(Claim::Held(lease)) => {
-                    tracing::error!(game_id = %id, owner = %lease.instance, "a new game id is already owned; refusing");
-                    return Err(ErrorBody::new(ErrorCode::Internal, "could not create the game; retry"));
-                }
-                Err(e) => {
-                    tracing::warn!(game_id = %id, "could not take the new game's lease; it starts anyway and takes it later: {e}");
-                    0
-                }
-            };
+            let epoch = new_game_epoch(&id, claim)?;
             act.guarded(ctx, move |act, _| act.created_cycles(id, msg, epoch)).unwrap_or_else(|| Err(restarting()))
         }))
     }
@@ -670,6 +660,22 @@ impl GameSupervisor {
         tracing::info!(game_id = %id, kind = kind.name, opponent = ?msg.opponent, "real-time game created");
         self.cluster.remember_seat(hash, id.clone(), Seat::Red, msg.player_name);
         Ok(SeatGrant { game_id: id.to_string(), seat: Seat::Red, player_token: token.expose().to_owned() })
+    }
+}
+
+/// The lease epoch a new game starts under: the claim's, or 0 when the store did not answer
+/// (games go on without the store: the lease is taken once it answers).
+fn new_game_epoch(id: &GameId, claim: Result<Claim, StoreError>) -> Result<u64, ErrorBody> {
+    match claim {
+        Ok(Claim::Won(lease)) => Ok(lease.epoch),
+        Ok(Claim::Held(lease)) => {
+            tracing::error!(game_id = %id, owner = %lease.instance, "a new game id is already owned; refusing");
+            Err(ErrorBody::new(ErrorCode::Internal, "could not create the game; retry"))
+        }
+        Err(e) => {
+            tracing::warn!(game_id = %id, "could not take the new game's lease; it starts anyway and takes it later: {e}");
+            Ok(0)
+        }
     }
 }
 
@@ -708,18 +714,7 @@ impl GameSupervisor {
         claim: Result<Claim, StoreError>,
         claimed_ms: u64,
     ) -> Result<SeatGrant, ErrorBody> {
-        let epoch = match claim {
-            Ok(Claim::Won(lease)) => lease.epoch,
-            Ok(Claim::Held(lease)) => {
-                tracing::error!(game_id = %id, owner = %lease.instance, "a new game id is already owned; refusing");
-                return Err(ErrorBody::new(ErrorCode::Internal, "could not create the game; retry"));
-            }
-            Err(e) => {
-                // Games go on without the store: the lease is taken once it answers.
-                tracing::warn!(game_id = %id, "could not take the new game's lease; it starts anyway and takes it later: {e}");
-                0
-            }
-        };
+        let epoch = new_game_epoch(&id, claim)?;
         let token = PlayerToken::random();
         let hash = self.cluster.hash(&token);
         let human = SeatRecord { name: msg.player_name.clone(), token_hash: Some(hash.clone()) };

@@ -191,14 +191,7 @@ impl TestServer {
 
     /// Opens a socket to a game without joining.
     pub async fn socket(&self, game_id: &str) -> Player {
-        let (_, framed) = self
-            .client
-            .ws(format!("ws://{}/ws/games/{game_id}", self.addr))
-            .max_frame_size(1 << 22)
-            .connect()
-            .await
-            .expect("ws connect");
-        Player { framed, seen: Vec::new(), last_state: Value::Null }
+        self.try_socket(game_id).await.expect("ws connect")
     }
 
     /// Opens a socket to a game without joining; the refusal when the upgrade is refused.
