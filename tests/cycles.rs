@@ -25,7 +25,12 @@ async fn create(server: &TestServer, opponent: &str) -> Grant {
     let (status, body) =
         server.post("/api/v1/games", json!({"kind": "lightcycle", "opponent": opponent, "player_name": "ada"})).await;
     assert_eq!(status, 201, "{body}");
-    Grant::from(&body)
+    let grant = Grant::from(&body);
+    // The game answers for itself at once (schemathesis found it missing until the lobby
+    // heard of it).
+    let (status, summary) = server.get(&format!("/api/v1/games/{}", grant.game_id)).await;
+    assert_eq!((status, summary["kind"].as_str()), (200, Some("lightcycle")), "{summary}");
+    grant
 }
 
 async fn seat(server: &TestServer, grant: &Grant) -> (Player, Value) {

@@ -644,6 +644,20 @@ impl Supervised for CycleGame {
     }
 }
 
+/// The game's lobby entry, straight from the game (the shared lobby hears of a new game a
+/// little later, through the event stream).
+#[derive(Message)]
+#[rtype(result = "GameSummary")]
+pub struct CycleSummary;
+
+impl Handler<CycleSummary> for CycleGame {
+    type Result = MessageResult<CycleSummary>;
+
+    fn handle(&mut self, _: CycleSummary, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.summary())
+    }
+}
+
 /// The keeper's write was refused: another instance owns the game now.
 #[derive(Message)]
 #[rtype(result = "()")]

@@ -319,15 +319,19 @@ impl serde::Serialize for SummaryOf {
     responses(
         (status = 200, description = "The game's summary (never a token).", body = GameSummary),
         (status = 404, description = "GAME_NOT_FOUND: no such game, or it ended and was removed.", body = ErrorEnvelope),
-        (status = 503, response = openapi::ConnectionCeiling),
+        (status = 503, response = openapi::GameUnavailable),
     )
 )]
 async fn get_game(state: State, path: web::Path<String>) -> Answer<web::Json<SummaryOf>> {
     let id = game_id(&path)?;
-    match state.registry.get(&id) {
-        Some(cell) => Ok(web::Json(SummaryOf::Here(cell.summary()))),
-        None => state.lobby.get(&id).map(|s| web::Json(SummaryOf::Elsewhere(s))).ok_or_else(ErrorBody::game_not_found),
+    if let Some(cell) = state.registry.get(&id) {
+        return Ok(web::Json(SummaryOf::Here(cell.summary())));
     }
+    if let Some(game) = state.cycles.get(&id) {
+        let summary = game.send(crate::supervision::cycles::CycleSummary).await.map_err(|_| ErrorBody::restarting())?;
+        return Ok(web::Json(SummaryOf::Here(summary)));
+    }
+    state.lobby.get(&id).map(|s| web::Json(SummaryOf::Elsewhere(s))).ok_or_else(ErrorBody::game_not_found)
 }
 
 /// Whether a game exists here or (with Redis) anywhere: hosted here, in the shared lobby,
