@@ -497,6 +497,18 @@ async fn a_light_cycle_game_of_a_killed_instance_resumes_from_its_snapshot_on_an
     let next = red.recv_type("tick").await;
     assert_eq!(next["tick"].as_u64(), Some(resumed + 1), "{next}");
     eprintln!("real-time takeover: kill -9 to the resumed arena in {:?} (lease {LEASE_MS} ms)", killed.elapsed());
-    assert!(lease_owner(&redis, &grant.game_id).await.is_some(), "b holds the game's lease");
+    // A crash on b restarts the game there, and b keeps renewing its lease afterwards (the
+    // renewal timer goes with the crashed context and is set up again).
+    red.send(json!({"type": "turn", "dir": "right"})).await;
+    assert_eq!(api_b.fault(&grant.game_id, ADMIN, json!({"kind":"panic"})).await, 202);
+    let notice = red.recv_type("game_restarted").await;
+    assert_eq!(notice["reason"], "panic", "{notice}");
+    let after = notice["resumed_at_tick"].as_u64().expect("tick");
+    // Three and a half leases later, by the game's own clock.
+    red.recv_until("70 ticks after the restart", |f| {
+        f["type"] == "tick" && (f["tick"].as_u64() >= Some(after + 70) || f["status"] != "playing")
+    })
+    .await;
+    assert!(lease_owner(&redis, &grant.game_id).await.is_some(), "b still holds the game's lease");
     drop(b);
 }

@@ -557,9 +557,10 @@ impl Actor for CycleGame {
             } else {
                 self.announce(EventKind::Started);
             }
-            if self.env.cluster.shared() {
-                ctx.run_interval(self.env.cluster.lease / 3, |game, ctx| game.renew(ctx));
-            }
+        }
+        // Every start, a restart after a crash included: the context's timers went with it.
+        if self.env.cluster.shared() {
+            ctx.run_interval(self.env.cluster.lease / 3, |game, ctx| game.renew(ctx));
         }
         if self.ticker.is_some() {
             // A restart: resume on a fresh schedule.
@@ -597,6 +598,8 @@ impl Actor for CycleGame {
 /// the delay (or closes the game), and both seats are told.
 impl Supervised for CycleGame {
     fn restarting(&mut self, ctx: &mut Context<Self>) {
+        // A renewal in flight went with the old context.
+        self.renewing = false;
         if !std::mem::take(&mut self.crashed) {
             // Stopped on purpose (removed): stay stopped.
             self.failed = true;
