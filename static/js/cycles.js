@@ -88,7 +88,9 @@ function onFrame(f) {
     }
     say(statusLine(f.status, f.winner));
   } else if (f.type === 'game_restarted') {
-    say(`The game hit a bug and resumed from tick ${f.resumed_at_tick}.`);
+    say(f.reason === 'taken_over'
+      ? `Its server went away; another one picked the game up at tick ${f.resumed_at_tick}. Get ready…`
+      : `The game hit a bug and resumed from tick ${f.resumed_at_tick}.`);
   } else if (f.type === 'error') {
     say((f.error && f.error.message) || 'Error');
   }
@@ -103,7 +105,7 @@ function connect(id, token) {
     if (e.code === 4401 || e.code === 4404) { say('This game is not yours, or it is gone.'); return; }
     if (e.code === 4409) { say('This game was opened in another tab.'); return; }
     if (over) return;
-    say('Connection lost; reconnecting…');
+    say(e.code === 1012 ? 'The server is restarting; reconnecting…' : 'Connection lost; reconnecting…');
     setTimeout(() => connect(id, token), backoff + Math.random() * backoff);
     backoff = Math.min(backoff * 2, 8000);
   };
