@@ -162,7 +162,7 @@ pub struct GameSupervisor {
     /// The server is overloaded: ended games nobody watches go without waiting their TTL.
     overloaded: bool,
     tree: Arc<SystemTree>,
-    /// What the light-cycle games share (their hall is shared with the sockets).
+    /// What the real-time games share (their hall is shared with the sockets).
     cycles: Arc<CycleEnv>,
 }
 

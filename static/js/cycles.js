@@ -1,6 +1,6 @@
 // The light-cycle page: create or join a game (kind "lightcycle"), then play it on a
 // canvas over the game WebSocket (docs/PROTOCOL.md, "Light cycles"). Arrow keys, WASD or
-// swipes send `turn`; every `tick` frame moves both heads; a `cycles` frame (on join and
+// swipes send `turn`; every `tick` frame moves both heads; an `arena` frame (on join and
 // after a restart) carries the whole grid. Untrusted text only ever goes in textContent.
 
 import { api } from './api.js';
