@@ -88,6 +88,9 @@ pub enum Resolved {
     Local(Arc<GameCell>),
     /// Owned by another live instance: relay to it.
     Remote(Lease),
+    /// A real-time game hosted here (or just taken over here): its seats use the
+    /// real-time socket; its seat claims and faults go to it directly.
+    RealTime(Addr<cycles::CycleGame>),
     /// No such game.
     NotFound,
     /// It cannot be reached or taken over right now.
@@ -679,14 +682,6 @@ fn new_game_epoch(id: &GameId, claim: Result<Claim, StoreError>) -> Result<u64, 
     }
 }
 
-/// The answer to a lookup of a real-time game this instance hosts (or just took over): its
-/// seats use the real-time socket, which finds it here.
-fn realtime_here() -> ErrorBody {
-    ErrorBody::new(ErrorCode::GameRestarting, "this real-time game is hosted here now; reconnect its socket")
-        .with("retry_after_ms", 100)
-        .with("reason", "realtime")
-}
-
 /// The answer while the supervisor restarts after a bug.
 fn restarting() -> ErrorBody {
     ErrorBody::new(ErrorCode::Internal, "the game supervisor hit a bug and is restarting; retry shortly")
@@ -754,9 +749,9 @@ impl GameSupervisor {
         if let Some(cell) = self.registry.get(&msg.0) {
             return Box::pin(actix::fut::ready(Resolved::Local(cell)));
         }
-        if self.cycles.hall.get(&msg.0).is_some() {
+        if let Some(game) = self.cycles.hall.get(&msg.0) {
             // Ours, in the real-time runtime: never "taken over" from ourselves.
-            return Box::pin(actix::fut::ready(Resolved::Unavailable(realtime_here())));
+            return Box::pin(actix::fut::ready(Resolved::RealTime(game)));
         }
         if !self.cluster.shared() {
             return Box::pin(actix::fut::ready(Resolved::NotFound));
@@ -804,8 +799,8 @@ impl GameSupervisor {
                 if let Some(cell) = self.registry.get(id) {
                     return Resolved::Local(cell);
                 }
-                if self.cycles.hall.get(id).is_some() {
-                    return Resolved::Unavailable(realtime_here());
+                if let Some(game) = self.cycles.hall.get(id) {
+                    return Resolved::RealTime(game);
                 }
                 tracing::info!(game_id = %id, epoch = lease.epoch, moves = snapshot.board.moves(), "taking over a game whose owner's lease lapsed");
                 snapshot.epoch = lease.epoch;
@@ -813,13 +808,17 @@ impl GameSupervisor {
                     // A real-time game: resumed in the hall; its seats connect to it here.
                     let slot = self.next_slot();
                     let arbiter = self.slots[slot].arbiter.handle();
-                    if cycles::resume(&arbiter, self.cycles.clone(), &snapshot, lease.epoch).is_none() {
+                    let Some(game) = cycles::resume(&arbiter, self.cycles.clone(), &snapshot, lease.epoch) else {
                         tracing::error!(game_id = %id, "a real-time snapshot of a kind this server does not tick");
-                    }
+                        return Resolved::Unavailable(
+                            ErrorBody::new(ErrorCode::GameFailed, "this game's kind cannot be resumed on this server")
+                                .with("reason", "unreadable"),
+                        );
+                    };
                     if !snapshot.ended() {
                         self.metrics.game_started(snapshot.board.kind());
                     }
-                    return Resolved::Unavailable(realtime_here());
+                    return Resolved::RealTime(game);
                 }
                 Resolved::Local(self.host(Arc::new(snapshot), StartMode::TakenOver, claimed_ms))
             }

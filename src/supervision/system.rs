@@ -38,6 +38,9 @@ use crate::ids::{monotonic_ms, now_rfc3339};
 use crate::protocol::views::SystemActorView;
 use crate::supervision::policy::{Decision, RestartLedger};
 
+/// Admin faults a supervised task holds before it takes them; more are refused (503).
+const TASK_FAULTS: usize = 16;
+
 /// The exit code when a system actor hung (EX_SOFTWARE).
 pub const EXIT_HUNG: i32 = 70;
 
@@ -136,15 +139,15 @@ struct Entry {
 enum FaultSink {
     /// An actor's mailbox.
     Actor(Recipient<SystemFault>),
-    /// A supervised task's fault channel.
-    Task(mpsc::UnboundedSender<SystemFault>),
+    /// A supervised task's fault channel (bounded like an actor's mailbox).
+    Task(mpsc::Sender<SystemFault>),
 }
 
 impl FaultSink {
     fn send(&self, fault: SystemFault) -> bool {
         match self {
             FaultSink::Actor(r) => r.try_send(fault).is_ok(),
-            FaultSink::Task(tx) => tx.send(fault).is_ok(),
+            FaultSink::Task(tx) => tx.try_send(fault).is_ok(),
         }
     }
 }
@@ -356,7 +359,7 @@ impl SystemTree {
         F: Fn() -> Fut + 'static,
         Fut: std::future::Future<Output = ()> + 'static,
     {
-        let (tx, mut faults) = mpsc::unbounded_channel();
+        let (tx, mut faults) = mpsc::channel(TASK_FAULTS);
         *self.entry(part).faults.lock().unwrap_or_else(|e| e.into_inner()) = Some(FaultSink::Task(tx));
         let tree = self.clone();
         actix_rt::spawn(async move {
@@ -414,7 +417,7 @@ impl SystemTree {
 struct Stamped<'a> {
     tree: &'a SystemTree,
     part: Part,
-    faults: &'a mut mpsc::UnboundedReceiver<SystemFault>,
+    faults: &'a mut mpsc::Receiver<SystemFault>,
     inner: std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>,
 }
 
@@ -521,7 +524,7 @@ mod tests {
         let mut config = SupervisionConfig::default();
         config.default.max_restarts = 2;
         let tree = SystemTree::new(&config);
-        let (tx, _rx) = mpsc::unbounded_channel();
+        let (tx, _rx) = mpsc::channel(1);
         for p in Part::ALL {
             *tree.entry(p).faults.lock().unwrap() = Some(FaultSink::Task(tx.clone()));
         }

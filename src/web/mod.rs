@@ -234,12 +234,6 @@ async fn join_game(state: State, path: web::Path<String>, payload: web::Payload)
     // The token is made here and never leaves this instance: the game gets its hash.
     let token = PlayerToken::random();
     let token_hash = state.cluster.hash(&token);
-    if let Some(game) = state.cycles.get(&id) {
-        let claim = crate::supervision::cycles::ClaimCycleSeat { name, token_hash };
-        let seat = game.send(claim).await.map_err(|_| ErrorBody::restarting())??;
-        let grant = SeatGrant { game_id: id.to_string(), seat, player_token: token.expose().to_owned() };
-        return Ok(web::Json(grant));
-    }
     let seat = match state.supervisor.send(Resolve(id.clone())).await.map_err(|_| ErrorBody::restarting())? {
         Resolved::Local(cell) => {
             let addr = cell.addr().ok_or_else(ErrorBody::restarting)?;
@@ -259,6 +253,11 @@ async fn join_game(state: State, path: web::Path<String>, payload: web::Payload)
                 Reply::Seat { result } => result?,
                 _ => return Err(ErrorBody::restarting()),
             }
+        }
+        Resolved::RealTime(game) => {
+            let claim =
+                crate::supervision::cycles::ClaimCycleSeat { name: name.clone(), token_hash: token_hash.clone() };
+            game.send(claim).await.map_err(|_| ErrorBody::restarting())??
         }
         Resolved::NotFound => return Err(ErrorBody::game_not_found()),
         Resolved::Unavailable(e) => return Err(e),
@@ -462,19 +461,6 @@ async fn inject_fault(
                 .with("allowed", FAULT_KINDS.to_vec()))
         }
     };
-    if let Some(game) = state.cycles.get(&id) {
-        if fault != Fault::Panic {
-            return Err(ErrorBody::validation("kind", "a real-time game takes only \"panic\" (on its next tick)")
-                .with("allowed", vec!["panic"]));
-        }
-        game.send(crate::supervision::cycles::CycleFault).await.map_err(|_| ErrorBody::restarting())?;
-        tracing::warn!(game_id = %id, kind = %body.kind, "admin injected a fault");
-        return Ok(HttpResponse::Accepted().json(FaultAccepted {
-            game_id: id.to_string(),
-            fault: body.kind,
-            accepted: true,
-        }));
-    }
     match state.supervisor.send(Resolve(id.clone())).await.map_err(|_| ErrorBody::restarting())? {
         Resolved::Local(cell) => {
             if cell.run_state() == RunState::Failed {
@@ -488,6 +474,13 @@ async fn inject_fault(
                 Reply::Fault { result } => result?,
                 _ => return Err(ErrorBody::restarting()),
             }
+        }
+        Resolved::RealTime(game) => {
+            if fault != Fault::Panic {
+                return Err(ErrorBody::validation("kind", "a real-time game takes only \"panic\" (on its next tick)")
+                    .with("allowed", vec!["panic"]));
+            }
+            game.send(crate::supervision::cycles::CycleFault).await.map_err(|_| ErrorBody::restarting())?;
         }
         Resolved::NotFound => return Err(ErrorBody::game_not_found()),
         Resolved::Unavailable(e) => return Err(e),

@@ -129,6 +129,17 @@ impl PlayerSession {
                     Ok(Resolved::Remote(lease)) => lease,
                     Ok(Resolved::NotFound) => return Joined::NotFound,
                     Ok(Resolved::Unavailable(error)) => return Joined::Refused(error),
+                    // Its seats use the real-time socket, which finds it here once reconnected
+                    // (this socket was opened before the lobby knew the game's kind).
+                    Ok(Resolved::RealTime(_)) => {
+                        let error = ErrorBody::new(
+                            ErrorCode::GameRestarting,
+                            "this real-time game is hosted here now; reconnect its socket",
+                        )
+                        .with("retry_after_ms", 100)
+                        .with("reason", "realtime");
+                        return Joined::Refused(error);
+                    }
                     Err(_) => return Joined::Refused(restarting_error()),
                 };
                 let Some(relay) = links.relay.clone() else { return Joined::Refused(restarting_error()) };
