@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{test_config, TestServer};
+use common::{eventually, test_config, TestServer, DEADLINE};
 use rampart::config::Secret;
 use serde_json::{json, Value};
 
@@ -111,8 +111,17 @@ async fn games_play_on_while_the_database_breaker_is_open() {
         player.move_to(i as i64 % 2).await;
         player.recv_state(|g| g["moves"].as_u64() == Some(i + 1)).await;
     }
-    let db = server.get("/health/circuit-breakers/database").await.1;
-    assert!(db["counters"]["rejected"].as_u64() >= Some(4), "each save was refused fast: {db}");
+    // Saves are written behind the game: wait for the writer to have tried (and been
+    // refused fast) at least once per move.
+    let probe = || async {
+        let db = server.get("/health/circuit-breakers/database").await.1;
+        if db["counters"]["rejected"].as_u64() >= Some(4) {
+            Ok(())
+        } else {
+            Err(db.to_string())
+        }
+    };
+    eventually(DEADLINE, "each save was refused fast", probe).await;
     // A crash now restores from the in-memory last good state, not the unreachable store.
     assert_eq!(server.fault(&grant.game_id, ADMIN, json!({"kind": "panic"})).await, 202);
     let restored = red.recv_state(|g| g["restarts"].as_u64() == Some(1)).await;
