@@ -240,8 +240,12 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     tree.attach(Part::Health, monitor.clone().recipient());
     monitor.do_send(Subscribe(admission.clone().recipient()));
     monitor.do_send(Subscribe(supervisor.clone().recipient()));
+    let proxies = web::edge::Proxies::from_config(&config.server.trusted_proxies);
     let gate = Arc::new(web::edge::ConnectionGate::new(
         web::edge::connection_ceiling(config.server.max_connections),
+        config.server.max_client_connections_pct,
+        config.server.max_lobby_sockets_per_client as usize,
+        proxies.clone(),
         metrics.clone(),
     ));
     let state = aweb::Data::new(AppState {
@@ -270,12 +274,14 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     let local = listener.local_addr()?;
     let tcp_user_timeout = Duration::from_millis(config.server.tcp_user_timeout_ms);
     let app_state = state.clone();
-    let proxies = web::edge::Proxies::from_config(&config.server.trusted_proxies);
     let workers = config.server.workers as usize;
     // actix's own accept limit, per worker, a little above our ceiling: past the ceiling we
     // still accept and answer 503, past this the kernel's backlog holds the rest.
     let accept_per_worker = (gate.ceiling() + 64 * workers).div_ceil(workers);
-    tracing::info!(max_connections = gate.ceiling(), "connections are capped");
+    tracing::info!(max_connections = gate.ceiling(), per_client = gate.per_client(), "connections are capped");
+    let pipelined = config.server.max_pipelined_requests as usize;
+    let write_timeout = Duration::from_millis(config.server.client_timeout_ms);
+    let max_body = config.server.max_frame_bytes;
     let join_timeout = Duration::from_millis(config.server.join_timeout_ms);
     let builder = actix_server::Server::build();
     let graceful = builder.graceful_shutdown_signal();
@@ -287,6 +293,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
         .listen("rampart", listener, move || {
             let (app_state, proxies, gate, graceful) =
                 (app_state.clone(), proxies.clone(), gate.clone(), graceful.clone());
+            let (pace_metrics, expect_metrics) = (app_state.metrics.clone(), app_state.metrics.clone());
             let upgrade_state = app_state.clone();
             let app = App::new()
                 .app_data(app_state)
@@ -295,7 +302,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
                 .configure(web::routes)
                 .into_factory()
                 .map_err(|e: actix_web::Error| e.error_response());
-            HttpService::build()
+            let service = HttpService::build()
                 .graceful_shutdown_signal(move || {
                     let graceful = graceful.clone();
                     async move { graceful.notified().await }
@@ -304,12 +311,23 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
                 // dribbles in (after the upgrade, the socket's own join deadline takes over).
                 .client_request_timeout(join_timeout)
                 .local_addr(local)
-                .on_connect_ext(move |io: &TcpStream, data: &mut actix_http::Extensions| {
-                    data.insert(gate.enter());
-                    if let Err(e) = web::edge::tune_accepted(io, tcp_user_timeout) {
+                .on_connect_ext(move |io: &web::pipeline::Paced, data: &mut actix_http::Extensions| {
+                    data.insert(gate.enter(io.get_ref().peer_addr().ok().map(|a| a.ip())));
+                    data.insert(io.pace());
+                    if let Err(e) = web::edge::tune_accepted(io.get_ref(), tcp_user_timeout) {
                         tracing::debug!("could not set the options of an accepted socket: {e}");
                     }
                 })
+                // `Expect: 100-continue` with a declared body over the limit is answered
+                // 413 at once, before the client sends it.
+                .expect(actix_service::fn_factory(move || {
+                    let metrics = expect_metrics.clone();
+                    async move {
+                        Ok::<_, ()>(actix_service::fn_service(move |req| {
+                            web::edge::expect(req, max_body, metrics.clone())
+                        }))
+                    }
+                }))
                 // Every request that asks to upgrade its connection goes to our upgrade
                 // (src/web/upgrade.rs), with the connection; the rest to the app.
                 .upgrade(actix_service::fn_factory(move || {
@@ -320,8 +338,14 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
                         }))
                     }
                 }))
-                .finish(actix_service::map_config(app, |_| AppConfig::default()))
-                .tcp()
+                .finish(actix_service::map_config(app, |_| AppConfig::default()));
+            // Every connection is served paced (src/web/pipeline.rs): bounded pipelining.
+            actix_service::fn_service(move |io: TcpStream| {
+                let peer = io.peer_addr().ok();
+                let paced = web::pipeline::Paced::new(io, pipelined, write_timeout, pace_metrics.clone());
+                async move { Ok::<_, actix_http::error::DispatchError>((paced, actix_http::Protocol::Http1, peer)) }
+            })
+            .and_then(service)
         })?
         .run();
     let handle = server.handle();

@@ -63,6 +63,10 @@ pub struct Metrics {
     commands_replayed: AtomicU64,
     connections_open: AtomicI64,
     connections_refused: AtomicU64,
+    client_connections_refused: Family,
+    pipeline_waits: AtomicU64,
+    write_timeouts: AtomicU64,
+    socket_floods: Family,
     games_started: Family,
     restarts: Family,
     games_failed: Family,
@@ -114,6 +118,23 @@ impl Metrics {
     /// A request was refused because the server holds `server.max_connections` connections.
     pub fn connection_refused(&self) {
         self.connections_refused.fetch_add(1, Ordering::Relaxed);
+    }
+    /// A connection or socket was refused because its client address passed its share
+    /// (`limit`: `client` or `lobby`).
+    pub fn client_connection_refused(&self, limit: &'static str) {
+        self.client_connections_refused.inc(&[limit]);
+    }
+    /// A pipelined request waited for its client to read the answers before it.
+    pub fn pipeline_wait(&self) {
+        self.pipeline_waits.fetch_add(1, Ordering::Relaxed);
+    }
+    /// An HTTP connection was closed because its client read nothing in time.
+    pub fn write_timeout(&self) {
+        self.write_timeouts.fetch_add(1, Ordering::Relaxed);
+    }
+    /// A socket was closed with 1008 for sending past its frame budget (`kind`: game or lobby).
+    pub fn socket_flood(&self, kind: &'static str) {
+        self.socket_floods.inc(&[kind]);
     }
     /// A game restarted.
     pub fn game_restarted(&self, kind: &'static str, reason: RestartReason) {
@@ -347,6 +368,32 @@ impl Metrics {
             "rampart_connections_refused_total",
             "Requests refused with 503 because the server held server.max_connections connections.",
             self.connections_refused.load(Ordering::Relaxed),
+        );
+        family(
+            &mut out,
+            "rampart_client_connections_refused_total",
+            "Requests and upgrades refused with 503 because one client address held its share of connections (limit=client) or of lobby sockets (limit=lobby).",
+            &["limit"],
+            self.client_connections_refused.snapshot(),
+        );
+        counter(
+            &mut out,
+            "rampart_http_pipeline_waits_total",
+            "Pipelined requests that waited (nothing more read from their connection) until the client read server.max_pipelined_requests answers.",
+            self.pipeline_waits.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "rampart_http_write_timeouts_total",
+            "HTTP connections closed because their client read nothing of a waiting answer for server.client_timeout_ms.",
+            self.write_timeouts.load(Ordering::Relaxed),
+        );
+        family(
+            &mut out,
+            "rampart_socket_flood_closes_total",
+            "WebSockets closed with 1008 because their client kept sending (pings, pongs or refused frames included) past its frame budget, by socket kind.",
+            &["kind"],
+            self.socket_floods.snapshot(),
         );
         counter(
             &mut out,

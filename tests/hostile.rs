@@ -303,6 +303,9 @@ fn the_memory_gate_reopens_after_a_spike() {
         ("RAMPART__HEALTH__MAX_MEMORY_MB", &limit.to_string()),
         ("RAMPART__HEALTH__MAX_MEMORY_USED_PCT", "0"),
         ("RAMPART__SERVER__WORKERS", "1"),
+        // One test address opens them all: the per-address limits have their own tests.
+        ("RAMPART__SERVER__MAX_LOBBY_SOCKETS_PER_CLIENT", "100000"),
+        ("RAMPART__SERVER__MAX_CLIENT_CONNECTIONS_PCT", "100"),
     ]);
     assert_eq!(memory(&server).1, "healthy");
     // The spike: lobby sockets, each holding its buffers, until the server is overloaded.
@@ -493,15 +496,21 @@ async fn two_thousand_half_open_connections_do_not_stop_a_real_player_and_are_cl
     let mut silent = Vec::new();
     let mut dribbling = Vec::new();
     let mut upgraded = Vec::new();
-    for i in 0..2000 {
+    // From four addresses, 500 each (one address may hold 10 % of the 10,000 ceiling); the
+    // real player is 127.0.0.1.
+    for i in 0..2000usize {
+        let source = std::net::IpAddr::from([127, 0, 0, 2 + (i / 500) as u8]);
         match i % 4 {
-            0 | 1 => silent.push(TcpStream::connect(server.addr).expect("connect")),
+            0 | 1 => silent.push(connect_from(source, server.addr)),
             2 => {
-                let mut s = TcpStream::connect(server.addr).expect("connect");
+                let mut s = connect_from(source, server.addr);
                 s.write_all(b"GET /ws/games/").expect("write");
                 dribbling.push(s);
             }
-            _ => upgraded.push(RawClient::connect_plain(server.addr, &format!("/ws/games/{}", target.game_id))),
+            _ => upgraded.push(
+                RawClient::connect_from(source, server.addr, &format!("/ws/games/{}", target.game_id))
+                    .expect("upgrade"),
+            ),
         }
     }
     let opened = started.elapsed();
@@ -576,4 +585,386 @@ async fn two_thousand_half_open_connections_do_not_stop_a_real_player_and_are_cl
     player.move_to(3).await;
     player.recv_state(|g| g["moves"] == 4).await;
     eprintln!("2000 half-open connections opened in {opened:?}, all closed within {:?}", started.elapsed());
+}
+
+// ---- Round two: pipelining, one address holding every slot, floods, quiet logs ----
+
+/// The server's warning and error lines written after byte `from` of its log.
+fn loud_lines(server: &ServerProcess, from: usize) -> Vec<String> {
+    let text = server.log_text();
+    text.get(from..)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// One sample of `/metrics`, read without the test's HTTP client (plain TCP).
+fn metric_of(addr: std::net::SocketAddr, sample: &str) -> f64 {
+    let (_, text) = http_get(addr, "/metrics").expect("/metrics");
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample).and_then(|rest| rest.strip_prefix(' ')))
+        .map_or(0.0, |v| v.trim().parse().expect("a number"))
+}
+
+/// 40 connections each pipeline 20,000 `GET /health` (720 KB) and read nothing. Before:
+/// the server answered them all into its write buffers, RSS 26 MB → 976 MB. Now it holds
+/// `server.max_pipelined_requests` answers per connection and stops reading (the clients'
+/// writes block), a connection that reads gets every answer in order, one that never
+/// reads is cut at `client_timeout_ms`, and nothing is logged.
+#[test]
+fn pipelined_requests_nobody_reads_pin_no_memory() {
+    raise_fd_limit();
+    let server = ServerProcess::start(&[
+        ("RAMPART__SERVER__HEARTBEAT_INTERVAL_MS", "1000"),
+        ("RAMPART__SERVER__CLIENT_TIMEOUT_MS", "4000"),
+    ]);
+    for _ in 0..50 {
+        assert!(http_get(server.addr, "/health").is_some());
+    }
+    let idle = server.rss_kib();
+    let log_from = server.log_text().len();
+    let request = format!("GET /health HTTP/1.1\r\nHost: {}\r\n\r\n", server.addr);
+    let batch = Arc::new(request.repeat(20_000).into_bytes());
+    let writers: Vec<_> = (0..40)
+        .map(|_| {
+            let (addr, batch) = (server.addr, batch.clone());
+            std::thread::spawn(move || {
+                let mut stream = TcpStream::connect(addr).expect("connect");
+                stream.set_write_timeout(Some(Duration::from_secs(2))).expect("timeout");
+                let mut sent = 0;
+                // Until everything is sent or the server stops reading (the write blocks).
+                while sent < batch.len() {
+                    match stream.write(&batch[sent..(sent + (64 << 10)).min(batch.len())]) {
+                        Ok(n) => sent += n,
+                        Err(_) => break,
+                    }
+                }
+                (stream, sent)
+            })
+        })
+        .collect();
+    let mut peak = idle;
+    let mut streams = Vec::new();
+    for writer in writers {
+        peak = peak.max(server.rss_kib());
+        streams.push(writer.join().expect("writer"));
+    }
+    for _ in 0..20 {
+        peak = peak.max(server.rss_kib());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let sent: usize = streams.iter().map(|(_, n)| n).sum();
+    let grown = peak.saturating_sub(idle);
+    eprintln!("pipelined {sent} bytes unread on 40 connections: RSS {idle} KiB idle, peak {peak} KiB (+{grown} KiB)");
+    assert!(grown < 16 << 10, "RSS grew by {grown} KiB for {sent} bytes of unread pipelined requests");
+    // Everyone else is served meanwhile.
+    assert_eq!(http_get(server.addr, "/health").map(|(s, _)| s), Some(200));
+    assert!(metric_of(server.addr, "rampart_http_pipeline_waits_total") >= 40.0);
+
+    // A client that starts reading gets its answers, in order, one per request.
+    let (mut reader, reader_sent) = streams.pop().expect("a stream");
+    let wanted = (reader_sent / request.len()).min(2_000);
+    reader.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    let mut text = Vec::new();
+    let mut buf = vec![0u8; 64 << 10];
+    let count = |t: &[u8]| t.windows(15).filter(|w| w == b"HTTP/1.1 200 OK").count();
+    while count(&text) < wanted {
+        match reader.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => text.extend_from_slice(&buf[..n]),
+        }
+    }
+    assert!(count(&text) >= wanted, "read {} answers of {wanted}", count(&text));
+
+    // The ones that never read are cut once client_timeout_ms passes with an answer unsent.
+    let probe = || {
+        let cut = metric_of(server.addr, "rampart_http_write_timeouts_total");
+        if cut >= 39.0 {
+            Ok(())
+        } else {
+            Err(format!("{cut} connections cut"))
+        }
+    };
+    eventually_blocking(Duration::from_secs(15), "unread connections are cut", probe);
+    let loud = loud_lines(&server, log_from);
+    assert!(loud.is_empty(), "pipelining wrote log lines: {loud:?}");
+}
+
+/// The upgrade request's `Retry-After` and body, for a refused upgrade.
+fn refusal_of(text: &str) -> (bool, Value) {
+    let retry = text.to_ascii_lowercase().contains("retry-after: 1\r\n");
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (retry, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+/// 2,000 lobby sockets from one address used to hold every slot of a 2,000 ceiling, and
+/// everyone else got 503 on `/health`, on creation and on the lobby. Now the address holds
+/// its share (10 %) and is refused past it with 503 `connections`, `limit: "client"` and
+/// `Retry-After`, while every other client is served.
+#[actix_rt::test]
+async fn one_address_cannot_hold_every_connection_slot() {
+    raise_fd_limit();
+    let server = ServerProcess::start(&[
+        ("RAMPART__SERVER__MAX_CONNECTIONS", "2000"),
+        ("RAMPART__SERVER__MAX_LOBBY_SOCKETS_PER_CLIENT", "1000000"),
+    ]);
+    let log_from = server.log_text().len();
+    let attacker: std::net::IpAddr = "127.0.0.2".parse().expect("ip");
+    let mut held = Vec::new();
+    let mut refused = Vec::new();
+    for _ in 0..2000 {
+        match RawClient::connect_from(attacker, server.addr, "/ws/lobby") {
+            Ok(client) => held.push(client),
+            Err(refusal) => refused.push(refusal),
+        }
+    }
+    eprintln!("one address: {} lobby sockets held, {} refused", held.len(), refused.len());
+    assert!((190..=200).contains(&held.len()), "held {} of a 200 share", held.len());
+    let (status, text) = refused.last().expect("refusals");
+    let (retry, body) = refusal_of(text);
+    assert_eq!(*status, 503, "{text}");
+    assert!(retry, "Retry-After on the refusal: {text}");
+    assert_eq!(body["error"]["code"], "SERVER_BUSY", "{text}");
+    assert_eq!(body["error"]["details"]["reason"], "connections", "{text}");
+    assert_eq!(body["error"]["details"]["limit"], "client", "{text}");
+    // Everyone else is served: health, creation, the lobby, a game.
+    assert_eq!(http_get(server.addr, "/health").map(|(s, _)| s), Some(200));
+    let api = TestServer::at(server.addr);
+    let grant = api.create("ai", "ada").await;
+    let mut lobby = RawClient::connect_plain(server.addr, "/ws/lobby");
+    lobby.send_text(r#"{"type":"ping","id":1}"#).expect("ping");
+    let mut player = api.player(&grant).await;
+    player.move_to(3).await;
+    player.recv_state(|g| g["moves"] == 2).await;
+    assert!(metric_of(server.addr, "rampart_client_connections_refused_total{limit=\"client\"}") >= 1800.0);
+    // Once the address lets go, it is served again.
+    held.clear();
+    let probe = || match RawClient::connect_from(attacker, server.addr, "/ws/lobby") {
+        Ok(_) => Ok(()),
+        Err((status, _)) => Err(format!("still refused ({status})")),
+    };
+    eventually_blocking(Duration::from_secs(10), "the address is served once it closes its sockets", probe);
+    let loud = loud_lines(&server, log_from);
+    assert!(loud.len() <= 1, "at most one (throttled) line for 1,800 refusals: {loud:?}");
+}
+
+/// One address may hold `server.max_lobby_sockets_per_client` lobby sockets; past it the
+/// upgrade is refused (`limit: "lobby"`), game sockets from it still open, and a lobby
+/// socket it closes frees its place.
+#[actix_rt::test]
+async fn one_address_holds_at_most_its_lobby_sockets() {
+    let mut config = test_config();
+    config.server.max_lobby_sockets_per_client = 5;
+    let server = TestServer::start(config).await;
+    let grant = server.create("human", "ada").await;
+    let addr = server.addr;
+    let source: std::net::IpAddr = "127.0.0.3".parse().expect("ip");
+    let (mut held, refused) = actix_web::rt::task::spawn_blocking(move || {
+        let mut held = Vec::new();
+        let mut refused = Vec::new();
+        for _ in 0..8 {
+            match RawClient::connect_from(source, addr, "/ws/lobby") {
+                Ok(c) => held.push(c),
+                Err(r) => refused.push(r),
+            }
+        }
+        (held, refused)
+    })
+    .await
+    .expect("attacker");
+    assert_eq!((held.len(), refused.len()), (5, 3));
+    let (status, text) = &refused[0];
+    let (retry, body) = refusal_of(text);
+    assert!(*status == 503 && retry, "{text}");
+    assert_eq!(body["error"]["details"]["limit"], "lobby", "{text}");
+    // A game socket from the same address is not a lobby socket.
+    let game_path = format!("/ws/games/{}", grant.game_id);
+    let game = actix_web::rt::task::spawn_blocking(move || RawClient::connect_from(source, addr, &game_path).is_ok());
+    assert!(game.await.expect("game socket"), "a game socket from the address opens");
+    // Closing one frees its place.
+    held.pop();
+    let probe = || async {
+        let opened =
+            actix_web::rt::task::spawn_blocking(move || RawClient::connect_from(source, addr, "/ws/lobby").ok())
+                .await
+                .expect("probe");
+        opened.map(drop).ok_or_else(|| "still refused".to_owned())
+    };
+    eventually(DEADLINE, "a closed lobby socket frees its place", probe).await;
+    assert!(server.metric("rampart_client_connections_refused_total{limit=\"lobby\"}").await >= 3.0);
+}
+
+/// What one flooding socket saw: its close code, the RATE_LIMITED frames it was sent, and
+/// how long it flooded.
+struct FloodResult {
+    code: Option<u16>,
+    rate_limited: usize,
+    flooded: Duration,
+}
+
+/// Writes `frame` as fast as the socket takes it (batches of 512) for up to 10 s, reading
+/// what comes back on another thread.
+fn flood_with(client: RawClient, frame_bytes: Vec<u8>) -> std::thread::JoinHandle<FloodResult> {
+    std::thread::spawn(move || {
+        let mut writer = client.try_clone();
+        let mut reader = client;
+        let started = Instant::now();
+        let read = std::thread::spawn(move || reader.read_to_close(Duration::from_secs(15)));
+        let batch = frame_bytes.repeat(512);
+        while started.elapsed() < Duration::from_secs(10) && !read.is_finished() {
+            if writer.write_all(&batch).is_err() {
+                break;
+            }
+        }
+        let flooded = started.elapsed();
+        let (frames, code) = read.join().expect("reader");
+        let rate_limited = frames.iter().filter(|f| f["error"]["code"] == "RATE_LIMITED").count();
+        FloodResult { code, rate_limited, flooded }
+    })
+}
+
+/// Move latencies (the mover's: send to its own `state`) over `games` human games of 6
+/// moves each (no one wins).
+async fn move_latencies(api: &TestServer, games: usize) -> Vec<Duration> {
+    let mut out = Vec::new();
+    for _ in 0..games {
+        let red_grant = api.create("human", "red").await;
+        let (status, blue_grant) = api.join_rest(&red_grant.game_id, "blue").await;
+        assert_eq!(status, 200, "{blue_grant}");
+        let blue_grant = Grant::from(&blue_grant);
+        let mut red = api.player(&red_grant).await;
+        let mut blue = api.player(&blue_grant).await;
+        for n in 1..=6i64 {
+            let (mover, other) = if n % 2 == 1 { (&mut red, &mut blue) } else { (&mut blue, &mut red) };
+            let start = Instant::now();
+            mover.move_to((n + 1) % 2).await;
+            mover.recv_state(|g| g["moves"] == n).await;
+            out.push(start.elapsed());
+            other.recv_state(|g| g["moves"] == n).await;
+        }
+    }
+    out.sort();
+    out
+}
+
+fn p99(sorted: &[Duration]) -> Duration {
+    sorted[(sorted.len() * 99 / 100).min(sorted.len() - 1)]
+}
+
+/// Four sockets flood: 120,000 pings a second, millions of unsolicited pongs, text past the
+/// rate limit on a lobby and on a game seat. Before, each was answered frame by frame (a
+/// RATE_LIMITED per refused frame), held a core and was never closed; a real player's move
+/// p99 went from 1.1 to 29 ms. Now every frame costs its sender: each flooder is closed with
+/// 1008 (counted) after a handful of RATE_LIMITED replies, and the real player's p99 stays
+/// within twice its idle figure.
+#[actix_rt::test]
+async fn flooding_sockets_are_closed_and_a_real_player_plays_on() {
+    let server = ServerProcess::start(&[]);
+    let api = TestServer::at(server.addr);
+    let idle = move_latencies(&api, 17).await;
+    let log_from = server.log_text().len();
+    let seat = api.create("human", "flood").await;
+    let mut game_socket = RawClient::connect_plain(server.addr, &format!("/ws/games/{}", seat.game_id));
+    game_socket.send_text(&json!({"type":"join","token": seat.token}).to_string()).expect("join");
+    let ping = br#"{"type":"ping","id":1}"#;
+    let floods = vec![
+        ("ping", flood_with(RawClient::connect_plain(server.addr, "/ws/lobby"), frame(0x89, b"hi"))),
+        ("pong", flood_with(RawClient::connect_plain(server.addr, "/ws/lobby"), frame(0x8a, b""))),
+        ("lobby text", flood_with(RawClient::connect_plain(server.addr, "/ws/lobby"), frame(0x81, ping))),
+        ("game text", flood_with(game_socket, frame(0x81, br#"{"type":"chat","text":"spam"}"#))),
+    ];
+    let flooded = move_latencies(&api, 17).await;
+    for (what, flood) in floods {
+        let result = flood.join().expect("flooder");
+        eprintln!(
+            "{what} flood: closed {:?} after {:?}, {} RATE_LIMITED replies",
+            result.code, result.flooded, result.rate_limited
+        );
+        assert_eq!(result.code, Some(1008), "{what}: closed with 1008");
+        assert!(result.flooded < Duration::from_secs(5), "{what}: flooded for {:?}", result.flooded);
+        // A frame within the budget gets its one outcome (a chat past the 8 commands in
+        // flight is RATE_LIMITED); the frames refused past it get one reply between them.
+        let budget = if what == "game text" { 41 } else { 1 };
+        assert!(result.rate_limited <= budget, "{what}: {} RATE_LIMITED replies", result.rate_limited);
+    }
+    let (idle_p99, flooded_p99) = (p99(&idle), p99(&flooded));
+    eprintln!("move p99: idle {idle_p99:?}, with four flooders {flooded_p99:?}");
+    assert!(
+        flooded_p99 <= idle_p99 * 2 + Duration::from_millis(10),
+        "move p99 {flooded_p99:?} with flooders against {idle_p99:?} idle"
+    );
+    let closed = metric_of(server.addr, "rampart_socket_flood_closes_total{kind=\"lobby\"}")
+        + metric_of(server.addr, "rampart_socket_flood_closes_total{kind=\"game\"}");
+    assert_eq!(closed, 4.0);
+    let loud = loud_lines(&server, log_from);
+    assert!(loud.is_empty(), "floods wrote log lines: {loud:?}");
+}
+
+/// A fragmented ping (a control frame must not be fragmented) used to write `ERROR
+/// actix_http::ws::codec: Unfinished fragment Ping` once per connection. Now each such
+/// socket is closed with 1002 and the log stays quiet at the default filter, as it does for
+/// malformed requests and a client that vanishes mid-upgrade.
+#[test]
+fn a_client_cannot_write_error_lines() {
+    let server = ServerProcess::start(&[]);
+    let log_from = server.log_text().len();
+    for _ in 0..100 {
+        let mut client = RawClient::connect_plain(server.addr, "/ws/lobby");
+        client.write_all(&frame(0x09, b"x")).expect("fragmented ping");
+        let (_, code) = client.read_to_close(DEADLINE);
+        assert_eq!(code, Some(1002));
+    }
+    for _ in 0..100 {
+        // A malformed request line, and an upgrade whose client leaves at once.
+        let mut bad = TcpStream::connect(server.addr).expect("connect");
+        bad.write_all(b"GET \x01 HTTP/1.1\r\n\r\n").expect("write");
+        let mut sink = Vec::new();
+        let _ = bad.read_to_end(&mut sink);
+        let mut gone = TcpStream::connect(server.addr).expect("connect");
+        let upgrade = "GET /ws/lobby HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+        gone.write_all(upgrade.as_bytes()).expect("write");
+        drop(gone);
+    }
+    assert_eq!(http_get(server.addr, "/health").map(|(s, _)| s), Some(200));
+    let loud = loud_lines(&server, log_from);
+    assert!(loud.is_empty(), "a client wrote {} log lines: {:?}", loud.len(), loud.first());
+}
+
+/// `Expect: 100-continue` on a body past the limit used to get `100 Continue` (and the
+/// body was read only to be refused). Now it is answered 413 PAYLOAD_TOO_LARGE at once and
+/// the connection closed; a body within the limit still gets `100 Continue` and its answer.
+#[actix_rt::test]
+async fn expect_continue_past_the_body_limit_gets_413_at_once() {
+    let server = TestServer::start(test_config()).await;
+    let addr = server.addr;
+    let (big, small) = actix_web::rt::task::spawn_blocking(move || {
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
+        let head = "POST /api/v1/games HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2000000\r\nExpect: 100-continue\r\n\r\n";
+        stream.write_all(head.as_bytes()).expect("head");
+        let mut big = String::new();
+        let _ = stream.read_to_string(&mut big);
+        let body = json!({"kind":"connect4","opponent":"ai","player_name":"ada"}).to_string();
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
+        let head = format!(
+            "POST /api/v1/games HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).expect("head");
+        let mut line = [0u8; 25];
+        stream.read_exact(&mut line).expect("100 Continue");
+        stream.write_all(body.as_bytes()).expect("body");
+        let mut rest = String::new();
+        let _ = stream.read_to_string(&mut rest);
+        (big, format!("{}{rest}", String::from_utf8_lossy(&line)))
+    })
+    .await
+    .expect("client");
+    assert!(big.starts_with("HTTP/1.1 413"), "{big}");
+    assert!(big.contains("PAYLOAD_TOO_LARGE"), "{big}");
+    assert!(small.starts_with("HTTP/1.1 100 Continue\r\n\r\n"), "{small}");
+    assert!(small.contains("HTTP/1.1 201"), "{small}");
 }

@@ -178,6 +178,25 @@ pub struct ServerConfig {
     #[garde(range(min = 16, max = 1_000_000))]
     #[default = 10_000]
     pub max_connections: u64,
+    /// Most connections one client address (an IPv4 address or an IPv6 /64; behind a
+    /// trusted proxy, the client it forwards) may hold, as a percentage of
+    /// `max_connections` (at least one connection); past it that address's requests and
+    /// upgrades get 503 SERVER_BUSY `limit: "client"` while everyone else is served,
+    /// 1..=100.
+    #[garde(range(min = 1, max = 100))]
+    #[default = 10]
+    pub max_client_connections_pct: u64,
+    /// Most `/ws/lobby` sockets one client address may hold open; past it the upgrade gets
+    /// 503 SERVER_BUSY `limit: "lobby"`, 1..=1000000.
+    #[garde(range(min = 1, max = 1_000_000))]
+    #[default = 100]
+    pub max_lobby_sockets_per_client: u64,
+    /// Responses an HTTP connection may have waiting for its client to read them
+    /// (pipelined requests answered but not yet taken); past it the connection's next
+    /// request waits and nothing more is read from it until the client reads, 1..=1024.
+    #[garde(range(min = 1, max = 1024))]
+    #[default = 16]
+    pub max_pipelined_requests: u64,
     /// A `/ws/lobby` socket whose client sends no frame of its own for this many ms is
     /// closed with 1001, 1000..=86400000.
     #[garde(range(min = 1000, max = 86_400_000))]

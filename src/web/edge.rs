@@ -19,11 +19,13 @@
 //! interval, with the count since).
 
 use std::cell::Cell;
+use std::collections::HashMap;
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -40,6 +42,7 @@ use crate::admission::clients::{client_addr, ClientKey, Net};
 use crate::ids::monotonic_ms;
 use crate::metrics::Metrics;
 use crate::protocol::{ErrorBody, ErrorCode};
+use crate::web::pipeline::Pace;
 use crate::web::AppState;
 
 /// A log line that is written at most once per interval, with the number of events since
@@ -98,6 +101,11 @@ impl Proxies {
     pub fn from_config(entries: &[String]) -> Self {
         Proxies(Arc::new(entries.iter().filter_map(|e| Net::parse(e).ok()).collect()))
     }
+
+    /// Whether `peer` is one of them.
+    pub fn trusts(&self, peer: IpAddr) -> bool {
+        self.0.iter().any(|net| net.contains(peer))
+    }
 }
 
 /// The client a request comes from, for the per-client limits: its peer address, or, when
@@ -111,31 +119,87 @@ pub fn client_of(req: &actix_web::HttpRequest) -> Option<ClientKey> {
     Some(ClientKey::of(client_addr(peer, forwarded.as_deref(), trusted)))
 }
 
-/// Open connections, against the ceiling.
+/// Which limit a connection or socket came past.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Over {
+    /// `server.max_connections`, the whole server's ceiling.
+    Server,
+    /// One client address's share of it (`server.max_client_connections_pct`).
+    Client,
+    /// One client address's lobby sockets (`server.max_lobby_sockets_per_client`).
+    Lobby,
+}
+
+impl Over {
+    fn as_str(self) -> &'static str {
+        match self {
+            Over::Server => "server",
+            Over::Client => "client",
+            Over::Lobby => "lobby",
+        }
+    }
+}
+
+/// What one client address holds now.
+#[derive(Clone, Copy, Debug, Default)]
+struct Held {
+    connections: usize,
+    lobby_sockets: usize,
+}
+
+/// Open connections, against the ceiling and each client address's share of it.
 pub struct ConnectionGate {
     open: AtomicUsize,
     /// Of those, upgraded to WebSockets (closing ones included, until their TCP connection is gone).
     upgraded: AtomicUsize,
     ceiling: usize,
+    /// Connections one client address may hold (a share of the ceiling, at least one).
+    per_client: usize,
+    /// Lobby sockets one client address may hold.
+    lobby_per_client: usize,
+    /// Proxies whose connections are charged to the clients they forward, not to themselves.
+    proxies: Proxies,
+    /// What each client address holds; an address holding nothing has no entry.
+    held: Mutex<HashMap<ClientKey, Held>>,
     metrics: Arc<Metrics>,
     warnings: Throttle,
+    client_warnings: Throttle,
 }
 
 impl ConnectionGate {
-    /// A gate letting `ceiling` connections be served at once.
-    pub fn new(ceiling: usize, metrics: Arc<Metrics>) -> Self {
+    /// A gate letting `ceiling` connections be served at once, at most `client_pct` percent
+    /// of them (and `lobby_per_client` lobby sockets) by one client address; connections
+    /// from `proxies` are charged to the client each forwards when it upgrades.
+    pub fn new(
+        ceiling: usize,
+        client_pct: u64,
+        lobby_per_client: usize,
+        proxies: Proxies,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let per_client = ((ceiling as u64).saturating_mul(client_pct) / 100).max(1) as usize;
         ConnectionGate {
             open: AtomicUsize::new(0),
             upgraded: AtomicUsize::new(0),
             ceiling,
+            per_client,
+            lobby_per_client: lobby_per_client.max(1),
+            proxies,
+            held: Mutex::new(HashMap::new()),
             metrics,
             warnings: Throttle::new(10_000),
+            client_warnings: Throttle::new(10_000),
         }
     }
 
     /// The ceiling in force.
     pub fn ceiling(&self) -> usize {
         self.ceiling
+    }
+
+    /// Connections one client address may hold.
+    pub fn per_client(&self) -> usize {
+        self.per_client
     }
 
     /// Connections open now.
@@ -148,44 +212,138 @@ impl ConnectionGate {
         self.upgraded.load(Ordering::Relaxed)
     }
 
-    /// Takes a slot for a new connection; whether it is over the ceiling is decided now.
-    pub fn enter(self: &Arc<Self>) -> ConnSlot {
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<ClientKey, Held>> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes a slot for a connection accepted from `peer`; whether it is over the ceiling,
+    /// or over its address's share, is decided now. A trusted proxy's connection is not
+    /// charged to the proxy (its sockets are charged to the clients it forwards).
+    pub fn enter(self: &Arc<Self>, peer: Option<IpAddr>) -> ConnSlot {
         let n = self.open.fetch_add(1, Ordering::AcqRel) + 1;
         self.metrics.connection_open(1);
-        ConnSlot { gate: self.clone(), over: n > self.ceiling, upgraded: false }
+        let client = peer.filter(|ip| !self.proxies.trusts(*ip)).map(ClientKey::of);
+        let mut over = (n > self.ceiling).then_some(Over::Server);
+        if let Some(key) = client {
+            let mut held = self.held();
+            let entry = held.entry(key).or_default();
+            entry.connections += 1;
+            if over.is_none() && entry.connections > self.per_client {
+                over = Some(Over::Client);
+            }
+        }
+        ConnSlot { gate: self.clone(), over, upgraded: false, client, lobby: false }
     }
 
     /// Takes the slot an upgraded connection holds for its life (the request's own slot,
-    /// taken when it was accepted, goes with the HTTP dispatcher a moment later).
-    pub fn enter_upgraded(self: &Arc<Self>) -> ConnSlot {
+    /// taken when it was accepted, goes with the HTTP dispatcher a moment later), or
+    /// refuses the upgrade: a lobby socket past its address's lobby cap, or a socket a
+    /// trusted proxy forwards for a client past its share (a direct client's share was
+    /// checked when its connection was accepted).
+    pub fn enter_upgraded(
+        self: &Arc<Self>,
+        peer: Option<IpAddr>,
+        forwarded_for: Option<&str>,
+        lobby: bool,
+    ) -> Result<ConnSlot, ErrorBody> {
+        let (client, proxied) = match peer {
+            Some(ip) if self.proxies.trusts(ip) => {
+                (Some(ClientKey::of(client_addr(ip, forwarded_for, &self.proxies.0))), true)
+            }
+            Some(ip) => (Some(ClientKey::of(ip)), false),
+            None => (None, false),
+        };
+        if let Some(key) = client {
+            let mut held = self.held();
+            let entry = held.entry(key).or_default();
+            let refused = if proxied && entry.connections >= self.per_client {
+                Some(Over::Client)
+            } else if lobby && entry.lobby_sockets >= self.lobby_per_client {
+                Some(Over::Lobby)
+            } else {
+                None
+            };
+            if let Some(over) = refused {
+                if entry.connections == 0 && entry.lobby_sockets == 0 {
+                    held.remove(&key);
+                }
+                drop(held);
+                return Err(self.refusal(over));
+            }
+            entry.connections += 1;
+            entry.lobby_sockets += usize::from(lobby);
+        }
         self.upgraded.fetch_add(1, Ordering::AcqRel);
-        let mut slot = self.enter();
-        slot.upgraded = true;
-        slot
+        self.open.fetch_add(1, Ordering::AcqRel);
+        self.metrics.connection_open(1);
+        Ok(ConnSlot { gate: self.clone(), over: None, upgraded: true, client, lobby })
     }
 
     /// Counts a refusal (as [`ConnectionGate::refused`]) and answers the error the refused
-    /// request gets: SERVER_BUSY `reason: "connections"`, the same for a route and an upgrade.
-    pub fn refusal(&self) -> ErrorBody {
-        self.refused();
-        ErrorBody::new(
-            ErrorCode::ServerBusy,
-            format!("the server is holding its maximum of {} connections; retry shortly", self.ceiling),
-        )
-        .with("reason", "connections")
-        .with("retry_after_ms", 1000)
+    /// request gets: SERVER_BUSY `reason: "connections"` with the limit passed, the same
+    /// for a route and an upgrade.
+    pub fn refusal(&self, over: Over) -> ErrorBody {
+        self.refused(over);
+        let message = match over {
+            Over::Server => {
+                format!("the server is holding its maximum of {} connections; retry shortly", self.ceiling)
+            }
+            Over::Client => format!(
+                "your address holds {} connections, the most one client may hold on this server; close some or retry shortly",
+                self.per_client
+            ),
+            Over::Lobby => format!(
+                "your address holds {} lobby sockets, the most one client may hold; close one or retry shortly",
+                self.lobby_per_client
+            ),
+        };
+        ErrorBody::new(ErrorCode::ServerBusy, message)
+            .with("reason", "connections")
+            .with("limit", over.as_str())
+            .with("retry_after_ms", 1000)
     }
 
-    /// Counts a refusal; logs a warning at most every ten seconds, with the count.
-    fn refused(&self) {
-        self.metrics.connection_refused();
-        if let Some(refused) = self.warnings.hit() {
+    /// Counts a refusal; logs a warning at most every ten seconds (per kind of limit), with
+    /// the count.
+    fn refused(&self, over: Over) {
+        if over == Over::Server {
+            self.metrics.connection_refused();
+            if let Some(refused) = self.warnings.hit() {
+                tracing::warn!(
+                    ceiling = self.ceiling,
+                    open = self.open(),
+                    refused,
+                    "refusing requests: the server holds its maximum of connections (server.max_connections)"
+                );
+            }
+            return;
+        }
+        self.metrics.client_connection_refused(over.as_str());
+        if let Some(refused) = self.client_warnings.hit() {
             tracing::warn!(
-                ceiling = self.ceiling,
-                open = self.open(),
+                per_client = self.per_client,
+                lobby_per_client = self.lobby_per_client,
                 refused,
-                "refusing requests: the server holds its maximum of connections (server.max_connections)"
+                "refusing connections from addresses past their share (server.max_client_connections_pct, server.max_lobby_sockets_per_client); everyone else is served"
             );
+        }
+    }
+
+    fn leave(&self, slot: &ConnSlot) {
+        self.open.fetch_sub(1, Ordering::AcqRel);
+        if slot.upgraded {
+            self.upgraded.fetch_sub(1, Ordering::AcqRel);
+        }
+        self.metrics.connection_open(-1);
+        if let Some(key) = slot.client {
+            let mut held = self.held();
+            if let Some(entry) = held.get_mut(&key) {
+                entry.connections = entry.connections.saturating_sub(1);
+                entry.lobby_sockets = entry.lobby_sockets.saturating_sub(usize::from(slot.lobby));
+                if entry.connections == 0 && entry.lobby_sockets == 0 {
+                    held.remove(&key);
+                }
+            }
         }
     }
 }
@@ -194,24 +352,24 @@ impl ConnectionGate {
 /// closes.
 pub struct ConnSlot {
     gate: Arc<ConnectionGate>,
-    over: bool,
+    over: Option<Over>,
     upgraded: bool,
+    /// The address charged for it (none for a trusted proxy's HTTP connection).
+    client: Option<ClientKey>,
+    /// Whether it is a lobby socket.
+    lobby: bool,
 }
 
 impl ConnSlot {
-    /// Whether the connection came past the ceiling (its requests are refused).
-    pub fn over(&self) -> bool {
+    /// The limit the connection came past, if any (its requests are refused).
+    pub fn over(&self) -> Option<Over> {
         self.over
     }
 }
 
 impl Drop for ConnSlot {
     fn drop(&mut self) {
-        self.gate.open.fetch_sub(1, Ordering::AcqRel);
-        if self.upgraded {
-            self.gate.upgraded.fetch_sub(1, Ordering::AcqRel);
-        }
-        self.gate.metrics.connection_open(-1);
+        self.gate.leave(self);
     }
 }
 
@@ -231,8 +389,18 @@ pub async fn limits<B: MessageBody + 'static>(
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
         return next.call(req).await.map(ServiceResponse::map_into_left_body);
     };
-    if req.conn_data::<ConnSlot>().is_some_and(|slot| slot.over) {
-        let error = state.gate.refusal();
+    // Bounded pipelining: this request starts once its client has read enough of the
+    // answers before it, and says how many bytes it took (src/web/pipeline.rs). Its place
+    // is held until the answer is produced.
+    let _turn = match req.conn_data::<Rc<Pace>>().cloned() {
+        Some(pace) => {
+            let (head, body, chunked) = wire_size(req.head());
+            Some(pace.turn(head, body, chunked).await)
+        }
+        None => None,
+    };
+    if let Some(over) = req.conn_data::<ConnSlot>().and_then(ConnSlot::over) {
+        let error = state.gate.refusal(over);
         state.metrics.http_error(error.code);
         let mut response = actix_web::ResponseError::error_response(&error);
         response.head_mut().set_connection_type(ConnectionType::Close);
@@ -262,6 +430,70 @@ pub async fn limits<B: MessageBody + 'static>(
         response.response_mut().head_mut().set_connection_type(ConnectionType::Close);
     }
     Ok(response.map_into_left_body())
+}
+
+/// An `Expect: 100-continue` request refused before its body is sent.
+pub struct ExpectRefused(ErrorBody);
+
+impl From<ExpectRefused> for actix_http::Response<actix_web::body::BoxBody> {
+    fn from(refused: ExpectRefused) -> Self {
+        let mut response = actix_web::ResponseError::error_response(&refused.0);
+        response.head_mut().set_connection_type(ConnectionType::Close);
+        response.into()
+    }
+}
+
+/// The answer to `Expect: 100-continue` (actix-http's expect service): a request whose
+/// declared body is over `max_body` bytes gets 413 PAYLOAD_TOO_LARGE at once and its
+/// connection is closed, instead of `100 Continue` and a body that would only be refused
+/// once read. Anything else continues as usual.
+pub async fn expect(
+    req: actix_http::Request,
+    max_body: u64,
+    metrics: Arc<Metrics>,
+) -> Result<actix_http::Request, ExpectRefused> {
+    use actix_http::HttpMessage as _;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match declared {
+        Some(len) if len > max_body => {
+            let error = ErrorBody::new(
+                ErrorCode::PayloadTooLarge,
+                format!("the request body is {len} bytes; the limit is {max_body}"),
+            )
+            .with("max_bytes", max_body);
+            metrics.http_error(error.code);
+            Err(ExpectRefused(error))
+        }
+        _ => Ok(req),
+    }
+}
+
+/// A request's size on the wire as its head says: the head's bytes as sent (exact for the
+/// usual `Name: value` spacing), the declared body, and whether the body is chunked (its
+/// length unknown).
+fn wire_size(head: &actix_web::dev::RequestHead) -> (u64, u64, bool) {
+    let target = head.uri.path_and_query().map_or(1, |pq| pq.as_str().len());
+    // "METHOD target HTTP/1.1\r\n", each "name: value\r\n", the blank line.
+    let mut bytes = head.method.as_str().len() + 1 + target + 1 + 8 + 2 + 2;
+    for (name, value) in head.headers().iter() {
+        bytes += name.as_str().len() + 2 + value.len() + 2;
+    }
+    let body = head
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let chunked = head
+        .headers()
+        .get(header::TRANSFER_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    (bytes as u64, body, chunked)
 }
 
 /// A request body with a deadline: after it, the stream ends with a `TimedOut` error.

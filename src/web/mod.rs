@@ -13,6 +13,7 @@ pub mod edge;
 pub mod frame_guard;
 pub mod lobby;
 pub mod openapi;
+pub mod pipeline;
 pub mod session;
 pub mod socket;
 pub mod upgrade;

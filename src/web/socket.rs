@@ -2,7 +2,8 @@
 //! is built on. `Socket` owns one upgraded connection's plumbing on the session actor's
 //! side: the bounded [`Outbox`] its frames wait in (pings and pongs included, so a client
 //! that stops reading is closed with 1013 and counted, whichever kind of socket it is),
-//! heartbeats, the frame-rate limit, the frame size limits, the close handshake and the
+//! heartbeats, the frame budget (every frame the client sends costs it, pings and pongs
+//! included; a client that keeps sending past it is closed with 1008), the frame size limits, the close handshake and the
 //! slow-client close. The bytes themselves move in the [`Connection`] stream the actor adds
 //! to its context (`src/web/ws.rs`). Its owner, a session actor, only sees the text frames
 //! it has to act on.
@@ -105,7 +106,12 @@ pub struct Socket {
     outbox: Rc<RefCell<Outbox>>,
     limits: Arc<SessionLimits>,
     metrics: Arc<Metrics>,
+    /// Every frame the client sends takes a token: data, pings and pongs alike.
     bucket: TokenBucket,
+    /// Frames the client may still send past the rate before it is closed with 1008.
+    strikes: TokenBucket,
+    /// No RATE_LIMITED reply is sent before this: one per refusal, not one per refused frame.
+    quiet_until: Option<Instant>,
     last_heard: Instant,
     last_data: Instant,
     closing: bool,
@@ -129,6 +135,8 @@ impl Socket {
             kind,
             outbox,
             bucket: TokenBucket::new(limits.rate_per_sec, limits.burst, now),
+            strikes: TokenBucket::new(limits.rate_per_sec / 2.0, limits.burst, now),
+            quiet_until: None,
             limits,
             metrics,
             last_heard: now,
@@ -299,12 +307,19 @@ impl Socket {
                 self.admit(ctx, bytes.len()).then_some(Data::Binary(bytes))
             }
             Ok(Incoming::Ping(bytes)) => {
+                if !self.within_rate(ctx, false) {
+                    return None;
+                }
                 let mut pong = BytesMut::with_capacity(bytes.len() + 2);
                 Parser::write_message(&mut pong, &bytes[..], OpCode::Pong, true, false);
                 self.enqueue(ctx, pong.freeze());
                 None
             }
-            Ok(Incoming::Pong(_)) => None,
+            Ok(Incoming::Pong(_)) => {
+                // Answers to our pings cost one token each; unsolicited ones count the same.
+                self.within_rate(ctx, false);
+                None
+            }
             Ok(Incoming::Close(reason)) => {
                 // The close handshake (RFC 6455 5.5.1): answer with the client's code, then
                 // the connection ends cleanly (actix-http's codec refuses a reserved or
@@ -342,23 +357,50 @@ impl Socket {
         }
     }
 
-    /// The soft size limit and the rate limit of one data frame; errors are answered here.
+    /// The frame budget: every frame takes a token. A frame past the rate is dropped (a
+    /// data frame is answered RATE_LIMITED, at most once per refusal window, so the replies
+    /// cost the sender nothing it can multiply) and takes a strike; a client out of strikes
+    /// (it kept sending well past the rate after being told) is closed with 1008.
+    fn within_rate<A>(&mut self, ctx: &mut Context<A>, data: bool) -> bool
+    where
+        A: Actor<Context = Context<A>>,
+    {
+        let now = Instant::now();
+        let Err(wait) = self.bucket.take(now) else { return true };
+        if self.strikes.take(now).is_err() {
+            self.metrics.socket_flood(self.kind.as_str());
+            // Counted in rampart_socket_flood_closes_total; a client can cause it at will.
+            tracing::debug!(
+                conn = self.conn.0,
+                kind = self.kind.as_str(),
+                "closing a socket that kept sending past its frame rate"
+            );
+            self.close(ctx, 1008, "too many frames");
+            return false;
+        }
+        if data && self.quiet_until.is_none_or(|until| now >= until) {
+            self.quiet_until = Some(now + wait);
+            let error = ErrorBody::new(ErrorCode::RateLimited, "too many frames; slow down")
+                .with("retry_after_ms", wait.as_millis() as u64 + 1);
+            self.send_error(ctx, error, None);
+        }
+        false
+    }
+
+    /// The rate limit and the soft size limit of one data frame; errors are answered here.
     fn admit<A>(&mut self, ctx: &mut Context<A>, len: usize) -> bool
     where
         A: Actor<Context = Context<A>>,
     {
+        if !self.within_rate(ctx, true) {
+            return false;
+        }
         if len > self.limits.max_frame_bytes {
             let error = ErrorBody::new(
                 ErrorCode::PayloadTooLarge,
                 format!("frame is {len} bytes; the limit is {}", self.limits.max_frame_bytes),
             )
             .with("max_bytes", self.limits.max_frame_bytes);
-            self.send_error(ctx, error, None);
-            return false;
-        }
-        if let Err(wait) = self.bucket.take(Instant::now()) {
-            let error = ErrorBody::new(ErrorCode::RateLimited, "too many frames; slow down")
-                .with("retry_after_ms", wait.as_millis() as u64 + 1);
             self.send_error(ctx, error, None);
             return false;
         }

@@ -7,21 +7,20 @@
 //! (`/ws/lobby`) or, in a conformance build, the echo (`/ws/echo`). A plain `GET` on those
 //! paths, with no upgrade asked, still reaches the app, which answers what it lacks.
 
-use actix::prelude::*;
-use actix_codec::Framed;
-use actix_http::body::{self, BodySize};
-use actix_http::{h1, ws, ConnectionType, Request, StatusCode};
-use actix_web::web::{self, BytesMut};
-use futures_util::SinkExt as _;
-use tokio::net::TcpStream;
-
 use crate::ids::GameId;
 use crate::protocol::{ErrorBody, ErrorCode};
 use crate::web::edge::ConnSlot;
 use crate::web::lobby::LobbySession;
+use crate::web::pipeline::Paced;
 use crate::web::session::{GameLinks, PlayerSession};
 use crate::web::socket::{Socket, SocketKind, Upgraded};
 use crate::web::{game_exists, game_id, AppState};
+use actix::prelude::*;
+use actix_codec::Framed;
+use actix_http::body::{self, BodySize};
+use actix_http::{h1, ws, ConnectionType, HttpMessage as _, Request, StatusCode};
+use actix_web::web::{self, BytesMut};
+use futures_util::SinkExt as _;
 
 /// The socket a path asks for.
 enum Target {
@@ -47,10 +46,10 @@ fn target(path: &str) -> Option<Target> {
 pub async fn serve(
     state: web::Data<AppState>,
     req: Request,
-    mut framed: Framed<TcpStream, h1::Codec>,
+    mut framed: Framed<Paced, h1::Codec>,
 ) -> Result<(), actix_web::Error> {
-    if req.conn_data::<ConnSlot>().is_some_and(ConnSlot::over) {
-        let error = state.gate.refusal();
+    if let Some(over) = req.conn_data::<ConnSlot>().and_then(ConnSlot::over) {
+        let error = state.gate.refusal(over);
         return refuse(&state, &mut framed, error).await;
     }
     let Some(target) = target(req.path()) else {
@@ -84,12 +83,23 @@ pub async fn serve(
             return refuse(&state, &mut framed, error).await;
         }
     }
+    // The socket's own place: a lobby socket past its address's cap, or a socket a trusted
+    // proxy forwards for a client past its share, is refused here (src/web/edge.rs).
+    let forwarded: Vec<&str> = req.headers().get_all("x-forwarded-for").filter_map(|v| v.to_str().ok()).collect();
+    let forwarded = (!forwarded.is_empty()).then(|| forwarded.join(","));
+    let slot = match state.gate.enter_upgraded(
+        req.peer_addr().map(|a| a.ip()),
+        forwarded.as_deref(),
+        matches!(target, Target::Lobby),
+    ) {
+        Ok(slot) => slot,
+        Err(error) => return refuse(&state, &mut framed, error).await,
+    };
     let (response, _) = handshake.finish().into_parts();
     framed.send(h1::Message::Item((response, BodySize::None))).await?;
     let parts = framed.into_parts();
     // The dispatcher's buffer goes with it; only what the client already sent is kept.
-    let upgraded =
-        Upgraded { io: parts.io, leftover: BytesMut::from(&parts.read_buf[..]), slot: state.gate.enter_upgraded() };
+    let upgraded = Upgraded { io: parts.io.into_inner(), leftover: BytesMut::from(&parts.read_buf[..]), slot };
     let (limits, metrics) = (state.limits.clone(), state.metrics.clone());
     let hosted_realtime = match &game {
         Some((Some(id), true)) => realtime(&state, id),
@@ -167,7 +177,7 @@ fn realtime(
 /// where it has one) and closes the connection; the error is counted by its code.
 async fn refuse(
     state: &AppState,
-    framed: &mut Framed<TcpStream, h1::Codec>,
+    framed: &mut Framed<Paced, h1::Codec>,
     error: ErrorBody,
 ) -> Result<(), actix_web::Error> {
     state.metrics.http_error(error.code);

@@ -446,7 +446,18 @@ impl RawClient {
             socket.set_recv_buffer_size(size).expect("rcvbuf");
         }
         socket.connect(&addr.into()).expect("connect");
-        let mut stream: TcpStream = socket.into();
+        Self::upgrade(socket.into(), addr, path)
+            .unwrap_or_else(|(status, head)| panic!("upgrade answered {status}: {head}"))
+    }
+
+    /// An upgrade from the loopback address `source` (127.0.0.2, …: one client address per
+    /// attacker, the test's own requests staying on 127.0.0.1); answers the client, or the
+    /// refusal's status and the response as text.
+    pub fn connect_from(source: std::net::IpAddr, addr: SocketAddr, path: &str) -> Result<RawClient, (u16, String)> {
+        Self::upgrade(connect_from(source, addr), addr, path)
+    }
+
+    fn upgrade(mut stream: TcpStream, addr: SocketAddr, path: &str) -> Result<RawClient, (u16, String)> {
         stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
         let request = format!(
             "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
@@ -458,8 +469,15 @@ impl RawClient {
             stream.read_exact(&mut byte).expect("handshake response");
             head.push(byte[0]);
         }
-        assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
-        RawClient { stream }
+        if head.starts_with(b"HTTP/1.1 101") {
+            return Ok(RawClient { stream });
+        }
+        let status = String::from_utf8_lossy(&head[9..12]).parse().unwrap_or(0);
+        let mut rest = Vec::new();
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+        let _ = stream.read_to_end(&mut rest);
+        head.extend_from_slice(&rest);
+        Err((status, String::from_utf8_lossy(&head).into_owned()))
     }
 
     pub fn send_text(&mut self, text: &str) -> std::io::Result<()> {
@@ -544,4 +562,12 @@ impl RawClient {
             }
         }
     }
+}
+
+/// A TCP connection to `addr` from the loopback address `source` (any of 127.0.0.0/8).
+pub fn connect_from(source: std::net::IpAddr, addr: SocketAddr) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    socket.bind(&SocketAddr::new(source, 0).into()).expect("bind the source address");
+    socket.connect(&addr.into()).expect("connect");
+    socket.into()
 }
