@@ -22,6 +22,12 @@ use std::time::{Duration, Instant};
 use common::process::ServerProcess;
 use common::redis_server::RedisServer;
 use common::*;
+use rampart::game::{Connect4, Rules as _};
+use rampart::ids::{GameId, InstanceId};
+use rampart::store::directory::{Claim, Renewal};
+use rampart::store::redis::{RedisConn, RedisSettings};
+use rampart::store::snapshot::{Snapshot, WriteOutcome};
+use rampart::store::Stores;
 use serde_json::{json, Value};
 
 /// A lease expires this long after its last renewal: a stall of a second or more outlives
@@ -217,12 +223,8 @@ impl Cycle {
 async fn stored_board(redis: &RedisServer, game_id: &str) -> Option<Value> {
     let client = redis::Client::open(redis.url()).expect("client");
     let mut con = client.get_multiplexed_async_connection().await.ok()?;
-    let data: Option<String> = redis::cmd("HGET")
-        .arg(format!("rampart:g:{{{game_id}}}:snap"))
-        .arg("data")
-        .query_async(&mut con)
-        .await
-        .ok()?;
+    let data: Option<String> =
+        redis::cmd("HGET").arg(format!("rampart:g:{{{game_id}}}:snap")).arg("data").query_async(&mut con).await.ok()?;
     let snapshot: Value = serde_json::from_str(&data?).ok()?;
     Some(snapshot["board"].clone())
 }
@@ -290,7 +292,7 @@ async fn games_survive_a_stall_of(secs: u64) {
     for _ in 0..3 {
         tables.push(Table::open(&api).await);
     }
-    let cycle = Cycle::open(&api).await;
+    let mut cycles = vec![Cycle::open(&api).await];
     for table in &mut tables {
         for _ in 0..4 {
             table.play().await;
@@ -299,13 +301,15 @@ async fn games_survive_a_stall_of(secs: u64) {
         wait_written(&redis, table).await;
         wait_renewed(&redis, table.id()).await;
     }
-    wait_renewed(&redis, &cycle.grant.game_id).await;
+    wait_renewed(&redis, &cycles[0].grant.game_id).await;
 
     let sleeper = stall(&redis, secs);
-    let stalled = Instant::now();
-    // While Redis sleeps: a new game is created and played, and every game goes on.
+    // While Redis sleeps: new games are created and played, and every game goes on.
+    // (Each creation begins while Redis sleeps: its claim cannot be answered.)
+    let mut created_in_stall = !sleeper.is_finished();
     let mut born = Table::open(&api).await;
-    let created_in_stall = stalled.elapsed() < Duration::from_secs(secs);
+    created_in_stall &= !sleeper.is_finished();
+    cycles.push(Cycle::open(&api).await);
     born.play().await;
     born.play().await;
     for table in &mut tables {
@@ -335,18 +339,24 @@ async fn games_survive_a_stall_of(secs: u64) {
     let refused_writes = log_lines(&server, "snapshot write was refused");
     let mut given_up: Vec<String> =
         tables.iter().filter(|t| t.given_up.is_some()).map(|t| format!("{} ({:?})", t.id(), t.given_up)).collect();
-    if let Some(code) = *cycle.given_up.borrow() {
-        given_up.push(format!("light cycle {} ({code:?})", cycle.grant.game_id));
+    for cycle in &cycles {
+        if let Some(code) = *cycle.given_up.borrow() {
+            given_up.push(format!("light cycle {} ({code:?})", cycle.grant.game_id));
+        }
     }
     // Every board the players saw reaches Redis, unless its game was given up.
     for table in tables.iter().filter(|t| t.given_up.is_none()) {
         wait_written(&redis, table).await;
     }
 
+    let counted_given_up = api.metric("rampart_games_given_up_total").await;
+    let adopted = api.metric("rampart_lease_epochs_adopted_total").await;
+
     // A restart of the instance brings every game back as its players last saw it.
-    cycle.shutting_down.set(true);
+    for cycle in &cycles {
+        cycle.shutting_down.set(true);
+    }
     assert_eq!(server.terminate(), Some(0), "a clean shutdown");
-    let (cycle_tick, cycle_ended) = cycle.last_tick.get();
     server.restart();
     let api = TestServer::at(server.addr);
     let mut moves_lost = 0;
@@ -366,23 +376,41 @@ async fn games_survive_a_stall_of(secs: u64) {
         }
         let _ = &table.yellow_grant;
     }
-    let mut seat = api.socket(&cycle.grant.game_id).await;
-    seat.send(json!({"type": "join", "token": cycle.grant.token})).await;
-    let arena = seat.recv_type("arena").await;
-    let resumed = arena["game"]["tick"].as_u64().expect("tick");
-    if resumed < cycle_tick && !cycle_ended {
-        problems.push(format!("the light-cycle game came back at tick {resumed}, its seat saw {cycle_tick}"));
+    for cycle in &cycles {
+        let (seen, ended) = cycle.last_tick.get();
+        // The first socket takes the game over after the restart and may be asked to
+        // reconnect (GAME_RESTARTING, reason realtime), as the page does.
+        let (api, grant) = (&api, &cycle.grant);
+        let probe = || async move {
+            let mut seat = api.try_socket(&grant.game_id).await?;
+            seat.send(json!({"type": "join", "token": grant.token})).await;
+            let first =
+                seat.recv_until("the arena or an error", |f| f["type"] == "arena" || f["type"] == "error").await;
+            match first["error"]["code"].as_str() {
+                Some("GAME_RESTARTING") => Err(first.to_string()),
+                _ => Ok(first),
+            }
+        };
+        let first = eventually(DEADLINE, "the light-cycle seat joins again", probe).await;
+        match first["game"]["tick"].as_u64() {
+            Some(resumed) if resumed >= seen || ended => {}
+            Some(resumed) => problems
+                .push(format!("light cycle {} came back at tick {resumed}, its seat saw {seen}", cycle.grant.game_id)),
+            None => problems.push(format!("light cycle {} did not come back: {first}", cycle.grant.game_id)),
+        }
     }
 
     let refused: usize = tables.iter().map(|t| t.refused).sum();
     eprintln!(
-        "DEBUG SLEEP {secs}: games given up {}, moves lost {moves_lost}, log lines `lost the game's lease` \
-         {lease_lost}, `snapshot write was refused` {refused_writes}, moves refused while the lease was \
-         confirmed {refused}, game created during the stall: {created_in_stall}",
+        "DEBUG SLEEP {secs}: games given up {} (counted {counted_given_up}), moves lost {moves_lost}, log lines \
+         `lost the game's lease` {lease_lost}, `snapshot write was refused` {refused_writes}, moves refused while \
+         the lease was confirmed {refused}, own newer epochs adopted {adopted}, game created during the stall: \
+         {created_in_stall}",
         given_up.len()
     );
-    assert!(created_in_stall, "the fourth game was created while Redis slept (took {:?})", stalled.elapsed());
+    assert!(created_in_stall, "the new games were created while Redis slept");
     assert!(given_up.is_empty(), "games given up after a {secs} s stall: {given_up:?}");
+    assert_eq!(counted_given_up, 0.0, "rampart_games_given_up_total");
     assert!(problems.is_empty(), "after a {secs} s stall and a restart: {problems:?}");
     assert_eq!((lease_lost, refused_writes), (0, 0), "no lease lost, no write refused; see {}", server.log.display());
 }
@@ -402,3 +430,112 @@ async fn a_six_second_stall_costs_no_game() {
     games_survive_a_stall_of(6).await;
 }
 
+/// Runs `body` against the embedded stores and against a private Redis.
+async fn both<F, Fut>(body: F)
+where
+    F: Fn(Stores) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    body(Stores::memory(Duration::from_secs(60))).await;
+    let redis = RedisServer::start();
+    let settings = RedisSettings {
+        url: redis.url(),
+        key_prefix: "t".to_owned(),
+        command_timeout: Duration::from_secs(2),
+        reconnect_max_delay: Duration::from_millis(100),
+    };
+    let conn = RedisConn::connect(&settings).await.expect("redis");
+    body(Stores::redis(conn, Duration::from_secs(60))).await;
+}
+
+fn me(name: &str) -> InstanceId {
+    InstanceId::parse(name).expect("id")
+}
+
+fn snapshot(id: &GameId, version: u64, epoch: u64) -> Snapshot {
+    Snapshot {
+        game_id: id.clone(),
+        board: rampart::game::Board::new(Connect4::new_game()),
+        seats: [None, None],
+        created_at: "2026-01-01T00:00:00.000Z".into(),
+        abandoned: false,
+        restarts: 0,
+        failed: false,
+        version,
+        epoch,
+    }
+}
+
+const LEASE: Duration = Duration::from_millis(300);
+
+/// Lets a lease lapse: the store's clock, not a wait for something to happen.
+async fn lapse() {
+    actix_rt::time::sleep(LEASE + Duration::from_millis(100)).await;
+}
+
+/// Whether a write was fenced by `me`'s own newer epoch `current`.
+fn behind_own(outcome: &WriteOutcome, me: &InstanceId, epoch: u64, current: u64) -> bool {
+    matches!(outcome, WriteOutcome::Fenced { epoch: e, tenure: Some(t) } if *e == current && t.covers(me, epoch))
+}
+
+/// Each step stands for a command the server stopped waiting for that ran in the store
+/// later, then the server's next call, which must understand what the first one did.
+#[actix_rt::test]
+async fn repeated_claims_renewals_and_writes_are_answered_as_the_first_and_only_others_fence() {
+    both(|stores| async move {
+        let (dir, a, b) = (stores.directory.clone(), me("a"), me("b"));
+        let write = |v, e, id: GameId| {
+            let stores = stores.clone();
+            async move { stores.snapshots.write(&snapshot(&id, v, e), None).await.expect("write") }
+        };
+        let id = GameId::random();
+        // A new game whose claim timed out: the game starts under epoch 0, the claim ran.
+        let Claim::Won(first) = dir.claim(&id, &a, LEASE).await.expect("claim") else { panic!("a free game") };
+        assert!(behind_own(&write(1, 0, id.clone()).await, &a, 0, first.epoch), "epoch 0 is behind a's own claim");
+        // The claim again: the same epoch, none taken twice.
+        assert_eq!(dir.claim(&id, &a, LEASE).await.expect("claim"), Claim::Won(first.clone()));
+        assert_eq!(write(1, first.epoch, id.clone()).await, WriteOutcome::Written);
+        // The lease lapses in a stall; a renewal that ran late takes it back with a new
+        // epoch, and the next renewal of the old one is answered with that epoch.
+        lapse().await;
+        let Renewal::Renewed(second) = dir.renew(&id, &a, first.epoch, LEASE).await.expect("renew") else {
+            panic!("taken back")
+        };
+        assert!(second > first.epoch);
+        assert_eq!(dir.renew(&id, &a, first.epoch, LEASE).await.expect("renew"), Renewal::Renewed(second));
+        assert_eq!(
+            dir.claim(&id, &a, LEASE).await.expect("claim"),
+            Claim::Won(rampart::store::directory::Lease { instance: a.clone(), epoch: second })
+        );
+        // A write of the old epoch is behind a's own: not another owner.
+        assert!(behind_own(&write(2, first.epoch, id.clone()).await, &a, first.epoch, second));
+        assert_eq!(write(2, second, id.clone()).await, WriteOutcome::Written);
+        // Lapsed again with a's epoch not heard of: renewing the oldest takes a third.
+        lapse().await;
+        let Renewal::Renewed(third) = dir.renew(&id, &a, second, LEASE).await.expect("renew") else { panic!() };
+        lapse().await;
+        let Renewal::Renewed(fourth) = dir.renew(&id, &a, first.epoch, LEASE).await.expect("renew") else {
+            panic!("every epoch since the first is a's")
+        };
+        assert!(fourth > third && third > second);
+        // Another instance takes the game: a is fenced and has lost it, however it asks.
+        lapse().await;
+        let Claim::Won(other) = dir.claim(&id, &b, LEASE).await.expect("claim") else { panic!("lapsed") };
+        let fenced = write(3, fourth, id.clone()).await;
+        assert!(!behind_own(&fenced, &a, fourth, other.epoch), "{fenced:?}");
+        assert!(matches!(fenced, WriteOutcome::Fenced { epoch, .. } if epoch == other.epoch), "{fenced:?}");
+        assert!(matches!(dir.renew(&id, &a, fourth, LEASE).await.expect("renew"), Renewal::Lost(l) if l.instance == b));
+        assert!(matches!(dir.claim(&id, &a, LEASE).await.expect("claim"), Claim::Held(l) if l.instance == b));
+        // Even once b's lease lapses, a's late renewal does not take the game back over b's
+        // epoch: b may have written a newer board.
+        lapse().await;
+        assert!(matches!(dir.renew(&id, &a, fourth, LEASE).await.expect("renew"), Renewal::Lost(l) if l.instance == b));
+        assert!(!behind_own(&write(4, fourth, id.clone()).await, &a, fourth, other.epoch));
+        // A fresh claim by a, over a lapsed lease, starts a's new run.
+        let Claim::Won(again) = dir.claim(&id, &a, LEASE).await.expect("claim") else { panic!("lapsed") };
+        assert!(again.epoch > other.epoch);
+        assert!(!behind_own(&write(5, fourth, id.clone()).await, &a, fourth, again.epoch), "b's epoch lies between");
+        assert!(behind_own(&write(5, other.epoch, id.clone()).await, &a, other.epoch, again.epoch));
+    })
+    .await;
+}
