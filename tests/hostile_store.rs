@@ -305,11 +305,10 @@ async fn games_survive_a_stall_of(secs: u64) {
 
     let sleeper = stall(&redis, secs);
     // While Redis sleeps: new games are created and played, and every game goes on.
-    // (Each creation begins while Redis sleeps: its claim cannot be answered.)
-    let mut created_in_stall = !sleeper.is_finished();
-    let mut born = Table::open(&api).await;
-    created_in_stall &= !sleeper.is_finished();
-    cycles.push(Cycle::open(&api).await);
+    // (Both creations begin while Redis sleeps: their claims cannot be answered.)
+    let created_in_stall = !sleeper.is_finished();
+    let (mut born, cycle) = futures_util::future::join(Table::open(&api), Cycle::open(&api)).await;
+    cycles.push(cycle);
     born.play().await;
     born.play().await;
     for table in &mut tables {

@@ -12,8 +12,10 @@
 //! at creation, renewed every third of `cluster.lease_ms`, released at shutdown. A game it
 //! does not host is resolved on request: to its live owner (the session then relays), or,
 //! when the owner's lease has lapsed, taken over here from its stored snapshot with a new
-//! epoch. A game whose lease or snapshot write is refused (a newer owner) is given up at
-//! once: its sockets are closed with 1012 so the players reconnect to the owner.
+//! epoch. A game whose lease or snapshot write is refused by another instance's newer
+//! epoch is given up at once: its sockets are closed with 1012 so the players reconnect to
+//! the owner. A newer epoch of this instance's own (a claim or renewal that ran late in a
+//! stalled store) is adopted instead, and a store error never gives a game up.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
