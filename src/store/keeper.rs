@@ -232,3 +232,54 @@ impl SnapshotKeeper {
         ok
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::breaker::{BreakerConfig, CircuitBreaker};
+    use crate::game::{Board, Connect4, Rules as _};
+    use crate::ids::InstanceId;
+    use crate::store::directory::{GameDirectory as _, MemoryDirectory};
+    use crate::store::snapshot::MemorySnapshots;
+
+    fn snapshot(id: &GameId, version: u64, epoch: u64) -> Arc<Snapshot> {
+        Arc::new(Snapshot {
+            game_id: id.clone(),
+            board: Board::new(Connect4::new_game()),
+            seats: [None, None],
+            created_at: "2026-01-01T00:00:00.000Z".into(),
+            abandoned: false,
+            restarts: 0,
+            failed: false,
+            version,
+            epoch,
+        })
+    }
+
+    /// A game created while the store stalled starts under epoch 0; its claim ran later
+    /// and took epoch 1. Its write is fenced by this instance's own epoch: the keeper keeps
+    /// the snapshot and reports the tenure, and once restamped it is written.
+    #[actix_rt::test]
+    async fn a_write_behind_its_own_epoch_is_kept_and_written_again_once_restamped() {
+        let directory = Arc::new(MemoryDirectory::default());
+        let store = Arc::new(MemorySnapshots::new(directory.clone()));
+        let breaker = CircuitBreaker::new("database", BreakerConfig { enabled: false, ..BreakerConfig::default() });
+        let (keeper, mut fenced) = SnapshotKeeper::new(store.clone(), Guarded::new(breaker), Duration::from_secs(60));
+        let (id, me) = (GameId::random(), InstanceId::parse("a").unwrap());
+        directory.claim(&id, &me, Duration::from_secs(60)).await.unwrap();
+        keeper.publish(snapshot(&id, 3, 0));
+        assert!(keeper.write_batch().await);
+        let report = fenced.try_recv().unwrap();
+        assert_eq!((report.epoch, report.current), (0, 1));
+        assert!(report.tenure.unwrap().covers(&me, 0), "the newer epoch is a's own");
+        assert_eq!(keeper.latest(&id).map(|s| s.version), Some(3), "kept for its owner to decide");
+        assert_eq!(keeper.pending(), 0, "not written again under the refused epoch");
+        keeper.restamp(&id, 1);
+        assert_eq!(keeper.pending(), 1);
+        assert!(keeper.write_batch().await);
+        let stored = store.read(&id).await.unwrap().unwrap();
+        assert_eq!((stored.version, stored.epoch), (3, 1));
+        assert!(fenced.try_recv().is_err(), "written, not fenced again");
+    }
+}
