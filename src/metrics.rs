@@ -79,6 +79,8 @@ pub struct Metrics {
     http_errors: [AtomicU64; ErrorCode::ALL.len()],
     panics: AtomicU64,
     snapshots_unreadable: AtomicU64,
+    games_given_up: AtomicU64,
+    epochs_adopted: AtomicU64,
     admin_refused: AtomicU64,
     client_limited: Family,
     waitlist_lost: AtomicU64,
@@ -159,6 +161,15 @@ impl Metrics {
     /// A stored snapshot could not be decoded: its game was closed as failed.
     pub fn snapshot_unreadable(&self) {
         self.snapshots_unreadable.fetch_add(1, Ordering::Relaxed);
+    }
+    /// A game was given up here: another instance holds its lease now.
+    pub fn game_given_up(&self) {
+        self.games_given_up.fetch_add(1, Ordering::Relaxed);
+    }
+    /// A game went on under a newer epoch of this instance's own lease, found by a fenced
+    /// write (a claim or renewal that ran late in a stalled store).
+    pub fn epoch_adopted(&self) {
+        self.epochs_adopted.fetch_add(1, Ordering::Relaxed);
     }
     /// An admin request was refused (no or wrong token, or admin disabled).
     pub fn admin_refused(&self) {
@@ -301,6 +312,18 @@ impl Metrics {
             "rampart_snapshots_unreadable_total",
             "Stored snapshots that could not be decoded on a takeover; each such game was closed as failed.",
             self.snapshots_unreadable.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "rampart_games_given_up_total",
+            "Games this instance stopped hosting because another instance holds their lease (renewal refused or snapshot write fenced); their sockets were closed with 1012.",
+            self.games_given_up.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "rampart_lease_epochs_adopted_total",
+            "Snapshot writes fenced only by a newer epoch of this instance's own lease (a claim or renewal that ran late in a stalled store): the game went on under it.",
+            self.epochs_adopted.load(Ordering::Relaxed),
         );
         counter(
             &mut out,

@@ -11,7 +11,7 @@ use common::redis_server::RedisServer;
 use common::{eventually, DEADLINE};
 use rampart::game::{Connect4, Rules as _, Seat};
 use rampart::ids::{GameId, InstanceId, PlayerToken, SessionKey};
-use rampart::store::directory::{Claim, Renewal};
+use rampart::store::directory::{Claim, Renewal, Tenure};
 use rampart::store::events::{EventKind, RunStatus, RuntimeEvent};
 use rampart::store::redis::{RedisConn, RedisSettings};
 use rampart::store::sessions::SeatSession;
@@ -80,7 +80,8 @@ async fn snapshot_writes_are_fenced_by_the_epoch_and_ignore_stale_versions() {
             panic!("a lapsed lease is won")
         };
         assert!(second.epoch > first.epoch, "epochs only grow");
-        assert_eq!(write(9, first.epoch).await, WriteOutcome::Fenced { epoch: second.epoch });
+        let tenure = Some(Tenure { instance: me("b"), since: second.epoch });
+        assert_eq!(write(9, first.epoch).await, WriteOutcome::Fenced { epoch: second.epoch, tenure });
         assert_eq!(write(3, second.epoch).await, WriteOutcome::Written);
         let stored = stores.snapshots.read(&id).await.expect("read").expect("stored");
         assert_eq!((stored.version, stored.epoch), (3, second.epoch));

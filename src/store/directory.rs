@@ -3,6 +3,13 @@
 //! only grows: every takeover takes a new one, and every snapshot write is fenced by it.
 //! Instances announce themselves with a heartbeat that expires the same way. The embedded
 //! [`MemoryDirectory`] has one instance, this process, which owns every game.
+//!
+//! A call that timed out on the caller's side may still have happened in the store (a
+//! stalled Redis runs what queued up when it wakes), so every call is safe to repeat and
+//! the store remembers each game's [`Tenure`]: who took its recent epochs. A renewal or a
+//! snapshot write that finds a newer epoch taken by its own instance, with nobody else in
+//! between, is behind only itself: the renewal answers the newer epoch, the write tells
+//! so, and the owner carries on under it instead of giving its own game up.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -20,6 +27,26 @@ pub struct Lease {
     pub epoch: u64,
 }
 
+/// Who took a game's recent epochs: `instance` took every epoch from `since` to the current
+/// one, nobody else having taken one in between.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tenure {
+    /// The instance that took the current epoch.
+    pub instance: InstanceId,
+    /// The first epoch of its unbroken run.
+    pub since: u64,
+}
+
+impl Tenure {
+    /// Whether every epoch after `epoch` was taken by `me`: a renewal or write of `epoch`
+    /// by `me` is then behind only `me`'s own newer epoch (a claim or renewal of its own
+    /// that ran in the store after it stopped waiting for the answer), and nobody else can
+    /// have written the game since.
+    pub fn covers(&self, me: &InstanceId, epoch: u64) -> bool {
+        self.instance == *me && self.since <= epoch.saturating_add(1)
+    }
+}
+
 /// The answer to a claim.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Claim {
@@ -32,8 +59,9 @@ pub enum Claim {
 /// The answer to a renewal.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Renewal {
-    /// Still the owner; the epoch in force (a new one when the lease had lapsed and was
-    /// taken back, nobody else having claimed it meanwhile).
+    /// Still the owner; the epoch in force: a newer one when the lease had lapsed and was
+    /// taken back, or when a claim or renewal of the caller's own that it stopped waiting
+    /// for took a newer epoch (nobody else having taken one meanwhile, see [`Tenure`]).
     Renewed(u64),
     /// Another instance holds the game now: the caller must stop it at once.
     Lost(Lease),
@@ -42,10 +70,11 @@ pub enum Renewal {
 /// Who owns which game, and which instances are alive.
 pub trait GameDirectory: Send + Sync + 'static {
     /// Takes the game for `me` if no live lease holds it (a new epoch, above every earlier
-    /// one), renews it if `me` holds it, or answers the holder. Exactly one of several
-    /// racing claimants wins.
+    /// one), renews it if `me` holds it (answering its epoch, so a repeated claim takes no
+    /// second one), or answers the holder. Exactly one of several racing claimants wins.
     fn claim<'a>(&'a self, id: &'a GameId, me: &'a InstanceId, lease: Duration) -> StoreFuture<'a, Claim>;
-    /// Extends `me`'s lease of `epoch`.
+    /// Extends `me`'s lease of `epoch`, or of the newer epoch `me` took since (see
+    /// [`Renewal::Renewed`]); takes it back if it lapsed and nobody else took the game.
     fn renew<'a>(&'a self, id: &'a GameId, me: &'a InstanceId, epoch: u64, lease: Duration)
         -> StoreFuture<'a, Renewal>;
     /// Gives the game up (at shutdown), so another instance can take it over at once.
@@ -65,6 +94,24 @@ struct Entry {
     holder: Option<(InstanceId, u64)>,
     expires_ms: u64,
     epoch: u64,
+    tenure: Option<Tenure>,
+}
+
+impl Entry {
+    /// Takes a new epoch for `me` with a lease until `expires_ms`.
+    fn take(&mut self, me: &InstanceId, expires_ms: u64) -> u64 {
+        self.epoch += 1;
+        if self.tenure.as_ref().is_none_or(|t| t.instance != *me) {
+            self.tenure = Some(Tenure { instance: me.clone(), since: self.epoch });
+        }
+        self.holder = Some((me.clone(), self.epoch));
+        self.expires_ms = expires_ms;
+        self.epoch
+    }
+
+    fn covers(&self, me: &InstanceId, epoch: u64) -> bool {
+        self.tenure.as_ref().is_some_and(|t| t.covers(me, epoch))
+    }
 }
 
 /// The embedded directory: in this process, with the same rules as Redis's.
@@ -79,9 +126,9 @@ impl MemoryDirectory {
         self.games.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The epoch counter of a game, for the embedded snapshot store's fence.
-    pub fn epoch_now(&self, id: &GameId) -> u64 {
-        self.lock().get(id).map_or(0, |e| e.epoch)
+    /// The epoch counter of a game and its tenure, for the embedded snapshot store's fence.
+    pub fn epoch_now(&self, id: &GameId) -> (u64, Option<Tenure>) {
+        self.lock().get(id).map_or((0, None), |e| (e.epoch, e.tenure.clone()))
     }
 
     fn live(entry: &Entry, now: u64) -> Option<Lease> {
@@ -110,10 +157,8 @@ impl GameDirectory for MemoryDirectory {
                     Ok(Claim::Won(mine))
                 }
                 None => {
-                    entry.epoch += 1;
-                    entry.holder = Some((me.clone(), entry.epoch));
-                    entry.expires_ms = now + ms(lease);
-                    Ok(Claim::Won(Lease { instance: me.clone(), epoch: entry.epoch }))
+                    let epoch = entry.take(me, now + ms(lease));
+                    Ok(Claim::Won(Lease { instance: me.clone(), epoch }))
                 }
             }
         })
@@ -131,25 +176,21 @@ impl GameDirectory for MemoryDirectory {
             let mut games = self.lock();
             let entry = games.entry(id.clone()).or_default();
             match MemoryDirectory::live(entry, now) {
-                Some(held) if held.instance != *me || held.epoch != epoch => Ok(Renewal::Lost(held)),
-                Some(_) => {
+                // Ours: this epoch, or a newer one only we took since.
+                Some(held)
+                    if held.instance == *me
+                        && (held.epoch == epoch || (held.epoch > epoch && entry.covers(me, epoch))) =>
+                {
                     entry.expires_ms = now + ms(lease);
-                    Ok(Renewal::Renewed(epoch))
+                    Ok(Renewal::Renewed(held.epoch))
                 }
-                None if entry.epoch > epoch => {
+                Some(held) => Ok(Renewal::Lost(held)),
+                None if entry.epoch > epoch && !entry.covers(me, epoch) => {
                     // Lapsed and taken by someone since (who let it lapse too).
-                    let holder = entry.holder.clone().map_or_else(
-                        || Lease { instance: me.clone(), epoch: entry.epoch },
-                        |(instance, epoch)| Lease { instance, epoch },
-                    );
-                    Ok(Renewal::Lost(holder))
+                    let instance = entry.tenure.as_ref().map_or_else(|| me.clone(), |t| t.instance.clone());
+                    Ok(Renewal::Lost(Lease { instance, epoch: entry.epoch }))
                 }
-                None => {
-                    entry.epoch += 1;
-                    entry.holder = Some((me.clone(), entry.epoch));
-                    entry.expires_ms = now + ms(lease);
-                    Ok(Renewal::Renewed(entry.epoch))
-                }
+                None => Ok(Renewal::Renewed(entry.take(me, now + ms(lease)))),
             }
         })
     }

@@ -5,8 +5,12 @@
 //! each game stays pending, and it is written once the breaker lets calls through again. A
 //! game resumes from the keeper's latest (an arbiter move, a restart after a panic) or, when
 //! the process does not hold the game (a restart of the server, a takeover), from the store.
-//! A write refused by the fence (a newer owner holds the game) is reported on the channel
-//! [`SnapshotKeeper::new`] hands back, so the game is stopped at once.
+//! A write refused by the fence (a newer epoch holds the game) is reported on the channel
+//! [`SnapshotKeeper::new`] hands back, with who took the newer epochs: the game's owner
+//! stops the game at once when another instance did, or, when the newer epoch is its own (a
+//! claim or renewal it stopped waiting for ran in the store later), carries on under it and
+//! has the latest snapshot written again ([`SnapshotKeeper::restamp`]). The keeper keeps
+//! that snapshot meanwhile: only the owner decides to drop it.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -15,6 +19,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
 
 use crate::ids::GameId;
+use crate::store::directory::Tenure;
 use crate::store::snapshot::{Snapshot, SnapshotStore, WriteOutcome};
 use crate::store::{Guarded, StoreError};
 
@@ -24,7 +29,7 @@ const BATCH: usize = 256;
 /// How often pending snapshots are retried while the store fails.
 const RETRY_EVERY: Duration = Duration::from_millis(200);
 
-/// A write refused by the fence: a newer owner holds the game.
+/// A write refused by the fence: the game's epoch moved past the snapshot's.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fenced {
     /// The game.
@@ -33,6 +38,9 @@ pub struct Fenced {
     pub epoch: u64,
     /// The epoch in force.
     pub current: u64,
+    /// Who took the epochs after the snapshot's, if the store knows
+    /// ([`Tenure::covers`]: this instance itself, or another one).
+    pub tenure: Option<Tenure>,
 }
 
 #[derive(Default)]
@@ -86,6 +94,23 @@ impl SnapshotKeeper {
             state.forgotten.remove(&id);
             state.pending.insert(id.clone());
             state.latest.insert(id, snapshot);
+        }
+        self.wake.notify_one();
+    }
+
+    /// Stamps the latest snapshot of a game with `epoch` (the lease epoch its owner holds
+    /// now) and writes it again. Nothing else changes: the same version, a newer epoch.
+    pub fn restamp(&self, id: &GameId, epoch: u64) {
+        {
+            let mut state = self.lock();
+            let Some(latest) = state.latest.get(id) else { return };
+            if latest.epoch == epoch {
+                return;
+            }
+            let mut fresh = (**latest).clone();
+            fresh.epoch = epoch;
+            state.latest.insert(id.clone(), Arc::new(fresh));
+            state.pending.insert(id.clone());
         }
         self.wake.notify_one();
     }
@@ -181,17 +206,14 @@ impl SnapshotKeeper {
             let ttl = snapshot.ended().then_some(self.finished_ttl);
             match self.guard.call(self.store.write(&snapshot, ttl)).await {
                 Ok(WriteOutcome::Written | WriteOutcome::Stale) => {}
-                Ok(WriteOutcome::Fenced { epoch }) => {
-                    tracing::warn!(game_id = %snapshot.game_id, epoch = snapshot.epoch, current = epoch, "a snapshot write was refused: another instance owns the game now");
-                    {
-                        let mut state = self.lock();
-                        state.latest.remove(&snapshot.game_id);
-                        state.pending.remove(&snapshot.game_id);
-                    }
+                Ok(WriteOutcome::Fenced { epoch, tenure }) => {
+                    // Not pending again until its owner says under which epoch (or forgets it).
+                    tracing::debug!(game_id = %snapshot.game_id, epoch = snapshot.epoch, current = epoch, taker = ?tenure.as_ref().map(|t| t.instance.as_str()), "a snapshot write was fenced by a newer epoch; its owner decides");
                     let _ = self.fenced.send(Fenced {
                         game_id: snapshot.game_id.clone(),
                         epoch: snapshot.epoch,
                         current: epoch,
+                        tenure,
                     });
                 }
                 Err(e) => {
@@ -208,5 +230,56 @@ impl SnapshotKeeper {
             }
         }
         ok
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::breaker::{BreakerConfig, CircuitBreaker};
+    use crate::game::{Board, Connect4, Rules as _};
+    use crate::ids::InstanceId;
+    use crate::store::directory::{GameDirectory as _, MemoryDirectory};
+    use crate::store::snapshot::MemorySnapshots;
+
+    fn snapshot(id: &GameId, version: u64, epoch: u64) -> Arc<Snapshot> {
+        Arc::new(Snapshot {
+            game_id: id.clone(),
+            board: Board::new(Connect4::new_game()),
+            seats: [None, None],
+            created_at: "2026-01-01T00:00:00.000Z".into(),
+            abandoned: false,
+            restarts: 0,
+            failed: false,
+            version,
+            epoch,
+        })
+    }
+
+    /// A game created while the store stalled starts under epoch 0; its claim ran later
+    /// and took epoch 1. Its write is fenced by this instance's own epoch: the keeper keeps
+    /// the snapshot and reports the tenure, and once restamped it is written.
+    #[actix_rt::test]
+    async fn a_write_behind_its_own_epoch_is_kept_and_written_again_once_restamped() {
+        let directory = Arc::new(MemoryDirectory::default());
+        let store = Arc::new(MemorySnapshots::new(directory.clone()));
+        let breaker = CircuitBreaker::new("database", BreakerConfig { enabled: false, ..BreakerConfig::default() });
+        let (keeper, mut fenced) = SnapshotKeeper::new(store.clone(), Guarded::new(breaker), Duration::from_secs(60));
+        let (id, me) = (GameId::random(), InstanceId::parse("a").unwrap());
+        directory.claim(&id, &me, Duration::from_secs(60)).await.unwrap();
+        keeper.publish(snapshot(&id, 3, 0));
+        assert!(keeper.write_batch().await);
+        let report = fenced.try_recv().unwrap();
+        assert_eq!((report.epoch, report.current), (0, 1));
+        assert!(report.tenure.unwrap().covers(&me, 0), "the newer epoch is a's own");
+        assert_eq!(keeper.latest(&id).map(|s| s.version), Some(3), "kept for its owner to decide");
+        assert_eq!(keeper.pending(), 0, "not written again under the refused epoch");
+        keeper.restamp(&id, 1);
+        assert_eq!(keeper.pending(), 1);
+        assert!(keeper.write_batch().await);
+        let stored = store.read(&id).await.unwrap().unwrap();
+        assert_eq!((stored.version, stored.epoch), (3, 1));
+        assert!(fenced.try_recv().is_err(), "written, not fenced again");
     }
 }

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::game::{Board, Seat};
 use crate::ids::{GameId, TokenHash};
+use crate::store::directory::Tenure;
 use crate::store::StoreFuture;
 
 /// One occupied seat.
@@ -146,18 +147,23 @@ pub fn seat_index(seat: Seat) -> usize {
 }
 
 /// What became of a fenced write.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WriteOutcome {
     /// Stored.
     Written,
     /// The store already holds this version or a newer one from the same owner: nothing
     /// to do.
     Stale,
-    /// A newer owner holds the game (its epoch is higher than the write's): refused. The
-    /// writer must stop the game at once.
+    /// The game's epoch is higher than the write's: refused. When `tenure` covers the
+    /// writer and the write's epoch ([`Tenure::covers`]), the newer epoch is the writer's
+    /// own (a claim or renewal it stopped waiting for ran in the store later): it writes
+    /// again under that epoch. Otherwise another instance holds the game and the writer
+    /// must stop it at once.
     Fenced {
         /// The epoch in force.
         epoch: u64,
+        /// Who took the recent epochs, if the store knows.
+        tenure: Option<Tenure>,
     },
 }
 
@@ -190,9 +196,9 @@ impl MemorySnapshots {
 impl SnapshotStore for MemorySnapshots {
     fn write<'a>(&'a self, snapshot: &'a Snapshot, ttl: Option<Duration>) -> StoreFuture<'a, WriteOutcome> {
         Box::pin(async move {
-            let epoch = self.directory.epoch_now(&snapshot.game_id);
+            let (epoch, tenure) = self.directory.epoch_now(&snapshot.game_id);
             if snapshot.epoch < epoch {
-                return Ok(WriteOutcome::Fenced { epoch });
+                return Ok(WriteOutcome::Fenced { epoch, tenure });
             }
             let mut games = self.games.lock().unwrap_or_else(|e| e.into_inner());
             if let Some((stored, _)) = games.get(&snapshot.game_id) {

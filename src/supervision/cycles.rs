@@ -341,6 +341,7 @@ impl CycleGame {
     /// Another instance owns the game now: stop at once, without writing, and send the
     /// seats there (1012: reconnect).
     fn give_up(&mut self, ctx: &mut Context<Self>) {
+        self.env.metrics.game_given_up();
         self.ticker = None;
         self.failed = true;
         for v in self.viewers.iter().flatten() {
@@ -658,6 +659,27 @@ impl Handler<CycleSummary> for CycleGame {
 
     fn handle(&mut self, _: CycleSummary, _: &mut Context<Self>) -> Self::Result {
         MessageResult(self.summary())
+    }
+}
+
+/// A snapshot write of the game found a newer epoch this instance took itself (a claim or
+/// renewal it stopped waiting for ran in the store later): the game goes on under it, and
+/// its snapshot is written again.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CycleEpoch(pub u64);
+
+impl Handler<CycleEpoch> for CycleGame {
+    type Result = ();
+
+    fn handle(&mut self, msg: CycleEpoch, _: &mut Context<Self>) {
+        if !self.removed {
+            if msg.0 > self.epoch {
+                tracing::info!(game_id = %self.id, from = self.epoch, to = msg.0, "a snapshot write was behind this instance's own newer epoch; the real-time game goes on under it");
+                self.epoch = msg.0;
+            }
+            self.env.keeper.restamp(&self.id, self.epoch);
+        }
     }
 }
 

@@ -209,6 +209,13 @@ impl GameCell {
         self.keeper.publish(snapshot);
         true
     }
+    /// Sets this instance's lease epoch for the game (a renewal answered another one, or a
+    /// write found a newer one of this instance's own) and has the latest snapshot written
+    /// again under it; the next commits carry it.
+    pub fn set_epoch(&self, epoch: u64) {
+        self.epoch.store(epoch, Ordering::Release);
+        self.keeper.restamp(&self.id, epoch);
+    }
     /// Starts moving the game to a new incarnation: bumps the generation (every older
     /// incarnation is abandoned from here on) and answers the snapshot to resume from, both
     /// under the fence so no publish slips in between. Call [`GameCell::moved`] once the new

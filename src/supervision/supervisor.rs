@@ -12,8 +12,10 @@
 //! at creation, renewed every third of `cluster.lease_ms`, released at shutdown. A game it
 //! does not host is resolved on request: to its live owner (the session then relays), or,
 //! when the owner's lease has lapsed, taken over here from its stored snapshot with a new
-//! epoch. A game whose lease or snapshot write is refused (a newer owner) is given up at
-//! once: its sockets are closed with 1012 so the players reconnect to the owner.
+//! epoch. A game whose lease or snapshot write is refused by another instance's newer
+//! epoch is given up at once: its sockets are closed with 1012 so the players reconnect to
+//! the owner. A newer epoch of this instance's own (a claim or renewal that ran late in a
+//! stalled store) is adopted instead, and a store error never gives a game up.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -155,6 +157,8 @@ pub struct GameSupervisor {
     slots: Vec<Slot>,
     next_slot: usize,
     renewing: bool,
+    /// Shutting down: the leases are released, so no renewal round may take them again.
+    draining: bool,
     /// Games whose stored snapshot could not be read (logged and counted once each).
     unreadable: HashSet<GameId>,
     /// The lookup in flight for each game not hosted here: a second request for the same
@@ -223,6 +227,7 @@ impl GameSupervisor {
             slots: (0..count).map(|_| Slot::new()).collect(),
             next_slot: 0,
             renewing: false,
+            draining: false,
             unreadable: HashSet::new(),
             finding: HashMap::new(),
             overloaded: false,
@@ -363,6 +368,7 @@ impl GameSupervisor {
     /// Stops hosting a game: nothing of its current incarnation is published or said any
     /// more, its sockets are closed with 1012 (`reason`), and its snapshot here is dropped.
     fn give_up(&self, cell: &Arc<GameCell>, reason: &'static str) {
+        self.metrics.game_given_up();
         self.registry.remove(&cell.id);
         self.metrics.game_hosted(-1);
         if cell.ended_at_ms.load(Ordering::Acquire) == 0 && cell.run_state() != RunState::Failed {
@@ -409,7 +415,7 @@ impl GameSupervisor {
 
     /// Renews the lease of every game hosted here (and takes the leases still pending).
     fn renew_leases(&mut self, ctx: &mut Context<Self>) {
-        if self.renewing || !self.cluster.shared() {
+        if self.renewing || self.draining || !self.cluster.shared() {
             return;
         }
         self.renewing = true;
@@ -444,21 +450,19 @@ impl GameSupervisor {
 
     fn renewed(&mut self, answers: Vec<(Arc<GameCell>, u64, Result<Renewal, StoreError>)>, round_ms: u64) {
         self.renewing = false;
+        if self.draining {
+            return; // the leases are being released: a round that took one back is moot
+        }
         let until = round_ms + lease_ms(&self.cluster);
         for (cell, epoch, answer) in answers {
             if !matches!(answer, Ok(Renewal::Lost(_))) {
                 cell.lease_until_ms.store(until, Ordering::Release);
             }
             match answer {
-                Ok(Renewal::Renewed(now)) if now != epoch => {
+                Ok(Renewal::Renewed(now)) if now != cell.epoch.load(Ordering::Acquire) => {
                     tracing::info!(game_id = %cell.id, from = epoch, to = now, "this instance holds the game's lease again, with a new epoch");
-                    cell.epoch.store(now, Ordering::Release);
-                    // Rewrite the snapshot under the new epoch.
-                    if let Some(snapshot) = cell.snapshot() {
-                        let mut fresh = (*snapshot).clone();
-                        fresh.epoch = now;
-                        cell.publish_snapshot(cell.generation.load(Ordering::Acquire), Arc::new(fresh));
-                    }
+                    // The snapshot is written again under the new epoch.
+                    cell.set_epoch(now);
                 }
                 Ok(Renewal::Renewed(_)) => {}
                 Ok(Renewal::Lost(holder)) => {
@@ -607,13 +611,35 @@ impl Supervised for GameSupervisor {
 crate::system_actor!(GameSupervisor, Part::Games);
 
 impl StreamHandler<Fenced> for GameSupervisor {
+    /// A snapshot write found a newer epoch. Taken by this instance itself (a claim or
+    /// renewal of its own that ran in the store after it stopped waiting, with nobody else
+    /// in between): the game carries on under it and its snapshot is written again. Taken by
+    /// another instance: that one owns the game now, so it is given up.
     fn handle(&mut self, fenced: Fenced, ctx: &mut Context<Self>) {
         self.guarded(ctx, |act, _| {
-            if let Some(cell) = act.registry.get(&fenced.game_id) {
-                tracing::warn!(game_id = %fenced.game_id, epoch = fenced.epoch, current = fenced.current, "this instance's snapshot write was refused: another instance owns the game; giving it up");
-                act.give_up(&cell, "the game moved to another server; reconnecting");
-            } else if let Some(game) = act.cycles.hall.get(&fenced.game_id) {
-                game.do_send(cycles::GiveUpCycle);
+            let id = &fenced.game_id;
+            let ours = fenced.tenure.as_ref().is_some_and(|t| t.covers(&act.cluster.me, fenced.epoch));
+            if let Some(cell) = act.registry.get(id) {
+                if ours {
+                    act.metrics.epoch_adopted();
+                    let epoch = cell.epoch.load(Ordering::Acquire).max(fenced.current);
+                    tracing::info!(game_id = %id, from = fenced.epoch, to = epoch, "a snapshot write was behind this instance's own newer epoch; the game goes on under it");
+                    cell.set_epoch(epoch);
+                } else {
+                    tracing::warn!(game_id = %id, epoch = fenced.epoch, current = fenced.current, taker = ?fenced.tenure.as_ref().map(|t| t.instance.as_str()), "this instance's snapshot write was refused: another instance owns the game; giving it up");
+                    act.give_up(&cell, "the game moved to another server; reconnecting");
+                }
+            } else if let Some(game) = act.cycles.hall.get(id) {
+                if ours {
+                    act.metrics.epoch_adopted();
+                    game.do_send(cycles::CycleEpoch(fenced.current));
+                } else {
+                    game.do_send(cycles::GiveUpCycle);
+                }
+            } else {
+                // No longer hosted here: nothing will write it again.
+                let (keeper, id) = (act.keeper.clone(), id.clone());
+                actix_rt::spawn(async move { keeper.forget(&id, false).await });
             }
         });
     }
@@ -840,6 +866,9 @@ impl Handler<ShutdownGames> for GameSupervisor {
 
 impl GameSupervisor {
     fn shut_down(&mut self, msg: ShutdownGames) -> ResponseActFuture<Self, ShutdownReport> {
+        // No renewal round from here: one running after the release would take the leases
+        // back, and the next instance would wait for them to lapse.
+        self.draining = true;
         let hall = self.cycles.hall.clone();
         let cells = self.registry.all();
         // Nothing changes from here: every incarnation is abandoned (its sockets stay open

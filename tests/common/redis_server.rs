@@ -3,6 +3,8 @@
 //! file fsynced on every write), and killed when the handle is dropped. It is never a
 //! server someone else left running, and no two tests share one. `stop` and `restart`
 //! (same port) let a test kill Redis and bring it back: empty, or with what it persisted.
+//! `start_debuggable` allows the `DEBUG` command (Redis 7 refuses it by default), so a test
+//! can stall the server with `DEBUG SLEEP`.
 #![allow(dead_code, missing_docs)]
 
 use std::io::{Read, Write};
@@ -49,6 +51,8 @@ pub struct RedisServer {
     dir: PathBuf,
     child: Option<Child>,
     appendonly: bool,
+    /// `--enable-debug-command yes`.
+    debug: bool,
 }
 
 impl RedisServer {
@@ -63,7 +67,17 @@ impl RedisServer {
         RedisServer::launch_new(true)
     }
 
+    /// Like [`RedisServer::start`], with the `DEBUG` command allowed (`DEBUG SLEEP n`
+    /// stalls the whole server for n seconds: it answers nobody, then runs what queued up).
+    pub fn start_debuggable() -> RedisServer {
+        RedisServer::launch_with(false, true)
+    }
+
     fn launch_new(appendonly: bool) -> RedisServer {
+        RedisServer::launch_with(appendonly, false)
+    }
+
+    fn launch_with(appendonly: bool, debug: bool) -> RedisServer {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("rampart-redis-{}-{n}", std::process::id()));
@@ -72,7 +86,7 @@ impl RedisServer {
         // with a new one when the server exits at start-up.
         for _ in 0..5 {
             let port = free_port();
-            let mut server = RedisServer { port, dir: dir.clone(), child: None, appendonly };
+            let mut server = RedisServer { port, dir: dir.clone(), child: None, appendonly, debug };
             if server.launch() {
                 return server;
             }
@@ -115,6 +129,7 @@ impl RedisServer {
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1", "--save", "", "--daemonize", "no"])
             .args(["--appendonly", if self.appendonly { "yes" } else { "no" }, "--appendfsync", "always"])
+            .args(if self.debug { &["--enable-debug-command", "yes"][..] } else { &[] })
             .arg("--dir")
             .arg(&self.dir)
             .arg("--logfile")

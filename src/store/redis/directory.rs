@@ -1,7 +1,14 @@
 //! The game directory in Redis (docs/DESIGN.md D11): a game's lease is `P:g:{ID}:lease` =
 //! `INSTANCE EPOCH` with a time-to-live (`SET … PX`, taken only when absent, inside a
-//! script), its epoch counter `P:g:{ID}:epoch` only grows (`INCR` at every takeover), and
-//! each instance's heartbeat is `P:instance:ID` with a time-to-live.
+//! script), its epoch counter `P:g:{ID}:epoch` only grows (`INCR` at every takeover), its
+//! tenure `P:g:{ID}:tenure` = `INSTANCE SINCE` says who took the recent epochs (set by the
+//! same scripts, see [`Tenure`]), and each instance's heartbeat is `P:instance:ID` with a
+//! time-to-live.
+//!
+//! Every script is safe to run late and to repeat: a command the server stopped waiting for
+//! (a stalled Redis) still runs when Redis wakes, and the next call must understand what it
+//! did. A claim by the holder answers its epoch (no second `INCR`); a renewal that finds a
+//! newer epoch its own instance took since answers that epoch instead of "lost".
 
 use std::time::Duration;
 
@@ -9,10 +16,37 @@ use redis::Script;
 
 use super::RedisConn;
 use crate::ids::{GameId, InstanceId};
-use crate::store::directory::{Claim, GameDirectory, Lease, Renewal};
+use crate::store::directory::{Claim, GameDirectory, Lease, Renewal, Tenure};
 use crate::store::{StoreError, StoreFuture};
 
-/// KEYS: lease, epoch. ARGV: me, lease ms. Answers {won|held, instance, epoch}.
+/// Lua shared by the scripts that take epochs or judge them. KEYS[1..3]: lease, epoch
+/// counter, tenure. `take(me, ms)` takes the next epoch for `me` with a lease of `ms`;
+/// `covers(me, epoch)` says whether `me` took every epoch after `epoch` ([`Tenure::covers`]);
+/// `taker()` is the instance that took the current epoch, or `-`.
+pub(super) const TENURE_LUA: &str = r#"
+local function tenure()
+  local t = redis.call('GET', KEYS[3])
+  if not t then return nil, nil end
+  local inst, since = string.match(t, '^(%S+) (%d+)$')
+  return inst, tonumber(since)
+end
+local function covers(me, epoch)
+  local inst, since = tenure()
+  return inst == me and since <= tonumber(epoch) + 1
+end
+local function taker()
+  local inst = tenure()
+  return inst or '-'
+end
+local function take(me, ms)
+  local ep = redis.call('INCR', KEYS[2])
+  if tenure() ~= me then redis.call('SET', KEYS[3], me .. ' ' .. ep) end
+  redis.call('SET', KEYS[1], me .. ' ' .. ep, 'PX', ms)
+  return ep
+end
+"#;
+
+/// KEYS: lease, epoch, tenure. ARGV: me, lease ms. Answers {won|held, instance, epoch}.
 const CLAIM: &str = r#"
 local v = redis.call('GET', KEYS[1])
 if v then
@@ -23,28 +57,26 @@ if v then
   end
   return {'held', inst, ep}
 end
-local ep = redis.call('INCR', KEYS[2])
-redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. ep, 'PX', ARGV[2])
-return {'won', ARGV[1], tostring(ep)}
+return {'won', ARGV[1], tostring(take(ARGV[1], ARGV[2]))}
 "#;
 
-/// KEYS: lease, epoch. ARGV: me, epoch, lease ms. Answers {renewed, -, epoch} or
-/// {lost, instance, epoch}.
+/// KEYS: lease, epoch, tenure. ARGV: me, epoch, lease ms. Answers {renewed, instance,
+/// epoch in force} or {lost, instance, epoch}.
 const RENEW: &str = r#"
 local v = redis.call('GET', KEYS[1])
 if v then
-  if v == ARGV[1] .. ' ' .. ARGV[2] then
-    redis.call('PEXPIRE', KEYS[1], ARGV[3])
-    return {'renewed', '-', ARGV[2]}
-  end
   local inst, ep = string.match(v, '^(%S+) (%d+)$')
+  if inst == ARGV[1] and (ep == ARGV[2] or (tonumber(ep) > tonumber(ARGV[2]) and covers(ARGV[1], ARGV[2]))) then
+    redis.call('PEXPIRE', KEYS[1], ARGV[3])
+    return {'renewed', inst, ep}
+  end
   return {'lost', inst, ep}
 end
 local current = tonumber(redis.call('GET', KEYS[2]) or '0')
-if current > tonumber(ARGV[2]) then return {'lost', '-', tostring(current)} end
-local ep = redis.call('INCR', KEYS[2])
-redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. ep, 'PX', ARGV[3])
-return {'renewed', '-', tostring(ep)}
+if current > tonumber(ARGV[2]) and not covers(ARGV[1], ARGV[2]) then
+  return {'lost', taker(), tostring(current)}
+end
+return {'renewed', ARGV[1], tostring(take(ARGV[1], ARGV[3]))}
 "#;
 
 /// KEYS: lease. ARGV: "me epoch". Deletes the lease only if it is the caller's.
@@ -64,11 +96,16 @@ pub struct RedisDirectory {
 impl RedisDirectory {
     /// The directory on `conn`.
     pub fn new(conn: RedisConn) -> Self {
-        RedisDirectory { conn, claim: Script::new(CLAIM), renew: Script::new(RENEW), release: Script::new(RELEASE) }
+        RedisDirectory {
+            conn,
+            claim: Script::new(&format!("{TENURE_LUA}{CLAIM}")),
+            renew: Script::new(&format!("{TENURE_LUA}{RENEW}")),
+            release: Script::new(RELEASE),
+        }
     }
 
-    fn keys(&self, id: &GameId) -> (String, String) {
-        (self.conn.game_key(id, "lease"), self.conn.game_key(id, "epoch"))
+    fn keys(&self, id: &GameId) -> [String; 3] {
+        [self.conn.game_key(id, "lease"), self.conn.game_key(id, "epoch"), self.conn.game_key(id, "tenure")]
     }
 }
 
@@ -79,6 +116,11 @@ fn lease(instance: &str, epoch: &str) -> Result<Lease, StoreError> {
     Ok(Lease { instance, epoch })
 }
 
+/// A tenure as the scripts answer it: its instance (`-` when unknown) and first epoch.
+pub(super) fn tenure(instance: &str, since: &str) -> Option<Tenure> {
+    Some(Tenure { instance: InstanceId::parse(instance).filter(|_| instance != "-")?, since: since.parse().ok()? })
+}
+
 fn ms(d: Duration) -> String {
     d.as_millis().max(1).to_string()
 }
@@ -86,11 +128,10 @@ fn ms(d: Duration) -> String {
 impl GameDirectory for RedisDirectory {
     fn claim<'a>(&'a self, id: &'a GameId, me: &'a InstanceId, lease_for: Duration) -> StoreFuture<'a, Claim> {
         Box::pin(async move {
-            let (lease_key, epoch_key) = self.keys(id);
-            let (kind, instance, epoch): (String, String, String) = self
-                .conn
-                .eval("lease claim", &self.claim, &[&lease_key, &epoch_key], &[me.as_str(), &ms(lease_for)])
-                .await?;
+            let [lease_key, epoch_key, tenure_key] = self.keys(id);
+            let keys = [lease_key.as_str(), &epoch_key, &tenure_key];
+            let (kind, instance, epoch): (String, String, String) =
+                self.conn.eval("lease claim", &self.claim, &keys, &[me.as_str(), &ms(lease_for)]).await?;
             let held = lease(&instance, &epoch)?;
             Ok(if kind == "won" { Claim::Won(held) } else { Claim::Held(held) })
         })
@@ -104,10 +145,11 @@ impl GameDirectory for RedisDirectory {
         lease_for: Duration,
     ) -> StoreFuture<'a, Renewal> {
         Box::pin(async move {
-            let (lease_key, epoch_key) = self.keys(id);
+            let [lease_key, epoch_key, tenure_key] = self.keys(id);
+            let keys = [lease_key.as_str(), &epoch_key, &tenure_key];
             let args = [me.as_str(), &epoch.to_string(), &ms(lease_for)];
             let (kind, instance, epoch): (String, String, String) =
-                self.conn.eval("lease renew", &self.renew, &[&lease_key, &epoch_key], &args).await?;
+                self.conn.eval("lease renew", &self.renew, &keys, &args).await?;
             if kind == "renewed" {
                 let epoch =
                     epoch.parse().map_err(|_| StoreError::Backend("redis lease renew: bad epoch".to_owned()))?;
@@ -119,7 +161,7 @@ impl GameDirectory for RedisDirectory {
 
     fn release<'a>(&'a self, id: &'a GameId, me: &'a InstanceId, epoch: u64) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let (lease_key, _) = self.keys(id);
+            let [lease_key, ..] = self.keys(id);
             let value = format!("{} {epoch}", me.as_str());
             let _: i64 = self.conn.eval("lease release", &self.release, &[&lease_key], &[&value]).await?;
             Ok(())
@@ -129,7 +171,7 @@ impl GameDirectory for RedisDirectory {
     fn owner<'a>(&'a self, id: &'a GameId) -> StoreFuture<'a, Option<Lease>> {
         Box::pin(async move {
             let mut cmd = redis::cmd("GET");
-            cmd.arg(self.keys(id).0);
+            cmd.arg(&self.keys(id)[0]);
             let value: Option<String> = self.conn.query("lease owner", &cmd).await?;
             match value.as_deref().and_then(|v| v.split_once(' ')) {
                 Some((instance, epoch)) => Ok(Some(lease(instance, epoch)?)),
@@ -163,9 +205,8 @@ impl GameDirectory for RedisDirectory {
 
     fn forget<'a>(&'a self, id: &'a GameId) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let (lease_key, epoch_key) = self.keys(id);
             let mut cmd = redis::cmd("DEL");
-            cmd.arg(lease_key).arg(epoch_key);
+            cmd.arg(&self.keys(id)[..]);
             let _: i64 = self.conn.query("lease forget", &cmd).await?;
             Ok(())
         })

@@ -12,6 +12,7 @@
 //! | `P:g:{ID}:snap` | hash (`data`, `epoch`, `version`) | game ID's latest snapshot (JSON, with its version and epoch) |
 //! | `P:g:{ID}:lease` | string | `INSTANCE EPOCH`, expiring after `cluster.lease_ms` |
 //! | `P:g:{ID}:epoch` | string | the game's epoch counter: only grows |
+//! | `P:g:{ID}:tenure` | string | `INSTANCE SINCE`: that instance took every epoch from `SINCE` on |
 //! | `P:g:{ID}:record` | hash | the game's runtime record (status, summary) |
 //! | `P:session:{HASH}` | string | a seat session (JSON), keyed by the token's keyed hash |
 //! | `P:instance:ID` | string | an instance's heartbeat, expiring after `cluster.lease_ms` |

@@ -1,34 +1,41 @@
 //! Game snapshots in Redis (docs/DESIGN.md D2, D11): one hash per game (`data`, `epoch`,
 //! `version`) written by a script that refuses a write whose epoch is older than the game's
-//! epoch counter (the fencing token a takeover moves forward), and ignores one whose version
-//! is not newer than the stored one from the same owner.
+//! epoch counter (the fencing token a takeover moves forward), answering who took the newer
+//! epochs (the game's tenure: the writer's own instance, after a claim or renewal of its own
+//! that ran late, or another one), and ignores one whose version is not newer than the
+//! stored one from the same owner. Repeating a write is harmless.
 
 use std::time::Duration;
 
 use redis::Script;
 
+use super::directory::{tenure, TENURE_LUA};
 use super::{decode, encode, RedisConn};
 use crate::ids::GameId;
 use crate::store::snapshot::{Snapshot, SnapshotStore, WriteOutcome};
 use crate::store::StoreFuture;
 
-/// KEYS: snapshot hash, epoch counter. ARGV: data JSON, epoch, version, ttl ms (0: none).
-/// Answers {outcome, epoch in force}.
+/// KEYS: lease (unused), epoch counter, tenure, snapshot hash. ARGV: data JSON, epoch,
+/// version, ttl ms (0: none). Answers {outcome, epoch in force, tenure instance (`-`:
+/// unknown), tenure since}.
 const WRITE: &str = r#"
 local current = tonumber(redis.call('GET', KEYS[2]) or '0')
 local epoch = tonumber(ARGV[2])
-if epoch < current then return {'fenced', tostring(current)} end
-local stored = redis.call('HMGET', KEYS[1], 'epoch', 'version')
+if epoch < current then
+  local inst, since = tenure()
+  return {'fenced', tostring(current), inst or '-', tostring(since or 0)}
+end
+local stored = redis.call('HMGET', KEYS[4], 'epoch', 'version')
 if stored[1] and tonumber(stored[1]) == epoch and tonumber(stored[2]) >= tonumber(ARGV[3]) then
-  return {'stale', tostring(current)}
+  return {'stale', tostring(current), '-', '0'}
 end
-redis.call('HSET', KEYS[1], 'data', ARGV[1], 'epoch', ARGV[2], 'version', ARGV[3])
+redis.call('HSET', KEYS[4], 'data', ARGV[1], 'epoch', ARGV[2], 'version', ARGV[3])
 if tonumber(ARGV[4]) > 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  redis.call('PEXPIRE', KEYS[4], ARGV[4])
 else
-  redis.call('PERSIST', KEYS[1])
+  redis.call('PERSIST', KEYS[4])
 end
-return {'written', tostring(current)}
+return {'written', tostring(current), '-', '0'}
 "#;
 
 /// Snapshots in Redis.
@@ -40,7 +47,7 @@ pub struct RedisSnapshots {
 impl RedisSnapshots {
     /// Snapshots on `conn`.
     pub fn new(conn: RedisConn) -> Self {
-        RedisSnapshots { conn, write: Script::new(WRITE) }
+        RedisSnapshots { conn, write: Script::new(&format!("{TENURE_LUA}{WRITE}")) }
     }
 }
 
@@ -48,14 +55,18 @@ impl SnapshotStore for RedisSnapshots {
     fn write<'a>(&'a self, snapshot: &'a Snapshot, ttl: Option<Duration>) -> StoreFuture<'a, WriteOutcome> {
         Box::pin(async move {
             let id = &snapshot.game_id;
-            let (snap, epoch_key) = (self.conn.game_key(id, "snap"), self.conn.game_key(id, "epoch"));
+            let keys = ["lease", "epoch", "tenure", "snap"].map(|suffix| self.conn.game_key(id, suffix));
+            let keys = keys.each_ref().map(String::as_str);
             let data = encode("snapshot write", snapshot)?;
             let ttl_ms = ttl.map_or(0, |t| t.as_millis().max(1)).to_string();
             let args = [data.as_str(), &snapshot.epoch.to_string(), &snapshot.version.to_string(), &ttl_ms];
-            let (outcome, current): (String, String) =
-                self.conn.eval("snapshot write", &self.write, &[&snap, &epoch_key], &args).await?;
+            let (outcome, current, instance, since): (String, String, String, String) =
+                self.conn.eval("snapshot write", &self.write, &keys, &args).await?;
             Ok(match outcome.as_str() {
-                "fenced" => WriteOutcome::Fenced { epoch: current.parse().unwrap_or(u64::MAX) },
+                "fenced" => WriteOutcome::Fenced {
+                    epoch: current.parse().unwrap_or(u64::MAX),
+                    tenure: tenure(&instance, &since),
+                },
                 "stale" => WriteOutcome::Stale,
                 _ => WriteOutcome::Written,
             })
