@@ -372,7 +372,7 @@ async fn join_local(
             () = tokio::time::sleep_until(until) => return Joined::Refused(restarting_error()),
         };
         let refusal = match answer {
-            Some(Ok(Ok(seat))) => return Joined::Seat(seat, Target::Local(cell)),
+            Some(Ok(Ok(seat))) => return Joined::Seat(seat, Target::Local(Arc::clone(&cell))),
             Some(Ok(Err(error))) => error,
             Some(Err(_)) => restarting_error(),
             None => continue, // moved before this incarnation answered: ask the new one
