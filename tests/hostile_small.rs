@@ -146,7 +146,9 @@ async fn a_chat_of_invisible_characters_is_refused_like_an_empty_one_and_hiders_
     p.send(json!({"type": "chat", "text": "   "})).await;
     let empty = next_error(&mut p).await;
     assert_eq!(empty["error"]["code"], "VALIDATION_FAILED", "{empty}");
-    for text in ["\u{200B}\u{200B}\u{200B}\u{200B}", "\u{3164}\u{2800}", "\u{202E}\u{2066}", "\u{FEFF}\u{2060} \u{200B}"] {
+    for text in
+        ["\u{200B}\u{200B}\u{200B}\u{200B}", "\u{3164}\u{2800}", "\u{202E}\u{2066}", "\u{FEFF}\u{2060} \u{200B}"]
+    {
         p.send(json!({"type": "chat", "text": text})).await;
         let refused = next_error(&mut p).await;
         assert_eq!(refused, empty, "{:?} is refused as an empty chat", text.escape_unicode().to_string());

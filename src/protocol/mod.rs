@@ -882,7 +882,10 @@ mod tests {
         for text in ["\u{200B}\u{200B}\u{200B}", "\u{2800}", "\u{3164}\u{200B}", "\u{202E}", " \u{FEFF} "] {
             let frame = json!({"type": "chat", "text": text}).to_string();
             let err = ClientFrame::parse(&frame, 280).expect_err(text);
-            assert_eq!((err.error.message.as_str(), &err.error.details), ("chat text is empty", &json!({"field": "text"})));
+            assert_eq!(
+                (err.error.message.as_str(), &err.error.details),
+                ("chat text is empty", &json!({"field": "text"}))
+            );
         }
         assert_eq!(
             ClientFrame::parse(&json!({"type": "chat", "text": "g\u{200B}g\u{202E}!"}).to_string(), 280),

@@ -218,7 +218,8 @@ pub fn clean_chat(text: &str) -> String {
 /// flag, and Python's `re`): optional white space (what `trim` removes), then 1..=32
 /// characters that are not control or bidirectional controls and neither begin nor end
 /// with white space, at least one of them visible, no character with more than
-/// [`MAX_MARKS_PER_BASE`] marks, and not the AI's name in any case or spacing (the look-alikes
+/// [`MAX_MARKS_PER_BASE`] marks, and not the AI's name in any case with only white space,
+/// ASCII punctuation or invisible characters between its letters (the look-alike letters
 /// [`skeleton`] also catches are beyond a regular expression), then white space. Built once
 /// per process from the same predicates as the check: code points of the Basic
 /// Multilingual Plane are written `\uXXXX`, the others as themselves.
@@ -230,7 +231,8 @@ pub fn player_name_pattern() -> String {
     let visible = class(|c| bad(c) || is_invisible(c), true);
     let mark = class(is_stacking_mark, false);
     let ignorable = class(|c| is_ignorable(c) && !is_stacking_mark(c), false);
-    let filler = class(|c| is_invisible(c) || (c.is_ascii_punctuation()), false);
+    let filler =
+        class(|c| c.is_whitespace() || c.is_ascii_punctuation() || is_ignorable(c) || BLANK_GLYPHS.contains(&c), false);
     let reserved: String = AI_PLAYER_NAME
         .chars()
         .filter(|c| !c.is_whitespace())
@@ -247,26 +249,28 @@ pub fn player_name_pattern() -> String {
 /// A character class of the code points `member` accepts (`negated`: of those it refuses),
 /// as ranges.
 fn class(member: impl Fn(char) -> bool, negated: bool) -> String {
-    let mut out = String::from(if negated { "[^" } else { "[" });
-    let mut push = |c: char| {
+    fn push(out: &mut String, c: char) {
         if (c as u32) < 0x1_0000 {
             let _ = write!(out, "\\u{:04X}", c as u32);
         } else {
             out.push(c);
         }
-    };
+    }
+    fn range(out: &mut String, first: char, last: char) {
+        push(out, first);
+        if last != first {
+            out.push('-');
+            push(out, last);
+        }
+    }
+    let mut out = String::from(if negated { "[^" } else { "[" });
     let mut start: Option<char> = None;
     let mut last = '\0';
     for c in (0..=0x10_FFFF_u32).filter_map(char::from_u32) {
-        let inside = member(c);
-        match (inside, start) {
+        match (member(c), start) {
             (true, None) => start = Some(c),
             (false, Some(first)) => {
-                push(first);
-                if last != first {
-                    push('-');
-                    push(last);
-                }
+                range(&mut out, first, last);
                 start = None;
             }
             _ => {}
@@ -274,11 +278,7 @@ fn class(member: impl Fn(char) -> bool, negated: bool) -> String {
         last = c;
     }
     if let Some(first) = start {
-        push(first);
-        if last != first {
-            push('-');
-            push(last);
-        }
+        range(&mut out, first, last);
     }
     out.push(']');
     out
@@ -294,21 +294,53 @@ mod tests {
 
     #[test]
     fn ordinary_names_in_any_script_pass() {
-        for name in ["ada", "  Bob ", "Zoë", "Nguyễn Thị Ánh", "สมชาย", "محمد", "李小龍", "Øyvind-Ås", "❤️ fan", "👨‍👩‍👧", "R2-D2", "Rampart", "AI fan", "Rampart AIs"] {
+        for name in [
+            "ada",
+            "  Bob ",
+            "Zoë",
+            "Nguyễn Thị Ánh",
+            "สมชาย",
+            "محمد",
+            "李小龍",
+            "Øyvind-Ås",
+            "❤️ fan",
+            "👨‍👩‍👧",
+            "R2-D2",
+            "Rampart",
+            "AI fan",
+            "Rampart AIs",
+        ] {
             assert_eq!(check_name(name), Ok(name.trim()), "{name:?}");
         }
     }
 
     #[test]
     fn invisible_names_are_refused() {
-        for name in ["\u{3164}", "\u{200B}", "\u{2800}", "\u{115F}", "\u{1160}", "\u{FFA0}", "\u{200B}\u{3164}\u{2800}", "\u{0301}\u{0301}", "\u{00AD}", "\u{2060}", "\u{FEFF}", "\u{E0041}\u{E0042}", "\u{3000}\u{2800}"] {
+        for name in [
+            "\u{3164}",
+            "\u{200B}",
+            "\u{2800}",
+            "\u{115F}",
+            "\u{1160}",
+            "\u{FFA0}",
+            "\u{200B}\u{3164}\u{2800}",
+            "\u{0301}\u{0301}",
+            "\u{00AD}",
+            "\u{2060}",
+            "\u{FEFF}",
+            "\u{E0041}\u{E0042}",
+            "\u{3000}\u{2800}",
+        ] {
             assert_eq!(problem(name), Some(NameProblem::Invisible), "{:?}", name.escape_unicode().to_string());
         }
     }
 
     #[test]
     fn bidi_controls_are_refused_anywhere_in_a_name() {
-        for c in ['\u{061C}', '\u{200E}', '\u{200F}', '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}'] {
+        for c in [
+            '\u{061C}', '\u{200E}', '\u{200F}', '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}', '\u{2066}',
+            '\u{2067}', '\u{2068}', '\u{2069}',
+        ] {
             assert_eq!(problem(&format!("ada{c}txt.exe")), Some(NameProblem::Bidi), "U+{:04X}", c as u32);
         }
     }
@@ -321,7 +353,10 @@ mod tests {
         assert_eq!(problem(&stack(31)), Some(NameProblem::StackedMarks), "issue 21: 31 marks on one letter");
         assert_eq!(problem("ส\u{0E49}\u{0E49}\u{0E49}\u{0E49}"), Some(NameProblem::StackedMarks), "Thai tone marks");
         // Zero-width characters between the marks do not reset the count.
-        assert_eq!(problem("a\u{0301}\u{200B}\u{0301}\u{200D}\u{0301}\u{2060}\u{0301}"), Some(NameProblem::StackedMarks));
+        assert_eq!(
+            problem("a\u{0301}\u{200B}\u{0301}\u{200D}\u{0301}\u{2060}\u{0301}"),
+            Some(NameProblem::StackedMarks)
+        );
         // Three on each of many letters is fine.
         assert_eq!(check_name(&"e\u{0301}\u{0302}\u{0323}".repeat(8)).map(|n| n.chars().count()), Ok(32));
     }
@@ -371,7 +406,11 @@ mod tests {
         assert!(!has_visible(&clean_chat("\u{2800}\u{2800}")), "braille blanks show nothing");
         assert_eq!(clean_chat("abc\u{202E}def\u{2066}"), "abcdef");
         assert_eq!(clean_chat("a\u{200B}b\u{3164}c\u{E0041}"), "abc");
-        assert_eq!(clean_chat("👨\u{200D}👩\u{200D}👧 ❤\u{FE0F}"), "👨\u{200D}👩\u{200D}👧 ❤\u{FE0F}", "emoji keep their joiners");
+        assert_eq!(
+            clean_chat("👨\u{200D}👩\u{200D}👧 ❤\u{FE0F}"),
+            "👨\u{200D}👩\u{200D}👧 ❤\u{FE0F}",
+            "emoji keep their joiners"
+        );
         assert_eq!(clean_chat(&format!("a{}b", "\u{0301}".repeat(31))), format!("a{}b", "\u{0301}".repeat(3)));
     }
 

@@ -730,7 +730,10 @@ impl Handler<AttachCycle> for CycleGame {
         if let Some(held) = msg.holding.filter(|held| *held != seat) {
             return Err(ErrorBody::new(
                 ErrorCode::Forbidden,
-                format!("this connection already holds the {} seat; open another connection for another seat", held.as_str()),
+                format!(
+                    "this connection already holds the {} seat; open another connection for another seat",
+                    held.as_str()
+                ),
             )
             .with("seat", held.as_str()));
         }
