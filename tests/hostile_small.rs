@@ -3,13 +3,15 @@
 //! ends); names that show nothing, carry bidi controls or stacks of marks, or pass for the
 //! AI are refused wherever a name is taken; a chat of invisible characters is refused like
 //! an empty one; the light-cycle socket refuses unknown fields and answers a second `join`
-//! exactly as the turn-based socket does. (The memory gate's step up is tested in the
-//! `Evaluator`'s own tests, `src/health/mod.rs`.)
+//! exactly as the turn-based socket does; the memory gate (the real binary, its real
+//! memory) closes at its limit even right after it turned degraded (the `Evaluator`'s own
+//! tests in `src/health/mod.rs` drive the same rule with a manual clock).
 
 mod common;
 
 use std::time::{Duration, Instant};
 
+use common::process::{http_get, raise_fd_limit, ServerProcess};
 use common::*;
 use rampart::config::{Config, Secret};
 use serde_json::{json, Value};
@@ -238,4 +240,61 @@ async fn the_light_cycle_socket_refuses_unknown_fields_and_second_joins_as_the_t
     q.send(json!({"type": "move", "column": 3, "boost": 9})).await;
     let e = next_error(&mut q).await;
     assert_eq!((e["error"]["code"].as_str(), e["in_reply_to"].as_str()), (Some("BAD_REQUEST"), Some("move")), "{e}");
+}
+
+/// The vital and the status of one `/health` report: (memory held in MB, status).
+fn memory(server: &ServerProcess) -> (f64, String) {
+    eventually_blocking(DEADLINE, "the memory vital is sampled", || {
+        let (_, body) = http_get(server.addr, "/health").ok_or_else(|| "no answer".to_owned())?;
+        let health: Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+        match health["checks"]["vitals"]["vitals"]["memory_mb"]["value"].as_f64() {
+            Some(held) => Ok((held, health["status"].as_str().unwrap_or("").to_owned())),
+            None => Err(health.to_string()),
+        }
+    })
+}
+
+#[test]
+fn the_memory_gate_closes_at_its_limit_even_right_after_turning_degraded() {
+    raise_fd_limit();
+    let baseline = memory(&ServerProcess::start(&[("RAMPART__HEALTH__INTERVAL_MS", "100")])).0;
+    // 8 MB over an idle server: degraded at 0.8 of it, the climb from there to the limit
+    // takes well under the 3 s dwell.
+    let limit = (baseline + 8.0).ceil();
+    let server = ServerProcess::start(&[
+        ("RAMPART__HEALTH__INTERVAL_MS", "100"),
+        ("RAMPART__HEALTH__DWELL_MS", "3000"),
+        ("RAMPART__HEALTH__MAX_MEMORY_MB", &limit.to_string()),
+        ("RAMPART__HEALTH__MAX_MEMORY_USED_PCT", "0"),
+        ("RAMPART__SERVER__WORKERS", "1"),
+    ]);
+    let mut sockets = Vec::new();
+    let mut degraded_at = None;
+    let start = Instant::now();
+    let overloaded_at = loop {
+        let (held, status) = memory(&server);
+        // One report: its value and its status. At or over the limit means overloaded.
+        assert!(
+            held < limit || status == "overloaded",
+            "{status} with {held:.1} MB held, limit {limit} MB (degraded at {degraded_at:?} MB)"
+        );
+        match status.as_str() {
+            "overloaded" => break held,
+            "degraded" => {
+                degraded_at.get_or_insert(held);
+            }
+            _ => {}
+        }
+        for _ in 0..25 {
+            sockets.push(RawClient::connect_plain(server.addr, "/ws/lobby"));
+        }
+        assert!(sockets.len() < 8000, "8000 lobby sockets never overloaded a {limit} MB limit");
+        assert!(start.elapsed() < Duration::from_secs(60), "the spike took too long");
+    };
+    eprintln!(
+        "memory gate: limit {limit} MB, degraded at {degraded_at:?} MB, overloaded at {overloaded_at:.1} MB \
+         ({} lobby sockets, {:?})",
+        sockets.len(),
+        start.elapsed()
+    );
 }
