@@ -5,7 +5,9 @@
 //! `resign`, `ping`, and the kind's input frames, read by the kind (light cycles: `turn`
 //! with `dir`: `up`, `down`, `left`, `right`). Server frames: `arena` (the whole state: on
 //! join and after a restart), `tick` (every tick: the kind's tick fields and the status),
-//! `countdown`, `game_restarted`, `pong`, `error` (docs/PROTOCOL.md).
+//! `countdown`, `game_restarted`, `pong`, `error` (docs/PROTOCOL.md). Frames are read as
+//! strictly as on a turn-based socket (an unknown field is BAD_REQUEST) and a socket holds
+//! one seat, answering a second `join` as a turn-based socket does.
 
 use std::sync::Arc;
 
