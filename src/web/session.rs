@@ -118,10 +118,7 @@ impl PlayerSession {
             loop {
                 let resolved = links.supervisor.send(Resolve(game_id.clone())).await;
                 let lease = match resolved {
-                    Ok(Resolved::Local(cell)) => {
-                        let until = tokio::time::Instant::now() + join_timeout;
-                        return join_local(cell, token_hash, route, holding, until).await;
-                    }
+                    Ok(Resolved::Local(cell)) => return join_local(cell, token_hash, route, holding, until).await,
                     Ok(Resolved::Remote(lease)) => lease,
                     Ok(Resolved::NotFound) => return Joined::NotFound,
                     Ok(Resolved::Unavailable(error)) => return Joined::Refused(error),
