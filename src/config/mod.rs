@@ -513,9 +513,8 @@ fn built_in_breakers() -> BTreeMap<String, BreakerConfig> {
 /// `health:` section: what the HealthMonitor samples and when it calls the server degraded
 /// or overloaded. Each vital has a limit (0 turns it off); at `degraded_ratio` of it the
 /// server is degraded, at the limit overloaded. A level is left only below `exit_ratio` of
-/// its entry point (hysteresis); the status changes at most once per `dwell_ms`: it improves
-/// only after `dwell_ms` in the worse one, and worsens at once unless it changed less than
-/// `dwell_ms` ago.
+/// its entry point (hysteresis); the status worsens at once, always (the gate closes at its
+/// limit), and improves only after `dwell_ms` in the worse one.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Validate, SmartDefault)]
 #[serde(default, deny_unknown_fields)]
 pub struct HealthConfig {
@@ -546,8 +545,8 @@ pub struct HealthConfig {
     #[garde(range(min = 0.5, max = 1.0))]
     #[default = 0.9]
     pub exit_ratio: f64,
-    /// Least time between two changes of status (in a worse status before it may improve,
-    /// and after a change before it may worsen again), ms, 0..=600000.
+    /// Least time in a status before it may improve (a worse status takes effect at once),
+    /// ms, 0..=600000.
     #[garde(range(max = 600_000))]
     #[default = 3000]
     pub dwell_ms: u64,

@@ -259,15 +259,21 @@ impl Serialize for Arena {
     }
 }
 
-/// A client's input frame that a real-time kind could not read.
+/// A client's input frame that a real-time kind could not read. The socket turns it into
+/// the error the turn-based socket gives the same fault (docs/PROTOCOL.md: frames are strict).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct InputError {
-    /// The field at fault.
-    pub field: &'static str,
-    /// What is wrong, for a person.
-    pub message: String,
-    /// The values it may take.
-    pub allowed: Vec<&'static str>,
+pub enum InputError {
+    /// Not the frame's shape: an unknown field, a missing one, a wrong type (BAD_REQUEST).
+    Shape(String),
+    /// A field's value is not one it may take (VALIDATION_FAILED with `allowed`).
+    Value {
+        /// The field at fault.
+        field: &'static str,
+        /// What is wrong, for a person.
+        message: String,
+        /// The values it may take.
+        allowed: Vec<&'static str>,
+    },
 }
 
 /// How the turn runtime starts and restores a turn-based kind.
@@ -288,7 +294,8 @@ pub struct TickKind {
     pub decode: fn(Value) -> Result<Arena, String>,
     /// The client frame types that carry an input (light cycles: `turn`).
     pub input_frames: &'static [&'static str],
-    /// Reads an input frame (its `type` is one of `input_frames`).
+    /// Reads an input frame (its `type` is one of `input_frames`), strictly: a field the
+    /// frame does not have is [`InputError::Shape`].
     pub parse_input: fn(&Map<String, Value>) -> Result<TickInput, InputError>,
 }
 

@@ -404,6 +404,15 @@ pub fn ai_direction(game: &LightCycles, seat: Seat) -> Dir {
     best.map_or(me.dir, |b| b.2)
 }
 
+/// The `turn` frame, read strictly (an unknown field is refused, as in every client frame).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TurnFrame {
+    #[serde(rename = "type")]
+    _type: String,
+    dir: String,
+}
+
 /// Light cycles in the kinds table: real-time, played on `/cycles`; a seat steers with
 /// `{"type":"turn","dir":"up"|"down"|"left"|"right"}`.
 pub const KIND_ENTRY: super::kinds::Kind = super::kinds::Kind {
@@ -418,12 +427,12 @@ pub const KIND_ENTRY: super::kinds::Kind = super::kinds::Kind {
         },
         input_frames: &["turn"],
         parse_input: |frame| {
-            frame.get("dir").and_then(serde_json::Value::as_str).and_then(Dir::parse).map(Dir::code).ok_or_else(|| {
-                super::kinds::InputError {
-                    field: "dir",
-                    message: "dir must be up, down, left or right".to_owned(),
-                    allowed: Dir::ALL.iter().map(|d| d.as_str()).collect(),
-                }
+            let turn = TurnFrame::deserialize(frame)
+                .map_err(|e| super::kinds::InputError::Shape(format!("bad turn frame: {e}")))?;
+            Dir::parse(&turn.dir).map(Dir::code).ok_or_else(|| super::kinds::InputError::Value {
+                field: "dir",
+                message: "dir must be up, down, left or right".to_owned(),
+                allowed: Dir::ALL.iter().map(|d| d.as_str()).collect(),
             })
         },
     }),

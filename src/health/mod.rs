@@ -115,11 +115,12 @@ impl Evaluator {
     }
 
     /// Takes one sample of every vital (`(name, value, limit)`) at `now`; answers the vitals
-    /// with their levels and, when the status changed, the new status. The status changes
-    /// at most once per `dwell`, in either direction: a worse status takes effect at once
-    /// unless the last change was less than `dwell` ago (then as soon as it is not); a
-    /// better one only after `dwell` in the current status. So a load balancer never sees it
-    /// flap faster than that, whatever the vitals do.
+    /// with their levels and, when the status changed, the new status. A worse status takes
+    /// effect at once, always: the gate closes at its limit, however recently the status
+    /// last changed (a spike that climbs through `degraded` into the limit within one dwell
+    /// is overloaded at the limit, not a dwell later). A better one only after `dwell` in
+    /// the current status. So the status improves at most once per `dwell` and a load
+    /// balancer never sees it flap faster than that, whatever the vitals do.
     pub fn sample(&mut self, now: Instant, samples: &[(&'static str, f64, f64)]) -> (Vec<Vital>, Option<Status>) {
         let mut vitals = Vec::with_capacity(samples.len());
         for &(name, value, limit) in samples {
@@ -135,7 +136,7 @@ impl Evaluator {
         let first = *self.first.get_or_insert(now);
         let settled = |since: Instant| now.duration_since(since) >= self.dwell;
         let may = match wanted.cmp(&self.status) {
-            std::cmp::Ordering::Greater => self.changed.is_none_or(settled),
+            std::cmp::Ordering::Greater => true,
             std::cmp::Ordering::Less => settled(self.changed.unwrap_or(first)),
             std::cmp::Ordering::Equal => false,
         };
@@ -421,8 +422,9 @@ mod tests {
         assert_eq!(e.status(), Status::Overloaded);
         assert_eq!(e.sample(t0 + Duration::from_millis(3099), &s(0.0)).1, None);
         assert_eq!(e.sample(t0 + Duration::from_millis(3100), &s(0.0)).1, Some(Status::Healthy));
-        assert_eq!(e.sample(t0 + Duration::from_millis(3200), &s(85.0)).1, None, "not within the dwell of a change");
-        assert_eq!(e.sample(t0 + Duration::from_millis(6100), &s(85.0)).1, Some(Status::Degraded), "then at once");
+        assert_eq!(e.sample(t0 + Duration::from_millis(3200), &s(85.0)).1, Some(Status::Degraded), "worse: at once");
+        assert_eq!(e.sample(t0 + Duration::from_millis(3300), &s(0.0)).1, None, "better: after the dwell");
+        assert_eq!(e.sample(t0 + Duration::from_millis(6200), &s(0.0)).1, Some(Status::Healthy));
     }
 
     #[test]
@@ -451,25 +453,42 @@ mod tests {
     }
 
     #[test]
-    fn a_worse_status_right_after_an_improvement_waits_out_the_dwell() {
+    fn a_worse_status_right_after_an_improvement_takes_effect_at_once() {
         let mut e = evaluator(1000);
         let t0 = Instant::now();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
         let s = |v: f64| [("lag", v, 100.0)];
         assert_eq!(e.sample(at(0), &s(150.0)).1, Some(Status::Overloaded), "the first change is immediate");
         assert_eq!(e.sample(at(1000), &s(0.0)).1, Some(Status::Healthy));
-        assert_eq!(e.sample(at(1100), &s(150.0)).1, None, "within the dwell of the last change");
-        assert_eq!(e.sample(at(1999), &s(150.0)).1, None);
-        assert_eq!(e.sample(at(2000), &s(150.0)).1, Some(Status::Overloaded), "as soon as the dwell has passed");
+        assert_eq!(e.sample(at(1100), &s(150.0)).1, Some(Status::Overloaded), "the gate closes at its limit");
+        assert_eq!(e.sample(at(1200), &s(0.0)).1, None, "and reopens only a dwell later");
+        assert_eq!(e.sample(at(2100), &s(0.0)).1, Some(Status::Healthy));
+    }
+
+    /// The attack of issue 21: memory climbing through the degraded level into the limit
+    /// within one dwell. The gate closes at the first sample at the limit, not a dwell later
+    /// (it used to wait: degraded at 19.8 MB, overloaded only at 32.4 MB of a 24 MB limit).
+    #[test]
+    fn the_gate_steps_up_at_its_limit_even_right_after_degrading() {
+        let mut e = evaluator(3000);
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let memory = |mb: f64| [("memory_mb", mb, 24.0)];
+        assert_eq!(e.sample(at(0), &memory(12.0)).1, None);
+        assert_eq!(e.sample(at(1000), &memory(19.8)).1, Some(Status::Degraded), "0.8 of the limit: degraded");
+        assert_eq!(e.sample(at(1100), &memory(24.0)).1, Some(Status::Overloaded), "at the limit: closed at once");
+        assert_eq!(e.sample(at(1200), &memory(32.4)).1, None, "and it stays closed");
+        assert_eq!(e.sample(at(2000), &memory(10.0)).1, None, "the step down waits out the dwell");
+        assert_eq!(e.sample(at(4100), &memory(10.0)).1, Some(Status::Healthy));
     }
 
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
 
-        /// Whatever the vitals do: no two changes closer than the dwell, and a vital held
-        /// over its limit for a dwell (and a sample) shows as overloaded.
+        /// Whatever the vitals do: the status never improves within the dwell of its last
+        /// change, and a vital at or over its limit shows as overloaded in the same sample.
         #[test]
-        fn the_status_never_changes_twice_within_the_dwell(
+        fn the_status_never_improves_within_the_dwell_and_closes_at_the_limit(
             dwell_ms in 0u64..5_000,
             steps in proptest::collection::vec((1u64..2_000, 0.0f64..150.0, 0.0f64..150.0), 1..200),
         ) {
@@ -477,18 +496,18 @@ mod tests {
             let dwell = Duration::from_millis(dwell_ms);
             let mut now = Instant::now();
             let mut last_change: Option<Instant> = None;
-            let mut over_since: Option<Instant> = None;
+            let mut status = Status::Healthy;
             for (step_ms, a, b) in steps {
                 now += Duration::from_millis(step_ms);
                 let (_, change) = e.sample(now, &[("a", a, 100.0), ("b", b, 100.0)]);
-                if change.is_some() {
-                    if let Some(before) = last_change {
-                        proptest::prop_assert!(now.duration_since(before) >= dwell, "changes {:?} apart", now.duration_since(before));
+                if let Some(next) = change {
+                    if let (Some(before), true) = (last_change, next < status) {
+                        proptest::prop_assert!(now.duration_since(before) >= dwell, "improved {:?} after a change", now.duration_since(before));
                     }
                     last_change = Some(now);
+                    status = next;
                 }
-                over_since = if a >= 100.0 || b >= 100.0 { Some(over_since.unwrap_or(now)) } else { None };
-                if over_since.is_some_and(|t| now.duration_since(t) >= dwell) {
+                if a >= 100.0 || b >= 100.0 {
                     proptest::prop_assert_eq!(e.status(), Status::Overloaded);
                 }
             }

@@ -3,6 +3,7 @@
 //! frames happen here, in one place, and return docs/PROTOCOL.md error codes. The REST types
 //! derive `ToSchema`: the OpenAPI document (`src/web/openapi.rs`) is generated from them.
 
+pub mod text;
 pub mod views;
 
 use serde::{Deserialize, Serialize};
@@ -159,7 +160,8 @@ pub struct ErrorDetails {
     /// SERVER_BUSY with a place in line: where to follow the ticket.
     pub watch: Option<views::WatchLinks>,
     /// SERVER_BUSY `connections`, GAME_OVER `abandoned`, NOT_YOUR_TURN
-    /// `waiting_for_opponent`, GAME_FAILED `unreadable`.
+    /// `waiting_for_opponent`, GAME_FAILED `unreadable`; VALIDATION_FAILED on `player_name`:
+    /// the rule the name breaks ([`text::NameProblem::reason`]).
     pub reason: Option<String>,
     /// RATE_LIMITED on `POST /api/v1/games`: `creations` or `tickets`, the per-client limit passed.
     pub limit: Option<String>,
@@ -293,7 +295,9 @@ enum RawFrame {
     Join { token: String },
     Move { column: i64 },
     Chat { text: String },
-    Resign,
+    // A struct variant, not a unit one: serde lets a unit variant of an internally tagged
+    // enum through with unknown fields (`{"type":"resign","x":1}` resigned the game).
+    Resign {},
     Ping { id: Value },
 }
 
@@ -342,11 +346,12 @@ impl ClientFrame {
             RawFrame::Join { token } => ClientFrame::Join { token },
             RawFrame::Move { column } => ClientFrame::Move { column },
             RawFrame::Chat { text } => {
-                // Control characters go first, so a line of nothing else is empty (found by
-                // the client_frame fuzz target: a lone BEL was accepted as a chat line).
-                let cleaned: String = text.chars().filter(|c| !c.is_control()).collect();
-                let text = cleaned.trim();
-                if text.is_empty() {
+                // What hides goes first (control and bidi controls, zero-width characters,
+                // fillers), so a line of nothing else is empty (a lone BEL, found by the
+                // client_frame fuzz target; a line of zero-width spaces, issue 21).
+                let cleaned = text::clean_chat(&text);
+                let text = cleaned.as_str();
+                if !text::has_visible(text) {
                     return Err(fail(ErrorBody::validation("text", "chat text is empty"), Some(known)));
                 }
                 let chars = text.chars().count();
@@ -360,7 +365,7 @@ impl ClientFrame {
                 }
                 ClientFrame::Chat { text: text.to_owned() }
             }
-            RawFrame::Resign => ClientFrame::Resign,
+            RawFrame::Resign {} => ClientFrame::Resign,
             RawFrame::Ping { id } => ClientFrame::Ping { id },
         })
     }
@@ -691,8 +696,8 @@ pub struct CreateGameRequest {
     /// `ai` or `human`.
     #[schema(value_type = Opponent)]
     pub opponent: Value,
-    /// The creator's name: trimmed, then 1–32 characters without control characters
-    /// (else VALIDATION_FAILED).
+    /// The creator's name: trimmed, then 1–32 characters, visible, without control or
+    /// bidi control characters, not the AI's (else VALIDATION_FAILED, [`validate_player_name`]).
     #[schema(schema_with = player_name_schema)]
     pub player_name: String,
 }
@@ -761,8 +766,8 @@ impl CreateGameRequest {
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JoinGameRequest {
-    /// The joiner's name: trimmed, then 1–32 characters without control characters (else
-    /// VALIDATION_FAILED).
+    /// The joiner's name: trimmed, then 1–32 characters, visible, without control or bidi
+    /// control characters, not the AI's (else VALIDATION_FAILED, [`validate_player_name`]).
     #[schema(schema_with = player_name_schema)]
     pub player_name: String,
 }
@@ -778,47 +783,27 @@ pub struct SeatGrant {
     pub player_token: String,
 }
 
-/// The longest player name accepted.
-pub const MAX_PLAYER_NAME_CHARS: usize = 32;
-
-/// [`validate_player_name`] as a regular expression, for the OpenAPI document: optional
-/// white space (what `str::trim` removes), then 1..=32 characters that are not control
-/// characters (Unicode Cc) and neither begin nor end with white space, then white space.
-pub fn player_name_pattern() -> String {
-    // Unicode White_Space, as `char::is_whitespace`.
-    const SPACE: &str = r"[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]";
-    // Neither a control character nor white space: a name's first and last character.
-    const EDGE: &str = r"[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]";
-    // Not a control character (Unicode Cc, as `char::is_control`).
-    const INNER: &str = r"[^\x00-\x1F\x7F-\x9F]";
-    let inner_max = MAX_PLAYER_NAME_CHARS - 2;
-    format!("^{SPACE}*{EDGE}(?:{INNER}{{0,{inner_max}}}{EDGE})?{SPACE}*$")
-}
+pub use text::{player_name_pattern, AI_PLAYER_NAME, MAX_PLAYER_NAME_CHARS};
 
 fn player_name_schema() -> Object {
     ObjectBuilder::new()
         .schema_type(Type::String)
         .pattern(Some(player_name_pattern()))
-        .description(Some("A player's name: trimmed, then 1–32 characters without control characters."))
+        .description(Some(
+            "A player's name: trimmed, then 1–32 characters without control or bidirectional control \
+             characters, at least one of them visible, at most 3 combining marks on a character, and \
+             not a look-alike of the AI's name \"Rampart AI\".",
+        ))
         .build()
 }
 
-/// Checks and normalises a player name: trimmed, 1..=32 characters, no control characters.
+/// Checks and normalises a player name, for every way a name comes in (REST create and
+/// join; the waitlist keeps the checked one): the rules of [`text::check_name`], refused
+/// as VALIDATION_FAILED with `field: "player_name"` and `reason`.
 pub fn validate_player_name(name: &str) -> Result<String, ErrorBody> {
-    let name = name.trim();
-    if name.is_empty() {
-        return Err(ErrorBody::validation("player_name", "player_name is empty"));
-    }
-    if name.chars().count() > MAX_PLAYER_NAME_CHARS {
-        return Err(ErrorBody::validation(
-            "player_name",
-            format!("player_name is longer than {MAX_PLAYER_NAME_CHARS} characters"),
-        ));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(ErrorBody::validation("player_name", "player_name contains control characters"));
-    }
-    Ok(name.to_owned())
+    text::check_name(name)
+        .map(str::to_owned)
+        .map_err(|problem| ErrorBody::validation("player_name", problem.message()).with("reason", problem.reason()))
 }
 
 #[cfg(test)]
@@ -855,6 +840,7 @@ mod tests {
         assert_eq!(code(r#"{"type":"move","column":3.5}"#), ErrorCode::BadRequest);
         assert_eq!(code(r#"{"type":"move"}"#), ErrorCode::BadRequest);
         assert_eq!(code(r#"{"type":"move","column":3,"x":1}"#), ErrorCode::BadRequest);
+        assert_eq!(code(r#"{"type":"resign","x":1}"#), ErrorCode::BadRequest, "a frame without fields is strict too");
         assert_eq!(code(r#"{"type":"chat","text":"   "}"#), ErrorCode::ValidationFailed);
         assert_eq!(code(r#"{"type":"chat","text":"\u0007"}"#), ErrorCode::ValidationFailed, "only a control character");
         assert_eq!(code(r#"{"type":"chat","text":" \u0000 \u001b "}"#), ErrorCode::ValidationFailed);
@@ -884,5 +870,27 @@ mod tests {
         assert!(validate_player_name("").is_err());
         assert!(validate_player_name(&"x".repeat(33)).is_err());
         assert!(validate_player_name("a\u{7}b").is_err());
+        let refused = validate_player_name("\u{3164}").expect_err("invisible");
+        assert_eq!(
+            (refused.code, &refused.details),
+            (ErrorCode::ValidationFailed, &json!({"field": "player_name", "reason": "invisible"}))
+        );
+        assert_eq!(validate_player_name(" rampart  ai ").expect_err("reserved").details["reason"], "reserved");
+    }
+
+    #[test]
+    fn a_chat_of_nothing_visible_is_empty() {
+        for text in ["\u{200B}\u{200B}\u{200B}", "\u{2800}", "\u{3164}\u{200B}", "\u{202E}", " \u{FEFF} "] {
+            let frame = json!({"type": "chat", "text": text}).to_string();
+            let err = ClientFrame::parse(&frame, 280).expect_err(text);
+            assert_eq!(
+                (err.error.message.as_str(), &err.error.details),
+                ("chat text is empty", &json!({"field": "text"}))
+            );
+        }
+        assert_eq!(
+            ClientFrame::parse(&json!({"type": "chat", "text": "g\u{200B}g\u{202E}!"}).to_string(), 280),
+            Ok(ClientFrame::Chat { text: "gg!".into() })
+        );
     }
 }

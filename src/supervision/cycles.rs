@@ -737,6 +737,9 @@ pub struct AttachCycle {
     pub token_hash: TokenHash,
     /// Where its frames go.
     pub viewer: Recipient<CycleFrame>,
+    /// The seat this socket already holds, if any: one socket holds at most one seat (the
+    /// other seat's token is FORBIDDEN, as on a turn-based socket).
+    pub holding: Option<Seat>,
 }
 
 impl Handler<AttachCycle> for CycleGame {
@@ -746,6 +749,16 @@ impl Handler<AttachCycle> for CycleGame {
         let Some(seat) = self.seat_of(&msg.token_hash) else {
             return Err(ErrorBody::new(ErrorCode::Unauthorized, "this token holds no seat in this game"));
         };
+        if let Some(held) = msg.holding.filter(|held| *held != seat) {
+            return Err(ErrorBody::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "this connection already holds the {} seat; open another connection for another seat",
+                    held.as_str()
+                ),
+            )
+            .with("seat", held.as_str()));
+        }
         if let Some(old) = self.viewers[index(seat)].replace(msg.viewer.clone()) {
             if old != msg.viewer {
                 old.do_send(CycleFrame::Close(4409, "this seat was opened in another tab"));

@@ -45,7 +45,7 @@ use crate::supervision::registry::{GameCell, Registry, RunState};
 use crate::supervision::system::{Part, SystemActor, SystemTree};
 
 /// The AI seat's display name.
-pub const AI_NAME: &str = "Rampart AI";
+pub const AI_NAME: &str = crate::protocol::AI_PLAYER_NAME;
 
 /// Lease renewals in flight at once.
 const RENEW_CONCURRENCY: usize = 64;

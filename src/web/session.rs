@@ -8,6 +8,7 @@
 //! When the instance that owns a relayed game stops answering, the session finds the game
 //! again (taking it over here once its lease has lapsed) and joins it there.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -117,15 +118,7 @@ impl PlayerSession {
             loop {
                 let resolved = links.supervisor.send(Resolve(game_id.clone())).await;
                 let lease = match resolved {
-                    Ok(Resolved::Local(cell)) => {
-                        let Some(addr) = cell.addr() else { return Joined::Refused(restarting_error()) };
-                        let join = addr.send(Join { token_hash, route, holding });
-                        return match tokio::time::timeout(join_timeout, join).await {
-                            Ok(Ok(Ok(seat))) => Joined::Seat(seat, Target::Local(cell)),
-                            Ok(Ok(Err(error))) => Joined::Refused(error),
-                            _ => Joined::Refused(restarting_error()),
-                        };
-                    }
+                    Ok(Resolved::Local(cell)) => return join_local(cell, token_hash, route, holding, until).await,
                     Ok(Resolved::Remote(lease)) => lease,
                     Ok(Resolved::NotFound) => return Joined::NotFound,
                     Ok(Resolved::Unavailable(error)) => return Joined::Refused(error),
@@ -343,6 +336,54 @@ impl PlayerSession {
                 }));
             }
             Target::None => self.send_error(ctx, restarting_error(), Some(kind)),
+        }
+    }
+}
+
+/// Joins a game hosted here, following it when it moves: a join caught in the mailbox of
+/// an incarnation whose thread is held (a hang) is sent again to the incarnation the
+/// watchdog starts on a fresh thread, as [`deliver`] does for commands, so the socket hears
+/// when the game has moved (`hang_timeout_ms` and a watchdog interval), not when the hang
+/// ends. Joining twice is harmless: an abandoned incarnation attaches nothing (`guarded`
+/// refuses it), and the same socket on the same seat is the same route.
+async fn join_local(
+    cell: Arc<GameCell>,
+    token_hash: TokenHash,
+    route: Route,
+    holding: Option<Seat>,
+    until: tokio::time::Instant,
+) -> Joined {
+    loop {
+        // Registered before the generation and the address are read: a move completing
+        // after this point wakes it.
+        let moved = cell.wait_moved();
+        tokio::pin!(moved);
+        moved.as_mut().enable();
+        let generation = cell.generation.load(Ordering::Acquire);
+        let Some(addr) = cell.addr() else { return Joined::Refused(restarting_error()) };
+        let join = addr.send(Join { token_hash: token_hash.clone(), route: route.clone(), holding });
+        let answer = tokio::select! {
+            biased;
+            answer = join => Some(answer),
+            () = &mut moved => None,
+            () = tokio::time::sleep_until(until) => return Joined::Refused(restarting_error()),
+        };
+        let refusal = match answer {
+            Some(Ok(Ok(seat))) => return Joined::Seat(seat, Target::Local(Arc::clone(&cell))),
+            Some(Ok(Err(error))) => error,
+            Some(Err(_)) => restarting_error(),
+            None => continue, // moved before this incarnation answered: ask the new one
+        };
+        if cell.generation.load(Ordering::Acquire) == generation {
+            return Joined::Refused(refusal);
+        }
+        // Refused by an incarnation the watchdog abandoned meanwhile: wait for the new one
+        // (its address may not be set yet), then ask it.
+        if cell.addr().is_none_or(|now| now == addr) {
+            tokio::select! {
+                () = &mut moved => {}
+                () = tokio::time::sleep_until(until) => return Joined::Refused(refusal),
+            }
         }
     }
 }

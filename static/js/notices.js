@@ -111,7 +111,15 @@ export function errorSentence(err, extra = {}) {
     case 'BAD_REQUEST': return "The server didn't understand that request. Reloading the page may help.";
     case 'VALIDATION_FAILED': {
       const field = typeof d.field === 'string' ? d.field : '';
-      if (field === 'player_name') return 'Please choose a different name (1–32 characters).';
+      if (field === 'player_name') {
+        const why = {
+          reserved: 'That name is the AI\'s. Please choose another one.',
+          invisible: 'Your name needs at least one visible character.',
+          bidi_control: 'Your name contains text-direction control characters. Please choose another one.',
+          stacked_marks: 'Your name stacks too many accents on one letter. Please choose another one.',
+        }[d.reason];
+        return why || 'Please choose a different name (1–32 characters).';
+      }
       if (field === 'text') return 'That chat message is not allowed (at most 280 characters, not empty).';
       if (field === 'column') return 'Pick a column between 1 and 7.';
       return field ? `Please check the ${field.replace(/_/g, ' ')}.` : `Something you entered isn't valid${msg ? `: ${msg}` : '.'}`;
