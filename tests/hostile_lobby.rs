@@ -77,7 +77,8 @@ async fn play_a_round(player: &mut Player, column: i64) -> bool {
     player.move_to(column).await;
     let answer = player
         .recv_until("the AI's answer, the end or a refusal", |v| {
-            v["type"] == "error" || (v["type"] == "state" && (v["game"]["turn"] == "red" || v["game"]["status"] != "playing"))
+            v["type"] == "error"
+                || (v["type"] == "state" && (v["game"]["turn"] == "red" || v["game"]["status"] != "playing"))
         })
         .await;
     answer["type"] == "state" && answer["game"]["status"] == "playing"
@@ -90,7 +91,8 @@ async fn lobby_listing(server: &TestServer, games: usize) -> (Value, usize) {
         let mut lobby = server.lobby().await;
         let first = lobby.recv_type("lobby").await;
         // Before paging, the frame had every game and no `total`.
-        let listed = first["total"].as_u64().map_or_else(|| first["games"].as_array().map_or(0, Vec::len), |t| t as usize);
+        let listed =
+            first["total"].as_u64().map_or_else(|| first["games"].as_array().map_or(0, Vec::len), |t| t as usize);
         if listed >= games {
             let size = first.to_string().len();
             Ok((first, size))
@@ -144,7 +146,9 @@ async fn settled(server: &TestServer, games: usize) {
 }
 
 fn ids(frame: &Value) -> Vec<String> {
-    frame["games"].as_array().map_or_else(Vec::new, |g| g.iter().filter_map(|g| g["game_id"].as_str()).map(str::to_owned).collect())
+    frame["games"]
+        .as_array()
+        .map_or_else(Vec::new, |g| g.iter().filter_map(|g| g["game_id"].as_str()).map(str::to_owned).collect())
 }
 
 #[actix_rt::test]
@@ -171,13 +175,22 @@ async fn many_games_and_many_lobby_sockets_get_one_page_at_a_bounded_rate() {
     let mut pace = actix_rt::time::interval(Duration::from_millis(300));
     while started.elapsed() < window {
         pace.tick().await;
-        for (grant, player) in players.iter_mut() {
-            if !play_a_round(player, round % 7).await {
-                // Over: another game takes its place, so the lobby keeps moving.
-                *grant = server.create("ai", "next").await;
-                *player = server.player(grant).await;
+        let mut next = Vec::with_capacity(players.len());
+        for (grant, mut player) in players.drain(..) {
+            if play_a_round(&mut player, round % 7).await {
+                next.push((grant, player));
+                continue;
+            }
+            // Over: another game takes its place, so the lobby keeps moving (unless the
+            // server is too busy to admit one: the flood itself can overload it).
+            let body = json!({"kind":"connect4","opponent":"ai","player_name":"next"});
+            if let (201, grant) = server.post("/api/v1/games", body).await {
+                let grant = Grant::from(&grant);
+                let player = server.player(&grant).await;
+                next.push((grant, player));
             }
         }
+        players = next;
         round += 1;
     }
     let mut heard = Vec::new();
@@ -193,9 +206,10 @@ async fn many_games_and_many_lobby_sockets_get_one_page_at_a_bounded_rate() {
     eprintln!(
         "lobby with 60 games: first frame {frame_bytes} B ({} games); {sockets} sockets for {secs} s: \
          {mean:.0} B/s per socket (worst {worst:.0}), {:.1} MB in all, at most {most_frames} lobby frames \
-         per socket, the largest {largest} B",
+         per socket, the largest {largest} B; {} games still moving at the end",
         first["games"].as_array().map_or(0, Vec::len),
         heard.iter().map(|h| h.bytes).sum::<usize>() as f64 / 1e6,
+        players.len(),
     );
 
     // One page, with the count of the rest.
@@ -237,7 +251,8 @@ async fn a_lobby_socket_hears_only_changes_to_its_own_page() {
     play_a_round(mover, 3).await;
     let moved = back
         .recv_until("the move on page 1", |v| {
-            v["type"] == "lobby" && v["games"].as_array().is_some_and(|g| g.iter().any(|g| g["moves"].as_u64() >= Some(1)))
+            v["type"] == "lobby"
+                && v["games"].as_array().is_some_and(|g| g.iter().any(|g| g["moves"].as_u64() >= Some(1)))
         })
         .await;
     assert_eq!(moved["page"], 1, "{moved}");
@@ -245,12 +260,14 @@ async fn a_lobby_socket_hears_only_changes_to_its_own_page() {
     assert!(heard.is_empty(), "page 0 was sent a frame for a change on page 1: {heard:?}");
 
     // A move on the first page reaches it.
-    let first_page: HashSet<String> = ids(&front.seen.iter().rfind(|v| v["type"] == "lobby").cloned().unwrap_or_default()).into_iter().collect();
+    let first_page: HashSet<String> =
+        ids(&front.seen.iter().rfind(|v| v["type"] == "lobby").cloned().unwrap_or_default()).into_iter().collect();
     let (_, mover) = players.iter_mut().find(|(g, _)| first_page.contains(&g.game_id)).expect("a game of page 0");
     play_a_round(mover, 3).await;
     front
         .recv_until("the move on page 0", |v| {
-            v["type"] == "lobby" && v["games"].as_array().is_some_and(|g| g.iter().any(|g| g["moves"].as_u64() >= Some(1)))
+            v["type"] == "lobby"
+                && v["games"].as_array().is_some_and(|g| g.iter().any(|g| g["moves"].as_u64() >= Some(1)))
         })
         .await;
 }
@@ -275,10 +292,12 @@ async fn pages_over_the_socket_and_rest_list_every_game_once_joinable_games_firs
     let mut over_socket = Vec::new();
     let first = lobby.recv_type("lobby").await;
     assert_eq!((first["page"].as_u64(), first["page_size"].as_u64()), (Some(0), Some(PAGE as u64)), "{first}");
-    let statuses: Vec<&str> = first["games"].as_array().expect("games").iter().filter_map(|g| g["status"].as_str()).collect();
+    let statuses: Vec<&str> =
+        first["games"].as_array().expect("games").iter().filter_map(|g| g["status"].as_str()).collect();
     assert_eq!(&statuses[..4], ["waiting", "waiting", "waiting", "playing"], "joinable games first: {first}");
     // Newest first within a status.
-    let created: Vec<&str> = first["games"].as_array().expect("games").iter().filter_map(|g| g["created_at"].as_str()).collect();
+    let created: Vec<&str> =
+        first["games"].as_array().expect("games").iter().filter_map(|g| g["created_at"].as_str()).collect();
     assert!(created[..3].windows(2).all(|w| w[0] >= w[1]) && created[3..].windows(2).all(|w| w[0] >= w[1]), "{first}");
     let joinable: HashSet<String> = waiting.iter().map(|(_, g)| g.game_id.clone()).collect();
     assert_eq!(ids(&first)[..3].iter().cloned().collect::<HashSet<_>>(), joinable, "{first}");
@@ -310,7 +329,12 @@ async fn pages_over_the_socket_and_rest_list_every_game_once_joinable_games_firs
     }
 
     // Bad page frames get an error and leave the socket open.
-    for bad in [json!({"type":"page","page":-1}), json!({"type":"page","page":"2"}), json!({"type":"page"}), json!({"type":"page","page":1,"size":500})] {
+    for bad in [
+        json!({"type":"page","page":-1}),
+        json!({"type":"page","page":"2"}),
+        json!({"type":"page"}),
+        json!({"type":"page","page":1,"size":500}),
+    ] {
         lobby.send(bad.clone()).await;
         assert_eq!(lobby.recv_error().await["code"], "BAD_REQUEST", "{bad}");
     }
