@@ -205,8 +205,13 @@ impl LobbyView {
         }
     }
 
-    /// Page `page` (0-based) of the lobby as of the last rebuild, in lobby order.
+    /// Page `page` (0-based) of the lobby, in lobby order: rebuilt first if a record changed
+    /// since the last rebuild (a REST client reads what it just did; the rebuild is done no
+    /// more often than the records change, whoever does it).
     pub fn page(&self, page: u32) -> LobbyPage {
+        if self.dirty.load(Ordering::Acquire) {
+            self.rebuild();
+        }
         let listing = self.current().listing.clone();
         LobbyPage {
             games: Self::slice(&listing, page, self.settings.page_size).iter().map(|r| r.summary.clone()).collect(),

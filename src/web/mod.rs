@@ -273,7 +273,7 @@ async fn join_game(state: State, path: web::Path<String>, payload: web::Payload)
     tag = "games",
     params(("page" = Option<u32>, Query, description = "Which page of the lobby, 0-based (default 0); a page past the end is empty.")),
     responses(
-        (status = 200, description = "One page (`lobby.page_size`, 25, games) of the summaries from every instance: games waiting for a player first, then games in play, then ended ones, newest first within each; with the total (refreshed about four times a second).", body = GamesList),
+        (status = 200, description = "One page (`lobby.page_size`, 25, games) of the summaries from every instance: games waiting for a player first, then games in play, then ended ones, newest first within each; with the total. Fed by the health-events stream: it can lag a change by a moment.", body = GamesList),
         (status = 422, response = openapi::ValidationFailed),
         (status = 503, response = openapi::ConnectionCeiling),
     )
