@@ -91,7 +91,7 @@ pub struct LobbyPage {
 }
 
 /// The lobby as of the last rebuild: its games in lobby order, and the health it showed.
-#[derive(Default, PartialEq)]
+#[derive(Default)]
 struct Listing {
     games: Vec<Arc<RuntimeRecord>>,
     health: &'static str,
@@ -135,13 +135,10 @@ fn created_at(record: &RuntimeRecord) -> &str {
     record.summary.get("created_at").and_then(Value::as_str).unwrap_or("")
 }
 
-/// The lobby order (docs/PROTOCOL.md): by status rank, newest first within a rank, then by
-/// id so that the order is total and pages never overlap.
-fn lobby_order(a: &RuntimeRecord, b: &RuntimeRecord) -> std::cmp::Ordering {
-    status_rank(a)
-        .cmp(&status_rank(b))
-        .then_with(|| created_at(b).cmp(created_at(a)))
-        .then_with(|| a.game_id.as_str().cmp(b.game_id.as_str()))
+/// A record's place in the lobby order (docs/PROTOCOL.md): by status rank, newest first
+/// within a rank, then by id so that the order is total and pages never overlap.
+fn lobby_order(a: &(u8, &str, &str), b: &(u8, &str, &str)) -> std::cmp::Ordering {
+    a.0.cmp(&b.0).then_with(|| b.1.cmp(a.1)).then_with(|| a.2.cmp(b.2))
 }
 
 impl LobbyView {
@@ -282,13 +279,20 @@ impl LobbyView {
         if !self.dirty.swap(false, Ordering::AcqRel) && !health_changed {
             return;
         }
-        let mut games: Vec<Arc<RuntimeRecord>> = self.lock().values().cloned().collect();
-        games.sort_unstable_by(|a, b| lobby_order(a, b));
-        let listing = Listing { games, health };
+        let all: Vec<Arc<RuntimeRecord>> = self.lock().values().cloned().collect();
+        // Each key read once (thousands of games, up to four rebuilds a second).
+        let mut keyed: Vec<((u8, &str, &str), usize)> =
+            all.iter().enumerate().map(|(i, r)| ((status_rank(r), created_at(r), r.game_id.as_str()), i)).collect();
+        keyed.sort_unstable_by(|a, b| lobby_order(&a.0, &b.0));
+        let games: Vec<Arc<RuntimeRecord>> = keyed.iter().map(|&(_, i)| all[i].clone()).collect();
         let mut current = self.current();
-        if *current.listing == listing {
+        let unchanged = current.listing.health == health
+            && current.listing.games.len() == games.len()
+            && current.listing.games.iter().zip(&games).all(|(a, b)| Arc::ptr_eq(a, b) || a == b);
+        if unchanged {
             return;
         }
+        let listing = Listing { games, health };
         current.listing = Arc::new(listing);
         current.frames.clear();
         drop(current);

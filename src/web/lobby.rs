@@ -110,9 +110,13 @@ impl LobbySession {
     /// Sends this socket's page unless it is the one last sent (and was not asked for).
     fn push(&mut self, ctx: &mut Context<Self>) {
         let frame = self.view.page_frame(self.page);
-        if !std::mem::take(&mut self.asked) && self.last_sent.as_ref() == Some(&frame) {
+        // Most often the very frame last sent (shared, built once per rebuild and page).
+        let same =
+            self.last_sent.as_ref().is_some_and(|last| last.wire().as_ptr() == frame.wire().as_ptr() || *last == frame);
+        if same && !std::mem::take(&mut self.asked) {
             return;
         }
+        self.asked = false;
         self.view.sent(&frame);
         self.last_sent = Some(frame.clone());
         self.next_push = Instant::now() + self.view.settings().push_interval;
