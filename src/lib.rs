@@ -51,7 +51,7 @@ use crate::config::StorageBackend;
 use crate::health::{CreationRate, HealthBoard, HealthMonitor, Subscribe};
 use crate::ids::InstanceId;
 use crate::llm::LlmClient;
-use crate::lobby::{Announcer, EventSink, LobbyFeed, LobbyView};
+use crate::lobby::{Announcer, EventSink, LobbyFeed, LobbySettings, LobbyView};
 use crate::metrics::Metrics;
 use crate::store::keeper::SnapshotKeeper;
 use crate::store::redis::{RedisConn, RedisSettings};
@@ -172,7 +172,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     let (publisher, stream, guard) = (events.clone(), stores.events.clone(), messaging.clone());
     tree.supervise_task(Part::Events, move || publisher.clone().run(stream.clone(), guard.clone()));
     let health = Arc::new(HealthBoard::default());
-    let lobby = LobbyView::new(health.clone());
+    let lobby = LobbyView::new(health.clone(), LobbySettings::of(&config.lobby), metrics.clone());
     let announcer = match &redis {
         Some(conn) => Announcer::Redis(Box::new(conn.clone())),
         None => Announcer::Local,

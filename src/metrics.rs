@@ -59,6 +59,8 @@ pub struct Metrics {
     games_hosted: AtomicI64,
     games_abandoned: AtomicU64,
     lobby_sockets_open: AtomicI64,
+    lobby_frames_sent: AtomicU64,
+    lobby_bytes_sent: AtomicU64,
     frames_refused: AtomicU64,
     commands_replayed: AtomicU64,
     connections_open: AtomicI64,
@@ -200,6 +202,11 @@ impl Metrics {
             crate::web::socket::SocketKind::Lobby => self.lobby_sockets_open.fetch_add(delta, Ordering::Relaxed),
             crate::web::socket::SocketKind::Echo => 0,
         };
+    }
+    /// A `lobby` frame of `bytes` (on the wire) was queued on a lobby socket.
+    pub fn lobby_frame_sent(&self, bytes: usize) {
+        self.lobby_frames_sent.fetch_add(1, Ordering::Relaxed);
+        self.lobby_bytes_sent.fetch_add(bytes as u64, Ordering::Relaxed);
     }
     /// A slow client was disconnected with 1013.
     pub fn slow_client(&self) {
@@ -367,6 +374,18 @@ impl Metrics {
             "rampart_lobby_sockets_open",
             "Open /ws/lobby WebSocket connections.",
             self.lobby_sockets_open.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "rampart_lobby_frames_sent_total",
+            "Lobby pages (`lobby` frames) queued on /ws/lobby sockets: one per socket only when its page changed, at most one per lobby.push_interval_ms.",
+            self.lobby_frames_sent.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "rampart_lobby_bytes_sent_total",
+            "Bytes of the lobby pages queued on /ws/lobby sockets, WebSocket headers included.",
+            self.lobby_bytes_sent.load(Ordering::Relaxed),
         );
         counter(
             &mut out,

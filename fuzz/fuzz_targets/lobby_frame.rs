@@ -1,7 +1,8 @@
 //! Fuzz target: the lobby socket's client frames (`/ws/lobby`, docs/PROTOCOL.md "Lobby
 //! WebSocket") on arbitrary UTF-8, through `LobbyRequest::parse`, the function the lobby
 //! session calls. It must never panic; a ping's pong must echo the id exactly, a watched
-//! ticket must be the one sent, and a refusal must be a well-formed error frame.
+//! ticket and a page asked for must be the ones sent, and a refusal must be a well-formed
+//! error frame.
 
 #![no_main]
 
@@ -28,6 +29,10 @@ fuzz_target!(|text: &str| {
             // The session logs tickets by their Display and Debug forms (a prefix only).
             let (shown, debug) = (ticket.to_string(), format!("{ticket:?}"));
             assert!(!shown.contains(ticket.expose()) && debug.contains(&shown), "logs never show the whole ticket");
+        }
+        Ok(LobbyRequest::Page(page)) => {
+            let sent: Value = serde_json::from_str(text).expect("a page request is JSON");
+            assert_eq!(sent.get("page").and_then(Value::as_u64), Some(u64::from(page)), "the page is the one sent");
         }
         Err(error) => {
             let frame = ServerFrame::Error { error, in_reply_to: None }.to_frame();

@@ -88,6 +88,9 @@ pub struct Config {
     /// The gate new games pass through.
     #[garde(dive)]
     pub admission: AdmissionConfig,
+    /// What a lobby frame carries and how often a lobby socket is sent one.
+    #[garde(dive)]
+    pub lobby: LobbyConfig,
     /// Where the stores keep their data.
     #[garde(skip)]
     pub storage: StorageConfig,
@@ -550,6 +553,24 @@ pub struct HealthConfig {
     #[garde(range(max = 600_000))]
     #[default = 3000]
     pub dwell_ms: u64,
+}
+
+/// `lobby:` section: the lobby (`/ws/lobby` and `GET /api/v1/games`) is served in pages,
+/// and a lobby socket is sent a page only when it changed, at a bounded rate, so that many
+/// lobby sockets and many games do not multiply into a flood (docs/PROTOCOL.md).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Validate, SmartDefault)]
+#[serde(default, deny_unknown_fields)]
+pub struct LobbyConfig {
+    /// Games in one page: a `lobby` frame and a `GET /api/v1/games` answer carry at most
+    /// this many, with the total, 1..=200.
+    #[garde(range(min = 1, max = 200))]
+    #[default = 25]
+    pub page_size: u64,
+    /// A lobby socket is sent at most one `lobby` frame per this many ms; changes in between
+    /// are sent together in the next one, 100..=60000.
+    #[garde(range(min = 100, max = 60_000))]
+    #[default = 1000]
+    pub push_interval_ms: u64,
 }
 
 /// `admission:` section: when a new game is admitted and how fast the waitlist drains.

@@ -24,16 +24,14 @@ use tokio::sync::{watch, Notify};
 
 use crate::health::HealthBoard;
 use crate::ids::{GameId, InstanceId};
+use crate::metrics::Metrics;
 use crate::protocol::{GameSummary, LobbyFrame, SharedFrame};
 use crate::store::events::{EventKind, EventStream, RecordStore, RuntimeEvent, RuntimeRecord};
 use crate::store::redis::RedisConn;
 use crate::store::Guarded;
 use crate::supervision::system::{Part, SystemActor, SystemTree};
 
-/// Games listed in a lobby snapshot.
-pub const LOBBY_GAMES: usize = 100;
-
-/// How often the lobby frame may be rebuilt.
+/// How often the lobby may be rebuilt.
 const REBUILD_EVERY: Duration = Duration::from_millis(250);
 
 /// How often the view is reloaded from the records (heals a missed announcement).
@@ -54,25 +52,106 @@ pub struct LobbyChange {
     pub record: Option<RuntimeRecord>,
 }
 
+/// How the lobby is served (`lobby:` in the config).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LobbySettings {
+    /// Games in one page.
+    pub page_size: usize,
+    /// Least time between two `lobby` frames to one socket.
+    pub push_interval: Duration,
+}
+
+impl LobbySettings {
+    /// The settings of `config`.
+    pub fn of(config: &crate::config::LobbyConfig) -> LobbySettings {
+        LobbySettings {
+            page_size: config.page_size as usize,
+            push_interval: Duration::from_millis(config.push_interval_ms),
+        }
+    }
+}
+
+impl Default for LobbySettings {
+    fn default() -> Self {
+        LobbySettings::of(&crate::config::LobbyConfig::default())
+    }
+}
+
+/// One page of the lobby.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LobbyPage {
+    /// The summaries on it, in lobby order.
+    pub games: Vec<Value>,
+    /// Which page (0-based).
+    pub page: u32,
+    /// Games in a full page.
+    pub page_size: usize,
+    /// Games in the whole lobby.
+    pub total: usize,
+}
+
+/// The lobby as of the last rebuild: its games in lobby order, and the health it showed.
+#[derive(Default)]
+struct Listing {
+    games: Vec<Arc<RuntimeRecord>>,
+    health: &'static str,
+}
+
+/// The listing and the `lobby` frames built from it so far, by page (most sockets show the
+/// first page: it is serialised once per rebuild, and every socket writes the same bytes).
+#[derive(Default)]
+struct Current {
+    listing: Arc<Listing>,
+    frames: HashMap<u32, SharedFrame>,
+}
+
 /// The lobby as this instance knows it.
 pub struct LobbyView {
-    records: Mutex<HashMap<GameId, RuntimeRecord>>,
+    records: Mutex<HashMap<GameId, Arc<RuntimeRecord>>>,
     health: Arc<HealthBoard>,
+    settings: LobbySettings,
+    metrics: Arc<Metrics>,
     dirty: AtomicBool,
-    frame: watch::Sender<SharedFrame>,
+    current: Mutex<Current>,
+    /// Bumped by each rebuild that changed what the lobby shows; lobby sockets wait on it.
+    generation: watch::Sender<u64>,
     last_health: Mutex<&'static str>,
     closing: watch::Sender<bool>,
 }
 
+/// Where a game's status puts it in the lobby: games a newcomer can join first, then games
+/// in play, then ended ones, then closed ones (failed, abandoned).
+fn status_rank(record: &RuntimeRecord) -> u8 {
+    match record.summary.get("status").and_then(Value::as_str) {
+        Some("waiting") => 0,
+        Some("playing") => 1,
+        Some("won" | "draw") => 2,
+        Some("failed" | "abandoned") => 3,
+        _ => 4,
+    }
+}
+
+fn created_at(record: &RuntimeRecord) -> &str {
+    record.summary.get("created_at").and_then(Value::as_str).unwrap_or("")
+}
+
+/// A record's place in the lobby order (docs/PROTOCOL.md): by status rank, newest first
+/// within a rank, then by id so that the order is total and pages never overlap.
+fn lobby_order(a: &(u8, &str, &str), b: &(u8, &str, &str)) -> std::cmp::Ordering {
+    a.0.cmp(&b.0).then_with(|| b.1.cmp(a.1)).then_with(|| a.2.cmp(b.2))
+}
+
 impl LobbyView {
-    /// An empty lobby with the server's health.
-    pub fn new(health: Arc<HealthBoard>) -> Arc<LobbyView> {
-        let (frame, _) = watch::channel(SharedFrame::text(""));
+    /// An empty lobby with the server's health, served as `settings` say.
+    pub fn new(health: Arc<HealthBoard>, settings: LobbySettings, metrics: Arc<Metrics>) -> Arc<LobbyView> {
         let view = Arc::new(LobbyView {
             records: Mutex::new(HashMap::new()),
             health,
+            settings,
+            metrics,
             dirty: AtomicBool::new(true),
-            frame,
+            current: Mutex::new(Current::default()),
+            generation: watch::channel(0).0,
             last_health: Mutex::new(""),
             closing: watch::channel(false).0,
         });
@@ -80,8 +159,22 @@ impl LobbyView {
         view
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<GameId, RuntimeRecord>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<GameId, Arc<RuntimeRecord>>> {
         self.records.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn current(&self) -> std::sync::MutexGuard<'_, Current> {
+        self.current.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How the lobby is served.
+    pub fn settings(&self) -> LobbySettings {
+        self.settings
+    }
+
+    /// Counts a `lobby` frame queued on a socket.
+    pub fn sent(&self, frame: &SharedFrame) {
+        self.metrics.lobby_frame_sent(frame.wire().len());
     }
 
     /// Applies an announced change.
@@ -89,7 +182,7 @@ impl LobbyView {
         let mut records = self.lock();
         match change.record {
             Some(record) => {
-                records.insert(change.game_id, record);
+                records.insert(change.game_id, Arc::new(record));
             }
             None => {
                 records.remove(&change.game_id);
@@ -100,32 +193,59 @@ impl LobbyView {
 
     /// Replaces every record (a reload from the store).
     pub fn replace_all(&self, all: Vec<RuntimeRecord>) {
-        let fresh: HashMap<GameId, RuntimeRecord> = all.into_iter().map(|r| (r.game_id.clone(), r)).collect();
         let mut records = self.lock();
-        if *records != fresh {
-            *records = fresh;
+        let same = records.len() == all.len()
+            && all.iter().all(|r| records.get(&r.game_id).is_some_and(|known| **known == *r));
+        if !same {
+            *records = all.into_iter().map(|r| (r.game_id.clone(), Arc::new(r))).collect();
             self.dirty.store(true, Ordering::Release);
         }
     }
 
-    /// The lobby's games, newest first, at most `limit`.
-    pub fn games(&self, limit: usize) -> Vec<Value> {
-        let records = self.lock();
-        fn created(r: &RuntimeRecord) -> &str {
-            r.summary.get("created_at").and_then(Value::as_str).unwrap_or("")
+    /// Page `page` (0-based) of the lobby, in lobby order: rebuilt first if a record changed
+    /// since the last rebuild (a REST client reads what it just did; the rebuild is done no
+    /// more often than the records change, whoever does it).
+    pub fn page(&self, page: u32) -> LobbyPage {
+        if self.dirty.load(Ordering::Acquire) {
+            self.rebuild();
         }
-        // Each key read once; only the newest `limit` are sorted (thousands of games, four
-        // rebuilds a second).
-        let mut games: Vec<(&str, &RuntimeRecord)> = records.values().map(|r| (created(r), r)).collect();
-        let newest_first = |a: &(&str, &RuntimeRecord), b: &(&str, &RuntimeRecord)| {
-            b.0.cmp(a.0).then_with(|| a.1.game_id.as_str().cmp(b.1.game_id.as_str()))
-        };
-        if games.len() > limit && limit > 0 {
-            games.select_nth_unstable_by(limit - 1, newest_first);
+        let listing = self.current().listing.clone();
+        LobbyPage {
+            games: Self::slice(&listing, page, self.settings.page_size).iter().map(|r| r.summary.clone()).collect(),
+            page,
+            page_size: self.settings.page_size,
+            total: listing.games.len(),
         }
-        games.truncate(limit);
-        games.sort_unstable_by(newest_first);
-        games.into_iter().map(|(_, r)| r.summary.clone()).collect()
+    }
+
+    fn slice(listing: &Listing, page: u32, page_size: usize) -> &[Arc<RuntimeRecord>] {
+        let start = (page as usize).saturating_mul(page_size).min(listing.games.len());
+        let end = start.saturating_add(page_size).min(listing.games.len());
+        &listing.games[start..end]
+    }
+
+    /// The `lobby` frame of page `page` as of the last rebuild: built once per rebuild and
+    /// page, then shared by every socket that shows that page.
+    pub fn page_frame(&self, page: u32) -> SharedFrame {
+        let mut current = self.current();
+        if let Some(frame) = current.frames.get(&page) {
+            return frame.clone();
+        }
+        let size = self.settings.page_size;
+        let listing = current.listing.clone();
+        let frame = LobbyFrame::Lobby {
+            games: Self::slice(&listing, page, size).iter().map(|r| r.summary.clone()).collect(),
+            health: listing.health,
+            page,
+            page_size: u32::try_from(size).unwrap_or(u32::MAX),
+            total: listing.games.len(),
+        }
+        .to_frame();
+        // Pages past the end are all empty: not kept, so asking for many cannot fill memory.
+        if (page as usize).saturating_mul(size) < listing.games.len().max(1) {
+            current.frames.insert(page, frame.clone());
+        }
+        frame
     }
 
     /// One game's summary, if the lobby knows it.
@@ -143,18 +263,13 @@ impl LobbyView {
         self.closing.subscribe()
     }
 
-    /// The current `lobby` frame, and every later one.
-    pub fn subscribe(&self) -> watch::Receiver<SharedFrame> {
-        self.frame.subscribe()
+    /// Changes whenever the lobby does (a rebuild that changed the games or the health).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
     }
 
-    /// The current `lobby` frame.
-    pub fn current(&self) -> SharedFrame {
-        self.frame.borrow().clone()
-    }
-
-    /// Rebuilds the frame if a record or the health changed; sockets hear only a frame
-    /// that differs from the last.
+    /// Rebuilds the listing if a record or the health changed; lobby sockets hear of it only
+    /// when the lobby really differs from the last listing.
     pub fn rebuild(&self) {
         let health = self.health.report().status.as_str();
         let health_changed = {
@@ -164,14 +279,24 @@ impl LobbyView {
         if !self.dirty.swap(false, Ordering::AcqRel) && !health_changed {
             return;
         }
-        let text = LobbyFrame::Lobby { games: self.games(LOBBY_GAMES), health }.to_frame();
-        self.frame.send_if_modified(|current| {
-            if *current == text {
-                return false;
-            }
-            *current = text;
-            true
-        });
+        let all: Vec<Arc<RuntimeRecord>> = self.lock().values().cloned().collect();
+        // Each key read once (thousands of games, up to four rebuilds a second).
+        let mut keyed: Vec<((u8, &str, &str), usize)> =
+            all.iter().enumerate().map(|(i, r)| ((status_rank(r), created_at(r), r.game_id.as_str()), i)).collect();
+        keyed.sort_unstable_by(|a, b| lobby_order(&a.0, &b.0));
+        let games: Vec<Arc<RuntimeRecord>> = keyed.iter().map(|&(_, i)| all[i].clone()).collect();
+        let mut current = self.current();
+        let unchanged = current.listing.health == health
+            && current.listing.games.len() == games.len()
+            && current.listing.games.iter().zip(&games).all(|(a, b)| Arc::ptr_eq(a, b) || a == b);
+        if unchanged {
+            return;
+        }
+        let listing = Listing { games, health };
+        current.listing = Arc::new(listing);
+        current.frames.clear();
+        drop(current);
+        self.generation.send_modify(|g| *g += 1);
     }
 }
 
@@ -429,45 +554,78 @@ mod tests {
     use crate::store::events::RunStatus;
     use serde_json::json;
 
-    fn record(id: &str, moves: u32) -> RuntimeRecord {
+    fn record(id: &str, status: &str, moves: u32) -> RuntimeRecord {
         RuntimeRecord {
             game_id: GameId::parse(id).expect("id"),
             status: RunStatus::Running,
-            summary: json!({"game_id": id, "moves": moves, "created_at": format!("2026-01-01T00:00:0{moves}.000Z")}),
+            summary: json!({"game_id": id, "status": status, "moves": moves, "created_at": format!("2026-01-01T00:00:0{moves}.000Z")}),
             instance: InstanceId::parse("a").expect("id"),
         }
     }
 
-    #[test]
-    fn a_frame_is_sent_only_when_the_lobby_really_changed() {
-        let view = LobbyView::new(Arc::new(HealthBoard::default()));
-        let mut frames = view.subscribe();
-        frames.mark_unchanged();
-        view.apply(LobbyChange { game_id: GameId::parse("g1").expect("id"), record: Some(record("g1", 1)) });
-        view.rebuild();
-        assert!(frames.has_changed().expect("open"), "a new game is announced");
-        let first = frames.borrow_and_update().clone();
-        assert!(first.json().contains("\"g1\""));
-        // The same record again, a reload with the same records, a rebuild with nothing new:
-        // no new frame.
-        view.apply(LobbyChange { game_id: GameId::parse("g1").expect("id"), record: Some(record("g1", 1)) });
-        view.rebuild();
-        view.replace_all(vec![record("g1", 1)]);
-        view.rebuild();
-        view.rebuild();
-        assert!(!frames.has_changed().expect("open"), "identical snapshots are not re-sent");
-        view.apply(LobbyChange { game_id: GameId::parse("g1").expect("id"), record: None });
-        view.rebuild();
-        assert!(frames.has_changed().expect("open"), "a removal is announced");
-        assert!(!frames.borrow_and_update().json().contains("\"g1\""));
+    fn view(page_size: usize) -> Arc<LobbyView> {
+        let settings = LobbySettings { page_size, push_interval: Duration::from_secs(1) };
+        LobbyView::new(Arc::new(HealthBoard::default()), settings, Arc::new(Metrics::default()))
+    }
+
+    fn ids(frame: &SharedFrame) -> Vec<String> {
+        let v: Value = serde_json::from_str(frame.json()).expect("json");
+        v["games"].as_array().expect("games").iter().map(|g| g["game_id"].as_str().unwrap_or("").to_owned()).collect()
     }
 
     #[test]
-    fn the_lobby_lists_newest_first() {
-        let view = LobbyView::new(Arc::new(HealthBoard::default()));
-        view.replace_all(vec![record("old", 1), record("new", 2)]);
-        let games = view.games(10);
-        assert_eq!(games[0]["game_id"], "new");
-        assert_eq!(view.games(1).len(), 1);
+    fn the_lobby_changes_only_when_it_really_changed() {
+        let view = view(10);
+        let mut changes = view.subscribe();
+        changes.mark_unchanged();
+        view.apply(LobbyChange { game_id: GameId::parse("g1").expect("id"), record: Some(record("g1", "playing", 1)) });
+        view.rebuild();
+        assert!(changes.has_changed().expect("open"), "a new game is announced");
+        changes.mark_unchanged();
+        let first = view.page_frame(0);
+        assert_eq!(ids(&first), ["g1"]);
+        assert!(first.json().contains("\"total\":1"), "{}", first.json());
+        // The same record again, a reload with the same records, a rebuild with nothing new:
+        // no change, and the same frame (the same bytes, built once).
+        view.apply(LobbyChange { game_id: GameId::parse("g1").expect("id"), record: Some(record("g1", "playing", 1)) });
+        view.rebuild();
+        view.replace_all(vec![record("g1", "playing", 1)]);
+        view.rebuild();
+        view.rebuild();
+        assert!(!changes.has_changed().expect("open"), "an identical lobby is not announced");
+        assert_eq!(view.page_frame(0).wire().as_ptr(), first.wire().as_ptr());
+        view.apply(LobbyChange { game_id: GameId::parse("g1").expect("id"), record: None });
+        view.rebuild();
+        assert!(changes.has_changed().expect("open"), "a removal is announced");
+        assert!(ids(&view.page_frame(0)).is_empty());
+    }
+
+    #[test]
+    fn joinable_games_come_first_then_games_in_play_then_ended_ones_newest_first() {
+        let view = view(10);
+        view.replace_all(vec![
+            record("won", "won", 9),
+            record("old", "playing", 1),
+            record("new", "playing", 2),
+            record("open", "waiting", 0),
+            record("gone", "abandoned", 8),
+        ]);
+        view.rebuild();
+        assert_eq!(ids(&view.page_frame(0)), ["open", "new", "old", "won", "gone"]);
+    }
+
+    #[test]
+    fn pages_split_the_lobby_and_past_the_end_is_empty() {
+        let view = view(2);
+        view.replace_all((1..=5).map(|i| record(&format!("g{i}"), "playing", i)).collect());
+        view.rebuild();
+        let pages: Vec<Vec<String>> = (0..4).map(|p| ids(&view.page_frame(p))).collect();
+        assert_eq!(pages, [vec!["g5", "g4"], vec!["g3", "g2"], vec!["g1"], vec![]]);
+        let rest = view.page(1);
+        assert_eq!((rest.total, rest.page_size, rest.games.len()), (5, 2, 2));
+        assert_eq!(view.page(u32::MAX).games, Vec::<Value>::new());
+        // Pages past the end are not kept.
+        view.page_frame(1000);
+        assert!(view.current().frames.len() <= 3);
     }
 }

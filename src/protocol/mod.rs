@@ -499,10 +499,15 @@ pub enum LobbyClientFrame {
         /// Echoed back.
         id: Option<Value>,
     },
+    /// Show this page of the lobby (0 is the first) from now on.
+    Page {
+        /// 0-based page number.
+        page: u32,
+    },
 }
 
 /// The frame types the lobby socket accepts.
-pub const LOBBY_FRAME_TYPES: [&str; 2] = ["watch", "ping"];
+pub const LOBBY_FRAME_TYPES: [&str; 3] = ["watch", "ping", "page"];
 
 /// A lobby socket's frame, checked: what [`LobbyRequest::parse`] makes of the text.
 #[derive(Clone, Debug, PartialEq)]
@@ -511,6 +516,8 @@ pub enum LobbyRequest {
     Ping(Option<Value>),
     /// Follow this ticket.
     Watch(crate::ids::Ticket),
+    /// Show this page (0-based) from now on.
+    Page(u32),
 }
 
 impl LobbyRequest {
@@ -521,12 +528,13 @@ impl LobbyRequest {
             serde_json::from_str(text).map_err(|_| ErrorBody::new(ErrorCode::BadRequest, "frames are JSON objects"))?;
         let kind = value.get("type").and_then(Value::as_str).unwrap_or_default().to_owned();
         if !LOBBY_FRAME_TYPES.contains(&kind.as_str()) {
-            return Err(ErrorBody::new(ErrorCode::UnknownMessageType, "the lobby accepts watch and ping")
+            return Err(ErrorBody::new(ErrorCode::UnknownMessageType, "the lobby accepts watch, ping and page")
                 .with("type", kind)
                 .with("allowed", LOBBY_FRAME_TYPES.to_vec()));
         }
         match serde_json::from_value::<LobbyClientFrame>(value) {
             Ok(LobbyClientFrame::Ping { id }) => Ok(LobbyRequest::Ping(id)),
+            Ok(LobbyClientFrame::Page { page }) => Ok(LobbyRequest::Page(page)),
             Ok(LobbyClientFrame::Watch { ticket }) => crate::ids::Ticket::parse(&ticket)
                 .map(LobbyRequest::Watch)
                 .ok_or_else(|| ErrorBody::ticket_not_found("it is not a ticket")),
@@ -539,12 +547,19 @@ impl LobbyRequest {
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum LobbyFrame {
-    /// The games every instance shows, newest first, and this server's health.
+    /// One page of the games every instance shows (joinable games first, then games in
+    /// play, then ended ones, newest first within each), and this server's health.
     Lobby {
-        /// Game summaries.
+        /// Game summaries: at most `page_size`.
         games: Vec<Value>,
         /// healthy | degraded | overloaded.
         health: &'static str,
+        /// Which page (0-based).
+        page: u32,
+        /// Games in a full page (`lobby.page_size`).
+        page_size: u32,
+        /// Games in the whole lobby.
+        total: usize,
     },
     /// A watched ticket's place in line, or its seat once admitted.
     Waitlist(WaitlistStatus),

@@ -101,12 +101,19 @@ pub struct BreakersMetrics {
     pub transitions: Vec<TransitionCount>,
 }
 
-/// `GET /api/v1/games`.
+/// `GET /api/v1/games`: one page of the lobby.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct GamesList {
-    /// The lobby's game summaries, newest first.
+    /// At most `page_size` game summaries from every instance: games waiting for a player
+    /// first, then games in play, then ended ones; newest first within each.
     #[schema(value_type = Vec<super::GameSummary>)]
     pub games: Vec<Value>,
+    /// Which page this is (0-based, `?page=N`).
+    pub page: u32,
+    /// Games in a full page (`lobby.page_size`).
+    pub page_size: u64,
+    /// Games in the whole lobby; pages past `total / page_size` are empty.
+    pub total: u64,
 }
 
 /// One game kind this server plays (`GET /api/v1/kinds`).

@@ -1,14 +1,18 @@
-//! LobbySession is an actor, one per `/ws/lobby` socket. It pushes the lobby frame (the
-//! games every instance shows, fed by the health-events stream, and this server's health)
-//! whenever [`LobbyView`] has a new one — never an identical one twice — and, after a
-//! `{"type":"watch","ticket"}` frame, the ticket's place in line (`waitlist` frames with
-//! `position` and `eta_secs`) until it is admitted (`waitlist` with the seat). Watching
-//! keeps the ticket alive. It is built on the same [`Socket`] as a game seat (bounded
-//! queue, heartbeats, rate and size limits, close handshake); a lobby socket whose client
-//! sends no frame of its own for `server.lobby_idle_timeout_ms` is closed with 1001.
+//! LobbySession is an actor, one per `/ws/lobby` socket. It shows one page of the lobby
+//! (the games every instance shows, fed by the health-events stream, and this server's
+//! health): the first page on connect, another after `{"type":"page","page":N}`. A page
+//! goes out only when what it shows changed since the last one this socket was sent, and
+//! at most once per `lobby.push_interval_ms` — changes in between wait and go together, and
+//! asking for pages does not get around it — so a socket's output is bounded however many
+//! games move. After a `{"type":"watch","ticket"}` frame it also sends the ticket's place
+//! in line (`waitlist` frames with `position` and `eta_secs`) until it is admitted
+//! (`waitlist` with the seat). Watching keeps the ticket alive. It is built on the same
+//! [`Socket`] as a game seat (bounded queue, heartbeats, rate and size limits, close
+//! handshake); a lobby socket whose client sends no frame of its own for
+//! `server.lobby_idle_timeout_ms` is closed with 1001.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
@@ -27,12 +31,21 @@ pub struct LobbySession {
     socket: Socket,
     view: Arc<LobbyView>,
     admission: Addr<AdmissionController>,
-    last_snapshot: Option<SharedFrame>,
+    /// The page this socket shows.
+    page: u32,
+    /// The last `lobby` frame sent.
+    last_sent: Option<SharedFrame>,
+    /// The client asked for a page: it is sent even if it is the one last sent.
+    asked: bool,
+    /// When the next `lobby` frame may go.
+    next_push: Instant,
+    /// A push is scheduled for `next_push`.
+    push_scheduled: bool,
     watching: Option<Ticket>,
 }
 
-/// A new lobby frame from the view.
-struct LobbyUpdate(SharedFrame);
+/// The lobby changed.
+struct LobbyChanged;
 
 /// The server is shutting down.
 struct ShuttingDown;
@@ -45,9 +58,9 @@ impl StreamHandler<ShuttingDown> for LobbySession {
     fn finished(&mut self, _: &mut Context<Self>) {}
 }
 
-impl StreamHandler<LobbyUpdate> for LobbySession {
-    fn handle(&mut self, frame: LobbyUpdate, ctx: &mut Context<Self>) {
-        self.snapshot(ctx, frame.0);
+impl StreamHandler<LobbyChanged> for LobbySession {
+    fn handle(&mut self, _: LobbyChanged, ctx: &mut Context<Self>) {
+        self.push_soon(ctx);
     }
 
     fn finished(&mut self, _: &mut Context<Self>) {}
@@ -56,7 +69,17 @@ impl StreamHandler<LobbyUpdate> for LobbySession {
 impl LobbySession {
     /// A session for an upgraded `/ws/lobby` connection.
     pub fn new(socket: Socket, view: Arc<LobbyView>, admission: Addr<AdmissionController>) -> Self {
-        LobbySession { socket, view, admission, last_snapshot: None, watching: None }
+        LobbySession {
+            socket,
+            view,
+            admission,
+            page: 0,
+            last_sent: None,
+            asked: false,
+            next_push: Instant::now(),
+            push_scheduled: false,
+            watching: None,
+        }
     }
 
     fn send(&mut self, ctx: &mut Context<Self>, frame: &LobbyFrame) {
@@ -67,12 +90,36 @@ impl LobbySession {
         self.socket.send_error(ctx, error, None);
     }
 
-    /// Sends a lobby frame unless it is the one last sent.
-    fn snapshot(&mut self, ctx: &mut Context<Self>, frame: SharedFrame) {
-        if frame.json().is_empty() || self.last_snapshot.as_ref() == Some(&frame) {
+    /// Sends this socket's page now if the push interval allows, else once it does (one
+    /// push is scheduled at a time, and it sends the page as it is then).
+    fn push_soon(&mut self, ctx: &mut Context<Self>) {
+        if self.push_scheduled {
             return;
         }
-        self.last_snapshot = Some(frame.clone());
+        let wait = self.next_push.saturating_duration_since(Instant::now());
+        if wait.is_zero() {
+            return self.push(ctx);
+        }
+        self.push_scheduled = true;
+        ctx.run_later(wait, |act, ctx| {
+            act.push_scheduled = false;
+            act.push(ctx);
+        });
+    }
+
+    /// Sends this socket's page unless it is the one last sent (and was not asked for).
+    fn push(&mut self, ctx: &mut Context<Self>) {
+        let frame = self.view.page_frame(self.page);
+        // Most often the very frame last sent (shared, built once per rebuild and page).
+        let same =
+            self.last_sent.as_ref().is_some_and(|last| last.wire().as_ptr() == frame.wire().as_ptr() || *last == frame);
+        if same && !std::mem::take(&mut self.asked) {
+            return;
+        }
+        self.asked = false;
+        self.view.sent(&frame);
+        self.last_sent = Some(frame.clone());
+        self.next_push = Instant::now() + self.view.settings().push_interval;
         self.socket.send_text(ctx, frame);
     }
 
@@ -82,6 +129,11 @@ impl LobbySession {
             Ok(LobbyRequest::Watch(ticket)) => {
                 let previous = self.watching.replace(ticket.clone()).filter(|p| *p != ticket);
                 self.admission.do_send(Watch { ticket, watcher: ctx.address().recipient(), previous });
+            }
+            Ok(LobbyRequest::Page(page)) => {
+                self.page = page;
+                self.asked = true;
+                self.push_soon(ctx);
             }
             Err(error) => self.error(ctx, error),
         }
@@ -93,13 +145,12 @@ impl Actor for LobbySession {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.socket.start(ctx, |act: &mut Self| &mut act.socket);
-        let frames = self.view.subscribe();
-        let first = frames.borrow().clone();
-        self.snapshot(ctx, first);
-        ctx.add_stream(futures_util::stream::unfold(frames, |mut rx| async move {
+        let mut changes = self.view.subscribe();
+        changes.mark_unchanged();
+        self.push(ctx);
+        ctx.add_stream(futures_util::stream::unfold(changes, |mut rx| async move {
             rx.changed().await.ok()?;
-            let text = rx.borrow_and_update().clone();
-            Some((LobbyUpdate(text), rx))
+            Some((LobbyChanged, rx))
         }));
         let mut closing = self.view.closing();
         let shutdown = async move { closing.wait_for(|closing| *closing).await.is_ok() };

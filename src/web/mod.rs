@@ -267,18 +267,33 @@ async fn join_game(state: State, path: web::Path<String>, payload: web::Payload)
     Ok(web::Json(SeatGrant { game_id: id.to_string(), seat, player_token: token.expose().to_owned() }))
 }
 
-/// `GET /api/v1/games`: the lobby.
+/// `GET /api/v1/games?page=N`: one page of the lobby, as a lobby socket shows it.
 #[utoipa::path(
     get,
     path = "/api/v1/games",
     tag = "games",
+    params(("page" = Option<u32>, Query, description = "Which page of the lobby, 0-based (default 0); a page past the end is empty.")),
     responses(
-        (status = 200, description = "Up to 200 game summaries from every instance, newest first (refreshed about four times a second).", body = GamesList),
+        (status = 200, description = "One page (`lobby.page_size`, 25, games) of the summaries from every instance: games waiting for a player first, then games in play, then ended ones, newest first within each; with the total. Fed by the health-events stream: it can lag a change by a moment.", body = GamesList),
+        (status = 422, response = openapi::ValidationFailed),
         (status = 503, response = openapi::ConnectionCeiling),
     )
 )]
-async fn list_games(state: State) -> web::Json<GamesList> {
-    web::Json(GamesList { games: state.lobby.games(200) })
+async fn list_games(state: State, req: HttpRequest) -> Answer<web::Json<GamesList>> {
+    /// The query: unknown parameters are ignored, `page` must be a page number.
+    #[derive(Deserialize)]
+    struct GamesQuery {
+        page: Option<u32>,
+    }
+    let query = web::Query::<GamesQuery>::from_query(req.query_string())
+        .map_err(|_| ErrorBody::validation("page", "page is a page number, 0 to 4294967295"))?;
+    let page = state.lobby.page(query.page.unwrap_or(0));
+    Ok(web::Json(GamesList {
+        games: page.games,
+        page: page.page,
+        page_size: page.page_size as u64,
+        total: page.total as u64,
+    }))
 }
 
 /// `GET /api/v1/kinds`: the game kinds this server plays.

@@ -1,15 +1,16 @@
 // The lobby: the list of games (GET /api/v1/games every few seconds while the tab is
-// visible, and the lobby socket's snapshots while the waiting line has it open), each with
+// visible, and the lobby socket's pages while the waiting line has it open), each with
 // who plays, how it stands or ended ("Ada won", "Bob resigned", "You lost"), and a
-// Resume or Join button.
+// Resume or Join button. The server sends the lobby in pages, in its order (games waiting
+// for a player first, then games in play, then ended ones, newest first within each); the
+// list shows the first page and "Show more" adds the next.
 
 import { api } from './api.js';
 import { loadSeats } from './storage.js';
 import { $, SEAT_NAME, isSeat, playerLabel, plural } from './util.js';
 
 const LOBBY_EVERY_MS = 3000;
-const LOBBY_MAX = 50;
-const RANK = { waiting: 0, playing: 1, won: 2, draw: 2, failed: 3, abandoned: 3 };
+const MAX_PAGES = 20;                    // "Show more" stops there (the server's pages are 25 games by default)
 
 const el = {
   list: $('lobby-list'),
@@ -22,6 +23,9 @@ const hooks = { currentGameId: () => null, onResume: () => {}, onJoin: () => {} 
 export function initLobby(h) { Object.assign(hooks, h); }
 
 const poll = { timer: 0, busy: false, soonTimer: 0 };
+
+/** How many pages of the lobby the list shows (1 until "Show more"). */
+const shown = { pages: 1 };
 
 /**
  * The game kinds the server plays (GET /api/v1/kinds), by name: {title, page, realtime}.
@@ -183,20 +187,30 @@ function lobbyItem(g, seats) {
   return li;
 }
 
-/** Shows `games` (lobby summaries, REST or lobby socket): open first, then in play, then ended. */
-export function renderLobby(games) {
+/**
+ * Shows `games` (lobby summaries in the server's order, REST pages or a lobby socket's
+ * page) and, when `total` says there are more, a "Show more" button.
+ */
+export function renderLobby(games, total) {
   el.list.setAttribute('aria-busy', 'false');
   const seats = loadSeats();
   const list = (Array.isArray(games) ? games : []).filter((g) => g && typeof g.game_id === 'string');
-  list.sort((a, b) => (RANK[a.status] ?? 9) - (RANK[b.status] ?? 9)
-    || String(b.created_at || '').localeCompare(String(a.created_at || '')));
   const frag = document.createDocumentFragment();
-  for (const g of list.slice(0, LOBBY_MAX)) frag.append(lobbyItem(g, seats));
-  if (list.length > LOBBY_MAX) {
+  for (const g of list) frag.append(lobbyItem(g, seats));
+  const all = Number.isFinite(total) && total > list.length ? total : list.length;
+  if (all > list.length) {
     const more = document.createElement('li');
     more.className = 'lobby-more muted small';
-    const n = list.length - LOBBY_MAX;
-    more.textContent = `and ${n} more ${n === 1 ? 'game' : 'games'}`;
+    const n = all - list.length;
+    const text = document.createElement('span');
+    text.textContent = `and ${n} more ${n === 1 ? 'game' : 'games'} `;
+    more.append(text);
+    if (shown.pages < MAX_PAGES) {
+      more.append(button('Show more', 'btn-ghost', 'lobby-show-more', 'Show more games', () => {
+        shown.pages += 1;
+        refreshLobby();
+      }));
+    }
     frag.append(more);
   }
   el.list.replaceChildren(frag);
@@ -204,12 +218,27 @@ export function renderLobby(games) {
   el.updated.textContent = `updated ${new Date().toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' })}`;
 }
 
+/** A `lobby` frame from the lobby socket: shown when the list shows only the first page. */
+export function lobbyFrame(msg) {
+  if (!Array.isArray(msg.games) || (msg.page || 0) !== 0 || shown.pages !== 1) return;
+  renderLobby(msg.games, Number(msg.total));
+}
+
 export async function refreshLobby() {
   if (poll.busy) return;
   poll.busy = true;
   try {
-    const data = await api('GET', '/api/v1/games');
-    renderLobby(data && data.games);
+    const games = [];
+    let total = 0;
+    for (let page = 0; page < shown.pages; page += 1) {
+      const data = await api('GET', `/api/v1/games?page=${page}`);
+      const got = (data && Array.isArray(data.games)) ? data.games : [];
+      total = Number(data && data.total) || 0;
+      // The lobby can move between two pages' requests: a game is shown once.
+      for (const g of got) if (!games.some((h) => h && g && h.game_id === g.game_id)) games.push(g);
+      if (got.length === 0 || games.length >= total) break;
+    }
+    renderLobby(games, total);
   } catch (e) {
     el.updated.textContent = e.code === 'NETWORK' ? 'server unreachable' : 'could not refresh';
   } finally {

@@ -6,7 +6,7 @@
 
 import { api } from './api.js';
 import { paintHealth } from './health-pill.js';
-import { renderLobby } from './lobby.js';
+import { lobbyFrame } from './lobby.js';
 import { errorSentence, notify } from './notices.js';
 import { clearTicket, loadTicket, saveSeat, saveTicket } from './storage.js';
 import { $, backoffSeconds, plural, setBusy, wsUrl } from './util.js';
@@ -261,7 +261,7 @@ function openLineSocket() {
       if (msg.status === 'admitted') lineAdmitted(ticket, msg);
       else if (msg.status === 'waiting') lineWaiting(ticket, msg);
     } else if (msg.type === 'lobby') {
-      if (Array.isArray(msg.games)) renderLobby(msg.games);
+      lobbyFrame(msg);
       if (typeof msg.health === 'string') paintHealth(msg.health);
     } else if (msg.type === 'error') {
       const err = msg.error || {};

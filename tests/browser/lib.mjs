@@ -1,5 +1,5 @@
 // What the end-to-end browser tests (play.mjs with phone.mjs and friends.mjs, dashboard.mjs,
-// waitlist.mjs) share: headless
+// waitlist.mjs, lobby.mjs) share: headless
 // Debian Chromium driven by playwright-core (no bundled browser is ever downloaded), pages
 // with their uncaught errors and console captured, condition-based waits with deadlines,
 // optional screenshots, and the run itself: an overall timeout, cleanup, and the result line.

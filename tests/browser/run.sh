@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Starts the built server on a free port with the embedded defaults and a random admin
 # token, runs the headless Chromium tests against it (the game page, the operator
-# dashboard, then the waiting line under a forced overload), checks /metrics with
-# promtool, and always stops the server.
+# dashboard, the waiting line under a forced overload, then the lobby's pages), checks
+# /metrics with promtool, and always stops the server.
 set -euo pipefail
 binary=${1:?usage: run.sh path/to/rampart}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -20,7 +20,7 @@ for _ in $(seq 1 200); do
   if ! kill -0 $server 2>/dev/null; then echo "the server exited:"; cat "$log"; exit 1; fi
   sleep 0.05
 done
-for test in play.mjs cycles.mjs dashboard.mjs waitlist.mjs; do
+for test in play.mjs cycles.mjs dashboard.mjs waitlist.mjs lobby.mjs; do
   if ! RAMPART_URL="http://127.0.0.1:$port" node "$here/$test"; then
     echo "--- server log ---"; tail -n 50 "$log"; exit 1
   fi
