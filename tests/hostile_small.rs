@@ -267,6 +267,9 @@ fn the_memory_gate_closes_at_its_limit_even_right_after_turning_degraded() {
         ("RAMPART__HEALTH__MAX_MEMORY_MB", &limit.to_string()),
         ("RAMPART__HEALTH__MAX_MEMORY_USED_PCT", "0"),
         ("RAMPART__SERVER__WORKERS", "1"),
+        // One test address opens them all: the per-address limits have their own tests.
+        ("RAMPART__SERVER__MAX_LOBBY_SOCKETS_PER_CLIENT", "100000"),
+        ("RAMPART__SERVER__MAX_CLIENT_CONNECTIONS_PCT", "100"),
     ]);
     let mut sockets = Vec::new();
     let mut degraded_at = None;

@@ -21,13 +21,12 @@ use std::time::{Duration, Instant};
 
 use common::process::ServerProcess;
 use common::redis_server::RedisServer;
+use common::stores::{both, me};
 use common::*;
 use rampart::game::{Connect4, Rules as _};
 use rampart::ids::{GameId, InstanceId};
 use rampart::store::directory::{Claim, Renewal};
-use rampart::store::redis::{RedisConn, RedisSettings};
 use rampart::store::snapshot::{Snapshot, WriteOutcome};
-use rampart::store::Stores;
 use serde_json::{json, Value};
 
 /// A lease expires this long after its last renewal: a stall of a second or more outlives
@@ -427,28 +426,6 @@ async fn a_three_second_stall_costs_no_game() {
 #[actix_rt::test]
 async fn a_six_second_stall_costs_no_game() {
     games_survive_a_stall_of(6).await;
-}
-
-/// Runs `body` against the embedded stores and against a private Redis.
-async fn both<F, Fut>(body: F)
-where
-    F: Fn(Stores) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    body(Stores::memory(Duration::from_secs(60))).await;
-    let redis = RedisServer::start();
-    let settings = RedisSettings {
-        url: redis.url(),
-        key_prefix: "t".to_owned(),
-        command_timeout: Duration::from_secs(2),
-        reconnect_max_delay: Duration::from_millis(100),
-    };
-    let conn = RedisConn::connect(&settings).await.expect("redis");
-    body(Stores::redis(conn, Duration::from_secs(60))).await;
-}
-
-fn me(name: &str) -> InstanceId {
-    InstanceId::parse(name).expect("id")
 }
 
 fn snapshot(id: &GameId, version: u64, epoch: u64) -> Snapshot {

@@ -7,39 +7,15 @@ mod common;
 
 use std::time::Duration;
 
-use common::redis_server::RedisServer;
+use common::stores::{both, me};
 use common::{eventually, DEADLINE};
 use rampart::game::{Connect4, Rules as _, Seat};
-use rampart::ids::{GameId, InstanceId, PlayerToken, SessionKey};
+use rampart::ids::{GameId, PlayerToken, SessionKey};
 use rampart::store::directory::{Claim, Renewal, Tenure};
 use rampart::store::events::{EventKind, RunStatus, RuntimeEvent};
-use rampart::store::redis::{RedisConn, RedisSettings};
 use rampart::store::sessions::SeatSession;
 use rampart::store::snapshot::{SeatRecord, Snapshot, WriteOutcome};
-use rampart::store::Stores;
 use serde_json::json;
-
-/// Runs `body` against the embedded stores and against Redis.
-async fn both<F, Fut>(body: F)
-where
-    F: Fn(Stores) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    body(Stores::memory(Duration::from_secs(60))).await;
-    let redis = RedisServer::start();
-    let settings = RedisSettings {
-        url: redis.url(),
-        key_prefix: "t".to_owned(),
-        command_timeout: Duration::from_secs(2),
-        reconnect_max_delay: Duration::from_millis(100),
-    };
-    let conn = RedisConn::connect(&settings).await.expect("redis");
-    body(Stores::redis(conn, Duration::from_secs(60))).await;
-}
-
-fn me(name: &str) -> InstanceId {
-    InstanceId::parse(name).expect("id")
-}
 
 fn snapshot(id: &GameId, version: u64, epoch: u64) -> Snapshot {
     let hash = SessionKey::from_bytes(b"k").hash(&PlayerToken::random());

@@ -383,6 +383,16 @@ pub enum ChatFrom {
     Ai,
 }
 
+/// FORBIDDEN: a `join` with another seat's token on a socket that already holds `held`
+/// (one socket holds one seat; both runtimes answer it so).
+pub fn seat_held(held: Seat) -> ErrorBody {
+    ErrorBody::new(
+        ErrorCode::Forbidden,
+        format!("this connection already holds the {} seat; open another connection for another seat", held.as_str()),
+    )
+    .with("seat", held.as_str())
+}
+
 impl From<Seat> for ChatFrom {
     fn from(seat: Seat) -> Self {
         match seat {

@@ -750,14 +750,7 @@ impl Handler<AttachCycle> for CycleGame {
             return Err(ErrorBody::new(ErrorCode::Unauthorized, "this token holds no seat in this game"));
         };
         if let Some(held) = msg.holding.filter(|held| *held != seat) {
-            return Err(ErrorBody::new(
-                ErrorCode::Forbidden,
-                format!(
-                    "this connection already holds the {} seat; open another connection for another seat",
-                    held.as_str()
-                ),
-            )
-            .with("seat", held.as_str()));
+            return Err(crate::protocol::seat_held(held));
         }
         if let Some(old) = self.viewers[index(seat)].replace(msg.viewer.clone()) {
             if old != msg.viewer {

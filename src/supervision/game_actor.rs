@@ -868,14 +868,7 @@ impl Handler<Join> for GameActor {
                 ErrorBody::new(ErrorCode::Unauthorized, "that token does not hold a seat in this game")
             })?;
             if let Some(held) = msg.holding.filter(|held| *held != seat) {
-                return Err(ErrorBody::new(
-                    ErrorCode::Forbidden,
-                    format!(
-                        "this connection already holds the {} seat; open another connection for another seat",
-                        held.as_str()
-                    ),
-                )
-                .with("seat", held.as_str()));
+                return Err(crate::protocol::seat_held(held));
             }
             if let Some(old) = act.cell.attach(seat, msg.route.clone()) {
                 old.to.do_send(ToSession::Close { code: 4409, reason: "seat opened on another connection" });

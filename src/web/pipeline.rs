@@ -228,8 +228,19 @@ impl Paced {
         self.io
     }
 
-    fn wrote(&mut self) {
-        self.write_deadline = None;
+    /// A write went out (the deadline is off), or waits for the client (reads stop; the
+    /// deadline runs).
+    fn after_write(&mut self, cx: &mut Context<'_>, written: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
+        match written {
+            Poll::Ready(result) => {
+                self.write_deadline = None;
+                Poll::Ready(result)
+            }
+            Poll::Pending => {
+                self.pace.write_blocked.set(true);
+                self.blocked(cx)
+            }
+        }
     }
 
     /// The write waits for the client: arms the deadline, or fails once it has passed.
@@ -273,17 +284,8 @@ impl AsyncRead for Paced {
 
 impl AsyncWrite for Paced {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        let this = &mut *self;
-        match Pin::new(&mut this.io).poll_write(cx, data) {
-            Poll::Ready(result) => {
-                this.wrote();
-                Poll::Ready(result)
-            }
-            Poll::Pending => {
-                this.pace.write_blocked.set(true);
-                this.blocked(cx)
-            }
-        }
+        let written = Pin::new(&mut self.io).poll_write(cx, data);
+        self.after_write(cx, written)
     }
 
     fn poll_write_vectored(
@@ -291,17 +293,8 @@ impl AsyncWrite for Paced {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let this = &mut *self;
-        match Pin::new(&mut this.io).poll_write_vectored(cx, bufs) {
-            Poll::Ready(result) => {
-                this.wrote();
-                Poll::Ready(result)
-            }
-            Poll::Pending => {
-                this.pace.write_blocked.set(true);
-                this.blocked(cx)
-            }
-        }
+        let written = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.after_write(cx, written)
     }
 
     fn is_write_vectored(&self) -> bool {

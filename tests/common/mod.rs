@@ -6,6 +6,7 @@
 
 pub mod process;
 pub mod redis_server;
+pub mod stores;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -1,0 +1,34 @@
+//! The storage contract's harness: a test body run against the embedded stores and then
+//! against a private `redis-server` (`tests/stores.rs`, `tests/hostile_store.rs`).
+#![allow(dead_code, missing_docs)]
+
+use std::time::Duration;
+
+use rampart::ids::InstanceId;
+use rampart::store::redis::{RedisConn, RedisSettings};
+use rampart::store::Stores;
+
+use super::redis_server::RedisServer;
+
+/// Runs `body` against the embedded stores and against a private Redis.
+pub async fn both<F, Fut>(body: F)
+where
+    F: Fn(Stores) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    body(Stores::memory(Duration::from_secs(60))).await;
+    let redis = RedisServer::start();
+    let settings = RedisSettings {
+        url: redis.url(),
+        key_prefix: "t".to_owned(),
+        command_timeout: Duration::from_secs(2),
+        reconnect_max_delay: Duration::from_millis(100),
+    };
+    let conn = RedisConn::connect(&settings).await.expect("redis");
+    body(Stores::redis(conn, Duration::from_secs(60))).await;
+}
+
+/// An instance id.
+pub fn me(name: &str) -> InstanceId {
+    InstanceId::parse(name).expect("id")
+}
