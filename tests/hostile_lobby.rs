@@ -322,7 +322,7 @@ async fn pages_over_the_socket_and_rest_list_every_game_once_joinable_games_firs
     assert_eq!(over_rest, over_socket);
     let (status, list) = server.get("/api/v1/games").await;
     assert_eq!((status, ids(&list).len()), (200, PAGE), "without `page`, the first page: {list}");
-    for bad in ["page=-1", "page=x", "page=1.5"] {
+    for bad in ["page=-1", "page=x", "page=1.5", "page=1000001", "page=4294967296"] {
         let (status, body) = server.get(&format!("/api/v1/games?{bad}")).await;
         assert_eq!((status, body["error"]["code"].as_str()), (422, Some("VALIDATION_FAILED")), "{bad}: {body}");
         assert_eq!(body["error"]["details"]["field"], "page", "{body}");

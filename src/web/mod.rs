@@ -272,7 +272,7 @@ async fn join_game(state: State, path: web::Path<String>, payload: web::Payload)
     get,
     path = "/api/v1/games",
     tag = "games",
-    params(("page" = Option<u32>, Query, description = "Which page of the lobby, 0-based (default 0); a page past the end is empty.")),
+    params(("page" = Option<u32>, Query, minimum = 0, maximum = 1000000, description = "Which page of the lobby, 0-based (default 0, at most 1,000,000); a page past the end is empty.")),
     responses(
         (status = 200, description = "One page (`lobby.page_size`, 25, games) of the summaries from every instance: games waiting for a player first, then games in play, then ended ones, newest first within each; with the total. Fed by the health-events stream: it can lag a change by a moment.", body = GamesList),
         (status = 422, response = openapi::ValidationFailed),
@@ -285,9 +285,16 @@ async fn list_games(state: State, req: HttpRequest) -> Answer<web::Json<GamesLis
     struct GamesQuery {
         page: Option<u32>,
     }
-    let query = web::Query::<GamesQuery>::from_query(req.query_string())
-        .map_err(|_| ErrorBody::validation("page", "page is a page number, 0 to 4294967295"))?;
-    let page = state.lobby.page(query.page.unwrap_or(0));
+    /// The last page a client may ask for (the OpenAPI document's `maximum`).
+    const MAX_PAGE: u32 = 1_000_000;
+    let refused =
+        || ErrorBody::validation("page", format!("page is a page number, 0 to {MAX_PAGE}")).with("max", MAX_PAGE);
+    let query = web::Query::<GamesQuery>::from_query(req.query_string()).map_err(|_| refused())?;
+    let page = query.page.unwrap_or(0);
+    if page > MAX_PAGE {
+        return Err(refused());
+    }
+    let page = state.lobby.page(page);
     Ok(web::Json(GamesList {
         games: page.games,
         page: page.page,
