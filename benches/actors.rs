@@ -11,18 +11,18 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use rampart::breaker::{BreakerConfig, CircuitBreaker};
 use rampart::config::{Config, RestartStrategy};
 use rampart::game::{Connect4, Rules, Seat};
+use rampart::hosting::env::GameEnv;
+use rampart::hosting::messages::{Action, Command, Fault, InjectFault, Probe, Route, StartMode, ToSession};
+use rampart::hosting::registry::{GameCell, GameHandle};
+use rampart::hosting::turn::TurnActor;
 use rampart::ids::{ConnId, GameId, InstanceId, PlayerToken, SessionKey};
 use rampart::llm::LlmClient;
-use rampart::lobby::EventSink;
+use rampart::store::event_sink::EventSink;
 use rampart::metrics::Metrics;
 use rampart::protocol::{GameStatus, GameSummary, PlayersView};
 use rampart::store::keeper::SnapshotKeeper;
 use rampart::store::snapshot::{MemorySnapshots, SeatRecord, Snapshot};
 use rampart::store::Guarded;
-use rampart::supervision::game_actor::{
-    Action, Command, Fault, GameActor, GameEnv, InjectFault, Probe, StartMode, ToSession,
-};
-use rampart::supervision::registry::{GameCell, Route};
 
 /// Swallows the frames a game sends, like a socket that reads instantly.
 struct Sink;
@@ -39,19 +39,18 @@ fn env() -> Arc<GameEnv> {
     config.supervision.default.strategy = RestartStrategy::Immediate;
     config.supervision.default.max_restarts = 1000;
     config.supervision.default.within_secs = 1;
-    Arc::new(GameEnv {
-        policies: vec![("connect4", config.supervision.policy_for("connect4"))],
-        default_policy: config.supervision.default.clone(),
-        ai: config.ai.clone(),
-        events: EventSink::new(InstanceId::random()),
-        metrics: Arc::new(Metrics::default()),
-        llm: Arc::new(LlmClient::new(
+    Arc::new(GameEnv::new(
+        &config,
+        EventSink::new(InstanceId::random()),
+        keeper(),
+        Arc::new(Metrics::default()),
+        Arc::new(LlmClient::new(
             config.llm.clone(),
             None,
             CircuitBreaker::new("llm", BreakerConfig { enabled: false, ..BreakerConfig::default() }),
             280,
         )),
-    })
+    ))
 }
 
 /// The in-memory snapshot keeper every bench game shares (its writer is not started: the
@@ -99,14 +98,14 @@ fn new_game() -> (Arc<GameCell>, Arc<Snapshot>) {
 }
 
 /// Starts a game actor under actix's Supervisor on the current arbiter.
-fn spawn(env: &Arc<GameEnv>, (cell, snapshot): (Arc<GameCell>, Arc<Snapshot>)) -> Addr<GameActor> {
-    let actor = GameActor::new(cell.clone(), env.clone(), snapshot, StartMode::Fresh);
+fn spawn(env: &Arc<GameEnv>, (cell, snapshot): (Arc<GameCell>, Arc<Snapshot>)) -> Addr<TurnActor> {
+    let actor = TurnActor::new(cell.clone(), env.clone(), snapshot, StartMode::Fresh);
     let addr = actix::Supervisor::start(move |_| actor);
-    cell.set_addr(addr.clone());
+    cell.set_addr(GameHandle::of(&addr));
     addr
 }
 
-fn start_game(env: &Arc<GameEnv>) -> Addr<GameActor> {
+fn start_game(env: &Arc<GameEnv>) -> Addr<TurnActor> {
     spawn(env, new_game())
 }
 
@@ -137,7 +136,7 @@ impl Handler<BarePanic> for Bare {
     type Result = ();
     fn handle(&mut self, _: BarePanic, ctx: &mut Context<Self>) {
         // Same quiet panic hook as the game actors, so only actix's restart is compared.
-        let _scope = rampart::supervision::panic_hook::GameScope::enter("bare");
+        let _scope = rampart::runtime::panic_hook::GameScope::enter("bare");
         if std::panic::catch_unwind(|| panic!("bare")).is_err() {
             ctx.stop();
         }
@@ -182,7 +181,7 @@ fn panics(iters: u64, with_socket: bool) -> Duration {
 }
 
 fn benches(c: &mut Criterion) {
-    rampart::supervision::panic_hook::install();
+    rampart::runtime::panic_hook::install();
     let mut group = c.benchmark_group("game_actor");
     group.measurement_time(Duration::from_secs(4));
 

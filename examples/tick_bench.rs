@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use rampart::game::kinds::TickKind;
 use rampart::game::{Arena, Board, Outcome, Seat};
+use rampart::runtime::ticker::Ticker;
 use rampart::store::snapshot::Snapshot;
-use rampart::supervision::ticker::Ticker;
 use serde_json::json;
 
 /// Every this many ticks the state is handed over as a snapshot (`realtime.snapshot_every_ticks`).

@@ -19,14 +19,15 @@ pub mod cluster;
 pub mod config;
 pub mod game;
 pub mod health;
+pub mod hosting;
 pub mod ids;
 pub mod llm;
 pub mod lobby;
 pub mod metrics;
 pub mod protocol;
 pub mod rate;
+pub mod runtime;
 pub mod store;
-pub mod supervision;
 pub mod web;
 
 use std::future::Future;
@@ -44,22 +45,22 @@ use tokio::net::TcpStream;
 use crate::admission::line::Line;
 use crate::admission::{AdmissionController, AdmissionStats, StartDraining};
 use crate::breaker::registry::{BreakerRegistry, Breakers};
-use crate::cluster::relay::Relay;
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::config::StorageBackend;
 use crate::health::{CreationRate, HealthBoard, HealthMonitor, Subscribe};
+use crate::hosting::registry::Registry;
+use crate::hosting::relay::Relay;
+use crate::hosting::supervisor::{GameSupervisor, ShutdownGames};
 use crate::ids::InstanceId;
 use crate::llm::LlmClient;
-use crate::lobby::{Announcer, EventSink, LobbyFeed, LobbySettings, LobbyView};
+use crate::lobby::{Announcer, LobbyFeed, LobbySettings, LobbyView};
 use crate::metrics::Metrics;
+use crate::runtime::system::{Part, SystemTree};
+use crate::store::event_sink::EventSink;
 use crate::store::keeper::SnapshotKeeper;
 use crate::store::redis::{RedisConn, RedisSettings};
 use crate::store::{Guarded, Stores};
-use crate::supervision::cycles::CycleHall;
-use crate::supervision::registry::Registry;
-use crate::supervision::supervisor::{GameSupervisor, ShutdownGames};
-use crate::supervision::system::{Part, SystemTree};
 use crate::web::session::SessionLimits;
 use crate::web::AppState;
 
@@ -99,7 +100,7 @@ fn session_limits(config: &Config) -> SessionLimits {
 /// up to `server.shutdown_grace_ms` for connections to finish. Must run inside an actix
 /// `System` (`#[actix_web::main]`, `#[actix_rt::test]`).
 pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
-    supervision::panic_hook::install();
+    runtime::panic_hook::install();
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::default());
     let registry = Arc::new(Registry::default());
@@ -188,17 +189,9 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     );
     let feed = actix::Supervisor::start(move |_| feed);
     tree.attach(Part::Lobby, feed.recipient());
-    let cycles = Arc::new(CycleHall::default());
     let relay = redis.as_ref().map(|conn| {
-        let relay = Relay::new(
-            cluster.clone(),
-            registry.clone(),
-            cycles.clone(),
-            metrics.clone(),
-            lobby.clone(),
-            conn.clone(),
-            tree.clone(),
-        );
+        let relay =
+            Relay::new(cluster.clone(), registry.clone(), metrics.clone(), lobby.clone(), conn.clone(), tree.clone());
         let relay = actix::Supervisor::start(move |_| relay);
         tree.attach(Part::Relay, relay.clone().recipient());
         relay
@@ -213,7 +206,6 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
         metrics.clone(),
         llm,
         tree.clone(),
-        cycles.clone(),
     );
     let supervisor = actix::Supervisor::start(move |_| supervisor);
     tree.attach(Part::Games, supervisor.clone().recipient());
@@ -267,7 +259,6 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
         keeper,
         gate: gate.clone(),
         tree: tree.clone(),
-        cycles,
         draining: AtomicBool::new(false),
         started: Instant::now(),
     });

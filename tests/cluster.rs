@@ -512,3 +512,85 @@ async fn a_light_cycle_game_of_a_killed_instance_resumes_from_its_snapshot_on_an
     assert!(lease_owner(&redis, &grant.game_id).await.is_some(), "b still holds the game's lease");
     drop(b);
 }
+
+/// One hosting layer (issue 22): a real-time game with its seats on two instances. The
+/// second seat is taken and played through the instance that does not own the game — its
+/// turns reach the owner's ticks through the relay, the owner's frames come back at tick
+/// rate — and a read of the game from either instance answers the owner's current state,
+/// at once (not the lobby's record, which lags), for a real-time and a turn-based game.
+#[actix_rt::test]
+async fn a_light_cycle_game_is_played_with_its_seats_on_two_instances() {
+    let redis = RedisServer::start();
+    let mut vars = env(&redis);
+    // A big arena: nobody crashes into a wall before the end (red heads up from the middle).
+    vars.extend([("RAMPART__REALTIME__WIDTH", "200".to_owned()), ("RAMPART__REALTIME__HEIGHT", "200".to_owned())]);
+    let refs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let a = ServerProcess::start(&refs);
+    let b = ServerProcess::start(&refs);
+    let (api_a, api_b) = (TestServer::at(a.addr), TestServer::at(b.addr));
+    let (status, body) =
+        api_a.post("/api/v1/games", json!({"kind": "lightcycle", "opponent": "human", "player_name": "ada"})).await;
+    assert_eq!(status, 201, "{body}");
+    let red_grant = Grant::from(&body);
+    let (status, body) = api_b.join_rest(&red_grant.game_id, "bob").await;
+    assert_eq!(status, 200, "{body}");
+    let yellow_grant = Grant::from(&body);
+    assert!(lease_owner(&redis, &red_grant.game_id).await.is_some(), "a holds the game's lease");
+
+    let mut red = api_a.socket(&red_grant.game_id).await;
+    red.send(json!({"type": "join", "token": red_grant.token})).await;
+    assert_eq!(red.recv_type("arena").await["you"], "red");
+    // Yellow's socket is on b, which does not own the game: relayed, not refused.
+    let mut yellow = api_b.socket(&red_grant.game_id).await;
+    yellow.send(json!({"type": "join", "token": yellow_grant.token})).await;
+    let arena = yellow.recv_type("arena").await;
+    assert_eq!((arena["you"].as_str(), arena["kind"].as_str()), (Some("yellow"), Some("lightcycle")), "{arena}");
+    yellow.recv_type("countdown").await;
+    red.recv_type("countdown").await;
+    // A relayed turn reaches the owner's next ticks: both seats see yellow's head turn.
+    yellow.recv_until("tick 3", |f| f["type"] == "tick" && f["tick"].as_u64() >= Some(3)).await;
+    yellow.send(json!({"type": "turn", "dir": "left"})).await;
+    let heads_left = |f: &Value| f["type"] == "tick" && f["heads"][1]["dir"] == "left";
+    let seen_by_yellow = yellow.recv_until("yellow's turn, on b", heads_left).await;
+    let seen_by_red = red.recv_until("yellow's turn, on a", heads_left).await;
+    assert!(seen_by_yellow["tick"].as_u64() >= Some(4), "{seen_by_yellow}");
+    assert!(seen_by_red["tick"].as_u64() >= Some(4), "{seen_by_red}");
+    // A read from b is the owner's own answer: the live tick, both seats connected.
+    let (status, summary) = api_b.get(&format!("/api/v1/games/{}", red_grant.game_id)).await;
+    assert_eq!(status, 200, "{summary}");
+    let now = red.recv_type("tick").await["tick"].as_u64().expect("tick");
+    assert!(summary["moves"].as_u64() >= Some(now.saturating_sub(10)), "b read {summary}; red is at tick {now}");
+    assert_eq!(summary["players"]["yellow"]["connected"], true, "{summary}");
+    assert_eq!(summary["players"]["red"]["connected"], true, "{summary}");
+    // An admin fault through b reaches the game on a; both seats are told, and play goes on.
+    assert_eq!(api_b.fault(&red_grant.game_id, ADMIN, json!({"kind":"panic"})).await, 202);
+    assert_eq!(yellow.recv_type("game_restarted").await["reason"], "panic");
+    assert_eq!(red.recv_type("game_restarted").await["reason"], "panic");
+    yellow.recv_type("arena").await;
+    // Yellow resigns through the relay: red wins, on both sockets.
+    yellow.send(json!({"type": "resign"})).await;
+    let over = |f: &Value| f["type"] == "tick" && f["status"] == "won";
+    assert_eq!(red.recv_until("red wins", over).await["winner"], "red");
+    assert_eq!(yellow.recv_until("red wins, on b", over).await["winner"], "red");
+
+    // The same read of a turn-based game, right after a move: the owner's board, not a
+    // lobby record that still says 0 moves and nobody connected.
+    let (red_grant, yellow_grant) = human_game(&api_a).await;
+    let mut red = api_a.player(&red_grant).await;
+    let mut yellow = api_b.player(&yellow_grant).await;
+    red.recv_state(|g| g["players"]["yellow"]["connected"] == true).await;
+    red.move_to(3).await;
+    yellow.recv_state(|g| g["moves"] == 1).await;
+    yellow.move_to(4).await;
+    red.recv_state(|g| g["moves"] == 2).await;
+    for api in [&api_a, &api_b] {
+        let (status, summary) = api.get(&format!("/api/v1/games/{}", red_grant.game_id)).await;
+        assert_eq!(status, 200, "{summary}");
+        assert_eq!(summary["moves"], 2, "{summary}");
+        assert_eq!(
+            (summary["players"]["red"]["connected"].as_bool(), summary["players"]["yellow"]["connected"].as_bool()),
+            (Some(true), Some(true)),
+            "{summary}"
+        );
+    }
+}

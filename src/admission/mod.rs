@@ -19,14 +19,14 @@ use actix::prelude::*;
 
 use crate::config::AdmissionConfig;
 use crate::health::{HealthChanged, Status};
+use crate::hosting::supervisor::{CreateGame, GameSupervisor};
 use crate::ids::{now_rfc3339, Ticket};
 use crate::metrics::Metrics;
 use crate::protocol::views::WatchLinks;
 use crate::protocol::{ErrorBody, ErrorCode, SeatGrant};
 use crate::rate::TokenBucket;
+use crate::runtime::system::{Part, SystemActor, SystemTree};
 use crate::store::waitlist::{TicketStatus, WaitEntry, WaitRequest};
-use crate::supervision::supervisor::{CreateGame, GameSupervisor};
-use crate::supervision::system::{Part, SystemActor, SystemTree};
 use clients::{ClientKey, Clients, Limited, TicketCheck};
 use line::Line;
 
@@ -366,7 +366,7 @@ impl Supervised for AdmissionController {
     }
 }
 
-crate::system_actor!(AdmissionController, Part::Admission);
+crate::runtime::system::system_actor!(AdmissionController, Part::Admission);
 
 /// Stop admitting: the server is shutting down.
 #[derive(Message)]

@@ -15,7 +15,7 @@ use crate::config::CircuitBreakersConfig;
 use crate::protocol::views::{
     BreakerMetricsView, BreakerView, BreakersMetrics, DurationHistogram, HistogramBucket, TransitionCount,
 };
-use crate::supervision::system::{Part, SystemActor, SystemTree};
+use crate::runtime::system::{Part, SystemActor, SystemTree};
 
 /// A breaker name the code asked for that the configuration does not define.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -219,7 +219,7 @@ impl Supervised for BreakerRegistry {
     }
 }
 
-crate::system_actor!(BreakerRegistry, Part::Breakers);
+crate::runtime::system::system_actor!(BreakerRegistry, Part::Breakers);
 
 impl Handler<Transitioned> for BreakerRegistry {
     type Result = ();

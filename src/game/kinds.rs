@@ -2,7 +2,7 @@
 //! runtimes play them through (docs/DESIGN.md D14).
 //!
 //! - A **turn-based** kind implements [`TurnGame`]. Its games are hosted by
-//!   `supervision::GameActor`: durable (snapshots in the store, fenced leases, takeover on
+//!   `supervision::TurnActor`: durable (snapshots in the store, fenced leases, takeover on
 //!   another instance), with chat, the AI seam ([`TurnGame::ai_move`], searched off the
 //!   actor) and the LLM ([`TurnGame::describe`]). A move is one integer (the move frame's
 //!   `column`: Connect Four's column, a cell index for another board game).
@@ -203,7 +203,7 @@ impl TurnGame for Ticked {
 }
 
 /// One seat's input to a real-time game, in the kind's own code (light cycles: a heading).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct TickInput(pub u8);
 
 /// A real-time game's state, as the tick runtime sees it. States are immutable values.
@@ -302,7 +302,7 @@ pub struct TickKind {
 /// Which runtime hosts a kind.
 #[derive(Clone, Copy)]
 pub enum Runtime {
-    /// `GameActor`: turn by turn.
+    /// `TurnActor`: turn by turn.
     Turns(TurnKind),
     /// `CycleGame`: a fixed-rate tick loop.
     Ticks(TickKind),

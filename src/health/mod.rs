@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::config::HealthConfig;
 use crate::metrics::Metrics;
-use crate::supervision::system::{Part, SystemActor, SystemTree};
+use crate::runtime::system::{Part, SystemActor, SystemTree};
 
 /// The server's health.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -354,7 +354,7 @@ impl Supervised for HealthMonitor {
     }
 }
 
-crate::system_actor!(HealthMonitor, Part::Health);
+crate::runtime::system::system_actor!(HealthMonitor, Part::Health);
 
 impl Handler<Subscribe> for HealthMonitor {
     type Result = ();

@@ -17,6 +17,7 @@
 //! latest pending while the store is down. Nothing here knows about actors.
 
 pub mod directory;
+pub mod event_sink;
 pub mod events;
 pub mod keeper;
 pub mod redis;

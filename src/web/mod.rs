@@ -6,7 +6,6 @@
 //! lists every status it answers; [`openapi`] assembles them into `/api/v1/openapi.json`.
 
 pub mod assets;
-pub mod cycles;
 #[cfg(feature = "conformance")]
 pub mod echo;
 pub mod edge;
@@ -34,9 +33,13 @@ use serde_json::Value;
 use crate::admission::line::Line;
 use crate::admission::{AdmissionController, AdmissionStats, Admit};
 use crate::breaker::registry::Breakers;
-use crate::cluster::relay::{Reply, Request as RelayRequest, Wire};
 use crate::config::Config;
+use crate::game::kinds::Kind;
 use crate::health::{CreationRate, ForceStatus, HealthBoard, HealthMonitor, Status};
+use crate::hosting::messages::{ClaimSeat, Fault};
+use crate::hosting::registry::{Registry, RunState};
+use crate::hosting::relay::{Reply, Request as RelayRequest, Wire};
+use crate::hosting::supervisor::{CreateGame, GameSupervisor, GetArbiterHealth, Resolve, Resolved};
 use crate::ids::GameId;
 use crate::ids::PlayerToken;
 use crate::ids::Ticket;
@@ -52,12 +55,9 @@ use crate::protocol::{
     validate_player_name, CreateGameRequest, ErrorBody, ErrorCode, ErrorEnvelope, GameSummary, JoinGameRequest,
     SeatGrant, WaitlistStatus,
 };
+use crate::runtime::system::{Part, SystemFault};
 use crate::store::waitlist::TicketStatus;
 use crate::store::StoreError;
-use crate::supervision::game_actor::{ClaimSeat, Fault};
-use crate::supervision::registry::{Registry, RunState};
-use crate::supervision::supervisor::{CreateGame, GameSupervisor, GetArbiterHealth, Resolve, Resolved};
-use crate::supervision::system::{Part, SystemFault};
 use session::SessionLimits;
 
 /// Shared state of the HTTP handlers.
@@ -91,15 +91,13 @@ pub struct AppState {
     /// This instance in the cluster: its id, leases, token hashes.
     pub cluster: Arc<crate::cluster::Cluster>,
     /// Relays to other instances (Redis backend only).
-    pub relay: Option<Addr<crate::cluster::relay::Relay>>,
+    pub relay: Option<Addr<crate::hosting::relay::Relay>>,
     /// The snapshots of this instance's games (and the store's).
     pub keeper: Arc<crate::store::keeper::SnapshotKeeper>,
     /// Open connections against `server.max_connections`.
     pub gate: Arc<edge::ConnectionGate>,
     /// The system actors' supervision (restarts, admin faults).
-    pub tree: Arc<crate::supervision::system::SystemTree>,
-    /// The light-cycle games of this process.
-    pub cycles: Arc<crate::supervision::cycles::CycleHall>,
+    pub tree: Arc<crate::runtime::system::SystemTree>,
     /// Set once shutdown begins.
     pub draining: AtomicBool,
     /// When the server started.
@@ -238,7 +236,7 @@ async fn join_game(state: State, path: web::Path<String>, payload: web::Payload)
     let seat = match state.supervisor.send(Resolve(id.clone())).await.map_err(|_| ErrorBody::restarting())? {
         Resolved::Local(cell) => {
             let addr = cell.addr().ok_or_else(ErrorBody::restarting)?;
-            let claim = addr.send(ClaimSeat { name: name.clone(), token_hash: token_hash.clone() });
+            let claim = addr.claim.send(ClaimSeat { name: name.clone(), token_hash: token_hash.clone() });
             let answer = tokio::time::timeout(Duration::from_secs(2), claim).await;
             answer.map_err(|_| ErrorBody::restarting())?.map_err(|_| ErrorBody::restarting())??
         }
@@ -254,11 +252,6 @@ async fn join_game(state: State, path: web::Path<String>, payload: web::Payload)
                 Reply::Seat { result } => result?,
                 _ => return Err(ErrorBody::restarting()),
             }
-        }
-        Resolved::RealTime(game) => {
-            let claim =
-                crate::supervision::cycles::ClaimCycleSeat { name: name.clone(), token_hash: token_hash.clone() };
-            game.send(claim).await.map_err(|_| ErrorBody::restarting())??
         }
         Resolved::NotFound => return Err(ErrorBody::game_not_found()),
         Resolved::Unavailable(e) => return Err(e),
@@ -347,29 +340,48 @@ impl serde::Serialize for SummaryOf {
 async fn get_game(state: State, path: web::Path<String>) -> Answer<web::Json<SummaryOf>> {
     let id = game_id(&path)?;
     if let Some(cell) = state.registry.get(&id) {
-        return Ok(web::Json(SummaryOf::Here(cell.summary())));
+        return Ok(web::Json(SummaryOf::Here(cell.live_summary().await)));
     }
-    if let Some(game) = state.cycles.get(&id) {
-        let summary = game.send(crate::supervision::cycles::CycleSummary).await.map_err(|_| ErrorBody::restarting())?;
-        return Ok(web::Json(SummaryOf::Here(summary)));
+    // Another live instance owns it: its own answer, not the lobby's record (which lags).
+    if state.cluster.shared() {
+        if let Ok(Some(lease)) = state.cluster.owner(&id).await {
+            if lease.instance != state.cluster.me && state.cluster.alive(&lease.instance).await.unwrap_or(false) {
+                let wire = Wire::Summary { req: 0, from: state.cluster.me.clone(), game: id.clone() };
+                if let Ok(Reply::Summary { result }) = relay(&state, lease.instance, wire).await {
+                    return Ok(web::Json(SummaryOf::Elsewhere(result?)));
+                }
+            }
+        }
     }
+    // No live owner (it died, or the game ended and was removed): the lobby's record.
     state.lobby.get(&id).map(|s| web::Json(SummaryOf::Elsewhere(s))).ok_or_else(ErrorBody::game_not_found)
 }
 
-/// Whether a game exists here or (with Redis) anywhere: hosted here, in the shared lobby,
-/// or with a stored snapshot.
-pub(crate) async fn game_exists(state: &AppState, id: &GameId) -> bool {
-    if state.registry.get(id).is_some() || state.cycles.get(id).is_some() {
-        return true;
+/// Whether a game exists here or (with Redis) anywhere, and its kind: hosted here, in the
+/// shared lobby, or with a stored snapshot (a game known only by its lease, just created
+/// elsewhere, is of the first kind until its join answers).
+pub(crate) async fn game_kind(state: &AppState, id: &GameId) -> Option<&'static Kind> {
+    let by_name = crate::game::kinds::by_name;
+    if let Some(cell) = state.registry.get(id) {
+        return by_name(cell.kind);
     }
     if !state.cluster.shared() {
-        return false;
+        return None;
+    }
+    let listed = state.lobby.get(id).and_then(|s| s.get("kind").and_then(Value::as_str).and_then(by_name));
+    if listed.is_some() {
+        return listed;
     }
     // A game just created elsewhere has its lease at once (its snapshot is written behind
     // it, and the lobby hears of it through the event stream).
-    state.cluster.owner(id).await.is_ok_and(|o| o.is_some())
-        || state.lobby.get(id).is_some()
-        || matches!(state.keeper.read_stored(id).await, Ok(Some(_)) | Err(StoreError::Corrupt(_)))
+    if state.cluster.owner(id).await.is_ok_and(|o| o.is_some()) {
+        return Some(&crate::game::kinds::KINDS[0]);
+    }
+    match state.keeper.read_stored(id).await {
+        Ok(Some(snapshot)) => by_name(snapshot.board.kind()),
+        Err(StoreError::Corrupt(_)) => Some(&crate::game::kinds::KINDS[0]),
+        _ => None,
+    }
 }
 
 /// `GET /ws/games/{id}`: the game socket.
@@ -395,7 +407,7 @@ async fn game_socket(state: State, req: HttpRequest, path: web::Path<String>) ->
     // An upgrade never gets here (actix-http hands it to `upgrade::serve`): this is a plain
     // request, or one whose upgrade headers are incomplete.
     let known = match game_id(&path) {
-        Ok(id) => game_exists(&state, &id).await,
+        Ok(id) => game_kind(&state, &id).await.is_some(),
         Err(_) => false,
     };
     if !known && !asks_to_upgrade(&req) {
@@ -489,7 +501,7 @@ async fn inject_fault(
             if cell.run_state() == RunState::Failed {
                 return Err(ErrorBody::game_failed());
             }
-            crate::supervision::registry::inject(cell, fault, state.metrics.clone());
+            crate::hosting::registry::inject(cell, fault, state.metrics.clone());
         }
         Resolved::Remote(lease) => {
             let wire = Wire::Fault { req: 0, from: state.cluster.me.clone(), game: id.clone(), fault };
@@ -497,13 +509,6 @@ async fn inject_fault(
                 Reply::Fault { result } => result?,
                 _ => return Err(ErrorBody::restarting()),
             }
-        }
-        Resolved::RealTime(game) => {
-            if fault != Fault::Panic {
-                return Err(ErrorBody::validation("kind", "a real-time game takes only \"panic\" (on its next tick)")
-                    .with("allowed", vec!["panic"]));
-            }
-            game.send(crate::supervision::cycles::CycleFault).await.map_err(|_| ErrorBody::restarting())?;
         }
         Resolved::NotFound => return Err(ErrorBody::game_not_found()),
         Resolved::Unavailable(e) => return Err(e),

@@ -1,5 +1,7 @@
-//! PlayerSession is an actor, one per game WebSocket. It holds at most one seat. It parses
-//! and validates client frames (errors per docs/PROTOCOL.md) and takes each command to its game,
+//! PlayerSession is an actor, one per game WebSocket, for every kind of game. It holds at
+//! most one seat. It parses and validates client frames by its game's kind
+//! ([`ClientFrame::parse_for`]: a turn-based kind's moves and chat, a real-time kind's own
+//! input frames; errors per docs/PROTOCOL.md) and takes each command to its game,
 //! wherever the game lives: hosted here (through the registry, so a moved game is found
 //! again and a command caught in the mailbox of an abandoned incarnation is sent again to
 //! the new one), or owned by another instance (through the [`Relay`], invisibly to the
@@ -16,15 +18,16 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use crate::cluster::relay::{self, OwnerLost, RegisterConn, Relay, Reply, UnregisterConn, Wire};
 use crate::cluster::Cluster;
+use crate::game::kinds::Kind;
 use crate::game::Seat;
+use crate::hosting::messages::{Action, Command, CommandOutcome, Join, Leave, Route, ToSession};
+use crate::hosting::registry::{deliver, not_applied, restarting_error, GameCell, RunState};
+use crate::hosting::relay::{self, OwnerLost, RegisterConn, Relay, Reply, UnregisterConn, Wire};
+use crate::hosting::supervisor::{GameSupervisor, Resolve, Resolved};
 use crate::ids::{GameId, InstanceId, PlayerToken, TokenHash};
 use crate::metrics::Metrics;
-use crate::protocol::{ClientFrame, ErrorBody, ErrorCode, ServerFrame};
-use crate::supervision::game_actor::{Action, Command, CommandOutcome, Join, Leave, ToSession};
-use crate::supervision::registry::{deliver, not_applied, restarting_error, GameCell, Route, RunState};
-use crate::supervision::supervisor::{GameSupervisor, Resolve, Resolved};
+use crate::protocol::{close, ClientFrame, ErrorBody, ErrorCode, ServerFrame};
 use crate::web::socket::Socket;
 use crate::web::ws::{Incoming, ReadError};
 
@@ -64,6 +67,9 @@ enum Target {
 pub struct PlayerSession {
     socket: Socket,
     game_id: GameId,
+    /// The game's kind: which frames this socket reads (known at the upgrade, or learnt
+    /// from the join's answer).
+    kind: &'static Kind,
     links: GameLinks,
     target: Target,
     seat: Option<Seat>,
@@ -83,18 +89,19 @@ pub struct PlayerSession {
 
 /// The answer to a join, wherever it was made.
 enum Joined {
-    Seat(Seat, Target),
+    Seat(Seat, Target, &'static Kind),
     Refused(ErrorBody),
     NotFound,
 }
 
 impl PlayerSession {
-    /// A session for an upgraded connection to `game_id` (`game_exists`: false closes it
-    /// at once with GAME_NOT_FOUND and 4404).
-    pub fn new(game_id: GameId, game_exists: bool, socket: Socket, links: GameLinks) -> Self {
+    /// A session for an upgraded connection to `game_id` of `kind` (`game_exists`: false
+    /// closes it at once with GAME_NOT_FOUND and 4404).
+    pub fn new(game_id: GameId, kind: &'static Kind, game_exists: bool, socket: Socket, links: GameLinks) -> Self {
         PlayerSession {
             socket,
             game_id,
+            kind,
             links,
             target: Target::None,
             seat: None,
@@ -119,6 +126,7 @@ impl PlayerSession {
         let lost = ctx.address().recipient::<OwnerLost>();
         let join_timeout = self.socket.limits().join_timeout;
         let asking = self.asking.clone();
+        let default_kind = self.kind;
         let work = async move {
             // A relayed join that finds its owner gone (it died a moment ago) looks again:
             // the game is taken over once the dead owner's lease lapses.
@@ -133,17 +141,6 @@ impl PlayerSession {
                     Ok(Resolved::Remote(lease)) => lease,
                     Ok(Resolved::NotFound) => return Joined::NotFound,
                     Ok(Resolved::Unavailable(error)) => return Joined::Refused(error),
-                    // Its seats use the real-time socket, which finds it here once reconnected
-                    // (this socket was opened before the lobby knew the game's kind).
-                    Ok(Resolved::RealTime(_)) => {
-                        let error = ErrorBody::new(
-                            ErrorCode::GameRestarting,
-                            "this real-time game is hosted here now; reconnect its socket",
-                        )
-                        .with("retry_after_ms", 100)
-                        .with("reason", "realtime");
-                        return Joined::Refused(error);
-                    }
                     Err(_) => return Joined::Refused(restarting_error()),
                 };
                 let Some(relay) = links.relay.clone() else { return Joined::Refused(restarting_error()) };
@@ -168,10 +165,11 @@ impl PlayerSession {
                 let within = until.saturating_duration_since(tokio::time::Instant::now()).min(attempt);
                 let asked = relay.send(relay::Request { to: lease.instance.clone(), wire, within }).await;
                 match asked {
-                    Ok(Ok(Reply::Joined { result: Ok(seat) })) => {
-                        return Joined::Seat(seat, Target::Remote(lease.instance))
+                    Ok(Ok(Reply::Joined { result: Ok(seat), kind })) => {
+                        let kind = kind.as_deref().and_then(crate::game::kinds::by_name).unwrap_or(default_kind);
+                        return Joined::Seat(seat, Target::Remote(lease.instance), kind);
                     }
-                    Ok(Ok(Reply::Joined { result: Err(error) })) => {
+                    Ok(Ok(Reply::Joined { result: Err(error), .. })) => {
                         relay.do_send(UnregisterConn(conn));
                         return Joined::Refused(error);
                     }
@@ -196,22 +194,23 @@ impl PlayerSession {
         ctx.spawn(attach.map(move |joined, act, ctx| {
             act.joining = false;
             match joined {
-                Joined::Seat(seat, target) => {
+                Joined::Seat(seat, target, kind) => {
                     tracing::debug!(conn = act.socket.conn.0, game_id = %act.game_id, seat = seat.as_str(), "player joined seat");
+                    act.kind = kind;
                     act.seat = Some(seat);
                     act.links.cluster.seen(hash.clone());
                     act.token_hash = Some(hash);
                     act.target = target;
                 }
                 Joined::NotFound => {
-                    act.send_error(ctx, ErrorBody::new(ErrorCode::GameNotFound, "no such game"), Some("join"));
-                    return act.socket.close(ctx, 4404, "no such game");
+                    act.send_error(ctx, ErrorBody::game_not_found(), Some("join"));
+                    return act.socket.close(ctx, close::NOT_FOUND, "no such game");
                 }
                 Joined::Refused(error) => {
                     let unauthorized = error.code == ErrorCode::Unauthorized;
                     act.send_error(ctx, error, Some("join"));
                     if unauthorized && act.seat.is_none() {
-                        return act.socket.close(ctx, 4401, "seat token refused");
+                        return act.socket.close(ctx, close::UNAUTHORIZED, "seat token refused");
                     }
                 }
             }
@@ -238,14 +237,15 @@ impl PlayerSession {
         ctx.spawn(attach.map(move |joined, act, ctx| {
             act.joining = false;
             match joined {
-                Joined::Seat(seat, target) => {
+                Joined::Seat(seat, target, kind) => {
+                    act.kind = kind;
                     tracing::info!(conn = act.socket.conn.0, game_id = %act.game_id, "the game's owner changed; the seat followed it");
                     act.seat = Some(seat);
                     act.target = target;
                 }
                 Joined::NotFound => {
                     act.send_error(ctx, ErrorBody::new(ErrorCode::GameNotFound, "the game no longer exists"), None);
-                    return act.socket.close(ctx, 4404, "no such game");
+                    return act.socket.close(ctx, close::NOT_FOUND, "no such game");
                 }
                 Joined::Refused(error) => {
                     // Still holding the seat on paper: the next command tries again.
@@ -260,7 +260,7 @@ impl PlayerSession {
     }
 
     fn on_text(&mut self, ctx: &mut Context<Self>, text: &str) {
-        let frame = match ClientFrame::parse(text, self.socket.limits().max_chat_chars) {
+        let frame = match ClientFrame::parse_for(text, self.socket.limits().max_chat_chars, self.kind) {
             Ok(frame) => frame,
             Err(e) => return self.send_error(ctx, e.error, e.in_reply_to),
         };
@@ -279,22 +279,29 @@ impl PlayerSession {
         match frame {
             ClientFrame::Join { token } => self.join(ctx, token),
             ClientFrame::Ping { id } => self.socket.send_frame(ctx, &ServerFrame::Pong { id }),
+            // A real-time socket answers a frame before `join` as a bad request (docs/PROTOCOL.md,
+            // "Light cycles"); a turn-based one closes.
+            _ if self.seat.is_none() && self.kind.ticks().is_some() => {
+                let error = ErrorBody::new(ErrorCode::BadRequest, "join first ({\"type\":\"join\",\"token\":…})");
+                self.send_error(ctx, error, Some(frame.type_name()));
+            }
             _ if self.seat.is_none() => {
                 let error = ErrorBody::new(ErrorCode::Unauthorized, "send a join frame with your token first");
                 self.send_error(ctx, error, Some(frame.type_name()));
                 if !self.joining {
-                    self.socket.close(ctx, 4401, "join first");
+                    self.socket.close(ctx, close::UNAUTHORIZED, "join first");
                 }
             }
-            ClientFrame::Move { column } => self.command(ctx, Action::Move(column)),
-            ClientFrame::Chat { text } => self.command(ctx, Action::Chat(text)),
-            ClientFrame::Resign => self.command(ctx, Action::Resign),
+            ClientFrame::Move { column } => self.command(ctx, Action::Move(column), "move"),
+            ClientFrame::Chat { text } => self.command(ctx, Action::Chat(text), "chat"),
+            ClientFrame::Resign => self.command(ctx, Action::Resign, "resign"),
+            ClientFrame::Input { frame, input } => self.command(ctx, Action::Input(input), frame),
         }
     }
 
-    fn command(&mut self, ctx: &mut Context<Self>, action: Action) {
+    /// Takes `action` (from a `kind` frame) to the game, wherever it is.
+    fn command(&mut self, ctx: &mut Context<Self>, action: Action, kind: &'static str) {
         let Some(seat) = self.seat else { return };
-        let kind = action.type_name();
         if self.in_flight >= MAX_IN_FLIGHT {
             let error = ErrorBody::new(ErrorCode::RateLimited, "too many commands waiting for the game; retry shortly")
                 .with("retry_after_ms", 100);
@@ -372,7 +379,7 @@ async fn join_local(
         moved.as_mut().enable();
         let generation = cell.generation.load(Ordering::Acquire);
         let Some(addr) = cell.addr() else { return Joined::Refused(restarting_error()) };
-        let join = addr.send(Join { token_hash: token_hash.clone(), route: route.clone(), holding });
+        let join = addr.join.send(Join { token_hash: token_hash.clone(), route: route.clone(), holding });
         let answer = tokio::select! {
             biased;
             answer = join => Some(answer),
@@ -380,7 +387,10 @@ async fn join_local(
             () = tokio::time::sleep_until(until) => return Joined::Refused(restarting_error()),
         };
         let refusal = match answer {
-            Some(Ok(Ok(seat))) => return Joined::Seat(seat, Target::Local(Arc::clone(&cell))),
+            Some(Ok(Ok(seat))) => {
+                let kind = crate::game::kinds::by_name(cell.kind).unwrap_or(&crate::game::kinds::KINDS[0]);
+                return Joined::Seat(seat, Target::Local(Arc::clone(&cell)), kind);
+            }
             Some(Ok(Err(error))) => error,
             Some(Err(_)) => restarting_error(),
             None => continue, // moved before this incarnation answered: ask the new one
@@ -405,13 +415,13 @@ impl Actor for PlayerSession {
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.socket.start(ctx, |act: &mut Self| &mut act.socket);
         if !self.game_exists {
-            self.send_error(ctx, ErrorBody::new(ErrorCode::GameNotFound, "no such game"), None);
-            return self.socket.close(ctx, 4404, "no such game");
+            self.send_error(ctx, ErrorBody::game_not_found(), None);
+            return self.socket.close(ctx, close::NOT_FOUND, "no such game");
         }
         ctx.run_later(self.socket.limits().join_timeout, |act, ctx| {
             if act.seat.is_none() && !act.joining {
                 tracing::debug!(conn = act.socket.conn.0, "closing a socket that did not join in time");
-                act.socket.close(ctx, 4401, "join timeout");
+                act.socket.close(ctx, close::UNAUTHORIZED, "join timeout");
             }
         });
     }
@@ -426,7 +436,7 @@ impl Actor for PlayerSession {
             // connection's seat changes nothing).
             if let Some(addr) = cell.addr() {
                 for seat in Seat::ALL {
-                    addr.do_send(Leave { seat, conn: self.socket.conn });
+                    addr.leave.do_send(Leave { seat, conn: self.socket.conn });
                 }
             }
         }
@@ -437,7 +447,7 @@ impl Actor for PlayerSession {
         match &self.target {
             Target::Local(cell) => {
                 if let Some(addr) = cell.addr() {
-                    addr.do_send(Leave { seat, conn: self.socket.conn });
+                    addr.leave.do_send(Leave { seat, conn: self.socket.conn });
                 }
             }
             Target::Remote(owner) => {

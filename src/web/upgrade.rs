@@ -7,6 +7,7 @@
 //! (`/ws/lobby`) or, in a conformance build, the echo (`/ws/echo`). A plain `GET` on those
 //! paths, with no upgrade asked, still reaches the app, which answers what it lacks.
 
+use crate::game::kinds::KINDS;
 use crate::ids::GameId;
 use crate::protocol::{ErrorBody, ErrorCode};
 use crate::web::edge::ConnSlot;
@@ -14,7 +15,7 @@ use crate::web::lobby::LobbySession;
 use crate::web::pipeline::Paced;
 use crate::web::session::{GameLinks, PlayerSession};
 use crate::web::socket::{Socket, SocketKind, Upgraded};
-use crate::web::{game_exists, game_id, AppState};
+use crate::web::{game_id, game_kind, AppState};
 use actix::prelude::*;
 use actix_codec::Framed;
 use actix_http::body::{self, BodySize};
@@ -66,23 +67,18 @@ pub async fn serve(
         }
     };
     // A game socket: an unknown game still upgrades, so a browser can read the error frame
-    // and the 4404 close.
+    // and the 4404 close. Its kind says which frames the socket reads.
     let game = match &target {
         Target::Game(id) => {
             let id = game_id(id).ok();
-            let known = match &id {
-                Some(id) => game_exists(&state, id).await,
-                None => false,
+            let kind = match &id {
+                Some(id) => game_kind(&state, id).await,
+                None => None,
             };
-            Some((id.or_else(|| GameId::parse("unknown")), known))
+            Some((id.or_else(|| GameId::parse("unknown")), kind))
         }
         _ => None,
     };
-    if let Some((Some(id), true)) = &game {
-        if let Some(error) = realtime_elsewhere(&state, id).await {
-            return refuse(&state, &mut framed, error).await;
-        }
-    }
     // The socket's own place: a lobby socket past its address's cap, or a socket a trusted
     // proxy forwards for a client past its share, is refused here (src/web/edge.rs).
     let forwarded: Vec<&str> = req.headers().get_all("x-forwarded-for").filter_map(|v| v.to_str().ok()).collect();
@@ -101,20 +97,8 @@ pub async fn serve(
     // The dispatcher's buffer goes with it; only what the client already sent is kept.
     let upgraded = Upgraded { io: parts.io.into_inner(), leftover: BytesMut::from(&parts.read_buf[..]), slot };
     let (limits, metrics) = (state.limits.clone(), state.metrics.clone());
-    let hosted_realtime = match &game {
-        Some((Some(id), true)) => realtime(&state, id),
-        _ => None,
-    };
-    match (target, game, hosted_realtime) {
-        (Target::Game(_), _, Some((game, kind))) => {
-            let cluster = state.cluster.clone();
-            crate::web::cycles::CycleSession::create(move |ctx| {
-                let (socket, connection) = Socket::new(SocketKind::Game, upgraded, limits, metrics);
-                ctx.add_stream(connection);
-                crate::web::cycles::CycleSession::new(socket, game, kind, cluster)
-            });
-        }
-        (Target::Game(_), Some((Some(id), known)), None) => {
+    match (target, game) {
+        (Target::Game(_), Some((Some(id), kind))) => {
             let links = GameLinks {
                 supervisor: state.supervisor.clone(),
                 cluster: state.cluster.clone(),
@@ -124,10 +108,11 @@ pub async fn serve(
             PlayerSession::create(move |ctx| {
                 let (socket, connection) = Socket::new(SocketKind::Game, upgraded, limits, metrics);
                 ctx.add_stream(connection);
-                PlayerSession::new(id, known, socket, links)
+                let known = kind.is_some();
+                PlayerSession::new(id, kind.unwrap_or(&KINDS[0]), known, socket, links)
             });
         }
-        (Target::Lobby, _, _) => {
+        (Target::Lobby, _) => {
             let (view, admission) = (state.lobby.clone(), state.admission.clone());
             LobbySession::create(move |ctx| {
                 let (socket, connection) = Socket::new(SocketKind::Lobby, upgraded, limits, metrics);
@@ -136,41 +121,10 @@ pub async fn serve(
             });
         }
         #[cfg(feature = "conformance")]
-        (Target::Echo, _, _) => crate::web::echo::start(upgraded, limits, metrics),
+        (Target::Echo, _) => crate::web::echo::start(upgraded, limits, metrics),
         _ => {}
     }
     Ok(())
-}
-
-/// A real-time game (by the lobby's record of it) that this instance does not host: looked
-/// up, so a game whose owner died is taken over here and the socket finds it in the hall.
-/// Its seats need the real-time socket, which has no relay: while another instance hosts
-/// it, the upgrade is refused (GAME_RESTARTING, `reason: "elsewhere"`) and the client
-/// retries, reaching the owner through a load balancer that routes `/ws/games/ID` by the id.
-async fn realtime_elsewhere(state: &AppState, id: &GameId) -> Option<ErrorBody> {
-    if state.cycles.get(id).is_some() || state.registry.get(id).is_some() || !state.cluster.shared() {
-        return None;
-    }
-    let summary = state.lobby.get(id)?;
-    let kind = summary.get("kind").and_then(serde_json::Value::as_str).and_then(crate::game::kinds::by_name)?;
-    kind.ticks()?;
-    match state.supervisor.send(crate::supervision::supervisor::Resolve(id.clone())).await {
-        Ok(crate::supervision::supervisor::Resolved::Remote(_)) => Some(
-            ErrorBody::new(ErrorCode::GameRestarting, "this real-time game is played on another server; reconnect")
-                .with("retry_after_ms", 1000)
-                .with("reason", "elsewhere"),
-        ),
-        // Taken over here (the hall has it now), or an answer the session will report.
-        _ => None,
-    }
-}
-
-/// A real-time game hosted here, with its kind's tick interface.
-fn realtime(
-    state: &AppState,
-    id: &GameId,
-) -> Option<(actix::Addr<crate::supervision::cycles::CycleGame>, &'static crate::game::kinds::TickKind)> {
-    state.cycles.find(id).and_then(|(game, kind)| Some((game, kind.ticks()?)))
 }
 
 /// Answers the request with `error` (its status, the docs/PROTOCOL.md body, `Retry-After`

@@ -1,4 +1,4 @@
-//! GameActor is an actor. It alone owns one game's state; sessions only send it commands.
+//! TurnActor is an actor. It alone owns one game's state; sessions only send it commands.
 //! Every handler and every async result runs inside `catch_unwind`: on a panic the actor
 //! discards its state and stops, and actix's `Supervisor` restarts the same struct, which
 //! restores its last good snapshot under the configured restart policy (docs/DESIGN.md D1–D3).
@@ -10,253 +10,54 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use crate::config::AiConfig;
 use crate::config::RestartPolicyConfig;
-use crate::game::ai::SearchBudget;
 use crate::game::{Outcome, Seat};
-use crate::ids::TokenHash;
-use crate::ids::{incident_id, monotonic_ms, now_rfc3339, ConnId};
-use crate::llm::{ChatContext, ChatEvent, LlmClient};
-use crate::lobby::EventSink;
-use crate::metrics::{Metrics, RestartReason};
+use crate::hosting::env::GameEnv;
+use crate::hosting::messages::{
+    Action, Checkpoint, ClaimSeat, CloseAbandoned, Command, CommandOutcome, Fault, InjectFault, Join, Leave, Probe,
+    Shutdown, StartMode, Summary, ToSession, GAME_MAILBOX_CAPACITY,
+};
+use crate::hosting::registry::{GameCell, RunState};
+use crate::ids::{incident_id, monotonic_ms, now_rfc3339};
+use crate::llm::ChatEvent;
+use crate::metrics::RestartReason;
 use crate::protocol::{
     ChatFrom, ErrorBody, ErrorCode, GameStatus, GameSummary, GameView, PlayerView, PlayersView, ServerFrame,
-    SharedFrame,
 };
+use crate::runtime::panic_hook::GameScope;
+use crate::runtime::policy::Decision;
 use crate::store::events::EventKind;
 use crate::store::snapshot::{seat_index, SeatRecord, Snapshot};
-use crate::supervision::panic_hook::GameScope;
-use crate::supervision::policy::Decision;
-use crate::supervision::registry::{GameCell, Route, RunState};
-
-/// Mailbox bound of a game: senders that find it full are told to retry.
-pub const GAME_MAILBOX_CAPACITY: usize = 256;
-
-/// What a game sends to a player's socket.
-#[derive(Message, Clone, Debug)]
-#[rtype(result = "()")]
-pub enum ToSession {
-    /// A server frame, serialised and framed once, shared between sockets.
-    Frame(SharedFrame),
-    /// Close the socket with this code and reason.
-    Close {
-        /// WebSocket close code.
-        code: u16,
-        /// Short reason.
-        reason: &'static str,
-    },
-}
-
-/// Everything a game needs from the server, shared by all turn-based games.
-pub struct GameEnv {
-    /// The restart policy of each turn-based kind (`supervision.kinds.<name>` over
-    /// `supervision.default`), by kind name.
-    pub policies: Vec<(&'static str, RestartPolicyConfig)>,
-    /// `supervision.default`, for a kind without an entry.
-    pub default_policy: RestartPolicyConfig,
-    /// AI player settings.
-    pub ai: AiConfig,
-    /// Where runtime events go (the lobby is built from them).
-    pub events: Arc<EventSink>,
-    /// Server metrics.
-    pub metrics: Arc<Metrics>,
-    /// How the AI player talks (canned lines when no LLM is configured).
-    pub llm: Arc<LlmClient>,
-}
-
-impl GameEnv {
-    /// The restart policy of `kind`.
-    pub fn policy(&self, kind: &str) -> &RestartPolicyConfig {
-        self.policies.iter().find(|(k, _)| *k == kind).map_or(&self.default_policy, |(_, p)| p)
-    }
-}
-
-/// How an incarnation begins.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StartMode {
-    /// A new game.
-    Fresh,
-    /// A healthy game moved off a lost arbiter: tell players the state, count nothing.
-    Moved,
-    /// A game that failed (its handler hung, or it crashed and its thread was lost before
-    /// its restart began): recover under the restart policy, telling its players.
-    Recover(RestartReason),
-    /// A game moved while its restart was under way (in the policy's delay): finish it
-    /// here, telling its players.
-    Resume,
-    /// A closed game moved off a lost arbiter: stays closed.
-    Tombstone,
-    /// A game resumed from the store by this instance (its owner died or the server
-    /// restarted): players are told it was taken over; no restart is counted.
-    TakenOver,
-}
-
-/// Attach a socket to the seat owning `token`; answers the seat.
-#[derive(Message)]
-#[rtype(result = "Result<Seat, ErrorBody>")]
-pub struct Join {
-    /// The keyed hash of the token the client presented.
-    pub token_hash: TokenHash,
-    /// The socket.
-    pub route: Route,
-    /// The seat this socket already holds, if any: one socket holds at most one seat.
-    pub holding: Option<Seat>,
-}
-
-/// A socket went away.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Leave {
-    /// Its seat.
-    pub seat: Seat,
-    /// The connection.
-    pub conn: ConnId,
-}
-
-/// A player action.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "a", content = "v", rename_all = "snake_case")]
-pub enum Action {
-    /// Drop a disc in a column (raw, checked by the rules).
-    Move(i64),
-    /// Say something to the table.
-    Chat(String),
-    /// Concede.
-    Resign,
-}
-
-impl Action {
-    /// The frame type this action came from.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            Action::Move(_) => "move",
-            Action::Chat(_) => "chat",
-            Action::Resign => "resign",
-        }
-    }
-}
-
-/// A player's action from a joined socket. Errors go back to `reply`; the result says
-/// whether the game answered at all, so the sender can give its client exactly one outcome.
-#[derive(Message, Clone)]
-#[rtype(result = "CommandOutcome")]
-pub struct Command {
-    /// The player's seat.
-    pub seat: Seat,
-    /// What they do.
-    pub action: Action,
-    /// Where an error goes.
-    pub reply: Recipient<ToSession>,
-    /// A command that reaches the game after this is not applied (its sender has told the
-    /// client so by then).
-    pub deadline: Instant,
-}
 
 /// How soon a command or AI move refused on a lapsed lease may try again.
-const LEASE_RECHECK: Duration = Duration::from_millis(250);
-
-/// What became of a [`Command`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, MessageResponse, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CommandOutcome {
-    /// The game answered: the change is in the next `state`, or an error frame went to
-    /// `reply`.
-    Answered,
-    /// This incarnation had been replaced (its arbiter was lost): nothing was applied and
-    /// nothing was said; send the command to the game's current address.
-    Moved,
-    /// The command arrived after its deadline: nothing was applied.
-    Expired,
-}
-
-/// Closes a game nobody is connected to (sent by the supervisor's watchdog once
-/// `server.abandoned_game_secs` have passed without a player).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct CloseAbandoned {
-    /// How long nobody has been connected, in seconds.
-    pub unattended_secs: u64,
-}
-
-/// Claims the free yellow seat of a human game (REST join) for the token whose keyed hash
-/// is `token_hash` (the token itself stays with the instance that hands it out).
-#[derive(Message)]
-#[rtype(result = "Result<Seat, ErrorBody>")]
-pub struct ClaimSeat {
-    /// The joiner's validated name.
-    pub name: String,
-    /// The new seat token's keyed hash.
-    pub token_hash: TokenHash,
-}
-
-/// An injected fault; takes exactly the paths of a real bug.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Fault {
-    /// Panic inside a handler.
-    Panic,
-    /// Block the game's thread for this long.
-    Hang(Duration),
-    /// Panic inside the next player command, so the command itself crashes (its sender
-    /// gets INTERNAL with an incident id, as with a real bug in move handling).
-    PanicOnNextCommand,
-}
-
-/// Admin fault injection, delivered like a player's command (it follows the game when its
-/// arbiter is lost, so a drill is never dropped with an abandoned mailbox).
-#[derive(Message, Clone)]
-#[rtype(result = "CommandOutcome")]
-pub struct InjectFault {
-    /// The fault.
-    pub fault: Fault,
-    /// A fault that reaches the game after this is dropped.
-    pub deadline: Instant,
-    /// Set by the incarnation that takes it (a fault is served once, even when the game
-    /// moves while serving it).
-    pub taken: Arc<std::sync::atomic::AtomicBool>,
-}
-
-/// Answers the move count, or an error while restarting or closed. Used by benchmarks and
-/// tests to observe a game through its mailbox.
-#[derive(Message)]
-#[rtype(result = "Result<u32, ErrorBody>")]
-pub struct Probe;
-
-/// The server is shutting down, or the game is now another instance's: close sockets with
-/// 1012 (service restart), so players reconnect to whichever instance answers.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Shutdown {
-    /// The close reason.
-    pub reason: &'static str,
-}
+pub(super) const LEASE_RECHECK: Duration = Duration::from_millis(250);
 
 /// One game.
-pub struct GameActor {
-    cell: Arc<GameCell>,
+pub struct TurnActor {
+    pub(super) cell: Arc<GameCell>,
     generation: u64,
-    env: Arc<GameEnv>,
-    state: Snapshot,
+    pub(super) env: Arc<GameEnv>,
+    pub(super) state: Snapshot,
     restarts: u32,
-    failed: bool,
+    pub(super) failed: bool,
     mode: StartMode,
     started_once: bool,
     pending_failure: Option<RestartReason>,
-    restarting_until: Option<Instant>,
-    ai_in_flight: bool,
-    llm_in_flight: bool,
+    pub(super) restarting_until: Option<Instant>,
+    pub(super) ai_in_flight: bool,
+    pub(super) llm_in_flight: bool,
     /// What a human said while a request was in flight: answered when it returns.
-    llm_pending: Option<ChatEvent>,
+    pub(super) llm_pending: Option<ChatEvent>,
     armed_fault: bool,
     /// Seats not yet told that this instance took the game over (they join after it).
     untold_takeover: [bool; 2],
-    rng: fastrand::Rng,
+    pub(super) rng: fastrand::Rng,
 }
 
-impl GameActor {
+impl TurnActor {
     /// An incarnation of the game in `cell`, starting from `snapshot`.
     pub fn new(cell: Arc<GameCell>, env: Arc<GameEnv>, snapshot: Arc<Snapshot>, mode: StartMode) -> Self {
-        GameActor {
+        TurnActor {
             generation: cell.generation.load(Ordering::Acquire),
             restarts: snapshot.restarts,
             failed: mode == StartMode::Tombstone || snapshot.failed,
@@ -287,7 +88,7 @@ impl GameActor {
 
     /// Runs game code with the panic boundary, the busy stamp for the hang watchdog and the
     /// quiet panic hook's game id. On a panic: discard state, stop, let the supervisor restart.
-    fn guarded<R>(
+    pub(super) fn guarded<R>(
         &mut self,
         ctx: &mut Context<Self>,
         f: impl FnOnce(&mut Self, &mut Context<Self>) -> R,
@@ -462,7 +263,7 @@ impl GameActor {
     }
 
     /// Sends a frame to every attached socket; an abandoned incarnation says nothing (false).
-    fn broadcast(&self, frame: &ServerFrame) -> bool {
+    pub(super) fn broadcast(&self, frame: &ServerFrame) -> bool {
         if self.abandoned() {
             return false;
         }
@@ -535,7 +336,7 @@ impl GameActor {
     /// behind the game), and tells everyone. False when this incarnation has been replaced:
     /// nothing is published or said (the new incarnation resumed from the state before
     /// this change).
-    fn commit(&mut self) -> bool {
+    pub(super) fn commit(&mut self) -> bool {
         if !self.commit_quietly() {
             return false;
         }
@@ -543,7 +344,7 @@ impl GameActor {
         true
     }
 
-    /// [`GameActor::commit`] without telling anyone.
+    /// [`TurnActor::commit`] without telling anyone.
     fn commit_quietly(&mut self) -> bool {
         self.state.version += 1;
         self.state.epoch = self.cell.epoch.load(Ordering::Acquire);
@@ -574,7 +375,7 @@ impl GameActor {
     /// Whether this instance's lease on the game ran out without a renewal round since
     /// (the process was paused or its event loop stalled): until the next round confirms
     /// it, another instance may own the game, so nothing is applied here.
-    fn lease_lapsed(&self) -> bool {
+    pub(super) fn lease_lapsed(&self) -> bool {
         monotonic_ms() > self.cell.lease_until_ms.load(Ordering::Acquire)
     }
 
@@ -650,6 +451,10 @@ impl GameActor {
                 self.ai_chat(ctx, ChatEvent::HumanSaid { text });
                 CommandOutcome::Answered
             }
+            Action::Input(_) => {
+                let error = ErrorBody::new(ErrorCode::BadRequest, "a turn-based game takes moves, not tick inputs");
+                Self::answered(self.send_error(reply, error, kind))
+            }
             Action::Resign => match self.state.board.resign(seat) {
                 Ok(board) => {
                     self.state.board = board;
@@ -661,137 +466,6 @@ impl GameActor {
             },
         }
     }
-
-    /// Starts the AI's search off the actor when it is the AI's turn. The result returns as
-    /// an ordinary async result, inside the panic boundary; a stale result is ignored.
-    fn schedule_ai(&mut self, ctx: &mut Context<Self>) {
-        if self.failed || self.ai_in_flight || self.restarting_until.is_some() {
-            return;
-        }
-        let Some(turn) = self.state.board.turn() else {
-            return;
-        };
-        if !self.state.seat(turn).is_some_and(SeatRecord::is_ai) {
-            return;
-        }
-        self.ai_in_flight = true;
-        let board = self.state.board.clone();
-        let expected_moves = board.moves();
-        let budget = SearchBudget { max_depth: self.env.ai.search_depth, max_nodes: self.env.ai.max_nodes };
-        let seed = self.rng.u64(..);
-        let think = Duration::from_millis(self.env.ai.think_delay_ms);
-        let game_id = self.cell.id.to_string();
-        let search = async move {
-            if !think.is_zero() {
-                actix::clock::sleep(think).await;
-            }
-            actix_rt::task::spawn_blocking(move || {
-                let _scope = GameScope::enter(&game_id);
-                board.ai_move(budget, seed)
-            })
-            .await
-        };
-        ctx.spawn(search.into_actor(self).map(move |result, act, ctx| {
-            act.ai_in_flight = false;
-            if act.lease_lapsed() {
-                // Not ours to play until the lease is confirmed: search again then.
-                ctx.run_later(LEASE_RECHECK, |act, ctx| act.schedule_ai(ctx));
-                return;
-            }
-            let _ = act.guarded(ctx, |act, ctx| {
-                let column = match result {
-                    Ok(column) => column,
-                    // A panic in the search is a bug in game code: re-raise it inside the boundary.
-                    Err(e) if e.is_panic() => panic::resume_unwind(e.into_panic()),
-                    Err(_) => None,
-                };
-                act.apply_ai_move(ctx, expected_moves, column);
-            });
-        }));
-    }
-
-    /// The AI says something about `event`: through the LLM when one is configured, off the
-    /// actor and through the llm breaker, at most one request in flight; when the LLM is
-    /// off, open or failing it answers a human with a canned line and otherwise stays
-    /// silent. Moves never wait for any of this.
-    fn ai_chat(&mut self, ctx: &mut Context<Self>, event: ChatEvent) {
-        if self.failed || !self.state.vs_ai() {
-            return;
-        }
-        let answer_needed = matches!(event, ChatEvent::HumanSaid { .. });
-        let llm = self.env.llm.clone();
-        if !llm.enabled() {
-            if answer_needed {
-                self.say_canned();
-            }
-            return;
-        }
-        if self.llm_in_flight {
-            // One request per game at a time: a human's words wait for it (the latest
-            // wins); the AI's own remarks are simply skipped.
-            if answer_needed {
-                self.llm_pending = Some(event);
-            }
-            return;
-        }
-        self.llm_in_flight = true;
-        let context = ChatContext {
-            game: crate::game::kinds::by_name(self.state.board.kind()).map_or("a game", |k| k.title),
-            board: self.state.board.describe(),
-            moves: self.state.board.moves(),
-            opponent: self.state.seat(Seat::Red).map_or_else(|| "your opponent".to_owned(), |r| r.name.clone()),
-            event,
-        };
-        let request = async move { llm.chat(&context).await };
-        ctx.spawn(request.into_actor(self).map(move |result, act, ctx| {
-            act.llm_in_flight = false;
-            let _ = act.guarded(ctx, |act, _| match result {
-                Ok(text) => {
-                    act.broadcast(&ServerFrame::Chat { from: ChatFrom::Ai, text, at: now_rfc3339() });
-                }
-                Err(e) => {
-                    tracing::debug!(game_id = %act.cell.id, "the AI's LLM line failed; falling back: {e}");
-                    if answer_needed {
-                        act.say_canned();
-                    }
-                }
-            });
-            if let Some(next) = act.llm_pending.take() {
-                act.ai_chat(ctx, next);
-            }
-        }));
-    }
-
-    fn say_canned(&mut self) {
-        if let Some(text) = self.env.llm.canned_line(&mut self.rng) {
-            self.broadcast(&ServerFrame::Chat { from: ChatFrom::Ai, text, at: now_rfc3339() });
-        }
-    }
-
-    fn apply_ai_move(&mut self, ctx: &mut Context<Self>, expected_moves: u32, column: Option<i64>) {
-        if self.failed || self.state.board.moves() != expected_moves {
-            return;
-        }
-        let (Some(column), Some(turn)) = (column, self.state.board.turn()) else {
-            return;
-        };
-        match self.state.board.play(turn, column) {
-            Ok(board) => {
-                self.state.board = board;
-                if !self.commit() {
-                    return;
-                }
-                self.schedule_ai(ctx);
-                if self.rng.f64() < self.env.llm.comment_probability() {
-                    let what = self.state.board.describe_move(column);
-                    self.ai_chat(ctx, ChatEvent::AiMoved { what });
-                }
-            }
-            Err(e) => {
-                tracing::error!(game_id = %self.cell.id, column, "the AI chose an illegal move: {e}")
-            }
-        }
-    }
 }
 
 /// The answer to a command for a game closed as abandoned.
@@ -800,7 +474,7 @@ fn abandoned_error() -> ErrorBody {
         .with("reason", "abandoned")
 }
 
-impl Actor for GameActor {
+impl Actor for TurnActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
@@ -848,7 +522,7 @@ impl Actor for GameActor {
     }
 }
 
-impl actix::Supervised for GameActor {
+impl actix::Supervised for TurnActor {
     fn restarting(&mut self, ctx: &mut Context<Self>) {
         // Never call ctx.stop() here: it spins the arbiter (docs/DESIGN.md D1).
         if self.abandoned() {
@@ -859,7 +533,7 @@ impl actix::Supervised for GameActor {
     }
 }
 
-impl Handler<Join> for GameActor {
+impl Handler<Join> for TurnActor {
     type Result = Result<Seat, ErrorBody>;
 
     fn handle(&mut self, msg: Join, ctx: &mut Context<Self>) -> Self::Result {
@@ -891,7 +565,7 @@ impl Handler<Join> for GameActor {
     }
 }
 
-impl Handler<Leave> for GameActor {
+impl Handler<Leave> for TurnActor {
     type Result = ();
 
     fn handle(&mut self, msg: Leave, ctx: &mut Context<Self>) {
@@ -903,7 +577,7 @@ impl Handler<Leave> for GameActor {
     }
 }
 
-impl Handler<Command> for GameActor {
+impl Handler<Command> for TurnActor {
     type Result = CommandOutcome;
 
     fn handle(&mut self, msg: Command, ctx: &mut Context<Self>) -> CommandOutcome {
@@ -923,7 +597,7 @@ impl Handler<Command> for GameActor {
     }
 }
 
-impl Handler<CloseAbandoned> for GameActor {
+impl Handler<CloseAbandoned> for TurnActor {
     type Result = ();
 
     fn handle(&mut self, msg: CloseAbandoned, ctx: &mut Context<Self>) {
@@ -941,7 +615,7 @@ impl Handler<CloseAbandoned> for GameActor {
     }
 }
 
-impl Handler<ClaimSeat> for GameActor {
+impl Handler<ClaimSeat> for TurnActor {
     type Result = Result<Seat, ErrorBody>;
 
     fn handle(&mut self, msg: ClaimSeat, ctx: &mut Context<Self>) -> Self::Result {
@@ -965,7 +639,7 @@ impl Handler<ClaimSeat> for GameActor {
     }
 }
 
-impl Handler<InjectFault> for GameActor {
+impl Handler<InjectFault> for TurnActor {
     type Result = CommandOutcome;
 
     fn handle(&mut self, msg: InjectFault, ctx: &mut Context<Self>) -> CommandOutcome {
@@ -986,7 +660,7 @@ impl Handler<InjectFault> for GameActor {
     }
 }
 
-impl Handler<Probe> for GameActor {
+impl Handler<Probe> for TurnActor {
     type Result = Result<u32, ErrorBody>;
 
     fn handle(&mut self, _: Probe, ctx: &mut Context<Self>) -> Self::Result {
@@ -997,7 +671,7 @@ impl Handler<Probe> for GameActor {
     }
 }
 
-impl Handler<Shutdown> for GameActor {
+impl Handler<Shutdown> for TurnActor {
     type Result = ();
 
     fn handle(&mut self, msg: Shutdown, _: &mut Context<Self>) {
@@ -1005,4 +679,19 @@ impl Handler<Shutdown> for GameActor {
             route.to.do_send(ToSession::Close { code: 1012, reason: msg.reason });
         }
     }
+}
+
+impl Handler<Summary> for TurnActor {
+    type Result = MessageResult<Summary>;
+
+    fn handle(&mut self, _: Summary, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.summary())
+    }
+}
+
+/// Every change of a turn-based game is committed as it happens: nothing to hand over.
+impl Handler<Checkpoint> for TurnActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Checkpoint, _: &mut Context<Self>) {}
 }

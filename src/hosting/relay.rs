@@ -22,14 +22,14 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::cluster::Cluster;
 use crate::game::Seat;
+use crate::hosting::messages::{Action, ClaimSeat, Command, CommandOutcome, Fault, Join, Leave, Route, ToSession};
+use crate::hosting::registry::{deliver, Registry};
 use crate::ids::{ConnId, GameId, InstanceId, TokenHash};
 use crate::lobby::{LobbyChange, LobbyView};
 use crate::metrics::Metrics;
-use crate::protocol::{ErrorBody, ErrorCode, SharedFrame};
+use crate::protocol::{close, ErrorBody, ErrorCode, SharedFrame};
+use crate::runtime::system::{Part, SystemActor as _, SystemTree};
 use crate::store::redis::RedisConn;
-use crate::supervision::game_actor::{Action, ClaimSeat, Command, CommandOutcome, Fault, Join, Leave, ToSession};
-use crate::supervision::registry::{deliver, Registry, Route};
-use crate::supervision::system::{Part, SystemActor as _, SystemTree};
 
 /// Most messages published in one pipeline.
 const BATCH: usize = 512;
@@ -105,6 +105,15 @@ pub enum Wire {
         /// The fault.
         fault: Fault,
     },
+    /// Read a game's summary as its owner has it now (REST on another instance).
+    Summary {
+        /// Request id.
+        req: u64,
+        /// The asking instance.
+        from: InstanceId,
+        /// The game.
+        game: GameId,
+    },
     /// The answer to a request.
     Reply {
         /// The request's id.
@@ -136,6 +145,9 @@ pub enum Reply {
     Joined {
         /// The seat, or why not.
         result: Result<Seat, ErrorBody>,
+        /// The game's kind (its socket reads that kind's frames).
+        #[serde(default)]
+        kind: Option<String>,
     },
     /// A command's outcome.
     Command {
@@ -151,6 +163,11 @@ pub enum Reply {
     Fault {
         /// Accepted, or why not.
         result: Result<(), ErrorBody>,
+    },
+    /// A summary read's result.
+    Summary {
+        /// The summary (as JSON), or why not.
+        result: Result<serde_json::Value, ErrorBody>,
     },
     /// The instance does not host the game (any more): resolve it again.
     NotHere,
@@ -227,9 +244,6 @@ struct Relayed {
 pub struct Relay {
     cluster: Arc<Cluster>,
     registry: Arc<Registry>,
-    /// The real-time games hosted here: their seats are claimed and their faults injected
-    /// through the relay too (their sockets are not relayed).
-    cycles: Arc<crate::supervision::cycles::CycleHall>,
     metrics: Arc<Metrics>,
     lobby: Arc<LobbyView>,
     conn: RedisConn,
@@ -249,7 +263,6 @@ impl Relay {
     pub fn new(
         cluster: Arc<Cluster>,
         registry: Arc<Registry>,
-        cycles: Arc<crate::supervision::cycles::CycleHall>,
         metrics: Arc<Metrics>,
         lobby: Arc<LobbyView>,
         conn: RedisConn,
@@ -258,7 +271,6 @@ impl Relay {
         Relay {
             cluster,
             registry,
-            cycles,
             tree,
             metrics,
             lobby,
@@ -404,9 +416,11 @@ impl Relay {
     fn owner_side(&mut self, ctx: &mut Context<Self>, wire: Wire) {
         match wire {
             Wire::Join { req, from, conn, game, token_hash, holding } => {
-                let Some(addr) = self.registry.get(&game).and_then(|c| c.addr()) else {
+                let Some(cell) = self.registry.get(&game) else {
                     return self.reply(from, req, Reply::NotHere);
                 };
+                let Some(addr) = cell.addr() else { return self.reply(from, req, Reply::NotHere) };
+                let kind = Some(cell.kind.to_owned());
                 let Some(outbound) = self.outbound.clone() else { return };
                 let key = (from.clone(), conn);
                 let proxy = self.proxies.entry(key.clone()).or_insert_with(|| Proxy {
@@ -416,7 +430,7 @@ impl Relay {
                     addr: RemoteSession { out: outbound.clone(), to: from.clone(), conn }.start(),
                 });
                 let route = Route { conn: proxy.local, to: proxy.addr.clone().recipient() };
-                let join = addr.send(Join { token_hash, route, holding });
+                let join = addr.join.send(Join { token_hash, route, holding });
                 ctx.spawn(
                     async move { tokio::time::timeout(Duration::from_secs(5), join).await }.into_actor(self).map(
                         move |answer, act, _| {
@@ -433,7 +447,7 @@ impl Relay {
                                 }
                                 _ => {}
                             }
-                            act.reply(from, req, Reply::Joined { result });
+                            act.reply(from, req, Reply::Joined { result, kind });
                         },
                     ),
                 );
@@ -461,31 +475,16 @@ impl Relay {
             Wire::Leave { from, conn, game, seat } => {
                 if let Some(proxy) = self.proxies.remove(&(from, conn)) {
                     if let Some(addr) = self.registry.get(&game).and_then(|c| c.addr()) {
-                        addr.do_send(Leave { seat, conn: proxy.local });
+                        addr.leave.do_send(Leave { seat, conn: proxy.local });
                     }
                     proxy.addr.do_send(StopProxy);
                 }
             }
             Wire::ClaimSeat { req, from, game, name, token_hash } => {
                 let Some(addr) = self.registry.get(&game).and_then(|c| c.addr()) else {
-                    let Some(realtime) = self.cycles.get(&game) else {
-                        return self.reply(from, req, Reply::NotHere);
-                    };
-                    let claim = realtime.send(crate::supervision::cycles::ClaimCycleSeat { name, token_hash });
-                    ctx.spawn(
-                        async move { tokio::time::timeout(Duration::from_secs(2), claim).await }.into_actor(self).map(
-                            move |answer, act, _| {
-                                let result = match answer {
-                                    Ok(Ok(result)) => result,
-                                    _ => Err(ErrorBody::restarting()),
-                                };
-                                act.reply(from, req, Reply::Seat { result });
-                            },
-                        ),
-                    );
-                    return;
+                    return self.reply(from, req, Reply::NotHere);
                 };
-                let claim = addr.send(ClaimSeat { name, token_hash });
+                let claim = addr.claim.send(ClaimSeat { name, token_hash });
                 ctx.spawn(
                     async move { tokio::time::timeout(Duration::from_secs(2), claim).await }.into_actor(self).map(
                         move |answer, act, _| {
@@ -501,12 +500,21 @@ impl Relay {
             }
             Wire::Fault { req, from, game, fault } => match self.registry.get(&game) {
                 Some(cell) => {
-                    crate::supervision::registry::inject(cell, fault, self.metrics.clone());
+                    crate::hosting::registry::inject(cell, fault, self.metrics.clone());
                     tracing::warn!(game_id = %game, ?fault, from = %from, "a relayed admin fault was injected");
                     self.reply(from, req, Reply::Fault { result: Ok(()) });
                 }
                 None => self.reply(from, req, Reply::NotHere),
             },
+            Wire::Summary { req, from, game } => {
+                let Some(cell) = self.registry.get(&game) else {
+                    return self.reply(from, req, Reply::NotHere);
+                };
+                ctx.spawn(async move { cell.live_summary().await }.into_actor(self).map(move |summary, act, _| {
+                    let result = Ok(serde_json::to_value(summary).unwrap_or_default());
+                    act.reply(from, req, Reply::Summary { result });
+                }));
+            }
             Wire::Reply { .. } | Wire::Frame { .. } | Wire::Close { .. } => {}
         }
     }
@@ -540,7 +548,7 @@ impl Relay {
                     if let Some(proxy) = act.proxies.remove(&key) {
                         tracing::info!(instance = %instance, game_id = %proxy.game, "a relaying instance died; its seat is released");
                         if let (Some(seat), Some(addr)) = (proxy.seat, act.registry.get(&proxy.game).and_then(|c| c.addr())) {
-                            addr.do_send(Leave { seat, conn: proxy.local });
+                            addr.leave.do_send(Leave { seat, conn: proxy.local });
                         }
                         proxy.addr.do_send(StopProxy);
                     }
@@ -555,9 +563,11 @@ impl Relay {
 
 fn request_id(wire: &Wire) -> Option<u64> {
     match wire {
-        Wire::Join { req, .. } | Wire::Command { req, .. } | Wire::ClaimSeat { req, .. } | Wire::Fault { req, .. } => {
-            Some(*req)
-        }
+        Wire::Join { req, .. }
+        | Wire::Command { req, .. }
+        | Wire::ClaimSeat { req, .. }
+        | Wire::Fault { req, .. }
+        | Wire::Summary { req, .. } => Some(*req),
         _ => None,
     }
 }
@@ -600,7 +610,7 @@ impl Supervised for Relay {
     }
 }
 
-crate::system_actor!(Relay, Part::Relay);
+crate::runtime::system::system_actor!(Relay, Part::Relay);
 
 impl Handler<Request> for Relay {
     type Result = ResponseFuture<Result<Reply, ErrorBody>>;
@@ -714,8 +724,8 @@ impl Relay {
 /// The reason sent with a close code that crossed from another instance.
 fn close_reason(code: u16) -> &'static str {
     match code {
-        4409 => "seat opened on another connection",
-        1012 => "server restarting; your game is saved",
+        close::REPLACED => "seat opened on another connection",
+        close::RESTART => "server restarting; your game is saved",
         _ => "closed by the server that runs the game",
     }
 }

@@ -1,9 +1,10 @@
-//! The game registry: for each game this instance hosts, a `GameCell` holding what must
-//! outlive any one actor incarnation — the current address (re-pointed when a game moves
-//! arbiter), the routes to its players' sockets, the busy stamp the watchdog reads, the
-//! restart ledger, the lease epoch and the lobby summary. Game state itself is never here:
-//! only the GameActor owns it, and its snapshot is the [`SnapshotKeeper`]'s. [`deliver`]
-//! takes a player command to its game and follows the game when it moves.
+//! The directory of hosted games: for each game this instance hosts, turn-based or
+//! real-time, a `GameCell` holding what must outlive any one actor incarnation — the
+//! current [`GameHandle`] (re-pointed when a game moves arbiter), the routes to its
+//! players' sockets, the busy stamp the watchdog reads, the restart ledger, the lease epoch
+//! and the lobby summary. Game state itself is never here: only the game's actor owns it,
+//! and its snapshot is the [`SnapshotKeeper`]'s. [`deliver`] takes a player command to its
+//! game and follows the game when it moves.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
@@ -11,18 +12,22 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use std::time::{Duration, Instant};
 
-use actix::{Addr, Handler, Message, Recipient};
+use actix::dev::ToEnvelope;
+use actix::{Actor, Addr, Handler, Recipient};
 use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 
 use crate::game::Seat;
+use crate::hosting::messages::{
+    Checkpoint, ClaimSeat, CloseAbandoned, Command, CommandOutcome, Fault, InjectFault, Join, Leave, Probe, Route,
+    Shutdown, Summary,
+};
 use crate::ids::{monotonic_ms, ConnId, GameId};
 use crate::metrics::Metrics;
 use crate::protocol::{ErrorBody, ErrorCode, GameSummary};
+use crate::runtime::policy::RestartLedger;
 use crate::store::keeper::SnapshotKeeper;
 use crate::store::snapshot::{seat_index, Snapshot};
-use crate::supervision::game_actor::{Command, CommandOutcome, Fault, GameActor, InjectFault, ToSession};
-use crate::supervision::policy::RestartLedger;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -43,13 +48,78 @@ pub enum RunState {
     Crashed = 3,
 }
 
-/// A player socket attached to a seat.
+/// How the directory, the sessions and the relay reach a game's current incarnation,
+/// whatever its kind: a recipient for each message every hosted game answers.
 #[derive(Clone)]
-pub struct Route {
-    /// The connection.
-    pub conn: ConnId,
-    /// Where the game's frames go.
-    pub to: Recipient<ToSession>,
+pub struct GameHandle {
+    /// Attach a socket.
+    pub join: Recipient<Join>,
+    /// Detach a socket.
+    pub leave: Recipient<Leave>,
+    /// A player's command.
+    pub command: Recipient<Command>,
+    /// The REST seat claim.
+    pub claim: Recipient<ClaimSeat>,
+    /// An admin's fault.
+    pub fault: Recipient<InjectFault>,
+    /// The watchdog's close of an unattended game.
+    pub close_abandoned: Recipient<CloseAbandoned>,
+    /// The live summary.
+    pub summary: Recipient<Summary>,
+    /// The move count (benchmarks, tests).
+    pub probe: Recipient<Probe>,
+    /// Hand the current state to the keeper (shutdown).
+    pub checkpoint: Recipient<Checkpoint>,
+    /// Close the sockets with 1012.
+    pub shutdown: Recipient<Shutdown>,
+}
+
+impl GameHandle {
+    /// The handle of a game actor of any kind.
+    pub fn of<A>(addr: &Addr<A>) -> Self
+    where
+        A: Actor
+            + Handler<Join>
+            + Handler<Leave>
+            + Handler<Command>
+            + Handler<ClaimSeat>
+            + Handler<InjectFault>
+            + Handler<CloseAbandoned>
+            + Handler<Summary>
+            + Handler<Probe>
+            + Handler<Checkpoint>
+            + Handler<Shutdown>,
+        A::Context: ToEnvelope<A, Join>
+            + ToEnvelope<A, Leave>
+            + ToEnvelope<A, Command>
+            + ToEnvelope<A, ClaimSeat>
+            + ToEnvelope<A, InjectFault>
+            + ToEnvelope<A, CloseAbandoned>
+            + ToEnvelope<A, Summary>
+            + ToEnvelope<A, Probe>
+            + ToEnvelope<A, Checkpoint>
+            + ToEnvelope<A, Shutdown>,
+    {
+        GameHandle {
+            join: addr.clone().recipient(),
+            leave: addr.clone().recipient(),
+            command: addr.clone().recipient(),
+            claim: addr.clone().recipient(),
+            fault: addr.clone().recipient(),
+            close_abandoned: addr.clone().recipient(),
+            summary: addr.clone().recipient(),
+            probe: addr.clone().recipient(),
+            checkpoint: addr.clone().recipient(),
+            shutdown: addr.clone().recipient(),
+        }
+    }
+}
+
+/// Two handles are equal when they reach the same incarnation.
+impl PartialEq for GameHandle {
+    fn eq(&self, other: &Self) -> bool {
+        self.join == other.join
+    }
 }
 
 /// Everything about one game that is not its state.
@@ -58,7 +128,7 @@ pub struct GameCell {
     pub id: GameId,
     /// Game kind.
     pub kind: &'static str,
-    addr: RwLock<Option<Addr<GameActor>>>,
+    addr: RwLock<Option<GameHandle>>,
     /// Index of the arbiter hosting the current incarnation.
     pub arbiter: AtomicUsize,
     /// Bumped each time the game is moved to a new actor; an older incarnation that wakes up
@@ -128,12 +198,12 @@ impl GameCell {
             unattended_since_ms: AtomicU64::new(monotonic_ms()),
         }
     }
-    /// The current incarnation's address.
-    pub fn addr(&self) -> Option<Addr<GameActor>> {
+    /// The current incarnation's handle.
+    pub fn addr(&self) -> Option<GameHandle> {
         self.addr.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
     /// Points the cell at a new incarnation.
-    pub fn set_addr(&self, addr: Addr<GameActor>) {
+    pub fn set_addr(&self, addr: GameHandle) {
         *self.addr.write().unwrap_or_else(|e| e.into_inner()) = Some(addr);
     }
     /// Drops the address, letting the actor stop once nothing else holds it.
@@ -234,6 +304,16 @@ impl GameCell {
     pub fn wait_moved(&self) -> Notified<'_> {
         self.moved.notified()
     }
+    /// The game's summary as the game has it now (who is connected, the latest move or
+    /// tick); the cell's copy when the game does not answer within a second (its thread is
+    /// held, or it is restarting).
+    pub async fn live_summary(&self) -> GameSummary {
+        let Some(game) = self.addr() else { return self.summary() };
+        match tokio::time::timeout(Duration::from_secs(1), game.summary.send(Summary)).await {
+            Ok(Ok(summary)) => summary,
+            _ => self.summary(),
+        }
+    }
     /// Replaces the lobby summary.
     pub fn set_summary(&self, summary: GameSummary) {
         *lock(&self.summary) = summary;
@@ -284,7 +364,9 @@ impl Registry {
 
 /// A message that reaches its game however often the game moves: a player's [`Command`],
 /// or an admin's injected fault.
-pub trait Deliverable: Message<Result = CommandOutcome> + Clone + Send + 'static {
+pub trait Deliverable: actix::Message<Result = CommandOutcome> + Clone + Send + 'static {
+    /// Where it goes in a game's handle.
+    fn recipient(handle: &GameHandle) -> &Recipient<Self>;
     /// After this the game refuses it (answers `Expired`).
     fn deadline(&self) -> Instant;
     /// Whether an incarnation already took it (so it is not sent to the next one).
@@ -294,12 +376,18 @@ pub trait Deliverable: Message<Result = CommandOutcome> + Clone + Send + 'static
 }
 
 impl Deliverable for Command {
+    fn recipient(handle: &GameHandle) -> &Recipient<Self> {
+        &handle.command
+    }
     fn deadline(&self) -> Instant {
         self.deadline
     }
 }
 
 impl Deliverable for InjectFault {
+    fn recipient(handle: &GameHandle) -> &Recipient<Self> {
+        &handle.fault
+    }
     fn deadline(&self) -> Instant {
         self.deadline
     }
@@ -318,7 +406,6 @@ pub async fn deliver<M>(cell: Arc<GameCell>, command: M, metrics: Arc<Metrics>) 
 where
     M: Deliverable,
     M::Result: Send,
-    GameActor: Handler<M>,
 {
     /// How long past a command's deadline its sender waits for the game's answer (the
     /// game refuses a command that reaches it after the deadline, so a later answer
@@ -333,7 +420,7 @@ where
         let Some(addr) = cell.addr() else { return Err(restarting_error()) };
         let answer = tokio::select! {
             biased;
-            answer = addr.send(command.clone()) => Some(answer),
+            answer = M::recipient(&addr).send(command.clone()) => Some(answer),
             () = &mut moved => None,
             () = tokio::time::sleep_until(give_up) => return Err(not_applied()),
         };

@@ -1,5 +1,5 @@
 //! GameSupervisor is an actor. It owns the game arbiters (one per core by default), starts
-//! each GameActor under `actix::Supervisor` on one of them, and runs the watchdog: a game
+//! each TurnActor under `actix::Supervisor` on one of them, and runs the watchdog: a game
 //! whose handler has been busy past `hang_timeout_ms`, or an arbiter that stops answering
 //! pings, costs that arbiter its thread — it is abandoned (never joined), a fresh arbiter
 //! takes its place and every game it hosted is resumed there from its last snapshot. Only
@@ -29,20 +29,22 @@ use futures_util::{FutureExt as _, StreamExt as _};
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::game::{Board, Outcome, Seat};
+use crate::hosting::env::GameEnv;
+use crate::hosting::messages::{Checkpoint, CloseAbandoned, Shutdown, StartMode};
+use crate::hosting::registry::{GameCell, GameHandle, Registry, RunState};
+use crate::hosting::tick::TickActor;
+use crate::hosting::turn::TurnActor;
 use crate::ids::{monotonic_ms, now_rfc3339, GameId, PlayerToken};
 use crate::llm::LlmClient;
-use crate::lobby::EventSink;
 use crate::metrics::{Metrics, RestartReason};
 use crate::protocol::{ErrorBody, ErrorCode, GameStatus, GameSummary, Opponent, PlayerView, PlayersView, SeatGrant};
+use crate::runtime::system::{Part, SystemActor, SystemTree};
 use crate::store::directory::{Claim, Lease, Renewal};
+use crate::store::event_sink::EventSink;
 use crate::store::events::EventKind;
 use crate::store::keeper::{Fenced, SnapshotKeeper};
 use crate::store::snapshot::{SeatRecord, Snapshot};
 use crate::store::StoreError;
-use crate::supervision::cycles::{self, CycleEnv, CycleHall, CycleSettings};
-use crate::supervision::game_actor::{CloseAbandoned, GameActor, GameEnv, Shutdown, StartMode};
-use crate::supervision::registry::{GameCell, Registry, RunState};
-use crate::supervision::system::{Part, SystemActor, SystemTree};
 
 /// The AI seat's display name.
 pub const AI_NAME: &str = crate::protocol::AI_PLAYER_NAME;
@@ -90,9 +92,6 @@ pub enum Resolved {
     Local(Arc<GameCell>),
     /// Owned by another live instance: relay to it.
     Remote(Lease),
-    /// A real-time game hosted here (or just taken over here): its seats use the
-    /// real-time socket; its seat claims and faults go to it directly.
-    RealTime(Addr<cycles::CycleGame>),
     /// No such game.
     NotFound,
     /// It cannot be reached or taken over right now.
@@ -169,8 +168,6 @@ pub struct GameSupervisor {
     /// The server is overloaded: ended games nobody watches go without waiting their TTL.
     overloaded: bool,
     tree: Arc<SystemTree>,
-    /// What the real-time games share (their hall is shared with the sockets).
-    cycles: Arc<CycleEnv>,
 }
 
 impl GameSupervisor {
@@ -186,36 +183,12 @@ impl GameSupervisor {
         metrics: Arc<Metrics>,
         llm: Arc<LlmClient>,
         tree: Arc<SystemTree>,
-        cycles: Arc<CycleHall>,
     ) -> Self {
         let count = match config.server.game_arbiters {
             0 => std::thread::available_parallelism().map_or(2, usize::from),
             n => n as usize,
         };
-        let turn_kinds = crate::game::kinds::KINDS.iter().filter(|k| k.turns().is_some());
-        let env = Arc::new(GameEnv {
-            policies: turn_kinds.map(|k| (k.name, config.supervision.policy_for(k.name))).collect(),
-            default_policy: config.supervision.default.clone(),
-            ai: config.ai.clone(),
-            events,
-            metrics: metrics.clone(),
-            llm,
-        });
-        let (metrics_for_cycles, events_for_cycles) = (metrics.clone(), env.events.clone());
-        let (keeper_for_cycles, cluster_for_cycles) = (keeper.clone(), cluster.clone());
-        let cycle_settings = CycleSettings {
-            tick_hz: config.realtime.tick_hz,
-            snapshot_every_ticks: config.realtime.snapshot_every_ticks,
-            width: config.realtime.width,
-            height: config.realtime.height,
-            policies: crate::game::kinds::KINDS
-                .iter()
-                .filter(|k| k.ticks().is_some())
-                .map(|k| (k.name, config.supervision.policy_for(k.name)))
-                .collect(),
-            default_policy: config.supervision.default.clone(),
-            abandon_after: Duration::from_secs(config.server.abandoned_game_secs),
-        };
+        let env = Arc::new(GameEnv::new(&config, events, keeper.clone(), metrics.clone(), llm));
         GameSupervisor {
             config,
             registry,
@@ -232,22 +205,24 @@ impl GameSupervisor {
             finding: HashMap::new(),
             overloaded: false,
             tree,
-            cycles: Arc::new(CycleEnv {
-                hall: cycles,
-                settings: cycle_settings,
-                metrics: metrics_for_cycles,
-                events: events_for_cycles,
-                keeper: keeper_for_cycles,
-                cluster: cluster_for_cycles,
-            }),
         }
     }
 
+    /// Starts an incarnation of the game in `cell` on arbiter `slot`, under its own
+    /// `actix::Supervisor`: the real-time actor when the snapshot carries a real-time
+    /// state, the turn-based one otherwise.
     fn spawn(&self, cell: &Arc<GameCell>, snapshot: Arc<Snapshot>, mode: StartMode, slot: usize) {
-        let actor = GameActor::new(cell.clone(), self.env.clone(), snapshot, mode);
-        let addr = actix::Supervisor::start_in_arbiter(&self.slots[slot].arbiter.handle(), move |_| actor);
+        let arbiter = self.slots[slot].arbiter.handle();
+        let (env, game) = (self.env.clone(), cell.clone());
+        let handle = match TickActor::new(game.clone(), env.clone(), snapshot.clone(), mode) {
+            Some(actor) => GameHandle::of(&actix::Supervisor::start_in_arbiter(&arbiter, move |_| actor)),
+            None => {
+                let actor = TurnActor::new(game, env, snapshot, mode);
+                GameHandle::of(&actix::Supervisor::start_in_arbiter(&arbiter, move |_| actor))
+            }
+        };
         cell.arbiter.store(slot, Ordering::Release);
-        cell.set_addr(addr);
+        cell.set_addr(handle);
     }
 
     fn next_slot(&mut self) -> usize {
@@ -319,8 +294,8 @@ impl GameSupervisor {
             }
             // Ask once per period: a refusal (someone came back) restarts the clock.
             if cell.unattended_since_ms.compare_exchange(since, now, Ordering::AcqRel, Ordering::Acquire).is_ok() {
-                if let Some(addr) = cell.addr() {
-                    addr.do_send(CloseAbandoned { unattended_secs: now.saturating_sub(since) / 1000 });
+                if let Some(game) = cell.addr() {
+                    game.close_abandoned.do_send(CloseAbandoned { unattended_secs: now.saturating_sub(since) / 1000 });
                 }
             }
         }
@@ -375,8 +350,8 @@ impl GameSupervisor {
             self.metrics.game_ended();
         }
         let _ = cell.begin_move();
-        if let Some(addr) = cell.addr() {
-            addr.do_send(Shutdown { reason });
+        if let Some(game) = cell.addr() {
+            game.shutdown.do_send(Shutdown { reason });
         }
         cell.clear_addr();
         let (keeper, id) = (self.keeper.clone(), cell.id.clone());
@@ -608,7 +583,7 @@ impl Supervised for GameSupervisor {
     }
 }
 
-crate::system_actor!(GameSupervisor, Part::Games);
+crate::runtime::system::system_actor!(GameSupervisor, Part::Games);
 
 impl StreamHandler<Fenced> for GameSupervisor {
     /// A snapshot write found a newer epoch. Taken by this instance itself (a claim or
@@ -629,13 +604,6 @@ impl StreamHandler<Fenced> for GameSupervisor {
                     tracing::warn!(game_id = %id, epoch = fenced.epoch, current = fenced.current, taker = ?fenced.tenure.as_ref().map(|t| t.instance.as_str()), "this instance's snapshot write was refused: another instance owns the game; giving it up");
                     act.give_up(&cell, "the game moved to another server; reconnecting");
                 }
-            } else if let Some(game) = act.cycles.hall.get(id) {
-                if ours {
-                    act.metrics.epoch_adopted();
-                    game.do_send(cycles::CycleEpoch(fenced.current));
-                } else {
-                    game.do_send(cycles::GiveUpCycle);
-                }
             } else {
                 // No longer hosted here: nothing will write it again.
                 let (keeper, id) = (act.keeper.clone(), id.clone());
@@ -652,43 +620,6 @@ impl Handler<CreateGame> for GameSupervisor {
 
     fn handle(&mut self, msg: CreateGame, ctx: &mut Context<Self>) -> Self::Result {
         self.guarded(ctx, |act, _| act.create(msg)).unwrap_or_else(|| Box::pin(actix::fut::ready(Err(restarting()))))
-    }
-}
-
-impl GameSupervisor {
-    /// A real-time game on the next arbiter, once its lease is taken (as for a turn-based
-    /// game: without the store it starts anyway and takes the lease later).
-    fn create_cycles(&mut self, msg: CreateGame) -> ResponseActFuture<Self, Result<SeatGrant, ErrorBody>> {
-        let id = GameId::random();
-        let (cluster, claim_id) = (self.cluster.clone(), id.clone());
-        Box::pin(async move { cluster.claim(&claim_id).await }.into_actor(self).map(move |claim, act, ctx| {
-            let epoch = new_game_epoch(&id, claim)?;
-            act.guarded(ctx, move |act, _| act.created_cycles(id, msg, epoch)).unwrap_or_else(|| Err(restarting()))
-        }))
-    }
-
-    fn created_cycles(&mut self, id: GameId, msg: CreateGame, epoch: u64) -> Result<SeatGrant, ErrorBody> {
-        let token = PlayerToken::random();
-        let hash = self.cluster.hash(&token);
-        let slot = self.next_slot();
-        let kind = msg.kind.spec();
-        let started = cycles::start(
-            &self.slots[slot].arbiter.handle(),
-            self.cycles.clone(),
-            id.clone(),
-            kind,
-            (msg.player_name.clone(), hash.clone()),
-            msg.opponent == Opponent::Ai,
-            epoch,
-        );
-        if started.is_none() {
-            tracing::error!(kind = kind.name, "asked to tick a game kind that is not real-time");
-            return Err(ErrorBody::new(ErrorCode::Internal, "could not create the game"));
-        }
-        self.metrics.game_started(kind.name);
-        tracing::info!(game_id = %id, kind = kind.name, opponent = ?msg.opponent, "real-time game created");
-        self.cluster.remember_seat(hash, id.clone(), Seat::Red, msg.player_name);
-        Ok(SeatGrant { game_id: id.to_string(), seat: Seat::Red, player_token: token.expose().to_owned() })
     }
 }
 
@@ -716,9 +647,6 @@ fn restarting() -> ErrorBody {
 
 impl GameSupervisor {
     fn create(&mut self, msg: CreateGame) -> ResponseActFuture<Self, Result<SeatGrant, ErrorBody>> {
-        if msg.kind.spec().ticks().is_some() {
-            return self.create_cycles(msg);
-        }
         let id = GameId::random();
         let cluster = self.cluster.clone();
         let claim_id = id.clone();
@@ -740,9 +668,16 @@ impl GameSupervisor {
         let hash = self.cluster.hash(&token);
         let human = SeatRecord { name: msg.player_name.clone(), token_hash: Some(hash.clone()) };
         let yellow = (msg.opponent == Opponent::Ai).then(|| SeatRecord { name: AI_NAME.to_owned(), token_hash: None });
-        let Some(board) = Board::new_game(msg.kind.name()) else {
-            tracing::error!(kind = msg.kind.name(), "asked to host a game kind that is not turn-based");
-            return Err(ErrorBody::new(ErrorCode::Internal, "could not create the game"));
+        let kind = msg.kind.spec();
+        let board = match kind.ticks() {
+            Some(ticks) => Board::ticked((ticks.new_game)(self.env.ticks.width, self.env.ticks.height)),
+            None => match Board::new_game(kind.name) {
+                Some(board) => board,
+                None => {
+                    tracing::error!(kind = kind.name, "asked to host a game kind with no starting position");
+                    return Err(ErrorBody::new(ErrorCode::Internal, "could not create the game"));
+                }
+            },
         };
         let snapshot = Arc::new(Snapshot {
             game_id: id.clone(),
@@ -774,10 +709,6 @@ impl GameSupervisor {
     fn resolve(&mut self, msg: Resolve) -> ResponseActFuture<Self, Resolved> {
         if let Some(cell) = self.registry.get(&msg.0) {
             return Box::pin(actix::fut::ready(Resolved::Local(cell)));
-        }
-        if let Some(game) = self.cycles.hall.get(&msg.0) {
-            // Ours, in the real-time runtime: never "taken over" from ourselves.
-            return Box::pin(actix::fut::ready(Resolved::RealTime(game)));
         }
         if !self.cluster.shared() {
             return Box::pin(actix::fut::ready(Resolved::NotFound));
@@ -825,27 +756,8 @@ impl GameSupervisor {
                 if let Some(cell) = self.registry.get(id) {
                     return Resolved::Local(cell);
                 }
-                if let Some(game) = self.cycles.hall.get(id) {
-                    return Resolved::RealTime(game);
-                }
                 tracing::info!(game_id = %id, epoch = lease.epoch, moves = snapshot.board.moves(), "taking over a game whose owner's lease lapsed");
                 snapshot.epoch = lease.epoch;
-                if snapshot.board.arena().is_some() {
-                    // A real-time game: resumed in the hall; its seats connect to it here.
-                    let slot = self.next_slot();
-                    let arbiter = self.slots[slot].arbiter.handle();
-                    let Some(game) = cycles::resume(&arbiter, self.cycles.clone(), &snapshot, lease.epoch) else {
-                        tracing::error!(game_id = %id, "a real-time snapshot of a kind this server does not tick");
-                        return Resolved::Unavailable(
-                            ErrorBody::new(ErrorCode::GameFailed, "this game's kind cannot be resumed on this server")
-                                .with("reason", "unreadable"),
-                        );
-                    };
-                    if !snapshot.ended() {
-                        self.metrics.game_started(snapshot.board.kind());
-                    }
-                    return Resolved::RealTime(game);
-                }
                 Resolved::Local(self.host(Arc::new(snapshot), StartMode::TakenOver, claimed_ms))
             }
         }
@@ -869,20 +781,24 @@ impl GameSupervisor {
         // No renewal round from here: one running after the release would take the leases
         // back, and the next instance would wait for them to lapse.
         self.draining = true;
-        let hall = self.cycles.hall.clone();
         let cells = self.registry.all();
-        // Nothing changes from here: every incarnation is abandoned (its sockets stay open
-        // until the snapshots are written and the leases released).
-        for cell in &cells {
-            let _ = cell.begin_move();
-        }
         let (keeper, cluster) = (self.keeper.clone(), self.cluster.clone());
         let leases: Vec<(GameId, u64)> =
             cells.iter().map(|c| (c.id.clone(), c.epoch.load(Ordering::Acquire))).collect();
+        let games = cells.clone();
         let work = async move {
-            // Real-time games stop their clocks and hand their state over first.
-            let mut leases = leases;
-            leases.extend(hall.shut_down(msg.within / 2).await);
+            // Real-time games stop their clocks and hand their current state over first
+            // (a game that does not answer keeps its last snapshot tick's).
+            let asks = games.iter().filter_map(|c| c.addr()).map(|g| {
+                let ask = g.checkpoint.send(Checkpoint);
+                async move { tokio::time::timeout(msg.within / 2, ask).await }
+            });
+            futures_util::future::join_all(asks).await;
+            // Nothing changes from here: every incarnation is abandoned (its sockets stay
+            // open until the snapshots are written and the leases released).
+            for cell in &games {
+                let _ = cell.begin_move();
+            }
             let unwritten = keeper.flush(msg.within).await;
             let mut unreleased = 0;
             if cluster.shared() {
@@ -902,8 +818,8 @@ impl GameSupervisor {
         };
         Box::pin(work.into_actor(self).map(move |(unwritten, unreleased), _, _| {
             for cell in &cells {
-                if let Some(addr) = cell.addr() {
-                    addr.do_send(Shutdown { reason });
+                if let Some(game) = cell.addr() {
+                    game.shutdown.do_send(Shutdown { reason });
                 }
             }
             ShutdownReport { games: cells.len(), unwritten, unreleased }

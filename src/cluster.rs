@@ -5,8 +5,6 @@
 //! their game and its frames back, through Redis. With the embedded backend there is one
 //! instance: it owns every game, and the relay is never used.
 
-pub mod relay;
-
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -36,7 +36,7 @@ use tokio::sync::{mpsc, Notify};
 use crate::config::{RestartPolicyConfig, SupervisionConfig};
 use crate::ids::{monotonic_ms, now_rfc3339};
 use crate::protocol::views::SystemActorView;
-use crate::supervision::policy::{Decision, RestartLedger};
+use crate::runtime::policy::{Decision, RestartLedger};
 
 /// Admin faults a supervised task holds before it takes them; more are refused (503).
 const TASK_FAULTS: usize = 16;
@@ -474,26 +474,25 @@ pub trait SystemActor: Actor<Context = Context<Self>> + Supervised {
 /// Makes `$actor` (which keeps its tree in a field named `tree`) the system actor `$part`:
 /// implements [`SystemActor`] and the admin fault, a panic or a block inside its guard,
 /// exactly where a bug in one of its handlers would be.
-#[macro_export]
 macro_rules! system_actor {
     ($actor:ty, $part:expr) => {
-        impl $crate::supervision::system::SystemActor for $actor {
-            const PART: $crate::supervision::system::Part = $part;
-            fn tree(&self) -> &::std::sync::Arc<$crate::supervision::system::SystemTree> {
+        impl $crate::runtime::system::SystemActor for $actor {
+            const PART: $crate::runtime::system::Part = $part;
+            fn tree(&self) -> &::std::sync::Arc<$crate::runtime::system::SystemTree> {
                 &self.tree
             }
         }
 
-        impl ::actix::Handler<$crate::supervision::system::SystemFault> for $actor {
+        impl ::actix::Handler<$crate::runtime::system::SystemFault> for $actor {
             type Result = ();
-            fn handle(&mut self, fault: $crate::supervision::system::SystemFault, ctx: &mut Self::Context) {
-                use $crate::supervision::system::SystemActor as _;
-                let name = <$actor as $crate::supervision::system::SystemActor>::PART.name();
+            fn handle(&mut self, fault: $crate::runtime::system::SystemFault, ctx: &mut Self::Context) {
+                use $crate::runtime::system::SystemActor as _;
+                let name = <$actor as $crate::runtime::system::SystemActor>::PART.name();
                 self.guarded(ctx, |_, _| match fault {
-                    $crate::supervision::system::SystemFault::Panic => {
+                    $crate::runtime::system::SystemFault::Panic => {
                         panic!("injected fault: an admin asked the {name} actor to panic")
                     }
-                    $crate::supervision::system::SystemFault::Hang(d) => {
+                    $crate::runtime::system::SystemFault::Hang(d) => {
                         ::tracing::warn!(
                             actor = name,
                             ms = d.as_millis() as u64,
@@ -506,6 +505,8 @@ macro_rules! system_actor {
         }
     };
 }
+
+pub(crate) use system_actor;
 
 #[cfg(test)]
 mod tests {

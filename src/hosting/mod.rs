@@ -1,0 +1,15 @@
+//! Hosting: the games this instance runs, whatever their kind. One directory of hosted
+//! games ([`registry`]) whose entries are turn-based or real-time actors ([`turn`],
+//! [`tick`]) driven by the same messages ([`messages`]); the [`supervisor`] that places,
+//! watches, restarts, leases and takes them over; the [`relay`] that carries a seat on
+//! another instance to the owner. The generic supervision tree, the restart policies and
+//! the ticker are below, in `runtime`; snapshots are the store's (`store::snapshot`).
+
+pub mod env;
+pub mod messages;
+pub mod registry;
+pub mod relay;
+pub mod supervisor;
+pub mod tick;
+pub mod turn;
+pub mod turn_ai;
