@@ -3,11 +3,12 @@
 //
 //   js/api.js          REST helper (ApiError)
 //   js/storage.js      seats and name (localStorage), this tab's waitlist ticket (sessionStorage)
-//   js/notices.js      the notice (toast) with scopes, and the sentence for every error code
+//   js/notices.js      the notice (toast) with scopes
+//   js/sentences.js    the sentence for every error code and game-socket close code
 //   js/health-pill.js  the top bar's server pill, in a player's words (health.js)
 //   js/lobby.js        the lobby list and its polling
 //   js/waitlist.js     the waiting line: its panel, lobby-socket watch and polling fallback
-//   js/game-socket.js  the game WebSocket: join, pings, reconnect with backoff and jitter
+//   js/game-socket.js  the game WebSocket (also the light-cycle page's): join, pings, reconnect
 //   js/board.js        the board: rendering, winning line, pending disc, keys 1–7
 //   js/chat.js         the table chat
 //   js/game.js         the game on screen: state, frames, moves, status, banner

@@ -1,23 +1,33 @@
 // The light-cycle page: create or join a game (kind "lightcycle"), then play it on a
 // canvas over the game WebSocket (docs/PROTOCOL.md, "Light cycles"). Arrow keys, WASD or
 // swipes send `turn`; every `tick` frame moves both heads; an `arena` frame (on join and
-// after a restart) carries the whole grid. Untrusted text only ever goes in textContent.
+// after a restart) carries the whole grid. The socket is the game page's own client
+// (game-socket.js: join, ping, reconnect, the close codes), the seat and the name are kept
+// by storage.js, and the words for errors and closes come from sentences.js. Untrusted text
+// only ever goes in textContent.
 
 import { api } from './api.js';
+import { GameSocket } from './game-socket.js';
+import { closeWords, errorSentence } from './sentences.js';
+import { forgetKindSeat, kindSeat, rememberName, saveKindSeat, storedName } from './storage.js';
+import { $ } from './util.js';
 
-const $ = (id) => document.getElementById(id);
+const KIND = 'lightcycle';
 const KEYS = { ArrowUp: 'up', ArrowDown: 'down', ArrowLeft: 'left', ArrowRight: 'right', w: 'up', s: 'down', a: 'left', d: 'right' };
 const COLORS = { red: '#ef4444', yellow: '#facc15' };
-const seatKey = (id) => `rampart.lightcycle.${id}`; // rampart.KIND.ID: the lobby looks here
 
-let ws = null;
+let sock = null; // GameSocket
+let gameId = null;
 let game = null; // {width, height, cells: Uint8Array}
 let you = null;
-let backoff = 500;
 let over = false;
 
 function say(text) { $('cycles-status').textContent = text; }
 function overlay(text) { $('cycles-overlay').textContent = text || ''; }
+function setConn(state, text) {
+  $('cycles-conn').dataset.state = state;
+  $('cycles-conn-text').textContent = text;
+}
 
 function fit() {
   const canvas = $('arena');
@@ -91,35 +101,50 @@ function onFrame(f) {
     say(f.reason === 'taken_over'
       ? `Its server went away; another one picked the game up at tick ${f.resumed_at_tick}. Get ready…`
       : `The game hit a bug and resumed from tick ${f.resumed_at_tick}.`);
+  } else if (f.type === 'game_failed') {
+    over = true;
+    say(errorSentence({ code: 'GAME_FAILED' }));
   } else if (f.type === 'error') {
-    say((f.error && f.error.message) || 'Error');
+    if (f.error && f.error.code === 'GAME_FAILED') over = true;
+    say(errorSentence(f.error));
   }
 }
 
-function connect(id, token) {
-  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-  ws = new WebSocket(`${scheme}://${location.host}/ws/games/${encodeURIComponent(id)}`);
-  ws.onopen = () => { backoff = 500; ws.send(JSON.stringify({ type: 'join', token })); };
-  ws.onmessage = (e) => { try { onFrame(JSON.parse(e.data)); } catch { /* not JSON: ignore */ } };
-  ws.onclose = (e) => {
-    if (e.code === 4401 || e.code === 4404) { say('This game is not yours, or it is gone.'); return; }
-    if (e.code === 4409) { say('This game was opened in another tab.'); return; }
-    if (over) return;
-    say(e.code === 1012 ? 'The server is restarting; reconnecting…' : 'Connection lost; reconnecting…');
-    setTimeout(() => connect(id, token), backoff + Math.random() * backoff);
-    backoff = Math.min(backoff * 2, 8000);
-  };
+/** What a close means here; answers whether the socket reconnects (see game-socket.js). */
+function onClose(code, again) {
+  const words = closeWords(code);
+  if (!again) {
+    // A seat refused before the game ever showed, or a game that is gone: the kept seat is useless.
+    if (code === 4404 || (code === 4401 && !game)) forgetKindSeat(KIND, gameId);
+    over = true;
+    setConn('closed', words.label);
+    say(words.text);
+    return false;
+  }
+  if (over) { setConn('closed', 'Game finished'); return false; }
+  say(words.text || 'Connection lost; reconnecting…');
+  return true;
 }
 
 function turn(dir) {
-  if (ws && ws.readyState === WebSocket.OPEN && !over) ws.send(JSON.stringify({ type: 'turn', dir }));
+  if (sock && !over) sock.send({ type: 'turn', dir });
 }
 
 function play(id, token) {
   $('cycles-new').hidden = true;
   $('cycles-game').hidden = false;
   history.replaceState(null, '', `/cycles?game=${encodeURIComponent(id)}`);
-  connect(id, token);
+  gameId = id;
+  setConn('connecting', 'Connecting…');
+  sock = new GameSocket(id, token, {
+    onFrame,
+    onJoined: () => {},
+    onConn: setConn,
+    onDown: () => {},
+    onClose,
+    onRetry: (attempt) => { if (!game && attempt >= 2) say('Having trouble reaching the game — still trying…'); },
+  });
+  sock.connect();
 }
 
 async function waitInLine(ticket) {
@@ -129,14 +154,14 @@ async function waitInLine(ticket) {
       const s = await api('GET', `/api/v1/waitlist/${encodeURIComponent(ticket)}`);
       if (s.status === 'admitted') return s;
       say(`The server is busy: you are number ${s.position} in line.`);
-    } catch (e) { say(e.message); }
+    } catch (e) { say(errorSentence(e.error)); }
   }
 }
 
 async function create(opponent) {
   const name = $('cycles-name').value.trim();
   if (!name) { $('cycles-name').focus(); return; }
-  localStorage.setItem('rampart.name', name);
+  rememberName(name);
   let grant;
   try {
     grant = await api('POST', '/api/v1/games', { kind: 'lightcycle', opponent, player_name: name });
@@ -145,9 +170,9 @@ async function create(opponent) {
       $('cycles-game').hidden = false;
       say(`The server is busy: you are number ${e.details.position} in line.`);
       grant = await waitInLine(e.details.ticket);
-    } else { say(e.message); $('cycles-game').hidden = false; return; }
+    } else { say(errorSentence(e.error)); $('cycles-game').hidden = false; return; }
   }
-  localStorage.setItem(seatKey(grant.game_id), grant.player_token);
+  saveKindSeat(KIND, grant.game_id, grant.player_token);
   if (opponent === 'human') {
     const link = `${location.origin}/cycles?game=${encodeURIComponent(grant.game_id)}`;
     $('cycles-invite').hidden = false;
@@ -157,22 +182,22 @@ async function create(opponent) {
 }
 
 async function joinFromLink(id) {
-  const mine = localStorage.getItem(seatKey(id));
+  const mine = kindSeat(KIND, id);
   if (mine) { play(id, mine); return; }
-  const name = localStorage.getItem('rampart.name') || `Guest ${Math.floor(Math.random() * 900 + 100)}`;
+  const name = storedName() || `Guest ${Math.floor(Math.random() * 900 + 100)}`;
   try {
     const grant = await api('POST', `/api/v1/games/${encodeURIComponent(id)}/join`, { player_name: name });
-    localStorage.setItem(seatKey(id), grant.player_token);
+    saveKindSeat(KIND, id, grant.player_token);
     play(id, grant.player_token);
-  } catch (e) { $('cycles-game').hidden = false; say(e.message); }
+  } catch (e) { $('cycles-game').hidden = false; say(errorSentence(e.error)); }
 }
 
 $('cycles-form').addEventListener('submit', (e) => {
   e.preventDefault();
   create((e.submitter && e.submitter.value) || 'ai');
 });
-$('cycles-name').value = localStorage.getItem('rampart.name') || '';
-$('cycles-resign').addEventListener('click', () => { if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: 'resign' })); });
+$('cycles-name').value = storedName();
+$('cycles-resign').addEventListener('click', () => { if (sock) sock.send({ type: 'resign' }); });
 document.addEventListener('keydown', (e) => {
   const dir = KEYS[e.key];
   if (dir && !$('cycles-game').hidden && document.activeElement !== $('cycles-name')) { e.preventDefault(); turn(dir); }

@@ -1,21 +1,44 @@
-// The WebSocket of the game on screen (/ws/games/{id}): joins with the seat token, keeps a
-// ping going (the latency readout), and reconnects by itself after a drop, with backoff
-// and jitter so the players of a restarted server do not all come back in the same
-// instant (any instance answers: the game follows its players). What a frame or a close
-// code means for the game is the caller's business (handlers below).
+// The WebSocket of the game on screen (/ws/games/{id}), for every game page (Connect Four
+// and light cycles): joins with the seat token, keeps a ping going (the latency readout),
+// and reconnects by itself after a drop, with backoff and jitter so the players of a
+// restarted server do not all come back in the same instant (any instance answers: the
+// game follows its players). Which close codes end the socket for good is decided here
+// (docs/PROTOCOL.md, "Reconnect and resume"); what a frame or a close means for the game
+// on screen is the page's business (handlers below).
 
 import { api } from './api.js';
 import { backoffSeconds, wsUrl } from './util.js';
 
 const PING_EVERY_MS = 10000;
+/** The frames that answer a join: the whole game, `state` (turn-based) or `arena` (real-time). */
+const JOINED_BY = ['state', 'arena'];
+/**
+ * After these the socket does not come back: 4401 (the seat was refused), 4404 (no such
+ * game), 4409 (another tab holds the seat now), and 4410, not a wire code: the upgrade was
+ * refused and REST says the game failed. Every other code (1006, 1011, 1012 the server
+ * restarts, 1013 too slow…) reconnects.
+ */
+export const FINAL_CLOSES = [4401, 4404, 4409, 4410];
+/**
+ * A refused upgrade of a game that REST still lists (a real-time game hosted by another
+ * instance: 503 GAME_RESTARTING `reason: "elsewhere"`, which a browser only sees as 1006)
+ * is retried after about RETRY_REFUSED_MS, as GAME_RESTARTING asks, this many times in a
+ * row; then with the usual backoff.
+ */
+const RETRY_REFUSED_MS = 1000;
+const FAST_REFUSALS = 30;
 
 /**
  * handlers:
- *   onFrame(msg)             every frame but pong (state frames included)
- *   onJoined(reconnected)    the first state frame on a socket: the seat is attached
+ *   onFrame(msg)             every frame but pong (the state or arena frames included)
+ *   onJoined(reconnected)    the first state or arena frame on a socket: the seat is attached
  *   onConn(state, text)      the connection pill: connecting | reconnecting | open | closed
  *   onDown()                 the socket closed (before onClose decides)
- *   onClose(code) → bool     whether to reconnect (the caller stops on 4401, 4404, …)
+ *   onClose(code, again) → bool
+ *                            the socket closed with `code` (4410: see FINAL_CLOSES); `again`
+ *                            is false after a FINAL_CLOSES code (it does not come back),
+ *                            else true: it reconnects unless this answers false (a finished
+ *                            game) or it was stopped (a failed game)
  *   onRetry(attempt)         a reconnect was scheduled
  */
 export class GameSocket {
@@ -28,6 +51,7 @@ export class GameSocket {
     this.stopped = false;   // no reconnect (the socket may stay open)
     this.dead = false;      // closed for good, no more callbacks
     this.attempt = 0;
+    this.refusals = 0;      // refused upgrades in a row of a game that still exists
     this.reconnectTimer = 0;
     this.countdownTimer = 0;
     this.pingTimer = 0;
@@ -104,7 +128,8 @@ export class GameSocket {
         // game still exists, so a vanished game is reported instead of retried forever.
         probeGone(this.gameId).then((gone) => {
           if (this.ws || this.stopped || this.dead) return;
-          this.closed(gone === 'failed' ? 4410 : gone === 'gone' ? 4404 : ev.code);
+          if (gone === 'live') this.refusals += 1;
+          this.closed(gone === 'failed' ? 4410 : gone === 'gone' ? 4404 : ev.code, gone === 'live');
         });
         return;
       }
@@ -112,9 +137,13 @@ export class GameSocket {
     };
   }
 
-  closed(code) {
+  /** The socket closed with `code`; `refused`: its upgrade was refused for a game that exists. */
+  closed(code, refused = false) {
     if (this.dead) return;
-    if (this.h.onClose(code) && !this.stopped) this.scheduleReconnect();
+    const again = !FINAL_CLOSES.includes(code);
+    if (!again) this.stopped = true;
+    if (!this.h.onClose(code, again) || this.stopped) return;
+    this.scheduleReconnect(refused && this.refusals <= FAST_REFUSALS ? RETRY_REFUSED_MS : null);
   }
 
   frame(ws, msg) {
@@ -127,24 +156,45 @@ export class GameSocket {
       }
       return;
     }
-    if (msg.type === 'state' && msg.game && typeof msg.game === 'object' && !this.joined) {
+    if (JOINED_BY.includes(msg.type) && msg.game && typeof msg.game === 'object' && !this.joined) {
       this.joined = true;
       const reconnected = this.attempt > 0;
       this.attempt = 0;
+      this.refusals = 0;
       this.startPings();
       this.readout();
       this.h.onJoined(reconnected);
     }
     if (msg.type === 'error' && !this.joined && msg.in_reply_to === 'join'
         && msg.error && msg.error.code === 'GAME_RESTARTING') {
-      // The seat could not be attached because the game is being restarted: ask again shortly.
+      // The seat could not be attached because the game is being restarted: ask again
+      // shortly, on this socket; or on a new one when the game turned out to be a real-time
+      // game now hosted here (`reason: "realtime"`: only a new socket reaches it).
       const d = msg.error.details || {};
       const wait = Math.min(10000, Math.max(100, Number(d.retry_after_ms) || 1000));
       this.h.onConn('reconnecting', 'Game restarting…');
+      if (d.reason === 'realtime') { this.reopen(wait); return; }
       setTimeout(() => { if (this.ws === ws && !this.joined) this.send({ type: 'join', token: this.token }); }, wait);
       return;
     }
+    if (msg.type === 'game_failed' || (msg.type === 'error' && msg.error && msg.error.code === 'GAME_FAILED')) {
+      this.stopped = true; // closed after its restart limit: nothing to come back to
+    }
     this.h.onFrame(msg);
+  }
+
+  /** Drops this socket (no close callback) and opens a new one after `waitMs`. */
+  reopen(waitMs) {
+    const ws = this.ws;
+    this.ws = null;
+    clearInterval(this.pingTimer);
+    if (ws) {
+      ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+      try { ws.close(1000, 'rejoin'); } catch { /* ignore */ }
+    }
+    this.h.onDown();
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = setTimeout(() => this.connect(), waitMs);
   }
 
   readout() {
@@ -164,11 +214,14 @@ export class GameSocket {
     this.pingTimer = setInterval(ping, PING_EVERY_MS);
   }
 
-  scheduleReconnect() {
+  /** Reconnects after the backoff, or after about `waitMs` (±20 %) when given. */
+  scheduleReconnect(waitMs = null) {
     if (this.stopped) return;
-    const delay = Math.max(1, Math.round(backoffSeconds(this.attempt)));
+    const delay = waitMs == null
+      ? Math.max(1, Math.round(backoffSeconds(this.attempt)))
+      : (waitMs / 1000) * (0.8 + Math.random() * 0.4);
     this.attempt += 1;
-    let left = delay;
+    let left = Math.max(1, Math.round(delay));
     const tick = () => this.h.onConn('reconnecting', `Reconnecting in ${left} s…`);
     tick();
     clearInterval(this.countdownTimer);
@@ -183,11 +236,15 @@ export class GameSocket {
   }
 }
 
-/** 'gone' when the server says the game does not exist, 'failed' when it was closed, else false. */
+/**
+ * 'gone' when the server says the game does not exist, 'failed' when it was closed, 'live'
+ * when it is listed and not over, else false (no answer, or it ended otherwise).
+ */
 async function probeGone(gameId) {
   try {
     const g = await api('GET', `/api/v1/games/${encodeURIComponent(gameId)}`);
-    return g && g.status === 'failed' ? 'failed' : false;
+    if (g && g.status === 'failed') return 'failed';
+    return g && (g.status === 'waiting' || g.status === 'playing') ? 'live' : false;
   } catch (e) {
     if (e.status === 404) return 'gone';
     if (e.status === 410) return 'failed';

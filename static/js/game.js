@@ -9,7 +9,8 @@ import { buildBoard, gridOf, heightOf, renderBoard, resetBoard, winningSet } fro
 import { addChat, initChat, resetChat, updateChat } from './chat.js';
 import { GameSocket } from './game-socket.js';
 import { lobbySoon, refreshLobby } from './lobby.js';
-import { clearNotices, errorSentence, noticeScope, notify, placeNotice } from './notices.js';
+import { clearNotices, noticeScope, notify, placeNotice } from './notices.js';
+import { closeWords, errorSentence } from './sentences.js';
 import { forgetSeat, getSeat } from './storage.js';
 import { abandonLine } from './waitlist.js';
 import { $, ENDED, ROWS, SEAT_NAME, otherSeat, plural } from './util.js';
@@ -189,58 +190,51 @@ function onRetry(attempt) {
   if (!game.state && attempt >= 2) notify('Having trouble reaching the game — still trying…', 'warn', { scope: 'conn' });
 }
 
-/** What a close code means; answers whether to reconnect. */
-function handleClose(code) {
+/**
+ * What a close means for the game on screen (`again`: the socket reconnects unless this
+ * answers false; after 4401, 4404, 4409 and 4410 it does not: game-socket.js).
+ */
+function handleClose(code, again) {
   const over = game.state && ENDED.includes(game.state.status);
   const id = game.id;
-  switch (code) {
-    case 4401:
-      stopHere('Seat refused');
-      if (!game.state && id) {
-        // Never got in: this browser's saved seat is useless, so offer the join page instead.
+  const words = closeWords(code);
+  if (!again) {
+    stopHere(words.label);
+    switch (code) {
+      case 4401:
+        if (!game.state && id) {
+          // Never got in: this browser's saved seat is useless, so offer the join page instead.
+          forgetSeat(id);
+          hooks.showInvite(id);
+          refreshLobby();
+        }
+        notify(words.text, 'error', { sticky: true });
+        break;
+      case 4404:
         forgetSeat(id);
-        hooks.showInvite(id);
-        refreshLobby();
-      }
-      notify('Your seat token was refused, so this tab can no longer play this game. Start or join another game.', 'error', { sticky: true });
-      return false;
-    case 4404:
-      stopHere('Not found');
-      forgetSeat(id);
-      notify('This game was not found — it may have ended or been removed. Start a new one!', 'error', { sticky: true });
-      if (!game.state) { hooks.showView('welcome'); hooks.setUrl(null); }
-      return false;
-    case 4409:
-      stopHere('Open in another tab');
-      notify('This seat was opened in another tab, so this one stepped aside. Reload to play here instead.', 'warn', { sticky: true, scope: 'game' });
-      return false;
-    case 4410: // not a wire code: the upgrade was refused and REST says the game failed
-      stopHere('Game closed');
-      notify(errorSentence({ code: 'GAME_FAILED' }), 'error', { scope: 'game' }); // the game-over banner stays
-      if (game.state) applyState({ ...game.state, status: 'failed', turn: null });
-      return false;
-    case 1013:
-      notify('Connection too slow, reconnecting…', 'warn', { scope: 'conn' });
-      break;
-    case 1012:
-      notify("The server is restarting — we'll reconnect you as soon as it's back.", 'warn', { scope: 'conn' });
-      break;
-    case 1009:
-      notify('A message was too large for the server; reconnecting…', 'warn', { scope: 'conn' });
-      break;
-    default:
-      break;
+        notify(words.text, 'error', { sticky: true });
+        if (!game.state) { hooks.showView('welcome'); hooks.setUrl(null); }
+        break;
+      case 4409:
+        notify(words.text, 'warn', { sticky: true, scope: 'game' });
+        break;
+      default: // 4410: the game failed (the game-over banner stays)
+        notify(words.text, 'error', { scope: 'game' });
+        if (game.state) applyState({ ...game.state, status: 'failed', turn: null });
+        break;
+    }
+    return false;
   }
+  if (words.text) notify(words.text, 'warn', { scope: 'conn' });
   if (game.stopped) { setConn('closed', 'Disconnected'); draw(); return false; }
   if (over && code === 1000) { setConn('closed', 'Game finished'); draw(); return false; }
   draw(); // no longer "your turn" while offline
   return true;
 }
 
-/** This tab stops playing the game (no reconnect); the board stays, marked as disconnected. */
+/** This tab stops playing the game (the socket no longer reconnects); the board stays, marked as disconnected. */
 function stopHere(connText) {
   game.stopped = true;
-  if (game.sock) game.sock.stopped = true;
   setConn('closed', connText);
   draw();
 }
@@ -265,8 +259,7 @@ function handleFrame(msg) {
       return;
     }
     case 'game_failed':
-      game.stopped = true;
-      if (game.sock) game.sock.stopped = true;
+      game.stopped = true; // the socket stops reconnecting by itself
       notify(errorSentence({ code: 'GAME_FAILED' }), 'error', { scope: 'game' }); // the banner stays
       if (game.state) applyState({ ...game.state, status: 'failed', turn: null, winning_line: null });
       return;
@@ -298,8 +291,7 @@ function handleErrorFrame(msg) {
   }
   if (aboutMove) settlePending();
   if (err.code === 'GAME_FAILED') {
-    game.stopped = true;
-    if (game.sock) game.sock.stopped = true;
+    game.stopped = true; // the socket stops reconnecting by itself
     if (game.state && game.state.status !== 'failed') applyState({ ...game.state, status: 'failed', turn: null, winning_line: null });
   }
   const kind = ['NOT_YOUR_TURN', 'INVALID_MOVE', 'GAME_OVER', 'GAME_RESTARTING', 'RATE_LIMITED'].includes(err.code) ? 'warn' : 'error';

@@ -6,7 +6,7 @@
 // list shows the first page and "Show more" adds the next.
 
 import { api } from './api.js';
-import { loadSeats } from './storage.js';
+import { kindSeat, loadSeats } from './storage.js';
 import { $, SEAT_NAME, isSeat, playerLabel, plural } from './util.js';
 
 const LOBBY_EVERY_MS = 3000;
@@ -161,10 +161,9 @@ function lobbyItem(g, seats) {
   action.className = 'lobby-action';
   const current = hooks.currentGameId() === g.game_id;
   if (elsewhere) {
-    // Played on its own page, which resumes or joins from the link; that page keeps the
-    // seat under `rampart.KIND.ID`.
+    // Played on its own page, which resumes or joins from the link (its seat: kindSeat).
     if (g.status === 'waiting' || g.status === 'playing') {
-      const yours = localStorage.getItem(`rampart.${g.kind}.${g.game_id}`) !== null;
+      const yours = kindSeat(g.kind, g.game_id) !== null;
       if (yours || (g.status === 'waiting' && g.players && g.players.yellow == null)) {
         action.append(button(yours ? 'Resume' : 'Join', yours ? 'btn-secondary' : 'btn-primary', yours ? 'lobby-resume' : 'lobby-join',
           `${yours ? 'Resume' : 'Join'} the ${elsewhere.title.toLowerCase()} game of ${red || 'this player'}`,

@@ -1,4 +1,4 @@
-// One notice at a time (a toast), in plain words, and the sentences for every error code.
+// One notice at a time (a toast), in plain words (the words themselves: sentences.js).
 //
 // Each notice has a scope saying what it is about, so it can be taken down as soon as it
 // stops being true, rather than lingering until its timer runs out:
@@ -17,6 +17,7 @@
 // narrow screen in a game, in the page just above the chat (covering nothing); elsewhere
 // floating at the bottom (style.css).
 
+import { errorSentence } from './sentences.js';
 import { $ } from './util.js';
 
 const NARROW = '(max-width: 860px)';
@@ -88,59 +89,6 @@ export function clearNotices(...scopes) {
 export function noticeScope() { return el.toast.hidden ? null : current.scope; }
 
 el.close.addEventListener('click', hideNotice);
-
-/** A friendly sentence for an error `{code, message, details}` (REST or WebSocket). */
-export function errorSentence(err, extra = {}) {
-  const code = err && err.code;
-  const d = (err && err.details && typeof err.details === 'object') ? err.details : {};
-  const msg = (err && typeof err.message === 'string' && err.message) || '';
-  const retryS = extra.retryAfter ? ` Try again in ${extra.retryAfter} s.` : '';
-  switch (code) {
-    case 'NOT_YOUR_TURN': return "Hold on — it's not your turn yet.";
-    case 'INVALID_MOVE': return "That move isn't allowed — pick a column that still has room.";
-    case 'GAME_OVER': return d.reason === 'abandoned'
-      ? 'Nobody was connected to this game for a while, so it was closed. Start a new one whenever you like.'
-      : 'This game is already over. Start a new one whenever you like.';
-    case 'GAME_RESTARTING': return 'The game is restarting, try again in a moment.';
-    case 'GAME_FAILED': return 'This game hit a fault too many times and was closed. Sorry! Start a new one.';
-    case 'UNAUTHORIZED': return 'Your seat token was refused — this browser no longer holds a valid seat for this game.';
-    case 'FORBIDDEN': return "You're not allowed to do that.";
-    case 'REQUEST_TIMEOUT': return 'The request took too long to reach the server. Please try again.';
-    case 'RATE_LIMITED': return `You're going a little fast — please slow down.${retryS || ' Try again in a moment.'}`;
-    case 'PAYLOAD_TOO_LARGE': return 'That message is too long for the server.';
-    case 'BAD_REQUEST': return "The server didn't understand that request. Reloading the page may help.";
-    case 'VALIDATION_FAILED': {
-      const field = typeof d.field === 'string' ? d.field : '';
-      if (field === 'player_name') {
-        const why = {
-          reserved: 'That name is the AI\'s. Please choose another one.',
-          invisible: 'Your name needs at least one visible character.',
-          bidi_control: 'Your name contains text-direction control characters. Please choose another one.',
-          stacked_marks: 'Your name stacks too many accents on one letter. Please choose another one.',
-        }[d.reason];
-        return why || 'Please choose a different name (1–32 characters).';
-      }
-      if (field === 'text') return 'That chat message is not allowed (at most 280 characters, not empty).';
-      if (field === 'column') return 'Pick a column between 1 and 7.';
-      return field ? `Please check the ${field.replace(/_/g, ' ')}.` : `Something you entered isn't valid${msg ? `: ${msg}` : '.'}`;
-    }
-    case 'UNKNOWN_MESSAGE_TYPE': return "The server didn't recognise a message from this page. Reloading may help.";
-    case 'GAME_NOT_FOUND': case 'NOT_FOUND': return "That game doesn't exist (any more).";
-    case 'TICKET_NOT_FOUND': return 'Your place in line has expired.';
-    case 'GAME_FULL': return 'That game already has two players.';
-    case 'SERVER_BUSY': {
-      const pos = Number.isFinite(d.position) ? ` You're number ${d.position} in line.` : '';
-      return `The server is busy right now.${pos}${retryS || ' Please try again shortly.'}`;
-    }
-    case 'DRAINING': return 'The server is shutting down for maintenance — please try again in a minute.';
-    case 'INTERNAL': {
-      const inc = d.incident != null ? ` (incident ${String(d.incident)})` : '';
-      return `Something went wrong on our side${inc}. Please try again.`;
-    }
-    case 'NETWORK': return "Can't reach the server — check your connection and try again.";
-    default: return `Something went wrong: ${msg || code || 'unknown error'}`;
-  }
-}
 
 /** Shows the sentence for a failed REST call (an ApiError, or anything else as a network failure). */
 export function notifyApiError(e, options = {}) {

@@ -5,7 +5,8 @@
 import { api } from './api.js';
 import { closeGame, isShowing, openGame } from './game.js';
 import { refreshLobby } from './lobby.js';
-import { clearNotices, errorSentence, notify, notifyApiError, placeNotice } from './notices.js';
+import { clearNotices, notify, notifyApiError, placeNotice } from './notices.js';
+import { errorSentence } from './sentences.js';
 import { getSeat, rememberName, saveSeat, storedName, validTicket } from './storage.js';
 import { abandonLine, enterLine, focusLeave, inLine, resumeLine } from './waitlist.js';
 import { $, playerLabel, plural, setBusy } from './util.js';

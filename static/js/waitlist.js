@@ -7,7 +7,8 @@
 import { api } from './api.js';
 import { paintHealth } from './health-pill.js';
 import { lobbyFrame } from './lobby.js';
-import { errorSentence, notify } from './notices.js';
+import { notify } from './notices.js';
+import { errorSentence } from './sentences.js';
 import { clearTicket, loadTicket, saveSeat, saveTicket } from './storage.js';
 import { $, backoffSeconds, plural, setBusy, wsUrl } from './util.js';
 
