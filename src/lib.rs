@@ -190,8 +190,14 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     let feed = actix::Supervisor::start(move |_| feed);
     tree.attach(Part::Lobby, feed.recipient());
     let relay = redis.as_ref().map(|conn| {
+        let view = lobby.clone();
+        let listener: hosting::relay::LobbyListener =
+            Arc::new(move |change: &str| match serde_json::from_str(change) {
+                Ok(change) => view.apply(change),
+                Err(e) => tracing::debug!("ignored an undecodable lobby announcement: {e}"),
+            });
         let relay =
-            Relay::new(cluster.clone(), registry.clone(), metrics.clone(), lobby.clone(), conn.clone(), tree.clone());
+            Relay::new(cluster.clone(), registry.clone(), metrics.clone(), listener, conn.clone(), tree.clone());
         let relay = actix::Supervisor::start(move |_| relay);
         tree.attach(Part::Relay, relay.clone().recipient());
         relay

@@ -18,13 +18,13 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use crate::config::AdmissionConfig;
-use crate::health::{HealthChanged, Status};
 use crate::hosting::supervisor::{CreateGame, GameSupervisor};
 use crate::ids::{now_rfc3339, Ticket};
 use crate::metrics::Metrics;
 use crate::protocol::views::WatchLinks;
 use crate::protocol::{ErrorBody, ErrorCode, SeatGrant};
 use crate::rate::TokenBucket;
+use crate::runtime::status::{HealthChanged, Status};
 use crate::runtime::system::{Part, SystemActor, SystemTree};
 use crate::store::waitlist::{TicketStatus, WaitEntry, WaitRequest};
 use clients::{ClientKey, Clients, Limited, TicketCheck};

@@ -17,31 +17,8 @@ use serde::Serialize;
 
 use crate::config::HealthConfig;
 use crate::metrics::Metrics;
+use crate::runtime::status::{HealthChanged, Status};
 use crate::runtime::system::{Part, SystemActor, SystemTree};
-
-/// The server's health.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    /// Every vital is below its degraded level.
-    Healthy,
-    /// A vital is near its limit: running games are fine, new games are still admitted
-    /// within the caps.
-    Degraded,
-    /// A vital is at its limit: new games wait in line.
-    Overloaded,
-}
-
-impl Status {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Healthy => "healthy",
-            Status::Degraded => "degraded",
-            Status::Overloaded => "overloaded",
-        }
-    }
-}
 
 /// One sampled vital with its limit.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -209,11 +186,6 @@ impl HealthBoard {
         *self.report.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(report);
     }
 }
-
-/// The health status changed.
-#[derive(Message, Clone, Copy, Debug)]
-#[rtype(result = "()")]
-pub struct HealthChanged(pub Status);
 
 /// Subscribes a recipient to status changes; it gets the current status at once.
 #[derive(Message)]

@@ -25,11 +25,14 @@ use crate::game::Seat;
 use crate::hosting::messages::{Action, ClaimSeat, Command, CommandOutcome, Fault, Join, Leave, Route, ToSession};
 use crate::hosting::registry::{deliver, Registry};
 use crate::ids::{ConnId, GameId, InstanceId, TokenHash};
-use crate::lobby::{LobbyChange, LobbyView};
 use crate::metrics::Metrics;
 use crate::protocol::{close, ErrorBody, ErrorCode, SharedFrame};
 use crate::runtime::system::{Part, SystemActor as _, SystemTree};
 use crate::store::redis::RedisConn;
+
+/// Who hears the lobby records announced on `P:lobby` (their JSON): the lobby, wired in
+/// by `lib.rs` (the relay only shares the subscription with it).
+pub type LobbyListener = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// Most messages published in one pipeline.
 const BATCH: usize = 512;
@@ -224,7 +227,8 @@ pub struct OwnerLost;
 #[rtype(result = "()")]
 enum Incoming {
     Inbox(Wire),
-    Lobby(LobbyChange),
+    /// A lobby record that changed, as announced (JSON), for the lobby to apply.
+    Lobby(String),
 }
 
 struct Proxy {
@@ -245,7 +249,8 @@ pub struct Relay {
     cluster: Arc<Cluster>,
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
-    lobby: Arc<LobbyView>,
+    /// Told each lobby record announced on `P:lobby` (the lobby applies it).
+    lobby: LobbyListener,
     conn: RedisConn,
     /// The supervision tree it runs under (`relay`).
     tree: Arc<SystemTree>,
@@ -264,7 +269,7 @@ impl Relay {
         cluster: Arc<Cluster>,
         registry: Arc<Registry>,
         metrics: Arc<Metrics>,
-        lobby: Arc<LobbyView>,
+        lobby: LobbyListener,
         conn: RedisConn,
         tree: Arc<SystemTree>,
     ) -> Self {
@@ -400,7 +405,7 @@ impl Relay {
                     continue;
                 };
                 let incoming = if channel == lobby_channel {
-                    serde_json::from_str(&payload).map(Incoming::Lobby)
+                    Ok(Incoming::Lobby(payload))
                 } else {
                     serde_json::from_str(&payload).map(Incoming::Inbox)
                 };
@@ -700,7 +705,7 @@ impl Handler<Incoming> for Relay {
 impl Relay {
     fn incoming(&mut self, msg: Incoming, ctx: &mut Context<Self>) {
         match msg {
-            Incoming::Lobby(change) => self.lobby.apply(change),
+            Incoming::Lobby(change) => (self.lobby)(&change),
             Incoming::Inbox(Wire::Reply { req, reply }) => {
                 if let Some((tx, _)) = self.pending.remove(&req) {
                     let _ = tx.send(reply);

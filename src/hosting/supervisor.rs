@@ -836,11 +836,11 @@ impl Handler<GetArbiterHealth> for GameSupervisor {
     }
 }
 
-impl Handler<crate::health::HealthChanged> for GameSupervisor {
+impl Handler<crate::runtime::status::HealthChanged> for GameSupervisor {
     type Result = ();
 
-    fn handle(&mut self, msg: crate::health::HealthChanged, ctx: &mut Context<Self>) {
-        self.overloaded = msg.0 == crate::health::Status::Overloaded;
+    fn handle(&mut self, msg: crate::runtime::status::HealthChanged, ctx: &mut Context<Self>) {
+        self.overloaded = msg.0 == crate::runtime::status::Status::Overloaded;
         if self.overloaded {
             self.guarded(ctx, |act, _| act.reap(&act.registry.all(), monotonic_ms()));
         }

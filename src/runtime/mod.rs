@@ -5,5 +5,6 @@
 
 pub mod panic_hook;
 pub mod policy;
+pub mod status;
 pub mod system;
 pub mod ticker;

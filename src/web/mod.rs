@@ -35,7 +35,7 @@ use crate::admission::{AdmissionController, AdmissionStats, Admit};
 use crate::breaker::registry::Breakers;
 use crate::config::Config;
 use crate::game::kinds::Kind;
-use crate::health::{CreationRate, ForceStatus, HealthBoard, HealthMonitor, Status};
+use crate::health::{CreationRate, ForceStatus, HealthBoard, HealthMonitor};
 use crate::hosting::messages::{ClaimSeat, Fault};
 use crate::hosting::registry::{Registry, RunState};
 use crate::hosting::relay::{Reply, Request as RelayRequest, Wire};
@@ -55,6 +55,7 @@ use crate::protocol::{
     validate_player_name, CreateGameRequest, ErrorBody, ErrorCode, ErrorEnvelope, GameSummary, JoinGameRequest,
     SeatGrant, WaitlistStatus,
 };
+use crate::runtime::status::Status;
 use crate::runtime::system::{Part, SystemFault};
 use crate::store::waitlist::TicketStatus;
 use crate::store::StoreError;
