@@ -1,14 +1,22 @@
 //! Rampart: a resilient stateful game server on Actix.
 //!
-//! Layout (one module per part of docs/DESIGN.md):
-//! - [`config`]: the typed, validated `server_config.yaml`.
-//! - [`protocol`]: the wire contract of docs/PROTOCOL.md as types.
-//! - [`game`]: pure game rules (no I/O, no Actix) and the AI's search.
-//! - [`supervision`]: game actors, the supervisor, restart policies, snapshots.
-//! - [`admission`]: the gate new games pass through.
-//! - [`store`]: storage traits and their embedded backends.
-//! - [`web`]: HTTP routes, the WebSocket sessions and the browser page.
-//! - [`metrics`]: counters and gauges, rendered for Prometheus.
+//! Layout, one module per part of docs/DESIGN.md, by layer from the top (ARCHITECTURE.md,
+//! "Layers": no module imports a higher layer; this file alone knows every part):
+//! - web: [`web`], HTTP routes, the WebSocket upgrades and sessions, the browser page.
+//! - control: [`admission`], the gate new games pass through; [`health`], the vitals and
+//!   the status they add up to; [`lobby`], the runtime events and the lobby every instance
+//!   shows.
+//! - hosting: [`supervision`]'s game actors, supervisor and registry (turn-based and
+//!   real-time games); [`cluster`]'s relay to the instance that owns a game.
+//! - services: [`store`], the storage traits and their backends (embedded and Redis);
+//!   [`breaker`], the circuit breakers; [`llm`], the AI's chat client; [`cluster`] itself,
+//!   this instance's leases and heartbeat.
+//! - runtime: [`supervision`]'s tree over the server's own actors, restart policies, panic
+//!   hook and ticker; [`metrics`], counters and gauges rendered for Prometheus.
+//! - protocol: [`protocol`], the wire contract of docs/PROTOCOL.md as types.
+//! - game rules: [`game`], pure rules (no I/O, no Actix) and the AI's search.
+//! - core: [`config`], the typed, validated `server_config.yaml`; [`ids`], ids, secrets and
+//!   clocks; [`rate`], the token bucket.
 //!
 //! [`run`] serves on a listener the caller bound, until the caller's shutdown future
 //! resolves: `main` passes a signal, tests pass their own trigger.

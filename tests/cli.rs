@@ -37,13 +37,18 @@ fn a_bad_config_prints_every_problem_and_exits_64() {
         .env("RAMPART__SERVER__WORKERS", "2")
         .output()
         .expect("run");
-    assert!(!String::from_utf8_lossy(&out.stderr).contains("server.workers"), "the env override fixed workers");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Still a bad file (the other problems are reported), but workers is no longer one of them.
+    assert_eq!(out.status.code(), Some(64), "{stderr}");
+    assert!(stderr.contains("server.bind"), "{stderr}");
+    assert!(!stderr.contains("server.workers"), "the env override fixed workers: {stderr}");
     let out = rampart().args(["--bogus"]).output().expect("run");
     assert_eq!(out.status.code(), Some(64));
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// The first `n` lines the server logs within `secs` (it is killed afterwards).
+/// The first `n` lines the server logs within `secs` (it is killed afterwards, and must
+/// still be running then: a server that died logged nothing for another reason).
 fn first_log_lines(env: &[(&str, &str)], n: usize, secs: u64) -> Vec<String> {
     use std::io::BufRead as _;
     let mut child = rampart()
@@ -70,8 +75,10 @@ fn first_log_lines(env: &[(&str, &str)], n: usize, secs: u64) -> Vec<String> {
             Err(_) => break,
         }
     }
+    let exited = child.try_wait().expect("the server's status");
     let _ = child.kill();
     let _ = child.wait();
+    assert_eq!(exited, None, "the server exited by itself after logging {lines:?}");
     lines
 }
 
@@ -82,6 +89,7 @@ fn logs_have_no_colour_codes_off_a_terminal_and_can_be_json() {
     assert!(plain.iter().all(|l| !l.contains('\u{1b}')), "{plain:?}");
     assert!(plain[0].contains("INFO"), "{plain:?}");
     let json = first_log_lines(&[("RAMPART_LOG_FORMAT", "json")], 2, 10);
+    assert_eq!(json.len(), 2, "{json:?}");
     for line in &json {
         let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
         assert_eq!(v["level"], "INFO");

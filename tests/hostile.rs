@@ -6,7 +6,7 @@
 mod common;
 use common::process;
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -143,7 +143,8 @@ async fn a_game_nobody_plays_is_closed_and_frees_its_place() {
 }
 
 /// Sends `head` and then `body` one byte every 50 ms (stopping once the server answers);
-/// answers (the response, whether the server then closed the connection).
+/// answers (the response, whether the server then closed the connection within 3 s: EOF or
+/// a reset; a read that times out means it is still open).
 fn trickle(addr: std::net::SocketAddr, head: &str, body: &[u8]) -> (String, bool) {
     let mut stream = TcpStream::connect(addr).expect("connect");
     stream.write_all(head.as_bytes()).expect("head");
@@ -169,8 +170,13 @@ fn trickle(addr: std::net::SocketAddr, head: &str, body: &[u8]) -> (String, bool
     stream.set_read_timeout(Some(Duration::from_secs(3))).expect("timeout");
     let closed = loop {
         match stream.read(&mut buf) {
-            Ok(0) | Err(_) => break stream.read(&mut buf).map(|n| n == 0).unwrap_or(true),
+            Ok(0) => break true,
             Ok(n) => response.extend_from_slice(&buf[..n]),
+            // Closed with bytes of ours unread: the kernel answers with a reset.
+            Err(e) if matches!(e.kind(), ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted) => break true,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break false,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => panic!("reading after the answer: {e}"),
         }
     };
     (String::from_utf8_lossy(&response).into_owned(), closed)
@@ -197,13 +203,13 @@ async fn slow_bodies_are_cut_and_connections_have_a_ceiling() {
     assert!(response.starts_with("HTTP/1.1 408"), "{response}");
     assert!(response.contains("REQUEST_TIMEOUT"), "{response}");
     assert!(closed, "the connection is closed after the timeout");
-    // A route that does not read bodies does not drain a trickled chunked one either.
+    // A route that does not read bodies does not drain a trickled one either.
     let (response, closed) = actix_rt::task::spawn_blocking(move || {
-        trickle(addr, "POST /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", b"1\r\na\r\n")
+        trickle(addr, "POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n", b"a")
     })
     .await
     .expect("trickle");
-    assert!(response.starts_with("HTTP/1.1 "), "{response}");
+    assert!(response.starts_with("HTTP/1.1 404"), "{response}");
     assert!(closed, "the connection is closed instead of draining the body");
 
     // Past the ceiling, requests get a clear 503 and their connection is closed; when the
@@ -229,6 +235,35 @@ async fn slow_bodies_are_cut_and_connections_have_a_ceiling() {
     assert_eq!(error["error"]["details"]["reason"], "connections", "{error}");
     assert!(health.is_some());
     assert!(server.metric("rampart_connections_refused_total").await >= 1.0);
+}
+
+/// An answer sent before a chunked request body has ended closes the connection, as one
+/// sent before a declared (`Content-Length`) body was read does (`web/edge.rs`): nothing is
+/// left draining a slow body.
+///
+/// Ignored because it is not so today: the answer says `Connection: close`, but the
+/// connection stays open while the chunked body is unfinished (a 404 to `POST /health` and
+/// the 408 at the body deadline were both still open 30 s later). This case used to sit in
+/// `slow_bodies_are_cut_and_connections_have_a_ceiling`, where it passed only because a
+/// read that timed out was counted as "closed".
+#[actix_rt::test]
+#[ignore = "known bug: a connection whose chunked body is unfinished stays open after its answer"]
+async fn an_answer_before_a_chunked_body_ends_closes_the_connection() {
+    let mut config = test_config();
+    config.server.body_timeout_ms = 300;
+    let server = TestServer::start(config).await;
+    let addr = server.addr;
+    let no_route = "POST /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let slow_create = "POST /api/v1/games HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                       Transfer-Encoding: chunked\r\n\r\n";
+    for (head, body, status) in
+        [(no_route, &b"1\r\na\r\n"[..], "HTTP/1.1 404"), (slow_create, b"1\r\n{\r\n", "HTTP/1.1 408")]
+    {
+        let (response, closed) =
+            actix_rt::task::spawn_blocking(move || trickle(addr, head, body)).await.expect("trickle");
+        assert!(response.starts_with(status), "{response}");
+        assert!(closed, "the connection is closed instead of draining the body: {response}");
+    }
 }
 
 #[actix_rt::test]
@@ -948,7 +983,8 @@ async fn expect_continue_past_the_body_limit_gets_413_at_once() {
         let head = "POST /api/v1/games HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2000000\r\nExpect: 100-continue\r\n\r\n";
         stream.write_all(head.as_bytes()).expect("head");
         let mut big = String::new();
-        let _ = stream.read_to_string(&mut big);
+        // Within the read timeout: a connection left open fails here, not in 10 s unnoticed.
+        stream.read_to_string(&mut big).expect("the 413 and then the end of the connection");
         let body = json!({"kind":"connect4","opponent":"ai","player_name":"ada"}).to_string();
         let mut stream = TcpStream::connect(addr).expect("connect");
         stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
@@ -961,7 +997,7 @@ async fn expect_continue_past_the_body_limit_gets_413_at_once() {
         stream.read_exact(&mut line).expect("100 Continue");
         stream.write_all(body.as_bytes()).expect("body");
         let mut rest = String::new();
-        let _ = stream.read_to_string(&mut rest);
+        stream.read_to_string(&mut rest).expect("the answer and then the end of the connection (Connection: close)");
         (big, format!("{}{rest}", String::from_utf8_lossy(&line)))
     })
     .await

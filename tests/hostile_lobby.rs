@@ -40,6 +40,9 @@ struct Heard {
     bytes: usize,
     /// The largest `lobby` frame's JSON, in bytes.
     largest: usize,
+    /// Whether the socket was still open when the window ended (a socket cut early hears
+    /// little, and would pass every bound below).
+    open_to_the_end: bool,
 }
 
 /// Reads everything `client` is sent for `window` (a blocking reader: run it on a thread).
@@ -47,7 +50,12 @@ fn listen(mut client: RawClient, window: Duration) -> Heard {
     let start = Instant::now();
     let mut heard = Heard::default();
     while let Some(left) = window.checked_sub(start.elapsed()) {
-        let Some((first, payload)) = client.read_frame(left.max(Duration::from_millis(1))) else { break };
+        let Some((first, payload)) = client.read_frame(left.max(Duration::from_millis(1))) else {
+            // Nothing more: the window ran out (the read timed out at its end), or the
+            // connection ended before it.
+            heard.open_to_the_end = start.elapsed() >= window;
+            return heard;
+        };
         let header = match payload.len() {
             0..=125 => 2,
             126..=65_535 => 4,
@@ -62,6 +70,7 @@ fn listen(mut client: RawClient, window: Duration) -> Heard {
             }
         }
     }
+    heard.open_to_the_end = true;
     heard
 }
 
@@ -212,6 +221,12 @@ async fn many_games_and_many_lobby_sockets_get_one_page_at_a_bounded_rate() {
         players.len(),
     );
 
+    // Every listener was served all along: it heard the snapshot on connect and the lobby
+    // moving, and its socket was open at the end.
+    for (i, h) in heard.iter().enumerate() {
+        assert!(h.open_to_the_end, "lobby socket {i} was closed before the window ended");
+        assert!(h.lobby_frames >= 2, "lobby socket {i} heard {} lobby frames while 60 games moved", h.lobby_frames);
+    }
     // One page, with the count of the rest.
     assert!(first["games"].as_array().is_some_and(|g| g.len() == PAGE), "one page of {PAGE} games: {first}");
     assert_eq!(first["total"], 60, "{first}");

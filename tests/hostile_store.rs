@@ -86,14 +86,17 @@ fn stall(redis: &RedisServer, secs: u64) -> std::thread::JoinHandle<()> {
         stream.read_exact(&mut reply).expect("DEBUG SLEEP answers");
         assert_eq!(&reply, b"+OK\r\n", "DEBUG SLEEP is allowed");
     });
+    // Stalled means a PING that is taken but not answered: a refused connection or a closed
+    // one is Redis gone, not asleep.
     eventually_blocking(Duration::from_secs(5), "Redis stalls", || {
-        let Ok(mut ping) = TcpStream::connect(("127.0.0.1", port)) else { return Ok(()) };
+        let mut ping = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("cannot connect: {e}"))?;
         ping.set_read_timeout(Some(Duration::from_millis(100))).expect("timeout");
-        let _ = ping.write_all(b"PING\r\n");
+        ping.write_all(b"PING\r\n").map_err(|e| format!("cannot send PING: {e}"))?;
         let mut reply = [0u8; 7];
         match ping.read_exact(&mut reply) {
             Ok(()) => Err("Redis still answers".to_owned()),
-            Err(_) => Ok(()),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => Ok(()),
+            Err(e) => Err(format!("PING failed instead of waiting: {e}")),
         }
     });
     sleeper
@@ -253,7 +256,8 @@ async fn lease(redis: &RedisServer, game_id: &str) -> (Option<String>, i64) {
 /// Waits until the server has renewed a game's lease at least once (its time-to-live went
 /// up): the stall then meets renewals as in production, not only first claims.
 async fn wait_renewed(redis: &RedisServer, game_id: &str) {
-    let (_, before) = lease(redis, game_id).await;
+    // A lease to start from: without one, any lease that appears would pass for a renewal.
+    let (Some(_), before) = lease(redis, game_id).await else { panic!("{game_id} holds no lease in Redis") };
     let probe = || async move {
         match lease(redis, game_id).await {
             (Some(_), ttl) if ttl > before => Ok(()),

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::stores::{both, me};
+use common::stores::{both, both_with_redis, me};
 use common::{eventually, DEADLINE};
 use rampart::game::{Connect4, Rules as _, Seat};
 use rampart::ids::{GameId, PlayerToken, SessionKey};
@@ -201,14 +201,38 @@ async fn events_are_read_once_in_order_and_applied_with_compare_and_set() {
     .await;
 }
 
+/// Subscribes to `channel` on the Redis at `addr` (as an instance's relay listens on its
+/// inbox); the subscription lasts while the connection it answers is open.
+fn subscribe(addr: &str, channel: &str) -> std::net::TcpStream {
+    use std::io::{Read, Write};
+    let mut con = std::net::TcpStream::connect(addr).expect("connect to redis");
+    con.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    con.write_all(format!("SUBSCRIBE {channel}\r\n").as_bytes()).expect("SUBSCRIBE");
+    // The confirmation: ["subscribe", channel, 1].
+    let mut reply = Vec::new();
+    let mut byte = [0u8; 1];
+    while !reply.ends_with(b":1\r\n") {
+        con.read_exact(&mut byte).expect("the subscription is confirmed");
+        reply.push(byte[0]);
+    }
+    con
+}
+
 #[actix_rt::test]
 async fn instance_heartbeats_lapse() {
-    both(|stores| async move {
-        stores.directory.heartbeat(&me("a"), Duration::from_millis(300)).await.expect("heartbeat");
-        // The embedded directory knows no inboxes: alive is its heartbeat; Redis also asks
-        // for a listener on the instance's inbox, which a test has none of.
-        let alive = stores.directory.alive(&me("a")).await.expect("alive");
-        assert_eq!(alive, !stores.shared);
+    both_with_redis(|stores, redis| async move {
+        stores.directory.heartbeat(&me("a"), Duration::from_millis(1000)).await.expect("heartbeat");
+        // Redis counts an instance alive only while it also listens on its relay inbox (a
+        // killed process drops that at once): there a heartbeat alone is not enough.
+        let _inbox = match redis {
+            Some(addr) => {
+                assert!(!stores.directory.alive(&me("a")).await.expect("alive"), "alive with nobody on its inbox");
+                Some(subscribe(&addr, "t:inbox:a"))
+            }
+            None => None,
+        };
+        assert!(stores.directory.alive(&me("a")).await.expect("alive"), "alive while its heartbeat lasts");
+        // The heartbeat lapses (the listener stays, as a paused process's does).
         let gone = || async {
             match stores.directory.alive(&me("a")).await.expect("alive") {
                 false => Ok(()),

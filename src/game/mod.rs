@@ -3,8 +3,9 @@
 //! This module owns the game-agnostic vocabulary shared by every game kind:
 //! the two [`Seat`]s, the [`Outcome`] of a game, the [`MoveError`] reasons a
 //! move can be refused (and their docs/PROTOCOL.md error codes), and the [`Rules`]
-//! trait a turn-based kind's rules implement. [`kinds`] holds the table of kinds and the
-//! two object-safe interfaces the runtimes play them through ([`TurnGame`], [`TickGame`]).
+//! trait Connect Four's rules are written against. [`kinds`] holds the table of kinds and
+//! the two object-safe interfaces the runtimes play them through, which every kind
+//! implements ([`TurnGame`], [`TickGame`]).
 //! Concrete kinds live in submodules ([`connect4`], with its computer opponent in [`ai`];
 //! [`lightcycle`], a real-time duel). Everything here is pure: no I/O, no actors, no
 //! threads, no clocks.
@@ -141,10 +142,12 @@ impl fmt::Display for MoveError {
 
 impl std::error::Error for MoveError {}
 
-/// The rules of one kind of two-seat turn-based game, as pure functions.
+/// The rules of a two-seat turn-based game with a typed move, as pure functions: how
+/// Connect Four's rules are written (its [`TurnGame`] impl plays through them).
 ///
-/// A new game kind is one new module implementing this. States are immutable
-/// values: [`Rules::play`] and [`Rules::resign`] return a new state and never
+/// A new game kind need not implement this: a kind is a module implementing [`TurnGame`]
+/// (turn-based) or [`TickGame`] (real-time) and one line in [`kinds::KINDS`]. States are
+/// immutable values: [`Rules::play`] and [`Rules::resign`] return a new state and never
 /// modify `self`.
 pub trait Rules: Clone + Send + 'static {
     /// A move as received from the wire.

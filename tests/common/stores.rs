@@ -16,7 +16,18 @@ where
     F: Fn(Stores) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    body(Stores::memory(Duration::from_secs(60))).await;
+    both_with_redis(|stores, _| body(stores)).await;
+}
+
+/// [`both`], the body also given the private Redis's address (`host:port`; `None` for the
+/// embedded stores), for a test that must act on Redis beside the stores. Keys are under
+/// the prefix `t`.
+pub async fn both_with_redis<F, Fut>(body: F)
+where
+    F: Fn(Stores, Option<String>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    body(Stores::memory(Duration::from_secs(60)), None).await;
     let redis = RedisServer::start();
     let settings = RedisSettings {
         url: redis.url(),
@@ -25,7 +36,7 @@ where
         reconnect_max_delay: Duration::from_millis(100),
     };
     let conn = RedisConn::connect(&settings).await.expect("redis");
-    body(Stores::redis(conn, Duration::from_secs(60))).await;
+    body(Stores::redis(conn, Duration::from_secs(60)), Some(format!("127.0.0.1:{}", redis.port()))).await;
 }
 
 /// An instance id.
