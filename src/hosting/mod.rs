@@ -7,9 +7,14 @@
 
 pub mod env;
 pub mod messages;
+pub mod ownership;
 pub mod registry;
 pub mod relay;
+pub mod relay_proxy;
+pub mod relay_wire;
 pub mod supervisor;
 pub mod tick;
+pub mod tick_handlers;
 pub mod turn;
 pub mod turn_ai;
+pub mod turn_handlers;

@@ -17,14 +17,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::cluster::Cluster;
 use crate::game::Seat;
-use crate::hosting::messages::{Action, ClaimSeat, Command, CommandOutcome, Fault, Join, Leave, Route, ToSession};
+use crate::hosting::messages::{ClaimSeat, Command, CommandOutcome, Join, Leave, Route, ToSession};
 use crate::hosting::registry::{deliver, Registry};
-use crate::ids::{ConnId, GameId, InstanceId, TokenHash};
+use crate::hosting::relay_proxy::{RemoteSession, StopProxy};
+use crate::hosting::relay_wire::{request_id, Reply, Wire};
+use crate::ids::{ConnId, GameId, InstanceId};
 use crate::metrics::Metrics;
 use crate::protocol::{close, ErrorBody, ErrorCode, SharedFrame};
 use crate::runtime::system::{Part, SystemActor as _, SystemTree};
@@ -36,145 +37,6 @@ pub type LobbyListener = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// Most messages published in one pipeline.
 const BATCH: usize = 512;
-
-/// A message between instances.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(tag = "t", rename_all = "snake_case")]
-pub enum Wire {
-    /// Attach the relaying instance's socket `conn` to the seat of `token_hash`.
-    Join {
-        /// Request id, for the reply.
-        req: u64,
-        /// The relaying instance.
-        from: InstanceId,
-        /// Its socket.
-        conn: u64,
-        /// The game.
-        game: GameId,
-        /// The seat token's keyed hash.
-        token_hash: TokenHash,
-        /// The seat the socket already holds.
-        holding: Option<Seat>,
-    },
-    /// A player command from a relayed seat.
-    Command {
-        /// Request id.
-        req: u64,
-        /// The relaying instance.
-        from: InstanceId,
-        /// Its socket.
-        conn: u64,
-        /// The game.
-        game: GameId,
-        /// The player's seat.
-        seat: Seat,
-        /// What they do.
-        action: Action,
-        /// Time left before the command must not be applied any more, in ms.
-        within_ms: u64,
-    },
-    /// The relayed socket went away.
-    Leave {
-        /// The relaying instance.
-        from: InstanceId,
-        /// Its socket.
-        conn: u64,
-        /// The game.
-        game: GameId,
-        /// The seat.
-        seat: Seat,
-    },
-    /// Claim the free seat of a human game (REST join on another instance).
-    ClaimSeat {
-        /// Request id.
-        req: u64,
-        /// The asking instance.
-        from: InstanceId,
-        /// The game.
-        game: GameId,
-        /// The joiner's name.
-        name: String,
-        /// The keyed hash of the token the asking instance made for the seat.
-        token_hash: TokenHash,
-    },
-    /// Admin fault injection on another instance's game.
-    Fault {
-        /// Request id.
-        req: u64,
-        /// The asking instance.
-        from: InstanceId,
-        /// The game.
-        game: GameId,
-        /// The fault.
-        fault: Fault,
-    },
-    /// Read a game's summary as its owner has it now (REST on another instance).
-    Summary {
-        /// Request id.
-        req: u64,
-        /// The asking instance.
-        from: InstanceId,
-        /// The game.
-        game: GameId,
-    },
-    /// The answer to a request.
-    Reply {
-        /// The request's id.
-        req: u64,
-        /// The answer.
-        reply: Reply,
-    },
-    /// A frame for a relayed socket.
-    Frame {
-        /// The socket.
-        conn: u64,
-        /// The frame's text.
-        text: String,
-    },
-    /// Close a relayed socket.
-    Close {
-        /// The socket.
-        conn: u64,
-        /// The close code.
-        code: u16,
-    },
-}
-
-/// The answer to a relayed request.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(tag = "r", rename_all = "snake_case")]
-pub enum Reply {
-    /// The join's result.
-    Joined {
-        /// The seat, or why not.
-        result: Result<Seat, ErrorBody>,
-        /// The game's kind (its socket reads that kind's frames).
-        #[serde(default)]
-        kind: Option<String>,
-    },
-    /// A command's outcome.
-    Command {
-        /// What became of it.
-        outcome: CommandOutcome,
-    },
-    /// A seat claim's result.
-    Seat {
-        /// The seat, or why not.
-        result: Result<Seat, ErrorBody>,
-    },
-    /// A fault injection's result.
-    Fault {
-        /// Accepted, or why not.
-        result: Result<(), ErrorBody>,
-    },
-    /// A summary read's result.
-    Summary {
-        /// The summary (as JSON), or why not.
-        result: Result<serde_json::Value, ErrorBody>,
-    },
-    /// The instance does not host the game (any more): resolve it again.
-    NotHere,
-}
 
 /// Sends a request to `to` and waits for its reply, up to `within`.
 #[derive(Message)]
@@ -566,17 +428,6 @@ impl Relay {
     }
 }
 
-fn request_id(wire: &Wire) -> Option<u64> {
-    match wire {
-        Wire::Join { req, .. }
-        | Wire::Command { req, .. }
-        | Wire::ClaimSeat { req, .. }
-        | Wire::Fault { req, .. }
-        | Wire::Summary { req, .. } => Some(*req),
-        _ => None,
-    }
-}
-
 /// The same server, spoken to in RESP3 (push messages for the subscription).
 fn resp3_client(settings: &crate::store::redis::RedisSettings) -> Result<redis::Client, String> {
     let client = redis::Client::open(settings.url.as_str()).map_err(|e| format!("{:?}", e.kind()))?;
@@ -732,45 +583,5 @@ fn close_reason(code: u16) -> &'static str {
         close::REPLACED => "seat opened on another connection",
         close::RESTART => "server restarting; your game is saved",
         _ => "closed by the server that runs the game",
-    }
-}
-
-/// Stop a proxy.
-#[derive(Message)]
-#[rtype(result = "()")]
-struct StopProxy;
-
-/// On the owner, one relayed seat: the game sees it as a socket route; it publishes the
-/// game's frames to the relaying instance.
-pub struct RemoteSession {
-    /// The relay's publisher queue: frames go straight to it, in order.
-    out: mpsc::UnboundedSender<(InstanceId, Wire)>,
-    to: InstanceId,
-    conn: u64,
-}
-
-impl Actor for RemoteSession {
-    type Context = Context<Self>;
-}
-
-impl Handler<ToSession> for RemoteSession {
-    type Result = ();
-    fn handle(&mut self, msg: ToSession, ctx: &mut Context<Self>) {
-        match msg {
-            ToSession::Frame(text) => {
-                let _ = self.out.send((self.to.clone(), Wire::Frame { conn: self.conn, text: text.json().to_owned() }));
-            }
-            ToSession::Close { code, .. } => {
-                let _ = self.out.send((self.to.clone(), Wire::Close { conn: self.conn, code }));
-                ctx.stop();
-            }
-        }
-    }
-}
-
-impl Handler<StopProxy> for RemoteSession {
-    type Result = ();
-    fn handle(&mut self, _: StopProxy, ctx: &mut Context<Self>) {
-        ctx.stop();
     }
 }

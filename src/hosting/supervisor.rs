@@ -24,7 +24,6 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use futures_util::future::{LocalBoxFuture, Shared};
-use futures_util::{FutureExt as _, StreamExt as _};
 
 use crate::cluster::Cluster;
 use crate::config::Config;
@@ -39,7 +38,7 @@ use crate::llm::LlmClient;
 use crate::metrics::{Metrics, RestartReason};
 use crate::protocol::{ErrorBody, ErrorCode, GameStatus, GameSummary, Opponent, PlayerView, PlayersView, SeatGrant};
 use crate::runtime::system::{Part, SystemActor, SystemTree};
-use crate::store::directory::{Claim, Lease, Renewal};
+use crate::store::directory::{Claim, Lease};
 use crate::store::event_sink::EventSink;
 use crate::store::events::EventKind;
 use crate::store::keeper::{Fenced, SnapshotKeeper};
@@ -48,9 +47,6 @@ use crate::store::StoreError;
 
 /// The AI seat's display name.
 pub const AI_NAME: &str = crate::protocol::AI_PLAYER_NAME;
-
-/// Lease renewals in flight at once.
-const RENEW_CONCURRENCY: usize = 64;
 
 struct Slot {
     arbiter: Arbiter,
@@ -78,24 +74,6 @@ pub struct CreateGame {
     pub opponent: Opponent,
     /// The creator's validated name.
     pub player_name: String,
-}
-
-/// Where a game is: here, on another live instance, or nowhere.
-#[derive(Message)]
-#[rtype(result = "Resolved")]
-pub struct Resolve(pub GameId);
-
-/// The answer to [`Resolve`].
-#[derive(Clone, MessageResponse)]
-pub enum Resolved {
-    /// Hosted here.
-    Local(Arc<GameCell>),
-    /// Owned by another live instance: relay to it.
-    Remote(Lease),
-    /// No such game.
-    NotFound,
-    /// It cannot be reached or taken over right now.
-    Unavailable(ErrorBody),
 }
 
 /// The server is going down: stop every game from changing, write every snapshot, release
@@ -132,9 +110,27 @@ pub struct ArbiterHealth {
     pub lost: u64,
 }
 
+/// Where a game is: here, on another live instance, or nowhere.
+#[derive(Message)]
+#[rtype(result = "Resolved")]
+pub struct Resolve(pub GameId);
+
+/// The answer to [`Resolve`].
+#[derive(Clone, MessageResponse)]
+pub enum Resolved {
+    /// Hosted here.
+    Local(Arc<GameCell>),
+    /// Owned by another live instance: relay to it.
+    Remote(Lease),
+    /// No such game.
+    NotFound,
+    /// It cannot be reached or taken over right now.
+    Unavailable(ErrorBody),
+}
+
 /// What a takeover found.
 #[derive(Clone)]
-enum Found {
+pub(super) enum Found {
     Resolved(Resolved),
     /// The stored snapshot, the new lease, and when it was claimed (`monotonic_ms`).
     TakeOver(Snapshot, Lease, u64),
@@ -145,29 +141,29 @@ enum Found {
 
 /// Starts, places and watches every game.
 pub struct GameSupervisor {
-    config: Arc<Config>,
-    registry: Arc<Registry>,
-    env: Arc<GameEnv>,
-    metrics: Arc<Metrics>,
-    keeper: Arc<SnapshotKeeper>,
-    cluster: Arc<Cluster>,
+    pub(super) config: Arc<Config>,
+    pub(super) registry: Arc<Registry>,
+    pub(super) env: Arc<GameEnv>,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) keeper: Arc<SnapshotKeeper>,
+    pub(super) cluster: Arc<Cluster>,
     /// Shared so that a restart re-attaches the same channel (nothing refused is lost).
-    fenced: Arc<tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<Fenced>>>,
+    pub(super) fenced: Arc<tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<Fenced>>>,
     slots: Vec<Slot>,
-    next_slot: usize,
-    renewing: bool,
+    pub(super) next_slot: usize,
+    pub(super) renewing: bool,
     /// Shutting down: the leases are released, so no renewal round may take them again.
-    draining: bool,
+    pub(super) draining: bool,
     /// Games whose stored snapshot could not be read (logged and counted once each).
-    unreadable: HashSet<GameId>,
+    pub(super) unreadable: HashSet<GameId>,
     /// The lookup in flight for each game not hosted here: a second request for the same
     /// game waits for it instead of running its own (which would see the fresh lease as
     /// "ours on paper", release it and claim a newer epoch, fencing the game it just
     /// started out of its own moves).
-    finding: HashMap<GameId, Shared<LocalBoxFuture<'static, Found>>>,
+    pub(super) finding: HashMap<GameId, Shared<LocalBoxFuture<'static, Found>>>,
     /// The server is overloaded: ended games nobody watches go without waiting their TTL.
-    overloaded: bool,
-    tree: Arc<SystemTree>,
+    pub(super) overloaded: bool,
+    pub(super) tree: Arc<SystemTree>,
 }
 
 impl GameSupervisor {
@@ -233,14 +229,14 @@ impl GameSupervisor {
 
     /// Hosts a game here from `snapshot` (its epoch is this instance's lease epoch, taken
     /// at `claimed_ms`).
-    fn host(&mut self, snapshot: Arc<Snapshot>, mode: StartMode, claimed_ms: u64) -> Arc<GameCell> {
+    pub(super) fn host(&mut self, snapshot: Arc<Snapshot>, mode: StartMode, claimed_ms: u64) -> Arc<GameCell> {
         let slot = self.next_slot();
         let summary = summary_of(&snapshot);
         let id = snapshot.game_id.clone();
         let kind = snapshot.board.kind();
         let cell = Arc::new(GameCell::new(id, kind, slot, summary, snapshot.clone(), self.keeper.clone()));
         if self.cluster.shared() {
-            cell.lease_until_ms.store(claimed_ms + lease_ms(&self.cluster), Ordering::Release);
+            cell.lease_until_ms.store(claimed_ms + self.lease_ms(), Ordering::Release);
         }
         self.registry.insert(cell.clone());
         self.metrics.game_hosted(1);
@@ -340,24 +336,6 @@ impl GameSupervisor {
         tracing::error!(arbiter = slot, moved, hung, "abandoned a hung game arbiter's thread and resumed its games on a fresh one; restart the process when convenient");
     }
 
-    /// Stops hosting a game: nothing of its current incarnation is published or said any
-    /// more, its sockets are closed with 1012 (`reason`), and its snapshot here is dropped.
-    fn give_up(&self, cell: &Arc<GameCell>, reason: &'static str) {
-        self.metrics.game_given_up();
-        self.registry.remove(&cell.id);
-        self.metrics.game_hosted(-1);
-        if cell.ended_at_ms.load(Ordering::Acquire) == 0 && cell.run_state() != RunState::Failed {
-            self.metrics.game_ended();
-        }
-        let _ = cell.begin_move();
-        if let Some(game) = cell.addr() {
-            game.shutdown.do_send(Shutdown { reason });
-        }
-        cell.clear_addr();
-        let (keeper, id) = (self.keeper.clone(), cell.id.clone());
-        actix_rt::spawn(async move { keeper.forget(&id, false).await });
-    }
-
     fn remove(&self, cell: &Arc<GameCell>) {
         self.metrics.game_hosted(-1);
         self.registry.remove(&cell.id);
@@ -387,74 +365,6 @@ impl GameSupervisor {
             }
         }
     }
-
-    /// Renews the lease of every game hosted here (and takes the leases still pending).
-    fn renew_leases(&mut self, ctx: &mut Context<Self>) {
-        if self.renewing || self.draining || !self.cluster.shared() {
-            return;
-        }
-        self.renewing = true;
-        let cells = self.registry.all();
-        let cluster = self.cluster.clone();
-        let round_ms = monotonic_ms();
-        let work = async move {
-            futures_util::stream::iter(cells)
-                .map(|cell| {
-                    let cluster = cluster.clone();
-                    async move {
-                        let epoch = cell.epoch.load(Ordering::Acquire);
-                        let answer = if epoch == 0 {
-                            cluster.claim(&cell.id).await.map(|claim| match claim {
-                                Claim::Won(lease) => Renewal::Renewed(lease.epoch),
-                                Claim::Held(lease) => Renewal::Lost(lease),
-                            })
-                        } else {
-                            cluster.renew(&cell.id, epoch).await
-                        };
-                        (cell, epoch, answer)
-                    }
-                })
-                .buffer_unordered(RENEW_CONCURRENCY)
-                .collect::<Vec<_>>()
-                .await
-        };
-        ctx.spawn(work.into_actor(self).map(move |answers, act, ctx| {
-            act.guarded(ctx, move |act, _| act.renewed(answers, round_ms));
-        }));
-    }
-
-    fn renewed(&mut self, answers: Vec<(Arc<GameCell>, u64, Result<Renewal, StoreError>)>, round_ms: u64) {
-        self.renewing = false;
-        if self.draining {
-            return; // the leases are being released: a round that took one back is moot
-        }
-        let until = round_ms + lease_ms(&self.cluster);
-        for (cell, epoch, answer) in answers {
-            if !matches!(answer, Ok(Renewal::Lost(_))) {
-                cell.lease_until_ms.store(until, Ordering::Release);
-            }
-            match answer {
-                Ok(Renewal::Renewed(now)) if now != cell.epoch.load(Ordering::Acquire) => {
-                    tracing::info!(game_id = %cell.id, from = epoch, to = now, "this instance holds the game's lease again, with a new epoch");
-                    // The snapshot is written again under the new epoch.
-                    cell.set_epoch(now);
-                }
-                Ok(Renewal::Renewed(_)) => {}
-                Ok(Renewal::Lost(holder)) => {
-                    if self.registry.get(&cell.id).is_some() {
-                        tracing::warn!(game_id = %cell.id, epoch, owner = %holder.instance, owner_epoch = holder.epoch, "lost the game's lease to another instance; giving the game up");
-                        self.give_up(&cell, "the game moved to another server; reconnecting");
-                    }
-                }
-                // Unreachable store: nobody can take the game over either; try again.
-                Err(e) => tracing::debug!(game_id = %cell.id, "could not renew the game's lease: {e}"),
-            }
-        }
-    }
-}
-
-fn lease_ms(cluster: &Cluster) -> u64 {
-    u64::try_from(cluster.lease.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The lobby summary of a snapshot (before its actor has published one).
@@ -486,65 +396,6 @@ fn summary_of(snapshot: &Snapshot) -> GameSummary {
         created_at: snapshot.created_at.clone(),
         winner,
         resigned,
-    }
-}
-
-/// Finds the owner of a game this instance does not host: a live owner (relay to it), or,
-/// once the owner's lease has lapsed, the snapshot to take over with a new lease. Waits up
-/// to `patience` for the lease of an owner that stopped answering to lapse.
-async fn find(cluster: Arc<Cluster>, keeper: Arc<SnapshotKeeper>, id: GameId, patience: Duration) -> Found {
-    let unavailable = |why: String| {
-        Found::Resolved(Resolved::Unavailable(
-            ErrorBody::new(ErrorCode::GameRestarting, why).with("retry_after_ms", 500),
-        ))
-    };
-    let until = tokio::time::Instant::now() + patience;
-    loop {
-        match cluster.owner(&id).await {
-            Err(e) => {
-                tracing::warn!(game_id = %id, "the game's owner cannot be looked up right now: {e}");
-                return unavailable("the game's owner cannot be looked up right now; retry shortly".to_owned());
-            }
-            Ok(Some(lease)) if lease.instance != cluster.me => match cluster.alive(&lease.instance).await {
-                Ok(true) => return Found::Resolved(Resolved::Remote(lease)),
-                Ok(false) | Err(_) if tokio::time::Instant::now() >= until => {
-                    return unavailable(
-                        "the server that runs this game stopped answering; it is being taken over".into(),
-                    )
-                }
-                // Its owner died: its lease lapses within cluster.lease_ms.
-                _ => tokio::time::sleep(Duration::from_millis(100)).await,
-            },
-            Ok(Some(lease)) => {
-                // Ours on paper, but not running here (an earlier life of this instance id):
-                // release it and take it over properly, with a new epoch.
-                let _ = cluster.release(&id, lease.epoch).await;
-            }
-            Ok(None) => {
-                let snapshot = match keeper.read_stored(&id).await {
-                    Ok(Some(snapshot)) if snapshot.game_id != id => {
-                        return Found::Unreadable(format!("it holds the snapshot of game {}", snapshot.game_id))
-                    }
-                    Ok(Some(snapshot)) => snapshot,
-                    Ok(None) => return Found::Resolved(Resolved::NotFound),
-                    Err(StoreError::Corrupt(why)) => return Found::Unreadable(why),
-                    Err(e) => {
-                        tracing::warn!(game_id = %id, "the game's snapshot cannot be read right now: {e}");
-                        return unavailable("the game's snapshot cannot be read right now; retry shortly".to_owned());
-                    }
-                };
-                let claimed_ms = monotonic_ms();
-                match cluster.claim(&id).await {
-                    Ok(Claim::Won(lease)) => return Found::TakeOver(snapshot, lease, claimed_ms),
-                    // Another instance won the race: relay to it.
-                    Ok(Claim::Held(_)) => continue,
-                    Err(e) => {
-                        tracing::warn!(game_id = %id, "the game cannot be taken over right now: {e}");
-                        return unavailable("the game cannot be taken over right now; retry shortly".to_owned());
-                    }
-                }
-            }
-        }
     }
 }
 
@@ -585,36 +436,6 @@ impl Supervised for GameSupervisor {
 
 crate::runtime::system::system_actor!(GameSupervisor, Part::Games);
 
-impl StreamHandler<Fenced> for GameSupervisor {
-    /// A snapshot write found a newer epoch. Taken by this instance itself (a claim or
-    /// renewal of its own that ran in the store after it stopped waiting, with nobody else
-    /// in between): the game carries on under it and its snapshot is written again. Taken by
-    /// another instance: that one owns the game now, so it is given up.
-    fn handle(&mut self, fenced: Fenced, ctx: &mut Context<Self>) {
-        self.guarded(ctx, |act, _| {
-            let id = &fenced.game_id;
-            let ours = fenced.tenure.as_ref().is_some_and(|t| t.covers(&act.cluster.me, fenced.epoch));
-            if let Some(cell) = act.registry.get(id) {
-                if ours {
-                    act.metrics.epoch_adopted();
-                    let epoch = cell.epoch.load(Ordering::Acquire).max(fenced.current);
-                    tracing::info!(game_id = %id, from = fenced.epoch, to = epoch, "a snapshot write was behind this instance's own newer epoch; the game goes on under it");
-                    cell.set_epoch(epoch);
-                } else {
-                    tracing::warn!(game_id = %id, epoch = fenced.epoch, current = fenced.current, taker = ?fenced.tenure.as_ref().map(|t| t.instance.as_str()), "this instance's snapshot write was refused: another instance owns the game; giving it up");
-                    act.give_up(&cell, "the game moved to another server; reconnecting");
-                }
-            } else {
-                // No longer hosted here: nothing will write it again.
-                let (keeper, id) = (act.keeper.clone(), id.clone());
-                actix_rt::spawn(async move { keeper.forget(&id, false).await });
-            }
-        });
-    }
-
-    fn finished(&mut self, _: &mut Context<Self>) {}
-}
-
 impl Handler<CreateGame> for GameSupervisor {
     type Result = ResponseActFuture<Self, Result<SeatGrant, ErrorBody>>;
 
@@ -623,24 +444,8 @@ impl Handler<CreateGame> for GameSupervisor {
     }
 }
 
-/// The lease epoch a new game starts under: the claim's, or 0 when the store did not answer
-/// (games go on without the store: the lease is taken once it answers).
-fn new_game_epoch(id: &GameId, claim: Result<Claim, StoreError>) -> Result<u64, ErrorBody> {
-    match claim {
-        Ok(Claim::Won(lease)) => Ok(lease.epoch),
-        Ok(Claim::Held(lease)) => {
-            tracing::error!(game_id = %id, owner = %lease.instance, "a new game id is already owned; refusing");
-            Err(ErrorBody::new(ErrorCode::Internal, "could not create the game; retry"))
-        }
-        Err(e) => {
-            tracing::warn!(game_id = %id, "could not take the new game's lease; it starts anyway and takes it later: {e}");
-            Ok(0)
-        }
-    }
-}
-
 /// The answer while the supervisor restarts after a bug.
-fn restarting() -> ErrorBody {
+pub(super) fn restarting() -> ErrorBody {
     ErrorBody::new(ErrorCode::Internal, "the game supervisor hit a bug and is restarting; retry shortly")
         .with("retry_after_ms", 500)
 }
@@ -663,7 +468,7 @@ impl GameSupervisor {
         claim: Result<Claim, StoreError>,
         claimed_ms: u64,
     ) -> Result<SeatGrant, ErrorBody> {
-        let epoch = new_game_epoch(&id, claim)?;
+        let epoch = Self::new_game_epoch(&id, claim)?;
         let token = PlayerToken::random();
         let hash = self.cluster.hash(&token);
         let human = SeatRecord { name: msg.player_name.clone(), token_hash: Some(hash.clone()) };
@@ -693,74 +498,6 @@ impl GameSupervisor {
         self.host(snapshot, StartMode::Fresh, claimed_ms);
         self.cluster.remember_seat(hash, id.clone(), Seat::Red, msg.player_name);
         Ok(SeatGrant { game_id: id.to_string(), seat: Seat::Red, player_token: token.expose().to_owned() })
-    }
-}
-
-impl Handler<Resolve> for GameSupervisor {
-    type Result = ResponseActFuture<Self, Resolved>;
-
-    fn handle(&mut self, msg: Resolve, ctx: &mut Context<Self>) -> Self::Result {
-        self.guarded(ctx, |act, _| act.resolve(msg))
-            .unwrap_or_else(|| Box::pin(actix::fut::ready(Resolved::Unavailable(restarting()))))
-    }
-}
-
-impl GameSupervisor {
-    fn resolve(&mut self, msg: Resolve) -> ResponseActFuture<Self, Resolved> {
-        if let Some(cell) = self.registry.get(&msg.0) {
-            return Box::pin(actix::fut::ready(Resolved::Local(cell)));
-        }
-        if !self.cluster.shared() {
-            return Box::pin(actix::fut::ready(Resolved::NotFound));
-        }
-        let work = match self.finding.get(&msg.0) {
-            Some(in_flight) => in_flight.clone(),
-            None => {
-                let patience = self.cluster.lease + Duration::from_secs(1);
-                let work =
-                    find(self.cluster.clone(), self.keeper.clone(), msg.0.clone(), patience).boxed_local().shared();
-                self.finding.insert(msg.0.clone(), work.clone());
-                work
-            }
-        };
-        let mine = work.clone();
-        Box::pin(work.into_actor(self).map(move |found, act, ctx| {
-            if act.finding.get(&msg.0).is_some_and(|w| w.ptr_eq(&mine)) {
-                act.finding.remove(&msg.0);
-            }
-            act.guarded(ctx, |act, _| act.found(&msg.0, found)).unwrap_or_else(|| Resolved::Unavailable(restarting()))
-        }))
-    }
-}
-
-impl GameSupervisor {
-    /// What a lookup of a game not hosted here comes to.
-    fn found(&mut self, id: &GameId, found: Found) -> Resolved {
-        match found {
-            Found::Resolved(resolved) => resolved,
-            Found::Unreadable(why) => {
-                if self.unreadable.len() < 10_000 && self.unreadable.insert(id.clone()) {
-                    self.metrics.snapshot_unreadable();
-                    tracing::error!(game_id = %id, "the game's stored snapshot cannot be read, so it cannot resume; it is closed as failed (the stored value is left for inspection): {why}");
-                }
-                Resolved::Unavailable(
-                    ErrorBody::new(
-                        ErrorCode::GameFailed,
-                        "this game's saved state is damaged and cannot be resumed; it is closed",
-                    )
-                    .with("reason", "unreadable"),
-                )
-            }
-            Found::TakeOver(mut snapshot, lease, claimed_ms) => {
-                // The requests that shared this lookup: the first one hosts the game.
-                if let Some(cell) = self.registry.get(id) {
-                    return Resolved::Local(cell);
-                }
-                tracing::info!(game_id = %id, epoch = lease.epoch, moves = snapshot.board.moves(), "taking over a game whose owner's lease lapsed");
-                snapshot.epoch = lease.epoch;
-                Resolved::Local(self.host(Arc::new(snapshot), StartMode::TakenOver, claimed_ms))
-            }
-        }
     }
 }
 

@@ -26,12 +26,9 @@ use actix::prelude::*;
 use crate::config::RestartPolicyConfig;
 use crate::game::{Arena, Board, Outcome, Seat, TickInput};
 use crate::hosting::env::GameEnv;
-use crate::hosting::messages::{
-    Action, Checkpoint, ClaimSeat, CloseAbandoned, Command, CommandOutcome, Fault, InjectFault, Join, Leave, Probe,
-    Shutdown, StartMode, Summary, ToSession, GAME_MAILBOX_CAPACITY,
-};
+use crate::hosting::messages::{Action, CommandOutcome, StartMode, ToSession, GAME_MAILBOX_CAPACITY};
 use crate::hosting::registry::{GameCell, RunState};
-use crate::ids::{incident_id, monotonic_ms, TokenHash};
+use crate::ids::{monotonic_ms, TokenHash};
 use crate::metrics::RestartReason;
 use crate::protocol::close;
 use crate::protocol::{
@@ -48,26 +45,26 @@ pub const COUNTDOWN: Duration = Duration::from_millis(2000);
 
 /// One real-time game.
 pub struct TickActor {
-    cell: Arc<GameCell>,
-    generation: u64,
-    env: Arc<GameEnv>,
+    pub(super) cell: Arc<GameCell>,
+    pub(super) generation: u64,
+    pub(super) env: Arc<GameEnv>,
     /// Seats, creation time, restarts, failure and the version of the last snapshot; its
     /// board is the last good state's.
-    state: Snapshot,
-    rules: Arena,
-    last_good: Arena,
-    ticker: Option<Ticker>,
-    inputs: [Option<TickInput>; 2],
-    mode: StartMode,
-    started_once: bool,
+    pub(super) state: Snapshot,
+    pub(super) rules: Arena,
+    pub(super) last_good: Arena,
+    pub(super) ticker: Option<Ticker>,
+    pub(super) inputs: [Option<TickInput>; 2],
+    pub(super) mode: StartMode,
+    pub(super) started_once: bool,
     /// A panic stopped the actor (as opposed to a stop on purpose).
-    crashed: bool,
+    pub(super) crashed: bool,
     /// Why the next restart happens.
-    pending_failure: Option<RestartReason>,
-    fault_next_tick: bool,
-    armed_fault: bool,
+    pub(super) pending_failure: Option<RestartReason>,
+    pub(super) fault_next_tick: bool,
+    pub(super) armed_fault: bool,
     /// Seats not yet told that this instance took the game over (they join after it).
-    untold: [bool; 2],
+    pub(super) untold: [bool; 2],
 }
 
 impl TickActor {
@@ -96,21 +93,25 @@ impl TickActor {
         })
     }
 
-    fn abandoned(&self) -> bool {
+    pub(super) fn abandoned(&self) -> bool {
         self.cell.generation.load(Ordering::Acquire) != self.generation
     }
 
-    fn policy(&self) -> &RestartPolicyConfig {
+    pub(super) fn policy(&self) -> &RestartPolicyConfig {
         self.env.policy(self.cell.kind)
     }
 
-    fn in_play(&self) -> bool {
+    pub(super) fn in_play(&self) -> bool {
         self.rules.outcome() == Outcome::InProgress && !self.state.failed && !self.state.abandoned
     }
 
     /// Runs game code with the panic boundary, the busy stamp for the hang watchdog and the
     /// panic hook's game id. On a panic: stop; the `Supervisor` restarts from the snapshot.
-    fn guarded<R>(&mut self, ctx: &mut Context<Self>, f: impl FnOnce(&mut Self, &mut Context<Self>) -> R) -> Option<R> {
+    pub(super) fn guarded<R>(
+        &mut self,
+        ctx: &mut Context<Self>,
+        f: impl FnOnce(&mut Self, &mut Context<Self>) -> R,
+    ) -> Option<R> {
         let scope = GameScope::enter(self.cell.id.as_str());
         self.cell.busy_since_ms.store(monotonic_ms(), Ordering::Release);
         let out = panic::catch_unwind(AssertUnwindSafe(|| f(self, ctx)));
@@ -138,14 +139,14 @@ impl TickActor {
 
     /// Hands the last good state to the keeper, which writes it to the store behind the
     /// game, fenced by this instance's lease epoch; refused once the game has moved on.
-    fn persist(&mut self) -> bool {
+    pub(super) fn persist(&mut self) -> bool {
         self.state.version += 1;
         self.state.board = Board::ticked(self.last_good.clone());
         self.state.epoch = self.cell.epoch.load(Ordering::Acquire);
         self.cell.publish_snapshot(self.generation, Arc::new(self.state.clone()))
     }
 
-    fn status(&self) -> GameStatus {
+    pub(super) fn status(&self) -> GameStatus {
         if self.state.failed {
             return GameStatus::Failed;
         }
@@ -158,7 +159,7 @@ impl TickActor {
         }
     }
 
-    fn winner(&self) -> Option<Seat> {
+    pub(super) fn winner(&self) -> Option<Seat> {
         match self.rules.outcome() {
             Outcome::Won { winner, .. } => Some(winner),
             _ => None,
@@ -166,7 +167,7 @@ impl TickActor {
     }
 
     /// The game's lobby entry (`moves` counts ticks).
-    fn summary(&self) -> GameSummary {
+    pub(super) fn summary(&self) -> GameSummary {
         let view = |seat: Seat| {
             self.state.seat(seat).map(|r| PlayerView {
                 name: r.name.clone(),
@@ -193,7 +194,7 @@ impl TickActor {
 
     /// Tells the lobby (every instance's, through the event stream) and keeps the cell's
     /// summary current.
-    fn publish_event(&self, kind: EventKind) {
+    pub(super) fn publish_event(&self, kind: EventKind) {
         if self.abandoned() {
             return;
         }
@@ -207,7 +208,7 @@ impl TickActor {
     }
 
     /// The game is over (won, drawn, resigned, failed, abandoned): its place is free.
-    fn ended(&mut self) {
+    pub(super) fn ended(&mut self) {
         if self.cell.ended_at_ms.compare_exchange(0, monotonic_ms(), Ordering::AcqRel, Ordering::Acquire).is_ok() {
             self.env.metrics.game_ended();
         }
@@ -215,7 +216,7 @@ impl TickActor {
     }
 
     /// The whole state, for a seat joining or after a restart.
-    fn full_frame(&self, you: Option<Seat>) -> SharedFrame {
+    pub(super) fn full_frame(&self, you: Option<Seat>) -> SharedFrame {
         let name = |seat: Seat| self.state.seat(seat).map(|r| r.name.clone());
         ServerFrame::Arena {
             kind: self.rules.kind(),
@@ -231,7 +232,7 @@ impl TickActor {
         .to_frame()
     }
 
-    fn tick_frame(&self) -> SharedFrame {
+    pub(super) fn tick_frame(&self) -> SharedFrame {
         ServerFrame::Tick {
             tick: self.rules.tick(),
             status: self.status(),
@@ -243,7 +244,7 @@ impl TickActor {
 
     /// Sends a frame to every attached socket; never waits (each socket queues it, or
     /// closes itself as slow). An abandoned incarnation says nothing.
-    fn broadcast(&self, frame: &SharedFrame) {
+    pub(super) fn broadcast(&self, frame: &SharedFrame) {
         if self.abandoned() {
             return;
         }
@@ -252,17 +253,17 @@ impl TickActor {
         }
     }
 
-    fn close_all(&self, code: u16, reason: &'static str) {
+    pub(super) fn close_all(&self, code: u16, reason: &'static str) {
         for route in self.cell.routes().into_iter().flatten() {
             route.to.do_send(ToSession::Close { code, reason });
         }
     }
 
-    fn ai_seat(&self) -> Option<Seat> {
+    pub(super) fn ai_seat(&self) -> Option<Seat> {
         Seat::ALL.into_iter().find(|s| self.state.seat(*s).is_some_and(SeatRecord::is_ai))
     }
 
-    fn schedule(&mut self, ctx: &mut Context<Self>) {
+    pub(super) fn schedule(&mut self, ctx: &mut Context<Self>) {
         let Some(ticker) = &self.ticker else { return };
         let wait = ticker.wait(Instant::now());
         ctx.run_later(wait, |game, ctx| game.tick(ctx));
@@ -270,7 +271,7 @@ impl TickActor {
 
     /// Starts ticking, after [`COUNTDOWN`], once both seats are taken and every human seat
     /// has its socket open.
-    fn maybe_start(&mut self, ctx: &mut Context<Self>) {
+    pub(super) fn maybe_start(&mut self, ctx: &mut Context<Self>) {
         let ready = Seat::ALL.into_iter().all(|s| match self.state.seat(s) {
             Some(r) => r.is_ai() || self.cell.seat_connected(s),
             None => false,
@@ -283,7 +284,7 @@ impl TickActor {
         }
     }
 
-    fn tick(&mut self, ctx: &mut Context<Self>) {
+    pub(super) fn tick(&mut self, ctx: &mut Context<Self>) {
         if self.abandoned() {
             self.ticker = None;
             return;
@@ -297,7 +298,7 @@ impl TickActor {
     }
 
     /// One tick of game code: inputs, the rules, the frame out, the snapshot.
-    fn step(&mut self) {
+    pub(super) fn step(&mut self) {
         let Some(ticker) = self.ticker.as_mut() else { return };
         ticker.fire(Instant::now());
         if std::mem::take(&mut self.fault_next_tick) {
@@ -329,7 +330,7 @@ impl TickActor {
     /// Restarts after a failure (a panic, or a hang the watchdog moved off its thread): the
     /// state goes back to the last snapshot, the policy decides the delay (or closes the
     /// game), and both seats are told.
-    fn restart(&mut self, ctx: &mut Context<Self>, reason: RestartReason) {
+    pub(super) fn restart(&mut self, ctx: &mut Context<Self>, reason: RestartReason) {
         let decision = {
             let mut ledger = self.cell.ledger.lock().unwrap_or_else(|e| e.into_inner());
             ledger.record(self.policy(), monotonic_ms(), fastrand::f64())
@@ -391,11 +392,16 @@ impl TickActor {
         }
     }
 
-    fn seat_of(&self, token_hash: &TokenHash) -> Option<Seat> {
+    pub(super) fn seat_of(&self, token_hash: &TokenHash) -> Option<Seat> {
         self.state.seat_of(token_hash)
     }
 
-    fn answer_error(&self, to: &Recipient<ToSession>, error: ErrorBody, in_reply_to: &'static str) -> CommandOutcome {
+    pub(super) fn answer_error(
+        &self,
+        to: &Recipient<ToSession>,
+        error: ErrorBody,
+        in_reply_to: &'static str,
+    ) -> CommandOutcome {
         if self.abandoned() {
             return CommandOutcome::Moved;
         }
@@ -404,7 +410,7 @@ impl TickActor {
         CommandOutcome::Answered
     }
 
-    fn act(&mut self, seat: Seat, action: Action) {
+    pub(super) fn act(&mut self, seat: Seat, action: Action) {
         if std::mem::take(&mut self.armed_fault) {
             panic!("injected fault (admin): panic in a {} command", action.type_name());
         }
@@ -484,199 +490,5 @@ impl Supervised for TickActor {
         }
         let reason = self.pending_failure.take().unwrap_or(RestartReason::Panic);
         self.restart(ctx, reason);
-    }
-}
-
-/// A socket presents a seat's token: it becomes that seat's route (replacing an older
-/// socket of the same seat, which is told 4409) and gets the whole state.
-impl Handler<Join> for TickActor {
-    type Result = Result<Seat, ErrorBody>;
-
-    fn handle(&mut self, msg: Join, ctx: &mut Context<Self>) -> Self::Result {
-        if self.abandoned() {
-            return Err(ErrorBody::new(ErrorCode::GameRestarting, "the game moved; retry").with("retry_after_ms", 100));
-        }
-        let Some(seat) = self.seat_of(&msg.token_hash) else {
-            return Err(ErrorBody::new(ErrorCode::Unauthorized, "this token holds no seat in this game"));
-        };
-        if let Some(held) = msg.holding.filter(|held| *held != seat) {
-            return Err(crate::protocol::seat_held(held));
-        }
-        if let Some(old) = self.cell.attach(seat, msg.route.clone()) {
-            old.to.do_send(ToSession::Close { code: close::REPLACED, reason: "this seat was opened in another tab" });
-        }
-        if std::mem::take(&mut self.untold[seat_index(seat)]) {
-            let notice = ServerFrame::TickRestarted {
-                reason: "taken_over",
-                restarts: self.state.restarts,
-                resumed_at_tick: self.rules.tick(),
-                lost_ticks: 0,
-                retry_after_ms: 0,
-            };
-            msg.route.to.do_send(ToSession::Frame(notice.to_frame()));
-        }
-        msg.route.to.do_send(ToSession::Frame(self.full_frame(Some(seat))));
-        self.cell.set_summary(self.summary());
-        self.maybe_start(ctx);
-        Ok(seat)
-    }
-}
-
-impl Handler<Leave> for TickActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: Leave, _: &mut Context<Self>) {
-        if self.cell.detach(msg.seat, msg.conn) && !self.abandoned() {
-            self.cell.set_summary(self.summary());
-        }
-    }
-}
-
-impl Handler<Command> for TickActor {
-    type Result = CommandOutcome;
-
-    fn handle(&mut self, msg: Command, ctx: &mut Context<Self>) -> CommandOutcome {
-        if Instant::now() > msg.deadline {
-            return CommandOutcome::Expired;
-        }
-        if self.abandoned() {
-            return CommandOutcome::Moved;
-        }
-        if self.state.failed {
-            return self.answer_error(&msg.reply, ErrorBody::game_failed(), msg.action.type_name());
-        }
-        if matches!(msg.action, Action::Move(_) | Action::Chat(_)) {
-            let error = ErrorBody::new(ErrorCode::BadRequest, "a real-time game takes its kind's input frames");
-            return self.answer_error(&msg.reply, error, msg.action.type_name());
-        }
-        let kind = msg.action.type_name();
-        let reply = msg.reply.clone();
-        match self.guarded(ctx, |game, _| game.act(msg.seat, msg.action)) {
-            Some(()) => CommandOutcome::Answered,
-            None if self.abandoned() => CommandOutcome::Moved,
-            None => {
-                let error = ErrorBody::new(
-                    ErrorCode::Internal,
-                    "the game hit a bug; it is being restored from its last good state",
-                )
-                .with("incident", incident_id());
-                self.answer_error(&reply, error, kind)
-            }
-        }
-    }
-}
-
-/// Takes the free seat for a second human.
-impl Handler<ClaimSeat> for TickActor {
-    type Result = Result<Seat, ErrorBody>;
-
-    fn handle(&mut self, msg: ClaimSeat, ctx: &mut Context<Self>) -> Self::Result {
-        if self.abandoned() {
-            return Err(ErrorBody::new(ErrorCode::GameRestarting, "the game moved; retry").with("retry_after_ms", 100));
-        }
-        if self.state.failed {
-            return Err(ErrorBody::game_failed());
-        }
-        if self.state.abandoned {
-            return Err(ErrorBody::abandoned());
-        }
-        let Some(seat) = Seat::ALL.into_iter().find(|s| self.state.seat(*s).is_none()) else {
-            return Err(ErrorBody::new(ErrorCode::GameFull, "both seats are taken"));
-        };
-        self.state.seats[seat_index(seat)] = Some(SeatRecord { name: msg.name, token_hash: Some(msg.token_hash) });
-        self.persist();
-        self.broadcast(&self.full_frame(None));
-        self.publish_event(EventKind::Progress);
-        self.maybe_start(ctx);
-        tracing::info!(game_id = %self.cell.id, seat = seat.as_str(), "second player joined");
-        Ok(seat)
-    }
-}
-
-impl Handler<InjectFault> for TickActor {
-    type Result = CommandOutcome;
-
-    fn handle(&mut self, msg: InjectFault, ctx: &mut Context<Self>) -> CommandOutcome {
-        if Instant::now() > msg.deadline {
-            return CommandOutcome::Expired;
-        }
-        if self.abandoned() {
-            return CommandOutcome::Moved;
-        }
-        msg.taken.store(true, Ordering::Release);
-        match msg.fault {
-            // A bug in a tick: the next tick panics (at once when the game is not ticking).
-            Fault::Panic if self.ticker.is_some() => self.fault_next_tick = true,
-            Fault::Panic => {
-                let _ = self.guarded(ctx, |_, _| panic!("injected fault (admin): panic"));
-            }
-            // A real blocking hang: holds this arbiter's thread like a stuck loop would.
-            Fault::Hang(duration) => {
-                let _ = self.guarded(ctx, |_, _| std::thread::sleep(duration));
-            }
-            Fault::PanicOnNextCommand => self.armed_fault = true,
-        }
-        CommandOutcome::Answered
-    }
-}
-
-/// A game that never started and that nobody has had a socket open to for
-/// `server.abandoned_game_secs` is closed (a started one ends by itself).
-impl Handler<CloseAbandoned> for TickActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: CloseAbandoned, _: &mut Context<Self>) {
-        if self.abandoned() || self.ticker.is_some() || self.cell.has_routes() || !self.in_play() {
-            return;
-        }
-        self.state.abandoned = true;
-        if self.persist() {
-            self.ended();
-            self.env.metrics.game_abandoned();
-            self.publish_event(EventKind::Finished);
-            tracing::info!(game_id = %self.cell.id, unattended_secs = msg.unattended_secs, "closed a real-time game nobody came to; its place is free");
-        }
-    }
-}
-
-impl Handler<Summary> for TickActor {
-    type Result = MessageResult<Summary>;
-
-    fn handle(&mut self, _: Summary, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.summary())
-    }
-}
-
-impl Handler<Probe> for TickActor {
-    type Result = Result<u32, ErrorBody>;
-
-    fn handle(&mut self, _: Probe, _: &mut Context<Self>) -> Self::Result {
-        if self.state.failed {
-            return Err(ErrorBody::game_failed());
-        }
-        Ok(self.rules.tick())
-    }
-}
-
-/// The server is shutting down: the clock stops and the current state (not only the last
-/// snapshot tick's) goes to the keeper, which the supervisor flushes next.
-impl Handler<Checkpoint> for TickActor {
-    type Result = ();
-
-    fn handle(&mut self, _: Checkpoint, _: &mut Context<Self>) {
-        self.ticker = None;
-        if !self.abandoned() {
-            self.last_good = self.rules.clone();
-            self.persist();
-        }
-    }
-}
-
-impl Handler<Shutdown> for TickActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: Shutdown, _: &mut Context<Self>) {
-        self.ticker = None;
-        self.close_all(close::RESTART, msg.reason);
     }
 }

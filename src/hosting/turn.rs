@@ -13,10 +13,7 @@ use actix::prelude::*;
 use crate::config::RestartPolicyConfig;
 use crate::game::{Outcome, Seat};
 use crate::hosting::env::GameEnv;
-use crate::hosting::messages::{
-    Action, Checkpoint, ClaimSeat, CloseAbandoned, Command, CommandOutcome, Fault, InjectFault, Join, Leave, Probe,
-    Shutdown, StartMode, Summary, ToSession, GAME_MAILBOX_CAPACITY,
-};
+use crate::hosting::messages::{Action, CommandOutcome, StartMode, ToSession, GAME_MAILBOX_CAPACITY};
 use crate::hosting::registry::{GameCell, RunState};
 use crate::ids::{incident_id, monotonic_ms, now_rfc3339};
 use crate::llm::ChatEvent;
@@ -27,7 +24,7 @@ use crate::protocol::{
 use crate::runtime::panic_hook::GameScope;
 use crate::runtime::policy::Decision;
 use crate::store::events::EventKind;
-use crate::store::snapshot::{seat_index, SeatRecord, Snapshot};
+use crate::store::snapshot::Snapshot;
 
 /// How soon a command or AI move refused on a lapsed lease may try again.
 pub(super) const LEASE_RECHECK: Duration = Duration::from_millis(250);
@@ -35,22 +32,22 @@ pub(super) const LEASE_RECHECK: Duration = Duration::from_millis(250);
 /// One game.
 pub struct TurnActor {
     pub(super) cell: Arc<GameCell>,
-    generation: u64,
+    pub(super) generation: u64,
     pub(super) env: Arc<GameEnv>,
     pub(super) state: Snapshot,
-    restarts: u32,
+    pub(super) restarts: u32,
     pub(super) failed: bool,
-    mode: StartMode,
-    started_once: bool,
-    pending_failure: Option<RestartReason>,
+    pub(super) mode: StartMode,
+    pub(super) started_once: bool,
+    pub(super) pending_failure: Option<RestartReason>,
     pub(super) restarting_until: Option<Instant>,
     pub(super) ai_in_flight: bool,
     pub(super) llm_in_flight: bool,
     /// What a human said while a request was in flight: answered when it returns.
     pub(super) llm_pending: Option<ChatEvent>,
-    armed_fault: bool,
+    pub(super) armed_fault: bool,
     /// Seats not yet told that this instance took the game over (they join after it).
-    untold_takeover: [bool; 2],
+    pub(super) untold_takeover: [bool; 2],
     pub(super) rng: fastrand::Rng,
 }
 
@@ -78,11 +75,11 @@ impl TurnActor {
     }
 
     /// This game's kind's restart policy.
-    fn policy(&self) -> &RestartPolicyConfig {
+    pub(super) fn policy(&self) -> &RestartPolicyConfig {
         self.env.policy(self.state.board.kind())
     }
 
-    fn abandoned(&self) -> bool {
+    pub(super) fn abandoned(&self) -> bool {
         self.cell.generation.load(Ordering::Acquire) != self.generation
     }
 
@@ -119,7 +116,7 @@ impl TurnActor {
         })
     }
 
-    fn crash(&mut self, ctx: &mut Context<Self>, incident: &str) {
+    pub(super) fn crash(&mut self, ctx: &mut Context<Self>, incident: &str) {
         self.env.metrics.panic_caught();
         tracing::warn!(game_id = %self.cell.id, %incident, moves = self.state.board.moves(), "game actor crashed; discarding its state and restarting it");
         self.pending_failure = Some(RestartReason::Panic);
@@ -131,7 +128,7 @@ impl TurnActor {
     /// Applies the restart policy after a failure: restore the last good snapshot, then
     /// answer at once, after a held delay, or after a delay during which commands get
     /// GAME_RESTARTING; or close the game when its limit is spent.
-    fn recover(&mut self, ctx: &mut Context<Self>, reason: RestartReason) {
+    pub(super) fn recover(&mut self, ctx: &mut Context<Self>, reason: RestartReason) {
         let jitter = self.rng.f64();
         let decision = {
             let mut ledger = self.cell.ledger.lock().unwrap_or_else(|e| e.into_inner());
@@ -172,7 +169,7 @@ impl TurnActor {
         }
     }
 
-    fn finish_recovery(&mut self, ctx: &mut Context<Self>) {
+    pub(super) fn finish_recovery(&mut self, ctx: &mut Context<Self>) {
         let delayed = self.cell.run_state() == RunState::Restarting;
         self.restarting_until = None;
         self.cell.set_run_state(RunState::Running);
@@ -191,7 +188,7 @@ impl TurnActor {
     }
 
     /// Publishes a runtime event with the game's current summary.
-    fn publish_event(&self, kind: EventKind) {
+    pub(super) fn publish_event(&self, kind: EventKind) {
         if self.abandoned() {
             return;
         }
@@ -199,7 +196,7 @@ impl TurnActor {
         self.env.events.publish(&self.cell.id, kind, summary);
     }
 
-    fn close_failed(&mut self, restarts_in_window: u32) {
+    pub(super) fn close_failed(&mut self, restarts_in_window: u32) {
         self.failed = true;
         self.cell.set_run_state(RunState::Failed);
         self.env.metrics.game_failed(self.cell.kind);
@@ -218,7 +215,7 @@ impl TurnActor {
         self.broadcast_state();
     }
 
-    fn status(&self) -> GameStatus {
+    pub(super) fn status(&self) -> GameStatus {
         if self.failed {
             return GameStatus::Failed;
         }
@@ -231,7 +228,7 @@ impl TurnActor {
         }
     }
 
-    fn players(&self) -> PlayersView {
+    pub(super) fn players(&self) -> PlayersView {
         let view = |seat: Seat| {
             self.state.seat(seat).map(|r| PlayerView {
                 name: r.name.clone(),
@@ -242,7 +239,7 @@ impl TurnActor {
         PlayersView { red: view(Seat::Red), yellow: view(Seat::Yellow) }
     }
 
-    fn view(&self) -> GameView {
+    pub(super) fn view(&self) -> GameView {
         let status = self.status();
         let (winner, resigned) = match self.state.board.outcome() {
             Outcome::Won { winner, resigned } => (Some(winner), resigned.then(|| winner.other())),
@@ -279,7 +276,7 @@ impl TurnActor {
     }
 
     /// The lobby summary of the current state.
-    fn summary(&self) -> GameSummary {
+    pub(super) fn summary(&self) -> GameSummary {
         let game = self.view();
         GameSummary {
             game_id: game.game_id,
@@ -296,7 +293,7 @@ impl TurnActor {
 
     /// Sends the state to every socket and refreshes the lobby summary (and, through the
     /// event stream, every instance's lobby).
-    fn broadcast_state(&self) {
+    pub(super) fn broadcast_state(&self) {
         if self.abandoned() {
             return;
         }
@@ -345,7 +342,7 @@ impl TurnActor {
     }
 
     /// [`TurnActor::commit`] without telling anyone.
-    fn commit_quietly(&mut self) -> bool {
+    pub(super) fn commit_quietly(&mut self) -> bool {
         self.state.version += 1;
         self.state.epoch = self.cell.epoch.load(Ordering::Acquire);
         self.state.restarts = self.restarts;
@@ -354,7 +351,7 @@ impl TurnActor {
     }
 
     /// Answers one sender with an error; an abandoned incarnation says nothing (false).
-    fn send_error(&self, to: &Recipient<ToSession>, error: ErrorBody, in_reply_to: &'static str) -> bool {
+    pub(super) fn send_error(&self, to: &Recipient<ToSession>, error: ErrorBody, in_reply_to: &'static str) -> bool {
         if self.abandoned() {
             return false;
         }
@@ -364,7 +361,7 @@ impl TurnActor {
     }
 
     /// The outcome of a command whose answer was sent (or refused as abandoned).
-    fn answered(sent: bool) -> CommandOutcome {
+    pub(super) fn answered(sent: bool) -> CommandOutcome {
         if sent {
             CommandOutcome::Answered
         } else {
@@ -379,7 +376,7 @@ impl TurnActor {
         monotonic_ms() > self.cell.lease_until_ms.load(Ordering::Acquire)
     }
 
-    fn unavailable(&self) -> Option<ErrorBody> {
+    pub(super) fn unavailable(&self) -> Option<ErrorBody> {
         if self.lease_lapsed() {
             return Some(
                 ErrorBody::new(
@@ -402,7 +399,7 @@ impl TurnActor {
         })
     }
 
-    fn act(
+    pub(super) fn act(
         &mut self,
         ctx: &mut Context<Self>,
         seat: Seat,
@@ -531,167 +528,4 @@ impl actix::Supervised for TurnActor {
         let reason = self.pending_failure.take().unwrap_or(RestartReason::Panic);
         self.recover(ctx, reason);
     }
-}
-
-impl Handler<Join> for TurnActor {
-    type Result = Result<Seat, ErrorBody>;
-
-    fn handle(&mut self, msg: Join, ctx: &mut Context<Self>) -> Self::Result {
-        self.guarded(ctx, |act, _| {
-            let seat = act.state.seat_of(&msg.token_hash).ok_or_else(|| {
-                ErrorBody::new(ErrorCode::Unauthorized, "that token does not hold a seat in this game")
-            })?;
-            if let Some(held) = msg.holding.filter(|held| *held != seat) {
-                return Err(crate::protocol::seat_held(held));
-            }
-            if let Some(old) = act.cell.attach(seat, msg.route.clone()) {
-                old.to.do_send(ToSession::Close { code: 4409, reason: "seat opened on another connection" });
-            }
-            if std::mem::take(&mut act.untold_takeover[seat_index(seat)]) {
-                let frame = ServerFrame::GameRestarted {
-                    restarts: act.restarts,
-                    restored_moves: act.state.board.moves(),
-                    reason: Some("taken_over"),
-                };
-                msg.route.to.do_send(ToSession::Frame(frame.to_frame()));
-            }
-            if act.failed {
-                let reason = "this game exceeded its restart limit and is closed".to_owned();
-                msg.route.to.do_send(ToSession::Frame(ServerFrame::GameFailed { reason }.to_frame()));
-            }
-            act.broadcast_state();
-            Ok(seat)
-        })?
-    }
-}
-
-impl Handler<Leave> for TurnActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: Leave, ctx: &mut Context<Self>) {
-        let _ = self.guarded(ctx, |act, _| {
-            if act.cell.detach(msg.seat, msg.conn) {
-                act.broadcast_state();
-            }
-        });
-    }
-}
-
-impl Handler<Command> for TurnActor {
-    type Result = CommandOutcome;
-
-    fn handle(&mut self, msg: Command, ctx: &mut Context<Self>) -> CommandOutcome {
-        if Instant::now() > msg.deadline {
-            return CommandOutcome::Expired;
-        }
-        if self.abandoned() {
-            return CommandOutcome::Moved;
-        }
-        let kind = msg.action.type_name();
-        let reply = msg.reply.clone();
-        match self.guarded(ctx, |act, ctx| act.act(ctx, msg.seat, msg.action, &msg.reply)) {
-            Ok(outcome) => outcome,
-            // The command crashed the game: its sender hears INTERNAL with the incident id.
-            Err(error) => Self::answered(self.send_error(&reply, error, kind)),
-        }
-    }
-}
-
-impl Handler<CloseAbandoned> for TurnActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: CloseAbandoned, ctx: &mut Context<Self>) {
-        let _ = self.guarded(ctx, |act, _| {
-            // A player who came back just in time keeps the game.
-            if act.cell.has_routes() || act.status().is_ended() {
-                return;
-            }
-            act.state.abandoned = true;
-            if act.commit() {
-                act.env.metrics.game_abandoned();
-                tracing::info!(game_id = %act.cell.id, unattended_secs = msg.unattended_secs, moves = act.state.board.moves(), "closed a game nobody was connected to; its place is free");
-            }
-        });
-    }
-}
-
-impl Handler<ClaimSeat> for TurnActor {
-    type Result = Result<Seat, ErrorBody>;
-
-    fn handle(&mut self, msg: ClaimSeat, ctx: &mut Context<Self>) -> Self::Result {
-        self.guarded(ctx, |act, _| {
-            if let Some(error) = act.unavailable() {
-                return Err(error);
-            }
-            let free = Seat::ALL.into_iter().find(|s| act.state.seat(*s).is_none());
-            let Some(seat) = free else {
-                return Err(ErrorBody::new(ErrorCode::GameFull, "both seats are taken"));
-            };
-            act.state.seats[seat_index(seat)] = Some(SeatRecord { name: msg.name, token_hash: Some(msg.token_hash) });
-            if !act.commit() {
-                return Err(
-                    ErrorBody::new(ErrorCode::GameRestarting, "the game moved; retry").with("retry_after_ms", 100)
-                );
-            }
-            tracing::info!(game_id = %act.cell.id, seat = seat.as_str(), "second player joined");
-            Ok(seat)
-        })?
-    }
-}
-
-impl Handler<InjectFault> for TurnActor {
-    type Result = CommandOutcome;
-
-    fn handle(&mut self, msg: InjectFault, ctx: &mut Context<Self>) -> CommandOutcome {
-        if Instant::now() > msg.deadline {
-            return CommandOutcome::Expired;
-        }
-        if self.abandoned() {
-            return CommandOutcome::Moved;
-        }
-        msg.taken.store(true, Ordering::Release);
-        let _ = self.guarded(ctx, |act, _| match msg.fault {
-            Fault::Panic => panic!("injected fault (admin): panic"),
-            // A real blocking hang: holds this arbiter's thread like a stuck loop would.
-            Fault::Hang(duration) => std::thread::sleep(duration),
-            Fault::PanicOnNextCommand => act.armed_fault = true,
-        });
-        CommandOutcome::Answered
-    }
-}
-
-impl Handler<Probe> for TurnActor {
-    type Result = Result<u32, ErrorBody>;
-
-    fn handle(&mut self, _: Probe, ctx: &mut Context<Self>) -> Self::Result {
-        self.guarded(ctx, |act, _| match act.unavailable() {
-            Some(error) => Err(error),
-            None => Ok(act.state.board.moves()),
-        })?
-    }
-}
-
-impl Handler<Shutdown> for TurnActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: Shutdown, _: &mut Context<Self>) {
-        for route in self.cell.routes().into_iter().flatten() {
-            route.to.do_send(ToSession::Close { code: 1012, reason: msg.reason });
-        }
-    }
-}
-
-impl Handler<Summary> for TurnActor {
-    type Result = MessageResult<Summary>;
-
-    fn handle(&mut self, _: Summary, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.summary())
-    }
-}
-
-/// Every change of a turn-based game is committed as it happens: nothing to hand over.
-impl Handler<Checkpoint> for TurnActor {
-    type Result = ();
-
-    fn handle(&mut self, _: Checkpoint, _: &mut Context<Self>) {}
 }

@@ -277,6 +277,7 @@ pub fn validate_player_name(name: &str) -> Result<String, ErrorBody> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn code(text: &str) -> ErrorCode {
         ClientFrame::parse(text, 280).expect_err("should fail").error.code

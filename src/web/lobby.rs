@@ -19,7 +19,7 @@ use actix::prelude::*;
 use crate::admission::{AdmissionController, WaitlistNotice, Watch};
 use crate::ids::Ticket;
 use crate::lobby::LobbyView;
-use crate::protocol::{ErrorBody, LobbyFrame, LobbyRequest, SharedFrame, WaitlistStatus};
+use crate::protocol::{close, ErrorBody, LobbyFrame, LobbyRequest, SharedFrame, WaitlistStatus};
 use crate::web::socket::Socket;
 use crate::web::ws::{Incoming, ReadError};
 
@@ -52,7 +52,7 @@ struct ShuttingDown;
 
 impl StreamHandler<ShuttingDown> for LobbySession {
     fn handle(&mut self, _: ShuttingDown, ctx: &mut Context<Self>) {
-        self.socket.close(ctx, 1012, "server restarting");
+        self.socket.close(ctx, close::RESTART, "server restarting");
     }
 
     fn finished(&mut self, _: &mut Context<Self>) {}
@@ -168,7 +168,7 @@ impl Actor for LobbySession {
                     idle_ms = idle_limit.as_millis() as u64,
                     "closing an idle lobby socket"
                 );
-                act.socket.close(ctx, 1001, "idle: no frame from the client");
+                act.socket.close(ctx, close::GOING_AWAY, "idle: no frame from the client");
             }
         });
     }

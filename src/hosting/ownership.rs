@@ -1,0 +1,289 @@
+//! Ownership of the hosted games, the one owner of leases for every kind (docs/DESIGN.md
+//! D11): the supervisor's lease renewal round for every game in the directory (and the
+//! claim of a lease still pending), [`Resolve`] (a game here, on another live instance, or
+//! taken over here from its stored snapshot once its owner's lease lapsed), the handling of
+//! a fenced snapshot write (a newer epoch of this instance's own is adopted; another
+//! instance's means the game is given up), and the give-up itself (sockets told 1012).
+//! A store error never gives a game up.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use futures_util::{FutureExt as _, StreamExt as _};
+
+use crate::cluster::Cluster;
+use crate::hosting::messages::{Shutdown, StartMode};
+use crate::hosting::registry::{GameCell, RunState};
+use crate::hosting::supervisor::{restarting, Found, GameSupervisor, Resolve, Resolved};
+use crate::ids::{monotonic_ms, GameId};
+use crate::protocol::{ErrorBody, ErrorCode};
+use crate::runtime::system::SystemActor as _;
+use crate::store::directory::{Claim, Renewal};
+use crate::store::keeper::{Fenced, SnapshotKeeper};
+use crate::store::StoreError;
+
+/// Lease renewals in flight at once.
+const RENEW_CONCURRENCY: usize = 64;
+
+impl GameSupervisor {
+    pub(super) fn lease_ms(&self) -> u64 {
+        u64::try_from(self.cluster.lease.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The lease epoch a new game starts under: the claim's, or 0 when the store did not answer
+    /// (games go on without the store: the lease is taken once it answers).
+    pub(super) fn new_game_epoch(id: &GameId, claim: Result<Claim, StoreError>) -> Result<u64, ErrorBody> {
+        match claim {
+            Ok(Claim::Won(lease)) => Ok(lease.epoch),
+            Ok(Claim::Held(lease)) => {
+                tracing::error!(game_id = %id, owner = %lease.instance, "a new game id is already owned; refusing");
+                Err(ErrorBody::new(ErrorCode::Internal, "could not create the game; retry"))
+            }
+            Err(e) => {
+                tracing::warn!(game_id = %id, "could not take the new game's lease; it starts anyway and takes it later: {e}");
+                Ok(0)
+            }
+        }
+    }
+
+    /// Stops hosting a game: nothing of its current incarnation is published or said any
+    /// more, its sockets are closed with 1012 (`reason`), and its snapshot here is dropped.
+    pub(super) fn give_up(&self, cell: &Arc<GameCell>, reason: &'static str) {
+        self.metrics.game_given_up();
+        self.registry.remove(&cell.id);
+        self.metrics.game_hosted(-1);
+        if cell.ended_at_ms.load(Ordering::Acquire) == 0 && cell.run_state() != RunState::Failed {
+            self.metrics.game_ended();
+        }
+        let _ = cell.begin_move();
+        if let Some(game) = cell.addr() {
+            game.shutdown.do_send(Shutdown { reason });
+        }
+        cell.clear_addr();
+        let (keeper, id) = (self.keeper.clone(), cell.id.clone());
+        actix_rt::spawn(async move { keeper.forget(&id, false).await });
+    }
+
+    /// Renews the lease of every game hosted here (and takes the leases still pending).
+    pub(super) fn renew_leases(&mut self, ctx: &mut Context<Self>) {
+        if self.renewing || self.draining || !self.cluster.shared() {
+            return;
+        }
+        self.renewing = true;
+        let cells = self.registry.all();
+        let cluster = self.cluster.clone();
+        let round_ms = monotonic_ms();
+        let work = async move {
+            futures_util::stream::iter(cells)
+                .map(|cell| {
+                    let cluster = cluster.clone();
+                    async move {
+                        let epoch = cell.epoch.load(Ordering::Acquire);
+                        let answer = if epoch == 0 {
+                            cluster.claim(&cell.id).await.map(|claim| match claim {
+                                Claim::Won(lease) => Renewal::Renewed(lease.epoch),
+                                Claim::Held(lease) => Renewal::Lost(lease),
+                            })
+                        } else {
+                            cluster.renew(&cell.id, epoch).await
+                        };
+                        (cell, epoch, answer)
+                    }
+                })
+                .buffer_unordered(RENEW_CONCURRENCY)
+                .collect::<Vec<_>>()
+                .await
+        };
+        ctx.spawn(work.into_actor(self).map(move |answers, act, ctx| {
+            act.guarded(ctx, move |act, _| act.renewed(answers, round_ms));
+        }));
+    }
+
+    fn renewed(&mut self, answers: Vec<(Arc<GameCell>, u64, Result<Renewal, StoreError>)>, round_ms: u64) {
+        self.renewing = false;
+        if self.draining {
+            return; // the leases are being released: a round that took one back is moot
+        }
+        let until = round_ms + self.lease_ms();
+        for (cell, epoch, answer) in answers {
+            if !matches!(answer, Ok(Renewal::Lost(_))) {
+                cell.lease_until_ms.store(until, Ordering::Release);
+            }
+            match answer {
+                Ok(Renewal::Renewed(now)) if now != cell.epoch.load(Ordering::Acquire) => {
+                    tracing::info!(game_id = %cell.id, from = epoch, to = now, "this instance holds the game's lease again, with a new epoch");
+                    // The snapshot is written again under the new epoch.
+                    cell.set_epoch(now);
+                }
+                Ok(Renewal::Renewed(_)) => {}
+                Ok(Renewal::Lost(holder)) => {
+                    if self.registry.get(&cell.id).is_some() {
+                        tracing::warn!(game_id = %cell.id, epoch, owner = %holder.instance, owner_epoch = holder.epoch, "lost the game's lease to another instance; giving the game up");
+                        self.give_up(&cell, "the game moved to another server; reconnecting");
+                    }
+                }
+                // Unreachable store: nobody can take the game over either; try again.
+                Err(e) => tracing::debug!(game_id = %cell.id, "could not renew the game's lease: {e}"),
+            }
+        }
+    }
+}
+
+/// Finds the owner of a game this instance does not host: a live owner (relay to it), or,
+/// once the owner's lease has lapsed, the snapshot to take over with a new lease. Waits up
+/// to `patience` for the lease of an owner that stopped answering to lapse.
+async fn find(cluster: Arc<Cluster>, keeper: Arc<SnapshotKeeper>, id: GameId, patience: Duration) -> Found {
+    let unavailable = |why: String| {
+        Found::Resolved(Resolved::Unavailable(
+            ErrorBody::new(ErrorCode::GameRestarting, why).with("retry_after_ms", 500),
+        ))
+    };
+    let until = tokio::time::Instant::now() + patience;
+    loop {
+        match cluster.owner(&id).await {
+            Err(e) => {
+                tracing::warn!(game_id = %id, "the game's owner cannot be looked up right now: {e}");
+                return unavailable("the game's owner cannot be looked up right now; retry shortly".to_owned());
+            }
+            Ok(Some(lease)) if lease.instance != cluster.me => match cluster.alive(&lease.instance).await {
+                Ok(true) => return Found::Resolved(Resolved::Remote(lease)),
+                Ok(false) | Err(_) if tokio::time::Instant::now() >= until => {
+                    return unavailable(
+                        "the server that runs this game stopped answering; it is being taken over".into(),
+                    )
+                }
+                // Its owner died: its lease lapses within cluster.lease_ms.
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            },
+            Ok(Some(lease)) => {
+                // Ours on paper, but not running here (an earlier life of this instance id):
+                // release it and take it over properly, with a new epoch.
+                let _ = cluster.release(&id, lease.epoch).await;
+            }
+            Ok(None) => {
+                let snapshot = match keeper.read_stored(&id).await {
+                    Ok(Some(snapshot)) if snapshot.game_id != id => {
+                        return Found::Unreadable(format!("it holds the snapshot of game {}", snapshot.game_id))
+                    }
+                    Ok(Some(snapshot)) => snapshot,
+                    Ok(None) => return Found::Resolved(Resolved::NotFound),
+                    Err(StoreError::Corrupt(why)) => return Found::Unreadable(why),
+                    Err(e) => {
+                        tracing::warn!(game_id = %id, "the game's snapshot cannot be read right now: {e}");
+                        return unavailable("the game's snapshot cannot be read right now; retry shortly".to_owned());
+                    }
+                };
+                let claimed_ms = monotonic_ms();
+                match cluster.claim(&id).await {
+                    Ok(Claim::Won(lease)) => return Found::TakeOver(snapshot, lease, claimed_ms),
+                    // Another instance won the race: relay to it.
+                    Ok(Claim::Held(_)) => continue,
+                    Err(e) => {
+                        tracing::warn!(game_id = %id, "the game cannot be taken over right now: {e}");
+                        return unavailable("the game cannot be taken over right now; retry shortly".to_owned());
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl StreamHandler<Fenced> for GameSupervisor {
+    /// A snapshot write found a newer epoch. Taken by this instance itself (a claim or
+    /// renewal of its own that ran in the store after it stopped waiting, with nobody else
+    /// in between): the game carries on under it and its snapshot is written again. Taken by
+    /// another instance: that one owns the game now, so it is given up.
+    fn handle(&mut self, fenced: Fenced, ctx: &mut Context<Self>) {
+        self.guarded(ctx, |act, _| {
+            let id = &fenced.game_id;
+            let ours = fenced.tenure.as_ref().is_some_and(|t| t.covers(&act.cluster.me, fenced.epoch));
+            if let Some(cell) = act.registry.get(id) {
+                if ours {
+                    act.metrics.epoch_adopted();
+                    let epoch = cell.epoch.load(Ordering::Acquire).max(fenced.current);
+                    tracing::info!(game_id = %id, from = fenced.epoch, to = epoch, "a snapshot write was behind this instance's own newer epoch; the game goes on under it");
+                    cell.set_epoch(epoch);
+                } else {
+                    tracing::warn!(game_id = %id, epoch = fenced.epoch, current = fenced.current, taker = ?fenced.tenure.as_ref().map(|t| t.instance.as_str()), "this instance's snapshot write was refused: another instance owns the game; giving it up");
+                    act.give_up(&cell, "the game moved to another server; reconnecting");
+                }
+            } else {
+                // No longer hosted here: nothing will write it again.
+                let (keeper, id) = (act.keeper.clone(), id.clone());
+                actix_rt::spawn(async move { keeper.forget(&id, false).await });
+            }
+        });
+    }
+
+    fn finished(&mut self, _: &mut Context<Self>) {}
+}
+
+impl Handler<Resolve> for GameSupervisor {
+    type Result = ResponseActFuture<Self, Resolved>;
+
+    fn handle(&mut self, msg: Resolve, ctx: &mut Context<Self>) -> Self::Result {
+        self.guarded(ctx, |act, _| act.resolve(msg))
+            .unwrap_or_else(|| Box::pin(actix::fut::ready(Resolved::Unavailable(restarting()))))
+    }
+}
+
+impl GameSupervisor {
+    fn resolve(&mut self, msg: Resolve) -> ResponseActFuture<Self, Resolved> {
+        if let Some(cell) = self.registry.get(&msg.0) {
+            return Box::pin(actix::fut::ready(Resolved::Local(cell)));
+        }
+        if !self.cluster.shared() {
+            return Box::pin(actix::fut::ready(Resolved::NotFound));
+        }
+        let work = match self.finding.get(&msg.0) {
+            Some(in_flight) => in_flight.clone(),
+            None => {
+                let patience = self.cluster.lease + Duration::from_secs(1);
+                let work =
+                    find(self.cluster.clone(), self.keeper.clone(), msg.0.clone(), patience).boxed_local().shared();
+                self.finding.insert(msg.0.clone(), work.clone());
+                work
+            }
+        };
+        let mine = work.clone();
+        Box::pin(work.into_actor(self).map(move |found, act, ctx| {
+            if act.finding.get(&msg.0).is_some_and(|w| w.ptr_eq(&mine)) {
+                act.finding.remove(&msg.0);
+            }
+            act.guarded(ctx, |act, _| act.found(&msg.0, found)).unwrap_or_else(|| Resolved::Unavailable(restarting()))
+        }))
+    }
+}
+
+impl GameSupervisor {
+    /// What a lookup of a game not hosted here comes to.
+    fn found(&mut self, id: &GameId, found: Found) -> Resolved {
+        match found {
+            Found::Resolved(resolved) => resolved,
+            Found::Unreadable(why) => {
+                if self.unreadable.len() < 10_000 && self.unreadable.insert(id.clone()) {
+                    self.metrics.snapshot_unreadable();
+                    tracing::error!(game_id = %id, "the game's stored snapshot cannot be read, so it cannot resume; it is closed as failed (the stored value is left for inspection): {why}");
+                }
+                Resolved::Unavailable(
+                    ErrorBody::new(
+                        ErrorCode::GameFailed,
+                        "this game's saved state is damaged and cannot be resumed; it is closed",
+                    )
+                    .with("reason", "unreadable"),
+                )
+            }
+            Found::TakeOver(mut snapshot, lease, claimed_ms) => {
+                // The requests that shared this lookup: the first one hosts the game.
+                if let Some(cell) = self.registry.get(id) {
+                    return Resolved::Local(cell);
+                }
+                tracing::info!(game_id = %id, epoch = lease.epoch, moves = snapshot.board.moves(), "taking over a game whose owner's lease lapsed");
+                snapshot.epoch = lease.epoch;
+                Resolved::Local(self.host(Arc::new(snapshot), StartMode::TakenOver, claimed_ms))
+            }
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! What instances say to each other through the relay (docs/DESIGN.md D11), as it travels
+//! over Redis Pub/Sub (JSON): a relayed seat's join, commands (moves, chat, tick inputs)
+//! and leave, a REST seat claim, an admin fault, a summary read, their [`Reply`], and the
+//! owner's frames and closes for a relayed socket.
+
+use serde::{Deserialize, Serialize};
+
+use crate::game::Seat;
+use crate::hosting::messages::{Action, CommandOutcome, Fault};
+use crate::ids::{GameId, InstanceId, TokenHash};
+use crate::protocol::ErrorBody;
+
+/// A message between instances.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum Wire {
+    /// Attach the relaying instance's socket `conn` to the seat of `token_hash`.
+    Join {
+        /// Request id, for the reply.
+        req: u64,
+        /// The relaying instance.
+        from: InstanceId,
+        /// Its socket.
+        conn: u64,
+        /// The game.
+        game: GameId,
+        /// The seat token's keyed hash.
+        token_hash: TokenHash,
+        /// The seat the socket already holds.
+        holding: Option<Seat>,
+    },
+    /// A player command from a relayed seat.
+    Command {
+        /// Request id.
+        req: u64,
+        /// The relaying instance.
+        from: InstanceId,
+        /// Its socket.
+        conn: u64,
+        /// The game.
+        game: GameId,
+        /// The player's seat.
+        seat: Seat,
+        /// What they do.
+        action: Action,
+        /// Time left before the command must not be applied any more, in ms.
+        within_ms: u64,
+    },
+    /// The relayed socket went away.
+    Leave {
+        /// The relaying instance.
+        from: InstanceId,
+        /// Its socket.
+        conn: u64,
+        /// The game.
+        game: GameId,
+        /// The seat.
+        seat: Seat,
+    },
+    /// Claim the free seat of a human game (REST join on another instance).
+    ClaimSeat {
+        /// Request id.
+        req: u64,
+        /// The asking instance.
+        from: InstanceId,
+        /// The game.
+        game: GameId,
+        /// The joiner's name.
+        name: String,
+        /// The keyed hash of the token the asking instance made for the seat.
+        token_hash: TokenHash,
+    },
+    /// Admin fault injection on another instance's game.
+    Fault {
+        /// Request id.
+        req: u64,
+        /// The asking instance.
+        from: InstanceId,
+        /// The game.
+        game: GameId,
+        /// The fault.
+        fault: Fault,
+    },
+    /// Read a game's summary as its owner has it now (REST on another instance).
+    Summary {
+        /// Request id.
+        req: u64,
+        /// The asking instance.
+        from: InstanceId,
+        /// The game.
+        game: GameId,
+    },
+    /// The answer to a request.
+    Reply {
+        /// The request's id.
+        req: u64,
+        /// The answer.
+        reply: Reply,
+    },
+    /// A frame for a relayed socket.
+    Frame {
+        /// The socket.
+        conn: u64,
+        /// The frame's text.
+        text: String,
+    },
+    /// Close a relayed socket.
+    Close {
+        /// The socket.
+        conn: u64,
+        /// The close code.
+        code: u16,
+    },
+}
+
+/// The answer to a relayed request.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "r", rename_all = "snake_case")]
+pub enum Reply {
+    /// The join's result.
+    Joined {
+        /// The seat, or why not.
+        result: Result<Seat, ErrorBody>,
+        /// The game's kind (its socket reads that kind's frames).
+        #[serde(default)]
+        kind: Option<String>,
+    },
+    /// A command's outcome.
+    Command {
+        /// What became of it.
+        outcome: CommandOutcome,
+    },
+    /// A seat claim's result.
+    Seat {
+        /// The seat, or why not.
+        result: Result<Seat, ErrorBody>,
+    },
+    /// A fault injection's result.
+    Fault {
+        /// Accepted, or why not.
+        result: Result<(), ErrorBody>,
+    },
+    /// A summary read's result.
+    Summary {
+        /// The summary (as JSON), or why not.
+        result: Result<serde_json::Value, ErrorBody>,
+    },
+    /// The instance does not host the game (any more): resolve it again.
+    NotHere,
+}
+
+/// The request id of a message that waits for a reply.
+pub(super) fn request_id(wire: &Wire) -> Option<u64> {
+    match wire {
+        Wire::Join { req, .. }
+        | Wire::Command { req, .. }
+        | Wire::ClaimSeat { req, .. }
+        | Wire::Fault { req, .. }
+        | Wire::Summary { req, .. } => Some(*req),
+        _ => None,
+    }
+}
