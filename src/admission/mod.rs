@@ -512,7 +512,7 @@ impl AdmissionController {
     fn admit(&mut self, msg: Admit) -> ResponseActFuture<Self, AdmitResult> {
         let ready = |r: AdmitResult| -> ResponseActFuture<Self, AdmitResult> { Box::pin(actix::fut::ready(r)) };
         if self.draining {
-            return ready(Err(ErrorBody::new(ErrorCode::Draining, "the server is shutting down; try another server")));
+            return ready(Err(ErrorBody::draining()));
         }
         let now = Instant::now();
         if let Some(client) = msg.client {

@@ -24,7 +24,7 @@ use crate::hosting::messages::{
 };
 use crate::ids::{monotonic_ms, ConnId, GameId};
 use crate::metrics::Metrics;
-use crate::protocol::{ErrorBody, ErrorCode, GameSummary};
+use crate::protocol::{ErrorBody, GameSummary};
 use crate::runtime::policy::RestartLedger;
 use crate::store::keeper::SnapshotKeeper;
 use crate::store::snapshot::{seat_index, Snapshot};
@@ -417,16 +417,16 @@ where
         let moved = cell.wait_moved();
         tokio::pin!(moved);
         moved.as_mut().enable();
-        let Some(addr) = cell.addr() else { return Err(restarting_error()) };
+        let Some(addr) = cell.addr() else { return Err(ErrorBody::restarting()) };
         let answer = tokio::select! {
             biased;
             answer = M::recipient(&addr).send(command.clone()) => Some(answer),
             () = &mut moved => None,
-            () = tokio::time::sleep_until(give_up) => return Err(not_applied()),
+            () = tokio::time::sleep_until(give_up) => return Err(ErrorBody::not_applied()),
         };
         match answer {
             Some(Ok(CommandOutcome::Answered)) => return Ok(()),
-            Some(Ok(CommandOutcome::Expired)) => return Err(not_applied()),
+            Some(Ok(CommandOutcome::Expired)) => return Err(ErrorBody::not_applied()),
             // Abandoned (or stopped with its arbiter) before acting: follow the game.
             Some(Ok(CommandOutcome::Moved)) | Some(Err(_)) | None => {
                 if command.taken() {
@@ -437,7 +437,7 @@ where
                     // or the server stops): wait for one, or give up at the deadline.
                     tokio::select! {
                         () = &mut moved => {}
-                        () = tokio::time::sleep_until(give_up) => return Err(not_applied()),
+                        () = tokio::time::sleep_until(give_up) => return Err(ErrorBody::not_applied()),
                     }
                 }
                 metrics.command_replayed();
@@ -456,19 +456,4 @@ pub fn inject(cell: Arc<GameCell>, fault: Fault, metrics: Arc<Metrics>) {
             tracing::warn!(game_id = %id, "an injected fault did not reach its game: {}", e.message);
         }
     });
-}
-
-/// A command that was not applied in time.
-pub fn not_applied() -> ErrorBody {
-    ErrorBody::new(
-        ErrorCode::GameRestarting,
-        "the game did not take that in time (it is being recovered); it was not applied, retry",
-    )
-    .with("retry_after_ms", 250)
-}
-
-/// A game that cannot answer right now.
-pub fn restarting_error() -> ErrorBody {
-    ErrorBody::new(ErrorCode::GameRestarting, "the game is restarting after a fault; retry shortly")
-        .with("retry_after_ms", 250)
 }

@@ -303,8 +303,7 @@ impl Relay {
                         move |answer, act, _| {
                             let result = match answer {
                                 Ok(Ok(result)) => result,
-                                _ => Err(ErrorBody::new(ErrorCode::GameRestarting, "the game did not answer; retry")
-                                    .with("retry_after_ms", 250)),
+                                _ => Err(ErrorBody::not_answering()),
                             };
                             match (&result, act.proxies.get_mut(&key)) {
                                 (Ok(seat), Some(proxy)) => proxy.seat = Some(*seat),
@@ -357,8 +356,7 @@ impl Relay {
                         move |answer, act, _| {
                             let result = match answer {
                                 Ok(Ok(result)) => result,
-                                _ => Err(ErrorBody::new(ErrorCode::GameRestarting, "the game did not answer; retry")
-                                    .with("retry_after_ms", 250)),
+                                _ => Err(ErrorBody::not_answering()),
                             };
                             act.reply(from, req, Reply::Seat { result });
                         },

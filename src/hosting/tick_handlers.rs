@@ -28,10 +28,10 @@ impl Handler<Join> for TickActor {
 
     fn handle(&mut self, msg: Join, ctx: &mut Context<Self>) -> Self::Result {
         if self.abandoned() {
-            return Err(ErrorBody::new(ErrorCode::GameRestarting, "the game moved; retry").with("retry_after_ms", 100));
+            return Err(ErrorBody::moved());
         }
         let Some(seat) = self.seat_of(&msg.token_hash) else {
-            return Err(ErrorBody::new(ErrorCode::Unauthorized, "this token holds no seat in this game"));
+            return Err(ErrorBody::not_a_seat());
         };
         if let Some(held) = msg.holding.filter(|held| *held != seat) {
             return Err(crate::protocol::seat_held(held));
@@ -106,7 +106,7 @@ impl Handler<ClaimSeat> for TickActor {
 
     fn handle(&mut self, msg: ClaimSeat, ctx: &mut Context<Self>) -> Self::Result {
         if self.abandoned() {
-            return Err(ErrorBody::new(ErrorCode::GameRestarting, "the game moved; retry").with("retry_after_ms", 100));
+            return Err(ErrorBody::moved());
         }
         if self.state.failed {
             return Err(ErrorBody::game_failed());
@@ -115,7 +115,7 @@ impl Handler<ClaimSeat> for TickActor {
             return Err(ErrorBody::abandoned());
         }
         let Some(seat) = Seat::ALL.into_iter().find(|s| self.state.seat(*s).is_none()) else {
-            return Err(ErrorBody::new(ErrorCode::GameFull, "both seats are taken"));
+            return Err(ErrorBody::game_full());
         };
         self.state.seats[seat_index(seat)] = Some(SeatRecord { name: msg.name, token_hash: Some(msg.token_hash) });
         self.persist();

@@ -91,7 +91,7 @@ impl TurnActor {
         f: impl FnOnce(&mut Self, &mut Context<Self>) -> R,
     ) -> Result<R, ErrorBody> {
         if self.abandoned() {
-            return Err(ErrorBody::new(ErrorCode::GameRestarting, "the game moved; retry").with("retry_after_ms", 100));
+            return Err(ErrorBody::moved());
         }
         let scope = GameScope::enter(self.cell.id.as_str());
         self.cell.busy_since_ms.store(monotonic_ms(), Ordering::Release);
@@ -103,9 +103,7 @@ impl TurnActor {
             // silent (`broadcast`, `send_error` refuse); a panic here is no longer this
             // game's failure. The busy stamp belongs to the new incarnation.
             tracing::warn!(game_id = %self.cell.id, "an abandoned game incarnation woke up; it stays silent");
-            return out.map_err(|_| {
-                ErrorBody::new(ErrorCode::GameRestarting, "the game moved; retry").with("retry_after_ms", 100)
-            });
+            return out.map_err(|_| ErrorBody::moved());
         }
         self.cell.busy_since_ms.store(0, Ordering::Release);
         out.map_err(|_| {
@@ -387,15 +385,14 @@ impl TurnActor {
             );
         }
         if self.failed {
-            return Some(ErrorBody::new(ErrorCode::GameFailed, "this game exceeded its restart limit and is closed"));
+            return Some(ErrorBody::game_failed());
         }
         if self.state.abandoned {
-            return Some(abandoned_error());
+            return Some(ErrorBody::abandoned());
         }
         self.restarting_until.map(|until| {
             let ms = until.saturating_duration_since(Instant::now()).as_millis() as u64;
-            ErrorBody::new(ErrorCode::GameRestarting, "the game is restarting after a fault; retry shortly")
-                .with("retry_after_ms", ms.max(1))
+            ErrorBody::restarting().with("retry_after_ms", ms.max(1))
         })
     }
 
@@ -463,12 +460,6 @@ impl TurnActor {
             },
         }
     }
-}
-
-/// The answer to a command for a game closed as abandoned.
-fn abandoned_error() -> ErrorBody {
-    ErrorBody::new(ErrorCode::GameOver, "this game was closed because no player was connected; start a new one")
-        .with("reason", "abandoned")
 }
 
 impl Actor for TurnActor {

@@ -14,7 +14,7 @@ use crate::hosting::messages::{
     Summary, ToSession,
 };
 use crate::hosting::turn::TurnActor;
-use crate::protocol::{close, ErrorBody, ErrorCode, ServerFrame};
+use crate::protocol::{close, ErrorBody, ServerFrame};
 use crate::store::snapshot::{seat_index, SeatRecord};
 
 impl Handler<Join> for TurnActor {
@@ -22,9 +22,7 @@ impl Handler<Join> for TurnActor {
 
     fn handle(&mut self, msg: Join, ctx: &mut Context<Self>) -> Self::Result {
         self.guarded(ctx, |act, _| {
-            let seat = act.state.seat_of(&msg.token_hash).ok_or_else(|| {
-                ErrorBody::new(ErrorCode::Unauthorized, "that token does not hold a seat in this game")
-            })?;
+            let seat = act.state.seat_of(&msg.token_hash).ok_or_else(ErrorBody::not_a_seat)?;
             if let Some(held) = msg.holding.filter(|held| *held != seat) {
                 return Err(crate::protocol::seat_held(held));
             }
@@ -109,13 +107,11 @@ impl Handler<ClaimSeat> for TurnActor {
             }
             let free = Seat::ALL.into_iter().find(|s| act.state.seat(*s).is_none());
             let Some(seat) = free else {
-                return Err(ErrorBody::new(ErrorCode::GameFull, "both seats are taken"));
+                return Err(ErrorBody::game_full());
             };
             act.state.seats[seat_index(seat)] = Some(SeatRecord { name: msg.name, token_hash: Some(msg.token_hash) });
             if !act.commit() {
-                return Err(
-                    ErrorBody::new(ErrorCode::GameRestarting, "the game moved; retry").with("retry_after_ms", 100)
-                );
+                return Err(ErrorBody::moved());
             }
             tracing::info!(game_id = %act.cell.id, seat = seat.as_str(), "second player joined");
             Ok(seat)

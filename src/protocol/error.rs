@@ -206,10 +206,36 @@ impl ErrorBody {
     pub fn not_found(what: impl Into<String>) -> Self {
         ErrorBody::new(ErrorCode::NotFound, what)
     }
-    /// GAME_RESTARTING: the game cannot answer now; retry after half a second.
+    /// GAME_RESTARTING: the game cannot answer now (it is being recovered); retry shortly.
     pub fn restarting() -> Self {
         ErrorBody::new(ErrorCode::GameRestarting, "the game is restarting after a fault; retry shortly")
-            .with("retry_after_ms", 500)
+            .with("retry_after_ms", 250)
+    }
+    /// GAME_RESTARTING: the incarnation asked was replaced (the game moved to a fresh
+    /// thread); ask again.
+    pub fn moved() -> Self {
+        ErrorBody::new(ErrorCode::GameRestarting, "the game moved; retry").with("retry_after_ms", 100)
+    }
+    /// GAME_RESTARTING: a command that was not applied in time (the game is being
+    /// recovered); nothing changed.
+    pub fn not_applied() -> Self {
+        ErrorBody::new(
+            ErrorCode::GameRestarting,
+            "the game did not take that in time (it is being recovered); it was not applied, retry",
+        )
+        .with("retry_after_ms", 250)
+    }
+    /// GAME_RESTARTING: the game (or the instance that runs it) did not answer in time.
+    pub fn not_answering() -> Self {
+        ErrorBody::new(ErrorCode::GameRestarting, "the game did not answer; retry").with("retry_after_ms", 250)
+    }
+    /// GAME_FULL: both seats are taken.
+    pub fn game_full() -> Self {
+        ErrorBody::new(ErrorCode::GameFull, "both seats are taken")
+    }
+    /// UNAUTHORIZED: the token presented holds no seat in this game.
+    pub fn not_a_seat() -> Self {
+        ErrorBody::new(ErrorCode::Unauthorized, "this token holds no seat in this game")
     }
     /// GAME_FAILED: the game is closed for good.
     pub fn game_failed() -> Self {

@@ -22,7 +22,7 @@ use crate::cluster::Cluster;
 use crate::game::kinds::Kind;
 use crate::game::Seat;
 use crate::hosting::messages::{Action, Command, CommandOutcome, Join, Leave, Route, ToSession};
-use crate::hosting::registry::{deliver, not_applied, restarting_error, GameCell, RunState};
+use crate::hosting::registry::{deliver, GameCell, RunState};
 use crate::hosting::relay::{self, OwnerLost, RegisterConn, Relay, UnregisterConn};
 use crate::hosting::relay_wire::{Reply, Wire};
 use crate::hosting::supervisor::{GameSupervisor, Resolve, Resolved};
@@ -142,9 +142,9 @@ impl PlayerSession {
                     Ok(Resolved::Remote(lease)) => lease,
                     Ok(Resolved::NotFound) => return Joined::NotFound,
                     Ok(Resolved::Unavailable(error)) => return Joined::Refused(error),
-                    Err(_) => return Joined::Refused(restarting_error()),
+                    Err(_) => return Joined::Refused(ErrorBody::restarting()),
                 };
-                let Some(relay) = links.relay.clone() else { return Joined::Refused(restarting_error()) };
+                let Some(relay) = links.relay.clone() else { return Joined::Refused(ErrorBody::restarting()) };
                 // Registered first: the owner's first state may overtake its reply.
                 relay.do_send(RegisterConn {
                     conn,
@@ -178,7 +178,7 @@ impl PlayerSession {
                     _ => {
                         relay.do_send(UnregisterConn(conn));
                         if tokio::time::Instant::now() + Duration::from_millis(100) >= until {
-                            return Joined::Refused(restarting_error());
+                            return Joined::Refused(ErrorBody::restarting());
                         }
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
@@ -312,8 +312,7 @@ impl PlayerSession {
         match self.target.clone() {
             Target::Local(cell) => {
                 if cell.run_state() == RunState::Failed {
-                    let error =
-                        ErrorBody::new(ErrorCode::GameFailed, "this game exceeded its restart limit and is closed");
+                    let error = ErrorBody::game_failed();
                     return self.send_error(ctx, error, Some(kind));
                 }
                 self.in_flight += 1;
@@ -344,17 +343,17 @@ impl PlayerSession {
                     act.in_flight -= 1;
                     match answer {
                         Ok(Ok(Reply::Command { outcome: CommandOutcome::Answered })) => {}
-                        Ok(Ok(Reply::Command { .. })) => act.send_error(ctx, not_applied(), Some(kind)),
+                        Ok(Ok(Reply::Command { .. })) => act.send_error(ctx, ErrorBody::not_applied(), Some(kind)),
                         // The owner did not answer or no longer hosts the game: tell the
                         // player, and follow the game to where it is now.
                         Ok(Ok(Reply::NotHere)) | Ok(Ok(_)) | Ok(Err(_)) | Err(_) => {
-                            act.send_error(ctx, not_applied(), Some(kind));
+                            act.send_error(ctx, ErrorBody::not_applied(), Some(kind));
                             act.rejoin(ctx);
                         }
                     }
                 }));
             }
-            Target::None => self.send_error(ctx, restarting_error(), Some(kind)),
+            Target::None => self.send_error(ctx, ErrorBody::restarting(), Some(kind)),
         }
     }
 }
@@ -379,13 +378,13 @@ async fn join_local(
         tokio::pin!(moved);
         moved.as_mut().enable();
         let generation = cell.generation.load(Ordering::Acquire);
-        let Some(addr) = cell.addr() else { return Joined::Refused(restarting_error()) };
+        let Some(addr) = cell.addr() else { return Joined::Refused(ErrorBody::restarting()) };
         let join = addr.join.send(Join { token_hash: token_hash.clone(), route: route.clone(), holding });
         let answer = tokio::select! {
             biased;
             answer = join => Some(answer),
             () = &mut moved => None,
-            () = tokio::time::sleep_until(until) => return Joined::Refused(restarting_error()),
+            () = tokio::time::sleep_until(until) => return Joined::Refused(ErrorBody::restarting()),
         };
         let refusal = match answer {
             Some(Ok(Ok(seat))) => {
@@ -393,7 +392,7 @@ async fn join_local(
                 return Joined::Seat(seat, Target::Local(Arc::clone(&cell)), kind);
             }
             Some(Ok(Err(error))) => error,
-            Some(Err(_)) => restarting_error(),
+            Some(Err(_)) => ErrorBody::restarting(),
             None => continue, // moved before this incarnation answered: ask the new one
         };
         if cell.generation.load(Ordering::Acquire) == generation {
