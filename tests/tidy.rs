@@ -65,6 +65,23 @@ fn every_source_file_is_in_the_code_map() {
 }
 
 #[test]
+fn every_file_the_code_map_names_exists() {
+    let map = std::fs::read_to_string(root().join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
+    let start = map.find("## Code map").expect("a code map section");
+    let end = map[start..].find("\n## ").map_or(map.len(), |i| start + 3 + i);
+    let mut gone = Vec::new();
+    for row in map[start..end].lines().filter(|l| l.starts_with("| `")) {
+        let first = row.split('|').nth(1).unwrap_or_default();
+        for path in first.split('`').skip(1).step_by(2) {
+            if !root().join(path.trim_end_matches('/')).exists() {
+                gone.push(path.to_owned());
+            }
+        }
+    }
+    assert!(gone.is_empty(), "ARCHITECTURE.md's code map names files that do not exist: {gone:?}");
+}
+
+#[test]
 fn no_file_points_outside_the_project() {
     let outside = ["../shared", "/work/shared"];
     let mut offenders = Vec::new();
