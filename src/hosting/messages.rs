@@ -216,3 +216,16 @@ pub struct Summary;
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Checkpoint;
+
+/// What a game answers a [`Command`] or an [`InjectFault`] before looking at it: `Expired`
+/// past its deadline, `Moved` from an abandoned incarnation (the sender follows the game);
+/// `None` when the game should act on it.
+pub fn answered_early(deadline: Instant, abandoned: bool) -> Option<CommandOutcome> {
+    if Instant::now() > deadline {
+        Some(CommandOutcome::Expired)
+    } else if abandoned {
+        Some(CommandOutcome::Moved)
+    } else {
+        None
+    }
+}

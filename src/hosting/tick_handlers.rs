@@ -6,14 +6,13 @@
 //! the shutdown's checkpoint and close.
 
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 use actix::prelude::*;
 
 use crate::game::Seat;
 use crate::hosting::messages::{
-    Action, Checkpoint, ClaimSeat, CloseAbandoned, Command, CommandOutcome, Fault, InjectFault, Join, Leave, Probe,
-    Shutdown, Summary, ToSession,
+    answered_early, Action, Checkpoint, ClaimSeat, CloseAbandoned, Command, CommandOutcome, Fault, InjectFault, Join,
+    Leave, Probe, Shutdown, Summary, ToSession,
 };
 use crate::hosting::tick::TickActor;
 use crate::ids::incident_id;
@@ -70,11 +69,8 @@ impl Handler<Command> for TickActor {
     type Result = CommandOutcome;
 
     fn handle(&mut self, msg: Command, ctx: &mut Context<Self>) -> CommandOutcome {
-        if Instant::now() > msg.deadline {
-            return CommandOutcome::Expired;
-        }
-        if self.abandoned() {
-            return CommandOutcome::Moved;
+        if let Some(outcome) = answered_early(msg.deadline, self.abandoned()) {
+            return outcome;
         }
         if self.state.failed {
             return self.answer_error(&msg.reply, ErrorBody::game_failed(), msg.action.type_name());
@@ -131,11 +127,8 @@ impl Handler<InjectFault> for TickActor {
     type Result = CommandOutcome;
 
     fn handle(&mut self, msg: InjectFault, ctx: &mut Context<Self>) -> CommandOutcome {
-        if Instant::now() > msg.deadline {
-            return CommandOutcome::Expired;
-        }
-        if self.abandoned() {
-            return CommandOutcome::Moved;
+        if let Some(outcome) = answered_early(msg.deadline, self.abandoned()) {
+            return outcome;
         }
         msg.taken.store(true, Ordering::Release);
         match msg.fault {

@@ -4,14 +4,13 @@
 //! shutdown. Each runs inside the actor's panic boundary (`TurnActor::guarded`).
 
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 use actix::prelude::*;
 
 use crate::game::Seat;
 use crate::hosting::messages::{
-    Checkpoint, ClaimSeat, CloseAbandoned, Command, CommandOutcome, Fault, InjectFault, Join, Leave, Probe, Shutdown,
-    Summary, ToSession,
+    answered_early, Checkpoint, ClaimSeat, CloseAbandoned, Command, CommandOutcome, Fault, InjectFault, Join, Leave,
+    Probe, Shutdown, Summary, ToSession,
 };
 use crate::hosting::turn::TurnActor;
 use crate::protocol::{close, ErrorBody, ServerFrame};
@@ -63,11 +62,8 @@ impl Handler<Command> for TurnActor {
     type Result = CommandOutcome;
 
     fn handle(&mut self, msg: Command, ctx: &mut Context<Self>) -> CommandOutcome {
-        if Instant::now() > msg.deadline {
-            return CommandOutcome::Expired;
-        }
-        if self.abandoned() {
-            return CommandOutcome::Moved;
+        if let Some(outcome) = answered_early(msg.deadline, self.abandoned()) {
+            return outcome;
         }
         let kind = msg.action.type_name();
         let reply = msg.reply.clone();
@@ -123,11 +119,8 @@ impl Handler<InjectFault> for TurnActor {
     type Result = CommandOutcome;
 
     fn handle(&mut self, msg: InjectFault, ctx: &mut Context<Self>) -> CommandOutcome {
-        if Instant::now() > msg.deadline {
-            return CommandOutcome::Expired;
-        }
-        if self.abandoned() {
-            return CommandOutcome::Moved;
+        if let Some(outcome) = answered_early(msg.deadline, self.abandoned()) {
+            return outcome;
         }
         msg.taken.store(true, Ordering::Release);
         let _ = self.guarded(ctx, |act, _| match msg.fault {

@@ -101,12 +101,8 @@ impl ClientFrame {
     pub fn parse_for(text: &str, max_chat_chars: usize, kind: &Kind) -> Result<ClientFrame, FrameError> {
         let Some(ticks) = kind.ticks() else { return ClientFrame::parse(text, max_chat_chars) };
         let fail = |error, in_reply_to| FrameError { error, in_reply_to };
-        let value: Value = serde_json::from_str(text)
-            .map_err(|e| fail(ErrorBody::new(ErrorCode::BadRequest, format!("frame is not valid JSON: {e}")), None))?;
-        let Some(frame_type) = value.get("type").and_then(Value::as_str) else {
-            let msg = "frame must be a JSON object with a string field \"type\"";
-            return Err(fail(ErrorBody::new(ErrorCode::BadRequest, msg), None));
-        };
+        let value = typed_json(text)?;
+        let frame_type = value.get("type").and_then(Value::as_str).unwrap_or_default();
         if let Some(input_frame) = ticks.input_frames.iter().copied().find(|t| *t == frame_type) {
             let Value::Object(fields) = &value else { unreachable!("a value with a field is an object") };
             return match (ticks.parse_input)(fields) {
@@ -140,12 +136,8 @@ impl ClientFrame {
     /// Parses and validates one text frame.
     pub fn parse(text: &str, max_chat_chars: usize) -> Result<ClientFrame, FrameError> {
         let fail = |error, in_reply_to| FrameError { error, in_reply_to };
-        let value: Value = serde_json::from_str(text)
-            .map_err(|e| fail(ErrorBody::new(ErrorCode::BadRequest, format!("frame is not valid JSON: {e}")), None))?;
-        let Some(kind) = value.get("type").and_then(Value::as_str) else {
-            let msg = "frame must be a JSON object with a string field \"type\"";
-            return Err(fail(ErrorBody::new(ErrorCode::BadRequest, msg), None));
-        };
+        let value = typed_json(text)?;
+        let kind = value.get("type").and_then(Value::as_str).unwrap_or_default();
         let Some(known) = CLIENT_FRAME_TYPES.iter().copied().find(|t| *t == kind) else {
             let error = ErrorBody::new(ErrorCode::UnknownMessageType, format!("unknown message type {kind:?}"))
                 .with("type", kind)
@@ -181,6 +173,17 @@ impl ClientFrame {
             RawFrame::Ping { id } => ClientFrame::Ping { id },
         })
     }
+}
+
+/// A frame's JSON, refused unless it is an object with a string `type`.
+fn typed_json(text: &str) -> Result<Value, FrameError> {
+    let fail =
+        |message: String| FrameError { error: ErrorBody::new(ErrorCode::BadRequest, message), in_reply_to: None };
+    let value: Value = serde_json::from_str(text).map_err(|e| fail(format!("frame is not valid JSON: {e}")))?;
+    if value.get("type").and_then(Value::as_str).is_none() {
+        return Err(fail("frame must be a JSON object with a string field \"type\"".to_owned()));
+    }
+    Ok(value)
 }
 
 /// Who wrote a chat line.
