@@ -28,6 +28,28 @@ impl RestartReason {
     }
 }
 
+/// Which kind of socket this is, for logs and gauges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SocketKind {
+    /// `/ws/games/{id}`.
+    Game,
+    /// `/ws/lobby`.
+    Lobby,
+    /// `/ws/echo`, only in a conformance build (`--features conformance`).
+    Echo,
+}
+
+impl SocketKind {
+    /// Its name in logs and labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SocketKind::Game => "game",
+            SocketKind::Lobby => "lobby",
+            SocketKind::Echo => "echo",
+        }
+    }
+}
+
 /// A counter family keyed by a small, fixed set of label values.
 #[derive(Default)]
 struct Family(Mutex<BTreeMap<Vec<&'static str>, u64>>);
@@ -196,11 +218,11 @@ impl Metrics {
         self.panics.fetch_add(1, Ordering::Relaxed);
     }
     /// A WebSocket of `kind` opened (+1) or closed (-1).
-    pub fn socket_open(&self, kind: crate::web::socket::SocketKind, delta: i64) {
+    pub fn socket_open(&self, kind: SocketKind, delta: i64) {
         match kind {
-            crate::web::socket::SocketKind::Game => self.sockets_open.fetch_add(delta, Ordering::Relaxed),
-            crate::web::socket::SocketKind::Lobby => self.lobby_sockets_open.fetch_add(delta, Ordering::Relaxed),
-            crate::web::socket::SocketKind::Echo => 0,
+            SocketKind::Game => self.sockets_open.fetch_add(delta, Ordering::Relaxed),
+            SocketKind::Lobby => self.lobby_sockets_open.fetch_add(delta, Ordering::Relaxed),
+            SocketKind::Echo => 0,
         };
     }
     /// A `lobby` frame of `bytes` (on the wire) was queued on a lobby socket.

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use actix::prelude::*;
 
-use super::{BreakerConfig, BreakerState, CircuitBreaker, Transition};
-use crate::config::CircuitBreakersConfig;
+use super::{BreakerState, CircuitBreaker, Transition};
+use crate::config::{BreakerConfig, CircuitBreakersConfig};
 use crate::protocol::views::{
     BreakerMetricsView, BreakerView, BreakersMetrics, DurationHistogram, HistogramBucket, TransitionCount,
 };

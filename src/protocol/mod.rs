@@ -7,6 +7,7 @@ pub mod close;
 pub mod error;
 pub mod frames;
 pub mod lobby;
+mod schemas;
 pub mod text;
 pub mod views;
 
