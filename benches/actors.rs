@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use criterion::{criterion_group, criterion_main, Criterion};
-use rampart::breaker::{BreakerConfig, CircuitBreaker};
-use rampart::config::{Config, RestartStrategy};
+use rampart::breaker::CircuitBreaker;
+use rampart::config::{BreakerConfig, Config, RestartStrategy};
 use rampart::game::{Connect4, Rules, Seat};
 use rampart::hosting::env::GameEnv;
 use rampart::hosting::messages::{Action, Command, Fault, InjectFault, Probe, Route, StartMode, ToSession};

@@ -12,7 +12,8 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use failsafe::backoff::{self, Constant};
 use failsafe::failure_policy::{consecutive_failures, ConsecutiveFailures};
 use failsafe::CircuitBreaker as _;
-use rampart::breaker::{BreakerConfig, BreakerError, CircuitBreaker, Outcome};
+use rampart::breaker::{BreakerError, CircuitBreaker, Outcome};
+use rampart::config::BreakerConfig;
 
 type Failsafe = failsafe::StateMachine<ConsecutiveFailures<Constant>, ()>;
 

@@ -1,9 +1,13 @@
-//! Metrics: every counter and gauge the server exposes, declared once here with its help
-//! text, updated with relaxed atomics on the hot paths and rendered as Prometheus text.
-//! Labels are low-cardinality by construction (game kind, restart reason, error code).
+//! Metrics: every metric family the server exposes is declared here, once, with its name,
+//! help text and type (a [`Metric`] can be made nowhere else), and rendered as Prometheus
+//! text through [`Metric::describe`] and [`Metric::sample`]. [`Metrics`] holds the server's
+//! own counters and gauges, updated with relaxed atomics on the hot paths; the breakers
+//! (`BREAKER_*`) and the system tree (`SYSTEM_ACTOR_*`) keep their own values and render
+//! them under the families declared here. Labels are low-cardinality by construction (game
+//! kind, restart reason, error code, breaker and actor names).
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
+use std::fmt::{Display, Write as _};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -27,6 +31,264 @@ impl RestartReason {
         }
     }
 }
+
+/// Which kind of socket this is, for logs and gauges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SocketKind {
+    /// `/ws/games/{id}`.
+    Game,
+    /// `/ws/lobby`.
+    Lobby,
+    /// `/ws/echo`, only in a conformance build (`--features conformance`).
+    Echo,
+}
+
+impl SocketKind {
+    /// Its name in logs and labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SocketKind::Game => "game",
+            SocketKind::Lobby => "lobby",
+            SocketKind::Echo => "echo",
+        }
+    }
+}
+
+/// What a metric family measures, as its `# TYPE` line says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MetricType {
+    /// A count that only grows.
+    Counter,
+    /// A value that goes up and down.
+    Gauge,
+    /// Observations in cumulative buckets, with their sum and count.
+    Histogram,
+}
+
+impl MetricType {
+    /// The word in `# TYPE`.
+    fn as_str(self) -> &'static str {
+        match self {
+            MetricType::Counter => "counter",
+            MetricType::Gauge => "gauge",
+            MetricType::Histogram => "histogram",
+        }
+    }
+}
+
+/// One metric family: its name, help text, type and label names. Made only in this file
+/// (the constants below); whoever holds the values renders them under it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Metric {
+    name: &'static str,
+    help: &'static str,
+    kind: MetricType,
+    labels: &'static [&'static str],
+}
+
+impl Metric {
+    const fn counter(name: &'static str, help: &'static str, labels: &'static [&'static str]) -> Metric {
+        Metric { name, help, kind: MetricType::Counter, labels }
+    }
+    const fn gauge(name: &'static str, help: &'static str, labels: &'static [&'static str]) -> Metric {
+        Metric { name, help, kind: MetricType::Gauge, labels }
+    }
+    const fn histogram(name: &'static str, help: &'static str, labels: &'static [&'static str]) -> Metric {
+        Metric { name, help, kind: MetricType::Histogram, labels }
+    }
+
+    /// Its `# HELP` and `# TYPE` lines.
+    pub fn describe(&self, out: &mut String) {
+        let _ = writeln!(out, "# HELP {} {}\n# TYPE {} {}", self.name, self.help, self.name, self.kind.as_str());
+    }
+
+    /// One sample: `name{label="value",…} sample`, `values` in the order of its label names
+    /// (no braces for a family without labels).
+    pub fn sample(&self, out: &mut String, values: &[&str], sample: impl Display) {
+        self.line(out, "", values, None, sample);
+    }
+
+    /// A histogram's samples for one set of label `values`: each cumulative `(upper bound,
+    /// count)` bucket, the `+Inf` bucket (`count`), then `_sum` and `_count`.
+    pub fn histogram_samples(&self, out: &mut String, values: &[&str], buckets: &[(f64, u64)], count: u64, sum: f64) {
+        for (le, n) in buckets {
+            self.line(out, "_bucket", values, Some(&le.to_string()), n);
+        }
+        self.line(out, "_bucket", values, Some("+Inf"), count);
+        self.line(out, "_sum", values, None, sum);
+        self.line(out, "_count", values, None, count);
+    }
+
+    fn line(&self, out: &mut String, suffix: &str, values: &[&str], le: Option<&str>, sample: impl Display) {
+        debug_assert_eq!(values.len(), self.labels.len(), "{}: one value per label", self.name);
+        out.push_str(self.name);
+        out.push_str(suffix);
+        let mut labels = self.labels.iter().zip(values).map(|(k, v)| (*k, *v)).chain(le.map(|le| ("le", le)));
+        if let Some((key, value)) = labels.next() {
+            let _ = write!(out, "{{{key}=\"{value}\"");
+            for (key, value) in labels {
+                let _ = write!(out, ",{key}=\"{value}\"");
+            }
+            out.push('}');
+        }
+        let _ = writeln!(out, " {sample}");
+    }
+}
+
+// The server's own families: [`Metrics`] holds their values and renders them.
+
+const GAMES_ACTIVE: Metric = Metric::gauge(
+    "rampart_games_active",
+    "Games waiting or in play on this server (they count against admission.max_games).",
+    &[],
+);
+const GAMES_HOSTED: Metric = Metric::gauge(
+    "rampart_games_hosted",
+    "Games held by this server, ended ones included until their time-to-live passes.",
+    &[],
+);
+const GAMES_ABANDONED: Metric = Metric::counter(
+    "rampart_games_abandoned_total",
+    "Games closed because no player was connected for server.abandoned_game_secs.",
+    &[],
+);
+const GAMES_STARTED: Metric = Metric::counter("rampart_games_started_total", "Games started, by kind.", &["kind"]);
+const GAME_RESTARTS: Metric = Metric::counter(
+    "rampart_game_restarts_total",
+    "Game actor restarts, by kind and reason (panic or hang).",
+    &["kind", "reason"],
+);
+const GAMES_FAILED: Metric = Metric::counter(
+    "rampart_games_failed_total",
+    "Games closed after exceeding their restart limit, by kind.",
+    &["kind"],
+);
+const GAMES_MOVED: Metric = Metric::counter(
+    "rampart_games_moved_total",
+    "Healthy games moved to a fresh arbiter because theirs stopped answering.",
+    &[],
+);
+const ARBITERS_LOST: Metric = Metric::counter(
+    "rampart_arbiters_lost_total",
+    "Game arbiters abandoned because a hung handler held their thread.",
+    &[],
+);
+const GAME_PANICS: Metric = Metric::counter("rampart_game_panics_total", "Panics caught in game code.", &[]);
+const SNAPSHOTS_UNREADABLE: Metric = Metric::counter(
+    "rampart_snapshots_unreadable_total",
+    "Stored snapshots that could not be decoded on a takeover; each such game was closed as failed.",
+    &[],
+);
+const GAMES_GIVEN_UP: Metric =
+    Metric::counter("rampart_games_given_up_total", "Games this instance stopped hosting because another instance holds their lease (renewal refused or snapshot write fenced); their sockets were closed with 1012.", &[]);
+const LEASE_EPOCHS_ADOPTED: Metric =
+    Metric::counter("rampart_lease_epochs_adopted_total", "Snapshot writes fenced only by a newer epoch of this instance's own lease (a claim or renewal that ran late in a stalled store): the game went on under it.", &[]);
+const ADMIN_REFUSED: Metric = Metric::counter(
+    "rampart_admin_refused_total",
+    "Admin requests refused for a missing or wrong token (or admin disabled).",
+    &[],
+);
+const WAITLIST_LOST: Metric = Metric::counter(
+    "rampart_waitlist_lost_total",
+    "Times the waitlist's Redis came back without the line it held (restarted empty or from an older copy).",
+    &[],
+);
+const WAITLIST_RESTORED: Metric = Metric::counter(
+    "rampart_waitlist_restored_total",
+    "Waitlist entries this instance put back at their own place after Redis lost the line.",
+    &[],
+);
+const CLIENT_LIMITED: Metric =
+    Metric::counter("rampart_client_limited_total", "Requests refused with RATE_LIMITED because one client address passed a limit (creations per second, tickets held in the line).", &["limit"]);
+const SOCKETS_OPEN: Metric = Metric::gauge("rampart_sockets_open", "Open game WebSocket connections.", &[]);
+const SLOW_CLIENT_DISCONNECTS: Metric = Metric::counter(
+    "rampart_slow_client_disconnects_total",
+    "Connections closed with 1013 because their outbound queue was full.",
+    &[],
+);
+const LOBBY_SOCKETS_OPEN: Metric =
+    Metric::gauge("rampart_lobby_sockets_open", "Open /ws/lobby WebSocket connections.", &[]);
+const LOBBY_FRAMES_SENT: Metric =
+    Metric::counter("rampart_lobby_frames_sent_total", "Lobby pages (`lobby` frames) queued on /ws/lobby sockets: one per socket only when its page changed, at most one per lobby.push_interval_ms.", &[]);
+const LOBBY_BYTES_SENT: Metric = Metric::counter(
+    "rampart_lobby_bytes_sent_total",
+    "Bytes of the lobby pages queued on /ws/lobby sockets, WebSocket headers included.",
+    &[],
+);
+const WS_FRAMES_REFUSED: Metric = Metric::counter(
+    "rampart_ws_frames_refused_total",
+    "WebSocket frames or messages refused at their header as larger than the hard limit (closed with 1009).",
+    &[],
+);
+const COMMANDS_REPLAYED: Metric = Metric::counter(
+    "rampart_commands_replayed_total",
+    "Player commands sent again to a game's new incarnation after its arbiter was lost.",
+    &[],
+);
+const CONNECTIONS_OPEN: Metric =
+    Metric::gauge("rampart_connections_open", "Open TCP connections (HTTP and WebSocket).", &[]);
+const CONNECTIONS_REFUSED: Metric = Metric::counter(
+    "rampart_connections_refused_total",
+    "Requests refused with 503 because the server held server.max_connections connections.",
+    &[],
+);
+const CLIENT_CONNECTIONS_REFUSED: Metric =
+    Metric::counter("rampart_client_connections_refused_total", "Requests and upgrades refused with 503 because one client address held its share of connections (limit=client) or of lobby sockets (limit=lobby).", &["limit"]);
+const HTTP_PIPELINE_WAITS: Metric =
+    Metric::counter("rampart_http_pipeline_waits_total", "Pipelined requests that waited (nothing more read from their connection) until the client read server.max_pipelined_requests answers.", &[]);
+const HTTP_WRITE_TIMEOUTS: Metric = Metric::counter(
+    "rampart_http_write_timeouts_total",
+    "HTTP connections closed because their client read nothing of a waiting answer for server.client_timeout_ms.",
+    &[],
+);
+const SOCKET_FLOOD_CLOSES: Metric =
+    Metric::counter("rampart_socket_flood_closes_total", "WebSockets closed with 1008 because their client kept sending (pings, pongs or refused frames included) past its frame budget, by socket kind.", &["kind"]);
+const WS_FRAMES_IN: Metric =
+    Metric::counter("rampart_ws_frames_in_total", "WebSocket frames received from clients.", &[]);
+const WS_ERRORS_SENT: Metric =
+    Metric::counter("rampart_ws_errors_sent_total", "Error frames sent on WebSockets, by code.", &["code"]);
+const HTTP_ERRORS: Metric =
+    Metric::counter("rampart_http_errors_total", "Error responses sent on REST, by code.", &["code"]);
+
+// The circuit breakers' families: `breaker::registry::Breakers` renders them from each
+// breaker's own counters.
+
+/// Each breaker's state, one sample per state (1 for the one it is in).
+pub const BREAKER_STATE: Metric = Metric::gauge(
+    "rampart_circuit_breaker_state",
+    "Current state of each circuit breaker (1 for the state it is in).",
+    &["name", "state"],
+);
+/// Calls through each breaker, by outcome.
+pub const BREAKER_CALLS: Metric = Metric::counter(
+    "rampart_circuit_breaker_calls_total",
+    "Calls through each breaker by outcome.",
+    &["name", "outcome"],
+);
+/// Each breaker's state changes, by the states left and entered.
+pub const BREAKER_TRANSITIONS: Metric = Metric::counter(
+    "rampart_circuit_breaker_transitions_total",
+    "State changes of each breaker.",
+    &["name", "from", "to"],
+);
+/// The durations of calls through each breaker.
+pub const BREAKER_CALL_DURATION: Metric = Metric::histogram(
+    "rampart_circuit_breaker_call_duration_seconds",
+    "Duration of calls through each breaker.",
+    &["name"],
+);
+
+// The system actors' families: `runtime::system::SystemTree` renders them from its ledger.
+
+/// Restarts of each system actor.
+pub const SYSTEM_ACTOR_RESTARTS: Metric =
+    Metric::counter("rampart_system_actor_restarts_total", "Restarts of each system actor.", &["actor"]);
+/// Whether each system actor runs.
+pub const SYSTEM_ACTOR_UP: Metric = Metric::gauge(
+    "rampart_system_actor_up",
+    "1 while a system actor runs, 0 once it failed past its limit.",
+    &["actor"],
+);
 
 /// A counter family keyed by a small, fixed set of label values.
 #[derive(Default)]
@@ -196,11 +458,11 @@ impl Metrics {
         self.panics.fetch_add(1, Ordering::Relaxed);
     }
     /// A WebSocket of `kind` opened (+1) or closed (-1).
-    pub fn socket_open(&self, kind: crate::web::socket::SocketKind, delta: i64) {
+    pub fn socket_open(&self, kind: SocketKind, delta: i64) {
         match kind {
-            crate::web::socket::SocketKind::Game => self.sockets_open.fetch_add(delta, Ordering::Relaxed),
-            crate::web::socket::SocketKind::Lobby => self.lobby_sockets_open.fetch_add(delta, Ordering::Relaxed),
-            crate::web::socket::SocketKind::Echo => 0,
+            SocketKind::Game => self.sockets_open.fetch_add(delta, Ordering::Relaxed),
+            SocketKind::Lobby => self.lobby_sockets_open.fetch_add(delta, Ordering::Relaxed),
+            SocketKind::Echo => 0,
         };
     }
     /// A `lobby` frame of `bytes` (on the wire) was queued on a lobby socket.
@@ -241,223 +503,60 @@ impl Metrics {
         self.slow_client_disconnects.load(Ordering::Relaxed)
     }
 
-    /// Renders the Prometheus text exposition format (version 0.0.4).
+    /// Renders its families in the Prometheus text exposition format (version 0.0.4).
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        let gauge = |out: &mut String, name: &str, help: &str, v: i64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
-        };
-        let counter = |out: &mut String, name: &str, help: &str, v: u64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
-        };
-        let family = |out: &mut String, name: &str, help: &str, keys: &[&str], rows: Vec<(Vec<&'static str>, u64)>| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-            for (values, v) in rows {
-                let labels: Vec<String> = keys.iter().zip(values).map(|(k, val)| format!("{k}=\"{val}\"")).collect();
-                let _ = writeln!(out, "{name}{{{}}} {v}", labels.join(","));
-            }
-        };
-        gauge(
-            &mut out,
-            "rampart_games_active",
-            "Games waiting or in play on this server (they count against admission.max_games).",
-            self.games_active(),
-        );
-        gauge(
-            &mut out,
-            "rampart_games_hosted",
-            "Games held by this server, ended ones included until their time-to-live passes.",
-            self.games_hosted.load(Ordering::Relaxed),
-        );
-        counter(
-            &mut out,
-            "rampart_games_abandoned_total",
-            "Games closed because no player was connected for server.abandoned_game_secs.",
-            self.games_abandoned.load(Ordering::Relaxed),
-        );
-        family(
-            &mut out,
-            "rampart_games_started_total",
-            "Games started, by kind.",
-            &["kind"],
-            self.games_started.snapshot(),
-        );
-        family(
-            &mut out,
-            "rampart_game_restarts_total",
-            "Game actor restarts, by kind and reason (panic or hang).",
-            &["kind", "reason"],
-            self.restarts.snapshot(),
-        );
-        family(
-            &mut out,
-            "rampart_games_failed_total",
-            "Games closed after exceeding their restart limit, by kind.",
-            &["kind"],
-            self.games_failed.snapshot(),
-        );
-        counter(
-            &mut out,
-            "rampart_games_moved_total",
-            "Healthy games moved to a fresh arbiter because theirs stopped answering.",
-            self.games_moved.load(Ordering::Relaxed),
-        );
-        counter(
-            &mut out,
-            "rampart_arbiters_lost_total",
-            "Game arbiters abandoned because a hung handler held their thread.",
-            self.arbiters_lost(),
-        );
-        counter(
-            &mut out,
-            "rampart_game_panics_total",
-            "Panics caught in game code.",
-            self.panics.load(Ordering::Relaxed),
-        );
-        counter(
-            &mut out,
-            "rampart_snapshots_unreadable_total",
-            "Stored snapshots that could not be decoded on a takeover; each such game was closed as failed.",
-            self.snapshots_unreadable.load(Ordering::Relaxed),
-        );
-        counter(
-            &mut out,
-            "rampart_games_given_up_total",
-            "Games this instance stopped hosting because another instance holds their lease (renewal refused or snapshot write fenced); their sockets were closed with 1012.",
-            self.games_given_up.load(Ordering::Relaxed),
-        );
-        counter(
-            &mut out,
-            "rampart_lease_epochs_adopted_total",
-            "Snapshot writes fenced only by a newer epoch of this instance's own lease (a claim or renewal that ran late in a stalled store): the game went on under it.",
-            self.epochs_adopted.load(Ordering::Relaxed),
-        );
-        counter(
-            &mut out,
-            "rampart_admin_refused_total",
-            "Admin requests refused for a missing or wrong token (or admin disabled).",
-            self.admin_refusals(),
-        );
-        counter(
-            &mut out,
-            "rampart_waitlist_lost_total",
-            "Times the waitlist's Redis came back without the line it held (restarted empty or from an older copy).",
-            self.waitlist_lost.load(Ordering::Relaxed),
-        );
-        counter(
-            &mut out,
-            "rampart_waitlist_restored_total",
-            "Waitlist entries this instance put back at their own place after Redis lost the line.",
-            self.waitlist_restored.load(Ordering::Relaxed),
-        );
-        family(
-            &mut out,
-            "rampart_client_limited_total",
-            "Requests refused with RATE_LIMITED because one client address passed a limit (creations per second, tickets held in the line).",
-            &["limit"],
-            self.client_limited.snapshot(),
-        );
-        gauge(
-            &mut out,
-            "rampart_sockets_open",
-            "Open game WebSocket connections.",
-            self.sockets_open.load(Ordering::Relaxed),
-        );
-        counter(
-            &mut out,
-            "rampart_slow_client_disconnects_total",
-            "Connections closed with 1013 because their outbound queue was full.",
-            self.slow_clients(),
-        );
-        gauge(
-            &mut out,
-            "rampart_lobby_sockets_open",
-            "Open /ws/lobby WebSocket connections.",
-            self.lobby_sockets_open.load(Ordering::Relaxed),
-        );
-        counter(
-            &mut out,
-            "rampart_lobby_frames_sent_total",
-            "Lobby pages (`lobby` frames) queued on /ws/lobby sockets: one per socket only when its page changed, at most one per lobby.push_interval_ms.",
-            self.lobby_frames_sent.load(Ordering::Relaxed),
-        );
-        counter(
-            &mut out,
-            "rampart_lobby_bytes_sent_total",
-            "Bytes of the lobby pages queued on /ws/lobby sockets, WebSocket headers included.",
-            self.lobby_bytes_sent.load(Ordering::Relaxed),
-        );
-        counter(
-            &mut out,
-            "rampart_ws_frames_refused_total",
-            "WebSocket frames or messages refused at their header as larger than the hard limit (closed with 1009).",
-            self.frames_refused.load(Ordering::Relaxed),
-        );
-        counter(
-            &mut out,
-            "rampart_commands_replayed_total",
-            "Player commands sent again to a game's new incarnation after its arbiter was lost.",
-            self.commands_replayed.load(Ordering::Relaxed),
-        );
-        gauge(
-            &mut out,
-            "rampart_connections_open",
-            "Open TCP connections (HTTP and WebSocket).",
-            self.connections_open.load(Ordering::Relaxed),
-        );
-        counter(
-            &mut out,
-            "rampart_connections_refused_total",
-            "Requests refused with 503 because the server held server.max_connections connections.",
-            self.connections_refused.load(Ordering::Relaxed),
-        );
-        family(
-            &mut out,
-            "rampart_client_connections_refused_total",
-            "Requests and upgrades refused with 503 because one client address held its share of connections (limit=client) or of lobby sockets (limit=lobby).",
-            &["limit"],
-            self.client_connections_refused.snapshot(),
-        );
-        counter(
-            &mut out,
-            "rampart_http_pipeline_waits_total",
-            "Pipelined requests that waited (nothing more read from their connection) until the client read server.max_pipelined_requests answers.",
-            self.pipeline_waits.load(Ordering::Relaxed),
-        );
-        counter(
-            &mut out,
-            "rampart_http_write_timeouts_total",
-            "HTTP connections closed because their client read nothing of a waiting answer for server.client_timeout_ms.",
-            self.write_timeouts.load(Ordering::Relaxed),
-        );
-        family(
-            &mut out,
-            "rampart_socket_flood_closes_total",
-            "WebSockets closed with 1008 because their client kept sending (pings, pongs or refused frames included) past its frame budget, by socket kind.",
-            &["kind"],
-            self.socket_floods.snapshot(),
-        );
-        counter(
-            &mut out,
-            "rampart_ws_frames_in_total",
-            "WebSocket frames received from clients.",
-            self.frames_in.load(Ordering::Relaxed),
-        );
-        for (name, help, arr) in [
-            ("rampart_ws_errors_sent_total", "Error frames sent on WebSockets, by code.", &self.errors_sent),
-            ("rampart_http_errors_total", "Error responses sent on REST, by code.", &self.http_errors),
-        ] {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        scalar(&mut out, &GAMES_ACTIVE, self.games_active());
+        scalar(&mut out, &GAMES_HOSTED, self.games_hosted.load(Ordering::Relaxed));
+        scalar(&mut out, &GAMES_ABANDONED, self.games_abandoned.load(Ordering::Relaxed));
+        labelled(&mut out, &GAMES_STARTED, self.games_started.snapshot());
+        labelled(&mut out, &GAME_RESTARTS, self.restarts.snapshot());
+        labelled(&mut out, &GAMES_FAILED, self.games_failed.snapshot());
+        scalar(&mut out, &GAMES_MOVED, self.games_moved.load(Ordering::Relaxed));
+        scalar(&mut out, &ARBITERS_LOST, self.arbiters_lost());
+        scalar(&mut out, &GAME_PANICS, self.panics.load(Ordering::Relaxed));
+        scalar(&mut out, &SNAPSHOTS_UNREADABLE, self.snapshots_unreadable.load(Ordering::Relaxed));
+        scalar(&mut out, &GAMES_GIVEN_UP, self.games_given_up.load(Ordering::Relaxed));
+        scalar(&mut out, &LEASE_EPOCHS_ADOPTED, self.epochs_adopted.load(Ordering::Relaxed));
+        scalar(&mut out, &ADMIN_REFUSED, self.admin_refusals());
+        scalar(&mut out, &WAITLIST_LOST, self.waitlist_lost.load(Ordering::Relaxed));
+        scalar(&mut out, &WAITLIST_RESTORED, self.waitlist_restored.load(Ordering::Relaxed));
+        labelled(&mut out, &CLIENT_LIMITED, self.client_limited.snapshot());
+        scalar(&mut out, &SOCKETS_OPEN, self.sockets_open.load(Ordering::Relaxed));
+        scalar(&mut out, &SLOW_CLIENT_DISCONNECTS, self.slow_clients());
+        scalar(&mut out, &LOBBY_SOCKETS_OPEN, self.lobby_sockets_open.load(Ordering::Relaxed));
+        scalar(&mut out, &LOBBY_FRAMES_SENT, self.lobby_frames_sent.load(Ordering::Relaxed));
+        scalar(&mut out, &LOBBY_BYTES_SENT, self.lobby_bytes_sent.load(Ordering::Relaxed));
+        scalar(&mut out, &WS_FRAMES_REFUSED, self.frames_refused.load(Ordering::Relaxed));
+        scalar(&mut out, &COMMANDS_REPLAYED, self.commands_replayed.load(Ordering::Relaxed));
+        scalar(&mut out, &CONNECTIONS_OPEN, self.connections_open.load(Ordering::Relaxed));
+        scalar(&mut out, &CONNECTIONS_REFUSED, self.connections_refused.load(Ordering::Relaxed));
+        labelled(&mut out, &CLIENT_CONNECTIONS_REFUSED, self.client_connections_refused.snapshot());
+        scalar(&mut out, &HTTP_PIPELINE_WAITS, self.pipeline_waits.load(Ordering::Relaxed));
+        scalar(&mut out, &HTTP_WRITE_TIMEOUTS, self.write_timeouts.load(Ordering::Relaxed));
+        labelled(&mut out, &SOCKET_FLOOD_CLOSES, self.socket_floods.snapshot());
+        scalar(&mut out, &WS_FRAMES_IN, self.frames_in.load(Ordering::Relaxed));
+        for (metric, counts) in [(&WS_ERRORS_SENT, &self.errors_sent), (&HTTP_ERRORS, &self.http_errors)] {
+            metric.describe(&mut out);
             for code in ErrorCode::ALL {
-                let _ = writeln!(
-                    out,
-                    "{name}{{code=\"{}\"}} {}",
-                    code.as_str(),
-                    arr[code as usize].load(Ordering::Relaxed)
-                );
+                metric.sample(&mut out, &[code.as_str()], counts[code as usize].load(Ordering::Relaxed));
             }
         }
         out
+    }
+}
+
+/// A family with one sample and no labels.
+fn scalar(out: &mut String, metric: &Metric, value: impl Display) {
+    metric.describe(out);
+    metric.sample(out, &[], value);
+}
+
+/// A counter family with a sample per set of label values.
+fn labelled(out: &mut String, metric: &Metric, rows: Vec<(Vec<&'static str>, u64)>) {
+    metric.describe(out);
+    for (values, count) in rows {
+        metric.sample(out, &values, count);
     }
 }
 

@@ -151,7 +151,7 @@ fn paths(errors: &ConfigErrors) -> Vec<&str> {
 /// built a problem's path by joining keys with dots, so an empty key gave the path `""`
 /// (or `server.`), and a key with a dot in it named a path that exists:
 /// `"server.workers": 1` was reported as `server.workers: unknown key`. Fixed in
-/// src/config/load.rs: `dotted` quotes a key that is empty, holds a `.` or is padded with
+/// src/config/problems.rs: `dotted` quotes a key that is empty, holds a `.` or is padded with
 /// whitespace (`""`, `"server.workers"`) wherever a path is written.
 #[test]
 fn an_empty_or_dotted_key_is_reported_at_a_path_that_says_so() {

@@ -16,7 +16,7 @@ use libfuzzer_sys::fuzz_target;
 use rampart::config::{Config, Secret};
 use serde_json::Value;
 
-/// The variables that carry secrets, as `load.rs` reads them.
+/// The variables that carry secrets, as `src/config/env.rs` reads them.
 const SECRETS: [&str; 4] =
     ["RAMPART_ADMIN_TOKEN", "RAMPART_LLM_API_KEY", "RAMPART_REDIS_PASSWORD", "RAMPART_SESSION_KEY"];
 

@@ -5,13 +5,13 @@
 //! a call uses its breaker handle directly.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
 use actix::prelude::*;
 
-use super::{BreakerConfig, BreakerState, CircuitBreaker, Transition};
-use crate::config::CircuitBreakersConfig;
+use super::{BreakerState, CircuitBreaker, Transition};
+use crate::config::{BreakerConfig, CircuitBreakersConfig};
+use crate::metrics::{BREAKER_CALLS, BREAKER_CALL_DURATION, BREAKER_STATE, BREAKER_TRANSITIONS};
 use crate::protocol::views::{
     BreakerMetricsView, BreakerView, BreakersMetrics, DurationHistogram, HistogramBucket, TransitionCount,
 };
@@ -105,26 +105,16 @@ impl Breakers {
         BreakersMetrics { breakers, transitions }
     }
 
-    /// Prometheus text for every breaker.
+    /// Prometheus text for every breaker, under the families `metrics` declares.
     pub fn render_prometheus(&self, out: &mut String) {
-        let _ = writeln!(
-            out,
-            "# HELP rampart_circuit_breaker_state Current state of each circuit breaker (1 for the state it is in)."
-        );
-        let _ = writeln!(out, "# TYPE rampart_circuit_breaker_state gauge");
+        BREAKER_STATE.describe(out);
         for (name, e) in self.by_name.iter() {
             let state = e.breaker.state();
             for s in [BreakerState::Closed, BreakerState::Open, BreakerState::HalfOpen] {
-                let _ = writeln!(
-                    out,
-                    "rampart_circuit_breaker_state{{name=\"{name}\",state=\"{}\"}} {}",
-                    s.as_str(),
-                    u8::from(s == state)
-                );
+                BREAKER_STATE.sample(out, &[name, s.as_str()], u8::from(s == state));
             }
         }
-        let _ = writeln!(out, "# HELP rampart_circuit_breaker_calls_total Calls through each breaker by outcome.");
-        let _ = writeln!(out, "# TYPE rampart_circuit_breaker_calls_total counter");
+        BREAKER_CALLS.describe(out);
         for (name, e) in self.by_name.iter() {
             let m = e.breaker.metrics();
             for (outcome, n) in [
@@ -134,37 +124,17 @@ impl Breakers {
                 ("rejected", m.calls.rejected),
                 ("ignored", m.calls.ignored),
             ] {
-                let _ =
-                    writeln!(out, "rampart_circuit_breaker_calls_total{{name=\"{name}\",outcome=\"{outcome}\"}} {n}");
+                BREAKER_CALLS.sample(out, &[name, outcome], n);
             }
         }
-        let _ = writeln!(out, "# HELP rampart_circuit_breaker_transitions_total State changes of each breaker.");
-        let _ = writeln!(out, "# TYPE rampart_circuit_breaker_transitions_total counter");
+        BREAKER_TRANSITIONS.describe(out);
         for ((name, from, to), n) in self.transitions.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            let _ = writeln!(
-                out,
-                "rampart_circuit_breaker_transitions_total{{name=\"{name}\",from=\"{from}\",to=\"{to}\"}} {n}"
-            );
+            BREAKER_TRANSITIONS.sample(out, &[name, from, to], n);
         }
-        let _ = writeln!(
-            out,
-            "# HELP rampart_circuit_breaker_call_duration_seconds Duration of calls through each breaker."
-        );
-        let _ = writeln!(out, "# TYPE rampart_circuit_breaker_call_duration_seconds histogram");
+        BREAKER_CALL_DURATION.describe(out);
         for (name, e) in self.by_name.iter() {
             let (buckets, count, sum) = e.breaker.histogram();
-            for (le, n) in buckets {
-                let _ = writeln!(
-                    out,
-                    "rampart_circuit_breaker_call_duration_seconds_bucket{{name=\"{name}\",le=\"{le}\"}} {n}"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "rampart_circuit_breaker_call_duration_seconds_bucket{{name=\"{name}\",le=\"+Inf\"}} {count}"
-            );
-            let _ = writeln!(out, "rampart_circuit_breaker_call_duration_seconds_sum{{name=\"{name}\"}} {sum}");
-            let _ = writeln!(out, "rampart_circuit_breaker_call_duration_seconds_count{{name=\"{name}\"}} {count}");
+            BREAKER_CALL_DURATION.histogram_samples(out, &[name], &buckets, count, sum);
         }
     }
 }

@@ -3,11 +3,12 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 
 use super::*;
+use crate::config::BreakerConfig;
 
 fn config(threshold: u32, open_secs: f64) -> BreakerConfig {
     BreakerConfig {
@@ -441,7 +442,7 @@ proptest! {
                 Step::Complete(i, o) if !held.is_empty() => {
                     let p = held.remove(i % held.len());
                     let probe = p.is_probe();
-                    let current = matches!(p.kind, Kind::Probe(e) if e == b.inner.episode.load(Ordering::SeqCst));
+                    let current = p.probes_this_episode();
                     let outcome = [Outcome::Success, Outcome::Failure, Outcome::Ignored][o as usize];
                     p.record(outcome);
                     if current && before == BreakerState::HalfOpen {

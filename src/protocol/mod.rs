@@ -7,6 +7,7 @@ pub mod close;
 pub mod error;
 pub mod frames;
 pub mod lobby;
+mod schemas;
 pub mod text;
 pub mod views;
 
@@ -276,6 +277,8 @@ pub fn validate_player_name(name: &str) -> Result<String, ErrorBody> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
     use serde_json::json;
 

@@ -7,11 +7,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use utoipa::openapi::schema::{ArrayBuilder, Object, ObjectBuilder, Schema, SchemaType, Type};
+use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
 use utoipa::ToSchema;
 
+use super::schemas::{breaker_config_schema, call_counts_schema};
 use super::string_enum;
-use crate::breaker::BreakerConfig;
+use crate::config::BreakerConfig;
 
 /// One breaker: its state, counters and configuration.
 #[derive(Clone, Debug, Serialize, ToSchema)]
@@ -26,7 +27,7 @@ pub struct BreakerView {
     pub forced: Option<&'static str>,
     /// Calls by outcome.
     #[schema(schema_with = call_counts_schema)]
-    pub counters: crate::breaker::CallCounts,
+    pub counters: CallCounts,
     /// Failures in a row while closed.
     pub consecutive_failures: u32,
     /// Failure rate over the window, when configured and measured.
@@ -40,6 +41,23 @@ pub struct BreakerView {
     /// Its configuration, with the YAML's names.
     #[schema(schema_with = breaker_config_schema)]
     pub config: BreakerConfig,
+}
+
+/// Calls through a breaker by outcome: the breaker counts them, its view serves them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct CallCounts {
+    /// Calls that succeeded.
+    pub success: u64,
+    /// Calls that failed (including slow calls).
+    pub failure: u64,
+    /// Calls cut (or overrun) by the call timeout.
+    pub timeout: u64,
+    /// Calls refused without being made.
+    pub rejected: u64,
+    /// Calls classified as ignored, or cancelled before they finished.
+    pub ignored: u64,
+    /// Calls slower than `slow_call_ms` (also counted in `failure`).
+    pub slow: u64,
 }
 
 /// `GET /health/circuit-breakers`.
@@ -488,82 +506,6 @@ pub struct BreakerBrief {
     pub state: &'static str,
     /// False: a pass-through.
     pub enabled: bool,
-}
-
-/// An object schema: every property required, as `(name, schema)`.
-fn object_of(description: &str, properties: Vec<(&str, Schema)>) -> Object {
-    let mut object = ObjectBuilder::new().schema_type(Type::Object).description(Some(description));
-    for (name, schema) in properties {
-        object = object.property(name, schema).required(name);
-    }
-    object.build()
-}
-
-fn typed(kind: Type, description: &str) -> Schema {
-    ObjectBuilder::new().schema_type(kind).description(Some(description)).build().into()
-}
-
-fn count(description: &str) -> Schema {
-    ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0)).description(Some(description)).build().into()
-}
-
-fn or_null(kind: Type, description: &str) -> Schema {
-    ObjectBuilder::new()
-        .schema_type(SchemaType::from_iter([kind, Type::Null]))
-        .description(Some(description))
-        .build()
-        .into()
-}
-
-// `CallCounts` and `BreakerConfig` live with the breaker, which knows nothing of the wire;
-// their schemas are written here (tests/openapi.rs checks them against what is served).
-
-/// The schema of `crate::breaker::CallCounts`.
-fn call_counts_schema() -> Object {
-    object_of(
-        "Calls through the breaker by outcome.",
-        vec![
-            ("success", count("Calls that succeeded.")),
-            ("failure", count("Calls that failed (including slow calls).")),
-            ("timeout", count("Calls cut (or overrun) by the call timeout.")),
-            ("rejected", count("Calls refused without being made.")),
-            ("ignored", count("Calls classified as ignored, or cancelled before they finished.")),
-            ("slow", count("Calls slower than `slow_call_ms` (also counted in `failure`).")),
-        ],
-    )
-}
-
-/// The schema of [`BreakerConfig`] as it is served (the YAML's key names).
-fn breaker_config_schema() -> Object {
-    object_of(
-        "The breaker's configuration, with the YAML's key names (`circuit_breakers.<name>`).",
-        vec![
-            ("enabled", typed(Type::Boolean, "false: a pass-through that counts calls and never refuses one.")),
-            ("failure_threshold", count("Consecutive failures that trip it.")),
-            ("timeout", typed(Type::Number, "Seconds it stays open after tripping.")),
-            ("timeout_max", typed(Type::Number, "The longest open period when it grows, seconds.")),
-            ("timeout_multiplier", typed(Type::Number, "Growth of the open period after each failed probe.")),
-            ("jitter", typed(Type::Number, "Each open period is scaled by a random factor in 1 ± jitter.")),
-            (
-                "failure_rate_threshold_pct",
-                or_null(Type::Number, "Also trip at this failure % in the window; null: off."),
-            ),
-            ("failure_rate_window_calls", count("Calls in the failure-rate window.")),
-            ("failure_rate_min_calls", count("Calls the window must hold before the rate counts.")),
-            ("slow_call_ms", or_null(Type::Integer, "Calls slower than this (ms) count as failures; null: off.")),
-            ("call_timeout_ms", count("Every call's timeout, ms.")),
-            ("half_open_max_probes", count("Probe calls in flight at once while half-open.")),
-            ("half_open_successes", count("Successful probes that close it.")),
-            (
-                "operations",
-                ArrayBuilder::new()
-                    .items(ObjectBuilder::new().schema_type(Type::String).description(Some("An operation's name.")))
-                    .description(Some("The operations it protects, for operators."))
-                    .build()
-                    .into(),
-            ),
-        ],
-    )
 }
 
 #[cfg(test)]

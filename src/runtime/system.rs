@@ -35,6 +35,7 @@ use tokio::sync::{mpsc, Notify};
 
 use crate::config::{RestartPolicyConfig, SupervisionConfig};
 use crate::ids::{monotonic_ms, now_rfc3339};
+use crate::metrics::{SYSTEM_ACTOR_RESTARTS, SYSTEM_ACTOR_UP};
 use crate::protocol::views::SystemActorView;
 use crate::runtime::policy::{Decision, RestartLedger};
 
@@ -219,22 +220,15 @@ impl SystemTree {
             .collect()
     }
 
-    /// The Prometheus lines.
+    /// The Prometheus lines, under the families `metrics` declares.
     pub fn render(&self, out: &mut String) {
-        use std::fmt::Write as _;
-        let _ = writeln!(out, "# HELP rampart_system_actor_restarts_total Restarts of each system actor.");
-        let _ = writeln!(out, "# TYPE rampart_system_actor_restarts_total counter");
+        SYSTEM_ACTOR_RESTARTS.describe(out);
         for p in Part::ALL.into_iter().filter(|p| self.runs(*p)) {
-            let _ = writeln!(out, "rampart_system_actor_restarts_total{{actor=\"{}\"}} {}", p.name(), self.restarts(p));
+            SYSTEM_ACTOR_RESTARTS.sample(out, &[p.name()], self.restarts(p));
         }
-        let _ = writeln!(
-            out,
-            "# HELP rampart_system_actor_up 1 while a system actor runs, 0 once it failed past its limit."
-        );
-        let _ = writeln!(out, "# TYPE rampart_system_actor_up gauge");
+        SYSTEM_ACTOR_UP.describe(out);
         for p in Part::ALL.into_iter().filter(|p| self.runs(*p)) {
-            let up = u8::from(!self.entry(p).failed.load(Ordering::Acquire));
-            let _ = writeln!(out, "rampart_system_actor_up{{actor=\"{}\"}} {up}", p.name());
+            SYSTEM_ACTOR_UP.sample(out, &[p.name()], u8::from(!self.entry(p).failed.load(Ordering::Acquire)));
         }
     }
 

@@ -237,7 +237,8 @@ impl SnapshotKeeper {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::breaker::{BreakerConfig, CircuitBreaker};
+    use crate::breaker::CircuitBreaker;
+    use crate::config::BreakerConfig;
     use crate::game::{Board, Connect4, Rules as _};
     use crate::ids::InstanceId;
     use crate::store::directory::{GameDirectory as _, MemoryDirectory};

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
-use crate::metrics::Metrics;
-use crate::web::socket::{Data, SessionLimits, Socket, SocketKind, Upgraded};
+use crate::metrics::{Metrics, SocketKind};
+use crate::web::socket::{Data, SessionLimits, Socket, Upgraded};
 use crate::web::ws::{Incoming, ReadError};
 
 /// One echo socket.

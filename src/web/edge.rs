@@ -38,7 +38,8 @@ use actix_web::web::Bytes;
 use actix_web::{web, Error};
 use futures_util::Stream;
 
-use crate::admission::clients::{client_addr, ClientKey, Net};
+use crate::admission::clients::{client_addr, ClientKey};
+use crate::config::Net;
 use crate::ids::monotonic_ms;
 use crate::metrics::Metrics;
 use crate::protocol::{ErrorBody, ErrorCode};

@@ -19,7 +19,7 @@ use actix_web::web::{Bytes, BytesMut};
 use tokio::net::TcpStream;
 
 use crate::ids::ConnId;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, SocketKind};
 use crate::protocol::{ErrorBody, ErrorCode, ServerFrame, SharedFrame};
 use crate::rate::TokenBucket;
 use crate::web::edge::ConnSlot;
@@ -61,27 +61,6 @@ pub enum Data {
     Text(String),
     /// Binary.
     Binary(Bytes),
-}
-
-/// Which kind of socket this is, for logs and gauges.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SocketKind {
-    /// `/ws/games/{id}`.
-    Game,
-    /// `/ws/lobby`.
-    Lobby,
-    /// `/ws/echo`, only in a conformance build (`--features conformance`).
-    Echo,
-}
-
-impl SocketKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            SocketKind::Game => "game",
-            SocketKind::Lobby => "lobby",
-            SocketKind::Echo => "echo",
-        }
-    }
 }
 
 /// An upgraded connection, handed over by the HTTP layer: its TCP stream, the bytes read

@@ -9,12 +9,13 @@
 
 use crate::game::kinds::KINDS;
 use crate::ids::GameId;
+use crate::metrics::SocketKind;
 use crate::protocol::{ErrorBody, ErrorCode};
 use crate::web::edge::ConnSlot;
 use crate::web::lobby::LobbySession;
 use crate::web::pipeline::Paced;
 use crate::web::session::{GameLinks, PlayerSession};
-use crate::web::socket::{Socket, SocketKind, Upgraded};
+use crate::web::socket::{Socket, Upgraded};
 use crate::web::{game_id, game_kind, AppState};
 use actix::prelude::*;
 use actix_codec::Framed;

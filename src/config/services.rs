@@ -1,0 +1,107 @@
+//! The services' sections: `storage:` (which backend), `redis:`, `cluster:` (game ownership
+//! across instances) and `llm:` (the endpoint the AI player chats through).
+
+use garde::Validate;
+use serde::{Deserialize, Serialize};
+use smart_default::SmartDefault;
+
+/// Where the stores keep their data.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    /// In this process (the default; `make run` needs nothing else).
+    #[default]
+    Memory,
+    /// In Redis (`redis:`), shared by several instances and surviving restarts.
+    Redis,
+}
+
+/// `storage:` section.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `memory` or `redis`.
+    pub backend: StorageBackend,
+}
+
+/// `redis:` section. `RAMPART_REDIS_URL` overrides `url`; a password belongs in
+/// `RAMPART_REDIS_PASSWORD`, never in the file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Validate, SmartDefault)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://host:port[/db]`, without credentials.
+    #[garde(length(max = 2048), custom(super::rules::redis_url))]
+    #[default = "redis://127.0.0.1:6379"]
+    pub url: String,
+    /// Prefix of every key, 1..=64 letters, digits, `_ - .`, so several deployments can share
+    /// a server.
+    #[garde(length(min = 1, max = 64), pattern(r"^[A-Za-z0-9_.-]+$"))]
+    #[default = "rampart"]
+    pub key_prefix: String,
+    /// Each command's timeout in ms, 10..=60000.
+    #[garde(range(min = 10, max = 60_000))]
+    #[default = 500]
+    pub command_timeout_ms: u64,
+    /// Longest wait between reconnection attempts in ms, 10..=60000.
+    #[garde(range(min = 10, max = 60_000))]
+    #[default = 1000]
+    pub reconnect_max_delay_ms: u64,
+}
+
+/// `cluster:` section: how instances sharing one Redis own games (docs/DESIGN.md D11).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Validate, SmartDefault)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// How long a game's ownership lease (and an instance's heartbeat) lasts unless
+    /// renewed, in ms, 300..=60000; owners renew at a third of it.
+    #[garde(range(min = 300, max = 60_000))]
+    #[default = 3000]
+    pub lease_ms: u64,
+    /// This instance's id, 1..=64 of `[A-Za-z0-9_-]`; empty: a random one at each start.
+    #[garde(length(max = 64), pattern(r"^[A-Za-z0-9_-]*$"))]
+    pub instance_id: String,
+    /// How long a seat session is remembered after its last use, in s, 60..=2592000.
+    #[garde(range(min = 60, max = 2_592_000))]
+    #[default = 86_400]
+    pub session_ttl_secs: u64,
+}
+
+/// `llm:` section: the OpenAI-compatible endpoint the AI player chats through. The API key
+/// comes from `RAMPART_LLM_API_KEY`, never from this file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Validate, SmartDefault)]
+#[serde(default, deny_unknown_fields)]
+pub struct LlmConfig {
+    /// Base URL, http or https, without credentials (e.g. `https://api.openai.com`);
+    /// requests go to `{base_url}/v1/chat/completions`. Empty: no LLM, canned lines only.
+    #[garde(length(max = 2048), custom(super::rules::llm_url))]
+    pub base_url: String,
+    /// Model name sent in each request.
+    #[garde(length(min = 1, max = 200), custom(super::rules::not_blank))]
+    #[default = "gpt-4o-mini"]
+    pub model: String,
+    /// Timeout of one chat request in ms, 100..=60000.
+    #[garde(range(min = 100, max = 60_000))]
+    #[default = 3000]
+    pub timeout_ms: u64,
+    /// Most tokens the model may answer with, 1..=1000.
+    #[garde(range(min = 1, max = 1000))]
+    #[default = 60]
+    pub max_tokens: u32,
+    /// Sampling temperature, 0..=2.
+    #[garde(range(min = 0.0, max = 2.0))]
+    #[default = 0.8]
+    pub temperature: f64,
+    /// The system prompt that sets the AI player's voice.
+    #[garde(length(max = 4000))]
+    #[default = "You are Rampart AI, a friendly, slightly cheeky Connect Four opponent. Answer in one short sentence."]
+    pub system_prompt: String,
+    /// Lines the AI uses when the LLM is off, open or failing (up to 200, each 1..=280).
+    #[garde(length(max = 200), inner(length(min = 1, max = 280)))]
+    #[default(["Good luck!", "Hmm, let me think about that one.", "Nice move.", "Your turn!", "That was close."]
+        .map(String::from).to_vec())]
+    pub canned_lines: Vec<String>,
+    /// Chance (0..=1) that the AI comments after one of its own moves.
+    #[garde(range(min = 0.0, max = 1.0))]
+    #[default = 0.35]
+    pub comment_probability: f64,
+}
