@@ -280,7 +280,6 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use serde_json::json;
 
     fn code(text: &str) -> ErrorCode {
         ClientFrame::parse(text, 280).expect_err("should fail").error.code
