@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 
 use crate::ids::ConnId;
 use crate::metrics::{Metrics, SocketKind};
-use crate::protocol::{ErrorBody, ErrorCode, ServerFrame, SharedFrame};
+use crate::protocol::{close, ErrorBody, ErrorCode, ServerFrame, SharedFrame};
 use crate::rate::TokenBucket;
 use crate::web::edge::ConnSlot;
 use crate::web::ws::{Connection, Incoming, Outbox, ReadError, Refused};
@@ -144,7 +144,7 @@ impl Socket {
                     kind = socket.kind.as_str(),
                     "client missed its heartbeats; closing"
                 );
-                return socket.close(ctx, 1001, "heartbeat timeout");
+                return socket.close(ctx, close::GOING_AWAY, "heartbeat timeout");
             }
             socket.enqueue(ctx, Bytes::from_static(&PING));
         });
@@ -179,7 +179,7 @@ impl Socket {
                 "closing a slow client: its outbound queue is full"
             );
             let reason = CloseReason {
-                code: CloseCode::from(1013),
+                code: CloseCode::from(close::SLOW),
                 description: Some("outbound queue full: client too slow".to_owned()),
             };
             self.close_with(ctx, Some(reason), true);
@@ -320,17 +320,17 @@ impl Socket {
                 )
                 .with("max_bytes", self.limits.max_frame_bytes);
                 self.send_error(ctx, error, None);
-                self.close(ctx, 1009, "frame too large");
+                self.close(ctx, close::TOO_BIG, "frame too large");
                 None
             }
             Err(ReadError::InvalidUtf8) => {
                 tracing::debug!(conn = self.conn.0, kind = self.kind.as_str(), "text message is not valid UTF-8");
-                self.close(ctx, 1007, "text frame is not valid UTF-8");
+                self.close(ctx, close::INVALID_PAYLOAD, "text frame is not valid UTF-8");
                 None
             }
             Err(ReadError::Protocol(e)) => {
                 tracing::debug!(conn = self.conn.0, kind = self.kind.as_str(), "websocket protocol error: {e}");
-                self.close(ctx, 1002, "protocol error");
+                self.close(ctx, close::PROTOCOL_ERROR, "protocol error");
                 None
             }
         }
@@ -354,7 +354,7 @@ impl Socket {
                 kind = self.kind.as_str(),
                 "closing a socket that kept sending past its frame rate"
             );
-            self.close(ctx, 1008, "too many frames");
+            self.close(ctx, close::POLICY, "too many frames");
             return false;
         }
         if data && self.quiet_until.is_none_or(|until| now >= until) {
