@@ -10,7 +10,7 @@
 use crate::game::kinds::KINDS;
 use crate::ids::GameId;
 use crate::protocol::{ErrorBody, ErrorCode};
-use crate::web::edge::ConnSlot;
+use crate::web::gate::ConnSlot;
 use crate::web::lobby::LobbySession;
 use crate::web::pipeline::Paced;
 use crate::web::session::{GameLinks, PlayerSession};
