@@ -25,7 +25,6 @@ use crate::protocol::views::{
 use crate::protocol::{ErrorBody, ErrorCode, ErrorEnvelope};
 use crate::runtime::status::Status;
 use crate::runtime::system::{Part, SystemFault};
-
 use crate::web::responses;
 use crate::web::throttle::Throttle;
 use crate::web::{game_id, read_json, relay, unknown_breaker, Answer, AppState, State};

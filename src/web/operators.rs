@@ -17,7 +17,6 @@ use crate::protocol::views::{
 };
 use crate::protocol::ErrorEnvelope;
 use crate::runtime::status::Status;
-
 use crate::web::responses;
 use crate::web::{unknown_breaker, Answer, AppState, State};
 

@@ -23,7 +23,6 @@ use crate::protocol::{
 };
 use crate::store::waitlist::TicketStatus;
 use crate::store::StoreError;
-
 use crate::web::gate::client_of;
 use crate::web::responses;
 use crate::web::throttle::Throttle;
