@@ -246,9 +246,9 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     tree.attach(Part::Health, monitor.clone().recipient());
     monitor.do_send(Subscribe(admission.clone().recipient()));
     monitor.do_send(Subscribe(supervisor.clone().recipient()));
-    let proxies = web::edge::Proxies::from_config(&config.server.trusted_proxies);
-    let gate = Arc::new(web::edge::ConnectionGate::new(
-        web::edge::connection_ceiling(config.server.max_connections),
+    let proxies = web::gate::Proxies::from_config(&config.server.trusted_proxies);
+    let gate = Arc::new(web::gate::ConnectionGate::new(
+        web::gate::connection_ceiling(config.server.max_connections),
         config.server.max_client_connections_pct,
         config.server.max_lobby_sockets_per_client as usize,
         proxies.clone(),

@@ -1,23 +1,26 @@
 //! The REST contract as an OpenAPI 3.1 document, generated from the code: the handlers'
-//! `#[utoipa::path]` attributes in [`super`] (every status each one answers), the wire
-//! types' `ToSchema` derives in [`crate::protocol`], and the shared error responses below.
-//! Built once and served at `GET /api/v1/openapi.json`; `scripts/schemathesis.sh` checks
-//! the running server against it.
+//! `#[utoipa::path]` attributes in [`super::players`], [`super::operators`] and
+//! [`super::admin`] (the statuses that are each one's own), the error responses every
+//! operation of a kind answers, added by `CommonErrors` (so the document names every
+//! status each route answers), the shared responses of [`super::responses`], and the wire
+//! types' `ToSchema` derives in [`crate::protocol`]. Built once and served at
+//! `GET /api/v1/openapi.json`; `scripts/schemathesis.sh` checks the running server against
+//! it.
 
 use std::sync::OnceLock;
 
 use actix_web::HttpResponse;
-use serde::Serialize;
 use serde_json::Value;
-use utoipa::openapi::header::Header;
-use utoipa::openapi::response::{Response, ResponseBuilder};
-use utoipa::openapi::schema::{ObjectBuilder, Type};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{Content, Ref, RefOr};
-use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::Ref;
+use utoipa::{Modify, OpenApi, ToResponse};
 
-use crate::protocol::views::HealthBody;
 use crate::protocol::ErrorEnvelope;
+use crate::web::responses::{
+    ActorUnavailable, BadRequest, ConnectionCeiling, GameUnavailable, Internal, PayloadTooLarge, RateLimited,
+    RequestTimeout, Unauthorized, ValidationFailed, WaitlistUnavailable, ALWAYS_RETRY_AFTER,
+};
 
 /// The name of the admin endpoints' security scheme.
 pub const ADMIN_SCHEME: &str = "admin_token";
@@ -35,24 +38,24 @@ pub const ADMIN_SCHEME: &str = "admin_token";
             is too large (431) is refused before any handler, with an empty body."
     ),
     paths(
-        super::create_game,
-        super::list_games,
-        super::list_kinds,
-        super::get_game,
-        super::join_game,
-        super::waitlist_status,
-        super::waitlist_leave,
-        super::health,
-        super::breakers_health,
-        super::breaker_health,
-        super::metrics,
-        super::breakers_metrics,
-        super::inject_fault,
-        super::inject_actor_fault,
-        super::breaker_action,
-        super::health_override,
-        super::game_socket,
-        super::lobby_socket,
+        super::players::create_game,
+        super::players::list_games,
+        super::players::list_kinds,
+        super::players::get_game,
+        super::players::join_game,
+        super::players::waitlist_status,
+        super::players::waitlist_leave,
+        super::operators::health,
+        super::operators::breakers_health,
+        super::operators::breaker_health,
+        super::operators::metrics,
+        super::operators::breakers_metrics,
+        super::admin::inject_fault,
+        super::admin::inject_actor_fault,
+        super::admin::breaker_action,
+        super::admin::health_override,
+        super::players::game_socket,
+        super::players::lobby_socket,
         serve,
     ),
     components(
@@ -71,7 +74,7 @@ pub const ADMIN_SCHEME: &str = "admin_token";
             WaitlistUnavailable
         )
     ),
-    modifiers(&AdminToken),
+    modifiers(&AdminToken, &CommonErrors),
     tags(
         (name = "games", description = "Create, list, read and join games."),
         (name = "waitlist", description = "The line a refused creation waits in (SERVER_BUSY with a ticket)."),
@@ -97,90 +100,64 @@ impl Modify for AdminToken {
     }
 }
 
-/// What `/health` answers with 503: its own body (overloaded, draining, supervisor down),
-/// or, past the connection ceiling, the error every route answers there.
-#[derive(Serialize, ToSchema)]
-#[serde(untagged)]
-pub enum HealthUnavailable {
-    /// Not taking new games, or unable to host them.
-    Health(Box<HealthBody>),
-    /// SERVER_BUSY `reason: "connections"`.
-    Busy(ErrorEnvelope),
-}
+/// The error responses every operation of a kind answers, added to each operation that
+/// does not document that status itself (its own answer there says more, as a game's 503
+/// does):
+///
+/// - every operation: 503 SERVER_BUSY past the connection ceiling ([`ConnectionCeiling`]);
+/// - an operation that reads a body: 400, 408, 413 and 422 ([`BadRequest`],
+///   [`RequestTimeout`], [`PayloadTooLarge`], [`ValidationFailed`]: `read_json` and the
+///   body deadline);
+/// - an admin operation (the bearer token): 401 ([`Unauthorized`]).
+struct CommonErrors;
 
-/// The shared error responses, each `{"error":{…}}` with its codes; those named here always
-/// carry `Retry-After`, and the document says so (`required`).
-const ALWAYS_RETRY_AFTER: [&str; 5] =
-    ["RateLimited", "ConnectionCeiling", "GameUnavailable", "WaitlistUnavailable", "ActorUnavailable"];
-
-/// The `Retry-After` header: whole seconds, rounded up from `details.retry_after_ms`.
-pub fn retry_after() -> Header {
-    let mut header = Header::new(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1)));
-    header.description =
-        Some("Seconds to wait before retrying: `details.retry_after_ms` rounded up, at least 1.".to_owned());
-    header
-}
-
-/// An error response whose body is the envelope.
-fn error_response(name: &str, description: &str) -> Response {
-    let mut response = ResponseBuilder::new()
-        .description(description)
-        .content("application/json", Content::new(Some(Ref::from_schema_name("ErrorEnvelope"))));
-    if ALWAYS_RETRY_AFTER.contains(&name) {
-        response = response.header("Retry-After", retry_after());
+impl CommonErrors {
+    /// The shared responses `operation` answers by its kind of request, as (status, name).
+    fn of(operation: &Operation) -> Vec<(&'static str, &'static str)> {
+        fn name<R: ToResponse<'static>>() -> &'static str {
+            R::response().0
+        }
+        let mut common = vec![("503", name::<ConnectionCeiling>())];
+        if operation.request_body.is_some() {
+            common.extend([
+                ("400", name::<BadRequest>()),
+                ("408", name::<RequestTimeout>()),
+                ("413", name::<PayloadTooLarge>()),
+                ("422", name::<ValidationFailed>()),
+            ]);
+        }
+        let token = SecurityRequirement::new(ADMIN_SCHEME, Vec::<String>::new());
+        if operation.security.iter().flatten().any(|requirement| *requirement == token) {
+            common.push(("401", name::<Unauthorized>()));
+        }
+        common
     }
-    response.build()
 }
 
-macro_rules! error_responses {
-    ($($(#[$doc:meta])* $name:ident => $description:expr;)+) => {$(
-        $(#[$doc])*
-        pub struct $name;
-
-        impl<'r> ToResponse<'r> for $name {
-            fn response() -> (&'r str, RefOr<Response>) {
-                (stringify!($name), error_response(stringify!($name), $description).into())
+impl Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            let methods = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.options,
+                &mut item.head,
+                &mut item.patch,
+                &mut item.trace,
+            ];
+            for operation in methods.into_iter().flatten() {
+                for (status, name) in Self::of(operation) {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| Ref::from_response_name(name).into());
+                }
             }
         }
-    )+};
-}
-
-error_responses! {
-    /// 400 for a body that is not the documented shape.
-    BadRequest => "BAD_REQUEST: the body is not JSON, not a JSON object, lacks a field, has a field \
-        of the wrong type or an unknown field.";
-    /// 401 on an admin endpoint.
-    Unauthorized => "UNAUTHORIZED: the `Authorization: Bearer <admin token>` header is missing or wrong.";
-    /// 408 from the body deadline.
-    RequestTimeout => "REQUEST_TIMEOUT: the body did not arrive within `server.body_timeout_ms`; the \
-        connection is closed.";
-    /// 413 for a body over the limit.
-    PayloadTooLarge => "PAYLOAD_TOO_LARGE: the body is over `server.max_frame_bytes` (`details.max_bytes`); \
-        the connection is closed.";
-    /// 422 for a well-formed body with a wrong value.
-    ValidationFailed => "VALIDATION_FAILED: a value is out of range; `details.field` names it, \
-        `details.allowed` lists the accepted values where there is a list.";
-    /// 429 from the per-client limits.
-    RateLimited => "RATE_LIMITED: this client creates games or holds tickets faster than the \
-        per-client limits allow; nothing was queued. Retry after `Retry-After`.";
-    /// 500.
-    Internal => "INTERNAL: a server fault (never an internal message); after a game crash \
-        `details.incident` names the log entry and the game is being restored.";
-    /// 503 past the connection ceiling, which every route can answer.
-    ConnectionCeiling => "SERVER_BUSY with `reason: \"connections\"`: the server holds its maximum of \
-        connections (`server.max_connections`); the connection is closed. Retry after `Retry-After`.";
-    /// 503 for a game that cannot answer now.
-    GameUnavailable => "GAME_RESTARTING: the game cannot answer now (recovering from a crash, moving \
-        to a fresh thread or another instance; for a real-time game's socket, `reason: \"elsewhere\"`: \
-        another live instance hosts it); nothing was applied, retry after `Retry-After`. Or \
-        SERVER_BUSY `reason: \"connections\"` (the connection ceiling).";
-    /// 503 for a system actor that takes no messages.
-    ActorUnavailable => "SERVER_BUSY: the system actor takes no messages (past its restart limit, the \
-        process is ending; or its mailbox is full), or the connection ceiling (`reason: \"connections\"`). \
-        Retry after `Retry-After`.";
-    /// 503 for a waitlist store that cannot answer.
-    WaitlistUnavailable => "SERVER_BUSY: the waitlist store cannot answer (`retry_after_ms` 2000), \
-        or the connection ceiling (`reason: \"connections\"`). Retry after `Retry-After`.";
+    }
 }
 
 /// The document as JSON: generated, then two things utoipa 5.5 cannot say put right.
@@ -234,7 +211,6 @@ fn links(doc: &mut Value) -> Vec<&mut serde_json::Map<String, Value>> {
     tag = "operations",
     responses(
         (status = 200, description = "This document (OpenAPI 3.1), generated from the code.", body = Object),
-        (status = 503, response = ConnectionCeiling),
     )
 )]
 pub async fn serve() -> HttpResponse {

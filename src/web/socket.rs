@@ -22,7 +22,7 @@ use crate::ids::ConnId;
 use crate::metrics::{Metrics, SocketKind};
 use crate::protocol::{close, ErrorBody, ErrorCode, ServerFrame, SharedFrame};
 use crate::rate::TokenBucket;
-use crate::web::edge::ConnSlot;
+use crate::web::gate::ConnSlot;
 use crate::web::ws::{Connection, Incoming, Outbox, ReadError, Refused};
 
 /// Per-connection limits, from `server:` in the config.

@@ -11,7 +11,7 @@ use crate::game::kinds::KINDS;
 use crate::ids::GameId;
 use crate::metrics::SocketKind;
 use crate::protocol::{ErrorBody, ErrorCode};
-use crate::web::edge::ConnSlot;
+use crate::web::gate::ConnSlot;
 use crate::web::lobby::LobbySession;
 use crate::web::pipeline::Paced;
 use crate::web::session::{GameLinks, PlayerSession};

@@ -24,8 +24,8 @@ use futures_util::Stream;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio::net::TcpStream;
 
-use crate::web::edge::ConnSlot;
 use crate::web::frame_guard::FrameScanner;
+use crate::web::gate::ConnSlot;
 
 /// How long a closed socket may take to write what it still has (its close frame last) and
 /// to hear its client close too.
