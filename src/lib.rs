@@ -135,23 +135,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     ));
     // The stores: embedded, or Redis (games outlive the process, several instances share it).
     let ticket_ttl = Duration::from_secs(config.admission.ticket_ttl_secs);
-    let (stores, redis) = match config.storage.backend {
-        StorageBackend::Memory => (Stores::memory(ticket_ttl), None),
-        StorageBackend::Redis => {
-            let r = &config.redis;
-            let url = redis_url(&r.url, config.secrets.redis_password.as_ref());
-            let conn = RedisConn::lazy(&RedisSettings {
-                url: url.clone(),
-                key_prefix: r.key_prefix.clone(),
-                command_timeout: Duration::from_millis(r.command_timeout_ms),
-                reconnect_max_delay: Duration::from_millis(r.reconnect_max_delay_ms),
-            })
-            .map_err(std::io::Error::other)?;
-            tracing::info!(url = %store::redis::redact_url(&url), prefix = %r.key_prefix, "games, sessions, leases, the waitlist and the event stream live in Redis");
-            actix_rt::spawn(warn_unless_persistent(conn.clone()));
-            (Stores::redis(conn.clone(), ticket_ttl), Some(conn))
-        }
-    };
+    let (stores, redis) = open_stores(&config, ticket_ttl)?;
     let me = match InstanceId::parse(&config.cluster.instance_id) {
         Some(id) => id,
         None => InstanceId::random(),
@@ -277,8 +261,44 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
         started: Instant::now(),
     });
     let local = listener.local_addr()?;
+    let server = serve(listener, &config, state.clone(), proxies, gate)?;
+    let handle = server.handle();
+    tracing::info!(address = %local, admin = config.secrets.admin_token.is_some(), "rampart is serving");
+    let mut server = std::pin::pin!(server);
+    // A system actor past its limit ends the process the way SIGTERM does (games saved,
+    // players told), then `run` answers an error so the process exits non-zero.
+    let fatal = tokio::select! {
+        result = &mut server => return result,
+        () = shutdown => None,
+        reason = tree.fatal() => Some(reason),
+    };
+    match &fatal {
+        None => tracing::info!("shutting down: no new games; telling players; closing sockets"),
+        Some(reason) => {
+            tracing::error!("shutting down because {reason}: no new games; telling players; closing sockets")
+        }
+    }
+    drain(&state, &admission, &supervisor, &config).await;
+    let (_, result) = futures_util::future::join(handle.stop(true), server).await;
+    tracing::info!("shutdown complete");
+    match fatal {
+        Some(reason) => Err(std::io::Error::other(reason)),
+        None => result,
+    }
+}
+
+/// The HTTP server on `listener`: every connection paced (src/web/pipeline.rs), the edge
+/// middleware around the routes, upgrades handed to `web::upgrade`, `Expect: 100-continue`
+/// past the body limit refused at once.
+fn serve(
+    listener: TcpListener,
+    config: &Config,
+    app_state: aweb::Data<AppState>,
+    proxies: web::gate::Proxies,
+    gate: Arc<web::gate::ConnectionGate>,
+) -> std::io::Result<actix_server::Server> {
+    let local = listener.local_addr()?;
     let tcp_user_timeout = Duration::from_millis(config.server.tcp_user_timeout_ms);
-    let app_state = state.clone();
     let workers = config.server.workers as usize;
     // actix's own accept limit, per worker, a little above our ceiling: past the ceiling we
     // still accept and answer 503, past this the kernel's backlog holds the rest.
@@ -353,22 +373,17 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
             .and_then(service)
         })?
         .run();
-    let handle = server.handle();
-    tracing::info!(address = %local, admin = config.secrets.admin_token.is_some(), "rampart is serving");
-    let mut server = std::pin::pin!(server);
-    // A system actor past its limit ends the process the way SIGTERM does (games saved,
-    // players told), then `run` answers an error so the process exits non-zero.
-    let fatal = tokio::select! {
-        result = &mut server => return result,
-        () = shutdown => None,
-        reason = tree.fatal() => Some(reason),
-    };
-    match &fatal {
-        None => tracing::info!("shutting down: no new games; telling players; closing sockets"),
-        Some(reason) => {
-            tracing::error!("shutting down because {reason}: no new games; telling players; closing sockets")
-        }
-    }
+    Ok(server)
+}
+
+/// Drains the server: no new games, every game stopped, written and its lease released,
+/// the sockets told and given the rest of the grace to close.
+async fn drain(
+    state: &aweb::Data<AppState>,
+    admission: &actix::Addr<AdmissionController>,
+    supervisor: &actix::Addr<GameSupervisor>,
+    config: &Config,
+) {
     state.draining.store(true, Ordering::Release);
     let _ = admission.send(StartDraining).await;
     state.lobby.shut_down();
@@ -399,12 +414,28 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     if state.gate.upgraded() > 0 {
         tracing::warn!(sockets = state.gate.upgraded(), "sockets still open at the end of the grace; cutting them");
     }
-    let (_, result) = futures_util::future::join(handle.stop(true), server).await;
-    tracing::info!("shutdown complete");
-    match fatal {
-        Some(reason) => Err(std::io::Error::other(reason)),
-        None => result,
-    }
+}
+
+/// The stores of the configured backend: embedded, or Redis (games outlive the process and
+/// several instances share them), with the Redis connection.
+fn open_stores(config: &Config, ticket_ttl: Duration) -> std::io::Result<(Stores, Option<RedisConn>)> {
+    Ok(match config.storage.backend {
+        StorageBackend::Memory => (Stores::memory(ticket_ttl), None),
+        StorageBackend::Redis => {
+            let r = &config.redis;
+            let url = redis_url(&r.url, config.secrets.redis_password.as_ref());
+            let conn = RedisConn::lazy(&RedisSettings {
+                url: url.clone(),
+                key_prefix: r.key_prefix.clone(),
+                command_timeout: Duration::from_millis(r.command_timeout_ms),
+                reconnect_max_delay: Duration::from_millis(r.reconnect_max_delay_ms),
+            })
+            .map_err(std::io::Error::other)?;
+            tracing::info!(url = %store::redis::redact_url(&url), prefix = %r.key_prefix, "games, sessions, leases, the waitlist and the event stream live in Redis");
+            actix_rt::spawn(warn_unless_persistent(conn.clone()));
+            (Stores::redis(conn.clone(), ticket_ttl), Some(conn))
+        }
+    })
 }
 
 /// Logs a WARN when the Redis the stores use keeps nothing on disk (`CONFIG GET`, where the
