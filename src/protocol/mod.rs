@@ -276,6 +276,8 @@ pub fn validate_player_name(name: &str) -> Result<String, ErrorBody> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     fn code(text: &str) -> ErrorCode {
