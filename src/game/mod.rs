@@ -2,25 +2,29 @@
 //!
 //! This module owns the game-agnostic vocabulary shared by every game kind:
 //! the two [`Seat`]s, the [`Outcome`] of a game, the [`MoveError`] reasons a
-//! move can be refused (and their docs/PROTOCOL.md error codes), and the [`Rules`]
-//! trait Connect Four's rules are written against. [`kinds`] holds the table of kinds and
-//! the two object-safe interfaces the runtimes play them through, which every kind
-//! implements ([`TurnGame`], [`TickGame`]).
-//! Concrete kinds live in submodules ([`connect4`], with its computer opponent in [`ai`];
-//! [`lightcycle`], a real-time duel). Everything here is pure: no I/O, no actors, no
+//! move can be refused, and the [`Rules`] trait Connect Four's rules are written
+//! against. The two object-safe interfaces the runtimes play a kind through are
+//! [`TurnGame`] (in [`turn`], behind [`Board`]) and [`TickGame`] (in [`tick`], behind
+//! [`Arena`]); [`kind`] says what a kind is, and [`kinds`] is the table of them, the one
+//! module that names every kind. Concrete kinds live in submodules ([`connect4`], with its
+//! computer opponent in [`connect4::ai`]; [`lightcycle`], a real-time duel); each imports
+//! the interfaces, never the table. Everything here is pure: no I/O, no actors, no
 //! threads, no clocks.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-pub mod ai;
 pub mod connect4;
+pub mod kind;
 pub mod kinds;
 pub mod lightcycle;
+pub mod tick;
+pub mod turn;
 
 pub use connect4::Connect4;
-pub use kinds::{Arena, Board, TickGame, TickInput, TurnGame};
+pub use tick::{Arena, TickGame, TickInput};
+pub use turn::{Board, SearchBudget, TurnGame};
 
 /// One of the two seats at a table. Red always moves first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -80,8 +84,9 @@ pub enum Outcome {
 
 /// Why a move was refused.
 ///
-/// Maps to docs/PROTOCOL.md codes: `NotYourTurn` → `NOT_YOUR_TURN`, `GameOver` →
-/// `GAME_OVER`, the rest → `INVALID_MOVE` (see [`MoveError::code`]).
+/// The client sees it as a docs/PROTOCOL.md code, by the protocol's conversion to
+/// `ErrorCode`: `NotYourTurn` → `NOT_YOUR_TURN`, `GameOver` → `GAME_OVER`, the rest →
+/// `INVALID_MOVE`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MoveError {
     /// The requested column does not exist on the board.
@@ -108,21 +113,6 @@ pub enum MoveError {
         /// Why, for a person.
         reason: String,
     },
-}
-
-impl MoveError {
-    /// The docs/PROTOCOL.md error code: `"INVALID_MOVE"`, `"NOT_YOUR_TURN"` or
-    /// `"GAME_OVER"`.
-    #[must_use]
-    pub fn code(&self) -> &'static str {
-        match self {
-            MoveError::ColumnOutOfRange { .. } | MoveError::ColumnFull { .. } | MoveError::Illegal { .. } => {
-                "INVALID_MOVE"
-            }
-            MoveError::NotYourTurn { .. } => "NOT_YOUR_TURN",
-            MoveError::GameOver => "GAME_OVER",
-        }
-    }
 }
 
 impl fmt::Display for MoveError {
@@ -198,17 +188,13 @@ mod tests {
     }
 
     #[test]
-    fn move_error_codes_and_messages() {
+    fn move_error_messages() {
         let e = MoveError::ColumnOutOfRange { column: 9, columns: 7 };
-        assert_eq!(e.code(), "INVALID_MOVE");
         assert_eq!(e.to_string(), "column 9 is out of range 0..=6");
         let e = MoveError::ColumnFull { column: 3 };
-        assert_eq!(e.code(), "INVALID_MOVE");
         assert_eq!(e.to_string(), "column 3 is full");
         let e = MoveError::NotYourTurn { turn: Seat::Yellow };
-        assert_eq!(e.code(), "NOT_YOUR_TURN");
         assert_eq!(e.to_string(), "it is yellow's turn");
-        assert_eq!(MoveError::GameOver.code(), "GAME_OVER");
         assert_eq!(MoveError::GameOver.to_string(), "the game is over");
         let boxed: Box<dyn std::error::Error> = Box::new(MoveError::GameOver);
         assert_eq!(boxed.to_string(), "the game is over");

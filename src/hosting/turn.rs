@@ -427,12 +427,7 @@ impl TurnActor {
                         CommandOutcome::Answered
                     }
                     Err(e) => {
-                        let code = match e.code() {
-                            "NOT_YOUR_TURN" => ErrorCode::NotYourTurn,
-                            "GAME_OVER" => ErrorCode::GameOver,
-                            _ => ErrorCode::InvalidMove,
-                        };
-                        let error = ErrorBody::new(code, e.to_string()).with("column", column);
+                        let error = ErrorBody::new(ErrorCode::from(&e), e.to_string()).with("column", column);
                         Self::answered(self.send_error(reply, error, kind))
                     }
                 }

@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-use crate::game::ai::SearchBudget;
-use crate::game::Seat;
+use crate::game::{SearchBudget, Seat};
 use crate::hosting::turn::{TurnActor, LEASE_RECHECK};
 use crate::ids::now_rfc3339;
 use crate::llm::{ChatContext, ChatEvent};

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
-use crate::game::Seat;
+use crate::game::{MoveError, Seat};
 
 /// Every error code a client can see. Stable: add, never rename.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -103,6 +103,20 @@ impl ErrorCode {
             ErrorCode::RequestTimeout => 408,
             ErrorCode::UnknownMessageType => 400,
             ErrorCode::GameFull | ErrorCode::NotYourTurn | ErrorCode::InvalidMove | ErrorCode::GameOver => 409,
+        }
+    }
+}
+
+/// The code a client sees for a refused move: `NOT_YOUR_TURN`, `GAME_OVER`, or
+/// `INVALID_MOVE` for every move the rules refuse on the board.
+impl From<&MoveError> for ErrorCode {
+    fn from(e: &MoveError) -> ErrorCode {
+        match e {
+            MoveError::NotYourTurn { .. } => ErrorCode::NotYourTurn,
+            MoveError::GameOver => ErrorCode::GameOver,
+            MoveError::ColumnOutOfRange { .. } | MoveError::ColumnFull { .. } | MoveError::Illegal { .. } => {
+                ErrorCode::InvalidMove
+            }
         }
     }
 }
@@ -263,5 +277,20 @@ impl ErrorBody {
 impl std::fmt::Display for ErrorBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_move_has_its_protocol_code() {
+        let code = |e: MoveError| ErrorCode::from(&e).as_str();
+        assert_eq!(code(MoveError::ColumnOutOfRange { column: 9, columns: 7 }), "INVALID_MOVE");
+        assert_eq!(code(MoveError::ColumnFull { column: 3 }), "INVALID_MOVE");
+        assert_eq!(code(MoveError::Illegal { reason: "no".to_owned() }), "INVALID_MOVE");
+        assert_eq!(code(MoveError::NotYourTurn { turn: Seat::Yellow }), "NOT_YOUR_TURN");
+        assert_eq!(code(MoveError::GameOver), "GAME_OVER");
     }
 }

@@ -51,4 +51,11 @@ mod tests {
         assert!(get("nope.js").is_none());
         assert!(get("../Cargo.toml").is_none());
     }
+
+    #[test]
+    fn every_game_kind_s_page_is_an_asset() {
+        for kind in crate::game::kinds::KINDS {
+            assert!(response(kind.asset).is_some(), "{}'s page {:?} is not an asset", kind.name, kind.asset);
+        }
+    }
 }

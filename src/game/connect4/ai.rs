@@ -8,29 +8,9 @@
 //! open twos/threes and centre control), capped by a node budget. It is pure
 //! and deterministic: the same position, budget and seed give the same move.
 
-use super::connect4::{bottom_mask, can_play, column_mask, drop_bit, has_four, CELLS, COLUMNS, HEIGHT, ROWS};
-use super::{Connect4, Rules};
-
-/// How much work one move decision may do.
-#[derive(Clone, Copy, Debug)]
-pub struct SearchBudget {
-    /// Deepest iteration (in plies) the iterative deepening may attempt.
-    pub max_depth: u32,
-    /// Node cap across all iterations; the iteration that hits it is
-    /// discarded and the deepest completed one is used.
-    pub max_nodes: u64,
-}
-
-/// Default node cap: keeps a release build at roughly a millisecond or two
-/// per decision.
-const DEFAULT_MAX_NODES: u64 = 40_000;
-
-impl Default for SearchBudget {
-    /// Depth 7 with a node cap sized to answer in ≲2 ms in a release build.
-    fn default() -> Self {
-        SearchBudget { max_depth: 7, max_nodes: DEFAULT_MAX_NODES }
-    }
-}
+use super::rules::{bottom_mask, can_play, column_mask, drop_bit, has_four, Connect4, CELLS, COLUMNS, HEIGHT, ROWS};
+use crate::game::turn::SearchBudget;
+use crate::game::Rules;
 
 /// Chooses a column for the side to move, or `None` if the game is over.
 /// Equivalent to [`choose_move_seeded`] with seed 0.
@@ -304,7 +284,7 @@ impl Searcher {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::game::connect4::tests::{play_lenient, play_seq};
+    use crate::game::connect4::rules::tests::{play_lenient, play_seq};
     use crate::game::{Outcome, Seat};
     use proptest::prelude::*;
 
@@ -425,7 +405,7 @@ mod tests {
     }
 
     const BUDGETS: [SearchBudget; 3] = [
-        SearchBudget { max_depth: 7, max_nodes: DEFAULT_MAX_NODES },
+        SearchBudget::DEFAULT,
         SearchBudget { max_depth: 1, max_nodes: 0 },
         SearchBudget { max_depth: 0, max_nodes: 0 },
     ];
