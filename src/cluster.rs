@@ -1,7 +1,7 @@
 //! One owner per game, fenced; any instance serves any player (docs/DESIGN.md D11). [`Cluster`]
 //! is this instance's view of the game directory: its id and heartbeat, the leases it
 //! claims, renews and releases, and the seat sessions any instance can read. Every call goes
-//! through the `database` breaker. The [`relay`] carries a player's commands to the owner of
+//! through the `database` breaker. The relay (`hosting::relay`) carries a player's commands to the owner of
 //! their game and its frames back, through Redis. With the embedded backend there is one
 //! instance: it owns every game, and the relay is never used.
 

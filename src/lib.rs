@@ -4,15 +4,17 @@
 //! "Layers": no module imports a higher layer; this file alone knows every part):
 //! - web: [`web`], HTTP routes, the WebSocket upgrades and sessions, the browser page.
 //! - control: [`admission`], the gate new games pass through; [`health`], the vitals and
-//!   the status they add up to; [`lobby`], the runtime events and the lobby every instance
-//!   shows.
-//! - hosting: [`supervision`]'s game actors, supervisor and registry (turn-based and
-//!   real-time games); [`cluster`]'s relay to the instance that owns a game.
-//! - services: [`store`], the storage traits and their backends (embedded and Redis);
-//!   [`breaker`], the circuit breakers; [`llm`], the AI's chat client; [`cluster`] itself,
-//!   this instance's leases and heartbeat.
-//! - runtime: [`supervision`]'s tree over the server's own actors, restart policies, panic
-//!   hook and ticker; [`metrics`], counters and gauges rendered for Prometheus.
+//!   the status they add up to; [`lobby`], the lobby every instance shows, from the runtime
+//!   events.
+//! - hosting: [`hosting`], the games hosted here of every kind: the directory, the turn
+//!   and tick actors and the messages both answer, the supervisor (placing, watchdog,
+//!   leases, takeover), the relay to the instance that owns a game.
+//! - services: [`store`], the storage traits and their backends (embedded and Redis) and the
+//!   event sink; [`breaker`], the circuit breakers; [`llm`], the AI's chat client;
+//!   [`cluster`], this instance's leases, heartbeat and token hashes.
+//! - runtime: [`runtime`], the tree over the server's own actors, restart policies, the
+//!   panic hook, the ticker and the health status signal; [`metrics`], every metric family,
+//!   rendered for Prometheus.
 //! - protocol: [`protocol`], the wire contract of docs/PROTOCOL.md as types.
 //! - game rules: [`game`], pure rules (no I/O, no Actix) and the AI's search.
 //! - core: [`config`], the typed, validated `server_config.yaml`; [`ids`], ids, secrets and

@@ -169,7 +169,7 @@ pub struct ErrorDetails {
     pub watch: Option<super::views::WatchLinks>,
     /// SERVER_BUSY `connections`, GAME_OVER `abandoned`, NOT_YOUR_TURN
     /// `waiting_for_opponent`, GAME_FAILED `unreadable`; VALIDATION_FAILED on `player_name`:
-    /// the rule the name breaks ([`text::NameProblem::reason`]).
+    /// the rule the name breaks ([`super::text::NameProblem::reason`]).
     pub reason: Option<String>,
     /// RATE_LIMITED on `POST /api/v1/games`: `creations` or `tickets`, the per-client limit passed.
     pub limit: Option<String>,

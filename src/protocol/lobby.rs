@@ -66,7 +66,7 @@ impl LobbyRequest {
     }
 }
 
-/// A frame the server sends on the lobby socket (errors are [`ServerFrame::Error`]).
+/// A frame the server sends on the lobby socket (errors are [`super::ServerFrame::Error`]).
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum LobbyFrame {
