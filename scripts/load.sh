@@ -19,6 +19,17 @@
 #   SCENARIO=play GAMES=500 STEPS=10000,20000 make load
 #   make load-peers                # sockets and play with Colyseus rows too (PEERS=1)
 #
+# With BEFORE=/path/to/an/older/rampart (a release binary of another commit) the sockets and
+# play tables get rows labelled "Rampart (before)": the same measurement against that binary,
+# started with the same environment and with BEFORE_CONFIG (default: this tree's
+# server_config.yaml; pass the other tree's own file, which is then the working directory of
+# that server), just before this tree's build, whose rows are then labelled "Rampart (after)".
+# Unset, nothing changes. The binaries are taken from $CARGO_TARGET_DIR/release (default
+# target/release), where the build at the start puts them.
+#
+#   BEFORE=/tmp/old/target/release/rampart BEFORE_CONFIG=/tmp/old/server_config.yaml \
+#     SCENARIO=play make load
+#
 # With PEERS=1 the sockets and play tables get a third row set: Colyseus 0.18
 # (bench/peers/colyseus: a minimal room, and its load driver with Colyseus's own client,
 # because its protocol is msgpack over its own handshake; Node 22 from npm).
@@ -30,6 +41,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scenario=${SCENARIO:-all}
+rel=$(realpath -m "${CARGO_TARGET_DIR:-target}")/release
+before=${BEFORE:-}
+if [ -n "$before" ]; then
+  before=$(realpath "$before")
+  before_config=$(realpath "${BEFORE_CONFIG:-server_config.yaml}")
+  [ -x "$before" ] || { echo "load: BEFORE=$before is not an executable" >&2; exit 1; }
+  [ -f "$before_config" ] || { echo "load: BEFORE_CONFIG=$before_config is not a file" >&2; exit 1; }
+fi
 cargo build --release --quiet --bin rampart --bin loadgen --bin loadbench --example bare_relay
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 if [ "$(ulimit -n)" -lt 20000 ]; then
@@ -62,12 +81,17 @@ rampart_env=(RAMPART_LOG=warn RAMPART__ADMISSION__MAX_GAMES=100000 RAMPART__ADMI
   RAMPART__ADMISSION__BURST=100000 RAMPART__ADMISSION__CLIENT_CREATIONS_PER_SEC=100000
   RAMPART__ADMISSION__CLIENT_CREATION_BURST=100000 RAMPART__ADMISSION__MAX_TICKETS_PER_CLIENT=1000000
   RAMPART__SERVER__MAX_CONNECTIONS=100000)
-start_rampart() { # extra env… ; sets $url $pid
-  local port; port=$(free_port)
-  env "${rampart_env[@]}" "$@" RAMPART_BIND="127.0.0.1:$port" target/release/rampart --config server_config.yaml \
-    >"${LOG_DIR:-/tmp}/rampart-load-$port.log" 2>&1 &
+start_server() { # BINARY CONFIG extra env… ; sets $url $pid (the server runs in CONFIG's directory)
+  local bin=$1 config=$2 port; shift 2; port=$(free_port)
+  (cd "$(dirname "$config")" && exec env "${rampart_env[@]}" "$@" RAMPART_BIND="127.0.0.1:$port" "$bin" \
+    --config "$(basename "$config")") >"${LOG_DIR:-/tmp}/rampart-load-$port.log" 2>&1 &
   pid=$!; pids+=("$pid"); url="http://127.0.0.1:$port"; wait_up "$url/health" "$pid"
 }
+start_rampart() { start_server "$rel/rampart" "$PWD/server_config.yaml" "$@"; } # extra env…
+start_before() { start_server "$before" "$before_config" "$@"; }   # extra env…
+# The label of this tree's rows: "Rampart (after)" beside a BEFORE build, else as it was.
+now_label=rampart
+[ -z "$before" ] || now_label="Rampart (after)"
 start_colyseus() {
   local port; port=$(free_port)
   (cd bench/peers/colyseus && exec node_modules/.bin/node server.mjs "$port") >"${LOG_DIR:-/tmp}/colyseus-load-$port.log" 2>&1 &
@@ -78,7 +102,7 @@ start_colyseus() {
 colyseus() { (cd bench/peers/colyseus && node_modules/.bin/node driver.mjs "$@"); }
 start_relay() {
   local port; port=$(free_port)
-  target/release/examples/bare_relay "127.0.0.1:$port" 2 >"${LOG_DIR:-/tmp}/relay-load-$port.log" 2>&1 &
+  "$rel"/examples/bare_relay "127.0.0.1:$port" 2 >"${LOG_DIR:-/tmp}/relay-load-$port.log" 2>&1 &
   pid=$!; pids+=("$pid"); url="http://127.0.0.1:$port"
   for _ in $(seq 1 100); do (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0; sleep 0.05; done
   echo "load: the relay did not come up" >&2; exit 1
@@ -90,8 +114,11 @@ if [ "$scenario" = sockets ] || [ "$scenario" = all ] || [ "$scenario" = peers ]
   header "sockets: $n joined idle seats" \
     "| server | open | connected in | RSS before → after | per socket | probe mover p50 / p99 / p999 ms | probe opponent p50 / p99 / p999 ms | still open | load |" \
     "|---|---|---|---|---|---|---|---|---|"
-  start_rampart; target/release/loadbench sockets --url "$url" --pid "$pid" --sockets "$n" --sources 8 --label rampart | grep '^|'; stop_all
-  start_relay; target/release/loadbench sockets --url "$url" --pid "$pid" --sockets "$n" --sources 8 --label "bare relay" | grep '^|'; stop_all
+  if [ -n "$before" ]; then
+    start_before; "$rel"/loadbench sockets --url "$url" --pid "$pid" --sockets "$n" --sources 8 --label "Rampart (before)" | grep '^|'; stop_all
+  fi
+  start_rampart; "$rel"/loadbench sockets --url "$url" --pid "$pid" --sockets "$n" --sources 8 --label "$now_label" | grep '^|'; stop_all
+  start_relay; "$rel"/loadbench sockets --url "$url" --pid "$pid" --sockets "$n" --sources 8 --label "bare relay" | grep '^|'; stop_all
   if [ "${PEERS:-0}" = 1 ]; then
     start_colyseus; colyseus sockets --url "$url" --pid "$pid" --sockets "$n" | grep '^|'; stop_all
   fi
@@ -106,9 +133,13 @@ games=${GAMES:-2000}
 steps=${STEPS:-10000,20000,30000,40000,50000,60000}
 if [ "$scenario" = play ] || [ "$scenario" = all ] || [ "$scenario" = peers ]; then
   play_header "play: $games two-human games, offered moves/s stepped up"
-  start_rampart; target/release/loadbench play --url "$url" --pid "$pid" --games "$games" --steps "$steps" \
-    --stop-p99-ms "${STOP_P99_MS:-50}" --sources 8 --label rampart | grep '^|'; stop_all
-  start_relay; target/release/loadbench play --url "$url" --pid "$pid" --games "$games" --steps "$steps" \
+  if [ -n "$before" ]; then
+    start_before; "$rel"/loadbench play --url "$url" --pid "$pid" --games "$games" --steps "$steps" \
+      --stop-p99-ms "${STOP_P99_MS:-50}" --sources 8 --label "Rampart (before)" | grep '^|'; stop_all
+  fi
+  start_rampart; "$rel"/loadbench play --url "$url" --pid "$pid" --games "$games" --steps "$steps" \
+    --stop-p99-ms "${STOP_P99_MS:-50}" --sources 8 --label "$now_label" | grep '^|'; stop_all
+  start_relay; "$rel"/loadbench play --url "$url" --pid "$pid" --games "$games" --steps "$steps" \
     --stop-p99-ms "${STOP_P99_MS:-50}" --sources 8 --label "bare relay" | grep '^|'; stop_all
   if [ "${PEERS:-0}" = 1 ]; then
     start_colyseus; colyseus play --url "$url" --pid "$pid" --games "$games" --steps "$steps" \
@@ -124,7 +155,7 @@ if [ "$scenario" = restart ] || [ "$scenario" = all ]; then
   done
   token=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
   start_rampart RAMPART_ADMIN_TOKEN="$token" "${policy[@]}"
-  target/release/loadbench restart --url "$url" --admin-token "$token" --rounds "${ROUNDS:-20}" | grep '^|'; stop_all
+  "$rel"/loadbench restart --url "$url" --admin-token "$token" --rounds "${ROUNDS:-20}" | grep '^|'; stop_all
 fi
 
 if [ "$scenario" = cluster ] || [ "$scenario" = all ]; then
@@ -138,7 +169,7 @@ if [ "$scenario" = cluster ] || [ "$scenario" = all ]; then
     urls+=("$url"); cpids+=("$pid")
   done
   play_header "cluster: $games games over three instances on one Redis (both seats on the owner)"
-  target/release/loadbench play --url "$(IFS=,; echo "${urls[*]}")" --pid "$(IFS=,; echo "${cpids[*]}")" \
+  "$rel"/loadbench play --url "$(IFS=,; echo "${urls[*]}")" --pid "$(IFS=,; echo "${cpids[*]}")" \
     --games "$games" --steps "$steps" --stop-p99-ms "${STOP_P99_MS:-50}" --sources 8 --label "3 instances" | grep '^|'
   stop_all
 fi
@@ -159,9 +190,9 @@ if [ "$scenario" = flood ] || [ "$scenario" = all ]; then
     RAMPART__HEALTH__MAX_CREATE_RATE_PER_SEC=40 RAMPART__HEALTH__INTERVAL_MS=250 RAMPART__HEALTH__DWELL_MS=2000 \
     RAMPART__SERVER__WORKERS=2 RAMPART__ADMISSION__CLIENT_CREATIONS_PER_SEC=100000 \
     RAMPART__ADMISSION__CLIENT_CREATION_BURST=100000 RAMPART__ADMISSION__MAX_TICKETS_PER_CLIENT=1000000 \
-    target/release/rampart --config server_config.yaml >"${LOG_DIR:-/tmp}/rampart-flood.log" 2>&1 &
+    "$rel"/rampart --config server_config.yaml >"${LOG_DIR:-/tmp}/rampart-flood.log" 2>&1 &
   pid=$!; pids+=("$pid"); wait_up "http://127.0.0.1:$port/health" "$pid"
-  target/release/loadgen --url "http://127.0.0.1:$port" --games "${FLOOD_GAMES:-200}" --flood-per-sec "${FLOOD:-200}" \
+  "$rel"/loadgen --url "http://127.0.0.1:$port" --games "${FLOOD_GAMES:-200}" --flood-per-sec "${FLOOD:-200}" \
     --flood-secs "${FLOOD_SECS:-30}" --baseline-secs "${BASELINE_SECS:-10}"
   stop_all
 fi
