@@ -495,7 +495,11 @@ impl GameSupervisor {
             version: 1,
             epoch,
         });
+        let kind = snapshot.board.kind();
         self.host(snapshot, StartMode::Fresh, claimed_ms);
+        // Counted now, not when the actor starts on its arbiter: admission reads the count
+        // for the next creation, which may come before the new actor has run.
+        self.metrics.game_started(kind);
         self.cluster.remember_seat(hash, id.clone(), Seat::Red, msg.player_name);
         Ok(SeatGrant { game_id: id.to_string(), seat: Seat::Red, player_token: token.expose().to_owned() })
     }

@@ -442,7 +442,7 @@ impl Actor for TickActor {
         }
         match self.mode {
             StartMode::Fresh => {
-                self.env.metrics.game_started(self.cell.kind);
+                // Counted by the supervisor when it created the game (admission reads it).
                 tracing::info!(game_id = %self.cell.id, kind = self.cell.kind, vs_ai = self.state.vs_ai(), "real-time game created");
                 self.publish_event(EventKind::Started);
                 self.maybe_start(ctx);

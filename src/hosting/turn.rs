@@ -468,7 +468,7 @@ impl Actor for TurnActor {
         self.started_once = true;
         match self.mode {
             StartMode::Fresh => {
-                self.env.metrics.game_started(self.cell.kind);
+                // Counted by the supervisor when it created the game (admission reads it).
                 tracing::info!(game_id = %self.cell.id, kind = self.cell.kind, vs_ai = self.state.vs_ai(), "game started");
                 self.publish_event(EventKind::Started);
                 self.broadcast_state();
