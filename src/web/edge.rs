@@ -15,7 +15,7 @@
 //! Also here: the answer to `Expect: 100-continue` ([`expect`]: 413 at once past the body
 //! limit), and the options every accepted socket is given ([`tune_accepted`]).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use actix_web::body::{EitherBody, MessageBody};
+use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::error::PayloadError;
 use actix_web::http::{header, ConnectionType};
@@ -85,14 +85,18 @@ pub async fn limits<B: MessageBody + 'static>(
     }
     let finished = Rc::new(Cell::new(false));
     let deadline = Duration::from_millis(state.config.server.body_timeout_ms);
-    let inner = req.parts_mut().1.take();
-    req.set_payload(Payload::Stream { payload: Box::pin(Deadline::new(inner, deadline, finished.clone())) });
+    let inner = Rc::new(RefCell::new(req.parts_mut().1.take()));
+    req.set_payload(Payload::Stream { payload: Box::pin(Deadline::new(inner.clone(), deadline, finished.clone())) });
     let mut response = next.call(req).await?;
     count_error(&state, &response);
     if !finished.get() {
         // Answered before the body was read (or cut at the deadline): close the connection
-        // instead of draining whatever is still coming.
+        // instead of draining whatever is still coming. actix-http decides once the answer's
+        // body is written: with the request's payload dropped by then (the handler is done
+        // with it) and the request body chunked, it drains the rest, however slowly it
+        // comes; with the payload alive it closes. So the payload travels with the body.
         response.response_mut().head_mut().set_connection_type(ConnectionType::Close);
+        return Ok(response.map_body(|_, body| EitherBody::right(BoxBody::new(Holding { body: BoxBody::new(body), _unread: inner }))));
     }
     Ok(response.map_into_left_body())
 }
@@ -162,15 +166,34 @@ fn wire_size(head: &actix_web::dev::RequestHead) -> (u64, u64, bool) {
 }
 
 /// A request body with a deadline: after it, the stream ends with a `TimedOut` error.
+/// An answer's body that holds its request's unread payload until the answer is written
+/// (see [`limits`]).
+struct Holding {
+    body: BoxBody,
+    _unread: Rc<RefCell<Payload>>,
+}
+
+impl MessageBody for Holding {
+    type Error = Box<dyn std::error::Error>;
+
+    fn size(&self) -> actix_web::body::BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_next(cx)
+    }
+}
+
 struct Deadline {
-    inner: Payload,
+    inner: Rc<RefCell<Payload>>,
     sleep: Pin<Box<tokio::time::Sleep>>,
     finished: Rc<Cell<bool>>,
     expired: bool,
 }
 
 impl Deadline {
-    fn new(inner: Payload, after: Duration, finished: Rc<Cell<bool>>) -> Self {
+    fn new(inner: Rc<RefCell<Payload>>, after: Duration, finished: Rc<Cell<bool>>) -> Self {
         Deadline { inner, sleep: Box::pin(tokio::time::sleep(after)), finished, expired: false }
     }
 }
@@ -183,7 +206,8 @@ impl Stream for Deadline {
         if this.expired {
             return Poll::Ready(None);
         }
-        match Pin::new(&mut this.inner).poll_next(cx) {
+        let polled = Pin::new(&mut *this.inner.borrow_mut()).poll_next(cx);
+        match polled {
             Poll::Ready(None) => {
                 this.finished.set(true);
                 Poll::Ready(None)
