@@ -2,12 +2,15 @@
 //! (docs/PROTOCOL.md "Client frames"), on arbitrary UTF-8. It must never panic, and a frame
 //! it accepts must be sane: a chat line non-empty, free of control characters and within
 //! the limit; a tighter limit accepts only what the looser one does; and the accepted
-//! frame, written back as JSON, parses to itself (validation is idempotent).
+//! frame, written back as JSON, parses to itself (validation is idempotent). The same text
+//! on a real-time game's socket (`ClientFrame::parse_for`) never panics either, and what it
+//! accepts is one of that socket's frame types.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rampart::protocol::ClientFrame;
+use rampart::game::kinds;
+use rampart::protocol::{tick_input_frames, ClientFrame, TICK_FRAME_TYPES};
 use serde_json::{json, Value};
 
 /// The shipped `server.max_chat_chars`, and a tight limit so long lines are refused often.
@@ -30,6 +33,15 @@ fuzz_target!(|text: &str| {
     for (frame, max) in [(wide, LIMITS[0]), (tight, LIMITS[1])] {
         let Ok(frame) = frame else { continue };
         check_accepted(text, &frame, max);
+    }
+    let cycles = kinds::by_name("lightcycle").expect("light cycles are a kind");
+    match ClientFrame::parse_for(text, LIMITS[0], cycles) {
+        Ok(frame) => {
+            let name = frame.type_name();
+            let allowed = TICK_FRAME_TYPES.iter().chain(tick_input_frames(cycles.name));
+            assert!(allowed.into_iter().any(|t| *t == name), "a real-time socket accepted a {name} frame");
+        }
+        Err(e) => assert!(!e.error.message.is_empty(), "every refusal says why"),
     }
 });
 

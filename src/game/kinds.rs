@@ -10,7 +10,7 @@
 //!   frame's `column`: Connect Four's column, a cell index for another board game).
 //! - A **real-time** kind implements [`TickGame`](super::TickGame) (`tick.rs`). Its games
 //!   are hosted by `hosting::tick::TickActor`, which ticks at `realtime.tick_hz`, takes each
-//!   seat's latest input per tick ([`TickKind::parse_input`] reads it off the wire), asks
+//!   seat's latest input per tick (its input frames are wire types, `protocol::TickInputFrame`), asks
 //!   the AI for its input inside the tick ([`TickGame::ai_input`](super::TickGame::ai_input),
 //!   which must answer in microseconds) and keeps a snapshot every
 //!   `realtime.snapshot_every_ticks`.
@@ -19,13 +19,13 @@
 //! implementing one of the interfaces, its page, and one line in [`KINDS`]: creation,
 //! the waitlist, joining, sockets, snapshots, the lobby, fault injection and per-kind
 //! supervision policies (`supervision.kinds.<name>`) all go through this table. What a
-//! kind's entry holds ([`Kind`], [`TurnKind`], [`TickKind`], [`InputError`]) is
+//! kind's entry holds ([`Kind`], [`TurnKind`], [`TickKind`]) is
 //! re-exported here, so a user of the table names one module.
 
 use serde_json::Value;
 
 pub use super::kind::{Kind, Runtime};
-pub use super::tick::{InputError, TickKind};
+pub use super::tick::TickKind;
 use super::turn::Board;
 pub use super::turn::TurnKind;
 
@@ -92,7 +92,6 @@ mod tests {
                     let arena = (t.new_game)(32, 24);
                     assert_eq!(arena.kind(), kind.name);
                     assert_eq!(arena.tick(), 0);
-                    assert!(!t.input_frames.is_empty());
                     let later = arena.step([None, None]);
                     assert_eq!(later.tick(), 1);
                     // Stored and read back through a board, as the snapshot store does.

@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 
 use super::kind::{Kind, Runtime};
-use super::tick::{Arena, InputError, TickGame, TickInput, TickKind};
+use super::tick::{Arena, TickGame, TickInput, TickKind};
 use super::{Outcome, Seat};
 
 /// A heading on the grid (y grows downwards).
@@ -406,17 +406,9 @@ pub fn ai_direction(game: &LightCycles, seat: Seat) -> Dir {
     best.map_or(me.dir, |b| b.2)
 }
 
-/// The `turn` frame, read strictly (an unknown field is refused, as in every client frame).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TurnFrame {
-    #[serde(rename = "type")]
-    _type: String,
-    dir: String,
-}
-
 /// Light cycles in the kinds table: real-time, played on `/cycles`; a seat steers with
-/// `{"type":"turn","dir":"up"|"down"|"left"|"right"}`.
+/// `{"type":"turn","dir":"up"|"down"|"left"|"right"}` (`protocol::TickInputFrame::Turn`,
+/// read into [`Dir::code`]).
 pub const KIND_ENTRY: Kind = Kind {
     name: LightCycles::KIND,
     title: "Light cycles",
@@ -425,15 +417,6 @@ pub const KIND_ENTRY: Kind = Kind {
     runtime: Runtime::Ticks(TickKind {
         new_game: |width, height| Arena::new(LightCycles::new_game(width, height)),
         decode: |value| serde_json::from_value::<LightCycles>(value).map(Arena::new).map_err(|e| e.to_string()),
-        input_frames: &["turn"],
-        parse_input: |frame| {
-            let turn = TurnFrame::deserialize(frame).map_err(|e| InputError::Shape(format!("bad turn frame: {e}")))?;
-            Dir::parse(&turn.dir).map(Dir::code).ok_or_else(|| InputError::Value {
-                field: "dir",
-                message: "dir must be up, down, left or right".to_owned(),
-                allowed: Dir::ALL.iter().map(|d| d.as_str()).collect(),
-            })
-        },
     }),
 };
 

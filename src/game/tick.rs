@@ -1,7 +1,7 @@
 //! The interface a real-time kind implements: [`TickGame`], the state the tick runtime
 //! (`hosting::tick::TickActor`) plays through, behind [`Arena`]; a seat's [`TickInput`];
-//! and [`TickKind`], how the runtime starts a kind and reads its input frames
-//! ([`InputError`] when it cannot). No kind is named here.
+//! and [`TickKind`], how the runtime starts a kind and reads its snapshots. No kind is
+//! named here, nor the wire: a kind's input frames are types in `protocol`.
 
 use std::fmt;
 use std::sync::Arc;
@@ -68,33 +68,12 @@ impl Serialize for Arena {
     }
 }
 
-/// A client's input frame that a real-time kind could not read. The socket turns it into
-/// the error the turn-based socket gives the same fault (docs/PROTOCOL.md: frames are strict).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum InputError {
-    /// Not the frame's shape: an unknown field, a missing one, a wrong type (BAD_REQUEST).
-    Shape(String),
-    /// A field's value is not one it may take (VALIDATION_FAILED with `allowed`).
-    Value {
-        /// The field at fault.
-        field: &'static str,
-        /// What is wrong, for a person.
-        message: String,
-        /// The values it may take.
-        allowed: Vec<&'static str>,
-    },
-}
-
-/// How the tick runtime starts a real-time kind and reads its inputs.
+/// How the tick runtime starts a real-time kind and reads its snapshots (its input frames
+/// are wire types: `protocol::TickInputFrame`).
 #[derive(Clone, Copy)]
 pub struct TickKind {
     /// A new game on the `realtime.width` × `realtime.height` arena.
     pub new_game: fn(u16, u16) -> Arena,
     /// A stored state, validated (a damaged one is refused, never played).
     pub decode: fn(Value) -> Result<Arena, String>,
-    /// The client frame types that carry an input (light cycles: `turn`).
-    pub input_frames: &'static [&'static str],
-    /// Reads an input frame (its `type` is one of `input_frames`), strictly: a field the
-    /// frame does not have is [`InputError::Shape`].
-    pub parse_input: fn(&Map<String, Value>) -> Result<TickInput, InputError>,
 }

@@ -96,7 +96,7 @@ pub enum Action {
     /// Concede.
     Resign,
     /// A real-time seat's input for the next tick (the latest before the tick counts), in
-    /// its kind's code ([`crate::game::kinds::TickKind::parse_input`] read it off the wire).
+    /// its kind's code ([`crate::protocol::TickInputFrame`] read it off the wire).
     Input(TickInput),
 }
 

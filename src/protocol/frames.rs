@@ -1,6 +1,6 @@
 //! The game socket's frames: what a client sends ([`ClientFrame`], parsed and validated
-//! here for every kind: a turn-based kind's `move` and `chat`, a real-time kind's own input
-//! frames read by the kind) and what the server sends ([`ServerFrame`], turn-based and
+//! here for every kind: a turn-based kind's `move` and `chat`, a real-time kind's input
+//! frames, [`TickInputFrame`]) and what the server sends ([`ServerFrame`], turn-based and
 //! real-time), serialised once into a [`SharedFrame`] every socket writes as it is.
 
 use serde::{Deserialize, Serialize};
@@ -8,7 +8,8 @@ use serde_json::{Map, Value};
 
 use super::text;
 use super::{ErrorBody, ErrorCode, GameStatus, GameView};
-use crate::game::kinds::{InputError, Kind};
+use crate::game::kinds::Kind;
+use crate::game::lightcycle::{Dir, LightCycles};
 use crate::game::{Arena, Seat, TickInput};
 
 /// A frame a client sends on a game socket, after parsing and validation.
@@ -36,13 +37,47 @@ pub enum ClientFrame {
         /// Echoed back.
         id: Value,
     },
-    /// A real-time seat's input for the next tick, read by its kind.
+    /// A real-time seat's input for the next tick ([`TickInputFrame`]).
     Input {
-        /// The frame's type (one of the kind's `input_frames`).
+        /// The frame's type (one of its kind's [`tick_input_frames`]).
         frame: &'static str,
         /// The input in the kind's code.
         input: TickInput,
     },
+}
+
+/// The input frames of the real-time kinds, each a type of the wire contract like every
+/// other frame. A new real-time kind adds its frames here and names them in
+/// [`tick_input_frames`]; the kind's rules module knows nothing of the wire.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum TickInputFrame {
+    /// Light cycles: steer the cycle (`up`, `down`, `left` or `right`).
+    Turn {
+        /// The new heading, checked by [`TickInputFrame::input`] (VALIDATION_FAILED with
+        /// `allowed`, as a bad column is).
+        dir: String,
+    },
+}
+
+/// The input frame types a real-time kind's socket accepts (empty for a kind with none).
+pub fn tick_input_frames(kind: &str) -> &'static [&'static str] {
+    match kind {
+        LightCycles::KIND => &["turn"],
+        _ => &[],
+    }
+}
+
+impl TickInputFrame {
+    /// The input in its kind's code, or VALIDATION_FAILED for a field's value it may not take.
+    pub fn input(&self) -> Result<TickInput, ErrorBody> {
+        match self {
+            TickInputFrame::Turn { dir } => Dir::parse(dir).map(Dir::code).ok_or_else(|| {
+                ErrorBody::validation("dir", "dir must be up, down, left or right")
+                    .with("allowed", Dir::ALL.iter().map(|d| d.as_str()).collect::<Vec<_>>())
+            }),
+        }
+    }
 }
 
 /// The typed shapes of client frames, checked strictly.
@@ -97,26 +132,26 @@ impl ClientFrame {
 
     /// Parses and validates one text frame on a socket of a game of `kind`: a turn-based
     /// kind's frames ([`ClientFrame::parse`]), or a real-time kind's (`join`, `resign`,
-    /// `ping` and the kind's input frames, read by the kind), equally strict.
+    /// `ping` and the kind's [`TickInputFrame`]s), equally strict.
     pub fn parse_for(text: &str, max_chat_chars: usize, kind: &Kind) -> Result<ClientFrame, FrameError> {
-        let Some(ticks) = kind.ticks() else { return ClientFrame::parse(text, max_chat_chars) };
+        if kind.ticks().is_none() {
+            return ClientFrame::parse(text, max_chat_chars);
+        }
         let fail = |error, in_reply_to| FrameError { error, in_reply_to };
         let value = typed_json(text)?;
         let frame_type = value.get("type").and_then(Value::as_str).unwrap_or_default();
-        if let Some(input_frame) = ticks.input_frames.iter().copied().find(|t| *t == frame_type) {
-            let Value::Object(fields) = &value else { unreachable!("a value with a field is an object") };
-            return match (ticks.parse_input)(fields) {
+        let input_frames = tick_input_frames(kind.name);
+        if let Some(input_frame) = input_frames.iter().copied().find(|t| *t == frame_type) {
+            let frame: TickInputFrame = serde_json::from_value(value).map_err(|e| {
+                fail(ErrorBody::new(ErrorCode::BadRequest, format!("bad {input_frame} frame: {e}")), Some(input_frame))
+            })?;
+            return match frame.input() {
                 Ok(input) => Ok(ClientFrame::Input { frame: input_frame, input }),
-                Err(InputError::Shape(message)) => {
-                    Err(fail(ErrorBody::new(ErrorCode::BadRequest, message), Some(input_frame)))
-                }
-                Err(InputError::Value { field, message, allowed }) => {
-                    Err(fail(ErrorBody::validation(field, message).with("allowed", allowed), Some(input_frame)))
-                }
+                Err(error) => Err(fail(error, Some(input_frame))),
             };
         }
         let Some(known) = TICK_FRAME_TYPES.iter().copied().find(|t| *t == frame_type) else {
-            let allowed: Vec<&str> = TICK_FRAME_TYPES.iter().chain(ticks.input_frames).copied().collect();
+            let allowed: Vec<&str> = TICK_FRAME_TYPES.iter().chain(input_frames).copied().collect();
             let error = ErrorBody::new(ErrorCode::UnknownMessageType, format!("unknown message type {frame_type:?}"))
                 .with("type", frame_type)
                 .with("allowed", allowed);

@@ -13,8 +13,8 @@ pub mod views;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetails, ErrorEnvelope};
 pub use frames::{
-    seat_held, ChatFrom, ClientFrame, FrameError, SeatNames, ServerFrame, SharedFrame, CLIENT_FRAME_TYPES,
-    TICK_FRAME_TYPES,
+    seat_held, tick_input_frames, ChatFrom, ClientFrame, FrameError, SeatNames, ServerFrame, SharedFrame,
+    TickInputFrame, CLIENT_FRAME_TYPES, TICK_FRAME_TYPES,
 };
 pub use lobby::{LobbyClientFrame, LobbyFrame, LobbyRequest, WaitlistStatus, LOBBY_FRAME_TYPES};
 
@@ -320,6 +320,36 @@ mod tests {
         assert_eq!(err.error.code, ErrorCode::ValidationFailed);
         assert_eq!(err.error.details["field"], "text");
         assert_eq!(err.in_reply_to, Some("chat"));
+    }
+
+    #[test]
+    fn every_real_time_kind_has_its_input_frames_and_they_are_strict() {
+        use crate::game::kinds::{self, Runtime};
+        for kind in kinds::KINDS {
+            let frames = tick_input_frames(kind.name);
+            assert_eq!(frames.is_empty(), matches!(kind.runtime, Runtime::Turns(_)), "{}: {frames:?}", kind.name);
+        }
+        let cycles = kinds::by_name("lightcycle").unwrap();
+        let parse = |text: &str| ClientFrame::parse_for(text, 280, cycles);
+        let turn = parse(r#"{"type":"turn","dir":"left"}"#).unwrap();
+        assert_eq!(turn, ClientFrame::Input { frame: "turn", input: crate::game::lightcycle::Dir::Left.code() });
+        assert_eq!(parse(r#"{"type":"resign"}"#), Ok(ClientFrame::Resign));
+        let bad_dir = parse(r#"{"type":"turn","dir":"north"}"#).unwrap_err();
+        assert_eq!((bad_dir.error.code, bad_dir.in_reply_to), (ErrorCode::ValidationFailed, Some("turn")));
+        assert_eq!(bad_dir.error.details["field"], "dir");
+        assert_eq!(bad_dir.error.details["allowed"], json!(["up", "right", "down", "left"]));
+        for shape in [r#"{"type":"turn"}"#, r#"{"type":"turn","dir":1}"#, r#"{"type":"turn","dir":"up","x":1}"#] {
+            let err = parse(shape).unwrap_err();
+            assert_eq!((err.error.code, err.in_reply_to), (ErrorCode::BadRequest, Some("turn")), "{shape}");
+        }
+        for other_kinds in [r#"{"type":"move","column":3}"#, r#"{"type":"chat","text":"hi"}"#] {
+            let err = parse(other_kinds).unwrap_err();
+            assert_eq!(err.error.code, ErrorCode::UnknownMessageType, "{other_kinds}");
+            assert_eq!(err.error.details["allowed"], json!(["join", "resign", "ping", "turn"]));
+        }
+        let connect4 = kinds::by_name("connect4").unwrap();
+        let err = ClientFrame::parse_for(r#"{"type":"turn","dir":"up"}"#, 280, connect4).unwrap_err();
+        assert_eq!(err.error.code, ErrorCode::UnknownMessageType, "a turn-based socket reads no input frame");
     }
 
     #[test]
