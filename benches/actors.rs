@@ -101,7 +101,7 @@ fn new_game() -> (Arc<GameCell>, Arc<Snapshot>) {
 fn spawn(env: &Arc<GameEnv>, (cell, snapshot): (Arc<GameCell>, Arc<Snapshot>)) -> Addr<TurnActor> {
     let actor = TurnActor::new(cell.clone(), env.clone(), snapshot, StartMode::Fresh);
     let addr = actix::Supervisor::start(move |_| actor);
-    cell.set_addr(GameHandle::of(&addr));
+    cell.set_addr(GameHandle::of(addr.clone()));
     addr
 }
 

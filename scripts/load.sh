@@ -75,12 +75,13 @@ wait_up() { # URL PID
   done
   echo "load: $1 did not come up" >&2; exit 1
 }
-# Only what the load trips: admission caps, per-client limits (every client is local), the
+# Only what the load trips: admission caps, per-client limits (every client is local: a few
+# loopback addresses, so one address's share of the connections is all of them), the
 # connection ceiling.
 rampart_env=(RAMPART_LOG=warn RAMPART__ADMISSION__MAX_GAMES=100000 RAMPART__ADMISSION__RATE_PER_SEC=100000
   RAMPART__ADMISSION__BURST=100000 RAMPART__ADMISSION__CLIENT_CREATIONS_PER_SEC=100000
   RAMPART__ADMISSION__CLIENT_CREATION_BURST=100000 RAMPART__ADMISSION__MAX_TICKETS_PER_CLIENT=1000000
-  RAMPART__SERVER__MAX_CONNECTIONS=100000)
+  RAMPART__SERVER__MAX_CONNECTIONS=100000 RAMPART__SERVER__MAX_CLIENT_CONNECTIONS_PCT=100)
 start_server() { # BINARY CONFIG extra env… ; sets $url $pid (the server runs in CONFIG's directory)
   local bin=$1 config=$2 port; shift 2; port=$(free_port)
   (cd "$(dirname "$config")" && exec env "${rampart_env[@]}" "$@" RAMPART_BIND="127.0.0.1:$port" "$bin" \

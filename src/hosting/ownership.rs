@@ -59,7 +59,7 @@ impl GameSupervisor {
         }
         let _ = cell.begin_move();
         if let Some(game) = cell.addr() {
-            game.shutdown.do_send(Shutdown { reason });
+            game.shutdown().do_send(Shutdown { reason });
         }
         cell.clear_addr();
         let (keeper, id) = (self.keeper.clone(), cell.id.clone());

@@ -49,76 +49,113 @@ pub enum RunState {
 }
 
 /// How the directory, the sessions and the relay reach a game's current incarnation,
-/// whatever its kind: a recipient for each message every hosted game answers.
+/// whatever its kind: the actor's one address behind [`GameAddr`], shared. A recipient for
+/// a message is made when one is sent: a handle that kept a recipient for each of the ten
+/// messages held ten senders (three allocations each) for every hosted game, idle or not,
+/// and copied them at every lookup (measured: +0.7 KB per idle socket, BENCHMARKS.md).
 #[derive(Clone)]
-pub struct GameHandle {
+pub struct GameHandle(Arc<dyn GameAddr>);
+
+/// A game actor's address, for each message every hosted game answers.
+pub trait GameAddr: Send + Sync + 'static {
     /// Attach a socket.
-    pub join: Recipient<Join>,
+    fn join(&self) -> Recipient<Join>;
     /// Detach a socket.
-    pub leave: Recipient<Leave>,
+    fn leave(&self) -> Recipient<Leave>;
     /// A player's command.
-    pub command: Recipient<Command>,
+    fn command(&self) -> Recipient<Command>;
     /// The REST seat claim.
-    pub claim: Recipient<ClaimSeat>,
+    fn claim(&self) -> Recipient<ClaimSeat>;
     /// An admin's fault.
-    pub fault: Recipient<InjectFault>,
+    fn fault(&self) -> Recipient<InjectFault>;
     /// The watchdog's close of an unattended game.
-    pub close_abandoned: Recipient<CloseAbandoned>,
+    fn close_abandoned(&self) -> Recipient<CloseAbandoned>;
     /// The live summary.
-    pub summary: Recipient<Summary>,
+    fn summary(&self) -> Recipient<Summary>;
     /// The move count (benchmarks, tests).
-    pub probe: Recipient<Probe>,
+    fn probe(&self) -> Recipient<Probe>;
     /// Hand the current state to the keeper (shutdown).
-    pub checkpoint: Recipient<Checkpoint>,
+    fn checkpoint(&self) -> Recipient<Checkpoint>;
     /// Close the sockets with 1012.
-    pub shutdown: Recipient<Shutdown>,
+    fn shutdown(&self) -> Recipient<Shutdown>;
+}
+
+impl<A> GameAddr for Addr<A>
+where
+    A: Actor
+        + Handler<Join>
+        + Handler<Leave>
+        + Handler<Command>
+        + Handler<ClaimSeat>
+        + Handler<InjectFault>
+        + Handler<CloseAbandoned>
+        + Handler<Summary>
+        + Handler<Probe>
+        + Handler<Checkpoint>
+        + Handler<Shutdown>,
+    A::Context: ToEnvelope<A, Join>
+        + ToEnvelope<A, Leave>
+        + ToEnvelope<A, Command>
+        + ToEnvelope<A, ClaimSeat>
+        + ToEnvelope<A, InjectFault>
+        + ToEnvelope<A, CloseAbandoned>
+        + ToEnvelope<A, Summary>
+        + ToEnvelope<A, Probe>
+        + ToEnvelope<A, Checkpoint>
+        + ToEnvelope<A, Shutdown>,
+{
+    fn join(&self) -> Recipient<Join> {
+        self.clone().recipient()
+    }
+    fn leave(&self) -> Recipient<Leave> {
+        self.clone().recipient()
+    }
+    fn command(&self) -> Recipient<Command> {
+        self.clone().recipient()
+    }
+    fn claim(&self) -> Recipient<ClaimSeat> {
+        self.clone().recipient()
+    }
+    fn fault(&self) -> Recipient<InjectFault> {
+        self.clone().recipient()
+    }
+    fn close_abandoned(&self) -> Recipient<CloseAbandoned> {
+        self.clone().recipient()
+    }
+    fn summary(&self) -> Recipient<Summary> {
+        self.clone().recipient()
+    }
+    fn probe(&self) -> Recipient<Probe> {
+        self.clone().recipient()
+    }
+    fn checkpoint(&self) -> Recipient<Checkpoint> {
+        self.clone().recipient()
+    }
+    fn shutdown(&self) -> Recipient<Shutdown> {
+        self.clone().recipient()
+    }
 }
 
 impl GameHandle {
     /// The handle of a game actor of any kind.
-    pub fn of<A>(addr: &Addr<A>) -> Self
-    where
-        A: Actor
-            + Handler<Join>
-            + Handler<Leave>
-            + Handler<Command>
-            + Handler<ClaimSeat>
-            + Handler<InjectFault>
-            + Handler<CloseAbandoned>
-            + Handler<Summary>
-            + Handler<Probe>
-            + Handler<Checkpoint>
-            + Handler<Shutdown>,
-        A::Context: ToEnvelope<A, Join>
-            + ToEnvelope<A, Leave>
-            + ToEnvelope<A, Command>
-            + ToEnvelope<A, ClaimSeat>
-            + ToEnvelope<A, InjectFault>
-            + ToEnvelope<A, CloseAbandoned>
-            + ToEnvelope<A, Summary>
-            + ToEnvelope<A, Probe>
-            + ToEnvelope<A, Checkpoint>
-            + ToEnvelope<A, Shutdown>,
-    {
-        GameHandle {
-            join: addr.clone().recipient(),
-            leave: addr.clone().recipient(),
-            command: addr.clone().recipient(),
-            claim: addr.clone().recipient(),
-            fault: addr.clone().recipient(),
-            close_abandoned: addr.clone().recipient(),
-            summary: addr.clone().recipient(),
-            probe: addr.clone().recipient(),
-            checkpoint: addr.clone().recipient(),
-            shutdown: addr.clone().recipient(),
-        }
+    pub fn of(addr: impl GameAddr) -> Self {
+        GameHandle(Arc::new(addr))
     }
 }
 
-/// Two handles are equal when they reach the same incarnation.
+impl std::ops::Deref for GameHandle {
+    type Target = dyn GameAddr;
+
+    fn deref(&self) -> &Self::Target {
+        self.0.as_ref()
+    }
+}
+
+/// Two handles are equal when they reach the same incarnation (a handle is made once per
+/// incarnation and shared).
 impl PartialEq for GameHandle {
     fn eq(&self, other: &Self) -> bool {
-        self.join == other.join
+        Arc::ptr_eq(&self.0, &other.0)
     }
 }
 
@@ -309,7 +346,7 @@ impl GameCell {
     /// held, or it is restarting).
     pub async fn live_summary(&self) -> GameSummary {
         let Some(game) = self.addr() else { return self.summary() };
-        match tokio::time::timeout(Duration::from_secs(1), game.summary.send(Summary)).await {
+        match tokio::time::timeout(Duration::from_secs(1), game.summary().send(Summary)).await {
             Ok(Ok(summary)) => summary,
             _ => self.summary(),
         }
@@ -366,7 +403,7 @@ impl Registry {
 /// or an admin's injected fault.
 pub trait Deliverable: actix::Message<Result = CommandOutcome> + Clone + Send + 'static {
     /// Where it goes in a game's handle.
-    fn recipient(handle: &GameHandle) -> &Recipient<Self>;
+    fn recipient(handle: &GameHandle) -> Recipient<Self>;
     /// After this the game refuses it (answers `Expired`).
     fn deadline(&self) -> Instant;
     /// Whether an incarnation already took it (so it is not sent to the next one).
@@ -376,8 +413,8 @@ pub trait Deliverable: actix::Message<Result = CommandOutcome> + Clone + Send + 
 }
 
 impl Deliverable for Command {
-    fn recipient(handle: &GameHandle) -> &Recipient<Self> {
-        &handle.command
+    fn recipient(handle: &GameHandle) -> Recipient<Self> {
+        handle.command()
     }
     fn deadline(&self) -> Instant {
         self.deadline
@@ -385,8 +422,8 @@ impl Deliverable for Command {
 }
 
 impl Deliverable for InjectFault {
-    fn recipient(handle: &GameHandle) -> &Recipient<Self> {
-        &handle.fault
+    fn recipient(handle: &GameHandle) -> Recipient<Self> {
+        handle.fault()
     }
     fn deadline(&self) -> Instant {
         self.deadline

@@ -297,7 +297,7 @@ impl Relay {
                     addr: RemoteSession { out: outbound.clone(), to: from.clone(), conn }.start(),
                 });
                 let route = Route { conn: proxy.local, to: proxy.addr.clone().recipient() };
-                let join = addr.join.send(Join { token_hash, route, holding });
+                let join = addr.join().send(Join { token_hash, route, holding });
                 ctx.spawn(
                     async move { tokio::time::timeout(Duration::from_secs(5), join).await }.into_actor(self).map(
                         move |answer, act, _| {
@@ -341,7 +341,7 @@ impl Relay {
             Wire::Leave { from, conn, game, seat } => {
                 if let Some(proxy) = self.proxies.remove(&(from, conn)) {
                     if let Some(addr) = self.registry.get(&game).and_then(|c| c.addr()) {
-                        addr.leave.do_send(Leave { seat, conn: proxy.local });
+                        addr.leave().do_send(Leave { seat, conn: proxy.local });
                     }
                     proxy.addr.do_send(StopProxy);
                 }
@@ -350,7 +350,7 @@ impl Relay {
                 let Some(addr) = self.registry.get(&game).and_then(|c| c.addr()) else {
                     return self.reply(from, req, Reply::NotHere);
                 };
-                let claim = addr.claim.send(ClaimSeat { name, token_hash });
+                let claim = addr.claim().send(ClaimSeat { name, token_hash });
                 ctx.spawn(
                     async move { tokio::time::timeout(Duration::from_secs(2), claim).await }.into_actor(self).map(
                         move |answer, act, _| {
@@ -413,7 +413,7 @@ impl Relay {
                     if let Some(proxy) = act.proxies.remove(&key) {
                         tracing::info!(instance = %instance, game_id = %proxy.game, "a relaying instance died; its seat is released");
                         if let (Some(seat), Some(addr)) = (proxy.seat, act.registry.get(&proxy.game).and_then(|c| c.addr())) {
-                            addr.leave.do_send(Leave { seat, conn: proxy.local });
+                            addr.leave().do_send(Leave { seat, conn: proxy.local });
                         }
                         proxy.addr.do_send(StopProxy);
                     }

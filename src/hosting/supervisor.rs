@@ -211,10 +211,10 @@ impl GameSupervisor {
         let arbiter = self.slots[slot].arbiter.handle();
         let (env, game) = (self.env.clone(), cell.clone());
         let handle = match TickActor::new(game.clone(), env.clone(), snapshot.clone(), mode) {
-            Some(actor) => GameHandle::of(&actix::Supervisor::start_in_arbiter(&arbiter, move |_| actor)),
+            Some(actor) => GameHandle::of(actix::Supervisor::start_in_arbiter(&arbiter, move |_| actor)),
             None => {
                 let actor = TurnActor::new(game, env, snapshot, mode);
-                GameHandle::of(&actix::Supervisor::start_in_arbiter(&arbiter, move |_| actor))
+                GameHandle::of(actix::Supervisor::start_in_arbiter(&arbiter, move |_| actor))
             }
         };
         cell.arbiter.store(slot, Ordering::Release);
@@ -291,7 +291,7 @@ impl GameSupervisor {
             // Ask once per period: a refusal (someone came back) restarts the clock.
             if cell.unattended_since_ms.compare_exchange(since, now, Ordering::AcqRel, Ordering::Acquire).is_ok() {
                 if let Some(game) = cell.addr() {
-                    game.close_abandoned.do_send(CloseAbandoned { unattended_secs: now.saturating_sub(since) / 1000 });
+                    game.close_abandoned().do_send(CloseAbandoned { unattended_secs: now.saturating_sub(since) / 1000 });
                 }
             }
         }
@@ -531,7 +531,7 @@ impl GameSupervisor {
             // Real-time games stop their clocks and hand their current state over first
             // (a game that does not answer keeps its last snapshot tick's).
             let asks = games.iter().filter_map(|c| c.addr()).map(|g| {
-                let ask = g.checkpoint.send(Checkpoint);
+                let ask = g.checkpoint().send(Checkpoint);
                 async move { tokio::time::timeout(msg.within / 2, ask).await }
             });
             futures_util::future::join_all(asks).await;
@@ -560,7 +560,7 @@ impl GameSupervisor {
         Box::pin(work.into_actor(self).map(move |(unwritten, unreleased), _, _| {
             for cell in &cells {
                 if let Some(game) = cell.addr() {
-                    game.shutdown.do_send(Shutdown { reason });
+                    game.shutdown().do_send(Shutdown { reason });
                 }
             }
             ShutdownReport { games: cells.len(), unwritten, unreleased }

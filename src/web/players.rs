@@ -96,7 +96,7 @@ pub(super) async fn join_game(
     let seat = match state.supervisor.send(Resolve(id.clone())).await.map_err(|_| ErrorBody::restarting())? {
         Resolved::Local(cell) => {
             let addr = cell.addr().ok_or_else(ErrorBody::restarting)?;
-            let claim = addr.claim.send(ClaimSeat { name: name.clone(), token_hash: token_hash.clone() });
+            let claim = addr.claim().send(ClaimSeat { name: name.clone(), token_hash: token_hash.clone() });
             let answer = tokio::time::timeout(Duration::from_secs(2), claim).await;
             answer.map_err(|_| ErrorBody::restarting())?.map_err(|_| ErrorBody::restarting())??
         }

@@ -379,7 +379,7 @@ async fn join_local(
         moved.as_mut().enable();
         let generation = cell.generation.load(Ordering::Acquire);
         let Some(addr) = cell.addr() else { return Joined::Refused(ErrorBody::restarting()) };
-        let join = addr.join.send(Join { token_hash: token_hash.clone(), route: route.clone(), holding });
+        let join = addr.join().send(Join { token_hash: token_hash.clone(), route: route.clone(), holding });
         let answer = tokio::select! {
             biased;
             answer = join => Some(answer),
@@ -436,7 +436,7 @@ impl Actor for PlayerSession {
             // connection's seat changes nothing).
             if let Some(addr) = cell.addr() {
                 for seat in Seat::ALL {
-                    addr.leave.do_send(Leave { seat, conn: self.socket.conn });
+                    addr.leave().do_send(Leave { seat, conn: self.socket.conn });
                 }
             }
         }
@@ -447,7 +447,7 @@ impl Actor for PlayerSession {
         match &self.target {
             Target::Local(cell) => {
                 if let Some(addr) = cell.addr() {
-                    addr.leave.do_send(Leave { seat, conn: self.socket.conn });
+                    addr.leave().do_send(Leave { seat, conn: self.socket.conn });
                 }
             }
             Target::Remote(owner) => {
