@@ -54,9 +54,21 @@ impl Cluster {
         self.session_key.hash(token)
     }
 
-    /// Claims a game for this instance.
+    /// Claims a game for this instance. A claim won counts only once the configured
+    /// replicas acknowledge it (`redis.min_replicas_acked`): otherwise it is an error, and a
+    /// failover to a replica that never saw it cannot hand the same epoch out again.
     pub async fn claim(&self, id: &GameId) -> Result<Claim, StoreError> {
-        self.database.call(self.stores.directory.claim(id, &self.me, self.lease)).await
+        let claim = self.database.call(self.stores.directory.claim(id, &self.me, self.lease)).await?;
+        if matches!(claim, Claim::Won(_)) {
+            self.acknowledged().await?;
+        }
+        Ok(claim)
+    }
+
+    /// Waits until the configured replicas hold every lease write made so far (at once
+    /// without replicas to wait for).
+    pub async fn acknowledged(&self) -> Result<(), StoreError> {
+        self.database.call(self.stores.directory.acknowledged()).await
     }
 
     /// Renews this instance's lease of `epoch`.

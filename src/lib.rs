@@ -69,6 +69,7 @@ use crate::metrics::Metrics;
 use crate::runtime::system::{Part, SystemTree};
 use crate::store::event_sink::EventSink;
 use crate::store::keeper::SnapshotKeeper;
+use crate::store::redis::directory::ReplicaAcks;
 use crate::store::redis::{RedisConn, RedisSettings};
 use crate::store::{Guarded, Stores};
 use crate::web::session::SessionLimits;
@@ -137,11 +138,11 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     ));
     // The stores: embedded, or Redis (games outlive the process, several instances share it).
     let ticket_ttl = Duration::from_secs(config.admission.ticket_ttl_secs);
-    let (stores, redis) = open_stores(&config, ticket_ttl)?;
     let me = match InstanceId::parse(&config.cluster.instance_id) {
         Some(id) => id,
         None => InstanceId::random(),
     };
+    let (stores, redis) = open_stores(&config, ticket_ttl, &me)?;
     let session_key = cluster::session_key(config.secrets.session_key.as_ref(), redis.as_ref()).await;
     let cluster = Cluster::new(
         me.clone(),
@@ -420,7 +421,7 @@ async fn drain(
 
 /// The stores of the configured backend: embedded, or Redis (games outlive the process and
 /// several instances share them), with the Redis connection.
-fn open_stores(config: &Config, ticket_ttl: Duration) -> std::io::Result<(Stores, Option<RedisConn>)> {
+fn open_stores(config: &Config, ticket_ttl: Duration, me: &InstanceId) -> std::io::Result<(Stores, Option<RedisConn>)> {
     Ok(match config.storage.backend {
         StorageBackend::Memory => (Stores::memory(ticket_ttl), None),
         StorageBackend::Redis => {
@@ -435,7 +436,12 @@ fn open_stores(config: &Config, ticket_ttl: Duration) -> std::io::Result<(Stores
             .map_err(std::io::Error::other)?;
             tracing::info!(url = %store::redis::redact_url(&url), prefix = %r.key_prefix, "games, sessions, leases, the waitlist and the event stream live in Redis");
             actix_rt::spawn(warn_unless_persistent(conn.clone()));
-            (Stores::redis(conn.clone(), ticket_ttl), Some(conn))
+            let acks = ReplicaAcks {
+                replicas: r.min_replicas_acked,
+                timeout: Duration::from_millis(r.replica_ack_timeout_ms),
+            };
+            let stores = Stores::redis(conn.clone(), ticket_ttl, me, acks).map_err(std::io::Error::other)?;
+            (stores, Some(conn))
         }
     })
 }

@@ -147,6 +147,11 @@ const GAMES_HOSTED: Metric = Metric::gauge(
     "Games held by this server, ended ones included until their time-to-live passes.",
     &[],
 );
+const GAMES_PAUSED: Metric = Metric::gauge(
+    "rampart_games_paused",
+    "Games paused because this server cannot confirm its ownership lease (docs/DESIGN.md D17).",
+    &[],
+);
 const GAMES_ABANDONED: Metric = Metric::counter(
     "rampart_games_abandoned_total",
     "Games closed because no player was connected for server.abandoned_game_secs.",
@@ -319,6 +324,7 @@ impl Family {
 pub struct Metrics {
     games_active: AtomicI64,
     games_hosted: AtomicI64,
+    games_paused: AtomicI64,
     games_abandoned: AtomicU64,
     lobby_sockets_open: AtomicI64,
     lobby_frames_sent: AtomicU64,
@@ -364,6 +370,10 @@ impl Metrics {
     /// A game was added to (+1) or removed from (-1) this server's registry.
     pub fn game_hosted(&self, delta: i64) {
         self.games_hosted.fetch_add(delta, Ordering::Relaxed);
+    }
+    /// How many hosted games are paused on an unconfirmed lease now.
+    pub fn set_games_paused(&self, games: i64) {
+        self.games_paused.store(games, Ordering::Relaxed);
     }
     /// A game was closed because nobody was connected to it.
     pub fn game_abandoned(&self) {
@@ -508,6 +518,7 @@ impl Metrics {
         let mut out = String::with_capacity(4096);
         scalar(&mut out, &GAMES_ACTIVE, self.games_active());
         scalar(&mut out, &GAMES_HOSTED, self.games_hosted.load(Ordering::Relaxed));
+        scalar(&mut out, &GAMES_PAUSED, self.games_paused.load(Ordering::Relaxed));
         scalar(&mut out, &GAMES_ABANDONED, self.games_abandoned.load(Ordering::Relaxed));
         labelled(&mut out, &GAMES_STARTED, self.games_started.snapshot());
         labelled(&mut out, &GAME_RESTARTS, self.restarts.snapshot());

@@ -45,8 +45,12 @@ async fn wait_stored(redis: &RedisServer, game_id: &str, version: u64) -> Value 
     eventually(Duration::from_secs(20), &format!("Redis gets version {version} of {game_id}"), probe).await
 }
 
+/// With Redis dead a game cannot confirm its ownership lease (docs/DESIGN.md D17): it
+/// pauses once its confirmed time runs out — its player is told, a move is refused and not
+/// applied, a new game is refused rather than started without a lease — and it resumes,
+/// with nothing lost, once Redis answers again; its latest snapshot is then written.
 #[actix_rt::test]
-async fn with_redis_dead_the_game_goes_on_and_its_latest_snapshot_is_written_when_redis_returns() {
+async fn with_redis_dead_the_game_pauses_and_resumes_with_nothing_lost_when_redis_returns() {
     let mut redis = RedisServer::start();
     let server = TestServer::start(config(&redis)).await;
     let grant = server.create("ai", "ada").await;
@@ -57,16 +61,23 @@ async fn with_redis_dead_the_game_goes_on_and_its_latest_snapshot_is_written_whe
     wait_stored(&redis, &grant.game_id, 3).await;
 
     redis.stop();
-    // The game goes on from memory.
-    let mut game = red.last_state.clone();
-    for column in [2, 4, 2] {
-        let moves = game["moves"].as_u64().expect("moves");
-        red.move_to(column).await;
-        game = red.recv_state(|g| g["moves"].as_u64() == Some(moves + 2) || g["status"] != "playing").await;
-    }
-    let moves = game["moves"].as_u64().expect("moves");
-    assert!(moves >= 6, "{game}");
-    // The database breaker opens on the failing writes: degraded, not down.
+    let stopped = Instant::now();
+    let paused = red.recv_type("game_paused").await;
+    assert_eq!(paused["reason"], "ownership_unconfirmed", "{paused}");
+    // Within the lease (1 s) of the last renewal, plus the check's own period.
+    assert!(stopped.elapsed() < Duration::from_millis(1500), "paused {:?} after Redis died", stopped.elapsed());
+    // A move now is refused and not applied.
+    red.move_to(2).await;
+    let refused = red.recv_until("the paused game's answer", |f| f["type"] == "error").await;
+    assert_eq!(refused["error"]["code"], "GAME_RESTARTING", "{refused}");
+    assert_eq!(refused["error"]["details"]["reason"], "ownership_unconfirmed", "{refused}");
+    // No game starts without its lease.
+    let (status, body) =
+        server.post("/api/v1/games", json!({"kind":"connect4","opponent":"ai","player_name":"bob"})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (503, Some("SERVER_BUSY")), "{body}");
+    assert_eq!(body["error"]["details"]["reason"], "store_unavailable", "{body}");
+    assert!(body["error"]["details"].get("ticket").is_none(), "{body}");
+    // Degraded, not down.
     let probe = || async {
         let (status, health) = server.get("/health").await;
         if health["status"] == "degraded" {
@@ -77,18 +88,25 @@ async fn with_redis_dead_the_game_goes_on_and_its_latest_snapshot_is_written_whe
         }
     };
     eventually(DEADLINE, "health is degraded", probe).await;
+    assert_eq!(server.metric("rampart_games_paused").await, 1.0);
 
-    // Redis comes back (empty: nothing was persisted): the latest snapshot is written.
+    // Redis comes back (empty: nothing was persisted): the lease is taken again under a new
+    // epoch, the game resumes, and its latest snapshot is written.
     redis.restart();
-    let snapshot = wait_stored(&redis, &grant.game_id, moves + 1).await;
-    assert_eq!(snapshot["version"].as_u64(), Some(moves + 1), "only the latest is written, once");
-    server.wait_summary(&grant.game_id, |s| s["moves"] == json!(moves)).await;
-    // And the game plays on, its snapshots written again as it goes.
-    if game["status"] == "playing" {
-        red.move_to(5).await;
-        red.recv_state(|g| g["moves"].as_u64() > Some(moves)).await;
-        wait_stored(&redis, &grant.game_id, moves + 2).await;
-    }
+    red.recv_type("game_resumed").await;
+    let snapshot = wait_stored(&redis, &grant.game_id, 3).await;
+    assert_eq!(snapshot["version"], 3, "nothing was applied while paused: {snapshot}");
+    assert!(snapshot["epoch"].as_u64() > Some(1), "a new epoch, above the one the store forgot: {snapshot}");
+    server.wait_summary(&grant.game_id, |s| s["moves"] == json!(2)).await;
+    // And the game plays on from where its player was, its snapshots written as it goes.
+    red.move_to(2).await;
+    red.recv_state(|g| g["moves"] == 4).await;
+    wait_stored(&redis, &grant.game_id, 5).await;
+    eventually(DEADLINE, "no game is paused", || async {
+        let paused = server.metric("rampart_games_paused").await;
+        (paused == 0.0).then_some(()).ok_or(format!("{paused}"))
+    })
+    .await;
 }
 
 #[actix_rt::test]

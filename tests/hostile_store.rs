@@ -1,12 +1,12 @@
 //! A stalled store never costs a game on a single instance: the real binary on its own
 //! private redis-server, which the test stalls with `DEBUG SLEEP` of 1, 3 and 6 s while
-//! Connect Four and light-cycle games play and a new game is created. The server's
+//! Connect Four and light-cycle games play and a new game is asked for. The server's
 //! commands time out meanwhile, yet still run in Redis when it wakes (a claim, a renewal or
-//! a snapshot write the server gave up on may have happened). Afterwards no game was given
-//! up (no socket closed with 1012, no `lost the game's lease` or `snapshot write was
-//! refused` in the log), Redis holds every board as its players last saw it, the game
-//! created during the stall is stored too, and after a restart of the instance every game
-//! comes back as it was. Beneath it, the store's own contract on both backends: a claim,
+//! a snapshot write the server gave up on may have happened). The new game is refused
+//! (no game starts without its lease, docs/DESIGN.md D17) and created once Redis answers.
+//! Afterwards no game was given up (no socket closed with 1012, no `lost the game's lease`
+//! or `snapshot write was refused` in the log), Redis holds every board as its players last
+//! saw it, and after a restart of the instance every game comes back as it was. Beneath it, the store's own contract on both backends: a claim,
 //! renewal or write repeated after one that ran late is answered as the first was, and a
 //! write behind its own instance's newer epoch says so, while another instance's newer
 //! epoch still fences.
@@ -307,18 +307,19 @@ async fn games_survive_a_stall_of(secs: u64) {
     wait_renewed(&redis, &cycles[0].grant.game_id).await;
 
     let sleeper = stall(&redis, secs);
-    // While Redis sleeps: new games are created and played, and every game goes on.
-    // (Both creations begin while Redis sleeps: their claims cannot be answered.)
-    let created_in_stall = !sleeper.is_finished();
-    let (mut born, cycle) = futures_util::future::join(Table::open(&api), Cycle::open(&api)).await;
-    cycles.push(cycle);
-    born.play().await;
-    born.play().await;
+    // While Redis sleeps no game starts without its lease (docs/DESIGN.md D17): a creation
+    // is refused, and the player retries. The games go on until their confirmed time runs
+    // out, then pause (a move is refused and tried again).
+    let (status, body) =
+        api.post("/api/v1/games", json!({"kind": "connect4", "opponent": "ai", "player_name": "eve"})).await;
+    let refused_in_stall = !sleeper.is_finished()
+        && status == 503
+        && body["error"]["details"]["reason"] == "store_unavailable"
+        && body["error"]["details"].get("ticket").is_none();
     for table in &mut tables {
         table.play().await;
         table.play().await;
     }
-    tables.push(born);
     eventually(Duration::from_secs(secs + 30), "Redis answers again", || async {
         if sleeper.is_finished() {
             Ok(())
@@ -327,6 +328,19 @@ async fn games_survive_a_stall_of(secs: u64) {
         }
     })
     .await;
+    // New games start once Redis answers (a creation retried, as `Retry-After` says), and play.
+    let api_ref = &api;
+    eventually(DEADLINE, "a game can be created again", || async move {
+        let (status, body) =
+            api_ref.post("/api/v1/games", json!({"kind": "connect4", "opponent": "ai", "player_name": "eve"})).await;
+        (status == 201).then_some(()).ok_or(body.to_string())
+    })
+    .await;
+    let (mut born, cycle) = futures_util::future::join(Table::open(&api), Cycle::open(&api)).await;
+    cycles.push(cycle);
+    born.play().await;
+    born.play().await;
+    tables.push(born);
     // Play on while the late commands meet the next renewals and writes.
     let woke = Instant::now();
     while woke.elapsed() < AFTER_STALL {
@@ -406,11 +420,11 @@ async fn games_survive_a_stall_of(secs: u64) {
     eprintln!(
         "DEBUG SLEEP {secs}: games given up {} (counted {counted_given_up}), moves lost {moves_lost}, log lines \
          `lost the game's lease` {lease_lost}, `snapshot write was refused` {refused_writes}, moves refused while \
-         the lease was confirmed {refused}, own newer epochs adopted {adopted}, game created during the stall: \
-         {created_in_stall}",
+         the lease was confirmed {refused}, own newer epochs adopted {adopted}, creation refused during the \
+         stall: {refused_in_stall}",
         given_up.len()
     );
-    assert!(created_in_stall, "the new games were created while Redis slept");
+    assert!(refused_in_stall, "a game created while Redis slept is refused, not started without its lease");
     assert!(given_up.is_empty(), "games given up after a {secs} s stall: {given_up:?}");
     assert_eq!(counted_given_up, 0.0, "rampart_games_given_up_total");
     assert!(problems.is_empty(), "after a {secs} s stall and a restart: {problems:?}");

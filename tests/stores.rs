@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::stores::{both, both_with_redis, me};
+use common::stores::{both, both_with_redis, me, WRITER};
 use common::{eventually, DEADLINE};
 use rampart::game::{Connect4, Rules as _, Seat};
 use rampart::ids::{GameId, PlayerToken, SessionKey};
@@ -58,12 +58,18 @@ async fn snapshot_writes_are_fenced_by_the_epoch_and_ignore_stale_versions() {
         assert!(second.epoch > first.epoch, "epochs only grow");
         let tenure = Some(Tenure { instance: me("b"), since: second.epoch });
         assert_eq!(write(9, first.epoch).await, WriteOutcome::Fenced { epoch: second.epoch, tenure });
-        assert_eq!(write(3, second.epoch).await, WriteOutcome::Written);
+        // b lets it lapse and a (the stores' writer) takes it back with a newer epoch.
+        tokio::time::sleep(LEASE + Duration::from_millis(100)).await;
+        let Claim::Won(third) = stores.directory.claim(&id, &me(WRITER), LEASE).await.expect("claim") else {
+            panic!("a lapsed lease is won")
+        };
+        assert!(third.epoch > second.epoch, "epochs only grow");
+        assert_eq!(write(3, third.epoch).await, WriteOutcome::Written);
         let stored = stores.snapshots.read(&id).await.expect("read").expect("stored");
-        assert_eq!((stored.version, stored.epoch), (3, second.epoch));
+        assert_eq!((stored.version, stored.epoch), (3, third.epoch));
         assert_eq!(stored.seats[0].as_ref().map(|s| s.name.as_str()), Some("ada"));
         // A finished game's snapshot expires.
-        let mut ended = snapshot(&id, 4, second.epoch);
+        let mut ended = snapshot(&id, 4, third.epoch);
         ended.abandoned = true;
         stores.snapshots.write(&ended, Some(Duration::from_millis(200))).await.expect("write");
         let expired =

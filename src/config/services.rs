@@ -46,6 +46,16 @@ pub struct RedisConfig {
     #[garde(range(min = 10, max = 60_000))]
     #[default = 1000]
     pub reconnect_max_delay_ms: u64,
+    /// Replicas that must acknowledge (`WAIT`) every lease claim and renewal before it
+    /// counts, 0..=10; 0: none (a single node). With replicas, 1 keeps a failover from
+    /// handing out an ownership epoch the old primary had granted (docs/DESIGN.md D17).
+    #[garde(range(max = 10))]
+    pub min_replicas_acked: u32,
+    /// How long a claim or renewal waits for those acknowledgements in ms, 10..=10000;
+    /// past it the claim or renewal does not count (the game pauses, a creation is refused).
+    #[garde(range(min = 10, max = 10_000))]
+    #[default = 500]
+    pub replica_ack_timeout_ms: u64,
 }
 
 /// `cluster:` section: how instances sharing one Redis own games (docs/DESIGN.md D11).

@@ -204,6 +204,16 @@ pub struct Shutdown {
     pub reason: &'static str,
 }
 
+/// This instance's lease on the game stopped being confirmed (`confirmed: false`: the
+/// game pauses, and its players are told `game_paused`), or is confirmed again (the game
+/// resumes: `game_resumed`). Sent by the supervisor's lease rounds (docs/DESIGN.md D17).
+#[derive(Message, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct LeaseState {
+    /// Whether the lease is confirmed now.
+    pub confirmed: bool,
+}
+
 /// The game's summary as it is now (its lobby entry, with who is connected), answered by
 /// the game itself: a read of a game from any instance reaches its owner.
 #[derive(Message)]

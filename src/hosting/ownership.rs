@@ -3,8 +3,10 @@
 //! claim of a lease still pending), [`Resolve`] (a game here, on another live instance, or
 //! taken over here from its stored snapshot once its owner's lease lapsed), the handling of
 //! a fenced snapshot write (a newer epoch of this instance's own is adopted; another
-//! instance's means the game is given up), and the give-up itself (sockets told 1012).
-//! A store error never gives a game up.
+//! instance's means the game is given up; an epoch the store lost in a failover pauses the
+//! game until its lease is taken again), and the give-up itself (sockets told 1012).
+//! A store error never gives a game up, and never extends a lease either: a game whose
+//! lease is not confirmed pauses, and its players are told (docs/DESIGN.md D17).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -14,7 +16,7 @@ use actix::prelude::*;
 use futures_util::{FutureExt as _, StreamExt as _};
 
 use crate::cluster::Cluster;
-use crate::hosting::messages::{Shutdown, StartMode};
+use crate::hosting::messages::{LeaseState, Shutdown, StartMode};
 use crate::hosting::registry::{GameCell, RunState};
 use crate::hosting::supervisor::{restarting, Found, GameSupervisor, Resolve, Resolved};
 use crate::ids::{monotonic_ms, GameId};
@@ -32,8 +34,18 @@ impl GameSupervisor {
         u64::try_from(self.cluster.lease.as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// The lease epoch a new game starts under: the claim's, or 0 when the store did not answer
-    /// (games go on without the store: the lease is taken once it answers).
+    /// How long after a granted claim or renewal was sent this instance counts on its
+    /// lease: the lease less a quarter of it (docs/DESIGN.md D17: the store's clock starts
+    /// the lease later than ours, but clocks drift and a promoted replica may expire it
+    /// early; the margin also covers a command that passed the check just before the end).
+    pub(super) fn confirmed_ms(&self) -> u64 {
+        let lease = self.lease_ms();
+        lease - lease / 4
+    }
+
+    /// The lease epoch a new game starts under: the claim's. A game is never started without
+    /// its lease: when the store does not answer (or its replicas do not acknowledge the
+    /// claim), the creation is refused and the player retries.
     pub(super) fn new_game_epoch(id: &GameId, claim: Result<Claim, StoreError>) -> Result<u64, ErrorBody> {
         match claim {
             Ok(Claim::Won(lease)) => Ok(lease.epoch),
@@ -42,9 +54,33 @@ impl GameSupervisor {
                 Err(ErrorBody::new(ErrorCode::Internal, "could not create the game; retry"))
             }
             Err(e) => {
-                tracing::warn!(game_id = %id, "could not take the new game's lease; it starts anyway and takes it later: {e}");
-                Ok(0)
+                tracing::warn!(game_id = %id, "refused to create a game: its ownership lease could not be taken, and a game that no store knows would be lost with this process: {e}");
+                Err(ErrorBody::new(
+                    ErrorCode::ServerBusy,
+                    "the game store cannot be reached right now, so no new game can start safely; retry shortly",
+                )
+                .with("reason", "store_unavailable")
+                .with("retry_after_ms", 1000))
             }
+        }
+    }
+
+    /// Tells the players of every game whose lease stopped being confirmed that it paused
+    /// (once per pause; [`GameSupervisor::renewed`] tells them when it resumes).
+    pub(super) fn tell_paused(&self) {
+        let (mut paused, mut now_paused) = (0usize, 0i64);
+        for cell in self.registry.all() {
+            if !cell.lease_confirmed() && !cell.paused.swap(true, Ordering::AcqRel) {
+                paused += 1;
+                if let Some(game) = cell.addr() {
+                    game.lease().do_send(LeaseState { confirmed: false });
+                }
+            }
+            now_paused += i64::from(cell.paused.load(Ordering::Acquire));
+        }
+        self.metrics.set_games_paused(now_paused);
+        if paused > 0 {
+            tracing::warn!(games = paused, lease_ms = self.lease_ms(), "games paused: their ownership leases could not be confirmed in time (the store is unreachable or slow, or this process was stalled); they apply nothing until a renewal succeeds");
         }
     }
 
@@ -76,40 +112,67 @@ impl GameSupervisor {
         let cluster = self.cluster.clone();
         let round_ms = monotonic_ms();
         let work = async move {
-            futures_util::stream::iter(cells)
+            let answers = futures_util::stream::iter(cells)
                 .map(|cell| {
                     let cluster = cluster.clone();
                     async move {
                         let epoch = cell.epoch.load(Ordering::Acquire);
-                        let answer = if epoch == 0 {
-                            cluster.claim(&cell.id).await.map(|claim| match claim {
-                                Claim::Won(lease) => Renewal::Renewed(lease.epoch),
-                                Claim::Held(lease) => Renewal::Lost(lease),
-                            })
-                        } else {
-                            cluster.renew(&cell.id, epoch).await
-                        };
+                        let answer = cluster.renew(&cell.id, epoch).await;
                         (cell, epoch, answer)
                     }
                 })
                 .buffer_unordered(RENEW_CONCURRENCY)
                 .collect::<Vec<_>>()
-                .await
+                .await;
+            // Granted renewals count only once the configured replicas have them too: a
+            // failover to a replica that never saw them would hand the games out again.
+            let acked = if answers.iter().any(|(_, _, a)| matches!(a, Ok(Renewal::Renewed(_)))) {
+                cluster.acknowledged().await
+            } else {
+                Ok(())
+            };
+            (answers, acked)
         };
-        ctx.spawn(work.into_actor(self).map(move |answers, act, ctx| {
-            act.guarded(ctx, move |act, _| act.renewed(answers, round_ms));
+        ctx.spawn(work.into_actor(self).map(move |(answers, acked), act, ctx| {
+            act.guarded(ctx, move |act, _| act.renewed(answers, acked, round_ms));
         }));
     }
 
-    fn renewed(&mut self, answers: Vec<(Arc<GameCell>, u64, Result<Renewal, StoreError>)>, round_ms: u64) {
+    /// A renewal round's answers: a granted renewal (acknowledged by the replicas where
+    /// they are required) confirms the lease until `round_ms` plus [`Self::confirmed_ms`]
+    /// and resumes a paused game; a store error confirms nothing.
+    pub(super) fn renewed(
+        &mut self,
+        answers: Vec<(Arc<GameCell>, u64, Result<Renewal, StoreError>)>,
+        acked: Result<(), StoreError>,
+        round_ms: u64,
+    ) {
         self.renewing = false;
         if self.draining {
             return; // the leases are being released: a round that took one back is moot
         }
-        let until = round_ms + self.lease_ms();
+        let until = round_ms + self.confirmed_ms();
+        let (mut failed, mut resumed, mut first_error) = (0usize, 0usize, None);
+        if let Err(e) = &acked {
+            first_error = Some(format!("the replicas did not acknowledge the renewals: {e}"));
+        }
         for (cell, epoch, answer) in answers {
-            if !matches!(answer, Ok(Renewal::Lost(_))) {
-                cell.lease_until_ms.store(until, Ordering::Release);
+            match (&answer, &acked) {
+                (Ok(Renewal::Renewed(_)), Ok(())) => {
+                    cell.lease_until_ms.store(until, Ordering::Release);
+                    if cell.paused.swap(false, Ordering::AcqRel) {
+                        resumed += 1;
+                        if let Some(game) = cell.addr() {
+                            game.lease().do_send(LeaseState { confirmed: true });
+                        }
+                    }
+                }
+                (Ok(Renewal::Renewed(_)), Err(_)) => failed += 1,
+                (Err(e), _) => {
+                    failed += 1;
+                    first_error.get_or_insert_with(|| e.to_string());
+                }
+                (Ok(Renewal::Lost(_)), _) => {}
             }
             match answer {
                 Ok(Renewal::Renewed(now)) if now != cell.epoch.load(Ordering::Acquire) => {
@@ -124,9 +187,27 @@ impl GameSupervisor {
                         self.give_up(&cell, "the game moved to another server; reconnecting");
                     }
                 }
-                // Unreachable store: nobody can take the game over either; try again.
+                // Not confirmed: the game pauses once its confirmed time runs out (another
+                // instance may take it over once the lease lapses in the store); try again.
                 Err(e) => tracing::debug!(game_id = %cell.id, "could not renew the game's lease: {e}"),
             }
+        }
+        self.renew_failing = match (failed, self.renew_failing) {
+            (0, true) => {
+                tracing::info!(resumed, "game leases are renewed again");
+                false
+            }
+            (0, false) => false,
+            (n, was) => {
+                if !was {
+                    let why = first_error.unwrap_or_default();
+                    tracing::warn!(games = n, "could not renew game leases; the games pause when their confirmed time runs out ({} ms after the last renewal) unless a renewal succeeds: {why}", self.confirmed_ms());
+                }
+                true
+            }
+        };
+        if resumed > 0 {
+            tracing::info!(games = resumed, "games resumed: their ownership leases are confirmed again");
         }
     }
 }
@@ -200,7 +281,14 @@ impl StreamHandler<Fenced> for GameSupervisor {
             let id = &fenced.game_id;
             let ours = fenced.tenure.as_ref().is_some_and(|t| t.covers(&act.cluster.me, fenced.epoch));
             if let Some(cell) = act.registry.get(id) {
-                if ours {
+                if fenced.current < fenced.epoch {
+                    // The store never handed out this epoch as far as it knows: a failover
+                    // lost the claim or renewal that took it. Unconfirmed until the next
+                    // renewal takes a newer epoch (above this one), under which the snapshot
+                    // is written again.
+                    tracing::warn!(game_id = %id, epoch = fenced.epoch, store_epoch = fenced.current, "the store has lost this game's latest lease epoch (a Redis failover dropped recent writes); pausing it until its lease is taken again");
+                    cell.lease_until_ms.store(0, Ordering::Release);
+                } else if ours {
                     act.metrics.epoch_adopted();
                     let epoch = cell.epoch.load(Ordering::Acquire).max(fenced.current);
                     tracing::info!(game_id = %id, from = fenced.epoch, to = epoch, "a snapshot write was behind this instance's own newer epoch; the game goes on under it");

@@ -7,7 +7,7 @@
 //! game and follows the game when it moves.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use std::time::{Duration, Instant};
@@ -19,15 +19,18 @@ use tokio::sync::Notify;
 
 use crate::game::Seat;
 use crate::hosting::messages::{
-    Checkpoint, ClaimSeat, CloseAbandoned, Command, CommandOutcome, Fault, InjectFault, Join, Leave, Probe, Route,
-    Shutdown, Summary,
+    Checkpoint, ClaimSeat, CloseAbandoned, Command, CommandOutcome, Fault, InjectFault, Join, LeaseState, Leave, Probe,
+    Route, Shutdown, Summary,
 };
 use crate::ids::{monotonic_ms, ConnId, GameId};
 use crate::metrics::Metrics;
-use crate::protocol::{ErrorBody, GameSummary};
+use crate::protocol::{ErrorBody, ErrorCode, GameSummary};
 use crate::runtime::policy::RestartLedger;
 use crate::store::keeper::SnapshotKeeper;
 use crate::store::snapshot::{seat_index, Snapshot};
+
+/// How soon a command, an AI move or a tick refused on an unconfirmed lease may try again.
+pub const LEASE_RECHECK: Duration = Duration::from_millis(250);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -78,6 +81,8 @@ pub trait GameAddr: Send + Sync + 'static {
     fn checkpoint(&self) -> Recipient<Checkpoint>;
     /// Close the sockets with 1012.
     fn shutdown(&self) -> Recipient<Shutdown>;
+    /// The lease stopped being confirmed, or is confirmed again.
+    fn lease(&self) -> Recipient<LeaseState>;
 }
 
 impl<A> GameAddr for Addr<A>
@@ -92,7 +97,8 @@ where
         + Handler<Summary>
         + Handler<Probe>
         + Handler<Checkpoint>
-        + Handler<Shutdown>,
+        + Handler<Shutdown>
+        + Handler<LeaseState>,
     A::Context: ToEnvelope<A, Join>
         + ToEnvelope<A, Leave>
         + ToEnvelope<A, Command>
@@ -102,7 +108,8 @@ where
         + ToEnvelope<A, Summary>
         + ToEnvelope<A, Probe>
         + ToEnvelope<A, Checkpoint>
-        + ToEnvelope<A, Shutdown>,
+        + ToEnvelope<A, Shutdown>
+        + ToEnvelope<A, LeaseState>,
 {
     fn join(&self) -> Recipient<Join> {
         self.clone().recipient()
@@ -132,6 +139,9 @@ where
         self.clone().recipient()
     }
     fn shutdown(&self) -> Recipient<Shutdown> {
+        self.clone().recipient()
+    }
+    fn lease(&self) -> Recipient<LeaseState> {
         self.clone().recipient()
     }
 }
@@ -188,13 +198,16 @@ pub struct GameCell {
     /// This instance's lease epoch for the game (0 while the lease is still to be taken,
     /// the store having been unreachable at creation).
     pub epoch: AtomicU64,
-    /// `monotonic_ms()` until which this instance may act as the game's owner without
-    /// having heard from the directory again: pushed forward by every renewal round (even
-    /// one the store did not answer: then nobody can take the game over either). A process
-    /// that was paused past it (SIGSTOP, a stalled event loop) finds it passed and applies
-    /// nothing until the next round confirms or refuses its lease. `u64::MAX` with the
-    /// embedded backend.
+    /// `monotonic_ms()` until which this instance's lease on the game is confirmed: when
+    /// the last claim or renewal the directory granted was sent, plus the lease less its
+    /// safety margin (docs/DESIGN.md D17). Only a granted claim or renewal moves it; a
+    /// store error never does. Past it the game applies nothing and plays no AI move or
+    /// tick until a round confirms the lease again (or gives the game up). `u64::MAX`
+    /// with the embedded backend.
     pub lease_until_ms: AtomicU64,
+    /// Whether the game's players were told it is paused (its lease unconfirmed), so the
+    /// supervisor tells them once when it pauses and once when it resumes.
+    pub paused: AtomicBool,
     /// `monotonic_ms()` when the game ended (won, draw, failed, abandoned), 0 while live.
     pub ended_at_ms: AtomicU64,
     /// `monotonic_ms()` since when no player's socket is attached (from creation until the
@@ -231,6 +244,7 @@ impl GameCell {
             fence: Mutex::new(()),
             epoch: AtomicU64::new(epoch),
             lease_until_ms: AtomicU64::new(u64::MAX),
+            paused: AtomicBool::new(false),
             ended_at_ms: AtomicU64::new(0),
             unattended_since_ms: AtomicU64::new(monotonic_ms()),
         }
@@ -288,6 +302,16 @@ impl GameCell {
         } else {
             false
         }
+    }
+    /// Whether this instance's lease on the game is confirmed now ([`GameCell::lease_until_ms`]).
+    pub fn lease_confirmed(&self) -> bool {
+        monotonic_ms() <= self.lease_until_ms.load(Ordering::Acquire)
+    }
+    /// GAME_RESTARTING for a command while the lease is unconfirmed: not applied, retry.
+    pub fn unconfirmed_error() -> ErrorBody {
+        ErrorBody::new(ErrorCode::GameRestarting, "this server is confirming it still holds the game; retry shortly")
+            .with("retry_after_ms", LEASE_RECHECK.as_millis() as u64)
+            .with("reason", "ownership_unconfirmed")
     }
     /// Whether a live socket holds `seat` (a route whose session has stopped does not count).
     pub fn seat_connected(&self, seat: Seat) -> bool {
@@ -483,14 +507,22 @@ where
     }
 }
 
-/// Sends an admin's fault to its game in the background, following the game if its arbiter
-/// is lost (a fault that has not reached it within 10 s is dropped).
-pub fn inject(cell: Arc<GameCell>, fault: Fault, metrics: Arc<Metrics>) {
+/// Sends an admin's fault to its game, following the game if its arbiter is lost (a fault
+/// that has not reached it within 10 s is dropped). `panic_on_next_command` is armed before
+/// this returns, so a command sent after the admin's answer meets it; the others (a panic,
+/// a hang that holds the game's thread) go on in the background.
+pub async fn inject(cell: Arc<GameCell>, fault: Fault, metrics: Arc<Metrics>) {
     let id = cell.id.clone();
+    let armed_before_answer = matches!(fault, Fault::PanicOnNextCommand);
     let fault = InjectFault { fault, deadline: Instant::now() + Duration::from_secs(10), taken: Arc::default() };
-    actix_rt::spawn(async move {
+    let work = async move {
         if let Err(e) = deliver(cell, fault, metrics).await {
             tracing::warn!(game_id = %id, "an injected fault did not reach its game: {}", e.message);
         }
-    });
+    };
+    if armed_before_answer {
+        work.await;
+    } else {
+        actix_rt::spawn(work);
+    }
 }

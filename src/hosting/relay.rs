@@ -365,9 +365,11 @@ impl Relay {
             }
             Wire::Fault { req, from, game, fault } => match self.registry.get(&game) {
                 Some(cell) => {
-                    crate::hosting::registry::inject(cell, fault, self.metrics.clone());
                     tracing::warn!(game_id = %game, ?fault, from = %from, "a relayed admin fault was injected");
-                    self.reply(from, req, Reply::Fault { result: Ok(()) });
+                    let injected = crate::hosting::registry::inject(cell, fault, self.metrics.clone());
+                    ctx.spawn(injected.into_actor(self).map(move |(), act, _| {
+                        act.reply(from, req, Reply::Fault { result: Ok(()) });
+                    }));
                 }
                 None => self.reply(from, req, Reply::NotHere),
             },

@@ -30,7 +30,7 @@ use crate::config::Config;
 use crate::game::{Board, Outcome, Seat};
 use crate::hosting::env::GameEnv;
 use crate::hosting::messages::{Checkpoint, CloseAbandoned, Shutdown, StartMode};
-use crate::hosting::registry::{GameCell, GameHandle, Registry, RunState};
+use crate::hosting::registry::{GameCell, GameHandle, Registry, RunState, LEASE_RECHECK};
 use crate::hosting::tick::TickActor;
 use crate::hosting::turn::TurnActor;
 use crate::ids::{monotonic_ms, now_rfc3339, GameId, PlayerToken};
@@ -152,6 +152,8 @@ pub struct GameSupervisor {
     slots: Vec<Slot>,
     pub(super) next_slot: usize,
     pub(super) renewing: bool,
+    /// Whether the last renewal round failed for some game (its WARN is said once).
+    pub(super) renew_failing: bool,
     /// Shutting down: the leases are released, so no renewal round may take them again.
     pub(super) draining: bool,
     /// Games whose stored snapshot could not be read (logged and counted once each).
@@ -196,6 +198,7 @@ impl GameSupervisor {
             slots: (0..count).map(|_| Slot::new()).collect(),
             next_slot: 0,
             renewing: false,
+            renew_failing: false,
             draining: false,
             unreadable: HashSet::new(),
             finding: HashMap::new(),
@@ -236,7 +239,7 @@ impl GameSupervisor {
         let kind = snapshot.board.kind();
         let cell = Arc::new(GameCell::new(id, kind, slot, summary, snapshot.clone(), self.keeper.clone()));
         if self.cluster.shared() {
-            cell.lease_until_ms.store(claimed_ms + self.lease_ms(), Ordering::Release);
+            cell.lease_until_ms.store(claimed_ms + self.confirmed_ms(), Ordering::Release);
         }
         self.registry.insert(cell.clone());
         self.metrics.game_hosted(1);
@@ -291,7 +294,8 @@ impl GameSupervisor {
             // Ask once per period: a refusal (someone came back) restarts the clock.
             if cell.unattended_since_ms.compare_exchange(since, now, Ordering::AcqRel, Ordering::Acquire).is_ok() {
                 if let Some(game) = cell.addr() {
-                    game.close_abandoned().do_send(CloseAbandoned { unattended_secs: now.saturating_sub(since) / 1000 });
+                    game.close_abandoned()
+                        .do_send(CloseAbandoned { unattended_secs: now.saturating_sub(since) / 1000 });
                 }
             }
         }
@@ -415,6 +419,9 @@ impl Actor for GameSupervisor {
         if self.cluster.shared() {
             ctx.run_interval(self.cluster.lease / 3, |act, ctx| {
                 act.guarded(ctx, Self::renew_leases);
+            });
+            ctx.run_interval(LEASE_RECHECK, |act, ctx| {
+                act.guarded(ctx, |act, _| act.tell_paused());
             });
         }
         self.tree.up(Part::Games);

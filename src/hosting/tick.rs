@@ -27,7 +27,7 @@ use crate::config::RestartPolicyConfig;
 use crate::game::{Arena, Board, Outcome, Seat, TickInput};
 use crate::hosting::env::GameEnv;
 use crate::hosting::messages::{Action, CommandOutcome, StartMode, ToSession, GAME_MAILBOX_CAPACITY};
-use crate::hosting::registry::{GameCell, RunState};
+use crate::hosting::registry::{GameCell, RunState, LEASE_RECHECK};
 use crate::ids::{monotonic_ms, TokenHash};
 use crate::metrics::RestartReason;
 use crate::protocol::close;
@@ -290,6 +290,13 @@ impl TickActor {
             return;
         }
         if !self.in_play() || self.ticker.is_none() {
+            return;
+        }
+        if !self.cell.lease_confirmed() {
+            // Paused: another instance may own the game until a renewal confirms the lease.
+            // The clock waits (the ticks not played are not played later: the ticker
+            // resynchronises); the players were told `game_paused`.
+            ctx.run_later(LEASE_RECHECK, |game, ctx| game.tick(ctx));
             return;
         }
         if self.guarded(ctx, |game, _| game.step()).is_some() {

@@ -12,8 +12,9 @@ use actix::prelude::*;
 use crate::game::Seat;
 use crate::hosting::messages::{
     answered_early, Action, Checkpoint, ClaimSeat, CloseAbandoned, Command, CommandOutcome, Fault, InjectFault, Join,
-    Leave, Probe, Shutdown, Summary, ToSession,
+    LeaseState, Leave, Probe, Shutdown, Summary, ToSession,
 };
+use crate::hosting::registry::{GameCell, LEASE_RECHECK};
 use crate::hosting::tick::TickActor;
 use crate::ids::incident_id;
 use crate::protocol::{close, ErrorBody, ErrorCode, ServerFrame};
@@ -49,6 +50,10 @@ impl Handler<Join> for TickActor {
             msg.route.to.do_send(ToSession::Frame(notice.to_frame()));
         }
         msg.route.to.do_send(ToSession::Frame(self.full_frame(Some(seat))));
+        if self.cell.paused.load(Ordering::Acquire) {
+            let paused = crate::protocol::ownership_paused(LEASE_RECHECK.as_millis() as u64);
+            msg.route.to.do_send(ToSession::Frame(paused.to_frame()));
+        }
         self.cell.set_summary(self.summary());
         self.maybe_start(ctx);
         Ok(seat)
@@ -78,6 +83,11 @@ impl Handler<Command> for TickActor {
         if matches!(msg.action, Action::Move(_) | Action::Chat(_)) {
             let error = ErrorBody::new(ErrorCode::BadRequest, "a real-time game takes its kind's input frames");
             return self.answer_error(&msg.reply, error, msg.action.type_name());
+        }
+        if !self.cell.lease_confirmed() {
+            // Another instance may own the game now: nothing is applied here (an input is
+            // not kept for later either).
+            return self.answer_error(&msg.reply, GameCell::unconfirmed_error(), msg.action.type_name());
         }
         let kind = msg.action.type_name();
         let reply = msg.reply.clone();
@@ -109,6 +119,9 @@ impl Handler<ClaimSeat> for TickActor {
         }
         if self.state.abandoned {
             return Err(ErrorBody::abandoned());
+        }
+        if !self.cell.lease_confirmed() {
+            return Err(GameCell::unconfirmed_error());
         }
         let Some(seat) = Seat::ALL.into_iter().find(|s| self.state.seat(*s).is_none()) else {
             return Err(ErrorBody::game_full());
@@ -196,6 +209,24 @@ impl Handler<Checkpoint> for TickActor {
             self.last_good = self.rules.clone();
             self.persist();
         }
+    }
+}
+
+/// Tells the players the game paused (its lease unconfirmed: the clock waits, see
+/// `TickActor::tick`) or goes on.
+impl Handler<LeaseState> for TickActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: LeaseState, _: &mut Context<Self>) {
+        if self.abandoned() {
+            return;
+        }
+        let frame = if msg.confirmed {
+            ServerFrame::GameResumed {}
+        } else {
+            crate::protocol::ownership_paused(LEASE_RECHECK.as_millis() as u64)
+        };
+        self.broadcast(&frame.to_frame());
     }
 }
 

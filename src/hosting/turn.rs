@@ -6,7 +6,7 @@
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use actix::prelude::*;
 
@@ -25,9 +25,6 @@ use crate::runtime::panic_hook::GameScope;
 use crate::runtime::policy::Decision;
 use crate::store::events::EventKind;
 use crate::store::snapshot::Snapshot;
-
-/// How soon a command or AI move refused on a lapsed lease may try again.
-pub(super) const LEASE_RECHECK: Duration = Duration::from_millis(250);
 
 /// One game.
 pub struct TurnActor {
@@ -367,22 +364,11 @@ impl TurnActor {
         }
     }
 
-    /// Whether this instance's lease on the game ran out without a renewal round since
-    /// (the process was paused or its event loop stalled): until the next round confirms
-    /// it, another instance may own the game, so nothing is applied here.
-    pub(super) fn lease_lapsed(&self) -> bool {
-        monotonic_ms() > self.cell.lease_until_ms.load(Ordering::Acquire)
-    }
-
     pub(super) fn unavailable(&self) -> Option<ErrorBody> {
-        if self.lease_lapsed() {
-            return Some(
-                ErrorBody::new(
-                    ErrorCode::GameRestarting,
-                    "this server is confirming it still holds the game; retry shortly",
-                )
-                .with("retry_after_ms", LEASE_RECHECK.as_millis() as u64),
-            );
+        // Until a renewal confirms the lease another instance may own the game (this
+        // process was paused, its store unreachable): nothing is applied here.
+        if !self.cell.lease_confirmed() {
+            return Some(GameCell::unconfirmed_error());
         }
         if self.failed {
             return Some(ErrorBody::game_failed());

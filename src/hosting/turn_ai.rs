@@ -9,7 +9,8 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use crate::game::{SearchBudget, Seat};
-use crate::hosting::turn::{TurnActor, LEASE_RECHECK};
+use crate::hosting::registry::LEASE_RECHECK;
+use crate::hosting::turn::TurnActor;
 use crate::ids::now_rfc3339;
 use crate::llm::{ChatContext, ChatEvent};
 use crate::protocol::{ChatFrom, ServerFrame};
@@ -48,7 +49,7 @@ impl TurnActor {
         };
         ctx.spawn(search.into_actor(self).map(move |result, act, ctx| {
             act.ai_in_flight = false;
-            if act.lease_lapsed() {
+            if !act.cell.lease_confirmed() {
                 // Not ours to play until the lease is confirmed: search again then.
                 ctx.run_later(LEASE_RECHECK, |act, ctx| act.schedule_ai(ctx));
                 return;

@@ -9,9 +9,10 @@ use actix::prelude::*;
 
 use crate::game::Seat;
 use crate::hosting::messages::{
-    answered_early, Checkpoint, ClaimSeat, CloseAbandoned, Command, CommandOutcome, Fault, InjectFault, Join, Leave,
-    Probe, Shutdown, Summary, ToSession,
+    answered_early, Checkpoint, ClaimSeat, CloseAbandoned, Command, CommandOutcome, Fault, InjectFault, Join,
+    LeaseState, Leave, Probe, Shutdown, Summary, ToSession,
 };
+use crate::hosting::registry::LEASE_RECHECK;
 use crate::hosting::turn::TurnActor;
 use crate::protocol::{close, ErrorBody, ServerFrame};
 use crate::store::snapshot::{seat_index, SeatRecord};
@@ -41,6 +42,10 @@ impl Handler<Join> for TurnActor {
                 msg.route.to.do_send(ToSession::Frame(ServerFrame::GameFailed { reason }.to_frame()));
             }
             act.broadcast_state();
+            if act.cell.paused.load(Ordering::Acquire) {
+                let paused = crate::protocol::ownership_paused(LEASE_RECHECK.as_millis() as u64);
+                msg.route.to.do_send(ToSession::Frame(paused.to_frame()));
+            }
             Ok(seat)
         })?
     }
@@ -151,6 +156,21 @@ impl Handler<Shutdown> for TurnActor {
         for route in self.cell.routes().into_iter().flatten() {
             route.to.do_send(ToSession::Close { code: close::RESTART, reason: msg.reason });
         }
+    }
+}
+
+/// Tells the players the game paused (its lease unconfirmed) or goes on; what pauses is
+/// decided where it is applied (every command checks the lease, the AI waits for it).
+impl Handler<LeaseState> for TurnActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: LeaseState, _: &mut Context<Self>) {
+        let frame = if msg.confirmed {
+            ServerFrame::GameResumed {}
+        } else {
+            crate::protocol::ownership_paused(LEASE_RECHECK.as_millis() as u64)
+        };
+        self.broadcast(&frame);
     }
 }
 

@@ -233,6 +233,11 @@ pub enum ChatFrom {
     Ai,
 }
 
+/// The `game_paused` frame for a lease that is not confirmed right now.
+pub fn ownership_paused(retry_after_ms: u64) -> ServerFrame {
+    ServerFrame::GamePaused { reason: "ownership_unconfirmed", retry_after_ms }
+}
+
 /// FORBIDDEN: a `join` with another seat's token on a socket that already holds `held`
 /// (one socket holds one seat; both runtimes answer it so).
 pub fn seat_held(held: Seat) -> ErrorBody {
@@ -354,6 +359,19 @@ pub enum ServerFrame {
         /// The policy's delay before the clock goes on.
         retry_after_ms: u64,
     },
+    /// The game is paused: this server cannot confirm right now that it still owns the
+    /// game (its store is unreachable, or it was itself paused), so it applies nothing —
+    /// commands answer GAME_RESTARTING, the AI and the clock wait. Nothing is lost.
+    /// `game_resumed` follows when ownership is confirmed again; if the game moved to
+    /// another server instead, the socket is closed with 1012 (reconnect).
+    GamePaused {
+        /// `ownership_unconfirmed`.
+        reason: &'static str,
+        /// When to expect news (a retry hint, not a promise).
+        retry_after_ms: u64,
+    },
+    /// The game goes on after `game_paused`.
+    GameResumed {},
     /// The answer to a ping.
     Pong {
         /// The ping's id.

@@ -13,8 +13,8 @@ pub mod views;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetails, ErrorEnvelope};
 pub use frames::{
-    seat_held, tick_input_frames, ChatFrom, ClientFrame, FrameError, SeatNames, ServerFrame, SharedFrame,
-    TickInputFrame, CLIENT_FRAME_TYPES, TICK_FRAME_TYPES,
+    ownership_paused, seat_held, tick_input_frames, ChatFrom, ClientFrame, FrameError, SeatNames, ServerFrame,
+    SharedFrame, TickInputFrame, CLIENT_FRAME_TYPES, TICK_FRAME_TYPES,
 };
 pub use lobby::{LobbyClientFrame, LobbyFrame, LobbyRequest, WaitlistStatus, LOBBY_FRAME_TYPES};
 

@@ -87,6 +87,12 @@ pub trait GameDirectory: Send + Sync + 'static {
     fn alive<'a>(&'a self, instance: &'a InstanceId) -> StoreFuture<'a, bool>;
     /// Forgets everything about a game (its epoch counter included).
     fn forget<'a>(&'a self, id: &'a GameId) -> StoreFuture<'a, ()>;
+    /// Waits until the replicas the directory requires hold every claim and renewal made so
+    /// far; an error when they do not acknowledge them in time. Ok at once when none are
+    /// required (and for the embedded directory, which has none).
+    fn acknowledged(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 #[derive(Default)]

@@ -128,16 +128,22 @@ impl Stores {
         }
     }
 
-    /// The Redis stores on one connection.
-    pub fn redis(conn: redis::RedisConn, ticket_ttl: std::time::Duration) -> Stores {
-        Stores {
-            snapshots: Arc::new(redis::snapshots::RedisSnapshots::new(conn.clone())),
+    /// The Redis stores on one connection, for instance `me`; lease writes acknowledged by
+    /// `acks.replicas` replicas.
+    pub fn redis(
+        conn: redis::RedisConn,
+        ticket_ttl: std::time::Duration,
+        me: &crate::ids::InstanceId,
+        acks: redis::directory::ReplicaAcks,
+    ) -> Result<Stores, StoreError> {
+        Ok(Stores {
+            snapshots: Arc::new(redis::snapshots::RedisSnapshots::new(conn.clone(), me.clone())),
             sessions: Arc::new(redis::sessions::RedisSessions::new(conn.clone())),
-            directory: Arc::new(redis::directory::RedisDirectory::new(conn.clone())),
+            directory: Arc::new(redis::directory::RedisDirectory::new(conn.clone(), acks)?),
             waitlist: Arc::new(redis::waitlist::RedisWaitlist::new(conn.clone(), ticket_ttl)),
             events: Arc::new(redis::events::RedisEvents::new(conn.clone())),
             records: Arc::new(redis::events::RedisRecords::new(conn)),
             shared: true,
-        }
+        })
     }
 }

@@ -107,7 +107,7 @@ pub(super) async fn inject_fault(
             if cell.run_state() == RunState::Failed {
                 return Err(ErrorBody::game_failed());
             }
-            crate::hosting::registry::inject(cell, fault, state.metrics.clone());
+            crate::hosting::registry::inject(cell, fault, state.metrics.clone()).await;
         }
         Resolved::Remote(lease) => {
             let wire = Wire::Fault { req: 0, from: state.cluster.me.clone(), game: id.clone(), fault };

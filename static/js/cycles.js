@@ -101,6 +101,12 @@ function onFrame(f) {
     say(f.reason === 'taken_over'
       ? `Its server went away; another one picked the game up at tick ${f.resumed_at_tick}. Get ready…`
       : `The game hit a bug and resumed from tick ${f.resumed_at_tick}.`);
+  } else if (f.type === 'game_paused') {
+    overlay('Paused');
+    say('Paused: the server is making sure it still holds this game. The clock waits.');
+  } else if (f.type === 'game_resumed') {
+    overlay('');
+    say('The game goes on.');
   } else if (f.type === 'game_failed') {
     over = true;
     say(errorSentence({ code: 'GAME_FAILED' }));

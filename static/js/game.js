@@ -258,6 +258,17 @@ function handleFrame(msg) {
         : `The server recovered this game after a fault — ${restored}`, 'info', { scope: 'game' });
       return;
     }
+    case 'game_paused':
+      // Nothing is applied until the server confirms it still owns the game (PROTOCOL.md).
+      game.paused = true;
+      notify('The game is paused: its server is making sure it still holds it. Nothing you played is lost.', 'warn', { scope: 'game', sticky: true });
+      draw();
+      return;
+    case 'game_resumed':
+      if (game.paused) notify('The game goes on.', 'info', { scope: 'game' });
+      game.paused = false;
+      draw();
+      return;
     case 'game_failed':
       game.stopped = true; // the socket stops reconnecting by itself
       notify(errorSentence({ code: 'GAME_FAILED' }), 'error', { scope: 'game' }); // the banner stays

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use rampart::ids::InstanceId;
+use rampart::store::redis::directory::ReplicaAcks;
 use rampart::store::redis::{RedisConn, RedisSettings};
 use rampart::store::Stores;
 
@@ -36,8 +37,13 @@ where
         reconnect_max_delay: Duration::from_millis(100),
     };
     let conn = RedisConn::connect(&settings).await.expect("redis");
-    body(Stores::redis(conn, Duration::from_secs(60)), Some(format!("127.0.0.1:{}", redis.port()))).await;
+    let stores = Stores::redis(conn, Duration::from_secs(60), &me(WRITER), ReplicaAcks::default()).expect("stores");
+    body(stores, Some(format!("127.0.0.1:{}", redis.port()))).await;
 }
+
+/// The instance whose snapshot writes the Redis stores of [`both_with_redis`] make (the
+/// fence checks the writer against the game's lease holder).
+pub const WRITER: &str = "a";
 
 /// An instance id.
 pub fn me(name: &str) -> InstanceId {

@@ -76,6 +76,11 @@ local current = tonumber(redis.call('GET', KEYS[2]) or '0')
 if current > tonumber(ARGV[2]) and not covers(ARGV[1], ARGV[2]) then
   return {'lost', taker(), tostring(current)}
 end
+if current < tonumber(ARGV[2]) then
+  -- The counter is behind the caller's epoch: a failover lost the write that took it.
+  -- Take the next epoch above it, so no epoch is handed out twice.
+  redis.call('SET', KEYS[2], ARGV[2])
+end
 return {'renewed', ARGV[1], tostring(take(ARGV[1], ARGV[3]))}
 "#;
 
@@ -85,23 +90,45 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 "#;
 
+/// The replicas that must acknowledge every lease claim and renewal
+/// (`redis.min_replicas_acked`), and how long to wait for them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReplicaAcks {
+    /// Replicas; 0: none required.
+    pub replicas: u32,
+    /// How long `WAIT` waits.
+    pub timeout: Duration,
+}
+
 /// The directory in Redis.
 pub struct RedisDirectory {
     conn: RedisConn,
+    /// Where leases are claimed and renewed: `conn`, or with replicas to wait for a
+    /// connection of their own, so a `WAIT` (which holds its connection until the replicas
+    /// answer) covers exactly the lease writes and holds up no other store call.
+    leases: RedisConn,
+    acks: ReplicaAcks,
     claim: Script,
     renew: Script,
     release: Script,
 }
 
 impl RedisDirectory {
-    /// The directory on `conn`.
-    pub fn new(conn: RedisConn) -> Self {
-        RedisDirectory {
+    /// The directory on `conn`, its lease writes acknowledged by `acks.replicas` replicas.
+    pub fn new(conn: RedisConn, acks: ReplicaAcks) -> Result<Self, StoreError> {
+        let leases = if acks.replicas > 0 {
+            conn.dedicated(conn.settings().command_timeout + acks.timeout)?
+        } else {
+            conn.clone()
+        };
+        Ok(RedisDirectory {
             conn,
+            leases,
+            acks,
             claim: Script::new(&format!("{TENURE_LUA}{CLAIM}")),
             renew: Script::new(&format!("{TENURE_LUA}{RENEW}")),
             release: Script::new(RELEASE),
-        }
+        })
     }
 
     fn keys(&self, id: &GameId) -> [String; 3] {
@@ -131,7 +158,7 @@ impl GameDirectory for RedisDirectory {
             let [lease_key, epoch_key, tenure_key] = self.keys(id);
             let keys = [lease_key.as_str(), &epoch_key, &tenure_key];
             let (kind, instance, epoch): (String, String, String) =
-                self.conn.eval("lease claim", &self.claim, &keys, &[me.as_str(), &ms(lease_for)]).await?;
+                self.leases.eval("lease claim", &self.claim, &keys, &[me.as_str(), &ms(lease_for)]).await?;
             let held = lease(&instance, &epoch)?;
             Ok(if kind == "won" { Claim::Won(held) } else { Claim::Held(held) })
         })
@@ -149,7 +176,7 @@ impl GameDirectory for RedisDirectory {
             let keys = [lease_key.as_str(), &epoch_key, &tenure_key];
             let args = [me.as_str(), &epoch.to_string(), &ms(lease_for)];
             let (kind, instance, epoch): (String, String, String) =
-                self.conn.eval("lease renew", &self.renew, &keys, &args).await?;
+                self.leases.eval("lease renew", &self.renew, &keys, &args).await?;
             if kind == "renewed" {
                 let epoch =
                     epoch.parse().map_err(|_| StoreError::Backend("redis lease renew: bad epoch".to_owned()))?;
@@ -208,6 +235,25 @@ impl GameDirectory for RedisDirectory {
             let mut cmd = redis::cmd("DEL");
             cmd.arg(&self.keys(id)[..]);
             let _: i64 = self.conn.query("lease forget", &cmd).await?;
+            Ok(())
+        })
+    }
+
+    fn acknowledged(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            let wanted = self.acks.replicas;
+            if wanted == 0 {
+                return Ok(());
+            }
+            let mut cmd = redis::cmd("WAIT");
+            cmd.arg(wanted).arg(self.acks.timeout.as_millis().max(1).to_string());
+            let acked: u32 = self.leases.query("lease acknowledgement", &cmd).await?;
+            if acked < wanted {
+                return Err(StoreError::Backend(format!(
+                    "redis lease acknowledgement: {acked} of {wanted} replicas acknowledged within {} ms",
+                    self.acks.timeout.as_millis()
+                )));
+            }
             Ok(())
         })
     }

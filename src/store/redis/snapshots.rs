@@ -1,9 +1,13 @@
-//! Game snapshots in Redis (docs/DESIGN.md D2, D11): one hash per game (`data`, `epoch`,
-//! `version`) written by a script that refuses a write whose epoch is older than the game's
-//! epoch counter (the fencing token a takeover moves forward), answering who took the newer
-//! epochs (the game's tenure: the writer's own instance, after a claim or renewal of its own
-//! that ran late, or another one), and ignores one whose version is not newer than the
-//! stored one from the same owner. Repeating a write is harmless.
+//! Game snapshots in Redis (docs/DESIGN.md D2, D11, D17): one hash per game (`data`,
+//! `epoch`, `version`) written by a script that refuses a write whose epoch is older than
+//! the game's epoch counter (the fencing token a takeover moves forward), answering who took
+//! the newer epochs (the game's tenure: the writer's own instance, after a claim or renewal
+//! of its own that ran late, or another one); refuses one of the current epoch that another
+//! instance took (a failover lost the writer's claim and handed the same number out again:
+//! the token is the epoch and its holder together); refuses one of an epoch the counter has
+//! not reached (lost in a failover) so its owner takes a new one; and ignores one whose
+//! version is not newer than the stored one from the same owner. Repeating a write is
+//! harmless.
 
 use std::time::Duration;
 
@@ -11,19 +15,22 @@ use redis::Script;
 
 use super::directory::{tenure, TENURE_LUA};
 use super::{decode, encode, RedisConn};
-use crate::ids::GameId;
+use crate::ids::{GameId, InstanceId};
 use crate::store::snapshot::{Snapshot, SnapshotStore, WriteOutcome};
 use crate::store::StoreFuture;
 
 /// KEYS: lease (unused), epoch counter, tenure, snapshot hash. ARGV: data JSON, epoch,
-/// version, ttl ms (0: none). Answers {outcome, epoch in force, tenure instance (`-`:
-/// unknown), tenure since}.
+/// version, ttl ms (0: none), writer instance. Answers {outcome, epoch in force, tenure
+/// instance (`-`: unknown), tenure since}.
 const WRITE: &str = r#"
 local current = tonumber(redis.call('GET', KEYS[2]) or '0')
 local epoch = tonumber(ARGV[2])
-if epoch < current then
-  local inst, since = tenure()
+local inst, since = tenure()
+if epoch < current or (epoch == current and inst and inst ~= ARGV[5]) then
   return {'fenced', tostring(current), inst or '-', tostring(since or 0)}
+end
+if epoch > current then
+  return {'fenced', tostring(current), '-', '0'}
 end
 local stored = redis.call('HMGET', KEYS[4], 'epoch', 'version')
 if stored[1] and tonumber(stored[1]) == epoch and tonumber(stored[2]) >= tonumber(ARGV[3]) then
@@ -38,16 +45,17 @@ end
 return {'written', tostring(current), '-', '0'}
 "#;
 
-/// Snapshots in Redis.
+/// Snapshots in Redis, written by one instance.
 pub struct RedisSnapshots {
     conn: RedisConn,
+    me: InstanceId,
     write: Script,
 }
 
 impl RedisSnapshots {
-    /// Snapshots on `conn`.
-    pub fn new(conn: RedisConn) -> Self {
-        RedisSnapshots { conn, write: Script::new(&format!("{TENURE_LUA}{WRITE}")) }
+    /// Snapshots on `conn`, written by instance `me` (the holder the fence checks).
+    pub fn new(conn: RedisConn, me: InstanceId) -> Self {
+        RedisSnapshots { conn, me, write: Script::new(&format!("{TENURE_LUA}{WRITE}")) }
     }
 }
 
@@ -59,7 +67,8 @@ impl SnapshotStore for RedisSnapshots {
             let keys = keys.each_ref().map(String::as_str);
             let data = encode("snapshot write", snapshot)?;
             let ttl_ms = ttl.map_or(0, |t| t.as_millis().max(1)).to_string();
-            let args = [data.as_str(), &snapshot.epoch.to_string(), &snapshot.version.to_string(), &ttl_ms];
+            let epoch = snapshot.epoch.to_string();
+            let args = [data.as_str(), &epoch, &snapshot.version.to_string(), &ttl_ms, self.me.as_str()];
             let (outcome, current, instance, since): (String, String, String, String) =
                 self.conn.eval("snapshot write", &self.write, &keys, &args).await?;
             Ok(match outcome.as_str() {
