@@ -204,6 +204,7 @@ async fn two_servers_share_one_line() {
         request: WaitRequest { kind: Default::default(), opponent: Opponent::Ai, player_name: "direct".to_owned() },
         enqueued_at: now_rfc3339(),
         seq: 0,
+        shown: 0,
     };
     assert_eq!(store(&redis, "shared").await.enqueue(entry).await.expect("enqueue").position, 5);
     b.force_health(ADMIN, Value::Null).await;
