@@ -90,6 +90,8 @@ pub struct Line {
     tag: u32,
     /// Since when the backend has failed every call (`monotonic_ms`; 0 while it answers).
     unreachable_since: AtomicU64,
+    /// [`FALLBACK_PATIENCE`] (tests shorten it).
+    patience: Duration,
     /// The fallback queue went ahead of the backend's line in this outage (logged once).
     went_ahead: AtomicBool,
     /// Grants of entries admitted from the fallback queue, not yet in the backend.
@@ -176,6 +178,7 @@ impl Line {
             fallback_turn: tokio::sync::Mutex::new(()),
             tag: fastrand::u32(..),
             unreachable_since: AtomicU64::new(0),
+            patience: FALLBACK_PATIENCE,
             went_ahead: AtomicBool::new(false),
             unpublished: Mutex::new(Vec::new()),
             orphans: Mutex::new(Vec::new()),
@@ -195,7 +198,7 @@ impl Line {
     /// Whether the backend has been unreachable for [`FALLBACK_PATIENCE`].
     fn patience_spent(&self) -> bool {
         let since = self.unreachable_since.load(Ordering::Acquire);
-        since != 0 && monotonic_ms().saturating_sub(since) >= FALLBACK_PATIENCE.as_millis() as u64
+        since != 0 && monotonic_ms().saturating_sub(since) >= self.patience.as_millis() as u64
     }
 
     /// A backend call; when the backend says it lost the line, the line is repaired first
@@ -382,7 +385,7 @@ impl Line {
                         if !self.went_ahead.swap(true, Ordering::Relaxed) {
                             tracing::warn!(
                                 waiting_in_backend = older,
-                                unreachable_for_ms = FALLBACK_PATIENCE.as_millis() as u64,
+                                unreachable_for_ms = self.patience.as_millis() as u64,
                                 "the waitlist backend is still unreachable: admitting this instance's fallback queue, \
                                  in its order, ahead of the older entries that wait in the backend"
                             );
@@ -548,3 +551,6 @@ impl Line {
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+#[cfg(test)]
+mod tests;

@@ -182,8 +182,10 @@ impl MemoryWaitlist {
         }
     }
 
-    fn with<T: Send + 'static>(&self, f: impl FnOnce(&mut Line, u64) -> T) -> StoreFuture<'_, T> {
-        Box::pin(std::future::ready(Ok(self.now(f))))
+    /// Runs `f` on the line when the future is first polled (like a remote store: a call
+    /// a breaker refuses never happens).
+    fn with<'a, T: Send + 'static>(&'a self, f: impl FnOnce(&mut Line, u64) -> T + Send + 'a) -> StoreFuture<'a, T> {
+        Box::pin(async move { Ok(self.now(f)) })
     }
 
     /// Runs `f` on the line under its lock, at once.
@@ -208,9 +210,7 @@ impl MemoryWaitlist {
         self.now(|line, now| {
             line.last_seq = line.last_seq.max(floor);
             let ticket = ticket_for(line.last_seq + 1);
-            let queued = enqueue(line, WaitEntry { seq: line.last_seq + 1, ticket: ticket.clone(), ..entry }, now);
-            let position = shown(line, &ticket, ahead + queued.position);
-            (ticket, Queued { position, ..queued })
+            (ticket.clone(), enqueue(line, WaitEntry { seq: line.last_seq + 1, ticket, ..entry }, now, ahead))
         })
     }
 
@@ -219,7 +219,9 @@ impl MemoryWaitlist {
     pub fn status_after(&self, ticket: &Ticket, ahead: u64) -> TicketStatus {
         let ttl = self.ticket_ttl_ms;
         self.now(|line, now| match status(line, ticket, now, ttl) {
-            TicketStatus::Waiting { position } => TicketStatus::Waiting { position: shown(line, ticket, ahead + position) },
+            TicketStatus::Waiting { position } => {
+                TicketStatus::Waiting { position: shown(line, ticket, ahead + position) }
+            }
             other => other,
         })
     }
@@ -280,10 +282,13 @@ fn unshown(line: &mut Line, ticket: &Ticket) {
     line.shown.remove(ticket);
 }
 
-fn enqueue(line: &mut Line, entry: WaitEntry, now: u64) -> Queued {
+/// Enqueues `entry` (idempotent per ticket); its position counts `ahead` more before it
+/// and is never more than it was shown before.
+fn enqueue(line: &mut Line, entry: WaitEntry, now: u64, ahead: u64) -> Queued {
     if let Some((seq, _, _)) = line.tickets.get(&entry.ticket) {
         let seq = *seq;
-        let position = if line.waiting.contains_key(&seq) { shown(line, &entry.ticket, position(line, seq)) } else { 0 };
+        let rank = ahead + position(line, seq);
+        let position = if line.waiting.contains_key(&seq) { shown(line, &entry.ticket, rank) } else { 0 };
         return Queued { seq, position };
     }
     let seq = if entry.seq == 0 { line.last_seq + 1 } else { entry.seq };
@@ -294,7 +299,7 @@ fn enqueue(line: &mut Line, entry: WaitEntry, now: u64) -> Queued {
     }
     let ticket = entry.ticket.clone();
     line.tickets.insert(entry.ticket.clone(), (seq, WaitEntry { seq, ..entry }, now));
-    let rank = position(line, seq);
+    let rank = ahead + position(line, seq);
     Queued { seq, position: shown(line, &ticket, rank) }
 }
 
@@ -324,11 +329,11 @@ fn leave(line: &mut Line, ticket: &Ticket) -> bool {
 
 impl WaitlistStore for MemoryWaitlist {
     fn enqueue(&self, entry: WaitEntry) -> StoreFuture<'_, Queued> {
-        self.with(move |line, now| enqueue(line, entry, now))
+        self.with(move |line, now| enqueue(line, entry, now, 0))
     }
 
     fn status<'a>(&'a self, ticket: &'a Ticket) -> StoreFuture<'a, TicketStatus> {
-        Box::pin(std::future::ready(Ok(self.status_after(ticket, 0))))
+        Box::pin(async move { Ok(self.status_after(ticket, 0)) })
     }
 
     fn touch<'a>(&'a self, ticket: &'a Ticket) -> StoreFuture<'a, bool> {
@@ -434,7 +439,7 @@ impl WaitlistStore for MemoryWaitlist {
                 {
                     continue;
                 }
-                enqueue(line, entry, now);
+                enqueue(line, entry, now, 0);
                 added += 1;
             }
             added

@@ -304,9 +304,12 @@ fn line_unavailable(e: StoreError) -> ErrorBody {
 /// SERVER_BUSY `reason: "elsewhere"` for a ticket another instance's fallback queue may
 /// hold: not a 404, because it may be waiting there (docs/PROTOCOL.md).
 fn held_elsewhere() -> ErrorBody {
-    ErrorBody::new(ErrorCode::ServerBusy, "the ticket is held by another instance that has not reached the waitlist store yet; retry shortly")
-        .with("reason", "elsewhere")
-        .with("retry_after_ms", 1000)
+    ErrorBody::new(
+        ErrorCode::ServerBusy,
+        "the ticket is held by another instance that has not reached the waitlist store yet; retry shortly",
+    )
+    .with("reason", "elsewhere")
+    .with("retry_after_ms", 1000)
 }
 
 /// `GET /api/v1/waitlist/{ticket}`: the ticket's place in line (polling keeps it alive).
