@@ -6,12 +6,13 @@
 //!   entries wait in an embedded queue, each with a sequence after the highest the backend
 //!   has issued and no earlier than the wall clock (Redis numbers entries by its clock in
 //!   µs), and are flushed to the backend at those same sequences once it answers. An entry's place is its sequence, fixed when it is issued, so the admission
-//!   order is the issue order across an outage and a flush. While the backend is down,
-//!   entries of the fallback queue are admitted, in their order, if nobody waited in the
-//!   backend (its older entries go first), or once it has been unreachable for
-//!   [`FALLBACK_PATIENCE`]: the line never stops for longer than that. Positions count the
-//!   backend's line before the queue's, and never go back (the store's rule: the lowest
-//!   shown is kept, and carried to the backend with the entry).
+//!   order is the issue order across an outage and a flush. The line admits from wherever
+//!   it can without breaking that order: from the backend whenever a call passes (the
+//!   queue flushed first, in the same claim), and from the fallback queue, in its order,
+//!   while the backend is down if nobody waited in it (its older entries go first: they
+//!   are never passed over, however long the outage). Positions count the backend's line
+//!   before the queue's, and never go back (the store's rule: the lowest shown is kept,
+//!   and carried to the backend with the entry).
 //! - **Tickets another instance may hold.** A fallback entry gets a ticket that names this
 //!   queue's tag and the entry's sequence ([`Ticket::fallback`]). Each maintenance round
 //!   that reaches the backend flushes the queue, publishes the grants of entries it
@@ -26,7 +27,7 @@
 //!   `rampart_waitlist_lost_total` and shown on `/health`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -40,12 +41,6 @@ use crate::store::{Guarded, StoreError, StoreFuture};
 /// How many of the oldest remembered entries each maintenance round checks are still in
 /// line (the front is where entries leave: admitted by any instance).
 const PRUNE_BATCH: usize = 64;
-
-/// How long the backend must have been unreachable before the fallback queue admits its
-/// own entries ahead of older ones that wait in the backend (docs/DESIGN.md D6): longer
-/// than a Redis failover (2–3 s) and the breaker's first probe, so a failover keeps the
-/// issue order; a longer outage does not stop the line.
-pub const FALLBACK_PATIENCE: Duration = Duration::from_secs(5);
 
 /// At most this many tickets whose enqueue failed in a way that may still have happened
 /// are remembered, to be taken out of the backend once it answers.
@@ -90,10 +85,6 @@ pub struct Line {
     tag: u32,
     /// Since when the backend has failed every call (`monotonic_ms`; 0 while it answers).
     unreachable_since: AtomicU64,
-    /// [`FALLBACK_PATIENCE`] (tests shorten it).
-    patience: Duration,
-    /// The fallback queue went ahead of the backend's line in this outage (logged once).
-    went_ahead: AtomicBool,
     /// Grants of entries admitted from the fallback queue, not yet in the backend.
     unpublished: Mutex<Vec<(Ticket, SeatGrant)>>,
     /// Tickets whose enqueue in the backend failed but may have happened (a timeout): their
@@ -178,8 +169,6 @@ impl Line {
             fallback_turn: tokio::sync::Mutex::new(()),
             tag: fastrand::u32(..),
             unreachable_since: AtomicU64::new(0),
-            patience: FALLBACK_PATIENCE,
-            went_ahead: AtomicBool::new(false),
             unpublished: Mutex::new(Vec::new()),
             orphans: Mutex::new(Vec::new()),
         }
@@ -189,16 +178,10 @@ impl Line {
         let out = Guarded::new(self.breaker.clone()).call(call).await;
         if matches!(out, Err(StoreError::Backend(_) | StoreError::Unavailable(_))) {
             let _ = self.unreachable_since.compare_exchange(0, monotonic_ms(), Ordering::AcqRel, Ordering::Relaxed);
-        } else if self.unreachable_since.swap(0, Ordering::AcqRel) != 0 {
-            self.went_ahead.store(false, Ordering::Relaxed);
+        } else {
+            self.unreachable_since.store(0, Ordering::Release);
         }
         out
-    }
-
-    /// Whether the backend has been unreachable for [`FALLBACK_PATIENCE`].
-    fn patience_spent(&self) -> bool {
-        let since = self.unreachable_since.load(Ordering::Acquire);
-        since != 0 && monotonic_ms().saturating_sub(since) >= self.patience.as_millis() as u64
     }
 
     /// A backend call; when the backend says it lost the line, the line is repaired first
@@ -377,19 +360,8 @@ impl Line {
             if fallback.waiting_now() > 0 {
                 self.flush(fallback).await;
                 if fallback.waiting_now() > 0 {
-                    let older = self.primary_len.load(Ordering::Relaxed);
-                    if older > 0 {
-                        if !self.patience_spent() {
-                            return Ok(None);
-                        }
-                        if !self.went_ahead.swap(true, Ordering::Relaxed) {
-                            tracing::warn!(
-                                waiting_in_backend = older,
-                                unreachable_for_ms = self.patience.as_millis() as u64,
-                                "the waitlist backend is still unreachable: admitting this instance's fallback queue, \
-                                 in its order, ahead of the older entries that wait in the backend"
-                            );
-                        }
+                    if self.primary_len.load(Ordering::Relaxed) > 0 {
+                        return Ok(None);
                     }
                     return Ok(fallback.claim().await?.map(|e| (e, Source::Fallback)));
                 }
