@@ -60,8 +60,12 @@ impl fmt::Debug for GameId {
     }
 }
 
-/// A waitlist ticket: 16 random bytes as hex. It lets its holder collect the seat it is
-/// admitted to, so it is a secret: `Debug` and `Display` show only its first 6 characters.
+/// A waitlist ticket: 16 random bytes as hex (32 characters). A ticket issued by an
+/// instance's fallback queue (the store unreachable) says so: the random part, then the
+/// queue's tag (8 hex) and the entry's sequence (16 hex), 56 characters, so that another
+/// instance can tell it may be held there (docs/DESIGN.md D6). It lets its holder collect
+/// the seat it is admitted to, so it is a secret: `Debug` and `Display` show only its
+/// first 6 characters.
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Ticket(String);
@@ -71,9 +75,22 @@ impl Ticket {
     pub fn random() -> Self {
         Ticket(hex(&random_bytes::<16>()))
     }
+    /// A fresh ticket of the fallback queue tagged `tag`, for its entry at `seq`.
+    pub fn fallback(tag: u32, seq: u64) -> Self {
+        Ticket(format!("{}{tag:08x}{seq:016x}", hex(&random_bytes::<16>())))
+    }
+    /// For a ticket a fallback queue issued: that queue's tag and the entry's sequence.
+    pub fn fallback_origin(&self) -> Option<(u32, u64)> {
+        if self.0.len() != 56 {
+            return None;
+        }
+        let tag = u32::from_str_radix(&self.0[32..40], 16).ok()?;
+        let seq = u64::from_str_radix(&self.0[40..], 16).ok()?;
+        Some((tag, seq))
+    }
     /// Parses a ticket from a client; `None` when it cannot be one of ours.
     pub fn parse(text: &str) -> Option<Self> {
-        let ok = text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit());
+        let ok = (text.len() == 32 || text.len() == 56) && text.bytes().all(|b| b.is_ascii_hexdigit());
         ok.then(|| Ticket(text.to_ascii_lowercase()))
     }
     /// The full ticket, for its owner and the store only. Never log it.
@@ -275,6 +292,16 @@ fn rfc3339(secs: u64, millis: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fallback_ticket_says_where_it_was_issued() {
+        let t = Ticket::fallback(0xdead_beef, 1_733_000_000_123_456);
+        assert_eq!(t.fallback_origin(), Some((0xdead_beef, 1_733_000_000_123_456)));
+        assert_eq!(Ticket::parse(t.expose()), Some(t.clone()), "a client's copy parses");
+        assert_eq!(Ticket::random().fallback_origin(), None);
+        assert!(Ticket::parse(&"a".repeat(40)).is_none());
+        assert_eq!(t.to_string().len(), "123456…".len(), "Display shows only the random part's start");
+    }
 
     #[test]
     fn rfc3339_known_dates() {

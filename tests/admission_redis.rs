@@ -82,7 +82,7 @@ async fn a_creation_flood_waitlists_players_in_redis_and_recovery_admits_them_in
         match line.status(&Ticket::parse(t).expect("ticket")).await.expect("status") {
             TicketStatus::Waiting { position } => assert!(position as usize <= i + 1, "{t}: {position}"),
             TicketStatus::Processing | TicketStatus::Admitted(_) => {}
-            TicketStatus::Unknown => panic!("ticket {i} ({t}) is not in Redis's line"),
+            TicketStatus::Unknown | TicketStatus::Elsewhere => panic!("ticket {i} ({t}) is not in Redis's line"),
         }
     }
     // The running game plays on during the overload.
@@ -204,6 +204,7 @@ async fn two_servers_share_one_line() {
         request: WaitRequest { kind: Default::default(), opponent: Opponent::Ai, player_name: "direct".to_owned() },
         enqueued_at: now_rfc3339(),
         seq: 0,
+        shown: 0,
     };
     assert_eq!(store(&redis, "shared").await.enqueue(entry).await.expect("enqueue").position, 5);
     b.force_health(ADMIN, Value::Null).await;

@@ -87,6 +87,7 @@ fn entry(name: &str) -> WaitEntry {
         request: WaitRequest { kind: Default::default(), opponent: Opponent::Ai, player_name: name.to_owned() },
         enqueued_at: now_rfc3339(),
         seq: 0,
+        shown: 0,
     }
 }
 
@@ -237,8 +238,9 @@ async fn crash_recovery(kind: Kind) {
     assert_eq!(restarted.requeue_processing(Duration::ZERO).await.expect("requeue"), 0, "nothing left in processing");
     assert_eq!(restarted.len().await.expect("len"), 5);
     let order: Vec<&Ticket> = e.iter().map(|x| &x.ticket).chain([&late.ticket]).collect();
-    for (i, t) in order.iter().enumerate() {
-        assert_eq!(position(&restarted, t).await, waiting(i as u64 + 1), "entry {i} after recovery");
+    // In order; but "late" was shown 3 before the claims went back: it stays there.
+    for (i, (t, shown)) in order.iter().zip([1, 2, 3, 4, 3]).enumerate() {
+        assert_eq!(position(&restarted, t).await, waiting(shown), "entry {i} after recovery");
     }
     for (i, t) in order.iter().enumerate() {
         assert_eq!(claimed(&restarted).await.as_ref(), Some(*t), "claim {i} after recovery");
@@ -318,7 +320,8 @@ async fn given_sequences_are_places(kind: Kind) {
     let zq = b.store.enqueue(z.clone()).await.expect("enqueue");
     assert!(zq.seq > 10 && zq.position == 3, "{zq:?}");
     assert_eq!(b.store.known_seq(), zq.seq);
-    assert_eq!(position(&b.store, &x.ticket).await, waiting(2));
+    // y went ahead of x, but x was shown 1: a place never goes backwards.
+    assert_eq!(position(&b.store, &x.ticket).await, waiting(1));
     assert_eq!(b.store.entry(&x.ticket).await, Ok(Some(WaitEntry { seq: 10, ..x.clone() })));
     assert_eq!(b.store.entry(&Ticket::random()).await, Ok(None));
     let order: Vec<Option<Ticket>> = vec![claimed(&b.store).await, claimed(&b.store).await, claimed(&b.store).await];
@@ -343,6 +346,40 @@ async fn restore_puts_back_only_what_is_missing(kind: Kind) {
     assert_eq!(position(&b.store, &e[1].ticket).await, waiting(1));
     assert_eq!(position(&b.store, &e[2].ticket).await, waiting(2));
     assert_eq!(b.store.restore(kept).await, Ok(0), "idempotent");
+}
+
+/// A place never goes backwards: entries merged in ahead of a ticket (a fallback queue's,
+/// at their own earlier sequences) and a claim put back leave its position where it was
+/// shown, through either handle; it moves down again once the line passes it. An entry
+/// carries the position its fallback queue showed, and the store never shows more.
+async fn a_place_never_goes_backwards(kind: Kind) {
+    let b = kind.open(LONG_TTL).await;
+    let (a, c) = (WaitEntry { seq: 10, ..entry("a") }, WaitEntry { seq: 20, ..entry("c") });
+    let aq = b.store.enqueue(a.clone()).await.expect("enqueue");
+    let cq = b.store.enqueue(c.clone()).await.expect("enqueue");
+    assert_eq!((aq.position, cq.position), (1, 2));
+    // Two entries another instance held during an outage, issued between a and c.
+    for (name, seq) in [("m1", 14), ("m2", 15)] {
+        b.peer.enqueue(WaitEntry { seq, ..entry(name) }).await.expect("merge");
+    }
+    assert_eq!(position(&b.peer, &c.ticket).await, waiting(2), "c ranks 4th now, but was shown 2");
+    assert_eq!(position(&b.store, &c.ticket).await, waiting(2));
+    // A claim put back: c stays at 2 all the same.
+    assert_eq!(claimed(&b.store).await, Some(a.ticket.clone()));
+    assert_eq!(b.store.requeue_processing(Duration::ZERO).await, Ok(1));
+    assert_eq!(position(&b.store, &c.ticket).await, waiting(2));
+    // The line passes it: 4th, 3rd, then 2nd is no change, then 1st.
+    for _ in 0..2 {
+        claimed(&b.store).await.expect("a claim");
+        assert_eq!(position(&b.peer, &c.ticket).await, waiting(2));
+    }
+    claimed(&b.store).await.expect("a claim");
+    assert_eq!(position(&b.store, &c.ticket).await, waiting(1));
+
+    // An entry from a fallback queue that showed it 1: it ranks 2nd here, and shows 1.
+    let late = WaitEntry { shown: 1, seq: cq.seq + 1, ..entry("late") };
+    assert_eq!(b.store.enqueue(late.clone()).await.expect("enqueue").position, 1);
+    assert_eq!(position(&b.peer, &late.ticket).await, waiting(1));
 }
 
 macro_rules! on_both_backends {
@@ -372,7 +409,35 @@ on_both_backends!(
     abandoned_tickets_expire,
     given_sequences_are_places,
     restore_puts_back_only_what_is_missing,
+    a_place_never_goes_backwards,
 );
+
+/// A ticket another instance's fallback queue issued, which Redis does not hold, is
+/// `Elsewhere` (ask again) until that queue says it is cleared past it, then `Unknown`; one
+/// issued longer than `ticket_ttl` ago by a queue never heard from is `Unknown` at once.
+/// The embedded store is never shared: such a ticket is simply unknown there.
+#[tokio::test]
+async fn a_ticket_another_instance_may_hold_is_elsewhere_until_its_queue_says_otherwise() {
+    let memory = Kind::Memory.open(LONG_TTL).await;
+    let now_micros = rampart::ids::unix_micros();
+    assert_eq!(position(&memory.store, &Ticket::fallback(7, now_micros)).await, TicketStatus::Unknown);
+
+    let b = Kind::Redis.open(SHORT_TTL).await;
+    let held = Ticket::fallback(7, now_micros);
+    assert_eq!(position(&b.store, &held).await, TicketStatus::Elsewhere, "just issued, nothing said of it");
+    b.peer.fallback_cleared(7, now_micros - 1).await.expect("cleared");
+    assert_eq!(position(&b.store, &held).await, TicketStatus::Elsewhere, "cleared only up to before it");
+    b.peer.fallback_cleared(7, now_micros).await.expect("cleared");
+    assert_eq!(position(&b.store, &held).await, TicketStatus::Unknown, "its queue holds it no more");
+    b.peer.fallback_cleared(7, 1).await.expect("an older word");
+    assert_eq!(position(&b.store, &held).await, TicketStatus::Unknown, "what a queue cleared stays cleared");
+
+    let old = Ticket::fallback(8, now_micros - 2 * SHORT_TTL.as_micros() as u64);
+    assert_eq!(position(&b.store, &old).await, TicketStatus::Unknown, "old, and its queue never heard from");
+    b.peer.fallback_cleared(8, 0).await.expect("alive");
+    assert_eq!(position(&b.store, &old).await, TicketStatus::Elsewhere, "its queue lives and has not cleared it");
+    assert_eq!(position(&b.store, &Ticket::random()).await, TicketStatus::Unknown, "not a fallback ticket");
+}
 
 // ---------------------------------------------------------------------------------------
 // Redis only: the backend going away and coming back.

@@ -6,9 +6,18 @@
 //!   entries wait in an embedded queue, each with a sequence after the highest the backend
 //!   has issued and no earlier than the wall clock (Redis numbers entries by its clock in
 //!   µs), and are flushed to the backend at those same sequences once it answers. An entry's place is its sequence, fixed when it is issued, so the admission
-//!   order is the issue order across an outage and a flush. While the backend is down,
-//!   entries of the fallback queue are admitted only if nobody waited in the backend (its
-//!   older entries go first); positions count the backend's line before the queue's.
+//!   order is the issue order across an outage and a flush. The line admits from wherever
+//!   it can without breaking that order: from the backend whenever a call passes (the
+//!   queue flushed first, in the same claim), and from the fallback queue, in its order,
+//!   while the backend is down if nobody waited in it (its older entries go first: they
+//!   are never passed over, however long the outage). Positions count the backend's line
+//!   before the queue's, and never go back (the store's rule: the lowest shown is kept,
+//!   and carried to the backend with the entry).
+//! - **Tickets another instance may hold.** A fallback entry gets a ticket that names this
+//!   queue's tag and the entry's sequence ([`Ticket::fallback`]). Each maintenance round
+//!   that reaches the backend flushes the queue, publishes the grants of entries it
+//!   admitted, and records how far the queue is cleared; until then any other instance
+//!   answers such a ticket [`TicketStatus::Elsewhere`] (ask again), never unknown.
 //! - **What this instance knows.** Every entry it issued, or holds a watcher for, is
 //!   remembered (with its sequence) until it is admitted, leaves or is seen gone. When
 //!   the backend says it lost the line ([`StoreError::Reset`]: Redis restarted empty, or
@@ -23,7 +32,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::breaker::CircuitBreaker;
-use crate::ids::{now_rfc3339, unix_micros, Ticket};
+use crate::ids::{monotonic_ms, now_rfc3339, unix_micros, Ticket};
 use crate::metrics::Metrics;
 use crate::protocol::SeatGrant;
 use crate::store::waitlist::{MemoryWaitlist, TicketStatus, WaitEntry, WaitlistStore};
@@ -32,6 +41,21 @@ use crate::store::{Guarded, StoreError, StoreFuture};
 /// How many of the oldest remembered entries each maintenance round checks are still in
 /// line (the front is where entries leave: admitted by any instance).
 const PRUNE_BATCH: usize = 64;
+
+/// At most this many tickets whose enqueue failed in a way that may still have happened
+/// are remembered, to be taken out of the backend once it answers.
+const MAX_ORPHANS: usize = 10_000;
+
+/// What leaving the line came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Left {
+    /// Out of the line.
+    Left,
+    /// It was not waiting (unknown, admitted or being admitted).
+    NotWaiting,
+    /// Another instance's fallback queue may hold it: ask again shortly.
+    Elsewhere,
+}
 
 /// The waitlist behind its breaker, with the fallback queue.
 pub struct Line {
@@ -56,6 +80,16 @@ pub struct Line {
     /// Flushing the fallback queue, claiming from it and leaving it take turns, so an entry
     /// is never both flushed and claimed.
     fallback_turn: tokio::sync::Mutex<()>,
+    /// This process's fallback queue's tag, in the tickets it issues (random per process:
+    /// a restarted process holds none of its predecessor's entries).
+    tag: u32,
+    /// Since when the backend has failed every call (`monotonic_ms`; 0 while it answers).
+    unreachable_since: AtomicU64,
+    /// Grants of entries admitted from the fallback queue, not yet in the backend.
+    unpublished: Mutex<Vec<(Ticket, SeatGrant)>>,
+    /// Tickets whose enqueue in the backend failed but may have happened (a timeout): their
+    /// entries went to the fallback under a new ticket, so these are taken out again.
+    orphans: Mutex<Vec<Ticket>>,
 }
 
 /// Where a claimed entry came from, so its completion goes back to the same place.
@@ -133,11 +167,21 @@ impl Line {
             repairs: AtomicU64::new(0),
             repairing: tokio::sync::Mutex::new(()),
             fallback_turn: tokio::sync::Mutex::new(()),
+            tag: fastrand::u32(..),
+            unreachable_since: AtomicU64::new(0),
+            unpublished: Mutex::new(Vec::new()),
+            orphans: Mutex::new(Vec::new()),
         }
     }
 
     async fn guarded<T>(&self, call: StoreFuture<'_, T>) -> Result<T, StoreError> {
-        Guarded::new(self.breaker.clone()).call(call).await
+        let out = Guarded::new(self.breaker.clone()).call(call).await;
+        if matches!(out, Err(StoreError::Backend(_) | StoreError::Unavailable(_))) {
+            let _ = self.unreachable_since.compare_exchange(0, monotonic_ms(), Ordering::AcqRel, Ordering::Relaxed);
+        } else {
+            self.unreachable_since.store(0, Ordering::Release);
+        }
+        out
     }
 
     /// A backend call; when the backend says it lost the line, the line is repaired first
@@ -203,20 +247,29 @@ impl Line {
         lock(&self.losses).clone()
     }
 
-    /// Puts `entry` in line (idempotent per ticket); answers its 1-based position.
-    pub async fn enqueue(&self, entry: WaitEntry) -> Result<u64, StoreError> {
+    /// Puts `entry` in line; answers the ticket it waits under (the entry's, or, in the
+    /// fallback queue, one that says so) and its 1-based position.
+    pub async fn enqueue(&self, entry: WaitEntry) -> Result<(Ticket, u64), StoreError> {
         let Some(fallback) = &self.fallback else {
-            return Ok(self.guarded(self.primary.enqueue(entry)).await?.position);
+            let position = self.guarded(self.primary.enqueue(entry.clone())).await?.position;
+            return Ok((entry.ticket, position));
         };
         // Once anything waits in the fallback queue, newcomers queue behind it.
         if fallback.waiting_now() == 0 {
             match self.checked(|| self.primary.enqueue(entry.clone())).await {
                 Ok(queued) => {
                     self.primary_len.fetch_max(queued.position, Ordering::Relaxed);
-                    self.remember(WaitEntry { seq: queued.seq, ..entry });
-                    return Ok(queued.position);
+                    self.remember(WaitEntry { seq: queued.seq, ..entry.clone() });
+                    return Ok((entry.ticket, queued.position));
                 }
                 Err(e) => {
+                    if matches!(e, StoreError::Backend(_)) {
+                        // It may have happened all the same: taken out once the backend answers.
+                        let mut orphans = lock(&self.orphans);
+                        if orphans.len() < MAX_ORPHANS {
+                            orphans.push(entry.ticket.clone());
+                        }
+                    }
                     tracing::warn!(ticket = %entry.ticket, "the waitlist backend failed; queueing in the embedded fallback until it is back: {e}");
                 }
             }
@@ -224,19 +277,18 @@ impl Line {
         // After the backend's highest sequence, and no earlier than now on the clock Redis
         // numbers by: an entry issued elsewhere after this one still comes after it.
         let floor = self.primary.known_seq().max(unix_micros().saturating_sub(1));
-        let queued = fallback.enqueue_after(entry.clone(), floor);
-        self.remember(WaitEntry { seq: queued.seq, ..entry });
-        Ok(self.primary_len.load(Ordering::Relaxed) + queued.position)
+        let ahead = self.primary_len.load(Ordering::Relaxed);
+        let tag = self.tag;
+        let (ticket, queued) = fallback.enqueue_after(entry.clone(), floor, ahead, |seq| Ticket::fallback(tag, seq));
+        self.remember(WaitEntry { seq: queued.seq, ticket: ticket.clone(), ..entry });
+        Ok((ticket, queued.position))
     }
 
     /// Where `ticket` stands (and keeps it alive).
     pub async fn status(&self, ticket: &Ticket) -> Result<TicketStatus, StoreError> {
         if let Some(fallback) = &self.fallback {
             let _ = fallback.touch(ticket).await;
-            match fallback.status_now(ticket) {
-                TicketStatus::Waiting { position } => {
-                    return Ok(TicketStatus::Waiting { position: self.primary_len.load(Ordering::Relaxed) + position })
-                }
+            match fallback.status_after(ticket, self.primary_len.load(Ordering::Relaxed)) {
                 TicketStatus::Unknown => {}
                 other => return Ok(other),
             }
@@ -249,11 +301,21 @@ impl Line {
                 })
             })
             .await?;
-        if let TicketStatus::Waiting { position } = status {
-            // At least this many wait in the backend (others may have joined elsewhere).
-            self.primary_len.fetch_max(position, Ordering::Relaxed);
+        match status {
+            TicketStatus::Waiting { position } => {
+                // At least this many wait in the backend (others may have joined elsewhere).
+                self.primary_len.fetch_max(position, Ordering::Relaxed);
+            }
+            // Our own queue's ticket: we hold none of it, so it is gone.
+            TicketStatus::Elsewhere if self.issued_here(ticket) => return Ok(TicketStatus::Unknown),
+            _ => {}
         }
         Ok(status)
+    }
+
+    /// Whether this process's fallback queue issued `ticket`.
+    fn issued_here(&self, ticket: &Ticket) -> bool {
+        ticket.fallback_origin().is_some_and(|(tag, _)| tag == self.tag)
     }
 
     /// Remembers a watched ticket's entry, so a line Redis forgot gets it back too.
@@ -267,20 +329,26 @@ impl Line {
         }
     }
 
-    /// Takes `ticket` out of line. False when it was not waiting.
-    pub async fn leave(&self, ticket: &Ticket) -> Result<bool, StoreError> {
+    /// Takes `ticket` out of line.
+    pub async fn leave(&self, ticket: &Ticket) -> Result<Left, StoreError> {
         if let Some(fallback) = &self.fallback {
             let _turn = self.fallback_turn.lock().await;
             if fallback.remove(ticket) {
                 self.forget(ticket);
-                return Ok(true);
+                return Ok(Left::Left);
             }
         }
-        let left = self.checked(|| self.primary.leave(ticket)).await?;
-        if left {
+        if self.checked(|| self.primary.leave(ticket)).await? {
             self.forget(ticket);
+            return Ok(Left::Left);
         }
-        Ok(left)
+        // Another instance's fallback queue may hold it: only that instance can take it out.
+        if ticket.fallback_origin().is_some() && !self.issued_here(ticket) {
+            if let TicketStatus::Elsewhere = self.checked(|| self.primary.status(ticket)).await? {
+                return Ok(Left::Elsewhere);
+            }
+        }
+        Ok(Left::NotWaiting)
     }
 
     /// Claims the next entry in sequence order. The fallback queue is flushed first when
@@ -314,8 +382,14 @@ impl Line {
     /// Records the grant of a claimed ticket. With a shared backend the grant is also kept
     /// here (for `ticket_ttl`): a Redis that forgets, or fails, right after the admission
     /// must not leave its player without the seat they were given.
+    /// A grant from the fallback queue is published to the backend by the next maintenance
+    /// round that reaches it, so any instance answers it.
     pub async fn complete(&self, ticket: &Ticket, grant: &SeatGrant, source: Source) -> Result<(), StoreError> {
         self.forget(ticket);
+        if source == Source::Fallback {
+            // Before the queue lets go of it, so its record never says it is cleared first.
+            lock(&self.unpublished).push((ticket.clone(), grant.clone()));
+        }
         let kept = match &self.fallback {
             Some(f) => f.complete(ticket, grant).await,
             None => Ok(()),
@@ -344,11 +418,17 @@ impl Line {
             }
         }
         if let Some(fallback) = &self.fallback {
-            let _ = fallback.expire().await;
+            // While the backend is unreachable its entries may be followed through another
+            // instance, which cannot touch them here: nothing expires until it answers.
+            if self.unreachable_since.load(Ordering::Acquire) == 0 {
+                let _ = fallback.expire().await;
+            }
+            let _ = fallback.requeue_processing(self.lease).await;
             if fallback.waiting_now() > 0 {
                 let _turn = self.fallback_turn.lock().await;
                 self.flush(fallback).await;
             }
+            self.settle(fallback).await;
         }
         if let Ok(n) = self.checked(|| self.primary.len()).await {
             self.primary_len.store(n, Ordering::Relaxed);
@@ -356,6 +436,35 @@ impl Line {
         }
         let fallback = self.fallback.as_ref().map_or(0, MemoryWaitlist::waiting_now);
         self.primary_len.load(Ordering::Relaxed) + fallback
+    }
+
+    /// Once the backend answers: publishes the fallback queue's grants, takes orphaned
+    /// tickets out, and records how far the queue is cleared (and that this instance lives),
+    /// so other instances stop answering its tickets `Elsewhere` once they are settled.
+    async fn settle(&self, fallback: &MemoryWaitlist) {
+        let grants: Vec<(Ticket, SeatGrant)> = lock(&self.unpublished).clone();
+        for (ticket, grant) in grants {
+            if self.guarded(self.primary.complete(&ticket, &grant)).await.is_err() {
+                return;
+            }
+            lock(&self.unpublished).retain(|(t, _)| *t != ticket);
+        }
+        let orphans: Vec<Ticket> = lock(&self.orphans).clone();
+        for ticket in orphans {
+            if self.checked(|| self.primary.leave(&ticket)).await.is_err() {
+                return;
+            }
+            lock(&self.orphans).retain(|t| *t != ticket);
+        }
+        if fallback.known_seq() == 0 {
+            return; // this queue never issued a ticket
+        }
+        let cleared = fallback.cleared();
+        let cleared = lock(&self.unpublished)
+            .iter()
+            .filter_map(|(t, _)| t.fallback_origin().map(|(_, seq)| seq - 1))
+            .fold(cleared, u64::min);
+        let _ = self.guarded(self.primary.fallback_cleared(self.tag, cleared)).await;
     }
 
     /// Forgets the oldest remembered entries that are no longer in line.
@@ -414,3 +523,6 @@ impl Line {
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+#[cfg(test)]
+mod tests;

@@ -296,7 +296,7 @@ impl AdmissionController {
                         eta_secs: self.stats.eta_secs(position, self.config.admit_per_sec),
                     }
                 }
-                Ok(TicketStatus::Processing) | Err(_) => continue,
+                Ok(TicketStatus::Processing | TicketStatus::Elsewhere) | Err(_) => continue,
                 Ok(TicketStatus::Admitted(grant)) => WaitlistNotice::Admitted(grant),
                 Ok(TicketStatus::Unknown) => WaitlistNotice::Unknown,
             };
@@ -453,42 +453,42 @@ impl AdmissionController {
 
     /// Puts the request in the line: SERVER_BUSY with its ticket and position.
     fn queue(&mut self, msg: Admit, why: &'static str, now: Instant) -> ResponseActFuture<Self, AdmitResult> {
-        let ticket = Ticket::random();
-        if let Some(client) = msg.client {
-            self.clients.queued(client, ticket.clone(), now);
+        let (original, client) = (Ticket::random(), msg.client);
+        if let Some(client) = client {
+            self.clients.queued(client, original.clone(), now);
         }
-        let entry = WaitEntry {
-            ticket: ticket.clone(),
-            request: WaitRequest {
-                kind: msg.create.kind,
-                opponent: msg.create.opponent,
-                player_name: msg.create.player_name,
-            },
-            enqueued_at: now_rfc3339(),
-            seq: 0,
-        };
+        let request =
+            WaitRequest { kind: msg.create.kind, opponent: msg.create.opponent, player_name: msg.create.player_name };
+        let entry = WaitEntry { ticket: original.clone(), request, enqueued_at: now_rfc3339(), seq: 0, shown: 0 };
         self.stats.waiting.fetch_add(1, Ordering::Relaxed);
-        let line = self.line.clone();
-        let stats = self.stats.clone();
-        let pace = self.config.admit_per_sec;
-        Box::pin(
-            async move {
-                let position = line.enqueue(entry).await.map_err(|e| {
+        let (line, stats, pace) = (self.line.clone(), self.stats.clone(), self.config.admit_per_sec);
+        let work = async move {
+            let (ticket, position) = match line.enqueue(entry).await {
+                Ok(queued) => queued,
+                Err(e) => {
                     tracing::error!("could not put a player in the waitlist: {e}");
-                    ErrorBody::new(ErrorCode::ServerBusy, "the server is busy and could not queue you; retry shortly")
-                        .with("retry_after_ms", 2000)
-                })?;
-                let eta_secs = stats.eta_secs(position, pace);
-                tracing::info!(%ticket, position, reason = why, "a new game must wait");
-                Err(ErrorBody::new(ErrorCode::ServerBusy, format!("{why}; you are number {position} in line"))
-                    .with("ticket", ticket.expose())
-                    .with("position", position)
-                    .with("eta_secs", eta_secs)
-                    .with("retry_after_ms", (eta_secs * 1000).clamp(1000, 60_000))
-                    .with("watch", WatchLinks::for_ticket(&ticket).to_value()))
+                    let busy = "the server is busy and could not queue you; retry shortly";
+                    return (None, Err(ErrorBody::new(ErrorCode::ServerBusy, busy).with("retry_after_ms", 2000)));
+                }
+            };
+            let eta_secs = stats.eta_secs(position, pace);
+            tracing::info!(%ticket, position, reason = why, "a new game must wait");
+            let busy = ErrorBody::new(ErrorCode::ServerBusy, format!("{why}; you are number {position} in line"))
+                .with("ticket", ticket.expose())
+                .with("position", position)
+                .with("eta_secs", eta_secs)
+                .with("retry_after_ms", (eta_secs * 1000).clamp(1000, 60_000))
+                .with("watch", WatchLinks::for_ticket(&ticket).to_value());
+            (Some(ticket), Err(busy))
+        };
+        Box::pin(work.into_actor(self).map(move |(issued, answer), act, _| {
+            // The fallback queue issues a ticket of its own: the client holds that one.
+            if let (Some(client), Some(issued)) = (client, issued.filter(|t| *t != original)) {
+                act.clients.forget([&original]);
+                act.clients.queued(client, issued, Instant::now());
             }
-            .into_actor(self),
-        )
+            answer
+        }))
     }
 }
 
@@ -562,7 +562,7 @@ impl AdmissionController {
                     let mut gone = Vec::new();
                     for ticket in tickets {
                         match line.status(&ticket).await {
-                            Ok(TicketStatus::Waiting { .. }) | Ok(TicketStatus::Processing) => {}
+                            Ok(TicketStatus::Waiting { .. } | TicketStatus::Processing | TicketStatus::Elsewhere) => {}
                             Ok(_) => gone.push(ticket),
                             // The line cannot say: count it as still held.
                             Err(_) => {}

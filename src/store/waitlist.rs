@@ -13,6 +13,13 @@
 //! original order. A ticket nobody touches (`touch`: a watcher or a poll)
 //! for `ticket_ttl` is abandoned and `expire` drops it.
 //!
+//! **A place never goes backwards.** A waiting ticket's `position` (from `enqueue` or
+//! `status`) is never more than one it was shown before: the store keeps the lowest
+//! position shown (`WaitEntry::shown`, carried along when an entry moves from a fallback
+//! queue) and answers the lower of it and the ticket's rank. The rank can grow when
+//! entries issued elsewhere during an outage merge in ahead of it, or a claim is put back;
+//! the player then sees their place stand still until the line catches up with it.
+//!
 //! A shared backend can lose what it holds (a Redis restarted without persistence, or
 //! from an older copy). It then answers [`StoreError::Reset`](crate::store::StoreError::Reset)
 //! until `restore` puts back the entries its caller still knows to be waiting, each at its
@@ -55,6 +62,14 @@ pub struct WaitEntry {
     /// one.
     #[serde(default)]
     pub seq: u64,
+    /// The lowest position shown to its player before the store took it (0: none): the
+    /// store never shows a higher one. Set when an entry moves from a fallback queue.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub shown: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// An entry in line: its sequence and 1-based position (0 while it is being processed).
@@ -80,6 +95,10 @@ pub enum TicketStatus {
     Admitted(SeatGrant),
     /// Never issued, left, or expired.
     Unknown,
+    /// Not in this store, but issued by another instance's fallback queue that may still
+    /// hold it (it has not said otherwise, and it or the ticket was alive within
+    /// `ticket_ttl`): ask again shortly, through any instance (docs/DESIGN.md D6).
+    Elsewhere,
 }
 
 /// A FIFO waitlist backend.
@@ -121,6 +140,12 @@ pub trait WaitlistStore: Send + Sync + 'static {
     /// The highest sequence this handle has seen issued (a fallback queue continues after
     /// it).
     fn known_seq(&self) -> u64;
+    /// Records that the fallback queue tagged `tag` (one instance's) holds none of the
+    /// entries it issued up to sequence `cleared` (each is in this store, admitted with its
+    /// grant here, or gone), and that it is alive. Until it says so, `status` answers a
+    /// ticket it issued that this store does not hold [`TicketStatus::Elsewhere`]. The
+    /// embedded store is never shared: nothing to record.
+    fn fallback_cleared(&self, tag: u32, cleared: u64) -> StoreFuture<'_, ()>;
 }
 
 #[derive(Default)]
@@ -135,6 +160,8 @@ struct Line {
     processing: BTreeMap<u64, (Ticket, u64)>,
     /// Grants of admitted tickets, with when they were recorded.
     admitted: HashMap<Ticket, (SeatGrant, u64)>,
+    /// The lowest position each waiting ticket was shown.
+    shown: HashMap<Ticket, u64>,
 }
 
 /// The embedded waitlist: a map in this process. It survives nothing but a lost thread.
@@ -155,8 +182,10 @@ impl MemoryWaitlist {
         }
     }
 
-    fn with<T: Send + 'static>(&self, f: impl FnOnce(&mut Line, u64) -> T) -> StoreFuture<'_, T> {
-        Box::pin(std::future::ready(Ok(self.now(f))))
+    /// Runs `f` on the line when the future is first polled (like a remote store: a call
+    /// a breaker refuses never happens).
+    fn with<'a, T: Send + 'static>(&'a self, f: impl FnOnce(&mut Line, u64) -> T + Send + 'a) -> StoreFuture<'a, T> {
+        Box::pin(async move { Ok(self.now(f)) })
     }
 
     /// Runs `f` on the line under its lock, at once.
@@ -168,19 +197,55 @@ impl MemoryWaitlist {
     }
 
     /// Enqueues `entry` at once with the next sequence after both this line's and `floor`
-    /// (the fallback queue continues the sequence of the line it stands in for).
-    pub fn enqueue_after(&self, entry: WaitEntry, floor: u64) -> Queued {
+    /// (the fallback queue continues the sequence of the line it stands in for), under the
+    /// ticket `ticket_for` makes of that sequence. Its position counts `ahead` more before
+    /// it (the line it stands in for).
+    pub fn enqueue_after(
+        &self,
+        entry: WaitEntry,
+        floor: u64,
+        ahead: u64,
+        ticket_for: impl FnOnce(u64) -> Ticket,
+    ) -> (Ticket, Queued) {
         self.now(|line, now| {
             line.last_seq = line.last_seq.max(floor);
-            enqueue(line, WaitEntry { seq: 0, ..entry }, now)
+            let ticket = ticket_for(line.last_seq + 1);
+            (ticket.clone(), enqueue(line, WaitEntry { seq: line.last_seq + 1, ticket, ..entry }, now, ahead))
         })
     }
 
-    /// The first waiting entry (with its sequence), left in line.
+    /// `ticket`'s status at once, its position counting `ahead` more before it (never more
+    /// than it was shown before).
+    pub fn status_after(&self, ticket: &Ticket, ahead: u64) -> TicketStatus {
+        let ttl = self.ticket_ttl_ms;
+        self.now(|line, now| match status(line, ticket, now, ttl) {
+            TicketStatus::Waiting { position } => {
+                TicketStatus::Waiting { position: shown(line, ticket, ahead + position) }
+            }
+            other => other,
+        })
+    }
+
+    /// The first waiting entry (with its sequence and the position it was shown), left in
+    /// line.
     pub fn first(&self) -> Option<WaitEntry> {
         self.now(|line, _| {
             let (seq, ticket) = line.waiting.first_key_value()?;
-            line.tickets.get(ticket).map(|(_, e, _)| WaitEntry { seq: *seq, ..e.clone() })
+            let shown = line.shown.get(ticket).copied().unwrap_or(0);
+            line.tickets.get(ticket).map(|(_, e, _)| WaitEntry { seq: *seq, shown, ..e.clone() })
+        })
+    }
+
+    /// The highest sequence up to which this line holds nothing, waiting or being
+    /// processed: what a fallback queue has cleared of all it issued.
+    pub fn cleared(&self) -> u64 {
+        self.now(|line, _| {
+            let waiting = line.waiting.keys().next().copied();
+            let processing = line.processing.keys().next().copied();
+            match waiting.into_iter().chain(processing).min() {
+                Some(lowest) => lowest - 1,
+                None => line.last_seq,
+            }
         })
     }
 
@@ -205,17 +270,37 @@ fn position(line: &Line, seq: u64) -> u64 {
     line.waiting.range(..=seq).count() as u64
 }
 
-fn enqueue(line: &mut Line, entry: WaitEntry, now: u64) -> Queued {
+/// The position to show `ticket` now that it stands at `rank`: never more than before.
+fn shown(line: &mut Line, ticket: &Ticket, rank: u64) -> u64 {
+    let shown = line.shown.entry(ticket.clone()).or_insert(rank);
+    *shown = (*shown).min(rank);
+    *shown
+}
+
+/// Forgets what `ticket` was shown (it left the line).
+fn unshown(line: &mut Line, ticket: &Ticket) {
+    line.shown.remove(ticket);
+}
+
+/// Enqueues `entry` (idempotent per ticket); its position counts `ahead` more before it
+/// and is never more than it was shown before.
+fn enqueue(line: &mut Line, entry: WaitEntry, now: u64, ahead: u64) -> Queued {
     if let Some((seq, _, _)) = line.tickets.get(&entry.ticket) {
         let seq = *seq;
-        let position = if line.waiting.contains_key(&seq) { position(line, seq) } else { 0 };
+        let rank = ahead + position(line, seq);
+        let position = if line.waiting.contains_key(&seq) { shown(line, &entry.ticket, rank) } else { 0 };
         return Queued { seq, position };
     }
     let seq = if entry.seq == 0 { line.last_seq + 1 } else { entry.seq };
     line.last_seq = line.last_seq.max(seq);
     line.waiting.insert(seq, entry.ticket.clone());
+    if entry.shown > 0 {
+        line.shown.insert(entry.ticket.clone(), entry.shown);
+    }
+    let ticket = entry.ticket.clone();
     line.tickets.insert(entry.ticket.clone(), (seq, WaitEntry { seq, ..entry }, now));
-    Queued { seq, position: position(line, seq) }
+    let rank = ahead + position(line, seq);
+    Queued { seq, position: shown(line, &ticket, rank) }
 }
 
 fn status(line: &Line, ticket: &Ticket, now: u64, ttl: u64) -> TicketStatus {
@@ -238,17 +323,17 @@ fn leave(line: &mut Line, ticket: &Ticket) -> bool {
         return false; // being processed: too late to leave
     }
     line.tickets.remove(ticket);
+    unshown(line, ticket);
     true
 }
 
 impl WaitlistStore for MemoryWaitlist {
     fn enqueue(&self, entry: WaitEntry) -> StoreFuture<'_, Queued> {
-        self.with(move |line, now| enqueue(line, entry, now))
+        self.with(move |line, now| enqueue(line, entry, now, 0))
     }
 
     fn status<'a>(&'a self, ticket: &'a Ticket) -> StoreFuture<'a, TicketStatus> {
-        let ttl = self.ticket_ttl_ms;
-        self.with(move |line, now| status(line, ticket, now, ttl))
+        Box::pin(async move { Ok(self.status_after(ticket, 0)) })
     }
 
     fn touch<'a>(&'a self, ticket: &'a Ticket) -> StoreFuture<'a, bool> {
@@ -272,6 +357,7 @@ impl WaitlistStore for MemoryWaitlist {
                 let Some((_, entry, seen)) = line.tickets.get(&ticket) else { continue };
                 if now.saturating_sub(*seen) > ttl {
                     line.tickets.remove(&ticket);
+                    unshown(line, &ticket);
                     continue;
                 }
                 let entry = WaitEntry { seq, ..entry.clone() };
@@ -287,6 +373,7 @@ impl WaitlistStore for MemoryWaitlist {
             if let Some((seq, _, _)) = line.tickets.remove(ticket) {
                 line.processing.remove(&seq);
             }
+            unshown(line, ticket);
             line.admitted.insert(ticket.clone(), (grant.clone(), now));
         })
     }
@@ -325,6 +412,7 @@ impl WaitlistStore for MemoryWaitlist {
             for (seq, ticket) in &stale {
                 line.waiting.remove(seq);
                 line.tickets.remove(ticket);
+                unshown(line, ticket);
             }
             line.admitted.retain(|_, (_, at)| now.saturating_sub(*at) <= ttl);
             stale.len() as u64
@@ -351,7 +439,7 @@ impl WaitlistStore for MemoryWaitlist {
                 {
                     continue;
                 }
-                enqueue(line, entry, now);
+                enqueue(line, entry, now, 0);
                 added += 1;
             }
             added
@@ -360,5 +448,9 @@ impl WaitlistStore for MemoryWaitlist {
 
     fn known_seq(&self) -> u64 {
         self.last_seq.load(Ordering::Relaxed)
+    }
+
+    fn fallback_cleared(&self, _tag: u32, _cleared: u64) -> StoreFuture<'_, ()> {
+        Box::pin(std::future::ready(Ok(())))
     }
 }

@@ -11,6 +11,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::admission::line::Left;
 use crate::admission::Admit;
 use crate::hosting::messages::ClaimSeat;
 use crate::hosting::relay_wire::{Reply, Wire};
@@ -300,6 +301,17 @@ fn line_unavailable(e: StoreError) -> ErrorBody {
     ErrorBody::new(ErrorCode::ServerBusy, "the waitlist is unavailable; retry shortly").with("retry_after_ms", 2000)
 }
 
+/// SERVER_BUSY `reason: "elsewhere"` for a ticket another instance's fallback queue may
+/// hold: not a 404, because it may be waiting there (docs/PROTOCOL.md).
+fn held_elsewhere() -> ErrorBody {
+    ErrorBody::new(
+        ErrorCode::ServerBusy,
+        "the ticket is held by another instance that has not reached the waitlist store yet; retry shortly",
+    )
+    .with("reason", "elsewhere")
+    .with("retry_after_ms", 1000)
+}
+
 /// `GET /api/v1/waitlist/{ticket}`: the ticket's place in line (polling keeps it alive).
 #[utoipa::path(
     get,
@@ -322,6 +334,7 @@ pub(super) async fn waitlist_status(state: State, path: web::Path<String>) -> An
         TicketStatus::Processing => WaitlistStatus::Waiting { position: 0, eta_secs: 0 },
         TicketStatus::Admitted(grant) => WaitlistStatus::Admitted(grant),
         TicketStatus::Unknown => return Err(ErrorBody::ticket_not_found("it left, expired or never existed")),
+        TicketStatus::Elsewhere => return Err(held_elsewhere()),
     };
     Ok(web::Json(status))
 }
@@ -340,8 +353,10 @@ pub(super) async fn waitlist_status(state: State, path: web::Path<String>) -> An
 )]
 pub(super) async fn waitlist_leave(state: State, path: web::Path<String>) -> Answer<HttpResponse> {
     let ticket = ticket(&path)?;
-    if !state.line.leave(&ticket).await.map_err(line_unavailable)? {
-        return Err(ErrorBody::ticket_not_found("it is not waiting"));
+    match state.line.leave(&ticket).await.map_err(line_unavailable)? {
+        Left::Left => {}
+        Left::NotWaiting => return Err(ErrorBody::ticket_not_found("it is not waiting")),
+        Left::Elsewhere => return Err(held_elsewhere()),
     }
     tracing::info!(%ticket, "a player left the waitlist");
     state.admission_stats.left();

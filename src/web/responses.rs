@@ -98,5 +98,6 @@ error_responses! {
         Retry after `Retry-After`.";
     /// 503 for a waitlist store that cannot answer.
     WaitlistUnavailable => "SERVER_BUSY: the waitlist store cannot answer (`retry_after_ms` 2000), \
+        another instance may hold the ticket (`reason: \"elsewhere\"`, `retry_after_ms` 1000: it is not lost), \
         or the connection ceiling (`reason: \"connections\"`). Retry after `Retry-After`.";
 }

@@ -21,6 +21,14 @@
 //! at its own sequence, the sequence raised past them, the id kept or made anew) and goes
 //! on; every other instance notices the same way and puts back its own.
 //!
+//! **Tickets held elsewhere.** A ticket a fallback queue issued carries that queue's tag and
+//! its sequence ([`Ticket::fallback_origin`]); each instance records in
+//! `{prefix}:fallback:<tag>` how far its queue is cleared ([`WaitlistStore::fallback_cleared`]).
+//! `status` answers such a ticket that Redis does not hold [`TicketStatus::Elsewhere`] until
+//! its queue says it is cleared past it (or neither the ticket nor its instance was heard of
+//! for `ticket_ttl`), never `Unknown` (docs/DESIGN.md D6). Positions never go back: the
+//! lowest shown is kept under `{prefix}:shown:<ticket>`.
+//!
 //! Every call runs under `command_timeout` and fails with [`StoreError::Backend`]; error
 //! messages never carry the Redis password or a full ticket.
 //!
@@ -169,12 +177,11 @@ impl WaitlistStore for RedisWaitlist {
         Box::pin(async move {
             let json = serde_json::to_string(&entry).map_err(|e| StoreError::Backend(format!("encode entry: {e}")))?;
             let k = &self.keys;
-            let entry_key = k.entry(&entry.ticket);
-            let (ttl, given) = (self.ticket_ttl_ms.to_string(), entry.seq.to_string());
-            let keys = [k.waiting.as_str(), &k.processing, &entry_key];
-            let (_, out) = self
-                .checked_eval("enqueue", &self.scripts.enqueue, &keys, &[entry.ticket.expose(), &json, &ttl, &given])
-                .await?;
+            let (entry_key, shown_key) = (k.entry(&entry.ticket), k.shown(&entry.ticket));
+            let (ttl, given, shown) = (self.ticket_ttl_ms.to_string(), entry.seq.to_string(), entry.shown.to_string());
+            let keys = [k.waiting.as_str(), &k.processing, &entry_key, &shown_key];
+            let args = [entry.ticket.expose(), &json, &ttl, &given, &shown];
+            let (_, out) = self.checked_eval("enqueue", &self.scripts.enqueue, &keys, &args).await?;
             let queued = Queued { seq: number("enqueue", out.first())?, position: number("enqueue", out.get(1))? };
             self.saw(queued.seq);
             Ok(queued)
@@ -184,15 +191,20 @@ impl WaitlistStore for RedisWaitlist {
     fn status<'a>(&'a self, ticket: &'a Ticket) -> StoreFuture<'a, TicketStatus> {
         Box::pin(async move {
             let k = &self.keys;
-            let (entry_key, admitted_key) = (k.entry(ticket), k.admitted(ticket));
-            let keys = [k.waiting.as_str(), &k.processing, &entry_key, &admitted_key];
-            let (kind, out) = self.checked_eval("status", &self.scripts.status, &keys, &[ticket.expose()]).await?;
+            let (entry_key, admitted_key, shown_key) = (k.entry(ticket), k.admitted(ticket), k.shown(ticket));
+            let (tag, origin) = ticket.fallback_origin().unwrap_or((0, 0));
+            let fallback_key = k.fallback(tag);
+            let keys = [k.waiting.as_str(), &k.processing, &entry_key, &admitted_key, &shown_key, &fallback_key];
+            let (ttl, origin) = (self.ticket_ttl_ms.to_string(), origin.to_string());
+            let args = [ticket.expose(), &ttl, &origin];
+            let (kind, out) = self.checked_eval("status", &self.scripts.status, &keys, &args).await?;
             match kind.as_str() {
                 "admitted" => serde_json::from_str(out.first().map_or("", String::as_str))
                     .map(TicketStatus::Admitted)
                     .map_err(|e| StoreError::Backend(format!("redis status: undecodable grant: {e}"))),
                 "waiting" => Ok(TicketStatus::Waiting { position: number("status", out.first())? }),
                 "processing" => Ok(TicketStatus::Processing),
+                "elsewhere" => Ok(TicketStatus::Elsewhere),
                 _ => Ok(TicketStatus::Unknown),
             }
         })
@@ -211,8 +223,8 @@ impl WaitlistStore for RedisWaitlist {
 
     fn leave<'a>(&'a self, ticket: &'a Ticket) -> StoreFuture<'a, bool> {
         Box::pin(async move {
-            let entry_key = self.keys.entry(ticket);
-            let keys = [self.keys.waiting.as_str(), &entry_key];
+            let (entry_key, shown_key) = (self.keys.entry(ticket), self.keys.shown(ticket));
+            let keys = [self.keys.waiting.as_str(), &entry_key, &shown_key];
             let (_, out) = self.checked_eval("leave", &self.scripts.leave, &keys, &[ticket.expose()]).await?;
             Ok(number("leave", out.first())? == 1)
         })
@@ -244,7 +256,8 @@ impl WaitlistStore for RedisWaitlist {
             let k = &self.keys;
             let (entry_key, admitted_key) = (k.entry(ticket), k.admitted(ticket));
             let ttl = self.ticket_ttl_ms.to_string();
-            let keys = [k.waiting.as_str(), &k.processing, &entry_key, &admitted_key, &k.claimed];
+            let shown_key = k.shown(ticket);
+            let keys = [k.waiting.as_str(), &k.processing, &entry_key, &admitted_key, &k.claimed, &shown_key];
             let _: i64 = self.eval("complete", &self.scripts.complete, &keys, &[ticket.expose(), &json, &ttl]).await?;
             Ok(())
         })
@@ -331,5 +344,14 @@ impl WaitlistStore for RedisWaitlist {
 
     fn known_seq(&self) -> u64 {
         self.seen.load(Ordering::Relaxed)
+    }
+
+    fn fallback_cleared(&self, tag: u32, cleared: u64) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            let key = self.keys.fallback(tag);
+            let (cleared, expiry) = (cleared.to_string(), self.ticket_ttl_ms.saturating_mul(2).to_string());
+            let _: i64 = self.eval("fallback cleared", &self.scripts.cleared, &[&key], &[&cleared, &expiry]).await?;
+            Ok(())
+        })
     }
 }

@@ -13,6 +13,8 @@
 //! | `{prefix}:claimed`           | sorted set  | claimed tickets, scored by claim time (ms, Redis clock) |
 //! | `{prefix}:entry:<ticket>`    | string      | the `WaitEntry` as JSON, expiring after `ticket_ttl` |
 //! | `{prefix}:admitted:<ticket>` | string      | the `SeatGrant` as JSON, expiring after `ticket_ttl` |
+//! | `{prefix}:shown:<ticket>`    | string      | the lowest position the ticket was shown, expiring after `ticket_ttl` |
+//! | `{prefix}:fallback:<tag>`    | hash        | one instance's fallback queue: `cleared` (it holds none of its entries up to this sequence), `at` (when it said so, ms, Redis clock); expires after two `ticket_ttl` |
 
 use redis::Script;
 
@@ -30,6 +32,17 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] or tonumber(redis.call('GET', KEYS[2]) 
 end
 "#;
 
+/// The position to show a waiting ticket at `rank`: never more than it was shown before
+/// (the `shown` key, refreshed for `ttl` ms).
+const SHOW: &str = r#"
+local function show(key, rank, ttl)
+  local before = tonumber(redis.call('GET', key) or '0')
+  if before > 0 and before < rank then rank = before end
+  redis.call('SET', key, rank, 'PX', ttl)
+  return rank
+end
+"#;
+
 /// Takes the line as it is: its id (made now if missing) and sequence.
 /// KEYS: line, seq. ARGV: a new id.
 const OPEN: &str = r#"
@@ -41,13 +54,15 @@ return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2]) or '0'}
 /// sequence is Redis's clock in µs, or one more than the last if that is later: unique,
 /// only growing, and close to the time of issue, so entries a fallback queue numbered by
 /// its own clock during an outage fall in place beside entries issued elsewhere.
-/// KEYS: line, seq, waiting, processing, entry. ARGV: id, seen, ticket, entry JSON, ttl ms,
-/// given sequence (0: the next one).
+/// The position answered is never more than the ticket was shown before, here or (given)
+/// by the fallback queue it comes from.
+/// KEYS: line, seq, waiting, processing, entry, shown. ARGV: id, seen, ticket, entry JSON,
+/// ttl ms, given sequence (0: the next one), position shown before (0: none).
 const ENQUEUE: &str = r#"
 local score = redis.call('ZSCORE', KEYS[3], ARGV[3])
 if score then
   if redis.call('EXISTS', KEYS[5]) == 1 then
-    return {'queued', score, redis.call('ZRANK', KEYS[3], ARGV[3]) + 1}
+    return {'queued', score, show(KEYS[6], redis.call('ZRANK', KEYS[3], ARGV[3]) + 1, ARGV[5])}
   end
   redis.call('ZREM', KEYS[3], ARGV[3])
 else
@@ -64,19 +79,45 @@ local s = string.format('%.0f', seq)
 if seq > last then redis.call('SET', KEYS[2], s) end
 redis.call('ZADD', KEYS[3], s, ARGV[3])
 redis.call('SET', KEYS[5], ARGV[4], 'PX', ARGV[5])
-return {'queued', s, redis.call('ZRANK', KEYS[3], ARGV[3]) + 1}
+if tonumber(ARGV[7]) > 0 then redis.call('SET', KEYS[6], ARGV[7], 'PX', ARGV[5]) end
+return {'queued', s, show(KEYS[6], redis.call('ZRANK', KEYS[3], ARGV[3]) + 1, ARGV[5])}
 "#;
 
-/// Where a ticket stands: {kind, detail}. Admitted first, then waiting (live only), then
-/// processing. KEYS: line, seq, waiting, processing, entry, admitted. ARGV: id, seen, ticket.
+/// Where a ticket stands: {kind, detail}. Admitted first, then waiting (live only: its
+/// position never more than shown before), then processing. A ticket none of these that a
+/// fallback queue issued (its sequence given) is `elsewhere` while that queue has not said
+/// it no longer holds it, and either the ticket was issued or the queue's instance was
+/// heard from within `ttl`; else unknown.
+/// KEYS: line, seq, waiting, processing, entry, admitted, shown, fallback record.
+/// ARGV: id, seen, ticket, ttl ms, the fallback sequence (0: not a fallback ticket).
 const STATUS: &str = r#"
 local grant = redis.call('GET', KEYS[6])
 if grant then return {'admitted', grant} end
 if redis.call('ZSCORE', KEYS[3], ARGV[3]) and redis.call('EXISTS', KEYS[5]) == 1 then
-  return {'waiting', redis.call('ZRANK', KEYS[3], ARGV[3]) + 1}
+  return {'waiting', show(KEYS[7], redis.call('ZRANK', KEYS[3], ARGV[3]) + 1, ARGV[4])}
 end
 if redis.call('ZSCORE', KEYS[4], ARGV[3]) then return {'processing', ''} end
+local origin = tonumber(ARGV[5])
+if origin > 0 and tonumber(redis.call('HGET', KEYS[8], 'cleared') or '0') < origin then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local heard = tonumber(redis.call('HGET', KEYS[8], 'at') or '0')
+  local ttl = tonumber(ARGV[4])
+  if now < math.floor(origin / 1000) + ttl or now < heard + ttl then return {'elsewhere', ''} end
+end
 return {'unknown', ''}
+"#;
+
+/// One instance's fallback queue says it holds none of its entries up to a sequence (the
+/// highest said so far is kept) and that it is alive. KEYS: the fallback record.
+/// ARGV: cleared sequence, expiry ms.
+const CLEARED: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local cleared = math.max(tonumber(redis.call('HGET', KEYS[1], 'cleared') or '0'), tonumber(ARGV[1]))
+redis.call('HSET', KEYS[1], 'cleared', string.format('%.0f', cleared), 'at', string.format('%.0f', now))
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
 "#;
 
 /// Keeps a live waiting ticket for another ttl; a processing ticket answers 1 unchanged.
@@ -89,10 +130,11 @@ if redis.call('ZSCORE', KEYS[4], ARGV[3]) then return {'ok', 1} end
 return {'ok', 0}
 "#;
 
-/// Leaves the line: only a live waiting ticket. KEYS: line, seq, waiting, entry. ARGV: id,
-/// seen, ticket.
+/// Leaves the line: only a live waiting ticket. KEYS: line, seq, waiting, entry, shown.
+/// ARGV: id, seen, ticket.
 const LEAVE: &str = r#"
 if redis.call('ZREM', KEYS[3], ARGV[3]) == 0 then return {'ok', 0} end
+redis.call('DEL', KEYS[5])
 return {'ok', redis.call('DEL', KEYS[4])}
 "#;
 
@@ -172,8 +214,9 @@ return {redis.call('GET', KEYS[1]), added, s}
 "#;
 
 /// Ends a ticket's processing and records its grant.
-/// KEYS: waiting, processing, entry, admitted, claimed. ARGV: ticket, grant JSON, ttl ms.
+/// KEYS: waiting, processing, entry, admitted, claimed, shown. ARGV: ticket, grant JSON, ttl ms.
 const COMPLETE: &str = r#"
+redis.call('DEL', KEYS[6])
 redis.call('ZREM', KEYS[5], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[1], ARGV[1])
@@ -227,6 +270,8 @@ pub(super) struct Keys {
     pub(super) claimed: String,
     pub(super) entry_prefix: String,
     pub(super) admitted_prefix: String,
+    shown_prefix: String,
+    fallback_prefix: String,
 }
 
 impl Keys {
@@ -242,6 +287,8 @@ impl Keys {
             claimed: format!("{tag}:claimed"),
             entry_prefix: format!("{tag}:entry:"),
             admitted_prefix: format!("{tag}:admitted:"),
+            shown_prefix: format!("{tag}:shown:"),
+            fallback_prefix: format!("{tag}:fallback:"),
         }
     }
 
@@ -251,6 +298,16 @@ impl Keys {
 
     pub(super) fn admitted(&self, ticket: &Ticket) -> String {
         format!("{}{}", self.admitted_prefix, ticket.expose())
+    }
+
+    pub(super) fn shown(&self, ticket: &Ticket) -> String {
+        format!("{}{}", self.shown_prefix, ticket.expose())
+    }
+
+    /// The record of the fallback queue tagged `tag` (any tag for a ticket no fallback
+    /// queue issued: the script reads it only for one that did).
+    pub(super) fn fallback(&self, tag: u32) -> String {
+        format!("{}{tag:08x}", self.fallback_prefix)
     }
 }
 
@@ -273,14 +330,15 @@ pub(super) struct Scripts {
     pub(super) complete: Script,
     pub(super) requeue: Script,
     pub(super) expire: Script,
+    pub(super) cleared: Script,
 }
 
 impl Scripts {
     pub(super) fn new() -> Scripts {
         Scripts {
             open: Script::new(OPEN),
-            enqueue: checked(ENQUEUE),
-            status: checked(STATUS),
+            enqueue: checked(&format!("{SHOW}{ENQUEUE}")),
+            status: checked(&format!("{SHOW}{STATUS}")),
             touch: checked(TOUCH),
             leave: checked(LEAVE),
             claim: checked(CLAIM),
@@ -291,6 +349,7 @@ impl Scripts {
             complete: Script::new(COMPLETE),
             requeue: Script::new(REQUEUE),
             expire: Script::new(EXPIRE),
+            cleared: Script::new(CLEARED),
         }
     }
 }
@@ -309,6 +368,8 @@ mod tests {
         let ticket = Ticket::random();
         assert_eq!(keys.entry(&ticket), format!("{{rampart:waitlist}}:entry:{}", ticket.expose()));
         assert_eq!(keys.admitted(&ticket), format!("{{rampart:waitlist}}:admitted:{}", ticket.expose()));
+        assert_eq!(keys.shown(&ticket), format!("{{rampart:waitlist}}:shown:{}", ticket.expose()));
+        assert_eq!(keys.fallback(0xab), "{rampart:waitlist}:fallback:000000ab");
         assert_eq!(Keys::new("a:{tag}").waiting, "a:{tag}:waiting");
     }
 }

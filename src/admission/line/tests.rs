@@ -1,0 +1,104 @@
+//! The line's own rules, on an embedded backend behind a breaker forced open (the store
+//! unreachable): fallback tickets name their queue, positions continue after the backend's
+//! line and never go back, the fallback never passes older entries that wait in the
+//! backend and admits its own in order when none do, and once the backend answers the
+//! queue is flushed at its places and its grants are published.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Left, Line, Source};
+use crate::breaker::CircuitBreaker;
+use crate::config::BreakerConfig;
+use crate::game::Seat;
+use crate::ids::{now_rfc3339, Ticket};
+use crate::metrics::Metrics;
+use crate::protocol::{Opponent, SeatGrant};
+use crate::store::waitlist::{MemoryWaitlist, TicketStatus, WaitEntry, WaitRequest, WaitlistStore};
+
+const TTL: Duration = Duration::from_secs(600);
+
+fn entry(name: &str) -> WaitEntry {
+    WaitEntry {
+        ticket: Ticket::random(),
+        request: WaitRequest { kind: Default::default(), opponent: Opponent::Ai, player_name: name.to_owned() },
+        enqueued_at: now_rfc3339(),
+        seq: 0,
+        shown: 0,
+    }
+}
+
+fn line() -> (Line, Arc<MemoryWaitlist>, CircuitBreaker) {
+    let primary = Arc::new(MemoryWaitlist::new(TTL));
+    let breaker = CircuitBreaker::new("database", BreakerConfig::default());
+    let line = Line::new(primary.clone(), breaker.clone(), true, TTL, TTL, 100, Arc::new(Metrics::default()));
+    (line, primary, breaker)
+}
+
+fn waiting(position: u64) -> TicketStatus {
+    TicketStatus::Waiting { position }
+}
+
+#[tokio::test]
+async fn the_fallback_never_goes_ahead_of_older_entries_and_the_backend_takes_it_at_its_places() {
+    let (line, primary, breaker) = line();
+    let mut older = Vec::new();
+    for name in ["o1", "o2"] {
+        let (ticket, _) = line.enqueue(entry(name)).await.expect("enqueue");
+        assert_eq!(ticket.fallback_origin(), None, "the backend's own ticket");
+        older.push(ticket);
+    }
+    breaker.force_open();
+    let mut own = Vec::new();
+    for (i, name) in ["f1", "f2"].into_iter().enumerate() {
+        let (ticket, position) = line.enqueue(entry(name)).await.expect("enqueue");
+        assert_eq!(ticket.fallback_origin().map(|(tag, _)| tag), Some(line.tag), "names this queue");
+        assert_eq!(position, 3 + i as u64, "after the backend's line");
+        own.push(ticket);
+    }
+    assert_ne!(line.unreachable_since.load(Ordering::Acquire), 0, "the outage is noticed");
+    assert_eq!(line.claim().await.expect("claim"), None, "older entries wait in the backend: nobody passes them");
+
+    breaker.reset();
+    let order = [&older[0], &older[1], &own[0], &own[1]];
+    for expected in order {
+        assert_eq!(line.claim().await.expect("claim").map(|(e, _)| e.ticket).as_ref(), Some(expected));
+    }
+    assert_eq!(primary.len().await, Ok(0), "flushed at their places, all claimed from the backend");
+}
+
+#[tokio::test]
+async fn with_nobody_older_the_fallback_admits_its_own_in_order_and_publishes_the_grants() {
+    let (line, primary, breaker) = line();
+    breaker.force_open();
+    let mut own = Vec::new();
+    for name in ["f1", "f2", "f3"] {
+        own.push(line.enqueue(entry(name)).await.expect("enqueue").0);
+    }
+    let grant = SeatGrant { game_id: "g1".to_owned(), seat: Seat::Red, player_token: "f".repeat(64) };
+    let (first, source) = line.claim().await.expect("claim").expect("the fallback's first");
+    assert_eq!((&first.ticket, source), (&own[0], Source::Fallback));
+    line.complete(&first.ticket, &grant, source).await.expect("complete");
+    assert_eq!(line.status(&own[2]).await, Ok(waiting(2)), "shown 3, now 2");
+
+    breaker.reset();
+    line.maintain().await;
+    assert_eq!(primary.status(&own[0]).await, Ok(TicketStatus::Admitted(grant)), "its grant was published");
+    assert_eq!(primary.status(&own[1]).await, Ok(waiting(1)), "flushed at its place");
+    assert_eq!(primary.status(&own[2]).await, Ok(waiting(2)));
+}
+
+#[tokio::test]
+async fn a_ticket_of_this_queue_that_left_is_unknown_and_leaving_is_answered_from_the_right_place() {
+    let (line, _, breaker) = line();
+    breaker.force_open();
+    let (ticket, _) = line.enqueue(entry("f")).await.expect("enqueue");
+    assert_eq!(line.leave(&ticket).await, Ok(Left::Left));
+    breaker.reset();
+    assert_eq!(line.status(&ticket).await, Ok(TicketStatus::Unknown));
+    assert_eq!(line.leave(&ticket).await, Ok(Left::NotWaiting));
+    // Another process's fallback ticket: the embedded backend is never shared, so unknown.
+    let theirs = Ticket::fallback(line.tag.wrapping_add(1), 1);
+    assert_eq!(line.leave(&theirs).await, Ok(Left::NotWaiting));
+}
