@@ -6,13 +6,12 @@
 //!   entries wait in an embedded queue, each with a sequence after the highest the backend
 //!   has issued and no earlier than the wall clock (Redis numbers entries by its clock in
 //!   µs), and are flushed to the backend at those same sequences once it answers. An entry's place is its sequence, fixed when it is issued, so the admission
-//!   order is the issue order across an outage and a flush. The line admits from wherever
-//!   it can without breaking that order: from the backend whenever a call passes (the
-//!   queue flushed first, in the same claim), and from the fallback queue, in its order,
-//!   while the backend is down if nobody waited in it (its older entries go first: they
-//!   are never passed over, however long the outage). Positions count the backend's line
-//!   before the queue's, and never go back (the store's rule: the lowest shown is kept,
-//!   and carried to the backend with the entry).
+//!   order is the issue order across an outage and a flush. The line admits from the
+//!   backend whenever a call passes (the queue flushed first, in the same claim). While the
+//!   backend is down nobody is admitted: it is the shared store, and no game starts
+//!   without its ownership lease there (docs/DESIGN.md D17). Positions count the
+//!   backend's line before the queue's, and never go back (the store's rule: the lowest
+//!   shown is kept, and carried to the backend with the entry).
 //! - **Tickets another instance may hold.** A fallback entry gets a ticket that names this
 //!   queue's tag and the entry's sequence ([`Ticket::fallback`]). Each maintenance round
 //!   that reaches the backend flushes the queue, publishes the grants of entries it
@@ -65,8 +64,8 @@ pub struct Line {
     fallback: Option<MemoryWaitlist>,
     /// Only for a shared backend: the entries this instance knows to be waiting.
     known: Option<Mutex<Known>>,
-    /// The backend's waiting count at its last answer (positions of fallback entries, and
-    /// whether the fallback may be admitted from while the backend is down).
+    /// The backend's waiting count at its last answer (the positions of fallback entries
+    /// count it first).
     primary_len: AtomicU64,
     /// How old an unfinished claim must be before it is taken back (`claim_lease_ms`).
     lease: Duration,
@@ -352,18 +351,16 @@ impl Line {
     }
 
     /// Claims the next entry in sequence order. The fallback queue is flushed first when
-    /// the backend answers; while it does not, the queue's own entries are admitted only if
-    /// nobody waited in the backend (they came after).
+    /// the backend answers; while it does not, nobody is admitted: the backend is the one
+    /// shared store, and no game starts without its ownership lease there (docs/DESIGN.md
+    /// D17), so an admission now could only fail and hold its entry back.
     pub async fn claim(&self) -> Result<Option<(WaitEntry, Source)>, StoreError> {
         if let Some(fallback) = &self.fallback {
             let _turn = self.fallback_turn.lock().await;
             if fallback.waiting_now() > 0 {
                 self.flush(fallback).await;
                 if fallback.waiting_now() > 0 {
-                    if self.primary_len.load(Ordering::Relaxed) > 0 {
-                        return Ok(None);
-                    }
-                    return Ok(fallback.claim().await?.map(|e| (e, Source::Fallback)));
+                    return Ok(None);
                 }
             }
         }
