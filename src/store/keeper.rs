@@ -2,7 +2,8 @@
 //! D2). A game publishes its snapshot after each accepted change; the keeper holds it as the
 //! latest and writes it to the [`SnapshotStore`] behind the game, through the `database`
 //! breaker, batching what is pending. While the store is down only the latest snapshot of
-//! each game stays pending, and it is written once the breaker lets calls through again. A
+//! each game stays pending; the writer retries when the open breaker lets a probe through,
+//! so its retry is the probe, and writes the rest as soon as the probe closes it. A
 //! game resumes from the keeper's latest (an arbiter move, a restart after a panic) or, when
 //! the process does not hold the game (a restart of the server, a takeover), from the store.
 //! A write refused by the fence (a newer epoch holds the game) is reported on the channel
@@ -26,8 +27,13 @@ use crate::store::{Guarded, StoreError};
 /// Most snapshots written in one batch.
 const BATCH: usize = 256;
 
-/// How often pending snapshots are retried while the store fails.
+/// How often pending snapshots are retried while the store fails and the breaker lets
+/// calls through (closed, or half-open with its probe slot taken).
 const RETRY_EVERY: Duration = Duration::from_millis(200);
+
+/// While the breaker is open the writer sleeps until it lets a probe through, plus this
+/// much: its retry is then the probe (docs/DESIGN.md, the store breakers' schedule).
+const PROBE_SLACK: Duration = Duration::from_millis(5);
 
 /// A write refused by the fence: the game's epoch moved past the snapshot's.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -181,8 +187,15 @@ impl SnapshotKeeper {
                 continue;
             }
             if !self.write_batch().await {
-                // The store failed or the breaker is open: try again shortly.
-                let _ = tokio::time::timeout(RETRY_EVERY, self.wake.notified()).await;
+                // The store failed or the breaker is open: try again when it would let a
+                // probe through (a new snapshot does not wake the writer before that: the
+                // call would only be refused).
+                match self.guard.breaker().open_remaining() {
+                    Some(left) => tokio::time::sleep(left + PROBE_SLACK).await,
+                    None => {
+                        let _ = tokio::time::timeout(RETRY_EVERY, self.wake.notified()).await;
+                    }
+                }
             }
         }
     }
@@ -202,7 +215,8 @@ impl SnapshotKeeper {
             batch
         };
         let mut ok = true;
-        for snapshot in batch {
+        let mut batch = batch.into_iter();
+        while let Some(snapshot) = batch.next() {
             let ttl = snapshot.ended().then_some(self.finished_ttl);
             match self.guard.call(self.store.write(&snapshot, ttl)).await {
                 Ok(WriteOutcome::Written | WriteOutcome::Stale) => {}
@@ -218,11 +232,17 @@ impl SnapshotKeeper {
                 }
                 Err(e) => {
                     ok = false;
+                    // Refused by the breaker (open, or its probe slot taken): the rest of the
+                    // batch would be refused too; it stays pending with this one.
+                    let refused = matches!(e, StoreError::Unavailable(_));
                     let mut state = self.lock();
                     // Still the latest (nothing newer replaced it, the game was not
                     // forgotten): keep it pending.
-                    if !state.forgotten.contains(&snapshot.game_id) {
-                        state.pending.insert(snapshot.game_id.clone());
+                    let rest: Vec<Arc<Snapshot>> = if refused { batch.by_ref().collect() } else { Vec::new() };
+                    for id in std::iter::once(&snapshot).chain(&rest).map(|s| &s.game_id) {
+                        if !state.forgotten.contains(id) {
+                            state.pending.insert(id.clone());
+                        }
                     }
                     drop(state);
                     tracing::debug!(game_id = %snapshot.game_id, "a snapshot write failed; it stays pending: {e}");
