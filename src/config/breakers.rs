@@ -38,13 +38,13 @@ pub struct CircuitBreakersConfig {
 /// The names the server itself calls through; they always exist.
 pub const BUILT_IN_BREAKERS: [&str; 3] = ["database", "messaging", "llm"];
 
-/// The store breakers' first open period, seconds: a blip costs a fifth of a second.
-pub const STORE_OPEN_SECS: f64 = 0.2;
+/// The store breakers' first open period, seconds: a blip costs a tenth of a second.
+pub const STORE_OPEN_SECS: f64 = 0.1;
 
 /// The store breakers' longest open period, seconds. With its jitter (±10%) and the time a
 /// probe takes, a store that answers again is used again within a second of it; a dead
-/// one sees about one connection attempt a second from each instance.
-pub const STORE_OPEN_MAX_SECS: f64 = 0.8;
+/// one sees about two connection attempts a second from each instance.
+pub const STORE_OPEN_MAX_SECS: f64 = 0.5;
 
 /// Probes a store breaker lets through at once while half-open.
 pub const STORE_PROBES: u32 = 4;
@@ -57,7 +57,7 @@ fn built_in_breakers() -> BTreeMap<String, BreakerConfig> {
         operations: operations.iter().map(|o| (*o).to_owned()).collect(),
         ..BreakerConfig::default()
     };
-    // The store breakers probe on a short, growing schedule (0.2, 0.4, 0.8, 0.8 … s): Redis
+    // The store breakers probe on a short, growing schedule (0.1, 0.2, 0.4, 0.5, 0.5 … s): Redis
     // comes back within seconds of a failover, and every minute of an open `database`
     // breaker is a minute of moves that are not durable.
     // Several probes at once: a blocking read of the event stream (up to a second) must not
