@@ -291,8 +291,7 @@ impl GameSupervisor {
             // Ask once per period: a refusal (someone came back) restarts the clock.
             if cell.unattended_since_ms.compare_exchange(since, now, Ordering::AcqRel, Ordering::Acquire).is_ok() {
                 if let Some(game) = cell.addr() {
-                    game.close_abandoned()
-                        .do_send(CloseAbandoned { unattended_secs: now.saturating_sub(since) / 1000 });
+                    game.close_abandoned().do_send(CloseAbandoned { unattended_secs: now.saturating_sub(since) / 1000 });
                 }
             }
         }

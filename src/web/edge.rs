@@ -96,9 +96,7 @@ pub async fn limits<B: MessageBody + 'static>(
         // with it) and the request body chunked, it drains the rest, however slowly it
         // comes; with the payload alive it closes. So the payload travels with the body.
         response.response_mut().head_mut().set_connection_type(ConnectionType::Close);
-        return Ok(response.map_body(|_, body| {
-            EitherBody::right(BoxBody::new(Holding { body: BoxBody::new(body), _unread: inner }))
-        }));
+        return Ok(response.map_body(|_, body| EitherBody::right(BoxBody::new(Holding { body: BoxBody::new(body), _unread: inner }))));
     }
     Ok(response.map_into_left_body())
 }
