@@ -48,8 +48,8 @@ fn env(redis: &RedisServer) -> Vec<(&'static str, String)> {
         ("RAMPART_SESSION_KEY", "stall-session-key".to_owned()),
         ("RAMPART__CLUSTER__LEASE_MS", LEASE_MS.to_string()),
         ("RAMPART__REDIS__COMMAND_TIMEOUT_MS", "300".to_owned()),
-        // The breaker opens on the stall's timeouts; it probes again after a second (30 s
-        // in production) so the test sees what comes after within seconds.
+        // The breaker opens on the stall's timeouts; it probes again after a second (0.1 s
+        // growing to 0.5 s in production) so the test sees what comes after within seconds.
         ("RAMPART__CIRCUIT_BREAKERS__DATABASE__TIMEOUT", "1".to_owned()),
         ("RAMPART__CIRCUIT_BREAKERS__DATABASE__TIMEOUT_MAX", "1".to_owned()),
         ("RAMPART__CIRCUIT_BREAKERS__DATABASE__JITTER", "0".to_owned()),
@@ -258,10 +258,17 @@ async fn lease(redis: &RedisServer, game_id: &str) -> (Option<String>, i64) {
 async fn wait_renewed(redis: &RedisServer, game_id: &str) {
     // A lease to start from: without one, any lease that appears would pass for a renewal.
     let (Some(_), before) = lease(redis, game_id).await else { panic!("{game_id} holds no lease in Redis") };
+    // Renewed: its time-to-live went up again after it was seen lower (reading the full
+    // lease again right after a renewal would need the read to land within a millisecond).
+    let lowest = Cell::new(before);
+    let lowest = &lowest;
     let probe = || async move {
         match lease(redis, game_id).await {
-            (Some(_), ttl) if ttl > before => Ok(()),
-            other => Err(format!("{other:?}, {before} ms left before")),
+            (Some(_), ttl) if ttl > lowest.get() + 20 => Ok(()),
+            other => {
+                lowest.set(lowest.get().min(other.1.max(0)));
+                Err(format!("{other:?}, {before} ms left at first, {} ms the lowest seen", lowest.get()))
+            }
         }
     };
     eventually(DEADLINE, &format!("the lease of {game_id} is renewed"), probe).await;

@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::state::{sample_now, Clock, Finish, Inner, Kind, ManualClock};
+use super::state::{no_cause, sample_now, Clock, Finish, Inner, Kind, ManualClock};
 use super::{BreakerError, BreakerMetrics, BreakerState, Listener, Outcome};
 use crate::config::BreakerConfig;
 
@@ -103,11 +103,32 @@ impl CircuitBreaker {
         call: impl Future<Output = Result<T, E>>,
         classify: impl FnOnce(&Result<T, E>) -> Outcome,
     ) -> Result<T, BreakerError<E>> {
+        self.call_with(call, classify, |_| None).await
+    }
+
+    /// [`call`](Self::call), and a failure that trips the breaker or fails a probe is told
+    /// with its error's text in the transition's reason (logged once per open period).
+    /// The text is formatted only then.
+    pub async fn call_described<T, E: std::fmt::Display>(
+        &self,
+        call: impl Future<Output = Result<T, E>>,
+        classify: impl FnOnce(&Result<T, E>) -> Outcome,
+    ) -> Result<T, BreakerError<E>> {
+        self.call_with(call, classify, |e| Some(e.to_string())).await
+    }
+
+    async fn call_with<T, E>(
+        &self,
+        call: impl Future<Output = Result<T, E>>,
+        classify: impl FnOnce(&Result<T, E>) -> Outcome,
+        describe: impl Fn(&E) -> Option<String>,
+    ) -> Result<T, BreakerError<E>> {
         let permit = self.acquire(true).map_err(reject)?;
         let after_ms = self.inner.config.call_timeout_ms;
         match tokio::time::timeout(Duration::from_millis(after_ms), call).await {
             Ok(result) => {
-                permit.record(classify(&result));
+                let outcome = classify(&result);
+                permit.record_because(outcome, &|| result.as_ref().err().and_then(&describe));
                 result.map_err(BreakerError::Inner)
             }
             Err(_) => {
@@ -126,6 +147,12 @@ impl CircuitBreaker {
         fallback: impl FnOnce(BreakerError<E>) -> T,
     ) -> T {
         self.call(call, classify).await.unwrap_or_else(fallback)
+    }
+
+    /// Time left before it lets a probe through, while it is open by itself; `None` when
+    /// closed, half-open (a call may pass now) or forced open.
+    pub fn open_remaining(&self) -> Option<Duration> {
+        self.inner.open_remaining_ms().map(Duration::from_millis)
     }
 
     /// Forces it open until [`force_closed`](Self::force_closed) or [`reset`](Self::reset).
@@ -169,18 +196,27 @@ pub struct Permit<'a> {
 impl Permit<'_> {
     /// Completes the call with `outcome`.
     #[inline]
-    pub fn record(mut self, outcome: Outcome) {
+    pub fn record(self, outcome: Outcome) {
+        self.record_because(outcome, &no_cause);
+    }
+
+    /// Completes the call with `outcome`; `cause` says why it failed, asked only when the
+    /// failure trips the breaker or fails a probe (its transition's reason tells it).
+    #[inline]
+    pub fn record_because(mut self, outcome: Outcome, cause: &dyn Fn() -> Option<String>) {
         if outcome == Outcome::Success && self.kind == Kind::Closed && self.started.is_none() {
             // The fast path: an untimed success while closed.
             self.done = true;
             self.inner.closed_success();
             return;
         }
-        self.finish(match outcome {
+        let how = match outcome {
             Outcome::Success => Finish::Success,
             Outcome::Failure => Finish::Failure,
             Outcome::Ignored => Finish::Ignored,
-        });
+        };
+        self.done = true;
+        self.inner.finish(self.kind, self.started, how, cause);
     }
     /// Completes the call as a success.
     pub fn success(self) {
@@ -205,7 +241,7 @@ impl Permit<'_> {
 
     fn finish(&mut self, how: Finish) {
         self.done = true;
-        self.inner.finish(self.kind, self.started, how);
+        self.inner.finish(self.kind, self.started, how, &no_cause);
     }
 }
 

@@ -199,13 +199,17 @@ impl Handler<Transitioned> for BreakerRegistry {
     }
 }
 
+/// Each open period is logged once, at WARN, with why it began (the failure that tripped
+/// the breaker, or the failed probe's error) and how long it lasts; the half-open step
+/// between two open periods is at DEBUG, since a store breaker probes every second or so
+/// while its dependency is down and the next WARN (or the close) says how the probe went.
 fn log_transition(msg: Transitioned) {
     let t = msg.0;
     let (name, from, to, reason) = (&*t.name, t.from.as_str(), t.to.as_str(), &t.reason);
     match t.to {
         BreakerState::Open => tracing::warn!(breaker = name, from, to, %reason, "circuit breaker opened"),
         BreakerState::HalfOpen => {
-            tracing::info!(breaker = name, from, to, %reason, "circuit breaker half-open: probing")
+            tracing::debug!(breaker = name, from, to, %reason, "circuit breaker half-open: probing")
         }
         BreakerState::Closed => tracing::info!(breaker = name, from, to, %reason, "circuit breaker closed"),
     }

@@ -181,6 +181,15 @@ pub(super) enum Kind {
     Probe(u64),
 }
 
+/// Why a failed call failed, in words for the log: asked only when the failure moves the
+/// breaker (it trips, or a probe reopens it), so a call that changes nothing formats nothing.
+pub(super) type Cause<'a> = &'a dyn Fn() -> Option<String>;
+
+/// A call that says nothing about its failure.
+pub(super) fn no_cause() -> Option<String> {
+    None
+}
+
 /// How a permit finished (adds timeout and cancellation to [`Outcome`](super::Outcome)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Finish {
@@ -325,8 +334,9 @@ impl Inner {
         self.announce(from, BreakerState::Open, reason);
     }
 
-    /// Half-open → open after a failed probe, with a longer open period.
-    fn reopen(&self, episode: u64, why: &str) {
+    /// Half-open → open after a failed probe, with a longer open period. `why` (the probe's
+    /// failure) is told once, with the open period it starts.
+    fn reopen(&self, episode: u64, why: String) {
         let guard = self.lock();
         if self.state() != BreakerState::HalfOpen || self.episode.load(Ordering::Acquire) != episode {
             return;
@@ -410,7 +420,7 @@ impl Inner {
     /// Counts a call of `kind` that finished `how` (timed from `started`, when it was
     /// timed) and moves the state as that outcome asks.
     #[inline(never)]
-    pub(super) fn finish(&self, kind: Kind, started: Option<Instant>, mut how: Finish) {
+    pub(super) fn finish(&self, kind: Kind, started: Option<Instant>, mut how: Finish, cause: Cause<'_>) {
         let inner = self;
         let shard = &inner.shards[shard_index()];
         if let Some(started) = started {
@@ -450,10 +460,12 @@ impl Inner {
                     let n = inner.consecutive_failures.fetch_add(1, Ordering::Relaxed).saturating_add(1);
                     let rate_trips = inner.window.as_ref().is_some_and(|w| w.record(true));
                     if n >= inner.config.failure_threshold {
-                        inner.trip(format!("{n} consecutive failures (threshold {})", inner.config.failure_threshold));
+                        let why = format!("{n} consecutive failures (threshold {})", inner.config.failure_threshold);
+                        inner.trip(with_last(why, how, inner.config.call_timeout_ms, cause));
                     } else if rate_trips {
                         let pct = inner.window.as_ref().and_then(Window::rate_pct).unwrap_or(0.0);
-                        inner.trip(format!("failure rate {pct:.0}% over the last calls"));
+                        let why = format!("failure rate {pct:.0}% over the last calls");
+                        inner.trip(with_last(why, how, inner.config.call_timeout_ms, cause));
                     }
                 }
                 Finish::Ignored | Finish::Cancelled => {}
@@ -461,13 +473,26 @@ impl Inner {
             Kind::Probe(episode) => {
                 inner.probes_in_flight.fetch_sub(1, Ordering::AcqRel);
                 if failed {
-                    let why = if how == Finish::Timeout { "a probe call timed out" } else { "a probe call failed" };
+                    let why = match (how, cause()) {
+                        (Finish::Timeout, _) => {
+                            format!("a probe call timed out (after {} ms)", inner.config.call_timeout_ms)
+                        }
+                        (_, Some(cause)) => format!("a probe call failed: {cause}"),
+                        (_, None) => "a probe call failed".to_owned(),
+                    };
                     inner.reopen(episode, why);
                 } else if how == Finish::Success {
                     inner.probe_succeeded(episode);
                 }
             }
         }
+    }
+
+    /// Time left before an open breaker lets a probe through: `None` unless it is open by
+    /// itself (closed, half-open, or forced open by an admin).
+    pub(super) fn open_remaining_ms(&self) -> Option<u64> {
+        (self.state() == BreakerState::Open && self.forced().is_none())
+            .then(|| self.open_until_ms.load(Ordering::Acquire).saturating_sub(self.now_ms()))
     }
 
     /// Forces `forced` (`None`: clears any forcing and every failure count), says why.
@@ -493,8 +518,7 @@ impl Inner {
         let inner = self;
         let sum = |slot: usize| inner.shards.iter().map(|s| s.calls[slot].load(Ordering::Relaxed)).sum();
         let forced = inner.forced();
-        let open_remaining_ms = (inner.state() == BreakerState::Open && forced.is_none())
-            .then(|| inner.open_until_ms.load(Ordering::Acquire).saturating_sub(inner.now_ms()));
+        let open_remaining_ms = inner.open_remaining_ms();
         BreakerMetrics {
             calls: CallCounts {
                 success: sum(SUCCESS),
@@ -527,5 +551,14 @@ impl Inner {
             + shards.iter().map(|s| s.buckets[DURATION_BUCKETS_SECS.len()].load(Ordering::Relaxed)).sum::<u64>();
         let sum_ns: u64 = shards.iter().map(|s| s.sum_ns.load(Ordering::Relaxed)).sum();
         (buckets, count, sum_ns as f64 / 1e9)
+    }
+}
+
+/// A trip's reason with the failure that tripped it, when the caller said what it was.
+fn with_last(why: String, how: Finish, call_timeout_ms: u64, cause: Cause<'_>) -> String {
+    match (how, cause()) {
+        (Finish::Timeout, _) => format!("{why}; the last timed out (after {call_timeout_ms} ms)"),
+        (_, Some(cause)) => format!("{why}; the last: {cause}"),
+        (_, None) => why,
     }
 }

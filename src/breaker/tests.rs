@@ -107,6 +107,74 @@ fn a_failed_probe_reopens_for_longer_up_to_the_maximum() {
     assert_eq!(b.metrics().open_remaining_ms, Some(1000), "closing resets the growth");
 }
 
+/// The reasons of every transition.
+fn reasons(b: &CircuitBreaker) -> Arc<Mutex<Vec<String>>> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    b.set_listener(Arc::new(move |t: &Transition| s.lock().expect("test lock").push(t.reason.clone())));
+    seen
+}
+
+#[test]
+fn a_trip_and_a_failed_probe_say_which_error_once_and_only_then_format_it() {
+    let (b, clock) = CircuitBreaker::with_manual_clock(
+        "database",
+        BreakerConfig { open_max_secs: 0.8, open_multiplier: 2.0, ..config(2, 0.2) },
+    );
+    let seen = reasons(&b);
+    let asked = std::cell::Cell::new(0);
+    let asked = &asked;
+    let cause = |text: &'static str| {
+        move || {
+            asked.set(asked.get() + 1);
+            Some(text.to_owned())
+        }
+    };
+    b.try_acquire().expect("closed").record_because(Outcome::Failure, &cause("refused once"));
+    assert_eq!(asked.get(), 0, "a failure that trips nothing formats nothing");
+    b.try_acquire().expect("closed").record_because(Outcome::Failure, &cause("refused twice"));
+    assert_eq!(asked.get(), 1);
+    assert_eq!(b.open_remaining(), Some(Duration::from_millis(200)));
+    clock.advance(Duration::from_millis(200));
+    b.try_acquire().expect("probe").record_because(Outcome::Failure, &cause("READONLY: a replica"));
+    assert_eq!(b.open_remaining(), Some(Duration::from_millis(400)), "the open period grows");
+    clock.advance(Duration::from_millis(400));
+    assert_eq!(b.open_remaining(), Some(Duration::ZERO));
+    let probe = b.try_acquire().expect("probe");
+    assert_eq!(b.open_remaining(), None, "half-open: a call may pass now");
+    probe.record_because(Outcome::Success, &cause("never asked"));
+    assert_eq!(asked.get(), 2);
+    assert_eq!(b.open_remaining(), None, "closed");
+    let seen = seen.lock().expect("test lock").clone();
+    assert_eq!(
+        seen,
+        vec![
+            "2 consecutive failures (threshold 2); the last: refused twice".to_owned(),
+            "the open period is over".to_owned(),
+            "a probe call failed: READONLY: a replica; open for 400 ms".to_owned(),
+            "the open period is over".to_owned(),
+            "1 probe call(s) succeeded".to_owned(),
+        ]
+    );
+    b.force_open();
+    assert_eq!(b.open_remaining(), None, "forced open: no probe is coming");
+}
+
+#[actix_rt::test]
+async fn a_described_call_tells_its_error_and_a_timed_out_probe_its_timeout() {
+    let (b, clock) =
+        CircuitBreaker::with_manual_clock("database", BreakerConfig { call_timeout_ms: 20, ..config(1, 1.0) });
+    let seen = reasons(&b);
+    let r = b.call_described(async { Err::<(), _>("connection refused") }, |_| Outcome::Failure).await;
+    assert_eq!(r, Err(BreakerError::Inner("connection refused")));
+    clock.advance(Duration::from_secs(1));
+    let r = b.call_described(std::future::pending::<Result<(), &str>>(), |_| Outcome::Success).await;
+    assert_eq!(r, Err(BreakerError::Timeout { after_ms: 20 }));
+    let seen = seen.lock().expect("test lock").clone();
+    assert_eq!(seen[0], "1 consecutive failures (threshold 1); the last: connection refused");
+    assert!(seen[2].starts_with("a probe call timed out (after 20 ms); open for "), "{seen:?}");
+}
+
 #[test]
 fn jitter_stays_within_its_fraction() {
     for _ in 0..200 {

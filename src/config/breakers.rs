@@ -38,6 +38,17 @@ pub struct CircuitBreakersConfig {
 /// The names the server itself calls through; they always exist.
 pub const BUILT_IN_BREAKERS: [&str; 3] = ["database", "messaging", "llm"];
 
+/// The store breakers' first open period, seconds: a blip costs a tenth of a second.
+pub const STORE_OPEN_SECS: f64 = 0.1;
+
+/// The store breakers' longest open period, seconds. With its jitter (±10%) and the time a
+/// probe takes, a store that answers again is used again within a second of it; a dead
+/// one sees about two connection attempts a second from each instance.
+pub const STORE_OPEN_MAX_SECS: f64 = 0.5;
+
+/// Probes a store breaker lets through at once while half-open.
+pub const STORE_PROBES: u32 = 4;
+
 fn built_in_breakers() -> BTreeMap<String, BreakerConfig> {
     let named = |failure_threshold, open_secs: f64, operations: &[&str]| BreakerConfig {
         failure_threshold,
@@ -45,6 +56,17 @@ fn built_in_breakers() -> BTreeMap<String, BreakerConfig> {
         open_max_secs: open_secs,
         operations: operations.iter().map(|o| (*o).to_owned()).collect(),
         ..BreakerConfig::default()
+    };
+    // The store breakers probe on a short, growing schedule (0.1, 0.2, 0.4, 0.5, 0.5 … s): Redis
+    // comes back within seconds of a failover, and every minute of an open `database`
+    // breaker is a minute of moves that are not durable.
+    // Several probes at once: a blocking read of the event stream (up to a second) must not
+    // hold the only slot while the snapshot writer's probe waits behind it.
+    let store = |failure_threshold, operations: &[&str]| BreakerConfig {
+        open_max_secs: STORE_OPEN_MAX_SECS,
+        open_multiplier: 2.0,
+        half_open_max_probes: STORE_PROBES,
+        ..named(failure_threshold, STORE_OPEN_SECS, operations)
     };
     let database = [
         "save_snapshot",
@@ -57,8 +79,8 @@ fn built_in_breakers() -> BTreeMap<String, BreakerConfig> {
         "runtime_record",
     ];
     BTreeMap::from([
-        ("database".to_owned(), named(3, 30.0, &database)),
-        ("messaging".to_owned(), named(2, 10.0, &["publish_event", "relay", "lobby_announce"])),
+        ("database".to_owned(), store(3, &database)),
+        ("messaging".to_owned(), store(2, &["publish_event", "relay", "lobby_announce"])),
         ("llm".to_owned(), BreakerConfig { call_timeout_ms: 5000, ..named(3, 30.0, &["chat_completion"]) }),
     ])
 }

@@ -2,7 +2,8 @@
 //! D2). A game publishes its snapshot after each accepted change; the keeper holds it as the
 //! latest and writes it to the [`SnapshotStore`] behind the game, through the `database`
 //! breaker, batching what is pending. While the store is down only the latest snapshot of
-//! each game stays pending, and it is written once the breaker lets calls through again. A
+//! each game stays pending; the writer retries when the open breaker lets a probe through,
+//! so its retry is the probe, and writes the rest as soon as the probe closes it. A
 //! game resumes from the keeper's latest (an arbiter move, a restart after a panic) or, when
 //! the process does not hold the game (a restart of the server, a takeover), from the store.
 //! A write refused by the fence (a newer epoch holds the game) is reported on the channel
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, Notify};
 
+use crate::breaker::BreakerState;
 use crate::ids::GameId;
 use crate::store::directory::Tenure;
 use crate::store::snapshot::{Snapshot, SnapshotStore, WriteOutcome};
@@ -26,8 +28,17 @@ use crate::store::{Guarded, StoreError};
 /// Most snapshots written in one batch.
 const BATCH: usize = 256;
 
-/// How often pending snapshots are retried while the store fails.
+/// How often pending snapshots are retried while the store fails and the breaker lets
+/// calls through (closed, or half-open with its probe slot taken).
 const RETRY_EVERY: Duration = Duration::from_millis(200);
+
+/// While the breaker is open the writer sleeps until it lets a probe through, plus this
+/// much: its retry is then the probe (docs/DESIGN.md, the store breakers' schedule).
+const PROBE_SLACK: Duration = Duration::from_millis(5);
+
+/// How soon the writer tries again when the breaker is half-open with every probe slot
+/// taken by other callers.
+const HALF_OPEN_RETRY: Duration = Duration::from_millis(20);
 
 /// A write refused by the fence: the game's epoch moved past the snapshot's.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -181,8 +192,18 @@ impl SnapshotKeeper {
                 continue;
             }
             if !self.write_batch().await {
-                // The store failed or the breaker is open: try again shortly.
-                let _ = tokio::time::timeout(RETRY_EVERY, self.wake.notified()).await;
+                // The store failed or the breaker is open: try again when it would let a
+                // probe through (a new snapshot does not wake the writer before that: the
+                // call would only be refused).
+                let breaker = self.guard.breaker();
+                match breaker.open_remaining() {
+                    Some(left) => tokio::time::sleep(left + PROBE_SLACK).await,
+                    // Every probe slot taken by other callers: one of them may close it soon.
+                    None if breaker.state() == BreakerState::HalfOpen => tokio::time::sleep(HALF_OPEN_RETRY).await,
+                    None => {
+                        let _ = tokio::time::timeout(RETRY_EVERY, self.wake.notified()).await;
+                    }
+                }
             }
         }
     }
@@ -202,7 +223,8 @@ impl SnapshotKeeper {
             batch
         };
         let mut ok = true;
-        for snapshot in batch {
+        let mut batch = batch.into_iter();
+        while let Some(snapshot) = batch.next() {
             let ttl = snapshot.ended().then_some(self.finished_ttl);
             match self.guard.call(self.store.write(&snapshot, ttl)).await {
                 Ok(WriteOutcome::Written | WriteOutcome::Stale) => {}
@@ -218,11 +240,17 @@ impl SnapshotKeeper {
                 }
                 Err(e) => {
                     ok = false;
+                    // Refused by the breaker (open, or its probe slot taken): the rest of the
+                    // batch would be refused too; it stays pending with this one.
+                    let refused = matches!(e, StoreError::Unavailable(_));
                     let mut state = self.lock();
                     // Still the latest (nothing newer replaced it, the game was not
                     // forgotten): keep it pending.
-                    if !state.forgotten.contains(&snapshot.game_id) {
-                        state.pending.insert(snapshot.game_id.clone());
+                    let rest: Vec<Arc<Snapshot>> = if refused { batch.by_ref().collect() } else { Vec::new() };
+                    for id in std::iter::once(&snapshot).chain(&rest).map(|s| &s.game_id) {
+                        if !state.forgotten.contains(id) {
+                            state.pending.insert(id.clone());
+                        }
                     }
                     drop(state);
                     tracing::debug!(game_id = %snapshot.game_id, "a snapshot write failed; it stays pending: {e}");
@@ -256,6 +284,84 @@ mod tests {
             version,
             epoch,
         })
+    }
+
+    /// A store that fails every call while `down`, counting the writes it was asked for.
+    struct Flaky {
+        inner: MemorySnapshots,
+        down: std::sync::atomic::AtomicBool,
+        writes: std::sync::atomic::AtomicU32,
+    }
+
+    impl SnapshotStore for Flaky {
+        fn write<'a>(
+            &'a self,
+            snapshot: &'a Snapshot,
+            ttl: Option<Duration>,
+        ) -> crate::store::StoreFuture<'a, WriteOutcome> {
+            Box::pin(async move {
+                // Counted when the call is made, not when the breaker refuses it unmade.
+                self.writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+                    return Err(StoreError::Backend("connection refused".into()));
+                }
+                self.inner.write(snapshot, ttl).await
+            })
+        }
+        fn read<'a>(&'a self, id: &'a GameId) -> crate::store::StoreFuture<'a, Option<Snapshot>> {
+            self.inner.read(id)
+        }
+        fn remove<'a>(&'a self, id: &'a GameId) -> crate::store::StoreFuture<'a, ()> {
+            self.inner.remove(id)
+        }
+    }
+
+    /// While the breaker is open the writer makes one call per open period (its probe), not
+    /// one per pending game; once the store answers, everything pending is written within
+    /// an open period and a probe.
+    #[actix_rt::test]
+    async fn the_writers_retries_are_the_breakers_probes() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let store = Arc::new(Flaky {
+            inner: MemorySnapshots::new(Arc::new(MemoryDirectory::default())),
+            down: true.into(),
+            writes: 0.into(),
+        });
+        let config = BreakerConfig {
+            failure_threshold: 1,
+            open_secs: 0.1,
+            open_max_secs: 0.1,
+            jitter: 0.0,
+            ..Default::default()
+        };
+        let breaker = CircuitBreaker::new("database", config);
+        let (keeper, _fenced) =
+            SnapshotKeeper::new(store.clone(), Guarded::new(breaker.clone()), Duration::from_secs(60));
+        actix_rt::spawn(keeper.clone().run());
+        let ids: Vec<GameId> = (0..3).map(|_| GameId::random()).collect();
+        for id in &ids {
+            keeper.publish(snapshot(id, 1, 0));
+        }
+        let started = std::time::Instant::now();
+        while started.elapsed() < Duration::from_millis(550) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let (writes, rejected) = (store.writes.load(SeqCst), breaker.metrics().calls.rejected);
+        // 1 call at once, then one probe per 0.1 s period: about 6, never 3 per period.
+        assert!((3..=8).contains(&writes), "{writes} writes in 0.55 s");
+        assert!(rejected <= u64::from(writes) + 1, "{rejected} calls refused for {writes} made");
+        assert_eq!(keeper.pending(), 3);
+        store.down.store(false, SeqCst);
+        let back = std::time::Instant::now();
+        while keeper.pending() > 0 {
+            assert!(back.elapsed() < Duration::from_secs(1), "still {} pending", keeper.pending());
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(back.elapsed() < Duration::from_millis(300), "written {:?} after the store answered", back.elapsed());
+        for id in &ids {
+            assert!(store.read(id).await.unwrap().is_some());
+        }
+        assert_eq!(breaker.state(), crate::breaker::BreakerState::Closed);
     }
 
     /// A game created while the store stalled starts under epoch 0; its claim ran later

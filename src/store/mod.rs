@@ -44,6 +44,11 @@ pub enum StoreError {
     /// (written by a broken or foreign writer, or damaged): retrying cannot help.
     #[error("the stored value is unreadable: {0}")]
     Corrupt(String),
+    /// The store node answered that it cannot take writes now (Redis `READONLY`: a replica;
+    /// `LOADING`; `MASTERDOWN`): the call was not applied, and the connection is made again
+    /// so that it reaches whichever node is the primary behind the configured address.
+    #[error("the store node cannot take writes now (the connection is made again): {0}")]
+    NotWritable(String),
     /// The store answered, but no longer holds what it held: it restarted empty or from an
     /// older copy (the waitlist notices by its line id and sequence). The caller puts back
     /// what it knows (`WaitlistStore::restore`) before it goes on.
@@ -81,7 +86,7 @@ impl Guarded {
             Err(StoreError::Corrupt(_) | StoreError::Reset) => Outcome::Ignored,
             Err(_) => Outcome::Failure,
         };
-        self.breaker.call(call, classify).await.map_err(store_error)
+        self.breaker.call_described(call, classify).await.map_err(store_error)
     }
 }
 

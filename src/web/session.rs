@@ -353,7 +353,12 @@ impl PlayerSession {
                     }
                 }));
             }
-            Target::None => self.send_error(ctx, ErrorBody::restarting(), Some(kind)),
+            Target::None => {
+                // Only after a refused rejoin (the seat kept on paper): try it again, as
+                // that refusal promised, instead of answering "restarting" for ever.
+                self.send_error(ctx, ErrorBody::restarting(), Some(kind));
+                self.rejoin(ctx);
+            }
         }
     }
 }

@@ -11,10 +11,9 @@ use std::time::Duration;
 use super::{Left, Line, Source};
 use crate::breaker::CircuitBreaker;
 use crate::config::BreakerConfig;
-use crate::game::Seat;
 use crate::ids::{now_rfc3339, Ticket};
 use crate::metrics::Metrics;
-use crate::protocol::{Opponent, SeatGrant};
+use crate::protocol::Opponent;
 use crate::store::waitlist::{MemoryWaitlist, TicketStatus, WaitEntry, WaitRequest, WaitlistStore};
 
 const TTL: Duration = Duration::from_secs(600);
@@ -68,25 +67,27 @@ async fn the_fallback_never_goes_ahead_of_older_entries_and_the_backend_takes_it
     assert_eq!(primary.len().await, Ok(0), "flushed at their places, all claimed from the backend");
 }
 
+/// With the backend down nobody is admitted, even with nobody older waiting in it: no game
+/// starts without its lease in the shared store (docs/DESIGN.md D17). Back, the fallback is
+/// flushed at its places and claimed from the backend in order.
 #[tokio::test]
-async fn with_nobody_older_the_fallback_admits_its_own_in_order_and_publishes_the_grants() {
+async fn with_the_backend_down_the_fallback_holds_its_own_and_goes_in_order_once_it_answers() {
     let (line, primary, breaker) = line();
     breaker.force_open();
     let mut own = Vec::new();
     for name in ["f1", "f2", "f3"] {
         own.push(line.enqueue(entry(name)).await.expect("enqueue").0);
     }
-    let grant = SeatGrant { game_id: "g1".to_owned(), seat: Seat::Red, player_token: "f".repeat(64) };
-    let (first, source) = line.claim().await.expect("claim").expect("the fallback's first");
-    assert_eq!((&first.ticket, source), (&own[0], Source::Fallback));
-    line.complete(&first.ticket, &grant, source).await.expect("complete");
-    assert_eq!(line.status(&own[2]).await, Ok(waiting(2)), "shown 3, now 2");
+    assert_eq!(line.claim().await.expect("claim"), None, "nobody is admitted while the backend is down");
+    assert_eq!(line.status(&own[2]).await, Ok(waiting(3)));
 
     breaker.reset();
     line.maintain().await;
-    assert_eq!(primary.status(&own[0]).await, Ok(TicketStatus::Admitted(grant)), "its grant was published");
-    assert_eq!(primary.status(&own[1]).await, Ok(waiting(1)), "flushed at its place");
-    assert_eq!(primary.status(&own[2]).await, Ok(waiting(2)));
+    assert_eq!(primary.status(&own[0]).await, Ok(waiting(1)), "flushed at its place");
+    for expected in &own {
+        let (entry, source) = line.claim().await.expect("claim").expect("an entry");
+        assert_eq!((&entry.ticket, source), (expected, Source::Primary));
+    }
 }
 
 #[tokio::test]

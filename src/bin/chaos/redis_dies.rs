@@ -40,12 +40,6 @@ pub async fn run(ctx: &Ctx, persistent: bool) -> Report {
         ("RAMPART_SESSION_KEY", "chaos-session-key".to_owned()),
         ("RAMPART__ADMISSION__MAX_GAMES", cap.to_string()),
         ("RAMPART__ADMISSION__CLAIM_LEASE_MS", "5000".to_owned()),
-        // Probe a dead Redis on a short schedule (0.2 s growing to 0.5 s), so games resume
-        // within a lease of Redis answering (the paused games count on it, D17).
-        ("RAMPART__CIRCUIT_BREAKERS__DATABASE__TIMEOUT", "0.2".to_owned()),
-        ("RAMPART__CIRCUIT_BREAKERS__DATABASE__TIMEOUT_MAX", "0.5".to_owned()),
-        ("RAMPART__CIRCUIT_BREAKERS__MESSAGING__TIMEOUT", "0.2".to_owned()),
-        ("RAMPART__CIRCUIT_BREAKERS__MESSAGING__TIMEOUT_MAX", "0.5".to_owned()),
     ]);
     let mut server = match Server::start(&ctx.api, &ctx.rampart, "rampart", &env, &ctx.dir, None).await {
         Ok(s) => s,

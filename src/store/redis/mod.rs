@@ -1,6 +1,10 @@
 //! The Redis backends of every store, and the connection they share. [`RedisConn`] owns a
 //! reconnecting connection manager with a capped backoff (docs/DESIGN.md D10), runs every
 //! command under the command timeout, and scrubs the password from every error message.
+//! A connection that failed (dropped, refused, timed out) or reached a node that cannot take
+//! writes (`READONLY`, `LOADING`, `MASTERDOWN`) is replaced by a fresh one that connects on
+//! the next call, so that call reaches whatever answers at the configured address *now*
+//! (the new primary behind HAProxy or a DNS name) instead of a failed reconnect's answer.
 //! The breakers sit one level up ([`crate::store::Guarded`]): a backend here only talks to
 //! Redis.
 //!
@@ -31,10 +35,11 @@ pub mod snapshots;
 pub mod waitlist;
 
 use std::future::Future;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{FromRedisValue, RedisResult, Script};
+use redis::{ErrorKind, FromRedisValue, RedisError, RedisResult, Script, ServerErrorKind};
 
 use crate::ids::GameId;
 use crate::store::StoreError;
@@ -60,15 +65,36 @@ pub struct RedisSettings {
     pub reconnect_max_delay: Duration,
 }
 
-/// A shared, reconnecting Redis connection. Cheap to clone.
+/// A shared, reconnecting Redis connection. Cheap to clone: clones share the connection.
 #[derive(Clone)]
 pub struct RedisConn {
-    con: ConnectionManager,
+    link: Arc<RwLock<Link>>,
     client: redis::Client,
     settings: RedisSettings,
     /// The password from the URL, scrubbed from every error message.
     secret: Option<String>,
 }
+
+/// The connection in use and how many times it was replaced.
+struct Link {
+    manager: ConnectionManager,
+    generation: u64,
+}
+
+/// What a failed call says about the connection it ran on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// The server answered with an error of the command's own: the connection is fine.
+    Sound,
+    /// Dropped, refused, broken or silent past the command timeout: make a new one.
+    Broken,
+    /// The node cannot take writes (a replica, loading, its primary down; the code it
+    /// answered): make a new one, and the call fails as [`StoreError::NotWritable`].
+    NotWritable(&'static str),
+}
+
+/// The Redis error codes that mean "this node cannot take writes now".
+const NOT_WRITABLE_CODES: [&str; 3] = ["READONLY", "LOADING", "MASTERDOWN"];
 
 impl RedisConn {
     /// Sets up the connection without touching the network: the first command connects,
@@ -79,10 +105,12 @@ impl RedisConn {
         let client = redis::Client::open(url.as_str())
             .map_err(|e| StoreError::Backend(format!("invalid Redis URL {}: {:?}", redact_url(url), e.kind())))?;
         let secret = client.get_connection_info().redis_settings().password().map(str::to_owned);
-        let con = ConnectionManager::new_lazy_with_config(client.clone(), manager_config(settings)).map_err(|e| {
-            StoreError::Backend(scrub(&format!("could not set up Redis at {}: {e}", redact_url(url)), &secret))
-        })?;
-        Ok(RedisConn { con, client, settings: settings.clone(), secret })
+        let manager =
+            ConnectionManager::new_lazy_with_config(client.clone(), manager_config(settings)).map_err(|e| {
+                StoreError::Backend(scrub(&format!("could not set up Redis at {}: {e}", redact_url(url)), &secret))
+            })?;
+        let link = Arc::new(RwLock::new(Link { manager, generation: 0 }));
+        Ok(RedisConn { link, client, settings: settings.clone(), secret })
     }
 
     /// Like [`RedisConn::lazy`], then checks that Redis answers.
@@ -105,9 +133,38 @@ impl RedisConn {
         RedisConn::lazy(&settings)
     }
 
-    /// The connection manager (a clone shares the connection), for pipelines.
+    /// The connection manager in use (a clone shares the connection), for pipelines: run
+    /// the call under [`RedisConn::timed`] right away, which replaces it when it failed.
     pub fn manager(&self) -> ConnectionManager {
-        self.con.clone()
+        self.read_link().manager.clone()
+    }
+
+    /// How many times the connection was made again (a fresh manager replaced a failed one).
+    pub fn reconnects(&self) -> u64 {
+        self.read_link().generation
+    }
+
+    fn read_link(&self) -> std::sync::RwLockReadGuard<'_, Link> {
+        self.link.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Replaces the connection with a fresh one, unless it was replaced since `seen` (calls
+    /// that failed together on one connection replace it once). The fresh manager connects
+    /// on its first call; the old one closes when its last call ends.
+    fn renew(&self, seen: u64, why: &str) {
+        let mut link = self.link.write().unwrap_or_else(|e| e.into_inner());
+        if link.generation != seen {
+            return;
+        }
+        match ConnectionManager::new_lazy_with_config(self.client.clone(), manager_config(&self.settings)) {
+            Ok(manager) => {
+                link.manager = manager;
+                link.generation += 1;
+                tracing::debug!(generation = link.generation, "the Redis connection is made again: {why}");
+            }
+            // Only an invalid configuration fails here, and it was valid at start-up.
+            Err(e) => tracing::warn!("could not make the Redis connection again: {}", self.scrub(&e.to_string())),
+        }
     }
 
     /// The settings in force.
@@ -141,25 +198,47 @@ impl RedisConn {
         Ok(())
     }
 
-    /// Runs one Redis call under the command timeout and maps its failure.
+    /// Runs one Redis call (made on [`RedisConn::manager`] just before) under the command
+    /// timeout and maps its failure. A failure that says the connection is broken, or that
+    /// the node cannot take writes, has the connection made again for the next call.
     pub async fn timed<T>(
         &self,
         op: &'static str,
         call: impl Future<Output = RedisResult<T>>,
     ) -> Result<T, StoreError> {
+        let generation = self.reconnects();
         match tokio::time::timeout(self.settings.command_timeout, call).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(StoreError::Backend(scrub(&format!("redis {op} failed: {e}"), &self.secret))),
-            Err(_) => Err(StoreError::Backend(format!(
-                "redis {op} timed out after {} ms",
-                self.settings.command_timeout.as_millis()
-            ))),
+            Ok(Err(e)) => {
+                let text = scrub(&format!("redis {op} failed: {e}"), &self.secret);
+                match verdict(&e) {
+                    Verdict::Sound => Err(StoreError::Backend(text)),
+                    Verdict::Broken => {
+                        self.renew(generation, &text);
+                        Err(StoreError::Backend(text))
+                    }
+                    Verdict::NotWritable(code) => {
+                        // The client names the code by its category ("read-only"): say it
+                        // as Redis did, for the operator who greps the log for it.
+                        let text = format!("{code}: {text}");
+                        self.renew(generation, &text);
+                        Err(StoreError::NotWritable(text))
+                    }
+                }
+            }
+            Err(_) => {
+                let text = format!("redis {op} timed out after {} ms", self.settings.command_timeout.as_millis());
+                // A connection whose peer vanished without a reset (a dead host, a moved
+                // DNS name) only ever times out: a fresh one reaches whoever answers now.
+                self.renew(generation, &text);
+                Err(StoreError::Backend(text))
+            }
         }
     }
 
     /// Runs one command.
     pub async fn query<T: FromRedisValue>(&self, op: &'static str, cmd: &redis::Cmd) -> Result<T, StoreError> {
-        let mut con = self.con.clone();
+        let mut con = self.manager();
         self.timed(op, cmd.query_async(&mut con)).await
     }
 
@@ -178,7 +257,7 @@ impl RedisConn {
         for arg in args {
             invocation.arg(*arg);
         }
-        let mut con = self.con.clone();
+        let mut con = self.manager();
         self.timed(op, invocation.invoke_async(&mut con)).await
     }
 
@@ -227,6 +306,33 @@ pub fn manager_config(settings: &RedisSettings) -> ConnectionManagerConfig {
         .set_number_of_retries(RECONNECT_RETRIES)
         .set_connection_timeout(Some(settings.command_timeout))
         .set_response_timeout(Some(settings.command_timeout))
+}
+
+/// What `e` says about the connection it came from. A server's error reply leaves the
+/// connection sound, except one of [`NOT_WRITABLE_CODES`] (also when a script or a
+/// transaction passes it on); anything else (I/O, a dropped or refused connection, a reply
+/// that does not parse) means the connection cannot be trusted.
+fn verdict(e: &RedisError) -> Verdict {
+    match e.kind() {
+        ErrorKind::Server(ServerErrorKind::ReadOnly) => Verdict::NotWritable("READONLY"),
+        ErrorKind::Server(ServerErrorKind::BusyLoading) => Verdict::NotWritable("LOADING"),
+        ErrorKind::Server(ServerErrorKind::MasterDown) => Verdict::NotWritable("MASTERDOWN"),
+        ErrorKind::Server(_) | ErrorKind::Extension => {
+            // Passed on by a script or a pipeline: find the code in the words of the reply.
+            let text = e.to_string();
+            let named = |word: &str| NOT_WRITABLE_CODES.iter().copied().find(|code| *code == word);
+            match e.code().and_then(named).or_else(|| text.split(|c: char| !c.is_ascii_alphanumeric()).find_map(named))
+            {
+                Some(code) => Verdict::NotWritable(code),
+                None => Verdict::Sound,
+            }
+        }
+        ErrorKind::UnexpectedReturnType | ErrorKind::Client | ErrorKind::InvalidClientConfig => Verdict::Sound,
+        _ if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() || e.is_timeout() => {
+            Verdict::Broken
+        }
+        _ => Verdict::Sound,
+    }
 }
 
 /// Decodes a JSON value stored in Redis.
@@ -321,6 +427,28 @@ mod tests {
         assert!(!message.contains("hunter2"), "{message}");
         assert!(message.contains("127.0.0.1:1"), "{message}");
         assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+    }
+
+    #[test]
+    fn a_node_that_cannot_take_writes_or_a_broken_connection_has_the_connection_made_again() {
+        let server = |kind| RedisError::from((ErrorKind::Server(kind), "the node says so"));
+        assert_eq!(verdict(&server(ServerErrorKind::ReadOnly)), Verdict::NotWritable("READONLY"));
+        assert_eq!(verdict(&server(ServerErrorKind::BusyLoading)), Verdict::NotWritable("LOADING"));
+        assert_eq!(verdict(&server(ServerErrorKind::MasterDown)), Verdict::NotWritable("MASTERDOWN"));
+        let passed_on = RedisError::from((
+            ErrorKind::Server(ServerErrorKind::ResponseError),
+            "script failed",
+            "@user_script:1: -READONLY You can't write against a read only replica.".to_owned(),
+        ));
+        assert_eq!(verdict(&passed_on), Verdict::NotWritable("READONLY"));
+        let own = RedisError::from((ErrorKind::Server(ServerErrorKind::ResponseError), "WRONGTYPE", "reading".into()));
+        assert_eq!(verdict(&own), Verdict::Sound, "the command's own error leaves the connection be");
+        assert_eq!(verdict(&RedisError::from((ErrorKind::UnexpectedReturnType, "not a number"))), Verdict::Sound);
+        for kind in
+            [std::io::ErrorKind::ConnectionRefused, std::io::ErrorKind::BrokenPipe, std::io::ErrorKind::TimedOut]
+        {
+            assert_eq!(verdict(&RedisError::from(std::io::Error::from(kind))), Verdict::Broken, "{kind:?}");
+        }
     }
 
     #[test]
