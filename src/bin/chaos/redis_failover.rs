@@ -30,7 +30,8 @@ const LEASE: Duration = Duration::from_millis(2000);
 const CLAIM_LEASE: Duration = Duration::from_millis(3000);
 /// How long a failover may take before the scenario calls it broken.
 const FAILOVER_WITHIN: Duration = Duration::from_secs(60);
-/// How long after a fault's window every game in play must have moved again.
+/// How long after Redis takes writes again every game in play at a fault may take to move
+/// again (the next fault, or the end, waits for it up to then).
 const RESUME_WITHIN: Duration = Duration::from_secs(20);
 
 /// The two faults.
@@ -160,9 +161,9 @@ async fn fault(ha: &mut RedisHa, world: &World, fault: Fault, report: &mut Repor
 }
 
 /// Each bot's longest stall around a fault (the gap between two moves shown to its
-/// players, from the last before the fault) and when it ended, from the fault's start;
-/// None for a bot that did not move again once Redis took writes.
-fn stalls(world: &World, t: &Timeline) -> Vec<Option<(Duration, Duration)>> {
+/// players, from the last before the fault, up to `horizon`) and when it ended, from the
+/// fault's start; None for a bot that did not move again once Redis took writes.
+fn stalls(world: &World, t: &Timeline, horizon: Instant) -> Vec<Option<(Duration, Duration)>> {
     let writable = t.start + t.writable.unwrap_or(FAILOVER_WITHIN);
     let tally = world.tally.borrow();
     t.bots
@@ -177,7 +178,7 @@ fn stalls(world: &World, t: &Timeline) -> Vec<Option<(Duration, Duration)>> {
             shown.sort();
             let before = shown.iter().rev().find(|&&c| c <= t.start).copied().unwrap_or(t.start);
             let mut points = vec![before];
-            points.extend(shown.iter().filter(|&&c| c > t.start && c <= t.window_end + RESUME_WITHIN));
+            points.extend(shown.iter().filter(|&&c| c > t.start && c <= horizon));
             if !points.iter().any(|&c| c >= writable) {
                 return None;
             }
@@ -189,8 +190,14 @@ fn stalls(world: &World, t: &Timeline) -> Vec<Option<(Duration, Duration)>> {
         .collect()
 }
 
-/// Files a fault's figures and checks every game in play resumed.
-fn fault_figures(report: &mut Report, world: &World, t: &Timeline, name: &str) {
+/// Whether every bot in play at the fault has moved since Redis took writes again.
+fn all_resumed(world: &World, t: &Timeline) -> bool {
+    stalls(world, t, Instant::now()).iter().all(Option::is_some)
+}
+
+/// Files a fault's figures (moves up to `horizon`: the next fault, or the end) and checks
+/// every game in play resumed.
+fn fault_figures(report: &mut Report, world: &World, t: &Timeline, name: &str, horizon: Instant, until: &str) {
     report.field(
         &format!("{name}_ms"),
         format!(
@@ -201,7 +208,7 @@ fn fault_figures(report: &mut Report, world: &World, t: &Timeline, name: &str) {
             ms(t.synced)
         ),
     );
-    let s = stalls(world, t);
+    let s = stalls(world, t, horizon);
     let resumed: Vec<(Duration, Duration)> = s.iter().flatten().copied().collect();
     let mut stall: Vec<u128> = resumed.iter().map(|(g, _)| g.as_millis()).collect();
     let mut back: Vec<u128> = resumed.iter().map(|(_, e)| e.as_millis()).collect();
@@ -217,7 +224,7 @@ fn fault_figures(report: &mut Report, world: &World, t: &Timeline, name: &str) {
     report.check(
         stuck.is_empty(),
         &format!("{name}_resumed"),
-        &format!("bots {stuck:?} did not move again within {RESUME_WITHIN:?} of Redis taking writes"),
+        &format!("bots {stuck:?} did not move again between Redis taking writes and {until}"),
     );
 }
 
@@ -323,16 +330,30 @@ pub async fn run(ctx: &Ctx) -> Report {
     tokio::time::sleep(Duration::from_secs(if ctx.smoke { 3 } else { 8 })).await;
     let mut timelines = vec![(fault(&mut ha, &world, Fault::Kill, &mut report).await, Fault::Kill)];
     if !ctx.smoke {
-        crate::until(timelines[0].0.window_end + Duration::from_secs(5)).await;
+        // The switchover once every game played again (or RESUME_WITHIN passed), and not
+        // inside the kill's window.
+        let first = &timelines[0].0;
+        let writable = first.start + first.writable.unwrap_or_default();
+        let deadline = writable.max(Instant::now()) + RESUME_WITHIN;
+        wait_for(deadline.saturating_duration_since(Instant::now()), || all_resumed(&world, first)).await;
+        crate::until(first.window_end.max(Instant::now()) + Duration::from_secs(3)).await;
         timelines.push((fault(&mut ha, &world, Fault::Switchover, &mut report).await, Fault::Switchover));
     }
     let last_end = timelines.last().map_or(start, |(t, _)| t.window_end);
     let end = (start + Duration::from_secs(secs)).max(last_end + Duration::from_secs(if ctx.smoke { 6 } else { 10 }));
     crate::until(end).await;
+    let (last, _) = &timelines[timelines.len() - 1];
+    let deadline = last.start + last.writable.unwrap_or_default() + RESUME_WITHIN;
+    wait_for(deadline.saturating_duration_since(Instant::now()), || all_resumed(&world, last)).await;
     let windows: Vec<(Instant, Instant)> = timelines.iter().map(|(t, _)| (t.start, t.window_end)).collect();
     stop_bots(&world, &mut report).await;
-    for (t, f) in &timelines {
-        fault_figures(&mut report, &world, t, f.name());
+    let stopped = Instant::now();
+    for (i, (t, f)) in timelines.iter().enumerate() {
+        let (horizon, until) = match timelines.get(i + 1) {
+            Some((next, _)) => (next.start, "the next fault"),
+            None => (stopped, "the end"),
+        };
+        fault_figures(&mut report, &world, t, f.name(), horizon, until);
     }
     {
         let tally = world.tally.borrow();
