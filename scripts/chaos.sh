@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make chaos: the chaos harness (src/bin/chaos/). Builds the release binaries and runs
-# every scenario (panic-storm 180 s, redis-failover 75 s, the others 60 s each), each printing
+# every scenario (panic-storm 180 s, redis-failover about 80 s, the others 60 s each), each printing
 # one summary line; exits non-zero when a promise broke. Needs redis-server, stress-ng and
 # haproxy (Debian packages) and root for the memory cgroup. Extra arguments go to the harness:
 #   make chaos                                  # everything, full length
