@@ -90,14 +90,15 @@ schemathesis: python-deps
 	bash scripts/schemathesis.sh
 
 ## make chaos: the chaos harness, every scenario at full length (panic storm, Redis dies and Redis forgets,
-## instance dies, memory pressure, LLM storm); one summary line each, non-zero on a broken
+## instance dies, memory pressure, LLM storm, Redis failover under Sentinel and HAProxy); one summary line each, non-zero on a broken
 ## promise. Not part of make test (its 30-second smoke is). Figures in RELIABILITY.md.
 chaos: chaos-deps
 	bash scripts/chaos.sh
 
-## The chaos harness (and its smoke in make test) needs redis-server and stress-ng.
+## The chaos harness (and its smoke in make test) needs redis-server, stress-ng and haproxy.
 chaos-deps: redis-deps
 	$(call need-deb,stress-ng,stress-ng,the chaos harness's memory-pressure scenario)
+	$(call need-deb,haproxy,haproxy,the chaos harness's redis-failover scenario)
 
 ## make fuzz: every cargo-fuzz target (fuzz/) for 60 s on stable (--sanitizer none);
 ## installs cargo-fuzz if missing. Not part of make test.

@@ -1,14 +1,15 @@
 //! chaos: the chaos harness (`make chaos`, `scripts/chaos.sh`). Each scenario starts real
-//! processes — the `rampart` binary, private `redis-server`s on free ports, the bundled
-//! `fake_llm`, Debian's `stress-ng` in a memory cgroup — plays games on them with bots over
-//! real WebSockets, breaks something on purpose, and checks the promises: no error in a game
-//! no fault touched, every faulted game back with its board (or closed per its policy), no
-//! waitlist ticket lost, admitted twice or out of order, the process alive. Each prints ONE
+//! processes — the `rampart` binary, private `redis-server`s on free ports (alone, or with a
+//! replica, three Sentinels and Debian's HAProxy), the bundled `fake_llm`, Debian's
+//! `stress-ng` in a memory cgroup — plays games on them with bots over real WebSockets,
+//! breaks something on purpose, and checks the promises: no error in a game no fault
+//! touched, every faulted game back with its board (or closed per its policy), no waitlist
+//! ticket lost, admitted twice or out of order, the process alive. Each prints ONE
 //! summary line on stdout (details of anything broken on stderr) and the run exits 1 when a
 //! promise broke. Everything is bounded in time and count.
 //!
 //! ```text
-//! chaos [--scenario panic-storm|redis-dies|redis-forgets|instance-dies|memory-pressure|llm-storm|all]
+//! chaos [--scenario panic-storm|redis-dies|redis-forgets|instance-dies|memory-pressure|llm-storm|redis-failover|all]
 //!       [--duration SECS] [--games N] [--seed N] [--smoke] [--allow-skip]
 //!       [--bin-dir DIR] [--log-dir DIR] [--keep-logs]
 //! ```
@@ -24,7 +25,9 @@ mod memory_pressure;
 mod net;
 mod panic_storm;
 mod procs;
+mod procs_ha;
 mod redis_dies;
+mod redis_failover;
 mod report;
 
 use std::path::PathBuf;
@@ -35,8 +38,8 @@ use bots::{Spec, World};
 use net::Api;
 use report::Report;
 
-const SCENARIOS: [&str; 6] =
-    ["panic-storm", "redis-dies", "redis-forgets", "instance-dies", "memory-pressure", "llm-storm"];
+const SCENARIOS: [&str; 7] =
+    ["panic-storm", "redis-dies", "redis-forgets", "instance-dies", "memory-pressure", "llm-storm", "redis-failover"];
 
 /// The run's options.
 struct Opts {
@@ -248,6 +251,7 @@ async fn main() {
             "redis-forgets" => redis_dies::run(&ctx, false).await,
             "instance-dies" => instance_dies::run(&ctx).await,
             "memory-pressure" => memory_pressure::run(&ctx).await,
+            "redis-failover" => redis_failover::run(&ctx).await,
             _ => llm_storm::run(&ctx).await,
         };
         let mut line = report.line(o.allow_skip);

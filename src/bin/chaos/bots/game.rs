@@ -322,7 +322,12 @@ impl<'a> Game<'a> {
             let mut t = self.world.tally.borrow_mut();
             t.moves += 1;
             let opponent = if self.seats.len() == 2 { seen[1 - mover] } else { None };
-            t.samples.push(Sample { at: sent, mover_ms: seen[mover].unwrap_or(0.0), opponent_ms: opponent });
+            t.samples.push(Sample {
+                at: sent,
+                mover_ms: seen[mover].unwrap_or(0.0),
+                opponent_ms: opponent,
+                bot: self.handle.bot,
+            });
         }
         self.own_moves += 1;
         if self.seats.len() == 1 && self.status == "playing" && self.turn == "yellow" {

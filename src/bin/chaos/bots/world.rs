@@ -25,6 +25,8 @@ pub struct Sample {
     pub mover_ms: f64,
     /// Until the opponent saw it (two-human games).
     pub opponent_ms: Option<f64>,
+    /// The bot that played it.
+    pub bot: usize,
 }
 
 /// One waitlist ticket as issued.

@@ -1,0 +1,379 @@
+//! redis-failover: Redis as operators run it (procs_ha.rs: a primary and a replica with
+//! `appendonly yes` and `min-replicas-to-write 1`, three Sentinels, HAProxy routing to
+//! whichever node answers `role:master`) under two `rampart` instances
+//! (`cluster.lease_ms` 2000, `redis.min_replicas_acked` 1) that reach it through HAProxy.
+//! Bots play on both, half the games with a seat relayed from the other instance. The
+//! primary is killed with SIGKILL during play; Sentinel promotes the replica and HAProxy
+//! follows; the killed node is started again as a replica of the new primary (what a
+//! supervisor that asks the Sentinels first does), and only then does the new primary take
+//! writes again (`min-replicas-to-write 1`). In a full run a planned switchover
+//! (`SENTINEL FAILOVER`) follows. Every game pauses while its lease cannot be confirmed
+//! (docs/DESIGN.md D17), so each fault, from its start to two leases after Redis takes
+//! writes again, counts as a fault touching every game. The checks: every board a player
+//! was shown is in the game's final board (the bots), one owner per game (a fork is a board
+//! the bots were not shown; the instances' logs are read for takeovers and fenced writes),
+//! every game in play resumes after each fault, no error outside the faults. Figures: when
+//! Sentinel promoted, HAProxy followed and writes were taken again; how long games stalled;
+//! moves refused; takeovers.
+
+use std::time::{Duration, Instant};
+
+use crate::bots::{Spec, World};
+use crate::procs::Server;
+use crate::procs_ha::{ask, info_field, HaProxy, RedisHa, MASTER_NAME};
+use crate::report::{self, Report};
+use crate::{process_figures, spawn_bots, stop_bots, wait_for, Ctx};
+
+/// The ownership lease the instances run with.
+const LEASE: Duration = Duration::from_millis(2000);
+/// How long an instance holds a waitlist entry it claimed before it goes back.
+const CLAIM_LEASE: Duration = Duration::from_millis(3000);
+/// How long a failover may take before the scenario calls it broken.
+const FAILOVER_WITHIN: Duration = Duration::from_secs(60);
+/// How long after Redis takes writes again every game in play at a fault may take to move
+/// again (the next fault, or the end, waits for it up to then).
+const RESUME_WITHIN: Duration = Duration::from_secs(20);
+
+/// The two faults.
+#[derive(Clone, Copy, PartialEq)]
+enum Fault {
+    /// SIGKILL of the primary.
+    Kill,
+    /// `SENTINEL FAILOVER`: a planned switchover.
+    Switchover,
+}
+
+impl Fault {
+    fn name(self) -> &'static str {
+        match self {
+            Fault::Kill => "kill",
+            Fault::Switchover => "switchover",
+        }
+    }
+}
+
+/// When things happened in one fault, from its start.
+struct Timeline {
+    start: Instant,
+    promoted: Option<Duration>,
+    routed: Option<Duration>,
+    synced: Option<Duration>,
+    writable: Option<Duration>,
+    /// The fault's window ends here (two leases after writes were taken again).
+    window_end: Instant,
+    /// Bots whose game was in play when it began.
+    bots: Vec<usize>,
+}
+
+fn ms(d: Option<Duration>) -> String {
+    d.map_or("-".to_owned(), |d| d.as_millis().to_string())
+}
+
+/// Marks every game as touched until `until`.
+fn touch_all(world: &World, until: Instant) {
+    for h in world.handles.borrow().iter() {
+        h.touched_until.set(Some(h.touched_until.get().map_or(until, |t| t.max(until))));
+    }
+}
+
+/// Breaks Redis (`fault`) and follows the failover until the new primary takes writes
+/// through HAProxy and the old one is its replica in sync.
+async fn fault(ha: &mut RedisHa, world: &World, fault: Fault, report: &mut Report) -> Timeline {
+    let name = fault.name();
+    let old = ha.sentinels_primary().and_then(|p| ha.nodes.iter().position(|n| n.port == p)).unwrap_or(0);
+    let new = 1 - old;
+    let (new_port, new_name) = (ha.nodes[new].port, ha.nodes[new].name.clone());
+    let bots: Vec<usize> = world.handles.borrow().iter().filter(|h| h.playing.get()).map(|h| h.bot).collect();
+    let start = Instant::now();
+    touch_all(world, start + FAILOVER_WITHIN + Duration::from_secs(30));
+    match fault {
+        Fault::Kill => ha.nodes[old].kill9(),
+        Fault::Switchover => {
+            let reply = ask(ha.sentinels[0].port, &["SENTINEL", "FAILOVER", MASTER_NAME]);
+            if reply.as_deref() != Ok("OK") {
+                report.broke("switchover", &format!("SENTINEL FAILOVER answered {reply:?}"));
+            }
+        }
+    }
+    eprintln!("chaos: redis-failover: {name} of the primary {} with {} games in play", ha.nodes[old].name, bots.len());
+    let mut t = Timeline { start, promoted: None, routed: None, synced: None, writable: None, window_end: start, bots };
+    let mut restarted = fault == Fault::Switchover;
+    while start.elapsed() < FAILOVER_WITHIN {
+        let now = start.elapsed();
+        if t.promoted.is_none() && ha.sentinels_primary() == Some(new_port) {
+            t.promoted = Some(now);
+            eprintln!("chaos: redis-failover: Sentinel promoted {new_name} at +{} ms", now.as_millis());
+        }
+        if !restarted && t.promoted.is_some_and(|p| now >= p + Duration::from_secs(1)) {
+            restarted = true;
+            if let Err(e) = ha.nodes[old].restart_as_replica(new_port) {
+                report.broke("restart", &e);
+            }
+            eprintln!(
+                "chaos: redis-failover: {} started again as a replica at +{} ms",
+                ha.nodes[old].name,
+                now.as_millis()
+            );
+        }
+        if t.routed.is_none() && ha.haproxy.up() == [new_name.as_str()] {
+            t.routed = Some(now);
+        }
+        if restarted && t.synced.is_none() {
+            let info = ha.nodes[old].replication().unwrap_or_default();
+            let replica = info_field(&info, "role").as_deref() == Some("slave")
+                && info_field(&info, "master_port").and_then(|p| p.parse().ok()) == Some(new_port)
+                && info_field(&info, "master_link_status").as_deref() == Some("up");
+            if replica {
+                t.synced = Some(now);
+            }
+        }
+        if t.writable.is_none() && t.promoted.is_some() && ha.writable() {
+            t.writable = Some(now);
+        }
+        if t.promoted.is_some() && t.routed.is_some() && t.synced.is_some() && t.writable.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "chaos: redis-failover: {name}: promoted +{} ms, HAProxy followed +{} ms, old primary a replica in sync +{} ms, \
+         writes taken +{} ms",
+        ms(t.promoted),
+        ms(t.routed),
+        ms(t.synced),
+        ms(t.writable)
+    );
+    let writable = match t.writable {
+        Some(w) => start + w,
+        None => {
+            report.broke(
+                &format!("{name}_failover"),
+                &format!("writes were not taken through HAProxy within {FAILOVER_WITHIN:?} of the {name}"),
+            );
+            Instant::now()
+        }
+    };
+    t.window_end = writable + 2 * LEASE + Duration::from_secs(1);
+    for h in world.handles.borrow().iter() {
+        h.touched_until.set(Some(t.window_end));
+    }
+    t
+}
+
+/// Each bot's longest stall around a fault (the gap between two moves shown to its
+/// players, from the last before the fault, up to `horizon`) and when it ended, from the
+/// fault's start; None for a bot that did not move again once Redis took writes.
+fn stalls(world: &World, t: &Timeline, horizon: Instant) -> Vec<Option<(Duration, Duration)>> {
+    let writable = t.start + t.writable.unwrap_or(FAILOVER_WITHIN);
+    let tally = world.tally.borrow();
+    t.bots
+        .iter()
+        .map(|&bot| {
+            let mut shown: Vec<Instant> = tally
+                .samples
+                .iter()
+                .filter(|s| s.bot == bot)
+                .map(|s| s.at + Duration::from_secs_f64(s.mover_ms.max(s.opponent_ms.unwrap_or(0.0)) / 1000.0))
+                .collect();
+            shown.sort();
+            let before = shown.iter().rev().find(|&&c| c <= t.start).copied().unwrap_or(t.start);
+            let mut points = vec![before];
+            points.extend(shown.iter().filter(|&&c| c > t.start && c <= horizon));
+            if !points.iter().any(|&c| c >= writable) {
+                return None;
+            }
+            points
+                .windows(2)
+                .map(|w| (w[1] - w[0], w[1].saturating_duration_since(t.start)))
+                .max_by_key(|(gap, _)| *gap)
+        })
+        .collect()
+}
+
+/// Whether every bot in play at the fault has moved since Redis took writes again.
+fn all_resumed(world: &World, t: &Timeline) -> bool {
+    stalls(world, t, Instant::now()).iter().all(Option::is_some)
+}
+
+/// Files a fault's figures (moves up to `horizon`: the next fault, or the end) and checks
+/// every game in play resumed.
+fn fault_figures(report: &mut Report, world: &World, t: &Timeline, name: &str, horizon: Instant, until: &str) {
+    report.field(
+        &format!("{name}_ms"),
+        format!(
+            "promoted:{},haproxy:{},writable:{},replica_synced:{}",
+            ms(t.promoted),
+            ms(t.routed),
+            ms(t.writable),
+            ms(t.synced)
+        ),
+    );
+    let s = stalls(world, t, horizon);
+    let resumed: Vec<(Duration, Duration)> = s.iter().flatten().copied().collect();
+    let mut stall: Vec<u128> = resumed.iter().map(|(g, _)| g.as_millis()).collect();
+    let mut back: Vec<u128> = resumed.iter().map(|(_, e)| e.as_millis()).collect();
+    stall.sort_unstable();
+    back.sort_unstable();
+    let q = |v: &[u128], f: f64| {
+        v.get(((v.len().max(1) - 1) as f64 * f).round() as usize).map_or("-".to_owned(), u128::to_string)
+    };
+    report.field(&format!("{name}_resumed"), format!("{}/{}", resumed.len(), t.bots.len()));
+    report.field(&format!("{name}_stall_ms"), format!("p50:{},max:{}", q(&stall, 0.5), q(&stall, 1.0)));
+    report.field(&format!("{name}_back_after_ms"), format!("p50:{},max:{}", q(&back, 0.5), q(&back, 1.0)));
+    let stuck: Vec<usize> = t.bots.iter().zip(&s).filter(|(_, s)| s.is_none()).map(|(b, _)| *b).collect();
+    report.check(
+        stuck.is_empty(),
+        &format!("{name}_resumed"),
+        &format!("bots {stuck:?} did not move again between Redis taking writes and {until}"),
+    );
+}
+
+/// Game ids on the log lines of `log` that contain `phrase`.
+fn games_logged(log: &str, phrase: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| l.contains(phrase))
+        .filter_map(|l| {
+            l.split("game_id=").nth(1)?.split([' ', ',', '}']).next().map(|g| g.trim_matches('"').to_owned())
+        })
+        .collect()
+}
+
+/// Reads both instances' logs: takeovers, games given up on finding another owner's
+/// lease, and writes refused because the other instance owned the game (a game taken over
+/// by one while the other still wrote it).
+fn owners(report: &mut Report, servers: &[Server]) {
+    let logs: Vec<String> = servers.iter().map(|s| std::fs::read_to_string(&s.log).unwrap_or_default()).collect();
+    let took: Vec<Vec<String>> =
+        logs.iter().map(|l| games_logged(l, "taking over a game whose owner's lease lapsed")).collect();
+    let fenced: Vec<Vec<String>> = logs.iter().map(|l| games_logged(l, "snapshot write was refused")).collect();
+    let gave_up: Vec<Vec<String>> =
+        logs.iter().map(|l| games_logged(l, "lost the game's lease to another instance")).collect();
+    let count = |v: &[Vec<String>]| {
+        servers.iter().zip(v).map(|(s, g)| format!("{}:{}", s.name, g.len())).collect::<Vec<_>>().join(",")
+    };
+    report.field("log_takeovers", count(&took));
+    report.field("log_fenced_writes", count(&fenced));
+    report.field("log_gave_up", count(&gave_up));
+    for (i, s) in servers.iter().enumerate() {
+        let other = &fenced[1 - i];
+        let both: Vec<&String> = took[i].iter().filter(|g| other.contains(g)).collect();
+        if !took[i].is_empty() {
+            eprintln!("chaos: redis-failover: {} took over {:?}", s.name, took[i]);
+        }
+        if !both.is_empty() {
+            eprintln!(
+                "chaos: redis-failover: {} took over {both:?} while {} still wrote them (its writes were refused)",
+                s.name,
+                servers[1 - i].name
+            );
+        }
+    }
+}
+
+/// Runs the scenario.
+pub async fn run(ctx: &Ctx) -> Report {
+    let mut report = Report::new("redis-failover");
+    if !HaProxy::installed() {
+        report.skip("haproxy is not installed (apt-get install haproxy)");
+        return report;
+    }
+    let secs = ctx.secs(75, 20);
+    let games = ctx.games(30, 10);
+    let mut ha = match RedisHa::start(&ctx.dir) {
+        Ok(ha) => ha,
+        Err(e) => {
+            report.broke("start", &e);
+            return report;
+        }
+    };
+    let mut servers = Vec::new();
+    for i in 1..=2 {
+        let env = ctx.env(&[
+            ("RAMPART__STORAGE__BACKEND", "redis".to_owned()),
+            ("RAMPART_REDIS_URL", ha.haproxy.url()),
+            ("RAMPART_SESSION_KEY", "chaos-session-key".to_owned()),
+            ("RAMPART__CLUSTER__INSTANCE_ID", format!("chaos-{i}")),
+            ("RAMPART__CLUSTER__LEASE_MS", LEASE.as_millis().to_string()),
+            ("RAMPART__REDIS__MIN_REPLICAS_ACKED", "1".to_owned()),
+            ("RAMPART__ADMISSION__CLAIM_LEASE_MS", CLAIM_LEASE.as_millis().to_string()),
+            // Probe a Redis that does not answer on a short schedule (as redis-dies does).
+            ("RAMPART__CIRCUIT_BREAKERS__DATABASE__TIMEOUT", "0.2".to_owned()),
+            ("RAMPART__CIRCUIT_BREAKERS__DATABASE__TIMEOUT_MAX", "0.5".to_owned()),
+            ("RAMPART__CIRCUIT_BREAKERS__MESSAGING__TIMEOUT", "0.2".to_owned()),
+            ("RAMPART__CIRCUIT_BREAKERS__MESSAGING__TIMEOUT_MAX", "0.5".to_owned()),
+        ]);
+        match Server::start(&ctx.api, &ctx.rampart, &format!("chaos-{i}"), &env, &ctx.dir, None).await {
+            Ok(s) => servers.push(s),
+            Err(e) => {
+                report.broke("start", &e);
+                return report;
+            }
+        }
+    }
+    let world = World::new(ctx.api.clone(), servers.iter().map(|s| s.url.clone()).collect());
+    // Two games in four have their yellow seat on the other instance (relayed).
+    spawn_bots(&world, ctx, games, |i| Spec {
+        vs_ai: false,
+        red_url: i % 2,
+        yellow_url: (i + i / 2) % 2,
+        pace: Duration::from_millis(500),
+        chat_every: 0,
+        idle: false,
+        max_games: 0,
+    })
+    .await;
+    if !wait_for(Duration::from_secs(30), || world.playing() >= games).await {
+        report.broke("setup", &format!("only {} of {games} games in play", world.playing()));
+    }
+    let rss_start: Vec<Option<u64>> = servers.iter().map(Server::rss_kib).collect();
+    let start = Instant::now();
+    tokio::time::sleep(Duration::from_secs(if ctx.smoke { 3 } else { 8 })).await;
+    let mut timelines = vec![(fault(&mut ha, &world, Fault::Kill, &mut report).await, Fault::Kill)];
+    if !ctx.smoke {
+        // The switchover once every game played again (or RESUME_WITHIN passed), and not
+        // inside the kill's window.
+        let first = &timelines[0].0;
+        let writable = first.start + first.writable.unwrap_or_default();
+        let deadline = writable.max(Instant::now()) + RESUME_WITHIN;
+        wait_for(deadline.saturating_duration_since(Instant::now()), || all_resumed(&world, first)).await;
+        crate::until(first.window_end.max(Instant::now()) + Duration::from_secs(3)).await;
+        timelines.push((fault(&mut ha, &world, Fault::Switchover, &mut report).await, Fault::Switchover));
+    }
+    let last_end = timelines.last().map_or(start, |(t, _)| t.window_end);
+    let end = (start + Duration::from_secs(secs)).max(last_end + Duration::from_secs(if ctx.smoke { 6 } else { 10 }));
+    crate::until(end).await;
+    let (last, _) = &timelines[timelines.len() - 1];
+    let deadline = last.start + last.writable.unwrap_or_default() + RESUME_WITHIN;
+    wait_for(deadline.saturating_duration_since(Instant::now()), || all_resumed(&world, last)).await;
+    let windows: Vec<(Instant, Instant)> = timelines.iter().map(|(t, _)| (t.start, t.window_end)).collect();
+    stop_bots(&world, &mut report).await;
+    let stopped = Instant::now();
+    for (i, (t, f)) in timelines.iter().enumerate() {
+        let (horizon, until) = match timelines.get(i + 1) {
+            Some((next, _)) => (next.start, "the next fault"),
+            None => (stopped, "the end"),
+        };
+        fault_figures(&mut report, &world, t, f.name(), horizon, until);
+    }
+    {
+        let tally = world.tally.borrow();
+        let refused = tally.errors_faulted.get("GAME_RESTARTING").copied().unwrap_or(0)
+            + tally.errors_unfaulted.get("GAME_RESTARTING").copied().unwrap_or(0);
+        report.field("moves_refused", refused);
+        let after = tally.samples.iter().filter(|s| s.at >= last_end).count();
+        report.field("moves_after_faults", after);
+        drop(tally);
+        report.check(after > 0, "play_after_faults", "no move was played after the last fault's window");
+    }
+    owners(&mut report, &servers);
+    // Claims a paused instance held go back to the front after CLAIM_LEASE: so much may a
+    // ticket trail one issued after it.
+    let tolerance = CLAIM_LEASE + LEASE + Duration::from_secs(2);
+    let waitlist = report::final_waitlist(&world, tolerance).await;
+    report.bots(&world, &waitlist);
+    report.latency(&world.tally.borrow(), &windows);
+    for (i, server) in servers.iter_mut().enumerate() {
+        process_figures(&mut report, &ctx.api, server, rss_start[i]).await;
+    }
+    report
+}
