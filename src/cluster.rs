@@ -5,10 +5,12 @@
 //! their game and its frames back, through Redis. With the embedded backend there is one
 //! instance: it owns every game, and the relay is never used.
 
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Release};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::ids::{now_rfc3339, GameId, InstanceId, PlayerToken, SessionKey, TokenHash};
+use crate::ids::{monotonic_ms, now_rfc3339, GameId, InstanceId, PlayerToken, SessionKey, TokenHash};
 use crate::store::directory::{Claim, Lease, Renewal};
 use crate::store::sessions::SeatSession;
 use crate::store::{Guarded, StoreError, Stores};
@@ -28,6 +30,9 @@ pub struct Cluster {
     /// How long a seat session is kept after its last use.
     pub session_ttl: Duration,
     session_key: SessionKey,
+    /// `monotonic_ms()` since when this instance's heartbeat has been written without a
+    /// failure in between; 0 while its last write failed (or before the first).
+    heartbeat_ok_since: AtomicU64,
 }
 
 impl Cluster {
@@ -41,7 +46,16 @@ impl Cluster {
         session_ttl: Duration,
         session_key: SessionKey,
     ) -> Arc<Cluster> {
-        Arc::new(Cluster { me, stores, database, messaging, lease, session_ttl, session_key })
+        Arc::new(Cluster {
+            me,
+            stores,
+            database,
+            messaging,
+            lease,
+            session_ttl,
+            session_key,
+            heartbeat_ok_since: AtomicU64::new(0),
+        })
     }
 
     /// Whether several instances may share the stores (Redis).
@@ -127,11 +141,27 @@ impl Cluster {
     pub async fn run_heartbeat(self: Arc<Self>) {
         let every = self.lease / 3;
         loop {
-            if let Err(e) = self.database.call(self.stores.directory.heartbeat(&self.me, self.lease)).await {
-                tracing::debug!(instance = %self.me, "could not renew this instance's heartbeat: {e}");
+            match self.database.call(self.stores.directory.heartbeat(&self.me, self.lease)).await {
+                Ok(()) => {
+                    let _ = self.heartbeat_ok_since.compare_exchange(0, monotonic_ms().max(1), AcqRel, Acquire);
+                }
+                Err(e) => {
+                    self.heartbeat_ok_since.store(0, Release);
+                    tracing::debug!(instance = %self.me, "could not renew this instance's heartbeat: {e}");
+                }
             }
             tokio::time::sleep(every).await;
         }
+    }
+
+    /// Whether a peer's missing heartbeat means it died: only once this instance's own
+    /// heartbeat has been written without a failure for a whole lease. While the store
+    /// refuses writes (down, failing over, a replica), every instance's heartbeat lapses,
+    /// and a live peer would be taken for dead until its next renewal.
+    pub fn heartbeats_tell(&self) -> bool {
+        let since = self.heartbeat_ok_since.load(Acquire);
+        let lease_ms = u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX);
+        since != 0 && monotonic_ms().saturating_sub(since) >= lease_ms
     }
 }
 

@@ -141,11 +141,11 @@ fn log_lines(server: &ServerProcess, text: &[&str]) -> Vec<String> {
 async fn durability_and_relaying_return_within_a_second_of_redis_answering_again() {
     let mut redis = RedisServer::start_persistent();
     let port = redis.port();
-    // The longest lease: the relay's sweep (every third of it) must not run in the second
-    // after Redis answers again, where it would read the other instance, whose subscription
-    // is not back yet, as dead, and send the relayed seat to wait out the owner's lease.
-    let a = instance(&redis, 60_000);
-    let b = instance(&redis, 60_000);
+    // The shipped lease (3 s): the game pauses while Redis is down (D17), and the relay's
+    // sweep (every second) must not read the other instance as dead once Redis answers
+    // again, before its heartbeat and subscription are back.
+    let a = instance(&redis, 3000);
+    let b = instance(&redis, 3000);
     let (api_a, api_b) = (TestServer::at(a.addr), TestServer::at(b.addr));
     // Red on a, the owner; yellow on b, relayed.
     let red_grant = api_a.create("human", "ada").await;
@@ -162,6 +162,7 @@ async fn durability_and_relaying_return_within_a_second_of_redis_answering_again
     wait_stored(port, &red_grant.game_id, &game, DEADLINE).await;
 
     redis.stop();
+    let stopped = Instant::now();
     // The outage is noticed and the breaker probes on its growing schedule: three failed
     // probes (closed → open, then half-open → open three times) reach its longest period.
     let probe = || async {
@@ -179,6 +180,15 @@ async fn durability_and_relaying_return_within_a_second_of_redis_answering_again
         .recv_until("the move's outcome", |f| f["type"] == "error" || (f["type"] == "state" && f["game"]["moves"] == 3))
         .await;
 
+    // Down for longer than a lease: every heartbeat has lapsed when Redis answers again, as
+    // in a failover, and both instances are alive.
+    eventually(DEADLINE, "Redis is down for longer than a lease", || async {
+        let down = stopped.elapsed();
+        (down > Duration::from_millis(3500)).then_some(()).ok_or(format!("down for {down:?}"))
+    })
+    .await;
+    let paused = api_a.metric("rampart_games_paused").await;
+    assert_eq!(paused, 1.0, "the owner's game pauses while its lease cannot be confirmed");
     redis.restart();
     let back = Instant::now();
     let game = if during["type"] == "state" {
@@ -246,6 +256,8 @@ async fn durability_and_relaying_return_within_a_second_of_redis_answering_again
         assert!(line.contains("WARN") && line.contains("redis") && line.contains("open for"), "{line}");
     }
     assert_eq!(half_open_logged, 0, "half-open steps are not logged at info");
+    let released = log_lines(&a, &["a relaying instance died"]);
+    assert!(released.is_empty(), "a live peer was taken for dead after the outage: {released:?}");
     red.close().await;
     yellow.close().await;
 }

@@ -391,6 +391,12 @@ impl Relay {
     fn sweep(&mut self, ctx: &mut Context<Self>) {
         let now = Instant::now();
         self.pending.retain(|_, (_, at)| now.duration_since(*at) < Duration::from_secs(60));
+        if !self.cluster.heartbeats_tell() {
+            // The store has not taken this instance's own heartbeat for a whole lease: a
+            // peer's lapsed heartbeat says nothing yet (measured: after a Redis failover the
+            // owner released the seats its live peer relayed, whose moves then went nowhere).
+            return;
+        }
         let mut instances: Vec<InstanceId> = self.proxies.keys().map(|(i, _)| i.clone()).collect();
         instances.extend(self.relayed.values().map(|r| r.owner.clone()));
         instances.sort();
