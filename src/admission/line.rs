@@ -14,9 +14,9 @@
 //!   shown is kept, and carried to the backend with the entry).
 //! - **Tickets another instance may hold.** A fallback entry gets a ticket that names this
 //!   queue's tag and the entry's sequence ([`Ticket::fallback`]). Each maintenance round
-//!   that reaches the backend flushes the queue, publishes the grants of entries it
-//!   admitted, and records how far the queue is cleared; until then any other instance
-//!   answers such a ticket [`TicketStatus::Elsewhere`] (ask again), never unknown.
+//!   that reaches the backend flushes the queue and records how far it is cleared; until
+//!   then any other instance answers such a ticket [`TicketStatus::Elsewhere`] (ask
+//!   again), never unknown.
 //! - **What this instance knows.** Every entry it issued, or holds a watcher for, is
 //!   remembered (with its sequence) until it is admitted, leaves or is seen gone. When
 //!   the backend says it lost the line ([`StoreError::Reset`]: Redis restarted empty, or
@@ -84,20 +84,9 @@ pub struct Line {
     tag: u32,
     /// Since when the backend has failed every call (`monotonic_ms`; 0 while it answers).
     unreachable_since: AtomicU64,
-    /// Grants of entries admitted from the fallback queue, not yet in the backend.
-    unpublished: Mutex<Vec<(Ticket, SeatGrant)>>,
     /// Tickets whose enqueue in the backend failed but may have happened (a timeout): their
     /// entries went to the fallback under a new ticket, so these are taken out again.
     orphans: Mutex<Vec<Ticket>>,
-}
-
-/// Where a claimed entry came from, so its completion goes back to the same place.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    /// The configured backend.
-    Primary,
-    /// The embedded fallback queue.
-    Fallback,
 }
 
 /// What `/health` shows of the line's losses.
@@ -168,7 +157,6 @@ impl Line {
             fallback_turn: tokio::sync::Mutex::new(()),
             tag: fastrand::u32(..),
             unreachable_since: AtomicU64::new(0),
-            unpublished: Mutex::new(Vec::new()),
             orphans: Mutex::new(Vec::new()),
         }
     }
@@ -354,7 +342,7 @@ impl Line {
     /// the backend answers; while it does not, nobody is admitted: the backend is the one
     /// shared store, and no game starts without its ownership lease there (docs/DESIGN.md
     /// D17), so an admission now could only fail and hold its entry back.
-    pub async fn claim(&self) -> Result<Option<(WaitEntry, Source)>, StoreError> {
+    pub async fn claim(&self) -> Result<Option<WaitEntry>, StoreError> {
         if let Some(fallback) = &self.fallback {
             let _turn = self.fallback_turn.lock().await;
             if fallback.waiting_now() > 0 {
@@ -367,7 +355,7 @@ impl Line {
         match self.checked(|| self.primary.claim()).await {
             Ok(Some(entry)) => {
                 let _ = self.primary_len.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
-                Ok(Some((entry, Source::Primary)))
+                Ok(Some(entry))
             }
             Ok(None) => Ok(None),
             // The outage shows on the breaker; entries issued meanwhile wait in the fallback.
@@ -379,22 +367,12 @@ impl Line {
     /// Records the grant of a claimed ticket. With a shared backend the grant is also kept
     /// here (for `ticket_ttl`): a Redis that forgets, or fails, right after the admission
     /// must not leave its player without the seat they were given.
-    /// A grant from the fallback queue is published to the backend by the next maintenance
-    /// round that reaches it, so any instance answers it.
-    pub async fn complete(&self, ticket: &Ticket, grant: &SeatGrant, source: Source) -> Result<(), StoreError> {
+    pub async fn complete(&self, ticket: &Ticket, grant: &SeatGrant) -> Result<(), StoreError> {
         self.forget(ticket);
-        if source == Source::Fallback {
-            // Before the queue lets go of it, so its record never says it is cleared first.
-            lock(&self.unpublished).push((ticket.clone(), grant.clone()));
+        if let Some(f) = &self.fallback {
+            let _ = f.complete(ticket, grant).await;
         }
-        let kept = match &self.fallback {
-            Some(f) => f.complete(ticket, grant).await,
-            None => Ok(()),
-        };
-        match source {
-            Source::Fallback => kept,
-            Source::Primary => self.guarded(self.primary.complete(ticket, grant)).await,
-        }
+        self.guarded(self.primary.complete(ticket, grant)).await
     }
 
     /// Recovery: entries claimed longer than the lease ago and never completed (a crash
@@ -435,17 +413,10 @@ impl Line {
         self.primary_len.load(Ordering::Relaxed) + fallback
     }
 
-    /// Once the backend answers: publishes the fallback queue's grants, takes orphaned
-    /// tickets out, and records how far the queue is cleared (and that this instance lives),
-    /// so other instances stop answering its tickets `Elsewhere` once they are settled.
+    /// Once the backend answers: takes orphaned tickets out, and records how far the queue
+    /// is cleared (and that this instance lives), so other instances stop answering its
+    /// tickets `Elsewhere` once they are settled.
     async fn settle(&self, fallback: &MemoryWaitlist) {
-        let grants: Vec<(Ticket, SeatGrant)> = lock(&self.unpublished).clone();
-        for (ticket, grant) in grants {
-            if self.guarded(self.primary.complete(&ticket, &grant)).await.is_err() {
-                return;
-            }
-            lock(&self.unpublished).retain(|(t, _)| *t != ticket);
-        }
         let orphans: Vec<Ticket> = lock(&self.orphans).clone();
         for ticket in orphans {
             if self.checked(|| self.primary.leave(&ticket)).await.is_err() {
@@ -457,10 +428,6 @@ impl Line {
             return; // this queue never issued a ticket
         }
         let cleared = fallback.cleared();
-        let cleared = lock(&self.unpublished)
-            .iter()
-            .filter_map(|(t, _)| t.fallback_origin().map(|(_, seq)| seq - 1))
-            .fold(cleared, u64::min);
         let _ = self.guarded(self.primary.fallback_cleared(self.tag, cleared)).await;
     }
 

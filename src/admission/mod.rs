@@ -189,7 +189,7 @@ impl AdmissionController {
         let line = self.line.clone();
         let supervisor = self.supervisor.clone();
         let work = async move {
-            let (entry, source) = match line.claim().await {
+            let entry = match line.claim().await {
                 Ok(Some(claimed)) => claimed,
                 Ok(None) => return None,
                 Err(e) => {
@@ -204,10 +204,10 @@ impl AdmissionController {
             };
             match supervisor.send(request).await {
                 Ok(Ok(grant)) => {
-                    if let Err(e) = line.complete(&entry.ticket, &grant, source).await {
+                    if let Err(e) = line.complete(&entry.ticket, &grant).await {
                         tracing::warn!(ticket = %entry.ticket, "admitted a waiting player but could not record it: {e}");
                     }
-                    Some((entry.ticket, grant, source))
+                    Some((entry.ticket, grant))
                 }
                 other => {
                     // Left in processing: start-up recovery puts it back at the front.
@@ -221,9 +221,9 @@ impl AdmissionController {
         }));
     }
 
-    fn admitted(&mut self, admitted: Option<(Ticket, SeatGrant, line::Source)>) {
+    fn admitted(&mut self, admitted: Option<(Ticket, SeatGrant)>) {
         self.admitting = false;
-        if let Some((ticket, grant, source)) = admitted {
+        if let Some((ticket, grant)) = admitted {
             let now = Instant::now();
             self.recent.push_back(now);
             while self.recent.len() > 20 {
@@ -237,7 +237,7 @@ impl AdmissionController {
             }
             self.stats.admitted_from_line.fetch_add(1, Ordering::Relaxed);
             self.stats.left();
-            tracing::info!(%ticket, game_id = %grant.game_id, from = ?source, "admitted a waiting player");
+            tracing::info!(%ticket, game_id = %grant.game_id, "admitted a waiting player");
             self.clients.forget([&ticket]);
             if let Some((watchers, _)) = self.watchers.remove(&ticket) {
                 for w in watchers {

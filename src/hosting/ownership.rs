@@ -55,12 +55,7 @@ impl GameSupervisor {
             }
             Err(e) => {
                 tracing::warn!(game_id = %id, "refused to create a game: its ownership lease could not be taken, and a game that no store knows would be lost with this process: {e}");
-                Err(ErrorBody::new(
-                    ErrorCode::ServerBusy,
-                    "the game store cannot be reached right now, so no new game can start safely; retry shortly",
-                )
-                .with("reason", "store_unavailable")
-                .with("retry_after_ms", 1000))
+                Err(ErrorBody::store_unavailable())
             }
         }
     }

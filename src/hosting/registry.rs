@@ -24,7 +24,7 @@ use crate::hosting::messages::{
 };
 use crate::ids::{monotonic_ms, ConnId, GameId};
 use crate::metrics::Metrics;
-use crate::protocol::{ErrorBody, ErrorCode, GameSummary};
+use crate::protocol::{ErrorBody, GameSummary};
 use crate::runtime::policy::RestartLedger;
 use crate::store::keeper::SnapshotKeeper;
 use crate::store::snapshot::{seat_index, Snapshot};
@@ -309,9 +309,7 @@ impl GameCell {
     }
     /// GAME_RESTARTING for a command while the lease is unconfirmed: not applied, retry.
     pub fn unconfirmed_error() -> ErrorBody {
-        ErrorBody::new(ErrorCode::GameRestarting, "this server is confirming it still holds the game; retry shortly")
-            .with("retry_after_ms", LEASE_RECHECK.as_millis() as u64)
-            .with("reason", "ownership_unconfirmed")
+        ErrorBody::ownership_unconfirmed(LEASE_RECHECK.as_millis() as u64)
     }
     /// Whether a live socket holds `seat` (a route whose session has stopped does not count).
     pub fn seat_connected(&self, seat: Seat) -> bool {

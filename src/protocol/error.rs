@@ -225,6 +225,23 @@ impl ErrorBody {
         ErrorBody::new(ErrorCode::GameRestarting, "the game is restarting after a fault; retry shortly")
             .with("retry_after_ms", 250)
     }
+    /// GAME_RESTARTING `ownership_unconfirmed`: the game is paused until its server confirms
+    /// it still owns it (docs/DESIGN.md D17); nothing was applied.
+    pub fn ownership_unconfirmed(retry_after_ms: u64) -> Self {
+        ErrorBody::new(ErrorCode::GameRestarting, "this server is confirming it still holds the game; retry shortly")
+            .with("retry_after_ms", retry_after_ms)
+            .with("reason", "ownership_unconfirmed")
+    }
+    /// SERVER_BUSY `store_unavailable`: no game starts without its lease in the store, which
+    /// cannot be reached (no ticket: retry after `retry_after_ms`).
+    pub fn store_unavailable() -> Self {
+        ErrorBody::new(
+            ErrorCode::ServerBusy,
+            "the game store cannot be reached right now, so no new game can start safely; retry shortly",
+        )
+        .with("reason", "store_unavailable")
+        .with("retry_after_ms", 1000)
+    }
     /// GAME_RESTARTING: the incarnation asked was replaced (the game moved to a fresh
     /// thread); ask again.
     pub fn moved() -> Self {

@@ -1,14 +1,14 @@
 //! The line's own rules, on an embedded backend behind a breaker forced open (the store
 //! unreachable): fallback tickets name their queue, positions continue after the backend's
-//! line and never go back, the fallback never passes older entries that wait in the
-//! backend and admits its own in order when none do, and once the backend answers the
-//! queue is flushed at its places and its grants are published.
+//! line and never go back, nobody is admitted while the backend is down (no game starts
+//! without its lease, D17), and once the backend answers the queue is flushed at its
+//! places and claimed in order.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Left, Line, Source};
+use super::{Left, Line};
 use crate::breaker::CircuitBreaker;
 use crate::config::BreakerConfig;
 use crate::ids::{now_rfc3339, Ticket};
@@ -62,7 +62,7 @@ async fn the_fallback_never_goes_ahead_of_older_entries_and_the_backend_takes_it
     breaker.reset();
     let order = [&older[0], &older[1], &own[0], &own[1]];
     for expected in order {
-        assert_eq!(line.claim().await.expect("claim").map(|(e, _)| e.ticket).as_ref(), Some(expected));
+        assert_eq!(line.claim().await.expect("claim").map(|e| e.ticket).as_ref(), Some(expected));
     }
     assert_eq!(primary.len().await, Ok(0), "flushed at their places, all claimed from the backend");
 }
@@ -85,8 +85,8 @@ async fn with_the_backend_down_the_fallback_holds_its_own_and_goes_in_order_once
     line.maintain().await;
     assert_eq!(primary.status(&own[0]).await, Ok(waiting(1)), "flushed at its place");
     for expected in &own {
-        let (entry, source) = line.claim().await.expect("claim").expect("an entry");
-        assert_eq!((&entry.ticket, source), (expected, Source::Primary));
+        let entry = line.claim().await.expect("claim").expect("an entry");
+        assert_eq!(&entry.ticket, expected);
     }
 }
 
