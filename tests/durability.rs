@@ -177,3 +177,101 @@ async fn an_unreadable_stored_snapshot_closes_its_game_as_failed_instead_of_retr
     let (_, breaker) = server.get("/health/circuit-breakers/database").await;
     assert_eq!(breaker["state"], "closed", "{breaker}");
 }
+
+/// Sends one command to `redis` from a connection of the test's own.
+async fn redis_cmd(redis: &RedisServer, cmd: &redis::Cmd) -> redis::Value {
+    let client = redis::Client::open(redis.url()).expect("client");
+    let mut con = client.get_multiplexed_async_connection().await.expect("connect");
+    cmd.query_async(&mut con).await.expect("command")
+}
+
+/// Makes `replica` follow `primary` and waits until the primary sees it online.
+async fn replica_online(primary: &RedisServer, replica: &RedisServer) {
+    let mut follow = redis::cmd("REPLICAOF");
+    follow.arg("127.0.0.1").arg(primary.port());
+    redis_cmd(replica, &follow).await;
+    eventually(DEADLINE, "the replica is online", || async {
+        let mut info = redis::cmd("INFO");
+        info.arg("replication");
+        let text: String = redis::from_redis_value(redis_cmd(primary, &info).await).map_err(|e| e.to_string())?;
+        text.contains("state=online").then_some(()).ok_or(text)
+    })
+    .await;
+}
+
+/// The next state with at least `moves` moves, or None if none arrives within `window`.
+async fn state_within(player: &mut Player, moves: u64, window: Duration) -> Option<Value> {
+    tokio::time::timeout(window, player.recv_state(|g| g["moves"].as_u64() >= Some(moves))).await.ok()
+}
+
+/// In a cluster a move is shown only once Redis holds it (docs/DESIGN.md D18): with
+/// Redis's writes paused the move is applied but its state waits; once Redis takes writes
+/// again the state arrives, and Redis already holds it when it does.
+#[actix_rt::test]
+async fn a_move_is_shown_only_once_redis_holds_it() {
+    let redis = RedisServer::start();
+    let mut c = config(&redis);
+    // Pausing writes holds the lease renewals too: keep the lease confirmed throughout.
+    c.cluster.lease_ms = 8000;
+    let server = TestServer::start(c).await;
+    let grant = server.create("ai", "ada").await;
+    // Answered only once the new game is stored.
+    assert_eq!(stored(&redis, &grant.game_id).await.expect("stored at creation")["version"], 1);
+    let mut red = server.player(&grant).await;
+
+    let mut pause = redis::cmd("CLIENT");
+    pause.arg("PAUSE").arg(60_000).arg("WRITE");
+    redis_cmd(&redis, &pause).await;
+    red.move_to(3).await;
+    let early = state_within(&mut red, 1, Duration::from_millis(800)).await;
+    assert!(early.is_none(), "a move was shown while Redis could not store it: {early:?}");
+    assert_eq!(stored(&redis, &grant.game_id).await.expect("stored")["version"], 1);
+
+    redis_cmd(&redis, redis::cmd("CLIENT").arg("UNPAUSE")).await;
+    let shown = red.recv_state(|g| g["moves"].as_u64() >= Some(1)).await;
+    let held = stored(&redis, &grant.game_id).await.expect("stored");
+    // Version 1 at creation, then one per move.
+    let shown_version = shown["moves"].as_u64().expect("moves") + 1;
+    assert!(held["version"].as_u64() >= Some(shown_version), "shown {shown} while Redis held {held}");
+    // And it plays on, every state stored before it is shown.
+    for column in [2, 4] {
+        let before = red.last_state["moves"].as_u64().expect("moves");
+        red.move_to(column).await;
+        let shown = red.recv_state(|g| g["moves"].as_u64() > Some(before)).await;
+        let held = stored(&redis, &grant.game_id).await.expect("stored");
+        assert!(held["version"].as_u64() > shown["moves"].as_u64(), "shown {shown} while Redis held {held}");
+    }
+}
+
+/// With `redis.min_replicas_acked: 1` a move is shown only once a replica holds it: while
+/// the replica is gone the move waits (and the game pauses, its renewals unacknowledged);
+/// once a replica follows again the state arrives, and the replica holds it.
+#[actix_rt::test]
+async fn with_a_replica_required_a_move_is_shown_only_once_a_replica_holds_it() {
+    let primary = RedisServer::start();
+    let mut replica = RedisServer::start();
+    replica_online(&primary, &replica).await;
+    let mut c = config(&primary);
+    c.cluster.lease_ms = 8000;
+    c.redis.min_replicas_acked = 1;
+    c.redis.replica_ack_timeout_ms = 200;
+    let server = TestServer::start(c).await;
+    let grant = server.create("ai", "ada").await;
+    assert_eq!(stored(&replica, &grant.game_id).await.expect("on the replica at creation")["version"], 1);
+    let mut red = server.player(&grant).await;
+    red.move_to(3).await;
+    let shown = red.recv_state(|g| g["moves"] == 2).await;
+    let held = stored(&replica, &grant.game_id).await.expect("on the replica");
+    assert!(held["version"].as_u64() >= Some(3), "shown {shown} while the replica held {held}");
+
+    replica.stop();
+    red.move_to(2).await;
+    let early = state_within(&mut red, 3, Duration::from_millis(800)).await;
+    assert!(early.is_none(), "a move was shown that no replica held: {early:?}");
+
+    replica.restart();
+    replica_online(&primary, &replica).await;
+    let shown = red.recv_state(|g| g["moves"].as_u64() >= Some(3)).await;
+    let held = stored(&replica, &grant.game_id).await.expect("on the replica");
+    assert!(held["version"].as_u64() > shown["moves"].as_u64(), "shown {shown} while the replica held {held}");
+}

@@ -60,7 +60,10 @@ async fn one_epoch_number_handed_to_two_instances_has_one_writer() {
     let redis = RedisServer::start();
     let conn = connect(&redis).await;
     let directory = RedisDirectory::new(conn.clone(), ReplicaAcks::default()).expect("directory");
-    let (a, b) = (RedisSnapshots::new(conn.clone(), me("a")), RedisSnapshots::new(conn.clone(), me("b")));
+    let (a, b) = (
+        RedisSnapshots::new(conn.clone(), me("a"), ReplicaAcks::default()).expect("store"),
+        RedisSnapshots::new(conn.clone(), me("b"), ReplicaAcks::default()).expect("store"),
+    );
     let id = GameId::random();
     let Claim::Won(first) = directory.claim(&id, &me("a"), LEASE).await.expect("claim") else { panic!("free") };
     assert_eq!(a.write(&snapshot(&id, 1, first.epoch), None).await.expect("write"), WriteOutcome::Written);
@@ -85,7 +88,7 @@ async fn an_epoch_the_store_lost_is_refused_and_the_next_renewal_takes_one_above
     let redis = RedisServer::start();
     let conn = connect(&redis).await;
     let directory = RedisDirectory::new(conn.clone(), ReplicaAcks::default()).expect("directory");
-    let a = RedisSnapshots::new(conn.clone(), me("a"));
+    let a = RedisSnapshots::new(conn.clone(), me("a"), ReplicaAcks::default()).expect("store");
     let id = GameId::random();
     let mut epoch = 0;
     for _ in 0..3 {

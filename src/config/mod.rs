@@ -36,7 +36,7 @@ pub use games::{AiConfig, RealtimeConfig};
 pub use net::Net;
 pub use problems::{ConfigError, ConfigErrors};
 pub use server::ServerConfig;
-pub use services::{ClusterConfig, LlmConfig, RedisConfig, StorageBackend, StorageConfig};
+pub use services::{ClusterConfig, Durability, LlmConfig, RedisConfig, StorageBackend, StorageConfig};
 pub use supervision::{
     PartialRestartPolicy, RestartPolicyConfig, RestartStrategy, SupervisionConfig, SystemPolicies,
     SYSTEM_HANG_TIMEOUT_MS,

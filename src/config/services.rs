@@ -16,12 +16,42 @@ pub enum StorageBackend {
     Redis,
 }
 
+/// When a turn-based game's change is shown to its players (docs/DESIGN.md D18).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    /// `durable` with the `redis` backend, `write_behind` with `memory` (the default).
+    #[default]
+    Auto,
+    /// Only once its snapshot is written, and acknowledged by `redis.min_replicas_acked`
+    /// replicas: a move a player was shown survives the death of its instance and a
+    /// failover of Redis.
+    Durable,
+    /// At once, the snapshot written behind: a move or two a player was shown may be lost
+    /// when the instance or the store dies. For a single instance (the embedded store dies
+    /// with the process anyway).
+    WriteBehind,
+}
+
 /// `storage:` section.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
     /// `memory` or `redis`.
     pub backend: StorageBackend,
+    /// `auto`, `durable` or `write_behind`: when a move is shown (docs/DESIGN.md D18).
+    pub durability: Durability,
+}
+
+impl StorageConfig {
+    /// Whether a turn-based game shows a change only once its snapshot is durable.
+    pub fn durable_before_shown(&self) -> bool {
+        match self.durability {
+            Durability::Auto => self.backend == StorageBackend::Redis,
+            Durability::Durable => true,
+            Durability::WriteBehind => false,
+        }
+    }
 }
 
 /// `redis:` section. `RAMPART_REDIS_URL` overrides `url`; a password belongs in

@@ -50,6 +50,9 @@ pub struct GameEnv {
     pub metrics: Arc<Metrics>,
     /// How the AI player talks (canned lines when no LLM is configured).
     pub llm: Arc<LlmClient>,
+    /// Whether a turn-based game shows a change only once its snapshot is durable
+    /// (`storage.durability`, docs/DESIGN.md D18).
+    pub durable_before_shown: bool,
 }
 
 impl GameEnv {
@@ -78,6 +81,7 @@ impl GameEnv {
             keeper,
             metrics,
             llm,
+            durable_before_shown: config.storage.durable_before_shown(),
         }
     }
 

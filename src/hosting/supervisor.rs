@@ -463,9 +463,38 @@ impl GameSupervisor {
         let cluster = self.cluster.clone();
         let claim_id = id.clone();
         let claimed_ms = monotonic_ms();
-        Box::pin(async move { cluster.claim(&claim_id).await }.into_actor(self).map(move |claim, act, ctx| {
-            act.guarded(ctx, move |act, _| act.created(id, msg, claim, claimed_ms)).unwrap_or_else(|| Err(restarting()))
-        }))
+        let (game, created) = (id.clone(), id.clone());
+        Box::pin(
+            async move { cluster.claim(&claim_id).await }
+                .into_actor(self)
+                .map(move |claim, act, ctx| {
+                    act.guarded(ctx, move |act, _| act.created(id, msg, claim, claimed_ms))
+                        .unwrap_or_else(|| Err(restarting()))
+                })
+                .then(move |grant, act, _| {
+                    // Shown only once it is durable (D18): the player is not handed a game
+                    // that the death of this instance would lose.
+                    let wait = (grant.is_ok() && act.env.durable_before_shown)
+                        .then(|| (act.keeper.clone(), act.cluster.lease, game.clone()));
+                    async move {
+                        let Some((keeper, within, game)) = wait else { return (grant, true) };
+                        let durable = tokio::time::timeout(within, keeper.when_durable(&game, 1)).await;
+                        (grant, matches!(durable, Ok(true)))
+                    }
+                    .into_actor(act)
+                })
+                .map(move |(grant, durable), act, _| {
+                    if durable {
+                        return grant;
+                    }
+                    if let Some(cell) = grant.as_ref().ok().and_then(|_| act.registry.get(&created)) {
+                        tracing::warn!(game_id = %cell.id, within_ms = act.cluster.lease.as_millis() as u64, "a new game's first snapshot was not durable in time; the game is dropped and its creation refused");
+                        act.metrics.game_ended();
+                        act.remove(&cell);
+                    }
+                    Err(ErrorBody::store_unavailable())
+                }),
+        )
     }
 
     fn created(

@@ -14,6 +14,7 @@ use crate::config::RestartPolicyConfig;
 use crate::game::{Outcome, Seat};
 use crate::hosting::env::GameEnv;
 use crate::hosting::messages::{Action, CommandOutcome, StartMode, ToSession, GAME_MAILBOX_CAPACITY};
+use crate::hosting::outbox::{Outbox, To};
 use crate::hosting::registry::{GameCell, RunState};
 use crate::ids::{incident_id, monotonic_ms, now_rfc3339};
 use crate::llm::ChatEvent;
@@ -45,6 +46,8 @@ pub struct TurnActor {
     pub(super) armed_fault: bool,
     /// Seats not yet told that this instance took the game over (they join after it).
     pub(super) untold_takeover: [bool; 2],
+    /// What the game says, held until the change it follows is durable (D18).
+    pub(super) outbox: Outbox,
     pub(super) rng: fastrand::Rng,
 }
 
@@ -55,6 +58,7 @@ impl TurnActor {
             generation: cell.generation.load(Ordering::Acquire),
             restarts: snapshot.restarts,
             failed: mode == StartMode::Tombstone || snapshot.failed,
+            outbox: Outbox::new(env.durable_before_shown, snapshot.version),
             cell,
             env,
             state: (*snapshot).clone(),
@@ -254,10 +258,15 @@ impl TurnActor {
         }
     }
 
-    /// Sends a frame to every attached socket; an abandoned incarnation says nothing (false).
-    pub(super) fn broadcast(&self, frame: &ServerFrame) -> bool {
+    /// Sends a frame to every attached socket (once the change it follows is durable);
+    /// an abandoned incarnation says nothing (false).
+    pub(super) fn broadcast(&mut self, frame: &ServerFrame) -> bool {
         if self.abandoned() {
             return false;
+        }
+        if self.outbox.holding() {
+            self.outbox.hold(To::All, ToSession::Frame(frame.to_frame()));
+            return true;
         }
         let routes = self.cell.routes();
         if routes.iter().all(Option::is_none) {
@@ -288,7 +297,7 @@ impl TurnActor {
 
     /// Sends the state to every socket and refreshes the lobby summary (and, through the
     /// event stream, every instance's lobby).
-    pub(super) fn broadcast_state(&self) {
+    pub(super) fn broadcast_state(&mut self) {
         if self.abandoned() {
             return;
         }
@@ -342,17 +351,72 @@ impl TurnActor {
         self.state.epoch = self.cell.epoch.load(Ordering::Acquire);
         self.state.restarts = self.restarts;
         self.state.failed = self.failed;
-        self.cell.publish_snapshot(self.generation, Arc::new(self.state.clone()))
+        if !self.cell.publish_snapshot(self.generation, Arc::new(self.state.clone())) {
+            return false;
+        }
+        self.outbox.committed(self.state.version);
+        true
     }
 
     /// Answers one sender with an error; an abandoned incarnation says nothing (false).
-    pub(super) fn send_error(&self, to: &Recipient<ToSession>, error: ErrorBody, in_reply_to: &'static str) -> bool {
+    pub(super) fn send_error(
+        &mut self,
+        to: &Recipient<ToSession>,
+        error: ErrorBody,
+        in_reply_to: &'static str,
+    ) -> bool {
         if self.abandoned() {
             return false;
         }
         self.env.metrics.error_sent(error.code);
-        to.do_send(ToSession::Frame(ServerFrame::Error { error, in_reply_to: Some(in_reply_to) }.to_frame()));
+        self.say(to, &ServerFrame::Error { error, in_reply_to: Some(in_reply_to) });
         true
+    }
+
+    /// Sends a frame to one socket, behind whatever waits for durability.
+    pub(super) fn say(&mut self, to: &Recipient<ToSession>, frame: &ServerFrame) {
+        let message = ToSession::Frame(frame.to_frame());
+        if self.outbox.holding() {
+            self.outbox.hold(To::One(to.clone()), message);
+        } else {
+            to.do_send(message);
+        }
+    }
+
+    /// Follows the keeper's durable version of this game and sends what waited for it
+    /// (D18). Runs in the actor's context: a restart starts it again.
+    fn follow_durability(&mut self, ctx: &mut Context<Self>) {
+        let mut durable = self.env.keeper.durable_watch(&self.cell.id);
+        durable.mark_changed();
+        let versions = futures_util::stream::unfold(durable, |mut rx| async move {
+            rx.changed().await.ok()?;
+            let version = *rx.borrow_and_update();
+            Some((version, rx))
+        });
+        ctx.spawn(versions.into_actor(self).map(|version, act, _| act.release(version)).finish());
+    }
+
+    /// `version` is durable: what waited for it goes out, in order.
+    fn release(&mut self, version: u64) {
+        if self.abandoned() {
+            self.outbox.clear();
+            return;
+        }
+        let ready = self.outbox.durable(version);
+        if ready.is_empty() {
+            return;
+        }
+        let routes = self.cell.routes();
+        for (to, message) in ready {
+            match to {
+                To::All => {
+                    for route in routes.iter().flatten() {
+                        route.to.do_send(message.clone());
+                    }
+                }
+                To::One(to) => to.do_send(message),
+            }
+        }
     }
 
     /// The outcome of a command whose answer was sent (or refused as abandoned).
@@ -372,6 +436,10 @@ impl TurnActor {
         }
         if self.failed {
             return Some(ErrorBody::game_failed());
+        }
+        if self.outbox.full() {
+            // The store is far behind: nothing more is applied until what waits is durable.
+            return Some(ErrorBody::store_behind());
         }
         if self.state.abandoned {
             return Some(ErrorBody::abandoned());
@@ -448,6 +516,9 @@ impl Actor for TurnActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(GAME_MAILBOX_CAPACITY);
+        if self.outbox.on() {
+            self.follow_durability(ctx);
+        }
         if self.started_once {
             return; // a restart: `restarting` already scheduled the recovery
         }

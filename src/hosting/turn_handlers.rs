@@ -35,11 +35,11 @@ impl Handler<Join> for TurnActor {
                     restored_moves: act.state.board.moves(),
                     reason: Some("taken_over"),
                 };
-                msg.route.to.do_send(ToSession::Frame(frame.to_frame()));
+                act.say(&msg.route.to, &frame);
             }
             if act.failed {
                 let reason = "this game exceeded its restart limit and is closed".to_owned();
-                msg.route.to.do_send(ToSession::Frame(ServerFrame::GameFailed { reason }.to_frame()));
+                act.say(&msg.route.to, &ServerFrame::GameFailed { reason });
             }
             act.broadcast_state();
             if act.cell.paused.load(Ordering::Acquire) {

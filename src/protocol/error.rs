@@ -242,6 +242,14 @@ impl ErrorBody {
         .with("reason", "store_unavailable")
         .with("retry_after_ms", 1000)
     }
+    /// GAME_RESTARTING `store_behind`: the game's store is so far behind that the changes
+    /// waiting to be durable fill the game's queue; nothing more is applied until they are
+    /// written (docs/DESIGN.md D18).
+    pub fn store_behind() -> Self {
+        ErrorBody::new(ErrorCode::GameRestarting, "the game store is behind; retry shortly")
+            .with("reason", "store_behind")
+            .with("retry_after_ms", 250)
+    }
     /// GAME_RESTARTING: the incarnation asked was replaced (the game moved to a fresh
     /// thread); ask again.
     pub fn moved() -> Self {

@@ -12,12 +12,19 @@
 //! claim or renewal it stopped waiting for ran in the store later), carries on under it and
 //! has the latest snapshot written again ([`SnapshotKeeper::restamp`]). The keeper keeps
 //! that snapshot meanwhile: only the owner decides to drop it.
+//!
+//! The keeper also says which version of each game is durable (written, and acknowledged
+//! by the replicas the store waits for): [`SnapshotKeeper::durable_watch`]. A game that
+//! shows a change only once it is durable (docs/DESIGN.md D18) holds its frames until
+//! then. Writes of many games go out as one batch ([`SnapshotStore::write_all`]: one round
+//! trip, one `WAIT`), and what is published while a batch is in flight forms the next one,
+//! so the cost of durability is a round trip per batch, not per move.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 
 use crate::breaker::BreakerState;
 use crate::ids::GameId;
@@ -60,6 +67,8 @@ struct State {
     pending: HashSet<GameId>,
     /// Games forgotten while a write of theirs was in flight.
     forgotten: HashSet<GameId>,
+    /// Each held game's highest durable version.
+    durable: HashMap<GameId, watch::Sender<u64>>,
 }
 
 /// The snapshots of this process's games.
@@ -104,6 +113,7 @@ impl SnapshotKeeper {
             let id = snapshot.game_id.clone();
             state.forgotten.remove(&id);
             state.pending.insert(id.clone());
+            state.durable.entry(id.clone()).or_insert_with(|| watch::Sender::new(0));
             state.latest.insert(id, snapshot);
         }
         self.wake.notify_one();
@@ -124,6 +134,20 @@ impl SnapshotKeeper {
             state.pending.insert(id.clone());
         }
         self.wake.notify_one();
+    }
+
+    /// The highest version of a game known to be durable (0: none yet), as it changes. The
+    /// sender goes when the game is forgotten: the receiver's `changed` then fails.
+    pub fn durable_watch(&self, id: &GameId) -> watch::Receiver<u64> {
+        self.lock().durable.entry(id.clone()).or_insert_with(|| watch::Sender::new(0)).subscribe()
+    }
+
+    /// Waits until `version` of a game is durable (true), or the game is forgotten
+    /// (false).
+    pub async fn when_durable(&self, id: &GameId, version: u64) -> bool {
+        let mut rx = self.durable_watch(id);
+        let durable = rx.wait_for(|durable| *durable >= version).await.is_ok();
+        durable
     }
 
     /// The latest snapshot of a game this process holds.
@@ -151,6 +175,7 @@ impl SnapshotKeeper {
             let mut state = self.lock();
             state.latest.remove(id);
             state.pending.remove(id);
+            state.durable.remove(id);
             state.forgotten.insert(id.clone());
         }
         if remove_stored {
@@ -208,56 +233,75 @@ impl SnapshotKeeper {
         }
     }
 
-    /// Writes one batch of pending snapshots. False when the store failed.
+    /// Writes one batch of pending snapshots in one call to the store. False when the
+    /// store failed (every snapshot of the batch not forgotten meanwhile is pending again).
     async fn write_batch(&self) -> bool {
-        let batch: Vec<Arc<Snapshot>> = {
+        let batch: Vec<(Arc<Snapshot>, Option<Duration>)> = {
             let mut state = self.lock();
             let ids: Vec<GameId> = state.pending.iter().take(BATCH).cloned().collect();
             let mut batch = Vec::with_capacity(ids.len());
             for id in ids {
                 state.pending.remove(&id);
                 if let Some(s) = state.latest.get(&id) {
-                    batch.push(s.clone());
+                    let ttl = s.ended().then_some(self.finished_ttl);
+                    batch.push((s.clone(), ttl));
                 }
             }
             batch
         };
-        let mut ok = true;
-        let mut batch = batch.into_iter();
-        while let Some(snapshot) = batch.next() {
-            let ttl = snapshot.ended().then_some(self.finished_ttl);
-            match self.guard.call(self.store.write(&snapshot, ttl)).await {
-                Ok(WriteOutcome::Written | WriteOutcome::Stale) => {}
-                Ok(WriteOutcome::Fenced { epoch, tenure }) => {
-                    // Not pending again until its owner says under which epoch (or forgets it).
-                    tracing::debug!(game_id = %snapshot.game_id, epoch = snapshot.epoch, current = epoch, taker = ?tenure.as_ref().map(|t| t.instance.as_str()), "a snapshot write was fenced by a newer epoch; its owner decides");
-                    let _ = self.fenced.send(Fenced {
-                        game_id: snapshot.game_id.clone(),
-                        epoch: snapshot.epoch,
-                        current: epoch,
-                        tenure,
-                    });
+        if batch.is_empty() {
+            return true;
+        }
+        match self.guard.call(self.store.write_all(&batch)).await {
+            Ok(outcomes) => {
+                for ((snapshot, _), outcome) in batch.iter().zip(outcomes) {
+                    self.written(snapshot, outcome);
                 }
-                Err(e) => {
-                    ok = false;
-                    // Refused by the breaker (open, or its probe slot taken): the rest of the
-                    // batch would be refused too; it stays pending with this one.
-                    let refused = matches!(e, StoreError::Unavailable(_));
-                    let mut state = self.lock();
-                    // Still the latest (nothing newer replaced it, the game was not
-                    // forgotten): keep it pending.
-                    let rest: Vec<Arc<Snapshot>> = if refused { batch.by_ref().collect() } else { Vec::new() };
-                    for id in std::iter::once(&snapshot).chain(&rest).map(|s| &s.game_id) {
-                        if !state.forgotten.contains(id) {
-                            state.pending.insert(id.clone());
-                        }
+                true
+            }
+            Err(e) => {
+                // Refused by the breaker, failed, or not acknowledged by the replicas: none of
+                // it counts as durable; whatever is still the latest stays pending.
+                let mut state = self.lock();
+                for (snapshot, _) in &batch {
+                    if !state.forgotten.contains(&snapshot.game_id) {
+                        state.pending.insert(snapshot.game_id.clone());
                     }
-                    drop(state);
-                    tracing::debug!(game_id = %snapshot.game_id, "a snapshot write failed; it stays pending: {e}");
                 }
+                drop(state);
+                tracing::debug!(snapshots = batch.len(), "a batch of snapshot writes failed; they stay pending: {e}");
+                false
             }
         }
-        ok
+    }
+
+    /// Records one write's outcome: durable (written, or the store already holds it or a
+    /// newer one of this owner's), or fenced (reported to the owner).
+    fn written(&self, snapshot: &Snapshot, outcome: WriteOutcome) {
+        match outcome {
+            WriteOutcome::Written | WriteOutcome::Stale => {
+                let state = self.lock();
+                if let Some(durable) = state.durable.get(&snapshot.game_id) {
+                    durable.send_if_modified(|v| {
+                        let newer = snapshot.version > *v;
+                        if newer {
+                            *v = snapshot.version;
+                        }
+                        newer
+                    });
+                }
+            }
+            WriteOutcome::Fenced { epoch, tenure } => {
+                // Not pending again until its owner says under which epoch (or forgets it).
+                tracing::debug!(game_id = %snapshot.game_id, epoch = snapshot.epoch, current = epoch, taker = ?tenure.as_ref().map(|t| t.instance.as_str()), "a snapshot write was fenced by a newer epoch; its owner decides");
+                let _ = self.fenced.send(Fenced {
+                    game_id: snapshot.game_id.clone(),
+                    epoch: snapshot.epoch,
+                    current: epoch,
+                    tenure,
+                });
+            }
+        }
     }
 }
 

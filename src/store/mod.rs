@@ -133,8 +133,8 @@ impl Stores {
         }
     }
 
-    /// The Redis stores on one connection, for instance `me`; lease writes acknowledged by
-    /// `acks.replicas` replicas.
+    /// The Redis stores on one connection, for instance `me`; lease and snapshot writes
+    /// acknowledged by `acks.replicas` replicas.
     pub fn redis(
         conn: redis::RedisConn,
         ticket_ttl: std::time::Duration,
@@ -142,7 +142,7 @@ impl Stores {
         acks: redis::directory::ReplicaAcks,
     ) -> Result<Stores, StoreError> {
         Ok(Stores {
-            snapshots: Arc::new(redis::snapshots::RedisSnapshots::new(conn.clone(), me.clone())),
+            snapshots: Arc::new(redis::snapshots::RedisSnapshots::new(conn.clone(), me.clone(), acks)?),
             sessions: Arc::new(redis::sessions::RedisSessions::new(conn.clone())),
             directory: Arc::new(redis::directory::RedisDirectory::new(conn.clone(), acks)?),
             waitlist: Arc::new(redis::waitlist::RedisWaitlist::new(conn.clone(), ticket_ttl)),

@@ -151,8 +151,8 @@ pub fn seat_index(seat: Seat) -> usize {
 pub enum WriteOutcome {
     /// Stored.
     Written,
-    /// The store already holds this version or a newer one from the same owner: nothing
-    /// to do.
+    /// The store already holds a newer version from the same owner: nothing to do. (The
+    /// same version again is written again: a replica's acknowledgement then covers it.)
     Stale,
     /// The game's epoch is higher than the write's: refused. When `tenure` covers the
     /// writer and the write's epoch ([`Tenure::covers`]), the newer epoch is the writer's
@@ -173,6 +173,22 @@ pub trait SnapshotStore: Send + Sync + 'static {
     /// Stores `snapshot` unless it is fenced or stale; `ttl` (for ended games) makes the
     /// store forget it after that long.
     fn write<'a>(&'a self, snapshot: &'a Snapshot, ttl: Option<Duration>) -> StoreFuture<'a, WriteOutcome>;
+    /// Writes a batch (each with its `ttl`) and answers each one's outcome, in order. A
+    /// store with replicas answers only once they acknowledge every write; if they do not,
+    /// or the store fails, the whole batch fails and nothing in it counts as durable.
+    /// Stores that can send it in one round trip do; this default writes one after another.
+    fn write_all<'a>(
+        &'a self,
+        batch: &'a [(std::sync::Arc<Snapshot>, Option<Duration>)],
+    ) -> StoreFuture<'a, Vec<WriteOutcome>> {
+        Box::pin(async move {
+            let mut outcomes = Vec::with_capacity(batch.len());
+            for (snapshot, ttl) in batch {
+                outcomes.push(self.write(snapshot, *ttl).await?);
+            }
+            Ok(outcomes)
+        })
+    }
     /// The stored snapshot of a game.
     fn read<'a>(&'a self, id: &'a GameId) -> StoreFuture<'a, Option<Snapshot>>;
     /// Forgets a game.
@@ -202,7 +218,7 @@ impl SnapshotStore for MemorySnapshots {
             }
             let mut games = self.games.lock().unwrap_or_else(|e| e.into_inner());
             if let Some((stored, _)) = games.get(&snapshot.game_id) {
-                if stored.epoch == snapshot.epoch && stored.version >= snapshot.version {
+                if stored.epoch == snapshot.epoch && stored.version > snapshot.version {
                     return Ok(WriteOutcome::Stale);
                 }
             }

@@ -6,18 +6,24 @@
 //! instance took (a failover lost the writer's claim and handed the same number out again:
 //! the token is the epoch and its holder together); refuses one of an epoch the counter has
 //! not reached (lost in a failover) so its owner takes a new one; and ignores one whose
-//! version is not newer than the stored one from the same owner. Repeating a write is
-//! harmless.
+//! version is older than the stored one from the same owner. Repeating a write is harmless
+//! (one of the stored version is made again, so that a `WAIT` after it covers it: the first
+//! may have reached a primary that died before its replicas had it).
+//!
+//! A batch ([`SnapshotStore::write_all`]) is one pipeline: a script call per snapshot, then,
+//! with replicas to wait for (`redis.min_replicas_acked`), one `WAIT` that covers them all,
+//! on a connection of the writes' own so that the `WAIT` holds up no other store call.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use redis::Script;
+use redis::{Script, Value};
 
-use super::directory::{tenure, TENURE_LUA};
+use super::directory::{tenure, ReplicaAcks, TENURE_LUA};
 use super::{decode, encode, RedisConn};
 use crate::ids::{GameId, InstanceId};
 use crate::store::snapshot::{Snapshot, SnapshotStore, WriteOutcome};
-use crate::store::StoreFuture;
+use crate::store::{StoreError, StoreFuture};
 
 /// KEYS: lease (unused), epoch counter, tenure, snapshot hash. ARGV: data JSON, epoch,
 /// version, ttl ms (0: none), writer instance. Answers {outcome, epoch in force, tenure
@@ -33,7 +39,7 @@ if epoch > current then
   return {'fenced', tostring(current), '-', '0'}
 end
 local stored = redis.call('HMGET', KEYS[4], 'epoch', 'version')
-if stored[1] and tonumber(stored[1]) == epoch and tonumber(stored[2]) >= tonumber(ARGV[3]) then
+if stored[1] and tonumber(stored[1]) == epoch and tonumber(stored[2]) > tonumber(ARGV[3]) then
   return {'stale', tostring(current), '-', '0'}
 end
 redis.call('HSET', KEYS[4], 'data', ARGV[1], 'epoch', ARGV[2], 'version', ARGV[3])
@@ -48,37 +54,111 @@ return {'written', tostring(current), '-', '0'}
 /// Snapshots in Redis, written by one instance.
 pub struct RedisSnapshots {
     conn: RedisConn,
+    /// Where batches are written: `conn`, or with replicas to wait for a connection of
+    /// their own (a `WAIT` holds its connection until the replicas answer).
+    writes: RedisConn,
+    acks: ReplicaAcks,
     me: InstanceId,
     write: Script,
 }
 
 impl RedisSnapshots {
-    /// Snapshots on `conn`, written by instance `me` (the holder the fence checks).
-    pub fn new(conn: RedisConn, me: InstanceId) -> Self {
-        RedisSnapshots { conn, me, write: Script::new(&format!("{TENURE_LUA}{WRITE}")) }
+    /// Snapshots on `conn`, written by instance `me` (the holder the fence checks), each
+    /// batch acknowledged by `acks.replicas` replicas.
+    pub fn new(conn: RedisConn, me: InstanceId, acks: ReplicaAcks) -> Result<Self, StoreError> {
+        let writes = if acks.replicas > 0 {
+            conn.dedicated(conn.settings().command_timeout + acks.timeout)?
+        } else {
+            conn.clone()
+        };
+        Ok(RedisSnapshots { conn, writes, acks, me, write: Script::new(&format!("{TENURE_LUA}{WRITE}")) })
     }
+
+    /// The script call writing one snapshot.
+    fn call(&self, snapshot: &Snapshot, ttl: Option<Duration>) -> Result<redis::Cmd, StoreError> {
+        let id = &snapshot.game_id;
+        let data = encode("snapshot write", snapshot)?;
+        let ttl_ms = ttl.map_or(0, |t| t.as_millis().max(1));
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(self.write.get_hash()).arg(4);
+        for suffix in ["lease", "epoch", "tenure", "snap"] {
+            cmd.arg(self.conn.game_key(id, suffix));
+        }
+        cmd.arg(data).arg(snapshot.epoch).arg(snapshot.version).arg(ttl_ms as u64).arg(self.me.as_str());
+        Ok(cmd)
+    }
+}
+
+/// One script answer: {outcome, epoch in force, tenure instance, tenure since}.
+fn outcome(answer: Value) -> Result<WriteOutcome, StoreError> {
+    let (outcome, current, instance, since): (String, String, String, String) = redis::from_redis_value(answer)
+        .map_err(|e| StoreError::Backend(format!("redis snapshot write: unexpected answer: {e}")))?;
+    Ok(match outcome.as_str() {
+        "fenced" => {
+            WriteOutcome::Fenced { epoch: current.parse().unwrap_or(u64::MAX), tenure: tenure(&instance, &since) }
+        }
+        "stale" => WriteOutcome::Stale,
+        _ => WriteOutcome::Written,
+    })
 }
 
 impl SnapshotStore for RedisSnapshots {
     fn write<'a>(&'a self, snapshot: &'a Snapshot, ttl: Option<Duration>) -> StoreFuture<'a, WriteOutcome> {
         Box::pin(async move {
-            let id = &snapshot.game_id;
-            let keys = ["lease", "epoch", "tenure", "snap"].map(|suffix| self.conn.game_key(id, suffix));
-            let keys = keys.each_ref().map(String::as_str);
-            let data = encode("snapshot write", snapshot)?;
-            let ttl_ms = ttl.map_or(0, |t| t.as_millis().max(1)).to_string();
-            let epoch = snapshot.epoch.to_string();
-            let args = [data.as_str(), &epoch, &snapshot.version.to_string(), &ttl_ms, self.me.as_str()];
-            let (outcome, current, instance, since): (String, String, String, String) =
-                self.conn.eval("snapshot write", &self.write, &keys, &args).await?;
-            Ok(match outcome.as_str() {
-                "fenced" => WriteOutcome::Fenced {
-                    epoch: current.parse().unwrap_or(u64::MAX),
-                    tenure: tenure(&instance, &since),
-                },
-                "stale" => WriteOutcome::Stale,
-                _ => WriteOutcome::Written,
-            })
+            let batch = [(Arc::new(snapshot.clone()), ttl)];
+            let mut outcomes = self.write_all(&batch).await?;
+            outcomes.pop().ok_or_else(|| StoreError::Backend("redis snapshot write: no answer".to_owned()))
+        })
+    }
+
+    fn write_all<'a>(&'a self, batch: &'a [(Arc<Snapshot>, Option<Duration>)]) -> StoreFuture<'a, Vec<WriteOutcome>> {
+        Box::pin(async move {
+            let mut pipe = redis::pipe();
+            for (snapshot, ttl) in batch {
+                pipe.add_command(self.call(snapshot, *ttl)?);
+            }
+            let wanted = self.acks.replicas;
+            if wanted > 0 {
+                pipe.cmd("WAIT").arg(wanted).arg(self.acks.timeout.as_millis().max(1) as u64);
+            }
+            let mut con = self.writes.manager();
+            let script = &self.write;
+            let mut answers: Vec<Value> = self
+                .writes
+                .timed("snapshot write", async {
+                    match pipe.query_async::<Vec<Value>>(&mut con).await {
+                        // A node that never ran the script (a fresh one, a promoted replica):
+                        // load it and send the batch again (every write in it is repeatable).
+                        Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                            script.prepare_invoke().load_async(&mut con).await?;
+                            pipe.query_async(&mut con).await
+                        }
+                        other => other,
+                    }
+                })
+                .await?;
+            if wanted > 0 {
+                let acked: u32 = answers
+                    .pop()
+                    .map(redis::from_redis_value)
+                    .transpose()
+                    .map_err(|e| StoreError::Backend(format!("redis snapshot write: unexpected WAIT answer: {e}")))?
+                    .unwrap_or(0);
+                if acked < wanted {
+                    return Err(StoreError::Backend(format!(
+                        "redis snapshot write: {acked} of {wanted} replicas acknowledged within {} ms",
+                        self.acks.timeout.as_millis()
+                    )));
+                }
+            }
+            if answers.len() != batch.len() {
+                return Err(StoreError::Backend(format!(
+                    "redis snapshot write: {} answers for {} writes",
+                    answers.len(),
+                    batch.len()
+                )));
+            }
+            answers.into_iter().map(outcome).collect()
         })
     }
 
