@@ -124,7 +124,7 @@ cluster-deps: redis-deps
 	$(call need-deb,haproxy,haproxy,make run-cluster)
 
 ## make load: the capacity scenarios against Rampart and the bare actix-ws relay (sockets,
-## play, cluster) and the admission flood check (SCENARIO=… for one; BACKEND=redis for the
+## play, cluster, durable) and the admission flood check (SCENARIO=… for one; BACKEND=redis for the
 ## Redis line). Not part of make test; figures go in BENCHMARKS.md.
 load: redis-deps
 	bash scripts/load.sh

@@ -12,6 +12,10 @@
 #   flood    the admission check: 200 games played while creation floods at 10x the
 #            configured rate (loadgen; BACKEND=redis for the Redis line)
 #   cluster  `play` across three instances on one private Redis (both seats on the owner)
+#   durable  `play` on one instance with the Redis backend (appendonly yes, fsync every
+#            second, one replica): moves shown write-behind, then durable (shown once
+#            Redis holds them), then durable with the replica's acknowledgement
+#            (redis.min_replicas_acked 1), then the bare relay (docs/DESIGN.md D18)
 #   restart  a panic injected into each system actor and task (ROUNDS times, default 20): how long
 #            until it runs again and until a game can be created
 #
@@ -173,6 +177,36 @@ if [ "$scenario" = cluster ] || [ "$scenario" = all ]; then
   "$rel"/loadbench play --url "$(IFS=,; echo "${urls[*]}")" --pid "$(IFS=,; echo "${cpids[*]}")" \
     --games "$games" --steps "$steps" --stop-p99-ms "${STOP_P99_MS:-50}" --sources 8 --label "3 instances" | grep '^|'
   stop_all
+fi
+
+if [ "$scenario" = durable ] || [ "$scenario" = all ]; then
+  rport=$(free_port); rrport=$(free_port)
+  rdir=$(mktemp -d)
+  redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly yes --appendfsync everysec \
+    --dir "$rdir" >/dev/null 2>&1 &
+  pids+=("$!")
+  redis-server --port "$rrport" --bind 127.0.0.1 --save "" --appendonly no --replicaof 127.0.0.1 "$rport" \
+    >/dev/null 2>&1 &
+  pids+=("$!")
+  for _ in $(seq 1 100); do
+    redis-cli -p "$rport" info replication 2>/dev/null | grep -q 'state=online' && break; sleep 0.1
+  done
+  play_header "durable: $games games on one instance with Redis (AOF, fsync every second, one replica)"
+  n=0
+  for mode in write_behind durable durable+replica; do
+    n=$((n + 1))
+    acked=0; [ "$mode" = durable+replica ] && acked=1
+    # Each mode under its own key prefix: the games of one run do not meet the next run's.
+    start_rampart RAMPART__STORAGE__BACKEND=redis RAMPART_REDIS_URL="redis://127.0.0.1:$rport" \
+      RAMPART__STORAGE__DURABILITY="${mode%+replica}" RAMPART__REDIS__MIN_REPLICAS_ACKED=$acked \
+      RAMPART__REDIS__KEY_PREFIX="load$n"
+    "$rel"/loadbench play --url "$url" --pid "$pid" --games "$games" --steps "$steps" \
+      --stop-p99-ms "${STOP_P99_MS:-50}" --sources 8 --label "Redis, $mode" | grep '^|'
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+  done
+  start_relay; "$rel"/loadbench play --url "$url" --pid "$pid" --games "$games" --steps "$steps" \
+    --stop-p99-ms "${STOP_P99_MS:-50}" --sources 8 --label "bare relay" | grep '^|'; stop_all
+  rm -rf "$rdir"
 fi
 
 if [ "$scenario" = flood ] || [ "$scenario" = all ]; then

@@ -173,12 +173,10 @@ async fn durability_and_relaying_return_within_a_second_of_redis_answering_again
         }
     };
     eventually(DEADLINE, "a's database breaker fails three probes", probe).await;
-    // Red moves meanwhile: the game applies it from memory, or refuses it until the store
-    // is back; either way the test asks until it is applied.
+    // Red moves meanwhile: the game applies it and shows it once it is stored (D18), or
+    // refuses it while its lease is unconfirmed; either way the test asks until it is
+    // applied, once Redis is back.
     red.move_to(2).await;
-    let during = red
-        .recv_until("the move's outcome", |f| f["type"] == "error" || (f["type"] == "state" && f["game"]["moves"] == 3))
-        .await;
 
     // Down for longer than a lease: every heartbeat has lapsed when Redis answers again, as
     // in a failover, and both instances are alive.
@@ -191,6 +189,9 @@ async fn durability_and_relaying_return_within_a_second_of_redis_answering_again
     assert_eq!(paused, 1.0, "the owner's game pauses while its lease cannot be confirmed");
     redis.restart();
     let back = Instant::now();
+    let during = red
+        .recv_until("the move's outcome", |f| f["type"] == "error" || (f["type"] == "state" && f["game"]["moves"] == 3))
+        .await;
     let game = if during["type"] == "state" {
         during["game"].clone()
     } else {

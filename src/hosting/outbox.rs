@@ -13,15 +13,16 @@ use std::collections::VecDeque;
 
 use actix::Recipient;
 
-use crate::hosting::messages::ToSession;
+use crate::hosting::messages::{Route, ToSession};
 
 /// Most frames held; past it the game takes no command until the store catches up.
 pub const HELD_MAX: usize = 512;
 
-/// Who a held frame is for.
+/// Who a held frame is for: whoever it was said to when it was said (a socket that joins
+/// later is sent its own state on joining, after what was held before it).
 pub enum To {
-    /// Every socket attached when it goes out.
-    All,
+    /// The sockets attached to the seats when it was said.
+    Seats([Option<Route>; 2]),
     /// One socket.
     One(Recipient<ToSession>),
 }
@@ -120,10 +121,10 @@ mod tests {
         assert!(outbox.durable(1).is_empty());
         assert!(!outbox.holding());
         outbox.committed(2);
-        outbox.hold(To::All, ToSession::Frame(SharedFrame::text("a")));
+        outbox.hold(To::Seats([None, None]), ToSession::Frame(SharedFrame::text("a")));
         outbox.committed(3);
-        outbox.hold(To::All, ToSession::Frame(SharedFrame::text("b")));
-        outbox.hold(To::All, ToSession::Frame(SharedFrame::text("c")));
+        outbox.hold(To::Seats([None, None]), ToSession::Frame(SharedFrame::text("b")));
+        outbox.hold(To::Seats([None, None]), ToSession::Frame(SharedFrame::text("c")));
         let out = outbox.durable(2);
         assert_eq!(out.iter().map(text).collect::<Vec<_>>(), ["a"]);
         assert!(outbox.holding());

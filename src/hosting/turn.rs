@@ -264,15 +264,15 @@ impl TurnActor {
         if self.abandoned() {
             return false;
         }
-        if self.outbox.holding() {
-            self.outbox.hold(To::All, ToSession::Frame(frame.to_frame()));
-            return true;
-        }
         let routes = self.cell.routes();
         if routes.iter().all(Option::is_none) {
             return true; // nobody is listening: do not serialise
         }
         let text = frame.to_frame();
+        if self.outbox.holding() {
+            self.outbox.hold(To::Seats(routes), ToSession::Frame(text));
+            return true;
+        }
         for route in routes.into_iter().flatten() {
             route.to.do_send(ToSession::Frame(text.clone()));
         }
@@ -406,10 +406,9 @@ impl TurnActor {
         if ready.is_empty() {
             return;
         }
-        let routes = self.cell.routes();
         for (to, message) in ready {
             match to {
-                To::All => {
+                To::Seats(routes) => {
                     for route in routes.iter().flatten() {
                         route.to.do_send(message.clone());
                     }
