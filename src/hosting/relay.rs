@@ -429,11 +429,8 @@ async fn keep_subscribed(conn: RedisConn, channels: [String; 2], tx: mpsc::Unbou
     let mut rounds = 0u64;
     let mut down_since: Option<Instant> = None;
     loop {
-        // Through Sentinel: a switch to another primary counts from here on.
-        let mut switched = conn.primary_switches();
-        if let Some(rx) = switched.as_mut() {
-            rx.mark_unchanged();
-        }
+        // Through Sentinel: the primary they name, to compare with the node reached.
+        let mut named = conn.primary_named();
         let dropped = Arc::new(tokio::sync::Notify::new());
         let push = {
             let (tx, dropped) = (tx.clone(), dropped.clone());
@@ -447,13 +444,13 @@ async fn keep_subscribed(conn: RedisConn, channels: [String; 2], tx: mpsc::Unbou
             }
         };
         let subscribed = match conn.subscriber(push).await {
-            Ok(mut con) => match con.subscribe(&channels).await {
-                Ok(()) => Ok(con),
+            Ok((mut con, reached)) => match con.subscribe(&channels).await {
+                Ok(()) => Ok((con, reached)),
                 Err(e) => Err(conn.scrub(&format!("redis subscribe failed: {e}"))),
             },
             Err(e) => Err(e.to_string()),
         };
-        let mut con = match subscribed {
+        let (mut con, reached) = match subscribed {
             Ok(con) => con,
             Err(e) => {
                 down_since.get_or_insert_with(Instant::now);
@@ -480,7 +477,7 @@ async fn keep_subscribed(conn: RedisConn, channels: [String; 2], tx: mpsc::Unbou
         let why = loop {
             tokio::select! {
                 () = dropped.notified() => break Some("its connection dropped"),
-                () = switch(&mut switched) => {
+                () = moved(&mut named, reached.as_deref()) => {
                     tracing::info!(channel = %channels[0], "the Sentinels name another primary: the relay subscribes there");
                     break None;
                 }
@@ -502,15 +499,15 @@ async fn keep_subscribed(conn: RedisConn, channels: [String; 2], tx: mpsc::Unbou
     }
 }
 
-/// Completes when the Sentinels name another primary (never behind one address).
-async fn switch(switched: &mut Option<tokio::sync::watch::Receiver<u64>>) {
-    let changed = match switched {
-        Some(rx) => rx.changed().await.is_ok(),
-        None => false,
-    };
-    if !changed {
-        std::future::pending::<()>().await;
+/// Completes when the Sentinels name another primary than `reached`, the node the
+/// subscription is on (never behind one address).
+async fn moved(named: &mut Option<tokio::sync::watch::Receiver<Option<String>>>, reached: Option<&str>) {
+    if let (Some(rx), Some(reached)) = (named.as_mut(), reached) {
+        if rx.wait_for(|n| n.as_deref().is_some_and(|n| n != reached)).await.is_ok() {
+            return;
+        }
     }
+    std::future::pending::<()>().await;
 }
 
 /// Requests whose messages could not be delivered.

@@ -130,10 +130,9 @@ enum Inner {
 /// A connection the Sentinels will name (or named) the node of.
 struct Found {
     sentinels: Arc<Sentinels>,
-    /// The Sentinels' switch count when it was made: stale once they count another.
-    switches: u64,
     config: AsyncConnectionConfig,
-    con: OnceCell<MultiplexedConnection>,
+    /// The connection and the node (`host:port`) it reached.
+    con: OnceCell<(MultiplexedConnection, String)>,
 }
 
 impl Found {
@@ -142,7 +141,7 @@ impl Found {
     async fn get(&self) -> RedisResult<MultiplexedConnection> {
         let found = self.con.get_or_try_init(|| async {
             match self.sentinels.connect(&self.config, false).await {
-                Ok((con, _)) => Ok(con),
+                Ok(found) => Ok(found),
                 Err(missing) => Err(RedisError::from(std::io::Error::new(
                     std::io::ErrorKind::NotConnected,
                     format!(
@@ -153,7 +152,15 @@ impl Found {
                 ))),
             }
         });
-        found.await.cloned()
+        found.await.map(|(con, _)| con.clone())
+    }
+
+    /// Whether it reached another node than the one the Sentinels name now.
+    fn stale(&self) -> bool {
+        match (self.con.get(), self.sentinels.named()) {
+            (Some((_, reached)), Some(named)) => *reached != named,
+            _ => false,
+        }
     }
 }
 
@@ -274,12 +281,13 @@ impl RedisConn {
     }
 
     /// A RESP3 connection of its own to the primary (found through the Sentinels when
-    /// configured), its push messages (subscribed messages, and `Disconnection` when it
-    /// drops) sent to `push`. It never reconnects by itself: its owner makes another.
+    /// configured: with the node it reached, `host:port`), its push messages (subscribed
+    /// messages, and `Disconnection` when it drops) sent to `push`. It never reconnects by
+    /// itself: its owner makes another.
     pub async fn subscriber(
         &self,
         push: impl redis::aio::AsyncPushSender,
-    ) -> Result<MultiplexedConnection, StoreError> {
+    ) -> Result<(MultiplexedConnection, Option<String>), StoreError> {
         let timeout = Some(self.settings.command_timeout);
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(timeout)
@@ -291,13 +299,13 @@ impl RedisConn {
                 let resp3 = info.redis_settings().clone().set_protocol(redis::ProtocolVersion::RESP3);
                 let client = redis::Client::open(info.set_redis_settings(resp3))
                     .map_err(|e| StoreError::Backend(format!("invalid Redis URL: {:?}", e.kind())))?;
-                client
-                    .get_multiplexed_async_connection_with_config(&config)
-                    .await
-                    .map_err(|e| StoreError::Backend(self.scrub(&format!("redis subscribe: could not connect: {e}"))))
+                match client.get_multiplexed_async_connection_with_config(&config).await {
+                    Ok(con) => Ok((con, None)),
+                    Err(e) => Err(StoreError::Backend(self.scrub(&format!("redis subscribe: could not connect: {e}")))),
+                }
             }
             Topology::Sentinel(sentinels) => match sentinels.connect(&config, true).await {
-                Ok((con, _)) => Ok(con),
+                Ok((con, reached)) => Ok((con, Some(reached))),
                 Err(missing) => Err(StoreError::Backend(
                     self.scrub(&format!("redis subscribe: no primary found through Sentinel: {}", missing.why)),
                 )),
@@ -312,7 +320,7 @@ impl RedisConn {
         let stale = {
             let link = self.read_link();
             match &link.conn.0 {
-                Inner::Found(found) if found.switches != found.sentinels.switches() => Some(link.generation),
+                Inner::Found(found) if found.stale() => Some(link.generation),
                 _ => None,
             }
         };
@@ -322,13 +330,13 @@ impl RedisConn {
         self.read_link().conn.clone()
     }
 
-    /// Through Sentinel, told each time the Sentinels name another primary than the one
-    /// the connections reached (a connection of one's own is then to be made again);
-    /// `None` behind one address.
-    pub fn primary_switches(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+    /// Through Sentinel, told each time the Sentinels name a primary (`host:port`): a
+    /// connection of one's own to another node is then to be made again; `None` behind one
+    /// address.
+    pub fn primary_named(&self) -> Option<tokio::sync::watch::Receiver<Option<String>>> {
         match &self.topology {
             Topology::Direct(_) => None,
-            Topology::Sentinel(sentinels) => Some(sentinels.on_switch()),
+            Topology::Sentinel(sentinels) => Some(sentinels.on_named()),
         }
     }
 
@@ -496,7 +504,6 @@ fn fresh(topology: &Topology, settings: &RedisSettings) -> RedisResult<Connectio
             let timeout = Some(settings.command_timeout);
             Inner::Found(Arc::new(Found {
                 sentinels: sentinels.clone(),
-                switches: sentinels.switches(),
                 config: AsyncConnectionConfig::new().set_connection_timeout(timeout).set_response_timeout(timeout),
                 con: OnceCell::new(),
             }))

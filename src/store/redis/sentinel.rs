@@ -10,10 +10,10 @@
 //! A planned switchover leaves the old primary a working master for a while: Sentinel
 //! turns it into a replica only once it has reported itself a master for about 8 s after
 //! the promotion (measured here: 10.1 s), and every write it takes meanwhile is lost when
-//! it resyncs. So a watch ([`Sentinels::watch`]) asks a Sentinel for the primary every
-//! [`WATCH_EVERY`] and, when it names another node than the one the connections reached,
-//! counts a *switch* ([`Sentinels::switches`]): every connection made before it is then
-//! made again, to the new primary.
+//! it resyncs. So a watch ([`Sentinels::watch`]) asks a Sentinel (the one lookups ask
+//! first) for the primary every [`WATCH_EVERY`] and publishes its answer
+//! ([`Sentinels::named`]): a connection that reached another node is then made again, to
+//! the one named (`RedisConn::manager`, the relay's subscriber).
 //!
 //! The Sentinels are asked without credentials (`requirepass` on the Sentinels themselves
 //! is not supported); `redis.url`'s password and database apply to the data nodes.
@@ -47,8 +47,8 @@ pub struct Sentinels {
     /// How long the named primary has to accept the connection and answer `ROLE`.
     node_timeout: Duration,
     state: Mutex<State>,
-    /// How many switches the watch saw (a connection made before the last one is stale).
-    switches: tokio::sync::watch::Sender<u64>,
+    /// The primary (`host:port`) the watch's Sentinel named last; `None` before it answered.
+    named: tokio::sync::watch::Sender<Option<String>>,
 }
 
 /// What the last lookup found.
@@ -93,68 +93,81 @@ impl Sentinels {
             ask_timeout: (timeout / 4).max(MIN_ASK_TIMEOUT),
             node_timeout: timeout,
             state: Mutex::new(State::default()),
-            switches: tokio::sync::watch::Sender::new(0),
+            named: tokio::sync::watch::Sender::new(None),
         })
     }
 
-    /// How many times the Sentinels named another primary than the one connections had
-    /// reached: a connection made while this was lower is to be made again.
-    pub fn switches(&self) -> u64 {
-        *self.switches.borrow()
+    /// The primary the Sentinels name now, as the watch heard it last (`None` before its
+    /// first answer). A connection to another node is to be made again.
+    pub fn named(&self) -> Option<String> {
+        self.named.borrow().clone()
     }
 
-    /// Told each switch (the relay's subscriber waits on it).
-    pub fn on_switch(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.switches.subscribe()
+    /// Told each time the watch hears another primary named (the relay's subscriber waits
+    /// on it).
+    pub fn on_named(&self) -> tokio::sync::watch::Receiver<Option<String>> {
+        self.named.subscribe()
     }
 
     /// Starts the watch (a task on the current Tokio runtime, ended when the last handle on
-    /// `sentinels` is dropped): every [`WATCH_EVERY`] it asks one Sentinel (the next one
-    /// when it does not answer) which node is the primary, and counts a switch when that is
-    /// another node than the one the connections reached last.
+    /// `sentinels` is dropped): every [`WATCH_EVERY`] it asks the Sentinel that lookups ask
+    /// first (the next one when it does not answer, which lookups then ask first too) which
+    /// node is the primary, and publishes the answer when it changed.
     pub fn watch(sentinels: &Arc<Sentinels>) {
         let weak: Weak<Sentinels> = Arc::downgrade(sentinels);
         tokio::spawn(async move {
             let mut at = None::<(usize, MultiplexedConnection)>;
-            let mut next = 0;
-            let mut named_before: Option<String> = None;
             loop {
                 tokio::time::sleep(WATCH_EVERY).await;
                 let Some(sentinels) = weak.upgrade() else { return };
-                if at.is_none() {
-                    let i = next % sentinels.addrs.len();
-                    next = i + 1;
-                    let (host, port) = &sentinels.addrs[i];
-                    if let Ok(Ok(con)) =
-                        tokio::time::timeout(sentinels.ask_timeout, sentinels.sentinel_connection(host, *port)).await
-                    {
-                        at = Some((i, con));
-                    }
+                let first = sentinels.lock().first;
+                if at.as_ref().is_none_or(|(i, _)| *i != first) {
+                    let (host, port) = &sentinels.addrs[first];
+                    let made =
+                        tokio::time::timeout(sentinels.ask_timeout, sentinels.sentinel_connection(host, *port)).await;
+                    at = match made {
+                        Ok(Ok(con)) => Some((first, con)),
+                        _ => {
+                            sentinels.next_first(first);
+                            continue;
+                        }
+                    };
                 }
                 let Some((_, con)) = at.as_mut() else { continue };
                 let named = match tokio::time::timeout(sentinels.ask_timeout, sentinels.ask_on(con)).await {
-                    Ok(Ok(named)) => named,
+                    Ok(Ok(Some((ip, port)))) => format!("{ip}:{port}"),
+                    Ok(Ok(None)) => continue,
                     // Silent or failed: the next Sentinel is asked next time.
                     _ => {
                         at = None;
+                        sentinels.next_first(first);
                         continue;
                     }
                 };
-                let Some(named) = named.map(|(ip, port)| format!("{ip}:{port}")) else { continue };
-                // Against what the watch saw last; before its first answer, against the
-                // node the connections reached (they may have been made just before).
-                let before = named_before.replace(named.clone()).or_else(|| sentinels.lock().primary.clone());
-                if let Some(reached) = before.filter(|b| *b != named) {
-                    sentinels.switches.send_modify(|n| *n += 1);
+                let before = sentinels.named();
+                if before.as_deref() == Some(named.as_str()) {
+                    continue;
+                }
+                let reached = sentinels.lock().primary.clone();
+                if reached.as_ref().is_some_and(|r| *r != named) {
                     tracing::info!(
                         primary = %named,
-                        before = %reached,
+                        before = %reached.as_deref().unwrap_or("none"),
                         master_name = %sentinels.master_name,
-                        "the Redis Sentinels name another primary (a failover or a switchover): every connection is made again to it"
+                        "the Redis Sentinels name another primary (a failover or a switchover): connections to another node are made again to it"
                     );
                 }
+                sentinels.named.send_replace(Some(named));
             }
         });
+    }
+
+    /// The Sentinel after `i` is asked first from now on (unless another one answered since).
+    fn next_first(&self, i: usize) {
+        let mut state = self.lock();
+        if state.first == i {
+            state.first = (i + 1) % self.addrs.len();
+        }
     }
 
     /// The database the data connections select.
@@ -289,8 +302,16 @@ impl Sentinels {
         }
     }
 
-    /// Remembers that Sentinel `i` named `primary`; logs a new primary at INFO.
+    /// Remembers that Sentinel `i` named `primary` (asked first from now on, by lookups and
+    /// the watch; its answer is the one named now); logs a new primary at INFO.
     fn found(&self, i: usize, primary: &str, sentinel: &str) {
+        self.named.send_if_modified(|named| {
+            let changed = named.as_deref() != Some(primary);
+            if changed {
+                *named = Some(primary.to_owned());
+            }
+            changed
+        });
         let mut state = self.lock();
         state.first = i;
         state.warned = false;
