@@ -418,11 +418,10 @@ const SUBSCRIBER_RETRY_MAX: Duration = Duration::from_millis(100);
 /// Keeps `channels` subscribed for as long as the relay lives, their messages (and the
 /// subscription confirmations) sent to `tx`. Each round makes a connection of its own to
 /// the primary ([`RedisConn::subscriber`]: the Sentinels are asked again each time),
-/// subscribes, and waits for the connection to drop (the client's `Disconnection` push) or
-/// a ping to fail, or for the Sentinels to name another primary; then it starts the next
-/// round at once. Messages published between the
-/// drop and the new subscription are lost (Pub/Sub keeps nothing): the relay's requests
-/// time out and are retried.
+/// subscribes, and waits for the connection to drop (the client's `Disconnection` push), a
+/// ping to fail, or the Sentinels to name another primary; then it starts the next round at
+/// once. Messages published between the drop and the new subscription are lost (Pub/Sub
+/// keeps nothing): the relay's requests time out and are retried.
 async fn keep_subscribed(conn: RedisConn, channels: [String; 2], tx: mpsc::UnboundedSender<redis::PushInfo>) {
     let retry_max = SUBSCRIBER_RETRY_MAX.min(conn.settings().reconnect_max_delay).max(SUBSCRIBER_RETRY_MIN);
     let mut retry = SUBSCRIBER_RETRY_MIN;
