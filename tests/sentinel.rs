@@ -2,10 +2,13 @@
 //! Sentinels (quorum 2, `down-after-milliseconds 1000`, `failover-timeout 3000`), and a
 //! Rampart instance in-process with `redis.sentinels` set and `redis.url` pointing where
 //! nothing listens (only its password and database count). (a) The primary is SIGKILLed:
-//! once the Sentinels promote the replica, the snapshot of a move made meanwhile is in the
-//! new primary within about a second, the relay listens there, and the game goes on.
+//! once the Sentinels promote the replica, a move made meanwhile is stored in the new
+//! primary and shown (D18) within about a second, the relay listens there, and the game
+//! goes on.
 //! (b) A planned switchover (`SENTINEL FAILOVER`): the instance follows the new primary and
-//! does not stay on the demoted node answering `READONLY`.
+//! does not stay on the demoted node answering `READONLY`, nor on the old primary while it
+//! still takes writes before its demotion. (c) The relay's subscription comes back within
+//! about 0.1 s of Redis answering again.
 
 mod common;
 
@@ -149,6 +152,18 @@ async fn play_until_applied(player: &mut Player, column: i64, moves: u64) -> Val
     }
 }
 
+/// Plays `column` until the game applies it, then waits for the AI's answer: the game
+/// after both, as its player was shown it (once stored: D18).
+async fn play_turn(player: &mut Player, column: i64) -> Value {
+    let moves = player.last_state["moves"].as_u64().expect("moves");
+    let game = play_until_applied(player, column, moves).await;
+    if game["moves"].as_u64() == Some(moves + 1) {
+        player.recv_state(|g| g["moves"].as_u64() == Some(moves + 2)).await
+    } else {
+        game
+    }
+}
+
 /// How many subscribers the channel has on the Redis on `port`.
 async fn subscribers(port: u16, channel: &str) -> Option<i64> {
     let reply: Vec<redis::Value> = redis_cmd(port, &["PUBSUB", "NUMSUB", channel]).await?;
@@ -183,17 +198,24 @@ async fn a_killed_primary_is_followed_to_the_promoted_replica() {
 
     set.nodes[0].stop();
     let killed = Instant::now();
-    // A move right away: the lease is still confirmed, so the game applies it (and the AI
-    // answers) from memory; its snapshot waits in the keeper for a primary.
+    // A move right away: the lease is still confirmed, so the game applies it; its snapshot
+    // waits in the keeper for a primary, and its player is shown it once it is stored
+    // there (D18).
     red.move_to(2).await;
-    let during = red.recv_until("the move's outcome", |f| f["type"] == "error" || f["type"] == "state").await;
-    assert_eq!(during["type"], "state", "the move made as the primary died is applied: {during}");
-    let during = red.recv_state(|g| g["moves"] == 4).await;
-
     let promoted = wait_promoted(&set, new).await;
     let failover = promoted - killed;
-    wait_stored(new, &grant.game_id, &during, DEADLINE).await;
+    let shown = red
+        .recv_until("the move made as the primary died", |f| {
+            f["type"] == "error" || (f["type"] == "state" && f["game"]["moves"].as_u64() >= Some(3))
+        })
+        .await;
+    // Refused only if the move reached a game whose lease had lapsed: ask again.
+    let during =
+        if shown["type"] == "state" { shown["game"].clone() } else { play_until_applied(&mut red, 2, 2).await };
     let durable_after = promoted.elapsed();
+    // The AI's answer, then the board as Redis holds it.
+    let mut game = if during["moves"] == 3 { red.recv_state(|g| g["moves"] == 4).await } else { during };
+    wait_stored(new, &grant.game_id, &game, DEADLINE).await;
     let probe = || async {
         match subscribers(new, &inbox).await {
             Some(1) => Ok(()),
@@ -203,21 +225,16 @@ async fn a_killed_primary_is_followed_to_the_promoted_replica() {
     eventually(DEADLINE, "the relay listens on the promoted replica", probe).await;
     let listening_after = promoted.elapsed();
     // The game goes on, every move written to the new primary.
-    let mut game = during;
     for column in [4, 1] {
-        let moves = game["moves"].as_u64().expect("moves");
-        game = play_until_applied(&mut red, column, moves).await;
-        if game["moves"].as_u64() == Some(moves + 1) {
-            game = red.recv_state(|g| g["moves"].as_u64() == Some(moves + 2)).await;
-        }
+        game = play_turn(&mut red, column).await;
         wait_stored(new, &grant.game_id, &game, DEADLINE).await;
     }
     let played_after = promoted.elapsed();
     let db = database_breaker(&api).await;
     eprintln!(
-        "primary SIGKILLed: promoted {failover:?} after; after the promotion the move made meanwhile was in the new \
-         primary {durable_after:?}, the relay listened there {listening_after:?}, two more moves were written by \
-         {played_after:?}; database breaker {} ({} transitions)",
+        "primary SIGKILLed: promoted {failover:?} after; after the promotion the move made meanwhile was shown \
+         (stored in the new primary) {durable_after:?}, the relay listened there {listening_after:?}, two more moves \
+         were written by {played_after:?}; database breaker {} ({} transitions)",
         db["state"], db["transitions"]
     );
     assert!(durable_after < DURABLE_AFTER_PROMOTION, "durable again only {durable_after:?} after the promotion");
@@ -253,11 +270,7 @@ async fn a_planned_switchover_is_followed_and_the_demoted_node_is_left() {
     eventually(DEADLINE, "the relay listens on the new primary", probe).await;
     let followed_after = promoted.elapsed();
     // A move now is written to the new primary, though the old one still takes writes.
-    let moves = game["moves"].as_u64().expect("moves");
-    let mut game = play_until_applied(&mut red, 2, moves).await;
-    if game["moves"].as_u64() == Some(moves + 1) {
-        game = red.recv_state(|g| g["moves"].as_u64() == Some(moves + 2)).await;
-    }
+    let game = play_turn(&mut red, 2).await;
     wait_stored(new, &grant.game_id, &game, DEADLINE).await;
     let written_on_new = promoted.elapsed();
     let old_role = role(old).await;
@@ -270,14 +283,8 @@ async fn a_planned_switchover_is_followed_and_the_demoted_node_is_left() {
     };
     let demoted = eventually(FAILOVER_DEADLINE, "the old primary is demoted", probe).await;
     // The game goes on: every move is written to the new primary.
-    for column in [4] {
-        let moves = game["moves"].as_u64().expect("moves");
-        game = play_until_applied(&mut red, column, moves).await;
-        if game["moves"].as_u64() == Some(moves + 1) {
-            game = red.recv_state(|g| g["moves"].as_u64() == Some(moves + 2)).await;
-        }
-        wait_stored(new, &grant.game_id, &game, DEADLINE).await;
-    }
+    let game = play_turn(&mut red, 4).await;
+    wait_stored(new, &grant.game_id, &game, DEADLINE).await;
     let written_after = demoted.elapsed();
     // Nothing stays on the demoted node: the breaker closes and stays closed while the
     // instance writes its heartbeat (every third of the lease) and a game plays on.
@@ -303,7 +310,7 @@ async fn a_planned_switchover_is_followed_and_the_demoted_node_is_left() {
         }
     };
     eventually(DEADLINE, "the heartbeat is written to the new primary for two rounds", probe).await;
-    let game = play_until_applied(&mut red, 5, game["moves"].as_u64().expect("moves")).await;
+    let game = play_turn(&mut red, 5).await;
     wait_stored(new, &grant.game_id, &game, DEADLINE).await;
     let after = database_breaker(&api).await;
     eprintln!(
