@@ -4,7 +4,7 @@
 CARGO ?= cargo
 BROWSER_DIR := tests/browser
 
-.PHONY: run run-debug run-llm run-redis run-cluster cluster-deps fake-llm load load-peers redis-deps test fmt-check clippy unit browser-test browser-deps bench check-config conformance schemathesis python-deps fuzz chaos chaos-deps clean
+.PHONY: run run-debug run-llm run-redis run-cluster run-sentinel cluster-deps fake-llm load load-peers redis-deps test fmt-check clippy unit browser-test browser-deps bench check-config conformance schemathesis python-deps fuzz chaos chaos-deps clean
 
 # $(call need-deb,COMMAND,PACKAGE,WHAT NEEDS IT): installs Debian's PACKAGE when COMMAND is
 # missing (as root), or says how and stops.
@@ -119,6 +119,13 @@ run-redis:
 ## :8080 balancing them (PORT=… INSTANCES=… to change); kill one instance and keep playing.
 run-cluster: cluster-deps
 	bash scripts/cluster.sh
+
+## make run-sentinel: Redis for failover — a private primary, a replica and three Sentinels —
+## and two instances that find the primary through the Sentinels (redis.sentinels), behind
+## Debian's haproxy on :8080 (PORT=… INSTANCES=…); kill the primary or ask the Sentinels for
+## a switchover (the script prints how) and keep playing.
+run-sentinel: cluster-deps
+	bash scripts/sentinel.sh
 
 cluster-deps: redis-deps
 	$(call need-deb,haproxy,haproxy,make run-cluster)

@@ -185,7 +185,7 @@ if [ "$scenario" = durable ] || [ "$scenario" = all ]; then
   redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly yes --appendfsync everysec \
     --dir "$rdir" >/dev/null 2>&1 &
   pids+=("$!")
-  redis-server --port "$rrport" --bind 127.0.0.1 --save "" --appendonly no --replicaof 127.0.0.1 "$rport" \
+  redis-server --port "$rrport" --bind 127.0.0.1 --save "" --appendonly no --replicaof 127.0.0.1 "$rport" --dir "$rdir" \
     >/dev/null 2>&1 &
   pids+=("$!")
   for _ in $(seq 1 100); do

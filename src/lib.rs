@@ -70,7 +70,7 @@ use crate::runtime::system::{Part, SystemTree};
 use crate::store::event_sink::EventSink;
 use crate::store::keeper::SnapshotKeeper;
 use crate::store::redis::directory::ReplicaAcks;
-use crate::store::redis::{RedisConn, RedisSettings};
+use crate::store::redis::{RedisConn, RedisSettings, SentinelSettings};
 use crate::store::{Guarded, Stores};
 use crate::web::session::SessionLimits;
 use crate::web::AppState;
@@ -427,14 +427,23 @@ fn open_stores(config: &Config, ticket_ttl: Duration, me: &InstanceId) -> std::i
         StorageBackend::Redis => {
             let r = &config.redis;
             let url = redis_url(&r.url, config.secrets.redis_password.as_ref());
-            let conn = RedisConn::lazy(&RedisSettings {
+            let settings = RedisSettings {
                 url: url.clone(),
                 key_prefix: r.key_prefix.clone(),
                 command_timeout: Duration::from_millis(r.command_timeout_ms),
                 reconnect_max_delay: Duration::from_millis(r.reconnect_max_delay_ms),
-            })
-            .map_err(std::io::Error::other)?;
-            tracing::info!(url = %store::redis::redact_url(&url), prefix = %r.key_prefix, "games, sessions, leases, the waitlist and the event stream live in Redis");
+            };
+            let sentinels = (!r.sentinels.is_empty())
+                .then(|| SentinelSettings { addresses: r.sentinels.clone(), master_name: r.master_name.clone() });
+            let conn = RedisConn::lazy_with(&settings, sentinels.as_ref()).map_err(std::io::Error::other)?;
+            match &sentinels {
+                None => {
+                    tracing::info!(url = %store::redis::redact_url(&url), prefix = %r.key_prefix, "games, sessions, leases, the waitlist and the event stream live in Redis")
+                }
+                Some(s) => {
+                    tracing::info!(sentinels = %s.addresses.join(","), master_name = %s.master_name, prefix = %r.key_prefix, "games, sessions, leases, the waitlist and the event stream live in Redis, on the primary the Sentinels name")
+                }
+            }
             actix_rt::spawn(warn_unless_persistent(conn.clone()));
             let acks = ReplicaAcks {
                 replicas: r.min_replicas_acked,

@@ -86,6 +86,40 @@ pub struct RedisConfig {
     #[garde(range(min = 10, max = 10_000))]
     #[default = 500]
     pub replica_ack_timeout_ms: u64,
+    /// Redis Sentinels (`host:port`, up to 16) that name the primary; empty: none, the
+    /// primary is at `url`. When set, every connection asks them for the primary each time
+    /// it is made (and checks with `ROLE` that the node is one), so the instances follow a
+    /// failover and a switchover; `url`'s password and database still apply to the data
+    /// nodes, its address is not used (docs/OPERATIONS.md, "Redis Sentinel").
+    #[garde(length(max = 16), inner(length(max = 300), custom(sentinel_address)))]
+    pub sentinels: Vec<String>,
+    /// The name the Sentinels monitor the primary under (`sentinel monitor NAME …`),
+    /// 1..=64 letters, digits, `_ - .`.
+    #[garde(length(min = 1, max = 64), pattern(r"^[A-Za-z0-9_.-]+$"))]
+    #[default = "mymaster"]
+    pub master_name: String,
+}
+
+impl RedisConfig {
+    /// One of `sentinels` as host and port: `host:port`, or `[v6]:port` for an IPv6
+    /// address; no scheme, credentials or path.
+    pub fn sentinel_address(text: &str) -> Result<(String, u16), String> {
+        let bad = || format!("{text:?} is not host:port");
+        let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
+        let bracketed = host.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
+        let port: u16 = port.parse().map_err(|_| bad())?;
+        let host = bracketed.unwrap_or(host);
+        let unfit = |c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'));
+        if host.is_empty() || port == 0 || host.contains(unfit) || (host.contains(':') && bracketed.is_none()) {
+            return Err(bad());
+        }
+        Ok((host.to_owned(), port))
+    }
+}
+
+/// garde rule: one of `redis.sentinels`.
+fn sentinel_address(text: &str, _: &()) -> garde::Result {
+    RedisConfig::sentinel_address(text).map(|_| ()).map_err(garde::Error::new)
 }
 
 /// `cluster:` section: how instances sharing one Redis own games (docs/DESIGN.md D11).

@@ -213,46 +213,13 @@ impl Relay {
     }
 
     /// The subscriber: this instance's inbox and the lobby channel, on a RESP3 connection
-    /// that resubscribes by itself after a reconnect (a ping every second notices a drop).
+    /// of its own to the primary (through the Sentinels when configured), made again and
+    /// subscribed again as soon as it drops ([`keep_subscribed`]).
     fn start_subscriber(&mut self, ctx: &mut Context<Self>) {
         let (tx, mut rx) = mpsc::unbounded_channel::<redis::PushInfo>();
-        let inbox = self.inbox(&self.cluster.me);
-        let lobby = self.conn.key("lobby");
-        let settings = self.conn.settings().clone();
-        let me = ctx.address();
-        actix_rt::spawn(async move {
-            let client = match resp3_client(&settings) {
-                Ok(client) => client,
-                Err(e) => return tracing::error!("the relay cannot subscribe: {e}"),
-            };
-            let config =
-                crate::store::redis::manager_config(&settings).set_push_sender(tx).set_automatic_resubscription();
-            let mut con = loop {
-                match redis::aio::ConnectionManager::new_with_config(client.clone(), config.clone()).await {
-                    Ok(con) => break con,
-                    Err(e) => {
-                        tracing::debug!("the relay's subscription is waiting for Redis: {e}");
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                    }
-                }
-            };
-            loop {
-                match con.subscribe(&[inbox.as_str(), lobby.as_str()]).await {
-                    Ok(()) => break,
-                    Err(e) => {
-                        tracing::debug!("the relay could not subscribe yet: {e}");
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                    }
-                }
-            }
-            tracing::info!(channel = %inbox, "the relay is listening");
-            loop {
-                // Drives reconnection (and so resubscription) when Redis went away.
-                let _: Result<String, _> = redis::cmd("PING").query_async(&mut con).await;
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        });
-        let me2 = me.clone();
+        let channels = [self.inbox(&self.cluster.me), self.conn.key("lobby")];
+        actix_rt::spawn(keep_subscribed(self.conn.clone(), channels, tx));
+        let me2 = ctx.address();
         let lobby_channel = self.conn.key("lobby");
         actix_rt::spawn(async move {
             while let Some(push) = rx.recv().await {
@@ -434,12 +401,112 @@ impl Relay {
     }
 }
 
-/// The same server, spoken to in RESP3 (push messages for the subscription).
-fn resp3_client(settings: &crate::store::redis::RedisSettings) -> Result<redis::Client, String> {
-    let client = redis::Client::open(settings.url.as_str()).map_err(|e| format!("{:?}", e.kind()))?;
-    let info = client.get_connection_info().clone();
-    let redis_info = info.redis_settings().clone().set_protocol(redis::ProtocolVersion::RESP3);
-    redis::Client::open(info.set_redis_settings(redis_info)).map_err(|e| format!("{:?}", e.kind()))
+/// How often the subscriber pings its connection: a peer that vanished without a reset
+/// (a dead host) is noticed by a ping that fails, one that reset by the `Disconnection` the
+/// client pushes at once.
+const SUBSCRIBER_PING: Duration = Duration::from_secs(1);
+
+/// The first wait before the subscriber connects again after an attempt failed; it doubles
+/// up to [`SUBSCRIBER_RETRY_MAX`] (and never past `redis.reconnect_max_delay_ms`). Short: an
+/// attempt while Redis is down is a refused connection, and the wait is the gap between
+/// Redis answering again and the relay hearing its inbox.
+const SUBSCRIBER_RETRY_MIN: Duration = Duration::from_millis(25);
+
+/// The longest wait between the subscriber's connection attempts.
+const SUBSCRIBER_RETRY_MAX: Duration = Duration::from_millis(100);
+
+/// Keeps `channels` subscribed for as long as the relay lives, their messages (and the
+/// subscription confirmations) sent to `tx`. Each round makes a connection of its own to
+/// the primary ([`RedisConn::subscriber`]: the Sentinels are asked again each time),
+/// subscribes, and waits for the connection to drop (the client's `Disconnection` push), a
+/// ping to fail, or the Sentinels to name another primary; then it starts the next round at
+/// once. Messages published between the drop and the new subscription are lost (Pub/Sub
+/// keeps nothing): the relay's requests time out and are retried.
+async fn keep_subscribed(conn: RedisConn, channels: [String; 2], tx: mpsc::UnboundedSender<redis::PushInfo>) {
+    let retry_max = SUBSCRIBER_RETRY_MAX.min(conn.settings().reconnect_max_delay).max(SUBSCRIBER_RETRY_MIN);
+    let mut retry = SUBSCRIBER_RETRY_MIN;
+    let mut rounds = 0u64;
+    let mut down_since: Option<Instant> = None;
+    loop {
+        // Through Sentinel: the primary they name, to compare with the node reached.
+        let mut named = conn.primary_named();
+        let dropped = Arc::new(tokio::sync::Notify::new());
+        let push = {
+            let (tx, dropped) = (tx.clone(), dropped.clone());
+            move |info: redis::PushInfo| -> Result<(), ()> {
+                if info.kind == redis::PushKind::Disconnection {
+                    // A permit is kept if nobody waits yet: a drop is never missed.
+                    dropped.notify_one();
+                    return Ok(());
+                }
+                tx.send(info).map_err(|_| ())
+            }
+        };
+        let subscribed = match conn.subscriber(push).await {
+            Ok((mut con, reached)) => match con.subscribe(&channels).await {
+                Ok(()) => Ok((con, reached)),
+                Err(e) => Err(conn.scrub(&format!("redis subscribe failed: {e}"))),
+            },
+            Err(e) => Err(e.to_string()),
+        };
+        let (mut con, reached) = match subscribed {
+            Ok(con) => con,
+            Err(e) => {
+                down_since.get_or_insert_with(Instant::now);
+                tracing::debug!(
+                    retry_ms = retry.as_millis() as u64,
+                    "the relay's subscription is waiting for Redis: {e}"
+                );
+                tokio::time::sleep(retry).await;
+                retry = (retry * 2).min(retry_max);
+                continue;
+            }
+        };
+        retry = SUBSCRIBER_RETRY_MIN;
+        rounds += 1;
+        match down_since.take() {
+            None if rounds == 1 => tracing::info!(channel = %channels[0], "the relay is listening"),
+            Some(since) => tracing::info!(
+                channel = %channels[0],
+                unsubscribed_ms = since.elapsed().as_millis() as u64,
+                "the relay is listening again (messages published to it meanwhile are lost)"
+            ),
+            None => tracing::info!(channel = %channels[0], "the relay is listening again"),
+        }
+        let why = loop {
+            tokio::select! {
+                () = dropped.notified() => break Some("its connection dropped"),
+                () = moved(&mut named, reached.as_deref()) => {
+                    tracing::info!(channel = %channels[0], "the Sentinels name another primary: the relay subscribes there");
+                    break None;
+                }
+                () = tokio::time::sleep(SUBSCRIBER_PING) => {
+                    let ping = redis::cmd("PING");
+                    let ping = ping.query_async::<String>(&mut con);
+                    match tokio::time::timeout(conn.settings().command_timeout, ping).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(_)) => break Some("its keep-alive ping failed"),
+                        Err(_) => break Some("its keep-alive ping got no answer"),
+                    }
+                }
+            }
+        };
+        down_since = Some(Instant::now());
+        if let Some(why) = why {
+            tracing::warn!(channel = %channels[0], "the relay's subscription was lost ({why}); subscribing again");
+        }
+    }
+}
+
+/// Completes when the Sentinels name another primary than `reached`, the node the
+/// subscription is on (never behind one address).
+async fn moved(named: &mut Option<tokio::sync::watch::Receiver<Option<String>>>, reached: Option<&str>) {
+    if let (Some(rx), Some(reached)) = (named.as_mut(), reached) {
+        if rx.wait_for(|n| n.as_deref().is_some_and(|n| n != reached)).await.is_ok() {
+            return;
+        }
+    }
+    std::future::pending::<()>().await;
 }
 
 /// Requests whose messages could not be delivered.

@@ -4,7 +4,9 @@
 //! server someone else left running, and no two tests share one. `stop` and `restart`
 //! (same port) let a test kill Redis and bring it back: empty, or with what it persisted.
 //! `start_debuggable` allows the `DEBUG` command (Redis 7 refuses it by default), so a test
-//! can stall the server with `DEBUG SLEEP`.
+//! can stall the server with `DEBUG SLEEP`. `start_replica` starts a replica of another
+//! test server, and [`Sentinel`] a `redis-server --sentinel` watching one (a primary, its
+//! replica and three Sentinels make the set a failover needs).
 #![allow(dead_code, missing_docs)]
 
 use std::io::{Read, Write};
@@ -53,6 +55,8 @@ pub struct RedisServer {
     appendonly: bool,
     /// `--enable-debug-command yes`.
     debug: bool,
+    /// `--replicaof 127.0.0.1 PORT`.
+    replica_of: Option<u16>,
 }
 
 impl RedisServer {
@@ -73,11 +77,21 @@ impl RedisServer {
         RedisServer::launch_with(false, true)
     }
 
+    /// Starts a replica of `primary` (no persistence) and waits until it answers PING (not
+    /// until it is in sync: see [`RedisServer::in_sync`]).
+    pub fn start_replica(primary: &RedisServer) -> RedisServer {
+        RedisServer::launch_as(false, false, Some(primary.port))
+    }
+
     fn launch_new(appendonly: bool) -> RedisServer {
         RedisServer::launch_with(appendonly, false)
     }
 
     fn launch_with(appendonly: bool, debug: bool) -> RedisServer {
+        RedisServer::launch_as(appendonly, debug, None)
+    }
+
+    fn launch_as(appendonly: bool, debug: bool, replica_of: Option<u16>) -> RedisServer {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("rampart-redis-{}-{n}", std::process::id()));
@@ -86,7 +100,7 @@ impl RedisServer {
         // with a new one when the server exits at start-up.
         for _ in 0..5 {
             let port = free_port();
-            let mut server = RedisServer { port, dir: dir.clone(), child: None, appendonly, debug };
+            let mut server = RedisServer { port, dir: dir.clone(), child: None, appendonly, debug, replica_of };
             if server.launch() {
                 return server;
             }
@@ -130,6 +144,11 @@ impl RedisServer {
             .args(["--bind", "127.0.0.1", "--save", "", "--daemonize", "no"])
             .args(["--appendonly", if self.appendonly { "yes" } else { "no" }, "--appendfsync", "always"])
             .args(if self.debug { &["--enable-debug-command", "yes"][..] } else { &[] })
+            .args(
+                self.replica_of
+                    .map(|p| vec!["--replicaof".to_owned(), "127.0.0.1".to_owned(), p.to_string()])
+                    .unwrap_or_default(),
+            )
             .arg("--dir")
             .arg(&self.dir)
             .arg("--logfile")
@@ -168,6 +187,137 @@ impl RedisServer {
             self.stop();
             Ok(false)
         })
+    }
+}
+
+impl RedisServer {
+    /// The first word of `ROLE` (`master`, `slave`), or `None` when it does not answer.
+    pub fn role(&self) -> Option<String> {
+        let reply: redis::Value = command(self.port, &["ROLE"])?;
+        let redis::Value::Array(items) = reply else { return None };
+        redis::from_redis_value(items.first()?.clone()).ok()
+    }
+
+    /// Whether this replica's link to its primary is up (`master_link_status:up`).
+    pub fn in_sync(&self) -> bool {
+        let info: Option<String> = command(self.port, &["INFO", "replication"]);
+        info.is_some_and(|i| i.contains("master_link_status:up"))
+    }
+}
+
+/// One command on a fresh connection to the Redis (or Sentinel) on `port`, blocking for at
+/// most half a second; `None` when it does not answer or answers an error.
+pub fn command<T: redis::FromRedisValue>(port: u16, args: &[&str]) -> Option<T> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).ok()?;
+    let mut con = client.get_connection_with_timeout(Duration::from_millis(500)).ok()?;
+    con.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
+    let mut cmd = redis::cmd(args[0]);
+    for arg in &args[1..] {
+        cmd.arg(*arg);
+    }
+    cmd.query(&mut con).ok()
+}
+
+/// A private Redis Sentinel (`redis-server FILE --sentinel`) on a free loopback port,
+/// watching a test primary under [`Sentinel::MASTER_NAME`] with quorum 2, a node down after
+/// 1 s (`down-after-milliseconds 1000`) and `failover-timeout 3000`; killed when dropped.
+pub struct Sentinel {
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Sentinel {
+    /// The name it monitors the primary under (Rampart's default `redis.master_name`).
+    pub const MASTER_NAME: &'static str = "mymaster";
+
+    /// Starts a Sentinel watching the primary on `primary`, and waits until it answers.
+    pub fn start(primary: u16) -> Sentinel {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("rampart-sentinel-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create the sentinel test directory");
+        for _ in 0..5 {
+            let port = free_port();
+            let d = dir.display();
+            let name = Sentinel::MASTER_NAME;
+            let conf = format!(
+                "port {port}\nbind 127.0.0.1\ndir {d}\nlogfile {d}/sentinel.log\n\
+                 sentinel monitor {name} 127.0.0.1 {primary} 2\n\
+                 sentinel down-after-milliseconds {name} 1000\n\
+                 sentinel failover-timeout {name} 3000\n\
+                 sentinel parallel-syncs {name} 1\n"
+            );
+            let file = dir.join("sentinel.conf");
+            std::fs::write(&file, conf).expect("write sentinel.conf");
+            let child = Command::new(binary())
+                .arg(&file)
+                .arg("--sentinel")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start redis-server --sentinel");
+            let mut sentinel = Sentinel { port, dir: dir.clone(), child: Some(child) };
+            let what = format!("redis-sentinel on port {port} answers PING");
+            let started = eventually_blocking(READY_DEADLINE, &what, || {
+                if let Some(Ok(Some(_))) = sentinel.child.as_mut().map(Child::try_wait) {
+                    return Ok(false);
+                }
+                ping(port).then_some(true).ok_or_else(|| "no answer yet".to_owned())
+            });
+            if started {
+                return sentinel;
+            }
+            sentinel.child = None;
+            sentinel.dir = PathBuf::new(); // keep the directory for the next attempt
+        }
+        panic!(
+            "redis-sentinel did not start on a free port after 5 attempts; see {}",
+            dir.join("sentinel.log").display()
+        );
+    }
+
+    /// `127.0.0.1:PORT`, as `redis.sentinels` takes it.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The primary's port as this Sentinel names it now.
+    pub fn primary(&self) -> Option<u16> {
+        let reply: Option<(String, String)> =
+            command(self.port, &["SENTINEL", "get-master-addr-by-name", Sentinel::MASTER_NAME])?;
+        reply?.1.parse().ok()
+    }
+
+    /// A field of `SENTINEL master NAME` (`num-slaves`, `num-other-sentinels` …).
+    pub fn master_field(&self, field: &str) -> Option<String> {
+        let reply: std::collections::HashMap<String, String> =
+            command(self.port, &["SENTINEL", "master", Sentinel::MASTER_NAME])?;
+        reply.get(field).cloned()
+    }
+
+    /// Starts a planned switchover (`SENTINEL FAILOVER`): the replica is promoted and the
+    /// primary demoted, both alive.
+    pub fn failover(&self) {
+        let ok: Option<String> = command(self.port, &["SENTINEL", "FAILOVER", Sentinel::MASTER_NAME]);
+        assert_eq!(ok.as_deref(), Some("OK"), "SENTINEL FAILOVER");
+    }
+}
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if !self.dir.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 

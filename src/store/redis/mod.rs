@@ -1,10 +1,14 @@
 //! The Redis backends of every store, and the connection they share. [`RedisConn`] owns a
-//! reconnecting connection manager with a capped backoff (docs/DESIGN.md D10), runs every
-//! command under the command timeout, and scrubs the password from every error message.
+//! reconnecting connection with a capped backoff (docs/DESIGN.md D10), runs every command
+//! under the command timeout, and scrubs the password from every error message. The
+//! primary is at `redis.url`, or wherever the Sentinels say (`redis.sentinels`; the one
+//! resolver, [`sentinel::Sentinels`], shared by every connection made from the settings:
+//! the stores', the dedicated ones, the relay's subscriber).
 //! A connection that failed (dropped, refused, timed out) or reached a node that cannot take
 //! writes (`READONLY`, `LOADING`, `MASTERDOWN`) is replaced by a fresh one that connects on
-//! the next call, so that call reaches whatever answers at the configured address *now*
-//! (the new primary behind HAProxy or a DNS name) instead of a failed reconnect's answer.
+//! the next call, so that call reaches whatever is the primary *now* (the new primary behind
+//! HAProxy or a DNS name, or the one the Sentinels name after a failover or a switchover)
+//! instead of a failed reconnect's answer.
 //! The breakers sit one level up ([`crate::store::Guarded`]): a backend here only talks to
 //! Redis.
 //!
@@ -30,6 +34,7 @@
 
 pub mod directory;
 pub mod events;
+pub mod sentinel;
 pub mod sessions;
 pub mod snapshots;
 pub mod waitlist;
@@ -38,8 +43,14 @@ use std::future::Future;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{ErrorKind, FromRedisValue, RedisError, RedisResult, Script, ServerErrorKind};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::{
+    AsyncConnectionConfig, Cmd, ErrorKind, FromRedisValue, Pipeline, RedisError, RedisFuture, RedisResult, Script,
+    ServerErrorKind, Value,
+};
+use tokio::sync::OnceCell;
+
+use self::sentinel::Sentinels;
 
 use crate::ids::GameId;
 use crate::store::StoreError;
@@ -65,20 +76,122 @@ pub struct RedisSettings {
     pub reconnect_max_delay: Duration,
 }
 
+/// Where the primary is found when it is not at `redis.url`'s address: the Sentinels that
+/// monitor it (`redis.sentinels`, `redis.master_name`).
+#[derive(Clone, Debug)]
+pub struct SentinelSettings {
+    /// `host:port` of each Sentinel.
+    pub addresses: Vec<String>,
+    /// The name they monitor the primary under.
+    pub master_name: String,
+}
+
 /// A shared, reconnecting Redis connection. Cheap to clone: clones share the connection.
 #[derive(Clone)]
 pub struct RedisConn {
     link: Arc<RwLock<Link>>,
-    client: redis::Client,
+    topology: Topology,
     settings: RedisSettings,
     /// The password from the URL, scrubbed from every error message.
     secret: Option<String>,
 }
 
+/// How a connection finds the primary.
+#[derive(Clone)]
+enum Topology {
+    /// At the URL's address (a single node, or HAProxy or a DNS name in front).
+    Direct(redis::Client),
+    /// Wherever the Sentinels say when the connection is made (one resolver, shared by
+    /// every connection made from the same settings).
+    Sentinel(Arc<Sentinels>),
+}
+
 /// The connection in use and how many times it was replaced.
 struct Link {
-    manager: ConnectionManager,
+    conn: Connection,
     generation: u64,
+}
+
+/// One connection to the primary, as the stores use it (`query_async`, pipelines,
+/// scripts): a clone shares it. Behind one address, a connection manager that reconnects
+/// to that address by itself; through Sentinel, one connection to the primary they name,
+/// found on its first call (calls made meanwhile wait for the same lookup) and never made
+/// again by itself: once it fails, [`RedisConn`] replaces it and the next call asks the
+/// Sentinels again.
+#[derive(Clone)]
+pub struct Connection(Inner);
+
+#[derive(Clone)]
+enum Inner {
+    Managed(ConnectionManager),
+    Found(Arc<Found>),
+}
+
+/// A connection the Sentinels will name (or named) the node of.
+struct Found {
+    sentinels: Arc<Sentinels>,
+    config: AsyncConnectionConfig,
+    /// The connection and the node (`host:port`) it reached.
+    con: OnceCell<(MultiplexedConnection, String)>,
+}
+
+impl Found {
+    /// The connection, found on the first call; a failed lookup is an I/O error (the
+    /// connection is made again, and the Sentinels asked again, on the next call).
+    async fn get(&self) -> RedisResult<MultiplexedConnection> {
+        let found = self.con.get_or_try_init(|| async {
+            match self.sentinels.connect(&self.config, false).await {
+                Ok(found) => Ok(found),
+                Err(missing) => Err(RedisError::from(std::io::Error::new(
+                    std::io::ErrorKind::NotConnected,
+                    format!(
+                        "no Redis primary found through Sentinel {:?}: {}",
+                        self.sentinels.master_name(),
+                        missing.why
+                    ),
+                ))),
+            }
+        });
+        found.await.map(|(con, _)| con.clone())
+    }
+
+    /// Whether it reached another node than the one the Sentinels name now.
+    fn stale(&self) -> bool {
+        match (self.con.get(), self.sentinels.named()) {
+            (Some((_, reached)), Some(named)) => *reached != named,
+            _ => false,
+        }
+    }
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match &mut self.0 {
+            Inner::Managed(manager) => manager.req_packed_command(cmd),
+            Inner::Found(found) => Box::pin(async move { found.get().await?.req_packed_command(cmd).await }),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match &mut self.0 {
+            Inner::Managed(manager) => manager.req_packed_commands(pipeline, offset, count),
+            Inner::Found(found) => {
+                Box::pin(async move { found.get().await?.req_packed_commands(pipeline, offset, count).await })
+            }
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match &self.0 {
+            Inner::Managed(manager) => manager.get_db(),
+            Inner::Found(found) => found.sentinels.db(),
+        }
+    }
 }
 
 /// What a failed call says about the connection it ran on.
@@ -101,16 +214,49 @@ impl RedisConn {
     /// so a server can start while Redis is down. Fails only on an invalid URL. Call it
     /// inside a Tokio runtime (the manager spawns its task there).
     pub fn lazy(settings: &RedisSettings) -> Result<RedisConn, StoreError> {
+        RedisConn::lazy_with(settings, None)
+    }
+
+    /// Like [`RedisConn::lazy`], the primary found through `sentinels` when given (each
+    /// time a connection is made; `settings.url`'s password and database apply to it, its
+    /// address is not used).
+    pub fn lazy_with(settings: &RedisSettings, sentinels: Option<&SentinelSettings>) -> Result<RedisConn, StoreError> {
         let url = &settings.url;
         let client = redis::Client::open(url.as_str())
             .map_err(|e| StoreError::Backend(format!("invalid Redis URL {}: {:?}", redact_url(url), e.kind())))?;
         let secret = client.get_connection_info().redis_settings().password().map(str::to_owned);
-        let manager =
-            ConnectionManager::new_lazy_with_config(client.clone(), manager_config(settings)).map_err(|e| {
-                StoreError::Backend(scrub(&format!("could not set up Redis at {}: {e}", redact_url(url)), &secret))
-            })?;
-        let link = Arc::new(RwLock::new(Link { manager, generation: 0 }));
-        Ok(RedisConn { link, client, settings: settings.clone(), secret })
+        let topology = match sentinels {
+            None => Topology::Direct(client),
+            Some(s) => {
+                let sentinels = Arc::new(
+                    Sentinels::new(
+                        &s.addresses,
+                        &s.master_name,
+                        client.get_connection_info(),
+                        settings.command_timeout,
+                    )
+                    .map_err(|e| StoreError::Backend(format!("invalid redis.sentinels: {e}")))?,
+                );
+                Sentinels::watch(&sentinels);
+                Topology::Sentinel(sentinels)
+            }
+        };
+        RedisConn::with_topology(settings, topology, secret)
+    }
+
+    fn with_topology(
+        settings: &RedisSettings,
+        topology: Topology,
+        secret: Option<String>,
+    ) -> Result<RedisConn, StoreError> {
+        let conn = fresh(&topology, settings).map_err(|e| {
+            StoreError::Backend(scrub(
+                &format!("could not set up Redis at {}: {e}", redact_url(&settings.url)),
+                &secret,
+            ))
+        })?;
+        let link = Arc::new(RwLock::new(Link { conn, generation: 0 }));
+        Ok(RedisConn { link, topology, settings: settings.clone(), secret })
     }
 
     /// Like [`RedisConn::lazy`], then checks that Redis answers.
@@ -128,15 +274,70 @@ impl RedisConn {
     /// A connection of its own on the same server, whose commands may take up to
     /// `timeout` (for blocking reads, which would hold up every command queued behind
     /// them on a shared connection).
+    /// Through Sentinel, it finds the primary with the same resolver.
     pub fn dedicated(&self, timeout: Duration) -> Result<RedisConn, StoreError> {
         let settings = RedisSettings { command_timeout: timeout, ..self.settings.clone() };
-        RedisConn::lazy(&settings)
+        RedisConn::with_topology(&settings, self.topology.clone(), self.secret.clone())
     }
 
-    /// The connection manager in use (a clone shares the connection), for pipelines: run
-    /// the call under [`RedisConn::timed`] right away, which replaces it when it failed.
-    pub fn manager(&self) -> ConnectionManager {
-        self.read_link().manager.clone()
+    /// A RESP3 connection of its own to the primary (found through the Sentinels when
+    /// configured: with the node it reached, `host:port`), its push messages (subscribed
+    /// messages, and `Disconnection` when it drops) sent to `push`. It never reconnects by
+    /// itself: its owner makes another.
+    pub async fn subscriber(
+        &self,
+        push: impl redis::aio::AsyncPushSender,
+    ) -> Result<(MultiplexedConnection, Option<String>), StoreError> {
+        let timeout = Some(self.settings.command_timeout);
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(timeout)
+            .set_response_timeout(timeout)
+            .set_push_sender(push);
+        match &self.topology {
+            Topology::Direct(client) => {
+                let info = client.get_connection_info().clone();
+                let resp3 = info.redis_settings().clone().set_protocol(redis::ProtocolVersion::RESP3);
+                let client = redis::Client::open(info.set_redis_settings(resp3))
+                    .map_err(|e| StoreError::Backend(format!("invalid Redis URL: {:?}", e.kind())))?;
+                match client.get_multiplexed_async_connection_with_config(&config).await {
+                    Ok(con) => Ok((con, None)),
+                    Err(e) => Err(StoreError::Backend(self.scrub(&format!("redis subscribe: could not connect: {e}")))),
+                }
+            }
+            Topology::Sentinel(sentinels) => match sentinels.connect(&config, true).await {
+                Ok((con, reached)) => Ok((con, Some(reached))),
+                Err(missing) => Err(StoreError::Backend(
+                    self.scrub(&format!("redis subscribe: no primary found through Sentinel: {}", missing.why)),
+                )),
+            },
+        }
+    }
+
+    /// The connection in use (a clone shares it), for pipelines: run the call under
+    /// [`RedisConn::timed`] right away, which replaces it when it failed. Through Sentinel,
+    /// one made before the Sentinels named another primary is replaced first.
+    pub fn manager(&self) -> Connection {
+        let stale = {
+            let link = self.read_link();
+            match &link.conn.0 {
+                Inner::Found(found) if found.stale() => Some(link.generation),
+                _ => None,
+            }
+        };
+        if let Some(seen) = stale {
+            self.renew(seen, "the Sentinels name another primary");
+        }
+        self.read_link().conn.clone()
+    }
+
+    /// Through Sentinel, told each time the Sentinels name a primary (`host:port`): a
+    /// connection of one's own to another node is then to be made again; `None` behind one
+    /// address.
+    pub fn primary_named(&self) -> Option<tokio::sync::watch::Receiver<Option<String>>> {
+        match &self.topology {
+            Topology::Direct(_) => None,
+            Topology::Sentinel(sentinels) => Some(sentinels.on_named()),
+        }
     }
 
     /// How many times the connection was made again (a fresh manager replaced a failed one).
@@ -149,16 +350,17 @@ impl RedisConn {
     }
 
     /// Replaces the connection with a fresh one, unless it was replaced since `seen` (calls
-    /// that failed together on one connection replace it once). The fresh manager connects
-    /// on its first call; the old one closes when its last call ends.
+    /// that failed together on one connection replace it once). The fresh one connects on
+    /// its first call (through Sentinel: to the primary they name then); the old one closes
+    /// when its last call ends.
     fn renew(&self, seen: u64, why: &str) {
         let mut link = self.link.write().unwrap_or_else(|e| e.into_inner());
         if link.generation != seen {
             return;
         }
-        match ConnectionManager::new_lazy_with_config(self.client.clone(), manager_config(&self.settings)) {
-            Ok(manager) => {
-                link.manager = manager;
+        match fresh(&self.topology, &self.settings) {
+            Ok(conn) => {
+                link.conn = conn;
                 link.generation += 1;
                 tracing::debug!(generation = link.generation, "the Redis connection is made again: {why}");
             }
@@ -170,11 +372,6 @@ impl RedisConn {
     /// The settings in force.
     pub fn settings(&self) -> &RedisSettings {
         &self.settings
-    }
-
-    /// The client, for connections of another kind (the subscriber's).
-    pub fn client(&self) -> &redis::Client {
-        &self.client
     }
 
     /// The key prefix.
@@ -295,6 +492,23 @@ pub enum Persistence {
     Snapshots,
     /// Nothing on disk: a restart forgets everything.
     None,
+}
+
+/// A connection that connects on its first call.
+fn fresh(topology: &Topology, settings: &RedisSettings) -> RedisResult<Connection> {
+    Ok(Connection(match topology {
+        Topology::Direct(client) => {
+            Inner::Managed(ConnectionManager::new_lazy_with_config(client.clone(), manager_config(settings))?)
+        }
+        Topology::Sentinel(sentinels) => {
+            let timeout = Some(settings.command_timeout);
+            Inner::Found(Arc::new(Found {
+                sentinels: sentinels.clone(),
+                config: AsyncConnectionConfig::new().set_connection_timeout(timeout).set_response_timeout(timeout),
+                con: OnceCell::new(),
+            }))
+        }
+    }))
 }
 
 /// The connection manager's settings: capped backoff, one retry, timeouts.
