@@ -181,11 +181,11 @@ fi
 
 if [ "$scenario" = durable ] || [ "$scenario" = all ]; then
   rport=$(free_port); rrport=$(free_port)
-  rdir=$(mktemp -d)
+  rdir=$(mktemp -d); mkdir -p "$rdir/replica"
   redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly yes --appendfsync everysec \
     --dir "$rdir" >/dev/null 2>&1 &
   pids+=("$!")
-  redis-server --port "$rrport" --bind 127.0.0.1 --save "" --appendonly no --replicaof 127.0.0.1 "$rport" --dir "$rdir" \
+  redis-server --port "$rrport" --bind 127.0.0.1 --save "" --appendonly no --replicaof 127.0.0.1 "$rport" --dir "$rdir/replica" \
     >/dev/null 2>&1 &
   pids+=("$!")
   for _ in $(seq 1 100); do

@@ -3,8 +3,8 @@
 //! it, and asserts that it exits 0 and prints its one PASS line. A smoke run is designed to
 //! take about 30 s; one that has not ended after its budget plus slack (process start-up on
 //! a loaded 2-core machine) is killed with its whole process group and fails. The runs take
-//! turns (each starts real servers, Redis and stress-ng of its own), so the six tests do
-//! not compete for the two cores. Needs `redis-server` and `stress-ng` (and root for the
+//! turns (each starts real servers, Redis and stress-ng of its own), so the seven tests do
+//! not compete for the two cores. Needs `redis-server`, `haproxy` and `stress-ng` (and root for the
 //! memory cgroup); `CHAOS_ALLOW_SKIP=1` lets the memory scenario skip where cgroups or
 //! stress-ng are missing, instead of failing.
 
@@ -101,4 +101,11 @@ fn memory_pressure_smoke() {
 #[test]
 fn llm_storm_smoke() {
     smoke("llm-storm");
+}
+
+/// A Redis primary killed under Sentinel and HAProxy (needs `haproxy`): no move a player was
+/// shown is lost (docs/DESIGN.md D18), one owner per game, every game resumes.
+#[test]
+fn redis_failover_smoke() {
+    smoke("redis-failover");
 }
