@@ -13,16 +13,8 @@ cd "$(dirname "$0")/.."
 port=${PORT:-8080}
 instances=${INSTANCES:-2}
 master=mymaster
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-cargo build --release --quiet --bin rampart
-dir=$(mktemp -d "${TMPDIR:-/tmp}/rampart-sentinel.XXXXXX")
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  echo "stopped; logs kept in $dir"
-}
-trap cleanup EXIT INT TERM
+. scripts/front.sh
+front_setup sentinel
 wait_pong() {
   for _ in $(seq 1 100); do
     [ "$(redis-cli -p "$1" PING 2>/dev/null)" = "PONG" ] && return 0
@@ -71,50 +63,10 @@ CFG
   first_sentinel=${first_sentinel:-$s}
 done
 
-# Every instance must hash seat tokens with the same key. RAMPART_REDIS_URL's address is
-# not used with Sentinels (only a password and a database in it would be).
-key=$(od -vN 32 -An -tx1 /dev/urandom | tr -d ' \n')
-backends=""
-for i in $(seq 1 "$instances"); do
-  p=$(free_port)
-  RAMPART_BIND="127.0.0.1:$p" RAMPART__STORAGE__BACKEND=redis \
-    RAMPART__REDIS__SENTINELS="$sentinels" RAMPART__REDIS__MASTER_NAME="$master" \
-    RAMPART_SESSION_KEY="$key" RAMPART__CLUSTER__INSTANCE_ID="rampart-$i" \
-    RAMPART__SERVER__TRUSTED_PROXIES='["127.0.0.1"]' \
-    target/release/rampart --config server_config.yaml >"$dir/rampart-$i.log" 2>&1 &
-  pids+=($!)
-  echo $! >"$dir/rampart-$i.pid"
-  backends+="  server rampart-$i 127.0.0.1:$p check inter 1s fall 2 rise 1"$'\n'
-  echo "instance rampart-$i on 127.0.0.1:$p (pid $!, log $dir/rampart-$i.log)"
-done
-cat >"$dir/haproxy.cfg" <<CFG
-global
-  maxconn 9000
-defaults
-  mode http
-  timeout connect 2s
-  timeout client 60s
-  timeout server 60s
-  timeout tunnel 1h
-  retries 3
-  option redispatch
-  option forwardfor
-frontend rampart
-  bind 127.0.0.1:$port
-  default_backend instances
-backend instances
-  balance roundrobin
-  option httpchk GET /health
-  http-check expect status 200
-$backends
-CFG
-haproxy -f "$dir/haproxy.cfg" -db >"$dir/haproxy.log" 2>&1 &
-haproxy=$!
-pids+=($haproxy)
-for _ in $(seq 1 100); do
-  curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break
-  sleep 0.1
-done
+# RAMPART_REDIS_URL's address is not used with Sentinels (only a password and a database
+# in it would be).
+start_instances RAMPART__REDIS__SENTINELS="$sentinels" RAMPART__REDIS__MASTER_NAME="$master"
+start_haproxy
 echo "Redis primary on 127.0.0.1:$primary, replica on 127.0.0.1:$replica, Sentinels on $sentinels (name $master)"
 echo "HAProxy on http://localhost:$port balancing $instances instances (logs in $dir)"
 echo "kill the primary:      kill -9 \$(cat $dir/redis-primary.pid)"

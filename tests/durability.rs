@@ -5,6 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::peek::stored_snapshot;
 use common::redis_server::RedisServer;
 use common::*;
 use rampart::config::{Config, StorageBackend};
@@ -27,11 +28,7 @@ fn config(redis: &RedisServer) -> Config {
 }
 
 async fn stored(redis: &RedisServer, game_id: &str) -> Option<Value> {
-    let client = redis::Client::open(redis.url()).expect("client");
-    let mut con = client.get_multiplexed_async_connection().await.ok()?;
-    let data: Option<String> =
-        redis::cmd("HGET").arg(format!("rampart:g:{{{game_id}}}:snap")).arg("data").query_async(&mut con).await.ok()?;
-    data.and_then(|d| serde_json::from_str(&d).ok())
+    stored_snapshot(redis.port(), "rampart", game_id).await
 }
 
 /// Waits until Redis holds the game's snapshot with at least `version`.

@@ -14,6 +14,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::peek::{redis_cmd, wait_stored};
 use common::redis_server::{redis_config, RedisServer, Sentinel};
 use common::*;
 use rampart::config::Config;
@@ -71,17 +72,6 @@ impl Set {
     }
 }
 
-/// One command on its own connection to the Redis on `port` (`None`: no answer, or an error).
-async fn redis_cmd<T: redis::FromRedisValue>(port: u16, args: &[&str]) -> Option<T> {
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/0")).ok()?;
-    let mut con = client.get_multiplexed_async_connection().await.ok()?;
-    let mut cmd = redis::cmd(args[0]);
-    for arg in &args[1..] {
-        cmd.arg(*arg);
-    }
-    tokio::time::timeout(Duration::from_millis(500), cmd.query_async(&mut con)).await.ok()?.ok()
-}
-
 /// The first word of `ROLE` on `port` (`master`, `slave`).
 async fn role(port: u16) -> Option<String> {
     let reply: Vec<redis::Value> = redis_cmd(port, &["ROLE"]).await?;
@@ -93,25 +83,6 @@ async fn named_primary(port: u16) -> Option<u16> {
     let reply: Option<(String, String)> =
         redis_cmd(port, &["SENTINEL", "get-master-addr-by-name", Sentinel::MASTER_NAME]).await?;
     reply?.1.parse().ok()
-}
-
-/// The board the Redis on `port` holds for a game.
-async fn stored_board(port: u16, game_id: &str) -> Option<Value> {
-    let data: Option<String> = redis_cmd(port, &["HGET", &format!("t:g:{{{game_id}}}:snap"), "data"]).await?;
-    let snapshot: Value = serde_json::from_str(&data?).ok()?;
-    Some(snapshot["board"].clone())
-}
-
-/// Waits until the Redis on `port` holds the board of `game` (as its player saw it).
-async fn wait_stored(port: u16, game_id: &str, game: &Value, within: Duration) {
-    let columns = &game["columns"];
-    let probe = || async move {
-        match stored_board(port, game_id).await {
-            Some(board) if board["columns"] == *columns => Ok(()),
-            other => Err(format!("{other:?}, the player saw {columns}")),
-        }
-    };
-    eventually(within, &format!("Redis on {port} holds the board of {game_id} as its player saw it"), probe).await;
 }
 
 /// Waits until the Redis on `port` is the primary (`ROLE` master) and a Sentinel names it;
@@ -194,7 +165,7 @@ async fn a_killed_primary_is_followed_to_the_promoted_replica() {
     let mut red = api.player(&grant).await;
     red.move_to(3).await;
     let game = red.recv_state(|g| g["moves"] == 2).await;
-    wait_stored(old, &grant.game_id, &game, DEADLINE).await;
+    wait_stored(old, "t", &grant.game_id, &game, DEADLINE).await;
 
     set.nodes[0].stop();
     let killed = Instant::now();
@@ -215,7 +186,7 @@ async fn a_killed_primary_is_followed_to_the_promoted_replica() {
     let durable_after = promoted.elapsed();
     // The AI's answer, then the board as Redis holds it.
     let mut game = if during["moves"] == 3 { red.recv_state(|g| g["moves"] == 4).await } else { during };
-    wait_stored(new, &grant.game_id, &game, DEADLINE).await;
+    wait_stored(new, "t", &grant.game_id, &game, DEADLINE).await;
     let probe = || async {
         match subscribers(new, &inbox).await {
             Some(1) => Ok(()),
@@ -227,7 +198,7 @@ async fn a_killed_primary_is_followed_to_the_promoted_replica() {
     // The game goes on, every move written to the new primary.
     for column in [4, 1] {
         game = play_turn(&mut red, column).await;
-        wait_stored(new, &grant.game_id, &game, DEADLINE).await;
+        wait_stored(new, "t", &grant.game_id, &game, DEADLINE).await;
     }
     let played_after = promoted.elapsed();
     let db = database_breaker(&api).await;
@@ -252,7 +223,7 @@ async fn a_planned_switchover_is_followed_and_the_demoted_node_is_left() {
     let mut red = api.player(&grant).await;
     red.move_to(3).await;
     let game = red.recv_state(|g| g["moves"] == 2).await;
-    wait_stored(old, &grant.game_id, &game, DEADLINE).await;
+    wait_stored(old, "t", &grant.game_id, &game, DEADLINE).await;
 
     set.sentinels[0].failover();
     let asked = Instant::now();
@@ -271,7 +242,7 @@ async fn a_planned_switchover_is_followed_and_the_demoted_node_is_left() {
     let followed_after = promoted.elapsed();
     // A move now is written to the new primary, though the old one still takes writes.
     let game = play_turn(&mut red, 2).await;
-    wait_stored(new, &grant.game_id, &game, DEADLINE).await;
+    wait_stored(new, "t", &grant.game_id, &game, DEADLINE).await;
     let written_on_new = promoted.elapsed();
     let old_role = role(old).await;
     // The old primary is turned into a replica of the new one once a Sentinel sees it.
@@ -284,7 +255,7 @@ async fn a_planned_switchover_is_followed_and_the_demoted_node_is_left() {
     let demoted = eventually(FAILOVER_DEADLINE, "the old primary is demoted", probe).await;
     // The game goes on: every move is written to the new primary.
     let game = play_turn(&mut red, 4).await;
-    wait_stored(new, &grant.game_id, &game, DEADLINE).await;
+    wait_stored(new, "t", &grant.game_id, &game, DEADLINE).await;
     let written_after = demoted.elapsed();
     // Nothing stays on the demoted node: the breaker closes and stays closed while the
     // instance writes its heartbeat (every third of the lease) and a game plays on.
@@ -311,7 +282,7 @@ async fn a_planned_switchover_is_followed_and_the_demoted_node_is_left() {
     };
     eventually(DEADLINE, "the heartbeat is written to the new primary for two rounds", probe).await;
     let game = play_turn(&mut red, 5).await;
-    wait_stored(new, &grant.game_id, &game, DEADLINE).await;
+    wait_stored(new, "t", &grant.game_id, &game, DEADLINE).await;
     let after = database_breaker(&api).await;
     eprintln!(
         "SENTINEL FAILOVER: promoted {:?} after it was asked; the instance followed (the relay listened on the new \

@@ -14,6 +14,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::peek::{redis_cmd, wait_stored};
 use common::process::ServerProcess;
 use common::redis_server::RedisServer;
 use common::*;
@@ -59,17 +60,6 @@ async fn breaker(api: &TestServer, name: &str) -> Value {
     body
 }
 
-/// A command on its own connection to the Redis on `port` (`None` when it does not answer).
-async fn redis_cmd<T: redis::FromRedisValue>(port: u16, args: &[&str]) -> Option<T> {
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/0")).expect("client");
-    let mut con = client.get_multiplexed_async_connection().await.ok()?;
-    let mut cmd = redis::cmd(args[0]);
-    for arg in &args[1..] {
-        cmd.arg(*arg);
-    }
-    cmd.query_async(&mut con).await.ok()
-}
-
 /// A field of `INFO section` of the Redis on `port`.
 async fn info(port: u16, section: &str, field: &str) -> Option<String> {
     let text: String = redis_cmd(port, &["INFO", section]).await?;
@@ -79,26 +69,6 @@ async fn info(port: u16, section: &str, field: &str) -> Option<String> {
 
 async fn info_u64(port: u16, section: &str, field: &str) -> u64 {
     info(port, section, field).await.and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("INFO {field}"))
-}
-
-/// The board Redis holds for a game.
-async fn stored_board(port: u16, game_id: &str) -> Option<Value> {
-    let key = format!("rampart:g:{{{game_id}}}:snap");
-    let data: Option<String> = redis_cmd(port, &["HGET", &key, "data"]).await?;
-    let snapshot: Value = serde_json::from_str(&data?).ok()?;
-    Some(snapshot["board"].clone())
-}
-
-/// Waits until Redis holds the board `game` (as a player was shown it), within `within`.
-async fn wait_stored(port: u16, game_id: &str, game: &Value, within: Duration) {
-    let columns = &game["columns"];
-    let probe = || async move {
-        match stored_board(port, game_id).await {
-            Some(board) if board["columns"] == *columns => Ok(()),
-            other => Err(format!("{other:?}, the player saw {columns}")),
-        }
-    };
-    eventually(within, &format!("Redis holds the board of {game_id} as its player saw it"), probe).await;
 }
 
 /// Plays `column` until the game applies it (a `state` past `moves`), asking again while it
@@ -161,7 +131,7 @@ async fn durability_and_relaying_return_within_a_second_of_redis_answering_again
     yellow.recv_state(|g| g["moves"] == 1).await;
     yellow.move_to(1).await;
     let game = red.recv_state(|g| g["moves"] == 2).await;
-    wait_stored(port, &red_grant.game_id, &game, DEADLINE).await;
+    wait_stored(port, "rampart", &red_grant.game_id, &game, DEADLINE).await;
 
     redis.stop();
     let stopped = Instant::now();
@@ -199,7 +169,7 @@ async fn durability_and_relaying_return_within_a_second_of_redis_answering_again
     } else {
         play_until_applied(&mut red, 2, 2, DEADLINE).await.expect("red's move")
     };
-    wait_stored(port, &red_grant.game_id, &game, DEADLINE).await;
+    wait_stored(port, "rampart", &red_grant.game_id, &game, DEADLINE).await;
     let durable_after = back.elapsed();
     // Both relays listen again (a message published before is lost, and a relayed request
     // waits out its timeout). Then the relayed seat plays again: b publishes to a's inbox,
@@ -228,7 +198,7 @@ async fn durability_and_relaying_return_within_a_second_of_redis_answering_again
     let relayed_after = back.elapsed();
     assert_eq!(game["moves"], 4);
     red.recv_state(|g| g["moves"] == 4).await;
-    wait_stored(port, &red_grant.game_id, &game, DEADLINE).await;
+    wait_stored(port, "rampart", &red_grant.game_id, &game, DEADLINE).await;
     let db = breaker(&api_a, "database").await;
     let messaging = breaker(&api_b, "messaging").await;
 
@@ -358,7 +328,7 @@ async fn a_replica_is_left_at_once_and_writes_resume_within_a_second_of_its_prom
     for (i, column) in [3, 2, 4].into_iter().enumerate() {
         red.move_to(column).await;
         let game = red.recv_state(|g| g["moves"].as_u64() >= Some(2 * i as u64 + 2)).await;
-        wait_stored(node.port(), &grant.game_id, &game, DEADLINE).await;
+        wait_stored(node.port(), "rampart", &grant.game_id, &game, DEADLINE).await;
     }
     let after = breaker(&api, "database").await;
     eprintln!(

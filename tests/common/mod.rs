@@ -4,6 +4,7 @@
 //! real binary as a child; [`redis_server`] a private `redis-server`.
 #![allow(dead_code, missing_docs)]
 
+pub mod peek;
 pub mod process;
 pub mod redis_server;
 pub mod stores;
