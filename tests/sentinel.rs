@@ -103,31 +103,11 @@ async fn wait_promoted(set: &Set, port: u16) -> Instant {
     eventually(FAILOVER_DEADLINE, &format!("the Sentinels promote the node on {port}"), probe).await
 }
 
-/// Plays `column` until the game applies it (a `state` past `moves` moves), asking again
-/// while it is refused (`GAME_RESTARTING` while its lease cannot be confirmed).
-async fn play_until_applied(player: &mut Player, column: i64, moves: u64) -> Value {
-    let start = Instant::now();
-    loop {
-        player.move_to(column).await;
-        let answer = player
-            .recv_until("the move's outcome", |f| {
-                f["type"] == "error" || (f["type"] == "state" && f["game"]["moves"].as_u64() > Some(moves))
-            })
-            .await;
-        if answer["type"] == "state" {
-            return answer["game"].clone();
-        }
-        assert!(start.elapsed() < DEADLINE, "move {column} still refused after {DEADLINE:?}: {answer}");
-        // Paced, not synchronised: the next attempt is the condition.
-        actix_rt::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// Plays `column` until the game applies it, then waits for the AI's answer: the game
 /// after both, as its player was shown it (once stored: D18).
 async fn play_turn(player: &mut Player, column: i64) -> Value {
     let moves = player.last_state["moves"].as_u64().expect("moves");
-    let game = play_until_applied(player, column, moves).await;
+    let game = player.play_until_applied(column, moves, DEADLINE).await.expect("the move");
     if game["moves"].as_u64() == Some(moves + 1) {
         player.recv_state(|g| g["moves"].as_u64() == Some(moves + 2)).await
     } else {
@@ -181,8 +161,11 @@ async fn a_killed_primary_is_followed_to_the_promoted_replica() {
         })
         .await;
     // Refused only if the move reached a game whose lease had lapsed: ask again.
-    let during =
-        if shown["type"] == "state" { shown["game"].clone() } else { play_until_applied(&mut red, 2, 2).await };
+    let during = if shown["type"] == "state" {
+        shown["game"].clone()
+    } else {
+        red.play_until_applied(2, 2, DEADLINE).await.expect("red's move")
+    };
     let durable_after = promoted.elapsed();
     // The AI's answer, then the board as Redis holds it.
     let mut game = if during["moves"] == 3 { red.recv_state(|g| g["moves"] == 4).await } else { during };

@@ -71,35 +71,6 @@ async fn info_u64(port: u16, section: &str, field: &str) -> u64 {
     info(port, section, field).await.and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("INFO {field}"))
 }
 
-/// Plays `column` until the game applies it (a `state` past `moves`), asking again while it
-/// is refused (`GAME_RESTARTING` while the store is away, whichever way the game waits it
-/// out); answers the new state, or the refusals once `within` has passed.
-async fn play_until_applied(player: &mut Player, column: i64, moves: u64, within: Duration) -> Result<Value, String> {
-    let start = Instant::now();
-    let mut refusals = Vec::new();
-    loop {
-        player.move_to(column).await;
-        let answer = player
-            .recv_until("the move's outcome", |f| {
-                f["type"] == "error" || (f["type"] == "state" && f["game"]["moves"].as_u64() > Some(moves))
-            })
-            .await;
-        if answer["type"] == "state" {
-            return Ok(answer["game"].clone());
-        }
-        refusals.push(answer["error"]["code"].as_str().unwrap_or("?").to_owned());
-        if start.elapsed() >= within {
-            return Err(format!(
-                "move {column} still refused after {within:?}: {} refusals, the last {:?}",
-                refusals.len(),
-                refusals.last()
-            ));
-        }
-        // Paced, not synchronised: the next attempt is the condition.
-        actix_rt::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 fn log_lines(server: &ServerProcess, text: &[&str]) -> Vec<String> {
     std::fs::read_to_string(&server.log)
         .unwrap_or_default()
@@ -167,7 +138,7 @@ async fn durability_and_relaying_return_within_a_second_of_redis_answering_again
     let game = if during["type"] == "state" {
         during["game"].clone()
     } else {
-        play_until_applied(&mut red, 2, 2, DEADLINE).await.expect("red's move")
+        red.play_until_applied(2, 2, DEADLINE).await.expect("red's move")
     };
     wait_stored(port, "rampart", &red_grant.game_id, &game, DEADLINE).await;
     let durable_after = back.elapsed();
@@ -183,7 +154,7 @@ async fn durability_and_relaying_return_within_a_second_of_redis_answering_again
     };
     eventually(DEADLINE, "both relays listen again", probe).await;
     let subscribed_after = back.elapsed();
-    let game = match play_until_applied(&mut yellow, 3, 3, DEADLINE).await {
+    let game = match yellow.play_until_applied(3, 3, DEADLINE).await {
         Ok(game) => game,
         Err(why) => {
             let said = |s: &ServerProcess| {

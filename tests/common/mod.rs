@@ -403,6 +403,35 @@ impl Player {
     pub async fn move_to(&mut self, column: i64) {
         self.send(json!({"type":"move","column":column})).await;
     }
+
+    /// Plays `column` until the game applies it (a `state` past `moves`), asking again while it
+    /// is refused (`GAME_RESTARTING` while the store is away, whichever way the game waits it
+    /// out); answers the new state, or the refusals once `within` has passed.
+    pub async fn play_until_applied(&mut self, column: i64, moves: u64, within: Duration) -> Result<Value, String> {
+        let start = Instant::now();
+        let mut refusals = Vec::new();
+        loop {
+            self.move_to(column).await;
+            let answer = self
+                .recv_until("the move's outcome", |f| {
+                    f["type"] == "error" || (f["type"] == "state" && f["game"]["moves"].as_u64() > Some(moves))
+                })
+                .await;
+            if answer["type"] == "state" {
+                return Ok(answer["game"].clone());
+            }
+            refusals.push(answer["error"]["code"].as_str().unwrap_or("?").to_owned());
+            if start.elapsed() >= within {
+                return Err(format!(
+                    "move {column} still refused after {within:?}: {} refusals, the last {:?}",
+                    refusals.len(),
+                    refusals.last()
+                ));
+            }
+            // Paced, not synchronised: the next attempt is the condition.
+            actix_rt::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
 
 /// A masked client frame: `first` is the FIN bit and opcode (0x81: a final text frame).
