@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The durability benchmarks (not part of `make test`; figures go in BENCHMARKS.md), each
 # server a release build on a free port, each Redis a private redis-server:
-#   1. a move's round trip, both seats, embedded vs Redis (snapshot written behind each move)
+#   1. a move's round trip, both seats, embedded vs Redis
 #   2. a relayed move's extra latency: two instances, yellow's seat on the other one
 #   3. move throughput: one instance vs three on one Redis (moves as fast as they are answered)
 #   4. takeover: kill -9 of an owner to each player's next state through another instance
+# With Redis a move is shown once its snapshot is durable (storage.durability auto);
+# DURABILITY=write_behind measures the other choice.
 #   GAMES=200 SECS=20 bash scripts/durability-bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +33,10 @@ server() {
   echo "http://127.0.0.1:$p"
 }
 load() { target/release/loadgen --games "$games" --baseline-secs "$secs" --flood-secs 0 "$@"; }
-on_redis() { echo RAMPART__STORAGE__BACKEND=redis RAMPART_REDIS_URL="redis://127.0.0.1:$1" RAMPART_SESSION_KEY=bench; }
+on_redis() {
+  echo RAMPART__STORAGE__BACKEND=redis RAMPART_REDIS_URL="redis://127.0.0.1:$1" RAMPART_SESSION_KEY=bench \
+    RAMPART__STORAGE__DURABILITY="${DURABILITY:-auto}"
+}
 
 echo "== 1. move round trip, embedded vs Redis (${games} games, a move per seat every 100 ms)" >&2
 mem=$(server memory)
