@@ -4,7 +4,7 @@
 CARGO ?= cargo
 BROWSER_DIR := tests/browser
 
-.PHONY: run run-debug run-llm run-redis run-cluster run-sentinel cluster-deps fake-llm load load-peers redis-deps test fmt-check clippy unit browser-test browser-deps bench check-config conformance schemathesis python-deps fuzz chaos chaos-deps clean
+.PHONY: run run-debug run-llm run-redis run-cluster run-sentinel run-redis-haproxy cluster-deps fake-llm load load-peers redis-deps test fmt-check clippy unit browser-test browser-deps bench check-config conformance schemathesis python-deps fuzz chaos chaos-deps clean
 
 # $(call need-deb,COMMAND,PACKAGE,WHAT NEEDS IT): installs Debian's PACKAGE when COMMAND is
 # missing (as root), or says how and stops.
@@ -126,6 +126,11 @@ run-cluster: cluster-deps
 ## a switchover (the script prints how) and keep playing.
 run-sentinel: cluster-deps
 	bash scripts/sentinel.sh
+
+## make run-redis-haproxy: the same Redis, the instances reaching it through HAProxy in front
+## of the nodes (routing to whichever answers role:master; docs/OPERATIONS.md) instead.
+run-redis-haproxy: cluster-deps
+	VIA=haproxy bash scripts/sentinel.sh
 
 cluster-deps: redis-deps
 	$(call need-deb,haproxy,haproxy,make run-cluster)

@@ -7,6 +7,8 @@
 # (`kill -9 $(cat $dir/redis-primary.pid)`) or ask for a planned switchover
 # (`redis-cli -p SENTINEL_PORT SENTINEL FAILOVER mymaster`) and keep playing: the instances
 # log the primary the Sentinels name ("the Redis Sentinels name the primary") and follow it.
+# With VIA=haproxy (make run-redis-haproxy) the instances reach Redis through HAProxy in
+# front of the two nodes instead (the recipe in docs/OPERATIONS.md) and know no Sentinel.
 #   PORT=8080 INSTANCES=2 make run-sentinel
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -63,9 +65,52 @@ CFG
   first_sentinel=${first_sentinel:-$s}
 done
 
-# RAMPART_REDIS_URL's address is not used with Sentinels (only a password and a database
-# in it would be).
-start_instances RAMPART__REDIS__SENTINELS="$sentinels" RAMPART__REDIS__MASTER_NAME="$master"
+if [ "${VIA:-sentinels}" = haproxy ]; then
+  # The other recipe (docs/OPERATIONS.md, "Redis behind HAProxy"): the instances know one
+  # address, HAProxy's, which routes to whichever node answers role:master, and cuts the
+  # sessions of a node it marks down so that no client stays on a demoted primary.
+  rp=$(free_port)
+  cat >"$dir/haproxy-redis.cfg" <<CFG
+defaults
+  mode tcp
+  timeout connect 1s
+  timeout client 1h
+  timeout server 1h
+frontend redis
+  bind 127.0.0.1:$rp
+  default_backend redis
+backend redis
+  option tcp-check
+  tcp-check connect
+  tcp-check send PING\r\n
+  tcp-check expect string +PONG
+  tcp-check send info\ replication\r\n
+  tcp-check expect string role:master
+  tcp-check send QUIT\r\n
+  tcp-check expect string +OK
+  server primary 127.0.0.1:$primary check inter 500ms on-marked-down shutdown-sessions
+  server replica 127.0.0.1:$replica check inter 500ms on-marked-down shutdown-sessions
+CFG
+  haproxy -f "$dir/haproxy-redis.cfg" -db >"$dir/haproxy-redis.log" 2>&1 &
+  pids+=($!)
+  # HAProxy holds every server up until its first checks fail: wait until four connections
+  # in a row (round-robin over two servers) reach the primary.
+  for _ in $(seq 1 100); do
+    masters=0
+    for _ in 1 2 3 4; do
+      [ "$(redis-cli -p "$rp" ROLE 2>/dev/null | head -1)" = master ] && masters=$((masters + 1))
+    done
+    [ "$masters" = 4 ] && break
+    sleep 0.1
+  done
+  start_instances RAMPART_REDIS_URL="redis://127.0.0.1:$rp" RAMPART__REDIS__MIN_REPLICAS_ACKED=1
+  echo "Redis behind HAProxy on 127.0.0.1:$rp (logs in $dir/haproxy-redis.log)"
+else
+  # RAMPART_REDIS_URL's address is not used with Sentinels (only a password and a database
+  # in it would be).
+  start_instances RAMPART__REDIS__SENTINELS="$sentinels" RAMPART__REDIS__MASTER_NAME="$master" \
+    RAMPART__REDIS__MIN_REPLICAS_ACKED=1
+fi
 start_haproxy
 echo "Redis primary on 127.0.0.1:$primary, replica on 127.0.0.1:$replica, Sentinels on $sentinels (name $master)"
 echo "HAProxy on http://localhost:$port balancing $instances instances (logs in $dir)"
