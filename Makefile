@@ -120,7 +120,7 @@ run-redis:
 run-cluster: cluster-deps
 	bash scripts/cluster.sh
 
-## make run-sentinel: Redis for failover — a private primary, a replica and three Sentinels —
+## make run-sentinel: Redis for failover — a private primary, two replicas and three Sentinels —
 ## and two instances that find the primary through the Sentinels (redis.sentinels), behind
 ## Debian's haproxy on :8080 (PORT=… INSTANCES=…); kill the primary or ask the Sentinels for
 ## a switchover (the script prints how) and keep playing.

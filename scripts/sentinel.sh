@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make run-sentinel: Redis as operators run it for failover — a private primary, a replica
+# make run-sentinel: Redis as operators run it for failover — a private primary, two replicas
 # and three Sentinels (quorum 2, down-after-milliseconds 1000, failover-timeout 3000) — and
 # Rampart instances that find the primary through the Sentinels (redis.sentinels), behind
 # HAProxy on :8080 (PORT=… INSTANCES=… to change). Ctrl-C stops them all.
@@ -43,6 +43,10 @@ primary=$(free_port)
 node primary "$primary"
 replica=$(free_port)
 node replica "$replica" "$primary"
+# Two replicas, as docs/OPERATIONS.md recommends: with redis.min_replicas_acked 1 the
+# promoted one still has a replica to acknowledge the games' writes after a primary dies.
+replica2=$(free_port)
+node replica2 "$replica2" "$primary"
 
 sentinels=""
 for i in 1 2 3; do
@@ -90,17 +94,18 @@ backend redis
   tcp-check expect string +OK
   server primary 127.0.0.1:$primary check inter 500ms on-marked-down shutdown-sessions
   server replica 127.0.0.1:$replica check inter 500ms on-marked-down shutdown-sessions
+  server replica2 127.0.0.1:$replica2 check inter 500ms on-marked-down shutdown-sessions
 CFG
   haproxy -f "$dir/haproxy-redis.cfg" -db >"$dir/haproxy-redis.log" 2>&1 &
   pids+=($!)
-  # HAProxy holds every server up until its first checks fail: wait until four connections
-  # in a row (round-robin over two servers) reach the primary.
+  # HAProxy holds every server up until its first checks fail: wait until six connections
+  # in a row (round-robin over three servers) reach the primary.
   for _ in $(seq 1 100); do
     masters=0
-    for _ in 1 2 3 4; do
+    for _ in 1 2 3 4 5 6; do
       [ "$(redis-cli -p "$rp" ROLE 2>/dev/null | head -1)" = master ] && masters=$((masters + 1))
     done
-    [ "$masters" = 4 ] && break
+    [ "$masters" = 6 ] && break
     sleep 0.1
   done
   start_instances RAMPART_REDIS_URL="redis://127.0.0.1:$rp" RAMPART__REDIS__MIN_REPLICAS_ACKED=1
@@ -112,7 +117,7 @@ else
     RAMPART__REDIS__MIN_REPLICAS_ACKED=1
 fi
 start_haproxy
-echo "Redis primary on 127.0.0.1:$primary, replica on 127.0.0.1:$replica, Sentinels on $sentinels (name $master)"
+echo "Redis primary on 127.0.0.1:$primary, replicas on 127.0.0.1:$replica and 127.0.0.1:$replica2, Sentinels on $sentinels (name $master)"
 echo "HAProxy on http://localhost:$port balancing $instances instances (logs in $dir)"
 echo "kill the primary:      kill -9 \$(cat $dir/redis-primary.pid)"
 echo "planned switchover:    redis-cli -p $first_sentinel SENTINEL FAILOVER $master"
