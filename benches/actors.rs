@@ -61,7 +61,7 @@ fn keeper() -> Arc<SnapshotKeeper> {
         .get_or_init(|| {
             let store = Arc::new(MemorySnapshots::new(Arc::default()));
             let breaker = CircuitBreaker::new("database", BreakerConfig { enabled: false, ..BreakerConfig::default() });
-            SnapshotKeeper::new(store, Guarded::new(breaker), Duration::from_secs(60)).0
+            SnapshotKeeper::new(store, Guarded::new(breaker), Duration::from_secs(60), false).0
         })
         .clone()
 }

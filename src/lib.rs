@@ -161,6 +161,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
         stores.snapshots.clone(),
         database.clone(),
         Duration::from_secs(config.server.finished_game_ttl_secs),
+        config.storage.durable_before_shown(),
     );
     let writer = keeper.clone();
     tree.supervise_task(Part::Keeper, move || writer.clone().run());

@@ -79,16 +79,21 @@ pub struct SnapshotKeeper {
     state: Mutex<State>,
     wake: Notify,
     fenced: mpsc::UnboundedSender<Fenced>,
+    /// Whether each game's durable version is followed (games show a change only once it
+    /// is durable; else no game asks, and nothing is kept for it).
+    tracks_durability: bool,
 }
 
 impl SnapshotKeeper {
     /// A keeper writing to `store` through `guard`; ended games' snapshots expire after
-    /// `finished_ttl`. Answers the keeper and the channel of fenced writes. Start its
-    /// writer with [`SnapshotKeeper::run`].
+    /// `finished_ttl`; each game's durable version followed when `tracks_durability`.
+    /// Answers the keeper and the channel of fenced writes. Start its writer with
+    /// [`SnapshotKeeper::run`].
     pub fn new(
         store: Arc<dyn SnapshotStore>,
         guard: Guarded,
         finished_ttl: Duration,
+        tracks_durability: bool,
     ) -> (Arc<SnapshotKeeper>, mpsc::UnboundedReceiver<Fenced>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let keeper = SnapshotKeeper {
@@ -98,6 +103,7 @@ impl SnapshotKeeper {
             state: Mutex::new(State::default()),
             wake: Notify::new(),
             fenced: tx,
+            tracks_durability,
         };
         (Arc::new(keeper), rx)
     }
@@ -113,7 +119,10 @@ impl SnapshotKeeper {
             let id = snapshot.game_id.clone();
             state.forgotten.remove(&id);
             state.pending.insert(id.clone());
-            state.durable.entry(id.clone()).or_insert_with(|| watch::Sender::new(0));
+            if self.tracks_durability {
+                // From the first publish: a write may be done before its game first asks.
+                state.durable.entry(id.clone()).or_insert_with(|| watch::Sender::new(0));
+            }
             state.latest.insert(id, snapshot);
         }
         self.wake.notify_one();
@@ -380,7 +389,7 @@ mod tests {
         };
         let breaker = CircuitBreaker::new("database", config);
         let (keeper, _fenced) =
-            SnapshotKeeper::new(store.clone(), Guarded::new(breaker.clone()), Duration::from_secs(60));
+            SnapshotKeeper::new(store.clone(), Guarded::new(breaker.clone()), Duration::from_secs(60), true);
         actix_rt::spawn(keeper.clone().run());
         let ids: Vec<GameId> = (0..3).map(|_| GameId::random()).collect();
         for id in &ids {
@@ -416,7 +425,8 @@ mod tests {
         let directory = Arc::new(MemoryDirectory::default());
         let store = Arc::new(MemorySnapshots::new(directory.clone()));
         let breaker = CircuitBreaker::new("database", BreakerConfig { enabled: false, ..BreakerConfig::default() });
-        let (keeper, mut fenced) = SnapshotKeeper::new(store.clone(), Guarded::new(breaker), Duration::from_secs(60));
+        let (keeper, mut fenced) =
+            SnapshotKeeper::new(store.clone(), Guarded::new(breaker), Duration::from_secs(60), true);
         let (id, me) = (GameId::random(), InstanceId::parse("a").unwrap());
         directory.claim(&id, &me, Duration::from_secs(60)).await.unwrap();
         keeper.publish(snapshot(&id, 3, 0));
