@@ -9,15 +9,25 @@
 //! back as the new one's replica. The game's slot is chosen on the primary of the owner's
 //! inbox, so the relay's subscription follows the failover too. The game goes on, and every
 //! board either player was ever shown is a prefix of the final one (no move lost that a
-//! player was shown).
+//! player was shown). Beside it, the stores on the cluster directly: a batch of snapshots
+//! for games in many slots (one pipeline and `WAIT` per slot), claims and renewals each
+//! acknowledged by a replica, and an instance alive through its sharded inbox.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
 use common::redis_server::{command_async, redis_config, RedisCluster};
+use common::stores::me;
 use common::*;
 use rampart::config::Config;
+use rampart::game::{Board, Connect4, Rules as _};
+use rampart::ids::GameId;
+use rampart::store::directory::{Claim, GameDirectory, Renewal};
+use rampart::store::redis::directory::{RedisDirectory, ReplicaAcks};
+use rampart::store::redis::snapshots::RedisSnapshots;
+use rampart::store::redis::{Discovery, RedisConn, RedisSettings};
+use rampart::store::snapshot::{Snapshot, SnapshotStore, WriteOutcome};
 use serde_json::{json, Value};
 
 const ADMIN: &str = "redis-cluster-admin";
@@ -272,4 +282,74 @@ async fn two_instances_play_and_queue_on_a_cluster_through_a_primary_failover() 
     assert!(listening_after < RELAY_AFTER_PROMOTION, "a's relay listened again only {listening_after:?} after");
     red.close().await;
     yellow.close().await;
+}
+
+fn snapshot(id: &GameId, version: u64, epoch: u64) -> Snapshot {
+    Snapshot {
+        game_id: id.clone(),
+        board: Board::new(Connect4::new_game()),
+        seats: [None, None],
+        created_at: "2026-01-01T00:00:00.000Z".into(),
+        abandoned: false,
+        restarts: 0,
+        failed: false,
+        version,
+        epoch,
+    }
+}
+
+#[actix_rt::test]
+async fn the_stores_split_what_spans_slots_and_wait_for_each_primarys_replica() {
+    let cluster = RedisCluster::start();
+    let settings = RedisSettings {
+        url: "redis://127.0.0.1:1/0".to_owned(),
+        key_prefix: "t".to_owned(),
+        command_timeout: Duration::from_secs(2),
+        reconnect_max_delay: Duration::from_millis(100),
+    };
+    let conn = RedisConn::lazy_with(&settings, &Discovery::Cluster(cluster.seeds())).expect("cluster connection");
+    assert!(conn.sharded());
+    let acks = ReplicaAcks { replicas: 1, timeout: Duration::from_millis(500) };
+    let directory = RedisDirectory::new(conn.clone(), acks).expect("directory");
+    let store = RedisSnapshots::new(conn.clone(), me("a"), acks).expect("store");
+
+    // 24 games: their keys spread over the slots of all three primaries.
+    let ids: Vec<GameId> = (0..24).map(|_| GameId::random()).collect();
+    let mut slots = std::collections::HashSet::new();
+    let mut epochs = Vec::new();
+    for id in &ids {
+        slots.insert(cluster.slot(&conn.game_key(id, "snap")).await);
+        let Claim::Won(lease) = directory.claim(id, &me("a"), Duration::from_secs(30)).await.expect("claim") else {
+            panic!("a fresh game is free")
+        };
+        directory.acknowledged().await.expect("nothing left to wait for: each claim waited for its replica");
+        epochs.push(lease.epoch);
+    }
+    assert!(slots.len() > 3, "the games are in {} slots", slots.len());
+    let batch: Vec<_> =
+        ids.iter().zip(&epochs).map(|(id, epoch)| (std::sync::Arc::new(snapshot(id, 1, *epoch)), None)).collect();
+    let started = Instant::now();
+    let outcomes = store.write_all(&batch).await.expect("a batch across slots is written");
+    let took = started.elapsed();
+    assert_eq!(outcomes, vec![WriteOutcome::Written; ids.len()]);
+    for (id, epoch) in ids.iter().zip(&epochs) {
+        let read = store.read(id).await.expect("read").expect("stored");
+        assert_eq!((read.version, read.epoch), (1, *epoch));
+        let renewal = directory.renew(id, &me("a"), *epoch, Duration::from_secs(30)).await.expect("renew");
+        assert_eq!(renewal, Renewal::Renewed(*epoch));
+    }
+
+    // Alive: its heartbeat, and a subscriber on its sharded inbox.
+    let (mut subscriber, _) = conn.subscriber(|_: redis::PushInfo| Ok::<(), ()>(())).await.expect("subscriber");
+    assert!(subscriber.sharded());
+    subscriber.subscribe(&[conn.key("inbox:a"), conn.key("lobby")]).await.expect("SSUBSCRIBE");
+    subscriber.ping(&[conn.key("inbox:a"), conn.key("lobby")]).await.expect("subscribed on their primaries");
+    directory.heartbeat(&me("a"), Duration::from_secs(30)).await.expect("heartbeat");
+    assert!(directory.alive(&me("a")).await.expect("alive"), "heartbeat and a subscriber on its inbox");
+    assert!(!directory.alive(&me("b")).await.expect("alive"), "no heartbeat, no subscriber");
+    eprintln!(
+        "Redis Cluster stores: a batch of {} snapshots in {} slots written, one pipeline and WAIT 1 per slot, in {took:?}",
+        ids.len(),
+        slots.len()
+    );
 }
