@@ -97,18 +97,17 @@ impl RedisSnapshots {
     }
 }
 
+/// One write of a batch: the snapshot and its time-to-live.
+type Write = (Arc<Snapshot>, Option<Duration>);
+
 impl RedisSnapshots {
     /// In a Redis Cluster, a batch whose games are in several slots split by slot (each
     /// part with the places of its snapshots in the batch); `None` when it is one pipeline.
-    #[allow(clippy::type_complexity)]
-    fn by_slot(
-        &self,
-        batch: &[(Arc<Snapshot>, Option<Duration>)],
-    ) -> Option<Vec<(Vec<usize>, Vec<(Arc<Snapshot>, Option<Duration>)>)>> {
+    fn by_slot(&self, batch: &[Write]) -> Option<Vec<(Vec<usize>, Vec<Write>)>> {
         if !self.writes.sharded() || batch.len() < 2 {
             return None;
         }
-        let mut parts: Vec<(Vec<usize>, Vec<(Arc<Snapshot>, Option<Duration>)>)> = Vec::new();
+        let mut parts: Vec<(Vec<usize>, Vec<Write>)> = Vec::new();
         let mut part_of: HashMap<Slot, usize> = HashMap::new();
         for (i, write) in batch.iter().enumerate() {
             let slot = Slot::for_key(self.conn.game_key(&write.0.game_id, "snap"));
