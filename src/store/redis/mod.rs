@@ -888,6 +888,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_cluster_publishes_on_sharded_channels_and_a_bad_seed_is_refused() {
+        let nodes = vec!["127.0.0.1:1".to_owned(), "[::1]:2".to_owned()];
+        let conn = RedisConn::lazy_with(&settings("redis://127.0.0.1:9/0"), &Discovery::Cluster(nodes)).expect("lazy");
+        assert!(conn.sharded());
+        assert!(conn.primary_named().is_none());
+        let packed = String::from_utf8_lossy(&conn.publish_cmd("t:inbox:a", "hi").get_packed_command()).into_owned();
+        assert!(packed.contains("SPUBLISH") && packed.contains("t:inbox:a"), "{packed}");
+        let single = RedisConn::lazy(&settings("redis://127.0.0.1:9/0")).expect("lazy");
+        assert!(!single.sharded());
+        let packed = String::from_utf8_lossy(&single.publish_cmd("t:inbox:a", "hi").get_packed_command()).into_owned();
+        assert!(packed.contains("PUBLISH") && !packed.contains("SPUBLISH"), "{packed}");
+        let bad = RedisConn::lazy_with(
+            &settings("redis://:hunter2@127.0.0.1:9/0"),
+            &Discovery::Cluster(vec!["redis://a:1".to_owned()]),
+        );
+        let Err(StoreError::Backend(message)) = bad else { panic!("a bad seed must be refused") };
+        assert!(message.contains("redis.cluster_nodes") && !message.contains("hunter2"), "{message}");
+    }
+
+    #[tokio::test]
     async fn game_keys_share_the_game_hash_tag() {
         let conn = RedisConn::lazy(&settings("redis://127.0.0.1:1/0")).expect("lazy");
         let id = GameId::parse("abc123").expect("id");
