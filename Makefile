@@ -4,7 +4,7 @@
 CARGO ?= cargo
 BROWSER_DIR := tests/browser
 
-.PHONY: run run-debug run-llm run-redis run-cluster run-sentinel run-redis-haproxy cluster-deps fake-llm load load-peers redis-deps test fmt-check clippy unit browser-test browser-deps bench check-config conformance schemathesis python-deps fuzz chaos chaos-deps clean
+.PHONY: run run-debug run-llm run-redis run-cluster run-sentinel run-redis-haproxy run-redis-cluster cluster-deps fake-llm load load-peers redis-deps test fmt-check clippy unit browser-test browser-deps bench check-config conformance schemathesis python-deps fuzz chaos chaos-deps clean
 
 # $(call need-deb,COMMAND,PACKAGE,WHAT NEEDS IT): installs Debian's PACKAGE when COMMAND is
 # missing (as root), or says how and stops.
@@ -131,6 +131,13 @@ run-sentinel: cluster-deps
 ## of the nodes (routing to whichever answers role:master; docs/OPERATIONS.md) instead.
 run-redis-haproxy: cluster-deps
 	VIA=haproxy bash scripts/sentinel.sh
+
+## make run-redis-cluster: a Redis Cluster — three primaries and three replicas on private
+## ports, joined by redis-cli --cluster create — and two instances on it
+## (redis.cluster_nodes), behind Debian's haproxy on :8080 (PORT=… INSTANCES=…); kill a
+## primary (the script prints how) and keep playing.
+run-redis-cluster: cluster-deps
+	bash scripts/redis-cluster.sh
 
 cluster-deps: redis-deps
 	$(call need-deb,haproxy,haproxy,make run-cluster)

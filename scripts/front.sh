@@ -1,6 +1,8 @@
 # Sourced by the run-* scripts that start several Rampart instances on one shared Redis
 # behind HAProxy (scripts/cluster.sh, scripts/sentinel.sh): the parts they share.
 #   front_setup NAME        release build, a log directory $dir, $pids stopped on exit
+#                           (and every node with a $dir/redis-*.pid, restarted by hand or not)
+#   wait_pong PORT          until the Redis on PORT answers PING
 #   start_instances ENV…    $instances instances, each with ENV (how it reaches Redis)
 #   start_haproxy           HAProxy on 127.0.0.1:$port balancing them; sets $haproxy
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
@@ -14,8 +16,19 @@ front_setup() { # NAME
 
 front_cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  # A node restarted by hand is not in pids: stop every node by its pid file.
+  for f in "$dir"/redis-*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true; done
   wait 2>/dev/null || true
   echo "stopped; logs kept in $dir"
+}
+
+wait_pong() { # PORT
+  for _ in $(seq 1 100); do
+    [ "$(redis-cli -p "$1" PING 2>/dev/null)" = "PONG" ] && return 0
+    sleep 0.1
+  done
+  echo "nothing answers on port $1 (see $dir)" >&2
+  return 1
 }
 
 start_instances() { # ENV… (each instance's way to Redis)

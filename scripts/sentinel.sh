@@ -17,14 +17,6 @@ instances=${INSTANCES:-2}
 master=mymaster
 . scripts/front.sh
 front_setup sentinel
-wait_pong() {
-  for _ in $(seq 1 100); do
-    [ "$(redis-cli -p "$1" PING 2>/dev/null)" = "PONG" ] && return 0
-    sleep 0.1
-  done
-  echo "nothing answers on port $1 (see $dir)" >&2
-  return 1
-}
 
 # The data nodes, each from a config file of its own (Sentinel rewrites it at a failover).
 node() { # NAME PORT [PRIMARY_PORT]

@@ -70,7 +70,7 @@ use crate::runtime::system::{Part, SystemTree};
 use crate::store::event_sink::EventSink;
 use crate::store::keeper::SnapshotKeeper;
 use crate::store::redis::directory::ReplicaAcks;
-use crate::store::redis::{RedisConn, RedisSettings, SentinelSettings};
+use crate::store::redis::{Discovery, RedisConn, RedisSettings, SentinelSettings};
 use crate::store::{Guarded, Stores};
 use crate::web::session::SessionLimits;
 use crate::web::AppState;
@@ -434,15 +434,26 @@ fn open_stores(config: &Config, ticket_ttl: Duration, me: &InstanceId) -> std::i
                 command_timeout: Duration::from_millis(r.command_timeout_ms),
                 reconnect_max_delay: Duration::from_millis(r.reconnect_max_delay_ms),
             };
-            let sentinels = (!r.sentinels.is_empty())
-                .then(|| SentinelSettings { addresses: r.sentinels.clone(), master_name: r.master_name.clone() });
-            let conn = RedisConn::lazy_with(&settings, sentinels.as_ref()).map_err(std::io::Error::other)?;
-            match &sentinels {
-                None => {
+            let discovery = if !r.cluster_nodes.is_empty() {
+                Discovery::Cluster(r.cluster_nodes.clone())
+            } else if !r.sentinels.is_empty() {
+                Discovery::Sentinel(SentinelSettings {
+                    addresses: r.sentinels.clone(),
+                    master_name: r.master_name.clone(),
+                })
+            } else {
+                Discovery::Direct
+            };
+            let conn = RedisConn::lazy_with(&settings, &discovery).map_err(std::io::Error::other)?;
+            match &discovery {
+                Discovery::Direct => {
                     tracing::info!(url = %store::redis::redact_url(&url), prefix = %r.key_prefix, "games, sessions, leases, the waitlist and the event stream live in Redis")
                 }
-                Some(s) => {
+                Discovery::Sentinel(s) => {
                     tracing::info!(sentinels = %s.addresses.join(","), master_name = %s.master_name, prefix = %r.key_prefix, "games, sessions, leases, the waitlist and the event stream live in Redis, on the primary the Sentinels name")
+                }
+                Discovery::Cluster(nodes) => {
+                    tracing::info!(cluster_nodes = %nodes.join(","), prefix = %r.key_prefix, "games, sessions, leases, the waitlist and the event stream live in a Redis Cluster (each game in its own slot; the relay on sharded Pub/Sub)")
                 }
             }
             actix_rt::spawn(warn_unless_persistent(conn.clone()));

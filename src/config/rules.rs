@@ -49,6 +49,22 @@ pub(super) fn cross_field_rules(c: &Config, p: &mut Problems) {
             }
         }
     }
+    let r = &c.redis;
+    if p.clean(&["redis.sentinels", "redis.cluster_nodes"]) && !r.sentinels.is_empty() && !r.cluster_nodes.is_empty() {
+        p.add(
+            "redis.cluster_nodes",
+            "set either redis.sentinels (a primary and its replicas, the primary named by the Sentinels) or \
+             redis.cluster_nodes (a Redis Cluster, which fails over by itself), not both",
+        );
+    }
+    if p.clean(&["redis.url", "redis.cluster_nodes"]) && !r.cluster_nodes.is_empty() {
+        if let Some(db) = redis_database(&r.url).filter(|db| *db != "0") {
+            p.add(
+                "redis.url",
+                format!("a Redis Cluster has only database 0 (redis.cluster_nodes is set), got database {db:?}"),
+            );
+        }
+    }
     for (name, b) in &c.circuit_breakers.breakers {
         let at = |key: &str| format!("circuit_breakers.{name}.{key}");
         if p.clean(&[&at("timeout"), &at("timeout_max")]) && b.open_max_secs < b.open_secs {
@@ -85,6 +101,14 @@ pub(super) fn redis_url(url: &str, _: &()) -> garde::Result {
         Some(rest) if !rest.is_empty() && !rest.contains(char::is_whitespace) => Ok(()),
         _ => Err(garde::Error::new(format!("expected a redis:// URL such as redis://127.0.0.1:6379, got {url:?}"))),
     }
+}
+
+/// The database a `redis://host:port/DB` URL names, if it names one.
+fn redis_database(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("redis://")?;
+    let path = rest.split(['?', '#']).next()?;
+    let (_, db) = path.split_once('/')?;
+    (!db.is_empty()).then_some(db)
 }
 
 /// garde rule: empty, or an http(s) URL without credentials.

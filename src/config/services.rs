@@ -91,19 +91,27 @@ pub struct RedisConfig {
     /// it is made (and checks with `ROLE` that the node is one), so the instances follow a
     /// failover and a switchover; `url`'s password and database still apply to the data
     /// nodes, its address is not used (docs/OPERATIONS.md, "Redis Sentinel").
-    #[garde(length(max = 16), inner(length(max = 300), custom(sentinel_address)))]
+    #[garde(length(max = 16), inner(length(max = 300), custom(node_address)))]
     pub sentinels: Vec<String>,
     /// The name the Sentinels monitor the primary under (`sentinel monitor NAME …`),
     /// 1..=64 letters, digits, `_ - .`.
     #[garde(length(min = 1, max = 64), pattern(r"^[A-Za-z0-9_.-]+$"))]
     #[default = "mymaster"]
     pub master_name: String,
+    /// Seed nodes of a Redis Cluster (`host:port`, up to 16); empty: not a cluster. When
+    /// set, the instances read the cluster's slot map from any of them and talk to every
+    /// primary (the client follows `MOVED`, `ASK` and a failover); each game's keys share a
+    /// hash tag (one slot), and the relay uses sharded Pub/Sub. `url`'s password still
+    /// applies to every node, its address is not used, and its database must be 0. Not with
+    /// `sentinels` (docs/OPERATIONS.md, "Redis Cluster").
+    #[garde(length(max = 16), inner(length(max = 300), custom(node_address)))]
+    pub cluster_nodes: Vec<String>,
 }
 
 impl RedisConfig {
-    /// One of `sentinels` as host and port: `host:port`, or `[v6]:port` for an IPv6
-    /// address; no scheme, credentials or path.
-    pub fn sentinel_address(text: &str) -> Result<(String, u16), String> {
+    /// One of `sentinels` or `cluster_nodes` as host and port: `host:port`, or `[v6]:port`
+    /// for an IPv6 address; no scheme, credentials or path.
+    pub fn node_address(text: &str) -> Result<(String, u16), String> {
         let bad = || format!("{text:?} is not host:port");
         let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
         let bracketed = host.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
@@ -117,9 +125,9 @@ impl RedisConfig {
     }
 }
 
-/// garde rule: one of `redis.sentinels`.
-fn sentinel_address(text: &str, _: &()) -> garde::Result {
-    RedisConfig::sentinel_address(text).map(|_| ()).map_err(garde::Error::new)
+/// garde rule: one of `redis.sentinels` or `redis.cluster_nodes`.
+fn node_address(text: &str, _: &()) -> garde::Result {
+    RedisConfig::node_address(text).map(|_| ()).map_err(garde::Error::new)
 }
 
 /// `cluster:` section: how instances sharing one Redis own games (docs/DESIGN.md D11).

@@ -570,3 +570,19 @@ fn every_problem_has_a_path_even_at_the_top_of_the_document() {
         }
     }
 }
+
+#[test]
+fn cluster_nodes_are_addresses_and_exclude_sentinels() {
+    let c = ok("redis:\n  cluster_nodes: [\"10.0.0.1:7000\", \"[::1]:7001\"]\n");
+    assert_eq!(c.redis.cluster_nodes, ["10.0.0.1:7000", "[::1]:7001"]);
+    let c = Config::from_yaml_str("", &env(&[("RAMPART__REDIS__CLUSTER_NODES", "a:7000,b:7001")])).expect("env");
+    assert_eq!(c.redis.cluster_nodes, ["a:7000", "b:7001"]);
+    let message = only_error_at("redis:\n  cluster_nodes: [\"redis://a:7000\"]\n", "redis.cluster_nodes[0]");
+    assert!(message.contains("host:port"), "{message}");
+    let message =
+        only_error_at("redis:\n  sentinels: [\"a:26379\"]\n  cluster_nodes: [\"b:7000\"]\n", "redis.cluster_nodes");
+    assert!(message.contains("not both"), "{message}");
+    let message = only_error_at("redis:\n  url: redis://x:7000/2\n  cluster_nodes: [\"b:7000\"]\n", "redis.url");
+    assert!(message.contains("database 0"), "{message}");
+    ok("redis:\n  url: redis://x:7000/0\n  cluster_nodes: [\"b:7000\"]\n");
+}

@@ -11,6 +11,12 @@
 //! go to the session by its connection id. Outbound messages leave in order, batched, on
 //! one publisher through the `messaging` breaker; a message to an instance nobody listens
 //! for (it died) fails at once.
+//!
+//! In a Redis Cluster the same relay runs on sharded Pub/Sub ([`RedisConn::sharded`]): it
+//! publishes with `SPUBLISH` and subscribes with `SSUBSCRIBE`, each channel living on the
+//! primary of its own slot, so Pub/Sub grows with the shards instead of every message
+//! reaching every node. Only the channel commands differ: a batch is then one pipeline per
+//! inbox (a pipeline goes whole to one slot's primary; each inbox keeps its order).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -164,8 +170,8 @@ impl Relay {
         self.send(to, Wire::Reply { req, reply });
     }
 
-    /// The publisher: drains the queue in order, a pipeline per batch, through the
-    /// `messaging` breaker. A message to an inbox nobody subscribes to (the instance died)
+    /// The publisher: drains the queue in order, a pipeline per batch (in a Redis Cluster,
+    /// per inbox in the batch), through the `messaging` breaker. A message to an inbox nobody subscribes to (the instance died)
     /// fails the requests waiting on it at once.
     fn start_publisher(&mut self, ctx: &mut Context<Self>) {
         let (tx, mut rx) = mpsc::unbounded_channel::<(InstanceId, Wire)>();
@@ -181,30 +187,47 @@ impl Relay {
                         Err(_) => break,
                     }
                 }
-                let mut pipe = redis::pipe();
-                for (to, wire) in &batch {
-                    match serde_json::to_string(wire) {
-                        Ok(text) => {
-                            pipe.cmd("PUBLISH").arg(format!("{prefix}{}", to.as_str())).arg(text);
+                // One pipeline, or in a Redis Cluster one per inbox (each to its slot's
+                // primary), all sent at once; each message's place in the batch kept.
+                let mut pipes: Vec<(Vec<usize>, redis::Pipeline)> = Vec::new();
+                let mut pipe_of: HashMap<&InstanceId, usize> = HashMap::new();
+                for (i, (to, wire)) in batch.iter().enumerate() {
+                    let text = match serde_json::to_string(wire) {
+                        Ok(text) => text,
+                        Err(e) => {
+                            tracing::error!("could not encode a relayed message: {e}");
+                            continue;
                         }
-                        Err(e) => tracing::error!("could not encode a relayed message: {e}"),
+                    };
+                    let key = if conn.sharded() { to } else { &batch[0].0 };
+                    let at = *pipe_of.entry(key).or_insert_with(|| {
+                        pipes.push((Vec::new(), redis::pipe()));
+                        pipes.len() - 1
+                    });
+                    pipes[at].0.push(i);
+                    pipes[at].1.add_command(conn.publish_cmd(&format!("{prefix}{}", to.as_str()), &text));
+                }
+                let sent = futures_util::future::join_all(pipes.iter().map(|(_, pipe)| {
+                    let (conn, messaging) = (&conn, &messaging);
+                    async move {
+                        let mut manager = conn.manager();
+                        messaging.call(conn.timed("relay publish", pipe.query_async::<Vec<i64>>(&mut manager))).await
+                    }
+                }))
+                .await;
+                let mut failed = Vec::new();
+                for ((at, _), sent) in pipes.iter().zip(sent) {
+                    let wires = at.iter().map(|i| &batch[*i].1);
+                    match sent {
+                        Ok(receivers) => failed.extend(
+                            wires.zip(receivers).filter(|(_, n)| *n == 0).filter_map(|(wire, _)| request_id(wire)),
+                        ),
+                        Err(e) => {
+                            tracing::debug!(messages = at.len(), "could not publish relayed messages: {e}");
+                            failed.extend(wires.filter_map(request_id));
+                        }
                     }
                 }
-                let mut manager = conn.manager();
-                let sent =
-                    messaging.call(conn.timed("relay publish", pipe.query_async::<Vec<i64>>(&mut manager))).await;
-                let failed: Vec<u64> = match sent {
-                    Ok(receivers) => batch
-                        .iter()
-                        .zip(receivers)
-                        .filter(|(_, n)| *n == 0)
-                        .filter_map(|((_, wire), _)| request_id(wire))
-                        .collect(),
-                    Err(e) => {
-                        tracing::debug!(messages = batch.len(), "could not publish relayed messages: {e}");
-                        batch.iter().filter_map(|(_, wire)| request_id(wire)).collect()
-                    }
-                };
                 if !failed.is_empty() {
                     me.do_send(Undeliverable(failed));
                 }
@@ -213,8 +236,9 @@ impl Relay {
     }
 
     /// The subscriber: this instance's inbox and the lobby channel, on a RESP3 connection
-    /// of its own to the primary (through the Sentinels when configured), made again and
-    /// subscribed again as soon as it drops ([`keep_subscribed`]).
+    /// of its own to the primary (through the Sentinels when configured; in a Redis Cluster
+    /// sharded, each on its slot's primary), made again and subscribed again as soon as it
+    /// drops ([`keep_subscribed`]).
     fn start_subscriber(&mut self, ctx: &mut Context<Self>) {
         let (tx, mut rx) = mpsc::unbounded_channel::<redis::PushInfo>();
         let channels = [self.inbox(&self.cluster.me), self.conn.key("lobby")];
@@ -223,7 +247,7 @@ impl Relay {
         let lobby_channel = self.conn.key("lobby");
         actix_rt::spawn(async move {
             while let Some(push) = rx.recv().await {
-                if push.kind != redis::PushKind::Message {
+                if !matches!(push.kind, redis::PushKind::Message | redis::PushKind::SMessage) {
                     continue;
                 }
                 let (Some(channel), Some(payload)) = (push.data.first(), push.data.get(1)) else { continue };
@@ -422,6 +446,13 @@ const SUBSCRIBER_RETRY_MAX: Duration = Duration::from_millis(100);
 /// ping to fail, or the Sentinels to name another primary; then it starts the next round at
 /// once. Messages published between the drop and the new subscription are lost (Pub/Sub
 /// keeps nothing): the relay's requests time out and are retried.
+///
+/// In a Redis Cluster the connection reaches every node, and a `Disconnection` may be any
+/// node's: it only has the keep-alive run at once, which asks the primary of each channel's
+/// slot whether the channel has a subscriber there (the client makes a dropped node's
+/// connection again and subscribes there again, but after a failover it does not always
+/// subscribe on the promoted replica). The round ends when that check fails or the cluster
+/// unsubscribes a channel itself (`sunsubscribe`: its slot moved away).
 async fn keep_subscribed(conn: RedisConn, channels: [String; 2], tx: mpsc::UnboundedSender<redis::PushInfo>) {
     let retry_max = SUBSCRIBER_RETRY_MAX.min(conn.settings().reconnect_max_delay).max(SUBSCRIBER_RETRY_MIN);
     let mut retry = SUBSCRIBER_RETRY_MIN;
@@ -431,19 +462,28 @@ async fn keep_subscribed(conn: RedisConn, channels: [String; 2], tx: mpsc::Unbou
         // Through Sentinel: the primary they name, to compare with the node reached.
         let mut named = conn.primary_named();
         let dropped = Arc::new(tokio::sync::Notify::new());
+        let unsubscribed = Arc::new(tokio::sync::Notify::new());
         let push = {
-            let (tx, dropped) = (tx.clone(), dropped.clone());
+            let (tx, dropped, unsubscribed) = (tx.clone(), dropped.clone(), unsubscribed.clone());
             move |info: redis::PushInfo| -> Result<(), ()> {
-                if info.kind == redis::PushKind::Disconnection {
+                match info.kind {
                     // A permit is kept if nobody waits yet: a drop is never missed.
-                    dropped.notify_one();
-                    return Ok(());
+                    redis::PushKind::Disconnection => dropped.notify_one(),
+                    // Never asked for: the cluster took the channel's slot elsewhere.
+                    redis::PushKind::SUnsubscribe => unsubscribed.notify_one(),
+                    _ => return tx.send(info).map_err(|_| ()),
                 }
-                tx.send(info).map_err(|_| ())
+                Ok(())
             }
         };
         let subscribed = match conn.subscriber(push).await {
             Ok((mut con, reached)) => match con.subscribe(&channels).await {
+                // In a Redis Cluster, checked at once: while a channel's primary is down
+                // the client may confirm a subscription made on another node.
+                Ok(()) if con.sharded() => match con.ping(&channels).await {
+                    Ok(()) => Ok((con, reached)),
+                    Err(e) => Err(conn.scrub(&format!("redis subscribe: {e}"))),
+                },
                 Ok(()) => Ok((con, reached)),
                 Err(e) => Err(conn.scrub(&format!("redis subscribe failed: {e}"))),
             },
@@ -464,8 +504,9 @@ async fn keep_subscribed(conn: RedisConn, channels: [String; 2], tx: mpsc::Unbou
         };
         retry = SUBSCRIBER_RETRY_MIN;
         rounds += 1;
+        let sharded = con.sharded();
         match down_since.take() {
-            None if rounds == 1 => tracing::info!(channel = %channels[0], "the relay is listening"),
+            None if rounds == 1 => tracing::info!(channel = %channels[0], sharded, "the relay is listening"),
             Some(since) => tracing::info!(
                 channel = %channels[0],
                 unsubscribed_ms = since.elapsed().as_millis() as u64,
@@ -475,20 +516,24 @@ async fn keep_subscribed(conn: RedisConn, channels: [String; 2], tx: mpsc::Unbou
         }
         let why = loop {
             tokio::select! {
-                () = dropped.notified() => break Some("its connection dropped"),
+                () = dropped.notified() => {
+                    if !sharded {
+                        break Some("its connection dropped".to_owned());
+                    }
+                }
+                () = unsubscribed.notified() => break Some("the cluster moved a channel's slot to another node".to_owned()),
                 () = moved(&mut named, reached.as_deref()) => {
                     tracing::info!(channel = %channels[0], "the Sentinels name another primary: the relay subscribes there");
                     break None;
                 }
-                () = tokio::time::sleep(SUBSCRIBER_PING) => {
-                    let ping = redis::cmd("PING");
-                    let ping = ping.query_async::<String>(&mut con);
-                    match tokio::time::timeout(conn.settings().command_timeout, ping).await {
-                        Ok(Ok(_)) => {}
-                        Ok(Err(_)) => break Some("its keep-alive ping failed"),
-                        Err(_) => break Some("its keep-alive ping got no answer"),
-                    }
-                }
+                () = tokio::time::sleep(SUBSCRIBER_PING) => {}
+            }
+            if let Err(e) = con.ping(&channels).await {
+                break Some(if e.is_timeout() {
+                    "its keep-alive ping got no answer".to_owned()
+                } else {
+                    conn.scrub(&format!("its keep-alive check failed: {e}"))
+                });
             }
         };
         down_since = Some(Instant::now());

@@ -389,8 +389,8 @@ async fn announce(announcer: &Announcer, messaging: &Guarded, view: &LobbyView, 
         Announcer::Local => view.apply(change),
         Announcer::Redis(conn) => {
             let Ok(text) = serde_json::to_string(&change) else { return };
-            let mut cmd = redis::cmd("PUBLISH");
-            cmd.arg(conn.key("lobby")).arg(text);
+            // PUBLISH, or SPUBLISH in a Redis Cluster (where the relay's subscriber listens).
+            let cmd = conn.publish_cmd(&conn.key("lobby"), &text);
             if let Err(e) = messaging.call(conn.query::<i64>("lobby announce", &cmd)).await {
                 // The periodic reload brings it to every instance anyway.
                 tracing::debug!(game_id = %change.game_id, "could not announce a lobby change: {e}");

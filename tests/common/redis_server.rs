@@ -6,7 +6,9 @@
 //! `start_debuggable` allows the `DEBUG` command (Redis 7 refuses it by default), so a test
 //! can stall the server with `DEBUG SLEEP`. `start_replica` starts a replica of another
 //! test server, and [`Sentinel`] a `redis-server --sentinel` watching one (a primary, its
-//! replica and three Sentinels make the set a failover needs).
+//! replica and three Sentinels make the set a failover needs). [`RedisCluster`] is six such
+//! servers with `--cluster-enabled yes` joined by `redis-cli --cluster create` into a Redis
+//! Cluster of three primaries and three replicas.
 #![allow(dead_code, missing_docs)]
 
 use std::io::{Read, Write};
@@ -57,6 +59,9 @@ pub struct RedisServer {
     debug: bool,
     /// `--replicaof 127.0.0.1 PORT`.
     replica_of: Option<u16>,
+    /// `--cluster-enabled yes` with this cluster bus port (`--cluster-port`: the default,
+    /// the port plus 10000, may be taken or past 65535).
+    bus_port: Option<u16>,
 }
 
 impl RedisServer {
@@ -92,6 +97,16 @@ impl RedisServer {
     }
 
     fn launch_as(appendonly: bool, debug: bool, replica_of: Option<u16>) -> RedisServer {
+        RedisServer::launch_node(appendonly, debug, replica_of, false)
+    }
+
+    /// Starts a node of a Redis Cluster (`--cluster-enabled yes`, its bus on another free
+    /// port, `cluster-node-timeout` [`RedisCluster::NODE_TIMEOUT_MS`]), not yet in one.
+    fn start_cluster_node() -> RedisServer {
+        RedisServer::launch_node(false, false, None, true)
+    }
+
+    fn launch_node(appendonly: bool, debug: bool, replica_of: Option<u16>, cluster: bool) -> RedisServer {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("rampart-redis-{}-{n}", std::process::id()));
@@ -100,7 +115,9 @@ impl RedisServer {
         // with a new one when the server exits at start-up.
         for _ in 0..5 {
             let port = free_port();
-            let mut server = RedisServer { port, dir: dir.clone(), child: None, appendonly, debug, replica_of };
+            let bus_port = cluster.then(free_port);
+            let mut server =
+                RedisServer { port, dir: dir.clone(), child: None, appendonly, debug, replica_of, bus_port };
             if server.launch() {
                 return server;
             }
@@ -147,6 +164,18 @@ impl RedisServer {
             .args(
                 self.replica_of
                     .map(|p| vec!["--replicaof".to_owned(), "127.0.0.1".to_owned(), p.to_string()])
+                    .unwrap_or_default(),
+            )
+            .args(
+                self.bus_port
+                    .map(|bus| {
+                        let timeout = RedisCluster::NODE_TIMEOUT_MS.to_string();
+                        ["--cluster-enabled", "yes", "--cluster-port", &bus.to_string()]
+                            .into_iter()
+                            .chain(["--cluster-config-file", "nodes.conf", "--cluster-node-timeout", &timeout])
+                            .map(str::to_owned)
+                            .collect::<Vec<_>>()
+                    })
                     .unwrap_or_default(),
             )
             .arg("--dir")
@@ -216,6 +245,19 @@ pub fn command<T: redis::FromRedisValue>(port: u16, args: &[&str]) -> Option<T> 
         cmd.arg(*arg);
     }
     cmd.query(&mut con).ok()
+}
+
+/// [`command`] for async code (a test whose servers run on its thread must not block it):
+/// one command on a fresh connection, within half a second.
+pub async fn command_async<T: redis::FromRedisValue>(port: u16, args: &[&str]) -> Option<T> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).ok()?;
+    let connect = client.get_multiplexed_async_connection();
+    let mut con = tokio::time::timeout(Duration::from_millis(500), connect).await.ok()?.ok()?;
+    let mut cmd = redis::cmd(args[0]);
+    for arg in &args[1..] {
+        cmd.arg(*arg);
+    }
+    tokio::time::timeout(Duration::from_millis(500), cmd.query_async(&mut con)).await.ok()?.ok()
 }
 
 /// A private Redis Sentinel (`redis-server FILE --sentinel`) on a free loopback port,
@@ -319,6 +361,149 @@ impl Drop for Sentinel {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// A Redis Cluster for one test: six private [`RedisServer`] nodes with
+/// `--cluster-enabled yes` (`cluster-node-timeout` [`RedisCluster::NODE_TIMEOUT_MS`]), joined
+/// by `redis-cli --cluster create … --cluster-replicas 1` into three primaries, each with a
+/// replica. A node stopped (SIGKILL) and restarted keeps its `nodes.conf`, so it rejoins the
+/// cluster: a primary whose replica was promoted meanwhile comes back as its replica.
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+}
+
+/// One line of `CLUSTER NODES`.
+#[derive(Clone, Debug)]
+pub struct ClusterNode {
+    pub id: String,
+    pub port: u16,
+    /// `master` or `slave` (without `myself`), and whether it is flagged `fail`.
+    pub primary: bool,
+    pub failed: bool,
+    /// The id of its primary (a replica's), `-` for a primary.
+    pub primary_id: String,
+    /// Its slot ranges, inclusive.
+    pub slots: Vec<(u16, u16)>,
+}
+
+impl RedisCluster {
+    /// How long a node may be unreachable before the others flag it (and its replica is
+    /// promoted about a second or two later): `cluster-node-timeout`.
+    pub const NODE_TIMEOUT_MS: u64 = 1000;
+
+    /// Starts six nodes, creates the cluster, and waits (blocking: call it before a server
+    /// runs in the thread) until every node says `cluster_state:ok` and knows the six, and
+    /// every replica is in sync with its primary.
+    pub fn start() -> RedisCluster {
+        let nodes: Vec<RedisServer> = (0..6).map(|_| RedisServer::start_cluster_node()).collect();
+        let cli = std::env::var("RAMPART_REDIS_CLI").unwrap_or_else(|_| "redis-cli".to_owned());
+        let output = Command::new(&cli)
+            .arg("--cluster")
+            .arg("create")
+            .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("could not run `{cli} --cluster create` (Debian package redis-tools): {e}"));
+        assert!(
+            output.status.success(),
+            "redis-cli --cluster create failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let cluster = RedisCluster { nodes };
+        eventually_blocking(Duration::from_secs(20), "the cluster is formed and every replica in sync", || {
+            let nodes = || command::<String>(cluster.nodes[0].port, &["CLUSTER", "NODES"]);
+            cluster.formed().then_some(()).ok_or_else(|| format!("CLUSTER NODES: {:?}", nodes()))
+        });
+        cluster
+    }
+
+    /// Whether every node says `cluster_state:ok` and sees six nodes, three primaries each
+    /// with a replica in sync.
+    fn formed(&self) -> bool {
+        self.nodes.iter().all(|n| {
+            let info: Option<String> = command(n.port, &["CLUSTER", "INFO"]);
+            let ok = info.is_some_and(|i| i.contains("cluster_state:ok") && i.contains("cluster_known_nodes:6"));
+            let text: Option<String> = command(n.port, &["CLUSTER", "NODES"]);
+            let view = parse_cluster_nodes(&text.unwrap_or_default());
+            let primaries = view.iter().filter(|v| v.primary && !v.slots.is_empty()).count();
+            ok && primaries == 3 && view.len() == 6 && (n.role().as_deref() != Some("slave") || n.in_sync())
+        })
+    }
+
+    /// `host:port` of every node, as `redis.cluster_nodes` takes them.
+    pub fn seeds(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect()
+    }
+
+    /// The node on `port`.
+    pub fn node(&mut self, port: u16) -> &mut RedisServer {
+        self.nodes.iter_mut().find(|n| n.port == port).expect("a node of the cluster")
+    }
+
+    /// `CLUSTER NODES` as the node on `port` sees the cluster (`None`: it does not answer).
+    pub async fn view(&self, port: u16) -> Option<Vec<ClusterNode>> {
+        let text: String = command_async(port, &["CLUSTER", "NODES"]).await?;
+        Some(parse_cluster_nodes(&text))
+    }
+
+    /// The slot of `key` (`CLUSTER KEYSLOT`, asked of the first node that answers).
+    pub async fn slot(&self, key: &str) -> u16 {
+        for n in &self.nodes {
+            if let Some(slot) = command_async::<i64>(n.port, &["CLUSTER", "KEYSLOT", key]).await {
+                return slot as u16;
+            }
+        }
+        panic!("no node answers CLUSTER KEYSLOT");
+    }
+
+    /// The port of the primary serving `slot`, not flagged as failed, as every node that
+    /// answers (but `except`) sees it; `None` while they do not agree on one.
+    pub async fn primary_of(&self, slot: u16, except: Option<u16>) -> Option<u16> {
+        let mut seen = None;
+        for n in self.nodes.iter().filter(|n| Some(n.port) != except) {
+            let Some(view) = self.view(n.port).await else { continue };
+            let serving = view
+                .iter()
+                .find(|v| v.primary && !v.failed && v.slots.iter().any(|(a, b)| (*a..=*b).contains(&slot)))?
+                .port;
+            if seen.is_some_and(|p| p != serving) {
+                return None;
+            }
+            seen = Some(serving);
+        }
+        seen
+    }
+}
+
+/// The lines of `CLUSTER NODES`.
+fn parse_cluster_nodes(text: &str) -> Vec<ClusterNode> {
+    text.lines().filter_map(parse_cluster_node).collect()
+}
+
+/// A line of `CLUSTER NODES`: `id ip:port@bus[,host] flags primary ping pong epoch link slots…`.
+fn parse_cluster_node(line: &str) -> Option<ClusterNode> {
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let port = fields.get(1)?.split('@').next()?.rsplit_once(':')?.1.parse().ok()?;
+    let flags: Vec<&str> = fields.get(2)?.split(',').collect();
+    let slots = fields
+        .iter()
+        .skip(8)
+        .filter(|s| !s.starts_with('['))
+        .filter_map(|s| match s.split_once('-') {
+            Some((a, b)) => Some((a.parse().ok()?, b.parse().ok()?)),
+            None => s.parse().ok().map(|a| (a, a)),
+        })
+        .collect();
+    Some(ClusterNode {
+        id: fields.first()?.to_string(),
+        port,
+        primary: flags.contains(&"master"),
+        failed: flags.contains(&"fail"),
+        primary_id: fields.get(3)?.to_string(),
+        slots,
+    })
 }
 
 impl Drop for RedisServer {

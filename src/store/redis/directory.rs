@@ -9,6 +9,15 @@
 //! (a stalled Redis) still runs when Redis wakes, and the next call must understand what it
 //! did. A claim by the holder answers its epoch (no second `INCR`); a renewal that finds a
 //! newer epoch its own instance took since answers that epoch instead of "lost".
+//!
+//! With replicas to wait for (`redis.min_replicas_acked`), one `WAIT` on the lease
+//! connection covers every claim and renewal made on it so far ([`GameDirectory::acknowledged`]).
+//! In a Redis Cluster the writes of one round land on several primaries, and `WAIT` counts
+//! the replicas of the node it runs on only (redis-rs would send a bare `WAIT` to every
+//! primary and answer the smallest count, so a shard that lost its replica would hold up
+//! every game): there each claim and renewal is one pipeline, the script then `WAIT`, sent
+//! whole to the primary of the game's slot (a pipeline the client retries elsewhere is
+//! retried whole: the script is safe to repeat), and `acknowledged` has nothing left to do.
 
 use std::time::Duration;
 
@@ -134,6 +143,51 @@ impl RedisDirectory {
     fn keys(&self, id: &GameId) -> [String; 3] {
         [self.conn.game_key(id, "lease"), self.conn.game_key(id, "epoch"), self.conn.game_key(id, "tenure")]
     }
+
+    /// Whether each lease write waits for its replicas itself (a Redis Cluster with replicas
+    /// to wait for) rather than [`GameDirectory::acknowledged`] once for all.
+    fn acked_each(&self) -> bool {
+        self.acks.replicas > 0 && self.leases.sharded()
+    }
+
+    /// Runs a claim or renewal script on the lease connection; in a Redis Cluster with
+    /// replicas to wait for, with its own `WAIT` in the same pipeline (to the game's primary).
+    async fn lease_write<T: redis::FromRedisValue>(
+        &self,
+        op: &'static str,
+        script: &Script,
+        keys: &[&str],
+        args: &[&str],
+    ) -> Result<T, StoreError> {
+        if !self.acked_each() {
+            return self.leases.eval(op, script, keys, args).await;
+        }
+        let wanted = self.acks.replicas;
+        let mut pipe = redis::pipe();
+        pipe.cmd("EVALSHA").arg(script.get_hash()).arg(keys.len()).arg(keys).arg(args);
+        pipe.cmd("WAIT").arg(wanted).arg(self.acks.timeout.as_millis().max(1) as u64);
+        let mut con = self.leases.manager();
+        let (answer, acked): (redis::Value, u32) = self
+            .leases
+            .timed(op, async {
+                match pipe.query_async::<(redis::Value, u32)>(&mut con).await {
+                    // A primary that never ran the script (a promoted replica): load it, again.
+                    Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                        script.prepare_invoke().load_async(&mut con).await?;
+                        pipe.query_async(&mut con).await
+                    }
+                    other => other,
+                }
+            })
+            .await?;
+        if acked < wanted {
+            return Err(StoreError::Backend(format!(
+                "redis {op}: {acked} of {wanted} replicas acknowledged within {} ms",
+                self.acks.timeout.as_millis()
+            )));
+        }
+        redis::from_redis_value(answer).map_err(|e| StoreError::Backend(format!("redis {op}: unexpected answer: {e}")))
+    }
 }
 
 fn lease(instance: &str, epoch: &str) -> Result<Lease, StoreError> {
@@ -158,7 +212,7 @@ impl GameDirectory for RedisDirectory {
             let [lease_key, epoch_key, tenure_key] = self.keys(id);
             let keys = [lease_key.as_str(), &epoch_key, &tenure_key];
             let (kind, instance, epoch): (String, String, String) =
-                self.leases.eval("lease claim", &self.claim, &keys, &[me.as_str(), &ms(lease_for)]).await?;
+                self.lease_write("lease claim", &self.claim, &keys, &[me.as_str(), &ms(lease_for)]).await?;
             let held = lease(&instance, &epoch)?;
             Ok(if kind == "won" { Claim::Won(held) } else { Claim::Held(held) })
         })
@@ -176,7 +230,7 @@ impl GameDirectory for RedisDirectory {
             let keys = [lease_key.as_str(), &epoch_key, &tenure_key];
             let args = [me.as_str(), &epoch.to_string(), &ms(lease_for)];
             let (kind, instance, epoch): (String, String, String) =
-                self.leases.eval("lease renew", &self.renew, &keys, &args).await?;
+                self.lease_write("lease renew", &self.renew, &keys, &args).await?;
             if kind == "renewed" {
                 let epoch =
                     epoch.parse().map_err(|_| StoreError::Backend("redis lease renew: bad epoch".to_owned()))?;
@@ -219,14 +273,15 @@ impl GameDirectory for RedisDirectory {
     fn alive<'a>(&'a self, instance: &'a InstanceId) -> StoreFuture<'a, bool> {
         // Alive: its heartbeat is live and it listens on its relay inbox. A killed process
         // drops its subscription at once; a paused one keeps it but its heartbeat lapses.
+        // Two calls: in a Redis Cluster the heartbeat and the inbox are in two slots.
         Box::pin(async move {
-            let mut pipe = redis::pipe();
-            pipe.cmd("EXISTS").arg(self.conn.key(&format!("instance:{}", instance.as_str())));
-            pipe.cmd("PUBSUB").arg("NUMSUB").arg(self.conn.key(&format!("inbox:{}", instance.as_str())));
-            let mut con = self.conn.manager();
-            let (beating, (_, listeners)): (i64, (String, i64)) =
-                self.conn.timed("instance alive", pipe.query_async(&mut con)).await?;
-            Ok(beating == 1 && listeners > 0)
+            let mut cmd = redis::cmd("EXISTS");
+            cmd.arg(self.conn.key(&format!("instance:{}", instance.as_str())));
+            let beating: i64 = self.conn.query("instance alive", &cmd).await?;
+            if beating != 1 {
+                return Ok(false);
+            }
+            Ok(self.conn.listeners(&self.conn.key(&format!("inbox:{}", instance.as_str()))).await? > 0)
         })
     }
 
@@ -242,7 +297,7 @@ impl GameDirectory for RedisDirectory {
     fn acknowledged(&self) -> StoreFuture<'_, ()> {
         Box::pin(async move {
             let wanted = self.acks.replicas;
-            if wanted == 0 {
+            if wanted == 0 || self.acked_each() {
                 return Ok(());
             }
             let mut cmd = redis::cmd("WAIT");

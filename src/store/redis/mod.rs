@@ -3,7 +3,16 @@
 //! under the command timeout, and scrubs the password from every error message. The
 //! primary is at `redis.url`, or wherever the Sentinels say (`redis.sentinels`; the one
 //! resolver, [`sentinel::Sentinels`], shared by every connection made from the settings:
-//! the stores', the dedicated ones, the relay's subscriber).
+//! the stores', the dedicated ones, the relay's subscriber), or the data is spread over a
+//! Redis Cluster (`redis.cluster_nodes`: redis-rs's cluster client, which reads the slot
+//! map from the seed nodes, sends each command to the primary of its key's slot, and
+//! follows `MOVED`/`ASK` and a failover by itself). The stores see one [`Connection`]
+//! whatever the topology; what differs in a cluster is said where it differs:
+//! [`RedisConn::sharded`] (Pub/Sub is sharded: [`RedisConn::publish_cmd`],
+//! [`Subscriber`]), [`RedisConn::query_at`] (a command routed by a key it does not name),
+//! and a pipeline, which redis-rs sends whole to the node of its first key, so its keyed
+//! commands must share one slot (`snapshots.rs` splits a batch by slot; `directory.rs`
+//! waits for replicas per write).
 //! A connection that failed (dropped, refused, timed out) or reached a node that cannot take
 //! writes (`READONLY`, `LOADING`, `MASTERDOWN`) is replaced by a fresh one that connects on
 //! the next call, so that call reaches whatever is the primary *now* (the new primary behind
@@ -30,7 +39,9 @@
 //! | channel `P:lobby` | pub/sub | lobby records that changed |
 //!
 //! Every key of one game shares the hash tag `{ID}`, so a game's script touches one slot
-//! of a Redis Cluster.
+//! of a Redis Cluster; the waitlist's keys share `{P:waitlist}`. Every other key is used
+//! by single-key commands only. In a cluster the two channels are sharded (`SPUBLISH`,
+//! `SSUBSCRIBE`): each lives on the primary of its own slot.
 
 pub mod directory;
 pub mod events;
@@ -44,9 +55,12 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{
-    AsyncConnectionConfig, Cmd, ErrorKind, FromRedisValue, Pipeline, RedisError, RedisFuture, RedisResult, Script,
-    ServerErrorKind, Value,
+    AsyncConnectionConfig, Cmd, ConnectionAddr, ConnectionInfo, ErrorKind, FromRedisValue, Pipeline, ProtocolVersion,
+    RedisError, RedisFuture, RedisResult, Script, ServerErrorKind, Value,
 };
 use tokio::sync::OnceCell;
 
@@ -86,6 +100,20 @@ pub struct SentinelSettings {
     pub master_name: String,
 }
 
+/// Where the data nodes are: at `redis.url`'s address, the primary the Sentinels name, or a
+/// Redis Cluster.
+#[derive(Clone, Debug, Default)]
+pub enum Discovery {
+    /// At `redis.url`'s address (a single node, or HAProxy or a DNS name in front).
+    #[default]
+    Direct,
+    /// The primary the Sentinels name (`redis.sentinels`).
+    Sentinel(SentinelSettings),
+    /// A Redis Cluster whose slot map is read from any of these seed nodes (`host:port`,
+    /// `redis.cluster_nodes`).
+    Cluster(Vec<String>),
+}
+
 /// A shared, reconnecting Redis connection. Cheap to clone: clones share the connection.
 #[derive(Clone)]
 pub struct RedisConn {
@@ -104,6 +132,15 @@ enum Topology {
     /// Wherever the Sentinels say when the connection is made (one resolver, shared by
     /// every connection made from the same settings).
     Sentinel(Arc<Sentinels>),
+    /// A Redis Cluster: the client for the stores (RESP2) and the one for the relay's
+    /// subscriber (RESP3, for its push messages), on the same seed nodes.
+    Cluster(Arc<Clients>),
+}
+
+/// The two cluster clients of one set of seed nodes.
+struct Clients {
+    stores: ClusterClient,
+    subscriber: ClusterClient,
 }
 
 /// The connection in use and how many times it was replaced.
@@ -117,7 +154,9 @@ struct Link {
 /// to that address by itself; through Sentinel, one connection to the primary they name,
 /// found on its first call (calls made meanwhile wait for the same lookup) and never made
 /// again by itself: once it fails, [`RedisConn`] replaces it and the next call asks the
-/// Sentinels again.
+/// Sentinels again. In a Redis Cluster, redis-rs's cluster connection: a connection to
+/// every node, each command sent to the primary of its key's slot (a pipeline whole to the
+/// node of its first key), redirections and a failover followed by the client.
 #[derive(Clone)]
 pub struct Connection(Inner);
 
@@ -125,6 +164,7 @@ pub struct Connection(Inner);
 enum Inner {
     Managed(ConnectionManager),
     Found(Arc<Found>),
+    Cluster(ClusterConnection),
 }
 
 /// A connection the Sentinels will name (or named) the node of.
@@ -169,6 +209,7 @@ impl ConnectionLike for Connection {
         match &mut self.0 {
             Inner::Managed(manager) => manager.req_packed_command(cmd),
             Inner::Found(found) => Box::pin(async move { found.get().await?.req_packed_command(cmd).await }),
+            Inner::Cluster(cluster) => cluster.req_packed_command(cmd),
         }
     }
 
@@ -183,6 +224,7 @@ impl ConnectionLike for Connection {
             Inner::Found(found) => {
                 Box::pin(async move { found.get().await?.req_packed_commands(pipeline, offset, count).await })
             }
+            Inner::Cluster(cluster) => cluster.req_packed_commands(pipeline, offset, count),
         }
     }
 
@@ -190,6 +232,7 @@ impl ConnectionLike for Connection {
         match &self.0 {
             Inner::Managed(manager) => manager.get_db(),
             Inner::Found(found) => found.sentinels.db(),
+            Inner::Cluster(cluster) => cluster.get_db(),
         }
     }
 }
@@ -214,20 +257,26 @@ impl RedisConn {
     /// so a server can start while Redis is down. Fails only on an invalid URL. Call it
     /// inside a Tokio runtime (the manager spawns its task there).
     pub fn lazy(settings: &RedisSettings) -> Result<RedisConn, StoreError> {
-        RedisConn::lazy_with(settings, None)
+        RedisConn::lazy_with(settings, &Discovery::Direct)
     }
 
-    /// Like [`RedisConn::lazy`], the primary found through `sentinels` when given (each
-    /// time a connection is made; `settings.url`'s password and database apply to it, its
-    /// address is not used).
-    pub fn lazy_with(settings: &RedisSettings, sentinels: Option<&SentinelSettings>) -> Result<RedisConn, StoreError> {
+    /// Like [`RedisConn::lazy`], the data nodes found as `discovery` says: through the
+    /// Sentinels (each time a connection is made), or from a Redis Cluster's seed nodes.
+    /// `settings.url`'s password (and, but in a cluster, its database) apply to every data
+    /// node; its address is then not used.
+    pub fn lazy_with(settings: &RedisSettings, discovery: &Discovery) -> Result<RedisConn, StoreError> {
         let url = &settings.url;
         let client = redis::Client::open(url.as_str())
             .map_err(|e| StoreError::Backend(format!("invalid Redis URL {}: {:?}", redact_url(url), e.kind())))?;
         let secret = client.get_connection_info().redis_settings().password().map(str::to_owned);
-        let topology = match sentinels {
-            None => Topology::Direct(client),
-            Some(s) => {
+        let topology = match discovery {
+            Discovery::Direct => Topology::Direct(client),
+            Discovery::Cluster(nodes) => {
+                let clients = Clients::new(nodes, client.get_connection_info(), settings)
+                    .map_err(|e| StoreError::Backend(scrub(&format!("invalid redis.cluster_nodes: {e}"), &secret)))?;
+                Topology::Cluster(Arc::new(clients))
+            }
+            Discovery::Sentinel(s) => {
                 let sentinels = Arc::new(
                     Sentinels::new(
                         &s.addresses,
@@ -280,36 +329,49 @@ impl RedisConn {
         RedisConn::with_topology(&settings, self.topology.clone(), self.secret.clone())
     }
 
-    /// A RESP3 connection of its own to the primary (found through the Sentinels when
-    /// configured: with the node it reached, `host:port`), its push messages (subscribed
-    /// messages, and `Disconnection` when it drops) sent to `push`. It never reconnects by
-    /// itself: its owner makes another.
+    /// A RESP3 connection of its own for the relay's subscription, its push messages
+    /// (subscribed messages, and `Disconnection` when a connection drops) sent to `push`: to
+    /// the primary (found through the Sentinels when configured: with the node it reached,
+    /// `host:port`), or in a Redis Cluster a cluster connection whose channels are sharded
+    /// ([`Subscriber`]). It is never made again by its owner's [`RedisConn`]: its owner
+    /// makes another.
     pub async fn subscriber(
         &self,
         push: impl redis::aio::AsyncPushSender,
-    ) -> Result<(MultiplexedConnection, Option<String>), StoreError> {
-        let timeout = Some(self.settings.command_timeout);
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(timeout)
-            .set_response_timeout(timeout)
-            .set_push_sender(push);
+    ) -> Result<(Subscriber, Option<String>), StoreError> {
+        let timeout = self.settings.command_timeout;
+        let node_config =
+            AsyncConnectionConfig::new().set_connection_timeout(Some(timeout)).set_response_timeout(Some(timeout));
+        let node = |con| Subscriber { con: Subscribed::Node(con), timeout };
         match &self.topology {
             Topology::Direct(client) => {
                 let info = client.get_connection_info().clone();
-                let resp3 = info.redis_settings().clone().set_protocol(redis::ProtocolVersion::RESP3);
+                let resp3 = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
                 let client = redis::Client::open(info.set_redis_settings(resp3))
                     .map_err(|e| StoreError::Backend(format!("invalid Redis URL: {:?}", e.kind())))?;
-                match client.get_multiplexed_async_connection_with_config(&config).await {
-                    Ok(con) => Ok((con, None)),
+                match client.get_multiplexed_async_connection_with_config(&node_config.set_push_sender(push)).await {
+                    Ok(con) => Ok((node(con), None)),
                     Err(e) => Err(StoreError::Backend(self.scrub(&format!("redis subscribe: could not connect: {e}")))),
                 }
             }
-            Topology::Sentinel(sentinels) => match sentinels.connect(&config, true).await {
-                Ok((con, reached)) => Ok((con, Some(reached))),
+            Topology::Sentinel(sentinels) => match sentinels.connect(&node_config.set_push_sender(push), true).await {
+                Ok((con, reached)) => Ok((node(con), Some(reached))),
                 Err(missing) => Err(StoreError::Backend(
                     self.scrub(&format!("redis subscribe: no primary found through Sentinel: {}", missing.why)),
                 )),
             },
+            Topology::Cluster(clients) => {
+                let config = ClusterConfig::new()
+                    .set_connection_timeout(timeout)
+                    .set_response_timeout(timeout)
+                    .set_push_sender(push);
+                match clients.subscriber.get_async_connection_with_config(config).await {
+                    Ok(con) => Ok((Subscriber { con: Subscribed::Cluster(con), timeout }, None)),
+                    Err(e) => Err(StoreError::Backend(
+                        self.scrub(&format!("redis subscribe: could not reach the Redis Cluster: {e}")),
+                    )),
+                }
+            }
         }
     }
 
@@ -335,9 +397,50 @@ impl RedisConn {
     /// address.
     pub fn primary_named(&self) -> Option<tokio::sync::watch::Receiver<Option<String>>> {
         match &self.topology {
-            Topology::Direct(_) => None,
+            Topology::Direct(_) | Topology::Cluster(_) => None,
             Topology::Sentinel(sentinels) => Some(sentinels.on_named()),
         }
+    }
+
+    /// Whether this is a Redis Cluster: Pub/Sub is then sharded (`SPUBLISH`, `SSUBSCRIBE`),
+    /// and a pipeline's keyed commands must share one slot.
+    pub fn sharded(&self) -> bool {
+        matches!(self.topology, Topology::Cluster(_))
+    }
+
+    /// The command that publishes `message` on `channel`: `PUBLISH`, or in a Redis Cluster
+    /// `SPUBLISH` (to the primary of the channel's slot, heard by that shard's subscribers
+    /// only, so Pub/Sub grows with the shards). Either answers how many subscribers heard it.
+    pub fn publish_cmd(&self, channel: &str, message: &str) -> Cmd {
+        let mut cmd = redis::cmd(if self.sharded() { "SPUBLISH" } else { "PUBLISH" });
+        cmd.arg(channel).arg(message);
+        cmd
+    }
+
+    /// How many subscribers `channel` has: `PUBSUB NUMSUB`, or in a Redis Cluster `PUBSUB
+    /// SHARDNUMSUB` on the primary of the channel's slot (where [`Subscriber`] subscribes).
+    pub async fn listeners(&self, channel: &str) -> Result<i64, StoreError> {
+        let mut cmd = redis::cmd("PUBSUB");
+        cmd.arg(if self.sharded() { "SHARDNUMSUB" } else { "NUMSUB" }).arg(channel);
+        let (_, listeners): (String, i64) = self.query_at("subscribers", &cmd, channel).await?;
+        Ok(listeners)
+    }
+
+    /// Runs one command on the node that serves `key` (in a Redis Cluster, the primary of
+    /// its slot: for a command the client does not route by a key of its own, such as `PUBSUB
+    /// SHARDNUMSUB`); elsewhere as [`RedisConn::query`].
+    pub async fn query_at<T: FromRedisValue>(
+        &self,
+        op: &'static str,
+        cmd: &redis::Cmd,
+        key: &str,
+    ) -> Result<T, StoreError> {
+        let mut con = self.manager();
+        let Inner::Cluster(cluster) = &mut con.0 else { return self.query(op, cmd).await };
+        let route =
+            RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::with_key(key, SlotAddr::Master)));
+        let value = self.timed(op, cluster.route_command(cmd.clone(), route)).await?;
+        redis::from_redis_value(value).map_err(|e| StoreError::Backend(format!("redis {op}: unexpected answer: {e}")))
     }
 
     /// How many times the connection was made again (a fresh manager replaced a failed one).
@@ -483,6 +586,82 @@ impl RedisConn {
     }
 }
 
+/// The relay's subscription connection ([`RedisConn::subscriber`]): one node's RESP3
+/// connection (classic Pub/Sub), or in a Redis Cluster a RESP3 cluster connection (sharded
+/// Pub/Sub: each channel subscribed on the primary of its slot, and subscribed again there
+/// by the client when the slot moves or the node's connection is made again).
+pub struct Subscriber {
+    con: Subscribed,
+    timeout: Duration,
+}
+
+enum Subscribed {
+    Node(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl Subscriber {
+    /// Whether its channels are sharded (a Redis Cluster): messages arrive as `smessage`
+    /// pushes, and a channel's slot moving away ends its subscription (`sunsubscribe`).
+    pub fn sharded(&self) -> bool {
+        matches!(self.con, Subscribed::Cluster(_))
+    }
+
+    /// Subscribes to `channels`: `SUBSCRIBE`, or in a Redis Cluster `SSUBSCRIBE` for each
+    /// channel on its own (two channels are in two slots, perhaps on two primaries).
+    pub async fn subscribe(&mut self, channels: &[String]) -> RedisResult<()> {
+        match &mut self.con {
+            Subscribed::Node(con) => con.subscribe(channels).await,
+            Subscribed::Cluster(con) => {
+                for channel in channels {
+                    con.ssubscribe(channel).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// A keep-alive, within the command timeout: `PING` on the node; in a Redis Cluster,
+    /// `PUBSUB SHARDNUMSUB` of each channel on the primary of its slot, which must count a
+    /// subscriber (a `PING` proves nothing there: the client answers a command for a slot
+    /// whose primary it lost from another node, and does not always subscribe again on the
+    /// replica promoted in its place). An error when it does not answer, or a channel has
+    /// no subscriber where it lives.
+    pub async fn ping(&mut self, channels: &[String]) -> RedisResult<()> {
+        let timed_out = || RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut));
+        match &mut self.con {
+            Subscribed::Node(con) => {
+                let cmd = redis::cmd("PING");
+                let ping = cmd.query_async::<String>(con);
+                tokio::time::timeout(self.timeout, ping).await.map_err(|_| timed_out())?.map(drop)
+            }
+            Subscribed::Cluster(con) => {
+                let checks = async {
+                    for channel in channels {
+                        let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::with_key(
+                            channel.as_bytes(),
+                            SlotAddr::Master,
+                        )));
+                        let mut cmd = redis::cmd("PUBSUB");
+                        cmd.arg("SHARDNUMSUB").arg(channel);
+                        let (_, listeners): (String, i64) =
+                            redis::from_redis_value(con.route_command(cmd, route).await?)?;
+                        if listeners == 0 {
+                            return Err(RedisError::from((
+                                ErrorKind::Client,
+                                "not subscribed",
+                                format!("{channel} has no subscriber on the primary of its slot"),
+                            )));
+                        }
+                    }
+                    Ok(())
+                };
+                tokio::time::timeout(self.timeout, checks).await.map_err(|_| timed_out())?
+            }
+        }
+    }
+}
+
 /// How a Redis keeps what it holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Persistence {
@@ -508,7 +687,42 @@ fn fresh(topology: &Topology, settings: &RedisSettings) -> RedisResult<Connectio
                 con: OnceCell::new(),
             }))
         }
+        // Connects in the background: a call made before it is up waits for it (or fails
+        // when no seed node answers, and the next call's fresh connection tries again).
+        Topology::Cluster(clients) => Inner::Cluster(
+            clients.stores.get_pending_async_connection_with_config(
+                ClusterConfig::new()
+                    .set_connection_timeout(settings.command_timeout)
+                    .set_response_timeout(settings.command_timeout),
+            ),
+        ),
     }))
+}
+
+impl Clients {
+    /// The clients of the seed nodes `nodes` (`host:port`), each node reached with `node`'s
+    /// settings (the password from `redis.url`). Retries (a redirection, a node that is down
+    /// or failing over) wait from [`RECONNECT_MIN_DELAY`] up to `reconnect_max_delay`; the
+    /// command timeout bounds every call as a whole ([`RedisConn::timed`]).
+    fn new(nodes: &[String], node: &ConnectionInfo, settings: &RedisSettings) -> RedisResult<Clients> {
+        let seeds = nodes
+            .iter()
+            .map(|text| {
+                let (host, port) = crate::config::RedisConfig::node_address(text)
+                    .map_err(|why| RedisError::from((ErrorKind::InvalidClientConfig, "bad seed node", why)))?;
+                Ok(node.clone().set_addr(ConnectionAddr::Tcp(host, port)))
+            })
+            .collect::<RedisResult<Vec<ConnectionInfo>>>()?;
+        let max_wait = settings.reconnect_max_delay.max(RECONNECT_MIN_DELAY).as_millis() as u64;
+        let builder = |protocol| {
+            ClusterClientBuilder::new(seeds.clone())
+                .use_protocol(protocol)
+                .min_retry_wait(RECONNECT_MIN_DELAY.as_millis() as u64)
+                .max_retry_wait(max_wait)
+                .build()
+        };
+        Ok(Clients { stores: builder(ProtocolVersion::RESP2)?, subscriber: builder(ProtocolVersion::RESP3)? })
+    }
 }
 
 /// The connection manager's settings: capped backoff, one retry, timeouts.
@@ -671,6 +885,26 @@ mod tests {
             panic!("must fail")
         };
         assert!(!message.contains("hunter2"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn a_cluster_publishes_on_sharded_channels_and_a_bad_seed_is_refused() {
+        let nodes = vec!["127.0.0.1:1".to_owned(), "[::1]:2".to_owned()];
+        let conn = RedisConn::lazy_with(&settings("redis://127.0.0.1:9/0"), &Discovery::Cluster(nodes)).expect("lazy");
+        assert!(conn.sharded());
+        assert!(conn.primary_named().is_none());
+        let packed = String::from_utf8_lossy(&conn.publish_cmd("t:inbox:a", "hi").get_packed_command()).into_owned();
+        assert!(packed.contains("SPUBLISH") && packed.contains("t:inbox:a"), "{packed}");
+        let single = RedisConn::lazy(&settings("redis://127.0.0.1:9/0")).expect("lazy");
+        assert!(!single.sharded());
+        let packed = String::from_utf8_lossy(&single.publish_cmd("t:inbox:a", "hi").get_packed_command()).into_owned();
+        assert!(packed.contains("PUBLISH") && !packed.contains("SPUBLISH"), "{packed}");
+        let bad = RedisConn::lazy_with(
+            &settings("redis://:hunter2@127.0.0.1:9/0"),
+            &Discovery::Cluster(vec!["redis://a:1".to_owned()]),
+        );
+        let Err(StoreError::Backend(message)) = bad else { panic!("a bad seed must be refused") };
+        assert!(message.contains("redis.cluster_nodes") && !message.contains("hunter2"), "{message}");
     }
 
     #[tokio::test]

@@ -82,7 +82,7 @@ impl Sentinels {
         node: &ConnectionInfo,
         timeout: Duration,
     ) -> Result<Sentinels, String> {
-        let addrs = addresses.iter().map(|a| RedisConfig::sentinel_address(a)).collect::<Result<Vec<_>, _>>()?;
+        let addrs = addresses.iter().map(|a| RedisConfig::node_address(a)).collect::<Result<Vec<_>, _>>()?;
         if addrs.is_empty() {
             return Err("no Sentinel address".to_owned());
         }
@@ -340,7 +340,7 @@ mod tests {
 
     #[test]
     fn sentinel_addresses_are_host_and_port() {
-        let parse_address = RedisConfig::sentinel_address;
+        let parse_address = RedisConfig::node_address;
         assert_eq!(parse_address("127.0.0.1:26379"), Ok(("127.0.0.1".to_owned(), 26379)));
         assert_eq!(parse_address("sentinel-1.internal:26379"), Ok(("sentinel-1.internal".to_owned(), 26379)));
         assert_eq!(parse_address("[::1]:26379"), Ok(("::1".to_owned(), 26379)));

@@ -13,10 +13,18 @@
 //! A batch ([`SnapshotStore::write_all`]) is one pipeline: a script call per snapshot, then,
 //! with replicas to wait for (`redis.min_replicas_acked`), one `WAIT` that covers them all,
 //! on a connection of the writes' own so that the `WAIT` holds up no other store call.
+//! In a Redis Cluster redis-rs sends a pipeline whole to the primary of its first key's
+//! slot (and refuses one whose keys span slots), and `WAIT` counts the replicas of the node
+//! it runs on: a batch is split by slot, one such pipeline per slot (its `WAIT` on the node
+//! that took its writes), all sent at once. Pipelines for one primary share its connection,
+//! and a `WAIT` holds that connection until the replicas answer, so a node with k slots in
+//! the batch waits for its replicas k times in a row.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use redis::cluster_routing::Slot;
 use redis::{Script, Value};
 
 use super::directory::{tenure, ReplicaAcks, TENURE_LUA};
@@ -89,6 +97,31 @@ impl RedisSnapshots {
     }
 }
 
+/// One write of a batch: the snapshot and its time-to-live.
+type Write = (Arc<Snapshot>, Option<Duration>);
+
+impl RedisSnapshots {
+    /// In a Redis Cluster, a batch whose games are in several slots split by slot (each
+    /// part with the places of its snapshots in the batch); `None` when it is one pipeline.
+    fn by_slot(&self, batch: &[Write]) -> Option<Vec<(Vec<usize>, Vec<Write>)>> {
+        if !self.writes.sharded() || batch.len() < 2 {
+            return None;
+        }
+        let mut parts: Vec<(Vec<usize>, Vec<Write>)> = Vec::new();
+        let mut part_of: HashMap<Slot, usize> = HashMap::new();
+        for (i, write) in batch.iter().enumerate() {
+            let slot = Slot::for_key(self.conn.game_key(&write.0.game_id, "snap"));
+            let at = *part_of.entry(slot).or_insert_with(|| {
+                parts.push((Vec::new(), Vec::new()));
+                parts.len() - 1
+            });
+            parts[at].0.push(i);
+            parts[at].1.push(write.clone());
+        }
+        (parts.len() > 1).then_some(parts)
+    }
+}
+
 /// One script answer: {outcome, epoch in force, tenure instance, tenure since}.
 fn outcome(answer: Value) -> Result<WriteOutcome, StoreError> {
     let (outcome, current, instance, since): (String, String, String, String) = redis::from_redis_value(answer)
@@ -113,6 +146,19 @@ impl SnapshotStore for RedisSnapshots {
 
     fn write_all<'a>(&'a self, batch: &'a [(Arc<Snapshot>, Option<Duration>)]) -> StoreFuture<'a, Vec<WriteOutcome>> {
         Box::pin(async move {
+            if let Some(slots) = self.by_slot(batch) {
+                let written = futures_util::future::join_all(slots.iter().map(|(_, part)| self.write_all(part))).await;
+                let mut outcomes: Vec<Option<WriteOutcome>> = batch.iter().map(|_| None).collect();
+                for ((at, _), part) in slots.iter().zip(written) {
+                    for (i, outcome) in at.iter().zip(part?) {
+                        outcomes[*i] = Some(outcome);
+                    }
+                }
+                return outcomes
+                    .into_iter()
+                    .map(|o| o.ok_or_else(|| StoreError::Backend("redis snapshot write: an answer is missing".into())))
+                    .collect();
+            }
             let mut pipe = redis::pipe();
             for (snapshot, ttl) in batch {
                 pipe.add_command(self.call(snapshot, *ttl)?);
