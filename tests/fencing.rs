@@ -9,15 +9,14 @@ mod common;
 use std::time::Duration;
 
 use common::redis_server::RedisServer;
-use common::stores::me;
+use common::stores::{me, snapshot};
 use common::{eventually, DEADLINE};
-use rampart::game::{Board, Connect4, Rules as _};
 use rampart::ids::GameId;
 use rampart::store::directory::{Claim, GameDirectory, Renewal};
 use rampart::store::redis::directory::{RedisDirectory, ReplicaAcks};
 use rampart::store::redis::snapshots::RedisSnapshots;
 use rampart::store::redis::{RedisConn, RedisSettings};
-use rampart::store::snapshot::{Snapshot, SnapshotStore, WriteOutcome};
+use rampart::store::snapshot::{SnapshotStore, WriteOutcome};
 
 const LEASE: Duration = Duration::from_secs(30);
 
@@ -29,20 +28,6 @@ async fn connect(redis: &RedisServer) -> RedisConn {
         reconnect_max_delay: Duration::from_millis(100),
     };
     RedisConn::connect(&settings).await.expect("redis")
-}
-
-fn snapshot(id: &GameId, version: u64, epoch: u64) -> Snapshot {
-    Snapshot {
-        game_id: id.clone(),
-        board: Board::new(Connect4::new_game()),
-        seats: [None, None],
-        created_at: "2026-01-01T00:00:00.000Z".into(),
-        abandoned: false,
-        restarts: 0,
-        failed: false,
-        version,
-        epoch,
-    }
 }
 
 /// What a failover to a replica that never saw the game's latest claim leaves: the game's

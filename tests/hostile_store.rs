@@ -21,12 +21,11 @@ use std::time::{Duration, Instant};
 
 use common::process::ServerProcess;
 use common::redis_server::RedisServer;
-use common::stores::{both, me};
+use common::stores::{both, me, snapshot};
 use common::*;
-use rampart::game::{Connect4, Rules as _};
 use rampart::ids::{GameId, InstanceId};
 use rampart::store::directory::{Claim, Renewal};
-use rampart::store::snapshot::{Snapshot, WriteOutcome};
+use rampart::store::snapshot::WriteOutcome;
 use serde_json::{json, Value};
 
 /// A lease expires this long after its last renewal: a stall of a second or more outlives
@@ -451,20 +450,6 @@ async fn a_three_second_stall_costs_no_game() {
 #[actix_rt::test]
 async fn a_six_second_stall_costs_no_game() {
     games_survive_a_stall_of(6).await;
-}
-
-fn snapshot(id: &GameId, version: u64, epoch: u64) -> Snapshot {
-    Snapshot {
-        game_id: id.clone(),
-        board: rampart::game::Board::new(Connect4::new_game()),
-        seats: [None, None],
-        created_at: "2026-01-01T00:00:00.000Z".into(),
-        abandoned: false,
-        restarts: 0,
-        failed: false,
-        version,
-        epoch,
-    }
 }
 
 const LEASE: Duration = Duration::from_millis(300);

@@ -18,16 +18,15 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::redis_server::{command_async, redis_config, RedisCluster};
-use common::stores::me;
+use common::stores::{me, snapshot};
 use common::*;
 use rampart::config::Config;
-use rampart::game::{Board, Connect4, Rules as _};
 use rampart::ids::GameId;
 use rampart::store::directory::{Claim, GameDirectory, Renewal};
 use rampart::store::redis::directory::{RedisDirectory, ReplicaAcks};
 use rampart::store::redis::snapshots::RedisSnapshots;
 use rampart::store::redis::{Discovery, RedisConn, RedisSettings};
-use rampart::store::snapshot::{Snapshot, SnapshotStore, WriteOutcome};
+use rampart::store::snapshot::{SnapshotStore, WriteOutcome};
 use serde_json::{json, Value};
 
 const ADMIN: &str = "redis-cluster-admin";
@@ -282,20 +281,6 @@ async fn two_instances_play_and_queue_on_a_cluster_through_a_primary_failover() 
     assert!(listening_after < RELAY_AFTER_PROMOTION, "a's relay listened again only {listening_after:?} after");
     red.close().await;
     yellow.close().await;
-}
-
-fn snapshot(id: &GameId, version: u64, epoch: u64) -> Snapshot {
-    Snapshot {
-        game_id: id.clone(),
-        board: Board::new(Connect4::new_game()),
-        seats: [None, None],
-        created_at: "2026-01-01T00:00:00.000Z".into(),
-        abandoned: false,
-        restarts: 0,
-        failed: false,
-        version,
-        epoch,
-    }
 }
 
 #[actix_rt::test]

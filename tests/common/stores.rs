@@ -49,3 +49,18 @@ pub const WRITER: &str = "a";
 pub fn me(name: &str) -> InstanceId {
     InstanceId::parse(name).expect("id")
 }
+
+/// A Connect Four snapshot at its start, with no seats, of `version` under `epoch`.
+pub fn snapshot(id: &rampart::ids::GameId, version: u64, epoch: u64) -> rampart::store::snapshot::Snapshot {
+    rampart::store::snapshot::Snapshot {
+        game_id: id.clone(),
+        board: rampart::game::Board::new(<rampart::game::Connect4 as rampart::game::Rules>::new_game()),
+        seats: [None, None],
+        created_at: "2026-01-01T00:00:00.000Z".into(),
+        abandoned: false,
+        restarts: 0,
+        failed: false,
+        version,
+        epoch,
+    }
+}
