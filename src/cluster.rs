@@ -72,17 +72,24 @@ impl Cluster {
     /// replicas acknowledge it (`redis.min_replicas_acked`): otherwise it is an error, and a
     /// failover to a replica that never saw it cannot hand the same epoch out again.
     pub async fn claim(&self, id: &GameId) -> Result<Claim, StoreError> {
+        let link = self.lease_link();
         let claim = self.database.call(self.stores.directory.claim(id, &self.me, self.lease)).await?;
         if matches!(claim, Claim::Won(_)) {
-            self.acknowledged().await?;
+            self.acknowledged(link).await?;
         }
         Ok(claim)
     }
 
-    /// Waits until the configured replicas hold every lease write made so far (at once
-    /// without replicas to wait for).
-    pub async fn acknowledged(&self) -> Result<(), StoreError> {
-        self.database.call(self.stores.directory.acknowledged()).await
+    /// Which connection lease writes go out on now (read before the writes that
+    /// [`Cluster::acknowledged`] is asked about).
+    pub fn lease_link(&self) -> u64 {
+        self.stores.directory.lease_link()
+    }
+
+    /// Waits until the configured replicas hold every lease write made since `link` (at
+    /// once without replicas to wait for; an error if the connection was made again).
+    pub async fn acknowledged(&self, link: u64) -> Result<(), StoreError> {
+        self.database.call(self.stores.directory.acknowledged(link)).await
     }
 
     /// Renews this instance's lease of `epoch`.

@@ -121,14 +121,36 @@ async fn with_a_replica_required_a_claim_counts_only_once_it_acknowledged() {
     let acks = ReplicaAcks { replicas: 1, timeout: Duration::from_millis(300) };
     let directory = RedisDirectory::new(conn.clone(), acks).expect("directory");
     let id = GameId::random();
+    let link = directory.lease_link();
     assert!(matches!(directory.claim(&id, &me("a"), LEASE).await.expect("claim"), Claim::Won(_)));
-    directory.acknowledged().await.expect("the replica acknowledges the claim");
+    directory.acknowledged(link).await.expect("the replica acknowledges the claim");
+
+    // The lease connection is made again between a claim and its acknowledgement: a `WAIT`
+    // on the new connection would count none of the old one's writes, so it is refused.
+    let (other, link) = (GameId::random(), directory.lease_link());
+    assert!(matches!(directory.claim(&other, &me("a"), LEASE).await.expect("claim"), Claim::Won(_)));
+    let mut kill = redis::cmd("CLIENT");
+    kill.arg("KILL").arg("TYPE").arg("normal");
+    let _: i64 = conn.query("test: drop every connection", &kill).await.expect("client kill");
+    // The next lease call finds its connection dropped, and it is made again.
+    eventually(DEADLINE, "the lease connection is made again", || async {
+        let _ = directory.renew(&other, &me("a"), 1, LEASE).await;
+        (directory.lease_link() != link).then_some(()).ok_or_else(|| "not yet".to_owned())
+    })
+    .await;
+    let remade = directory.acknowledged(link).await.expect_err("a WAIT on a new connection acknowledges nothing old");
+    assert!(remade.to_string().contains("made again"), "{remade}");
+    let link = directory.lease_link();
+    assert_eq!(directory.renew(&other, &me("a"), 1, LEASE).await.expect("renew"), Renewal::Renewed(1));
+    directory.acknowledged(link).await.expect("written again, and acknowledged");
+
     // The replica is gone: the primary takes the renewal, nobody acknowledges it.
     replica.stop();
+    let link = directory.lease_link();
     let renewal = directory.renew(&id, &me("a"), 1, LEASE).await.expect("renew");
     assert_eq!(renewal, Renewal::Renewed(1));
     let started = std::time::Instant::now();
-    let unacknowledged = directory.acknowledged().await.expect_err("no replica acknowledged the renewal");
+    let unacknowledged = directory.acknowledged(link).await.expect_err("no replica acknowledged the renewal");
     assert!(unacknowledged.to_string().contains("0 of 1 replicas"), "{unacknowledged}");
     assert!(started.elapsed() < Duration::from_secs(2), "WAIT waited {:?}", started.elapsed());
 }

@@ -307,7 +307,10 @@ async fn the_stores_split_what_spans_slots_and_wait_for_each_primarys_replica() 
         let Claim::Won(lease) = directory.claim(id, &me("a"), Duration::from_secs(30)).await.expect("claim") else {
             panic!("a fresh game is free")
         };
-        directory.acknowledged().await.expect("nothing left to wait for: each claim waited for its replica");
+        directory
+            .acknowledged(directory.lease_link())
+            .await
+            .expect("nothing left to wait for: each claim waited for its replica");
         epochs.push(lease.epoch);
     }
     assert!(slots.len() > 3, "the games are in {} slots", slots.len());

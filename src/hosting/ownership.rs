@@ -106,6 +106,7 @@ impl GameSupervisor {
         let cells = self.registry.all();
         let cluster = self.cluster.clone();
         let round_ms = monotonic_ms();
+        let link = cluster.lease_link();
         let work = async move {
             let answers = futures_util::stream::iter(cells)
                 .map(|cell| {
@@ -122,7 +123,7 @@ impl GameSupervisor {
             // Granted renewals count only once the configured replicas have them too: a
             // failover to a replica that never saw them would hand the games out again.
             let acked = if answers.iter().any(|(_, _, a)| matches!(a, Ok(Renewal::Renewed(_)))) {
-                cluster.acknowledged().await
+                cluster.acknowledged(link).await
             } else {
                 Ok(())
             };

@@ -87,10 +87,19 @@ pub trait GameDirectory: Send + Sync + 'static {
     fn alive<'a>(&'a self, instance: &'a InstanceId) -> StoreFuture<'a, bool>;
     /// Forgets everything about a game (its epoch counter included).
     fn forget<'a>(&'a self, id: &'a GameId) -> StoreFuture<'a, ()>;
-    /// Waits until the replicas the directory requires hold every claim and renewal made so
-    /// far; an error when they do not acknowledge them in time. Ok at once when none are
-    /// required (and for the embedded directory, which has none).
-    fn acknowledged(&self) -> StoreFuture<'_, ()> {
+    /// Which connection lease writes go out on now: read it before the claims or renewals
+    /// that [`GameDirectory::acknowledged`] is then asked about (0 for the embedded
+    /// directory, which has one).
+    fn lease_link(&self) -> u64 {
+        0
+    }
+    /// Waits until the replicas the directory requires hold every claim and renewal made
+    /// since `link` ([`GameDirectory::lease_link`]); an error when they do not acknowledge
+    /// them in time, or when the connection was made again since (a `WAIT` on a new
+    /// connection covers none of the old one's writes). Ok at once when none are required
+    /// (and for the embedded directory, which has none).
+    fn acknowledged(&self, link: u64) -> StoreFuture<'_, ()> {
+        let _ = link;
         Box::pin(async { Ok(()) })
     }
 }

@@ -294,15 +294,34 @@ impl GameDirectory for RedisDirectory {
         })
     }
 
-    fn acknowledged(&self) -> StoreFuture<'_, ()> {
+    fn lease_link(&self) -> u64 {
+        self.leases.reconnects()
+    }
+
+    fn acknowledged(&self, link: u64) -> StoreFuture<'_, ()> {
         Box::pin(async move {
             let wanted = self.acks.replicas;
             if wanted == 0 || self.acked_each() {
                 return Ok(());
             }
+            // `WAIT` counts the replicas that hold this connection's writes: on a connection
+            // made again since the lease writes, it would acknowledge none of them.
+            let remade = || {
+                StoreError::Backend(
+                    "redis lease acknowledgement: the lease connection was made again since the writes; they \
+                     count once written again"
+                        .to_owned(),
+                )
+            };
+            if self.leases.reconnects() != link {
+                return Err(remade());
+            }
             let mut cmd = redis::cmd("WAIT");
             cmd.arg(wanted).arg(self.acks.timeout.as_millis().max(1).to_string());
             let acked: u32 = self.leases.query("lease acknowledgement", &cmd).await?;
+            if self.leases.reconnects() != link {
+                return Err(remade());
+            }
             if acked < wanted {
                 return Err(StoreError::Backend(format!(
                     "redis lease acknowledgement: {acked} of {wanted} replicas acknowledged within {} ms",
