@@ -81,7 +81,7 @@ fn main() -> ExitCode {
 /// terminal; `RAMPART_LOG_FORMAT=json` writes one JSON object per line instead. The filter
 /// is `RAMPART_LOG`, else `RUST_LOG` (same syntax: `info`, `rampart=debug,actix=warn`), else
 /// `info`; actix-http's lines (all about what one client did) are left out unless the filter
-/// names `actix_http`.
+/// names `actix_http`, and the Redis client's below ERROR unless it names `redis`.
 fn init_logging() {
     use std::io::IsTerminal as _;
     let given = std::env::var("RAMPART_LOG").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_default();
@@ -98,6 +98,15 @@ fn init_logging() {
     // writes.
     if !given.contains("actix_http") {
         if let Ok(quiet) = "actix_http=off".parse() {
+            filter = filter.add_directive(quiet);
+        }
+    }
+    // The Redis client's own recovery (a Redis Cluster's failover: every node it tries,
+    // every slot refresh) is hundreds of WARN lines a second; what it means for the games is
+    // logged by Rampart (the breakers, the relay, paused games). Shown when the filter names
+    // `redis` (`RAMPART_LOG=info,redis=warn`).
+    if !given.split(',').any(|d| d.trim().starts_with("redis")) {
+        if let Ok(quiet) = "redis=error".parse() {
             filter = filter.add_directive(quiet);
         }
     }
