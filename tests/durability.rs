@@ -272,3 +272,35 @@ async fn with_a_replica_required_a_move_is_shown_only_once_a_replica_holds_it() 
     let held = stored(&replica, &grant.game_id).await.expect("on the replica");
     assert!(held["version"].as_u64() > shown["moves"].as_u64(), "shown {shown} while the replica held {held}");
 }
+
+/// A game whose store stalls tells its players it paused at once, even while a move waits
+/// to be stored: `game_paused` is about now and goes ahead of what waits (D17, D18). Once
+/// Redis takes writes again the move is shown and the game resumes.
+#[actix_rt::test]
+async fn a_paused_game_says_so_while_its_move_waits_to_be_stored() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(config(&redis)).await;
+    let grant = server.create("ai", "ada").await;
+    let mut red = server.player(&grant).await;
+    let mut pause = redis::cmd("CLIENT");
+    pause.arg("PAUSE").arg(60_000).arg("WRITE");
+    redis_cmd(&redis, &pause).await;
+    red.move_to(3).await;
+    let paused = red.recv_type("game_paused").await;
+    assert_eq!(paused["reason"], "ownership_unconfirmed", "{paused}");
+    assert!(
+        !red.seen.iter().any(|f| f["type"] == "state" && f["game"]["moves"].as_u64() >= Some(1)),
+        "the move was shown before Redis held it: {:?}",
+        red.seen
+    );
+    redis_cmd(&redis, redis::cmd("CLIENT").arg("UNPAUSE")).await;
+    red.recv_until("the game resumed", |f| f["type"] == "game_resumed").await;
+    // The move's state may come before or after `game_resumed`.
+    let moved = |f: &Value| f["type"] == "state" && f["game"]["moves"].as_u64() >= Some(1);
+    let shown = match red.seen.iter().find(|f| moved(f)) {
+        Some(f) => f["game"].clone(),
+        None => red.recv_state(|g| g["moves"].as_u64() >= Some(1)).await,
+    };
+    let held = stored(&redis, &grant.game_id).await.expect("stored");
+    assert!(held["version"].as_u64() > shown["moves"].as_u64(), "shown {shown} while Redis held {held}");
+}

@@ -264,19 +264,32 @@ impl TurnActor {
         if self.abandoned() {
             return false;
         }
-        let routes = self.cell.routes();
-        if routes.iter().all(Option::is_none) {
-            return true; // nobody is listening: do not serialise
-        }
-        let text = frame.to_frame();
         if self.outbox.holding() {
-            self.outbox.hold(To::Seats(routes), ToSession::Frame(text));
+            let routes = self.cell.routes();
+            // Nobody is listening: do not serialise.
+            if routes.iter().any(Option::is_some) {
+                self.outbox.hold(To::Seats(routes), ToSession::Frame(frame.to_frame()));
+            }
             return true;
         }
+        self.tell_now(frame);
+        true
+    }
+
+    /// Sends a frame about the game's condition now (paused, resumed) to every attached
+    /// socket at once, ahead of what waits for durability (D18).
+    pub(super) fn tell_now(&self, frame: &ServerFrame) {
+        if self.abandoned() {
+            return;
+        }
+        let routes = self.cell.routes();
+        if routes.iter().all(Option::is_none) {
+            return; // nobody is listening: do not serialise
+        }
+        let text = frame.to_frame();
         for route in routes.into_iter().flatten() {
             route.to.do_send(ToSession::Frame(text.clone()));
         }
-        true
     }
 
     /// The lobby summary of the current state.

@@ -170,7 +170,8 @@ impl Handler<LeaseState> for TurnActor {
         } else {
             crate::protocol::ownership_paused(LEASE_RECHECK.as_millis() as u64)
         };
-        self.broadcast(&frame);
+        // Not held behind moves waiting to be stored: the players hear it now (D18).
+        self.tell_now(&frame);
     }
 }
 
