@@ -84,12 +84,11 @@ pub async fn run(ctx: &Ctx) -> Report {
         .filter_map(|h| h.game.borrow().clone())
         .filter(|id| redis.lease_holder(id).as_deref() == Some("chaos-2"))
         .collect();
-    let owned_bots: Vec<usize> = world
+    let owned_bots: Vec<(usize, String)> = world
         .handles
         .borrow()
         .iter()
-        .filter(|h| h.game.borrow().as_ref().is_some_and(|g| owned.contains(g)))
-        .map(|h| h.bot)
+        .filter_map(|h| h.game.borrow().clone().filter(|g| owned.contains(g)).map(|g| (h.bot, g)))
         .collect();
     let cut = Outage { start: Instant::now(), back: Instant::now() + hold, bots: checks::in_play(&world) };
     let cut_ms = checks::wall_ms();
@@ -195,21 +194,24 @@ pub async fn run(ctx: &Ctx) -> Report {
         .filter_map(|l| l.split_whitespace().next().and_then(rfc3339_ms))
         .find(|&t| t >= healed_ms)
         .map(|t| t - healed_ms);
+    report.field("renewed_after_heal_ms", renewed.map_or("-".to_owned(), |t| t.to_string()));
+    let within = DURABLE_WITHIN.as_millis() as i64;
     // And as the players see it: the first move shown after the heal in a game chaos-2
-    // owned at the cut (shown only once durable, docs/DESIGN.md D18).
+    // owned at the cut and kept (shown only once durable, docs/DESIGN.md D18).
+    let kept_bots: Vec<usize> =
+        owned_bots.iter().filter(|(_, g)| !taken.iter().any(|l| l.game == *g)).map(|(b, _)| *b).collect();
     let first_move = world
         .tally
         .borrow()
         .samples
         .iter()
-        .filter(|s| owned_bots.contains(&s.bot))
+        .filter(|s| kept_bots.contains(&s.bot))
         .map(|s| s.at + Duration::from_secs_f64(s.mover_ms.max(s.opponent_ms.unwrap_or(0.0)) / 1000.0))
         .filter(|&shown| shown >= healed)
         .min()
         .map(|shown| (shown - healed).as_millis());
     report.field("first_move_after_heal_ms", first_move.map_or("-".to_owned(), |t| t.to_string()));
-    report.field("renewed_after_heal_ms", renewed.map_or("-".to_owned(), |t| t.to_string()));
-    let within = DURABLE_WITHIN.as_millis() as i64;
+
     report.check(
         renewed.is_some_and(|t| t <= within),
         "durable_after_heal",
