@@ -145,7 +145,9 @@ pub async fn run(ctx: &Ctx) -> Report {
             .iter()
             .filter(|g| !told.contains(g))
             .map(|g| match t.paused_games.get(g) {
-                Some(at) => format!("{g} (told {} ms after the cut)", at.saturating_duration_since(cut.start).as_millis()),
+                Some(at) => {
+                    format!("{g} (told {} ms after the cut)", at.saturating_duration_since(cut.start).as_millis())
+                }
                 None => g.clone(),
             })
             .collect()
