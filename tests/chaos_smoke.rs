@@ -7,7 +7,7 @@
 //! compete for the two cores. Needs `redis-server`, `haproxy` and `stress-ng` (and root for
 //! the memory cgroup); `CHAOS_ALLOW_SKIP=1` lets the memory scenario skip where cgroups or
 //! stress-ng are missing, instead of failing. The partition scenario has no smoke here: it
-//! passed 0 of 3 smoke runs (RELIABILITY.md section 17).
+//! passed 0 of 5 smoke runs (RELIABILITY.md section 17).
 
 use std::io::Read;
 use std::os::unix::process::CommandExt as _;

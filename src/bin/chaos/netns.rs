@@ -117,6 +117,9 @@ impl Drop for Netns {
         // also covers a namespace some process still holds open.
         let _ = ip(&["link", "del", &self.players_host]);
         let _ = ip(&["link", "del", &self.redis_host]);
+        if !std::path::Path::new("/run/netns").join(&self.name).exists() {
+            return; // never made (the start failed at `ip netns add`)
+        }
         if let Err(e) = ip(&["netns", "del", &self.name]) {
             eprintln!("chaos: could not remove the network namespace {}: {e}", self.name);
         }
