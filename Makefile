@@ -4,7 +4,7 @@
 CARGO ?= cargo
 BROWSER_DIR := tests/browser
 
-.PHONY: run run-debug run-llm run-redis run-cluster run-sentinel run-redis-haproxy run-redis-cluster cluster-deps fake-llm load load-peers redis-deps test fmt-check clippy unit browser-test browser-deps bench check-config conformance schemathesis python-deps fuzz chaos chaos-deps clean
+.PHONY: run run-debug run-llm run-redis run-cluster run-sentinel run-redis-haproxy run-redis-cluster cluster-deps fake-llm load load-peers redis-deps test fmt-check clippy unit browser-test browser-deps bench check-config conformance schemathesis python-deps fuzz chaos chaos-deps clean chaos-ten
 
 # $(call need-deb,COMMAND,PACKAGE,WHAT NEEDS IT): installs Debian's PACKAGE when COMMAND is
 # missing (as root), or says how and stops.
@@ -90,15 +90,22 @@ schemathesis: python-deps
 	bash scripts/schemathesis.sh
 
 ## make chaos: the chaos harness, every scenario at full length (panic storm, Redis dies and Redis forgets,
-## instance dies, memory pressure, LLM storm, Redis failover under Sentinel and HAProxy); one summary line each, non-zero on a broken
-## promise. Not part of make test (its 30-second smoke is). Figures in RELIABILITY.md.
+## instance dies, memory pressure, LLM storm, Redis failover under Sentinel and HAProxy, an owner paused past
+## its lease, an instance cut off from Redis in a network namespace); one summary line each, non-zero on a
+## broken promise. Not part of make test (its 30-second smoke is). Figures in RELIABILITY.md.
 chaos: chaos-deps
 	bash scripts/chaos.sh
 
-## The chaos harness (and its smoke in make test) needs redis-server, stress-ng and haproxy.
+## make chaos-ten: issue 23's scenarios (redis-failover, owner-paused, partition) ten times each at full
+## length (about 45 min), then a table: runs passed, moves lost, games with two owners, games lost.
+chaos-ten: chaos-deps
+	SCENARIO=issue-23 bash scripts/chaos.sh --runs 10
+
+## The chaos harness (and its smoke in make test) needs redis-server, stress-ng, haproxy and iproute2's ip.
 chaos-deps: redis-deps
 	$(call need-deb,stress-ng,stress-ng,the chaos harness's memory-pressure scenario)
 	$(call need-deb,haproxy,haproxy,the chaos harness's redis-failover scenario)
+	$(call need-deb,ip,iproute2,the chaos harness's partition scenario)
 
 ## make fuzz: every cargo-fuzz target (fuzz/) for 60 s on stable (--sanitizer none);
 ## installs cargo-fuzz if missing. Not part of make test.

@@ -20,8 +20,7 @@ fn touch(world: &World, redis: &Redis, victim: usize, name: &str, until: Instant
     let mut touched = 0;
     for h in world.handles.borrow().iter() {
         let Some(id) = h.game.borrow().clone() else { continue };
-        let owner = redis.get(&format!("rampart:g:{{{id}}}:lease"));
-        let owned = owner.as_deref().is_some_and(|o| o.split(' ').next() == Some(name));
+        let owned = redis.lease_holder(&id).as_deref() == Some(name);
         if owned || h.seat_urls.borrow().contains(&victim) {
             touched += 1;
             h.touched_until.set(Some(h.touched_until.get().map_or(until, |t| t.max(until))));

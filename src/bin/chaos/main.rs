@@ -1,29 +1,38 @@
 //! chaos: the chaos harness (`make chaos`, `scripts/chaos.sh`). Each scenario starts real
 //! processes — the `rampart` binary, private `redis-server`s on free ports (alone, or with a
 //! replica, three Sentinels and Debian's HAProxy), the bundled `fake_llm`, Debian's
-//! `stress-ng` in a memory cgroup — plays games on them with bots over real WebSockets,
-//! breaks something on purpose, and checks the promises: no error in a game no fault
+//! `stress-ng` in a memory cgroup, an instance in a network namespace of its own — plays
+//! games on them with bots over real WebSockets, breaks something on purpose, and checks the promises: no error in a game no fault
 //! touched, every faulted game back with its board (or closed per its policy), no waitlist
 //! ticket lost, admitted twice or out of order, the process alive. Each prints ONE
 //! summary line on stdout (details of anything broken on stderr) and the run exits 1 when a
 //! promise broke. Everything is bounded in time and count.
 //!
 //! ```text
-//! chaos [--scenario panic-storm|redis-dies|redis-forgets|instance-dies|memory-pressure|llm-storm|redis-failover|all]
-//!       [--duration SECS] [--games N] [--seed N] [--smoke] [--allow-skip]
+//! chaos [--scenario panic-storm|redis-dies|redis-forgets|instance-dies|memory-pressure|llm-storm|redis-failover|
+//!                   owner-paused|partition|issue-23|all]
+//!       [--duration SECS] [--games N] [--seed N] [--smoke] [--allow-skip] [--runs N]
 //!       [--bin-dir DIR] [--log-dir DIR] [--keep-logs]
 //! ```
 //!
-//! `--smoke` runs each scenario in about 30 s with fewer games. `--bin-dir` holds `rampart`
+//! `--smoke` runs each scenario in about 30 s with fewer games. `issue-23` is the
+//! scenarios of issue 23 (redis-failover, owner-paused, partition). `--runs N` runs each
+//! scenario N times (seeds SEED, SEED+100, …) and ends with a table per scenario: runs
+//! passed, moves lost, games with two owners (boards forked), games lost (`make
+//! chaos-ten`). `--bin-dir` holds `rampart`
 //! and `fake_llm` (default: this binary's directory). Logs go to a fresh directory under
 //! the temporary directory (printed; kept when a scenario fails or with `--keep-logs`).
 
 mod bots;
+mod checks;
 mod instance_dies;
 mod llm_storm;
 mod memory_pressure;
 mod net;
+mod netns;
+mod owner_paused;
 mod panic_storm;
+mod partition;
 mod procs;
 mod procs_ha;
 mod redis_dies;
@@ -38,12 +47,25 @@ use bots::{Spec, World};
 use net::Api;
 use report::Report;
 
-const SCENARIOS: [&str; 7] =
-    ["panic-storm", "redis-dies", "redis-forgets", "instance-dies", "memory-pressure", "llm-storm", "redis-failover"];
+const SCENARIOS: [&str; 9] = [
+    "panic-storm",
+    "redis-dies",
+    "redis-forgets",
+    "instance-dies",
+    "memory-pressure",
+    "llm-storm",
+    "redis-failover",
+    "owner-paused",
+    "partition",
+];
+
+/// The scenarios of issue 23 (the cluster survives its Redis).
+const ISSUE_23: [&str; 3] = ["redis-failover", "owner-paused", "partition"];
 
 /// The run's options.
 struct Opts {
     scenarios: Vec<&'static str>,
+    runs: u64,
     duration: Option<u64>,
     games: Option<usize>,
     seed: u64,
@@ -57,8 +79,8 @@ struct Opts {
 fn usage(problem: &str) -> ! {
     eprintln!("chaos: {problem}");
     eprintln!(
-        "usage: chaos [--scenario {}|all] [--duration SECS] [--games N] [--seed N] [--smoke] [--allow-skip] \
-         [--bin-dir DIR] [--log-dir DIR] [--keep-logs]",
+        "usage: chaos [--scenario {}|issue-23|all] [--duration SECS] [--games N] [--seed N] [--smoke] \
+         [--allow-skip] [--runs N] [--bin-dir DIR] [--log-dir DIR] [--keep-logs]",
         SCENARIOS.join("|")
     );
     std::process::exit(64);
@@ -68,6 +90,7 @@ fn parse() -> Opts {
     let here = std::env::current_exe().ok().and_then(|p| p.parent().map(PathBuf::from)).unwrap_or_default();
     let mut o = Opts {
         scenarios: SCENARIOS.to_vec(),
+        runs: 1,
         duration: None,
         games: None,
         seed: fastrand::u64(..1_000_000),
@@ -86,11 +109,15 @@ fn parse() -> Opts {
                 o.scenarios = match SCENARIOS.iter().find(|s| **s == v) {
                     Some(s) => vec![*s],
                     None if v == "all" => SCENARIOS.to_vec(),
+                    None if v == "issue-23" => ISSUE_23.to_vec(),
                     None => usage(&format!("unknown scenario {v:?}")),
                 };
             }
             "--duration" => o.duration = Some(value().parse().unwrap_or_else(|_| usage("--duration takes seconds"))),
             "--games" => o.games = Some(value().parse().unwrap_or_else(|_| usage("--games takes a number"))),
+            "--runs" => {
+                o.runs = value().parse().ok().filter(|n| *n >= 1).unwrap_or_else(|| usage("--runs takes a number >= 1"))
+            }
             "--seed" => o.seed = value().parse().unwrap_or_else(|_| usage("--seed takes a number")),
             "--bin-dir" => o.bin_dir = PathBuf::from(value()),
             "--log-dir" => o.log_dir = Some(PathBuf::from(value())),
@@ -102,6 +129,57 @@ fn parse() -> Opts {
         }
     }
     o
+}
+
+/// One scenario's sums over `--runs`.
+#[derive(Default)]
+struct RunSums {
+    name: &'static str,
+    passed: u64,
+    skipped: u64,
+    moves_lost: u64,
+    forks: u64,
+    games_lost: u64,
+    /// A figure a run did not report (it ended before its checks).
+    unknown: u64,
+    failed_seeds: Vec<u64>,
+}
+
+impl RunSums {
+    fn add(&mut self, report: &Report, allow_skip: bool, seed: u64) {
+        if report.skipped() {
+            self.skipped += 1;
+        } else if !report.failed(allow_skip) {
+            self.passed += 1;
+        }
+        if report.failed(allow_skip) {
+            self.failed_seeds.push(seed);
+        }
+        for (key, sum) in
+            [("moves_lost", &mut self.moves_lost), ("forks", &mut self.forks), ("games_lost", &mut self.games_lost)]
+        {
+            match report.figure(key).and_then(|v| v.parse::<u64>().ok()) {
+                Some(v) => *sum += v,
+                None if !report.skipped() => self.unknown += 1,
+                None => {}
+            }
+        }
+    }
+
+    fn row(&self, runs: u64) -> String {
+        let skipped = if self.skipped > 0 { format!(" ({} skipped)", self.skipped) } else { String::new() };
+        let unknown = if self.unknown > 0 { format!(" ({} figures missing)", self.unknown) } else { String::new() };
+        let seeds: Vec<String> = self.failed_seeds.iter().map(u64::to_string).collect();
+        format!(
+            "| {} | {}/{runs}{skipped} | {} | {} | {}{unknown} | {} |",
+            self.name,
+            self.passed,
+            self.moves_lost,
+            self.forks,
+            self.games_lost,
+            if seeds.is_empty() { "-".to_owned() } else { seeds.join(", ") }
+        )
+    }
 }
 
 /// What a scenario is given.
@@ -228,40 +306,57 @@ async fn main() {
     }
     eprintln!("chaos: seed {} ({}); logs in {}", o.seed, if o.smoke { "smoke" } else { "full" }, root.display());
     let mut failed = false;
-    for (n, name) in o.scenarios.iter().enumerate() {
-        let dir = root.join(name);
-        if let Err(e) = std::fs::create_dir_all(&dir) {
-            usage(&format!("cannot create {}: {e}", dir.display()));
+    let mut tables: Vec<RunSums> = o.scenarios.iter().map(|&name| RunSums { name, ..RunSums::default() }).collect();
+    for run in 0..o.runs {
+        for (n, name) in o.scenarios.iter().enumerate() {
+            let dir = if o.runs > 1 { root.join(format!("{name}-{}", run + 1)) } else { root.join(name) };
+            if let Err(e) = std::fs::create_dir_all(&dir) {
+                usage(&format!("cannot create {}: {e}", dir.display()));
+            }
+            let token = format!("chaos-admin-{}", fastrand::u64(..));
+            let ctx = Ctx {
+                rampart: rampart.clone(),
+                fake_llm: fake_llm.clone(),
+                dir: dir.clone(),
+                smoke: o.smoke,
+                duration: o.duration,
+                games: o.games,
+                seed: o.seed.wrapping_add(run * 100).wrapping_add(n as u64),
+                api: Api::new(&token),
+            };
+            eprintln!(
+                "chaos: {name}: starting{}",
+                if o.runs > 1 { format!(" (run {} of {})", run + 1, o.runs) } else { String::new() }
+            );
+            let report = match *name {
+                "panic-storm" => panic_storm::run(&ctx).await,
+                "redis-dies" => redis_dies::run(&ctx, true).await,
+                "redis-forgets" => redis_dies::run(&ctx, false).await,
+                "instance-dies" => instance_dies::run(&ctx).await,
+                "memory-pressure" => memory_pressure::run(&ctx).await,
+                "redis-failover" => redis_failover::run(&ctx).await,
+                "owner-paused" => owner_paused::run(&ctx).await,
+                "partition" => partition::run(&ctx).await,
+                _ => llm_storm::run(&ctx).await,
+            };
+            let mut line = report.line(o.allow_skip);
+            line.push_str(&format!(" seed={}", ctx.seed));
+            println!("{line}");
+            tables[n].add(&report, o.allow_skip, ctx.seed);
+            if report.failed(o.allow_skip) {
+                failed = true;
+                eprintln!("chaos: {name}: logs kept in {}", dir.display());
+            } else if !o.keep_logs {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
         }
-        let token = format!("chaos-admin-{}", fastrand::u64(..));
-        let ctx = Ctx {
-            rampart: rampart.clone(),
-            fake_llm: fake_llm.clone(),
-            dir: dir.clone(),
-            smoke: o.smoke,
-            duration: o.duration,
-            games: o.games,
-            seed: o.seed.wrapping_add(n as u64),
-            api: Api::new(&token),
-        };
-        eprintln!("chaos: {name}: starting");
-        let report = match *name {
-            "panic-storm" => panic_storm::run(&ctx).await,
-            "redis-dies" => redis_dies::run(&ctx, true).await,
-            "redis-forgets" => redis_dies::run(&ctx, false).await,
-            "instance-dies" => instance_dies::run(&ctx).await,
-            "memory-pressure" => memory_pressure::run(&ctx).await,
-            "redis-failover" => redis_failover::run(&ctx).await,
-            _ => llm_storm::run(&ctx).await,
-        };
-        let mut line = report.line(o.allow_skip);
-        line.push_str(&format!(" seed={}", ctx.seed));
-        println!("{line}");
-        if report.failed(o.allow_skip) {
-            failed = true;
-            eprintln!("chaos: {name}: logs kept in {}", dir.display());
-        } else if !o.keep_logs {
-            let _ = std::fs::remove_dir_all(&dir);
+    }
+    if o.runs > 1 {
+        println!();
+        println!("| scenario | runs passed | moves lost | games with two owners (forks) | games lost | failed seeds |");
+        println!("|---|---|---|---|---|---|");
+        for t in &tables {
+            println!("{}", t.row(o.runs));
         }
     }
     if !failed && !o.keep_logs && o.log_dir.is_none() {

@@ -115,6 +115,11 @@ pub enum Ev {
     Restarted(Option<String>),
     /// `game_failed`: the restart limit closed the game.
     Failed,
+    /// `game_paused`: the server cannot confirm it owns the game right now (docs/DESIGN.md
+    /// D17) and applies nothing until it can.
+    Paused,
+    /// `game_resumed`: its ownership is confirmed again.
+    Resumed,
     /// A chat line.
     Chat {
         /// `red`, `yellow` or `ai`.
@@ -155,6 +160,8 @@ pub async fn next_ev(ws: &mut Ws) -> Ev {
                     },
                     Some("game_restarted") => Ev::Restarted(v["reason"].as_str().map(str::to_owned)),
                     Some("game_failed") => Ev::Failed,
+                    Some("game_paused") => Ev::Paused,
+                    Some("game_resumed") => Ev::Resumed,
                     Some("chat") => Ev::Chat {
                         from: v["from"].as_str().unwrap_or("").to_owned(),
                         text: v["text"].as_str().unwrap_or("").to_owned(),

@@ -1,12 +1,13 @@
-//! The real processes a chaos scenario runs and breaks: `rampart` instances, a private
-//! `redis-server` (optionally with an append-only file, restartable on its port), the
+//! The real processes a chaos scenario runs and breaks: `rampart` instances (on the host's
+//! loopback, or in a network namespace: netns.rs), a private `redis-server` (optionally with
+//! an append-only file, restartable on its port, listening on extra addresses), the
 //! bundled `fake_llm`, Debian's `stress-ng`, and a memory cgroup to put them in. Every
 //! child is started by this module, killed by its own pid (SIGKILL, SIGSTOP and SIGCONT
 //! go through `kill PID`) and reaped when its handle drops; its output goes to a log file
 //! in the run's directory.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -61,6 +62,8 @@ pub struct Server {
     bin: PathBuf,
     env: Vec<(String, String)>,
     cgroup: Option<PathBuf>,
+    /// The network namespace it runs in (`ip netns exec`), if not the host's.
+    netns: Option<String>,
     /// Its log (stdout and stderr).
     pub log: PathBuf,
     child: Option<Child>,
@@ -79,10 +82,38 @@ impl Server {
         dir: &Path,
         cgroup: Option<&Path>,
     ) -> Result<Server, String> {
+        Server::start_at(api, bin, name, env, dir, cgroup, None).await
+    }
+
+    /// Starts `bin` inside the network namespace `netns` (`ip netns exec`, which execs it:
+    /// the pid is rampart's), listening on `ip` there (reached through the namespace's
+    /// link), as [`Server::start`] does.
+    pub async fn start_in_netns(
+        api: &Api,
+        bin: &Path,
+        name: &str,
+        env: &[(String, String)],
+        dir: &Path,
+        netns: &str,
+        ip: Ipv4Addr,
+    ) -> Result<Server, String> {
+        Server::start_at(api, bin, name, env, dir, None, Some((netns, ip))).await
+    }
+
+    async fn start_at(
+        api: &Api,
+        bin: &Path,
+        name: &str,
+        env: &[(String, String)],
+        dir: &Path,
+        cgroup: Option<&Path>,
+        netns: Option<(&str, Ipv4Addr)>,
+    ) -> Result<Server, String> {
         let log = dir.join(format!("{name}.log"));
         let mut last = String::new();
         for _ in 0..5 {
-            let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+            let ip = netns.map_or(Ipv4Addr::LOCALHOST, |(_, ip)| ip);
+            let addr: SocketAddr = (ip, free_port()).into();
             let mut server = Server {
                 name: name.to_owned(),
                 url: format!("http://{addr}"),
@@ -90,6 +121,7 @@ impl Server {
                 bin: bin.to_owned(),
                 env: env.to_vec(),
                 cgroup: cgroup.map(Path::to_owned),
+                netns: netns.map(|(ns, _)| ns.to_owned()),
                 log: log.clone(),
                 child: None,
                 pid: 0,
@@ -104,7 +136,14 @@ impl Server {
 
     async fn launch(&mut self, api: &Api) -> Result<(), String> {
         let (out, err) = log_file(&self.log).map_err(|e| format!("log file: {e}"))?;
-        let mut command = command_in(&self.bin, self.cgroup.as_deref());
+        let mut command = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(&self.bin);
+                c
+            }
+            None => command_in(&self.bin, self.cgroup.as_deref()),
+        };
         command
             .env("RAMPART_BIND", self.addr.to_string())
             .env("RAMPART_LOG", std::env::var("CHAOS_SERVER_LOG").unwrap_or_else(|_| "info".to_owned()))
@@ -189,6 +228,8 @@ pub struct Redis {
     port: u16,
     dir: PathBuf,
     appendonly: bool,
+    /// Addresses it listens on besides 127.0.0.1.
+    also: Vec<Ipv4Addr>,
     child: Option<Child>,
 }
 
@@ -196,11 +237,18 @@ impl Redis {
     /// Starts one; with `appendonly` every write is fsynced to its AOF (`appendfsync always`),
     /// so a SIGKILL loses nothing it acknowledged and a restart on the same port finds it.
     pub fn start(dir: &Path, appendonly: bool) -> Result<Redis, String> {
+        Redis::start_on(dir, appendonly, &[])
+    }
+
+    /// Starts one that also listens on `also` (addresses of this host, e.g. a veth link's
+    /// end, for an instance in a network namespace), with protected mode off so that
+    /// clients there are served.
+    pub fn start_on(dir: &Path, appendonly: bool, also: &[Ipv4Addr]) -> Result<Redis, String> {
         let dir = dir.join("redis");
         std::fs::create_dir_all(&dir).map_err(|e| format!("redis dir: {e}"))?;
         let mut last = String::new();
         for _ in 0..5 {
-            let mut redis = Redis { port: free_port(), dir: dir.clone(), appendonly, child: None };
+            let mut redis = Redis { port: free_port(), dir: dir.clone(), appendonly, also: also.to_vec(), child: None };
             match redis.launch() {
                 Ok(()) => return Ok(redis),
                 Err(e) => last = e,
@@ -212,7 +260,10 @@ impl Redis {
     fn launch(&mut self) -> Result<(), String> {
         let aof = if self.appendonly { "yes" } else { "no" };
         let child = Command::new(std::env::var("RAMPART_REDIS_SERVER").unwrap_or_else(|_| "redis-server".to_owned()))
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--daemonize", "no"])
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(self.also.iter().map(Ipv4Addr::to_string))
+            .args(["--protected-mode", if self.also.is_empty() { "yes" } else { "no" }])
+            .args(["--save", "", "--daemonize", "no"])
             .args(["--appendonly", aof, "--appendfsync", "always"])
             .arg("--dir")
             .arg(&self.dir)
@@ -245,6 +296,11 @@ impl Redis {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
+    /// `redis://IP:PORT/0`, for one of the addresses given to [`Redis::start_on`].
+    pub fn url_on(&self, ip: Ipv4Addr) -> String {
+        format!("redis://{ip}:{}/0", self.port)
+    }
+
     /// SIGKILL: no goodbye to its clients.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -264,6 +320,13 @@ impl Redis {
                 Err(_) => std::thread::sleep(Duration::from_millis(100)),
             }
         }
+    }
+
+    /// The instance holding `game`'s ownership lease (its `rampart:g:{ID}:lease` key,
+    /// `INSTANCE EPOCH`), if any.
+    pub fn lease_holder(&self, game: &str) -> Option<String> {
+        let lease = self.get(&format!("rampart:g:{{{game}}}:lease"))?;
+        lease.split(' ').next().map(str::to_owned)
     }
 
     /// `GET key` over a raw connection (None: absent, or Redis did not answer).

@@ -18,16 +18,13 @@
 
 use std::time::{Duration, Instant};
 
-use crate::bots::{Spec, World};
+use crate::bots::World;
+use crate::checks::{self, Outage, CLAIM_LEASE, LEASE};
 use crate::procs::Server;
 use crate::procs_ha::{ask, info_field, HaProxy, RedisHa, MASTER_NAME};
 use crate::report::{self, Report};
-use crate::{process_figures, spawn_bots, stop_bots, wait_for, Ctx};
+use crate::{process_figures, stop_bots, wait_for, Ctx};
 
-/// The ownership lease the instances run with.
-const LEASE: Duration = Duration::from_millis(2000);
-/// How long an instance holds a waitlist entry it claimed before it goes back.
-const CLAIM_LEASE: Duration = Duration::from_millis(3000);
 /// How long a failover may take before the scenario calls it broken.
 const FAILOVER_WITHIN: Duration = Duration::from_secs(60);
 /// How long after Redis takes writes again every game in play at a fault may take to move
@@ -69,10 +66,14 @@ fn ms(d: Option<Duration>) -> String {
     d.map_or("-".to_owned(), |d| d.as_millis().to_string())
 }
 
-/// Marks every game as touched until `until`.
-fn touch_all(world: &World, until: Instant) {
-    for h in world.handles.borrow().iter() {
-        h.touched_until.set(Some(h.touched_until.get().map_or(until, |t| t.max(until))));
+impl Timeline {
+    /// The fault as the resume check sees it: over once Redis took writes again.
+    fn outage(&self) -> Outage {
+        Outage {
+            start: self.start,
+            back: self.start + self.writable.unwrap_or(FAILOVER_WITHIN),
+            bots: self.bots.clone(),
+        }
     }
 }
 
@@ -83,9 +84,9 @@ async fn fault(ha: &mut RedisHa, world: &World, fault: Fault, report: &mut Repor
     let old = ha.sentinels_primary().and_then(|p| ha.nodes.iter().position(|n| n.port == p)).unwrap_or(0);
     let new = 1 - old;
     let (new_port, new_name) = (ha.nodes[new].port, ha.nodes[new].name.clone());
-    let bots: Vec<usize> = world.handles.borrow().iter().filter(|h| h.playing.get()).map(|h| h.bot).collect();
+    let bots = checks::in_play(world);
     let start = Instant::now();
-    touch_all(world, start + FAILOVER_WITHIN + Duration::from_secs(30));
+    checks::touch_all(world, start + FAILOVER_WITHIN + Duration::from_secs(30));
     match fault {
         Fault::Kill => ha.nodes[old].kill9(),
         Fault::Switchover => {
@@ -160,41 +161,6 @@ async fn fault(ha: &mut RedisHa, world: &World, fault: Fault, report: &mut Repor
     t
 }
 
-/// Each bot's longest stall around a fault (the gap between two moves shown to its
-/// players, from the last before the fault, up to `horizon`) and when it ended, from the
-/// fault's start; None for a bot that did not move again once Redis took writes.
-fn stalls(world: &World, t: &Timeline, horizon: Instant) -> Vec<Option<(Duration, Duration)>> {
-    let writable = t.start + t.writable.unwrap_or(FAILOVER_WITHIN);
-    let tally = world.tally.borrow();
-    t.bots
-        .iter()
-        .map(|&bot| {
-            let mut shown: Vec<Instant> = tally
-                .samples
-                .iter()
-                .filter(|s| s.bot == bot)
-                .map(|s| s.at + Duration::from_secs_f64(s.mover_ms.max(s.opponent_ms.unwrap_or(0.0)) / 1000.0))
-                .collect();
-            shown.sort();
-            let before = shown.iter().rev().find(|&&c| c <= t.start).copied().unwrap_or(t.start);
-            let mut points = vec![before];
-            points.extend(shown.iter().filter(|&&c| c > t.start && c <= horizon));
-            if !points.iter().any(|&c| c >= writable) {
-                return None;
-            }
-            points
-                .windows(2)
-                .map(|w| (w[1] - w[0], w[1].saturating_duration_since(t.start)))
-                .max_by_key(|(gap, _)| *gap)
-        })
-        .collect()
-}
-
-/// Whether every bot in play at the fault has moved since Redis took writes again.
-fn all_resumed(world: &World, t: &Timeline) -> bool {
-    stalls(world, t, Instant::now()).iter().all(Option::is_some)
-}
-
 /// Files a fault's figures (moves up to `horizon`: the next fault, or the end) and checks
 /// every game in play resumed.
 fn fault_figures(report: &mut Report, world: &World, t: &Timeline, name: &str, horizon: Instant, until: &str) {
@@ -208,66 +174,7 @@ fn fault_figures(report: &mut Report, world: &World, t: &Timeline, name: &str, h
             ms(t.synced)
         ),
     );
-    let s = stalls(world, t, horizon);
-    let resumed: Vec<(Duration, Duration)> = s.iter().flatten().copied().collect();
-    let mut stall: Vec<u128> = resumed.iter().map(|(g, _)| g.as_millis()).collect();
-    let mut back: Vec<u128> = resumed.iter().map(|(_, e)| e.as_millis()).collect();
-    stall.sort_unstable();
-    back.sort_unstable();
-    let q = |v: &[u128], f: f64| {
-        v.get(((v.len().max(1) - 1) as f64 * f).round() as usize).map_or("-".to_owned(), u128::to_string)
-    };
-    report.field(&format!("{name}_resumed"), format!("{}/{}", resumed.len(), t.bots.len()));
-    report.field(&format!("{name}_stall_ms"), format!("p50:{},max:{}", q(&stall, 0.5), q(&stall, 1.0)));
-    report.field(&format!("{name}_back_after_ms"), format!("p50:{},max:{}", q(&back, 0.5), q(&back, 1.0)));
-    let stuck: Vec<usize> = t.bots.iter().zip(&s).filter(|(_, s)| s.is_none()).map(|(b, _)| *b).collect();
-    report.check(
-        stuck.is_empty(),
-        &format!("{name}_resumed"),
-        &format!("bots {stuck:?} did not move again between Redis taking writes and {until}"),
-    );
-}
-
-/// Game ids on the log lines of `log` that contain `phrase`.
-fn games_logged(log: &str, phrase: &str) -> Vec<String> {
-    log.lines()
-        .filter(|l| l.contains(phrase))
-        .filter_map(|l| {
-            l.split("game_id=").nth(1)?.split([' ', ',', '}']).next().map(|g| g.trim_matches('"').to_owned())
-        })
-        .collect()
-}
-
-/// Reads both instances' logs: takeovers, games given up on finding another owner's
-/// lease, and writes refused because the other instance owned the game (a game taken over
-/// by one while the other still wrote it).
-fn owners(report: &mut Report, servers: &[Server]) {
-    let logs: Vec<String> = servers.iter().map(|s| std::fs::read_to_string(&s.log).unwrap_or_default()).collect();
-    let took: Vec<Vec<String>> =
-        logs.iter().map(|l| games_logged(l, "taking over a game whose owner's lease lapsed")).collect();
-    let fenced: Vec<Vec<String>> = logs.iter().map(|l| games_logged(l, "snapshot write was refused")).collect();
-    let gave_up: Vec<Vec<String>> =
-        logs.iter().map(|l| games_logged(l, "lost the game's lease to another instance")).collect();
-    let count = |v: &[Vec<String>]| {
-        servers.iter().zip(v).map(|(s, g)| format!("{}:{}", s.name, g.len())).collect::<Vec<_>>().join(",")
-    };
-    report.field("log_takeovers", count(&took));
-    report.field("log_fenced_writes", count(&fenced));
-    report.field("log_gave_up", count(&gave_up));
-    for (i, s) in servers.iter().enumerate() {
-        let other = &fenced[1 - i];
-        let both: Vec<&String> = took[i].iter().filter(|g| other.contains(g)).collect();
-        if !took[i].is_empty() {
-            eprintln!("chaos: redis-failover: {} took over {:?}", s.name, took[i]);
-        }
-        if !both.is_empty() {
-            eprintln!(
-                "chaos: redis-failover: {} took over {both:?} while {} still wrote them (its writes were refused)",
-                s.name,
-                servers[1 - i].name
-            );
-        }
-    }
+    checks::resume_figures(report, world, &t.outage(), name, horizon, until);
 }
 
 /// Runs the scenario.
@@ -288,20 +195,8 @@ pub async fn run(ctx: &Ctx) -> Report {
     };
     let mut servers = Vec::new();
     for i in 1..=2 {
-        let env = ctx.env(&[
-            ("RAMPART__STORAGE__BACKEND", "redis".to_owned()),
-            ("RAMPART_REDIS_URL", ha.haproxy.url()),
-            ("RAMPART_SESSION_KEY", "chaos-session-key".to_owned()),
-            ("RAMPART__CLUSTER__INSTANCE_ID", format!("chaos-{i}")),
-            ("RAMPART__CLUSTER__LEASE_MS", LEASE.as_millis().to_string()),
-            ("RAMPART__REDIS__MIN_REPLICAS_ACKED", "1".to_owned()),
-            ("RAMPART__ADMISSION__CLAIM_LEASE_MS", CLAIM_LEASE.as_millis().to_string()),
-            // Probe a Redis that does not answer on a short schedule (as redis-dies does).
-            ("RAMPART__CIRCUIT_BREAKERS__DATABASE__TIMEOUT", "0.2".to_owned()),
-            ("RAMPART__CIRCUIT_BREAKERS__DATABASE__TIMEOUT_MAX", "0.5".to_owned()),
-            ("RAMPART__CIRCUIT_BREAKERS__MESSAGING__TIMEOUT", "0.2".to_owned()),
-            ("RAMPART__CIRCUIT_BREAKERS__MESSAGING__TIMEOUT_MAX", "0.5".to_owned()),
-        ]);
+        let env =
+            checks::cluster_env(ctx, i, &ha.haproxy.url(), &[("RAMPART__REDIS__MIN_REPLICAS_ACKED", "1".to_owned())]);
         match Server::start(&ctx.api, &ctx.rampart, &format!("chaos-{i}"), &env, &ctx.dir, None).await {
             Ok(s) => servers.push(s),
             Err(e) => {
@@ -312,16 +207,7 @@ pub async fn run(ctx: &Ctx) -> Report {
     }
     let world = World::new(ctx.api.clone(), servers.iter().map(|s| s.url.clone()).collect());
     // Two games in four have their yellow seat on the other instance (relayed).
-    spawn_bots(&world, ctx, games, |i| Spec {
-        vs_ai: false,
-        red_url: i % 2,
-        yellow_url: (i + i / 2) % 2,
-        pace: Duration::from_millis(500),
-        chat_every: 0,
-        idle: false,
-        max_games: 0,
-    })
-    .await;
+    checks::spawn_pairs(&world, ctx, games).await;
     if !wait_for(Duration::from_secs(30), || world.playing() >= games).await {
         report.broke("setup", &format!("only {} of {games} games in play", world.playing()));
     }
@@ -335,7 +221,8 @@ pub async fn run(ctx: &Ctx) -> Report {
         let first = &timelines[0].0;
         let writable = first.start + first.writable.unwrap_or_default();
         let deadline = writable.max(Instant::now()) + RESUME_WITHIN;
-        wait_for(deadline.saturating_duration_since(Instant::now()), || all_resumed(&world, first)).await;
+        wait_for(deadline.saturating_duration_since(Instant::now()), || checks::all_resumed(&world, &first.outage()))
+            .await;
         crate::until(first.window_end.max(Instant::now()) + Duration::from_secs(3)).await;
         timelines.push((fault(&mut ha, &world, Fault::Switchover, &mut report).await, Fault::Switchover));
     }
@@ -344,7 +231,7 @@ pub async fn run(ctx: &Ctx) -> Report {
     crate::until(end).await;
     let (last, _) = &timelines[timelines.len() - 1];
     let deadline = last.start + last.writable.unwrap_or_default() + RESUME_WITHIN;
-    wait_for(deadline.saturating_duration_since(Instant::now()), || all_resumed(&world, last)).await;
+    wait_for(deadline.saturating_duration_since(Instant::now()), || checks::all_resumed(&world, &last.outage())).await;
     let windows: Vec<(Instant, Instant)> = timelines.iter().map(|(t, _)| (t.start, t.window_end)).collect();
     stop_bots(&world, &mut report).await;
     let stopped = Instant::now();
@@ -365,7 +252,8 @@ pub async fn run(ctx: &Ctx) -> Report {
         drop(tally);
         report.check(after > 0, "play_after_faults", "no move was played after the last fault's window");
     }
-    owners(&mut report, &servers);
+    checks::owners(&mut report, &servers, "redis-failover");
+    checks::loss_figures(&mut report, &world);
     // Claims a paused instance held go back to the front after CLAIM_LEASE: so much may a
     // ticket trail one issued after it.
     let tolerance = CLAIM_LEASE + LEASE + Duration::from_secs(2);

@@ -52,6 +52,16 @@ impl Report {
         self.skipped = Some(why.to_owned());
     }
 
+    /// Whether the scenario was skipped.
+    pub fn skipped(&self) -> bool {
+        self.skipped.is_some()
+    }
+
+    /// A figure filed under `key`, if any.
+    pub fn figure(&self, key: &str) -> Option<&str> {
+        self.fields.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
     /// Whether a promise broke (a skip counts as a failure unless skips are allowed).
     pub fn failed(&self, allow_skip: bool) -> bool {
         !self.broken.is_empty() || (self.skipped.is_some() && !allow_skip)
@@ -311,7 +321,7 @@ async fn created_at_ms(world: &World, game_id: &str) -> Option<i64> {
 }
 
 /// `2026-12-02T04:33:09.391Z` in ms since the epoch.
-fn rfc3339_ms(s: &str) -> Option<i64> {
+pub fn rfc3339_ms(s: &str) -> Option<i64> {
     let num = |r: std::ops::Range<usize>| s.get(r).and_then(|t| t.parse::<i64>().ok());
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);

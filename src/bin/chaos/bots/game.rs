@@ -108,6 +108,16 @@ impl<'a> Game<'a> {
                 false
             }
             Ev::Failed => false,
+            Ev::Paused => {
+                let mut t = self.world.tally.borrow_mut();
+                t.paused_frames += 1;
+                t.paused_games.entry(self.id.clone()).or_insert_with(Instant::now);
+                false
+            }
+            Ev::Resumed => {
+                self.world.tally.borrow_mut().resumed_frames += 1;
+                false
+            }
             Ev::Chat { from, text } => {
                 if from == "ai" {
                     let mut t = self.world.tally.borrow_mut();
@@ -202,6 +212,9 @@ impl<'a> Game<'a> {
             }
             Err(e) => {
                 self.err("REJOIN_FAILED", &e);
+                if e.contains("GAME_NOT_FOUND") || e.contains("4404") {
+                    self.world.tally.borrow_mut().games_lost.insert(self.id.clone());
+                }
                 if !self.handle.faulted(Instant::now()) {
                     self.world.broken(format!("game {}: a seat could not rejoin: {e}", self.id));
                 }

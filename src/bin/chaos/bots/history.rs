@@ -105,6 +105,7 @@ impl Game<'_> {
                                 ),
                             );
                         } else {
+                            self.world.tally.borrow_mut().moves_lost += (len - m) as u64;
                             let kill = match self.world.killed_at.get() {
                                 Some(k) if lost_since > k => {
                                     format!(", {} ms after the kill", (lost_since - k).as_millis())
@@ -127,6 +128,7 @@ impl Game<'_> {
                     }
                 }
                 Some(known) => {
+                    self.world.tally.borrow_mut().forks += 1;
                     self.world
                         .broken(format!("game {}: board after {m} moves is {board:?}, it was {known:?}", self.id));
                     self.boards[m] = (Some(board), now);
@@ -142,6 +144,7 @@ impl Game<'_> {
         } else {
             let last = self.boards[len].0.clone();
             if last.as_ref().is_some_and(|b| !extends(b, &board, m - len)) {
+                self.world.tally.borrow_mut().forks += 1;
                 self.world
                     .broken(format!("game {}: {m} moves {board:?} do not continue {len} moves {last:?}", self.id));
             }

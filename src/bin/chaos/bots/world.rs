@@ -86,6 +86,21 @@ pub struct Tally {
     pub ai_canned_lines: u64,
     /// Direct grants (201) and admitted tickets.
     pub grants: u64,
+    /// `game_paused` frames seen (a lease not confirmed: docs/DESIGN.md D17).
+    pub paused_frames: u64,
+    /// `game_resumed` frames seen.
+    pub resumed_frames: u64,
+    /// Each game that was said to pause, and when a seat was first told.
+    pub paused_games: BTreeMap<String, Instant>,
+    /// Moves a player was shown that the game later came back without (outside the kill -9
+    /// allowance of write-behind).
+    pub moves_lost: u64,
+    /// Boards that forked: a state that does not continue the boards shown before (two
+    /// owners, or a lost move played differently).
+    pub forks: u64,
+    /// Games that vanished under their players (a rejoin answered `GAME_NOT_FOUND` or
+    /// closed 4404).
+    pub games_lost: std::collections::BTreeSet<String>,
 }
 
 /// Shared by every bot of a scenario (one thread: `Rc` and `RefCell`).
