@@ -53,6 +53,55 @@ pub async fn spawn_pairs(world: &Rc<World>, ctx: &Ctx, games: usize) {
     .await;
 }
 
+/// Two cluster instances (`chaos-1`, `chaos-2`) on the Redis at `url`, with `extra` in
+/// their environment; None (and `start` broken) when one does not start.
+pub async fn two_instances(ctx: &Ctx, url: &str, extra: &[(&str, String)], report: &mut Report) -> Option<Vec<Server>> {
+    let mut servers = Vec::new();
+    for i in 1..=2 {
+        let env = cluster_env(ctx, i, url, extra);
+        match Server::start(&ctx.api, &ctx.rampart, &format!("chaos-{i}"), &env, &ctx.dir, None).await {
+            Ok(s) => servers.push(s),
+            Err(e) => {
+                report.broke("start", &e);
+                return None;
+            }
+        }
+    }
+    Some(servers)
+}
+
+/// Play as the cluster scenarios start it: the bots of `games` two-human games across
+/// `servers` ([`spawn_pairs`]), all in play (else `setup` breaks), then a warm-up. Answers
+/// the world, each server's RSS at the start, and when play started.
+pub async fn start_play(
+    ctx: &Ctx,
+    servers: &[Server],
+    games: usize,
+    report: &mut Report,
+) -> (Rc<World>, Vec<Option<u64>>, Instant) {
+    let world = World::new(ctx.api.clone(), servers.iter().map(|s| s.url.clone()).collect());
+    spawn_pairs(&world, ctx, games).await;
+    if !crate::wait_for(Duration::from_secs(30), || world.playing() >= games).await {
+        report.broke("setup", &format!("only {} of {games} games in play", world.playing()));
+    }
+    let rss_start: Vec<Option<u64>> = servers.iter().map(Server::rss_kib).collect();
+    let start = Instant::now();
+    tokio::time::sleep(Duration::from_secs(if ctx.smoke { 3 } else { 8 })).await;
+    (world, rss_start, start)
+}
+
+/// The moves played once the faults settled (`field`), and the check (`check`) that some
+/// were (else "no move was played after `when`"); with the `game_paused` frames the players
+/// got.
+pub fn play_after(report: &mut Report, world: &World, settled: Instant, field: &str, check: &str, when: &str) {
+    let t = world.tally.borrow();
+    let after = t.samples.iter().filter(|s| s.at >= settled).count();
+    report.field("paused_frames", t.paused_frames);
+    report.field(field, after);
+    drop(t);
+    report.check(after > 0, check, &format!("no move was played after {when}"));
+}
+
 /// The issue's targets (issue 23): `moves_lost` (shown, then gone), `forks` (boards that
 /// diverged: two owners) and `games_lost` (vanished under their players), each checked
 /// to be 0. The bots file the details.

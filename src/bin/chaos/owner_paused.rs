@@ -14,9 +14,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::bots::World;
 use crate::checks::{self, Outage, CLAIM_LEASE, LEASE};
-use crate::procs::{Redis, Server};
+use crate::procs::Redis;
 use crate::report::{self, Report};
 use crate::{process_figures, stop_bots, wait_for, Ctx};
 
@@ -39,25 +38,8 @@ pub async fn run(ctx: &Ctx) -> Report {
             return report;
         }
     };
-    let mut servers = Vec::new();
-    for i in 1..=2 {
-        let env = checks::cluster_env(ctx, i, &redis.url(), &[]);
-        match Server::start(&ctx.api, &ctx.rampart, &format!("chaos-{i}"), &env, &ctx.dir, None).await {
-            Ok(s) => servers.push(s),
-            Err(e) => {
-                report.broke("start", &e);
-                return report;
-            }
-        }
-    }
-    let world = World::new(ctx.api.clone(), servers.iter().map(|s| s.url.clone()).collect());
-    checks::spawn_pairs(&world, ctx, games).await;
-    if !wait_for(Duration::from_secs(30), || world.playing() >= games).await {
-        report.broke("setup", &format!("only {} of {games} games in play", world.playing()));
-    }
-    let rss_start: Vec<Option<u64>> = servers.iter().map(Server::rss_kib).collect();
-    let start = Instant::now();
-    tokio::time::sleep(Duration::from_secs(if ctx.smoke { 3 } else { 8 })).await;
+    let Some(mut servers) = checks::two_instances(ctx, &redis.url(), &[], &mut report).await else { return report };
+    let (world, rss_start, start) = checks::start_play(ctx, &servers, games, &mut report).await;
 
     // The pause.
     let pause = Outage { start: Instant::now(), back: Instant::now() + PAUSE, bots: checks::in_play(&world) };
@@ -102,14 +84,7 @@ pub async fn run(ctx: &Ctx) -> Report {
     let stopped = Instant::now();
     checks::resume_figures(&mut report, &world, &pause, "pause", kill.start, "the kill");
     checks::resume_figures(&mut report, &world, &kill, "kill", stopped, "the end");
-    {
-        let t = world.tally.borrow();
-        let after = t.samples.iter().filter(|s| s.at >= settled).count();
-        report.field("paused_frames", t.paused_frames);
-        report.field("moves_after_faults", after);
-        drop(t);
-        report.check(after > 0, "play_after_faults", "no move was played after the faults settled");
-    }
+    checks::play_after(&mut report, &world, settled, "moves_after_faults", "play_after_faults", "the faults settled");
 
     // Owners: what chaos-2 took over while chaos-1 was frozen or waking (before the kill),
     // each given up by chaos-1 after the thaw; no takeover before the owner's lease could

@@ -13,7 +13,6 @@
 
 use std::time::{Duration, Instant};
 
-use crate::bots::World;
 use crate::checks::{self, Outage, CLAIM_LEASE, LEASE};
 use crate::netns::Netns;
 use crate::procs::{Redis, Server};
@@ -67,14 +66,7 @@ pub async fn run(ctx: &Ctx) -> Report {
         }
     }
     eprintln!("chaos: partition: chaos-2 runs in the network namespace {} at {}", ns.name, servers[1].url);
-    let world = World::new(ctx.api.clone(), servers.iter().map(|s| s.url.clone()).collect());
-    checks::spawn_pairs(&world, ctx, games).await;
-    if !wait_for(Duration::from_secs(30), || world.playing() >= games).await {
-        report.broke("setup", &format!("only {} of {games} games in play", world.playing()));
-    }
-    let rss_start: Vec<Option<u64>> = servers.iter().map(Server::rss_kib).collect();
-    let start = Instant::now();
-    tokio::time::sleep(Duration::from_secs(if ctx.smoke { 3 } else { 8 })).await;
+    let (world, rss_start, start) = checks::start_play(ctx, &servers, games, &mut report).await;
 
     // The games chaos-2 owns as the link goes down.
     let owned: Vec<String> = world
@@ -157,14 +149,7 @@ pub async fn run(ctx: &Ctx) -> Report {
         "paused_told",
         &format!("the players of {untold:?} (owned by the cut-off chaos-2) were not told game_paused during the cut"),
     );
-    {
-        let t = world.tally.borrow();
-        let after = t.samples.iter().filter(|s| s.at >= settled).count();
-        report.field("paused_frames", t.paused_frames);
-        report.field("moves_after_heal", after);
-        drop(t);
-        report.check(after > 0, "play_after_heal", "no move was played after the heal");
-    }
+    checks::play_after(&mut report, &world, settled, "moves_after_heal", "play_after_heal", "the heal");
 
     // Owners: chaos-1 takes over only after the lease, chaos-2 gives each of those up.
     let owners = checks::owners(&mut report, &servers, "partition");

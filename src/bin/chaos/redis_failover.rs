@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 
 use crate::bots::World;
 use crate::checks::{self, Outage, CLAIM_LEASE, LEASE};
-use crate::procs::Server;
 use crate::procs_ha::{ask, info_field, HaProxy, RedisHa, MASTER_NAME};
 use crate::report::{self, Report};
 use crate::{process_figures, stop_bots, wait_for, Ctx};
@@ -193,27 +192,12 @@ pub async fn run(ctx: &Ctx) -> Report {
             return report;
         }
     };
-    let mut servers = Vec::new();
-    for i in 1..=2 {
-        let env =
-            checks::cluster_env(ctx, i, &ha.haproxy.url(), &[("RAMPART__REDIS__MIN_REPLICAS_ACKED", "1".to_owned())]);
-        match Server::start(&ctx.api, &ctx.rampart, &format!("chaos-{i}"), &env, &ctx.dir, None).await {
-            Ok(s) => servers.push(s),
-            Err(e) => {
-                report.broke("start", &e);
-                return report;
-            }
-        }
-    }
-    let world = World::new(ctx.api.clone(), servers.iter().map(|s| s.url.clone()).collect());
+    let acked = [("RAMPART__REDIS__MIN_REPLICAS_ACKED", "1".to_owned())];
+    let Some(mut servers) = checks::two_instances(ctx, &ha.haproxy.url(), &acked, &mut report).await else {
+        return report;
+    };
     // Two games in four have their yellow seat on the other instance (relayed).
-    checks::spawn_pairs(&world, ctx, games).await;
-    if !wait_for(Duration::from_secs(30), || world.playing() >= games).await {
-        report.broke("setup", &format!("only {} of {games} games in play", world.playing()));
-    }
-    let rss_start: Vec<Option<u64>> = servers.iter().map(Server::rss_kib).collect();
-    let start = Instant::now();
-    tokio::time::sleep(Duration::from_secs(if ctx.smoke { 3 } else { 8 })).await;
+    let (world, rss_start, start) = checks::start_play(ctx, &servers, games, &mut report).await;
     let mut timelines = vec![(fault(&mut ha, &world, Fault::Kill, &mut report).await, Fault::Kill)];
     if !ctx.smoke {
         // The switchover once every game played again (or RESUME_WITHIN passed), and not
