@@ -17,7 +17,7 @@ use futures_util::{FutureExt as _, StreamExt as _};
 
 use crate::cluster::Cluster;
 use crate::hosting::messages::{LeaseState, Shutdown, StartMode};
-use crate::hosting::registry::{GameCell, RunState};
+use crate::hosting::registry::{GameCell, RunState, LEASE_RECHECK};
 use crate::hosting::supervisor::{restarting, Found, GameSupervisor, Resolve, Resolved};
 use crate::ids::{monotonic_ms, GameId};
 use crate::protocol::{ErrorBody, ErrorCode};
@@ -130,7 +130,17 @@ impl GameSupervisor {
             (answers, acked)
         };
         ctx.spawn(work.into_actor(self).map(move |(answers, acked), act, ctx| {
-            act.guarded(ctx, move |act, _| act.renewed(answers, acked, round_ms));
+            act.guarded(ctx, move |act, ctx| {
+                act.renewed(answers, acked, round_ms);
+                // A round that failed is tried again soon rather than a third of a lease
+                // later: once the store answers again, the paused games resume within a
+                // command timeout and this delay, not a whole interval more.
+                if act.renew_failing {
+                    ctx.run_later(LEASE_RECHECK, |act, ctx| {
+                        act.guarded(ctx, Self::renew_leases);
+                    });
+                }
+            });
         }));
     }
 
