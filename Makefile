@@ -90,14 +90,15 @@ schemathesis: python-deps
 	bash scripts/schemathesis.sh
 
 ## make chaos: the chaos harness, every scenario at full length (panic storm, Redis dies and Redis forgets,
-## instance dies, memory pressure, LLM storm, Redis failover under Sentinel and HAProxy, an owner paused past
-## its lease, an instance cut off from Redis in a network namespace); one summary line each, non-zero on a
-## broken promise. Not part of make test (its 30-second smoke is). Figures in RELIABILITY.md.
+## instance dies, memory pressure, LLM storm, Redis failover under Sentinel and HAProxy, a Redis Cluster
+## primary killed, an owner paused past its lease, an instance cut off from Redis in a network namespace);
+## one summary line each, non-zero on a broken promise. Not part of make test (its 30-second smoke is). Figures in RELIABILITY.md.
 chaos: chaos-deps
 	bash scripts/chaos.sh
 
-## make chaos-ten: issue 23's scenarios (redis-failover, owner-paused, partition) ten times each at full
-## length (about 45 min), then a table: runs passed, moves lost, games with two owners, games lost.
+## make chaos-ten: issue 23's scenarios (redis-failover, cluster-failover, owner-paused, partition) ten
+## times each at full length (about 60 min), then a table: runs passed, moves lost, games with two
+## owners, games lost.
 chaos-ten: chaos-deps
 	SCENARIO=issue-23 bash scripts/chaos.sh --runs 10
 

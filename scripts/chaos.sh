@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make chaos: the chaos harness (src/bin/chaos/). Builds the release binaries and runs
-# every scenario (panic-storm 180 s, redis-failover about 80 s, the others 60 s each), each printing
-# one summary line; exits non-zero when a promise broke. Needs redis-server, stress-ng,
+# every scenario (panic-storm 180 s, redis-failover and cluster-failover about 80 s, the
+# others 60 s each), each printing one summary line; exits non-zero when a promise broke. Needs redis-server, stress-ng,
 # haproxy and iproute2 (Debian packages) and root for the memory cgroup and the partition's
 # network namespace. Extra arguments go to the harness:
 #   make chaos                                  # everything, full length

@@ -92,6 +92,12 @@ impl Cluster {
         self.database.call(self.stores.directory.acknowledged(link)).await
     }
 
+    /// Whether each lease write stands alone
+    /// ([`crate::store::directory::GameDirectory::acknowledged_each`]).
+    pub fn acknowledged_each(&self) -> bool {
+        self.stores.directory.acknowledged_each()
+    }
+
     /// Renews this instance's lease of `epoch`.
     pub async fn renew(&self, id: &GameId, epoch: u64) -> Result<Renewal, StoreError> {
         self.database.call(self.stores.directory.renew(id, &self.me, epoch, self.lease)).await

@@ -104,11 +104,20 @@ fn llm_storm_smoke() {
     smoke("llm-storm");
 }
 
-/// A Redis primary killed under Sentinel and HAProxy (needs `haproxy`): no move a player was
-/// shown is lost (docs/DESIGN.md D18), one owner per game, every game resumes.
+/// A Redis primary killed under Sentinel and HAProxy (needs `haproxy`), and an instance
+/// killed at the promotion: no move a player was shown is lost (docs/DESIGN.md D18), one
+/// owner per game, every game resumes, the killed instance starts again.
 #[test]
 fn redis_failover_smoke() {
     smoke("redis-failover");
+}
+
+/// A primary of a Redis Cluster killed (three primaries, three replicas) and an instance
+/// killed at the promotion: no move a player was shown is lost, one owner per game, every
+/// game resumes, the killed instance starts again.
+#[test]
+fn cluster_failover_smoke() {
+    smoke("cluster-failover");
 }
 
 /// An owner frozen past its lease, then the instance that took its games killed: the woken

@@ -285,7 +285,7 @@ async fn two_instances_play_and_queue_on_a_cluster_through_a_primary_failover() 
 
 #[actix_rt::test]
 async fn the_stores_split_what_spans_slots_and_wait_for_each_primarys_replica() {
-    let cluster = RedisCluster::start();
+    let mut cluster = RedisCluster::start();
     let settings = RedisSettings {
         url: "redis://127.0.0.1:1/0".to_owned(),
         key_prefix: "t".to_owned(),
@@ -319,7 +319,7 @@ async fn the_stores_split_what_spans_slots_and_wait_for_each_primarys_replica() 
     let started = Instant::now();
     let outcomes = store.write_all(&batch).await.expect("a batch across slots is written");
     let took = started.elapsed();
-    assert_eq!(outcomes, vec![WriteOutcome::Written; ids.len()]);
+    assert_eq!(outcomes, vec![Ok(WriteOutcome::Written); ids.len()]);
     for (id, epoch) in ids.iter().zip(&epochs) {
         let read = store.read(id).await.expect("read").expect("stored");
         assert_eq!((read.version, read.epoch), (1, *epoch));
@@ -335,9 +335,36 @@ async fn the_stores_split_what_spans_slots_and_wait_for_each_primarys_replica() 
     directory.heartbeat(&me("a"), Duration::from_secs(30)).await.expect("heartbeat");
     assert!(directory.alive(&me("a")).await.expect("alive"), "heartbeat and a subscriber on its inbox");
     assert!(!directory.alive(&me("b")).await.expect("alive"), "no heartbeat, no subscriber");
+
+    // One shard fails (its primary's replica gone: its WAIT answers 0): a batch across the
+    // slots answers that shard's writes each with an error, and writes the others'.
+    let view = cluster.view(cluster.nodes[0].port()).await.expect("CLUSTER NODES");
+    let primary = view.iter().find(|v| v.primary && !v.slots.is_empty()).expect("a primary").clone();
+    let replica = view.iter().find(|v| v.primary_id == primary.id).expect("its replica").port;
+    cluster.node(replica).stop();
+    let in_shard = |slot: u16| primary.slots.iter().any(|(a, b)| (*a..=*b).contains(&slot));
+    let mut shard = Vec::new();
+    for id in &ids {
+        shard.push(in_shard(cluster.slot(&conn.game_key(id, "snap")).await));
+    }
+    assert!(shard.iter().any(|s| *s) && shard.iter().any(|s| !*s), "games in and out of the failing shard");
+    let batch: Vec<_> =
+        ids.iter().zip(&epochs).map(|(id, epoch)| (std::sync::Arc::new(snapshot(id, 2, *epoch)), None)).collect();
+    let outcomes = store.write_all(&batch).await.expect("a batch with one shard failing is answered write by write");
+    for ((outcome, in_shard), id) in outcomes.iter().zip(&shard).zip(&ids) {
+        if *in_shard {
+            assert!(outcome.is_err(), "{id}, in the failing shard, answered {outcome:?}");
+        } else {
+            assert_eq!(outcome, &Ok(WriteOutcome::Written), "{id}, in a healthy shard");
+            assert_eq!(store.read(id).await.expect("read").expect("stored").version, 2);
+        }
+    }
     eprintln!(
-        "Redis Cluster stores: a batch of {} snapshots in {} slots written, one pipeline and WAIT 1 per slot, in {took:?}",
+        "Redis Cluster stores: a batch of {} snapshots in {} slots written, one pipeline and WAIT 1 per slot, in \
+         {took:?}; with one shard's replica gone, its {} writes failed and the {} others were written",
         ids.len(),
-        slots.len()
+        slots.len(),
+        shard.iter().filter(|s| **s).count(),
+        shard.iter().filter(|s| !**s).count()
     );
 }

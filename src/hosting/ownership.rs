@@ -98,6 +98,10 @@ impl GameSupervisor {
     }
 
     /// Renews the lease of every game hosted here (and takes the leases still pending).
+    /// Where each renewal stands alone (no replicas to wait for, or each renewal waited for
+    /// them itself: [`Cluster::acknowledged_each`]) each answer is applied as it arrives,
+    /// so a shard of a Redis Cluster that does not answer holds back only its own games;
+    /// otherwise the round's answers count once the replicas acknowledged them all.
     pub(super) fn renew_leases(&mut self, ctx: &mut Context<Self>) {
         if self.renewing || self.draining || !self.cluster.shared() {
             return;
@@ -107,31 +111,44 @@ impl GameSupervisor {
         let cluster = self.cluster.clone();
         let round_ms = monotonic_ms();
         let link = cluster.lease_link();
-        let work = async move {
-            let answers = futures_util::stream::iter(cells)
-                .map(|cell| {
-                    let cluster = cluster.clone();
-                    async move {
-                        let epoch = cell.epoch.load(Ordering::Acquire);
-                        let answer = cluster.renew(&cell.id, epoch).await;
-                        (cell, epoch, answer)
-                    }
-                })
-                .buffer_unordered(RENEW_CONCURRENCY)
-                .collect::<Vec<_>>()
-                .await;
-            // Granted renewals count only once the configured replicas have them too: a
-            // failover to a replica that never saw them would hand the games out again.
-            let acked = if answers.iter().any(|(_, _, a)| matches!(a, Ok(Renewal::Renewed(_)))) {
-                cluster.acknowledged(link).await
-            } else {
-                Ok(())
-            };
-            (answers, acked)
+        let each = cluster.acknowledged_each();
+        let answers = futures_util::stream::iter(cells)
+            .map(move |cell| {
+                let cluster = cluster.clone();
+                async move {
+                    let epoch = cell.epoch.load(Ordering::Acquire);
+                    let answer = cluster.renew(&cell.id, epoch).await;
+                    (cell, epoch, answer)
+                }
+            })
+            .buffer_unordered(RENEW_CONCURRENCY);
+        let parts: futures_util::stream::BoxStream<'static, RenewalPart> = if each {
+            answers.map(|answer| (vec![answer], Ok(()))).boxed()
+        } else {
+            let cluster = self.cluster.clone();
+            futures_util::stream::once(async move {
+                let answers = answers.collect::<Vec<_>>().await;
+                // Granted renewals count only once the configured replicas have them too: a
+                // failover to a replica that never saw them would hand the games out again.
+                let acked = if answers.iter().any(|(_, _, a)| matches!(a, Ok(Renewal::Renewed(_)))) {
+                    cluster.acknowledged(link).await
+                } else {
+                    Ok(())
+                };
+                (answers, acked)
+            })
+            .boxed()
         };
-        ctx.spawn(work.into_actor(self).map(move |(answers, acked), act, ctx| {
+        let round = actix::fut::wrap_stream::<_, Self>(parts).fold(
+            RoundTally::default(),
+            move |mut tally, (answers, acked), act, ctx| {
+                act.guarded(ctx, |act, _| act.renewed(answers, acked, round_ms, &mut tally));
+                actix::fut::ready(tally)
+            },
+        );
+        ctx.spawn(round.map(move |tally, act, ctx| {
             act.guarded(ctx, move |act, ctx| {
-                act.renewed(answers, acked, round_ms);
+                act.round_done(tally);
                 // A round that failed is tried again soon rather than a third of a lease
                 // later: once the store answers again, the paused games resume within a
                 // command timeout and this delay, not a whole interval more.
@@ -144,39 +161,39 @@ impl GameSupervisor {
         }));
     }
 
-    /// A renewal round's answers: a granted renewal (acknowledged by the replicas where
-    /// they are required) confirms the lease until `round_ms` plus [`Self::confirmed_ms`]
-    /// and resumes a paused game; a store error confirms nothing.
+    /// Renewal answers (all of a round's, or one) and whether the replicas acknowledged
+    /// them: a granted renewal (acknowledged where required) confirms the lease until
+    /// `round_ms` plus [`Self::confirmed_ms`] and resumes a paused game; a store error
+    /// confirms nothing. Counts into `tally` for [`Self::round_done`].
     pub(super) fn renewed(
         &mut self,
-        answers: Vec<(Arc<GameCell>, u64, Result<Renewal, StoreError>)>,
+        answers: Vec<RenewalAnswer>,
         acked: Result<(), StoreError>,
         round_ms: u64,
+        tally: &mut RoundTally,
     ) {
-        self.renewing = false;
         if self.draining {
             return; // the leases are being released: a round that took one back is moot
         }
         let until = round_ms + self.confirmed_ms();
-        let (mut failed, mut resumed, mut first_error) = (0usize, 0usize, None);
         if let Err(e) = &acked {
-            first_error = Some(format!("the replicas did not acknowledge the renewals: {e}"));
+            tally.first_error.get_or_insert_with(|| format!("the replicas did not acknowledge the renewals: {e}"));
         }
         for (cell, epoch, answer) in answers {
             match (&answer, &acked) {
                 (Ok(Renewal::Renewed(_)), Ok(())) => {
                     cell.lease_until_ms.store(until, Ordering::Release);
                     if cell.paused.swap(false, Ordering::AcqRel) {
-                        resumed += 1;
+                        tally.resumed += 1;
                         if let Some(game) = cell.addr() {
                             game.lease().do_send(LeaseState { confirmed: true });
                         }
                     }
                 }
-                (Ok(Renewal::Renewed(_)), Err(_)) => failed += 1,
+                (Ok(Renewal::Renewed(_)), Err(_)) => tally.failed += 1,
                 (Err(e), _) => {
-                    failed += 1;
-                    first_error.get_or_insert_with(|| e.to_string());
+                    tally.failed += 1;
+                    tally.first_error.get_or_insert_with(|| e.to_string());
                 }
                 (Ok(Renewal::Lost(_)), _) => {}
             }
@@ -198,24 +215,47 @@ impl GameSupervisor {
                 Err(e) => tracing::debug!(game_id = %cell.id, "could not renew the game's lease: {e}"),
             }
         }
-        self.renew_failing = match (failed, self.renew_failing) {
+    }
+
+    /// The end of a renewal round: whether renewals are failing now (logged when that
+    /// changes), and how many paused games it resumed.
+    fn round_done(&mut self, tally: RoundTally) {
+        self.renewing = false;
+        if self.draining {
+            return;
+        }
+        self.renew_failing = match (tally.failed, self.renew_failing) {
             (0, true) => {
-                tracing::info!(resumed, "game leases are renewed again");
+                tracing::info!(resumed = tally.resumed, "game leases are renewed again");
                 false
             }
             (0, false) => false,
             (n, was) => {
                 if !was {
-                    let why = first_error.unwrap_or_default();
+                    let why = tally.first_error.unwrap_or_default();
                     tracing::warn!(games = n, "could not renew game leases; the games pause when their confirmed time runs out ({} ms after the last renewal) unless a renewal succeeds: {why}", self.confirmed_ms());
                 }
                 true
             }
         };
-        if resumed > 0 {
-            tracing::info!(games = resumed, "games resumed: their ownership leases are confirmed again");
+        if tally.resumed > 0 {
+            tracing::info!(games = tally.resumed, "games resumed: their ownership leases are confirmed again");
         }
     }
+}
+
+/// One game's renewal: its cell, the epoch renewed, the store's answer.
+pub(super) type RenewalAnswer = (Arc<GameCell>, u64, Result<Renewal, StoreError>);
+
+/// Some answers of a round and whether the replicas acknowledged them.
+type RenewalPart = (Vec<RenewalAnswer>, Result<(), StoreError>);
+
+/// What a renewal round found, summed over its answers.
+#[derive(Default)]
+pub(super) struct RoundTally {
+    failed: usize,
+    resumed: usize,
+    first_error: Option<String>,
 }
 
 /// Finds the owner of a game this instance does not host: a live owner (relay to it), or,

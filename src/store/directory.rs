@@ -102,6 +102,14 @@ pub trait GameDirectory: Send + Sync + 'static {
         let _ = link;
         Box::pin(async { Ok(()) })
     }
+    /// Whether [`GameDirectory::acknowledged`] has nothing to wait for: no replicas are
+    /// required, or each claim and renewal waited for them itself (a Redis Cluster, where
+    /// each game's writes go to its own shard). A renewal's answer then stands alone, and
+    /// a round applies each as it arrives: a shard that does not answer holds back only its
+    /// own games.
+    fn acknowledged_each(&self) -> bool {
+        true
+    }
 }
 
 #[derive(Default)]

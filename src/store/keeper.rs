@@ -18,7 +18,10 @@
 //! shows a change only once it is durable (docs/DESIGN.md D18) holds its frames until
 //! then. Writes of many games go out as one batch ([`SnapshotStore::write_all`]: one round
 //! trip, one `WAIT`), and what is published while a batch is in flight forms the next one,
-//! so the cost of durability is a round trip per batch, not per move.
+//! so the cost of durability is a round trip per batch, not per move. When some writes of a
+//! batch fail and others do not (a Redis Cluster with one shard failing over), the games
+//! whose writes failed move to a retry lane of their own, tried every [`RETRY_EVERY`]: a
+//! batch never waits on a failing shard, so the other shards' games go on at full speed.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -67,6 +70,9 @@ struct State {
     pending: HashSet<GameId>,
     /// Games forgotten while a write of theirs was in flight.
     forgotten: HashSet<GameId>,
+    /// Games whose write failed in a batch where others succeeded: the retry lane writes
+    /// their latest snapshot, not the batches.
+    retrying: HashSet<GameId>,
     /// Each held game's highest durable version.
     durable: HashMap<GameId, watch::Sender<u64>>,
 }
@@ -118,7 +124,9 @@ impl SnapshotKeeper {
             let mut state = self.lock();
             let id = snapshot.game_id.clone();
             state.forgotten.remove(&id);
-            state.pending.insert(id.clone());
+            if !state.retrying.contains(&id) {
+                state.pending.insert(id.clone());
+            }
             if self.tracks_durability {
                 // From the first publish: a write may be done before its game first asks.
                 state.durable.entry(id.clone()).or_insert_with(|| watch::Sender::new(0));
@@ -140,7 +148,9 @@ impl SnapshotKeeper {
             let mut fresh = (**latest).clone();
             fresh.epoch = epoch;
             state.latest.insert(id.clone(), Arc::new(fresh));
-            state.pending.insert(id.clone());
+            if !state.retrying.contains(id) {
+                state.pending.insert(id.clone());
+            }
         }
         self.wake.notify_one();
     }
@@ -184,6 +194,7 @@ impl SnapshotKeeper {
             let mut state = self.lock();
             state.latest.remove(id);
             state.pending.remove(id);
+            state.retrying.remove(id);
             state.durable.remove(id);
             state.forgotten.insert(id.clone());
         }
@@ -196,7 +207,8 @@ impl SnapshotKeeper {
 
     /// Games whose latest snapshot is not written yet.
     pub fn pending(&self) -> usize {
-        self.lock().pending.len()
+        let state = self.lock();
+        state.pending.len() + state.retrying.len()
     }
 
     /// Writes what is pending, in batches, until nothing is or `deadline` passes; answers
@@ -204,24 +216,74 @@ impl SnapshotKeeper {
     pub async fn flush(&self, deadline: Duration) -> usize {
         let until = tokio::time::Instant::now() + deadline;
         while self.pending() > 0 && tokio::time::Instant::now() < until {
-            if !self.write_batch().await {
+            // Here the retry lane's games go in the batches too.
+            let failing = {
+                let mut state = self.lock();
+                let retrying: Vec<GameId> = state.retrying.drain().collect();
+                let failing = !retrying.is_empty();
+                state.pending.extend(retrying);
+                failing
+            };
+            if !self.write_batch().await || failing {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
         self.pending()
     }
 
-    /// The writer: waits for snapshots and writes them. Runs until the process ends.
+    /// The writer: waits for snapshots and writes them, and beside it the retry lane.
+    /// Runs until the process ends.
     pub async fn run(self: Arc<Self>) {
         // A run after a crash (under the supervision tree) may have cut a batch short: every
         // game's latest snapshot is pending again (a write the store already holds is stale).
         {
             let mut state = self.lock();
-            let ids: Vec<GameId> = state.latest.keys().cloned().collect();
+            let ids: Vec<GameId> = state.latest.keys().filter(|id| !state.retrying.contains(*id)).cloned().collect();
             state.pending.extend(ids);
         }
+        tokio::join!(self.clone().write_pending(), self.retry_failed());
+    }
+
+    /// The retry lane: every [`RETRY_EVERY`], the latest snapshots of the games whose
+    /// writes failed while others' succeeded, in one batch. A game written leaves the lane
+    /// (a newer snapshot published meanwhile goes to the batches).
+    async fn retry_failed(&self) {
         loop {
-            if self.pending() == 0 {
+            tokio::time::sleep(RETRY_EVERY).await;
+            let batch: Vec<(Arc<Snapshot>, Option<Duration>)> = {
+                let state = self.lock();
+                state
+                    .retrying
+                    .iter()
+                    .take(BATCH)
+                    .filter_map(|id| state.latest.get(id))
+                    .map(|s| (s.clone(), s.ended().then_some(self.finished_ttl)))
+                    .collect()
+            };
+            if batch.is_empty() {
+                continue;
+            }
+            let Ok(outcomes) = self.guard.call(self.store.write_all(&batch)).await else { continue };
+            for ((snapshot, _), outcome) in batch.iter().zip(outcomes) {
+                let Ok(outcome) = outcome else { continue };
+                {
+                    let mut state = self.lock();
+                    state.retrying.remove(&snapshot.game_id);
+                    let newer = state.latest.get(&snapshot.game_id).is_some_and(|l| !Arc::ptr_eq(l, snapshot));
+                    if newer {
+                        state.pending.insert(snapshot.game_id.clone());
+                    }
+                }
+                self.written(snapshot, outcome);
+            }
+            self.wake.notify_one();
+        }
+    }
+
+    /// The batches: what is pending, a batch at a time.
+    async fn write_pending(self: Arc<Self>) {
+        loop {
+            if self.lock().pending.is_empty() {
                 let _ = tokio::time::timeout(RETRY_EVERY, self.wake.notified()).await;
                 continue;
             }
@@ -263,8 +325,25 @@ impl SnapshotKeeper {
         }
         match self.guard.call(self.store.write_all(&batch)).await {
             Ok(outcomes) => {
+                let mut failed = Vec::new();
                 for ((snapshot, _), outcome) in batch.iter().zip(outcomes) {
-                    self.written(snapshot, outcome);
+                    match outcome {
+                        Ok(outcome) => self.written(snapshot, outcome),
+                        Err(e) => failed.push((snapshot.game_id.clone(), e)),
+                    }
+                }
+                if let Some((_, e)) = failed.first() {
+                    tracing::debug!(
+                        snapshots = failed.len(),
+                        "snapshot writes failed while others succeeded; they are retried on their own: {e}"
+                    );
+                    let mut state = self.lock();
+                    for (id, _) in failed {
+                        if !state.forgotten.contains(&id) {
+                            state.pending.remove(&id);
+                            state.retrying.insert(id);
+                        }
+                    }
                 }
                 true
             }
@@ -415,6 +494,94 @@ mod tests {
             assert!(store.read(id).await.unwrap().is_some());
         }
         assert_eq!(breaker.state(), crate::breaker::BreakerState::Closed);
+    }
+
+    /// A store of shards with one shard failing: the games in it fail write by write,
+    /// the others are written; every batch it was asked for is recorded.
+    struct Sharded {
+        inner: MemorySnapshots,
+        failing: Mutex<HashSet<GameId>>,
+        batches: Mutex<Vec<Vec<GameId>>>,
+    }
+
+    impl SnapshotStore for Sharded {
+        fn write<'a>(
+            &'a self,
+            snapshot: &'a Snapshot,
+            ttl: Option<Duration>,
+        ) -> crate::store::StoreFuture<'a, WriteOutcome> {
+            self.inner.write(snapshot, ttl)
+        }
+        fn write_all<'a>(
+            &'a self,
+            batch: &'a [(Arc<Snapshot>, Option<Duration>)],
+        ) -> crate::store::StoreFuture<'a, Vec<Result<WriteOutcome, StoreError>>> {
+            Box::pin(async move {
+                self.batches.lock().unwrap().push(batch.iter().map(|(s, _)| s.game_id.clone()).collect());
+                let mut outcomes = Vec::new();
+                for (snapshot, ttl) in batch {
+                    if self.failing.lock().unwrap().contains(&snapshot.game_id) {
+                        outcomes.push(Err(StoreError::Backend("the shard's primary is down".into())));
+                    } else {
+                        outcomes.push(self.inner.write(snapshot, *ttl).await);
+                    }
+                }
+                Ok(outcomes)
+            })
+        }
+        fn read<'a>(&'a self, id: &'a GameId) -> crate::store::StoreFuture<'a, Option<Snapshot>> {
+            self.inner.read(id)
+        }
+        fn remove<'a>(&'a self, id: &'a GameId) -> crate::store::StoreFuture<'a, ()> {
+            self.inner.remove(id)
+        }
+    }
+
+    /// A game whose shard fails goes to the retry lane: the batches carry on without it
+    /// (the other games' versions are durable as fast as before), its latest snapshot is
+    /// retried on its own, and it is durable once its shard answers again.
+    #[actix_rt::test]
+    async fn a_failing_shard_holds_back_only_its_own_games() {
+        let store = Arc::new(Sharded {
+            inner: MemorySnapshots::new(Arc::new(MemoryDirectory::default())),
+            failing: Mutex::default(),
+            batches: Mutex::default(),
+        });
+        let breaker = CircuitBreaker::new("database", BreakerConfig::default());
+        let (keeper, _fenced) =
+            SnapshotKeeper::new(store.clone(), Guarded::new(breaker), Duration::from_secs(60), true);
+        let (sick, well) = (GameId::random(), GameId::random());
+        store.failing.lock().unwrap().insert(sick.clone());
+        keeper.publish(snapshot(&sick, 1, 0));
+        keeper.publish(snapshot(&well, 1, 0));
+        assert!(keeper.write_batch().await, "a batch with some writes done is not a failed store");
+        assert_eq!(*keeper.durable_watch(&well).borrow(), 1);
+        assert_eq!(*keeper.durable_watch(&sick).borrow(), 0);
+        // The sick game moves on; neither its move nor the well game's next waits on it.
+        keeper.publish(snapshot(&sick, 2, 0));
+        keeper.publish(snapshot(&well, 2, 0));
+        assert!(keeper.write_batch().await);
+        assert_eq!(store.batches.lock().unwrap().last().unwrap(), &vec![well.clone()]);
+        assert_eq!(*keeper.durable_watch(&well).borrow(), 2);
+        assert_eq!(keeper.pending(), 1, "the sick game waits in the retry lane");
+        // The writer retries it on its own, and writes its latest once the shard answers.
+        actix_rt::spawn(keeper.clone().run());
+        let started = std::time::Instant::now();
+        while store.batches.lock().unwrap().len() < 4 {
+            assert!(started.elapsed() < Duration::from_secs(5), "the retry lane never ran");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        store.failing.lock().unwrap().clear();
+        assert!(tokio::time::timeout(Duration::from_secs(5), keeper.when_durable(&sick, 2)).await.unwrap());
+        let batches = store.batches.lock().unwrap().clone();
+        for batch in &batches[1..] {
+            assert!(
+                !(batch.contains(&sick) && batch.contains(&well)),
+                "a batch waited on the failing shard: {batches:?}"
+            );
+        }
+        assert_eq!(store.read(&sick).await.unwrap().unwrap().version, 2);
+        assert_eq!(keeper.pending(), 0);
     }
 
     /// A game created while the store stalled starts under epoch 0; its claim ran later

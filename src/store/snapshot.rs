@@ -174,17 +174,20 @@ pub trait SnapshotStore: Send + Sync + 'static {
     /// store forget it after that long.
     fn write<'a>(&'a self, snapshot: &'a Snapshot, ttl: Option<Duration>) -> StoreFuture<'a, WriteOutcome>;
     /// Writes a batch (each with its `ttl`) and answers each one's outcome, in order. A
-    /// store with replicas answers only once they acknowledge every write; if they do not,
-    /// or the store fails, the whole batch fails and nothing in it counts as durable.
-    /// Stores that can send it in one round trip do; this default writes one after another.
+    /// store with replicas counts a write only once they acknowledge it. When the store
+    /// fails as a whole (or, on one node, the replicas do not acknowledge the batch) the
+    /// answer is an error and nothing in the batch counts as durable; a store of shards
+    /// (Redis Cluster) answers a failed shard's writes each with its error, so a shard that
+    /// fails holds back only its own games. Stores that can send it in one round trip do;
+    /// this default writes one after another and stops at the first error.
     fn write_all<'a>(
         &'a self,
         batch: &'a [(std::sync::Arc<Snapshot>, Option<Duration>)],
-    ) -> StoreFuture<'a, Vec<WriteOutcome>> {
+    ) -> StoreFuture<'a, Vec<Result<WriteOutcome, crate::store::StoreError>>> {
         Box::pin(async move {
             let mut outcomes = Vec::with_capacity(batch.len());
             for (snapshot, ttl) in batch {
-                outcomes.push(self.write(snapshot, *ttl).await?);
+                outcomes.push(Ok(self.write(snapshot, *ttl).await?));
             }
             Ok(outcomes)
         })

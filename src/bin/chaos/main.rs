@@ -1,7 +1,8 @@
 //! chaos: the chaos harness (`make chaos`, `scripts/chaos.sh`). Each scenario starts real
 //! processes — the `rampart` binary, private `redis-server`s on free ports (alone, or with a
 //! replica, three Sentinels and Debian's HAProxy), the bundled `fake_llm`, Debian's
-//! `stress-ng` in a memory cgroup, an instance in a network namespace of its own — plays
+//! `stress-ng` in a memory cgroup, an instance in a network namespace of its own, a Redis
+//! Cluster of six nodes — plays
 //! games on them with bots over real WebSockets, breaks something on purpose, and checks the promises: no error in a game no fault
 //! touched, every faulted game back with its board (or closed per its policy), no waitlist
 //! ticket lost, admitted twice or out of order, the process alive. Each prints ONE
@@ -10,13 +11,13 @@
 //!
 //! ```text
 //! chaos [--scenario panic-storm|redis-dies|redis-forgets|instance-dies|memory-pressure|llm-storm|redis-failover|
-//!                   owner-paused|partition|issue-23|all]
+//!                   cluster-failover|owner-paused|partition|issue-23|all]
 //!       [--duration SECS] [--games N] [--seed N] [--smoke] [--allow-skip] [--runs N]
 //!       [--bin-dir DIR] [--log-dir DIR] [--keep-logs]
 //! ```
 //!
 //! `--smoke` runs each scenario in about 30 s with fewer games. `issue-23` is the
-//! scenarios of issue 23 (redis-failover, owner-paused, partition). `--runs N` runs each
+//! scenarios of issue 23 (redis-failover, cluster-failover, owner-paused, partition). `--runs N` runs each
 //! scenario N times (seeds SEED, SEED+100, …) and ends with a table per scenario: runs
 //! passed, moves lost, games with two owners (boards forked), games lost (`make
 //! chaos-ten`). `--bin-dir` holds `rampart`
@@ -47,7 +48,7 @@ use bots::{Spec, World};
 use net::Api;
 use report::Report;
 
-const SCENARIOS: [&str; 9] = [
+const SCENARIOS: [&str; 10] = [
     "panic-storm",
     "redis-dies",
     "redis-forgets",
@@ -55,12 +56,13 @@ const SCENARIOS: [&str; 9] = [
     "memory-pressure",
     "llm-storm",
     "redis-failover",
+    "cluster-failover",
     "owner-paused",
     "partition",
 ];
 
 /// The scenarios of issue 23 (the cluster survives its Redis).
-const ISSUE_23: [&str; 3] = ["redis-failover", "owner-paused", "partition"];
+const ISSUE_23: [&str; 4] = ["redis-failover", "cluster-failover", "owner-paused", "partition"];
 
 /// The run's options.
 struct Opts {
@@ -334,7 +336,8 @@ async fn main() {
                 "redis-forgets" => redis_dies::run(&ctx, false).await,
                 "instance-dies" => instance_dies::run(&ctx).await,
                 "memory-pressure" => memory_pressure::run(&ctx).await,
-                "redis-failover" => redis_failover::run(&ctx).await,
+                "redis-failover" => redis_failover::run(&ctx, redis_failover::Topology::Sentinel).await,
+                "cluster-failover" => redis_failover::run(&ctx, redis_failover::Topology::Cluster).await,
                 "owner-paused" => owner_paused::run(&ctx).await,
                 "partition" => partition::run(&ctx).await,
                 _ => llm_storm::run(&ctx).await,

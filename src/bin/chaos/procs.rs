@@ -195,6 +195,15 @@ impl Server {
         }
     }
 
+    /// Starts it again (after [`Server::kill9`]) on its address with its environment, as a
+    /// supervisor restarting a dead instance does, and waits for `/health`.
+    pub async fn restart(&mut self, api: &Api) -> Result<(), String> {
+        self.kill9();
+        self.launch(api)
+            .await
+            .map_err(|e| format!("{} did not start again: {e} (log {})", self.name, self.log.display()))
+    }
+
     /// SIGSTOP: frozen, its sockets open.
     pub fn pause(&self) -> bool {
         signal(self.pid, "-STOP")

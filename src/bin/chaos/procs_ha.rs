@@ -1,9 +1,11 @@
-//! Redis as operators run it for high availability, for the redis-failover scenario: a
+//! Redis as operators run it for high availability, for the failover scenarios: a
 //! primary and a replica (`appendonly yes`, `min-replicas-to-write 1`,
 //! `min-replicas-max-lag 10`), three Sentinels watching them (quorum 2,
 //! `down-after-milliseconds 1000`, `failover-timeout 3000`), and Debian's HAProxy in front
-//! routing to whichever node answers `role:master`. Every process is started here on a
-//! free loopback port with its files in the run's directory, killed by its own pid and
+//! routing to whichever node answers `role:master` ([`RedisHa`]); or a Redis Cluster of
+//! three primaries and three replicas with the same settings (`cluster-node-timeout 1000`),
+//! joined by `redis-cli --cluster create` ([`RedisCluster`]). Every process is started here
+//! on a free loopback port with its files in the run's directory, killed by its own pid and
 //! reaped when its handle drops. A small RESP client asks them questions.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -104,12 +106,14 @@ fn reap(child: &mut Option<Child>) {
 }
 
 /// One Redis node (primary or replica), from a config file of its own that Sentinel may
-/// rewrite.
+/// rewrite; or a node of a Redis Cluster (its bus on a port of its own).
 pub struct Node {
-    /// `node-1`, `node-2`.
+    /// `node-1`, `node-2` …
     pub name: String,
     /// Its port.
     pub port: u16,
+    /// Its cluster bus port (`cluster-port`), for a node of a Redis Cluster.
+    bus: Option<u16>,
     dir: PathBuf,
     child: Option<Child>,
 }
@@ -117,11 +121,22 @@ pub struct Node {
 impl Node {
     /// Starts a node (a replica of `replica_of` when given) and waits for its PONG.
     pub fn start(dir: &Path, name: &str, replica_of: Option<u16>) -> Result<Node, String> {
+        Node::start_as(dir, name, replica_of, false)
+    }
+
+    /// Starts a node of a Redis Cluster (`cluster-enabled yes`, `cluster-node-timeout`
+    /// [`RedisCluster::NODE_TIMEOUT_MS`]), not yet in one, and waits for its PONG.
+    pub fn start_cluster(dir: &Path, name: &str) -> Result<Node, String> {
+        Node::start_as(dir, name, None, true)
+    }
+
+    fn start_as(dir: &Path, name: &str, replica_of: Option<u16>, cluster: bool) -> Result<Node, String> {
         let dir = dir.join(name);
         std::fs::create_dir_all(&dir).map_err(|e| format!("{name} dir: {e}"))?;
         let mut last = String::new();
         for _ in 0..5 {
-            let mut node = Node { name: name.to_owned(), port: free_port(), dir: dir.clone(), child: None };
+            let bus = cluster.then(free_port);
+            let mut node = Node { name: name.to_owned(), port: free_port(), bus, dir: dir.clone(), child: None };
             match node.launch(replica_of) {
                 Ok(()) => return Ok(node),
                 Err(e) => last = e,
@@ -139,6 +154,15 @@ impl Node {
         );
         if let Some(p) = replica_of {
             conf.push_str(&format!("replicaof 127.0.0.1 {p}\n"));
+        }
+        if let Some(bus) = self.bus {
+            // nodes.conf keeps its identity and its view: started again, it rejoins the
+            // cluster (as its new primary's replica when its own was promoted meanwhile).
+            conf.push_str(&format!(
+                "cluster-enabled yes\ncluster-port {bus}\ncluster-config-file nodes.conf\n\
+                 cluster-node-timeout {}\n",
+                RedisCluster::NODE_TIMEOUT_MS
+            ));
         }
         let file = self.dir.join("redis.conf");
         std::fs::write(&file, conf).map_err(|e| format!("redis.conf: {e}"))?;
@@ -160,12 +184,13 @@ impl Node {
 
     /// Starts it again on its port from its append-only file, as a replica of `primary`
     /// (what a supervisor that asks the Sentinels for the primary before starting a node
-    /// does: a node that came back never answers `role:master` beside the real one).
-    pub fn restart_as_replica(&mut self, primary: u16) -> Result<(), String> {
+    /// does: a node that came back never answers `role:master` beside the real one). A
+    /// cluster node is started as it was (`primary` None): the cluster makes it a replica.
+    pub fn restart_as_replica(&mut self, primary: Option<u16>) -> Result<(), String> {
         self.kill9();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            match self.launch(Some(primary)) {
+            match self.launch(primary) {
                 Ok(()) => return Ok(()),
                 Err(e) if Instant::now() > deadline => return Err(e),
                 Err(_) => std::thread::sleep(Duration::from_millis(100)),
@@ -176,6 +201,14 @@ impl Node {
     /// `INFO replication` (None: it does not answer).
     pub fn replication(&self) -> Option<String> {
         ask(self.port, &["INFO", "replication"]).ok()
+    }
+
+    /// Whether it is a replica of the node on `primary` with its link up.
+    pub fn replica_in_sync_of(&self, primary: u16) -> bool {
+        let info = self.replication().unwrap_or_default();
+        info_field(&info, "role").as_deref() == Some("slave")
+            && info_field(&info, "master_port").and_then(|p| p.parse().ok()) == Some(primary)
+            && info_field(&info, "master_link_status").as_deref() == Some("up")
     }
 }
 
@@ -389,5 +422,182 @@ impl RedisHa {
     /// reach; `-NOREPLICAS`, `-READONLY` or no connection: not).
     pub fn writable(&self) -> bool {
         ask(self.haproxy.port, &["SET", "chaos:probe", "1"]).is_ok_and(|r| r == "OK")
+    }
+}
+
+/// One line of `CLUSTER NODES`: a node's port, whether it is a primary (and not flagged
+/// failed), whether it is this node, its primary's id and its slot ranges.
+#[derive(Clone, Debug)]
+pub struct ClusterView {
+    /// The node's id.
+    pub id: String,
+    /// Its port.
+    pub port: u16,
+    /// `master` and not `fail`.
+    pub serving: bool,
+    /// `myself`.
+    pub myself: bool,
+    /// Its primary's id (a replica's; `-` for a primary).
+    pub primary_id: String,
+    /// Its slot ranges, inclusive.
+    pub slots: Vec<(u16, u16)>,
+}
+
+/// Parses a `CLUSTER NODES` reply.
+fn parse_cluster_nodes(text: &str) -> Vec<ClusterView> {
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let port = f.get(1)?.split(['@', ',']).next()?.rsplit(':').next()?.parse().ok()?;
+            let flags: Vec<&str> = f.get(2)?.split(',').collect();
+            let slots = f
+                .iter()
+                .skip(8)
+                .filter(|s| !s.starts_with('['))
+                .filter_map(|s| match s.split_once('-') {
+                    Some((a, b)) => Some((a.parse().ok()?, b.parse().ok()?)),
+                    None => s.parse().ok().map(|n| (n, n)),
+                })
+                .collect();
+            Some(ClusterView {
+                id: (*f.first()?).to_owned(),
+                port,
+                serving: flags.contains(&"master") && !flags.iter().any(|x| x.starts_with("fail")),
+                myself: flags.contains(&"myself"),
+                primary_id: (*f.get(3)?).to_owned(),
+                slots,
+            })
+        })
+        .collect()
+}
+
+/// A Redis Cluster as operators run one: six [`Node`]s (`appendonly yes`,
+/// `min-replicas-to-write 1`, `cluster-node-timeout` [`RedisCluster::NODE_TIMEOUT_MS`]) joined
+/// by `redis-cli --cluster create … --cluster-replicas 1` into three primaries, each with a
+/// replica. The scenario faults one shard: the one `nodes[pair[0]]` served at the start,
+/// with `nodes[pair[1]]` its replica; `probe` is a key in its slots.
+pub struct RedisCluster {
+    /// `node-1` … `node-6`.
+    pub nodes: Vec<Node>,
+    /// The faulted shard's two nodes (its primary at the start first).
+    pub pair: [usize; 2],
+    /// A slot of the faulted shard.
+    pub slot: u16,
+    /// The faulted shard's slot ranges, inclusive.
+    pub ranges: Vec<(u16, u16)>,
+    /// A key in that slot's shard (a write of it says whether the shard takes writes).
+    pub probe: String,
+}
+
+impl RedisCluster {
+    /// How long a node may be unreachable before the others flag it (and its replica is
+    /// promoted about a second or two later): `cluster-node-timeout`.
+    pub const NODE_TIMEOUT_MS: u64 = 1000;
+
+    /// Starts six nodes, creates the cluster, and waits (blocking, 30 s at most) until every
+    /// node says `cluster_state:ok` and knows the six, three primaries each with a replica
+    /// in sync.
+    pub fn start(dir: &Path) -> Result<RedisCluster, String> {
+        let mut nodes = Vec::new();
+        for n in 1..=6 {
+            nodes.push(Node::start_cluster(dir, &format!("node-{n}"))?);
+        }
+        let cli = std::env::var("RAMPART_REDIS_CLI").unwrap_or_else(|_| "redis-cli".to_owned());
+        let out = Command::new(&cli)
+            .args(["--cluster", "create"])
+            .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("could not run `{cli} --cluster create` (Debian package redis-tools): {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "redis-cli --cluster create failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let mut cluster = RedisCluster { nodes, pair: [0, 0], slot: 0, ranges: Vec::new(), probe: String::new() };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !cluster.formed() {
+            if Instant::now() > deadline {
+                let view = ask(cluster.nodes[0].port, &["CLUSTER", "NODES"]);
+                return Err(format!("the cluster was not formed within 30 s: CLUSTER NODES {view:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // The faulted shard: the first node's, if it is a primary, else the first primary's.
+        let view = cluster.view(cluster.nodes[0].port).unwrap_or_default();
+        let primary = view.iter().find(|v| v.serving && !v.slots.is_empty()).ok_or("no primary in CLUSTER NODES")?;
+        let replica = view.iter().find(|v| v.primary_id == primary.id).ok_or("the primary has no replica")?;
+        let index = |port: u16| cluster.nodes.iter().position(|n| n.port == port);
+        cluster.pair = [index(primary.port).ok_or("unknown primary")?, index(replica.port).ok_or("unknown replica")?];
+        cluster.slot = primary.slots[0].0;
+        cluster.ranges = primary.slots.clone();
+        let slot = cluster.slot.to_string();
+        cluster.probe = (0..100_000)
+            .map(|n| format!("chaos:probe:{n}"))
+            .find(|k| ask(primary.port, &["CLUSTER", "KEYSLOT", k]).is_ok_and(|s| s == slot))
+            .ok_or("no probe key found for the shard")?;
+        Ok(cluster)
+    }
+
+    /// Whether every node says `cluster_state:ok`, knows six nodes, three of them serving
+    /// primaries, and (a replica) is in sync.
+    fn formed(&self) -> bool {
+        self.nodes.iter().all(|n| {
+            let info = ask(n.port, &["CLUSTER", "INFO"]).unwrap_or_default();
+            let ok = info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:6");
+            let view = self.view(n.port).unwrap_or_default();
+            let primaries = view.iter().filter(|v| v.serving && !v.slots.is_empty()).count();
+            let me = view.iter().find(|v| v.myself);
+            let synced = match me {
+                Some(me) if !me.serving => {
+                    let primary = view.iter().find(|v| v.id == me.primary_id).map(|v| v.port);
+                    primary.is_some_and(|p| n.replica_in_sync_of(p))
+                }
+                Some(_) => true,
+                None => false,
+            };
+            ok && view.len() == 6 && primaries == 3 && synced
+        })
+    }
+
+    /// `CLUSTER NODES` as the node on `port` sees the cluster (None: it does not answer).
+    pub fn view(&self, port: u16) -> Option<Vec<ClusterView>> {
+        let text = ask(port, &["CLUSTER", "NODES"]).ok().filter(|t| !t.starts_with('-'))?;
+        Some(parse_cluster_nodes(&text))
+    }
+
+    /// The port serving the faulted shard's slot as the node on `asker` sees it.
+    pub fn serving(&self, asker: u16) -> Option<u16> {
+        self.view(asker)?
+            .into_iter()
+            .find(|v| v.serving && v.slots.iter().any(|(a, b)| (*a..=*b).contains(&self.slot)))
+            .map(|v| v.port)
+    }
+
+    /// Whether every node that answers, but `except`, sees `port` serving the shard.
+    pub fn agreed(&self, port: u16, except: usize) -> bool {
+        let answers: Vec<Option<u16>> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != except)
+            .filter_map(|(_, n)| self.view(n.port).map(|_| self.serving(n.port)))
+            .collect();
+        !answers.is_empty() && answers.iter().all(|s| *s == Some(port))
+    }
+
+    /// Whether `key` is in the faulted shard (`CLUSTER KEYSLOT`, asked of a node that
+    /// answers; None when none does).
+    pub fn in_shard(&self, key: &str) -> Option<bool> {
+        let slot: u16 = self.nodes.iter().find_map(|n| ask(n.port, &["CLUSTER", "KEYSLOT", key]).ok()?.parse().ok())?;
+        Some(self.ranges.iter().any(|(a, b)| (*a..=*b).contains(&slot)))
+    }
+
+    /// `host:port` of every node, comma-separated, as `RAMPART__REDIS__CLUSTER_NODES` takes them.
+    pub fn seeds(&self) -> String {
+        self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect::<Vec<_>>().join(",")
     }
 }

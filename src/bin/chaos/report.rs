@@ -27,6 +27,11 @@ impl Report {
         Report { name, started: Instant::now(), fields: Vec::new(), broken: Vec::new(), skipped: None }
     }
 
+    /// The scenario's name.
+    pub fn scenario(&self) -> &'static str {
+        self.name
+    }
+
     /// Adds a figure.
     pub fn field(&mut self, key: &str, value: impl std::fmt::Display) {
         self.fields.push((key.to_owned(), value.to_string()));

@@ -298,6 +298,10 @@ impl GameDirectory for RedisDirectory {
         self.leases.reconnects()
     }
 
+    fn acknowledged_each(&self) -> bool {
+        self.acks.replicas == 0 || self.acked_each()
+    }
+
     fn acknowledged(&self, link: u64) -> StoreFuture<'_, ()> {
         Box::pin(async move {
             let wanted = self.acks.replicas;

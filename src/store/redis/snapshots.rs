@@ -140,24 +140,47 @@ impl SnapshotStore for RedisSnapshots {
         Box::pin(async move {
             let batch = [(Arc::new(snapshot.clone()), ttl)];
             let mut outcomes = self.write_all(&batch).await?;
-            outcomes.pop().ok_or_else(|| StoreError::Backend("redis snapshot write: no answer".to_owned()))
+            outcomes.pop().unwrap_or_else(|| Err(StoreError::Backend("redis snapshot write: no answer".to_owned())))
         })
     }
 
-    fn write_all<'a>(&'a self, batch: &'a [(Arc<Snapshot>, Option<Duration>)]) -> StoreFuture<'a, Vec<WriteOutcome>> {
+    fn write_all<'a>(
+        &'a self,
+        batch: &'a [(Arc<Snapshot>, Option<Duration>)],
+    ) -> StoreFuture<'a, Vec<Result<WriteOutcome, StoreError>>> {
         Box::pin(async move {
             if let Some(slots) = self.by_slot(batch) {
+                // Each slot's part on its own (its primary, its WAIT): a shard that fails
+                // fails only its part's writes. Every part failed: the store failed.
                 let written = futures_util::future::join_all(slots.iter().map(|(_, part)| self.write_all(part))).await;
-                let mut outcomes: Vec<Option<WriteOutcome>> = batch.iter().map(|_| None).collect();
+                if let Some(Err(first)) =
+                    written.iter().find(|w| w.is_err()).filter(|_| written.iter().all(Result::is_err))
+                {
+                    return Err(first.clone());
+                }
+                let mut outcomes: Vec<Option<Result<WriteOutcome, StoreError>>> = batch.iter().map(|_| None).collect();
                 for ((at, _), part) in slots.iter().zip(written) {
-                    for (i, outcome) in at.iter().zip(part?) {
-                        outcomes[*i] = Some(outcome);
+                    match part {
+                        Ok(part) => {
+                            for (i, outcome) in at.iter().zip(part) {
+                                outcomes[*i] = Some(outcome);
+                            }
+                        }
+                        Err(e) => {
+                            for i in at {
+                                outcomes[*i] = Some(Err(e.clone()));
+                            }
+                        }
                     }
                 }
-                return outcomes
+                return Ok(outcomes
                     .into_iter()
-                    .map(|o| o.ok_or_else(|| StoreError::Backend("redis snapshot write: an answer is missing".into())))
-                    .collect();
+                    .map(|o| {
+                        o.unwrap_or_else(|| {
+                            Err(StoreError::Backend("redis snapshot write: an answer is missing".into()))
+                        })
+                    })
+                    .collect());
             }
             let mut pipe = redis::pipe();
             for (snapshot, ttl) in batch {
@@ -204,7 +227,7 @@ impl SnapshotStore for RedisSnapshots {
                     batch.len()
                 )));
             }
-            answers.into_iter().map(outcome).collect()
+            Ok(answers.into_iter().map(outcome).collect())
         })
     }
 
