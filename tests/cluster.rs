@@ -155,6 +155,52 @@ async fn a_game_comes_back_after_its_server_is_terminated_or_killed() {
     assert!(started.elapsed() < Duration::from_millis(LEASE_MS + 1000), "resumed after {:?}", started.elapsed());
 }
 
+/// A join answered GAME_RESTARTING for longer than the join timeout (the game's instance is
+/// dead and Redis is down, so no one can look the game up or take it over) is closed with
+/// 1013 (try again later), never 4401 (which tells the client to give its seat up); the
+/// player who reconnects once Redis is back gets the same board.
+#[actix_rt::test]
+async fn a_join_still_restarting_at_the_join_timeout_is_told_to_reconnect_not_to_give_up() {
+    let mut redis = RedisServer::start_persistent();
+    let mut a = instance(&redis);
+    let mut vars = env(&redis);
+    vars.push(("RAMPART__SERVER__JOIN_TIMEOUT_MS", "1000".to_owned()));
+    let refs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let b = ServerProcess::start(&refs);
+    let (api_a, api_b) = (TestServer::at(a.addr), TestServer::at(b.addr));
+    let (red_grant, yellow_grant) = human_game(&api_a).await;
+    let mut red = api_a.player(&red_grant).await;
+    let mut yellow = api_a.player(&yellow_grant).await;
+    red.move_to(3).await;
+    let before = yellow.recv_state(|g| g["moves"] == 1).await;
+    wait_moves_written(&redis, &red_grant.game_id, 1).await;
+
+    a.kill();
+    redis.stop();
+    let mut red = api_b.socket(&red_grant.game_id).await;
+    red.send(json!({"type":"join","token": red_grant.token})).await;
+    let error = red.recv_error().await;
+    assert_eq!(error["code"], "GAME_RESTARTING", "{error}");
+    assert!(error["details"]["retry_after_ms"].as_u64().is_some(), "{error}");
+    // The client waits for Redis (it does not join again): the join timeout passes.
+    assert_eq!(red.recv_close().await, Some(1013), "reconnect and join again, not 4401");
+
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let red = loop {
+        let mut p = api_b.socket(&red_grant.game_id).await;
+        p.send(json!({"type":"join","token": red_grant.token})).await;
+        match p.next().await {
+            Received::Json(v) if v["type"] == "state" => break p,
+            other => {
+                assert!(Instant::now() < deadline, "no state within 15 s of Redis's return: {other:?}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    assert_eq!(essence(&red.last_state), essence(&before), "the same board after the outage");
+}
+
 #[actix_rt::test]
 async fn a_player_of_a_killed_instance_finds_the_same_board_through_another() {
     let redis = RedisServer::start();

@@ -152,8 +152,10 @@ impl GameSupervisor {
                 // A round that failed is tried again soon rather than a third of a lease
                 // later: once the store answers again, the paused games resume within a
                 // command timeout and this delay, not a whole interval more.
-                if act.renew_failing {
+                if act.renew_failing && !act.renew_retry {
+                    act.renew_retry = true;
                     ctx.run_later(LEASE_RECHECK, |act, ctx| {
+                        act.renew_retry = false;
                         act.guarded(ctx, Self::renew_leases);
                     });
                 }

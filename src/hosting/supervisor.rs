@@ -154,6 +154,9 @@ pub struct GameSupervisor {
     pub(super) renewing: bool,
     /// Whether the last renewal round failed for some game (its WARN is said once).
     pub(super) renew_failing: bool,
+    /// A retry of a failed renewal round is scheduled (one at a time: a round that fails
+    /// at once, the breaker open, must not start another chain of retries each time).
+    pub(super) renew_retry: bool,
     /// Shutting down: the leases are released, so no renewal round may take them again.
     pub(super) draining: bool,
     /// Games whose stored snapshot could not be read (logged and counted once each).
@@ -199,6 +202,7 @@ impl GameSupervisor {
             next_slot: 0,
             renewing: false,
             renew_failing: false,
+            renew_retry: false,
             draining: false,
             unreadable: HashSet::new(),
             finding: HashMap::new(),

@@ -20,6 +20,10 @@ pub const GAME_FAILED: u16 = 1011;
 pub const RESTART: u16 = 1012;
 /// A slow client: its outbound queue was full.
 pub const SLOW: u16 = 1013;
+/// Try again later (the same code as [`SLOW`]): the join timeout passed while the game's
+/// answer to the join was still GAME_RESTARTING (a failover takes longer than the join
+/// timeout). Reconnect with backoff and `join` again.
+pub const TRY_AGAIN_LATER: u16 = 1013;
 /// Join timeout, a token that holds no seat, or a command before `join`.
 pub const UNAUTHORIZED: u16 = 4401;
 /// No such game.

@@ -77,6 +77,9 @@ pub struct PlayerSession {
     /// The keyed hash of the token that holds the seat (to join again elsewhere).
     token_hash: Option<TokenHash>,
     joining: bool,
+    /// The last join was answered GAME_RESTARTING (retry): at the join timeout the socket
+    /// is closed with 1013 (reconnect and join again), not 4401 (give up).
+    join_deferred: bool,
     /// The local game a join in flight is asking (set by the join before it sends): a
     /// socket that closes before the answer reaches it must still leave the seat the game
     /// may already have given it.
@@ -108,6 +111,7 @@ impl PlayerSession {
             seat: None,
             token_hash: None,
             joining: false,
+            join_deferred: false,
             asking: Rc::new(RefCell::new(None)),
             held: Vec::new(),
             in_flight: 0,
@@ -209,6 +213,7 @@ impl PlayerSession {
                 }
                 Joined::Refused(error) => {
                     let unauthorized = error.code == ErrorCode::Unauthorized;
+                    act.join_deferred = error.code == ErrorCode::GameRestarting;
                     act.send_error(ctx, error, Some("join"));
                     if unauthorized && act.seat.is_none() {
                         return act.socket.close(ctx, close::UNAUTHORIZED, "seat token refused");
@@ -425,6 +430,12 @@ impl Actor for PlayerSession {
         }
         ctx.run_later(self.socket.limits().join_timeout, |act, ctx| {
             if act.seat.is_none() && !act.joining {
+                if act.join_deferred {
+                    // The player did everything right: the game is still restarting (a
+                    // failover longer than the join timeout). Reconnecting keeps the seat.
+                    tracing::debug!(conn = act.socket.conn.0, game_id = %act.game_id, "closing a socket whose join is still answered GAME_RESTARTING at the join timeout; the player reconnects");
+                    return act.socket.close(ctx, close::TRY_AGAIN_LATER, "the game is restarting; reconnect and join again");
+                }
                 tracing::debug!(conn = act.socket.conn.0, "closing a socket that did not join in time");
                 act.socket.close(ctx, close::UNAUTHORIZED, "join timeout");
             }

@@ -103,15 +103,22 @@ pub fn play_after(report: &mut Report, world: &World, settled: Instant, field: &
 }
 
 /// The issue's targets (issue 23): `moves_lost` (shown, then gone), `forks` (boards that
-/// diverged: two owners) and `games_lost` (vanished under their players), each checked
-/// to be 0. The bots file the details.
+/// diverged: two owners), `games_lost` (vanished under their players) and
+/// `seats_given_up` (a seat whose rejoin was refused for good), each checked to be 0. The
+/// bots file the details.
 pub fn loss_figures(report: &mut Report, world: &World) {
     let t = world.tally.borrow();
     let (lost, forks, games) = (t.moves_lost, t.forks, t.games_lost.len());
+    let abandoned = t.errors_faulted.get("REJOIN_FAILED").copied().unwrap_or(0)
+        + t.errors_unfaulted.get("REJOIN_FAILED").copied().unwrap_or(0);
     drop(t);
     report.field("moves_lost", lost);
     report.field("forks", forks);
     report.field("games_lost", games);
+    // A seat that could not rejoin ends the game for its bot: its players lost it, even
+    // if the store still holds it (a close that told them to give up, 4401 or 4404).
+    report.field("seats_given_up", abandoned);
+    report.check(abandoned == 0, "seats_rejoined", &format!("{abandoned} seats could not rejoin their game"));
     report.check(lost == 0, "moves_lost", &format!("{lost} moves a player was shown were lost"));
     report.check(forks == 0, "one_owner", &format!("{forks} boards forked (two owners)"));
     report.check(games == 0, "games_lost", &format!("{games} games vanished under their players"));

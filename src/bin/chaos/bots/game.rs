@@ -211,6 +211,7 @@ impl<'a> Game<'a> {
                 true
             }
             Err(e) => {
+                eprintln!("chaos: game {}: seat {i} could not rejoin: {e}", self.id);
                 self.err("REJOIN_FAILED", &e);
                 if e.contains("GAME_NOT_FOUND") || e.contains("4404") {
                     self.world.tally.borrow_mut().games_lost.insert(self.id.clone());
