@@ -368,3 +368,50 @@ async fn the_stores_split_what_spans_slots_and_wait_for_each_primarys_replica() 
         shard.iter().filter(|s| !**s).count()
     );
 }
+
+/// A planned switchover (`CLUSTER FAILOVER`) of the shard that holds an instance's inbox,
+/// with the instance's subscription landing on the demoted node (its subscriber's slot map
+/// still named it; Redis takes `SSUBSCRIBE` on a replica of the slot, and the shard's
+/// messages reach it there): the instance is still seen alive, though the primary counts no
+/// subscriber. Read as dead, its relayed seats were released every few seconds for a minute
+/// (chaos cluster-failover, RELIABILITY.md §18).
+#[actix_rt::test]
+async fn an_instance_subscribed_on_its_shards_replica_is_alive() {
+    let cluster = RedisCluster::start();
+    let settings = RedisSettings {
+        url: "redis://127.0.0.1:1/0".to_owned(),
+        key_prefix: "t".to_owned(),
+        command_timeout: Duration::from_secs(2),
+        reconnect_max_delay: Duration::from_millis(100),
+    };
+    let conn = RedisConn::lazy_with(&settings, &Discovery::Cluster(cluster.seeds())).expect("cluster connection");
+    let acks = ReplicaAcks { replicas: 1, timeout: Duration::from_millis(500) };
+    let directory = RedisDirectory::new(conn.clone(), acks).expect("directory");
+    let inbox = conn.key("inbox:a");
+    directory.heartbeat(&me("a"), Duration::from_secs(60)).await.expect("heartbeat");
+    assert!(!directory.alive(&me("a")).await.expect("alive"), "beating, but no one listens");
+
+    let slot = cluster.slot(&inbox).await;
+    let old = cluster.primary_of(slot, None).await.expect("the inbox's primary");
+    let view = cluster.view(old).await.expect("CLUSTER NODES");
+    let old_id = view.iter().find(|v| v.port == old).expect("the primary in its own view").id.clone();
+    let replica = view.iter().find(|v| v.primary_id == old_id).expect("its replica").port;
+    let answer: Option<String> = command_async(replica, &["CLUSTER", "FAILOVER"]).await;
+    assert_eq!(answer.as_deref(), Some("OK"));
+    eventually(Duration::from_secs(15), "the replica serves the inbox's slot", || async {
+        (cluster.primary_of(slot, None).await == Some(replica)).then_some(()).ok_or_else(|| "not yet".to_owned())
+    })
+    .await;
+    // The subscription lands on the old primary, a replica now.
+    let mut socket = std::net::TcpStream::connect(("127.0.0.1", old)).expect("connect to the demoted node");
+    socket.set_read_timeout(Some(Duration::from_secs(2))).expect("timeout");
+    let frame = format!("*2\r\n$10\r\nSSUBSCRIBE\r\n${}\r\n{inbox}\r\n", inbox.len());
+    std::io::Write::write_all(&mut socket, frame.as_bytes()).expect("SSUBSCRIBE");
+    let mut reply = [0u8; 256];
+    let n = std::io::Read::read(&mut socket, &mut reply).expect("its answer");
+    let reply = String::from_utf8_lossy(&reply[..n]).to_string();
+    assert!(reply.contains("ssubscribe"), "the replica took the subscription: {reply:?}");
+    let on_primary: Option<Vec<redis::Value>> = command_async(replica, &["PUBSUB", "SHARDNUMSUB", &inbox]).await;
+    assert_eq!(on_primary.and_then(|v| v.get(1).cloned()), Some(redis::Value::Int(0)), "none on the primary");
+    assert!(directory.alive(&me("a")).await.expect("alive"), "alive: its subscription hears the shard");
+}

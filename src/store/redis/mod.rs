@@ -423,7 +423,42 @@ impl RedisConn {
         let mut cmd = redis::cmd("PUBSUB");
         cmd.arg(if self.sharded() { "SHARDNUMSUB" } else { "NUMSUB" }).arg(channel);
         let (_, listeners): (String, i64) = self.query_at("subscribers", &cmd, channel).await?;
-        Ok(listeners)
+        if listeners > 0 || !self.sharded() {
+            return Ok(listeners);
+        }
+        // A subscription on the shard's replica hears the shard's messages too, and is where
+        // one lands when the subscriber's slot map still named the old primary as a planned
+        // switchover (`CLUSTER FAILOVER`) demoted it; and this client's own map may be the
+        // stale one (a `PUBSUB` is never redirected). Either way the node it names counts 0
+        // for a live instance: ask the other nodes of the shard, which `ROLE` names (a
+        // primary its replicas, a replica its primary).
+        let role: Vec<Value> = self.query_at("subscribers", &redis::cmd("ROLE"), channel).await?;
+        let text = |v: &Value| redis::from_redis_value::<String>(v.clone()).ok();
+        let others: Vec<(String, u16)> = match role.as_slice() {
+            [kind, _, Value::Array(replicas), ..] if text(kind).as_deref() == Some("master") => replicas
+                .iter()
+                .filter_map(|r| {
+                    let r: Vec<String> = redis::from_redis_value(r.clone()).ok()?;
+                    Some((r.first()?.clone(), r.get(1)?.parse().ok()?))
+                })
+                .collect(),
+            [kind, host, port, ..] if text(kind).as_deref() == Some("slave") => {
+                let port = redis::from_redis_value::<u16>(port.clone()).ok();
+                text(host).zip(port).into_iter().collect()
+            }
+            _ => Vec::new(),
+        };
+        let mut elsewhere = 0;
+        for (host, port) in others {
+            let route = SingleNodeRoutingInfo::ByAddress { host, port };
+            if let Ok((_, n)) = self.query_routed::<(String, i64)>("subscribers", &cmd, route).await {
+                elsewhere += n;
+            }
+        }
+        if elsewhere > 0 {
+            tracing::debug!(channel, elsewhere, "the channel's subscribers are on another node of its shard");
+        }
+        Ok(elsewhere)
     }
 
     /// Runs one command on the node that serves `key` (in a Redis Cluster, the primary of
@@ -435,11 +470,20 @@ impl RedisConn {
         cmd: &redis::Cmd,
         key: &str,
     ) -> Result<T, StoreError> {
+        self.query_routed(op, cmd, SingleNodeRoutingInfo::SpecificNode(Route::with_key(key, SlotAddr::Master))).await
+    }
+
+    /// Runs one command on the node `route` names (in a Redis Cluster; elsewhere as
+    /// [`RedisConn::query`]).
+    async fn query_routed<T: FromRedisValue>(
+        &self,
+        op: &'static str,
+        cmd: &redis::Cmd,
+        route: SingleNodeRoutingInfo,
+    ) -> Result<T, StoreError> {
         let mut con = self.manager();
         let Inner::Cluster(cluster) = &mut con.0 else { return self.query(op, cmd).await };
-        let route =
-            RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::with_key(key, SlotAddr::Master)));
-        let value = self.timed(op, cluster.route_command(cmd.clone(), route)).await?;
+        let value = self.timed(op, cluster.route_command(cmd.clone(), RoutingInfo::SingleNode(route))).await?;
         redis::from_redis_value(value).map_err(|e| StoreError::Backend(format!("redis {op}: unexpected answer: {e}")))
     }
 
