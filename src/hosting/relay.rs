@@ -216,16 +216,31 @@ impl Relay {
                 }))
                 .await;
                 let mut failed = Vec::new();
+                let mut unheard: Vec<usize> = Vec::new();
                 for ((at, _), sent) in pipes.iter().zip(sent) {
-                    let wires = at.iter().map(|i| &batch[*i].1);
                     match sent {
-                        Ok(receivers) => failed.extend(
-                            wires.zip(receivers).filter(|(_, n)| *n == 0).filter_map(|(wire, _)| request_id(wire)),
-                        ),
+                        Ok(receivers) => {
+                            unheard.extend(at.iter().zip(receivers).filter(|(_, n)| *n == 0).map(|(i, _)| *i))
+                        }
                         Err(e) => {
                             tracing::debug!(messages = at.len(), "could not publish relayed messages: {e}");
-                            failed.extend(wires.filter_map(request_id));
+                            failed.extend(at.iter().filter_map(|i| request_id(&batch[*i].1)));
                         }
+                    }
+                }
+                // `SPUBLISH` counts the subscribers of the node that took it only, and the
+                // shard's other nodes deliver it too: after a switchover a subscriber may be
+                // on the replica. An inbox no node of its shard listens on is undeliverable.
+                let mut heard: HashMap<&InstanceId, bool> = HashMap::new();
+                for i in unheard {
+                    let to = &batch[i].0;
+                    if !heard.contains_key(to) {
+                        let listening = conn.sharded()
+                            && conn.listeners(&format!("{prefix}{}", to.as_str())).await.is_ok_and(|n| n > 0);
+                        heard.insert(to, listening);
+                    }
+                    if !heard[to] {
+                        failed.extend(request_id(&batch[i].1));
                     }
                 }
                 if !failed.is_empty() {
