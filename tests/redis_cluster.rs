@@ -283,9 +283,9 @@ async fn two_instances_play_and_queue_on_a_cluster_through_a_primary_failover() 
     yellow.close().await;
 }
 
-#[actix_rt::test]
-async fn the_stores_split_what_spans_slots_and_wait_for_each_primarys_replica() {
-    let mut cluster = RedisCluster::start();
+/// A connection to the cluster (prefix `t`), the replica acknowledgement the stores wait
+/// for (one replica, 0.5 s), and the lease directory on them.
+fn stores_on(cluster: &RedisCluster) -> (RedisConn, ReplicaAcks, RedisDirectory) {
     let settings = RedisSettings {
         url: "redis://127.0.0.1:1/0".to_owned(),
         key_prefix: "t".to_owned(),
@@ -293,9 +293,16 @@ async fn the_stores_split_what_spans_slots_and_wait_for_each_primarys_replica() 
         reconnect_max_delay: Duration::from_millis(100),
     };
     let conn = RedisConn::lazy_with(&settings, &Discovery::Cluster(cluster.seeds())).expect("cluster connection");
-    assert!(conn.sharded());
     let acks = ReplicaAcks { replicas: 1, timeout: Duration::from_millis(500) };
     let directory = RedisDirectory::new(conn.clone(), acks).expect("directory");
+    (conn, acks, directory)
+}
+
+#[actix_rt::test]
+async fn the_stores_split_what_spans_slots_and_wait_for_each_primarys_replica() {
+    let mut cluster = RedisCluster::start();
+    let (conn, acks, directory) = stores_on(&cluster);
+    assert!(conn.sharded());
     let store = RedisSnapshots::new(conn.clone(), me("a"), acks).expect("store");
 
     // 24 games: their keys spread over the slots of all three primaries.
@@ -378,15 +385,7 @@ async fn the_stores_split_what_spans_slots_and_wait_for_each_primarys_replica() 
 #[actix_rt::test]
 async fn an_instance_subscribed_on_its_shards_replica_is_alive() {
     let cluster = RedisCluster::start();
-    let settings = RedisSettings {
-        url: "redis://127.0.0.1:1/0".to_owned(),
-        key_prefix: "t".to_owned(),
-        command_timeout: Duration::from_secs(2),
-        reconnect_max_delay: Duration::from_millis(100),
-    };
-    let conn = RedisConn::lazy_with(&settings, &Discovery::Cluster(cluster.seeds())).expect("cluster connection");
-    let acks = ReplicaAcks { replicas: 1, timeout: Duration::from_millis(500) };
-    let directory = RedisDirectory::new(conn.clone(), acks).expect("directory");
+    let (conn, _, directory) = stores_on(&cluster);
     let inbox = conn.key("inbox:a");
     directory.heartbeat(&me("a"), Duration::from_secs(60)).await.expect("heartbeat");
     assert!(!directory.alive(&me("a")).await.expect("alive"), "beating, but no one listens");
