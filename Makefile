@@ -97,7 +97,7 @@ chaos: chaos-deps
 	bash scripts/chaos.sh
 
 ## make chaos-ten: issue 23's scenarios (redis-failover, cluster-failover, owner-paused, partition) ten
-## times each at full length (about 60 min), then a table: runs passed, moves lost, games with two
+## times each at full length (about 50 min), then a table: runs passed, moves lost, games with two
 ## owners, games lost.
 chaos-ten: chaos-deps
 	SCENARIO=issue-23 bash scripts/chaos.sh --runs 10
