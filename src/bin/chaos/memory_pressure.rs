@@ -6,9 +6,11 @@
 //! (the OOM killer must pick a hog, not the server), `/health` must go `overloaded` and
 //! recover, the players must see no error, and the tickets must all be admitted in order.
 //! When cgroups (or stress-ng) cannot be used here the scenario says so and fails, unless
-//! the run was told `--allow-skip`.
+//! the run was told `--allow-skip`. The `/health` samples go to `health.tsv` in the log
+//! directory.
 
 use std::cell::RefCell;
+use std::io::Write;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -63,12 +65,22 @@ pub async fn run(ctx: &Ctx) -> Report {
         report.broke("start", "the idle server reported no memory_mb vital");
         return report;
     };
-    let gate = (base + if ctx.smoke { 6.0 } else { 12.0 }).ceil() as u64;
+    // What is left above idle after the games end decides the margin. Their memory does
+    // not all come back: jemalloc's heap was 1.9 MB allocated but 4.5 MB active after the
+    // games left (slabs pinned by a few survivors), about 45 % of the growth, and a level
+    // is left only below `exit_ratio` (0.9) of the gate. With the gate 6 MB above idle the
+    // exit sat 3.3 MB above idle and what stayed was 2.8 MB: /health recovered only when
+    // some drift crossed that line, after 3 to 30+ s (3 smokes in 12 failed). At 8 MB the
+    // exit is 5.1 MB above idle. 12 MB (the full run's) makes the smoke's single-threaded
+    // harness spawn 800+ sitting games, and its /health sampler starved for 30 s.
+    let gate = (base + if ctx.smoke { 8.0 } else { 12.0 }).ceil() as u64;
     let env = ctx.env(&[
         ("RAMPART__HEALTH__MAX_MEMORY_MB", gate.to_string()),
         ("RAMPART__HEALTH__INTERVAL_MS", "250".to_owned()),
         ("RAMPART__HEALTH__DWELL_MS", "1000".to_owned()),
-        // Only memory closes admission here.
+        // Only memory closes admission here, and only memory limits the sitting games (the
+        // harness is one client: its share of the connections is all of them).
+        ("RAMPART__SERVER__MAX_CLIENT_CONNECTIONS_PCT", "100".to_owned()),
         ("RAMPART__ADMISSION__RATE_PER_SEC", "1000".to_owned()),
         ("RAMPART__ADMISSION__BURST", "1000".to_owned()),
     ]);
@@ -117,10 +129,29 @@ pub async fn run(ctx: &Ctx) -> Report {
     let sampling = Rc::new(std::cell::Cell::new(true));
     {
         let (api, url, seen, sampling) = (ctx.api.clone(), server.url.clone(), seen.clone(), sampling.clone());
+        // The samples also go to health.tsv in the log directory: a slow recovery is read there.
+        let trace_path = ctx.dir.join("health.tsv");
         actix_rt::spawn(async move {
+            let began = Instant::now();
+            let mut trace = std::fs::File::create(&trace_path).ok();
+            if let Some(f) = trace.as_mut() {
+                let _ = writeln!(f, "secs\tstatus\tmemory_mb\trss_mb\tallocator_free_mb\tactive_games");
+            }
             while sampling.get() {
                 if let Some(h) = health(&api, &url).await {
                     let status = h["status"].as_str().unwrap_or("?").to_owned();
+                    if let Some(f) = trace.as_mut() {
+                        let v = &h["checks"]["vitals"]["vitals"];
+                        let _ = writeln!(
+                            f,
+                            "{:.2}\t{status}\t{}\t{}\t{}\t{}",
+                            began.elapsed().as_secs_f64(),
+                            v["memory_mb"]["value"],
+                            v["rss_mb"]["value"],
+                            v["allocator_free_mb"]["value"],
+                            v["active_games"]["value"]
+                        );
+                    }
                     seen.borrow_mut().push((Instant::now(), status, held_mb(&h).unwrap_or(0.0)));
                 }
                 tokio::time::sleep(Duration::from_millis(250)).await;
@@ -134,9 +165,15 @@ pub async fn run(ctx: &Ctx) -> Report {
     let mut fillers = 0;
     let filler =
         Spec { vs_ai: false, red_url: 0, yellow_url: 0, pace: Duration::ZERO, chat_every: 0, idle: true, max_games: 1 };
-    let fill_deadline = fill_start + Duration::from_secs(if ctx.smoke { 15 } else { 60 });
+    let fill_deadline = fill_start + Duration::from_secs(if ctx.smoke { 20 } else { 60 });
     let mut rng = fastrand::Rng::with_seed(ctx.seed);
     while world.tickets.borrow().is_empty() && Instant::now() < fill_deadline && fillers < 3000 {
+        // At most 40 games on their way in: a server slower than the spawning does not
+        // bury the harness (and its /health sampler) under thousands of waiting bots.
+        if (players + fillers).saturating_sub(world.playing()) >= 40 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        }
         for _ in 0..5 {
             world.spawn(filler.clone(), rng.u64(..));
             fillers += 1;
