@@ -354,6 +354,41 @@ async fn a_socket_on_another_instance_plays_through_the_relay_and_rest_works_eve
     red.recv_state(|g| g["players"]["yellow"]["connected"] == false).await;
 }
 
+/// Pub/Sub keeps nothing for a subscriber that is away: a frame the owner publishes while
+/// the relaying instance subscribes again (a failover, a dropped connection) is gone. After
+/// every gap the relaying instance asks the owners of its relayed seats for their current
+/// frames, and the seat stays attached.
+#[actix_rt::test]
+async fn a_relayed_seat_gets_its_game_again_after_its_instance_subscribes_again() {
+    let redis = RedisServer::start();
+    let a = instance(&redis);
+    let b = instance(&redis);
+    let (api_a, api_b) = (TestServer::at(a.addr), TestServer::at(b.addr));
+    let red_grant = api_a.create("human", "ada").await;
+    let (status, body) = api_b.join_rest(&red_grant.game_id, "bob").await;
+    assert_eq!(status, 200, "{body}");
+    let mut red = api_a.player(&red_grant).await;
+    let mut yellow = api_b.player(&Grant::from(&body)).await;
+    red.recv_state(|g| g["players"]["yellow"]["connected"] == true).await;
+    red.move_to(0).await;
+    yellow.recv_state(|g| g["moves"] == 1).await;
+    yellow.move_to(1).await;
+    red.recv_state(|g| g["moves"] == 2).await;
+    yellow.recv_state(|g| g["moves"] == 2).await;
+    // The game is at rest: nothing more is on its way to yellow. Every subscription goes.
+    let killed: Option<i64> =
+        common::redis_server::command_async(redis.port(), &["CLIENT", "KILL", "TYPE", "pubsub"]).await;
+    assert!(killed.is_some_and(|n| n >= 2), "the instances' subscriptions: {killed:?}");
+    let again = yellow.recv_state(|g| g["moves"] == 2).await;
+    assert_eq!(again["players"]["yellow"]["connected"], true);
+    // Still attached and relayed both ways.
+    red.move_to(0).await;
+    yellow.recv_state(|g| g["moves"] == 3).await;
+    yellow.move_to(1).await;
+    red.recv_state(|g| g["moves"] == 4).await;
+    assert!(!red.seen.iter().chain(&yellow.seen).any(|f| f["type"] == "error"), "{:?} {:?}", red.seen, yellow.seen);
+}
+
 #[actix_rt::test]
 async fn fifty_racing_takeovers_leave_one_owner_each_and_lose_no_move() {
     let redis = RedisServer::start();

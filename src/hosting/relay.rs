@@ -10,7 +10,9 @@
 //! instance. On the relaying side, replies wake the request that waits for them and frames
 //! go to the session by its connection id. Outbound messages leave in order, batched, on
 //! one publisher through the `messaging` breaker; a message to an instance nobody listens
-//! for (it died) fails at once.
+//! for (it died) fails at once. Pub/Sub keeps nothing for a subscriber that is away: after
+//! every gap in this instance's subscription the owners of its relayed seats are asked to
+//! send their frames again (`Wire::Resync`; the seat stays attached).
 //!
 //! In a Redis Cluster the same relay runs on sharded Pub/Sub ([`RedisConn::sharded`]): it
 //! publishes with `SPUBLISH` and subscribes with `SSUBSCRIBE`, each channel living on the
@@ -31,7 +33,7 @@ use crate::hosting::messages::{ClaimSeat, Command, CommandOutcome, Join, Leave, 
 use crate::hosting::registry::{deliver, Registry};
 use crate::hosting::relay_proxy::{RemoteSession, StopProxy};
 use crate::hosting::relay_wire::{request_id, Reply, Wire};
-use crate::ids::{ConnId, GameId, InstanceId};
+use crate::ids::{ConnId, GameId, InstanceId, TokenHash};
 use crate::metrics::Metrics;
 use crate::protocol::{close, ErrorBody, ErrorCode, SharedFrame};
 use crate::runtime::system::{Part, SystemActor as _, SystemTree};
@@ -103,6 +105,8 @@ struct Proxy {
     local: ConnId,
     game: GameId,
     seat: Option<Seat>,
+    /// The seat token's keyed hash, as the last join gave it (a resync joins again with it).
+    token_hash: TokenHash,
     addr: Addr<RemoteSession>,
 }
 
@@ -257,7 +261,7 @@ impl Relay {
     fn start_subscriber(&mut self, ctx: &mut Context<Self>) {
         let (tx, mut rx) = mpsc::unbounded_channel::<redis::PushInfo>();
         let channels = [self.inbox(&self.cluster.me), self.conn.key("lobby")];
-        actix_rt::spawn(keep_subscribed(self.conn.clone(), channels, tx));
+        actix_rt::spawn(keep_subscribed(self.conn.clone(), channels, tx, ctx.address().recipient()));
         let me2 = ctx.address();
         let lobby_channel = self.conn.key("lobby");
         actix_rt::spawn(async move {
@@ -300,8 +304,10 @@ impl Relay {
                     local: ConnId::next(),
                     game: game.clone(),
                     seat: None,
+                    token_hash: token_hash.clone(),
                     addr: RemoteSession { out: outbound.clone(), to: from.clone(), conn }.start(),
                 });
+                proxy.token_hash = token_hash.clone();
                 let route = Route { conn: proxy.local, to: proxy.addr.clone().recipient() };
                 let join = addr.join().send(Join { token_hash, route, holding });
                 ctx.spawn(
@@ -343,6 +349,15 @@ impl Relay {
                         act.reply(from, req, Reply::Command { outcome });
                     },
                 ));
+            }
+            Wire::Resync { from, conn } => {
+                // Joined again with the same route: the seat stays attached (no REPLACED)
+                // and the game sends its current frames, as on any join.
+                let Some(proxy) = self.proxies.get(&(from, conn)) else { return };
+                let Some(seat) = proxy.seat else { return };
+                let Some(addr) = self.registry.get(&proxy.game).and_then(|c| c.addr()) else { return };
+                let route = Route { conn: proxy.local, to: proxy.addr.clone().recipient() };
+                addr.join().do_send(Join { token_hash: proxy.token_hash.clone(), route, holding: Some(seat) });
             }
             Wire::Leave { from, conn, game, seat } => {
                 if let Some(proxy) = self.proxies.remove(&(from, conn)) {
@@ -468,7 +483,12 @@ const SUBSCRIBER_RETRY_MAX: Duration = Duration::from_millis(100);
 /// connection again and subscribes there again, but after a failover it does not always
 /// subscribe on the promoted replica). The round ends when that check fails or the cluster
 /// unsubscribes a channel itself (`sunsubscribe`: its slot moved away).
-async fn keep_subscribed(conn: RedisConn, channels: [String; 2], tx: mpsc::UnboundedSender<redis::PushInfo>) {
+async fn keep_subscribed(
+    conn: RedisConn,
+    channels: [String; 2],
+    tx: mpsc::UnboundedSender<redis::PushInfo>,
+    resubscribed: Recipient<Resubscribed>,
+) {
     let retry_max = SUBSCRIBER_RETRY_MAX.min(conn.settings().reconnect_max_delay).max(SUBSCRIBER_RETRY_MIN);
     let mut retry = SUBSCRIBER_RETRY_MIN;
     let mut rounds = 0u64;
@@ -529,12 +549,19 @@ async fn keep_subscribed(conn: RedisConn, channels: [String; 2], tx: mpsc::Unbou
             ),
             None => tracing::info!(channel = %channels[0], "the relay is listening again"),
         }
+        if rounds > 1 {
+            resubscribed.do_send(Resubscribed);
+        }
+        // In a Redis Cluster a node's connection dropped and the client subscribed there
+        // again by itself: once the check below finds the subscription, it was a gap too.
+        let mut gap = false;
         let why = loop {
             tokio::select! {
                 () = dropped.notified() => {
                     if !sharded {
                         break Some("its connection dropped".to_owned());
                     }
+                    gap = true;
                 }
                 () = unsubscribed.notified() => break Some("the cluster moved a channel's slot to another node".to_owned()),
                 () = moved(&mut named, reached.as_deref()) => {
@@ -549,6 +576,9 @@ async fn keep_subscribed(conn: RedisConn, channels: [String; 2], tx: mpsc::Unbou
                 } else {
                     conn.scrub(&format!("its keep-alive check failed: {e}"))
                 });
+            }
+            if std::mem::take(&mut gap) {
+                resubscribed.do_send(Resubscribed);
             }
         };
         down_since = Some(Instant::now());
@@ -568,6 +598,12 @@ async fn moved(named: &mut Option<tokio::sync::watch::Receiver<Option<String>>>,
     }
     std::future::pending::<()>().await;
 }
+
+/// The subscription is back after a gap (a failover, a dropped connection): the relayed
+/// seats may have missed frames, and their owners are asked to send them again.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Resubscribed;
 
 /// Requests whose messages could not be delivered.
 #[derive(Message)]
@@ -675,6 +711,25 @@ impl Handler<Undeliverable> for Relay {
             for req in msg.0 {
                 act.pending.remove(&req);
             }
+        });
+    }
+}
+
+impl Handler<Resubscribed> for Relay {
+    type Result = ();
+    fn handle(&mut self, _: Resubscribed, ctx: &mut Context<Self>) {
+        self.guarded(ctx, |act, _| {
+            if act.relayed.is_empty() {
+                return;
+            }
+            let me = act.cluster.me.clone();
+            for (conn, relayed) in &act.relayed {
+                act.send(relayed.owner.clone(), Wire::Resync { from: me.clone(), conn: *conn });
+            }
+            tracing::info!(
+                seats = act.relayed.len(),
+                "the relay's subscription had a gap: the owners of its relayed seats send their frames again"
+            );
         });
     }
 }

@@ -1,7 +1,8 @@
 //! What instances say to each other through the relay (docs/DESIGN.md D11), as it travels
 //! over Redis Pub/Sub (JSON): a relayed seat's join, commands (moves, chat, tick inputs)
-//! and leave, a REST seat claim, an admin fault, a summary read, their [`Reply`], and the
-//! owner's frames and closes for a relayed socket.
+//! and leave, its resync after the relaying instance's subscription had a gap, a REST seat
+//! claim, an admin fault, a summary read, their [`Reply`], and the owner's frames and
+//! closes for a relayed socket.
 
 use serde::{Deserialize, Serialize};
 
@@ -56,6 +57,16 @@ pub enum Wire {
         game: GameId,
         /// The seat.
         seat: Seat,
+    },
+    /// The relaying instance's subscription was down for a moment (a failover, a dropped
+    /// connection): whatever the owner published to it meanwhile is lost. The owner sends
+    /// the seat of `conn` its game's current frames again, as on a join; the seat stays
+    /// attached, and no reply is sent (a game that moved on is found by the heartbeat).
+    Resync {
+        /// The relaying instance.
+        from: InstanceId,
+        /// Its socket.
+        conn: u64,
     },
     /// Claim the free seat of a human game (REST join on another instance).
     ClaimSeat {
