@@ -1,7 +1,8 @@
 //! One owner per game, fenced; any instance serves any player (docs/DESIGN.md D11). [`Cluster`]
 //! is this instance's view of the game directory: its id and heartbeat, the leases it
 //! claims, renews and releases, and the seat sessions any instance can read. Every call goes
-//! through the `database` breaker. The relay (`hosting::relay`) carries a player's commands to the owner of
+//! through the `database` breaker (a game's lease calls, in a Redis Cluster, through its
+//! shard's: `database:FIRST-LAST`, docs/DESIGN.md D19). The relay (`hosting::relay`) carries a player's commands to the owner of
 //! their game and its frames back, through Redis. With the embedded backend there is one
 //! instance: it owns every game, and the relay is never used.
 
@@ -73,9 +74,10 @@ impl Cluster {
     /// failover to a replica that never saw it cannot hand the same epoch out again.
     pub async fn claim(&self, id: &GameId) -> Result<Claim, StoreError> {
         let link = self.lease_link();
-        let claim = self.database.call(self.stores.directory.claim(id, &self.me, self.lease)).await?;
+        let guard = self.database.for_game(id);
+        let claim = guard.call(self.stores.directory.claim(id, &self.me, self.lease)).await?;
         if matches!(claim, Claim::Won(_)) {
-            self.acknowledged(link).await?;
+            guard.call(self.stores.directory.acknowledged(link)).await?;
         }
         Ok(claim)
     }
@@ -100,17 +102,17 @@ impl Cluster {
 
     /// Renews this instance's lease of `epoch`.
     pub async fn renew(&self, id: &GameId, epoch: u64) -> Result<Renewal, StoreError> {
-        self.database.call(self.stores.directory.renew(id, &self.me, epoch, self.lease)).await
+        self.database.call_for(id, self.stores.directory.renew(id, &self.me, epoch, self.lease)).await
     }
 
     /// Gives a game up.
     pub async fn release(&self, id: &GameId, epoch: u64) -> Result<(), StoreError> {
-        self.database.call(self.stores.directory.release(id, &self.me, epoch)).await
+        self.database.call_for(id, self.stores.directory.release(id, &self.me, epoch)).await
     }
 
     /// The live lease of a game.
     pub async fn owner(&self, id: &GameId) -> Result<Option<Lease>, StoreError> {
-        self.database.call(self.stores.directory.owner(id)).await
+        self.database.call_for(id, self.stores.directory.owner(id)).await
     }
 
     /// Whether an instance's heartbeat is live.

@@ -143,6 +143,19 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
         None => InstanceId::random(),
     };
     let (stores, redis) = open_stores(&config, ticket_ttl, &me)?;
+    // In a Redis Cluster a game's store calls go through its shard's breaker
+    // (docs/DESIGN.md D19): a shard failing over opens only its own.
+    let database = match redis.as_ref().filter(|conn| conn.sharded()) {
+        Some(conn) => {
+            let registry = breakers.clone();
+            let derive: store::redis::shards::DeriveBreaker =
+                Arc::new(move |name: &str| registry.derive(name, "database").ok());
+            let shards = Arc::new(store::redis::shards::ShardBreakers::new("database", derive));
+            actix_rt::spawn(shards.clone().follow(conn.clone()));
+            database.with_shards(shards)
+        }
+        None => database,
+    };
     let session_key = cluster::session_key(config.secrets.session_key.as_ref(), redis.as_ref()).await;
     let cluster = Cluster::new(
         me.clone(),

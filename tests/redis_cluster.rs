@@ -414,3 +414,138 @@ async fn an_instance_subscribed_on_its_shards_replica_is_alive() {
     assert_eq!(on_primary.and_then(|v| v.get(1).cloned()), Some(redis::Value::Int(0)), "none on the primary");
     assert!(directory.alive(&me("a")).await.expect("alive"), "alive: its subscription hears the shard");
 }
+
+/// The breakers of the instance's store, by name: (state, transitions so far).
+async fn breakers(server: &TestServer) -> std::collections::HashMap<String, (String, u64)> {
+    let (code, body) = server.get("/health/circuit-breakers").await;
+    assert_eq!(code, 200, "{body}");
+    body["breakers"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|b| {
+            let name = b["name"].as_str().unwrap_or_default().to_owned();
+            (name, (b["state"].as_str().unwrap_or_default().to_owned(), b["transitions"].as_u64().unwrap_or(0)))
+        })
+        .collect()
+}
+
+/// A game's store calls go through the breaker of its shard (docs/DESIGN.md D19): a shard
+/// whose primary dies opens its own breaker, and a game on another shard goes on, every
+/// move shown, never paused, while the failed shard cannot take a write acknowledged by a
+/// replica (the killed primary is not started again).
+#[actix_rt::test]
+async fn a_shard_that_fails_opens_its_own_breaker_and_the_other_shards_games_go_on() {
+    let mut cluster = RedisCluster::start();
+    let a = TestServer::start(config(&cluster, "a")).await;
+    let expected: Vec<String> = {
+        let probe = || async {
+            let names: Vec<String> = breakers(&a).await.into_keys().filter(|n| n.starts_with("database:")).collect();
+            if names.len() == 3 {
+                Ok(names)
+            } else {
+                Err(format!("{names:?}"))
+            }
+        };
+        eventually(DEADLINE, "a breaker per shard", probe).await
+    };
+    // The shard to kill holds neither the instance's heartbeat nor its inbox.
+    let mut kept = Vec::new();
+    for key in ["t:instance:a", "t:inbox:a"] {
+        let slot = cluster.slot(key).await;
+        kept.push(cluster.primary_of(slot, None).await.expect("a primary"));
+    }
+    let primary_of_game = |id: String| {
+        let cluster = &cluster;
+        async move {
+            let slot = cluster.slot(&format!("t:g:{{{id}}}:snap")).await;
+            (slot, cluster.primary_of(slot, None).await.expect("the game's slot has a primary"))
+        }
+    };
+    let (mut doomed, mut spared) = (None, None);
+    for _ in 0..60 {
+        let red = a.create("human", "ada").await;
+        let (slot, primary) = primary_of_game(red.game_id.to_string()).await;
+        if kept.contains(&primary) {
+            spared = spared.or(Some((red, slot, primary)));
+        } else {
+            doomed = doomed.or(Some((red, slot, primary)));
+        }
+        if doomed.is_some() && spared.is_some() {
+            break;
+        }
+    }
+    let ((doomed, doomed_slot, killed), (spared, spared_slot, _)) =
+        (doomed.expect("a game on the third shard"), spared.expect("a game on a kept shard"));
+    let seated = |grant: Grant| {
+        let a = &a;
+        async move {
+            let (status, body) = a.join_rest(&grant.game_id, "bob").await;
+            assert_eq!(status, 200, "{body}");
+            let mut red = a.player(&grant).await;
+            let yellow = a.player(&Grant::from(&body)).await;
+            red.recv_state(|g| g["players"]["yellow"]["connected"] == true).await;
+            (red, yellow)
+        }
+    };
+    let (mut doomed_red, mut doomed_yellow) = seated(doomed).await;
+    let (mut red, mut yellow) = seated(spared).await;
+    play(&mut doomed_red, &mut doomed_yellow, 0).await;
+    play(&mut red, &mut yellow, 0).await;
+    let range_of = |slot: u16| {
+        expected
+            .iter()
+            .find(|name| {
+                let (first, last) = name["database:".len()..].split_once('-').expect("FIRST-LAST");
+                (first.parse::<u16>().expect("first")..=last.parse().expect("last")).contains(&slot)
+            })
+            .cloned()
+            .expect("a breaker covers the slot")
+    };
+    let (failing, healthy) = (range_of(doomed_slot), range_of(spared_slot));
+    assert_ne!(failing, healthy);
+
+    cluster.node(killed).stop(); // SIGKILL, and not started again
+    let killed_at = Instant::now();
+    // The doomed game's next move cannot be stored with a replica's acknowledgement: its
+    // writes (retried every 200 ms) and renewals fail, and its shard's breaker opens.
+    doomed_yellow.move_to(1).await;
+    let probe = || async {
+        match breakers(&a).await.get(&failing) {
+            Some((state, transitions)) if *transitions > 0 => Ok(state.clone()),
+            other => Err(format!("{other:?}")),
+        }
+    };
+    eventually(DEADLINE, "the failing shard's breaker opens", probe).await;
+    let opened_after = killed_at.elapsed();
+    // Meanwhile, and from then on, the other shard's game plays on.
+    let mut columns = [1, 1, 2, 2, 3, 4, 5, 6].into_iter();
+    let mut slowest = Duration::ZERO;
+    let mut moves = 0;
+    while killed_at.elapsed() < opened_after + Duration::from_secs(3) {
+        let Some(column) = columns.next() else { break };
+        let started = Instant::now();
+        if moves % 2 == 0 {
+            play(&mut yellow, &mut red, column).await;
+        } else {
+            play(&mut red, &mut yellow, column).await;
+        }
+        slowest = slowest.max(started.elapsed());
+        moves += 1;
+    }
+    let now = breakers(&a).await;
+    eprintln!(
+        "Redis Cluster: the primary on port {killed} SIGKILLed; {failing} opened {opened_after:?} after; {moves} \
+         moves of a game on {healthy} played meanwhile, the slowest shown after {slowest:?}; breakers now {now:?}"
+    );
+    assert!(moves >= 4, "only {moves} moves played");
+    for (name, (state, transitions)) in &now {
+        // The whole store's `database` breaker guards the calls of no one game (the lobby's
+        // event stream, seat sessions), some of them in the failed shard's slots.
+        if name.starts_with("database:") && *name != failing {
+            assert_eq!((state.as_str(), *transitions), ("closed", 0), "{name} moved with the failing shard: {now:?}");
+        }
+    }
+    let paused = |p: &Player| p.seen.iter().any(|f| f["type"] == "game_paused" || f["type"] == "error");
+    assert!(!paused(&red) && !paused(&yellow), "the other shard's game paused: {:?} {:?}", red.seen, yellow.seen);
+}

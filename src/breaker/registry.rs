@@ -5,7 +5,7 @@
 //! a call uses its breaker handle directly.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use actix::prelude::*;
 
@@ -25,11 +25,14 @@ pub struct UnknownBreaker(pub String);
 /// Transition counts by (breaker, from, to), for Prometheus.
 type TransitionCounts = Mutex<BTreeMap<(String, &'static str, &'static str), u64>>;
 
-/// Every breaker by name: cheap to clone and share.
+/// Every breaker by name: cheap to clone and share. Besides the configured ones it holds
+/// the breakers derived from one of them at run time ([`Breakers::derive`]: one per shard
+/// of a Redis Cluster).
 #[derive(Clone)]
 pub struct Breakers {
-    by_name: Arc<BTreeMap<String, Entry>>,
+    by_name: Arc<RwLock<BTreeMap<String, Entry>>>,
     transitions: Arc<TransitionCounts>,
+    registry: Recipient<Transitioned>,
 }
 
 #[derive(Clone)]
@@ -43,48 +46,74 @@ impl Breakers {
     /// Builds every configured breaker. `disabled` names are pass-throughs (the llm breaker
     /// when no LLM is configured). Transitions are counted here and sent to `registry`.
     pub fn build(config: &CircuitBreakersConfig, disabled: &[&str], registry: Recipient<Transitioned>) -> Breakers {
-        let transitions: Arc<TransitionCounts> = Arc::default();
-        let mut by_name = BTreeMap::new();
+        let breakers = Breakers { by_name: Arc::default(), transitions: Arc::default(), registry };
         for (name, settings) in &config.breakers {
             let mut settings = settings.clone();
             // The section's master switch, and the breakers asked to be pass-throughs.
             settings.enabled &= config.enabled && !disabled.contains(&name.as_str());
-            let breaker = CircuitBreaker::new(name, settings.clone());
-            let (counts, to) = (transitions.clone(), registry.clone());
-            breaker.set_listener(Arc::new(move |t: &Transition| {
-                let key = (t.name.to_string(), t.from.as_str(), t.to.as_str());
-                *counts.lock().unwrap_or_else(|e| e.into_inner()).entry(key).or_insert(0) += 1;
-                to.do_send(Transitioned(t.clone()));
-            }));
-            by_name.insert(name.clone(), Entry { breaker, settings });
+            breakers.insert(name, settings);
         }
-        Breakers { by_name: Arc::new(by_name), transitions }
+        breakers
+    }
+
+    fn insert(&self, name: &str, settings: BreakerConfig) -> CircuitBreaker {
+        let breaker = CircuitBreaker::new(name, settings.clone());
+        let (counts, to) = (self.transitions.clone(), self.registry.clone());
+        breaker.set_listener(Arc::new(move |t: &Transition| {
+            let key = (t.name.to_string(), t.from.as_str(), t.to.as_str());
+            *counts.lock().unwrap_or_else(|e| e.into_inner()).entry(key).or_insert(0) += 1;
+            to.do_send(Transitioned(t.clone()));
+        }));
+        self.write().insert(name.to_owned(), Entry { breaker: breaker.clone(), settings });
+        breaker
+    }
+
+    /// The breaker `name`, made now with the settings of `from` if it does not exist yet
+    /// (shown, counted and forced like a configured one).
+    pub fn derive(&self, name: &str, from: &str) -> Result<CircuitBreaker, UnknownBreaker> {
+        if let Ok(existing) = self.get(name) {
+            return Ok(existing);
+        }
+        let (settings, enabled) = {
+            let by_name = self.read();
+            let from = by_name.get(from).ok_or_else(|| UnknownBreaker(from.to_owned()))?;
+            (from.settings.clone(), from.breaker.config().enabled)
+        };
+        Ok(self.insert(name, BreakerConfig { enabled, ..settings }))
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Entry>> {
+        self.by_name.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Entry>> {
+        self.by_name.write().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The breaker called `name`; ask at start-up so a typo fails the start, not a call.
     pub fn get(&self, name: &str) -> Result<CircuitBreaker, UnknownBreaker> {
-        self.by_name.get(name).map(|e| e.breaker.clone()).ok_or_else(|| UnknownBreaker(name.to_owned()))
+        self.read().get(name).map(|e| e.breaker.clone()).ok_or_else(|| UnknownBreaker(name.to_owned()))
     }
 
     /// Names of the breakers that are open now.
     pub fn open(&self) -> Vec<String> {
-        self.by_name.iter().filter(|(_, e)| e.breaker.state() == BreakerState::Open).map(|(n, _)| n.clone()).collect()
+        self.read().iter().filter(|(_, e)| e.breaker.state() == BreakerState::Open).map(|(n, _)| n.clone()).collect()
     }
 
     /// One breaker, for `/health/circuit-breakers/{name}`.
     pub fn describe(&self, name: &str) -> Option<BreakerView> {
-        self.by_name.get(name).map(|e| describe(name, e))
+        self.read().get(name).map(|e| describe(name, e))
     }
 
     /// Every breaker.
     pub fn describe_all(&self) -> Vec<BreakerView> {
-        self.by_name.iter().map(|(n, e)| describe(n, e)).collect()
+        self.read().iter().map(|(n, e)| describe(n, e)).collect()
     }
 
     /// Detailed metrics (with duration histograms) for `/metrics/circuit-breakers`.
     pub fn metrics_json(&self) -> BreakersMetrics {
         let breakers = self
-            .by_name
+            .read()
             .iter()
             .map(|(name, e)| {
                 let (buckets, count, sum) = e.breaker.histogram();
@@ -108,14 +137,14 @@ impl Breakers {
     /// Prometheus text for every breaker, under the families `metrics` declares.
     pub fn render_prometheus(&self, out: &mut String) {
         BREAKER_STATE.describe(out);
-        for (name, e) in self.by_name.iter() {
+        for (name, e) in self.read().iter() {
             let state = e.breaker.state();
             for s in [BreakerState::Closed, BreakerState::Open, BreakerState::HalfOpen] {
                 BREAKER_STATE.sample(out, &[name, s.as_str()], u8::from(s == state));
             }
         }
         BREAKER_CALLS.describe(out);
-        for (name, e) in self.by_name.iter() {
+        for (name, e) in self.read().iter() {
             let m = e.breaker.metrics();
             for (outcome, n) in [
                 ("success", m.calls.success),
@@ -132,7 +161,7 @@ impl Breakers {
             BREAKER_TRANSITIONS.sample(out, &[name, from, to], n);
         }
         BREAKER_CALL_DURATION.describe(out);
-        for (name, e) in self.by_name.iter() {
+        for (name, e) in self.read().iter() {
             let (buckets, count, sum) = e.breaker.histogram();
             BREAKER_CALL_DURATION.histogram_samples(out, &[name], &buckets, count, sum);
         }

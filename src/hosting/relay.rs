@@ -12,7 +12,8 @@
 //! one publisher through the `messaging` breaker; a message to an instance nobody listens
 //! for (it died) fails at once. Pub/Sub keeps nothing for a subscriber that is away: after
 //! every gap in this instance's subscription the owners of its relayed seats are asked to
-//! send their frames again (`Wire::Resync`; the seat stays attached).
+//! send their frames again (`Wire::Resync`; the seat stays attached), and the seats relayed
+//! to its own games are sent theirs.
 //!
 //! In a Redis Cluster the same relay runs on sharded Pub/Sub ([`RedisConn::sharded`]): it
 //! publishes with `SPUBLISH` and subscribes with `SSUBSCRIBE`, each channel living on the
@@ -351,13 +352,9 @@ impl Relay {
                 ));
             }
             Wire::Resync { from, conn } => {
-                // Joined again with the same route: the seat stays attached (no REPLACED)
-                // and the game sends its current frames, as on any join.
-                let Some(proxy) = self.proxies.get(&(from, conn)) else { return };
-                let Some(seat) = proxy.seat else { return };
-                let Some(addr) = self.registry.get(&proxy.game).and_then(|c| c.addr()) else { return };
-                let route = Route { conn: proxy.local, to: proxy.addr.clone().recipient() };
-                addr.join().do_send(Join { token_hash: proxy.token_hash.clone(), route, holding: Some(seat) });
+                if let Some(proxy) = self.proxies.get(&(from, conn)) {
+                    self.resync(proxy);
+                }
             }
             Wire::Leave { from, conn, game, seat } => {
                 if let Some(proxy) = self.proxies.remove(&(from, conn)) {
@@ -405,6 +402,16 @@ impl Relay {
             }
             Wire::Reply { .. } | Wire::Frame { .. } | Wire::Close { .. } => {}
         }
+    }
+
+    /// Has the game of a seat relayed from another instance send it its current frames:
+    /// joined again with the same route, the seat stays attached (no REPLACED) and the game
+    /// sends what it sends on any join.
+    fn resync(&self, proxy: &Proxy) {
+        let Some(seat) = proxy.seat else { return };
+        let Some(addr) = self.registry.get(&proxy.game).and_then(|c| c.addr()) else { return };
+        let route = Route { conn: proxy.local, to: proxy.addr.clone().recipient() };
+        addr.join().do_send(Join { token_hash: proxy.token_hash.clone(), route, holding: Some(seat) });
     }
 
     /// Proxies of seats relayed by instances that died, and relayed sessions whose owner
@@ -718,18 +725,25 @@ impl Handler<Undeliverable> for Relay {
 impl Handler<Resubscribed> for Relay {
     type Result = ();
     fn handle(&mut self, _: Resubscribed, ctx: &mut Context<Self>) {
+        // Both ends of a relayed seat usually lose their subscriptions together (one Redis
+        // failing over): whichever subscribes again last, its message reaches the other.
+        // The relaying end asks the owners for their frames; the owning end sends them to
+        // the seats relayed to it at once.
         self.guarded(ctx, |act, _| {
-            if act.relayed.is_empty() {
-                return;
-            }
             let me = act.cluster.me.clone();
             for (conn, relayed) in &act.relayed {
                 act.send(relayed.owner.clone(), Wire::Resync { from: me.clone(), conn: *conn });
             }
-            tracing::info!(
-                seats = act.relayed.len(),
-                "the relay's subscription had a gap: the owners of its relayed seats send their frames again"
-            );
+            for proxy in act.proxies.values() {
+                act.resync(proxy);
+            }
+            if !act.relayed.is_empty() || !act.proxies.is_empty() {
+                tracing::info!(
+                    relayed_here = act.relayed.len(),
+                    relayed_to_here = act.proxies.len(),
+                    "the relay's subscription had a gap: the relayed seats are sent their games' frames again"
+                );
+            }
         });
     }
 }

@@ -353,7 +353,7 @@ impl GameSupervisor {
         actix_rt::spawn(async move {
             keeper.forget(&id, !cluster.shared()).await;
             // Its lease and epoch counter go too: nobody will own an ended, removed game.
-            if let Err(e) = cluster.database.call(cluster.stores.directory.forget(&id)).await {
+            if let Err(e) = cluster.database.call_for(&id, cluster.stores.directory.forget(&id)).await {
                 tracing::debug!(game_id = %id, "could not forget a removed game's lease: {e}");
             }
         });

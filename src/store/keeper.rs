@@ -22,6 +22,8 @@
 //! batch fail and others do not (a Redis Cluster with one shard failing over), the games
 //! whose writes failed move to a retry lane of their own, tried every [`RETRY_EVERY`]: a
 //! batch never waits on a failing shard, so the other shards' games go on at full speed.
+//! Each part goes through its shard's breaker ([`Guarded::for_game`], docs/DESIGN.md D19):
+//! a part its open breaker refuses goes to the retry lane too, which is then its probe.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -49,6 +51,13 @@ const PROBE_SLACK: Duration = Duration::from_millis(5);
 /// How soon the writer tries again when the breaker is half-open with every probe slot
 /// taken by other callers.
 const HALF_OPEN_RETRY: Duration = Duration::from_millis(20);
+
+/// One snapshot write's outcome, and whether its call went through the whole store's
+/// breaker (not a shard's).
+struct Outcome {
+    written: Result<WriteOutcome, StoreError>,
+    whole_store: bool,
+}
 
 /// A write refused by the fence: the game's epoch moved past the snapshot's.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -263,9 +272,9 @@ impl SnapshotKeeper {
             if batch.is_empty() {
                 continue;
             }
-            let Ok(outcomes) = self.guard.call(self.store.write_all(&batch)).await else { continue };
-            for ((snapshot, _), outcome) in batch.iter().zip(outcomes) {
-                let Ok(outcome) = outcome else { continue };
+            for (i, outcome) in self.write_by_guard(&batch).await.into_iter().enumerate() {
+                let snapshot = &batch[i].0;
+                let Ok(outcome) = outcome.written else { continue };
                 {
                     let mut state = self.lock();
                     state.retrying.remove(&snapshot.game_id);
@@ -323,44 +332,87 @@ impl SnapshotKeeper {
         if batch.is_empty() {
             return true;
         }
-        match self.guard.call(self.store.write_all(&batch)).await {
-            Ok(outcomes) => {
-                let mut failed = Vec::new();
-                for ((snapshot, _), outcome) in batch.iter().zip(outcomes) {
-                    match outcome {
-                        Ok(outcome) => self.written(snapshot, outcome),
-                        Err(e) => failed.push((snapshot.game_id.clone(), e)),
-                    }
+        let outcomes = self.write_by_guard(&batch).await;
+        if outcomes.iter().all(|o| o.whole_store && o.written.is_err()) {
+            // Refused by the breaker, failed, or not acknowledged by the replicas: none of
+            // it counts as durable; whatever is still the latest stays pending.
+            let mut state = self.lock();
+            for (snapshot, _) in &batch {
+                if !state.forgotten.contains(&snapshot.game_id) {
+                    state.pending.insert(snapshot.game_id.clone());
                 }
-                if let Some((_, e)) = failed.first() {
-                    tracing::debug!(
-                        snapshots = failed.len(),
-                        "snapshot writes failed while others succeeded; they are retried on their own: {e}"
-                    );
-                    let mut state = self.lock();
-                    for (id, _) in failed {
-                        if !state.forgotten.contains(&id) {
-                            state.pending.remove(&id);
-                            state.retrying.insert(id);
-                        }
-                    }
-                }
-                true
             }
-            Err(e) => {
-                // Refused by the breaker, failed, or not acknowledged by the replicas: none of
-                // it counts as durable; whatever is still the latest stays pending.
-                let mut state = self.lock();
-                for (snapshot, _) in &batch {
-                    if !state.forgotten.contains(&snapshot.game_id) {
-                        state.pending.insert(snapshot.game_id.clone());
-                    }
-                }
-                drop(state);
+            drop(state);
+            if let Some(Err(e)) = outcomes.first().map(|o| &o.written) {
                 tracing::debug!(snapshots = batch.len(), "a batch of snapshot writes failed; they stay pending: {e}");
-                false
+            }
+            return false;
+        }
+        let mut failed = Vec::new();
+        for ((snapshot, _), outcome) in batch.iter().zip(outcomes) {
+            match outcome.written {
+                Ok(outcome) => self.written(snapshot, outcome),
+                Err(e) => failed.push((snapshot.game_id.clone(), e)),
             }
         }
+        if let Some((_, e)) = failed.first() {
+            tracing::debug!(
+                snapshots = failed.len(),
+                "snapshot writes failed while others succeeded; they are retried on their own: {e}"
+            );
+            let mut state = self.lock();
+            for (id, _) in failed {
+                if !state.forgotten.contains(&id) {
+                    state.pending.remove(&id);
+                    state.retrying.insert(id);
+                }
+            }
+        }
+        true
+    }
+
+    /// Writes a batch through the breakers its games' calls go through: one call, or in a
+    /// Redis Cluster one per shard (each through its own breaker, all at once, so an open
+    /// one refuses only its own shard's games). Answers each snapshot's outcome in order.
+    async fn write_by_guard(&self, batch: &[(Arc<Snapshot>, Option<Duration>)]) -> Vec<Outcome> {
+        let mut parts: Vec<(Guarded, Vec<usize>)> = Vec::new();
+        for (i, (snapshot, _)) in batch.iter().enumerate() {
+            let guard = self.guard.for_game(&snapshot.game_id);
+            match parts.iter_mut().find(|(g, _)| g.breaker().name() == guard.breaker().name()) {
+                Some((_, at)) => at.push(i),
+                None => parts.push((guard, vec![i])),
+            }
+        }
+        let whole = self.guard.breaker().name().to_owned();
+        let written = futures_util::future::join_all(parts.iter().map(|(guard, at)| {
+            let part: Vec<(Arc<Snapshot>, Option<Duration>)> = at.iter().map(|i| batch[*i].clone()).collect();
+            async move { guard.call(self.store.write_all(&part)).await }
+        }))
+        .await;
+        let mut out: Vec<Option<Outcome>> = (0..batch.len()).map(|_| None).collect();
+        for ((guard, at), written) in parts.iter().zip(written) {
+            let whole_store = guard.breaker().name() == whole;
+            match written {
+                Ok(outcomes) => {
+                    for (i, written) in at.iter().zip(outcomes) {
+                        out[*i] = Some(Outcome { written, whole_store });
+                    }
+                }
+                Err(e) => {
+                    for i in at {
+                        out[*i] = Some(Outcome { written: Err(e.clone()), whole_store });
+                    }
+                }
+            }
+        }
+        out.into_iter()
+            .map(|o| {
+                o.unwrap_or(Outcome {
+                    written: Err(StoreError::Backend("the store answered fewer writes than it was given".to_owned())),
+                    whole_store: true,
+                })
+            })
+            .collect()
     }
 
     /// Records one write's outcome: durable (written, or the store already holds it or a

@@ -30,6 +30,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::breaker::{BreakerError, CircuitBreaker, Outcome};
+use crate::ids::GameId;
 
 /// Why a store call did not happen.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -59,16 +60,47 @@ pub enum StoreError {
 /// A boxed future answered by a store.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
-/// A breaker every call of one kind goes through.
+/// The breakers of a store's parts that fail on their own (a Redis Cluster's shards).
+pub trait ShardGuards: Send + Sync {
+    /// The breaker of the part that holds `game` (None: not known, the whole store's).
+    fn breaker_for(&self, game: &GameId) -> Option<CircuitBreaker>;
+}
+
+/// A breaker every call of one kind goes through (in a Redis Cluster, a game's calls
+/// through its shard's: [`Guarded::for_game`]).
 #[derive(Clone)]
 pub struct Guarded {
     breaker: CircuitBreaker,
+    shards: Option<Arc<dyn ShardGuards>>,
 }
 
 impl Guarded {
     /// Calls through `breaker`.
     pub fn new(breaker: CircuitBreaker) -> Self {
-        Guarded { breaker }
+        Guarded { breaker, shards: None }
+    }
+
+    /// Calls for a game go through the breaker of its shard where `shards` knows it.
+    pub fn with_shards(mut self, shards: Arc<dyn ShardGuards>) -> Self {
+        self.shards = Some(shards);
+        self
+    }
+
+    /// The guard of `game`'s calls: its shard's breaker, or this one.
+    pub fn for_game(&self, game: &GameId) -> Guarded {
+        match self.shards.as_ref().and_then(|s| s.breaker_for(game)) {
+            Some(breaker) => Guarded { breaker, shards: None },
+            None => Guarded { breaker: self.breaker.clone(), shards: None },
+        }
+    }
+
+    /// Runs a call for `game` through [`Guarded::for_game`].
+    pub async fn call_for<T>(
+        &self,
+        game: &GameId,
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        self.for_game(game).call(call).await
     }
 
     /// The breaker.

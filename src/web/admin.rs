@@ -184,7 +184,7 @@ pub(super) async fn inject_actor_fault(
     post,
     path = "/api/v1/admin/breakers/{name}",
     tag = "admin",
-    params(("name" = String, Path, description = "The breaker's name (today `database`, `messaging`, `llm`).", example = "database")),
+    params(("name" = String, Path, description = "The breaker's name: `database`, `messaging`, `llm`, and in a Redis Cluster one `database:FIRST-LAST` per shard.", example = "database")),
     request_body(content = BreakerActionRequest, description = "A JSON object (the request `Content-Type` is not checked)."),
     security(("admin_token" = [])),
     responses(

@@ -241,7 +241,7 @@ pub(super) async fn breakers_health(state: State) -> web::Json<BreakersList> {
     get,
     path = "/health/circuit-breakers/{name}",
     tag = "operations",
-    params(("name" = String, Path, description = "The breaker's name (today `database`, `messaging`, `llm`).", example = "database")),
+    params(("name" = String, Path, description = "The breaker's name: `database`, `messaging`, `llm`, and in a Redis Cluster one `database:FIRST-LAST` per shard.", example = "database")),
     responses(
         (status = 200, description = "The breaker.", body = BreakerView),
         (status = 404, description = "NOT_FOUND: no breaker of that name (`details.name`).", body = ErrorEnvelope),

@@ -47,6 +47,7 @@ pub mod directory;
 pub mod events;
 pub mod sentinel;
 pub mod sessions;
+pub mod shards;
 pub mod snapshots;
 mod subscriber;
 pub mod waitlist;
