@@ -389,6 +389,47 @@ async fn a_relayed_seat_gets_its_game_again_after_its_instance_subscribes_again(
     assert!(!red.seen.iter().chain(&yellow.seen).any(|f| f["type"] == "error"), "{:?} {:?}", red.seen, yellow.seen);
 }
 
+/// A relayed seat whose owner no longer knows it (its close was what a gap lost) is closed
+/// with 1012 at the next resync, and its player reconnects and plays on.
+#[actix_rt::test]
+async fn a_relayed_seat_its_owner_forgot_is_told_to_reconnect_after_a_gap() {
+    let redis = RedisServer::start();
+    let named = |id: &str| {
+        let mut vars = env(&redis);
+        vars.push(("RAMPART__CLUSTER__INSTANCE_ID", id.to_owned()));
+        let refs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        ServerProcess::start(&refs)
+    };
+    let (a, b) = (named("owner-a"), named("relay-b"));
+    let (api_a, api_b) = (TestServer::at(a.addr), TestServer::at(b.addr));
+    let red_grant = api_a.create("human", "ada").await;
+    let (status, body) = api_b.join_rest(&red_grant.game_id, "bob").await;
+    assert_eq!(status, 200, "{body}");
+    let yellow_grant = Grant::from(&body);
+    let mut red = api_a.player(&red_grant).await;
+    let mut yellow = api_b.player(&yellow_grant).await;
+    red.recv_state(|g| g["players"]["yellow"]["connected"] == true).await;
+    // The owner forgets the relayed seat as if b had said it left (b's socket ids are small
+    // numbers; a leave for a socket the owner does not relay is ignored).
+    for conn in 0..64u64 {
+        let leave = json!({"t":"leave","from":"relay-b","conn":conn,"game":red_grant.game_id,"seat":"yellow"});
+        let _: Option<i64> = common::redis_server::command_async(
+            redis.port(),
+            &["PUBLISH", "rampart:inbox:owner-a", &leave.to_string()],
+        )
+        .await;
+    }
+    red.recv_state(|g| g["players"]["yellow"]["connected"] == false).await;
+    let killed: Option<i64> =
+        common::redis_server::command_async(redis.port(), &["CLIENT", "KILL", "TYPE", "pubsub"]).await;
+    assert!(killed.is_some_and(|n| n >= 2), "the instances' subscriptions: {killed:?}");
+    assert_eq!(yellow.recv_close().await, Some(1012), "{:?}", yellow.seen);
+    let mut yellow = api_b.player(&yellow_grant).await;
+    red.recv_state(|g| g["players"]["yellow"]["connected"] == true).await;
+    red.move_to(3).await;
+    yellow.recv_state(|g| g["moves"] == 1).await;
+}
+
 #[actix_rt::test]
 async fn fifty_racing_takeovers_leave_one_owner_each_and_lose_no_move() {
     let redis = RedisServer::start();

@@ -108,6 +108,8 @@ struct Proxy {
     seat: Option<Seat>,
     /// The seat token's keyed hash, as the last join gave it (a resync joins again with it).
     token_hash: TokenHash,
+    /// A resync came while its join was still unanswered: done once the join succeeds.
+    resync_wanted: bool,
     addr: Addr<RemoteSession>,
 }
 
@@ -306,6 +308,7 @@ impl Relay {
                     game: game.clone(),
                     seat: None,
                     token_hash: token_hash.clone(),
+                    resync_wanted: false,
                     addr: RemoteSession { out: outbound.clone(), to: from.clone(), conn }.start(),
                 });
                 proxy.token_hash = token_hash.clone();
@@ -318,8 +321,12 @@ impl Relay {
                                 Ok(Ok(result)) => result,
                                 _ => Err(ErrorBody::not_answering()),
                             };
+                            let mut resync = false;
                             match (&result, act.proxies.get_mut(&key)) {
-                                (Ok(seat), Some(proxy)) => proxy.seat = Some(*seat),
+                                (Ok(seat), Some(proxy)) => {
+                                    proxy.seat = Some(*seat);
+                                    resync = std::mem::take(&mut proxy.resync_wanted);
+                                }
                                 (Err(_), Some(proxy)) if proxy.seat.is_none() => {
                                     proxy.addr.do_send(StopProxy);
                                     act.proxies.remove(&key);
@@ -327,6 +334,9 @@ impl Relay {
                                 _ => {}
                             }
                             act.reply(from, req, Reply::Joined { result, kind });
+                            if let Some(proxy) = act.proxies.get(&key).filter(|_| resync) {
+                                let _ = act.resync(proxy);
+                            }
                         },
                     ),
                 );
@@ -352,8 +362,17 @@ impl Relay {
                 ));
             }
             Wire::Resync { from, conn } => {
-                if let Some(proxy) = self.proxies.get(&(from, conn)) {
-                    self.resync(proxy);
+                let key = (from.clone(), conn);
+                // Its join is unanswered: its first frames may have gone into the gap too.
+                if let Some(proxy) = self.proxies.get_mut(&key).filter(|p| p.seat.is_none()) {
+                    proxy.resync_wanted = true;
+                    return;
+                }
+                // A seat this instance does not know (any more), or whose game left: its
+                // close may be what was lost. Closed with 1012, its client reconnects and
+                // finds the game.
+                if !self.proxies.get(&key).is_some_and(|proxy| self.resync(proxy)) {
+                    self.send(from, Wire::Close { conn, code: close::RESTART });
                 }
             }
             Wire::Leave { from, conn, game, seat } => {
@@ -407,11 +426,14 @@ impl Relay {
     /// Has the game of a seat relayed from another instance send it its current frames:
     /// joined again with the same route, the seat stays attached (no REPLACED) and the game
     /// sends what it sends on any join.
-    fn resync(&self, proxy: &Proxy) {
-        let Some(seat) = proxy.seat else { return };
-        let Some(addr) = self.registry.get(&proxy.game).and_then(|c| c.addr()) else { return };
-        let route = Route { conn: proxy.local, to: proxy.addr.clone().recipient() };
-        addr.join().do_send(Join { token_hash: proxy.token_hash.clone(), route, holding: Some(seat) });
+    /// False when the game is not here any more.
+    fn resync(&self, proxy: &Proxy) -> bool {
+        let Some(addr) = self.registry.get(&proxy.game).and_then(|c| c.addr()) else { return false };
+        if let Some(seat) = proxy.seat {
+            let route = Route { conn: proxy.local, to: proxy.addr.clone().recipient() };
+            addr.join().do_send(Join { token_hash: proxy.token_hash.clone(), route, holding: Some(seat) });
+        }
+        true
     }
 
     /// Proxies of seats relayed by instances that died, and relayed sessions whose owner
@@ -734,8 +756,11 @@ impl Handler<Resubscribed> for Relay {
             for (conn, relayed) in &act.relayed {
                 act.send(relayed.owner.clone(), Wire::Resync { from: me.clone(), conn: *conn });
             }
+            for proxy in act.proxies.values_mut() {
+                proxy.resync_wanted |= proxy.seat.is_none();
+            }
             for proxy in act.proxies.values() {
-                act.resync(proxy);
+                let _ = act.resync(proxy);
             }
             if !act.relayed.is_empty() || !act.proxies.is_empty() {
                 tracing::info!(

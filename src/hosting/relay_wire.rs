@@ -61,7 +61,9 @@ pub enum Wire {
     /// The relaying instance's subscription was down for a moment (a failover, a dropped
     /// connection): whatever the owner published to it meanwhile is lost. The owner sends
     /// the seat of `conn` its game's current frames again, as on a join; the seat stays
-    /// attached, and no reply is sent (a game that moved on is found by the heartbeat).
+    /// attached, and no reply is sent. A seat whose join is still unanswered is resent its
+    /// frames once the join succeeds; a seat the owner does not know, or whose game is not
+    /// there any more, is closed with 1012 (its close may be what was lost).
     Resync {
         /// The relaying instance.
         from: InstanceId,

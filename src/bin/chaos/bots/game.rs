@@ -204,7 +204,12 @@ impl<'a> Game<'a> {
 
     /// Rejoins seat `i` and counts it; a failure is an error and ends the game for the bot.
     pub(super) async fn recover_seat(&mut self, i: usize, why: &str) -> bool {
-        self.err(why, "the socket broke");
+        self.recover_seat_saying(i, why, "the socket broke").await
+    }
+
+    /// [`Self::recover_seat`], with what happened.
+    pub(super) async fn recover_seat_saying(&mut self, i: usize, why: &str, context: &str) -> bool {
+        self.err(why, context);
         match self.rejoin(i, why).await {
             Ok(()) => {
                 self.world.tally.borrow_mut().rejoins += 1;
@@ -266,7 +271,14 @@ impl<'a> Game<'a> {
                 // Nothing within the deadline: look for the game where it lives now.
                 let missing: Vec<usize> = (0..seen.len()).filter(|&s| seen[s].is_none()).collect();
                 for s in missing {
-                    if !self.recover_seat(s, "TIMEOUT").await {
+                    let context = format!(
+                        "seat {s} ({}, on instance {}) did not see move {} within {MOVE_TIMEOUT:?} (it had seen {})",
+                        if s == mover { "the mover" } else { "the opponent" },
+                        self.seats[s].url + 1,
+                        len + 1,
+                        self.seats[s].moves,
+                    );
+                    if !self.recover_seat_saying(s, "TIMEOUT", &context).await {
                         return Flow::Over;
                     }
                 }
