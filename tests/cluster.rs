@@ -39,12 +39,33 @@ fn instance(redis: &RedisServer) -> ServerProcess {
     ServerProcess::start(&refs)
 }
 
+/// [`instance`] with the id `id` (`cluster.instance_id`).
+fn named_instance(redis: &RedisServer, id: &str) -> ServerProcess {
+    let mut vars = env(redis);
+    vars.push(("RAMPART__CLUSTER__INSTANCE_ID", id.to_owned()));
+    let refs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    ServerProcess::start(&refs)
+}
+
 /// A human game on `api`'s instance with both seats taken: (red, yellow) grants.
 async fn human_game(api: &TestServer) -> (Grant, Grant) {
     let red = api.create("human", "ada").await;
     let (status, body) = api.join_rest(&red.game_id, "bob").await;
     assert_eq!(status, 200, "{body}");
     (red, Grant::from(&body))
+}
+
+/// A human game created on `a`, its second seat taken through `b` (a relayed REST join),
+/// both players joined: red on `a`, the owner; yellow on `b`, relayed.
+async fn relayed_game(a: &TestServer, b: &TestServer) -> (Grant, Grant, Player, Player) {
+    let red_grant = a.create("human", "ada").await;
+    let (status, body) = b.join_rest(&red_grant.game_id, "bob").await;
+    assert_eq!(status, 200, "{body}");
+    let yellow_grant = Grant::from(&body);
+    let mut red = a.player(&red_grant).await;
+    let yellow = b.player(&yellow_grant).await;
+    red.recv_state(|g| g["players"]["yellow"]["connected"] == true).await;
+    (red_grant, yellow_grant, red, yellow)
 }
 
 /// What must survive: the board, the move count, whose turn, the players, the restarts.
@@ -297,14 +318,7 @@ async fn a_socket_on_another_instance_plays_through_the_relay_and_rest_works_eve
     let a = instance(&redis);
     let b = instance(&redis);
     let (api_a, api_b) = (TestServer::at(a.addr), TestServer::at(b.addr));
-    // Created on a, the second seat taken through b (a relayed REST join).
-    let red_grant = api_a.create("human", "ada").await;
-    let (status, body) = api_b.join_rest(&red_grant.game_id, "bob").await;
-    assert_eq!(status, 200, "{body}");
-    let yellow_grant = Grant::from(&body);
-    let mut red = api_a.player(&red_grant).await;
-    let mut yellow = api_b.player(&yellow_grant).await;
-    red.recv_state(|g| g["players"]["yellow"]["connected"] == true).await;
+    let (red_grant, _, mut red, mut yellow) = relayed_game(&api_a, &api_b).await;
     for round in 0..3u64 {
         red.move_to(0).await;
         yellow.recv_state(|g| g["moves"] == json!(2 * round + 1)).await;
@@ -364,12 +378,7 @@ async fn a_relayed_seat_gets_its_game_again_after_its_instance_subscribes_again(
     let a = instance(&redis);
     let b = instance(&redis);
     let (api_a, api_b) = (TestServer::at(a.addr), TestServer::at(b.addr));
-    let red_grant = api_a.create("human", "ada").await;
-    let (status, body) = api_b.join_rest(&red_grant.game_id, "bob").await;
-    assert_eq!(status, 200, "{body}");
-    let mut red = api_a.player(&red_grant).await;
-    let mut yellow = api_b.player(&Grant::from(&body)).await;
-    red.recv_state(|g| g["players"]["yellow"]["connected"] == true).await;
+    let (_, _, mut red, mut yellow) = relayed_game(&api_a, &api_b).await;
     red.move_to(0).await;
     yellow.recv_state(|g| g["moves"] == 1).await;
     yellow.move_to(1).await;
@@ -394,21 +403,9 @@ async fn a_relayed_seat_gets_its_game_again_after_its_instance_subscribes_again(
 #[actix_rt::test]
 async fn a_relayed_seat_its_owner_forgot_is_told_to_reconnect_after_a_gap() {
     let redis = RedisServer::start();
-    let named = |id: &str| {
-        let mut vars = env(&redis);
-        vars.push(("RAMPART__CLUSTER__INSTANCE_ID", id.to_owned()));
-        let refs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        ServerProcess::start(&refs)
-    };
-    let (a, b) = (named("owner-a"), named("relay-b"));
+    let (a, b) = (named_instance(&redis, "owner-a"), named_instance(&redis, "relay-b"));
     let (api_a, api_b) = (TestServer::at(a.addr), TestServer::at(b.addr));
-    let red_grant = api_a.create("human", "ada").await;
-    let (status, body) = api_b.join_rest(&red_grant.game_id, "bob").await;
-    assert_eq!(status, 200, "{body}");
-    let yellow_grant = Grant::from(&body);
-    let mut red = api_a.player(&red_grant).await;
-    let mut yellow = api_b.player(&yellow_grant).await;
-    red.recv_state(|g| g["players"]["yellow"]["connected"] == true).await;
+    let (red_grant, yellow_grant, mut red, mut yellow) = relayed_game(&api_a, &api_b).await;
     // The owner forgets the relayed seat as if b had said it left (b's socket ids are small
     // numbers; a leave for a socket the owner does not relay is ignored).
     for conn in 0..64u64 {
