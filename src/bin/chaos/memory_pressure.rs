@@ -71,8 +71,8 @@ pub async fn run(ctx: &Ctx) -> Report {
     // is left only below `exit_ratio` (0.9) of the gate. With the gate 6 MB above idle the
     // exit sat 3.3 MB above idle and what stayed was 2.8 MB: /health recovered only when
     // some drift crossed that line, after 3 to 30+ s (3 smokes in 12 failed). At 8 MB the
-    // exit is 5.1 MB above idle. 12 MB (the full run's) makes the smoke's single-threaded
-    // harness spawn 800+ sitting games, and its /health sampler starved for 30 s.
+    // exit is 5.1 MB above idle. 12 MB (the full run's) takes 800+ sitting games, too
+    // many for the smoke's time on a debug build.
     let gate = (base + if ctx.smoke { 8.0 } else { 12.0 }).ceil() as u64;
     let env = ctx.env(&[
         ("RAMPART__HEALTH__MAX_MEMORY_MB", gate.to_string()),
