@@ -70,7 +70,7 @@ pub async fn run(ctx: &Ctx) -> Report {
     // games left (slabs pinned by a few survivors), about 45 % of the growth, and a level
     // is left only below `exit_ratio` (0.9) of the gate. With the gate 6 MB above idle the
     // exit sat 3.3 MB above idle and what stayed was 2.8 MB: /health recovered only when
-    // some drift crossed that line, after 3 to 30+ s (3 smokes in 12 failed). At 8 MB the
+    // some drift crossed that line, after 2 to 30+ s (1 smoke in 12 failed). At 8 MB the
     // exit is 5.1 MB above idle. 12 MB (the full run's) takes 800+ sitting games, too
     // many for the smoke's time on a debug build.
     let gate = (base + if ctx.smoke { 8.0 } else { 12.0 }).ceil() as u64;
