@@ -136,6 +136,8 @@ pub struct Relay {
     pending: HashMap<u64, (oneshot::Sender<Reply>, Instant)>,
     relayed: HashMap<u64, Relayed>,
     proxies: HashMap<(InstanceId, u64), Proxy>,
+    /// A second resync after a gap is scheduled.
+    resync_again: bool,
 }
 
 impl Relay {
@@ -160,6 +162,7 @@ impl Relay {
             pending: HashMap::new(),
             relayed: HashMap::new(),
             proxies: HashMap::new(),
+            resync_again: false,
         }
     }
 
@@ -579,7 +582,7 @@ async fn keep_subscribed(
             None => tracing::info!(channel = %channels[0], "the relay is listening again"),
         }
         if rounds > 1 {
-            resubscribed.do_send(Resubscribed);
+            resubscribed.do_send(Resubscribed(true));
         }
         // In a Redis Cluster a node's connection dropped and the client subscribed there
         // again by itself: once the check below finds the subscription, it was a gap too.
@@ -607,7 +610,7 @@ async fn keep_subscribed(
                 });
             }
             if std::mem::take(&mut gap) {
-                resubscribed.do_send(Resubscribed);
+                resubscribed.do_send(Resubscribed(true));
             }
         };
         down_since = Some(Instant::now());
@@ -629,10 +632,14 @@ async fn moved(named: &mut Option<tokio::sync::watch::Receiver<Option<String>>>,
 }
 
 /// The subscription is back after a gap (a failover, a dropped connection): the relayed
-/// seats may have missed frames, and their owners are asked to send them again.
+/// seats may have missed frames, and their owners are asked to send them again. True:
+/// the gap itself (a second resync follows [`RESYNC_AGAIN`] later); false: that second one.
 #[derive(Message)]
 #[rtype(result = "()")]
-struct Resubscribed;
+struct Resubscribed(bool);
+
+/// How long after a gap the relayed seats are resynced a second time.
+const RESYNC_AGAIN: Duration = Duration::from_millis(500);
 
 /// Requests whose messages could not be delivered.
 #[derive(Message)]
@@ -746,12 +753,15 @@ impl Handler<Undeliverable> for Relay {
 
 impl Handler<Resubscribed> for Relay {
     type Result = ();
-    fn handle(&mut self, _: Resubscribed, ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: Resubscribed, ctx: &mut Context<Self>) {
         // Both ends of a relayed seat usually lose their subscriptions together (one Redis
         // failing over): whichever subscribes again last, its message reaches the other.
         // The relaying end asks the owners for their frames; the owning end sends them to
-        // the seats relayed to it at once.
-        self.guarded(ctx, |act, _| {
+        // the seats relayed to it at once. Then both again, once, a little later: right
+        // after a switchover a subscription on the node just demoted misses what the new
+        // primary publishes for a moment (measured on Redis 7.0: the first message, within
+        // 100 ms), and the answers to the first resync fall in that moment.
+        self.guarded(ctx, |act, ctx| {
             let me = act.cluster.me.clone();
             for (conn, relayed) in &act.relayed {
                 act.send(relayed.owner.clone(), Wire::Resync { from: me.clone(), conn: *conn });
@@ -762,7 +772,14 @@ impl Handler<Resubscribed> for Relay {
             for proxy in act.proxies.values() {
                 let _ = act.resync(proxy);
             }
-            if !act.relayed.is_empty() || !act.proxies.is_empty() {
+            if msg.0 && !act.resync_again {
+                act.resync_again = true;
+                ctx.run_later(RESYNC_AGAIN, |act, ctx| {
+                    act.resync_again = false;
+                    ctx.notify(Resubscribed(false));
+                });
+            }
+            if msg.0 && (!act.relayed.is_empty() || !act.proxies.is_empty()) {
                 tracing::info!(
                     relayed_here = act.relayed.len(),
                     relayed_to_here = act.proxies.len(),
