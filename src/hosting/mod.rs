@@ -13,6 +13,7 @@ pub mod ownership;
 pub mod registry;
 pub mod relay;
 pub mod relay_proxy;
+mod relay_subscription;
 pub mod relay_wire;
 pub mod supervisor;
 pub mod tick;
