@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make run-redis-cluster: a Redis Cluster as operators run one — three primaries and three
-# replicas (appendonly, cluster-node-timeout 2000, min-replicas-to-write 1) on private
+# replicas (appendonly, cluster-node-timeout 2000, cluster-require-full-coverage no,
+# min-replicas-to-write 1) on private
 # ports, joined by `redis-cli --cluster create … --cluster-replicas 1` — and Rampart
 # instances on it (redis.cluster_nodes, redis.min_replicas_acked 1), behind HAProxy on :8080
 # (PORT=… INSTANCES=… to change). Ctrl-C stops them all.
@@ -38,6 +39,7 @@ cluster-enabled yes
 cluster-port $bus
 cluster-config-file nodes.conf
 cluster-node-timeout 2000
+cluster-require-full-coverage no
 min-replicas-to-write 1
 min-replicas-max-lag 10
 CFG

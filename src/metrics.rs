@@ -188,6 +188,11 @@ const GAMES_GIVEN_UP: Metric =
     Metric::counter("rampart_games_given_up_total", "Games this instance stopped hosting because another instance holds their lease (renewal refused or snapshot write fenced); their sockets were closed with 1012.", &[]);
 const LEASE_EPOCHS_ADOPTED: Metric =
     Metric::counter("rampart_lease_epochs_adopted_total", "Snapshot writes fenced only by a newer epoch of this instance's own lease (a claim or renewal that ran late in a stalled store): the game went on under it.", &[]);
+const RELAY_GAPS: Metric = Metric::counter(
+    "rampart_relay_gaps_total",
+    "Gaps in a relayed seat's frames that did not fill within 200 ms (lost to a Pub/Sub gap or a switchover): the frames after it were delivered and the seat's owner was asked for its current frames.",
+    &[],
+);
 const ADMIN_REFUSED: Metric = Metric::counter(
     "rampart_admin_refused_total",
     "Admin requests refused for a missing or wrong token (or admin disabled).",
@@ -351,6 +356,7 @@ pub struct Metrics {
     snapshots_unreadable: AtomicU64,
     games_given_up: AtomicU64,
     epochs_adopted: AtomicU64,
+    relay_gaps: AtomicU64,
     admin_refused: AtomicU64,
     client_limited: Family,
     waitlist_lost: AtomicU64,
@@ -445,6 +451,11 @@ impl Metrics {
     pub fn epoch_adopted(&self) {
         self.epochs_adopted.fetch_add(1, Ordering::Relaxed);
     }
+    /// A relayed seat's frames had a gap that did not fill in time (its owner is asked to
+    /// resync it).
+    pub fn relay_gap(&self) {
+        self.relay_gaps.fetch_add(1, Ordering::Relaxed);
+    }
     /// An admin request was refused (no or wrong token, or admin disabled).
     pub fn admin_refused(&self) {
         self.admin_refused.fetch_add(1, Ordering::Relaxed);
@@ -529,6 +540,7 @@ impl Metrics {
         scalar(&mut out, &SNAPSHOTS_UNREADABLE, self.snapshots_unreadable.load(Ordering::Relaxed));
         scalar(&mut out, &GAMES_GIVEN_UP, self.games_given_up.load(Ordering::Relaxed));
         scalar(&mut out, &LEASE_EPOCHS_ADOPTED, self.epochs_adopted.load(Ordering::Relaxed));
+        scalar(&mut out, &RELAY_GAPS, self.relay_gaps.load(Ordering::Relaxed));
         scalar(&mut out, &ADMIN_REFUSED, self.admin_refusals());
         scalar(&mut out, &WAITLIST_LOST, self.waitlist_lost.load(Ordering::Relaxed));
         scalar(&mut out, &WAITLIST_RESTORED, self.waitlist_restored.load(Ordering::Relaxed));

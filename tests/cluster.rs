@@ -427,6 +427,111 @@ async fn a_relayed_seat_its_owner_forgot_is_told_to_reconnect_after_a_gap() {
     yellow.recv_state(|g| g["moves"] == 1).await;
 }
 
+/// Every message published to an inbox, as the test heard it (the JSON of each `Wire`).
+async fn listen(redis: &RedisServer, channel: &str) -> std::sync::Arc<std::sync::Mutex<Vec<Value>>> {
+    use futures_util::StreamExt as _;
+    let client = redis::Client::open(redis.url()).expect("client");
+    let mut pubsub = client.get_async_pubsub().await.expect("pubsub connection");
+    pubsub.subscribe(channel).await.expect("subscribe");
+    let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let into = heard.clone();
+    actix_rt::spawn(async move {
+        let mut messages = pubsub.into_on_message();
+        while let Some(msg) = messages.next().await {
+            if let Ok(v) = serde_json::from_str::<Value>(&msg.get_payload::<String>().unwrap_or_default()) {
+                into.lock().expect("heard").push(v);
+            }
+        }
+    });
+    heard
+}
+
+/// The relayed frames (and their order) that carried a `state` with `moves` moves.
+fn relayed_state(heard: &[Value], moves: u64) -> Option<Value> {
+    heard
+        .iter()
+        .find(|w| {
+            w["t"] == "frame"
+                && serde_json::from_str::<Value>(w["text"].as_str().unwrap_or(""))
+                    .is_ok_and(|f| f["game"]["moves"] == moves)
+        })
+        .cloned()
+}
+
+/// A relayed seat's frames reach its socket in the order its owner sent them, whatever
+/// order Pub/Sub brings them in (a Redis Cluster switchover opens a second route, measured
+/// in RELIABILITY.md section 18): a frame that comes after a later one is dropped, a frame
+/// ahead of a missing one waits for it, and a gap that does not fill is given up after a
+/// moment (the frames after it delivered, counted, the owner asked to resync the seat).
+/// The frames out of order are the test's own, published with the owner's numbering.
+#[actix_rt::test]
+async fn a_relayed_seat_gets_its_frames_in_the_order_its_owner_sent_them() {
+    let redis = RedisServer::start();
+    let (a, b) = (named_instance(&redis, "owner-a"), named_instance(&redis, "relay-b"));
+    let (api_a, api_b) = (TestServer::at(a.addr), TestServer::at(b.addr));
+    let heard = listen(&redis, "rampart:inbox:relay-b").await;
+    let (_, _, mut red, mut yellow) = relayed_game(&api_a, &api_b).await;
+    red.move_to(0).await;
+    yellow.recv_state(|g| g["moves"] == 1).await;
+    yellow.move_to(1).await;
+    yellow.recv_state(|g| g["moves"] == 2).await;
+    red.recv_state(|g| g["moves"] == 2).await;
+    let after_two = yellow.seen.len();
+    let (first, second) = eventually(DEADLINE, "the test heard both states relayed", || async {
+        let heard = heard.lock().expect("heard");
+        match (relayed_state(&heard, 1), relayed_state(&heard, 2)) {
+            (Some(first), Some(second)) => Ok((first, second)),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let order = &second["order"];
+    assert_eq!(order["from"], "owner-a", "{second}");
+    assert_eq!(first["order"]["stream"], order["stream"], "one stream: {first} {second}");
+    assert!(first["order"]["seq"].as_u64() < order["seq"].as_u64(), "{first} {second}");
+    // The last number the owner gave yellow's stream so far (the game is at rest).
+    let last = heard
+        .lock()
+        .expect("heard")
+        .iter()
+        .filter(|w| w["t"] == "frame" && w["conn"] == second["conn"])
+        .filter_map(|w| w["order"]["seq"].as_u64())
+        .max()
+        .expect("numbered");
+    // Published in one pipeline on one connection: relay-b hears them in this order, at once.
+    let client = redis::Client::open(redis.url()).expect("client");
+    let con = client.get_multiplexed_async_connection().await.expect("connection");
+    let publish = |wires: Vec<Value>| {
+        let mut pipe = redis::pipe();
+        for wire in &wires {
+            pipe.cmd("PUBLISH").arg("rampart:inbox:relay-b").arg(wire.to_string());
+        }
+        let mut con = con.clone();
+        async move {
+            let sent: Vec<i64> = pipe.query_async(&mut con).await.expect("published");
+            assert!(sent.iter().all(|n| *n >= 2), "relay-b and the test listen: {sent:?}");
+        }
+    };
+    let chat = |text: &str, seq: u64| {
+        let frame = json!({"type": "chat", "from": "red", "text": text, "at": "2026-12-07T00:00:00Z"});
+        json!({"t": "frame", "conn": second["conn"], "text": frame.to_string(),
+               "order": {"from": "owner-a", "stream": order["stream"], "seq": seq}})
+    };
+    // The first state again, as a second route would bring it late: dropped. Then two
+    // frames published out of their order: the later one waits for the earlier.
+    publish(vec![first.clone(), chat("second", last + 2), chat("first", last + 1)]).await;
+    yellow.recv_until("the chat held for its turn", |f| f["type"] == "chat" && f["text"] == "second").await;
+    let since: Vec<&Value> = yellow.seen[after_two..].iter().collect();
+    let chats: Vec<&Value> = since.iter().filter(|f| f["type"] == "chat").map(|f| &f["text"]).collect();
+    assert_eq!(chats, [&json!("first"), &json!("second")], "{since:?}");
+    assert!(!since.iter().any(|f| f["type"] == "state"), "an older board came back: {since:?}");
+    // A gap nothing fills is given up: the frame after it arrives, and the gap is counted.
+    assert_eq!(api_b.metric("rampart_relay_gaps_total").await, 0.0);
+    publish(vec![chat("after a gap", last + 6)]).await;
+    yellow.recv_until("the frame after the gap", |f| f["type"] == "chat" && f["text"] == "after a gap").await;
+    assert_eq!(api_b.metric("rampart_relay_gaps_total").await, 1.0);
+}
+
 #[actix_rt::test]
 async fn fifty_racing_takeovers_leave_one_owner_each_and_lose_no_move() {
     let redis = RedisServer::start();

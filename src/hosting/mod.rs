@@ -12,6 +12,7 @@ pub mod outbox;
 pub mod ownership;
 pub mod registry;
 pub mod relay;
+mod relay_order;
 pub mod relay_proxy;
 mod relay_subscription;
 pub mod relay_wire;

@@ -33,8 +33,9 @@ use crate::cluster::Cluster;
 use crate::game::Seat;
 use crate::hosting::messages::{ClaimSeat, Command, CommandOutcome, Join, Leave, Route, ToSession};
 use crate::hosting::registry::{deliver, Registry};
+use crate::hosting::relay_order::{Item, Ordered, Taken, HOLD};
 use crate::hosting::relay_proxy::{RemoteSession, StopProxy};
-use crate::hosting::relay_wire::{request_id, Reply, Wire};
+use crate::hosting::relay_wire::{request_id, Order, Reply, Wire};
 use crate::ids::{ConnId, GameId, InstanceId, TokenHash};
 use crate::metrics::Metrics;
 use crate::protocol::{close, ErrorBody, ErrorCode, SharedFrame};
@@ -118,6 +119,8 @@ struct Relayed {
     to: Recipient<ToSession>,
     owner: InstanceId,
     lost: Recipient<OwnerLost>,
+    /// Its frames' order, as far as delivered.
+    order: Ordered,
 }
 
 /// This instance's relay.
@@ -308,13 +311,19 @@ impl Relay {
                 let kind = Some(cell.kind.to_owned());
                 let Some(outbound) = self.outbound.clone() else { return };
                 let key = (from.clone(), conn);
-                let proxy = self.proxies.entry(key.clone()).or_insert_with(|| Proxy {
-                    local: ConnId::next(),
-                    game: game.clone(),
-                    seat: None,
-                    token_hash: token_hash.clone(),
-                    resync_wanted: false,
-                    addr: RemoteSession { out: outbound.clone(), to: from.clone(), conn }.start(),
+                let me = self.cluster.me.clone();
+                let proxy = self.proxies.entry(key.clone()).or_insert_with(|| {
+                    let local = ConnId::next();
+                    let session =
+                        RemoteSession { out: outbound.clone(), to: from.clone(), conn, me, stream: local.0, seq: 0 };
+                    Proxy {
+                        local,
+                        game: game.clone(),
+                        seat: None,
+                        token_hash: token_hash.clone(),
+                        resync_wanted: false,
+                        addr: session.start(),
+                    }
                 });
                 proxy.token_hash = token_hash.clone();
                 let route = Route { conn: proxy.local, to: proxy.addr.clone().recipient() };
@@ -377,7 +386,11 @@ impl Relay {
                 // close may be what was lost. Closed with 1012, its client reconnects and
                 // finds the game.
                 if !self.proxies.get(&key).is_some_and(|proxy| self.resync(proxy)) {
-                    self.send(from, Wire::Close { conn, code: close::RESTART });
+                    if let Some(proxy) = self.proxies.remove(&key) {
+                        proxy.addr.do_send(StopProxy);
+                    }
+                    let me = Some(self.cluster.me.clone());
+                    self.send(from, Wire::Close { conn, code: close::RESTART, order: None, from: me });
                 }
             }
             Wire::Leave { from, conn, game, seat } => {
@@ -431,8 +444,12 @@ impl Relay {
     /// Has the game of a seat relayed from another instance send it its current frames:
     /// joined again with the same route, the seat stays attached (no REPLACED) and the game
     /// sends what it sends on any join.
-    /// False when the game is not here any more.
+    /// False when the game is not here any more, or the seat's proxy stopped (the game
+    /// closed it: its close is on its way or was lost).
     fn resync(&self, proxy: &Proxy) -> bool {
+        if !proxy.addr.connected() {
+            return false;
+        }
         let Some(addr) = self.registry.get(&proxy.game).and_then(|c| c.addr()) else { return false };
         if let Some(seat) = proxy.seat {
             let route = Route { conn: proxy.local, to: proxy.addr.clone().recipient() };
@@ -446,6 +463,7 @@ impl Relay {
     fn sweep(&mut self, ctx: &mut Context<Self>) {
         let now = Instant::now();
         self.pending.retain(|_, (_, at)| now.duration_since(*at) < Duration::from_secs(60));
+        self.give_up_overdue_gaps();
         if !self.cluster.heartbeats_tell() {
             // The store has not taken this instance's own heartbeat for a whole lease: a
             // peer's lapsed heartbeat says nothing yet (measured: after a Redis failover the
@@ -585,7 +603,8 @@ impl Handler<RegisterConn> for Relay {
     type Result = ();
     fn handle(&mut self, msg: RegisterConn, ctx: &mut Context<Self>) {
         self.guarded(ctx, |act, _| {
-            act.relayed.insert(msg.conn.0, Relayed { to: msg.to, owner: msg.owner, lost: msg.lost })
+            act.relayed
+                .insert(msg.conn.0, Relayed { to: msg.to, owner: msg.owner, lost: msg.lost, order: Ordered::default() })
         });
     }
 }
@@ -621,6 +640,15 @@ impl Handler<Resubscribed> for Relay {
         // 100 ms), and the answers to the first resync fall in that moment.
         self.guarded(ctx, |act, ctx| {
             let me = act.cluster.me.clone();
+            // What each relayed socket holds behind a gap goes out now; what the owner
+            // resends is taken as in its turn (the numbers before it may be lost).
+            let conns: Vec<u64> = act.relayed.keys().copied().collect();
+            for conn in conns {
+                if let Some(relayed) = act.relayed.get_mut(&conn) {
+                    let ready = relayed.order.resume();
+                    act.deliver_relayed(conn, ready);
+                }
+            }
             for (conn, relayed) in &act.relayed {
                 act.send(relayed.owner.clone(), Wire::Resync { from: me.clone(), conn: *conn });
             }
@@ -664,17 +692,99 @@ impl Relay {
                     let _ = tx.send(reply);
                 }
             }
-            Incoming::Inbox(Wire::Frame { conn, text }) => {
-                if let Some(relayed) = self.relayed.get(&conn) {
-                    relayed.to.do_send(ToSession::Frame(SharedFrame::text(&text)));
-                }
+            Incoming::Inbox(Wire::Frame { conn, text, order }) => {
+                self.relayed_item(ctx, conn, Item::Frame(text), order, None)
             }
-            Incoming::Inbox(Wire::Close { conn, code }) => {
-                if let Some(relayed) = self.relayed.remove(&conn) {
-                    relayed.to.do_send(ToSession::Close { code, reason: close_reason(code) });
-                }
+            Incoming::Inbox(Wire::Close { conn, code, order, from }) => {
+                self.relayed_item(ctx, conn, Item::Close(code), order, from)
             }
             Incoming::Inbox(wire) => self.owner_side(ctx, wire),
+        }
+    }
+}
+
+impl Relay {
+    /// A frame or close for a relayed socket, put in its stream's order ([`Ordered`]).
+    /// `from`: the sender of an item without an `Order` (when it says).
+    fn relayed_item(
+        &mut self,
+        ctx: &mut Context<Self>,
+        conn: u64,
+        item: Item,
+        order: Option<Order>,
+        from: Option<InstanceId>,
+    ) {
+        let Some(relayed) = self.relayed.get_mut(&conn) else { return };
+        // From an instance that is not this socket's owner any more: its game moved.
+        if let Some(sender) = order.as_ref().map(|o| &o.from).or(from.as_ref()).filter(|f| **f != relayed.owner) {
+            tracing::debug!(conn, from = %sender, owner = %relayed.owner, "dropped a relayed frame from a former owner");
+            return;
+        }
+        let taken = match order {
+            Some(order) => relayed.order.take(order.stream, order.seq, item),
+            None => Taken { ready: vec![item], ..Taken::default() },
+        };
+        if taken.late {
+            tracing::debug!(conn, "dropped a relayed frame that came after a later one");
+        }
+        if taken.gap_opened {
+            let gap = relayed.order.gap();
+            ctx.run_later(HOLD, move |act, ctx| {
+                act.guarded(ctx, |act, _| {
+                    let Some(relayed) = act.relayed.get_mut(&conn) else { return };
+                    if gap.is_some() && relayed.order.gap() == gap {
+                        let ready = relayed.order.skip();
+                        act.gave_up_gap(conn, ready);
+                    }
+                });
+            });
+        }
+        if taken.gap_skipped {
+            self.gave_up_gap(conn, taken.ready);
+        } else {
+            self.deliver_relayed(conn, taken.ready);
+        }
+    }
+
+    /// Frames missing from a relayed socket's stream did not come: what came after them
+    /// goes to the socket, and its owner is asked for the seat's current frames.
+    /// A socket that what was held closed is not resynced.
+    fn gave_up_gap(&mut self, conn: u64, ready: Vec<Item>) {
+        tracing::debug!(conn, "relayed frames were missing; the owner is asked for the seat's frames again");
+        self.metrics.relay_gap();
+        self.deliver_relayed(conn, ready);
+        if let Some(relayed) = self.relayed.get(&conn) {
+            self.send(relayed.owner.clone(), Wire::Resync { from: self.cluster.me.clone(), conn });
+        }
+    }
+
+    /// Gaps whose timer was lost (the relay restarted meanwhile) are given up here.
+    fn give_up_overdue_gaps(&mut self) {
+        let now = Instant::now();
+        let overdue: Vec<u64> =
+            self.relayed.iter().filter(|(_, r)| r.order.overdue(now)).map(|(conn, _)| *conn).collect();
+        for conn in overdue {
+            if let Some(relayed) = self.relayed.get_mut(&conn) {
+                let ready = relayed.order.skip();
+                self.gave_up_gap(conn, ready);
+            }
+        }
+    }
+
+    fn deliver_relayed(&mut self, conn: u64, items: Vec<Item>) {
+        for item in items {
+            match item {
+                Item::Frame(text) => {
+                    if let Some(relayed) = self.relayed.get(&conn) {
+                        relayed.to.do_send(ToSession::Frame(SharedFrame::text(&text)));
+                    }
+                }
+                Item::Close(code) => {
+                    if let Some(relayed) = self.relayed.remove(&conn) {
+                        relayed.to.do_send(ToSession::Close { code, reason: close_reason(code) });
+                    }
+                }
+            }
         }
     }
 }

@@ -116,6 +116,10 @@ pub enum Wire {
         conn: u64,
         /// The frame's text.
         text: String,
+        /// Its place in the seat's stream (absent from an instance that does not number
+        /// them: delivered as it comes).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        order: Option<Order>,
     },
     /// Close a relayed socket.
     Close {
@@ -123,7 +127,26 @@ pub enum Wire {
         conn: u64,
         /// The close code.
         code: u16,
+        /// Its place in the seat's stream; absent when the owner's relay closes a seat it
+        /// does not know (delivered as it comes).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        order: Option<Order>,
+        /// The sender of a close without an `order` (dropped when that is not the socket's
+        /// owner any more).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<InstanceId>,
     },
+}
+
+/// Where a relayed frame or close stands in its seat's stream, as the owner numbered it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Order {
+    /// The owner that sent it.
+    pub from: InstanceId,
+    /// Its stream: the owner's proxy of the seat (increasing on one owner).
+    pub stream: u64,
+    /// Its place in the stream, from 1.
+    pub seq: u64,
 }
 
 /// The answer to a relayed request.

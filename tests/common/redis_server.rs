@@ -101,7 +101,8 @@ impl RedisServer {
     }
 
     /// Starts a node of a Redis Cluster (`--cluster-enabled yes`, its bus on another free
-    /// port, `cluster-node-timeout` [`RedisCluster::NODE_TIMEOUT_MS`]), not yet in one.
+    /// port, `cluster-node-timeout` [`RedisCluster::NODE_TIMEOUT_MS`],
+    /// `cluster-require-full-coverage no` as OPERATIONS.md recommends), not yet in one.
     fn start_cluster_node() -> RedisServer {
         RedisServer::launch_node(false, false, None, true)
     }
@@ -173,6 +174,7 @@ impl RedisServer {
                         ["--cluster-enabled", "yes", "--cluster-port", &bus.to_string()]
                             .into_iter()
                             .chain(["--cluster-config-file", "nodes.conf", "--cluster-node-timeout", &timeout])
+                            .chain(["--cluster-require-full-coverage", "no"])
                             .map(str::to_owned)
                             .collect::<Vec<_>>()
                     })

@@ -3,7 +3,8 @@
 //! `min-replicas-max-lag 10`), three Sentinels watching them (quorum 2,
 //! `down-after-milliseconds 1000`, `failover-timeout 3000`), and Debian's HAProxy in front
 //! routing to whichever node answers `role:master` ([`RedisHa`]); or a Redis Cluster of
-//! three primaries and three replicas with the same settings (`cluster-node-timeout 1000`),
+//! three primaries and three replicas with the same settings (`cluster-node-timeout 1000`,
+//! `cluster-require-full-coverage no`),
 //! joined by `redis-cli --cluster create` ([`RedisCluster`]). Every process is started here
 //! on a free loopback port with its files in the run's directory, killed by its own pid and
 //! reaped when its handle drops. A small RESP client asks them questions.
@@ -158,9 +159,10 @@ impl Node {
         if let Some(bus) = self.bus {
             // nodes.conf keeps its identity and its view: started again, it rejoins the
             // cluster (as its new primary's replica when its own was promoted meanwhile).
+            // The other shards go on answering while one has no primary (OPERATIONS.md).
             conf.push_str(&format!(
                 "cluster-enabled yes\ncluster-port {bus}\ncluster-config-file nodes.conf\n\
-                 cluster-node-timeout {}\n",
+                 cluster-node-timeout {}\ncluster-require-full-coverage no\n",
                 RedisCluster::NODE_TIMEOUT_MS
             ));
         }

@@ -80,9 +80,14 @@ impl ShardBreakers {
     /// Keeps the ranges current: read now, again every [`SHARDS_REFRESH`] (every
     /// [`SHARDS_RETRY`] while the read fails).
     pub async fn follow(self: Arc<Self>, conn: RedisConn) {
+        let mut coverage_checked = false;
         loop {
             let wait = match conn.slot_ranges().await {
                 Ok(ranges) if !ranges.is_empty() => {
+                    if !coverage_checked {
+                        coverage_checked = true;
+                        warn_on_full_coverage(&conn).await;
+                    }
                     if self.set_ranges(&ranges) {
                         let names: Vec<String> = ranges.iter().map(|r| format!("{}-{}", r.first, r.last)).collect();
                         tracing::info!(breaker = %self.base, shards = %names.join(","), "the store's breakers are kept per shard");
@@ -97,6 +102,22 @@ impl ShardBreakers {
             };
             tokio::time::sleep(wait).await;
         }
+    }
+}
+
+/// Says so when a node answers that it refuses every command while any slot has no primary
+/// (`cluster-require-full-coverage yes`, Redis's default): then one shard's failover pauses
+/// every game (OPERATIONS.md, Redis Cluster). A node that does not answer `CONFIG GET` (a
+/// managed Redis may rename it) says nothing.
+async fn warn_on_full_coverage(conn: &RedisConn) {
+    let cmd = redis::cmd("CONFIG").arg("GET").arg("cluster-require-full-coverage").clone();
+    match conn.query_routed::<HashMap<String, String>>("config get", &cmd, SingleNodeRoutingInfo::Random).await {
+        Ok(answer) if answer.get("cluster-require-full-coverage").is_some_and(|v| v == "yes") => tracing::warn!(
+            "the Redis Cluster runs with cluster-require-full-coverage yes: while one shard fails over, every node \
+             refuses every command and every game pauses; set it to no (OPERATIONS.md, Redis Cluster)"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::debug!("could not read cluster-require-full-coverage: {e}"),
     }
 }
 
