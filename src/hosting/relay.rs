@@ -13,7 +13,9 @@
 //! for (it died) fails at once. Pub/Sub keeps nothing for a subscriber that is away: after
 //! every gap in this instance's subscription the owners of its relayed seats are asked to
 //! send their frames again (`Wire::Resync`; the seat stays attached), and the seats relayed
-//! to its own games are sent theirs.
+//! to its own games are sent theirs. The owner numbers each relayed seat's frames, and the
+//! relaying end delivers them in that order ([`Ordered`]: a switchover can open a second
+//! route between the same two instances).
 //!
 //! In a Redis Cluster the same relay runs on sharded Pub/Sub ([`RedisConn::sharded`]): it
 //! publishes with `SPUBLISH` and subscribes with `SSUBSCRIBE`, each channel living on the
