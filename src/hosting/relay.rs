@@ -14,7 +14,7 @@
 //! every gap in this instance's subscription the owners of its relayed seats are asked to
 //! send their frames again (`Wire::Resync`; the seat stays attached), and the seats relayed
 //! to its own games are sent theirs. The owner numbers each relayed seat's frames, and the
-//! relaying end delivers them in that order ([`Ordered`]: a switchover can open a second
+//! relaying end delivers them in that order (`relay_order::Ordered`: a switchover can open a second
 //! route between the same two instances).
 //!
 //! In a Redis Cluster the same relay runs on sharded Pub/Sub ([`RedisConn::sharded`]): it
