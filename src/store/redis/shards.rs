@@ -106,15 +106,17 @@ impl ShardBreakers {
 }
 
 /// Says so when a node answers that it refuses every command while any slot has no primary
-/// (`cluster-require-full-coverage yes`, Redis's default): then one shard's failover pauses
-/// every game (OPERATIONS.md, Redis Cluster). A node that does not answer `CONFIG GET` (a
+/// (`cluster-require-full-coverage yes`, Redis's default): then, during one shard's
+/// failover, every shard's calls fail until the replica is promoted (OPERATIONS.md, Redis
+/// Cluster). A node that does not answer `CONFIG GET` (a
 /// managed Redis may rename it) says nothing.
 async fn warn_on_full_coverage(conn: &RedisConn) {
     let cmd = redis::cmd("CONFIG").arg("GET").arg("cluster-require-full-coverage").clone();
     match conn.query_routed::<HashMap<String, String>>("config get", &cmd, SingleNodeRoutingInfo::Random).await {
         Ok(answer) if answer.get("cluster-require-full-coverage").is_some_and(|v| v == "yes") => tracing::warn!(
             "the Redis Cluster runs with cluster-require-full-coverage yes: while one shard fails over, every node \
-             refuses every command and every game pauses; set it to no (OPERATIONS.md, Redis Cluster)"
+             refuses every command until its replica is promoted, so every shard's games fail their writes \
+             meanwhile; set it to no (OPERATIONS.md, Redis Cluster)"
         ),
         Ok(_) => {}
         Err(e) => tracing::debug!("could not read cluster-require-full-coverage: {e}"),
