@@ -158,27 +158,53 @@ pub fn touch_all(world: &World, until: Instant) {
 /// players, from the last before the fault, up to `horizon`) and when it ended, from the
 /// fault's start; None for a bot that did not move again once the fault was over.
 pub fn stalls(world: &World, o: &Outage, horizon: Instant) -> Vec<Option<(Duration, Duration)>> {
+    stall_details(world, o, horizon).into_iter().map(|s| s.map(|s| (s.gap, s.ended_after))).collect()
+}
+
+/// One bot's longest stall around a fault.
+pub struct Stall {
+    /// The gap between the two moves shown.
+    pub gap: Duration,
+    /// When it ended, from the fault's start.
+    pub ended_after: Duration,
+    /// When it began.
+    pub began: Instant,
+    /// The game of the move that ended it (a stall may span a game's end and the next
+    /// game's first move).
+    pub game: String,
+}
+
+/// [`stalls`] with when each began and the game that moved again.
+pub fn stall_details(world: &World, o: &Outage, horizon: Instant) -> Vec<Option<Stall>> {
     let tally = world.tally.borrow();
     o.bots
         .iter()
         .map(|&bot| {
-            let mut shown: Vec<Instant> = tally
+            let mut shown: Vec<(Instant, &str)> = tally
                 .samples
                 .iter()
                 .filter(|s| s.bot == bot)
-                .map(|s| s.at + Duration::from_secs_f64(s.mover_ms.max(s.opponent_ms.unwrap_or(0.0)) / 1000.0))
+                .map(|s| {
+                    let at = s.at + Duration::from_secs_f64(s.mover_ms.max(s.opponent_ms.unwrap_or(0.0)) / 1000.0);
+                    (at, s.game.as_str())
+                })
                 .collect();
             shown.sort();
-            let before = shown.iter().rev().find(|&&c| c <= o.start).copied().unwrap_or(o.start);
+            let before = shown.iter().rev().find(|c| c.0 <= o.start).copied().unwrap_or((o.start, ""));
             let mut points = vec![before];
-            points.extend(shown.iter().filter(|&&c| c > o.start && c <= horizon));
-            if !points.iter().any(|&c| c >= o.back) {
+            points.extend(shown.iter().filter(|c| c.0 > o.start && c.0 <= horizon));
+            if !points.iter().any(|c| c.0 >= o.back) {
                 return None;
             }
             points
                 .windows(2)
-                .map(|w| (w[1] - w[0], w[1].saturating_duration_since(o.start)))
-                .max_by_key(|(gap, _)| *gap)
+                .map(|w| Stall {
+                    gap: w[1].0 - w[0].0,
+                    ended_after: w[1].0.saturating_duration_since(o.start),
+                    began: w[0].0,
+                    game: w[1].1.to_owned(),
+                })
+                .max_by_key(|s| s.gap)
         })
         .collect()
 }
@@ -203,6 +229,14 @@ pub fn resume_figures(report: &mut Report, world: &World, o: &Outage, name: &str
     report.field(&format!("{name}_resumed"), format!("{}/{}", resumed.len(), o.bots.len()));
     report.field(&format!("{name}_stall_ms"), format!("p50:{},max:{}", q(&stall, 0.5), q(&stall, 1.0)));
     report.field(&format!("{name}_back_after_ms"), format!("p50:{},max:{}", q(&back, 0.5), q(&back, 1.0)));
+    if let Some(w) = stall_details(world, o, horizon).into_iter().flatten().max_by_key(|s| s.gap) {
+        // Where to look in the instances' logs for the longest stall.
+        let began_ms = wall_ms() - w.began.elapsed().as_millis() as i64;
+        report.field(
+            &format!("{name}_longest_stall"),
+            format!("game:{},gap_ms:{},began_wall_ms:{began_ms}", w.game, w.gap.as_millis()),
+        );
+    }
     let stuck: Vec<usize> = o.bots.iter().zip(&s).filter(|(_, s)| s.is_none()).map(|(b, _)| *b).collect();
     report.check(
         stuck.is_empty(),

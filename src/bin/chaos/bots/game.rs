@@ -353,6 +353,7 @@ impl<'a> Game<'a> {
                 mover_ms: seen[mover].unwrap_or(0.0),
                 opponent_ms: opponent,
                 bot: self.handle.bot,
+                game: self.id.clone(),
             });
         }
         self.own_moves += 1;

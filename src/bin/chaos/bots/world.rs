@@ -27,6 +27,8 @@ pub struct Sample {
     pub opponent_ms: Option<f64>,
     /// The bot that played it.
     pub bot: usize,
+    /// The game it was played in.
+    pub game: String,
 }
 
 /// One waitlist ticket as issued.
