@@ -193,6 +193,11 @@ const RELAY_GAPS: Metric = Metric::counter(
     "Gaps in a relayed seat's frames that did not fill within 200 ms (lost to a Pub/Sub gap or a switchover): the frames after it were delivered and the seat's owner was asked for its current frames.",
     &[],
 );
+const RELAY_RESENT: Metric = Metric::counter(
+    "rampart_relay_resent_total",
+    "Relayed requests (joins, commands, seat claims, reads) sent again because no reply came within 300 ms (lost to a Pub/Sub gap or a switchover, or only slow): the owner acts on each once.",
+    &[],
+);
 const ADMIN_REFUSED: Metric = Metric::counter(
     "rampart_admin_refused_total",
     "Admin requests refused for a missing or wrong token (or admin disabled).",
@@ -357,6 +362,7 @@ pub struct Metrics {
     games_given_up: AtomicU64,
     epochs_adopted: AtomicU64,
     relay_gaps: AtomicU64,
+    relay_resent: AtomicU64,
     admin_refused: AtomicU64,
     client_limited: Family,
     waitlist_lost: AtomicU64,
@@ -456,6 +462,10 @@ impl Metrics {
     pub fn relay_gap(&self) {
         self.relay_gaps.fetch_add(1, Ordering::Relaxed);
     }
+    /// A relayed request had no reply in time and was sent again.
+    pub fn relay_resent(&self) {
+        self.relay_resent.fetch_add(1, Ordering::Relaxed);
+    }
     /// An admin request was refused (no or wrong token, or admin disabled).
     pub fn admin_refused(&self) {
         self.admin_refused.fetch_add(1, Ordering::Relaxed);
@@ -541,6 +551,7 @@ impl Metrics {
         scalar(&mut out, &GAMES_GIVEN_UP, self.games_given_up.load(Ordering::Relaxed));
         scalar(&mut out, &LEASE_EPOCHS_ADOPTED, self.epochs_adopted.load(Ordering::Relaxed));
         scalar(&mut out, &RELAY_GAPS, self.relay_gaps.load(Ordering::Relaxed));
+        scalar(&mut out, &RELAY_RESENT, self.relay_resent.load(Ordering::Relaxed));
         scalar(&mut out, &ADMIN_REFUSED, self.admin_refusals());
         scalar(&mut out, &WAITLIST_LOST, self.waitlist_lost.load(Ordering::Relaxed));
         scalar(&mut out, &WAITLIST_RESTORED, self.waitlist_restored.load(Ordering::Relaxed));

@@ -47,6 +47,16 @@ fn named_instance(redis: &RedisServer, id: &str) -> ServerProcess {
     ServerProcess::start(&refs)
 }
 
+/// [`named_instance`] whose leases last `lease_ms`.
+fn named_instance_leasing(redis: &RedisServer, id: &str, lease_ms: u64) -> ServerProcess {
+    let mut vars = env(redis);
+    vars.retain(|(k, _)| *k != "RAMPART__CLUSTER__LEASE_MS");
+    vars.push(("RAMPART__CLUSTER__LEASE_MS", lease_ms.to_string()));
+    vars.push(("RAMPART__CLUSTER__INSTANCE_ID", id.to_owned()));
+    let refs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    ServerProcess::start(&refs)
+}
+
 /// A human game on `api`'s instance with both seats taken: (red, yellow) grants.
 async fn human_game(api: &TestServer) -> (Grant, Grant) {
     let red = api.create("human", "ada").await;
@@ -530,6 +540,46 @@ async fn a_relayed_seat_gets_its_frames_in_the_order_its_owner_sent_them() {
     publish(vec![chat("after a gap", last + 6)]).await;
     yellow.recv_until("the frame after the gap", |f| f["type"] == "chat" && f["text"] == "after a gap").await;
     assert_eq!(api_b.metric("rampart_relay_gaps_total").await, 1.0);
+}
+
+/// A relayed request that gets no reply in time (here its owner is paused; in a switchover
+/// the request or its reply is lost) is sent again until it is answered, and the owner acts
+/// on it once: the chat sent once is shown once.
+#[actix_rt::test]
+async fn a_relayed_request_without_a_reply_is_sent_again_and_acted_on_once() {
+    let redis = RedisServer::start();
+    // Leases long enough that the owner, paused, keeps its game (nothing is taken over).
+    let a = named_instance_leasing(&redis, "owner-a", 10_000);
+    let b = named_instance_leasing(&redis, "relay-b", 10_000);
+    let (api_a, api_b) = (TestServer::at(a.addr), TestServer::at(b.addr));
+    let heard = listen(&redis, "rampart:inbox:owner-a").await;
+    let (_, _, mut red, mut yellow) = relayed_game(&api_a, &api_b).await;
+    assert_eq!(api_b.metric("rampart_relay_resent_total").await, 0.0);
+    let commands = |heard: &[Value]| -> Vec<Value> { heard.iter().filter(|w| w["t"] == "command").cloned().collect() };
+    assert!(commands(&heard.lock().expect("heard")).is_empty());
+    a.pause();
+    yellow.send(json!({"type": "chat", "text": "once"})).await;
+    let copies = eventually(Duration::from_secs(6), "relay-b sent the unanswered chat again", || async {
+        let copies = commands(&heard.lock().expect("heard"));
+        if copies.len() >= 2 {
+            Ok(copies)
+        } else {
+            Err(format!("{copies:?}"))
+        }
+    })
+    .await;
+    a.resume();
+    assert!(copies.iter().all(|c| c["req"] == copies[0]["req"] && c["req"] != 0), "one numbered request: {copies:?}");
+    // The owner acts on it once: the next chat comes right after it, on both seats.
+    red.recv_until("the chat", |f| f["type"] == "chat" && f["text"] == "once").await;
+    yellow.send(json!({"type": "chat", "text": "after"})).await;
+    for player in [&mut red, &mut yellow] {
+        player.recv_until("the second chat", |f| f["type"] == "chat" && f["text"] == "after").await;
+        let chats: Vec<&Value> = player.seen.iter().filter(|f| f["type"] == "chat").map(|f| &f["text"]).collect();
+        assert_eq!(chats, [&json!("once"), &json!("after")], "{:?}", player.seen);
+        assert!(!player.seen.iter().any(|f| f["type"] == "error"), "{:?}", player.seen);
+    }
+    assert!(api_b.metric("rampart_relay_resent_total").await >= 1.0);
 }
 
 #[actix_rt::test]

@@ -30,17 +30,21 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tokio::sync::{mpsc, oneshot};
 
+mod answers;
+mod owner;
+mod relayed;
+
 use super::relay_subscription::keep_subscribed;
 use crate::cluster::Cluster;
 use crate::game::Seat;
-use crate::hosting::messages::{ClaimSeat, Command, CommandOutcome, Join, Leave, Route, ToSession};
-use crate::hosting::registry::{deliver, Registry};
-use crate::hosting::relay_order::{Item, Ordered, Taken, HOLD};
+use crate::hosting::messages::{Leave, ToSession};
+use crate::hosting::registry::Registry;
+use crate::hosting::relay_order::{Item, Ordered};
 use crate::hosting::relay_proxy::{RemoteSession, StopProxy};
-use crate::hosting::relay_wire::{request_id, Order, Reply, Wire};
+use crate::hosting::relay_wire::{request_id, set_request_id, Reply, Wire};
 use crate::ids::{ConnId, GameId, InstanceId, TokenHash};
 use crate::metrics::Metrics;
-use crate::protocol::{close, ErrorBody, ErrorCode, SharedFrame};
+use crate::protocol::{ErrorBody, ErrorCode};
 use crate::runtime::system::{Part, SystemActor as _, SystemTree};
 use crate::store::redis::RedisConn;
 
@@ -125,6 +129,38 @@ struct Relayed {
     order: Ordered,
 }
 
+/// A request waiting for its reply. Pub/Sub may lose the request or its reply (a gap in a
+/// subscription, a switchover), so a request not answered within [`RESEND_FIRST`] is sent
+/// again, the wait doubling up to [`RESEND_MAX`], until its deadline; the owner acts on it
+/// once and answers every copy ([`answers::Answers`]).
+struct Pending {
+    tx: oneshot::Sender<Reply>,
+    to: InstanceId,
+    wire: Wire,
+    /// When it is sent again if still unanswered.
+    resend_at: Instant,
+    /// The wait before that.
+    wait: Duration,
+    /// Its deadline: not sent again after it.
+    until: Instant,
+}
+
+/// How long a request waits for its reply before it is sent again (a relayed move is
+/// answered in milliseconds; a game that is busy answers the copies when it answers).
+const RESEND_FIRST: Duration = Duration::from_millis(300);
+
+/// The longest wait between two copies of a request.
+const RESEND_MAX: Duration = Duration::from_secs(2);
+
+/// How often the unanswered requests are looked at.
+const RESEND_CHECK: Duration = Duration::from_millis(100);
+
+/// The first request number of this process: its start time in microseconds since the
+/// epoch (a process cannot send a request a microsecond, so a restart's numbers are new).
+fn first_request_number() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_micros() as u64).max(1)
+}
+
 /// This instance's relay.
 pub struct Relay {
     cluster: Arc<Cluster>,
@@ -138,8 +174,12 @@ pub struct Relay {
     /// The publisher's queue; its task (like the subscriber's) outlives a restart of the
     /// actor: both reach it through its address, which the `Supervisor` keeps.
     outbound: Option<mpsc::UnboundedSender<(InstanceId, Wire)>>,
+    /// The next request's number: from the start time in microseconds, so that a
+    /// restarted instance's numbers are new to the owners that remember requests.
     next_req: u64,
-    pending: HashMap<u64, (oneshot::Sender<Reply>, Instant)>,
+    pending: HashMap<u64, Pending>,
+    /// Owner side: the relayed requests acted on, so that one sent again is acted on once.
+    answers: answers::Answers,
     relayed: HashMap<u64, Relayed>,
     proxies: HashMap<(InstanceId, u64), Proxy>,
     /// A second resync after a gap is scheduled.
@@ -164,8 +204,9 @@ impl Relay {
             lobby,
             conn,
             outbound: None,
-            next_req: 1,
+            next_req: first_request_number(),
             pending: HashMap::new(),
+            answers: answers::Answers::default(),
             relayed: HashMap::new(),
             proxies: HashMap::new(),
             resync_again: false,
@@ -182,8 +223,28 @@ impl Relay {
         }
     }
 
-    fn reply(&self, to: InstanceId, req: u64, reply: Reply) {
+    /// Owner side: answers a request (and remembers the answer, for the request sent again).
+    fn reply(&mut self, to: InstanceId, req: u64, reply: Reply) {
+        self.answers.answered(&to, req, &reply);
         self.send(to, Wire::Reply { req, reply });
+    }
+
+    /// Sends again the requests that have had no reply for a while and are not yet due
+    /// ([`Pending`]).
+    fn resend_unanswered(&mut self) {
+        let now = Instant::now();
+        let mut again = Vec::new();
+        for pending in self.pending.values_mut() {
+            if now >= pending.resend_at && now < pending.until {
+                pending.wait = (pending.wait * 2).min(RESEND_MAX);
+                pending.resend_at = now + pending.wait;
+                again.push((pending.to.clone(), pending.wire.clone()));
+            }
+        }
+        for (to, wire) in again {
+            self.metrics.relay_resent();
+            self.send(to, wire);
+        }
     }
 
     /// The publisher: drains the queue in order, a pipeline per batch (in a Redis Cluster,
@@ -302,169 +363,12 @@ impl Relay {
         });
     }
 
-    /// Owner side: a relayed message for one of this instance's games.
-    fn owner_side(&mut self, ctx: &mut Context<Self>, wire: Wire) {
-        match wire {
-            Wire::Join { req, from, conn, game, token_hash, holding } => {
-                let Some(cell) = self.registry.get(&game) else {
-                    return self.reply(from, req, Reply::NotHere);
-                };
-                let Some(addr) = cell.addr() else { return self.reply(from, req, Reply::NotHere) };
-                let kind = Some(cell.kind.to_owned());
-                let Some(outbound) = self.outbound.clone() else { return };
-                let key = (from.clone(), conn);
-                let me = self.cluster.me.clone();
-                let proxy = self.proxies.entry(key.clone()).or_insert_with(|| {
-                    let local = ConnId::next();
-                    let session =
-                        RemoteSession { out: outbound.clone(), to: from.clone(), conn, me, stream: local.0, seq: 0 };
-                    Proxy {
-                        local,
-                        game: game.clone(),
-                        seat: None,
-                        token_hash: token_hash.clone(),
-                        resync_wanted: false,
-                        addr: session.start(),
-                    }
-                });
-                proxy.token_hash = token_hash.clone();
-                let route = Route { conn: proxy.local, to: proxy.addr.clone().recipient() };
-                let join = addr.join().send(Join { token_hash, route, holding });
-                ctx.spawn(
-                    async move { tokio::time::timeout(Duration::from_secs(5), join).await }.into_actor(self).map(
-                        move |answer, act, _| {
-                            let result = match answer {
-                                Ok(Ok(result)) => result,
-                                _ => Err(ErrorBody::not_answering()),
-                            };
-                            let mut resync = false;
-                            match (&result, act.proxies.get_mut(&key)) {
-                                (Ok(seat), Some(proxy)) => {
-                                    proxy.seat = Some(*seat);
-                                    resync = std::mem::take(&mut proxy.resync_wanted);
-                                }
-                                (Err(_), Some(proxy)) if proxy.seat.is_none() => {
-                                    proxy.addr.do_send(StopProxy);
-                                    act.proxies.remove(&key);
-                                }
-                                _ => {}
-                            }
-                            act.reply(from, req, Reply::Joined { result, kind });
-                            if let Some(proxy) = act.proxies.get(&key).filter(|_| resync) {
-                                let _ = act.resync(proxy);
-                            }
-                        },
-                    ),
-                );
-            }
-            Wire::Command { req, from, conn, game, seat, action, within_ms } => {
-                let (Some(cell), Some(proxy)) = (self.registry.get(&game), self.proxies.get(&(from.clone(), conn)))
-                else {
-                    return self.reply(from, req, Reply::NotHere);
-                };
-                let command = Command {
-                    seat,
-                    action,
-                    reply: proxy.addr.clone().recipient(),
-                    deadline: Instant::now() + Duration::from_millis(within_ms),
-                };
-                let metrics = self.metrics.clone();
-                ctx.spawn(async move { deliver(cell, command, metrics).await }.into_actor(self).map(
-                    move |delivered, act, _| {
-                        let outcome =
-                            if delivered.is_ok() { CommandOutcome::Answered } else { CommandOutcome::Expired };
-                        act.reply(from, req, Reply::Command { outcome });
-                    },
-                ));
-            }
-            Wire::Resync { from, conn } => {
-                let key = (from.clone(), conn);
-                // Its join is unanswered: its first frames may have gone into the gap too.
-                if let Some(proxy) = self.proxies.get_mut(&key).filter(|p| p.seat.is_none()) {
-                    proxy.resync_wanted = true;
-                    return;
-                }
-                // A seat this instance does not know (any more), or whose game left: its
-                // close may be what was lost. Closed with 1012, its client reconnects and
-                // finds the game.
-                if !self.proxies.get(&key).is_some_and(|proxy| self.resync(proxy)) {
-                    if let Some(proxy) = self.proxies.remove(&key) {
-                        proxy.addr.do_send(StopProxy);
-                    }
-                    let me = Some(self.cluster.me.clone());
-                    self.send(from, Wire::Close { conn, code: close::RESTART, order: None, from: me });
-                }
-            }
-            Wire::Leave { from, conn, game, seat } => {
-                if let Some(proxy) = self.proxies.remove(&(from, conn)) {
-                    if let Some(addr) = self.registry.get(&game).and_then(|c| c.addr()) {
-                        addr.leave().do_send(Leave { seat, conn: proxy.local });
-                    }
-                    proxy.addr.do_send(StopProxy);
-                }
-            }
-            Wire::ClaimSeat { req, from, game, name, token_hash } => {
-                let Some(addr) = self.registry.get(&game).and_then(|c| c.addr()) else {
-                    return self.reply(from, req, Reply::NotHere);
-                };
-                let claim = addr.claim().send(ClaimSeat { name, token_hash });
-                ctx.spawn(
-                    async move { tokio::time::timeout(Duration::from_secs(2), claim).await }.into_actor(self).map(
-                        move |answer, act, _| {
-                            let result = match answer {
-                                Ok(Ok(result)) => result,
-                                _ => Err(ErrorBody::not_answering()),
-                            };
-                            act.reply(from, req, Reply::Seat { result });
-                        },
-                    ),
-                );
-            }
-            Wire::Fault { req, from, game, fault } => match self.registry.get(&game) {
-                Some(cell) => {
-                    tracing::warn!(game_id = %game, ?fault, from = %from, "a relayed admin fault was injected");
-                    let injected = crate::hosting::registry::inject(cell, fault, self.metrics.clone());
-                    ctx.spawn(injected.into_actor(self).map(move |(), act, _| {
-                        act.reply(from, req, Reply::Fault { result: Ok(()) });
-                    }));
-                }
-                None => self.reply(from, req, Reply::NotHere),
-            },
-            Wire::Summary { req, from, game } => {
-                let Some(cell) = self.registry.get(&game) else {
-                    return self.reply(from, req, Reply::NotHere);
-                };
-                ctx.spawn(async move { cell.live_summary().await }.into_actor(self).map(move |summary, act, _| {
-                    let result = Ok(serde_json::to_value(summary).unwrap_or_default());
-                    act.reply(from, req, Reply::Summary { result });
-                }));
-            }
-            Wire::Reply { .. } | Wire::Frame { .. } | Wire::Close { .. } => {}
-        }
-    }
-
-    /// Has the game of a seat relayed from another instance send it its current frames:
-    /// joined again with the same route, the seat stays attached (no REPLACED) and the game
-    /// sends what it sends on any join.
-    /// False when the game is not here any more, or the seat's proxy stopped (the game
-    /// closed it: its close is on its way or was lost).
-    fn resync(&self, proxy: &Proxy) -> bool {
-        if !proxy.addr.connected() {
-            return false;
-        }
-        let Some(addr) = self.registry.get(&proxy.game).and_then(|c| c.addr()) else { return false };
-        if let Some(seat) = proxy.seat {
-            let route = Route { conn: proxy.local, to: proxy.addr.clone().recipient() };
-            addr.join().do_send(Join { token_hash: proxy.token_hash.clone(), route, holding: Some(seat) });
-        }
-        true
-    }
-
     /// Proxies of seats relayed by instances that died, and relayed sessions whose owner
     /// died: both are found by the heartbeat.
     fn sweep(&mut self, ctx: &mut Context<Self>) {
         let now = Instant::now();
-        self.pending.retain(|_, (_, at)| now.duration_since(*at) < Duration::from_secs(60));
+        self.pending.retain(|_, pending| now < pending.until + Duration::from_secs(1));
+        self.answers.forget_old(now);
         self.give_up_overdue_gaps();
         if !self.cluster.heartbeats_tell() {
             // The store has not taken this instance's own heartbeat for a whole lease: a
@@ -537,6 +441,9 @@ impl Actor for Relay {
         ctx.run_interval(self.cluster.lease / 3, |act, ctx| {
             act.guarded(ctx, |act, ctx| act.sweep(ctx));
         });
+        ctx.run_interval(RESEND_CHECK, |act, ctx| {
+            act.guarded(ctx, |act, _| act.resend_unanswered());
+        });
         self.tree.up(Part::Relay);
     }
 }
@@ -570,17 +477,19 @@ impl Relay {
         let req = self.next_req;
         self.next_req += 1;
         let mut wire = msg.wire;
-        match &mut wire {
-            Wire::Join { req: r, .. }
-            | Wire::Command { req: r, .. }
-            | Wire::ClaimSeat { req: r, .. }
-            | Wire::Fault { req: r, .. } => *r = req,
-            _ => {}
-        }
+        set_request_id(&mut wire, req);
         let (tx, rx) = oneshot::channel();
-        self.pending.insert(req, (tx, Instant::now()));
-        self.send(msg.to.clone(), wire);
-        let within = msg.within;
+        let (now, within) = (Instant::now(), msg.within);
+        let pending = Pending {
+            tx,
+            to: msg.to.clone(),
+            wire: wire.clone(),
+            resend_at: now + RESEND_FIRST,
+            wait: RESEND_FIRST,
+            until: now + within,
+        };
+        self.pending.insert(req, pending);
+        self.send(msg.to, wire);
         Box::pin(async move {
             match tokio::time::timeout(within, rx).await {
                 Ok(Ok(reply)) => Ok(reply),
@@ -690,8 +599,8 @@ impl Relay {
         match msg {
             Incoming::Lobby(change) => (self.lobby)(&change),
             Incoming::Inbox(Wire::Reply { req, reply }) => {
-                if let Some((tx, _)) = self.pending.remove(&req) {
-                    let _ = tx.send(reply);
+                if let Some(pending) = self.pending.remove(&req) {
+                    let _ = pending.tx.send(reply);
                 }
             }
             Incoming::Inbox(Wire::Frame { conn, text, order }) => {
@@ -702,100 +611,5 @@ impl Relay {
             }
             Incoming::Inbox(wire) => self.owner_side(ctx, wire),
         }
-    }
-}
-
-impl Relay {
-    /// A frame or close for a relayed socket, put in its stream's order ([`Ordered`]).
-    /// `from`: the sender of an item without an `Order` (when it says).
-    fn relayed_item(
-        &mut self,
-        ctx: &mut Context<Self>,
-        conn: u64,
-        item: Item,
-        order: Option<Order>,
-        from: Option<InstanceId>,
-    ) {
-        let Some(relayed) = self.relayed.get_mut(&conn) else { return };
-        // From an instance that is not this socket's owner any more: its game moved.
-        if let Some(sender) = order.as_ref().map(|o| &o.from).or(from.as_ref()).filter(|f| **f != relayed.owner) {
-            tracing::debug!(conn, from = %sender, owner = %relayed.owner, "dropped a relayed frame from a former owner");
-            return;
-        }
-        let taken = match order {
-            Some(order) => relayed.order.take(order.stream, order.seq, item),
-            None => Taken { ready: vec![item], ..Taken::default() },
-        };
-        if taken.late {
-            tracing::debug!(conn, "dropped a relayed frame that came after a later one");
-        }
-        if taken.gap_opened {
-            let gap = relayed.order.gap();
-            ctx.run_later(HOLD, move |act, ctx| {
-                act.guarded(ctx, |act, _| {
-                    let Some(relayed) = act.relayed.get_mut(&conn) else { return };
-                    if gap.is_some() && relayed.order.gap() == gap {
-                        let ready = relayed.order.skip();
-                        act.gave_up_gap(conn, ready);
-                    }
-                });
-            });
-        }
-        if taken.gap_skipped {
-            self.gave_up_gap(conn, taken.ready);
-        } else {
-            self.deliver_relayed(conn, taken.ready);
-        }
-    }
-
-    /// Frames missing from a relayed socket's stream did not come: what came after them
-    /// goes to the socket, and its owner is asked for the seat's current frames.
-    /// A socket that what was held closed is not resynced.
-    fn gave_up_gap(&mut self, conn: u64, ready: Vec<Item>) {
-        tracing::debug!(conn, "relayed frames were missing; the owner is asked for the seat's frames again");
-        self.metrics.relay_gap();
-        self.deliver_relayed(conn, ready);
-        if let Some(relayed) = self.relayed.get(&conn) {
-            self.send(relayed.owner.clone(), Wire::Resync { from: self.cluster.me.clone(), conn });
-        }
-    }
-
-    /// Gaps whose timer was lost (the relay restarted meanwhile) are given up here.
-    fn give_up_overdue_gaps(&mut self) {
-        let now = Instant::now();
-        let overdue: Vec<u64> =
-            self.relayed.iter().filter(|(_, r)| r.order.overdue(now)).map(|(conn, _)| *conn).collect();
-        for conn in overdue {
-            if let Some(relayed) = self.relayed.get_mut(&conn) {
-                let ready = relayed.order.skip();
-                self.gave_up_gap(conn, ready);
-            }
-        }
-    }
-
-    fn deliver_relayed(&mut self, conn: u64, items: Vec<Item>) {
-        for item in items {
-            match item {
-                Item::Frame(text) => {
-                    if let Some(relayed) = self.relayed.get(&conn) {
-                        relayed.to.do_send(ToSession::Frame(SharedFrame::text(&text)));
-                    }
-                }
-                Item::Close(code) => {
-                    if let Some(relayed) = self.relayed.remove(&conn) {
-                        relayed.to.do_send(ToSession::Close { code, reason: close_reason(code) });
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// The reason sent with a close code that crossed from another instance.
-fn close_reason(code: u16) -> &'static str {
-    match code {
-        close::REPLACED => "seat opened on another connection",
-        close::RESTART => "server restarting; your game is saved",
-        _ => "closed by the server that runs the game",
     }
 }

@@ -196,3 +196,28 @@ pub(super) fn request_id(wire: &Wire) -> Option<u64> {
         _ => None,
     }
 }
+
+/// A request's sender and number: its key on the owner, which acts on a resent request once
+/// and answers it again with the first answer.
+pub(super) fn request_key(wire: &Wire) -> Option<(&InstanceId, u64)> {
+    match wire {
+        Wire::Join { req, from, .. }
+        | Wire::Command { req, from, .. }
+        | Wire::ClaimSeat { req, from, .. }
+        | Wire::Fault { req, from, .. }
+        | Wire::Summary { req, from, .. } => Some((from, *req)),
+        _ => None,
+    }
+}
+
+/// Numbers a message that waits for a reply (the relay numbers each request it sends).
+pub(super) fn set_request_id(wire: &mut Wire, id: u64) {
+    match wire {
+        Wire::Join { req, .. }
+        | Wire::Command { req, .. }
+        | Wire::ClaimSeat { req, .. }
+        | Wire::Fault { req, .. }
+        | Wire::Summary { req, .. } => *req = id,
+        _ => {}
+    }
+}
