@@ -52,6 +52,7 @@ impl Answers {
             None => {
                 self.known.insert(key.clone(), None);
                 self.arrived.push_back((key, now));
+                self.forget_old(now);
                 Seen::First
             }
         }
@@ -67,7 +68,7 @@ impl Answers {
     /// Forgets requests older than [`REMEMBER`], and the oldest past [`MOST`].
     pub(super) fn forget_old(&mut self, now: Instant) {
         while let Some((key, at)) = self.arrived.front() {
-            if now.duration_since(*at) < REMEMBER && self.arrived.len() < MOST {
+            if now.duration_since(*at) < REMEMBER && self.arrived.len() <= MOST {
                 break;
             }
             self.known.remove(key);
