@@ -359,14 +359,21 @@ pub async fn run(ctx: &Ctx, topology: Topology) -> Report {
     // and in the others, to see whether a shard failing over holds back only its games.
     let split = match &ha {
         Ha::Cluster(c) => {
-            let mut split: (Vec<usize>, Vec<usize>) = (Vec::new(), Vec::new());
+            // The failed shard's games, the other shards', and those of the other shards with
+            // both seats on chaos-1 (untouched by chaos-2's death).
+            let mut split: (Vec<usize>, Vec<usize>, Vec<usize>) = (Vec::new(), Vec::new(), Vec::new());
             for h in
                 world.handles.borrow().iter().filter(|h| h.playing.get() && h.seat_urls.borrow().first() == Some(&0))
             {
                 let Some(game) = h.game.borrow().clone() else { continue };
                 match c.in_shard(&format!("rampart:g:{{{game}}}:snap")) {
                     Some(true) => split.0.push(h.bot),
-                    Some(false) => split.1.push(h.bot),
+                    Some(false) => {
+                        split.1.push(h.bot);
+                        if h.seat_urls.borrow().iter().all(|u| *u == 0) {
+                            split.2.push(h.bot);
+                        }
+                    }
                     None => {}
                 }
             }
@@ -408,10 +415,10 @@ pub async fn run(ctx: &Ctx, topology: Topology) -> Report {
         };
         fault_figures(&mut report, &world, t, ha.route_label(), f.name(), horizon, until);
     }
-    if let Some((shard, others)) = &split {
+    if let Some((shard, others, local)) = &split {
         // Stalls of chaos-1's games (no takeover in them) by shard, up to chaos-2's restart.
         let (t, _) = &timelines[0];
-        for (name, bots) in [("kill_shard", shard), ("kill_other_shards", others)] {
+        for (name, bots) in [("kill_shard", shard), ("kill_other_shards", others), ("kill_other_shards_local", local)] {
             let o = Outage { start: t.start, back: t.start, bots: bots.clone() };
             let mut gaps: Vec<u128> =
                 checks::stalls(&world, &o, restarted_at).iter().flatten().map(|(g, _)| g.as_millis()).collect();
