@@ -190,7 +190,7 @@ const LEASE_EPOCHS_ADOPTED: Metric =
     Metric::counter("rampart_lease_epochs_adopted_total", "Snapshot writes fenced only by a newer epoch of this instance's own lease (a claim or renewal that ran late in a stalled store): the game went on under it.", &[]);
 const RELAY_GAPS: Metric = Metric::counter(
     "rampart_relay_gaps_total",
-    "Gaps in a relayed seat's frames that did not fill within 200 ms (lost to a Pub/Sub gap or a switchover): the frames after it were delivered and the seat's owner was asked for its current frames.",
+    "Gaps in a relayed seat's frames that did not fill within 200 ms, or relayed joins whose frames did not come within 500 ms (lost to a Pub/Sub gap or a switchover): the frames after it were delivered and the seat's owner was asked for its current frames.",
     &[],
 );
 const RELAY_RESENT: Metric = Metric::counter(

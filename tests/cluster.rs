@@ -582,6 +582,46 @@ async fn a_relayed_request_without_a_reply_is_sent_again_and_acted_on_once() {
     assert!(api_b.metric("rampart_relay_resent_total").await >= 1.0);
 }
 
+/// A relayed join that is answered but whose seat's frames never come (lost in a
+/// switchover's moment, with no later frame to show the gap) has the owner asked for them
+/// again. The test plays the owner, `ghost`: it answers the join and sends no frame.
+#[actix_rt::test]
+async fn a_relayed_join_whose_frames_never_come_is_resynced() {
+    let redis = RedisServer::start();
+    let b = named_instance(&redis, "relay-b");
+    let api_b = TestServer::at(b.addr);
+    let game = "0123456789ab";
+    let heard = listen(&redis, "rampart:inbox:ghost").await;
+    let lease = format!("rampart:g:{{{game}}}:lease");
+    for (key, value) in [(lease.as_str(), "ghost 1"), ("rampart:instance:ghost", "1")] {
+        let done: Option<String> = peek::redis_cmd(redis.port(), &["SET", key, value, "PX", "60000"]).await;
+        assert_eq!(done.as_deref(), Some("OK"));
+    }
+    let mut yellow = api_b.socket(game).await;
+    yellow.send(json!({"type": "join", "token": "a-seat-token"})).await;
+    let join = eventually(DEADLINE, "relay-b relayed the join to ghost", || async {
+        heard.lock().expect("heard").iter().find(|w| w["t"] == "join").cloned().ok_or_else(|| "no join yet".to_owned())
+    })
+    .await;
+    assert_eq!(api_b.metric("rampart_relay_gaps_total").await, 0.0);
+    let reply = json!({"t": "reply", "req": join["req"], "reply": {"r": "joined", "result": {"Ok": "yellow"}, "kind": "connect4"}});
+    let published: Option<i64> =
+        peek::redis_cmd(redis.port(), &["PUBLISH", "rampart:inbox:relay-b", &reply.to_string()]).await;
+    assert_eq!(published, Some(1), "relay-b listens");
+    let resync = eventually(DEADLINE, "relay-b asked ghost for the seat's frames", || async {
+        heard
+            .lock()
+            .expect("heard")
+            .iter()
+            .find(|w| w["t"] == "resync")
+            .cloned()
+            .ok_or_else(|| "no resync yet".to_owned())
+    })
+    .await;
+    assert_eq!((&resync["conn"], &resync["from"]), (&join["conn"], &json!("relay-b")), "{resync}");
+    assert_eq!(api_b.metric("rampart_relay_gaps_total").await, 1.0);
+}
+
 #[actix_rt::test]
 async fn fifty_racing_takeovers_leave_one_owner_each_and_lose_no_move() {
     let redis = RedisServer::start();

@@ -127,6 +127,8 @@ struct Relayed {
     lost: Recipient<OwnerLost>,
     /// Its frames' order, as far as delivered.
     order: Ordered,
+    /// How many frames were delivered to it.
+    delivered: u64,
 }
 
 /// A request waiting for its reply. Pub/Sub may lose the request or its reply (a gap in a
@@ -143,6 +145,8 @@ struct Pending {
     wait: Duration,
     /// Its deadline: not sent again after it.
     until: Instant,
+    /// A join: how many frames its socket had been delivered when it was sent.
+    frames_before: Option<u64>,
 }
 
 /// How long a request waits for its reply before it is sent again (a relayed move is
@@ -154,6 +158,11 @@ const RESEND_MAX: Duration = Duration::from_secs(2);
 
 /// How often the unanswered requests are looked at.
 const RESEND_CHECK: Duration = Duration::from_millis(100);
+
+/// How long after a relayed join's answer its seat's first frame may take before the
+/// owner is asked for the seat's frames again (the game sends its state on every join;
+/// lost in a switchover's moment with nothing after it, no gap would ever show).
+const FIRST_FRAME_WITHIN: Duration = Duration::from_millis(500);
 
 /// The first request number of this process: its start time in microseconds since the
 /// epoch (a process cannot send a request a microsecond, so a restart's numbers are new).
@@ -243,6 +252,7 @@ impl Relay {
         }
         for (to, wire) in again {
             self.metrics.relay_resent();
+            tracing::debug!(to = %to, req = request_id(&wire), "a relayed request had no reply yet; it is sent again");
             self.send(to, wire);
         }
     }
@@ -480,7 +490,12 @@ impl Relay {
         set_request_id(&mut wire, req);
         let (tx, rx) = oneshot::channel();
         let (now, within) = (Instant::now(), msg.within);
+        let frames_before = match &wire {
+            Wire::Join { conn, .. } => Some(self.relayed.get(conn).map_or(0, |r| r.delivered)),
+            _ => None,
+        };
         let pending = Pending {
+            frames_before,
             tx,
             to: msg.to.clone(),
             wire: wire.clone(),
@@ -514,8 +529,10 @@ impl Handler<RegisterConn> for Relay {
     type Result = ();
     fn handle(&mut self, msg: RegisterConn, ctx: &mut Context<Self>) {
         self.guarded(ctx, |act, _| {
-            act.relayed
-                .insert(msg.conn.0, Relayed { to: msg.to, owner: msg.owner, lost: msg.lost, order: Ordered::default() })
+            act.relayed.insert(
+                msg.conn.0,
+                Relayed { to: msg.to, owner: msg.owner, lost: msg.lost, order: Ordered::default(), delivered: 0 },
+            )
         });
     }
 }
@@ -600,6 +617,11 @@ impl Relay {
             Incoming::Lobby(change) => (self.lobby)(&change),
             Incoming::Inbox(Wire::Reply { req, reply }) => {
                 if let Some(pending) = self.pending.remove(&req) {
+                    if let (Wire::Join { conn, .. }, Reply::Joined { result: Ok(_), .. }, Some(before)) =
+                        (&pending.wire, &reply, pending.frames_before)
+                    {
+                        self.expect_frames(ctx, *conn, pending.to.clone(), before);
+                    }
                     let _ = pending.tx.send(reply);
                 }
             }

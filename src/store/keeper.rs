@@ -24,20 +24,23 @@
 //! batch never waits on a failing shard, so the other shards' games go on at full speed.
 //! Each part goes through its shard's breaker ([`Guarded::for_game`], docs/DESIGN.md D19):
 //! a part its open breaker refuses goes to the retry lane too, which is then its probe.
+//! Each shard's part is in flight on its own: a shard whose write hangs until the command
+//! timeout (its primary was just killed) delays its own games' next writes only.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::stream::{FuturesUnordered, StreamExt as _};
 use tokio::sync::{mpsc, watch, Notify};
 
-use crate::breaker::BreakerState;
+use crate::breaker::{BreakerState, CircuitBreaker};
 use crate::ids::GameId;
 use crate::store::directory::Tenure;
 use crate::store::snapshot::{Snapshot, SnapshotStore, WriteOutcome};
 use crate::store::{Guarded, StoreError};
 
-/// Most snapshots written in one batch.
+/// Most snapshots written in one part of a batch (one shard's).
 const BATCH: usize = 256;
 
 /// How often pending snapshots are retried while the store fails and the breaker lets
@@ -52,11 +55,33 @@ const PROBE_SLACK: Duration = Duration::from_millis(5);
 /// taken by other callers.
 const HALF_OPEN_RETRY: Duration = Duration::from_millis(20);
 
-/// One snapshot write's outcome, and whether its call went through the whole store's
-/// breaker (not a shard's).
-struct Outcome {
-    written: Result<WriteOutcome, StoreError>,
-    whole_store: bool,
+/// Snapshots written in one call, through one breaker (a shard's, or the whole store's).
+struct Part {
+    guard: Guarded,
+    batch: Vec<(Arc<Snapshot>, Option<Duration>)>,
+}
+
+/// The part in `parts` whose breaker is `guard`'s, added when there is none.
+fn part_of(parts: &mut Vec<Part>, guard: Guarded) -> &mut Part {
+    let at = match parts.iter().position(|p| p.guard.breaker().name() == guard.breaker().name()) {
+        Some(at) => at,
+        None => {
+            parts.push(Part { guard, batch: Vec::new() });
+            parts.len() - 1
+        }
+    };
+    &mut parts[at]
+}
+
+/// How long a part whose whole-store call failed waits before the next: until the breaker
+/// lets a probe through (its retry is then the probe), a moment when every probe slot is
+/// taken, else [`RETRY_EVERY`].
+fn rest(breaker: &CircuitBreaker) -> Duration {
+    match breaker.open_remaining() {
+        Some(left) => left + PROBE_SLACK,
+        None if breaker.state() == BreakerState::HalfOpen => HALF_OPEN_RETRY,
+        None => RETRY_EVERY,
+    }
 }
 
 /// A write refused by the fence: the game's epoch moved past the snapshot's.
@@ -272,9 +297,14 @@ impl SnapshotKeeper {
             if batch.is_empty() {
                 continue;
             }
-            for (i, outcome) in self.write_by_guard(&batch).await.into_iter().enumerate() {
-                let snapshot = &batch[i].0;
-                let Ok(outcome) = outcome.written else { continue };
+            let mut parts: Vec<Part> = Vec::new();
+            for (snapshot, ttl) in batch {
+                part_of(&mut parts, self.guard.for_game(&snapshot.game_id)).batch.push((snapshot, ttl));
+            }
+            let written = futures_util::future::join_all(parts.iter().map(|part| self.call_part(part))).await;
+            let outcomes = parts.iter().zip(written).flat_map(|(part, outcomes)| part.batch.iter().zip(outcomes));
+            for ((snapshot, _), outcome) in outcomes {
+                let Ok(outcome) = outcome else { continue };
                 {
                     let mut state = self.lock();
                     state.retrying.remove(&snapshot.game_id);
@@ -289,68 +319,111 @@ impl SnapshotKeeper {
         }
     }
 
-    /// The batches: what is pending, a batch at a time.
+    /// The batches: what is pending, in one part per shard (its breaker; the whole store's
+    /// outside a Redis Cluster), each shard with one part in flight at a time and the
+    /// shards' parts in flight together: a shard whose write hangs until its command
+    /// timeout (its primary just died) holds back its own games only, and the other
+    /// shards' next writes go out as soon as their own last one is answered.
     async fn write_pending(self: Arc<Self>) {
+        let mut writing = FuturesUnordered::new();
+        // Shards with a part in flight, and shards resting after their call failed: until
+        // their breaker lets a probe through (a new snapshot does not end the rest: the
+        // call would only be refused).
+        let mut busy: HashSet<String> = HashSet::new();
+        let mut resting: HashMap<String, tokio::time::Instant> = HashMap::new();
         loop {
-            if self.lock().pending.is_empty() {
-                let _ = tokio::time::timeout(RETRY_EVERY, self.wake.notified()).await;
-                continue;
+            let now = tokio::time::Instant::now();
+            resting.retain(|_, until| *until > now);
+            let skip: HashSet<String> = busy.iter().chain(resting.keys()).cloned().collect();
+            for part in self.take_parts(&skip) {
+                let name = part.guard.breaker().name().to_owned();
+                busy.insert(name.clone());
+                let keeper = &self;
+                writing.push(async move {
+                    let written = keeper.write_part(&part).await;
+                    (name, part.guard, written)
+                });
             }
-            if !self.write_batch().await {
-                // The store failed or the breaker is open: try again when it would let a
-                // probe through (a new snapshot does not wake the writer before that: the
-                // call would only be refused).
-                let breaker = self.guard.breaker();
-                match breaker.open_remaining() {
-                    Some(left) => tokio::time::sleep(left + PROBE_SLACK).await,
-                    // Every probe slot taken by other callers: one of them may close it soon.
-                    None if breaker.state() == BreakerState::HalfOpen => tokio::time::sleep(HALF_OPEN_RETRY).await,
-                    None => {
-                        let _ = tokio::time::timeout(RETRY_EVERY, self.wake.notified()).await;
+            let wake_at = resting.values().min().copied().unwrap_or(now + RETRY_EVERY);
+            tokio::select! {
+                Some((name, guard, written)) = writing.next(), if !writing.is_empty() => {
+                    busy.remove(&name);
+                    if !written {
+                        resting.insert(name, tokio::time::Instant::now() + rest(guard.breaker()));
                     }
                 }
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep_until(wake_at) => {}
             }
         }
     }
 
-    /// Writes one batch of pending snapshots in one call to the store. False when the
-    /// store failed (every snapshot of the batch not forgotten meanwhile is pending again).
-    async fn write_batch(&self) -> bool {
-        let batch: Vec<(Arc<Snapshot>, Option<Duration>)> = {
-            let mut state = self.lock();
-            let ids: Vec<GameId> = state.pending.iter().take(BATCH).cloned().collect();
-            let mut batch = Vec::with_capacity(ids.len());
-            for id in ids {
-                state.pending.remove(&id);
-                if let Some(s) = state.latest.get(&id) {
-                    let ttl = s.ended().then_some(self.finished_ttl);
-                    batch.push((s.clone(), ttl));
-                }
-            }
-            batch
-        };
-        if batch.is_empty() {
-            return true;
+    /// Takes what is pending into parts, one per shard, at most [`BATCH`] snapshots each;
+    /// the games of the shards in `skip` stay pending.
+    fn take_parts(&self, skip: &HashSet<String>) -> Vec<Part> {
+        if !skip.is_empty() && !self.guard.sharded() {
+            return Vec::new(); // the one part is in flight or resting: nothing to look at
         }
-        let outcomes = self.write_by_guard(&batch).await;
-        if outcomes.iter().all(|o| o.whole_store && o.written.is_err()) {
+        let mut state = self.lock();
+        let mut parts: Vec<Part> = Vec::new();
+        let mut taken = Vec::new();
+        for id in &state.pending {
+            let guard = self.guard.for_game(id);
+            if skip.contains(guard.breaker().name()) {
+                continue;
+            }
+            let Some(snapshot) = state.latest.get(id) else {
+                taken.push(id.clone()); // forgotten: nothing to write
+                continue;
+            };
+            let part = part_of(&mut parts, guard);
+            if part.batch.len() < BATCH {
+                part.batch.push((snapshot.clone(), snapshot.ended().then_some(self.finished_ttl)));
+                taken.push(id.clone());
+            }
+        }
+        for id in taken {
+            state.pending.remove(&id);
+        }
+        parts.retain(|p| !p.batch.is_empty());
+        parts
+    }
+
+    /// Writes what is pending once, every shard's part at once (shutdown's flush, and the
+    /// tests). False when the whole store failed.
+    async fn write_batch(&self) -> bool {
+        let parts = self.take_parts(&HashSet::new());
+        let written = futures_util::future::join_all(parts.iter().map(|part| self.write_part(part))).await;
+        written.into_iter().all(|w| w)
+    }
+
+    /// Writes one shard's part in one call to the store. False when the whole store failed
+    /// (every snapshot of it not forgotten meanwhile is pending again); a shard's failed
+    /// writes go to the retry lane.
+    async fn write_part(&self, part: &Part) -> bool {
+        let whole_store = part.guard.breaker().name() == self.guard.breaker().name();
+        let outcomes = self.call_part(part).await;
+        if whole_store && outcomes.iter().all(Result::is_err) {
             // Refused by the breaker, failed, or not acknowledged by the replicas: none of
             // it counts as durable; whatever is still the latest stays pending.
             let mut state = self.lock();
-            for (snapshot, _) in &batch {
+            for (snapshot, _) in &part.batch {
                 if !state.forgotten.contains(&snapshot.game_id) {
                     state.pending.insert(snapshot.game_id.clone());
                 }
             }
             drop(state);
-            if let Some(Err(e)) = outcomes.first().map(|o| &o.written) {
-                tracing::debug!(snapshots = batch.len(), "a batch of snapshot writes failed; they stay pending: {e}");
+            if let Some(Err(e)) = outcomes.first() {
+                tracing::debug!(
+                    snapshots = part.batch.len(),
+                    "a batch of snapshot writes failed; they stay pending: {e}"
+                );
             }
             return false;
         }
         let mut failed = Vec::new();
-        for ((snapshot, _), outcome) in batch.iter().zip(outcomes) {
-            match outcome.written {
+        for ((snapshot, _), outcome) in part.batch.iter().zip(outcomes) {
+            match outcome {
                 Ok(outcome) => self.written(snapshot, outcome),
                 Err(e) => failed.push((snapshot.game_id.clone(), e)),
             }
@@ -371,48 +444,17 @@ impl SnapshotKeeper {
         true
     }
 
-    /// Writes a batch through the breakers its games' calls go through: one call, or in a
-    /// Redis Cluster one per shard (each through its own breaker, all at once, so an open
-    /// one refuses only its own shard's games). Answers each snapshot's outcome in order.
-    async fn write_by_guard(&self, batch: &[(Arc<Snapshot>, Option<Duration>)]) -> Vec<Outcome> {
-        let mut parts: Vec<(Guarded, Vec<usize>)> = Vec::new();
-        for (i, (snapshot, _)) in batch.iter().enumerate() {
-            let guard = self.guard.for_game(&snapshot.game_id);
-            match parts.iter_mut().find(|(g, _)| g.breaker().name() == guard.breaker().name()) {
-                Some((_, at)) => at.push(i),
-                None => parts.push((guard, vec![i])),
+    /// One part's call through its shard's breaker: each snapshot's outcome, in order.
+    async fn call_part(&self, part: &Part) -> Vec<Result<WriteOutcome, StoreError>> {
+        match part.guard.call(self.store.write_all(&part.batch)).await {
+            Ok(mut outcomes) => {
+                outcomes.resize_with(part.batch.len(), || {
+                    Err(StoreError::Backend("the store answered fewer writes than it was given".to_owned()))
+                });
+                outcomes
             }
+            Err(e) => part.batch.iter().map(|_| Err(e.clone())).collect(),
         }
-        let whole = self.guard.breaker().name().to_owned();
-        let written = futures_util::future::join_all(parts.iter().map(|(guard, at)| {
-            let part: Vec<(Arc<Snapshot>, Option<Duration>)> = at.iter().map(|i| batch[*i].clone()).collect();
-            async move { guard.call(self.store.write_all(&part)).await }
-        }))
-        .await;
-        let mut out: Vec<Option<Outcome>> = (0..batch.len()).map(|_| None).collect();
-        for ((guard, at), written) in parts.iter().zip(written) {
-            let whole_store = guard.breaker().name() == whole;
-            match written {
-                Ok(outcomes) => {
-                    for (i, written) in at.iter().zip(outcomes) {
-                        out[*i] = Some(Outcome { written, whole_store });
-                    }
-                }
-                Err(e) => {
-                    for i in at {
-                        out[*i] = Some(Outcome { written: Err(e.clone()), whole_store });
-                    }
-                }
-            }
-        }
-        out.into_iter()
-            .map(|o| {
-                o.unwrap_or(Outcome {
-                    written: Err(StoreError::Backend("the store answered fewer writes than it was given".to_owned())),
-                    whole_store: true,
-                })
-            })
-            .collect()
     }
 
     /// Records one write's outcome: durable (written, or the store already holds it or a
@@ -634,6 +676,91 @@ mod tests {
         }
         assert_eq!(store.read(&sick).await.unwrap().unwrap().version, 2);
         assert_eq!(keeper.pending(), 0);
+    }
+
+    /// A store of two shards whose writes to the first hang until `release` (its primary
+    /// died: the call waits for the command timeout).
+    struct Hanging {
+        inner: MemorySnapshots,
+        in_first: HashSet<GameId>,
+        release: Notify,
+    }
+
+    impl SnapshotStore for Hanging {
+        fn write<'a>(
+            &'a self,
+            snapshot: &'a Snapshot,
+            ttl: Option<Duration>,
+        ) -> crate::store::StoreFuture<'a, WriteOutcome> {
+            self.inner.write(snapshot, ttl)
+        }
+        fn write_all<'a>(
+            &'a self,
+            batch: &'a [(Arc<Snapshot>, Option<Duration>)],
+        ) -> crate::store::StoreFuture<'a, Vec<Result<WriteOutcome, StoreError>>> {
+            Box::pin(async move {
+                if batch.iter().any(|(s, _)| self.in_first.contains(&s.game_id)) {
+                    self.release.notified().await;
+                }
+                let mut outcomes = Vec::new();
+                for (snapshot, ttl) in batch {
+                    outcomes.push(self.inner.write(snapshot, *ttl).await);
+                }
+                Ok(outcomes)
+            })
+        }
+        fn read<'a>(&'a self, id: &'a GameId) -> crate::store::StoreFuture<'a, Option<Snapshot>> {
+            self.inner.read(id)
+        }
+        fn remove<'a>(&'a self, id: &'a GameId) -> crate::store::StoreFuture<'a, ()> {
+            self.inner.remove(id)
+        }
+    }
+
+    /// Each game's shard breaker: `first` for the games in it, `second` for the others.
+    struct TwoShards {
+        first: CircuitBreaker,
+        second: CircuitBreaker,
+        in_first: HashSet<GameId>,
+    }
+
+    impl crate::store::ShardGuards for TwoShards {
+        fn breaker_for(&self, game: &GameId) -> Option<CircuitBreaker> {
+            Some(if self.in_first.contains(game) { self.first.clone() } else { self.second.clone() })
+        }
+    }
+
+    /// A shard whose write hangs holds back only its own games: the other shard's games
+    /// are written, move after move, while it hangs; its own is written once it answers.
+    #[actix_rt::test]
+    async fn a_shard_whose_write_hangs_holds_back_only_its_own_games() {
+        let (stuck, well) = (GameId::random(), GameId::random());
+        let in_first: HashSet<GameId> = [stuck.clone()].into();
+        let store = Arc::new(Hanging {
+            inner: MemorySnapshots::new(Arc::new(MemoryDirectory::default())),
+            in_first: in_first.clone(),
+            release: Notify::new(),
+        });
+        // The hung write is not cut by the breaker within the test.
+        let config = BreakerConfig { call_timeout_ms: 60_000, ..BreakerConfig::default() };
+        let shards = TwoShards {
+            first: CircuitBreaker::new("database:0-8191", config.clone()),
+            second: CircuitBreaker::new("database:8192-16383", config),
+            in_first,
+        };
+        let guard =
+            Guarded::new(CircuitBreaker::new("database", BreakerConfig::default())).with_shards(Arc::new(shards));
+        let (keeper, _fenced) = SnapshotKeeper::new(store.clone(), guard, Duration::from_secs(60), true);
+        actix_rt::spawn(keeper.clone().run());
+        keeper.publish(snapshot(&stuck, 1, 0));
+        for version in 1..=3 {
+            keeper.publish(snapshot(&well, version, 0));
+            let durable = tokio::time::timeout(Duration::from_secs(5), keeper.when_durable(&well, version)).await;
+            assert_eq!(durable.ok(), Some(true), "version {version} of the well shard's game waited on the hung shard");
+        }
+        assert_eq!(*keeper.durable_watch(&stuck).borrow(), 0, "the hung shard's write has not returned");
+        store.release.notify_one();
+        assert!(tokio::time::timeout(Duration::from_secs(5), keeper.when_durable(&stuck, 1)).await.unwrap());
     }
 
     /// A game created while the store stalled starts under epoch 0; its claim ran later

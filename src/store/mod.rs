@@ -103,6 +103,11 @@ impl Guarded {
         self.for_game(game).call(call).await
     }
 
+    /// Whether a game's calls may go through a breaker of its own shard's.
+    pub fn sharded(&self) -> bool {
+        self.shards.is_some()
+    }
+
     /// The breaker.
     pub fn breaker(&self) -> &CircuitBreaker {
         &self.breaker

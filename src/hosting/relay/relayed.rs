@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use actix::prelude::*;
 
-use super::Relay;
+use super::{Relay, FIRST_FRAME_WITHIN};
 use crate::hosting::messages::ToSession;
 use crate::hosting::relay_order::{Item, Taken, HOLD};
 use crate::hosting::relay_wire::{Order, Wire};
@@ -69,6 +69,23 @@ impl Relay {
         }
     }
 
+    /// A relayed join was answered: the game sent the seat its frames, which come at once.
+    /// None delivered since the join was sent (`before`) within [`FIRST_FRAME_WITHIN`]:
+    /// they were lost (a switchover's moment, with nothing after them to show a gap), and
+    /// the owner is asked for them again; counted as a gap.
+    pub(super) fn expect_frames(&mut self, ctx: &mut Context<Self>, conn: u64, owner: InstanceId, before: u64) {
+        ctx.run_later(FIRST_FRAME_WITHIN, move |act, ctx| {
+            act.guarded(ctx, |act, _| {
+                let Some(relayed) = act.relayed.get(&conn) else { return };
+                if relayed.owner == owner && relayed.delivered == before {
+                    tracing::debug!(conn, owner = %owner, "a relayed join brought no frame; the owner is asked for the seat's frames again");
+                    act.metrics.relay_gap();
+                    act.send(owner, Wire::Resync { from: act.cluster.me.clone(), conn });
+                }
+            });
+        });
+    }
+
     /// Gaps whose timer was lost (the relay restarted meanwhile) are given up here.
     pub(super) fn give_up_overdue_gaps(&mut self) {
         let now = Instant::now();
@@ -86,7 +103,8 @@ impl Relay {
         for item in items {
             match item {
                 Item::Frame(text) => {
-                    if let Some(relayed) = self.relayed.get(&conn) {
+                    if let Some(relayed) = self.relayed.get_mut(&conn) {
+                        relayed.delivered += 1;
                         relayed.to.do_send(ToSession::Frame(SharedFrame::text(&text)));
                     }
                 }
