@@ -28,11 +28,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 mod answers;
 mod owner;
 mod relayed;
+mod requests;
+
+use requests::{first_request_number, Pending, FIRST_FRAME_WITHIN, RESEND_CHECK};
 
 use super::relay_subscription::keep_subscribed;
 use crate::cluster::Cluster;
@@ -41,7 +44,7 @@ use crate::hosting::messages::{Leave, ToSession};
 use crate::hosting::registry::Registry;
 use crate::hosting::relay_order::{Item, Ordered};
 use crate::hosting::relay_proxy::{RemoteSession, StopProxy};
-use crate::hosting::relay_wire::{request_id, set_request_id, Reply, Wire};
+use crate::hosting::relay_wire::{request_id, Reply, Wire};
 use crate::ids::{ConnId, GameId, InstanceId, TokenHash};
 use crate::metrics::Metrics;
 use crate::protocol::{ErrorBody, ErrorCode};
@@ -131,45 +134,6 @@ struct Relayed {
     delivered: u64,
 }
 
-/// A request waiting for its reply. Pub/Sub may lose the request or its reply (a gap in a
-/// subscription, a switchover), so a request not answered within [`RESEND_FIRST`] is sent
-/// again, the wait doubling up to [`RESEND_MAX`], until its deadline; the owner acts on it
-/// once and answers every copy ([`answers::Answers`]).
-struct Pending {
-    tx: oneshot::Sender<Reply>,
-    to: InstanceId,
-    wire: Wire,
-    /// When it is sent again if still unanswered.
-    resend_at: Instant,
-    /// The wait before that.
-    wait: Duration,
-    /// Its deadline: not sent again after it.
-    until: Instant,
-    /// A join: how many frames its socket had been delivered when it was sent.
-    frames_before: Option<u64>,
-}
-
-/// How long a request waits for its reply before it is sent again (a relayed move is
-/// answered in milliseconds; a game that is busy answers the copies when it answers).
-const RESEND_FIRST: Duration = Duration::from_millis(300);
-
-/// The longest wait between two copies of a request.
-const RESEND_MAX: Duration = Duration::from_secs(2);
-
-/// How often the unanswered requests are looked at.
-const RESEND_CHECK: Duration = Duration::from_millis(100);
-
-/// How long after a relayed join's answer its seat's first frame may take before the
-/// owner is asked for the seat's frames again (the game sends its state on every join;
-/// lost in a switchover's moment with nothing after it, no gap would ever show).
-const FIRST_FRAME_WITHIN: Duration = Duration::from_millis(500);
-
-/// The first request number of this process: its start time in microseconds since the
-/// epoch (a process cannot send a request a microsecond, so a restart's numbers are new).
-fn first_request_number() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_micros() as u64).max(1)
-}
-
 /// This instance's relay.
 pub struct Relay {
     cluster: Arc<Cluster>,
@@ -236,25 +200,6 @@ impl Relay {
     fn reply(&mut self, to: InstanceId, req: u64, reply: Reply) {
         self.answers.answered(&to, req, &reply);
         self.send(to, Wire::Reply { req, reply });
-    }
-
-    /// Sends again the requests that have had no reply for a while and are not yet due
-    /// ([`Pending`]).
-    fn resend_unanswered(&mut self) {
-        let now = Instant::now();
-        let mut again = Vec::new();
-        for pending in self.pending.values_mut() {
-            if now >= pending.resend_at && now < pending.until {
-                pending.wait = (pending.wait * 2).min(RESEND_MAX);
-                pending.resend_at = now + pending.wait;
-                again.push((pending.to.clone(), pending.wire.clone()));
-            }
-        }
-        for (to, wire) in again {
-            self.metrics.relay_resent();
-            tracing::debug!(to = %to, req = request_id(&wire), "a relayed request had no reply yet; it is sent again");
-            self.send(to, wire);
-        }
     }
 
     /// The publisher: drains the queue in order, a pipeline per batch (in a Redis Cluster,
@@ -479,42 +424,6 @@ impl Handler<Request> for Relay {
                     .with("retry_after_ms", 500))
             }),
         }
-    }
-}
-
-impl Relay {
-    fn request(&mut self, msg: Request) -> ResponseFuture<Result<Reply, ErrorBody>> {
-        let req = self.next_req;
-        self.next_req += 1;
-        let mut wire = msg.wire;
-        set_request_id(&mut wire, req);
-        let (tx, rx) = oneshot::channel();
-        let (now, within) = (Instant::now(), msg.within);
-        let frames_before = match &wire {
-            Wire::Join { conn, .. } => Some(self.relayed.get(conn).map_or(0, |r| r.delivered)),
-            _ => None,
-        };
-        let pending = Pending {
-            frames_before,
-            tx,
-            to: msg.to.clone(),
-            wire: wire.clone(),
-            resend_at: now + RESEND_FIRST,
-            wait: RESEND_FIRST,
-            until: now + within,
-        };
-        self.pending.insert(req, pending);
-        self.send(msg.to, wire);
-        Box::pin(async move {
-            match tokio::time::timeout(within, rx).await {
-                Ok(Ok(reply)) => Ok(reply),
-                _ => Err(ErrorBody::new(
-                    ErrorCode::GameRestarting,
-                    "the server that runs this game did not answer; it is being recovered, retry shortly",
-                )
-                .with("retry_after_ms", 500)),
-            }
-        })
     }
 }
 
